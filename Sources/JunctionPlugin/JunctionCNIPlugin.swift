@@ -1,0 +1,61 @@
+import CNIKit
+import Logging
+
+/// The `junction` plugin: routes each call to the configured mode.
+public struct JunctionCNIPlugin: CNIPlugin {
+  let environment: [String: String]
+  let logger: Logger
+
+  /// Logging goes to the configuration's `logFile` at its `logLevel`; without one, only
+  /// errors reach stderr. stdout is reserved for the protocol.
+  public init(config: JunctionConfig, environment: [String: String]) {
+    self.environment = environment
+    let level = Logger.Level(config.logLevel)
+    let path = config.logFile
+    var logger = Logger(label: "junction-cni") { _ in
+      if let path, let handler = FileLogHandler(path: path, level: level) { return handler }
+      return FileLogHandler(stderrAt: .error)
+    }
+    logger[metadataKey: "network"] = "\(config.name)"
+    if let id = environment["CNI_CONTAINERID"] { logger[metadataKey: "container"] = "\(id)" }
+    if let command = environment["CNI_COMMAND"] { logger[metadataKey: "command"] = "\(command)" }
+    self.logger = logger
+  }
+
+  private var native: NativeMode { NativeMode(environment: environment, logger: logger) }
+
+  /// Chained mode belongs to a later release; until then it is refused up front, before
+  /// anything is created.
+  private func requireNative(_ config: JunctionConfig) throws(CNIError) {
+    guard config.mode == .native else {
+      throw CNIError(
+        .unsupportedField, "unsupported field \"mode\": \"\(config.mode.rawValue)\"",
+        details: "this version of Junction implements native mode only")
+    }
+  }
+
+  public func add(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) -> CNIResult {
+    try requireNative(config)
+    return try native.add(request, config)
+  }
+
+  public func del(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
+    try requireNative(config)
+    try native.del(request, config)
+  }
+
+  public func check(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
+    try requireNative(config)
+    try native.check(request, config)
+  }
+
+  public func gc(_ request: CNIRequest, _ config: JunctionConfig, valid: [Attachment]) throws(CNIError) {
+    try requireNative(config)
+    try native.gc(request, config, valid: valid)
+  }
+
+  public func status(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
+    try requireNative(config)
+    try native.status(request, config)
+  }
+}

@@ -1,0 +1,322 @@
+import CNIKit
+import Logging
+import NetKit
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Native-routing mode: Junction makes the pod's network itself. IPAM is delegated; the
+/// veth pair, addresses, neighbour entries, routes and sysctls are Junction's.
+struct NativeMode {
+  let environment: [String: String]
+  let logger: Logger
+
+  // MARK: - ADD
+
+  func add(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) -> CNIResult {
+    let netns = try openPodNamespace(request.netns)
+    let podSocket = try netlink { () throws(NetKitError) in try RouteSocket(in: netns) }
+    let hostSocket = try netlink { () throws(NetKitError) in try RouteSocket() }
+    if try netlink({ () throws(NetKitError) in try podSocket.link(named: request.ifname) }) != nil {
+      throw CNIError(
+        .interfaceExists, "interface \(request.ifname) already exists in \(request.netns)",
+        details: "the runtime must DEL the attachment before adding it again")
+    }
+    let hostName = HostInterface.name(for: request.attachment)
+    let alias = HostInterface.alias(network: config.name, attachment: request.attachment)
+    try removeLeftover(hostName: hostName, alias: alias, socket: hostSocket)
+
+    let ipam = try DelegatedPlugin.require(
+      config.ipamType ?? "", in: request.path, environment: environment)
+    let allocation = try ipam.add(config)
+    logger.debug("IPAM allocated", metadata: ["ips": "\(allocation.ips.map(\.address))"])
+
+    var undo = UndoStack(logger: logger)
+    undo.push("release IPAM allocation") { () throws(CNIError) in _ = try ipam.call(.del, config) }
+    do {
+      let addressing = try PodAddressing.plan(ipam: allocation, dnsOverride: config.dns)
+      var random = SystemRandomNumberGenerator()
+      let host = VethEnd(name: hostName, mac: .randomLocal(using: &random), mtu: config.mtu)
+      let pod = VethEnd(name: request.ifname, mac: .randomLocal(using: &random), mtu: config.mtu)
+
+      try netlink { () throws(NetKitError) in
+        try hostSocket.createVeth(host: host, peer: pod, peerNamespace: netns)
+      }
+      undo.push("delete \(hostName)") { () throws(CNIError) in
+        try netlink { () throws(NetKitError) in
+          if let link = try hostSocket.link(named: hostName) { try hostSocket.deleteLink(index: link.index) }
+        }
+      }
+      try netlink { () throws(NetKitError) in
+        guard let hostLink = try hostSocket.link(named: hostName) else {
+          throw .notFound("host interface \(hostName) right after creating it")
+        }
+        guard let podLink = try podSocket.link(named: request.ifname) else {
+          throw .notFound("\(request.ifname) in \(request.netns) right after creating it")
+        }
+        try hostSocket.setAlias(index: hostLink.index, alias)
+        try enableForwarding(for: addressing)
+        try configurePod(podSocket, index: podLink.index, addressing: addressing, hostMAC: host.mac)
+        try configureHost(hostSocket, index: hostLink.index, addressing: addressing, podMAC: pod.mac)
+      }
+      logger.info(
+        "pod attached",
+        metadata: ["host": "\(hostName)", "ips": "\(addressing.families.flatMap(\.addresses))"])
+      return addressing.result(
+        host: CNIResult.Interface(name: hostName, mac: host.mac.description, mtu: config.mtu),
+        pod: CNIResult.Interface(
+          name: request.ifname, mac: pod.mac.description, mtu: config.mtu, sandbox: request.netns))
+    } catch {
+      undo.unwind()
+      throw error
+    }
+  }
+
+  /// A host link under our derived name: a leftover of an earlier ADD of this very
+  /// attachment is removed; anybody else's is a conflict we refuse to touch.
+  private func removeLeftover(hostName: String, alias: String, socket: RouteSocket) throws(CNIError) {
+    guard let existing = try netlink({ () throws(NetKitError) in try socket.link(named: hostName) }) else {
+      return
+    }
+    guard existing.alias == alias else {
+      throw CNIError(
+        .hostInterfaceConflict, "host interface \(hostName) already exists and is not this attachment's",
+        details: "its alias is \"\(existing.alias ?? "")\", expected \"\(alias)\"")
+    }
+    logger.warning("removing a leftover host interface of this attachment", metadata: ["host": "\(hostName)"])
+    try netlink { () throws(NetKitError) in _ = try socket.deleteLink(index: existing.index) }
+  }
+
+  private func enableForwarding(for addressing: PodAddressing) throws(NetKitError) {
+    if addressing.ipv4 != nil { try Sysctl.set("net/ipv4/ip_forward", "1") }
+    if addressing.ipv6 != nil { try Sysctl.set("net/ipv6/conf/all/forwarding", "1") }
+  }
+
+  /// Inside the pod: loopback up (`ctr run --cni` does not run the loopback plugin),
+  /// host addresses, the gateway as a permanent neighbour at the host veth's MAC, a
+  /// link-scoped route to it, and the routes through it.
+  private func configurePod(
+    _ socket: RouteSocket, index: Int32, addressing: PodAddressing, hostMAC: MACAddress
+  ) throws(NetKitError) {
+    if let loopback = try socket.link(named: "lo"), !loopback.isUp {
+      try socket.setUp(index: loopback.index)
+    }
+    for family in addressing.families {
+      for address in family.addresses { try socket.addAddress(address, index: index) }
+      try socket.addPermanentNeighbor(family.gateway, mac: hostMAC, index: index)
+      try socket.addRoute(
+        IPPrefix(address: family.gateway, length: family.gateway.hostPrefixLength)!, index: index,
+        linkScope: true)
+      for route in family.routes {
+        try socket.addRoute(route.dst, gateway: route.gw, index: index)
+      }
+    }
+  }
+
+  /// On the node: each pod address routed to the veth, with the pod's MAC known up front.
+  private func configureHost(
+    _ socket: RouteSocket, index: Int32, addressing: PodAddressing, podMAC: MACAddress
+  ) throws(NetKitError) {
+    for family in addressing.families {
+      for address in family.addresses {
+        try socket.addPermanentNeighbor(address.address, mac: podMAC, index: index)
+        try socket.addRoute(address, index: index, linkScope: true)
+      }
+    }
+  }
+
+  // MARK: - DEL
+
+  /// Never fails on what is already gone: a missing netns, link or allocation is success.
+  /// IPAM is released even when the links cannot be found.
+  func del(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
+    let hostName = HostInterface.name(for: request.attachment)
+    let alias = HostInterface.alias(network: config.name, attachment: request.attachment)
+    var linkFailure: CNIError?
+    do {
+      try deleteLinks(request, hostName: hostName, alias: alias)
+    } catch {
+      linkFailure = error
+    }
+    if let ipam = DelegatedPlugin.find(config.ipamType ?? "", in: request.path, environment: environment) {
+      _ = try ipam.call(.del, config)
+    } else {
+      logger.warning("IPAM plugin not found; its allocation is not released", metadata: ["ipam": "\(config.ipamType ?? "")"])
+    }
+    if let linkFailure { throw linkFailure }
+    logger.info("pod detached", metadata: ["host": "\(hostName)"])
+  }
+
+  private func deleteLinks(_ request: CNIRequest, hostName: String, alias: String) throws(CNIError) {
+    let hostSocket = try netlink { () throws(NetKitError) in try RouteSocket() }
+    if let host = try netlink({ () throws(NetKitError) in try hostSocket.link(named: hostName) }) {
+      guard host.alias == alias else {
+        logger.warning("host interface is not this attachment's; left alone", metadata: ["host": "\(hostName)"])
+        return
+      }
+      // Deleting one end of a veth deletes the other, in the pod, too.
+      try netlink { () throws(NetKitError) in _ = try hostSocket.deleteLink(index: host.index) }
+      return
+    }
+    // No host side: a pod end can still linger if a link was moved or renamed by hand.
+    guard !request.netns.isEmpty, let netns = try? NetworkNamespace.open(request.netns) else { return }
+    try netlink { () throws(NetKitError) in
+      let podSocket = try RouteSocket(in: netns)
+      if let pod = try podSocket.link(named: request.ifname), pod.kind == "veth" {
+        try podSocket.deleteLink(index: pod.index)
+      }
+    }
+  }
+
+  // MARK: - CHECK
+
+  func check(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
+    guard let expected = config.prevResult else {
+      throw CNIError(.invalidConfig, "field \"prevResult\" is required for CHECK")
+    }
+    let netns = try openPodNamespace(request.netns)
+    let ipam = try DelegatedPlugin.require(config.ipamType ?? "", in: request.path, environment: environment)
+    _ = try ipam.call(.check, config)
+
+    let hostName = HostInterface.name(for: request.attachment)
+    let observed = try netlink { () throws(NetKitError) in
+      let podSocket = try RouteSocket(in: netns)
+      let hostSocket = try RouteSocket()
+      let podLink = try podSocket.link(named: request.ifname)
+      return ObservedAttachment(
+        podLink: podLink,
+        podAddresses: try podLink.map { link throws(NetKitError) in try podSocket.addresses(index: link.index) } ?? [],
+        podRoutes: try podSocket.routes(family: AF_INET) + podSocket.routes(family: AF_INET6),
+        hostLink: try hostSocket.link(named: hostName),
+        hostRoutes: try hostSocket.routes(family: AF_INET) + hostSocket.routes(family: AF_INET6))
+    }
+    let problems = CheckComparison.differences(
+      expected: expected, request: request, hostName: hostName,
+      hostAlias: HostInterface.alias(network: config.name, attachment: request.attachment),
+      observed: observed)
+    guard problems.isEmpty else {
+      throw CNIError(
+        .checkMismatch,
+        "CHECK found \(problems.count) difference\(problems.count == 1 ? "" : "s") from prevResult",
+        details: problems.joined(separator: "; "))
+    }
+  }
+
+  // MARK: - GC
+
+  /// Removes every host veth of this network whose attachment is not in `valid`, releases
+  /// its IPAM allocation, then passes GC on to IPAM when it speaks 1.1.0. Keeps going past
+  /// failures and reports them all at the end, as the spec asks.
+  func gc(_ request: CNIRequest, _ config: JunctionConfig, valid: [Attachment]) throws(CNIError) {
+    let keep = Set(valid)
+    var failures: [String] = []
+    let ipam = DelegatedPlugin.find(config.ipamType ?? "", in: request.path, environment: environment)
+    let hostSocket = try netlink { () throws(NetKitError) in try RouteSocket() }
+    let links = try netlink { () throws(NetKitError) in try hostSocket.links() }
+    for link in links {
+      guard let owner = link.alias.flatMap(HostInterface.parseAlias), owner.network == config.name,
+        !keep.contains(owner.attachment)
+      else { continue }
+      logger.info(
+        "GC removes a stale attachment",
+        metadata: ["host": "\(link.name)", "container": "\(owner.attachment.containerID)"])
+      do {
+        try netlink { () throws(NetKitError) in _ = try hostSocket.deleteLink(index: link.index) }
+        _ = try ipam?.call(
+          .del, config,
+          overrides: [
+            "CNI_CONTAINERID": owner.attachment.containerID, "CNI_IFNAME": owner.attachment.ifname,
+            "CNI_NETNS": "",
+          ])
+      } catch {
+        failures.append("\(link.name): \(error.msg)")
+      }
+    }
+    if let ipam, let versions = try? ipam.supportedVersions(asking: config.cniVersion),
+      versions.contains(CNIVersion.v1_1_0.description)
+    {
+      do { _ = try ipam.call(.gc, config) } catch { failures.append(error.msg) }
+    }
+    guard failures.isEmpty else {
+      throw CNIError(
+        .internalFailure, "GC could not remove \(failures.count) stale resource(s)",
+        details: failures.joined(separator: "; "))
+    }
+  }
+
+  // MARK: - STATUS
+
+  /// Ready when the IPAM plugin is installed, and, when it speaks 1.1.0, says it is ready.
+  func status(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
+    guard
+      let ipam = DelegatedPlugin.find(config.ipamType ?? "", in: request.path, environment: environment)
+    else {
+      throw CNIError(
+        .pluginNotAvailable, "IPAM plugin \"\(config.ipamType ?? "")\" not found on CNI_PATH",
+        details: "searched: " + request.path.joined(separator: ":"))
+    }
+    let versions = try ipam.supportedVersions(asking: config.cniVersion)
+    if versions.contains(CNIVersion.v1_1_0.description) {
+      do {
+        _ = try ipam.call(.status, config)
+      } catch {
+        throw CNIError(.pluginNotAvailable, error.msg, details: error.details)
+      }
+    }
+  }
+
+  // MARK: - Shared
+
+  /// Opens CNI_NETNS for ADD and CHECK: a path that is not there means the container is
+  /// gone (code 3); a file that is not a namespace, or our own namespace, is a bad
+  /// CNI_NETNS (code 4) — the latter would wire the pod's routes into the node itself.
+  private func openPodNamespace(_ path: String) throws(CNIError) -> NetworkNamespace {
+    let netns: NetworkNamespace
+    do {
+      netns = try NetworkNamespace.open(path)
+    } catch .notFound {
+      throw CNIError(.containerUnknown, "CNI_NETNS \(path) does not exist")
+    } catch .notANamespace {
+      throw CNIError(.invalidEnvironment, "CNI_NETNS \(path) is not a network namespace")
+    } catch {
+      throw CNIError(.invalidEnvironment, "CNI_NETNS: \(error)")
+    }
+    if let own = try? NetworkNamespace.current(), own.isSame(as: netns) {
+      throw CNIError(
+        .invalidEnvironment, "CNI_NETNS \(path) is the plugin's own network namespace, not a pod's")
+    }
+    return netns
+  }
+}
+
+/// Runs kernel work and reports a failure as a CNI error naming the operation.
+func netlink<T>(_ body: () throws(NetKitError) -> T) throws(CNIError) -> T {
+  do {
+    return try body()
+  } catch {
+    throw CNIError(.netlinkFailure, error.description)
+  }
+}
+
+/// What ADD has done so far, undone in reverse when a later step fails.
+struct UndoStack {
+  let logger: Logger
+  private var steps: [(String, () throws(CNIError) -> Void)] = []
+
+  init(logger: Logger) { self.logger = logger }
+
+  mutating func push(_ what: String, _ step: @escaping () throws(CNIError) -> Void) {
+    steps.append((what, step))
+  }
+
+  func unwind() {
+    for (what, step) in steps.reversed() {
+      do {
+        try step()
+      } catch {
+        logger.error("cleanup after a failed ADD did not complete", metadata: ["step": "\(what)", "error": "\(error.msg)"])
+      }
+    }
+  }
+}
