@@ -34,28 +34,50 @@ public struct JunctionCNIPlugin: CNIPlugin {
     }
   }
 
+  /// Runs one command and logs its failure, so the log file tells the whole story even
+  /// when the runtime only keeps the error's message.
+  private func logged<T>(_ body: () throws(CNIError) -> T) throws(CNIError) -> T {
+    do {
+      return try body()
+    } catch {
+      logger.error(
+        "\(error.msg)", metadata: ["code": "\(error.code)", "details": "\(error.details)"])
+      throw error
+    }
+  }
+
   public func add(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) -> CNIResult {
-    try requireNative(config)
-    return try native.add(request, config)
+    try logged { () throws(CNIError) in
+      try requireNative(config)
+      return try native.add(request, config)
+    }
   }
 
   public func del(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
-    try requireNative(config)
-    try native.del(request, config)
+    try logged { () throws(CNIError) in
+      try requireNative(config)
+      try native.del(request, config)
+    }
   }
 
   public func check(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
-    try requireNative(config)
-    try native.check(request, config)
+    try logged { () throws(CNIError) in
+      try requireNative(config)
+      try native.check(request, config)
+    }
   }
 
   public func gc(_ request: CNIRequest, _ config: JunctionConfig, valid: [Attachment]) throws(CNIError) {
-    try requireNative(config)
-    try native.gc(request, config, valid: valid)
+    try logged { () throws(CNIError) in
+      try requireNative(config)
+      try native.gc(request, config, valid: valid)
+    }
   }
 
   public func status(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
-    try requireNative(config)
-    try native.status(request, config)
+    try logged { () throws(CNIError) in
+      try requireNative(config)
+      try native.status(request, config)
+    }
   }
 }

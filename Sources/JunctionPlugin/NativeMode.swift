@@ -102,6 +102,7 @@ struct NativeMode {
     if let loopback = try socket.link(named: "lo"), !loopback.isUp {
       try socket.setUp(index: loopback.index)
     }
+    try socket.setUp(index: index)
     for family in addressing.families {
       for address in family.addresses { try socket.addAddress(address, index: index) }
       try socket.addPermanentNeighbor(family.gateway, mac: hostMAC, index: index)
@@ -134,8 +135,9 @@ struct NativeMode {
     let hostName = HostInterface.name(for: request.attachment)
     let alias = HostInterface.alias(network: config.name, attachment: request.attachment)
     var linkFailure: CNIError?
+    var removed = false
     do {
-      try deleteLinks(request, hostName: hostName, alias: alias)
+      removed = try deleteLinks(request, hostName: hostName, alias: alias)
     } catch {
       linkFailure = error
     }
@@ -145,27 +147,28 @@ struct NativeMode {
       logger.warning("IPAM plugin not found; its allocation is not released", metadata: ["ipam": "\(config.ipamType ?? "")"])
     }
     if let linkFailure { throw linkFailure }
-    logger.info("pod detached", metadata: ["host": "\(hostName)"])
+    logger.info(removed ? "pod detached" : "nothing left to detach", metadata: ["host": "\(hostName)"])
   }
 
-  private func deleteLinks(_ request: CNIRequest, hostName: String, alias: String) throws(CNIError) {
+  /// True when a link was deleted.
+  private func deleteLinks(_ request: CNIRequest, hostName: String, alias: String) throws(CNIError)
+    -> Bool
+  {
     let hostSocket = try netlink { () throws(NetKitError) in try RouteSocket() }
     if let host = try netlink({ () throws(NetKitError) in try hostSocket.link(named: hostName) }) {
       guard host.alias == alias else {
         logger.warning("host interface is not this attachment's; left alone", metadata: ["host": "\(hostName)"])
-        return
+        return false
       }
       // Deleting one end of a veth deletes the other, in the pod, too.
-      try netlink { () throws(NetKitError) in _ = try hostSocket.deleteLink(index: host.index) }
-      return
+      return try netlink { () throws(NetKitError) in try hostSocket.deleteLink(index: host.index) }
     }
     // No host side: a pod end can still linger if a link was moved or renamed by hand.
-    guard !request.netns.isEmpty, let netns = try? NetworkNamespace.open(request.netns) else { return }
-    try netlink { () throws(NetKitError) in
+    guard !request.netns.isEmpty, let netns = try? NetworkNamespace.open(request.netns) else { return false }
+    return try netlink { () throws(NetKitError) in
       let podSocket = try RouteSocket(in: netns)
-      if let pod = try podSocket.link(named: request.ifname), pod.kind == "veth" {
-        try podSocket.deleteLink(index: pod.index)
-      }
+      guard let pod = try podSocket.link(named: request.ifname), pod.kind == "veth" else { return false }
+      return try podSocket.deleteLink(index: pod.index)
     }
   }
 

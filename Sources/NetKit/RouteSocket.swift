@@ -95,8 +95,10 @@ public final class RouteSocket {
     return result
   }
 
-  /// Creates a veth pair with both ends up: `host` here, `peer` born directly inside
-  /// `peerNamespace` under its final name, so no half-named link is ever visible there.
+  /// Creates a veth pair: `host` here and up, `peer` born directly inside `peerNamespace`
+  /// under its final name (so no half-named link is ever visible there), still down: the
+  /// kernel opens a new peer before the pair is joined and refuses (ENOTCONN), so the
+  /// caller sets it up afterwards.
   public func createVeth(host: VethEnd, peer: VethEnd, peerNamespace: NetworkNamespace)
     throws(NetKitError)
   {
@@ -106,6 +108,7 @@ public final class RouteSocket {
       throw .system("rtnl_link_veth_get_peer", ENOMEM)
     }
     configure(link, host)
+    rtnl_link_set_flags(link, UInt32(IFF_UP.rawValue))
     configure(peerLink, peer)
     rtnl_link_set_ns_fd(peerLink, peerNamespace.fd)
     rtnl_link_put(peerLink)
@@ -117,7 +120,6 @@ public final class RouteSocket {
   private func configure(_ link: OpaquePointer, _ end: VethEnd) {
     rtnl_link_set_name(link, end.name)
     rtnl_link_set_mtu(link, UInt32(end.mtu))
-    rtnl_link_set_flags(link, UInt32(IFF_UP.rawValue))
     withNLAddress(family: AF_LLC, bytes: end.mac.bytes, prefixLength: 48) { rtnl_link_set_addr(link, $0) }
   }
 
