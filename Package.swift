@@ -27,11 +27,11 @@ let package = Package(
     .systemLibrary(name: "CSystem"),
     .target(name: "CNIKit"),
     .target(name: "NetKit", dependencies: ["CLibnl", "CSystem", "CNIKit"]),
-    .target(name: "BPFKit", dependencies: ["CLibbpf"]),
+    .target(name: "BPFKit", dependencies: ["CLibbpf", "CSystem"]),
     .target(
       name: "JunctionPlugin",
       dependencies: [
-        "CNIKit", "NetKit", "BPFKit", .product(name: "Logging", package: "swift-log"),
+        "CNIKit", "NetKit", .product(name: "Logging", package: "swift-log"),
       ]
     ),
     .executableTarget(
@@ -39,6 +39,7 @@ let package = Package(
       dependencies: ["JunctionPlugin", "CNIKit"]
     ),
     .testTarget(name: "CNIKitTests", dependencies: ["CNIKit"]),
+    .testTarget(name: "BPFKitTests", dependencies: ["BPFKit"]),
     .testTarget(name: "JunctionPluginTests", dependencies: ["JunctionPlugin", "CNIKit"]),
     // Integration tests drive processes from Dispatch queues; Swift 5 mode keeps that
     // plumbing short. They need root and the binaries built first (see install/test.sh).

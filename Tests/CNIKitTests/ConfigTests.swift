@@ -39,7 +39,7 @@ final class ConfigTests: XCTestCase {
   }
 
   func testNonJSONIsCode6() {
-    for text in ["{", "cniVersion: 1.1.0", "{\"cniVersion\": \"1.1.0\",}"] {
+    for text in ["{", "cniVersion: 1.1.0", "{\"cniVersion\": \"1.1.0\" \"name\": \"pods\"}", "\u{FF}"] {
       XCTAssertCNIError(try parse(text: text), code: .decodeFailure, mentioning: ["JSON"])
     }
   }
@@ -99,7 +99,7 @@ final class ConfigTests: XCTestCase {
   }
 
   func testMTUOutOfRangeOrNotANumberIsCode7() {
-    for mtu: JSONValue in [10, 67, 65536, 70000, "1500", 1500.5, true] {
+    for mtu: JSONValue in [10, 67, 65536, 70000, "1500", .number(1500.5), true] {
       XCTAssertCNIError(try parse(config(["mtu": mtu])), code: .invalidConfig, mentioning: ["\"mtu\""])
     }
   }

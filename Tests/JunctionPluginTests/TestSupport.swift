@@ -1,0 +1,42 @@
+import CNIKit
+import XCTest
+
+/// Asserts that `expression` throws a `CNIError` with `code` whose message contains every
+/// string in `mentioning`. Returns the error.
+@discardableResult
+func XCTAssertCNIError<T>(
+  _ expression: @autoclosure () throws(CNIError) -> T, code: CNIErrorCode,
+  mentioning needles: [String] = [], file: StaticString = #filePath, line: UInt = #line
+) -> CNIError? {
+  do {
+    let value = try expression()
+    XCTFail("expected CNI error \(code.rawValue), got \(value)", file: file, line: line)
+    return nil
+  } catch {
+    XCTAssertEqual(
+      error.code, code.rawValue, "wrong code for error \"\(error.msg)\"", file: file, line: line)
+    for needle in needles {
+      XCTAssertTrue(
+        error.msg.contains(needle), "\"\(error.msg)\" does not mention \(needle)", file: file,
+        line: line)
+    }
+    return error
+  }
+}
+
+/// `IPPrefix("...")!` / `IPAddress("...")!` with a readable failure.
+func prefix(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> IPPrefix {
+  guard let value = IPPrefix(text) else {
+    XCTFail("\(text) is not a prefix", file: file, line: line)
+    return IPPrefix.defaultRoute(ipv4: true)
+  }
+  return value
+}
+
+func address(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> IPAddress {
+  guard let value = IPAddress(text) else {
+    XCTFail("\(text) is not an address", file: file, line: line)
+    return IPAddress.any(likeIPv4: true)
+  }
+  return value
+}

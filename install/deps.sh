@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Junction needs, once: `build` for building the
+# binaries, `test` for building and running the tests and the demo (a superset).
+# Idempotent: it runs apt-get only when something is missing.
+#
+#   install/deps.sh [build|test]      default: build
+set -euo pipefail
+
+build_packages=(pkg-config libnl-3-dev libnl-route-3-dev libbpf-dev)
+# containernetworking-plugins: host-local IPAM and the reference ptp/bridge plugins.
+# golang-go + golang-github-appc-cni-dev: the libcni test driver (tools/cnidriver).
+test_packages=(
+  containernetworking-plugins golang-go golang-github-appc-cni-dev
+  iproute2 iputils-ping python3 procps hyperfine jq
+)
+
+case "${1:-build}" in
+  build) wanted=("${build_packages[@]}") ;;
+  test) wanted=("${build_packages[@]}" "${test_packages[@]}") ;;
+  *) echo "usage: install/deps.sh [build|test]" >&2; exit 2 ;;
+esac
+
+missing=()
+for package in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]} == 0)); then
+  echo "deps: all ${#wanted[@]} packages present"
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "deps: missing ${missing[*]}; run as root (apt-get install) or install them yourself" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what building needs, builds Junction in release mode with the Swift standard
+# library linked statically (a node then needs only glibc, libstdc++, libnl and libbpf),
+# and installs the binaries:
+#
+#   junction  -> PREFIX/opt/cni/bin/junction
+#
+#   install/install.sh [--prefix DIR] [--skip-deps]
+#
+# --prefix relocates everything under DIR (tests and the demo use a temporary one);
+# the default is the real system (/). Idempotent: run it again to upgrade in place.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+prefix=""
+skip_deps=false
+while (($#)); do
+  case "$1" in
+    --prefix) prefix="${2:?--prefix needs a directory}"; shift 2 ;;
+    --prefix=*) prefix="${1#--prefix=}"; shift ;;
+    --skip-deps) skip_deps=true; shift ;;
+    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+$skip_deps || "$repo/install/deps.sh" build
+command -v swift >/dev/null || { echo "install.sh: swift is not on PATH (Swift 6 toolchain needed)" >&2; exit 1; }
+
+echo "install: building release binaries"
+swift build --package-path "$repo" -c release --static-swift-stdlib --product junction
+bin="$(swift build --package-path "$repo" -c release --show-bin-path)"
+
+# Copy to a temporary name and rename, so a runtime never executes a half-written plugin.
+install_atomically() {
+  local source="$1" target="$2"
+  mkdir -p "$(dirname "$target")"
+  install -m 0755 "$source" "$target.tmp.$$"
+  mv -f "$target.tmp.$$" "$target"
+  echo "install: $target"
+}
+install_atomically "$bin/junction" "$prefix/opt/cni/bin/junction"
