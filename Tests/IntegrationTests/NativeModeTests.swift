@@ -136,6 +136,21 @@ final class NativeModeTests: XCTestCase {
     XCTAssertEqual(node.reservedAddresses(), [], "the address was not released")
   }
 
+  func testAFailureAfterIPAMReleasesTheAddressAndRemovesTheVeth() throws {
+    // IPAM hands out a route through a gateway the pod cannot reach on-link: the kernel
+    // refuses it after the address is allocated and the veth exists, so everything ADD
+    // did so far must be undone.
+    let node = try makeNode(ipam: ["routes": [["dst": "10.99.0.0/16", "gw": "10.250.0.1"]]])
+    let pod = try node.makePodNamespace()
+    let result = try node.driver("add", pod: pod)
+    XCTAssertEqual(result.status, 1, result.stdout)
+    XCTAssertEqual(result.errorCode, 103, result.stdout)
+    XCTAssertTrue((result.json?["msg"] as? String ?? "").contains("10.99.0.0/16"), result.stdout)
+    XCTAssertEqual(try node.hostLinks(), [], "the veth was left behind")
+    XCTAssertEqual(node.reservedAddresses(), [], "the address was not released")
+    XCTAssertEqual(try node.exec(in: pod, ["ip", "-o", "link", "show", "eth0"]).status, 1)
+  }
+
   func testTwentyConcurrentAddsGetDistinctReachableAddressesAndDeleteCleanly() throws {
     let node = try makeNode()
     let pods = try (0..<20).map { _ in try node.makePodNamespace() }
