@@ -40,7 +40,7 @@ let package = Package(
     ),
     .testTarget(name: "CNIKitTests", dependencies: ["CNIKit"]),
     .testTarget(name: "BPFKitTests", dependencies: ["BPFKit"]),
-    .testTarget(name: "JunctionPluginTests", dependencies: ["JunctionPlugin", "CNIKit"]),
+    .testTarget(name: "JunctionPluginTests", dependencies: ["JunctionPlugin", "CNIKit", "NetKit"]),
     // Integration tests drive processes from Dispatch queues; Swift 5 mode keeps that
     // plumbing short. They need root and the binaries built first (see install/test.sh).
     .testTarget(

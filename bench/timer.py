@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -233,6 +234,10 @@ def summary(args: argparse.Namespace) -> None:
         )
 
 
+def stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -263,6 +268,9 @@ def main() -> None:
         summary(args)
         return
     args.subnets = {"junction": args.junction_subnet_prefix, "ptp": args.ptp_subnet_prefix}
+    # The script stops us with SIGTERM: turn it into an exception, so subprocess.run kills a
+    # plugin that is still running and the finally clause deletes our pod namespaces.
+    signal.signal(signal.SIGTERM, stop)
     try:
         Runner(args).run()
     except BenchmarkAborted as failure:

@@ -54,7 +54,8 @@ public struct CNIRequest: Equatable, Sendable {
     }
     guard let command = CNICommand(rawValue: rawCommand) else {
       throw CNIError(
-        .invalidEnvironment, "CNI_COMMAND \"\(rawCommand)\" is not one of "
+        .invalidEnvironment,
+        "CNI_COMMAND \"\(rawCommand)\" is not one of "
           + CNICommand.allCases.map(\.rawValue).joined(separator: ", "))
     }
     var request = CNIRequest(
@@ -115,7 +116,10 @@ public enum Validate {
     if name.isEmpty { return "is required and must not be empty" }
     if name.utf8.count > 15 { return "\"\(name)\" is longer than 15 bytes" }
     if name == "." || name == ".." { return "must not be \"\(name)\"" }
-    if name.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: ":") || $0 <= 32 }) {
+    // The kernel's dev_valid_name: no '/', ':' or isspace() byte (which includes 0xA0).
+    if name.utf8.contains(where: {
+      $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: ":") || $0 <= 32 || $0 == 0x7F || $0 == 0xA0
+    }) {
       return "\"\(name)\" must not contain '/', ':' or white space"
     }
     return nil

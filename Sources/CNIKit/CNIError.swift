@@ -26,7 +26,10 @@ public struct CNIError: Error, Equatable, Sendable {
 
   /// Reads an error object another plugin (IPAM) printed; nil when the bytes are not one.
   public static func decode(_ bytes: [UInt8]) -> CNIError? {
-    guard let value = try? JSONValue.parse(bytes), case .number(let code)? = value["code"] else {
+    // A code that is not a whole number in range is not an error object we can trust.
+    guard let value = try? JSONValue.parse(bytes), case .number(let code)? = value["code"],
+      code.rounded() == code, code >= 0, code <= Double(Int32.max)
+    else {
       return nil
     }
     return CNIError(

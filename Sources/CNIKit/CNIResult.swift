@@ -114,12 +114,13 @@ public struct CNIResult: Equatable, Sendable {
   /// Reads a result of any supported version: an IPAM plugin's, or `prevResult`.
   public init(json: JSONValue) throws(CNIError) {
     guard let object = json.objectValue else {
-      throw CNIError(.decodeFailure, "result is a JSON \(json.typeName), expected an object")
+      throw CNIError(.decodeFailure, "result is \(json.typeName), expected an object")
     }
     let reader = FieldReader(object: object, path: "result")
     interfaces = try reader.objects("interfaces").map { item throws(CNIError) in
       Interface(
-        name: try item.requiredString("name"), mac: try item.string("mac"), mtu: try item.int("mtu"),
+        name: try item.requiredString("name"), mac: try item.string("mac"),
+        mtu: try item.int("mtu"),
         sandbox: try item.string("sandbox"), socketPath: try item.string("socketPath"),
         pciID: try item.string("pciID"))
     }

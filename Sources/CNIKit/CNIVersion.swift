@@ -4,15 +4,15 @@ public struct CNIVersion: Comparable, Hashable, Sendable, CustomStringConvertibl
   public let minor: Int
   public let patch: Int
 
-  public static let v0_3_0 = CNIVersion(0, 3, 0)
-  public static let v0_3_1 = CNIVersion(0, 3, 1)
-  public static let v0_4_0 = CNIVersion(0, 4, 0)
-  public static let v1_0_0 = CNIVersion(1, 0, 0)
-  public static let v1_1_0 = CNIVersion(1, 1, 0)
+  public static let v030 = CNIVersion(0, 3, 0)
+  public static let v031 = CNIVersion(0, 3, 1)
+  public static let v040 = CNIVersion(0, 4, 0)
+  public static let v100 = CNIVersion(1, 0, 0)
+  public static let v110 = CNIVersion(1, 1, 0)
 
   /// Oldest first. 0.1.0 and 0.2.0 predate multi-IP results and are not offered.
-  public static let supported: [CNIVersion] = [.v0_3_0, .v0_3_1, .v0_4_0, .v1_0_0, .v1_1_0]
-  public static let latest = CNIVersion.v1_1_0
+  public static let supported: [CNIVersion] = [.v030, .v031, .v040, .v100, .v110]
+  public static let latest = CNIVersion.v110
 
   public init(_ major: Int, _ minor: Int, _ patch: Int) {
     self.major = major
@@ -23,7 +23,7 @@ public struct CNIVersion: Comparable, Hashable, Sendable, CustomStringConvertibl
   /// Parses "X.Y.Z"; nil for anything else.
   public init?(_ text: String) {
     let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-    guard parts.count == 3,
+    guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) }),
       let major = Int(parts[0]), let minor = Int(parts[1]), let patch = Int(parts[2]),
       major >= 0, minor >= 0, patch >= 0
     else { return nil }
@@ -36,16 +36,16 @@ public struct CNIVersion: Comparable, Hashable, Sendable, CustomStringConvertibl
   /// CHECK exists from 0.4.0; GC and STATUS from 1.1.0.
   public static func minimum(for command: CNICommand) -> CNIVersion {
     switch command {
-    case .check: .v0_4_0
-    case .gc, .status: .v1_1_0
-    case .add, .del, .version: .v0_3_0
+    case .check: .v040
+    case .gc, .status: .v110
+    case .add, .del, .version: .v030
     }
   }
 
   /// Results before 1.0.0 carry `"version"` on each IP.
-  public var resultHasIPVersionField: Bool { self < .v1_0_0 }
+  public var resultHasIPVersionField: Bool { self < .v100 }
   /// Interface mtu/socketPath/pciID and route mtu/advmss/priority/table/scope are 1.1.0 fields.
-  public var resultHasExtendedFields: Bool { self >= .v1_1_0 }
+  public var resultHasExtendedFields: Bool { self >= .v110 }
 
   public static func < (lhs: CNIVersion, rhs: CNIVersion) -> Bool {
     (lhs.major, lhs.minor, lhs.patch) < (rhs.major, rhs.minor, rhs.patch)
@@ -65,4 +65,8 @@ public struct CNIVersion: Comparable, Hashable, Sendable, CustomStringConvertibl
   public static func negotiate(ceiling: CNIVersion, peer: [String]) -> CNIVersion? {
     peer.compactMap(CNIVersion.init).filter { $0 <= ceiling && $0.isSupported }.max()
   }
+}
+
+extension Character {
+  var isASCIIDigit: Bool { isASCII && isNumber }
 }

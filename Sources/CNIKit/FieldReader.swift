@@ -27,7 +27,7 @@ public struct FieldReader: Sendable {
   public func string(_ key: String) throws(CNIError) -> String? {
     guard let value = present(key) else { return nil }
     guard let text = value.stringValue else {
-      throw fail(key, "must be a string, got a \(value.typeName)")
+      throw fail(key, "must be a string, got \(value.typeName)")
     }
     return text
   }
@@ -44,7 +44,8 @@ public struct FieldReader: Sendable {
     guard case .number(let number) = value, number.rounded() == number,
       abs(number) <= Double(Int32.max)
     else {
-      throw fail(key, "must be a whole number, got \(String(decoding: value.serialized(), as: UTF8.self))")
+      throw fail(
+        key, "must be a whole number, got \(String(decoding: value.serialized(), as: UTF8.self))")
     }
     return Int(number)
   }
@@ -52,7 +53,7 @@ public struct FieldReader: Sendable {
   public func bool(_ key: String) throws(CNIError) -> Bool? {
     guard let value = present(key) else { return nil }
     guard case .bool(let flag) = value else {
-      throw fail(key, "must be true or false, got a \(value.typeName)")
+      throw fail(key, "must be true or false, got \(value.typeName)")
     }
     return flag
   }
@@ -60,12 +61,12 @@ public struct FieldReader: Sendable {
   public func strings(_ key: String) throws(CNIError) -> [String] {
     guard let value = present(key) else { return [] }
     guard let items = value.arrayValue else {
-      throw fail(key, "must be a list of strings, got a \(value.typeName)")
+      throw fail(key, "must be a list of strings, got \(value.typeName)")
     }
     var result: [String] = []
     for (index, item) in items.enumerated() {
       guard let text = item.stringValue else {
-        throw fail("\(key)[\(index)]", "must be a string, got a \(item.typeName)")
+        throw fail("\(key)[\(index)]", "must be a string, got \(item.typeName)")
       }
       result.append(text)
     }
@@ -75,7 +76,7 @@ public struct FieldReader: Sendable {
   public func object(_ key: String) throws(CNIError) -> FieldReader? {
     guard let value = present(key) else { return nil }
     guard let members = value.objectValue else {
-      throw fail(key, "must be an object, got a \(value.typeName)")
+      throw fail(key, "must be an object, got \(value.typeName)")
     }
     return FieldReader(object: members, path: fieldPath(key), code: code)
   }
@@ -83,12 +84,12 @@ public struct FieldReader: Sendable {
   public func objects(_ key: String) throws(CNIError) -> [FieldReader] {
     guard let value = present(key) else { return [] }
     guard let items = value.arrayValue else {
-      throw fail(key, "must be a list, got a \(value.typeName)")
+      throw fail(key, "must be a list, got \(value.typeName)")
     }
     var readers: [FieldReader] = []
     for (index, item) in items.enumerated() {
       guard let members = item.objectValue else {
-        throw fail("\(key)[\(index)]", "must be an object, got a \(item.typeName)")
+        throw fail("\(key)[\(index)]", "must be an object, got \(item.typeName)")
       }
       readers.append(FieldReader(object: members, path: fieldPath("\(key)[\(index)]"), code: code))
     }

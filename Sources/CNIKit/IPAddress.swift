@@ -36,7 +36,8 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
       inet_ntop(family, raw.baseAddress, &buffer, socklen_t(buffer.count))
     }
     guard printed != nil else { return "?" }
-    return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return String(
+      decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
   }
 
   /// The unspecified address of the same family (0.0.0.0 or ::), for default routes.
@@ -59,6 +60,7 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
   public init?(_ text: String) {
     guard let slash = text.firstIndex(of: "/"),
       let address = IPAddress(String(text[..<slash])),
+      text[text.index(after: slash)...].allSatisfy(\.isASCIIDigit),
       let length = Int(text[text.index(after: slash)...])
     else { return nil }
     self.init(address: address, length: length)

@@ -31,15 +31,16 @@ public enum JSONValue: Equatable, Sendable {
     return nil
   }
 
-  /// The JSON type name, for error messages that say what was found instead.
+  /// The JSON type with its article ("a string", "an object"), for error messages that
+  /// say what was found instead.
   public var typeName: String {
     switch self {
     case .null: "null"
-    case .bool: "boolean"
-    case .number: "number"
-    case .string: "string"
-    case .array: "array"
-    case .object: "object"
+    case .bool: "a boolean"
+    case .number: "a number"
+    case .string: "a string"
+    case .array: "an array"
+    case .object: "an object"
     }
   }
 

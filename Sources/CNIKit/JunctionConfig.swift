@@ -54,7 +54,7 @@ public struct JunctionConfig: Sendable {
     }
     guard let object = raw.objectValue else {
       throw CNIError(
-        .decodeFailure, "the network configuration must be a JSON object, got a \(raw.typeName)")
+        .decodeFailure, "the network configuration must be a JSON object, got \(raw.typeName)")
     }
     let reader = FieldReader(object: object, path: "", code: .invalidConfig)
 
@@ -62,7 +62,8 @@ public struct JunctionConfig: Sendable {
     guard let version = CNIVersion(versionText), version.isSupported else {
       throw CNIError(
         .incompatibleVersion, "cniVersion \"\(versionText)\" is not supported",
-        details: "Junction supports " + CNIVersion.supported.map(\.description).joined(separator: ", "))
+        details: "Junction supports "
+          + CNIVersion.supported.map(\.description).joined(separator: ", "))
     }
     let name = try reader.requiredString("name")
     if let problem = Validate.networkName(name) {
@@ -71,7 +72,8 @@ public struct JunctionConfig: Sendable {
     let modeText = try reader.string("mode") ?? Mode.native.rawValue
     guard let mode = Mode(rawValue: modeText) else {
       throw reader.fail(
-        "mode", "must be one of " + Mode.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+        "mode",
+        "must be one of " + Mode.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
           + ", got \"\(modeText)\"")
     }
     let agentSocket = try reader.string("agentSocket") ?? defaultAgentSocket
@@ -89,7 +91,8 @@ public struct JunctionConfig: Sendable {
     let levelText = try reader.string("logLevel") ?? LogLevel.info.rawValue
     guard let logLevel = LogLevel(rawValue: levelText) else {
       throw reader.fail(
-        "logLevel", "must be one of " + LogLevel.allCases.map(\.rawValue).joined(separator: ", ")
+        "logLevel",
+        "must be one of " + LogLevel.allCases.map(\.rawValue).joined(separator: ", ")
           + ", got \"\(levelText)\"")
     }
 
@@ -102,7 +105,8 @@ public struct JunctionConfig: Sendable {
       ipamType = type
     }
     if mode == .native, ipamType == nil, command != .version {
-      throw reader.fail("ipam", "is required in native mode (for example {\"type\": \"host-local\", ...})")
+      throw reader.fail(
+        "ipam", "is required in native mode (for example {\"type\": \"host-local\", ...})")
     }
 
     var dns: CNIResult.DNS?

@@ -44,7 +44,8 @@ public enum CheckComparison {
         problems.append("\(request.ifname) is a \(pod.kind ?? "device without a kind"), not a veth")
       }
       if let mac = podExpected.mac, pod.mac.map(\.description) != mac.lowercased() {
-        problems.append("\(request.ifname) has MAC \(pod.mac?.description ?? "none"), prevResult says \(mac)")
+        problems.append(
+          "\(request.ifname) has MAC \(pod.mac?.description ?? "none"), prevResult says \(mac)")
       }
       if !pod.isUp { problems.append("\(request.ifname) is down") }
       for ip in expected.ips where ip.interface == podIndex {
@@ -73,17 +74,24 @@ public enum CheckComparison {
       return problems
     }
     if host.alias != hostAlias {
-      problems.append("host interface \(hostName) belongs to \(host.alias ?? "nobody"), not \(hostAlias)")
+      problems.append(
+        "host interface \(hostName) belongs to \(host.alias ?? "nobody"), not \(hostAlias)")
     }
-    if let hostExpected = expected.interfaces.first(where: { $0.name == hostName && $0.sandbox == nil }),
+    if let hostExpected = expected.interfaces.first(where: {
+      $0.name == hostName && $0.sandbox == nil
+    }),
       let mac = hostExpected.mac, host.mac.map(\.description) != mac.lowercased()
     {
-      problems.append("host interface \(hostName) has MAC \(host.mac?.description ?? "none"), prevResult says \(mac)")
+      problems.append(
+        "host interface \(hostName) has MAC \(host.mac?.description ?? "none"), prevResult says \(mac)"
+      )
     }
     if !host.isUp { problems.append("host interface \(hostName) is down") }
     for ip in expected.ips where ip.interface == podIndex {
       let hostRoute = ip.address.hostPrefix
-      if !observed.hostRoutes.contains(where: { $0.destination == hostRoute && $0.interfaceIndex == host.index }) {
+      if !observed.hostRoutes.contains(where: {
+        $0.destination == hostRoute && $0.interfaceIndex == host.index
+      }) {
         problems.append("host route \(hostRoute) dev \(hostName) is missing")
       }
     }

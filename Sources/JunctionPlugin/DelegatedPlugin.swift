@@ -32,7 +32,8 @@ struct DelegatedPlugin {
     guard let plugin = find(type, in: searchPath, environment: environment) else {
       throw CNIError(
         .delegatedPluginFailed, "IPAM plugin \"\(type)\" not found on CNI_PATH",
-        details: "searched: " + (searchPath.isEmpty ? "(CNI_PATH is empty)" : searchPath.joined(separator: ":")))
+        details: "searched: "
+          + (searchPath.isEmpty ? "(CNI_PATH is empty)" : searchPath.joined(separator: ":")))
     }
     return plugin
   }
@@ -43,9 +44,11 @@ struct DelegatedPlugin {
     do {
       return try CNIResult(json: try JSONValue.parse(output))
     } catch let error as CNIError {
-      throw CNIError(.delegatedPluginFailed, "IPAM plugin \"\(type)\" returned a bad result: \(error.msg)")
+      throw CNIError(
+        .delegatedPluginFailed, "IPAM plugin \"\(type)\" returned a bad result: \(error.msg)")
     } catch {
-      throw CNIError(.delegatedPluginFailed, "IPAM plugin \"\(type)\" returned a result that is not JSON")
+      throw CNIError(
+        .delegatedPluginFailed, "IPAM plugin \"\(type)\" returned a result that is not JSON")
     }
   }
 
@@ -69,7 +72,8 @@ struct DelegatedPlugin {
     let output = try exec(
       .version, ["cniVersion": .string(version.description)],
       overrides: [:], environment: ["CNI_PATH": environment["CNI_PATH"] ?? ""])
-    return (try? JSONValue.parse(output))?["supportedVersions"]?.arrayValue?.compactMap(\.stringValue) ?? []
+    return (try? JSONValue.parse(output))?["supportedVersions"]?.arrayValue?.compactMap(
+      \.stringValue) ?? []
   }
 
   func negotiatedVersion(below ceiling: CNIVersion) throws(CNIError) -> CNIVersion? {
@@ -85,7 +89,8 @@ struct DelegatedPlugin {
     for (key, value) in overrides { environment[key] = value }
     let outcome: ProcessRunner.Outcome
     do {
-      outcome = try ProcessRunner.run(executable, environment: environment, stdin: stdin.serialized())
+      outcome = try ProcessRunner.run(
+        executable, environment: environment, stdin: stdin.serialized())
     } catch {
       throw CNIError(.delegatedPluginFailed, "IPAM plugin \"\(type)\": \(error)")
     }

@@ -67,7 +67,9 @@ public struct JunctionCNIPlugin: CNIPlugin {
     }
   }
 
-  public func gc(_ request: CNIRequest, _ config: JunctionConfig, valid: [Attachment]) throws(CNIError) {
+  public func gc(_ request: CNIRequest, _ config: JunctionConfig, valid: [Attachment])
+    throws(CNIError)
+  {
     try logged { () throws(CNIError) in
       try requireNative(config)
       try native.gc(request, config, valid: valid)

@@ -45,7 +45,9 @@ struct NativeMode {
       }
       undo.push("delete \(hostName)") { () throws(CNIError) in
         try netlink { () throws(NetKitError) in
-          if let link = try hostSocket.link(named: hostName) { try hostSocket.deleteLink(index: link.index) }
+          if let link = try hostSocket.link(named: hostName) {
+            try hostSocket.deleteLink(index: link.index)
+          }
         }
       }
       try netlink { () throws(NetKitError) in
@@ -58,7 +60,8 @@ struct NativeMode {
         try hostSocket.setAlias(index: hostLink.index, alias)
         try enableForwarding(for: addressing)
         try configurePod(podSocket, index: podLink.index, addressing: addressing, hostMAC: host.mac)
-        try configureHost(hostSocket, index: hostLink.index, addressing: addressing, podMAC: pod.mac)
+        try configureHost(
+          hostSocket, index: hostLink.index, addressing: addressing, podMAC: pod.mac)
       }
       logger.info(
         "pod attached",
@@ -75,16 +78,20 @@ struct NativeMode {
 
   /// A host link under our derived name: a leftover of an earlier ADD of this very
   /// attachment is removed; anybody else's is a conflict we refuse to touch.
-  private func removeLeftover(hostName: String, alias: String, socket: RouteSocket) throws(CNIError) {
-    guard let existing = try netlink({ () throws(NetKitError) in try socket.link(named: hostName) }) else {
+  private func removeLeftover(hostName: String, alias: String, socket: RouteSocket) throws(CNIError)
+  {
+    guard let existing = try netlink({ () throws(NetKitError) in try socket.link(named: hostName) })
+    else {
       return
     }
     guard existing.alias == alias else {
       throw CNIError(
-        .hostInterfaceConflict, "host interface \(hostName) already exists and is not this attachment's",
+        .hostInterfaceConflict,
+        "host interface \(hostName) already exists and is not this attachment's",
         details: "its alias is \"\(existing.alias ?? "")\", expected \"\(alias)\"")
     }
-    logger.warning("removing a leftover host interface of this attachment", metadata: ["host": "\(hostName)"])
+    logger.warning(
+      "removing a leftover host interface of this attachment", metadata: ["host": "\(hostName)"])
     try netlink { () throws(NetKitError) in _ = try socket.deleteLink(index: existing.index) }
   }
 
@@ -141,13 +148,18 @@ struct NativeMode {
     } catch {
       linkFailure = error
     }
-    if let ipam = DelegatedPlugin.find(config.ipamType ?? "", in: request.path, environment: environment) {
+    if let ipam = DelegatedPlugin.find(
+      config.ipamType ?? "", in: request.path, environment: environment)
+    {
       _ = try ipam.call(.del, config)
     } else {
-      logger.warning("IPAM plugin not found; its allocation is not released", metadata: ["ipam": "\(config.ipamType ?? "")"])
+      logger.warning(
+        "IPAM plugin not found; its allocation is not released",
+        metadata: ["ipam": "\(config.ipamType ?? "")"])
     }
     if let linkFailure { throw linkFailure }
-    logger.info(removed ? "pod detached" : "nothing left to detach", metadata: ["host": "\(hostName)"])
+    logger.info(
+      removed ? "pod detached" : "nothing left to detach", metadata: ["host": "\(hostName)"])
   }
 
   /// True when a link was deleted.
@@ -157,17 +169,22 @@ struct NativeMode {
     let hostSocket = try netlink { () throws(NetKitError) in try RouteSocket() }
     if let host = try netlink({ () throws(NetKitError) in try hostSocket.link(named: hostName) }) {
       guard host.alias == alias else {
-        logger.warning("host interface is not this attachment's; left alone", metadata: ["host": "\(hostName)"])
+        logger.warning(
+          "host interface is not this attachment's; left alone", metadata: ["host": "\(hostName)"])
         return false
       }
       // Deleting one end of a veth deletes the other, in the pod, too.
       return try netlink { () throws(NetKitError) in try hostSocket.deleteLink(index: host.index) }
     }
     // No host side: a pod end can still linger if a link was moved or renamed by hand.
-    guard !request.netns.isEmpty, let netns = try? NetworkNamespace.open(request.netns) else { return false }
+    guard !request.netns.isEmpty, let netns = try? NetworkNamespace.open(request.netns) else {
+      return false
+    }
     return try netlink { () throws(NetKitError) in
       let podSocket = try RouteSocket(in: netns)
-      guard let pod = try podSocket.link(named: request.ifname), pod.kind == "veth" else { return false }
+      guard let pod = try podSocket.link(named: request.ifname), pod.kind == "veth" else {
+        return false
+      }
       return try podSocket.deleteLink(index: pod.index)
     }
   }
@@ -179,7 +196,8 @@ struct NativeMode {
       throw CNIError(.invalidConfig, "field \"prevResult\" is required for CHECK")
     }
     let netns = try openPodNamespace(request.netns)
-    let ipam = try DelegatedPlugin.require(config.ipamType ?? "", in: request.path, environment: environment)
+    let ipam = try DelegatedPlugin.require(
+      config.ipamType ?? "", in: request.path, environment: environment)
     _ = try ipam.call(.check, config)
 
     let hostName = HostInterface.name(for: request.attachment)
@@ -189,7 +207,9 @@ struct NativeMode {
       let podLink = try podSocket.link(named: request.ifname)
       return ObservedAttachment(
         podLink: podLink,
-        podAddresses: try podLink.map { link throws(NetKitError) in try podSocket.addresses(index: link.index) } ?? [],
+        podAddresses: try podLink.map { link throws(NetKitError) in
+          try podSocket.addresses(index: link.index)
+        } ?? [],
         podRoutes: try podSocket.routes(family: AF_INET) + podSocket.routes(family: AF_INET6),
         hostLink: try hostSocket.link(named: hostName),
         hostRoutes: try hostSocket.routes(family: AF_INET) + hostSocket.routes(family: AF_INET6))
@@ -214,7 +234,8 @@ struct NativeMode {
   func gc(_ request: CNIRequest, _ config: JunctionConfig, valid: [Attachment]) throws(CNIError) {
     let keep = Set(valid)
     var failures: [String] = []
-    let ipam = DelegatedPlugin.find(config.ipamType ?? "", in: request.path, environment: environment)
+    let ipam = DelegatedPlugin.find(
+      config.ipamType ?? "", in: request.path, environment: environment)
     let hostSocket = try netlink { () throws(NetKitError) in try RouteSocket() }
     let links = try netlink { () throws(NetKitError) in try hostSocket.links() }
     for link in links {
@@ -237,7 +258,7 @@ struct NativeMode {
       }
     }
     if let ipam, let versions = try? ipam.supportedVersions(asking: config.cniVersion),
-      versions.contains(CNIVersion.v1_1_0.description)
+      versions.contains(CNIVersion.v110.description)
     {
       do { _ = try ipam.call(.gc, config) } catch { failures.append(error.msg) }
     }
@@ -253,14 +274,15 @@ struct NativeMode {
   /// Ready when the IPAM plugin is installed, and, when it speaks 1.1.0, says it is ready.
   func status(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
     guard
-      let ipam = DelegatedPlugin.find(config.ipamType ?? "", in: request.path, environment: environment)
+      let ipam = DelegatedPlugin.find(
+        config.ipamType ?? "", in: request.path, environment: environment)
     else {
       throw CNIError(
         .pluginNotAvailable, "IPAM plugin \"\(config.ipamType ?? "")\" not found on CNI_PATH",
         details: "searched: " + request.path.joined(separator: ":"))
     }
     let versions = try ipam.supportedVersions(asking: config.cniVersion)
-    if versions.contains(CNIVersion.v1_1_0.description) {
+    if versions.contains(CNIVersion.v110.description) {
       do {
         _ = try ipam.call(.status, config)
       } catch {
@@ -318,7 +340,9 @@ struct UndoStack {
       do {
         try step()
       } catch {
-        logger.error("cleanup after a failed ADD did not complete", metadata: ["step": "\(what)", "error": "\(error.msg)"])
+        logger.error(
+          "cleanup after a failed ADD did not complete",
+          metadata: ["step": "\(what)", "error": "\(error.msg)"])
       }
     }
   }

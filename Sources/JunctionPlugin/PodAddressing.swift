@@ -65,7 +65,9 @@ public struct PodAddressing: Equatable, Sendable {
     CNIResult(
       interfaces: [host, pod],
       ips: families.flatMap { family in
-        family.addresses.map { CNIResult.IPConfig(address: $0, gateway: family.gateway, interface: 1) }
+        family.addresses.map {
+          CNIResult.IPConfig(address: $0, gateway: family.gateway, interface: 1)
+        }
       },
       routes: families.flatMap(\.routes),
       dns: dns)

@@ -47,7 +47,9 @@ enum ProcessRunner {
     let argv: [UnsafeMutablePointer<CChar>?] = [strdup(path), nil]
     let envp: [UnsafeMutablePointer<CChar>?] =
       environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { (argv + envp).forEach { free($0) } }
+    defer {
+      for pointer in argv + envp { free(pointer) }
+    }
 
     var pid = pid_t()
     let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
@@ -97,5 +99,7 @@ enum ProcessRunner {
     return result
   }
 
-  private static func closeAll(_ fds: [Int32]) { fds.forEach { close($0) } }
+  private static func closeAll(_ fds: [Int32]) {
+    for fd in fds { close(fd) }
+  }
 }

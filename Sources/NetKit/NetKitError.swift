@@ -1,7 +1,8 @@
+import CLibnl
+
 #if canImport(Glibc)
   import Glibc
 #endif
-import CLibnl
 
 /// What the netlink and namespace wrappers throw; `description` is one line for a log or
 /// a CNI error's details.

@@ -1,8 +1,9 @@
+import CLibnl
+import CNIKit
+
 #if canImport(Glibc)
   import Glibc
 #endif
-import CLibnl
-import CNIKit
 
 /// What Junction needs to know about a link.
 public struct LinkInfo: Equatable, Sendable {
@@ -120,7 +121,9 @@ public final class RouteSocket {
   private func configure(_ link: OpaquePointer, _ end: VethEnd) {
     rtnl_link_set_name(link, end.name)
     rtnl_link_set_mtu(link, UInt32(end.mtu))
-    withNLAddress(family: AF_LLC, bytes: end.mac.bytes, prefixLength: 48) { rtnl_link_set_addr(link, $0) }
+    withNLAddress(family: AF_LLC, bytes: end.mac.bytes, prefixLength: 48) {
+      rtnl_link_set_addr(link, $0)
+    }
   }
 
   /// Sets IFLA_IFALIAS (the kernel ignores it on creation, so it is a second request).
@@ -129,7 +132,9 @@ public final class RouteSocket {
   }
 
   public func setUp(index: Int32) throws(NetKitError) {
-    try change(index: index, "set link \(index) up") { rtnl_link_set_flags($0, UInt32(IFF_UP.rawValue)) }
+    try change(index: index, "set link \(index) up") {
+      rtnl_link_set_flags($0, UInt32(IFF_UP.rawValue))
+    }
   }
 
   private func change(index: Int32, _ operation: String, _ edit: (OpaquePointer) -> Void)
@@ -167,7 +172,9 @@ public final class RouteSocket {
     guard let address = rtnl_addr_alloc() else { throw .system("rtnl_addr_alloc", ENOMEM) }
     defer { rtnl_addr_put(address) }
     rtnl_addr_set_ifindex(address, index)
-    try withNLAddress(family: prefix.address.family, bytes: prefix.address.bytes, prefixLength: prefix.length) {
+    try withNLAddress(
+      family: prefix.address.family, bytes: prefix.address.bytes, prefixLength: prefix.length
+    ) {
       (local) throws(NetKitError) in
       try check(rtnl_addr_set_local(address, local), "set address \(prefix)")
     }
@@ -213,14 +220,19 @@ public final class RouteSocket {
     rtnl_route_set_table(route, UInt32(RT_TABLE_MAIN.rawValue))
     rtnl_route_set_protocol(route, UInt8(RTPROT_STATIC))
     rtnl_route_set_type(route, UInt8(RTN_UNICAST))
-    rtnl_route_set_scope(route, UInt8(linkScope ? RT_SCOPE_LINK.rawValue : RT_SCOPE_UNIVERSE.rawValue))
-    try withNLAddress(family: family, bytes: destination.network.address.bytes, prefixLength: destination.length) {
+    rtnl_route_set_scope(
+      route, UInt8(linkScope ? RT_SCOPE_LINK.rawValue : RT_SCOPE_UNIVERSE.rawValue))
+    try withNLAddress(
+      family: family, bytes: destination.network.address.bytes, prefixLength: destination.length
+    ) {
       (dst) throws(NetKitError) in
       try check(rtnl_route_set_dst(route, dst), "set route destination \(destination)")
     }
     rtnl_route_nh_set_ifindex(hop, index)
     if let gateway {
-      withNLAddress(family: gateway.family, bytes: gateway.bytes, prefixLength: gateway.hostPrefixLength) {
+      withNLAddress(
+        family: gateway.family, bytes: gateway.bytes, prefixLength: gateway.hostPrefixLength
+      ) {
         rtnl_route_nh_set_gateway(hop, $0)
       }
     }
@@ -247,7 +259,9 @@ public final class RouteSocket {
       let length = rtnl_route_get_dst(route).map { Int(nl_addr_get_prefixlen($0)) } ?? 0
       let destinationAddress =
         rtnl_route_get_dst(route).flatMap(ipAddress) ?? IPAddress.any(likeIPv4: family == AF_INET)
-      guard let destination = IPPrefix(address: destinationAddress, length: length) else { continue }
+      guard let destination = IPPrefix(address: destinationAddress, length: length) else {
+        continue
+      }
       result.append(
         RouteInfo(
           destination: destination, gateway: rtnl_route_nh_get_gateway(hop).flatMap(ipAddress),
@@ -267,10 +281,14 @@ public final class RouteSocket {
     guard let neighbor = rtnl_neigh_alloc() else { throw .system("rtnl_neigh_alloc", ENOMEM) }
     defer { rtnl_neigh_put(neighbor) }
     rtnl_neigh_set_ifindex(neighbor, index)
-    withNLAddress(family: address.family, bytes: address.bytes, prefixLength: address.hostPrefixLength) {
+    withNLAddress(
+      family: address.family, bytes: address.bytes, prefixLength: address.hostPrefixLength
+    ) {
       rtnl_neigh_set_dst(neighbor, $0)
     }
-    withNLAddress(family: AF_LLC, bytes: mac.bytes, prefixLength: 48) { rtnl_neigh_set_lladdr(neighbor, $0) }
+    withNLAddress(family: AF_LLC, bytes: mac.bytes, prefixLength: 48) {
+      rtnl_neigh_set_lladdr(neighbor, $0)
+    }
     rtnl_neigh_set_state(neighbor, Int32(NUD_PERMANENT))
     try check(
       rtnl_neigh_add(socket, neighbor, NLM_F_CREATE | NLM_F_REPLACE),

@@ -14,7 +14,9 @@ public enum Sysctl {
     guard fd >= 0 else { throw .system("open \(path)", errno) }
     defer { close(fd) }
     let bytes = Array(value.utf8)
-    guard write(fd, bytes, bytes.count) == bytes.count else { throw .system("write \(path)", errno) }
+    guard write(fd, bytes, bytes.count) == bytes.count else {
+      throw .system("write \(path)", errno)
+    }
   }
 
   public static func read(_ key: String) -> String? {

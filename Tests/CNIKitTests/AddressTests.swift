@@ -71,7 +71,10 @@ final class AddressTests: XCTestCase {
   }
 
   func testInvalidPrefixesAreNil() {
-    for text in ["", "10.1.2.3", "10.1.2.3/", "/24", "10.1.2/24", "10.1.2.3/abc", "fd00:::1/64", "10.1.2.3/24/1"] {
+    for text in [
+      "", "10.1.2.3", "10.1.2.3/", "/24", "10.1.2/24", "10.1.2.3/abc", "fd00:::1/64",
+      "10.1.2.3/24/1",
+    ] {
       XCTAssertNil(IPPrefix(text), text)
     }
   }

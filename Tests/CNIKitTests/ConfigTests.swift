@@ -34,50 +34,56 @@ final class ConfigTests: XCTestCase {
   // MARK: - Decoding
 
   func testEmptyOrWhitespaceStdinIsCode6() {
-    XCTAssertCNIError(try parse(text: ""), code: .decodeFailure, mentioning: ["empty"])
-    XCTAssertCNIError(try parse(text: " \n\t\r\n"), code: .decodeFailure, mentioning: ["empty"])
+    assertCNIError(try parse(text: ""), code: .decodeFailure, mentioning: ["empty"])
+    assertCNIError(try parse(text: " \n\t\r\n"), code: .decodeFailure, mentioning: ["empty"])
   }
 
   func testNonJSONIsCode6() {
-    for text in ["{", "cniVersion: 1.1.0", "{\"cniVersion\": \"1.1.0\" \"name\": \"pods\"}", "\u{FF}"] {
-      XCTAssertCNIError(try parse(text: text), code: .decodeFailure, mentioning: ["JSON"])
+    for text in [
+      "{", "cniVersion: 1.1.0", "{\"cniVersion\": \"1.1.0\" \"name\": \"pods\"}", "\u{FF}",
+    ] {
+      assertCNIError(try parse(text: text), code: .decodeFailure, mentioning: ["JSON"])
     }
   }
 
   func testNonObjectJSONIsCode6() {
-    XCTAssertCNIError(
+    assertCNIError(
       try parse(text: "[{\"cniVersion\": \"1.1.0\"}]"), code: .decodeFailure,
       mentioning: ["object", "array"])
-    XCTAssertCNIError(try parse(text: "\"pods\""), code: .decodeFailure, mentioning: ["object"])
+    assertCNIError(try parse(text: "\"pods\""), code: .decodeFailure, mentioning: ["object"])
   }
 
   // MARK: - Required fields
 
   func testMissingNameIsCode7() {
-    XCTAssertCNIError(try parse(config(["name": nil])), code: .invalidConfig, mentioning: ["\"name\""])
-    XCTAssertCNIError(try parse(config(["name": ""])), code: .invalidConfig, mentioning: ["\"name\""])
-    XCTAssertCNIError(try parse(config(["name": 5])), code: .invalidConfig, mentioning: ["\"name\""])
+    assertCNIError(
+      try parse(config(["name": nil])), code: .invalidConfig, mentioning: ["\"name\""])
+    assertCNIError(
+      try parse(config(["name": ""])), code: .invalidConfig, mentioning: ["\"name\""])
+    assertCNIError(
+      try parse(config(["name": 5])), code: .invalidConfig, mentioning: ["\"name\""])
   }
 
   func testBadNameIsCode7() {
     for name: JSONValue in ["a/b", "-pods", "pods net"] {
-      XCTAssertCNIError(
+      assertCNIError(
         try parse(config(["name": name])), code: .invalidConfig, mentioning: ["\"name\""])
     }
   }
 
   func testMissingTypeIsCode7() {
-    XCTAssertCNIError(try parse(config(["type": nil])), code: .invalidConfig, mentioning: ["\"type\""])
+    assertCNIError(
+      try parse(config(["type": nil])), code: .invalidConfig, mentioning: ["\"type\""])
   }
 
   func testMissingCNIVersionIsCode7() {
-    XCTAssertCNIError(
+    assertCNIError(
       try parse(config(["cniVersion": nil])), code: .invalidConfig, mentioning: ["cniVersion"])
   }
 
   func testUnsupportedCNIVersionIsCode1() {
     for version: JSONValue in ["9.9.9", "0.2.0", "0.1.0", "1.0", "one"] {
-      let error = XCTAssertCNIError(
+      let error = assertCNIError(
         try parse(config(["cniVersion": version])), code: .incompatibleVersion,
         mentioning: ["cniVersion", version.stringValue!])
       XCTAssertEqual(error?.details, "Junction supports 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0")
@@ -86,21 +92,23 @@ final class ConfigTests: XCTestCase {
 
   func testEverySupportedVersionParses() throws {
     for version in ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
-      XCTAssertEqual(try parse(config(["cniVersion": .string(version)])).cniVersion.description, version)
+      XCTAssertEqual(
+        try parse(config(["cniVersion": .string(version)])).cniVersion.description, version)
     }
   }
 
   // MARK: - Junction's fields
 
   func testMisspeltModeIsCode7AndListsTheModes() {
-    XCTAssertCNIError(
+    assertCNIError(
       try parse(config(["mode": "nativ"])), code: .invalidConfig,
       mentioning: ["\"mode\"", "\"native\"", "\"chained\"", "nativ"])
   }
 
   func testMTUOutOfRangeOrNotANumberIsCode7() {
     for mtu: JSONValue in [10, 67, 65536, 70000, "1500", .number(1500.5), true] {
-      XCTAssertCNIError(try parse(config(["mtu": mtu])), code: .invalidConfig, mentioning: ["\"mtu\""])
+      assertCNIError(
+        try parse(config(["mtu": mtu])), code: .invalidConfig, mentioning: ["\"mtu\""])
     }
   }
 
@@ -111,26 +119,26 @@ final class ConfigTests: XCTestCase {
   }
 
   func testRelativeLogFileIsCode7() {
-    XCTAssertCNIError(
+    assertCNIError(
       try parse(config(["logFile": "var/log/junction.log"])), code: .invalidConfig,
       mentioning: ["\"logFile\""])
   }
 
   func testRelativeAgentSocketIsCode7() {
-    XCTAssertCNIError(
+    assertCNIError(
       try parse(config(["agentSocket": "junction.sock"])), code: .invalidConfig,
       mentioning: ["\"agentSocket\""])
   }
 
   func testUnknownLogLevelIsCode7() {
-    XCTAssertCNIError(
+    assertCNIError(
       try parse(config(["logLevel": "verbose"])), code: .invalidConfig,
       mentioning: ["\"logLevel\"", "debug", "verbose"])
   }
 
   func testDefaults() throws {
     let parsed = try parse(config())
-    XCTAssertEqual(parsed.cniVersion, .v1_1_0)
+    XCTAssertEqual(parsed.cniVersion, .v110)
     XCTAssertEqual(parsed.name, "pods")
     XCTAssertEqual(parsed.type, "junction")
     XCTAssertEqual(parsed.mode, .native)
@@ -164,8 +172,9 @@ final class ConfigTests: XCTestCase {
 
   func testNativeModeWithoutIPAMIsCode7() {
     for command in [CNICommand.add, .del, .check] {
-      XCTAssertCNIError(
-        try parse(config(["ipam": nil]), for: command), code: .invalidConfig, mentioning: ["\"ipam\""])
+      assertCNIError(
+        try parse(config(["ipam": nil]), for: command), code: .invalidConfig,
+        mentioning: ["\"ipam\""])
     }
   }
 
@@ -176,26 +185,26 @@ final class ConfigTests: XCTestCase {
   }
 
   func testIPAMWithoutTypeIsCode7() {
-    XCTAssertCNIError(
+    assertCNIError(
       try parse(config(["ipam": ["subnet": "10.1.0.0/24"]])), code: .invalidConfig,
       mentioning: ["\"ipam.type\""])
   }
 
   func testIPAMTypeThatIsAPathIsCode7() {
-    XCTAssertCNIError(
+    assertCNIError(
       try parse(config(["ipam": ["type": "../host-local"]])), code: .invalidConfig,
       mentioning: ["\"ipam.type\""])
   }
 
   func testIPAMThatIsNotAnObjectIsCode7() {
-    XCTAssertCNIError(
+    assertCNIError(
       try parse(config(["ipam": "host-local"])), code: .invalidConfig, mentioning: ["\"ipam\""])
   }
 
   // MARK: - prevResult
 
   func testNativeAddWithPrevResultIsCode7() {
-    XCTAssertCNIError(
+    assertCNIError(
       try parse(config(["prevResult": prevResult])), code: .invalidConfig,
       mentioning: ["\"prevResult\"", "chained"])
   }
@@ -208,9 +217,9 @@ final class ConfigTests: XCTestCase {
   }
 
   func testChainedAddWithoutPrevResultIsCode7() {
-    XCTAssertCNIError(
+    assertCNIError(
       try parse(config(["mode": "chained"])), code: .invalidConfig, mentioning: ["\"prevResult\""])
-    XCTAssertCNIError(
+    assertCNIError(
       try parse(config(["mode": "chained", "prevResult": .null])), code: .invalidConfig,
       mentioning: ["\"prevResult\""])
   }
@@ -226,7 +235,7 @@ final class ConfigTests: XCTestCase {
 
   func testInvalidPrevResultIsCode7NamingTheField() {
     let bad: JSONValue = ["cniVersion": "1.1.0", "ips": [["address": "10.1.0.500/24"]]]
-    XCTAssertCNIError(
+    assertCNIError(
       try parse(config(["mode": "chained", "prevResult": bad])), code: .invalidConfig,
       mentioning: ["prevResult", "ips[0].address"])
   }
@@ -244,7 +253,8 @@ final class ConfigTests: XCTestCase {
     XCTAssertEqual(
       parsed.validAttachments,
       [
-        Attachment(containerID: "a1", ifname: "eth0"), Attachment(containerID: "b2", ifname: "eth0"),
+        Attachment(containerID: "a1", ifname: "eth0"),
+        Attachment(containerID: "b2", ifname: "eth0"),
         Attachment(containerID: "b2", ifname: "net1"),
       ])
   }
@@ -257,11 +267,12 @@ final class ConfigTests: XCTestCase {
   }
 
   func testGCWithAnEmptyListHasNoValidAttachments() throws {
-    XCTAssertEqual(try parse(config(["cni.dev/valid-attachments": []]), for: .gc).validAttachments, [])
+    XCTAssertEqual(
+      try parse(config(["cni.dev/valid-attachments": []]), for: .gc).validAttachments, [])
   }
 
   func testGCAttachmentWithoutIfnameIsCode7() {
-    XCTAssertCNIError(
+    assertCNIError(
       try parse(config(["cni.dev/valid-attachments": [["containerID": "a1"]]]), for: .gc),
       code: .invalidConfig, mentioning: ["cni.dev/valid-attachments[0].ifname"])
   }
@@ -271,7 +282,7 @@ final class ConfigTests: XCTestCase {
   func testRawWithVersionChangesOnlyCNIVersion() throws {
     let original = config(["mtu": 9000, "runtimeConfig": ["portMappings": []], "args": ["x": 1]])
     let parsed = try parse(original)
-    let downgraded = parsed.raw(withVersion: .v1_0_0)
+    let downgraded = parsed.raw(withVersion: .v100)
     XCTAssertEqual(downgraded["cniVersion"], "1.0.0")
     var expected = try XCTUnwrap(original.objectValue)
     expected["cniVersion"] = "1.0.0"

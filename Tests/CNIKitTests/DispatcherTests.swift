@@ -87,7 +87,9 @@ final class DispatcherTests: XCTestCase {
     do {
       return try JSONValue.parse(response.stdout)
     } catch {
-      XCTFail("stdout is not JSON: \(String(decoding: response.stdout, as: UTF8.self))", file: file, line: line)
+      XCTFail(
+        "stdout is not JSON: \(String(decoding: response.stdout, as: UTF8.self))", file: file,
+        line: line)
       return .null
     }
   }
@@ -112,7 +114,8 @@ final class DispatcherTests: XCTestCase {
     XCTAssertEqual(output(response), ["cniVersion": "1.1.0", "supportedVersions": supportedList])
     XCTAssertEqual(
       String(decoding: response.stdout, as: UTF8.self),
-      #"{"cniVersion":"1.1.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}"# + "\n")
+      #"{"cniVersion":"1.1.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}"#
+        + "\n")
   }
 
   func testVersionIgnoresTheOtherVariables() {

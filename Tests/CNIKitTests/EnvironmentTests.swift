@@ -5,7 +5,8 @@ final class EnvironmentTests: XCTestCase {
   private let netns = "/var/run/netns/pod1"
 
   /// A complete ADD environment; `changes` overrides (or with nil, removes) variables.
-  private func env(_ command: String = "ADD", _ changes: [String: String?] = [:]) -> [String: String]
+  private func env(_ command: String = "ADD", _ changes: [String: String?] = [:]) -> [String:
+    String]
   {
     var env = [
       "CNI_COMMAND": command, "CNI_CONTAINERID": "abc123", "CNI_NETNS": netns,
@@ -41,10 +42,10 @@ final class EnvironmentTests: XCTestCase {
   func testAddAndCheckRequireContainerIDNetnsAndIfname() {
     for command in ["ADD", "CHECK"] {
       for variable in ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"] {
-        XCTAssertCNIError(
+        assertCNIError(
           try CNIRequest.from(environment: env(command, [variable: nil])),
           code: .invalidEnvironment, mentioning: [variable])
-        XCTAssertCNIError(
+        assertCNIError(
           try CNIRequest.from(environment: env(command, [variable: ""])),
           code: .invalidEnvironment, mentioning: [variable])
       }
@@ -53,7 +54,7 @@ final class EnvironmentTests: XCTestCase {
 
   func testDelNeedsContainerIDAndIfnameButNotNetns() throws {
     for variable in ["CNI_CONTAINERID", "CNI_IFNAME"] {
-      XCTAssertCNIError(
+      assertCNIError(
         try CNIRequest.from(environment: env("DEL", [variable: nil])),
         code: .invalidEnvironment, mentioning: [variable])
     }
@@ -81,13 +82,13 @@ final class EnvironmentTests: XCTestCase {
   }
 
   func testMissingOrUnknownCommandIsCode4() {
-    XCTAssertCNIError(
+    assertCNIError(
       try CNIRequest.from(environment: [:]), code: .invalidEnvironment, mentioning: ["CNI_COMMAND"])
-    XCTAssertCNIError(
+    assertCNIError(
       try CNIRequest.from(environment: env("")), code: .invalidEnvironment,
       mentioning: ["CNI_COMMAND"])
     for command in ["FOO", "add", "Add", "UPDATE"] {
-      XCTAssertCNIError(
+      assertCNIError(
         try CNIRequest.from(environment: env(command)), code: .invalidEnvironment,
         mentioning: ["CNI_COMMAND", command])
     }
@@ -97,7 +98,7 @@ final class EnvironmentTests: XCTestCase {
 
   func testBadContainerIDsAreCode4() {
     for id in ["abc/123", "", "-abc", "_abc", ".abc", "abc 123", "abc:123"] {
-      XCTAssertCNIError(
+      assertCNIError(
         try CNIRequest.from(environment: env("ADD", ["CNI_CONTAINERID": id])),
         code: .invalidEnvironment, mentioning: ["CNI_CONTAINERID"])
     }
@@ -124,7 +125,7 @@ final class EnvironmentTests: XCTestCase {
     XCTAssertEqual(multiByte.count, 8)
     XCTAssertEqual(multiByte.utf8.count, 16)
     for name in [ascii, multiByte] {
-      XCTAssertCNIError(
+      assertCNIError(
         try CNIRequest.from(environment: env("ADD", ["CNI_IFNAME": name])),
         code: .invalidEnvironment, mentioning: ["CNI_IFNAME", "15"])
     }
@@ -132,14 +133,14 @@ final class EnvironmentTests: XCTestCase {
 
   func testReservedOrBadlyCharacterisedInterfaceNamesAreCode4() {
     for name in [".", "..", "eth:0", "eth/0", "eth 0", "eth\t0", "eth0\n"] {
-      XCTAssertCNIError(
+      assertCNIError(
         try CNIRequest.from(environment: env("ADD", ["CNI_IFNAME": name])),
         code: .invalidEnvironment, mentioning: ["CNI_IFNAME"])
     }
   }
 
   func testInterfaceNameIsValidatedForDelToo() {
-    XCTAssertCNIError(
+    assertCNIError(
       try CNIRequest.from(environment: env("DEL", ["CNI_IFNAME": "eth/0"])),
       code: .invalidEnvironment, mentioning: ["CNI_IFNAME"])
   }
@@ -148,7 +149,7 @@ final class EnvironmentTests: XCTestCase {
 
   func testRelativeNetnsIsCode4() {
     for command in ["ADD", "CHECK", "DEL"] {
-      XCTAssertCNIError(
+      assertCNIError(
         try CNIRequest.from(environment: env(command, ["CNI_NETNS": "var/run/netns/pod1"])),
         code: .invalidEnvironment, mentioning: ["CNI_NETNS", "absolute"])
     }
@@ -184,7 +185,7 @@ final class EnvironmentTests: XCTestCase {
 
   func testArgWithoutEqualsOrKeyIsCode4() {
     for args in ["K8S_POD_NAME", "A=1;B", "=value"] {
-      XCTAssertCNIError(
+      assertCNIError(
         try CNIRequest.from(environment: env("ADD", ["CNI_ARGS": args])),
         code: .invalidEnvironment, mentioning: ["CNI_ARGS"])
     }

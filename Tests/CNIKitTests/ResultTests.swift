@@ -33,7 +33,9 @@ final class ResultTests: XCTestCase {
           .init(address: prefix("10.1.0.5/16"), gateway: address("10.1.0.1"), interface: 1),
           .init(address: prefix("fd00::5/64"), gateway: address("fd00::1"), interface: 1),
         ],
-        routes: [.init(dst: prefix("0.0.0.0/0")), .init(dst: prefix("::/0"), gw: address("fd00::1"))],
+        routes: [
+          .init(dst: prefix("0.0.0.0/0")), .init(dst: prefix("::/0"), gw: address("fd00::1")),
+        ],
         dns: .init(nameservers: ["10.1.0.1"], domain: "example.com", search: ["example.com"])))
   }
 
@@ -74,7 +76,8 @@ final class ResultTests: XCTestCase {
     XCTAssertEqual(result.interfaces[2].sandbox, "/var/run/netns/blue")
     XCTAssertNil(result.interfaces[0].sandbox)
     XCTAssertEqual(
-      result.ips, [.init(address: prefix("10.1.0.5/16"), gateway: address("10.1.0.1"), interface: 2)])
+      result.ips,
+      [.init(address: prefix("10.1.0.5/16"), gateway: address("10.1.0.1"), interface: 2)])
     XCTAssertEqual(result.routes, [.init(dst: prefix("0.0.0.0/0"))])
     XCTAssertEqual(result.dns, .init(nameservers: ["10.1.0.1"]))
   }
@@ -87,7 +90,8 @@ final class ResultTests: XCTestCase {
         {"cniVersion": "1.0.0", "ips": [{"address": "10.1.0.7/24", "gateway": "10.1.0.1"}], "dns": {}}
         """))
     XCTAssertEqual(result.interfaces, [])
-    XCTAssertEqual(result.ips, [.init(address: prefix("10.1.0.7/24"), gateway: address("10.1.0.1"))])
+    XCTAssertEqual(
+      result.ips, [.init(address: prefix("10.1.0.7/24"), gateway: address("10.1.0.1"))])
   }
 
   func testDecodesA110ResultWithExtendedFields() throws {
@@ -105,47 +109,50 @@ final class ResultTests: XCTestCase {
       [.init(name: "eth0", mtu: 9000, socketPath: "/run/s.sock", pciID: "0000:00:1f.6")])
     XCTAssertEqual(
       result.routes,
-      [.init(dst: prefix("10.0.0.0/8"), mtu: 1400, advmss: 1360, priority: 10, table: 100, scope: 253)])
+      [
+        .init(
+          dst: prefix("10.0.0.0/8"), mtu: 1400, advmss: 1360, priority: 10, table: 100, scope: 253)
+      ])
   }
 
   // MARK: - Reading errors
 
   func testBadAddressIsCode6NamingThePath() {
-    XCTAssertCNIError(
+    assertCNIError(
       try CNIResult(json: json(#"{"ips": [{"address": "10.1.0.300/24"}]}"#)), code: .decodeFailure,
       mentioning: ["result.ips[0].address", "10.1.0.300/24"])
-    XCTAssertCNIError(
+    assertCNIError(
       try CNIResult(
         json: json(#"{"ips": [{"address": "10.1.0.5/24"}, {"address": "10.1.0.6"}]}"#)),
       code: .decodeFailure, mentioning: ["result.ips[1].address"])
-    XCTAssertCNIError(
+    assertCNIError(
       try CNIResult(json: json(#"{"ips": [{"gateway": "10.1.0.1"}]}"#)), code: .decodeFailure,
       mentioning: ["result.ips[0].address"])
   }
 
   func testOtherBadFieldsAreCode6NamingThePath() {
-    XCTAssertCNIError(
+    assertCNIError(
       try CNIResult(json: json(#"{"ips": [{"address": "10.1.0.5/24", "gateway": "nope"}]}"#)),
       code: .decodeFailure, mentioning: ["result.ips[0].gateway"])
-    XCTAssertCNIError(
+    assertCNIError(
       try CNIResult(json: json(#"{"routes": [{"dst": "0.0.0.0/0", "gw": "x"}]}"#)),
       code: .decodeFailure, mentioning: ["result.routes[0].gw"])
-    XCTAssertCNIError(
+    assertCNIError(
       try CNIResult(json: json(#"{"interfaces": [{"mac": "00:11:22:33:44:55"}]}"#)),
       code: .decodeFailure, mentioning: ["result.interfaces[0].name"])
-    XCTAssertCNIError(
+    assertCNIError(
       try CNIResult(json: json(#"{"ips": [{"address": "10.1.0.5/24", "interface": "0"}]}"#)),
       code: .decodeFailure, mentioning: ["result.ips[0].interface"])
-    XCTAssertCNIError(
+    assertCNIError(
       try CNIResult(json: json(#"{"ips": {"address": "10.1.0.5/24"}}"#)), code: .decodeFailure,
       mentioning: ["result.ips"])
-    XCTAssertCNIError(
+    assertCNIError(
       try CNIResult(json: json(#"{"dns": {"nameservers": "10.1.0.1"}}"#)), code: .decodeFailure,
       mentioning: ["result.dns.nameservers"])
   }
 
   func testNonObjectResultIsCode6() {
-    XCTAssertCNIError(try CNIResult(json: json("[]")), code: .decodeFailure, mentioning: ["array"])
+    assertCNIError(try CNIResult(json: json("[]")), code: .decodeFailure, mentioning: ["array"])
   }
 
   // MARK: - Printing
@@ -164,7 +171,8 @@ final class ResultTests: XCTestCase {
     ],
     routes: [
       .init(
-        dst: prefix("0.0.0.0/0"), gw: address("169.254.1.1"), mtu: 1400, advmss: 1360, priority: 100,
+        dst: prefix("0.0.0.0/0"), gw: address("169.254.1.1"), mtu: 1400, advmss: 1360,
+        priority: 100,
         table: 254, scope: 0),
       .init(dst: prefix("::/0"), gw: address("fe80::1")),
     ],
@@ -178,7 +186,7 @@ final class ResultTests: XCTestCase {
   ]
 
   func testPrintsOldVersionsWithIPVersionAndWithoutExtendedFields() {
-    for version in [CNIVersion.v0_3_0, .v0_3_1, .v0_4_0] {
+    for version in [CNIVersion.v030, .v031, .v040] {
       XCTAssertEqual(
         rich.json(for: version),
         [
@@ -191,7 +199,9 @@ final class ResultTests: XCTestCase {
             ["version": "4", "address": "10.1.0.5/32", "gateway": "169.254.1.1", "interface": 1],
             ["version": "6", "address": "fd00::5/128", "gateway": "fe80::1", "interface": 1],
           ],
-          "routes": [["dst": "0.0.0.0/0", "gw": "169.254.1.1"], ["dst": "::/0", "gw": "fe80::1"]],
+          "routes": [
+            ["dst": "0.0.0.0/0", "gw": "169.254.1.1"], ["dst": "::/0", "gw": "fe80::1"],
+          ],
           "dns": dnsJSON,
         ], "cniVersion \(version)")
     }
@@ -199,7 +209,7 @@ final class ResultTests: XCTestCase {
 
   func testPrints100WithoutIPVersionOrExtendedFields() {
     XCTAssertEqual(
-      rich.json(for: .v1_0_0),
+      rich.json(for: .v100),
       [
         "cniVersion": "1.0.0",
         "interfaces": [
@@ -217,13 +227,14 @@ final class ResultTests: XCTestCase {
 
   func testPrints110WithExtendedFields() {
     XCTAssertEqual(
-      rich.json(for: .v1_1_0),
+      rich.json(for: .v110),
       [
         "cniVersion": "1.1.0",
         "interfaces": [
           ["name": "jnc1050df138a67", "mac": "02:00:00:00:00:01", "mtu": 1500],
           [
-            "name": "eth0", "mac": "02:00:00:00:00:02", "mtu": 1500, "sandbox": "/var/run/netns/pod1",
+            "name": "eth0", "mac": "02:00:00:00:00:02", "mtu": 1500,
+            "sandbox": "/var/run/netns/pod1",
             "socketPath": "/run/vhost.sock", "pciID": "0000:00:1f.6",
           ],
         ],
@@ -243,7 +254,7 @@ final class ResultTests: XCTestCase {
   }
 
   func testEmptyResultPrintsOnlyVersionAndDNS() {
-    XCTAssertEqual(CNIResult().json(for: .v1_1_0), ["cniVersion": "1.1.0", "dns": [:]])
+    XCTAssertEqual(CNIResult().json(for: .v110), ["cniVersion": "1.1.0", "dns": [:]])
   }
 
   func testPrintedJSONIsCompactSortedAndKeepsSlashes() {
@@ -251,7 +262,7 @@ final class ResultTests: XCTestCase {
       interfaces: [.init(name: "eth0", mtu: 1500, sandbox: "/var/run/netns/p")],
       ips: [.init(address: prefix("10.1.0.5/32"), interface: 0)])
     XCTAssertEqual(
-      String(decoding: result.json(for: .v1_1_0).serialized(), as: UTF8.self),
+      String(decoding: result.json(for: .v110).serialized(), as: UTF8.self),
       #"{"cniVersion":"1.1.0","dns":{},"interfaces":[{"mtu":1500,"name":"eth0","sandbox":"/var/run/netns/p"}],"ips":[{"address":"10.1.0.5/32","interface":0}]}"#
     )
   }
@@ -259,8 +270,8 @@ final class ResultTests: XCTestCase {
   // MARK: - Round trip
 
   func testRoundTripsThrough110() throws {
-    XCTAssertEqual(try CNIResult(json: rich.json(for: .v1_1_0)), rich)
-    let bytes = rich.json(for: .v1_1_0).serialized()
+    XCTAssertEqual(try CNIResult(json: rich.json(for: .v110)), rich)
+    let bytes = rich.json(for: .v110).serialized()
     XCTAssertEqual(try CNIResult(json: JSONValue.parse(bytes)), rich)
   }
 
@@ -272,7 +283,7 @@ final class ResultTests: XCTestCase {
       reduced.interfaces[index].pciID = nil
     }
     reduced.routes[0] = .init(dst: prefix("0.0.0.0/0"), gw: address("169.254.1.1"))
-    for version in [CNIVersion.v0_3_0, .v0_3_1, .v0_4_0, .v1_0_0] {
+    for version in [CNIVersion.v030, .v031, .v040, .v100] {
       XCTAssertEqual(try CNIResult(json: rich.json(for: version)), reduced, "cniVersion \(version)")
     }
   }

@@ -4,7 +4,7 @@ import XCTest
 /// Asserts that `expression` throws a `CNIError` with `code` whose message contains every
 /// string in `mentioning` (the field or variable the error must name). Returns the error.
 @discardableResult
-func XCTAssertCNIError<T>(
+func assertCNIError<T>(
   _ expression: @autoclosure () throws(CNIError) -> T, code: CNIErrorCode,
   mentioning needles: [String] = [], file: StaticString = #filePath, line: UInt = #line
 ) -> CNIError? {

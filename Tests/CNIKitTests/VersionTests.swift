@@ -10,19 +10,22 @@ final class VersionTests: XCTestCase {
     XCTAssertEqual(version.minor, 3)
     XCTAssertEqual(version.patch, 1)
     XCTAssertEqual(version.description, "0.3.1")
-    XCTAssertEqual(CNIVersion("1.1.0"), .v1_1_0)
+    XCTAssertEqual(CNIVersion("1.1.0"), .v110)
     XCTAssertEqual(CNIVersion("10.20.30")?.description, "10.20.30")
   }
 
   func testRejectsAnythingButThreeNonNegativeNumbers() {
-    for text in ["", "1", "1.0", "1.0.0.0", "1..0", "a.b.c", "1.0.x", "-1.0.0", "1.0.0 ", "v1.0.0"] {
+    for text in ["", "1", "1.0", "1.0.0.0", "1..0", "a.b.c", "1.0.x", "-1.0.0", "1.0.0 ", "v1.0.0"]
+    {
       XCTAssertNil(CNIVersion(text), text)
     }
   }
 
   func testOrdering() {
-    let ascending = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "0.10.0", "1.0.0", "1.1.0", "2.0.0"]
-      .compactMap(CNIVersion.init)
+    let ascending = [
+      "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "0.10.0", "1.0.0", "1.1.0", "2.0.0",
+    ]
+    .compactMap(CNIVersion.init)
     XCTAssertEqual(ascending.count, 9)
     for (lower, higher) in zip(ascending, ascending.dropFirst()) {
       XCTAssertLessThan(lower, higher)
@@ -33,36 +36,37 @@ final class VersionTests: XCTestCase {
   }
 
   func testSupportedVersions() {
-    XCTAssertEqual(CNIVersion.supported.map(\.description), ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
-    XCTAssertEqual(CNIVersion.latest, .v1_1_0)
-    XCTAssertTrue(CNIVersion.v0_3_0.isSupported)
+    XCTAssertEqual(
+      CNIVersion.supported.map(\.description), ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+    XCTAssertEqual(CNIVersion.latest, .v110)
+    XCTAssertTrue(CNIVersion.v030.isSupported)
     XCTAssertFalse(CNIVersion(0, 2, 0).isSupported)
     XCTAssertFalse(CNIVersion(1, 2, 0).isSupported)
   }
 
   func testMinimumVersionPerCommand() {
-    XCTAssertEqual(CNIVersion.minimum(for: .check), .v0_4_0)
-    XCTAssertEqual(CNIVersion.minimum(for: .gc), .v1_1_0)
-    XCTAssertEqual(CNIVersion.minimum(for: .status), .v1_1_0)
-    XCTAssertEqual(CNIVersion.minimum(for: .add), .v0_3_0)
-    XCTAssertEqual(CNIVersion.minimum(for: .del), .v0_3_0)
-    XCTAssertEqual(CNIVersion.minimum(for: .version), .v0_3_0)
+    XCTAssertEqual(CNIVersion.minimum(for: .check), .v040)
+    XCTAssertEqual(CNIVersion.minimum(for: .gc), .v110)
+    XCTAssertEqual(CNIVersion.minimum(for: .status), .v110)
+    XCTAssertEqual(CNIVersion.minimum(for: .add), .v030)
+    XCTAssertEqual(CNIVersion.minimum(for: .del), .v030)
+    XCTAssertEqual(CNIVersion.minimum(for: .version), .v030)
   }
 
   func testResultShapePerVersion() {
-    XCTAssertTrue(CNIVersion.v0_4_0.resultHasIPVersionField)
-    XCTAssertFalse(CNIVersion.v1_0_0.resultHasIPVersionField)
-    XCTAssertFalse(CNIVersion.v1_0_0.resultHasExtendedFields)
-    XCTAssertTrue(CNIVersion.v1_1_0.resultHasExtendedFields)
+    XCTAssertTrue(CNIVersion.v040.resultHasIPVersionField)
+    XCTAssertFalse(CNIVersion.v100.resultHasIPVersionField)
+    XCTAssertFalse(CNIVersion.v100.resultHasExtendedFields)
+    XCTAssertTrue(CNIVersion.v110.resultHasExtendedFields)
   }
 
   func testSelectPicksTheHighestSupportedOffer() {
     XCTAssertEqual(
-      CNIVersion.select(cniVersion: "1.0.0", cniVersions: ["0.4.0", "1.1.0", "2.0.0"]), .v1_1_0)
-    XCTAssertEqual(CNIVersion.select(cniVersion: "0.4.0", cniVersions: []), .v0_4_0)
-    XCTAssertEqual(CNIVersion.select(cniVersion: nil, cniVersions: ["0.3.1", "0.2.0"]), .v0_3_1)
+      CNIVersion.select(cniVersion: "1.0.0", cniVersions: ["0.4.0", "1.1.0", "2.0.0"]), .v110)
+    XCTAssertEqual(CNIVersion.select(cniVersion: "0.4.0", cniVersions: []), .v040)
+    XCTAssertEqual(CNIVersion.select(cniVersion: nil, cniVersions: ["0.3.1", "0.2.0"]), .v031)
     XCTAssertEqual(
-      CNIVersion.select(cniVersion: "garbage", cniVersions: ["1.0.0", "nonsense"]), .v1_0_0)
+      CNIVersion.select(cniVersion: "garbage", cniVersions: ["1.0.0", "nonsense"]), .v100)
   }
 
   func testSelectWithNothingInCommonIsNil() {
@@ -72,20 +76,21 @@ final class VersionTests: XCTestCase {
 
   func testSelectHonoursAnExplicitSupportedList() {
     XCTAssertEqual(
-      CNIVersion.select(cniVersion: "1.1.0", cniVersions: ["1.0.0"], supported: [.v0_4_0, .v1_0_0]),
-      .v1_0_0)
+      CNIVersion.select(
+        cniVersion: "1.1.0", cniVersions: ["1.0.0"], supported: [.v040, .v100]),
+      .v100)
   }
 
   func testNegotiateWithHostLocal() {
-    XCTAssertEqual(CNIVersion.negotiate(ceiling: .v1_1_0, peer: hostLocalVersions), .v1_0_0)
-    XCTAssertEqual(CNIVersion.negotiate(ceiling: .v1_0_0, peer: hostLocalVersions), .v1_0_0)
-    XCTAssertEqual(CNIVersion.negotiate(ceiling: .v0_4_0, peer: hostLocalVersions), .v0_4_0)
-    XCTAssertEqual(CNIVersion.negotiate(ceiling: .v0_3_0, peer: hostLocalVersions), .v0_3_0)
+    XCTAssertEqual(CNIVersion.negotiate(ceiling: .v110, peer: hostLocalVersions), .v100)
+    XCTAssertEqual(CNIVersion.negotiate(ceiling: .v100, peer: hostLocalVersions), .v100)
+    XCTAssertEqual(CNIVersion.negotiate(ceiling: .v040, peer: hostLocalVersions), .v040)
+    XCTAssertEqual(CNIVersion.negotiate(ceiling: .v030, peer: hostLocalVersions), .v030)
   }
 
   func testNegotiateSkipsVersionsJunctionDoesNotSpeak() {
-    XCTAssertNil(CNIVersion.negotiate(ceiling: .v1_1_0, peer: ["0.1.0", "0.2.0"]))
-    XCTAssertNil(CNIVersion.negotiate(ceiling: .v1_1_0, peer: []))
-    XCTAssertEqual(CNIVersion.negotiate(ceiling: .v1_1_0, peer: ["1.1.0", "1.2.0", "x"]), .v1_1_0)
+    XCTAssertNil(CNIVersion.negotiate(ceiling: .v110, peer: ["0.1.0", "0.2.0"]))
+    XCTAssertNil(CNIVersion.negotiate(ceiling: .v110, peer: []))
+    XCTAssertEqual(CNIVersion.negotiate(ceiling: .v110, peer: ["1.1.0", "1.2.0", "x"]), .v110)
   }
 }

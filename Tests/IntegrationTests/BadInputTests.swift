@@ -21,25 +21,32 @@ final class BadInputTests: XCTestCase {
   private var goodConfig: [String: Any] { node.pluginConfig() }
 
   private func assertRejected(
-    _ expectedCode: Int, command: String = "ADD", stdin: String? = nil, containerID: String? = "bad-ctr",
+    _ expectedCode: Int, command: String = "ADD", stdin: String? = nil,
+    containerID: String? = "bad-ctr",
     netns: String? = "default", ifname: String? = "eth0", mentioning words: [String] = [],
     file: StaticString = #filePath, line: UInt = #line
   ) throws {
     let result = try node.rawCall(
       command: command, stdin: stdin ?? TestNode.json(goodConfig), containerID: containerID,
       netns: netns == "default" ? podPath : netns, ifname: ifname)
-    XCTAssertEqual(result.status, 1, "exit status; stdout: \(result.stdout)", file: file, line: line)
-    XCTAssertEqual(result.errorCode, expectedCode, "stdout: \(result.stdout) stderr: \(result.stderr)", file: file, line: line)
-    let json = try XCTUnwrap(result.json, "the error is not JSON on stdout: \(result.stdout)", file: file, line: line)
+    XCTAssertEqual(
+      result.status, 1, "exit status; stdout: \(result.stdout)", file: file, line: line)
+    XCTAssertEqual(
+      result.errorCode, expectedCode, "stdout: \(result.stdout) stderr: \(result.stderr)",
+      file: file, line: line)
+    let json = try XCTUnwrap(
+      result.json, "the error is not JSON on stdout: \(result.stdout)", file: file, line: line)
     XCTAssertNotNil(json["cniVersion"], file: file, line: line)
     let message = "\(json["msg"] ?? "") \(json["details"] ?? "")"
     for word in words {
-      XCTAssertTrue(message.contains(word), "\"\(message)\" does not mention \(word)", file: file, line: line)
+      XCTAssertTrue(
+        message.contains(word), "\"\(message)\" does not mention \(word)", file: file, line: line)
     }
     XCTAssertEqual(try node.hostLinks(), [], "a link was left behind", file: file, line: line)
     XCTAssertEqual(node.reservedAddresses(), [], "an address is still held", file: file, line: line)
     XCTAssertEqual(
-      try node.exec(in: pod, ["ip", "-o", "link", "show", "eth0"]).status, 1, "eth0 appeared in the pod",
+      try node.exec(in: pod, ["ip", "-o", "link", "show", "eth0"]).status, 1,
+      "eth0 appeared in the pod",
       file: file, line: line)
   }
 
@@ -98,7 +105,8 @@ final class BadInputTests: XCTestCase {
   }
 
   func testGCNeeds110() throws {
-    try assertRejected(1, command: "GC", containerID: nil, netns: nil, ifname: nil, mentioning: ["1.1.0"])
+    try assertRejected(
+      1, command: "GC", containerID: nil, netns: nil, ifname: nil, mentioning: ["1.1.0"])
   }
 
   func testUnknownCommand() throws {
@@ -106,9 +114,11 @@ final class BadInputTests: XCTestCase {
   }
 
   func testVersionListsEverySupportedVersion() throws {
-    let result = try node.rawCall(command: "VERSION", stdin: "{\"cniVersion\":\"1.0.0\"}", containerID: nil, ifname: nil)
+    let result = try node.rawCall(
+      command: "VERSION", stdin: "{\"cniVersion\":\"1.0.0\"}", containerID: nil, ifname: nil)
     XCTAssertEqual(result.status, 0)
     XCTAssertEqual(result.json?["cniVersion"] as? String, "1.0.0")
-    XCTAssertEqual(result.json?["supportedVersions"] as? [String], ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+    XCTAssertEqual(
+      result.json?["supportedVersions"] as? [String], ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
   }
 }

@@ -15,8 +15,10 @@ final class ExampleConfigTests: XCTestCase {
       let data = try Data(contentsOf: directory.appendingPathComponent(file))
       let list = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any], file)
       let plugins = try XCTUnwrap(list["plugins"] as? [[String: Any]], file)
-      let versions = [list["cniVersion"] as? String].compactMap { $0 } + (list["cniVersions"] as? [String] ?? [])
-      XCTAssertNotNil(CNIVersion.select(cniVersion: list["cniVersion"] as? String, cniVersions: versions), file)
+      let versions =
+        [list["cniVersion"] as? String].compactMap { $0 } + (list["cniVersions"] as? [String] ?? [])
+      XCTAssertNotNil(
+        CNIVersion.select(cniVersion: list["cniVersion"] as? String, cniVersions: versions), file)
       var sawJunction = false
       for plugin in plugins where plugin["type"] as? String == "junction" {
         sawJunction = true

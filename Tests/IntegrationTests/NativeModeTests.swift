@@ -7,7 +7,7 @@ final class NativeModeTests: XCTestCase {
   private var nodes: [TestNode] = []
 
   override func tearDown() {
-    nodes.forEach { $0.tearDown() }
+    for node in nodes { node.tearDown() }
     nodes = []
     super.tearDown()
   }
@@ -31,13 +31,17 @@ final class NativeModeTests: XCTestCase {
     XCTAssertTrue(try node.ping(from: podA, ipB), "pod A cannot ping pod B")
     XCTAssertTrue(try node.ping(from: podB, ipA), "pod B cannot ping pod A")
     XCTAssertTrue(try node.ping(from: podA, node.nodeIP), "pod cannot ping the node")
-    XCTAssertTrue(try node.exec(in: node.name, ["ping", "-c", "1", "-W", "2", ipA]).status == 0, "node cannot ping the pod")
+    XCTAssertTrue(
+      try node.exec(in: node.name, ["ping", "-c", "1", "-W", "2", ipA]).status == 0,
+      "node cannot ping the pod")
 
     // TCP: a one-shot server in pod B answers pod A with its own name.
     let server = try startTCPServer(in: podB, node: node, reply: "hello-from-\(podB)")
     defer { server.terminate() }
     let reply = try node.exec(in: podA, ["python3", "-c", TCPScripts.client, ipB])
-    XCTAssertEqual(reply.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "hello-from-\(podB)", reply.stderr)
+    XCTAssertEqual(
+      reply.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "hello-from-\(podB)",
+      reply.stderr)
 
     // The interface is what the config asked for: MTU, a /32, and the result's MAC.
     let link = try node.exec(in: podA, ["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
@@ -98,7 +102,9 @@ final class NativeModeTests: XCTestCase {
     }
     XCTAssertEqual(try node.hostLinks(), [])
     XCTAssertEqual(node.reservedAddresses(), [])
-    XCTAssertEqual(try node.exec(in: pod, ["ip", "-o", "link", "show", "eth0"]).status, 1, "eth0 is still in the pod")
+    XCTAssertEqual(
+      try node.exec(in: pod, ["ip", "-o", "link", "show", "eth0"]).status, 1,
+      "eth0 is still in the pod")
   }
 
   func testDeleteAfterTheNamespaceIsGoneSucceedsAndReleasesTheAddress() throws {
@@ -128,7 +134,9 @@ final class NativeModeTests: XCTestCase {
   func testAddFailsWhenTheInterfaceAlreadyExistsAndLeavesNothing() throws {
     let node = try makeNode()
     let pod = try node.makePodNamespace()
-    try Shell.must(["ip", "-n", pod, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer"])
+    try Shell.must([
+      "ip", "-n", pod, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer",
+    ])
     let result = try node.driver("add", pod: pod)
     XCTAssertEqual(result.status, 1)
     XCTAssertEqual(result.errorCode, 101, result.stdout)
@@ -172,7 +180,9 @@ final class NativeModeTests: XCTestCase {
     }
     XCTAssertEqual(Set(addresses).count, 20, "addresses are not distinct: \(addresses)")
     for (pod, address) in zip(pods, addresses) {
-      XCTAssertTrue(try node.exec(in: node.name, ["ping", "-c", "1", "-W", "2", address]).status == 0, "\(pod) at \(address) unreachable")
+      XCTAssertTrue(
+        try node.exec(in: node.name, ["ping", "-c", "1", "-W", "2", address]).status == 0,
+        "\(pod) at \(address) unreachable")
     }
     XCTAssertTrue(try node.ping(from: pods[0], addresses[19]))
 
@@ -186,7 +196,9 @@ final class NativeModeTests: XCTestCase {
 
   func testExhaustedIPAMGivesAClearErrorAndLeavesNothing() throws {
     let node = try makeNode(ipam: [
-      "ranges": [[["subnet": "10.240.9.0/24", "rangeStart": "10.240.9.10", "rangeEnd": "10.240.9.11"]]]
+      "ranges": [
+        [["subnet": "10.240.9.0/24", "rangeStart": "10.240.9.10", "rangeEnd": "10.240.9.11"]]
+      ]
     ])
     let first = try node.makePodNamespace()
     let second = try node.makePodNamespace()
@@ -198,7 +210,8 @@ final class NativeModeTests: XCTestCase {
     let result = try node.driver("add", pod: third)
     XCTAssertEqual(result.status, 1)
     let message = (result.json?["msg"] as? String ?? "")
-    XCTAssertTrue(message.contains("host-local"), "the error should name the IPAM plugin: \(result.stdout)")
+    XCTAssertTrue(
+      message.contains("host-local"), "the error should name the IPAM plugin: \(result.stdout)")
     XCTAssertTrue(message.lowercased().contains("no ip addresses available"), result.stdout)
     XCTAssertEqual(try node.hostLinks(), linksBefore, "the failed ADD left a link behind")
     XCTAssertEqual(node.reservedAddresses(), ["10.240.9.10", "10.240.9.11"])
@@ -210,7 +223,10 @@ final class NativeModeTests: XCTestCase {
     let nodeB = try makeNode(nodeIP: "192.168.241.2", podSubnet: "10.241.2.0/24")
     // The underlay: one veth between the two nodes, no tunnel.
     let linkA = TestNode.uniqueName("u")
-    try Shell.must(["ip", "-n", nodeA.name, "link", "add", linkA, "type", "veth", "peer", "name", "underlay", "netns", nodeB.name])
+    try Shell.must([
+      "ip", "-n", nodeA.name, "link", "add", linkA, "type", "veth", "peer", "name", "underlay",
+      "netns", nodeB.name,
+    ])
     try Shell.must(["ip", "-n", nodeA.name, "addr", "add", "172.31.99.1/24", "dev", linkA])
     try Shell.must(["ip", "-n", nodeB.name, "addr", "add", "172.31.99.2/24", "dev", "underlay"])
     try Shell.must(["ip", "-n", nodeA.name, "link", "set", linkA, "up"])
@@ -237,10 +253,12 @@ final class NativeModeTests: XCTestCase {
     XCTAssertEqual(try node.hostLinks().count, 2)
 
     let valid = "[{\"containerID\":\"\(node.containerID(keep))\",\"ifname\":\"eth0\"}]"
-    let result = try node.driver("gc", pod: nil, cniVersion110: true, extraEnvironment: ["CNI_VALID_ATTACHMENTS": valid])
+    let result = try node.driver(
+      "gc", pod: nil, cniVersion110: true, extraEnvironment: ["CNI_VALID_ATTACHMENTS": valid])
     XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
     XCTAssertEqual(try node.hostLinks().count, 1, "the stale attachment's veth is still there")
-    XCTAssertEqual(node.reservedAddresses(), [keepIP], "the stale attachment's address is still held")
+    XCTAssertEqual(
+      node.reservedAddresses(), [keepIP], "the stale attachment's address is still held")
     XCTAssertEqual(try node.exec(in: stale, ["ip", "-o", "link", "show", "eth0"]).status, 1)
     XCTAssertTrue(try node.ping(from: keep, node.nodeIP), "GC broke a valid attachment")
   }
@@ -251,12 +269,14 @@ final class NativeModeTests: XCTestCase {
     try node.addPod(pod)
     var config = node.pluginConfig(cniVersion: "1.1.0")
     config["cni.dev/attachments"] = [["containerID": node.containerID(pod), "ifname": "eth0"]]
-    let kept = try node.rawCall(command: "GC", stdin: TestNode.json(config), containerID: nil, ifname: nil)
+    let kept = try node.rawCall(
+      command: "GC", stdin: TestNode.json(config), containerID: nil, ifname: nil)
     XCTAssertEqual(kept.status, 0, kept.stdout)
     XCTAssertEqual(try node.hostLinks().count, 1)
 
     config["cni.dev/attachments"] = [[String: String]]()
-    let removed = try node.rawCall(command: "GC", stdin: TestNode.json(config), containerID: nil, ifname: nil)
+    let removed = try node.rawCall(
+      command: "GC", stdin: TestNode.json(config), containerID: nil, ifname: nil)
     XCTAssertEqual(removed.status, 0, removed.stdout)
     XCTAssertEqual(try node.hostLinks(), [])
     XCTAssertEqual(node.reservedAddresses(), [])
@@ -269,7 +289,8 @@ final class NativeModeTests: XCTestCase {
 
     var config = node.pluginConfig(cniVersion: "1.1.0", ipam: ["type": "no-such-ipam"])
     config["cniVersion"] = "1.1.0"
-    let missing = try node.rawCall(command: "STATUS", stdin: TestNode.json(config), containerID: nil, ifname: nil)
+    let missing = try node.rawCall(
+      command: "STATUS", stdin: TestNode.json(config), containerID: nil, ifname: nil)
     XCTAssertEqual(missing.status, 1)
     XCTAssertEqual(missing.errorCode, 50, missing.stdout)
   }
@@ -296,12 +317,14 @@ final class NativeModeTests: XCTestCase {
     let node = try makeNode()
     let pod = try node.makePodNamespace()
     let config = TestNode.json(node.pluginConfig(cniVersion: "1.1.0"))
-    let add = try node.rawCall(command: "ADD", stdin: config, containerID: "v110", netns: "/var/run/netns/\(pod)")
+    let add = try node.rawCall(
+      command: "ADD", stdin: config, containerID: "v110", netns: "/var/run/netns/\(pod)")
     XCTAssertEqual(add.status, 0, add.stdout)
     XCTAssertEqual(add.json?["cniVersion"] as? String, "1.1.0")
     let interfaces = try XCTUnwrap(add.json?["interfaces"] as? [[String: Any]])
     XCTAssertEqual(interfaces[1]["mtu"] as? Int, 1500, "1.1.0 results carry the interface MTU")
-    let del = try node.rawCall(command: "DEL", stdin: config, containerID: "v110", netns: "/var/run/netns/\(pod)")
+    let del = try node.rawCall(
+      command: "DEL", stdin: config, containerID: "v110", netns: "/var/run/netns/\(pod)")
     XCTAssertEqual(del.status, 0, del.stdout)
     XCTAssertEqual(node.reservedAddresses(), [])
   }
@@ -316,7 +339,9 @@ final class NativeModeTests: XCTestCase {
     try process.run()
     // Wait until it listens, bounded.
     for _ in 0..<50 {
-      if try node.exec(in: pod, ["sh", "-c", "grep -q ':1F90 ' /proc/net/tcp"]).status == 0 { break }
+      if try node.exec(in: pod, ["sh", "-c", "grep -q ':1F90 ' /proc/net/tcp"]).status == 0 {
+        break
+      }
       usleep(100_000)
     }
     return process

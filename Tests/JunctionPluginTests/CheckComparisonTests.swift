@@ -39,7 +39,9 @@ final class CheckComparisonTests: XCTestCase {
       ])
   }
 
-  private func route(_ destination: String, via gateway: String? = nil, dev index: Int32) -> RouteInfo {
+  private func route(_ destination: String, via gateway: String? = nil, dev index: Int32)
+    -> RouteInfo
+  {
     RouteInfo(
       destination: prefix(destination), gateway: gateway.map { address($0) }, interfaceIndex: index,
       scope: gateway == nil ? 253 : 0, table: 254)
@@ -197,13 +199,15 @@ final class CheckComparisonTests: XCTestCase {
   func testMissingHostRoute() throws {
     var observed = clean
     observed.hostRoutes.removeAll { $0.destination == prefix("10.1.0.5/32") }
-    assertOneDifference(try differences(observed), mentioning: ["host route 10.1.0.5/32", hostName])
+    assertOneDifference(
+      try differences(observed), mentioning: ["host route 10.1.0.5/32", hostName])
   }
 
   func testHostRouteOnTheWrongDevice() throws {
     var observed = clean
     observed.hostRoutes[2] = route("fd00::5/128", dev: 99)
-    assertOneDifference(try differences(observed), mentioning: ["host route fd00::5/128", hostName])
+    assertOneDifference(
+      try differences(observed), mentioning: ["host route fd00::5/128", hostName])
   }
 
   // MARK: - Several at once

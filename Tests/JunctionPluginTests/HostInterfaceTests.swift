@@ -26,9 +26,12 @@ final class HostInterfaceTests: XCTestCase {
 
   func testNameDiffersForAnotherIfnameOrContainer() {
     let name = HostInterface.name(for: attachment)
-    XCTAssertNotEqual(name, HostInterface.name(for: Attachment(containerID: "abc123", ifname: "eth1")))
-    XCTAssertNotEqual(name, HostInterface.name(for: Attachment(containerID: "abc124", ifname: "eth0")))
-    XCTAssertNotEqual(name, HostInterface.name(for: Attachment(containerID: "eth0", ifname: "abc123")))
+    XCTAssertNotEqual(
+      name, HostInterface.name(for: Attachment(containerID: "abc123", ifname: "eth1")))
+    XCTAssertNotEqual(
+      name, HostInterface.name(for: Attachment(containerID: "abc124", ifname: "eth0")))
+    XCTAssertNotEqual(
+      name, HostInterface.name(for: Attachment(containerID: "eth0", ifname: "abc123")))
   }
 
   func testNamesOfManyAttachmentsAreDistinct() {
@@ -52,14 +55,16 @@ final class HostInterfaceTests: XCTestCase {
   func testAliasRoundTripsWithDotsDashesAndUnderscores() throws {
     let attachment = Attachment(containerID: "a.b-c_d", ifname: "net-1.2")
     let parsed = try XCTUnwrap(
-      HostInterface.parseAlias(HostInterface.alias(network: "k8s-pod.network", attachment: attachment)))
+      HostInterface.parseAlias(
+        HostInterface.alias(network: "k8s-pod.network", attachment: attachment)))
     XCTAssertEqual(parsed.network, "k8s-pod.network")
     XCTAssertEqual(parsed.attachment, attachment)
   }
 
   func testParseAliasRejectsForeignAliases() {
     for alias in [
-      "", "junction", "calico/pods/abc123/eth0", "Junction/pods/abc123/eth0", "junction/pods/abc123",
+      "", "junction", "calico/pods/abc123/eth0", "Junction/pods/abc123/eth0",
+      "junction/pods/abc123",
       "junction/pods/abc123/eth0/extra", "junction//abc123/eth0", "junction/pods//eth0",
       "junction/pods/abc123/", "/junction/pods/abc123/eth0", "k8s pod eth0",
     ] {

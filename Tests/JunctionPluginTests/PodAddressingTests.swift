@@ -3,7 +3,8 @@ import JunctionPlugin
 import XCTest
 
 final class PodAddressingTests: XCTestCase {
-  private func plan(_ ipam: CNIResult, dns: CNIResult.DNS? = nil) throws(CNIError) -> PodAddressing {
+  private func plan(_ ipam: CNIResult, dns: CNIResult.DNS? = nil) throws(CNIError) -> PodAddressing
+  {
     try PodAddressing.plan(ipam: ipam, dnsOverride: dns)
   }
 
@@ -32,7 +33,8 @@ final class PodAddressingTests: XCTestCase {
       CNIResult(ips: [.init(address: prefix("10.1.0.5/24")), .init(address: prefix("fd00::5/64"))]))
     XCTAssertEqual(planned.ipv4?.gateway, address("169.254.1.1"))
     XCTAssertEqual(planned.ipv6?.gateway, address("fe80::1"))
-    XCTAssertEqual(planned.ipv4?.routes, [.init(dst: prefix("0.0.0.0/0"), gw: address("169.254.1.1"))])
+    XCTAssertEqual(
+      planned.ipv4?.routes, [.init(dst: prefix("0.0.0.0/0"), gw: address("169.254.1.1"))])
     XCTAssertEqual(planned.ipv6?.routes, [.init(dst: prefix("::/0"), gw: address("fe80::1"))])
   }
 
@@ -65,7 +67,8 @@ final class PodAddressingTests: XCTestCase {
         routes: [.init(dst: prefix("10.96.0.0/12"))]))
     XCTAssertEqual(planned.families.count, 2)
     XCTAssertEqual(planned.ipv4?.addresses, [prefix("10.1.0.5/32")])
-    XCTAssertEqual(planned.ipv4?.routes, [.init(dst: prefix("10.96.0.0/12"), gw: address("10.1.0.1"))])
+    XCTAssertEqual(
+      planned.ipv4?.routes, [.init(dst: prefix("10.96.0.0/12"), gw: address("10.1.0.1"))])
     XCTAssertEqual(planned.ipv6?.addresses, [prefix("fd00::5/128")])
     // IPAM gave IPv6 no routes, so it gets a default one.
     XCTAssertEqual(planned.ipv6?.routes, [.init(dst: prefix("::/0"), gw: address("fd00::1"))])
@@ -82,16 +85,17 @@ final class PodAddressingTests: XCTestCase {
   }
 
   func testNoIPsIsCode102() {
-    XCTAssertCNIError(
+    assertCNIError(
       try plan(CNIResult(routes: [.init(dst: prefix("0.0.0.0/0"))])), code: .delegatedPluginFailed,
       mentioning: ["IP"])
   }
 
   func testPodAddressEqualToItsGatewayIsAnError() {
-    XCTAssertCNIError(
-      try plan(CNIResult(ips: [.init(address: prefix("10.1.0.1/24"), gateway: address("10.1.0.1"))])),
+    assertCNIError(
+      try plan(
+        CNIResult(ips: [.init(address: prefix("10.1.0.1/24"), gateway: address("10.1.0.1"))])),
       code: .delegatedPluginFailed, mentioning: ["10.1.0.1", "gateway"])
-    XCTAssertCNIError(
+    assertCNIError(
       try plan(CNIResult(ips: [.init(address: prefix("169.254.1.1/32"))])),
       code: .delegatedPluginFailed, mentioning: ["169.254.1.1"])
   }

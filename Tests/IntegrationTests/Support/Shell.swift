@@ -42,8 +42,12 @@ enum Shell {
     let group = DispatchGroup()
     var stdoutData = Data()
     var stderrData = Data()
-    DispatchQueue.global().async(group: group) { stdoutData = output.fileHandleForReading.readDataToEndOfFile() }
-    DispatchQueue.global().async(group: group) { stderrData = errors.fileHandleForReading.readDataToEndOfFile() }
+    DispatchQueue.global().async(group: group) {
+      stdoutData = output.fileHandleForReading.readDataToEndOfFile()
+    }
+    DispatchQueue.global().async(group: group) {
+      stderrData = errors.fileHandleForReading.readDataToEndOfFile()
+    }
     process.waitUntilExit()
     group.wait()
     timer.cancel()
@@ -54,10 +58,14 @@ enum Shell {
 
   /// Runs a command that must succeed; its stdout.
   @discardableResult
-  static func must(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+  static func must(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws
+    -> String
+  {
     let result = try run(arguments)
     if result.status != 0 {
-      XCTFail("\(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)", file: file, line: line)
+      XCTFail(
+        "\(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)", file: file,
+        line: line)
     }
     return result.stdout
   }

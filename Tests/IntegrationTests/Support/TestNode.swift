@@ -42,7 +42,8 @@ final class TestNode {
     try FileManager.default.createDirectory(at: confDir, withIntermediateDirectories: true)
     try FileManager.default.createDirectory(at: conf110Dir, withIntermediateDirectories: true)
     try FileManager.default.createSymbolicLink(
-      atPath: binDir.appendingPathComponent("junction").path, withDestinationPath: Artifacts.junction)
+      atPath: binDir.appendingPathComponent("junction").path,
+      withDestinationPath: Artifacts.junction)
     try writeConflist(ipam: extra, mtu: mtu)
     try Shell.must(["ip", "netns", "add", name])
     try Shell.must(["ip", "-n", name, "link", "set", "lo", "up"])
@@ -58,11 +59,19 @@ final class TestNode {
   static func requirePrerequisites() throws {
     if getuid() != 0 {
       let reason = "integration tests need root: they create network namespaces and veths"
-      if ProcessInfo.processInfo.environment["CI"] != nil { throw MissingPrerequisite(description: reason) }
+      if ProcessInfo.processInfo.environment["CI"] != nil {
+        throw MissingPrerequisite(description: reason)
+      }
       throw XCTSkip(reason)
     }
-    for (what, path) in [("junction (swift build)", Artifacts.junction), ("cnidriver (install/build-driver.sh)", Artifacts.driver),
-      ("host-local (apt-get install containernetworking-plugins)", Artifacts.referencePlugins + "/host-local")]
+    for (what, path) in [
+      ("junction (swift build)", Artifacts.junction),
+      ("cnidriver (install/build-driver.sh)", Artifacts.driver),
+      (
+        "host-local (apt-get install containernetworking-plugins)",
+        Artifacts.referencePlugins + "/host-local"
+      ),
+    ]
     where !FileManager.default.isExecutableFile(atPath: path) {
       throw MissingPrerequisite(description: "\(what) is missing at \(path)")
     }
@@ -117,7 +126,10 @@ final class TestNode {
     if let pod { environment["CNI_CONTAINERID"] = containerID ?? self.containerID(pod) }
     environment.merge(extraEnvironment) { _, new in new }
     return try Shell.run(
-      ["ip", "netns", "exec", name, Artifacts.driver, verb, network, pod.map { "/var/run/netns/\($0)" } ?? "-"],
+      [
+        "ip", "netns", "exec", name, Artifacts.driver, verb, network,
+        pod.map { "/var/run/netns/\($0)" } ?? "-",
+      ],
       environment: environment)
   }
 
@@ -125,10 +137,12 @@ final class TestNode {
   @discardableResult
   func addPod(_ pod: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
     let result = try driver("add", pod: pod)
-    XCTAssertEqual(result.status, 0, "ADD \(pod): \(result.stdout) \(result.stderr)", file: file, line: line)
+    XCTAssertEqual(
+      result.status, 0, "ADD \(pod): \(result.stdout) \(result.stderr)", file: file, line: line)
     let ips = result.json?["ips"] as? [[String: Any]] ?? []
     let address = (ips.first?["address"] as? String)?.split(separator: "/").first.map(String.init)
-    return try XCTUnwrap(address, "ADD result has no address: \(result.stdout)", file: file, line: line)
+    return try XCTUnwrap(
+      address, "ADD result has no address: \(result.stdout)", file: file, line: line)
   }
 
   /// Calls the plugin binary directly, for inputs libcni would refuse to send.
@@ -151,7 +165,9 @@ final class TestNode {
   }
 
   /// Runs a command inside a namespace.
-  func exec(in namespace: String, _ arguments: [String], timeout: TimeInterval = 30) throws -> CommandOutput {
+  func exec(in namespace: String, _ arguments: [String], timeout: TimeInterval = 30) throws
+    -> CommandOutput
+  {
     try Shell.run(["ip", "netns", "exec", namespace] + arguments, timeout: timeout)
   }
 
@@ -159,7 +175,9 @@ final class TestNode {
   func hostLinks() throws -> [String] {
     try Shell.must(["ip", "-o", "-n", name, "link", "show"])
       .split(separator: "\n")
-      .compactMap { line in line.split(separator: ":").dropFirst().first.map { $0.trimmingCharacters(in: .whitespaces) } }
+      .compactMap { line in
+        line.split(separator: ":").dropFirst().first.map { $0.trimmingCharacters(in: .whitespaces) }
+      }
       .map { $0.split(separator: "@").first.map(String.init) ?? $0 }
       .filter { $0 != "lo" }
   }
