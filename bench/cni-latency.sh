@@ -89,7 +89,7 @@ tmp="$(mktemp -d /tmp/jtbench.XXXXXX)"
 if [[ -n "${JUNCTION_BIN:-}" ]]; then
   junction_bin="$(realpath "$JUNCTION_BIN")"
   [[ -x "$junction_bin" ]] || { echo "cni-latency: JUNCTION_BIN=$JUNCTION_BIN is not executable" >&2; exit 1; }
-  binary_origin="given as JUNCTION_BIN"
+  binary_origin="given as JUNCTION_BIN, not necessarily built from this checkout"
 else
   echo "cni-latency: JUNCTION_BIN not set; building with install/install.sh --prefix $tmp/prefix --skip-deps" >&2
   "$repo/install/install.sh" --prefix "$tmp/prefix" --skip-deps >&2
@@ -172,7 +172,7 @@ report="$tmp/report.md"
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
   echo "- machine: kernel $(uname -r), $(nproc) CPUs (${cpu_model:-unknown CPU}), $((mem_kib / 1024)) MiB RAM, load average before the report $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- junction: \`$junction_bin\` ($binary_origin), $binary_bytes bytes ($((binary_bytes / 1048576)) MiB), repo at $revision"
+  echo "- junction: \`$junction_bin\` ($binary_origin), $binary_bytes bytes ($((binary_bytes / 1048576)) MiB); repo HEAD $revision"
   echo "- ptp: \`$ptp_bin\` (containernetworking-plugins $ptp_version); both with host-local IPAM (own dataDir, own /24)"
   echo "- method: $runs timed iterations after $warmup warm-up ones; each iteration gives each plugin a fresh pod netns and times VERSION, ADD, DEL (raw exec, CNI_* env only, config on stdin) from inside the node netns; junction and ptp alternate, and so does which goes first; percentiles are nearest-rank"
   echo "- command: \`$command_line\`"
