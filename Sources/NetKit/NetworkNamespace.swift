@@ -1,4 +1,4 @@
-import CSystem
+import CJunctionSys
 
 #if canImport(Glibc)
   import Glibc

@@ -1,4 +1,5 @@
 import BPFKit
+import Foundation
 import XCTest
 
 final class BPFFilesystemTests: XCTestCase {
@@ -12,5 +13,22 @@ final class BPFFilesystemTests: XCTestCase {
   func testAPlainDirectoryIsNotABPFFilesystem() {
     XCTAssertFalse(BPFFilesystem.isMounted(at: "/tmp"))
     XCTAssertFalse(BPFFilesystem.isMounted(at: "/no/such/dir"))
+  }
+
+  func testMountIsIdempotentAndUnmountToleratesNothingMounted() throws {
+    try requireRoot()
+    let path = NSTemporaryDirectory() + "junction-mount-\(getpid())/nested/bpf"
+    defer {
+      try? BPFFilesystem.unmount(at: path)
+      _ = Shell.run(["rm", "-rf", NSTemporaryDirectory() + "junction-mount-\(getpid())"])
+    }
+    XCTAssertTrue(try BPFFilesystem.mount(at: path), "creates the directories and mounts")
+    XCTAssertTrue(BPFFilesystem.isMounted(at: path))
+    XCTAssertFalse(try BPFFilesystem.mount(at: path), "already a bpffs: nothing to do")
+    try BPFFilesystem.unmount(at: path)
+    XCTAssertFalse(BPFFilesystem.isMounted(at: path))
+    try BPFFilesystem.unmount(at: path)
+    let mounts = try String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)
+    XCTAssertFalse(mounts.contains(path), "mounted once, so gone after one unmount")
   }
 }

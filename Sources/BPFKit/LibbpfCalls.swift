@@ -1,0 +1,40 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+// How BPFKit calls libbpf: result checking, descriptor ownership, and opts structs.
+
+/// libbpf 1.x returns a negative errno (and sets errno); the raw syscalls return -1 and set
+/// errno. Both end up here as one `BPFError.system`.
+@inline(__always)
+@discardableResult
+func checkLibbpf(_ result: Int32, _ operation: @autoclosure () -> String) throws(BPFError)
+  -> Int32
+{
+  if result < 0 { throw .system(operation(), errno: -result) }
+  return result
+}
+
+@inline(__always)
+@discardableResult
+func checkSyscall(_ result: Int32, _ operation: @autoclosure () -> String) throws(BPFError)
+  -> Int32
+{
+  if result < 0 { throw .system(operation(), errno: Glibc.errno) }
+  return result
+}
+
+/// A second descriptor for `fd`, close-on-exec, that the caller owns. Programs and maps taken
+/// from a BPFObject get their own descriptor this way, so they outlive the object.
+func duplicate(_ fd: Int32, _ what: @autoclosure () -> String) throws(BPFError) -> Int32 {
+  try checkSyscall(fcntl(fd, F_DUPFD_CLOEXEC, 3), "dup \(what())")
+}
+
+/// The `sz` to put in a libbpf opts struct (what LIBBPF_OPTS does in C): the offset just
+/// past its last field (`<struct>__last_field` in libbpf.h), not MemoryLayout.size. libbpf
+/// rejects (EINVAL, "has non-zero extra bytes") an opts whose bytes between that field and
+/// `sz` are not zero, and Swift does not keep padding bytes zero: the trailing `size_t :0`
+/// padding of bpf_tc_hook and bpf_tc_opts holds whatever was on the stack.
+func libbpfOptionsSize<Options, Field>(_ lastField: KeyPath<Options, Field>) -> Int {
+  MemoryLayout<Options>.offset(of: lastField)! + MemoryLayout<Field>.size
+}

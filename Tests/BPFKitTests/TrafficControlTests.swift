@@ -1,0 +1,157 @@
+import BPFKit
+import DatapathABI
+import XCTest
+
+/// The endpoint programs attached the way the CNI plugin attaches them (opened from their
+/// pins, tc ingress = from-endpoint, tc egress = to-endpoint) on a real veth whose peer is
+/// in its own namespace, with tc(8) as the independent witness. Needs root and iproute2.
+final class TrafficControlTests: XCTestCase {
+  private var bpffs: ScratchBPFFilesystem?
+  private var link: PodLink?
+  private var object: BPFObject?
+
+  override func setUpWithError() throws {
+    try requireRoot()
+    let path = try DatapathBuild.endpointObject()
+    // Undo a half-done set-up here: tearDown is idempotent, and this does not depend on
+    // whether XCTest runs tearDown after a throwing set-up.
+    do {
+      bpffs = try ScratchBPFFilesystem()
+      link = try PodLink()
+      object = try BPFObject.open(path: path, pinRoot: bpffs!.path)
+      try object!.load()
+      for name in [JUNCTION_PROG_FROM_ENDPOINT, JUNCTION_PROG_TO_ENDPOINT] {
+        try object!.program(named: name).pin(at: "\(bpffs!.path)/\(name)")
+      }
+    } catch {
+      tearDown()
+      throw error
+    }
+  }
+
+  override func tearDown() {
+    object = nil
+    link?.remove()
+    link = nil
+    bpffs?.remove()
+    bpffs = nil
+  }
+
+  private func pinned(_ name: String) throws -> BPFProgram {
+    try BPFProgram.openPinned(at: "\(bpffs!.path)/\(name)")
+  }
+
+  /// Junction's filters on one direction of the host end, as tc(8) lists them.
+  private func filters(_ direction: String) throws -> [Substring] {
+    try Shell.must(["tc", "filter", "show", "dev", link!.hostName, direction])
+      .split(separator: "\n").filter { $0.contains(" bpf ") && $0.contains("handle") }
+  }
+
+  private func hasClsact() throws -> Bool {
+    try Shell.must(["tc", "qdisc", "show", "dev", link!.hostName]).contains("clsact")
+  }
+
+  func testAttachIsIdempotentAndQueryReportsTheProgram() throws {
+    let ifindex = link!.hostIndex
+    let from = try pinned(JUNCTION_PROG_FROM_ENDPOINT)
+    let to = try pinned(JUNCTION_PROG_TO_ENDPOINT)
+    XCTAssertNil(try TrafficControl.query(ifindex: ifindex, direction: .ingress))
+    XCTAssertFalse(try hasClsact())
+
+    for _ in 0..<2 {
+      try TrafficControl.attach(program: from, ifindex: ifindex, direction: .ingress)
+      try TrafficControl.attach(program: to, ifindex: ifindex, direction: .egress)
+      XCTAssertEqual(try TrafficControl.query(ifindex: ifindex, direction: .ingress), from.id)
+      XCTAssertEqual(try TrafficControl.query(ifindex: ifindex, direction: .egress), to.id)
+      let ingress = try filters("ingress")
+      let egress = try filters("egress")
+      XCTAssertEqual(ingress.count, 1, "\(ingress)")
+      XCTAssertEqual(egress.count, 1, "\(egress)")
+      XCTAssertTrue(ingress.first?.contains("handle 0x4a4e") == true, "\(ingress)")
+      XCTAssertTrue(ingress.first?.contains("direct-action") == true, "\(ingress)")
+      XCTAssertTrue(egress.first?.contains("id \(to.id)") == true, "\(egress)")
+    }
+
+    // Attaching another program replaces Junction's filter rather than adding one.
+    try TrafficControl.attach(program: to, ifindex: ifindex, direction: .ingress)
+    XCTAssertEqual(try TrafficControl.query(ifindex: ifindex, direction: .ingress), to.id)
+    XCTAssertEqual(try filters("ingress").count, 1)
+  }
+
+  func testDetachAndRemoveHookLeaveNothingAndTolerateNothing() throws {
+    let ifindex = link!.hostIndex
+    try TrafficControl.attach(
+      program: pinned(JUNCTION_PROG_FROM_ENDPOINT), ifindex: ifindex, direction: .ingress)
+    XCTAssertNil(
+      try TrafficControl.query(ifindex: ifindex, direction: .egress),
+      "clsact present, nothing on egress")
+    try TrafficControl.attach(
+      program: pinned(JUNCTION_PROG_TO_ENDPOINT), ifindex: ifindex, direction: .egress)
+
+    try TrafficControl.detach(ifindex: ifindex, direction: .ingress)
+    XCTAssertNil(try TrafficControl.query(ifindex: ifindex, direction: .ingress))
+    XCTAssertNotNil(try TrafficControl.query(ifindex: ifindex, direction: .egress))
+    XCTAssertEqual(try filters("ingress").count, 0)
+    try TrafficControl.detach(ifindex: ifindex, direction: .ingress)  // again: fine
+    XCTAssertTrue(try hasClsact(), "detach leaves the qdisc")
+
+    try TrafficControl.removeHook(ifindex: ifindex)
+    XCTAssertFalse(try hasClsact())
+    XCTAssertNil(try TrafficControl.query(ifindex: ifindex, direction: .egress))
+    // Nothing there at all: every call is still fine.
+    try TrafficControl.removeHook(ifindex: ifindex)
+    try TrafficControl.detach(ifindex: ifindex, direction: .egress)
+    XCTAssertNil(try TrafficControl.query(ifindex: ifindex, direction: .ingress))
+  }
+
+  func testBadInterfacesAreErrorsNotAbsence() throws {
+    let program = try pinned(JUNCTION_PROG_FROM_ENDPOINT)
+    XCTAssertThrowsError(try TrafficControl.query(ifindex: 0, direction: .ingress))
+    XCTAssertThrowsError(
+      try TrafficControl.attach(program: program, ifindex: 0x7fff_fff0, direction: .ingress)
+    ) { XCTAssertEqual(($0 as? BPFError)?.isNotFound, true, "\($0)") }
+    XCTAssertThrowsError(try TrafficControl.query(ifindex: 0x7fff_fff0, direction: .ingress)) {
+      XCTAssertEqual(($0 as? BPFError)?.isNotFound, true, "\($0)")
+    }
+  }
+
+  /// Real packets: a ping from the host to the pod end crosses to-endpoint (host end's
+  /// egress) and its replies cross from-endpoint (host end's ingress), and both count
+  /// under the host end's ifindex.
+  func testTrafficThroughTheVethIsCountedUnderTheHostEnd() throws {
+    let ifindex = link!.hostIndex
+    try TrafficControl.attach(
+      program: pinned(JUNCTION_PROG_FROM_ENDPOINT), ifindex: ifindex, direction: .ingress)
+    try TrafficControl.attach(
+      program: pinned(JUNCTION_PROG_TO_ENDPOINT), ifindex: ifindex, direction: .egress)
+    try requirePrerequisite(
+      Shell.run(["ping", "-V"]).status == 0, "ping is missing (apt-get install iputils-ping)")
+
+    try Shell.must(["ping", "-c", "3", "-i", "0.2", "-W", "2", link!.podAddress])
+
+    let map = try BPFMap.openPinned(at: "\(bpffs!.path)/\(JUNCTION_MAP_ENDPOINT_COUNTERS)")
+    let counters = try XCTUnwrap(
+      map.lookupSum(
+        junction_endpoint_key(ifindex: UInt32(ifindex)), as: junction_endpoint_counters.self))
+    // 3 echo requests and 3 replies (98-byte frames), plus ARP/IPv6 chatter.
+    XCTAssertGreaterThanOrEqual(counters.to_packets, 3)
+    XCTAssertGreaterThanOrEqual(counters.from_packets, 3)
+    XCTAssertGreaterThanOrEqual(counters.to_bytes, 3 * 98)
+    XCTAssertGreaterThanOrEqual(counters.from_bytes, 3 * 98)
+  }
+
+  /// A test run can pretend the packet arrived on a given interface; the counters follow.
+  func testTestRunCountsUnderTheInterfaceItIsGiven() throws {
+    let ifindex = link!.hostIndex
+    let map = try object!.map(named: JUNCTION_MAP_ENDPOINT_COUNTERS)
+    let result = try ProgramTestRun.run(
+      program: pinned(JUNCTION_PROG_FROM_ENDPOINT), packet: udpFrame(), ifindex: ifindex)
+    XCTAssertEqual(result.returnValue, 0)
+    let counters = try map.lookupSum(
+      junction_endpoint_key(ifindex: UInt32(ifindex)), as: junction_endpoint_counters.self)
+    XCTAssertEqual(counters?.from_packets, 1)
+    XCTAssertEqual(counters?.from_bytes, 60)
+    XCTAssertNil(
+      try map.lookupSum(junction_endpoint_key(ifindex: 1), as: junction_endpoint_counters.self))
+  }
+}
