@@ -1,0 +1,81 @@
+import AgentAPI
+
+/// What each command shows, as text: the agent's types in, finished output out.
+enum Views {
+  static func status(_ health: Health) -> String {
+    var text = Output.block([
+      ("Status", health.status),
+      ("Version", health.version),
+      ("Node", health.nodeName),
+      ("Datapath loaded", yesNo(health.datapathLoaded)),
+      ("Endpoints", String(health.endpoints)),
+    ])
+    if health.components.isEmpty {
+      return text + "Components:  none reported\n"
+    }
+    text += "Components:\n"
+    text += Output.align(
+      health.components.sorted { $0.key < $1.key }.map { ["  \($0.key):", $0.value] })
+    return text
+  }
+
+  static let endpointColumns = [
+    "ID", "POD", "NETWORK", "IPS", "HOST-IF", "IFINDEX", "ATTACHED", "PACKETS", "BYTES",
+  ]
+
+  /// One row per endpoint, sorted by id; PACKETS and BYTES are FROM/TO the pod.
+  static func endpointTable(_ endpoints: [Endpoint]) -> String {
+    let rows = endpoints.sorted { $0.id < $1.id }.map { endpoint -> [String] in
+      let spec = endpoint.spec
+      let counters = endpoint.counters
+      return [
+        endpoint.id,
+        pod(spec),
+        spec.network,
+        spec.ips.isEmpty ? "-" : spec.ips.joined(separator: ","),
+        spec.hostInterface,
+        String(spec.hostIfindex),
+        endpoint.datapathAttached.map(yesNo) ?? "-",
+        counters.map { "\($0.fromPackets)/\($0.toPackets)" } ?? "-",
+        counters.map { "\($0.fromBytes)/\($0.toBytes)" } ?? "-",
+      ]
+    }
+    return Output.table(header: endpointColumns, rows: rows)
+  }
+
+  /// Every field of the registration, then what the agent adds to it.
+  static func endpointDetail(_ endpoint: Endpoint) -> String {
+    let spec = endpoint.spec
+    let counters = endpoint.counters
+    return Output.block([
+      ("ID", endpoint.id),
+      ("Container ID", spec.containerID),
+      ("Interface", spec.ifname),
+      ("Network", spec.network),
+      ("Pod namespace", spec.podNamespace ?? "-"),
+      ("Pod name", spec.podName ?? "-"),
+      ("Pod UID", spec.podUID ?? "-"),
+      ("Netns", spec.netns),
+      ("Host interface", spec.hostInterface),
+      ("Host ifindex", String(spec.hostIfindex)),
+      ("Pod ifindex", spec.podInterfaceIndex.map(String.init) ?? "-"),
+      ("IPs", spec.ips.isEmpty ? "-" : spec.ips.joined(separator: ", ")),
+      ("MAC", spec.mac ?? "-"),
+      ("Host MAC", spec.hostMAC ?? "-"),
+      ("Created", endpoint.createdAt),
+      ("Datapath attached", endpoint.datapathAttached.map(yesNo) ?? "-"),
+      ("Packets from pod", counters.map { String($0.fromPackets) } ?? "-"),
+      ("Packets to pod", counters.map { String($0.toPackets) } ?? "-"),
+      ("Bytes from pod", counters.map { String($0.fromBytes) } ?? "-"),
+      ("Bytes to pod", counters.map { String($0.toBytes) } ?? "-"),
+    ])
+  }
+
+  /// "namespace/name", or "-" when the runtime passed no pod (K8S_POD_* unset).
+  static func pod(_ spec: EndpointSpec) -> String {
+    guard let name = spec.podName, !name.isEmpty else { return "-" }
+    return "\(spec.podNamespace ?? "-")/\(name)"
+  }
+
+  static func yesNo(_ value: Bool) -> String { value ? "yes" : "no" }
+}
