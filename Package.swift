@@ -3,15 +3,20 @@ import PackageDescription
 
 // Junction: a CNI plugin and node agent giving a Kubernetes node an eBPF service dataplane.
 // Module boundaries follow ../shared/ARCHITECTURE.md: a pure CNI core (CNIKit), thin typed
-// wrappers over libnl and netns (NetKit) and libbpf (BPFKit), and the plugin logic
-// (JunctionPlugin) behind a `main` that only wires the environment and stdin to it.
+// wrappers over libnl and netns (NetKit) and libbpf (BPFKit), the BPF map ABI shared with
+// the datapath C (DatapathABI), the agent's API types and client (AgentAPI), and small
+// executables that only wire those together.
 let package = Package(
   name: "Junction",
   products: [
-    .executable(name: "junction", targets: ["JunctionCNI"])
+    .executable(name: "junction", targets: ["JunctionCNI"]),
+    .executable(name: "junction-agent", targets: ["JunctionAgent"]),
+    .executable(name: "junctionctl", targets: ["JunctionCTL"]),
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-log", from: "1.16.2")
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
   ],
   targets: [
     .systemLibrary(
@@ -24,22 +29,46 @@ let package = Package(
       pkgConfig: "libbpf",
       providers: [.apt(["libbpf-dev"])]
     ),
-    .systemLibrary(name: "CSystem"),
+    .systemLibrary(name: "CJunctionSys"),
+    // bpf/junction_abi.h, the one header every map layout lives in, seen from Swift.
+    .systemLibrary(name: "DatapathABI"),
     .target(name: "CNIKit"),
-    .target(name: "NetKit", dependencies: ["CLibnl", "CSystem", "CNIKit"]),
-    .target(name: "BPFKit", dependencies: ["CLibbpf", "CSystem"]),
+    .target(name: "NetKit", dependencies: ["CLibnl", "CJunctionSys", "CNIKit"]),
+    .target(name: "BPFKit", dependencies: ["CLibbpf", "CJunctionSys", "DatapathABI"]),
+    .target(name: "AgentAPI"),
     .target(
       name: "JunctionPlugin",
       dependencies: [
-        "CNIKit", "NetKit", .product(name: "Logging", package: "swift-log"),
+        "CNIKit", "NetKit", "BPFKit", "AgentAPI", "AgentCore",
+        .product(name: "Logging", package: "swift-log"),
       ]
     ),
     .executableTarget(
       name: "JunctionCNI",
       dependencies: ["JunctionPlugin", "CNIKit"]
     ),
+    .target(
+      name: "AgentCore",
+      dependencies: ["AgentAPI"]
+    ),
+    .executableTarget(
+      name: "JunctionAgent",
+      dependencies: [
+        "AgentAPI", "AgentCore", "BPFKit", "NetKit", "CNIKit",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    .executableTarget(
+      name: "JunctionCTL",
+      dependencies: [
+        "AgentAPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
+    ),
     .testTarget(name: "CNIKitTests", dependencies: ["CNIKit"]),
-    .testTarget(name: "BPFKitTests", dependencies: ["BPFKit"]),
+    .testTarget(name: "BPFKitTests", dependencies: ["BPFKit", "DatapathABI"]),
+    .testTarget(name: "AgentAPITests", dependencies: ["AgentAPI", "AgentCore"]),
     .testTarget(name: "JunctionPluginTests", dependencies: ["JunctionPlugin", "CNIKit", "NetKit"]),
     // Integration tests drive processes from Dispatch queues; Swift 5 mode keeps that
     // plumbing short. They need root and the binaries built first (see install/test.sh).

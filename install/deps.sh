@@ -6,12 +6,13 @@
 #   install/deps.sh [build|test]      default: build
 set -euo pipefail
 
-build_packages=(pkg-config libnl-3-dev libnl-route-3-dev libbpf-dev)
+# libbpf-dev + linux-libc-dev: BPF headers for bpf/*.c (built with the Swift toolchain's clang).
+build_packages=(pkg-config libnl-3-dev libnl-route-3-dev libbpf-dev linux-libc-dev)
 # containernetworking-plugins: host-local IPAM and the reference ptp/bridge plugins.
 # golang-go + golang-github-appc-cni-dev: the libcni test driver (tools/cnidriver).
 test_packages=(
   containernetworking-plugins golang-go golang-github-appc-cni-dev
-  iproute2 iputils-ping python3 procps hyperfine jq
+  iproute2 iputils-ping python3 procps util-linux curl hyperfine jq
 )
 
 case "${1:-build}" in

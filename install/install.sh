@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building needs, builds Junction in release mode with the Swift standard
 # library linked statically (a node then needs only glibc, libstdc++, libnl and libbpf),
-# and installs the binaries:
+# and installs the binaries and the datapath:
 #
-#   junction  -> PREFIX/opt/cni/bin/junction
+#   junction                -> PREFIX/opt/cni/bin/junction
+#   junction-agent          -> PREFIX/usr/local/bin/junction-agent
+#   junctionctl             -> PREFIX/usr/local/bin/junctionctl
+#   bpf/*.c, built          -> PREFIX/usr/local/lib/junction/bpf/*.o
 #
 #   install/install.sh [--prefix DIR] [--skip-deps]
 #
@@ -28,8 +31,13 @@ $skip_deps || "$repo/install/deps.sh" build
 command -v swift >/dev/null || { echo "install.sh: swift is not on PATH (Swift 6 toolchain needed)" >&2; exit 1; }
 
 echo "install: building release binaries"
-swift build --package-path "$repo" -c release --static-swift-stdlib --product junction
+for product in junction junction-agent junctionctl; do
+  swift build --package-path "$repo" -c release --static-swift-stdlib --product "$product"
+done
 bin="$(swift build --package-path "$repo" -c release --show-bin-path)"
+bpf_out="$(mktemp -d)"
+trap 'rm -rf "$bpf_out"' EXIT
+"$repo/install/build-bpf.sh" "$bpf_out" >/dev/null
 
 # Copy to a temporary name and rename, so a runtime never executes a half-written plugin.
 install_atomically() {
@@ -40,3 +48,8 @@ install_atomically() {
   echo "install: $target"
 }
 install_atomically "$bin/junction" "$prefix/opt/cni/bin/junction"
+install_atomically "$bin/junction-agent" "$prefix/usr/local/bin/junction-agent"
+install_atomically "$bin/junctionctl" "$prefix/usr/local/bin/junctionctl"
+for object in "$bpf_out"/*.o; do
+  install_atomically "$object" "$prefix/usr/local/lib/junction/bpf/$(basename "$object")"
+done

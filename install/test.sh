@@ -14,6 +14,7 @@ fi
 
 install/deps.sh test
 install/build-driver.sh
+install/build-bpf.sh >/dev/null
 swift build --build-tests
 # CI=true turns a test that cannot run into a failure instead of a skip.
 CI="${CI:-true}" swift test --skip-build

@@ -58,4 +58,6 @@ public enum CNIErrorCode: Int, Sendable {
   case netlinkFailure = 103
   case hostInterfaceConflict = 104
   case checkMismatch = 105
+  case agentRejected = 106
+  case datapathAttachFailed = 107
 }

@@ -50,6 +50,14 @@ public struct FieldReader: Sendable {
     return Int(number)
   }
 
+  public func number(_ key: String) throws(CNIError) -> Double? {
+    guard let value = present(key) else { return nil }
+    guard case .number(let number) = value else {
+      throw fail(key, "must be a number, got \(value.typeName)")
+    }
+    return number
+  }
+
   public func bool(_ key: String) throws(CNIError) -> Bool? {
     guard let value = present(key) else { return nil }
     guard case .bool(let flag) = value else {

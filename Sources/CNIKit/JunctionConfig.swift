@@ -20,12 +20,16 @@ public struct JunctionConfig: Sendable {
 
   public static let defaultAgentSocket = "/run/junction/junction.sock"
   public static let defaultMTU = 1500
+  /// Seconds the plugin waits for the agent per request before ADD fails with code 11.
+  /// Short enough that kubelet retries promptly, long enough for a busy agent.
+  public static let defaultAgentTimeout = 10.0
 
   public var cniVersion: CNIVersion
   public var name: String
   public var type: String
   public var mode: Mode
   public var agentSocket: String
+  public var agentTimeout: Double
   public var mtu: Int
   public var logFile: String?
   public var logLevel: LogLevel
@@ -79,6 +83,10 @@ public struct JunctionConfig: Sendable {
     let agentSocket = try reader.string("agentSocket") ?? defaultAgentSocket
     guard agentSocket.hasPrefix("/") else {
       throw reader.fail("agentSocket", "must be an absolute path, got \"\(agentSocket)\"")
+    }
+    let agentTimeout = try reader.number("agentTimeout") ?? defaultAgentTimeout
+    guard agentTimeout >= 0.05, agentTimeout <= 300 else {
+      throw reader.fail("agentTimeout", "must be between 0.05 and 300 seconds, got \(agentTimeout)")
     }
     let mtu = try reader.int("mtu") ?? defaultMTU
     guard (68...65535).contains(mtu) else {
@@ -152,7 +160,8 @@ public struct JunctionConfig: Sendable {
 
     return JunctionConfig(
       cniVersion: version, name: name, type: try reader.requiredString("type"), mode: mode,
-      agentSocket: agentSocket, mtu: mtu, logFile: logFile, logLevel: logLevel, ipamType: ipamType,
+      agentSocket: agentSocket, agentTimeout: agentTimeout, mtu: mtu, logFile: logFile,
+      logLevel: logLevel, ipamType: ipamType,
       dns: dns, prevResult: prevResult, validAttachments: validAttachments, raw: raw)
   }
 

@@ -1,3 +1,4 @@
+import BPFKit
 import CNIKit
 import Logging
 
@@ -20,6 +21,12 @@ public struct JunctionCNIPlugin: CNIPlugin {
     if let id = environment["CNI_CONTAINERID"] { logger[metadataKey: "container"] = "\(id)" }
     if let command = environment["CNI_COMMAND"] { logger[metadataKey: "command"] = "\(command)" }
     self.logger = logger
+    // libbpf writes to stderr by default, including harmless notes on every attach
+    // ("exclusivity flag on, cannot modify" when the clsact exists): route it to our log.
+    let bpfLogger = logger
+    LibBPF.setLogHandler { level, message in
+      bpfLogger.debug("libbpf: \(message)", metadata: ["libbpf_level": "\(level)"])
+    }
   }
 
   private var native: NativeMode { NativeMode(environment: environment, logger: logger) }

@@ -1,3 +1,5 @@
+import AgentAPI
+import AgentCore
 import CNIKit
 import Logging
 import NetKit
@@ -27,6 +29,11 @@ struct NativeMode {
     let alias = HostInterface.alias(network: config.name, attachment: request.attachment)
     try removeLeftover(hostName: hostName, alias: alias, socket: hostSocket)
 
+    // The agent first: without it the pod would get a network but no datapath, so ADD
+    // fails (code 11) before an address is taken or a link made.
+    let agent = AgentSession(config: config, environment: environment)
+    let programs = try EndpointPrograms.open(try agent.requireReady())
+
     let ipam = try DelegatedPlugin.require(
       config.ipamType ?? "", in: request.path, environment: environment)
     let allocation = try ipam.add(config)
@@ -50,7 +57,7 @@ struct NativeMode {
           }
         }
       }
-      try netlink { () throws(NetKitError) in
+      let (hostIndex, podIndex) = try netlink { () throws(NetKitError) in
         guard let hostLink = try hostSocket.link(named: hostName) else {
           throw .notFound("host interface \(hostName) right after creating it")
         }
@@ -62,7 +69,21 @@ struct NativeMode {
         try configurePod(podSocket, index: podLink.index, addressing: addressing, hostMAC: host.mac)
         try configureHost(
           hostSocket, index: hostLink.index, addressing: addressing, podMAC: pod.mac)
+        return (hostLink.index, podLink.index)
       }
+      try programs.attach(hostIfindex: hostIndex)
+      let spec = EndpointSpec(
+        containerID: request.containerID, ifname: request.ifname, network: config.name,
+        podNamespace: request.arg("K8S_POD_NAMESPACE"), podName: request.arg("K8S_POD_NAME"),
+        podUID: request.arg("K8S_POD_UID"), netns: request.netns, hostInterface: hostName,
+        hostIfindex: Int(hostIndex), podInterfaceIndex: Int(podIndex),
+        ips: addressing.families.flatMap(\.addresses).map(\.description),
+        mac: pod.mac.description, hostMAC: host.mac.description)
+      // A PUT that timed out may still have landed: take it back if ADD fails after all.
+      undo.push("deregister \(spec.id)") { () throws(CNIError) in
+        _ = try? agent.client.deleteEndpoint(spec.id)
+      }
+      try agent.register(spec)
       logger.info(
         "pod attached",
         metadata: ["host": "\(hostName)", "ips": "\(addressing.families.flatMap(\.addresses))"])
@@ -136,11 +157,12 @@ struct NativeMode {
 
   // MARK: - DEL
 
-  /// Never fails on what is already gone: a missing netns, link or allocation is success.
-  /// IPAM is released even when the links cannot be found.
+  /// Never fails on what is already gone: a missing netns, link, allocation or agent is
+  /// success. IPAM is released even when the links cannot be found.
   func del(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
     let hostName = HostInterface.name(for: request.attachment)
     let alias = HostInterface.alias(network: config.name, attachment: request.attachment)
+    try deregister(request, config)
     var linkFailure: CNIError?
     var removed = false
     do {
@@ -160,6 +182,36 @@ struct NativeMode {
     if let linkFailure { throw linkFailure }
     logger.info(
       removed ? "pod detached" : "nothing left to detach", metadata: ["host": "\(hostName)"])
+  }
+
+  /// Tells the agent the endpoint is gone. When the agent is down, the deletion is queued
+  /// on disk beside its socket and replayed when it starts; only a full or unwritable
+  /// queue fails DEL (code 11), so kubelet retries instead of the endpoint leaking.
+  private func deregister(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
+    let agent = AgentSession(config: config, environment: environment)
+    let id = EndpointID.make(containerID: request.containerID, ifname: request.ifname)
+    do {
+      let existed = try agent.client.deleteEndpoint(id)
+      logger.debug("deregistered", metadata: ["endpoint": "\(id)", "existed": "\(existed)"])
+    } catch let failure where AgentSession.isUnreachable(failure) {
+      do {
+        try DeleteQueue.enqueue(
+          DeleteQueue.Record(
+            containerID: request.containerID, ifname: request.ifname, socket: agent.socketPath),
+          socketPath: agent.socketPath)
+        logger.warning(
+          "agent unreachable; deletion queued for its next start",
+          metadata: ["endpoint": "\(id)", "reason": "\(failure)"])
+      } catch {
+        throw CNIError(
+          .tryAgainLater, "the Junction agent is unreachable and the deletion could not be queued",
+          details: "\(failure); \(error)")
+      }
+    } catch {
+      // The agent answered but refused: nothing a retry fixes, and the pod is going anyway.
+      logger.warning(
+        "agent refused the deregistration", metadata: ["endpoint": "\(id)", "error": "\(error)"])
+    }
   }
 
   /// True when a link was deleted.
@@ -214,15 +266,42 @@ struct NativeMode {
         hostLink: try hostSocket.link(named: hostName),
         hostRoutes: try hostSocket.routes(family: AF_INET) + hostSocket.routes(family: AF_INET6))
     }
-    let problems = CheckComparison.differences(
+    var problems = CheckComparison.differences(
       expected: expected, request: request, hostName: hostName,
       hostAlias: HostInterface.alias(network: config.name, attachment: request.attachment),
       observed: observed)
+    problems += datapathProblems(request, config, hostLink: observed.hostLink)
     guard problems.isEmpty else {
       throw CNIError(
         .checkMismatch,
         "CHECK found \(problems.count) difference\(problems.count == 1 ? "" : "s") from prevResult",
         details: problems.joined(separator: "; "))
+    }
+  }
+
+  /// CHECK's agent half: the endpoint is registered, and both programs are attached.
+  private func datapathProblems(
+    _ request: CNIRequest, _ config: JunctionConfig, hostLink: LinkInfo?
+  )
+    -> [String]
+  {
+    let agent = AgentSession(config: config, environment: environment)
+    let id = EndpointID.make(containerID: request.containerID, ifname: request.ifname)
+    let agentConfig: AgentConfig
+    do {
+      agentConfig = try agent.client.config()
+      if try agent.client.endpoint(id) == nil {
+        return ["endpoint \(id) is not registered with the agent"]
+      }
+    } catch {
+      return ["cannot ask the agent: \(error)"]
+    }
+    guard let hostLink else { return [] }  // already reported by the comparison
+    do {
+      return try EndpointPrograms.open(agentConfig).problems(
+        hostIfindex: hostLink.index, hostName: hostLink.name)
+    } catch {
+      return [error.msg]
     }
   }
 
@@ -257,6 +336,7 @@ struct NativeMode {
         failures.append("\(link.name): \(error.msg)")
       }
     }
+    failures += deregisterStale(config, keep: keep)
     if let ipam, let versions = try? ipam.supportedVersions(asking: config.cniVersion),
       versions.contains(CNIVersion.v110.description)
     {
@@ -269,10 +349,48 @@ struct NativeMode {
     }
   }
 
+  /// GC's agent half: endpoints of this network the runtime no longer lists.
+  private func deregisterStale(_ config: JunctionConfig, keep: Set<Attachment>) -> [String] {
+    let agent = AgentSession(config: config, environment: environment)
+    do {
+      var failures: [String] = []
+      for endpoint in try agent.client.endpoints() where endpoint.spec.network == config.name {
+        let attachment = Attachment(
+          containerID: endpoint.spec.containerID, ifname: endpoint.spec.ifname)
+        guard !keep.contains(attachment) else { continue }
+        do {
+          try agent.client.deleteEndpoint(endpoint.id)
+          logger.info("GC deregistered a stale endpoint", metadata: ["endpoint": "\(endpoint.id)"])
+        } catch {
+          failures.append("endpoint \(endpoint.id): \(error)")
+        }
+      }
+      return failures
+    } catch {
+      return ["listing the agent's endpoints: \(error)"]
+    }
+  }
+
   // MARK: - STATUS
 
-  /// Ready when the IPAM plugin is installed, and, when it speaks 1.1.0, says it is ready.
+  /// Ready when the agent is healthy with its datapath loaded, the IPAM plugin is
+  /// installed, and, when IPAM speaks 1.1.0, it says it is ready too.
   func status(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
+    let agent = AgentSession(config: config, environment: environment)
+    let health: Health
+    do {
+      health = try agent.client.health()
+    } catch {
+      throw CNIError(
+        .pluginNotAvailable, "the Junction agent is not available", details: "\(error)")
+    }
+    guard health.status == "ok", health.datapathLoaded else {
+      throw CNIError(
+        .pluginNotAvailable, "the Junction agent is \(health.status)",
+        details: "datapath loaded: \(health.datapathLoaded); parts: "
+          + health.components.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+            separator: ", "))
+    }
     guard
       let ipam = DelegatedPlugin.find(
         config.ipamType ?? "", in: request.path, environment: environment)

@@ -12,6 +12,11 @@ final class TestNode {
   let directory: URL
   let network = "pods"
   private(set) var pods: [String] = []
+  /// The node's junction-agent, started in the node namespace; nil for a node made
+  /// without one (to test what the plugin does when the agent is down).
+  private(set) var agent: TestAgent?
+  /// Where the plugin looks for the agent, running or not.
+  private(set) var agentSocket = ""
   private static var counter = 0
 
   var netnsPath: String { "/var/run/netns/\(name)" }
@@ -31,23 +36,39 @@ final class TestNode {
 
   init(
     nodeIP: String = "192.168.240.1", podSubnet: String = "10.240.1.0/24",
-    ipam extra: [String: Any] = [:], mtu: Int = 1500
+    ipam extra: [String: Any] = [:], mtu: Int = 1500, startAgent: Bool = true
   ) throws {
     try TestNode.requirePrerequisites()
     name = TestNode.uniqueName("n")
     self.nodeIP = nodeIP
     self.podSubnet = podSubnet
     directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(name)
+    do {
+      try setUp(ipam: extra, mtu: mtu, startAgent: startAgent)
+    } catch {
+      tearDown()  // a half-made node must not outlive the failed test
+      throw error
+    }
+  }
+
+  private func setUp(ipam extra: [String: Any], mtu: Int, startAgent: Bool) throws {
     try FileManager.default.createDirectory(at: binDir, withIntermediateDirectories: true)
     try FileManager.default.createDirectory(at: confDir, withIntermediateDirectories: true)
     try FileManager.default.createDirectory(at: conf110Dir, withIntermediateDirectories: true)
     try FileManager.default.createSymbolicLink(
       atPath: binDir.appendingPathComponent("junction").path,
       withDestinationPath: Artifacts.junction)
-    try writeConflist(ipam: extra, mtu: mtu)
     try Shell.must(["ip", "netns", "add", name])
     try Shell.must(["ip", "-n", name, "link", "set", "lo", "up"])
     try Shell.must(["ip", "-n", name, "addr", "add", "\(nodeIP)/32", "dev", "lo"])
+    if startAgent {
+      let agent = try TestAgent(namespace: name)
+      self.agent = agent
+      agentSocket = agent.socketPath
+    } else {
+      agentSocket = directory.appendingPathComponent("no-agent/junction.sock").path
+    }
+    try writeConflist(ipam: extra, mtu: mtu)
   }
 
   struct MissingPrerequisite: Error, CustomStringConvertible {
@@ -87,6 +108,7 @@ final class TestNode {
     ipam.merge(extra) { _, new in new }
     return [
       "cniVersion": cniVersion, "name": network, "type": "junction", "mode": "native", "mtu": mtu,
+      "agentSocket": agentSocket, "agentTimeout": 5,
       "logFile": directory.appendingPathComponent("junction.log").path, "logLevel": "debug",
       "ipam": ipam,
     ]
@@ -202,6 +224,8 @@ final class TestNode {
   func tearDown() {
     for pod in pods { _ = try? Shell.run(["ip", "netns", "del", pod]) }
     pods = []
+    agent?.tearDown()
+    agent = nil
     _ = try? Shell.run(["ip", "netns", "del", name])
     try? FileManager.default.removeItem(at: directory)
   }

@@ -1,0 +1,235 @@
+import FoundationEssentials
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A small blocking HTTP/1.1 client for the agent's Unix socket.
+///
+/// Hand-written on purpose: the CNI plugin runs once per pod and must start in a few
+/// milliseconds, on one thread (it switches network namespaces); an event-loop client would
+/// cost more to start than the whole request. One request per connection, Content-Length
+/// bodies only — exactly what the agent serves.
+public struct AgentClient: Sendable {
+  public let socketPath: String
+  /// Connect + send + receive must finish within this many seconds.
+  public let timeout: Double
+
+  public init(socketPath: String, timeout: Double = 10) {
+    self.socketPath = socketPath
+    self.timeout = timeout
+  }
+
+  public struct Response: Sendable {
+    public var status: Int
+    public var body: [UInt8]
+
+    public var isSuccess: Bool { (200..<300).contains(status) }
+
+    /// The agent's `{"error": ...}` text, or the raw body.
+    public var errorMessage: String {
+      if let decoded = try? JSONDecoder().decode(APIErrorBody.self, from: Data(body)) {
+        return decoded.error
+      }
+      return String(decoding: body.prefix(300), as: UTF8.self)
+    }
+  }
+
+  public enum Failure: Error, CustomStringConvertible, Equatable {
+    /// Nothing listens at the path (no file, or connection refused).
+    case notRunning(String)
+    case permissionDenied(String)
+    case timedOut(String)
+    case io(String)
+    case badResponse(String)
+    /// A 4xx/5xx with the agent's message.
+    case api(status: Int, message: String)
+
+    public var description: String {
+      switch self {
+      case .notRunning(let path): "the Junction agent is not running at \(path)"
+      case .permissionDenied(let path):
+        "permission denied on \(path) (the agent's socket is root-only)"
+      case .timedOut(let what): "the Junction agent did not answer in time (\(what))"
+      case .io(let what): "talking to the Junction agent: \(what)"
+      case .badResponse(let what): "the Junction agent sent a response that is not HTTP: \(what)"
+      case .api(let status, let message): "the Junction agent answered \(status): \(message)"
+      }
+    }
+  }
+
+  // MARK: - Typed calls
+
+  public func health() throws(Failure) -> Health {
+    try decode(try expectSuccess(request("GET", "/v1/healthz")))
+  }
+  public func config() throws(Failure) -> AgentConfig {
+    try decode(try expectSuccess(request("GET", "/v1/config")))
+  }
+  public func endpoints() throws(Failure) -> [Endpoint] {
+    try decode(try expectSuccess(request("GET", "/v1/endpoints")))
+  }
+
+  /// nil when the agent does not know the id.
+  public func endpoint(_ id: String) throws(Failure) -> Endpoint? {
+    let response = try request("GET", "/v1/endpoints/\(id)")
+    if response.status == 404 { return nil }
+    return try decode(try expectSuccess(response))
+  }
+
+  @discardableResult
+  public func putEndpoint(_ spec: EndpointSpec) throws(Failure) -> Endpoint {
+    let body: [UInt8]
+    do {
+      body = Array(try JSONEncoder().encode(spec))
+    } catch {
+      throw .io("encoding the endpoint: \(error)")
+    }
+    return try decode(try expectSuccess(request("PUT", "/v1/endpoints/\(spec.id)", body: body)))
+  }
+
+  /// True when it existed, false when the agent did not know it (404).
+  @discardableResult
+  public func deleteEndpoint(_ id: String) throws(Failure) -> Bool {
+    let response = try request("DELETE", "/v1/endpoints/\(id)")
+    if response.status == 404 { return false }
+    _ = try expectSuccess(response)
+    return true
+  }
+
+  private func expectSuccess(_ response: Response) throws(Failure) -> Response {
+    guard response.isSuccess else {
+      throw .api(status: response.status, message: response.errorMessage)
+    }
+    return response
+  }
+
+  private func decode<T: Decodable>(_ response: Response) throws(Failure) -> T {
+    do {
+      return try JSONDecoder().decode(T.self, from: Data(response.body))
+    } catch {
+      throw .badResponse("cannot decode \(T.self): \(error)")
+    }
+  }
+
+  // MARK: - HTTP over the socket
+
+  /// One request on a fresh connection.
+  public func request(_ method: String, _ path: String, body: [UInt8] = []) throws(Failure)
+    -> Response
+  {
+    let fd = try connect()
+    defer { close(fd) }
+    var head = "\(method) \(path) HTTP/1.1\r\nHost: junction-agent\r\nConnection: close\r\n"
+    head += "Accept: application/json\r\n"
+    if !body.isEmpty || method == "PUT" || method == "POST" {
+      head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n"
+    }
+    head += "\r\n"
+    try send(fd, Array(head.utf8) + body)
+    return try receive(fd)
+  }
+
+  private func connect() throws(Failure) -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw .io("socket: \(String(cString: strerror(errno)))") }
+    var limit = timeval(
+      tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let pathBytes = Array(socketPath.utf8)
+    guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+      close(fd)
+      throw .io("socket path \(socketPath) is too long")
+    }
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+      for (index, byte) in pathBytes.enumerated() { raw[index] = byte }
+    }
+    let result = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+      }
+    }
+    if result != 0 {
+      let code = errno
+      close(fd)
+      switch code {
+      case ENOENT, ECONNREFUSED, ENOTDIR: throw .notRunning(socketPath)
+      case EACCES, EPERM: throw .permissionDenied(socketPath)
+      case EAGAIN, ETIMEDOUT, EINPROGRESS: throw .timedOut("connect")
+      default: throw .io("connect \(socketPath): \(String(cString: strerror(code)))")
+      }
+    }
+    return fd
+  }
+
+  private func send(_ fd: Int32, _ bytes: [UInt8]) throws(Failure) {
+    var offset = 0
+    while offset < bytes.count {
+      let sent = bytes[offset...].withUnsafeBytes {
+        Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+      }
+      if sent < 0 {
+        if errno == EINTR { continue }
+        if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut("send") }
+        throw .io("send: \(String(cString: strerror(errno)))")
+      }
+      offset += sent
+    }
+  }
+
+  private func receive(_ fd: Int32) throws(Failure) -> Response {
+    var data: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    var parsed: (status: Int, bodyStart: Int, length: Int?)?
+    while true {
+      let count = recv(fd, &buffer, buffer.count, 0)
+      if count < 0 {
+        if errno == EINTR { continue }
+        if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut("receive") }
+        throw .io("receive: \(String(cString: strerror(errno)))")
+      }
+      if count == 0 { break }
+      data.append(contentsOf: buffer[..<count])
+      if parsed == nil { parsed = try HTTPHead.parse(data) }
+      if let parsed, let length = parsed.length, data.count >= parsed.bodyStart + length { break }
+    }
+    if parsed == nil { parsed = try HTTPHead.parse(data) }
+    guard let parsed else {
+      throw .badResponse("connection closed after \(data.count) bytes")
+    }
+    let end = parsed.length.map { min(data.count, parsed.bodyStart + $0) } ?? data.count
+    return Response(status: parsed.status, body: Array(data[parsed.bodyStart..<end]))
+  }
+}
+
+/// Parses an HTTP/1.1 response head: status and Content-Length. nil while incomplete.
+enum HTTPHead {
+  static func parse(_ data: [UInt8]) throws(AgentClient.Failure) -> (
+    status: Int, bodyStart: Int, length: Int?
+  )? {
+    let separator: [UInt8] = [13, 10, 13, 10]
+    guard data.count >= 4,
+      let end = (0...(data.count - 4)).first(where: { data[$0..<$0 + 4].elementsEqual(separator) })
+    else { return nil }
+    let head = String(decoding: data[..<end], as: UTF8.self)
+    let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
+    let statusParts = lines.first?.split(separator: " ") ?? []
+    guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."),
+      let status = Int(statusParts[1])
+    else {
+      throw .badResponse(String(lines.first ?? ""))
+    }
+    var length: Int?
+    for line in lines.dropFirst() {
+      let pieces = line.split(separator: ":", maxSplits: 1)
+      if pieces.count == 2, pieces[0].lowercased() == "content-length" {
+        length = Int(pieces[1].filter { $0 != " " && $0 != "\t" })
+      }
+    }
+    return (status, end + 4, length)
+  }
+}

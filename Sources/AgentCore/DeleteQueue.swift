@@ -1,0 +1,159 @@
+import AgentAPI
+import FoundationEssentials
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Deletions the CNI plugin could not deliver because the agent was down.
+///
+/// DEL must succeed even then, so the plugin writes one small JSON file per endpoint into
+/// `<dirname(socket)>/delete-queue/<id>.json`; the agent replays the queue at start
+/// (deregisters those endpoints) and removes the files. Both sides use this type, so the
+/// path and the format cannot drift apart.
+///
+/// Agents whose sockets share a directory share the queue directory: each record names the
+/// socket it was meant for, and an agent replays only records for its own socket (records
+/// without one are everyone's).
+public enum DeleteQueue {
+  public static let directoryName = "delete-queue"
+  /// The queue is bounded: beyond this many records `enqueue` refuses (a DEL storm against
+  /// a dead agent must not fill the disk).
+  public static let maximumRecords = 4096
+  /// A record file is tiny; anything bigger is not one.
+  public static let maximumRecordSize = 4096
+
+  public struct Record: Codable, Equatable, Sendable {
+    public var id: String
+    public var containerID: String
+    public var ifname: String
+    /// RFC 3339 (`Timestamp.now()`).
+    public var queuedAt: String
+    /// The agent socket the deletion was meant for.
+    public var socket: String?
+
+    public init(
+      containerID: String, ifname: String, queuedAt: String = Timestamp.now(), socket: String? = nil
+    ) {
+      self.id = EndpointID.make(containerID: containerID, ifname: ifname)
+      self.containerID = containerID
+      self.ifname = ifname
+      self.queuedAt = queuedAt
+      self.socket = socket
+    }
+
+    /// Why this record must not be acted on, or nil.
+    public var problem: String? {
+      if let problem = EndpointID.problem(id) {
+        return "id \"\(NameRules.printable(id))\" \(problem)"
+      }
+      if id != EndpointID.make(containerID: containerID, ifname: ifname) {
+        return "id \"\(id)\" is not containerID:ifname"
+      }
+      return nil
+    }
+  }
+
+  public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
+    case full(directory: String, limit: Int)
+    case invalid(String)
+    case file(FileError)
+
+    public var description: String {
+      switch self {
+      case .full(let directory, let limit):
+        "the deletion queue \(directory) is full (\(limit) records)"
+      case .invalid(let problem): "invalid deletion record: \(problem)"
+      case .file(let error): "\(error)"
+      }
+    }
+  }
+
+  public static func directory(forSocket socketPath: String) -> String {
+    PathNames.join(PathNames.directory(of: socketPath), directoryName)
+  }
+
+  public static func fileName(forEndpoint id: String) -> String { "\(id).json" }
+
+  public static func path(forSocket socketPath: String, id: String) -> String {
+    PathNames.join(directory(forSocket: socketPath), fileName(forEndpoint: id))
+  }
+
+  public static func encode(_ record: Record) -> [UInt8] {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    // Five strings cannot fail to encode.
+    return ((try? encoder.encode(record)).map(Array.init) ?? []) + [UInt8(ascii: "\n")]
+  }
+
+  public static func decode(_ bytes: [UInt8]) throws(Failure) -> Record {
+    guard bytes.count <= maximumRecordSize else {
+      throw .invalid("larger than \(maximumRecordSize) bytes")
+    }
+    let record: Record
+    do {
+      record = try JSONDecoder().decode(Record.self, from: Data(bytes))
+    } catch {
+      throw .invalid("\(error)")
+    }
+    if let problem = record.problem { throw .invalid(problem) }
+    return record
+  }
+
+  /// Writes (or rewrites) the record for `record.id`, atomically, creating the directory
+  /// (mode 0700) when missing. A record without `socket` is stamped with `socketPath`, so
+  /// only that agent replays it.
+  public static func enqueue(_ record: Record, socketPath: String) throws(Failure) {
+    if let problem = record.problem { throw .invalid(problem) }
+    var record = record
+    if record.socket == nil { record.socket = socketPath }
+    let directory = directory(forSocket: socketPath)
+    let path = path(forSocket: socketPath, id: record.id)
+    do throws(FileError) {
+      try AtomicFile.makeDirectory(directory, mode: 0o700)
+      if !AtomicFile.exists(path) {
+        let queued = try AtomicFile.list(directory).filter { !$0.hasPrefix(".") }.count
+        if queued >= maximumRecords { throw FileError("", "", ENOSPC) }
+      }
+      try AtomicFile.write(encode(record), to: path)
+    } catch {
+      if error.code == ENOSPC && error.path.isEmpty {
+        throw .full(directory: directory, limit: maximumRecords)
+      }
+      throw .file(error)
+    }
+  }
+
+  /// One file found in the queue.
+  public struct Entry: Sendable {
+    public var path: String
+    /// The record, or why the file is not one.
+    public var record: Result<Record, Failure>
+  }
+
+  /// Every record file in the queue directory (temporary files skipped), oldest name first.
+  public static func entries(socketPath: String) throws(FileError) -> [Entry] {
+    let directory = directory(forSocket: socketPath)
+    var result: [Entry] = []
+    for name in try AtomicFile.list(directory) where !name.hasPrefix(".") {
+      let path = PathNames.join(directory, name)
+      do throws(FileError) {
+        let bytes = try AtomicFile.read(path, limit: maximumRecordSize)
+        do throws(Failure) {
+          result.append(Entry(path: path, record: .success(try decode(bytes))))
+        } catch {
+          result.append(Entry(path: path, record: .failure(error)))
+        }
+      } catch {
+        result.append(Entry(path: path, record: .failure(.file(error))))
+      }
+    }
+    return result
+  }
+
+  /// Whether the agent serving `socketPath` should act on `record`.
+  public static func belongs(_ record: Record, toSocket socketPath: String) -> Bool {
+    guard let socket = record.socket else { return true }
+    return socket == socketPath
+  }
+}

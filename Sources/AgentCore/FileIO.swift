@@ -1,0 +1,168 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A failed file operation: what, where, and errno's text.
+public struct FileError: Error, Equatable, Sendable, CustomStringConvertible {
+  public var operation: String
+  public var path: String
+  public var code: Int32
+
+  public init(_ operation: String, _ path: String, _ code: Int32) {
+    self.operation = operation
+    self.path = path
+    self.code = code
+  }
+
+  public var description: String {
+    code == 0
+      ? "\(operation) \(path)"
+      : "\(operation) \(path): \(String(cString: strerror(code)))"
+  }
+
+  public var isNotFound: Bool { code == ENOENT }
+}
+
+/// Small, durable file operations over the raw syscalls: what the agent's state and the
+/// deletion queue need, and nothing that pulls in Foundation (the CNI binary links this).
+public enum AtomicFile {
+  /// Writes `bytes` to `path` so that a reader, or a crash at any instant, sees either the
+  /// old file or the whole new one: a temporary file in the same directory, fsync, rename
+  /// over `path`, fsync of the directory.
+  public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600)
+    throws(FileError)
+  {
+    let directory = PathNames.directory(of: path)
+    let temporary =
+      "\(directory)/.\(PathNames.base(of: path)).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+    guard fd >= 0 else { throw FileError("create", temporary, errno) }
+    var closed = false
+    defer {
+      if !closed { close(fd) }
+    }
+    do throws(FileError) {
+      var offset = 0
+      while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        if written < 0 {
+          if errno == EINTR { continue }
+          throw FileError("write", temporary, errno)
+        }
+        offset += written
+      }
+      // The mode given to open() is filtered by the umask; say it again exactly.
+      if fchmod(fd, mode) != 0 { throw FileError("chmod", temporary, errno) }
+      if fsync(fd) != 0 { throw FileError("fsync", temporary, errno) }
+      closed = true
+      if close(fd) != 0 { throw FileError("close", temporary, errno) }
+      if rename(temporary, path) != 0 { throw FileError("rename to \(path)", temporary, errno) }
+    } catch {
+      unlink(temporary)
+      throw error
+    }
+    try syncDirectory(directory)
+  }
+
+  /// Removes `path` and makes the removal durable. False when there was nothing to remove.
+  @discardableResult
+  public static func remove(_ path: String) throws(FileError) -> Bool {
+    if unlink(path) != 0 {
+      if errno == ENOENT { return false }
+      throw FileError("remove", path, errno)
+    }
+    try syncDirectory(PathNames.directory(of: path))
+    return true
+  }
+
+  /// The whole file, refusing files larger than `limit` bytes.
+  public static func read(_ path: String, limit: Int = 1 << 20) throws(FileError) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw FileError("open", path, errno) }
+    defer { close(fd) }
+    var result: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 16384)
+    while true {
+      let count = Glibc.read(fd, &buffer, buffer.count)
+      if count < 0 {
+        if errno == EINTR { continue }
+        throw FileError("read", path, errno)
+      }
+      if count == 0 { break }
+      result.append(contentsOf: buffer[..<count])
+      if result.count > limit { throw FileError("read (larger than \(limit) bytes)", path, EFBIG) }
+    }
+    return result
+  }
+
+  /// The names in a directory (no "." or ".."), sorted; empty when it does not exist.
+  public static func list(_ directory: String) throws(FileError) -> [String] {
+    guard let handle = opendir(directory) else {
+      if errno == ENOENT { return [] }
+      throw FileError("list", directory, errno)
+    }
+    defer { closedir(handle) }
+    var names: [String] = []
+    while let entry = readdir(handle) {
+      let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+        String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+      }
+      if name != "." && name != ".." { names.append(name) }
+    }
+    return names.sorted()
+  }
+
+  /// mkdir -p: creates `path` and missing parents with `mode`; an existing directory is fine.
+  public static func makeDirectory(_ path: String, mode: mode_t) throws(FileError) {
+    var info = stat()
+    if stat(path, &info) == 0 {
+      if info.st_mode & S_IFMT == S_IFDIR { return }
+      throw FileError("create directory (a file is in the way)", path, ENOTDIR)
+    }
+    let parent = PathNames.directory(of: path)
+    if parent != path && parent != "." && parent != "/" { try makeDirectory(parent, mode: mode) }
+    if mkdir(path, mode) != 0 && errno != EEXIST {
+      throw FileError("create directory", path, errno)
+    }
+    // mkdir's mode is filtered by the umask.
+    _ = chmod(path, mode)
+  }
+
+  public static func syncDirectory(_ directory: String) throws(FileError) {
+    let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { throw FileError("open directory", directory, errno) }
+    defer { close(fd) }
+    if fsync(fd) != 0 && errno != EINVAL { throw FileError("fsync directory", directory, errno) }
+  }
+
+  public static func exists(_ path: String) -> Bool {
+    var info = stat()
+    return lstat(path, &info) == 0
+  }
+}
+
+/// dirname/basename without Foundation.
+public enum PathNames {
+  /// "/run/junction/junction.sock" → "/run/junction"; "agent.sock" → "."; "/x" → "/".
+  public static func directory(of path: String) -> String {
+    var trimmed = Substring(path)
+    while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+    guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+    let parent = trimmed[..<slash]
+    var result = parent
+    while result.count > 1, result.hasSuffix("/") { result = result.dropLast() }
+    return result.isEmpty ? "/" : String(result)
+  }
+
+  public static func base(of path: String) -> String {
+    var trimmed = Substring(path)
+    while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+    guard let slash = trimmed.lastIndex(of: "/") else { return String(trimmed) }
+    let name = trimmed[trimmed.index(after: slash)...]
+    return name.isEmpty ? "/" : String(name)
+  }
+
+  public static func join(_ directory: String, _ name: String) -> String {
+    directory.hasSuffix("/") ? directory + name : "\(directory)/\(name)"
+  }
+}

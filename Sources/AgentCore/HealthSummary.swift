@@ -1,0 +1,73 @@
+import AgentAPI
+
+/// The agent's release, reported by /v1/healthz, /v1/config and --version.
+public enum AgentVersion {
+  public static let current = "0.1.0"
+}
+
+/// Builds the /v1/healthz answer from the state of each part.
+public enum HealthSummary {
+  public static let ok = "ok"
+  public static let degraded = "degraded"
+  public static let shuttingDown = "shutting-down"
+
+  /// - Parameters:
+  ///   - stateProblem: the last state-write failure, nil when writes work.
+  public static func make(
+    nodeName: String, datapathLoaded: Bool, endpoints: Int, stateProblem: String?,
+    shuttingDown: Bool, version: String = AgentVersion.current
+  ) -> Health {
+    let components: [String: String] = [
+      "api": shuttingDown ? Self.shuttingDown : ok,
+      "datapath": datapathLoaded ? ok : "not loaded",
+      "state": stateProblem.map { "error: \($0)" } ?? ok,
+    ]
+    let status =
+      shuttingDown ? Self.shuttingDown : components.values.allSatisfy { $0 == ok } ? ok : degraded
+    return Health(
+      status: status, version: version, nodeName: nodeName, datapathLoaded: datapathLoaded,
+      endpoints: endpoints, components: components)
+  }
+}
+
+/// What reconciliation at start does with one stored endpoint, given what the kernel shows.
+public enum ReconcileDecision: Equatable, Sendable {
+  case keep
+  case remove(reason: String)
+  /// Could not tell (a transient error): keep the endpoint and say why.
+  case keepUnverified(reason: String)
+
+  public enum NamespaceState: Equatable, Sendable {
+    case present
+    case missing
+    case notANamespace
+    case unknown(String)
+  }
+
+  public enum LinkState: Equatable, Sendable {
+    case present(index: Int)
+    case missing
+    case unknown(String)
+  }
+
+  public static func decide(spec: EndpointSpec, namespace: NamespaceState, link: LinkState) -> Self
+  {
+    switch namespace {
+    case .missing: return .remove(reason: "netns \(spec.netns) no longer exists")
+    case .notANamespace: return .remove(reason: "netns \(spec.netns) is not a network namespace")
+    case .unknown(let problem): return .keepUnverified(reason: "netns \(spec.netns): \(problem)")
+    case .present: break
+    }
+    switch link {
+    case .missing:
+      return .remove(reason: "host interface \(spec.hostInterface) no longer exists")
+    case .present(let index) where index != spec.hostIfindex:
+      return .remove(
+        reason:
+          "host interface \(spec.hostInterface) is now ifindex \(index), not \(spec.hostIfindex)")
+    case .present: return .keep
+    case .unknown(let problem):
+      return .keepUnverified(reason: "host interface \(spec.hostInterface): \(problem)")
+    }
+  }
+}

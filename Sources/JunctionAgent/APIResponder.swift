@@ -1,0 +1,213 @@
+import AgentAPI
+import AgentCore
+import FoundationEssentials
+import Hummingbird
+import Logging
+
+/// The HTTP API under /v1 (docs/openapi.yaml). Routing is `APIRoute.resolve` (AgentCore);
+/// this type turns routes into registry calls and JSON responses. Every non-2xx answer has
+/// an `APIErrorBody`; a request that fails validation changes nothing.
+struct APIResponder: HTTPResponder {
+  typealias Context = BasicRequestContext
+
+  let registry: EndpointRegistry
+  let config: AgentConfig
+  let datapath: any Datapath
+  let shutdown: ShutdownFlag
+  let logger: Logger
+
+  func respond(to request: Request, context: Context) async throws -> Response {
+    let started = ContinuousClock.now
+    let route = APIRoute.resolve(method: request.method.rawValue, path: request.uri.path)
+    var request = request
+    var bodyRead = false
+    let response = try await answer(route, &request, bodyRead: &bodyRead)
+    // A body nobody read is dropped (bounded) so that a client still sending it is not
+    // left blocked before it reads the answer.
+    if !bodyRead { try await discard(request.body) }
+    logger.debug(
+      "request",
+      metadata: [
+        "method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
+        "status": "\(response.status.code)",
+        "ms": "\((ContinuousClock.now - started).milliseconds)",
+      ])
+    return response
+  }
+
+  private func answer(_ route: APIRoute, _ request: inout Request, bodyRead: inout Bool)
+    async throws
+    -> Response
+  {
+    if shutdown.isSet {
+      if route == .health {
+        // The health document still tells who is answering; the status says why it is 503.
+        return try json(
+          .serviceUnavailable, ShuttingDownHealth(health: await health(), error: Self.shuttingDown))
+      }
+      return error(.serviceUnavailable, Self.shuttingDown)
+    }
+    switch route {
+    case .health:
+      return try json(.ok, await health())
+    case .config:
+      return try json(.ok, config)
+    case .listEndpoints:
+      return try json(.ok, await registry.list())
+    case .getEndpoint(let id):
+      guard let endpoint = await registry.get(id) else { return notFound(id) }
+      return try json(.ok, endpoint)
+    case .putEndpoint(let id):
+      bodyRead = true
+      return try await put(id, &request)
+    case .deleteEndpoint(let id):
+      do {
+        return try await registry.delete(id) ? Response(status: .noContent) : notFound(id)
+      } catch {
+        return failure(error, doing: "remove endpoint \(id)")
+      }
+    case .badEndpointID(let message):
+      return error(.badRequest, message)
+    case .methodNotAllowed(let allowed):
+      var response = error(
+        .methodNotAllowed,
+        "method \(request.method.rawValue) is not allowed on \(NameRules.printable(request.uri.path)); "
+          + "use \(allowed.joined(separator: ", "))"
+      )
+      response.headers[.allow] = allowed.joined(separator: ", ")
+      return response
+    case .notFound(let path):
+      return error(
+        .notFound, "no such API path: \(NameRules.printable(path)) (see docs/openapi.yaml)")
+    }
+  }
+
+  private func put(_ id: String, _ request: inout Request) async throws -> Response {
+    let limit = EndpointRequest.maximumBodySize
+    if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
+      try await discard(request.body)
+      return tooLarge("the body is \(declared) bytes; at most \(limit) are accepted")
+    }
+    var body: [UInt8] = []
+    var iterator = request.body.makeAsyncIterator()
+    while let chunk = try await iterator.next() {
+      if body.count + chunk.readableBytes > limit {
+        var discarded = body.count + chunk.readableBytes
+        while discarded < Self.discardLimit, let more = try await iterator.next() {
+          discarded += more.readableBytes
+        }
+        return tooLarge("the body is larger than \(limit) bytes")
+      }
+      body.append(contentsOf: chunk.readableBytesView)
+    }
+    if body.isEmpty { return error(.badRequest, "the body is empty; send an EndpointSpec as JSON") }
+    let spec: EndpointSpec
+    do {
+      spec = try EndpointRequest.decode(body, pathID: id)
+    } catch {
+      return self.error(.badRequest, error.description)
+    }
+    let outcome: EndpointTable.PutOutcome
+    do {
+      outcome = try await registry.put(spec)
+    } catch {
+      return failure(error, doing: "store endpoint \(id)")
+    }
+    switch outcome {
+    case .created(let endpoint):
+      var response = try json(.created, endpoint)
+      response.headers[.location] = "\(APIRoute.endpointsPrefix)/\(endpoint.id)"
+      return response
+    case .replaced(let endpoint, _):
+      return try json(.ok, endpoint)
+    }
+  }
+
+  private func health() async -> Health {
+    HealthSummary.make(
+      nodeName: config.nodeName, datapathLoaded: datapath.isLoaded, endpoints: await registry.count,
+      stateProblem: await registry.stateProblem, shuttingDown: shutdown.isSet)
+  }
+
+  static let shuttingDown = "the agent is shutting down"
+
+  private func failure(_ failure: EndpointRegistry.Failure, doing what: String) -> Response {
+    switch failure {
+    case .shuttingDown: error(.serviceUnavailable, Self.shuttingDown)
+    case .persist(let problem):
+      error(.internalServerError, "cannot \(what): \(problem); nothing changed")
+    }
+  }
+
+  /// How much of a refused body is read and dropped before answering 413. A client that
+  /// sends its whole body before reading (and asked for `Connection: close`) would
+  /// otherwise block: the server does not read a body it refused. Beyond this the answer
+  /// is sent anyway.
+  static let discardLimit = 16 << 20
+
+  private func discard(_ body: RequestBody) async throws {
+    var discarded = 0
+    for try await chunk in body {
+      discarded += chunk.readableBytes
+      if discarded >= Self.discardLimit { return }
+    }
+  }
+
+  /// 413, with `Connection: close`.
+  private func tooLarge(_ message: String) -> Response {
+    var response = error(.contentTooLarge, message)
+    response.headers[.connection] = "close"
+    return response
+  }
+
+  private func notFound(_ id: String) -> Response {
+    error(.notFound, "no endpoint \(id)")
+  }
+
+  private func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+    // An error body cannot fail to encode; fall back to an empty object all the same.
+    (try? json(status, APIErrorBody(error: message))) ?? Response(status: status)
+  }
+
+  private func json(_ status: HTTPResponse.Status, _ value: some Encodable) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    var bytes = try encoder.encode(value)
+    bytes.append(UInt8(ascii: "\n"))
+    var headers = HTTPFields()
+    headers[.contentType] = "application/json"
+    return Response(
+      status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+  }
+}
+
+/// /v1/healthz while shutting down: the Health fields and an `error`, so both a Health
+/// decoder and an APIErrorBody decoder read it.
+struct ShuttingDownHealth: Encodable {
+  var health: Health
+  var error: String
+
+  func encode(to encoder: any Encoder) throws {
+    try health.encode(to: encoder)
+    var container = encoder.container(keyedBy: Key.self)
+    try container.encode(error, forKey: .error)
+  }
+
+  enum Key: String, CodingKey { case error }
+}
+
+extension Duration {
+  var milliseconds: String {
+    let (seconds, attoseconds) = components
+    let value = Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    return String(Int((value * 100).rounded())).withDecimalPoint(2)
+  }
+}
+
+extension String {
+  /// "12345" with 2 → "123.45".
+  fileprivate func withDecimalPoint(_ places: Int) -> String {
+    let padded = count <= places ? String(repeating: "0", count: places - count + 1) + self : self
+    return "\(padded.dropLast(places)).\(padded.suffix(places))"
+  }
+}

@@ -1,0 +1,145 @@
+import AgentCore
+import ArgumentParser
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+@main
+struct AgentCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "junction-agent",
+    abstract: "The Junction node agent: owns the BPF datapath and serves the endpoint API.",
+    discussion: """
+      Serves HTTP/1.1 + JSON under /v1 on a Unix socket (mode 0600, root only), described \
+      by docs/openapi.yaml. Endpoints are kept under --state-dir and reconciled with the \
+      kernel at start. Several agents can share a machine when each has its own --socket, \
+      --state-dir and --bpf-fs. SIGTERM or SIGINT stops it cleanly and removes the socket.
+
+      Settings come from the flags, else from --config, else from the environment \
+      (JUNCTION_SOCKET for the socket), else from the defaults shown.
+
+      Exit status: 0 after a clean shutdown; 1 when it cannot start, with one line on \
+      standard error ("junction-agent: <reason>"); 64 for a bad command line.
+      """,
+    version: AgentVersion.current
+  )
+
+  @Option(name: .long, help: "This node's name (default: the host name).")
+  var nodeName: String?
+
+  @Option(
+    help: ArgumentHelp(
+      "The API socket (default: $JUNCTION_SOCKET, else \(AgentSettings.defaultSocket)).",
+      valueName: "path"))
+  var socket: String?
+
+  @Option(
+    help: ArgumentHelp(
+      "Where endpoints are stored (default: \(AgentSettings.defaultStateDir)).", valueName: "dir"))
+  var stateDir: String?
+
+  @Option(
+    name: .customLong("bpf-fs"),
+    help: ArgumentHelp(
+      "The bpffs directory for the agent's pins; a bpffs is mounted there when none is "
+        + "(default: \(AgentSettings.defaultBPFFS)).", valueName: "dir"))
+  var bpfFS: String?
+
+  @Option(
+    help: ArgumentHelp(
+      "Where the datapath's BPF objects are (default: \(AgentSettings.defaultBPFObjects)).",
+      valueName: "dir"))
+  var bpfObjects: String?
+
+  @Option(
+    help: ArgumentHelp(
+      "The node's external devices, comma-separated (default: none).", valueName: "if,..."))
+  var devices: String?
+
+  @Option(
+    help: ArgumentHelp(
+      "A JSON file whose keys are long flag names, e.g. {\"socket\": \"/run/j.sock\", "
+        + "\"devices\": [\"eth0\"]}; flags win over it.", valueName: "file"))
+  var config: String?
+
+  @Option(
+    help: ArgumentHelp(
+      "One of \(AgentSettings.logLevels.joined(separator: ", ")) (default: \(AgentSettings.defaultLogLevel)).",
+      valueName: "level"))
+  var logLevel: String?
+
+  /// Test hook: after SIGTERM, answer every request 503 for this long before closing.
+  @Option(help: .hidden)
+  var shutdownGrace: Double = 0
+
+  func run() async throws {
+    do {
+      let settings = try resolveSettings()
+      let runtime = try AgentRuntime.start(settings: settings, shutdownGrace: max(0, shutdownGrace))
+      try await runtime.serve()
+    } catch let failure as StartFailure {
+      Self.printFailure(failure.reason)
+      throw ExitCode(1)
+    } catch {
+      Self.printFailure("\(error)")
+      throw ExitCode(1)
+    }
+  }
+
+  private func resolveSettings() throws(StartFailure) -> AgentSettings {
+    var file: AgentConfigFile?
+    if let config {
+      let bytes: [UInt8]
+      do {
+        bytes = try AtomicFile.read(config, limit: 1 << 20)
+      } catch {
+        throw StartFailure("cannot read config \(config): \(Self.reason(error))")
+      }
+      do {
+        file = try AgentConfigFile.parse(bytes)
+      } catch {
+        throw StartFailure("config \(config) \(error.description)")
+      }
+    }
+    let flags = AgentConfigFile(
+      nodeName: nodeName, socket: socket, stateDir: stateDir, bpfFS: bpfFS, bpfObjects: bpfObjects,
+      devices: devices.map(AgentConfigFile.splitDevices), logLevel: logLevel)
+    let settings = AgentSettings.resolve(
+      flags: flags, file: file, environment: Self.environment(), hostname: Self.hostname())
+    if let problem = settings.problem { throw StartFailure(problem) }
+    return settings
+  }
+
+  private static func reason(_ error: FileError) -> String {
+    String(cString: strerror(error.code))
+  }
+
+  static func printFailure(_ reason: String) {
+    let line =
+      "junction-agent: \(reason.split(whereSeparator: \.isNewline).joined(separator: " "))\n"
+    _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+  }
+
+  static func hostname() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
+    return String(
+      decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
+
+  static func environment() -> [String: String] {
+    var result: [String: String] = [:]
+    if let value = getenv("JUNCTION_SOCKET") { result["JUNCTION_SOCKET"] = String(cString: value) }
+    return result
+  }
+}
+
+/// Why the agent cannot start: printed as the one line "junction-agent: <reason>", exit 1.
+struct StartFailure: Error, CustomStringConvertible {
+  var reason: String
+
+  init(_ reason: String) { self.reason = reason }
+
+  var description: String { reason }
+}

@@ -1,0 +1,211 @@
+import AgentAPI
+import AgentCore
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The agent from start to clean exit: checks that can refuse to start (each a one-line
+/// `StartFailure`, printed before anything else is logged), loading and reconciling the
+/// state, then serving until SIGTERM/SIGINT.
+struct AgentRuntime {
+  let settings: AgentSettings
+  let shutdownGrace: Double
+  let logger: Logger
+  let datapath: any Datapath
+  let registry: EndpointRegistry
+  let shutdown: ShutdownFlag
+  /// Held (flock) for the process's life: one agent per state directory.
+  let stateLock: Int32
+
+  static func start(settings: AgentSettings, shutdownGrace: Double) throws(StartFailure)
+    -> AgentRuntime
+  {
+    let level = Logger.Level(rawValue: settings.logLevel) ?? .info
+    LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level) }
+    let logger = Logger(label: "junction-agent")
+
+    // 1. The socket: refuse a live one, note a stale one (removed once nothing can fail).
+    let staleSocket = try SocketFile.preflight(settings.socket)
+
+    // 2. The state directory, locked against a second agent using it.
+    let store = FileEndpointStore(layout: StateLayout(stateDirectory: settings.stateDir))
+    do {
+      try store.prepare()
+    } catch {
+      throw StartFailure("cannot prepare state dir \(settings.stateDir): \(error)")
+    }
+    let lock = try lockDirectory(settings.stateDir)
+
+    // 3. The datapath (loads or reuses the pins under --bpf-fs).
+    let datapath: any Datapath
+    do {
+      datapath = try makeDatapath(
+        bpfFS: settings.bpfFS, objectDirectory: settings.bpfObjects, logger: logger)
+    } catch {
+      close(lock)
+      throw StartFailure("\(error)")
+    }
+
+    // 4. The stored endpoints.
+    let loaded: (endpoints: [Endpoint], problems: [String])
+    do {
+      loaded = try store.loadAll()
+    } catch {
+      close(lock)
+      throw StartFailure("cannot read state dir \(settings.stateDir): \(error)")
+    }
+
+    // 5. The socket's directory, and the stale socket out of the way.
+    do {
+      try AtomicFile.makeDirectory(PathNames.directory(of: settings.socket), mode: 0o755)
+    } catch {
+      close(lock)
+      throw StartFailure("cannot create the socket directory: \(error)")
+    }
+    if staleSocket {
+      guard unlink(settings.socket) == 0 || errno == ENOENT else {
+        let code = errno
+        close(lock)
+        throw StartFailure(
+          "cannot remove stale socket \(settings.socket): \(String(cString: strerror(code)))")
+      }
+    }
+
+    logger.info(
+      "starting",
+      metadata: [
+        "version": "\(AgentVersion.current)", "node": "\(settings.nodeName)",
+        "socket": "\(settings.socket)",
+        "state_dir": "\(settings.stateDir)", "bpf_fs": "\(settings.bpfFS)",
+        "devices": "\(settings.devices.joined(separator: ","))", "pid": "\(getpid())",
+        "datapath_loaded": "\(datapath.isLoaded)",
+      ])
+    if staleSocket {
+      logger.info("removed a stale socket", metadata: ["socket": "\(settings.socket)"])
+    }
+    for problem in loaded.problems {
+      logger.warning("ignoring a state file", metadata: ["problem": "\(problem)"])
+    }
+    logger.info("loaded endpoints", metadata: ["count": "\(loaded.endpoints.count)"])
+
+    let shutdown = ShutdownFlag()
+    let registry = EndpointRegistry(
+      endpoints: loaded.endpoints, store: store, datapath: datapath, socketPath: settings.socket,
+      shutdown: shutdown, logger: logger)
+    return AgentRuntime(
+      settings: settings, shutdownGrace: shutdownGrace, logger: logger, datapath: datapath,
+      registry: registry, shutdown: shutdown, stateLock: lock)
+  }
+
+  private static func lockDirectory(_ directory: String) throws(StartFailure) -> Int32 {
+    let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else {
+      throw StartFailure("cannot open state dir \(directory): \(String(cString: strerror(errno)))")
+    }
+    if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+      let code = errno
+      close(fd)
+      if code == EWOULDBLOCK {
+        throw StartFailure("state dir \(directory) is in use by another agent")
+      }
+      throw StartFailure("cannot lock state dir \(directory): \(String(cString: strerror(code)))")
+    }
+    return fd
+  }
+
+  /// Replays the deletion queue, reconciles, serves; returns after a clean shutdown.
+  func serve() async throws {
+    await registry.replayDeleteQueue()
+    await registry.reconcile()
+
+    let config = AgentConfig(
+      version: AgentVersion.current, nodeName: settings.nodeName, socket: settings.socket,
+      stateDir: settings.stateDir, bpfFS: settings.bpfFS,
+      fromEndpointProgram: datapath.fromEndpointPin,
+      toEndpointProgram: datapath.toEndpointPin, devices: settings.devices)
+    let responder = APIResponder(
+      registry: registry, config: config, datapath: datapath, shutdown: shutdown,
+      logger: Logger(label: "api"))
+    let socket = SocketFile(path: settings.socket)
+    let logger = self.logger
+    let registry = self.registry
+
+    // The socket is born 0600: bind() applies the umask. Restored as soon as it exists.
+    let previousUmask = umask(0o177)
+    let umaskRestored = Atomic<Bool>(false)
+    @Sendable func restoreUmask() {
+      if !umaskRestored.exchange(true, ordering: .acquiringAndReleasing) { umask(previousUmask) }
+    }
+
+    var serverLogger = Logger(label: "http")
+    // Hummingbird's own lines (bind, per-request ids) are only interesting when debugging.
+    serverLogger.logLevel = max(logger.logLevel, .notice)
+    let app = Application(
+      responder: responder,
+      server: .http1(configuration: .init(idleTimeout: .seconds(60))),
+      configuration: ApplicationConfiguration(address: .unixDomainSocket(path: settings.socket)),
+      onServerRunning: { _ in
+        restoreUmask()
+        socket.secure(logger: logger)
+        logger.info("listening", metadata: ["socket": "\(socket.path)"])
+        // A DEL queued between the first replay and the bind is not left for the next start.
+        await registry.replayDeleteQueue()
+      },
+      logger: serverLogger)
+    let gate = ShutdownGate(shutdown: shutdown, grace: shutdownGrace, logger: logger)
+    let group = ServiceGroup(
+      configuration: ServiceGroupConfiguration(
+        services: [
+          .init(service: app, serviceName: "api"),
+          .init(service: gate, serviceName: "shutdown-gate"),
+        ],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: Logger(label: "lifecycle")))
+    do {
+      try await group.run()
+    } catch {
+      restoreUmask()
+      socket.removeIfOurs()
+      throw StartFailure(Self.describeServeError(error, socket: settings.socket))
+    }
+    restoreUmask()
+    socket.removeIfOurs()
+    close(stateLock)
+    logger.info("stopped")
+  }
+
+  static func describeServeError(_ error: any Error, socket: String) -> String {
+    let text = "\(error)"
+    if text.contains("Address already in use") {
+      return "socket \(socket) is in use by another agent"
+    }
+    return "serving on \(socket): \(text)"
+  }
+}
+
+/// Waits for SIGTERM/SIGINT (the service group's graceful shutdown reaches it first, as the
+/// last service), sets the shutdown flag so every request is answered 503, holds that for
+/// `grace` seconds, then lets the HTTP server close.
+struct ShutdownGate: Service {
+  let shutdown: ShutdownFlag
+  let grace: Double
+  let logger: Logger
+
+  func run() async throws {
+    do {
+      try await gracefulShutdown()
+    } catch {
+      return  // cancelled: the server already stopped on its own
+    }
+    shutdown.set()
+    logger.info("shutting down; new requests are answered 503", metadata: ["grace_s": "\(grace)"])
+    if grace > 0 {
+      try? await Task.sleep(for: .milliseconds(Int(grace * 1000)))
+    }
+  }
+}

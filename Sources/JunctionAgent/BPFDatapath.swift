@@ -1,0 +1,130 @@
+import AgentAPI
+import BPFKit
+import DatapathABI
+import Logging
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Loads (or reuses the pinned) datapath under `bpfFS`; throws a one-line reason when it
+/// cannot (the agent then exits 1 with it).
+///
+/// Restart and upgrade keep traffic flowing: maps are pinned by name and libbpf reuses
+/// them, so counters (and, later, conntrack and services) survive; the programs are loaded
+/// afresh and their pins replaced, and reconcile re-attaches live endpoints in place
+/// (tc's replace), so no packet finds a hook without a program.
+func makeDatapath(bpfFS: String, objectDirectory: String, logger: Logger) throws -> any Datapath {
+  // libbpf prints to stderr by default, also on normal paths (querying a link without a
+  // clsact): keep its words, in the agent's log format.
+  LibBPF.setLogHandler { level, message in
+    logger.debug("libbpf: \(message)", metadata: ["libbpf_level": "\(level)"])
+  }
+  let objectPath =
+    objectDirectory.hasSuffix("/")
+    ? objectDirectory + "endpoint.o" : objectDirectory + "/endpoint.o"
+  // Checked before anything is mounted, so a failed start leaves nothing behind.
+  guard access(objectPath, R_OK) == 0 else {
+    throw DatapathStartFailure(
+      "the datapath object \(objectPath) is missing (build it with install/build-bpf.sh)")
+  }
+  try prepareBPFFilesystem(bpfFS, logger: logger)
+  do {
+    let object = try BPFObject.open(path: objectPath, pinRoot: bpfFS)
+    try object.load()
+    let from = try object.program(named: JUNCTION_PROG_FROM_ENDPOINT)
+    let to = try object.program(named: JUNCTION_PROG_TO_ENDPOINT)
+    let fromPin = bpfFS + "/" + JUNCTION_PROG_FROM_ENDPOINT
+    let toPin = bpfFS + "/" + JUNCTION_PROG_TO_ENDPOINT
+    try from.pin(at: fromPin)
+    try to.pin(at: toPin)
+    let counters = try object.map(named: JUNCTION_MAP_ENDPOINT_COUNTERS)
+    logger.info(
+      "datapath loaded",
+      metadata: [
+        "object": "\(objectPath)", "bpf_fs": "\(bpfFS)", "from_endpoint": "\(from.id)",
+        "to_endpoint": "\(to.id)", "counters_map": "\(counters.id)",
+      ])
+    return BPFDatapath(
+      object: object, fromEndpoint: from, toEndpoint: to, counters: counters,
+      fromEndpointPin: fromPin, toEndpointPin: toPin)
+  } catch {
+    throw DatapathStartFailure("cannot load the datapath from \(objectPath): \(error)")
+  }
+}
+
+struct DatapathStartFailure: Error, CustomStringConvertible {
+  var description: String
+  init(_ description: String) { self.description = description }
+}
+
+/// Uses the bpffs at `path` when there is one (or `path` lies inside one, like
+/// /sys/fs/bpf/junction), and mounts one there otherwise.
+private func prepareBPFFilesystem(_ path: String, logger: Logger) throws {
+  var prefix = ""
+  for component in path.split(separator: "/") {
+    prefix += "/" + component
+    if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
+      throw DatapathStartFailure("cannot create \(prefix): \(String(cString: strerror(errno)))")
+    }
+  }
+  if BPFFilesystem.isMounted(at: path) { return }
+  do {
+    try BPFFilesystem.mount(at: path)
+    logger.info("mounted a bpffs", metadata: ["path": "\(path)"])
+  } catch {
+    throw DatapathStartFailure("no bpffs at \(path) and cannot mount one: \(error)")
+  }
+}
+
+/// The BPF datapath over BPFKit. Immutable after load; BPF syscalls are thread-safe.
+final class BPFDatapath: Datapath, @unchecked Sendable {
+  private let object: BPFObject
+  private let fromEndpoint: BPFProgram
+  private let toEndpoint: BPFProgram
+  private let counterMap: BPFMap
+  let fromEndpointPin: String
+  let toEndpointPin: String
+
+  init(
+    object: BPFObject, fromEndpoint: BPFProgram, toEndpoint: BPFProgram, counters: BPFMap,
+    fromEndpointPin: String, toEndpointPin: String
+  ) {
+    self.object = object
+    self.fromEndpoint = fromEndpoint
+    self.toEndpoint = toEndpoint
+    self.counterMap = counters
+    self.fromEndpointPin = fromEndpointPin
+    self.toEndpointPin = toEndpointPin
+  }
+
+  var isLoaded: Bool { true }
+
+  func counters(hostIfindex: Int) -> EndpointCounters? {
+    let key = junction_endpoint_key(ifindex: UInt32(truncatingIfNeeded: hostIfindex))
+    guard let sum = try? counterMap.lookupSum(key, as: junction_endpoint_counters.self) else {
+      // No entry yet: the endpoint has passed no packet since it was attached.
+      return EndpointCounters()
+    }
+    return EndpointCounters(
+      fromPackets: sum.from_packets, fromBytes: sum.from_bytes, toPackets: sum.to_packets,
+      toBytes: sum.to_bytes)
+  }
+
+  func isAttached(hostIfindex: Int) -> Bool {
+    let index = Int32(truncatingIfNeeded: hostIfindex)
+    return (try? TrafficControl.query(ifindex: index, direction: .ingress)) == fromEndpoint.id
+      && (try? TrafficControl.query(ifindex: index, direction: .egress)) == toEndpoint.id
+  }
+
+  func reattach(hostIfindex: Int) throws {
+    let index = Int32(truncatingIfNeeded: hostIfindex)
+    try TrafficControl.attach(program: fromEndpoint, ifindex: index, direction: .ingress)
+    try TrafficControl.attach(program: toEndpoint, ifindex: index, direction: .egress)
+  }
+
+  func forget(hostIfindex: Int) {
+    let key = junction_endpoint_key(ifindex: UInt32(truncatingIfNeeded: hostIfindex))
+    _ = try? counterMap.delete(key)
+  }
+}

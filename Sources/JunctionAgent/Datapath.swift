@@ -1,0 +1,36 @@
+import AgentAPI
+
+/// What the agent needs from the BPF datapath, and nothing BPF-specific: the pins the CNI
+/// plugin attaches from, per-endpoint counters, and attach state. `makeDatapath` (in
+/// BPFDatapath.swift) builds the real one over BPFKit; everything else in the agent sees
+/// only this protocol.
+protocol Datapath: Sendable {
+  /// True when the programs and maps are loaded and pinned.
+  var isLoaded: Bool { get }
+  /// Absolute pin path of the from-endpoint program (tc ingress on the host veth).
+  var fromEndpointPin: String { get }
+  /// Absolute pin path of the to-endpoint program (tc egress on the host veth).
+  var toEndpointPin: String { get }
+  /// The endpoint's packet and byte counters; nil when unknown or not loaded.
+  func counters(hostIfindex: Int) -> EndpointCounters?
+  /// Whether both endpoint programs are attached on the interface now.
+  func isAttached(hostIfindex: Int) -> Bool
+  /// Attaches the endpoint programs on the interface again if they are missing (idempotent).
+  func reattach(hostIfindex: Int) throws
+  /// Drops per-endpoint datapath state (counters) of a deregistered endpoint.
+  func forget(hostIfindex: Int)
+}
+
+/// A datapath with nothing loaded: the API and the state work, counters and attach state
+/// are absent. Used until the BPF datapath is wired in, and where BPF is unavailable.
+struct UnloadedDatapath: Datapath {
+  let bpfFS: String
+
+  var isLoaded: Bool { false }
+  var fromEndpointPin: String { "\(bpfFS)/from-endpoint" }
+  var toEndpointPin: String { "\(bpfFS)/to-endpoint" }
+  func counters(hostIfindex: Int) -> EndpointCounters? { nil }
+  func isAttached(hostIfindex: Int) -> Bool { false }
+  func reattach(hostIfindex: Int) throws {}
+  func forget(hostIfindex: Int) {}
+}

@@ -1,0 +1,221 @@
+import AgentAPI
+import AgentCore
+import Logging
+import NetKit
+import Synchronization
+
+/// Set once, when shutdown begins: from then on every request is answered 503.
+final class ShutdownFlag: Sendable {
+  private let flag = Atomic<Bool>(false)
+
+  var isSet: Bool { flag.load(ordering: .acquiring) }
+  func set() { flag.store(true, ordering: .releasing) }
+}
+
+/// The agent's endpoints: memory, the state files, and the datapath's view of each.
+/// One actor, so changes are serialized; every change is persisted before memory moves.
+actor EndpointRegistry {
+  enum Failure: Error {
+    case shuttingDown
+    case persist(FileError)
+  }
+
+  private var table: EndpointTable
+  private let store: FileEndpointStore
+  private let datapath: any Datapath
+  private let socketPath: String
+  private let shutdown: ShutdownFlag
+  private let logger: Logger
+  /// The last state write that failed, until one succeeds again (reported by /v1/healthz).
+  private(set) var stateProblem: String?
+
+  init(
+    endpoints: [Endpoint], store: FileEndpointStore, datapath: any Datapath, socketPath: String,
+    shutdown: ShutdownFlag, logger: Logger
+  ) {
+    self.table = EndpointTable(endpoints)
+    self.store = store
+    self.datapath = datapath
+    self.socketPath = socketPath
+    self.shutdown = shutdown
+    self.logger = logger
+  }
+
+  var count: Int { table.count }
+
+  // MARK: - API
+
+  func list() -> [Endpoint] { table.sorted.map(live) }
+
+  func get(_ id: String) -> Endpoint? { table[id].map(live) }
+
+  func put(_ spec: EndpointSpec) throws(Failure) -> EndpointTable.PutOutcome {
+    // Checked here, inside the actor, so a request that raced the signal changes nothing.
+    if shutdown.isSet { throw .shuttingDown }
+    do {
+      let outcome = try table.put(spec, now: Timestamp.now(), store: store)
+      stateProblem = nil
+      switch outcome {
+      case .created(let endpoint):
+        logger.info("endpoint registered", metadata: metadata(endpoint))
+      case .replaced(let endpoint, let previous):
+        if previous.spec.hostIfindex != endpoint.spec.hostIfindex {
+          datapath.forget(hostIfindex: previous.spec.hostIfindex)
+        }
+        logger.info(
+          previous.spec == endpoint.spec ? "endpoint re-registered unchanged" : "endpoint replaced",
+          metadata: metadata(endpoint))
+      }
+      return outcome
+    } catch {
+      stateProblem = "\(error)"
+      logger.error("cannot persist endpoint", metadata: ["id": "\(spec.id)", "error": "\(error)"])
+      throw .persist(error)
+    }
+  }
+
+  /// True when it existed.
+  func delete(_ id: String) throws(Failure) -> Bool {
+    if shutdown.isSet { throw .shuttingDown }
+    do {
+      guard let removed = try table.delete(id: id, store: store) else { return false }
+      stateProblem = nil
+      datapath.forget(hostIfindex: removed.spec.hostIfindex)
+      logger.info("endpoint deregistered", metadata: metadata(removed))
+      return true
+    } catch {
+      stateProblem = "\(error)"
+      logger.error("cannot remove endpoint state", metadata: ["id": "\(id)", "error": "\(error)"])
+      throw .persist(error)
+    }
+  }
+
+  /// With the datapath's counters and attach state when it is loaded.
+  private func live(_ endpoint: Endpoint) -> Endpoint {
+    guard datapath.isLoaded else { return endpoint }
+    var result = endpoint
+    result.counters =
+      datapath.counters(hostIfindex: endpoint.spec.hostIfindex) ?? EndpointCounters()
+    result.datapathAttached = datapath.isAttached(hostIfindex: endpoint.spec.hostIfindex)
+    return result
+  }
+
+  private func metadata(_ endpoint: Endpoint) -> Logger.Metadata {
+    [
+      "id": "\(endpoint.id)", "host_if": "\(endpoint.spec.hostInterface)",
+      "ifindex": "\(endpoint.spec.hostIfindex)",
+      "ips": "\(endpoint.spec.ips.joined(separator: ","))",
+    ]
+  }
+
+  // MARK: - Start-up
+
+  /// Deregisters the endpoints the CNI plugin queued while the agent was down, and removes
+  /// the queue files. A record that cannot be applied stays for the next start.
+  func replayDeleteQueue() {
+    let entries: [DeleteQueue.Entry]
+    do {
+      entries = try DeleteQueue.entries(socketPath: socketPath)
+    } catch {
+      logger.error("cannot read the deletion queue", metadata: ["error": "\(error)"])
+      return
+    }
+    for entry in entries {
+      switch entry.record {
+      case .failure(let problem):
+        logger.warning(
+          "dropping an unreadable deletion record",
+          metadata: ["file": "\(entry.path)", "error": "\(problem)"])
+        _ = try? AtomicFile.remove(entry.path)
+      case .success(let record):
+        guard DeleteQueue.belongs(record, toSocket: socketPath) else {
+          logger.debug(
+            "deletion record is for another agent",
+            metadata: ["file": "\(entry.path)", "socket": "\(record.socket ?? "")"])
+          continue
+        }
+        do {
+          if let removed = try table.delete(id: record.id, store: store) {
+            datapath.forget(hostIfindex: removed.spec.hostIfindex)
+            logger.info(
+              "endpoint deregistered from the deletion queue",
+              metadata: ["id": "\(record.id)", "queued_at": "\(record.queuedAt)"])
+          } else {
+            logger.debug("queued deletion of an unknown endpoint", metadata: ["id": "\(record.id)"])
+          }
+          try AtomicFile.remove(entry.path)
+        } catch {
+          logger.error(
+            "cannot apply a queued deletion; kept for the next start",
+            metadata: ["id": "\(record.id)", "error": "\(error)"])
+        }
+      }
+    }
+  }
+
+  /// Checks every endpoint against the kernel: gone netns or host interface → removed;
+  /// live → the datapath re-attaches whatever is missing. Nothing is flushed.
+  func reconcile() {
+    let routes = Result { () throws(NetKitError) in try RouteSocket() }
+    var kept = 0
+    var removed = 0
+    for endpoint in table.sorted {
+      let spec = endpoint.spec
+      let namespace: ReconcileDecision.NamespaceState
+      do {
+        _ = try NetworkNamespace.open(spec.netns)
+        namespace = .present
+      } catch {
+        switch error {
+        case .notFound: namespace = .missing
+        case .notANamespace: namespace = .notANamespace
+        default: namespace = .unknown("\(error)")
+        }
+      }
+      let link: ReconcileDecision.LinkState
+      switch routes {
+      case .failure(let error): link = .unknown("\(error)")
+      case .success(let socket):
+        do {
+          if let info = try socket.link(named: spec.hostInterface) {
+            link = .present(index: Int(info.index))
+          } else {
+            link = .missing
+          }
+        } catch {
+          link = .unknown("\(error)")
+        }
+      }
+      switch ReconcileDecision.decide(spec: spec, namespace: namespace, link: link) {
+      case .remove(let reason):
+        do {
+          _ = try table.delete(id: endpoint.id, store: store)
+          datapath.forget(hostIfindex: spec.hostIfindex)
+          removed += 1
+          logger.info(
+            "stale endpoint removed", metadata: ["id": "\(endpoint.id)", "reason": "\(reason)"])
+        } catch {
+          logger.error(
+            "cannot remove a stale endpoint",
+            metadata: ["id": "\(endpoint.id)", "error": "\(error)"])
+        }
+      case .keepUnverified(let reason):
+        kept += 1
+        logger.warning(
+          "endpoint kept unverified", metadata: ["id": "\(endpoint.id)", "reason": "\(reason)"])
+      case .keep:
+        kept += 1
+        if datapath.isLoaded {
+          do {
+            try datapath.reattach(hostIfindex: spec.hostIfindex)
+          } catch {
+            logger.warning(
+              "cannot re-attach the endpoint programs",
+              metadata: ["id": "\(endpoint.id)", "error": "\(error)"])
+          }
+        }
+      }
+    }
+    logger.info("reconciled endpoints", metadata: ["kept": "\(kept)", "removed": "\(removed)"])
+  }
+}

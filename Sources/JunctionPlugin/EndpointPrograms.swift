@@ -1,0 +1,58 @@
+import AgentAPI
+import BPFKit
+import CNIKit
+
+/// The agent's pinned endpoint programs, as the plugin attaches them to a pod's host-side
+/// veth: from-endpoint on tc ingress (what the pod sends), to-endpoint on tc egress (what
+/// it receives). The clsact qdisc and filters go away with the veth, so DEL needs no detach.
+struct EndpointPrograms {
+  let fromEndpoint: BPFProgram
+  let toEndpoint: BPFProgram
+
+  /// Opens the pins the agent named in its config. Missing pins mean the agent has not
+  /// loaded its datapath yet: transient, code 11, and nothing has been created.
+  static func open(_ config: AgentConfig) throws(CNIError) -> EndpointPrograms {
+    do {
+      return EndpointPrograms(
+        fromEndpoint: try BPFProgram.openPinned(at: config.fromEndpointProgram),
+        toEndpoint: try BPFProgram.openPinned(at: config.toEndpointProgram))
+    } catch {
+      throw CNIError(
+        .tryAgainLater, "the Junction agent's datapath programs are not available",
+        details: "\(error); is the agent's bpffs (\(config.bpfFS)) visible to the plugin?")
+    }
+  }
+
+  /// Idempotent: a second attach replaces Junction's filter in place.
+  func attach(hostIfindex: Int32) throws(CNIError) {
+    do {
+      try TrafficControl.attach(program: fromEndpoint, ifindex: hostIfindex, direction: .ingress)
+      try TrafficControl.attach(program: toEndpoint, ifindex: hostIfindex, direction: .egress)
+    } catch {
+      throw CNIError(.datapathAttachFailed, "attaching the endpoint programs failed: \(error)")
+    }
+  }
+
+  /// CHECK: what is wrong with the filters on `hostIfindex`, one sentence each.
+  func problems(hostIfindex: Int32, hostName: String) -> [String] {
+    var problems: [String] = []
+    for (direction, program) in [
+      (TrafficControl.Direction.ingress, fromEndpoint), (.egress, toEndpoint),
+    ] {
+      switch Result(catching: { () throws(BPFError) in
+        try TrafficControl.query(ifindex: hostIfindex, direction: direction)
+      }) {
+      case .success(let id?) where id == program.id:
+        continue
+      case .success(let id?):
+        problems.append(
+          "\(hostName) \(direction) runs program \(id), not \(program.name) (\(program.id))")
+      case .success(nil):
+        problems.append("\(program.name) is not attached to \(hostName) \(direction)")
+      case .failure(let error):
+        problems.append("cannot query \(hostName) \(direction): \(error)")
+      }
+    }
+    return problems
+  }
+}

@@ -1,0 +1,145 @@
+import AgentAPI
+import XCTest
+
+@testable import AgentCore
+
+final class AgentSettingsTests: XCTestCase {
+  func testConfigFileKeysMirrorFlags() throws {
+    let text = """
+      {"node-name": "n1", "socket": "/run/a.sock", "state-dir": "/s", "bpf-fs": "/b",
+       "bpf-objects": "/o", "devices": ["eth0", "eth1"], "log-level": "debug"}
+      """
+    let file = try AgentConfigFile.parse(Array(text.utf8))
+    XCTAssertEqual(
+      file,
+      AgentConfigFile(
+        nodeName: "n1", socket: "/run/a.sock", stateDir: "/s", bpfFS: "/b", bpfObjects: "/o",
+        devices: ["eth0", "eth1"], logLevel: "debug"))
+    XCTAssertEqual(
+      try AgentConfigFile.parse(Array(#"{"devices": "eth0, eth1,"}"#.utf8)).devices,
+      ["eth0", "eth1"])
+    XCTAssertEqual(try AgentConfigFile.parse(Array("{}".utf8)), AgentConfigFile())
+  }
+
+  func testConfigFileErrorsAreOneLine() {
+    let cases: [(String, String)] = [
+      ("{", "not valid JSON"),
+      ("[]", "JSON object"),
+      (#"{"sockets": "x", "zz": 1}"#, "unknown keys 'sockets', 'zz'"),
+      (#"{"socket": 3}"#, "'socket' must be a string"),
+      (#"{"devices": 3}"#, "'devices' must be"),
+    ]
+    for (text, expected) in cases {
+      do {
+        _ = try AgentConfigFile.parse(Array(text.utf8))
+        XCTFail("\(text) parsed")
+      } catch {
+        XCTAssertTrue(error.description.contains(expected), "\(text): \(error.description)")
+        XCTAssertFalse(error.description.contains("\n"))
+      }
+    }
+  }
+
+  func testPrecedenceFlagThenFileThenEnvironmentThenDefault() {
+    let defaults = AgentSettings.resolve(
+      flags: AgentConfigFile(), file: nil, environment: [:], hostname: "h")
+    XCTAssertEqual(
+      defaults,
+      AgentSettings(
+        nodeName: "h", socket: "/run/junction/junction.sock", stateDir: "/var/lib/junction",
+        bpfFS: "/sys/fs/bpf/junction", bpfObjects: "/usr/local/lib/junction/bpf", devices: [],
+        logLevel: "info"))
+    let environment = ["JUNCTION_SOCKET": "/env.sock"]
+    XCTAssertEqual(
+      AgentSettings.resolve(
+        flags: AgentConfigFile(), file: nil, environment: environment, hostname: "h"
+      ).socket,
+      "/env.sock")
+    XCTAssertEqual(
+      AgentSettings.resolve(
+        flags: AgentConfigFile(), file: AgentConfigFile(socket: "/file.sock"),
+        environment: environment,
+        hostname: "h"
+      ).socket, "/file.sock")
+    let flagged = AgentSettings.resolve(
+      flags: AgentConfigFile(socket: "/flag.sock", devices: ["eth9"]),
+      file: AgentConfigFile(socket: "/file.sock", devices: ["eth0"], logLevel: "debug"),
+      environment: environment,
+      hostname: "h")
+    XCTAssertEqual(flagged.socket, "/flag.sock")
+    XCTAssertEqual(flagged.devices, ["eth9"])
+    XCTAssertEqual(flagged.logLevel, "debug")
+  }
+
+  func testSettingsProblems() {
+    var settings = AgentSettings.resolve(
+      flags: AgentConfigFile(), file: nil, environment: [:], hostname: "h")
+    XCTAssertNil(settings.problem)
+    settings.logLevel = "loud"
+    XCTAssertNotNil(settings.problem)
+    settings.logLevel = "debug"
+    settings.devices = ["eth0", "bad/name"]
+    XCTAssertNotNil(settings.problem)
+    settings.devices = []
+    settings.socket = "/" + String(repeating: "s", count: 120)
+    XCTAssertTrue(settings.problem?.contains("longer than") ?? false)
+    settings.socket = ""
+    XCTAssertNotNil(settings.problem)
+  }
+
+  func testHealthSummary() {
+    let ok = HealthSummary.make(
+      nodeName: "n", datapathLoaded: true, endpoints: 3, stateProblem: nil, shuttingDown: false)
+    XCTAssertEqual(ok.status, "ok")
+    XCTAssertEqual(ok.components, ["api": "ok", "datapath": "ok", "state": "ok"])
+    XCTAssertEqual(ok.endpoints, 3)
+    XCTAssertEqual(ok.version, AgentVersion.current)
+    let unloaded = HealthSummary.make(
+      nodeName: "n", datapathLoaded: false, endpoints: 0, stateProblem: nil, shuttingDown: false)
+    XCTAssertEqual(unloaded.status, "degraded")
+    XCTAssertEqual(unloaded.components["datapath"], "not loaded")
+    let failing = HealthSummary.make(
+      nodeName: "n", datapathLoaded: true, endpoints: 0, stateProblem: "disk full",
+      shuttingDown: false)
+    XCTAssertEqual(failing.status, "degraded")
+    XCTAssertEqual(failing.components["state"], "error: disk full")
+    let stopping = HealthSummary.make(
+      nodeName: "n", datapathLoaded: true, endpoints: 0, stateProblem: nil, shuttingDown: true)
+    XCTAssertEqual(stopping.status, "shutting-down")
+  }
+
+  func testReconcileDecisions() {
+    let spec = sampleSpec()
+    XCTAssertEqual(
+      ReconcileDecision.decide(spec: spec, namespace: .present, link: .present(index: 12)), .keep)
+    guard
+      case .remove = ReconcileDecision.decide(
+        spec: spec, namespace: .missing, link: .present(index: 12)),
+      case .remove = ReconcileDecision.decide(
+        spec: spec, namespace: .notANamespace, link: .present(index: 12)),
+      case .remove = ReconcileDecision.decide(spec: spec, namespace: .present, link: .missing),
+      case .remove = ReconcileDecision.decide(
+        spec: spec, namespace: .present, link: .present(index: 13)),
+      case .keepUnverified = ReconcileDecision.decide(
+        spec: spec, namespace: .unknown("EPERM"), link: .missing),
+      case .keepUnverified = ReconcileDecision.decide(
+        spec: spec, namespace: .present, link: .unknown("x"))
+    else { return XCTFail() }
+  }
+
+  func testAddressAndNameRules() {
+    XCTAssertNil(AddressRules.cidr("10.0.0.1/0"))
+    XCTAssertNil(AddressRules.cidr("fd00::1/128"))
+    XCTAssertNotNil(AddressRules.cidr("10.0.0.1/"))
+    XCTAssertNotNil(AddressRules.cidr("10.0.0.1/1/2"))
+    XCTAssertNotNil(AddressRules.cidr(" 10.0.0.1/8"))
+    XCTAssertNotNil(AddressRules.cidr("10.0.0.1/0008"))
+    XCTAssertNil(AddressRules.mac("0A:58:0a:f4:01:05"))
+    XCTAssertNotNil(AddressRules.mac("0a-58-0a-f4-01-05"))
+    XCTAssertNil(NameRules.containerID("a1_.-"))
+    XCTAssertNil(NameRules.interfaceName("eth0"))
+    XCTAssertNotNil(NameRules.interfaceName("eth0\t"))
+    XCTAssertNil(NameRules.kubernetesName("kube-system"))
+    XCTAssertEqual(NameRules.printable("a\nb"), "a\\u{a}b")
+  }
+}

@@ -1,0 +1,100 @@
+import AgentAPI
+import Foundation
+import XCTest
+
+@testable import AgentCore
+
+final class DeleteQueueTests: XCTestCase {
+  func testPaths() {
+    XCTAssertEqual(
+      DeleteQueue.directory(forSocket: "/run/junction/junction.sock"), "/run/junction/delete-queue")
+    XCTAssertEqual(
+      DeleteQueue.path(forSocket: "/run/junction/junction.sock", id: "abc:eth0"),
+      "/run/junction/delete-queue/abc:eth0.json")
+    XCTAssertEqual(DeleteQueue.directory(forSocket: "agent.sock"), "./delete-queue")
+  }
+
+  func testRecordFormat() throws {
+    let record = DeleteQueue.Record(
+      containerID: "abc", ifname: "eth0", queuedAt: "2025-01-01T00:00:00.000Z",
+      socket: "/run/j.sock")
+    XCTAssertEqual(record.id, "abc:eth0")
+    let encoded = DeleteQueue.encode(record)
+    let object = try JSONSerialization.jsonObject(with: Data(encoded)) as! [String: String]
+    XCTAssertEqual(
+      object,
+      [
+        "id": "abc:eth0", "containerID": "abc", "ifname": "eth0",
+        "queuedAt": "2025-01-01T00:00:00.000Z",
+        "socket": "/run/j.sock",
+      ])
+    XCTAssertEqual(try DeleteQueue.decode(encoded), record)
+    // The minimal format (no socket) is accepted too.
+    let minimal = #"{"id":"abc:eth0","containerID":"abc","ifname":"eth0","queuedAt":"x"}"#
+    XCTAssertNil(try DeleteQueue.decode(Array(minimal.utf8)).socket)
+  }
+
+  func testDecodeRefusesBadRecords() {
+    for text in [
+      "{", #"{"id":"../x","containerID":"..","ifname":"x","queuedAt":"t"}"#,
+      #"{"id":"a:eth0","containerID":"b","ifname":"eth0","queuedAt":"t"}"#,
+      #"{"id":"a:eth0","containerID":"a","queuedAt":"t"}"#,
+    ] {
+      XCTAssertThrowsError(try DeleteQueue.decode(Array(text.utf8)), text)
+    }
+    XCTAssertThrowsError(try DeleteQueue.decode([UInt8](repeating: 32, count: 5000)))
+  }
+
+  func testEnqueueAndList() throws {
+    let directory = try temporaryDirectory(self)
+    let socket = directory + "/run/agent.sock"
+    try DeleteQueue.enqueue(
+      DeleteQueue.Record(containerID: "a", ifname: "eth0", socket: socket), socketPath: socket)
+    try DeleteQueue.enqueue(
+      DeleteQueue.Record(containerID: "b", ifname: "eth0"), socketPath: socket)
+    // Re-queueing the same endpoint rewrites its one file.
+    try DeleteQueue.enqueue(
+      DeleteQueue.Record(containerID: "b", ifname: "eth0"), socketPath: socket)
+    try AtomicFile.write(Array("junk".utf8), to: directory + "/run/delete-queue/junk.json")
+
+    var info = stat()
+    XCTAssertEqual(stat(directory + "/run/delete-queue", &info), 0)
+    XCTAssertEqual(info.st_mode & 0o777, 0o700)
+
+    let entries = try DeleteQueue.entries(socketPath: socket)
+    XCTAssertEqual(entries.count, 3)
+    let records = entries.compactMap { try? $0.record.get() }
+    XCTAssertEqual(records.map(\.id), ["a:eth0", "b:eth0"])
+    XCTAssertEqual(records.map(\.socket), [socket, socket], "enqueue stamps the socket")
+    XCTAssertTrue(records.allSatisfy { DeleteQueue.belongs($0, toSocket: socket) })
+    XCTAssertFalse(
+      records.contains { DeleteQueue.belongs($0, toSocket: directory + "/run/other.sock") })
+    XCTAssertEqual(
+      entries.filter { (try? $0.record.get()) == nil }.map(\.path),
+      [directory + "/run/delete-queue/junk.json"])
+  }
+
+  func testEnqueueRefusesInvalidRecords() throws {
+    let directory = try temporaryDirectory(self)
+    XCTAssertThrowsError(
+      try DeleteQueue.enqueue(
+        DeleteQueue.Record(containerID: "..", ifname: "eth0"), socketPath: directory + "/s"))
+    XCTAssertFalse(AtomicFile.exists(directory + "/delete-queue/..:eth0.json"))
+  }
+
+  func testBelongs() {
+    let record = DeleteQueue.Record(containerID: "a", ifname: "eth0", socket: "/run/a.sock")
+    XCTAssertTrue(DeleteQueue.belongs(record, toSocket: "/run/a.sock"))
+    XCTAssertFalse(DeleteQueue.belongs(record, toSocket: "/run/b.sock"))
+    XCTAssertTrue(
+      DeleteQueue.belongs(
+        DeleteQueue.Record(containerID: "a", ifname: "eth0"), toSocket: "/run/b.sock"))
+  }
+
+  func testTimestampFormat() {
+    XCTAssertEqual(Timestamp.format(seconds: 0), "1970-01-01T00:00:00.000Z")
+    XCTAssertEqual(
+      Timestamp.format(seconds: 1_700_000_000, milliseconds: 7), "2023-11-14T22:13:20.007Z")
+    XCTAssertEqual(Timestamp.now().count, 24)
+  }
+}
