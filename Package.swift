@@ -49,7 +49,7 @@ let package = Package(
     ),
     .target(
       name: "AgentCore",
-      dependencies: ["AgentAPI"]
+      dependencies: ["AgentAPI", "CNIKit"]
     ),
     .executableTarget(
       name: "JunctionAgent",
@@ -66,10 +66,14 @@ let package = Package(
         "AgentAPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
-    .testTarget(name: "CNIKitTests", dependencies: ["CNIKit"]),
+    // Assertions the unit-test targets share (a library, so both can import it).
+    .target(name: "CNITestSupport", dependencies: ["CNIKit"], path: "Tests/CNITestSupport"),
+    .testTarget(name: "CNIKitTests", dependencies: ["CNIKit", "CNITestSupport"]),
     .testTarget(name: "BPFKitTests", dependencies: ["BPFKit", "DatapathABI"]),
     .testTarget(name: "AgentAPITests", dependencies: ["AgentAPI", "AgentCore"]),
-    .testTarget(name: "JunctionPluginTests", dependencies: ["JunctionPlugin", "CNIKit", "NetKit"]),
+    .testTarget(
+      name: "JunctionPluginTests",
+      dependencies: ["JunctionPlugin", "CNIKit", "NetKit", "CNITestSupport"]),
     // Integration tests drive processes from Dispatch queues; Swift 5 mode keeps that
     // plumbing short. They need root and the binaries built first (see install/test.sh).
     .testTarget(

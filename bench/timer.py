@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Timing helper for bench/cni-latency.sh (stdlib only, Python >= 3.11).
 
-Two subcommands:
+Three subcommands:
+
+  agent-wait  Polls junction-agent's GET /v1/healthz on its Unix socket until it answers
+           200 with the datapath loaded (bounded; fails early when the agent's PID is gone).
 
   run      Started ONCE inside the node network namespace
            (`ip netns exec NODE python3 bench/timer.py run ...`). For every iteration
@@ -11,9 +14,14 @@ Two subcommands:
            inside each iteration, and which one goes first alternates from one
            iteration to the next, so drift (thermal, a neighbour's build, page cache)
            hits both equally. Every call's exit status is checked; any failure aborts
-           with the plugin's stdout and stderr. Samples are written as JSON.
+           with the plugin's stdout and stderr. With --agent-socket, every iteration also
+           times the agent's API round trips the plugin makes (GET /v1/config, PUT and
+           DELETE /v1/endpoints/ID of a dummy endpoint), each on a fresh connection as the
+           plugin's client does. Samples are written as JSON.
 
-  summary  Reads that JSON and prints the Markdown table and the ratio lines.
+  summary  Reads that JSON and prints the Markdown tables, the ratio lines and, given
+           --baseline (an earlier report, before the agent), the estimate of what the
+           agent adds to ADD.
 
 Pod namespaces: `ip netns exec` puts this process in a private mount namespace whose
 mounts are a *slave* of the caller's, so an `ip netns add` run from here would be
@@ -29,7 +37,9 @@ import argparse
 import json
 import math
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,6 +62,75 @@ def sh(argv: list[str]) -> None:
         )
 
 
+class AgentHTTP:
+    """The plugin's way of talking to junction-agent, in Python: one request per fresh
+    AF_UNIX connection, raw HTTP/1.1, `Connection: close`, Content-Length bodies, the
+    response read until its Content-Length is complete (or EOF when it has none)."""
+
+    def __init__(self, path: str, timeout: float = 10.0) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    @staticmethod
+    def encode(method: str, target: str, body: bytes = b"") -> bytes:
+        head = (
+            f"{method} {target} HTTP/1.1\r\nHost: junction-agent\r\nConnection: close\r\n"
+            "Accept: application/json\r\n"
+        )
+        if body or method in ("PUT", "POST"):
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        return (head + "\r\n").encode() + body
+
+    def send(self, raw: bytes) -> tuple[int, bytes]:
+        """One request (already encoded); (status, body). Raises OSError / ValueError."""
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.settimeout(self.timeout)
+            conn.connect(self.path)
+            conn.sendall(raw)
+            data = b""
+            head_end = -1
+            length: int | None = None
+            status = 0
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if head_end < 0:
+                    head_end = data.find(b"\r\n\r\n")
+                    if head_end >= 0:
+                        lines = data[:head_end].decode("latin-1").split("\r\n")
+                        parts = lines[0].split(" ")
+                        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+                            raise ValueError(f"not an HTTP response: {lines[0]!r}")
+                        status = int(parts[1])
+                        for line in lines[1:]:
+                            name, _, value = line.partition(":")
+                            if name.strip().lower() == "content-length":
+                                length = int(value.strip())
+                if head_end >= 0 and length is not None and len(data) >= head_end + 4 + length:
+                    break
+        finally:
+            conn.close()
+        if head_end < 0:
+            raise ValueError(f"connection closed after {len(data)} bytes without a response head")
+        body = data[head_end + 4 :]
+        return status, body if length is None else body[:length]
+
+    def timed(self, raw: bytes) -> tuple[int, int, bytes]:
+        """(elapsed ns, status, body): from socket() to the last byte of the response."""
+        start = time.perf_counter_ns()
+        status, body = self.send(raw)
+        return time.perf_counter_ns() - start, status, body
+
+    def call(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
+        return self.send(self.encode(method, target, body))
+
+
+AGENT_CALLS = ("GET /v1/config", "PUT /v1/endpoints/ID", "DELETE /v1/endpoints/ID")
+
+
 class Runner:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -66,6 +145,9 @@ class Runner:
         }
         self.live_netns: set[str] = set()
         self.host_mnt = f"/proc/{args.host_pid}/ns/mnt"
+        self.agent = AgentHTTP(args.agent_socket) if args.agent_socket else None
+        self.agent_samples: dict[str, list[int]] = {call: [] for call in AGENT_CALLS}
+        self.dummy_ids: set[str] = set()
 
     # -- pod namespaces, in the caller's mount namespace ------------------------------
 
@@ -150,12 +232,85 @@ class Runner:
             self.netns_add(netns)
             version_ns, _ = self.call(plugin, "VERSION")
             add_ns, _ = self.call(plugin, "ADD", container_id, netns)
+            if plugin == "junction" and self.agent:
+                self.check_registered(container_id)
             del_ns, _ = self.call(plugin, "DEL", container_id, netns)
             self.netns_del(netns)
             if record:
                 self.samples[plugin]["VERSION"].append(version_ns)
                 self.samples[plugin]["ADD"].append(add_ns)
                 self.samples[plugin]["DEL"].append(del_ns)
+        if self.agent:
+            self.agent_round_trips(tag, record)
+
+    # -- the agent -------------------------------------------------------------------
+
+    def agent_call(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
+        try:
+            return self.agent.call(method, target, body)
+        except (OSError, ValueError) as failure:
+            raise BenchmarkAborted(f"agent {method} {target}: {failure}") from None
+
+    def check_registered(self, container_id: str) -> None:
+        """Untimed: after a junction ADD the agent knows the endpoint, programs attached."""
+        endpoint_id = f"{container_id}:eth0"
+        status, body = self.agent_call("GET", f"/v1/endpoints/{endpoint_id}")
+        ok = status == 200
+        if ok:
+            try:
+                ok = json.loads(body).get("datapathAttached") is True
+            except ValueError:
+                ok = False
+        if not ok:
+            raise BenchmarkAborted(
+                f"junction ADD ({container_id}) succeeded but the agent does not report endpoint "
+                f"{endpoint_id} as registered with both programs attached: {status} "
+                f"{body.decode(errors='replace')}"
+            )
+
+    def agent_round_trips(self, tag: str, record: bool) -> None:
+        """Times, over the socket, the three calls the plugin makes: GET /v1/config (ADD),
+        PUT of an endpoint (ADD; the agent writes and fsyncs a state file) and its DELETE
+        (DEL; unlink + directory fsync). The dummy endpoint is shaped like the plugin's."""
+        container_id = f"{self.args.prefix}-rtt-{tag}"
+        endpoint_id = f"{container_id}:eth0"
+        spec = {
+            "containerID": container_id,
+            "ifname": "eth0",
+            "network": self.args.network,
+            "netns": f"/var/run/netns/{self.args.prefix}-rtt",
+            "hostInterface": "jtbrtt0",
+            "hostIfindex": 2147483000,
+            "podInterfaceIndex": 2,
+            "ips": ["10.250.3.2/32"],
+            "mac": "02:00:00:00:00:02",
+            "hostMAC": "02:00:00:00:00:01",
+        }
+        requests = [
+            ("GET /v1/config", AgentHTTP.encode("GET", "/v1/config"), 200),
+            (
+                "PUT /v1/endpoints/ID",
+                AgentHTTP.encode("PUT", f"/v1/endpoints/{endpoint_id}", json.dumps(spec).encode()),
+                201,
+            ),
+            ("DELETE /v1/endpoints/ID", AgentHTTP.encode("DELETE", f"/v1/endpoints/{endpoint_id}"), 204),
+        ]
+        for name, raw, expected in requests:
+            if name.startswith("PUT"):
+                self.dummy_ids.add(endpoint_id)
+            try:
+                elapsed, status, body = self.agent.timed(raw)
+            except (OSError, ValueError) as failure:
+                raise BenchmarkAborted(f"agent {name}: {failure}") from None
+            if status != expected:
+                raise BenchmarkAborted(
+                    f"agent {name} ({endpoint_id}) answered {status}, expected {expected}: "
+                    f"{body.decode(errors='replace')}"
+                )
+            if name.startswith("DELETE"):
+                self.dummy_ids.discard(endpoint_id)
+            if record:
+                self.agent_samples[name].append(elapsed)
 
     def verify_clean(self) -> None:
         """After the last DEL: no veth left in the node netns, no IPAM allocation left."""
@@ -171,6 +326,12 @@ class Runner:
             ]
             if leftovers:
                 raise BenchmarkAborted(f"{plugin}: IPAM allocations left after DEL: {leftovers}")
+        if self.agent:
+            status, body = self.agent_call("GET", "/v1/endpoints")
+            if status != 200 or json.loads(body) != []:
+                raise BenchmarkAborted(
+                    f"the agent still lists endpoints after the last DEL: {status} {body.decode(errors='replace')}"
+                )
 
     def run(self) -> None:
         try:
@@ -182,13 +343,26 @@ class Runner:
                     print(f"timer: {index + 1}/{self.args.runs} iterations", file=sys.stderr, flush=True)
             self.verify_clean()
         finally:
+            for endpoint_id in sorted(self.dummy_ids):
+                try:
+                    self.agent.call("DELETE", f"/v1/endpoints/{endpoint_id}")
+                except (OSError, ValueError):
+                    pass
             for name in sorted(self.live_netns):
                 subprocess.run(
                     ["nsenter", f"--mount={self.host_mnt}", "--", "ip", "netns", "del", name],
                     capture_output=True,
                 )
         with open(self.args.out, "w") as out:
-            json.dump({"runs": self.args.runs, "warmup": self.args.warmup, "samples_ns": self.samples}, out)
+            json.dump(
+                {
+                    "runs": self.args.runs,
+                    "warmup": self.args.warmup,
+                    "samples_ns": self.samples,
+                    "agent_samples_ns": self.agent_samples if self.agent else None,
+                },
+                out,
+            )
 
 
 # -- statistics ------------------------------------------------------------------------
@@ -212,19 +386,48 @@ def stats(values: list[int]) -> dict[str, float]:
     }
 
 
+AGENT_CALL_USE = {
+    "GET /v1/config": "junction ADD",
+    "PUT /v1/endpoints/ID": "junction ADD (agent: state file written, fsync, rename, directory fsync)",
+    "DELETE /v1/endpoints/ID": "junction DEL (agent: unlink, directory fsync)",
+}
+
+
+def parse_baseline(path: str) -> tuple[str, dict[tuple[str, str], dict[str, float]]]:
+    """An earlier report: its date and its plugin table ({(plugin, op): {p50, p99}})."""
+    text = open(path).read()
+    date = re.search(r"^- date: (.+)$", text, re.M)
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    for match in re.finditer(
+        r"^\| (junction|ptp) \| (ADD|DEL|VERSION) \| \d+ \| ([\d.]+) \| ([\d.]+) \|", text, re.M
+    ):
+        rows[(match[1], match[2])] = {"p50": float(match[3]), "p99": float(match[4])}
+    missing = [f"{p} {op}" for p in PLUGINS for op in OPERATIONS if (p, op) not in rows]
+    if not date or missing:
+        sys.exit(f"timer: {path} is not a cni-latency report (missing: date or {missing})")
+    return date[1].strip(), rows
+
+
+def stats_row(label: str, extra: str, s: dict[str, float]) -> str:
+    return (
+        f"| {label} | {extra} | {s['runs']} | {s['p50']:.2f} | {s['p99']:.2f} | "
+        f"{s['mean']:.2f} | {s['min']:.2f} | {s['max']:.2f} |"
+    )
+
+
 def summary(args: argparse.Namespace) -> None:
     data = json.load(open(args.samples))
     samples = data["samples_ns"]
     table = {(p, op): stats(samples[p][op]) for p in PLUGINS for op in OPERATIONS}
+    agent = data.get("agent_samples_ns")
+    if agent:
+        print("## CNI plugin exec (junction with its agent running)")
+        print()
     print("| plugin | operation | runs | p50 ms | p99 ms | mean ms | min ms | max ms |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for op in OPERATIONS:
         for p in PLUGINS:
-            s = table[(p, op)]
-            print(
-                f"| {p} | {op} | {s['runs']} | {s['p50']:.2f} | {s['p99']:.2f} | "
-                f"{s['mean']:.2f} | {s['min']:.2f} | {s['max']:.2f} |"
-            )
+            print(stats_row(p, op, table[(p, op)]))
     print()
     for op in OPERATIONS:
         j, p = table[("junction", op)], table[("ptp", op)]
@@ -232,6 +435,115 @@ def summary(args: argparse.Namespace) -> None:
             f"- **{op}**: junction p50 / ptp p50 = {j['p50']:.2f} / {p['p50']:.2f} = "
             f"**{j['p50'] / p['p50']:.2f}x** (p99: {j['p99'] / p['p99']:.2f}x)"
         )
+    if not agent:
+        return
+
+    calls = {name: stats(agent[name]) for name in AGENT_CALLS}
+    add_path = [g + p for g, p in zip(agent["GET /v1/config"], agent["PUT /v1/endpoints/ID"])]
+    add_rtt = stats(add_path)
+    print()
+    print("## Agent API round trips")
+    print()
+    print(
+        "Timed by the same python3 in the node netns, in every iteration right after the two "
+        "plugins: each request on a fresh AF_UNIX connection, raw HTTP/1.1 with "
+        "`Connection: close` and Content-Length, as the plugin's client sends it; from "
+        "`socket()` to the last byte of the answer. The PUT is a dummy endpoint shaped like "
+        "the plugin's, deleted again by the DELETE."
+    )
+    print()
+    print("| call | made by | runs | p50 ms | p99 ms | mean ms | min ms | max ms |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name in AGENT_CALLS:
+        print(stats_row(f"`{name}`", AGENT_CALL_USE[name], calls[name]))
+    print(stats_row("GET + PUT, per iteration", "the round trips of one junction ADD", add_rtt))
+
+    if not args.baseline:
+        return
+    date, before = parse_baseline(args.baseline)
+    goal = args.goal_ms
+    now_add, now_ptp_add = table[("junction", "ADD")]["p50"], table[("ptp", "ADD")]["p50"]
+    old_add, old_ptp_add = before[("junction", "ADD")]["p50"], before[("ptp", "ADD")]["p50"]
+    delta = now_add - old_add
+    scaled_without = old_add / old_ptp_add * now_ptp_add
+    delta_scaled = now_add - scaled_without
+    now_ver, now_ptp_ver = table[("junction", "VERSION")]["p50"], table[("ptp", "VERSION")]["p50"]
+    old_ver, old_ptp_ver = before[("junction", "VERSION")]["p50"], before[("ptp", "VERSION")]["p50"]
+    ver_delta = now_ver - old_ver
+    ver_delta_scaled = now_ver - old_ver / old_ptp_ver * now_ptp_ver
+    now_del, old_del = table[("junction", "DEL")]["p50"], before[("junction", "DEL")]["p50"]
+    rtt = add_rtt["p50"]
+    print()
+    print("## What the agent adds to ADD")
+    print()
+    print(
+        f"The plugin cannot skip its agent steps, so \"without the agent\" is the **earlier run** "
+        f"below ({date}): a different run, on a binary from before the agent existed. Across runs "
+        f"of this script p50 moves by a few ms (bench/README.md), so the second line rescales "
+        f"that baseline to this run's conditions through ptp, which did not change."
+    )
+    print()
+    print(
+        f"- **Estimate** (junction ADD p50 now − junction ADD p50 of the earlier run): "
+        f"{now_add:.2f} − {old_add:.2f} = **{delta:+.2f} ms**"
+    )
+    print(
+        f"- Rescaled through ptp (earlier junction/ptp ADD ratio {old_add / old_ptp_add:.3f} × this "
+        f"run's ptp ADD p50 {now_ptp_add:.2f} = {scaled_without:.2f} ms without the agent): "
+        f"{now_add:.2f} − {scaled_without:.2f} = **{delta_scaled:+.2f} ms**"
+    )
+    print(
+        f"- Measured directly in this run: the agent round trips of one ADD (GET /v1/config + PUT, "
+        f"per-iteration sum) **{rtt:.2f} ms** at p50, {add_rtt['p99']:.2f} ms at p99; the rest of the "
+        f"estimate is the plugin's side: opening the two pinned programs, the two tc attaches "
+        f"(clsact qdisc + filters), JSON, and any change in start-up"
+    )
+    print(
+        f"- Start-up alone (VERSION p50): {now_ver:.2f} now vs {old_ver:.2f} earlier = {ver_delta:+.2f} ms "
+        f"({ver_delta_scaled:+.2f} ms rescaled through ptp); it is inside the ADD estimate but is not agent work"
+    )
+    print(
+        f"- DEL, for reference: junction DEL p50 {now_del:.2f} now vs {old_del:.2f} earlier "
+        f"({now_del - old_del:+.2f} ms, within DEL's run-to-run spread); its agent call, DELETE, "
+        f"takes {calls['DELETE /v1/endpoints/ID']['p50']:.2f} ms at p50"
+    )
+    met = delta < goal
+    agree = (delta_scaled < goal) == met
+    verdict = "**met**" if met else "**not met**"
+    line = f"- **Goal: agent round trip + attach under {goal:g} ms at p50 — {verdict}** by the estimate ({delta:+.2f} ms)"
+    if agree:
+        line += f"; the rescaled estimate ({delta_scaled:+.2f} ms) agrees"
+    else:
+        line += (
+            f"; the rescaled estimate ({delta_scaled:+.2f} ms) says the opposite, so cross-run noise "
+            f"decides it: treat the verdict as not established"
+        )
+    if rtt >= goal:
+        line += f"; the round trips alone ({rtt:.2f} ms) already exceed it"
+    print(line + ".")
+
+
+def agent_wait(args: argparse.Namespace) -> None:
+    """Until GET /v1/healthz answers 200 with the datapath loaded; prints the health JSON."""
+    client = AgentHTTP(args.socket, timeout=2)
+    deadline = time.monotonic() + args.timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        try:
+            os.kill(args.pid, 0)
+        except ProcessLookupError:
+            sys.exit(f"timer: the agent (pid {args.pid}) exited before it answered ({last})")
+        try:
+            status, body = client.call("GET", "/v1/healthz")
+            health = json.loads(body)
+            if status == 200 and health.get("datapathLoaded") is True:
+                print(json.dumps(health, sort_keys=True))
+                return
+            last = f"{status} {body.decode(errors='replace').strip()}"
+        except (OSError, ValueError) as failure:
+            last = str(failure)
+        time.sleep(0.05)
+    sys.exit(f"timer: the agent did not answer healthy on {args.socket} within {args.timeout:g}s ({last})")
 
 
 def stop(signum: int, _frame: object) -> None:
@@ -257,15 +569,26 @@ def main() -> None:
     run.add_argument("--junction-subnet-prefix", required=True, help="e.g. 10.250.1.")
     run.add_argument("--ptp-subnet-prefix", required=True)
     run.add_argument("--network", default="benchnet")
+    run.add_argument("--agent-socket", help="junction-agent's socket: also time its API round trips")
     run.add_argument("--out", required=True)
     run.add_argument("--progress", action="store_true")
 
     summ = sub.add_parser("summary")
     summ.add_argument("samples")
+    summ.add_argument("--baseline", help="an earlier report (before the agent) to estimate against")
+    summ.add_argument("--goal-ms", type=float, default=3.0)
+
+    wait = sub.add_parser("agent-wait")
+    wait.add_argument("--socket", required=True)
+    wait.add_argument("--pid", type=int, required=True, help="the agent's pid: give up when it is gone")
+    wait.add_argument("--timeout", type=float, default=30.0)
 
     args = parser.parse_args()
     if args.command == "summary":
         summary(args)
+        return
+    if args.command == "agent-wait":
+        agent_wait(args)
         return
     args.subnets = {"junction": args.junction_subnet_prefix, "ptp": args.ptp_subnet_prefix}
     # The script stops us with SIGTERM: turn it into an exception, so subprocess.run kills a

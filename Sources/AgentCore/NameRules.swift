@@ -1,29 +1,17 @@
+import CNIKit
+
 /// The name rules the agent enforces on what it is given: CNI container ids, interface names,
 /// Kubernetes object names. Each check returns why a value is refused, or nil.
 public enum NameRules {
-  /// CNI spec: non-empty; starts with a letter or digit; then letters, digits, '_', '.', '-'.
+  /// CNI spec rules (CNIKit's, the same the plugin applies), plus a length bound: the id
+  /// becomes a file name under the state dir.
   public static func containerID(_ id: String) -> String? {
-    if id.isEmpty { return "must not be empty" }
     if id.utf8.count > 256 { return "is longer than 256 bytes" }
-    guard let first = id.utf8.first, isAlphanumeric(first), id.utf8.allSatisfy(isIDByte) else {
-      return "\"\(printable(id))\" must start with a letter or digit and contain only letters, "
-        + "digits, '_', '.' and '-'"
-    }
-    return nil
+    return Validate.containerID(id)
   }
 
-  /// Linux IFNAMSIZ: 1 to 15 bytes; not "." or ".."; no '/', ':' or white space.
-  public static func interfaceName(_ name: String) -> String? {
-    if name.isEmpty { return "must not be empty" }
-    if name.utf8.count > 15 { return "\"\(printable(name))\" is longer than 15 bytes" }
-    if name == "." || name == ".." { return "must not be \"\(name)\"" }
-    if name.utf8.contains(where: {
-      $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: ":") || $0 <= 32 || $0 == 0x7F || $0 == 0xA0
-    }) {
-      return "\"\(printable(name))\" must not contain '/', ':' or white space"
-    }
-    return nil
-  }
+  /// Linux IFNAMSIZ rules, as the plugin applies them.
+  public static func interfaceName(_ name: String) -> String? { Validate.interfaceName(name) }
 
   /// CNI network names follow the container id rule (libcni's ValidateNetworkName).
   public static func networkName(_ name: String) -> String? { containerID(name) }
@@ -85,10 +73,5 @@ public enum NameRules {
     (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
       || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
       || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-  }
-
-  static func isIDByte(_ byte: UInt8) -> Bool {
-    isAlphanumeric(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
-      || byte == UInt8(ascii: "-")
   }
 }

@@ -1,4 +1,5 @@
 import CNIKit
+import CNITestSupport
 import XCTest
 
 final class ResultTests: XCTestCase {

@@ -4,7 +4,7 @@ import XCTest
 /// Asserts that `expression` throws a `CNIError` with `code` whose message contains every
 /// string in `mentioning` (the field or variable the error must name). Returns the error.
 @discardableResult
-func assertCNIError<T>(
+public func assertCNIError<T>(
   _ expression: @autoclosure () throws(CNIError) -> T, code: CNIErrorCode,
   mentioning needles: [String] = [], file: StaticString = #filePath, line: UInt = #line
 ) -> CNIError? {
@@ -25,7 +25,7 @@ func assertCNIError<T>(
 }
 
 /// Parses JSON text written in a test; a typo in the test fails loudly.
-func json(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> JSONValue {
+public func json(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> JSONValue {
   do {
     return try JSONValue.parse(Array(text.utf8))
   } catch {
@@ -35,7 +35,7 @@ func json(_ text: String, file: StaticString = #filePath, line: UInt = #line) ->
 }
 
 /// `IPPrefix("...")!` / `IPAddress("...")!` with a readable failure.
-func prefix(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> IPPrefix {
+public func prefix(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> IPPrefix {
   guard let value = IPPrefix(text) else {
     XCTFail("\(text) is not a prefix", file: file, line: line)
     return IPPrefix.defaultRoute(ipv4: true)
@@ -43,7 +43,8 @@ func prefix(_ text: String, file: StaticString = #filePath, line: UInt = #line) 
   return value
 }
 
-func address(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> IPAddress {
+public func address(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> IPAddress
+{
   guard let value = IPAddress(text) else {
     XCTFail("\(text) is not an address", file: file, line: line)
     return IPAddress.any(likeIPv4: true)
