@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job until the multi-node lab exists: one simulated node (a network namespace)
-# gets two pods in native mode through the real plugin, driven by Debian's libcni the way
-# a container runtime drives it, and shows them talking to each other and to the node.
-# Everything it creates (namespaces, a temporary install prefix, host-local state) is
-# removed on exit, also on failure or Ctrl-C.
+# runs junction-agent and gets two pods in native mode through the real plugin, driven by
+# Debian's libcni the way a container runtime drives it. It shows the pods talking to each
+# other and to the node, the endpoints the agent knows with their eBPF packet counters,
+# and DEL leaving nothing behind. Everything it creates (namespaces, the agent process, a
+# bpffs mount, a temporary install prefix, host-local state) is removed on exit, also on
+# failure or Ctrl-C.
 #
 #   sudo bash install/demo.sh
 set -euo pipefail
@@ -17,8 +19,14 @@ fi
 work="$(mktemp -d /tmp/junction-demo.XXXXXX)"
 node="jdemo-node-$$"
 pods=("jdemo-a-$$" "jdemo-b-$$")
+agent_pid=""
 cleanup() {
+  if [[ -n "$agent_pid" ]]; then
+    kill -TERM "$agent_pid" 2>/dev/null || true
+    wait "$agent_pid" 2>/dev/null || true
+  fi
   for ns in "${pods[@]}" "$node"; do ip netns del "$ns" 2>/dev/null || true; done
+  umount "$work/bpf" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -35,10 +43,24 @@ ip netns add "$node"
 ip -n "$node" link set lo up
 ip -n "$node" addr add 192.168.200.1/32 dev lo
 
+step "junction-agent on the node"
+# The bpffs is mounted here, before the agent starts: `ip netns exec` gives each process a
+# private mount namespace, and the plugin must see the agent's pinned programs.
+mkdir -p "$work/bpf" "$work/run"
+mount -t bpf bpf "$work/bpf"
+ip netns exec "$node" "$work/prefix/usr/local/bin/junction-agent" --node-name demo-node \
+  --socket "$work/run/junction.sock" --state-dir "$work/state" --bpf-fs "$work/bpf" \
+  --bpf-objects "$work/prefix/usr/local/lib/junction/bpf" 2>"$work/agent.log" &
+agent_pid=$!
+ctl() { "$work/prefix/usr/local/bin/junctionctl" --socket "$work/run/junction.sock" "$@"; }
+for _ in $(seq 100); do ctl status >/dev/null 2>&1 && break; sleep 0.1; done
+ctl status
+
 mkdir -p "$work/conf"
 cat >"$work/conf/10-pods.conflist" <<CONF
 {"cniVersion": "1.0.0", "name": "pods", "plugins": [
   {"type": "junction", "mode": "native", "mtu": 1500,
+   "agentSocket": "$work/run/junction.sock",
    "logFile": "$work/junction.log", "logLevel": "info",
    "ipam": {"type": "host-local", "dataDir": "$work/ipam",
             "ranges": [[{"subnet": "10.200.1.0/24"}]]}}]}
@@ -86,6 +108,10 @@ import socket,sys
 print(socket.create_connection((sys.argv[1],8080),timeout=5).recv(200).decode(),end="")' "${address[$b]}"
 wait "$server"
 
+step "The agent's endpoints, with the packets its eBPF programs counted"
+ctl endpoint list
+ctl endpoint get "demo-$a:eth0"
+
 step "CHECK $a"
 driver check "$a" && echo "CHECK: ok"
 
@@ -93,9 +119,13 @@ for pod in "${pods[@]}"; do
   step "DEL $pod"
   driver del "$pod" && echo "DEL: ok"
 done
-step "Left on the node after DEL (only lo expected)"
+step "Left on the node after DEL (only lo expected), and the agent's endpoints (none)"
 ip -n "$node" -br link
+ctl endpoint list
 step "The plugin's log"
 cat "$work/junction.log"
 echo
-echo "Demo complete: two pods talked over Junction's native routing."
+step "The agent's log"
+cat "$work/agent.log"
+echo
+echo "Demo complete: two pods talked over Junction's native routing, counted by its eBPF datapath."
