@@ -40,7 +40,7 @@ while (($#)); do
     --warmup=*) warmup="${1#--warmup=}"; shift ;;
     --write) write="${2:?--write needs a file}"; shift 2 ;;
     --write=*) write="${1#--write=}"; shift ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cni-latency: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -509,8 +509,8 @@ def summary(args: argparse.Namespace) -> None:
     )
     met = delta < goal
     agree = (delta_scaled < goal) == met
-    verdict = "**met**" if met else "**not met**"
-    line = f"- **Goal: agent round trip + attach under {goal:g} ms at p50 — {verdict}** by the estimate ({delta:+.2f} ms)"
+    verdict = "met" if met else "NOT met"
+    line = f"- **Goal (agent round trip + attach under {goal:g} ms at p50): {verdict}** by the estimate ({delta:+.2f} ms)"
     if agree:
         line += f"; the rescaled estimate ({delta_scaled:+.2f} ms) agrees"
     else:
