@@ -26,12 +26,23 @@ public struct FileError: Error, Equatable, Sendable, CustomStringConvertible {
 /// Small, durable file operations over the raw syscalls: what the agent's state and the
 /// deletion queue need, and nothing that pulls in Foundation (the CNI binary links this).
 public enum AtomicFile {
+  /// How far a write must get before `write` returns.
+  public enum Durability: Sendable {
+    /// fsync of the file before the rename and of the directory after it: the new file
+    /// survives a power loss.
+    case powerLoss
+    /// Rename only: readers and a crash of the process see the old or the whole new file,
+    /// but a power loss may roll back to the old one. About a millisecond cheaper per write
+    /// on ext4, which matters on the pod-creation path.
+    case processCrash
+  }
+
   /// Writes `bytes` to `path` so that a reader, or a crash at any instant, sees either the
-  /// old file or the whole new one: a temporary file in the same directory, fsync, rename
-  /// over `path`, fsync of the directory.
-  public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600)
-    throws(FileError)
-  {
+  /// old file or the whole new one: a temporary file in the same directory, renamed over
+  /// `path`, with fsyncs as `durability` asks.
+  public static func write(
+    _ bytes: [UInt8], to path: String, mode: mode_t = 0o600, durability: Durability = .powerLoss
+  ) throws(FileError) {
     let directory = PathNames.directory(of: path)
     let temporary =
       "\(directory)/.\(PathNames.base(of: path)).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -53,7 +64,7 @@ public enum AtomicFile {
       }
       // The mode given to open() is filtered by the umask; say it again exactly.
       if fchmod(fd, mode) != 0 { throw FileError("chmod", temporary, errno) }
-      if fsync(fd) != 0 { throw FileError("fsync", temporary, errno) }
+      if durability == .powerLoss, fsync(fd) != 0 { throw FileError("fsync", temporary, errno) }
       closed = true
       if close(fd) != 0 { throw FileError("close", temporary, errno) }
       if rename(temporary, path) != 0 { throw FileError("rename to \(path)", temporary, errno) }
@@ -61,17 +72,19 @@ public enum AtomicFile {
       unlink(temporary)
       throw error
     }
-    try syncDirectory(directory)
+    if durability == .powerLoss { try syncDirectory(directory) }
   }
 
-  /// Removes `path` and makes the removal durable. False when there was nothing to remove.
+  /// Removes `path`, durably unless told otherwise. False when there was nothing to remove.
   @discardableResult
-  public static func remove(_ path: String) throws(FileError) -> Bool {
+  public static func remove(_ path: String, durability: Durability = .powerLoss) throws(FileError)
+    -> Bool
+  {
     if unlink(path) != 0 {
       if errno == ENOENT { return false }
       throw FileError("remove", path, errno)
     }
-    try syncDirectory(PathNames.directory(of: path))
+    if durability == .powerLoss { try syncDirectory(PathNames.directory(of: path)) }
     return true
   }
 
