@@ -34,18 +34,10 @@ public final class BPFMap: Sendable {
 
   /// Takes ownership of `fd` (closing it if the map cannot be described).
   init(owning fd: Int32, describedAs what: @autoclosure () -> String) throws(BPFError) {
-    var info = bpf_map_info()
-    var length = UInt32(MemoryLayout<bpf_map_info>.size)
-    let result = bpf_obj_get_info_by_fd(fd, &info, &length)
-    if result < 0 {
-      close(fd)
-      throw .system("bpf_obj_get_info_by_fd \(what())", errno: -result)
-    }
+    let info = try objectInfo(owning: fd, bpf_map_info(), describedAs: what)
     self.fd = fd
     self.id = info.id
-    self.name = withUnsafeBytes(of: info.name) { bytes in
-      String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
-    }
+    self.name = kernelName(info.name)
     self.keySize = Int(info.key_size)
     self.valueSize = Int(info.value_size)
     self.maxEntries = Int(info.max_entries)

@@ -15,18 +15,10 @@ public final class BPFProgram: Sendable {
 
   /// Takes ownership of `fd` (closing it if the program cannot be described).
   init(owning fd: Int32, describedAs what: @autoclosure () -> String) throws(BPFError) {
-    var info = bpf_prog_info()
-    var length = UInt32(MemoryLayout<bpf_prog_info>.size)
-    let result = bpf_obj_get_info_by_fd(fd, &info, &length)
-    if result < 0 {
-      close(fd)
-      throw .system("bpf_obj_get_info_by_fd \(what())", errno: -result)
-    }
+    let info = try objectInfo(owning: fd, bpf_prog_info(), describedAs: what)
     self.fd = fd
     self.id = info.id
-    self.name = withUnsafeBytes(of: info.name) { bytes in
-      String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
-    }
+    self.name = kernelName(info.name)
   }
 
   deinit { close(fd) }

@@ -1,3 +1,5 @@
+import CLibbpf
+
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -37,4 +39,25 @@ func duplicate(_ fd: Int32, _ what: @autoclosure () -> String) throws(BPFError) 
 /// padding of bpf_tc_hook and bpf_tc_opts holds whatever was on the stack.
 func libbpfOptionsSize<Options, Field>(_ lastField: KeyPath<Options, Field>) -> Int {
   MemoryLayout<Options>.offset(of: lastField)! + MemoryLayout<Field>.size
+}
+
+/// The kernel's description of the program or map behind `fd` (`bpf_prog_info`,
+/// `bpf_map_info`), closing `fd` when there is none: the constructors that take ownership
+/// of a descriptor must not leak it when they fail.
+func objectInfo<Info>(owning fd: Int32, _ empty: Info, describedAs what: () -> String)
+  throws(BPFError) -> Info
+{
+  var info = empty
+  var length = UInt32(MemoryLayout<Info>.size)
+  let result = bpf_obj_get_info_by_fd(fd, &info, &length)
+  if result < 0 {
+    close(fd)
+    throw .system("bpf_obj_get_info_by_fd \(what())", errno: -result)
+  }
+  return info
+}
+
+/// A NUL-padded fixed-size C name (`info.name`) as a String.
+func kernelName<Tuple>(_ name: Tuple) -> String {
+  withUnsafeBytes(of: name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
 }

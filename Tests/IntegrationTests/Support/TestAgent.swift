@@ -329,6 +329,9 @@ enum UnixHTTP {
     var connectErrno: Int32?
   }
 
+  /// Deliberately not AgentAPI's client: the tests judge the server with an HTTP speaker
+  /// of their own, which sends exactly the bytes asked for (raw `..`, oversized bodies) and
+  /// reads headers the client ignores.
   static func request(
     socket path: String, method: String, path target: String, body: Data? = nil,
     headers: [String: String] = [:], timeout: TimeInterval = 10
