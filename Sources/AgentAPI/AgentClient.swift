@@ -97,6 +97,12 @@ public struct AgentClient: Sendable {
     return true
   }
 
+  /// Connects and hangs up: whether something accepts connections at the socket, at the
+  /// cost of one connect (no request, no HTTP).
+  public func probe() throws(Failure) {
+    close(try connect())
+  }
+
   private func expectSuccess(_ response: Response) throws(Failure) -> Response {
     guard response.isSuccess else {
       throw .api(status: response.status, message: response.errorMessage)

@@ -152,6 +152,12 @@ struct AgentRuntime {
       onServerRunning: { _ in
         restoreUmask()
         socket.secure(logger: logger)
+        // Published only now that the socket answers: the plugin reads it on every ADD.
+        do {
+          try AgentDiscovery.write(config, socketPath: socket.path)
+        } catch {
+          logger.error("cannot publish the agent config", metadata: ["error": "\(error)"])
+        }
         logger.info("listening", metadata: ["socket": "\(socket.path)"])
         // A DEL queued between the first replay and the bind is not left for the next start.
         await registry.replayDeleteQueue()
@@ -170,11 +176,11 @@ struct AgentRuntime {
       try await group.run()
     } catch {
       restoreUmask()
-      socket.removeIfOurs()
+      if socket.removeIfOurs() { AgentDiscovery.remove(socketPath: socket.path) }
       throw StartFailure(Self.describeServeError(error, socket: settings.socket))
     }
     restoreUmask()
-    socket.removeIfOurs()
+    if socket.removeIfOurs() { AgentDiscovery.remove(socketPath: socket.path) }
     close(stateLock)
     logger.info("stopped")
   }

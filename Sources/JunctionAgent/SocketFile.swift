@@ -68,11 +68,13 @@ final class SocketFile: Sendable {
     }
   }
 
-  func removeIfOurs() {
-    guard let ours = identity.withLock({ $0 }) else { return }
+  /// True when the socket was this agent's and is gone now (then so is its config file).
+  @discardableResult
+  func removeIfOurs() -> Bool {
+    guard let ours = identity.withLock({ $0 }) else { return false }
     var info = stat()
     guard lstat(path, &info) == 0, UInt64(info.st_dev) == ours.dev, UInt64(info.st_ino) == ours.ino
-    else { return }
-    unlink(path)
+    else { return false }
+    return unlink(path) == 0
   }
 }

@@ -1,4 +1,5 @@
 import AgentAPI
+import AgentCore
 import CNIKit
 
 /// The plugin's side of the agent: which socket, how long to wait, and what each failure
@@ -16,16 +17,27 @@ struct AgentSession {
 
   var socketPath: String { client.socketPath }
 
-  /// The agent's configuration: where its pinned programs are. Any failure is transient
-  /// from the runtime's point of view (the agent starts after the plugin is installed).
+  /// The agent's configuration (where its pinned programs are), from the file it publishes
+  /// beside its socket, and a connect to prove something listens: no HTTP round trip on
+  /// the pod's path. Any failure is transient from the runtime's point of view (the agent
+  /// starts after the plugin is installed); nothing has been created yet.
   func requireReady() throws(CNIError) -> AgentConfig {
+    let published: AgentConfig?
     do {
-      return try client.config()
+      published = try AgentDiscovery.read(socketPath: socketPath)
+      try client.probe()
     } catch {
       throw CNIError(
         .tryAgainLater, "the Junction agent is not available",
         details: "\(error); ADD created nothing and can be retried")
     }
+    guard let published else {
+      throw CNIError(
+        .tryAgainLater, "the Junction agent is not running at \(socketPath)",
+        details: "it publishes \(AgentDiscovery.path(forSocket: socketPath)) once it listens; "
+          + "ADD created nothing and can be retried")
+    }
+    return published
   }
 
   func register(_ spec: EndpointSpec) throws(CNIError) {

@@ -289,7 +289,7 @@ struct NativeMode {
     let id = EndpointID.make(containerID: request.containerID, ifname: request.ifname)
     let agentConfig: AgentConfig
     do {
-      agentConfig = try agent.client.config()
+      agentConfig = try agent.requireReady()
       if try agent.client.endpoint(id) == nil {
         return ["endpoint \(id) is not registered with the agent"]
       }
