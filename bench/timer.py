@@ -127,8 +127,24 @@ class AgentHTTP:
     def call(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
         return self.send(self.encode(method, target, body))
 
+    def timed_probe(self) -> int:
+        """The plugin's liveness probe before ADD: connect, hang up (no request); ns."""
+        start = time.perf_counter_ns()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.settimeout(self.timeout)
+            conn.connect(self.path)
+        finally:
+            conn.close()
+        return time.perf_counter_ns() - start
 
-AGENT_CALLS = ("GET /v1/config", "PUT /v1/endpoints/ID", "DELETE /v1/endpoints/ID")
+
+AGENT_CALLS = (
+    "connect (probe)",
+    "PUT /v1/endpoints/ID",
+    "DELETE /v1/endpoints/ID",
+    "GET /v1/config",
+)
 
 
 class Runner:
@@ -269,9 +285,11 @@ class Runner:
             )
 
     def agent_round_trips(self, tag: str, record: bool) -> None:
-        """Times, over the socket, the three calls the plugin makes: GET /v1/config (ADD),
-        PUT of an endpoint (ADD; the agent writes and fsyncs a state file) and its DELETE
-        (DEL; unlink + directory fsync). The dummy endpoint is shaped like the plugin's."""
+        """Times, over the socket, what the plugin does with the agent: the connect probe and
+        the PUT of an endpoint (ADD; the agent renames a state file into place), its DELETE
+        (DEL), and, for comparison, GET /v1/config (CHECK and junctionctl; ADD reads the
+        config the agent publishes beside its socket instead). The dummy endpoint is shaped
+        like the plugin's."""
         container_id = f"{self.args.prefix}-rtt-{tag}"
         endpoint_id = f"{container_id}:eth0"
         spec = {
@@ -295,6 +313,12 @@ class Runner:
             ),
             ("DELETE /v1/endpoints/ID", AgentHTTP.encode("DELETE", f"/v1/endpoints/{endpoint_id}"), 204),
         ]
+        try:
+            probe = self.agent.timed_probe()
+        except OSError as failure:
+            raise BenchmarkAborted(f"agent connect probe: {failure}") from None
+        if record:
+            self.agent_samples["connect (probe)"].append(probe)
         for name, raw, expected in requests:
             if name.startswith("PUT"):
                 self.dummy_ids.add(endpoint_id)
@@ -387,9 +411,10 @@ def stats(values: list[int]) -> dict[str, float]:
 
 
 AGENT_CALL_USE = {
-    "GET /v1/config": "junction ADD",
-    "PUT /v1/endpoints/ID": "junction ADD (agent: state file written, fsync, rename, directory fsync)",
-    "DELETE /v1/endpoints/ID": "junction DEL (agent: unlink, directory fsync)",
+    "connect (probe)": "junction ADD (is the agent there?)",
+    "PUT /v1/endpoints/ID": "junction ADD (agent: state file written and renamed into place)",
+    "DELETE /v1/endpoints/ID": "junction DEL (agent: unlink)",
+    "GET /v1/config": "CHECK, junctionctl (not ADD: it reads `<socket>.config.json`)",
 }
 
 
@@ -439,7 +464,7 @@ def summary(args: argparse.Namespace) -> None:
         return
 
     calls = {name: stats(agent[name]) for name in AGENT_CALLS}
-    add_path = [g + p for g, p in zip(agent["GET /v1/config"], agent["PUT /v1/endpoints/ID"])]
+    add_path = [c + p for c, p in zip(agent["connect (probe)"], agent["PUT /v1/endpoints/ID"])]
     add_rtt = stats(add_path)
     print()
     print("## Agent API round trips")
@@ -456,7 +481,7 @@ def summary(args: argparse.Namespace) -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name in AGENT_CALLS:
         print(stats_row(f"`{name}`", AGENT_CALL_USE[name], calls[name]))
-    print(stats_row("GET + PUT, per iteration", "the round trips of one junction ADD", add_rtt))
+    print(stats_row("probe + PUT, per iteration", "the agent calls of one junction ADD", add_rtt))
 
     if not args.baseline:
         return
@@ -493,7 +518,7 @@ def summary(args: argparse.Namespace) -> None:
         f"{now_add:.2f} − {scaled_without:.2f} = **{delta_scaled:+.2f} ms**"
     )
     print(
-        f"- Measured directly in this run: the agent round trips of one ADD (GET /v1/config + PUT, "
+        f"- Measured directly in this run: the agent calls of one ADD (connect probe + PUT, "
         f"per-iteration sum) **{rtt:.2f} ms** at p50, {add_rtt['p99']:.2f} ms at p99; the rest of the "
         f"estimate is the plugin's side: opening the two pinned programs, the two tc attaches "
         f"(clsact qdisc + filters), JSON, and any change in start-up"
