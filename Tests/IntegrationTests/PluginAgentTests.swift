@@ -134,6 +134,28 @@ final class PluginAgentTests: XCTestCase {
     XCTAssertEqual(try endpoint(node, podA)?["datapathAttached"] as? Bool, true)
   }
 
+  func testAgentStartReattachesProgramsMissingFromALiveEndpoint() throws {
+    let node = try makeNode()
+    let agent = try XCTUnwrap(node.agent)
+    let pod = try node.makePodNamespace()
+    let result = try node.driver("add", pod: pod)
+    let hostName = try XCTUnwrap(
+      (result.json?["interfaces"] as? [[String: Any]])?.first?["name"] as? String)
+    XCTAssertEqual(agent.stop(), 0)
+    // Someone flushed the veth's filters while the agent was down.
+    try Shell.must([
+      "ip", "netns", "exec", node.name, "tc", "qdisc", "del", "dev", hostName, "clsact",
+    ])
+    XCTAssertFalse(try filters(node, hostName).ingress.contains("from_endpoint"))
+
+    try agent.start()
+    let (ingress, egress) = try filters(node, hostName)
+    XCTAssertTrue(ingress.contains("from_endpoint"), "not re-attached on ingress: \(ingress)")
+    XCTAssertTrue(egress.contains("to_endpoint"), "not re-attached on egress: \(egress)")
+    XCTAssertEqual(try endpoint(node, pod)?["datapathAttached"] as? Bool, true)
+    XCTAssertEqual(try node.driver("check", pod: pod).status, 0)
+  }
+
   func testAddWithoutAnAgentFailsWithCode11AndLeavesNothing() throws {
     let node = try makeNode(startAgent: false)
     let pod = try node.makePodNamespace()
