@@ -42,12 +42,7 @@ final class BadInputTests: XCTestCase {
       XCTAssertTrue(
         message.contains(word), "\"\(message)\" does not mention \(word)", file: file, line: line)
     }
-    XCTAssertEqual(try node.hostLinks(), [], "a link was left behind", file: file, line: line)
-    XCTAssertEqual(node.reservedAddresses(), [], "an address is still held", file: file, line: line)
-    XCTAssertEqual(
-      try node.exec(in: pod, ["ip", "-o", "link", "show", "eth0"]).status, 1,
-      "eth0 appeared in the pod",
-      file: file, line: line)
+    try node.assertNothingLeftBehind(pod: pod, file: file, line: line)
   }
 
   func testEmptyStdin() throws { try assertRejected(6, stdin: "", mentioning: ["empty"]) }

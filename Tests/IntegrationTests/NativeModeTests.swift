@@ -100,11 +100,7 @@ final class NativeModeTests: XCTestCase {
       let result = try node.driver("del", pod: pod)
       XCTAssertEqual(result.status, 0, "DEL \(attempt): \(result.stdout) \(result.stderr)")
     }
-    XCTAssertEqual(try node.hostLinks(), [])
-    XCTAssertEqual(node.reservedAddresses(), [])
-    XCTAssertEqual(
-      try node.exec(in: pod, ["ip", "-o", "link", "show", "eth0"]).status, 1,
-      "eth0 is still in the pod")
+    try node.assertNothingLeftBehind(pod: pod)
   }
 
   func testDeleteAfterTheNamespaceIsGoneSucceedsAndReleasesTheAddress() throws {
@@ -114,8 +110,7 @@ final class NativeModeTests: XCTestCase {
     try node.deletePodNamespace(pod)
     let result = try node.driver("del", pod: pod)
     XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
-    XCTAssertEqual(node.reservedAddresses(), [])
-    XCTAssertEqual(try node.hostLinks(), [])
+    try node.assertNothingLeftBehind(pod: nil)
   }
 
   func testDeleteWithoutPrevResultStillReleasesTheAddress() throws {
@@ -127,8 +122,7 @@ final class NativeModeTests: XCTestCase {
       command: "DEL", stdin: TestNode.json(node.pluginConfig()), containerID: node.containerID(pod),
       netns: "/var/run/netns/\(pod)")
     XCTAssertEqual(result.status, 0, result.stdout)
-    XCTAssertEqual(node.reservedAddresses(), [])
-    XCTAssertEqual(try node.hostLinks(), [])
+    try node.assertNothingLeftBehind(pod: nil)
   }
 
   func testAddFailsWhenTheInterfaceAlreadyExistsAndLeavesNothing() throws {
@@ -140,8 +134,7 @@ final class NativeModeTests: XCTestCase {
     let result = try node.driver("add", pod: pod)
     XCTAssertEqual(result.status, 1)
     XCTAssertEqual(result.errorCode, 101, result.stdout)
-    XCTAssertEqual(try node.hostLinks(), [])
-    XCTAssertEqual(node.reservedAddresses(), [], "the address was not released")
+    try node.assertNothingLeftBehind(pod: nil)
   }
 
   func testAFailureAfterIPAMReleasesTheAddressAndRemovesTheVeth() throws {
@@ -154,9 +147,7 @@ final class NativeModeTests: XCTestCase {
     XCTAssertEqual(result.status, 1, result.stdout)
     XCTAssertEqual(result.errorCode, 103, result.stdout)
     XCTAssertTrue((result.json?["msg"] as? String ?? "").contains("10.99.0.0/16"), result.stdout)
-    XCTAssertEqual(try node.hostLinks(), [], "the veth was left behind")
-    XCTAssertEqual(node.reservedAddresses(), [], "the address was not released")
-    XCTAssertEqual(try node.exec(in: pod, ["ip", "-o", "link", "show", "eth0"]).status, 1)
+    try node.assertNothingLeftBehind(pod: pod)
   }
 
   func testTwentyConcurrentAddsGetDistinctReachableAddressesAndDeleteCleanly() throws {
@@ -190,8 +181,7 @@ final class NativeModeTests: XCTestCase {
       let outcome = try? node.driver("del", pod: pods[index])
       XCTAssertEqual(outcome?.status, 0, outcome?.stdout ?? "")
     }
-    XCTAssertEqual(try node.hostLinks(), [])
-    XCTAssertEqual(node.reservedAddresses(), [])
+    try node.assertNothingLeftBehind(pod: nil)
   }
 
   func testExhaustedIPAMGivesAClearErrorAndLeavesNothing() throws {
@@ -278,8 +268,7 @@ final class NativeModeTests: XCTestCase {
     let removed = try node.rawCall(
       command: "GC", stdin: TestNode.json(config), containerID: nil, ifname: nil)
     XCTAssertEqual(removed.status, 0, removed.stdout)
-    XCTAssertEqual(try node.hostLinks(), [])
-    XCTAssertEqual(node.reservedAddresses(), [])
+    try node.assertNothingLeftBehind(pod: nil)
   }
 
   func testStatusIsReadyWithIPAMAndCode50WithoutIt() throws {

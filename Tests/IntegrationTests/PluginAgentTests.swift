@@ -162,9 +162,7 @@ final class PluginAgentTests: XCTestCase {
     let result = try node.driver("add", pod: pod)
     XCTAssertEqual(result.status, 1)
     XCTAssertEqual(result.errorCode, 11, result.stdout)
-    XCTAssertEqual(try node.hostLinks(), [], "a veth was left behind")
-    XCTAssertEqual(node.reservedAddresses(), [], "an address is still held")
-    XCTAssertEqual(try node.exec(in: pod, ["ip", "-o", "link", "show", "eth0"]).status, 1)
+    try node.assertNothingLeftBehind(pod: pod)
   }
 
   func testAddFailsWithCode11WhenTheAgentDoesNotAnswerInTimeAndLeavesNothing() throws {
@@ -183,9 +181,7 @@ final class PluginAgentTests: XCTestCase {
     XCTAssertEqual(result.errorCode, 11, result.stdout)
     XCTAssertGreaterThanOrEqual(waited, 4.5, "ADD gave up before the configured timeout")
     XCTAssertLessThan(waited, 30, "the timeout did not bound the wait")
-    XCTAssertEqual(try node.hostLinks(), [], "a veth was left behind")
-    XCTAssertEqual(node.reservedAddresses(), [], "an address is still held")
-    XCTAssertEqual(try node.exec(in: pod, ["ip", "-o", "link", "show", "eth0"]).status, 1)
+    try node.assertNothingLeftBehind(pod: pod)
   }
 
   func testDeleteWhileTheAgentIsDownSucceedsAndTheAgentForgetsTheEndpointAtStart() throws {

@@ -211,6 +211,21 @@ final class TestNode {
     return names.filter { !$0.hasPrefix("last_reserved_ip") && $0 != "lock" }.sorted()
   }
 
+  /// What a failed ADD or a DEL must leave: no link on the node, no address held, and, when
+  /// the pod namespace still exists, no `eth0` in it.
+  func assertNothingLeftBehind(
+    pod: String?, file: StaticString = #filePath, line: UInt = #line
+  ) throws {
+    XCTAssertEqual(
+      try hostLinks(), [], "a link was left behind on the node", file: file, line: line)
+    XCTAssertEqual(reservedAddresses(), [], "an address is still held", file: file, line: line)
+    if let pod, pods.contains(pod) {
+      XCTAssertEqual(
+        try exec(in: pod, ["ip", "-o", "link", "show", "eth0"]).status, 1, "eth0 is in \(pod)",
+        file: file, line: line)
+    }
+  }
+
   func ping(from pod: String, _ address: String) throws -> Bool {
     try exec(in: pod, ["ping", "-c", "1", "-W", "2", address]).status == 0
   }
