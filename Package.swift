@@ -17,6 +17,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
   ],
   targets: [
     .systemLibrary(
@@ -51,6 +52,12 @@ let package = Package(
       name: "AgentCore",
       dependencies: ["AgentAPI", "CNIKit"]
     ),
+    // Kubernetes Service / EndpointSlice resources → the service frontends and backends a
+    // node programs, and Maglev tables (pure). Not linked into the CNI binary.
+    .target(
+      name: "ServiceCore",
+      dependencies: ["CNIKit", .product(name: "Yams", package: "Yams")]
+    ),
     .executableTarget(
       name: "JunctionAgent",
       dependencies: [
@@ -71,6 +78,7 @@ let package = Package(
     .testTarget(name: "CNIKitTests", dependencies: ["CNIKit", "CNITestSupport"]),
     .testTarget(name: "BPFKitTests", dependencies: ["BPFKit", "DatapathABI"]),
     .testTarget(name: "AgentAPITests", dependencies: ["AgentAPI", "AgentCore"]),
+    .testTarget(name: "ServiceCoreTests", dependencies: ["ServiceCore"]),
     .testTarget(
       name: "JunctionPluginTests",
       dependencies: ["JunctionPlugin", "CNIKit", "NetKit", "CNITestSupport"]),

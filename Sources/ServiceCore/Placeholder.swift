@@ -1,0 +1,2 @@
+/// Placeholder until the service model lands.
+enum ServiceCorePlaceholder {}
