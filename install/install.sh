@@ -31,10 +31,13 @@ $skip_deps || "$repo/install/deps.sh" build
 command -v swift >/dev/null || { echo "install.sh: swift is not on PATH (Swift 6 toolchain needed)" >&2; exit 1; }
 
 echo "install: building release binaries"
+# --disable-local-rpath: no $ORIGIN in RUNPATH, so a binary in /opt/cni/bin never loads a
+# library someone dropped beside it (and start-up skips the extra lookups there).
+build=(swift build --package-path "$repo" -c release --static-swift-stdlib --disable-local-rpath)
 for product in junction junction-agent junctionctl; do
-  swift build --package-path "$repo" -c release --static-swift-stdlib --product "$product"
+  "${build[@]}" --product "$product"
 done
-bin="$(swift build --package-path "$repo" -c release --show-bin-path)"
+bin="$("${build[@]}" --show-bin-path)"
 bpf_out="$(mktemp -d)"
 trap 'rm -rf "$bpf_out"' EXIT
 "$repo/install/build-bpf.sh" "$bpf_out" >/dev/null
