@@ -1,0 +1,112 @@
+import Yams
+
+/// The resources a node holds (from `junctionctl apply` standalone, or the API watch), keyed by
+/// kind/namespace/name. A value: applying a plan produces a new set, so a rejected plan
+/// cannot leave anything half-changed.
+public struct ResourceSet: Equatable, Sendable {
+  public private(set) var objects: [ResourceKey: Resource] = [:]
+  /// The documents the objects came from, for `persistedYAML` (absent for objects built in
+  /// code rather than decoded).
+  public private(set) var documents: [ResourceKey: YAMLValue] = [:]
+
+  public init(_ resources: [Resource] = []) {
+    for resource in resources { objects[resource.key] = resource }
+  }
+
+  public mutating func upsert(_ resource: Resource, document: YAMLValue? = nil) {
+    objects[resource.key] = resource
+    documents[resource.key] = document
+  }
+
+  @discardableResult
+  public mutating func remove(_ key: ResourceKey) -> Resource? {
+    documents[key] = nil
+    return objects.removeValue(forKey: key)
+  }
+
+  /// Every stored object as one `kind: List` document, in key order: what the agent writes to
+  /// its state dir, and reads back on start with `ApplyPlan(.apply, yaml:)`, so the set
+  /// persists in the same form users apply. Objects without a document are left out.
+  public func persistedYAML() throws -> String {
+    let items = objects.keys.sorted().compactMap { documents[$0]?.plain }
+    return try Yams.dump(
+      object: ["apiVersion": "v1", "kind": "List", "items": items] as [String: Any], sortKeys: true)
+  }
+
+  public var count: Int { objects.count }
+
+  private var sorted: [Resource] { objects.keys.sorted().map { objects[$0]! } }
+
+  public var services: [Service] {
+    sorted.compactMap { if case .service(let value) = $0 { value } else { nil } }
+  }
+  public var endpointSlices: [EndpointSlice] {
+    sorted.compactMap { if case .endpointSlice(let value) = $0 { value } else { nil } }
+  }
+  public var nodes: [KubeNode] {
+    sorted.compactMap { if case .node(let value) = $0 { value } else { nil } }
+  }
+  public var pods: [Pod] {
+    sorted.compactMap { if case .pod(let value) = $0 { value } else { nil } }
+  }
+  public var redirectPolicies: [RedirectPolicy] {
+    sorted.compactMap { if case .redirectPolicy(let value) = $0 { value } else { nil } }
+  }
+}
+
+/// Why an apply or delete was refused: every problem in the whole input, so one run shows
+/// them all. Nothing was changed.
+public struct ApplyRejected: Error, Sendable, CustomStringConvertible {
+  public var messages: [String]
+  public var description: String { messages.joined(separator: "\n") }
+}
+
+/// `junctionctl apply -f` / `delete -f`, all or nothing: the whole input is decoded and
+/// validated first; if any object is invalid (or the result would give one frontend to two
+/// services) nothing is applied and every problem is reported.
+public struct ApplyPlan: Sendable {
+  public enum Action: String, Sendable {
+    case apply
+    case delete
+  }
+
+  public let action: Action
+  public let decoded: DecodedResources
+
+  public init(_ action: Action, yaml: String) {
+    self.action = action
+    decoded = ResourceDecoder.decode(yaml: yaml)
+  }
+
+  /// Objects to create/replace (apply) or remove (delete), in input order.
+  public var resources: [Resource] { decoded.resources }
+  /// "document 3: skipped Deployment web (apps/v1): unknown kind", for the user.
+  public var skipped: [SkippedObject] { decoded.skipped }
+  public var notes: [String] { decoded.notes }
+  /// Every problem message; empty when the input is valid.
+  public var errors: [String] { decoded.problems.flatMap(\.messages) }
+  public var isValid: Bool { decoded.problems.isEmpty }
+
+  /// The set after this plan, or every reason it is refused. Deleting an object that is not
+  /// there is not an error (the goal, its absence, holds), as with `--ignore-not-found`.
+  public func result(applyingTo current: ResourceSet) throws(ApplyRejected) -> ResourceSet {
+    guard isValid else { throw ApplyRejected(messages: errors) }
+    var next = current
+    for (resource, document) in zip(resources, decoded.documents) {
+      switch action {
+      case .apply: next.upsert(resource, document: document)
+      case .delete: next.remove(resource.key)
+      }
+    }
+    // A frontend conflict that the input introduces refuses the whole input; conflicts
+    // already present before are not this input's fault.
+    var scratch = LoadBalancerIDs()
+    let before = Set(ServicePlanner.plan(current, ids: &scratch).conflicts)
+    scratch = LoadBalancerIDs()
+    let introduced = ServicePlanner.plan(next, ids: &scratch).conflicts.filter {
+      !before.contains($0)
+    }
+    guard introduced.isEmpty else { throw ApplyRejected(messages: introduced) }
+    return next
+  }
+}

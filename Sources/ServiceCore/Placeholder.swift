@@ -1,2 +1,0 @@
-/// Placeholder until the service model lands.
-enum ServiceCorePlaceholder {}

@@ -1,0 +1,357 @@
+import CNIKit
+
+/// L4 protocols a Service port may name. Kubernetes' default is TCP.
+public enum L4Protocol: String, Hashable, Sendable, Codable, CaseIterable, Comparable {
+  case tcp = "TCP"
+  case udp = "UDP"
+  case sctp = "SCTP"
+
+  public static func < (lhs: L4Protocol, rhs: L4Protocol) -> Bool {
+    allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+  }
+}
+
+/// A namespaced object's identity, "default/web".
+public struct NamespacedName: Hashable, Sendable, Comparable, Codable, CustomStringConvertible {
+  public var namespace: String
+  public var name: String
+
+  public init(namespace: String, name: String) {
+    self.namespace = namespace
+    self.name = name
+  }
+
+  public var description: String { "\(namespace)/\(name)" }
+
+  public static func < (lhs: NamespacedName, rhs: NamespacedName) -> Bool {
+    (lhs.namespace, lhs.name) < (rhs.namespace, rhs.name)
+  }
+}
+
+/// The metadata fields Junction reads. `namespace` is "default" when the manifest has none,
+/// as `kubectl apply` does without `-n`; cluster-scoped kinds (Node) have "".
+public struct ObjectMeta: Hashable, Sendable {
+  public var name: String
+  public var namespace: String
+  public var uid: String?
+  public var labels: [String: String]
+  public var annotations: [String: String]
+
+  public init(
+    name: String, namespace: String = "default", uid: String? = nil,
+    labels: [String: String] = [:], annotations: [String: String] = [:]
+  ) {
+    self.name = name
+    self.namespace = namespace
+    self.uid = uid
+    self.labels = labels
+    self.annotations = annotations
+  }
+
+  public var namespacedName: NamespacedName { NamespacedName(namespace: namespace, name: name) }
+}
+
+/// `targetPort`: a number, or the name of a container port.
+public enum IntOrString: Hashable, Sendable, CustomStringConvertible {
+  case int(Int)
+  case string(String)
+
+  public var description: String {
+    switch self {
+    case .int(let number): String(number)
+    case .string(let name): name
+    }
+  }
+}
+
+public enum ServiceType: String, Hashable, Sendable, CaseIterable {
+  case clusterIP = "ClusterIP"
+  case nodePort = "NodePort"
+  case loadBalancer = "LoadBalancer"
+  case externalName = "ExternalName"
+}
+
+/// How a Service picks a backend for a new connection. Set per Service with the annotation
+/// `service.junction.io/lb-algorithm: maglev|random` (Cilium's `service.cilium.io/lb-algorithm`
+/// under our group); default `random`, as in Cilium and kube-proxy's nftables `numgen random`.
+public enum LBAlgorithm: String, Hashable, Sendable, Codable, CaseIterable {
+  case random
+  case maglev
+
+  public static let annotation = "service.junction.io/lb-algorithm"
+}
+
+/// `sessionAffinity` with its `sessionAffinityConfig.clientIP.timeoutSeconds`
+/// (default 10800 = 3 h, allowed 1...86400, as Kubernetes validates).
+public enum SessionAffinity: Hashable, Sendable {
+  case none
+  case clientIP(timeoutSeconds: Int)
+
+  public static let defaultTimeoutSeconds = 10800
+  public static let timeoutRange = 1...86400
+
+  public var timeoutSeconds: Int? {
+    if case .clientIP(let timeout) = self { return timeout }
+    return nil
+  }
+}
+
+public struct ServicePort: Hashable, Sendable {
+  /// "" when the service has a single unnamed port.
+  public var name: String
+  public var proto: L4Protocol
+  public var port: UInt16
+  /// Defaults to `port` when omitted, as Kubernetes defaults it.
+  public var targetPort: IntOrString
+  public var nodePort: UInt16?
+
+  public init(
+    name: String = "", proto: L4Protocol = .tcp, port: UInt16, targetPort: IntOrString? = nil,
+    nodePort: UInt16? = nil
+  ) {
+    self.name = name
+    self.proto = proto
+    self.port = port
+    self.targetPort = targetPort ?? .int(Int(port))
+    self.nodePort = nodePort
+  }
+}
+
+/// `v1/Service`, the fields the service manager acts on.
+public struct Service: Hashable, Sendable {
+  public var meta: ObjectMeta
+  public var type: ServiceType
+  /// The IPv4 cluster IPs (clusterIPs, else clusterIP). Empty when headless, ExternalName, or
+  /// when no address was given (no allocator outside a cluster).
+  public var clusterIPs: [IPAddress]
+  /// `clusterIP: None`: DNS-only, no frontend.
+  public var isHeadless: Bool
+  public var ports: [ServicePort]
+  public var selector: [String: String]
+  public var sessionAffinity: SessionAffinity
+  public var externalIPs: [IPAddress]
+  /// `status.loadBalancer.ingress[].ip` (entries with only a hostname are ignored).
+  public var loadBalancerIngress: [IPAddress]
+  /// Kept for the topology issue; not acted on yet.
+  public var externalTrafficPolicy: String?
+  public var internalTrafficPolicy: String?
+  public var trafficDistribution: String?
+  public var algorithm: LBAlgorithm
+  public var externalName: String?
+
+  public init(
+    meta: ObjectMeta, type: ServiceType = .clusterIP, clusterIPs: [IPAddress] = [],
+    isHeadless: Bool = false, ports: [ServicePort] = [], selector: [String: String] = [:],
+    sessionAffinity: SessionAffinity = .none, externalIPs: [IPAddress] = [],
+    loadBalancerIngress: [IPAddress] = [], externalTrafficPolicy: String? = nil,
+    internalTrafficPolicy: String? = nil, trafficDistribution: String? = nil,
+    algorithm: LBAlgorithm = .random, externalName: String? = nil
+  ) {
+    self.meta = meta
+    self.type = type
+    self.clusterIPs = clusterIPs
+    self.isHeadless = isHeadless
+    self.ports = ports
+    self.selector = selector
+    self.sessionAffinity = sessionAffinity
+    self.externalIPs = externalIPs
+    self.loadBalancerIngress = loadBalancerIngress
+    self.externalTrafficPolicy = externalTrafficPolicy
+    self.internalTrafficPolicy = internalTrafficPolicy
+    self.trafficDistribution = trafficDistribution
+    self.algorithm = algorithm
+    self.externalName = externalName
+  }
+}
+
+public enum EndpointAddressType: String, Hashable, Sendable, CaseIterable {
+  case ipv4 = "IPv4"
+  case ipv6 = "IPv6"
+  case fqdn = "FQDN"
+}
+
+public struct EndpointPort: Hashable, Sendable {
+  /// Equals the Service port's name (that is how kube-proxy pairs them); "" for unnamed.
+  public var name: String
+  /// nil is allowed by the API ("all ports"); such a port resolves nothing by itself.
+  public var port: UInt16?
+  public var proto: L4Protocol
+
+  public init(name: String = "", port: UInt16?, proto: L4Protocol = .tcp) {
+    self.name = name
+    self.port = port
+    self.proto = proto
+  }
+}
+
+/// One endpoint with its conditions already defaulted the way the API documents them:
+/// `ready` nil → true; `serving` nil → the value of `ready`; `terminating` nil → false.
+public struct Endpoint: Hashable, Sendable {
+  public var addresses: [IPAddress]
+  public var ready: Bool
+  public var serving: Bool
+  public var terminating: Bool
+  public var nodeName: String?
+  public var zone: String?
+  public var hintZones: [String]
+  public var hintNodes: [String]
+
+  public init(
+    addresses: [IPAddress], ready: Bool = true, serving: Bool? = nil, terminating: Bool = false,
+    nodeName: String? = nil, zone: String? = nil, hintZones: [String] = [],
+    hintNodes: [String] = []
+  ) {
+    self.addresses = addresses
+    self.ready = ready
+    self.serving = serving ?? ready
+    self.terminating = terminating
+    self.nodeName = nodeName
+    self.zone = zone
+    self.hintZones = hintZones
+    self.hintNodes = hintNodes
+  }
+}
+
+/// `discovery.k8s.io/v1/EndpointSlice`.
+public struct EndpointSlice: Hashable, Sendable {
+  public static let serviceNameLabel = "kubernetes.io/service-name"
+
+  public var meta: ObjectMeta
+  public var addressType: EndpointAddressType
+  public var ports: [EndpointPort]
+  public var endpoints: [Endpoint]
+
+  public init(
+    meta: ObjectMeta, addressType: EndpointAddressType = .ipv4, ports: [EndpointPort] = [],
+    endpoints: [Endpoint] = []
+  ) {
+    self.meta = meta
+    self.addressType = addressType
+    self.ports = ports
+    self.endpoints = endpoints
+  }
+
+  /// The Service this slice belongs to (same namespace), from its label.
+  public var serviceName: NamespacedName? {
+    meta.labels[Self.serviceNameLabel].map { NamespacedName(namespace: meta.namespace, name: $0) }
+  }
+}
+
+/// `v1/Node`: name and labels (the zone label feeds topology later).
+public struct KubeNode: Hashable, Sendable {
+  public var name: String
+  public var labels: [String: String]
+
+  public init(name: String, labels: [String: String] = [:]) {
+    self.name = name
+    self.labels = labels
+  }
+}
+
+/// `v1/Pod`: what LRP and the CNI's pod labels need.
+public struct Pod: Hashable, Sendable {
+  public var meta: ObjectMeta
+  public var nodeName: String?
+  public var podIPs: [IPAddress]
+  /// The `Ready` condition is "True".
+  public var ready: Bool
+
+  public init(
+    meta: ObjectMeta, nodeName: String? = nil, podIPs: [IPAddress] = [], ready: Bool = false
+  ) {
+    self.meta = meta
+    self.nodeName = nodeName
+    self.podIPs = podIPs
+    self.ready = ready
+  }
+}
+
+/// A LocalRedirectPolicy, ours (`junction.io/v1alpha1`) or Cilium's (`cilium.io/v2`
+/// `CiliumLocalRedirectPolicy`): kept raw until the LRP issue gives it meaning.
+public struct RedirectPolicy: Hashable, Sendable {
+  public var meta: ObjectMeta
+  public var apiVersion: String
+  public var kind: String
+  public var spec: YAMLValue
+
+  public init(meta: ObjectMeta, apiVersion: String, kind: String, spec: YAMLValue) {
+    self.meta = meta
+    self.apiVersion = apiVersion
+    self.kind = kind
+    self.spec = spec
+  }
+}
+
+/// The kinds Junction understands, with the one apiVersion each must carry.
+public enum ResourceKind: String, Hashable, Sendable, CaseIterable, Comparable {
+  case service = "Service"
+  case endpointSlice = "EndpointSlice"
+  case node = "Node"
+  case pod = "Pod"
+  case localRedirectPolicy = "LocalRedirectPolicy"
+  case ciliumLocalRedirectPolicy = "CiliumLocalRedirectPolicy"
+
+  /// Our own API group, for LocalRedirectPolicy.
+  public static let junctionGroupVersion = "junction.io/v1alpha1"
+
+  public var apiVersion: String {
+    switch self {
+    case .service, .node, .pod: "v1"
+    case .endpointSlice: "discovery.k8s.io/v1"
+    case .localRedirectPolicy: Self.junctionGroupVersion
+    case .ciliumLocalRedirectPolicy: "cilium.io/v2"
+    }
+  }
+
+  public var isNamespaced: Bool { self != .node }
+
+  public static func < (lhs: ResourceKind, rhs: ResourceKind) -> Bool {
+    allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+  }
+}
+
+/// Identity of a stored object: kind + namespace + name ("" namespace for Nodes).
+public struct ResourceKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+  public var kind: ResourceKind
+  public var namespace: String
+  public var name: String
+
+  public init(kind: ResourceKind, namespace: String, name: String) {
+    self.kind = kind
+    self.namespace = namespace
+    self.name = name
+  }
+
+  public var description: String {
+    namespace.isEmpty ? "\(kind.rawValue) \(name)" : "\(kind.rawValue) \(namespace)/\(name)"
+  }
+
+  public static func < (lhs: ResourceKey, rhs: ResourceKey) -> Bool {
+    (lhs.kind, lhs.namespace, lhs.name) < (rhs.kind, rhs.namespace, rhs.name)
+  }
+}
+
+/// One decoded, valid object.
+public enum Resource: Hashable, Sendable {
+  case service(Service)
+  case endpointSlice(EndpointSlice)
+  case node(KubeNode)
+  case pod(Pod)
+  case redirectPolicy(RedirectPolicy)
+
+  public var key: ResourceKey {
+    switch self {
+    case .service(let service):
+      ResourceKey(kind: .service, namespace: service.meta.namespace, name: service.meta.name)
+    case .endpointSlice(let slice):
+      ResourceKey(kind: .endpointSlice, namespace: slice.meta.namespace, name: slice.meta.name)
+    case .node(let node): ResourceKey(kind: .node, namespace: "", name: node.name)
+    case .pod(let pod): ResourceKey(kind: .pod, namespace: pod.meta.namespace, name: pod.meta.name)
+    case .redirectPolicy(let policy):
+      ResourceKey(
+        kind: policy.kind == ResourceKind.ciliumLocalRedirectPolicy.rawValue
+          ? .ciliumLocalRedirectPolicy : .localRedirectPolicy,
+        namespace: policy.meta.namespace, name: policy.meta.name)
+    }
+  }
+}

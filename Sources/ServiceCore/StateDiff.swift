@@ -1,0 +1,116 @@
+/// How one frontend changed between two desired states.
+public struct FrontendChange: Equatable, Sendable {
+  public var old: ServiceFrontend
+  public var new: ServiceFrontend
+  public var addedBackends: [ServiceBackend]
+  public var removedBackends: [ServiceBackend]
+  /// Backends present in both whose state changed (new values).
+  public var stateChangedBackends: [ServiceBackend]
+  /// Affinity, algorithm, type or owner changed (the service entry must be rewritten even if
+  /// no backend did).
+  public var settingsChanged: Bool
+}
+
+/// One write the agent performs, in the order `DesiredStateDiff.steps` lists them.
+public enum LBStep: Equatable, Sendable {
+  /// Create a backends-map entry (id → address:port/proto).
+  case createBackend(id: UInt32, key: BackendKey)
+  /// Write a frontend: its slots (and Maglev table) first, then its master entry (count,
+  /// flags, affinity, rev-NAT id); when the count shrinks, the master entry first and the
+  /// now-unused slots after. Also write its reverse-NAT entry if new.
+  case writeFrontend(ServiceFrontend)
+  /// Delete a frontend: master entry first (lookups stop), then its slots, affinity entries,
+  /// Maglev table and reverse-NAT entry.
+  case deleteFrontend(ServiceFrontend)
+  /// Delete a backends-map entry no frontend references any more.
+  case deleteBackend(id: UInt32, key: BackendKey)
+}
+
+/// The minimal change from one desired state to the next, so the agent touches only what
+/// changed (changing one backend of one service rewrites that service only).
+///
+/// Order (`steps`), so that no frontend ever resolves to nothing and no slot ever names a
+/// missing backend:
+/// 1. create new backend entries;
+/// 2. write added and changed frontends (slots before the count that makes them reachable);
+/// 3. delete removed frontends;
+/// 4. delete backend entries that nothing references any more.
+/// A terminating backend stays referenced (it is in `backends`, just not selectable), so its
+/// entry lives on and existing connections keep resolving until the slice drops it.
+public struct DesiredStateDiff: Equatable, Sendable {
+  public var addedFrontends: [ServiceFrontend] = []
+  public var removedFrontends: [ServiceFrontend] = []
+  public var changedFrontends: [FrontendChange] = []
+  public var createdBackends: [(id: UInt32, key: BackendKey)] { created.map { ($0.id, $0.key) } }
+  public var deletedBackends: [(id: UInt32, key: BackendKey)] { deleted.map { ($0.id, $0.key) } }
+
+  struct BackendEntry: Equatable, Sendable {
+    var id: UInt32
+    var key: BackendKey
+  }
+  var created: [BackendEntry] = []
+  var deleted: [BackendEntry] = []
+
+  public var isEmpty: Bool {
+    addedFrontends.isEmpty && removedFrontends.isEmpty && changedFrontends.isEmpty
+      && created.isEmpty
+      && deleted.isEmpty
+  }
+
+  public init(from old: DesiredState, to new: DesiredState) {
+    let oldByKey = Dictionary(uniqueKeysWithValues: old.frontends.map { ($0.key, $0) })
+    let newByKey = Dictionary(uniqueKeysWithValues: new.frontends.map { ($0.key, $0) })
+    for frontend in new.frontends {
+      guard let previous = oldByKey[frontend.key] else {
+        addedFrontends.append(frontend)
+        continue
+      }
+      guard previous != frontend else { continue }
+      let before = Dictionary(uniqueKeysWithValues: previous.backends.map { ($0.key, $0) })
+      let after = Dictionary(uniqueKeysWithValues: frontend.backends.map { ($0.key, $0) })
+      var change = FrontendChange(
+        old: previous, new: frontend, addedBackends: [], removedBackends: [],
+        stateChangedBackends: [],
+        settingsChanged: previous.affinityTimeout != frontend.affinityTimeout
+          || previous.algorithm != frontend.algorithm || previous.type != frontend.type
+          || previous.service != frontend.service || previous.portName != frontend.portName
+          || previous.id != frontend.id)
+      for backend in frontend.backends {
+        if let was = before[backend.key] {
+          if was.state != backend.state { change.stateChangedBackends.append(backend) }
+        } else {
+          change.addedBackends.append(backend)
+        }
+      }
+      change.removedBackends = previous.backends.filter { after[$0.key] == nil }
+      changedFrontends.append(change)
+    }
+    removedFrontends = old.frontends.filter { newByKey[$0.key] == nil }
+
+    let oldBackends = old.backends
+    let newBackends = new.backends
+    created = newBackends.filter { oldBackends[$0.key] != $0.value }.map {
+      BackendEntry(id: $0.key, key: $0.value)
+    }
+    .sorted { $0.id < $1.id }
+    deleted = oldBackends.filter { newBackends[$0.key] != $0.value }.map {
+      BackendEntry(id: $0.key, key: $0.value)
+    }
+    .sorted { $0.id < $1.id }
+  }
+
+  /// The writes, in the order documented above.
+  public var steps: [LBStep] {
+    created.map { .createBackend(id: $0.id, key: $0.key) }
+      + addedFrontends.map { .writeFrontend($0) }
+      + changedFrontends.map { .writeFrontend($0.new) }
+      + removedFrontends.map { .deleteFrontend($0) }
+      + deleted.map { .deleteBackend(id: $0.id, key: $0.key) }
+  }
+
+  public static func == (lhs: DesiredStateDiff, rhs: DesiredStateDiff) -> Bool {
+    lhs.addedFrontends == rhs.addedFrontends && lhs.removedFrontends == rhs.removedFrontends
+      && lhs.changedFrontends == rhs.changedFrontends && lhs.created == rhs.created
+      && lhs.deleted == rhs.deleted
+  }
+}
