@@ -25,7 +25,7 @@
 #include <linux/types.h>
 
 /* Bumped on any change to a struct, enum value, map type or size below. */
-#define JUNCTION_ABI_VERSION 1
+#define JUNCTION_ABI_VERSION 2
 
 /* ---- Names ---------------------------------------------------------------------------- */
 
@@ -36,6 +36,13 @@
  */
 #define JUNCTION_MAP_ENDPOINT_COUNTERS "jnc_ep_counters"
 #define JUNCTION_MAP_DROPS "jnc_drops"
+/* Service load balancing (IPv4): see "Service load balancing" below. */
+#define JUNCTION_MAP_LB4_SERVICES "jnc_lb4_svc"
+#define JUNCTION_MAP_LB4_BACKENDS "jnc_lb4_be"
+#define JUNCTION_MAP_LB4_REVNAT "jnc_lb4_revnat"
+#define JUNCTION_MAP_LB4_AFFINITY "jnc_lb4_aff"
+#define JUNCTION_MAP_LB4_MAGLEV "jnc_lb4_maglev"
+#define JUNCTION_MAP_CT4 "jnc_ct4"
 
 /*
  * Program names are the C function names in bpf/endpoint.c; the agent pins them under these
@@ -51,6 +58,37 @@
 #define JUNCTION_ENDPOINT_COUNTERS_MAX 16384
 /* Every (reason, direction) pair, with room for reasons added later. */
 #define JUNCTION_DROPS_MAX 1024
+
+/*
+ * Defaults for the load-balancing maps. The agent may size them from its config with
+ * BPFObject.setMaxEntries before load (a different size is a different pinned map: see the
+ * ABI rule at the top). Services, backends and rev-NAT are not preallocated, so a generous
+ * maximum costs nothing until used; conntrack and affinity are LRU maps, which the kernel
+ * always preallocates (~100 bytes per entry).
+ */
+/* Frontends x (1 master + one slot per active backend): 65536 is ~6k services of 10. */
+#define JUNCTION_LB4_SERVICES_MAX 65536
+#define JUNCTION_LB4_BACKENDS_MAX 65536
+/* rev_nat_id is a __u16; id 0 means "none". */
+#define JUNCTION_LB4_REVNAT_MAX 65535
+#define JUNCTION_LB4_AFFINITY_MAX 65536
+/* Services with a Maglev table (one 64 KiB inner map each, allocated only when set). */
+#define JUNCTION_LB4_MAGLEV_MAX 65535
+/* Two entries per connection (request and reply direction). */
+#define JUNCTION_CT4_MAX 262144
+
+/*
+ * Maglev lookup table size M: a prime (Maglev needs M prime so every backend's permutation
+ * visits every slot), > 100 x backends for <= 1% disruption on a change (Cilium's default).
+ * Fixed, not configurable: it is the inner maps' value size, so changing it is an ABI change.
+ */
+#define JUNCTION_MAGLEV_TABLE_SIZE 16381
+/*
+ * The datapath's Maglev hash of a connection (bpf/lib/jhash.h: jhash_3words over the
+ * 4-tuple in host byte order with this seed plus the protocol). The same on every node, so
+ * two nodes with the same table send the same 5-tuple to the same backend.
+ */
+#define JUNCTION_MAGLEV_HASH_SEED 0x4a4e4331
 
 /* ---- Directions ----------------------------------------------------------------------- */
 
@@ -113,6 +151,116 @@ struct junction_drop_key {
 struct junction_drop_counters {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/* ---- Service load balancing (IPv4) ---------------------------------------------------- */
+
+/*
+ * Layout, after Cilium's lb4 maps (slot-in-key scheme):
+ *
+ *   jnc_lb4_svc     HASH      {VIP, port, proto, slot} -> junction_lb4_service
+ *                             slot 0 is the frontend ("master"): count, rev_nat_id, flags,
+ *                             affinity timeout. Slots 1..count each name one ACTIVE backend
+ *                             (backend_id); random selection picks slot 1 + rand % count.
+ *   jnc_lb4_be      HASH      backend id -> address, port, proto, state flags
+ *   jnc_lb4_revnat  HASH      rev_nat_id -> VIP, port (reply source rewrite)
+ *   jnc_lb4_maglev  HASH_OF_MAPS rev_nat_id -> inner ARRAY (1 entry, key __u32 0) whose value
+ *                             is __u32[JUNCTION_MAGLEV_TABLE_SIZE] backend ids: the whole table
+ *                             is one value, written in one update, and swapped into the
+ *                             outer map atomically; memory only for services using Maglev.
+ *   jnc_lb4_aff     LRU_HASH  {client IP, rev_nat_id} -> backend id, last used
+ *   jnc_ct4         LRU_HASH  5-tuple + direction -> backend id, rev_nat_id, last seen
+ *
+ * Addresses and ports are in network byte order (__be*) exactly as in the packet; ids,
+ * counts and timeouts in host order. Backend id 0 and rev_nat_id 0 mean "none".
+ */
+
+/* junction_lb4_service.flags */
+#define JUNCTION_SVC_F_AFFINITY 1 /* ClientIP session affinity (affinity_timeout seconds) */
+#define JUNCTION_SVC_F_MAGLEV 2   /* select through the jnc_lb4_maglev table */
+
+/* junction_lb4_backend.flags */
+#define JUNCTION_BE_F_TERMINATING 1 /* keeps its conntrack entries, gets no new connection */
+
+/* junction_ct4_entry.flags */
+#define JUNCTION_CT_F_HAIRPIN 1 /* the client is its own backend (same address) */
+
+struct junction_lb4_service_key {
+	__be32 address; /* VIP */
+	__be16 port;    /* service port */
+	__u8 proto;     /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad;
+	__u16 slot;     /* 0: the frontend; 1..count: backend slots */
+	__u16 pad2;
+};
+
+struct junction_lb4_service {
+	__u32 backend_id;       /* slots only: the backend in this slot */
+	__u32 affinity_timeout; /* frontend only: seconds, with JUNCTION_SVC_F_AFFINITY */
+	__u16 count;            /* frontend only: slots 1..count, all active backends */
+	__u16 rev_nat_id;       /* frontend only: key of jnc_lb4_revnat and jnc_lb4_maglev */
+	__u16 flags;            /* frontend only: JUNCTION_SVC_F_* */
+	__u16 pad;
+};
+
+struct junction_lb4_backend_key {
+	__u32 backend_id;
+};
+
+struct junction_lb4_backend {
+	__be32 address;
+	__be16 port;
+	__u8 proto;
+	__u8 flags; /* JUNCTION_BE_F_*; 0 = active */
+};
+
+/* Key of both jnc_lb4_revnat and jnc_lb4_maglev. */
+struct junction_lb4_revnat_key {
+	__u16 rev_nat_id;
+	__u16 pad;
+};
+
+struct junction_lb4_revnat {
+	__be32 address; /* VIP */
+	__be16 port;    /* service port */
+	__u16 pad;
+};
+
+struct junction_lb4_affinity_key {
+	__be32 client;
+	__u16 rev_nat_id;
+	__u16 pad;
+};
+
+struct junction_lb4_affinity {
+	__u64 last_used; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the last new connection */
+	__u32 backend_id;
+	__u32 pad;
+};
+
+/* junction_ct4_key.direction */
+enum junction_ct_direction {
+	/* The client's packets as it sends them: saddr/sport client, daddr/dport the VIP. */
+	JUNCTION_CT_SERVICE = 0,
+	/* The backend's replies as they arrive: saddr/sport backend, daddr/dport client. */
+	JUNCTION_CT_REPLY = 1,
+};
+
+struct junction_ct4_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 direction; /* enum junction_ct_direction */
+	__u16 pad;
+};
+
+struct junction_ct4_entry {
+	__u64 last_seen; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the last packet */
+	__u32 backend_id;
+	__u16 rev_nat_id;
+	__u16 flags; /* JUNCTION_CT_F_* */
 };
 
 #endif /* JUNCTION_ABI_H */

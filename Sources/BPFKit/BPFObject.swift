@@ -50,6 +50,30 @@ public final class BPFObject {
     return BPFObject(object: opened, path: path, pinRoot: pinRoot)
   }
 
+  /// Sizes the map named `name` before `load()`, e.g. from the agent's config instead of the
+  /// header's default. A pinned map of another size is not reused: the load then fails
+  /// (EINVAL), as for any ABI change, so a resize needs the old pin removed first (and its
+  /// contents rewritten).
+  public func setMaxEntries(_ maxEntries: Int, forMap name: String) throws(BPFError) {
+    guard !isLoaded else { throw .invalid("max_entries of map \(name) in \(path): already loaded") }
+    guard let map = bpf_object__find_map_by_name(object, name) else {
+      throw .notFound("map \(name) in \(path)")
+    }
+    guard maxEntries > 0, maxEntries <= Int(UInt32.max) else {
+      throw .invalid("max_entries of map \(name) in \(path): \(maxEntries) out of range")
+    }
+    try checkLibbpf(
+      bpf_map__set_max_entries(map, UInt32(maxEntries)), "bpf_map__set_max_entries \(name)")
+  }
+
+  /// The max_entries the map named `name` will be (or was) created with.
+  public func maxEntries(ofMap name: String) throws(BPFError) -> Int {
+    guard let map = bpf_object__find_map_by_name(object, name) else {
+      throw .notFound("map \(name) in \(path)")
+    }
+    return Int(bpf_map__max_entries(map))
+  }
+
   /// Creates (or reuses pinned) maps, then verifies and loads the programs. Fails with
   /// EINVAL when a map pinned under the root has another type, key or value size,
   /// max_entries or flags than the object declares: an ABI change (see junction_abi.h).

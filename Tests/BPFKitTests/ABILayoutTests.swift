@@ -45,18 +45,114 @@ final class ABILayoutTests: XCTestCase {
     XCTAssertEqual(MemoryLayout<junction_drop_counters>.offset(of: \.bytes), 8)
   }
 
+  func testServiceKey() {
+    typealias T = junction_lb4_service_key
+    assertLayout(T.self, size: 12, alignment: 4)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.address), 0)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.port), 4)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.proto), 6)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.pad), 7)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.slot), 8)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.pad2), 10)
+  }
+
+  func testService() {
+    typealias T = junction_lb4_service
+    assertLayout(T.self, size: 16, alignment: 4)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.backend_id), 0)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.affinity_timeout), 4)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.count), 8)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.rev_nat_id), 10)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.flags), 12)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.pad), 14)
+  }
+
+  func testBackend() {
+    assertLayout(junction_lb4_backend_key.self, size: 4, alignment: 4)
+    typealias T = junction_lb4_backend
+    assertLayout(T.self, size: 8, alignment: 4)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.address), 0)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.port), 4)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.proto), 6)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.flags), 7)
+  }
+
+  func testReverseNAT() {
+    assertLayout(junction_lb4_revnat_key.self, size: 4, alignment: 2)
+    XCTAssertEqual(MemoryLayout<junction_lb4_revnat_key>.offset(of: \.rev_nat_id), 0)
+    XCTAssertEqual(MemoryLayout<junction_lb4_revnat_key>.offset(of: \.pad), 2)
+    typealias T = junction_lb4_revnat
+    assertLayout(T.self, size: 8, alignment: 4)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.address), 0)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.port), 4)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.pad), 6)
+  }
+
+  func testAffinity() {
+    typealias K = junction_lb4_affinity_key
+    assertLayout(K.self, size: 8, alignment: 4)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.client), 0)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.rev_nat_id), 4)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.pad), 6)
+    typealias V = junction_lb4_affinity
+    assertLayout(V.self, size: 16, alignment: 8)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.last_used), 0)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.backend_id), 8)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.pad), 12)
+  }
+
+  func testConntrack() {
+    typealias K = junction_ct4_key
+    assertLayout(K.self, size: 16, alignment: 4)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.saddr), 0)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.daddr), 4)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.sport), 8)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.dport), 10)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.proto), 12)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.direction), 13)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.pad), 14)
+    typealias V = junction_ct4_entry
+    assertLayout(V.self, size: 16, alignment: 8)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.last_seen), 0)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.backend_id), 8)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.rev_nat_id), 12)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.flags), 14)
+  }
+
   func testConstants() {
-    XCTAssertEqual(JUNCTION_ABI_VERSION, 1)
+    XCTAssertEqual(JUNCTION_ABI_VERSION, 2)
     XCTAssertEqual(JUNCTION_MAP_ENDPOINT_COUNTERS, "jnc_ep_counters")
     XCTAssertEqual(JUNCTION_MAP_DROPS, "jnc_drops")
     XCTAssertEqual(JUNCTION_PROG_FROM_ENDPOINT, "from_endpoint")
     XCTAssertEqual(JUNCTION_PROG_TO_ENDPOINT, "to_endpoint")
     XCTAssertEqual(JUNCTION_ENDPOINT_COUNTERS_MAX, 16384)
     XCTAssertEqual(JUNCTION_DROPS_MAX, 1024)
+    XCTAssertEqual(JUNCTION_MAP_LB4_SERVICES, "jnc_lb4_svc")
+    XCTAssertEqual(JUNCTION_MAP_LB4_BACKENDS, "jnc_lb4_be")
+    XCTAssertEqual(JUNCTION_MAP_LB4_REVNAT, "jnc_lb4_revnat")
+    XCTAssertEqual(JUNCTION_MAP_LB4_AFFINITY, "jnc_lb4_aff")
+    XCTAssertEqual(JUNCTION_MAP_LB4_MAGLEV, "jnc_lb4_maglev")
+    XCTAssertEqual(JUNCTION_MAP_CT4, "jnc_ct4")
+    XCTAssertEqual(JUNCTION_LB4_SERVICES_MAX, 65536)
+    XCTAssertEqual(JUNCTION_LB4_BACKENDS_MAX, 65536)
+    XCTAssertEqual(JUNCTION_LB4_REVNAT_MAX, 65535)
+    XCTAssertEqual(JUNCTION_LB4_AFFINITY_MAX, 65536)
+    XCTAssertEqual(JUNCTION_LB4_MAGLEV_MAX, 65535)
+    XCTAssertEqual(JUNCTION_CT4_MAX, 262144)
+    // Maglev: a prime table size and a seed every node shares.
+    XCTAssertEqual(JUNCTION_MAGLEV_TABLE_SIZE, 16381)
+    XCTAssertTrue((2..<128).allSatisfy { JUNCTION_MAGLEV_TABLE_SIZE % $0 != 0 })
+    XCTAssertEqual(JUNCTION_MAGLEV_HASH_SEED, 0x4a4e_4331)
+    XCTAssertEqual(JUNCTION_SVC_F_AFFINITY, 1)
+    XCTAssertEqual(JUNCTION_SVC_F_MAGLEV, 2)
+    XCTAssertEqual(JUNCTION_BE_F_TERMINATING, 1)
+    XCTAssertEqual(JUNCTION_CT_F_HAIRPIN, 1)
     // The kernel keeps 15 characters of a map or program name.
     for name in [
       JUNCTION_MAP_ENDPOINT_COUNTERS, JUNCTION_MAP_DROPS, JUNCTION_PROG_FROM_ENDPOINT,
-      JUNCTION_PROG_TO_ENDPOINT,
+      JUNCTION_PROG_TO_ENDPOINT, JUNCTION_MAP_LB4_SERVICES, JUNCTION_MAP_LB4_BACKENDS,
+      JUNCTION_MAP_LB4_REVNAT, JUNCTION_MAP_LB4_AFFINITY, JUNCTION_MAP_LB4_MAGLEV,
+      JUNCTION_MAP_CT4,
     ] {
       XCTAssertLessThanOrEqual(name.utf8.count, 15, name)
       // bpffs refuses pin names with a dot.
@@ -77,6 +173,8 @@ final class ABILayoutTests: XCTestCase {
     for (reason, value) in reasons {
       XCTAssertEqual(reason.rawValue, value, "\(reason)")
     }
+    XCTAssertEqual(JUNCTION_CT_SERVICE.rawValue, 0)
+    XCTAssertEqual(JUNCTION_CT_REPLY.rawValue, 1)
   }
 
   func testCountersSumFieldByField() {

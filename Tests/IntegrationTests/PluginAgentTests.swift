@@ -18,6 +18,12 @@ final class PluginAgentTests: XCTestCase {
     return node
   }
 
+  /// The agent's pins (the kernel's *.debug files aside).
+  private func agentPins(_ agent: TestAgent) throws -> [String] {
+    try FileManager.default.contentsOfDirectory(atPath: agent.bpfFS)
+      .filter { !$0.hasSuffix(".debug") }.sorted()
+  }
+
   private func endpoint(_ node: TestNode, _ pod: String) throws -> [String: Any]? {
     let agent = try XCTUnwrap(node.agent)
     let response = try agent.request("GET", "/v1/endpoints/\(node.containerID(pod)):eth0")
@@ -204,6 +210,8 @@ final class PluginAgentTests: XCTestCase {
   func testTwentyConcurrentAddsRegisterAndAttachAndTwentyDeletesLeaveNothing() throws {
     let node = try makeNode()
     let agent = try XCTUnwrap(node.agent)
+    let pinsBefore = try agentPins(agent)
+    XCTAssertTrue(pinsBefore.contains("from_endpoint") && pinsBefore.contains("to_endpoint"))
     let pods = try (0..<20).map { _ in try node.makePodNamespace() }
     var statuses = [Int32](repeating: -1, count: pods.count)
     let lock = NSLock()
@@ -228,10 +236,8 @@ final class PluginAgentTests: XCTestCase {
     XCTAssertEqual(try agent.endpointIDs(), [])
     XCTAssertEqual(try node.hostLinks(), [])
     XCTAssertFalse(try node.exec(in: node.name, ["tc", "qdisc", "show"]).stdout.contains("clsact"))
-    // Only the agent's own pins remain: programs and maps, none per endpoint.
-    let pins = try FileManager.default.contentsOfDirectory(atPath: agent.bpfFS)
-      .filter { !$0.hasSuffix(".debug") }.sorted()
-    XCTAssertEqual(pins, ["from_endpoint", "jnc_drops", "jnc_ep_counters", "to_endpoint"])
+    // Only the agent's own pins remain (programs and maps): none was added per endpoint.
+    XCTAssertEqual(try agentPins(agent), pinsBefore)
   }
 
   func testCheckFailsWhenAProgramIsDetachedOrTheEndpointIsUnknown() throws {
