@@ -61,7 +61,7 @@ let package = Package(
     .executableTarget(
       name: "JunctionAgent",
       dependencies: [
-        "AgentAPI", "AgentCore", "BPFKit", "NetKit", "CNIKit",
+        "AgentAPI", "AgentCore", "BPFKit", "NetKit", "CNIKit", "ServiceCore",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),

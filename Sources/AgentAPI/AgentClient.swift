@@ -97,6 +97,20 @@ public struct AgentClient: Sendable {
     return true
   }
 
+  /// Applies (or, with `delete`, removes) the Kubernetes objects in `yaml`. A 400 with the
+  /// reasons comes back as a `ResourceChange` whose `errors` are set, not as a failure.
+  public func changeResources(yaml: String, delete: Bool) throws(Failure) -> ResourceChange {
+    let path = delete ? "/v1/resources/delete" : "/v1/resources/apply"
+    let response = try request(
+      "POST", path, body: Array(yaml.utf8), contentType: "application/yaml")
+    if response.status == 400, let change: ResourceChange = try? decode(response) { return change }
+    return try decode(try expectSuccess(response))
+  }
+
+  public func services() throws(Failure) -> [ServiceStatus] {
+    try decode(try expectSuccess(request("GET", "/v1/services")))
+  }
+
   /// Connects and hangs up: whether something accepts connections at the socket, at the
   /// cost of one connect (no request, no HTTP).
   public func probe() throws(Failure) {
@@ -121,15 +135,15 @@ public struct AgentClient: Sendable {
   // MARK: - HTTP over the socket
 
   /// One request on a fresh connection.
-  public func request(_ method: String, _ path: String, body: [UInt8] = []) throws(Failure)
-    -> Response
-  {
+  public func request(
+    _ method: String, _ path: String, body: [UInt8] = [], contentType: String = "application/json"
+  ) throws(Failure) -> Response {
     let fd = try connect()
     defer { close(fd) }
     var head = "\(method) \(path) HTTP/1.1\r\nHost: junction-agent\r\nConnection: close\r\n"
     head += "Accept: application/json\r\n"
     if !body.isEmpty || method == "PUT" || method == "POST" {
-      head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n"
+      head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
     }
     head += "\r\n"
     try send(fd, Array(head.utf8) + body)

@@ -18,6 +18,9 @@ public enum APIRoute: Equatable, Sendable {
   case getEndpoint(id: String)
   case putEndpoint(id: String)
   case deleteEndpoint(id: String)
+  /// POST /v1/resources/apply and /v1/resources/delete: Kubernetes YAML.
+  case changeResources(delete: Bool)
+  case listServices
   /// 400: the path names an endpoint in a way that can never be valid.
   case badEndpointID(message: String)
   /// 405.
@@ -39,6 +42,11 @@ public enum APIRoute: Equatable, Sendable {
       return method == "GET" ? .config : .methodNotAllowed(allowed: ["GET"])
     case ("endpoints", 3):
       return method == "GET" ? .listEndpoints : .methodNotAllowed(allowed: ["GET"])
+    case ("services", 3):
+      return method == "GET" ? .listServices : .methodNotAllowed(allowed: ["GET"])
+    case ("resources", 4) where segments[3] == "apply" || segments[3] == "delete":
+      return method == "POST"
+        ? .changeResources(delete: segments[3] == "delete") : .methodNotAllowed(allowed: ["POST"])
     case ("endpoints", 4) where segments[3].isEmpty:
       // "/v1/endpoints/": the collection, for a GET; an empty id otherwise.
       if method == "GET" { return .listEndpoints }

@@ -11,6 +11,7 @@ struct APIResponder: HTTPResponder {
   typealias Context = BasicRequestContext
 
   let registry: EndpointRegistry
+  let services: ServiceManager
   let config: AgentConfig
   let datapath: any Datapath
   let shutdown: ShutdownFlag
@@ -66,6 +67,11 @@ struct APIResponder: HTTPResponder {
       } catch {
         return failure(error, doing: "remove endpoint \(id)")
       }
+    case .changeResources(let delete):
+      bodyRead = true
+      return try await changeResources(delete: delete, &request)
+    case .listServices:
+      return try json(.ok, await services.list())
     case .badEndpointID(let message):
       return error(.badRequest, message)
     case .methodNotAllowed(let allowed):
@@ -82,11 +88,17 @@ struct APIResponder: HTTPResponder {
     }
   }
 
-  private func put(_ id: String, _ request: inout Request) async throws -> Response {
-    let limit = EndpointRequest.maximumBodySize
+  /// The whole body, or a 413 when it is larger than `limit` (what was sent is drained,
+  /// bounded, so the client gets to read the answer).
+  private enum BodyRead {
+    case body([UInt8])
+    case refused(Response)
+  }
+
+  private func readBody(_ request: inout Request, limit: Int) async throws -> BodyRead {
     if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
       try await discard(request.body)
-      return tooLarge("the body is \(declared) bytes; at most \(limit) are accepted")
+      return .refused(tooLarge("the body is \(declared) bytes; at most \(limit) are accepted"))
     }
     var body: [UInt8] = []
     var iterator = request.body.makeAsyncIterator()
@@ -96,9 +108,38 @@ struct APIResponder: HTTPResponder {
         while discarded < Self.discardLimit, let more = try await iterator.next() {
           discarded += more.readableBytes
         }
-        return tooLarge("the body is larger than \(limit) bytes")
+        return .refused(tooLarge("the body is larger than \(limit) bytes"))
       }
       body.append(contentsOf: chunk.readableBytesView)
+    }
+    return .body(body)
+  }
+
+  /// Resource YAML can be large (10,000 services): up to 64 MiB.
+  static let maximumResourceBody = 64 << 20
+
+  private func changeResources(delete: Bool, _ request: inout Request) async throws -> Response {
+    let body: [UInt8]
+    switch try await readBody(&request, limit: Self.maximumResourceBody) {
+    case .body(let bytes): body = bytes
+    case .refused(let response): return response
+    }
+    guard let yaml = String(validating: body, as: UTF8.self), !yaml.isEmpty else {
+      return error(.badRequest, "the body must be Kubernetes YAML (or JSON), in UTF-8")
+    }
+    do {
+      let change = try await services.change(yaml: yaml, delete: delete)
+      return try json(change.errors.isEmpty ? .ok : .badRequest, change)
+    } catch {
+      return self.error(.internalServerError, "\(error); nothing was changed")
+    }
+  }
+
+  private func put(_ id: String, _ request: inout Request) async throws -> Response {
+    let body: [UInt8]
+    switch try await readBody(&request, limit: EndpointRequest.maximumBodySize) {
+    case .body(let bytes): body = bytes
+    case .refused(let response): return response
     }
     if body.isEmpty { return error(.badRequest, "the body is empty; send an EndpointSpec as JSON") }
     let spec: EndpointSpec

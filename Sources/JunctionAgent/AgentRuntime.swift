@@ -18,6 +18,7 @@ struct AgentRuntime {
   let logger: Logger
   let datapath: any Datapath
   let registry: EndpointRegistry
+  let services: ServiceManager
   let shutdown: ShutdownFlag
   /// Held (flock) for the process's life: one agent per state directory.
   let stateLock: Int32
@@ -97,9 +98,16 @@ struct AgentRuntime {
     let registry = EndpointRegistry(
       endpoints: loaded.endpoints, store: store, datapath: datapath, socketPath: settings.socket,
       shutdown: shutdown, logger: logger)
+    let services: ServiceManager
+    do {
+      services = try ServiceManager(
+        stateDirectory: settings.stateDir, datapath: datapath, logger: Logger(label: "services"))
+    } catch {
+      throw StartFailure("cannot restore the services: \(error)")
+    }
     return AgentRuntime(
       settings: settings, shutdownGrace: shutdownGrace, logger: logger, datapath: datapath,
-      registry: registry, shutdown: shutdown, stateLock: lock)
+      registry: registry, services: services, shutdown: shutdown, stateLock: lock)
   }
 
   private static func lockDirectory(_ directory: String) throws(StartFailure) -> Int32 {
@@ -129,7 +137,8 @@ struct AgentRuntime {
       fromEndpointProgram: datapath.fromEndpointPin,
       toEndpointProgram: datapath.toEndpointPin, devices: settings.devices)
     let responder = APIResponder(
-      registry: registry, config: config, datapath: datapath, shutdown: shutdown,
+      registry: registry, services: services, config: config, datapath: datapath,
+      shutdown: shutdown,
       logger: Logger(label: "api"))
     let socket = SocketFile(path: settings.socket)
     let logger = self.logger

@@ -2,6 +2,7 @@ import AgentAPI
 import BPFKit
 import DatapathABI
 import Logging
+import ServiceCore
 
 #if canImport(Glibc)
   import Glibc
@@ -17,8 +18,11 @@ import Logging
 func makeDatapath(bpfFS: String, objectDirectory: String, logger: Logger) throws -> any Datapath {
   // libbpf prints to stderr by default, also on normal paths (querying a link without a
   // clsact): keep its words, in the agent's log format.
+  // Its debug chatter (every ELF section on load) only at trace level.
   LibBPF.setLogHandler { level, message in
-    logger.debug("libbpf: \(message)", metadata: ["libbpf_level": "\(level)"])
+    logger.log(
+      level: level == .debug ? .trace : .debug, "libbpf: \(message)",
+      metadata: ["libbpf_level": "\(level)"])
   }
   let objectPath =
     objectDirectory.hasSuffix("/")
@@ -39,6 +43,11 @@ func makeDatapath(bpfFS: String, objectDirectory: String, logger: Logger) throws
     try from.pin(at: fromPin)
     try to.pin(at: toPin)
     let counters = try object.map(named: JUNCTION_MAP_ENDPOINT_COUNTERS)
+    let services = ServicePrograms(
+      services: try object.map(named: JUNCTION_MAP_LB4_SERVICES),
+      backends: try object.map(named: JUNCTION_MAP_LB4_BACKENDS),
+      reverseNAT: try object.map(named: JUNCTION_MAP_LB4_REVNAT),
+      maglev: try object.map(named: JUNCTION_MAP_LB4_MAGLEV))
     logger.info(
       "datapath loaded",
       metadata: [
@@ -46,7 +55,7 @@ func makeDatapath(bpfFS: String, objectDirectory: String, logger: Logger) throws
         "to_endpoint": "\(to.id)", "counters_map": "\(counters.id)",
       ])
     return BPFDatapath(
-      object: object, fromEndpoint: from, toEndpoint: to, counters: counters,
+      object: object, fromEndpoint: from, toEndpoint: to, counters: counters, services: services,
       fromEndpointPin: fromPin, toEndpointPin: toPin)
   } catch {
     throw DatapathStartFailure("cannot load the datapath from \(objectPath): \(error)")
@@ -83,13 +92,15 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
   private let fromEndpoint: BPFProgram
   private let toEndpoint: BPFProgram
   private let counterMap: BPFMap
+  private let services: ServicePrograms
   let fromEndpointPin: String
   let toEndpointPin: String
 
   init(
     object: BPFObject, fromEndpoint: BPFProgram, toEndpoint: BPFProgram, counters: BPFMap,
-    fromEndpointPin: String, toEndpointPin: String
+    services: ServicePrograms, fromEndpointPin: String, toEndpointPin: String
   ) {
+    self.services = services
     self.object = object
     self.fromEndpoint = fromEndpoint
     self.toEndpoint = toEndpoint
@@ -121,6 +132,10 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
     let index = Int32(truncatingIfNeeded: hostIfindex)
     try TrafficControl.attach(program: fromEndpoint, ifindex: index, direction: .ingress)
     try TrafficControl.attach(program: toEndpoint, ifindex: index, direction: .egress)
+  }
+
+  func programServices(_ diff: DesiredStateDiff) throws {
+    try services.apply(diff)
   }
 
   func forget(hostIfindex: Int) {

@@ -1,4 +1,5 @@
 import AgentAPI
+import ServiceCore
 
 /// What the agent needs from the BPF datapath, and nothing BPF-specific: the pins the CNI
 /// plugin attaches from, per-endpoint counters, and attach state. `makeDatapath` (in
@@ -19,6 +20,8 @@ protocol Datapath: Sendable {
   func reattach(hostIfindex: Int) throws
   /// Drops per-endpoint datapath state (counters) of a deregistered endpoint.
   func forget(hostIfindex: Int)
+  /// Writes the service maps for `diff`, in its order (no frontend resolves to nothing).
+  func programServices(_ diff: DesiredStateDiff) throws
 }
 
 /// A datapath with nothing loaded: the API and the state work, counters and attach state
@@ -33,4 +36,5 @@ struct UnloadedDatapath: Datapath {
   func isAttached(hostIfindex: Int) -> Bool { false }
   func reattach(hostIfindex: Int) throws {}
   func forget(hostIfindex: Int) {}
+  func programServices(_ diff: DesiredStateDiff) throws {}
 }

@@ -78,4 +78,20 @@ enum Views {
   }
 
   static func yesNo(_ value: Bool) -> String { value ? "yes" : "no" }
+
+  /// `service list`: one row per backend, the frontend's columns on its first row only.
+  static func serviceTable(_ services: [ServiceStatus]) -> String {
+    var rows: [[String]] = []
+    for service in services {
+      let first = ["\(service.id)", service.frontend, service.type]
+      if service.backends.isEmpty {
+        rows.append(first + ["(no backends)"])
+      }
+      for (index, backend) in service.backends.enumerated() {
+        let cell = "\(index + 1) => \(backend.address) (\(backend.state))"
+        rows.append((index == 0 ? first : ["", "", ""]) + [cell])
+      }
+    }
+    return Output.table(header: ["ID", "Frontend", "Service Type", "Backend"], rows: rows)
+  }
 }

@@ -19,8 +19,12 @@ struct JunctionCTL: ParsableCommand {
         junctionctl --socket /tmp/node-a/junction.sock endpoint list
         JUNCTION_SOCKET=/tmp/node-a/junction.sock junctionctl endpoint list -o json
         junctionctl endpoint get 4f9c2a1d:eth0
+        junctionctl apply -f droids.yaml
+        junctionctl service list
       """,
-    subcommands: [Status.self, EndpointCommand.self]
+    subcommands: [
+      Status.self, EndpointCommand.self, ServiceCommand.self, Apply.self, Delete.self,
+    ]
   )
 
   @Option(

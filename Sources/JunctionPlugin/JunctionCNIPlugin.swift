@@ -25,7 +25,9 @@ public struct JunctionCNIPlugin: CNIPlugin {
     // ("exclusivity flag on, cannot modify" when the clsact exists): route it to our log.
     let bpfLogger = logger
     LibBPF.setLogHandler { level, message in
-      bpfLogger.debug("libbpf: \(message)", metadata: ["libbpf_level": "\(level)"])
+      bpfLogger.log(
+        level: level == .debug ? .trace : .debug, "libbpf: \(message)",
+        metadata: ["libbpf_level": "\(level)"])
     }
   }
 

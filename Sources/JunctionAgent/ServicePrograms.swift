@@ -1,0 +1,117 @@
+import BPFKit
+import CNIKit
+import DatapathABI
+import ServiceCore
+
+/// Writes the service maps of the datapath (bpf/junction_abi.h) from a `DesiredStateDiff`,
+/// in the diff's order, so that no frontend ever resolves to nothing: backends before the
+/// slots that name them, slots before the frontend entry whose count makes them reachable;
+/// when a service shrinks, its count first and the surplus slots after.
+struct ServicePrograms {
+  let services: BPFMap
+  let backends: BPFMap
+  let reverseNAT: BPFMap
+  let maglev: BPFMap
+
+  func apply(_ diff: DesiredStateDiff) throws(BPFError) {
+    for step in diff.steps {
+      switch step {
+      case .createBackend(let id, let key):
+        try backends.update(backendKey(id), backendValue(key, terminating: false))
+      case .writeFrontend(let frontend):
+        try write(frontend)
+      case .deleteFrontend(let frontend):
+        try delete(frontend)
+      case .deleteBackend(let id, _):
+        try backends.delete(backendKey(id))
+      }
+    }
+  }
+
+  private func write(_ frontend: ServiceFrontend) throws(BPFError) {
+    // A backend's terminating flag is what stops new connections reaching it while its
+    // existing ones (conntrack) keep resolving.
+    for backend in frontend.backends where backend.state != .excluded {
+      try backends.update(
+        backendKey(backend.id),
+        backendValue(backend.key, terminating: backend.state == .terminating))
+    }
+    try reverseNAT.update(
+      junction_lb4_revnat_key(rev_nat_id: frontend.id, pad: 0),
+      junction_lb4_revnat(
+        address: beAddress(frontend.key.address), port: frontend.key.port.bigEndian, pad: 0))
+    if frontend.algorithm == .maglev, !frontend.selectable.isEmpty {
+      try MaglevTable.install(
+        frontend.maglevTable(size: MaglevTable.size), revNatID: frontend.id, in: maglev)
+    } else {
+      try MaglevTable.remove(revNatID: frontend.id, in: maglev)
+    }
+    let selectable = frontend.selectable
+    let previousCount = try currentCount(frontend.key)
+    for (index, backend) in selectable.enumerated() {
+      try services.update(
+        serviceKey(frontend.key, slot: UInt16(index + 1)),
+        junction_lb4_service(
+          backend_id: backend.id, affinity_timeout: 0, count: 0, rev_nat_id: frontend.id, flags: 0,
+          pad: 0))
+    }
+    var flags: UInt16 = 0
+    if frontend.affinityTimeout != nil { flags |= UInt16(JUNCTION_SVC_F_AFFINITY) }
+    if frontend.algorithm == .maglev { flags |= UInt16(JUNCTION_SVC_F_MAGLEV) }
+    try services.update(
+      serviceKey(frontend.key, slot: 0),
+      junction_lb4_service(
+        backend_id: 0, affinity_timeout: UInt32(frontend.affinityTimeout ?? 0),
+        count: UInt16(selectable.count), rev_nat_id: frontend.id, flags: flags, pad: 0))
+    if previousCount > selectable.count {
+      for slot in (selectable.count + 1)...previousCount {
+        try services.delete(serviceKey(frontend.key, slot: UInt16(slot)))
+      }
+    }
+  }
+
+  private func delete(_ frontend: ServiceFrontend) throws(BPFError) {
+    let count = try currentCount(frontend.key)
+    try services.delete(serviceKey(frontend.key, slot: 0))
+    if count > 0 {
+      for slot in 1...count { try services.delete(serviceKey(frontend.key, slot: UInt16(slot))) }
+    }
+    try MaglevTable.remove(revNatID: frontend.id, in: maglev)
+    try reverseNAT.delete(junction_lb4_revnat_key(rev_nat_id: frontend.id, pad: 0))
+  }
+
+  /// The slot count the datapath sees now for `key` (0 when the frontend is not there).
+  private func currentCount(_ key: FrontendKey) throws(BPFError) -> Int {
+    Int(try services.lookup(serviceKey(key, slot: 0), as: junction_lb4_service.self)?.count ?? 0)
+  }
+
+  private func serviceKey(_ key: FrontendKey, slot: UInt16) -> junction_lb4_service_key {
+    junction_lb4_service_key(
+      address: beAddress(key.address), port: key.port.bigEndian, proto: ipProtocol(key.proto),
+      pad: 0, slot: slot, pad2: 0)
+  }
+
+  private func backendKey(_ id: UInt32) -> junction_lb4_backend_key {
+    junction_lb4_backend_key(backend_id: id)
+  }
+
+  private func backendValue(_ key: BackendKey, terminating: Bool) -> junction_lb4_backend {
+    junction_lb4_backend(
+      address: beAddress(key.address), port: key.port.bigEndian, proto: ipProtocol(key.proto),
+      flags: terminating ? UInt8(JUNCTION_BE_F_TERMINATING) : 0)
+  }
+}
+
+/// An IPv4 address as the datapath stores it: the network-order bytes as they are in memory.
+func beAddress(_ address: IPAddress) -> UInt32 {
+  guard address.isIPv4 else { return 0 }
+  return address.bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+}
+
+func ipProtocol(_ proto: L4Protocol) -> UInt8 {
+  switch proto {
+  case .tcp: 6
+  case .udp: 17
+  case .sctp: 132
+  }
+}

@@ -1,0 +1,124 @@
+import AgentAPI
+import ArgumentParser
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+// apply / delete (Kubernetes YAML in, all or nothing) and service list.
+
+extension JunctionCTL {
+  struct Apply: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Apply Kubernetes objects (Service, EndpointSlice, ...) from YAML.",
+      discussion: """
+        FILE holds one or more documents (---) or a `kind: List`, as `kubectl get -o yaml` \
+        prints them; "-" reads standard input. All or nothing: when any object is invalid, \
+        every problem is printed with its field path, nothing is applied, and the exit \
+        status is 1. Objects of kinds the agent does not handle are reported and skipped.
+
+        Examples:
+          junctionctl apply -f droids.yaml
+          kubectl get svc,endpointslices -n default -o yaml | junctionctl apply -f -
+        """)
+
+    @ParentCommand var root: JunctionCTL
+    @Option(
+      name: .shortAndLong, help: ArgumentHelp("The YAML file, or - for stdin.", valueName: "file"))
+    var file: String
+
+    func run() throws { try ResourceFile.change(file, delete: false, socket: root.socket) }
+  }
+
+  struct Delete: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Delete the Kubernetes objects named in YAML.",
+      discussion: """
+        The same input as apply; an object that is not there is not an error. All or \
+        nothing, like apply.
+
+        Example:
+          junctionctl delete -f droids.yaml
+        """)
+
+    @ParentCommand var root: JunctionCTL
+    @Option(
+      name: .shortAndLong, help: ArgumentHelp("The YAML file, or - for stdin.", valueName: "file"))
+    var file: String
+
+    func run() throws { try ResourceFile.change(file, delete: true, socket: root.socket) }
+  }
+
+  struct ServiceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "service",
+      abstract: "The service frontends this node load-balances.",
+      subcommands: [List.self]
+    )
+
+    struct List: ParsableCommand {
+      static let configuration = CommandConfiguration(
+        abstract: "List the frontends and their backends.",
+        discussion: """
+          Columns as Cilium shows them: ID (the frontend's stable id), Frontend, Service Type, \
+          Backend, one line per backend as `N => ADDRESS:PORT/PROTO (state)`; active backends \
+          get new connections, terminating ones only keep their existing connections.
+
+          Examples:
+            junctionctl service list
+            junctionctl service list -o json
+          """)
+
+      @ParentCommand var root: JunctionCTL
+      @OptionGroup var format: OutputOption
+
+      func run() throws {
+        try Agent.run(socket: root.socket) { client in
+          let services = try client.services()
+          switch format.output {
+          case .table: print(Views.serviceTable(services), terminator: "")
+          case .json: print(try Output.json(services))
+          }
+        }
+      }
+    }
+  }
+}
+
+enum ResourceFile {
+  static func change(_ path: String, delete: Bool, socket: String?) throws {
+    let yaml = try read(path)
+    try Agent.run(socket: socket) { client in
+      let change = try client.changeResources(yaml: yaml, delete: delete)
+      for line in change.skipped { print("skipped: \(line)") }
+      for line in change.notes { print("note: \(line)") }
+      guard change.errors.isEmpty else {
+        let problems = change.errors.map { "  \($0)" }.joined(separator: "\n")
+        throw Agent.Failure(
+          "\(change.errors.count) problem(s) in \(path), nothing was \(delete ? "deleted" : "applied"):\n"
+            + problems)
+      }
+      for object in change.changed { print("\(object) \(delete ? "deleted" : "configured")") }
+    }
+  }
+
+  private static func read(_ path: String) throws -> String {
+    let fd = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+      throw ValidationError("cannot read \(path): \(String(cString: strerror(errno)))")
+    }
+    defer { if fd != 0 { close(fd) } }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+      let count = Glibc.read(fd, &buffer, buffer.count)
+      if count < 0, errno == EINTR { continue }
+      if count < 0 {
+        throw ValidationError("cannot read \(path): \(String(cString: strerror(errno)))")
+      }
+      if count == 0 { break }
+      bytes.append(contentsOf: buffer[..<count])
+    }
+    return String(decoding: bytes, as: UTF8.self)
+  }
+}

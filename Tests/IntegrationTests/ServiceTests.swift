@@ -1,0 +1,181 @@
+import Foundation
+import XCTest
+
+/// ClusterIP load balancing end to end: YAML applied with junctionctl, the agent programs
+/// the maps, pods reach the service and the replies come back reverse-NATed.
+final class ServiceTests: XCTestCase {
+  private var node: TestNode!
+  private var servers: [Process] = []
+
+  override func setUpWithError() throws {
+    node = try TestNode(podSubnet: "10.240.8.0/24")
+  }
+
+  override func tearDown() {
+    for server in servers where server.isRunning {
+      server.terminate()
+      server.waitUntilExit()
+    }
+    servers = []
+    node?.tearDown()
+    super.tearDown()
+  }
+
+  private var ctl: String {
+    Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
+  }
+
+  private func junctionctl(_ arguments: [String], stdin: String = "") throws -> CommandOutput {
+    try Shell.run([ctl, "--socket", node.agentSocket] + arguments, stdin: stdin)
+  }
+
+  /// A pod that answers every TCP connection on 8080 with `name`.
+  private func startBackend(_ name: String, in pod: String) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["ip", "netns", "exec", pod, "python3", "-c", Self.server, name]
+    try process.run()
+    servers.append(process)
+    for _ in 0..<50 {
+      if try node.exec(in: pod, ["sh", "-c", "grep -q ':1F90 ' /proc/net/tcp"]).status == 0 {
+        return
+      }
+      usleep(100_000)
+    }
+    XCTFail("backend \(name) did not start listening")
+  }
+
+  private static let server = """
+    import socket, sys
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 8080)); s.listen(64)
+    while True:
+        c, _ = s.accept(); c.sendall(sys.argv[1].encode()); c.close()
+    """
+
+  /// Connects `count` times to address:port from `pod`; the names that answered, and the
+  /// errors ("refused", "timeout") for connections that failed.
+  private func connect(from pod: String, to address: String, port: Int, count: Int) throws
+    -> [String]
+  {
+    let script = """
+      import socket, sys
+      for _ in range(int(sys.argv[3])):
+          try:
+              c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+              print(c.recv(100).decode() or "empty"); c.close()
+          except ConnectionRefusedError: print("refused")
+          except socket.timeout: print("timeout")
+          except OSError as e: print("error:" + str(e))
+      """
+    let result = try node.exec(
+      in: pod, ["python3", "-c", script, address, "\(port)", "\(count)"], timeout: 120)
+    XCTAssertEqual(result.status, 0, result.stderr)
+    return result.stdout.split(separator: "\n").map(String.init)
+  }
+
+  private func manifest(clusterIP: String, backends: [String]) -> String {
+    let endpoints = backends.map { "  - addresses: [\"\($0)\"]\n    conditions: {ready: true}" }
+      .joined(separator: "\n")
+    return """
+      apiVersion: v1
+      kind: Service
+      metadata: {name: droids, namespace: default}
+      spec:
+        type: ClusterIP
+        clusterIP: \(clusterIP)
+        ports:
+        - {name: http, port: 80, protocol: TCP, targetPort: 8080}
+      ---
+      apiVersion: discovery.k8s.io/v1
+      kind: EndpointSlice
+      metadata:
+        name: droids-abc
+        namespace: default
+        labels: {kubernetes.io/service-name: droids}
+      addressType: IPv4
+      ports:
+      - {name: http, port: 8080, protocol: TCP}
+      endpoints:\(backends.isEmpty ? " []" : "\n" + endpoints)
+      """
+  }
+
+  func testAClusterIPSpreadsConnectionsOverItsBackendsAndRepliesComeFromTheVIP() throws {
+    let client = try node.makePodNamespace()
+    try node.addPod(client)
+    var addresses: [String] = []
+    for name in ["r2d2", "c3po", "bb8"] {
+      let pod = try node.makePodNamespace()
+      addresses.append(try node.addPod(pod))
+      try startBackend(name, in: pod)
+    }
+    let applied = try junctionctl(
+      ["apply", "-f", "-"], stdin: manifest(clusterIP: "10.96.0.10", backends: addresses))
+    XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr)
+    XCTAssertTrue(applied.stdout.contains("Service default/droids configured"), applied.stdout)
+
+    let listed = try junctionctl(["service", "list"])
+    XCTAssertTrue(listed.stdout.contains("10.96.0.10:80/TCP"), listed.stdout)
+    XCTAssertTrue(listed.stdout.contains("ClusterIP"), listed.stdout)
+    XCTAssertTrue(
+      listed.stdout.contains("1 => \(addresses.sorted()[0]):8080/TCP (active)"), listed.stdout)
+
+    let answers = try connect(from: client, to: "10.96.0.10", port: 80, count: 60)
+    XCTAssertEqual(answers.count, 60)
+    XCTAssertEqual(Set(answers), ["r2d2", "c3po", "bb8"], "not every backend answered: \(answers)")
+  }
+
+  func testAServiceWithoutBackendsRefusesAtOnce() throws {
+    let client = try node.makePodNamespace()
+    try node.addPod(client)
+    let applied = try junctionctl(
+      ["apply", "-f", "-"], stdin: manifest(clusterIP: "10.96.0.11", backends: []))
+    XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr)
+    let started = Date()
+    let answers = try connect(from: client, to: "10.96.0.11", port: 80, count: 1)
+    XCTAssertEqual(answers, ["refused"])
+    XCTAssertLessThan(Date().timeIntervalSince(started), 2.5, "refusal was not immediate")
+  }
+
+  func testBadYAMLIsRejectedWithFieldPathsAndChangesNothing() throws {
+    let good = try junctionctl(
+      ["apply", "-f", "-"], stdin: manifest(clusterIP: "10.96.0.12", backends: ["10.240.8.200"]))
+    XCTAssertEqual(good.status, 0, good.stderr)
+    let before = try junctionctl(["service", "list", "-o", "json"]).stdout
+
+    let bad = """
+      apiVersion: v1
+      kind: Service
+      metadata: {name: broken, namespace: default}
+      spec:
+        clusterIP: 10.96.0.300
+        ports:
+        - {name: http, port: 70000}
+        - {name: http, port: 81}
+      """
+    let result = try junctionctl(["apply", "-f", "-"], stdin: bad)
+    XCTAssertEqual(result.status, 1)
+    for needle in ["spec.clusterIP", "spec.ports[0].port", "70000", "nothing was applied"] {
+      XCTAssertTrue(result.stderr.contains(needle), "missing \(needle) in: \(result.stderr)")
+    }
+    let wrongVersion = try junctionctl(
+      ["apply", "-f", "-"],
+      stdin: "apiVersion: apps/v1\nkind: Service\nmetadata: {name: x}\nspec: {}\n")
+    XCTAssertEqual(wrongVersion.status, 1)
+    XCTAssertTrue(wrongVersion.stderr.contains("apiVersion"), wrongVersion.stderr)
+    XCTAssertEqual(try junctionctl(["service", "list", "-o", "json"]).stdout, before)
+  }
+
+  func testServicesSurviveAnAgentRestartAndDeleteRemovesThem() throws {
+    let yaml = manifest(clusterIP: "10.96.0.13", backends: ["10.240.8.201"])
+    XCTAssertEqual(try junctionctl(["apply", "-f", "-"], stdin: yaml).status, 0)
+    let before = try junctionctl(["service", "list", "-o", "json"]).stdout
+    try XCTUnwrap(node.agent).restart()
+    XCTAssertEqual(try junctionctl(["service", "list", "-o", "json"]).stdout, before)
+    let deleted = try junctionctl(["delete", "-f", "-"], stdin: yaml)
+    XCTAssertEqual(deleted.status, 0, deleted.stderr)
+    XCTAssertEqual(
+      try junctionctl(["service", "list", "-o", "json"]).stdout.trimmingCharacters(
+        in: .whitespacesAndNewlines), "[]")
+  }
+}
