@@ -70,10 +70,24 @@ final class APIRouteTests: XCTestCase {
 
   func testUnknownPaths() {
     for path in [
-      "/", "/v1", "/v1/", "/v2/healthz", "/v1/services", "/v1/healthz/x", "healthz", "/v1/config/",
+      "/", "/v1", "/v1/", "/v2/healthz", "/v1/service", "/v1/healthz/x", "healthz", "/v1/config/",
+      "/v1/resources", "/v1/resources/patch",
     ] {
       XCTAssertEqual(APIRoute.resolve(method: "GET", path: path), .notFound(path: path), path)
     }
+  }
+
+  func testServiceRoutes() {
+    XCTAssertEqual(APIRoute.resolve(method: "GET", path: "/v1/services"), .listServices)
+    XCTAssertEqual(
+      APIRoute.resolve(method: "POST", path: "/v1/resources/apply"), .changeResources(delete: false))
+    XCTAssertEqual(
+      APIRoute.resolve(method: "POST", path: "/v1/resources/delete"), .changeResources(delete: true))
+    XCTAssertEqual(
+      APIRoute.resolve(method: "PUT", path: "/v1/resources/apply"),
+      .methodNotAllowed(allowed: ["POST"]))
+    XCTAssertEqual(
+      APIRoute.resolve(method: "DELETE", path: "/v1/services"), .methodNotAllowed(allowed: ["GET"]))
   }
 
   func testPercentDecode() {
