@@ -50,7 +50,8 @@ let package = Package(
     ),
     .target(
       name: "AgentCore",
-      dependencies: ["AgentAPI", "CNIKit"]
+      // DatapathABI is header-only: the map names and default sizes, not restated here.
+      dependencies: ["AgentAPI", "CNIKit", "DatapathABI"]
     ),
     // Kubernetes Service / EndpointSlice resources → the service frontends and backends a
     // node programs, and Maglev tables (pure). Not linked into the CNI binary.

@@ -111,6 +111,11 @@ public struct AgentClient: Sendable {
     try decode(try expectSuccess(request("GET", "/v1/services")))
   }
 
+  /// GET /v1/bpf/lb: the service maps as the datapath holds them.
+  public func loadBalancerMaps() throws(Failure) -> LBMapDump {
+    try decode(try expectSuccess(request("GET", "/v1/bpf/lb")))
+  }
+
   /// Connects and hangs up: whether something accepts connections at the socket, at the
   /// cost of one connect (no request, no HTTP).
   public func probe() throws(Failure) {

@@ -132,11 +132,23 @@ public struct AgentConfig: Codable, Equatable, Sendable {
   public var fromEndpointProgram: String
   public var toEndpointProgram: String
   public var devices: [String]
+  /// max_entries of the datapath's maps as configured (and loaded): jnc_lb4_svc (frontend
+  /// and slot entries), jnc_lb4_be, jnc_ct4, jnc_lb4_aff. Absent from older agents.
+  public var lbServicesMax: Int?
+  public var lbBackendsMax: Int?
+  public var conntrackMax: Int?
+  public var affinityMax: Int?
 
   public init(
     version: String, nodeName: String, socket: String, stateDir: String, bpfFS: String,
-    fromEndpointProgram: String, toEndpointProgram: String, devices: [String]
+    fromEndpointProgram: String, toEndpointProgram: String, devices: [String],
+    lbServicesMax: Int? = nil, lbBackendsMax: Int? = nil, conntrackMax: Int? = nil,
+    affinityMax: Int? = nil
   ) {
+    self.lbServicesMax = lbServicesMax
+    self.lbBackendsMax = lbBackendsMax
+    self.conntrackMax = conntrackMax
+    self.affinityMax = affinityMax
     self.version = version
     self.nodeName = nodeName
     self.socket = socket

@@ -1,8 +1,10 @@
+import DatapathABI
 import FoundationEssentials
 
 /// The agent's settings as a `--config` file gives them: a JSON object whose keys are the
 /// long flag names ("node-name", "socket", "state-dir", "bpf-fs", "bpf-objects", "devices",
-/// "log-level"). Flags given on the command line win over the file.
+/// "log-level", and the map sizes "lb-services-max", "lb-backends-max", "conntrack-max",
+/// "affinity-max" as JSON numbers). Flags given on the command line win over the file.
 public struct AgentConfigFile: Equatable, Sendable {
   public var nodeName: String?
   public var socket: String?
@@ -11,11 +13,21 @@ public struct AgentConfigFile: Equatable, Sendable {
   public var bpfObjects: String?
   public var devices: [String]?
   public var logLevel: String?
+  public var lbServicesMax: Int?
+  public var lbBackendsMax: Int?
+  public var conntrackMax: Int?
+  public var affinityMax: Int?
 
   public init(
     nodeName: String? = nil, socket: String? = nil, stateDir: String? = nil, bpfFS: String? = nil,
-    bpfObjects: String? = nil, devices: [String]? = nil, logLevel: String? = nil
+    bpfObjects: String? = nil, devices: [String]? = nil, logLevel: String? = nil,
+    lbServicesMax: Int? = nil, lbBackendsMax: Int? = nil, conntrackMax: Int? = nil,
+    affinityMax: Int? = nil
   ) {
+    self.lbServicesMax = lbServicesMax
+    self.lbBackendsMax = lbBackendsMax
+    self.conntrackMax = conntrackMax
+    self.affinityMax = affinityMax
     self.nodeName = nodeName
     self.socket = socket
     self.stateDir = stateDir
@@ -27,6 +39,7 @@ public struct AgentConfigFile: Equatable, Sendable {
 
   public static let keys: [String] = [
     "node-name", "socket", "state-dir", "bpf-fs", "bpf-objects", "devices", "log-level",
+    "lb-services-max", "lb-backends-max", "conntrack-max", "affinity-max",
   ]
 
   public struct Failure: Error, Equatable, Sendable, CustomStringConvertible {
@@ -63,10 +76,15 @@ public struct AgentConfigFile: Equatable, Sendable {
       case .typeMismatch(_, let context), .valueNotFound(_, let context),
         .dataCorrupted(let context):
         let key = context.codingPath.first?.stringValue ?? "?"
-        throw Failure(
-          description: key == "devices"
-            ? "'devices' must be an array of interface names or a comma-separated string"
-            : "'\(key)' must be a string")
+        let description =
+          if key == "devices" {
+            "'devices' must be an array of interface names or a comma-separated string"
+          } else if MapSizes.flags.contains(where: { $0.flag == "--" + key }) {
+            "'\(key)' must be a whole number"
+          } else {
+            "'\(key)' must be a string"
+          }
+        throw Failure(description: description)
       default:
         throw Failure(description: "\(error)")
       }
@@ -101,10 +119,22 @@ public struct AgentConfigFile: Equatable, Sendable {
             try container.decode(String.self, forKey: devicesKey))
         }
       }
+      func number(_ key: String) throws -> Int? {
+        let codingKey = AnyKey(stringValue: key)
+        do {
+          return try container.decodeIfPresent(Int.self, forKey: codingKey)
+        } catch {
+          // 1.5 fails as dataCorrupted without the key in its path: name the key.
+          throw DecodingError.typeMismatch(
+            Int.self, .init(codingPath: [codingKey], debugDescription: "not a whole number"))
+        }
+      }
       settings = AgentConfigFile(
         nodeName: try string("node-name"), socket: try string("socket"),
         stateDir: try string("state-dir"), bpfFS: try string("bpf-fs"),
-        bpfObjects: try string("bpf-objects"), devices: devices, logLevel: try string("log-level"))
+        bpfObjects: try string("bpf-objects"), devices: devices, logLevel: try string("log-level"),
+        lbServicesMax: try number("lb-services-max"), lbBackendsMax: try number("lb-backends-max"),
+        conntrackMax: try number("conntrack-max"), affinityMax: try number("affinity-max"))
     }
   }
 }
@@ -118,6 +148,7 @@ public struct AgentSettings: Equatable, Sendable {
   public var bpfObjects: String
   public var devices: [String]
   public var logLevel: String
+  public var mapSizes: MapSizes
 
   public static let defaultSocket = "/run/junction/junction.sock"
   public static let defaultStateDir = "/var/lib/junction"
@@ -132,8 +163,9 @@ public struct AgentSettings: Equatable, Sendable {
 
   public init(
     nodeName: String, socket: String, stateDir: String, bpfFS: String, bpfObjects: String,
-    devices: [String], logLevel: String
+    devices: [String], logLevel: String, mapSizes: MapSizes = MapSizes()
   ) {
+    self.mapSizes = mapSizes
     self.nodeName = nodeName
     self.socket = socket
     self.stateDir = stateDir
@@ -156,7 +188,12 @@ public struct AgentSettings: Equatable, Sendable {
       bpfFS: flags.bpfFS ?? file.bpfFS ?? defaultBPFFS,
       bpfObjects: flags.bpfObjects ?? file.bpfObjects ?? defaultBPFObjects,
       devices: flags.devices ?? file.devices ?? [],
-      logLevel: flags.logLevel ?? file.logLevel ?? defaultLogLevel)
+      logLevel: flags.logLevel ?? file.logLevel ?? defaultLogLevel,
+      mapSizes: MapSizes(
+        lbServices: flags.lbServicesMax ?? file.lbServicesMax ?? MapSizes.defaultLBServices,
+        lbBackends: flags.lbBackendsMax ?? file.lbBackendsMax ?? MapSizes.defaultLBBackends,
+        conntrack: flags.conntrackMax ?? file.conntrackMax ?? MapSizes.defaultConntrack,
+        affinity: flags.affinityMax ?? file.affinityMax ?? MapSizes.defaultAffinity))
   }
 
   /// The first problem with these settings, or nil.
@@ -179,6 +216,59 @@ public struct AgentSettings: Equatable, Sendable {
     }
     if !Self.logLevels.contains(logLevel) {
       return "log level \"\(logLevel)\" is not one of \(Self.logLevels.joined(separator: ", "))"
+    }
+    return mapSizes.problem
+  }
+}
+
+/// max_entries of the datapath maps the agent sizes (bpf/junction_abi.h), applied before the
+/// object is loaded. The defaults are the header's.
+public struct MapSizes: Equatable, Sendable {
+  /// jnc_lb4_svc: one entry per frontend plus one per backend slot, so it must hold
+  /// frontends × (1 + backends).
+  public var lbServices: Int
+  /// jnc_lb4_be: one entry per backend (shared by the frontends that name it).
+  public var lbBackends: Int
+  /// jnc_ct4 (LRU): two entries per connection through a service (both directions).
+  public var conntrack: Int
+  /// jnc_lb4_aff (LRU): one entry per client and ClientIP-affinity frontend.
+  public var affinity: Int
+
+  /// The ABI header's defaults (bpf/junction_abi.h), never restated here.
+  public static let defaultLBServices = Int(JUNCTION_LB4_SERVICES_MAX)
+  public static let defaultLBBackends = Int(JUNCTION_LB4_BACKENDS_MAX)
+  public static let defaultConntrack = Int(JUNCTION_CT4_MAX)
+  public static let defaultAffinity = Int(JUNCTION_LB4_AFFINITY_MAX)
+  /// The largest size accepted for any of them (2^24, as Cilium's table limit): beyond
+  /// that a map costs gigabytes of kernel memory.
+  public static let maximum = 1 << 24
+
+  public init(
+    lbServices: Int = defaultLBServices, lbBackends: Int = defaultLBBackends,
+    conntrack: Int = defaultConntrack, affinity: Int = defaultAffinity
+  ) {
+    self.lbServices = lbServices
+    self.lbBackends = lbBackends
+    self.conntrack = conntrack
+    self.affinity = affinity
+  }
+
+  /// The flag and the map of each size, in the order they are checked.
+  public static let flags: [(flag: String, map: String)] = [
+    ("--lb-services-max", JUNCTION_MAP_LB4_SERVICES),
+    ("--lb-backends-max", JUNCTION_MAP_LB4_BACKENDS),
+    ("--conntrack-max", JUNCTION_MAP_CT4), ("--affinity-max", JUNCTION_MAP_LB4_AFFINITY),
+  ]
+
+  /// Each map's flag, name and the size asked for it.
+  public var byMap: [(flag: String, map: String, maxEntries: Int)] {
+    zip(Self.flags, [lbServices, lbBackends, conntrack, affinity]).map { ($0.flag, $0.map, $1) }
+  }
+
+  /// The first size out of range, or nil.
+  public var problem: String? {
+    for (flag, _, size) in byMap where size < 1 || size > Self.maximum {
+      return "\(flag) \(size) is out of range: it must be 1 to \(Self.maximum)"
     }
     return nil
   }

@@ -72,6 +72,12 @@ struct APIResponder: HTTPResponder {
       return try await changeResources(delete: delete, &request)
     case .listServices:
       return try json(.ok, await services.list())
+    case .loadBalancerMaps:
+      do {
+        return try json(.ok, try datapath.dumpLoadBalancer())
+      } catch {
+        return self.error(.internalServerError, "cannot read the service maps: \(error)")
+      }
     case .badEndpointID(let message):
       return error(.badRequest, message)
     case .methodNotAllowed(let allowed):

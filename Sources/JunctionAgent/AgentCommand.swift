@@ -19,6 +19,12 @@ struct AgentCommand: AsyncParsableCommand {
       Settings come from the flags, else from --config, else from the environment \
       (JUNCTION_SOCKET for the socket), else from the defaults shown.
 
+      Map sizes (--lb-services-max, --lb-backends-max, --conntrack-max, --affinity-max) \
+      must be 1 to \(MapSizes.maximum). The maps are pinned under --bpf-fs and keep their \
+      contents across restarts, so a pinned map is never resized: when a size differs \
+      from the pinned map's, the agent refuses to start and says which pin to remove \
+      (which drops that map's state).
+
       Exit status: 0 after a clean shutdown; 1 when it cannot start, with one line on \
       standard error ("junction-agent: <reason>"); 64 for a bad command line.
       """,
@@ -56,6 +62,33 @@ struct AgentCommand: AsyncParsableCommand {
     help: ArgumentHelp(
       "The node's external devices, comma-separated (default: none).", valueName: "if,..."))
   var devices: String?
+
+  @Option(
+    name: .customLong("lb-services-max"),
+    help: ArgumentHelp(
+      "Size of the service map jnc_lb4_svc: one entry per frontend and one per backend slot, "
+        + "so frontends × (1 + backends) (default: \(MapSizes.defaultLBServices)).",
+      valueName: "n"))
+  var lbServicesMax: Int?
+
+  @Option(
+    name: .customLong("lb-backends-max"),
+    help: ArgumentHelp(
+      "Size of the backend map jnc_lb4_be (default: \(MapSizes.defaultLBBackends)).",
+      valueName: "n"))
+  var lbBackendsMax: Int?
+
+  @Option(
+    help: ArgumentHelp(
+      "Size of the conntrack map jnc_ct4 (LRU; two entries per connection) "
+        + "(default: \(MapSizes.defaultConntrack)).", valueName: "n"))
+  var conntrackMax: Int?
+
+  @Option(
+    help: ArgumentHelp(
+      "Size of the ClientIP affinity map jnc_lb4_aff (LRU; one entry per client and "
+        + "service) (default: \(MapSizes.defaultAffinity)).", valueName: "n"))
+  var affinityMax: Int?
 
   @Option(
     help: ArgumentHelp(
@@ -104,7 +137,9 @@ struct AgentCommand: AsyncParsableCommand {
     }
     let flags = AgentConfigFile(
       nodeName: nodeName, socket: socket, stateDir: stateDir, bpfFS: bpfFS, bpfObjects: bpfObjects,
-      devices: devices.map(AgentConfigFile.splitDevices), logLevel: logLevel)
+      devices: devices.map(AgentConfigFile.splitDevices), logLevel: logLevel,
+      lbServicesMax: lbServicesMax, lbBackendsMax: lbBackendsMax, conntrackMax: conntrackMax,
+      affinityMax: affinityMax)
     let settings = AgentSettings.resolve(
       flags: flags, file: file, environment: Self.environment(), hostname: Self.hostname())
     if let problem = settings.problem { throw StartFailure(problem) }

@@ -46,7 +46,8 @@ struct AgentRuntime {
     let datapath: any Datapath
     do {
       datapath = try makeDatapath(
-        bpfFS: settings.bpfFS, objectDirectory: settings.bpfObjects, logger: logger)
+        bpfFS: settings.bpfFS, objectDirectory: settings.bpfObjects, mapSizes: settings.mapSizes,
+        logger: logger)
     } catch {
       close(lock)
       throw StartFailure("\(error)")
@@ -85,6 +86,10 @@ struct AgentRuntime {
         "state_dir": "\(settings.stateDir)", "bpf_fs": "\(settings.bpfFS)",
         "devices": "\(settings.devices.joined(separator: ","))", "pid": "\(getpid())",
         "datapath_loaded": "\(datapath.isLoaded)",
+        "lb_services_max": "\(settings.mapSizes.lbServices)",
+        "lb_backends_max": "\(settings.mapSizes.lbBackends)",
+        "conntrack_max": "\(settings.mapSizes.conntrack)",
+        "affinity_max": "\(settings.mapSizes.affinity)",
       ])
     if staleSocket {
       logger.info("removed a stale socket", metadata: ["socket": "\(settings.socket)"])
@@ -135,7 +140,9 @@ struct AgentRuntime {
       version: AgentVersion.current, nodeName: settings.nodeName, socket: settings.socket,
       stateDir: settings.stateDir, bpfFS: settings.bpfFS,
       fromEndpointProgram: datapath.fromEndpointPin,
-      toEndpointProgram: datapath.toEndpointPin, devices: settings.devices)
+      toEndpointProgram: datapath.toEndpointPin, devices: settings.devices,
+      lbServicesMax: settings.mapSizes.lbServices, lbBackendsMax: settings.mapSizes.lbBackends,
+      conntrackMax: settings.mapSizes.conntrack, affinityMax: settings.mapSizes.affinity)
     let responder = APIResponder(
       registry: registry, services: services, config: config, datapath: datapath,
       shutdown: shutdown,

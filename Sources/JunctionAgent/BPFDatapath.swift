@@ -1,4 +1,5 @@
 import AgentAPI
+import AgentCore
 import BPFKit
 import DatapathABI
 import Logging
@@ -15,7 +16,9 @@ import ServiceCore
 /// them, so counters (and, later, conntrack and services) survive; the programs are loaded
 /// afresh and their pins replaced, and reconcile re-attaches live endpoints in place
 /// (tc's replace), so no packet finds a hook without a program.
-func makeDatapath(bpfFS: String, objectDirectory: String, logger: Logger) throws -> any Datapath {
+func makeDatapath(
+  bpfFS: String, objectDirectory: String, mapSizes: MapSizes, logger: Logger
+) throws -> any Datapath {
   // libbpf prints to stderr by default, also on normal paths (querying a link without a
   // clsact): keep its words, in the agent's log format.
   // Its debug chatter (every ELF section on load) only at trace level.
@@ -33,8 +36,14 @@ func makeDatapath(bpfFS: String, objectDirectory: String, logger: Logger) throws
       "the datapath object \(objectPath) is missing (build it with install/build-bpf.sh)")
   }
   try prepareBPFFilesystem(bpfFS, logger: logger)
+  // libbpf does not reuse a pinned map of another size (the load fails), and replacing it
+  // would drop its state: refuse before touching anything, and say what to do.
+  try checkPinnedSizes(bpfFS: bpfFS, mapSizes: mapSizes)
   do {
     let object = try BPFObject.open(path: objectPath, pinRoot: bpfFS)
+    for (_, map, maxEntries) in mapSizes.byMap {
+      try object.setMaxEntries(maxEntries, forMap: map)
+    }
     try object.load()
     let from = try object.program(named: JUNCTION_PROG_FROM_ENDPOINT)
     let to = try object.program(named: JUNCTION_PROG_TO_ENDPOINT)
@@ -48,17 +57,43 @@ func makeDatapath(bpfFS: String, objectDirectory: String, logger: Logger) throws
       backends: try object.map(named: JUNCTION_MAP_LB4_BACKENDS),
       reverseNAT: try object.map(named: JUNCTION_MAP_LB4_REVNAT),
       maglev: try object.map(named: JUNCTION_MAP_LB4_MAGLEV))
+    let reader = LBMapReader(
+      services: services.services, backends: services.backends, reverseNAT: services.reverseNAT,
+      maglev: services.maglev, affinity: try object.map(named: JUNCTION_MAP_LB4_AFFINITY),
+      conntrack: try object.map(named: JUNCTION_MAP_CT4))
     logger.info(
       "datapath loaded",
       metadata: [
         "object": "\(objectPath)", "bpf_fs": "\(bpfFS)", "from_endpoint": "\(from.id)",
         "to_endpoint": "\(to.id)", "counters_map": "\(counters.id)",
+        "map_sizes":
+          "\(reader.maps().map { "\($0.name)=\($0.maxEntries)" }.joined(separator: ","))",
       ])
     return BPFDatapath(
       object: object, fromEndpoint: from, toEndpoint: to, counters: counters, services: services,
-      fromEndpointPin: fromPin, toEndpointPin: toPin)
+      reader: reader, fromEndpointPin: fromPin, toEndpointPin: toPin)
   } catch {
     throw DatapathStartFailure("cannot load the datapath from \(objectPath): \(error)")
+  }
+}
+
+/// Fails with one line when a map the agent sizes is pinned under `bpfFS` with another
+/// max_entries than `mapSizes` asks; leaves the pins alone either way.
+private func checkPinnedSizes(bpfFS: String, mapSizes: MapSizes) throws {
+  for (flag, name, wanted) in mapSizes.byMap {
+    let pin = bpfFS + "/" + name
+    guard access(pin, F_OK) == 0 else { continue }
+    let pinned: Int
+    do {
+      pinned = try BPFMap.openPinned(at: pin).maxEntries
+    } catch {
+      throw DatapathStartFailure("cannot read the pinned map \(pin): \(error)")
+    }
+    if pinned != wanted {
+      throw DatapathStartFailure(
+        "\(name) is pinned with \(pinned) entries, \(flag) asks \(wanted): "
+          + "remove \(pin) (drops its state) or keep the size")
+    }
   }
 }
 
@@ -93,13 +128,16 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
   private let toEndpoint: BPFProgram
   private let counterMap: BPFMap
   private let services: ServicePrograms
+  private let reader: LBMapReader
   let fromEndpointPin: String
   let toEndpointPin: String
 
   init(
     object: BPFObject, fromEndpoint: BPFProgram, toEndpoint: BPFProgram, counters: BPFMap,
-    services: ServicePrograms, fromEndpointPin: String, toEndpointPin: String
+    services: ServicePrograms, reader: LBMapReader, fromEndpointPin: String,
+    toEndpointPin: String
   ) {
+    self.reader = reader
     self.services = services
     self.object = object
     self.fromEndpoint = fromEndpoint
@@ -136,6 +174,10 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
 
   func programServices(_ diff: DesiredStateDiff) throws {
     try services.apply(diff)
+  }
+
+  func dumpLoadBalancer() throws -> LBMapDump {
+    try reader.dump()
   }
 
   func forget(hostIfindex: Int) {

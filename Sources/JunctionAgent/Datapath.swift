@@ -22,6 +22,8 @@ protocol Datapath: Sendable {
   func forget(hostIfindex: Int)
   /// Writes the service maps for `diff`, in its order (no frontend resolves to nothing).
   func programServices(_ diff: DesiredStateDiff) throws
+  /// The service maps as the kernel holds them now (GET /v1/bpf/lb).
+  func dumpLoadBalancer() throws -> LBMapDump
 }
 
 /// A datapath with nothing loaded: the API and the state work, counters and attach state
@@ -37,4 +39,5 @@ struct UnloadedDatapath: Datapath {
   func reattach(hostIfindex: Int) throws {}
   func forget(hostIfindex: Int) {}
   func programServices(_ diff: DesiredStateDiff) throws {}
+  func dumpLoadBalancer() throws -> LBMapDump { .empty }
 }

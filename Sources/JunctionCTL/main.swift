@@ -21,9 +21,11 @@ struct JunctionCTL: ParsableCommand {
         junctionctl endpoint get 4f9c2a1d:eth0
         junctionctl apply -f droids.yaml
         junctionctl service list
+        junctionctl bpf lb list
       """,
     subcommands: [
       Status.self, EndpointCommand.self, ServiceCommand.self, Apply.self, Delete.self,
+      BPFCommand.self,
     ]
   )
 

@@ -80,14 +80,25 @@ final class APIRouteTests: XCTestCase {
   func testServiceRoutes() {
     XCTAssertEqual(APIRoute.resolve(method: "GET", path: "/v1/services"), .listServices)
     XCTAssertEqual(
-      APIRoute.resolve(method: "POST", path: "/v1/resources/apply"), .changeResources(delete: false))
+      APIRoute.resolve(method: "POST", path: "/v1/resources/apply"), .changeResources(delete: false)
+    )
     XCTAssertEqual(
-      APIRoute.resolve(method: "POST", path: "/v1/resources/delete"), .changeResources(delete: true))
+      APIRoute.resolve(method: "POST", path: "/v1/resources/delete"), .changeResources(delete: true)
+    )
     XCTAssertEqual(
       APIRoute.resolve(method: "PUT", path: "/v1/resources/apply"),
       .methodNotAllowed(allowed: ["POST"]))
     XCTAssertEqual(
       APIRoute.resolve(method: "DELETE", path: "/v1/services"), .methodNotAllowed(allowed: ["GET"]))
+  }
+
+  func testLoadBalancerMapRoute() {
+    XCTAssertEqual(APIRoute.resolve(method: "GET", path: "/v1/bpf/lb"), .loadBalancerMaps)
+    XCTAssertEqual(
+      APIRoute.resolve(method: "POST", path: "/v1/bpf/lb"), .methodNotAllowed(allowed: ["GET"]))
+    for path in ["/v1/bpf", "/v1/bpf/", "/v1/bpf/ct", "/v1/bpf/lb/x", "/v1/bpf/lb/"] {
+      XCTAssertEqual(APIRoute.resolve(method: "GET", path: path), .notFound(path: path), path)
+    }
   }
 
   func testPercentDecode() {

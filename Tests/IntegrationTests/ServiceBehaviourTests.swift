@@ -48,7 +48,8 @@ final class ServiceBehaviourTests: XCTestCase {
     return try Shell.run([ctl, "--socket", node.agentSocket] + arguments, stdin: stdin)
   }
 
-  private func apply(_ node: TestNode, _ yaml: String, file: StaticString = #filePath,
+  private func apply(
+    _ node: TestNode, _ yaml: String, file: StaticString = #filePath,
     line: UInt = #line
   ) throws {
     let applied = try junctionctl(node, ["apply", "-f", "-"], stdin: yaml)
@@ -257,7 +258,9 @@ final class ServiceBehaviourTests: XCTestCase {
       """
     let result = try node.exec(in: client.pod, ["python3", "-c", script], timeout: 120)
     XCTAssertEqual(result.status, 0, result.stderr)
-    let lines = result.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+    let lines = result.stdout.split(separator: "\n").map {
+      $0.split(separator: " ").map(String.init)
+    }
     XCTAssertEqual(lines.count, 40, result.stdout)
     for fields in lines {
       XCTAssertEqual(fields.count, 3, "\(fields)")

@@ -1,0 +1,122 @@
+import AgentAPI
+import BPFKit
+import DatapathABI
+
+/// Reads the service maps back from the kernel for GET /v1/bpf/lb: what the datapath sees,
+/// whatever the agent meant to write. Keys are walked with bpf_map_get_next_key while the
+/// datapath and the service manager may change entries, so a key can show up twice (the
+/// walk restarts when the key it stood on is deleted): duplicates are dropped, and an entry
+/// deleted between its key and its lookup is skipped.
+struct LBMapReader {
+  let services: BPFMap
+  let backends: BPFMap
+  let reverseNAT: BPFMap
+  let maglev: BPFMap
+  let affinity: BPFMap
+  let conntrack: BPFMap
+
+  /// Each map's name and max_entries, as loaded.
+  func maps() -> [LBMapInfo] {
+    [services, backends, reverseNAT, maglev, affinity, conntrack].map {
+      LBMapInfo(name: $0.name, maxEntries: $0.maxEntries)
+    }
+  }
+
+  func dump() throws(BPFError) -> LBMapDump {
+    var dump = LBMapDump()
+    let maglevIDs = Set(
+      try maglev.keys(as: junction_lb4_revnat_key.self).map { Int($0.rev_nat_id) })
+    dump.maglevTables = maglevIDs.sorted()
+
+    var seenServices = Set<[UInt8]>()
+    for key in try services.keys(as: junction_lb4_service_key.self) {
+      guard seenServices.insert(Self.bytes(of: key)).inserted,
+        let value = try services.lookup(key, as: junction_lb4_service.self)
+      else { continue }
+      let flags = Int(value.flags)
+      dump.services.append(
+        LBServiceEntry(
+          address: Self.address(key.address), port: Int(UInt16(bigEndian: key.port)),
+          proto: Self.protocolName(key.proto), slot: Int(key.slot), backendID: value.backend_id,
+          count: Int(value.count), revNatID: Int(value.rev_nat_id), flags: flags,
+          flagNames: Self.names(
+            flags,
+            [(Int(JUNCTION_SVC_F_AFFINITY), "affinity"), (Int(JUNCTION_SVC_F_MAGLEV), "maglev")]),
+          affinityTimeout: Int(value.affinity_timeout)))
+    }
+    dump.services.sort {
+      ($0.address.ipv4SortKey, $0.port, $0.proto, $0.slot)
+        < ($1.address.ipv4SortKey, $1.port, $1.proto, $1.slot)
+    }
+
+    var seenBackends = Set<UInt32>()
+    for key in try backends.keys(as: junction_lb4_backend_key.self) {
+      guard seenBackends.insert(key.backend_id).inserted,
+        let value = try backends.lookup(key, as: junction_lb4_backend.self)
+      else { continue }
+      let flags = Int(value.flags)
+      dump.backends.append(
+        LBBackendEntry(
+          id: key.backend_id, address: Self.address(value.address),
+          port: Int(UInt16(bigEndian: value.port)), proto: Self.protocolName(value.proto),
+          flags: flags,
+          flagNames: Self.names(flags, [(Int(JUNCTION_BE_F_TERMINATING), "terminating")])))
+    }
+    dump.backends.sort { $0.id < $1.id }
+
+    var seenRevNAT = Set<UInt16>()
+    for key in try reverseNAT.keys(as: junction_lb4_revnat_key.self) {
+      guard seenRevNAT.insert(key.rev_nat_id).inserted,
+        let value = try reverseNAT.lookup(key, as: junction_lb4_revnat.self)
+      else { continue }
+      dump.reverseNAT.append(
+        LBRevNATEntry(
+          id: Int(key.rev_nat_id), address: Self.address(value.address),
+          port: Int(UInt16(bigEndian: value.port)), maglev: maglevIDs.contains(Int(key.rev_nat_id))
+        ))
+    }
+    dump.reverseNAT.sort { $0.id < $1.id }
+
+    dump.maps = maps()
+    return dump
+  }
+
+  /// The network-order address as the maps store it, dotted.
+  static func address(_ stored: UInt32) -> String {
+    withUnsafeBytes(of: stored) { $0.map(String.init).joined(separator: ".") }
+  }
+
+  static func protocolName(_ proto: UInt8) -> String {
+    switch proto {
+    case 6: "TCP"
+    case 17: "UDP"
+    case 132: "SCTP"
+    default: String(proto)
+    }
+  }
+
+  /// The names of the bits set in `flags`, and "0x.." for any bits left over.
+  static func names(_ flags: Int, _ known: [(bit: Int, name: String)]) -> [String] {
+    var names: [String] = []
+    var rest = flags
+    for (bit, name) in known where flags & bit != 0 {
+      names.append(name)
+      rest &= ~bit
+    }
+    if rest != 0 { names.append("0x" + String(rest, radix: 16)) }
+    return names
+  }
+
+  private static func bytes<T: BitwiseCopyable>(of value: T) -> [UInt8] {
+    withUnsafeBytes(of: value) { Array($0) }
+  }
+}
+
+extension String {
+  /// "10.96.0.10" → 0x0a60000a, to sort addresses numerically (0 for anything else).
+  fileprivate var ipv4SortKey: UInt32 {
+    let parts = split(separator: ".").compactMap { UInt32($0) }
+    guard parts.count == 4 else { return 0 }
+    return parts.reduce(0) { $0 << 8 | $1 }
+  }
+}

@@ -1,0 +1,141 @@
+import AgentAPI
+import ArgumentParser
+
+// bpf lb list: the datapath's service maps as the kernel holds them (GET /v1/bpf/lb).
+
+extension JunctionCTL {
+  struct BPFCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "bpf",
+      abstract: "Raw contents of the datapath's BPF maps, read back from the kernel.",
+      subcommands: [LBCommand.self]
+    )
+  }
+}
+
+extension JunctionCTL.BPFCommand {
+  struct LBCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "lb",
+      abstract:
+        "The load-balancing maps (jnc_lb4_svc, jnc_lb4_be, jnc_lb4_revnat, jnc_lb4_maglev).",
+      subcommands: [List.self]
+    )
+  }
+}
+
+extension JunctionCTL.BPFCommand.LBCommand {
+  struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "List the service map entries as the datapath sees them.",
+      discussion: """
+        What the kernel's maps hold, entry by entry (not the agent's desired state; compare \
+        with `junctionctl service list`). Columns as `cilium-dbg bpf lb list` shows them:
+
+          SERVICE ADDRESS      VIP:PORT/PROTO (SLOT)
+          BACKEND ADDRESS      ADDRESS:PORT/PROTO (REVNAT_ID) (SLOT)
+
+        Slot 0 is the frontend entry: its backend column is 0.0.0.0:0, and the brackets \
+        hold the service type (from the agent, when it knows the frontend), "count N" (the \
+        slots 1..N new connections choose from), "maglev" when the frontend selects through \
+        a Maglev table (and "no table" when none is installed), and "affinity Ns" for \
+        ClientIP affinity. Slots 1..N each name one backend; "[terminating]" marks a \
+        backend that keeps its connections but gets no new ones, and "missing" a slot whose \
+        backend id is not in jnc_lb4_be.
+
+        --backends lists jnc_lb4_be (ID, ADDRESS, STATE); --revnat lists jnc_lb4_revnat \
+        (ID, ADDRESS, MAGLEV: whether jnc_lb4_maglev has a table for it).
+        -o json prints the whole dump as the API returns it (GET /v1/bpf/lb), including \
+        each map's max_entries.
+
+        Examples:
+          junctionctl bpf lb list
+          junctionctl bpf lb list --backends
+          junctionctl bpf lb list -o json
+        """)
+
+    @ParentCommand var root: JunctionCTL
+    @OptionGroup var format: OutputOption
+
+    @Flag(help: "List the backend map (jnc_lb4_be) instead.")
+    var backends = false
+
+    @Flag(help: "List the reverse-NAT map (jnc_lb4_revnat) instead.")
+    var revnat = false
+
+    func validate() throws {
+      if backends && revnat { throw ValidationError("--backends and --revnat exclude each other") }
+    }
+
+    func run() throws {
+      try Agent.run(socket: root.socket) { client in
+        let dump = try client.loadBalancerMaps()
+        switch format.output {
+        case .json:
+          print(try Output.json(dump))
+        case .table:
+          if backends {
+            print(Views.lbBackendTable(dump), terminator: "")
+          } else if revnat {
+            print(Views.lbRevNATTable(dump), terminator: "")
+          } else {
+            // The service type is the agent's knowledge, not the map's: a label only.
+            let types = Dictionary(
+              (try? client.services())?.map { ($0.id, $0.type) } ?? [],
+              uniquingKeysWith: { a, _ in a })
+            print(Views.lbServiceTable(dump, types: types), terminator: "")
+          }
+        }
+      }
+    }
+  }
+}
+
+extension Views {
+  /// `bpf lb list`: one row per jnc_lb4_svc entry, in the dump's order (VIP, port, proto, slot).
+  static func lbServiceTable(_ dump: LBMapDump, types: [Int: String]) -> String {
+    let backends = Dictionary(dump.backends.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+    let maglev = Set(dump.maglevTables)
+    let rows = dump.services.map { entry -> [String] in
+      let service = "\(entry.frontend) (\(entry.slot))"
+      let ids = "(\(entry.revNatID)) (\(entry.slot))"
+      if entry.slot == 0 {
+        var notes: [String] = []
+        if let type = types[entry.revNatID] { notes.append(type) }
+        notes.append("count \(entry.count)")
+        if entry.flagNames.contains("maglev") {
+          notes.append(maglev.contains(entry.revNatID) ? "maglev" : "maglev, no table")
+        }
+        if entry.flagNames.contains("affinity") {
+          notes.append("affinity \(entry.affinityTimeout)s")
+        }
+        notes += entry.flagNames.filter { $0 != "maglev" && $0 != "affinity" }
+        return [service, "0.0.0.0:0 \(ids) [\(notes.joined(separator: ", "))]"]
+      }
+      guard let backend = backends[entry.backendID] else {
+        return [service, "backend \(entry.backendID) \(ids) [missing]"]
+      }
+      let state = backend.flagNames.isEmpty ? "" : " [\(backend.flagNames.joined(separator: ", "))]"
+      return [service, "\(backend.endpoint) \(ids)\(state)"]
+    }
+    return Output.table(
+      header: ["SERVICE ADDRESS", "BACKEND ADDRESS (REVNAT_ID) (SLOT)"], rows: rows)
+  }
+
+  /// `bpf lb list --backends`.
+  static func lbBackendTable(_ dump: LBMapDump) -> String {
+    let rows = dump.backends.map {
+      [
+        "\($0.id)", $0.endpoint,
+        $0.flagNames.isEmpty ? "active" : $0.flagNames.joined(separator: ","),
+      ]
+    }
+    return Output.table(header: ["ID", "ADDRESS", "STATE"], rows: rows)
+  }
+
+  /// `bpf lb list --revnat`.
+  static func lbRevNATTable(_ dump: LBMapDump) -> String {
+    let rows = dump.reverseNAT.map { ["\($0.id)", "\($0.address):\($0.port)", yesNo($0.maglev)] }
+    return Output.table(header: ["ID", "ADDRESS", "MAGLEV"], rows: rows)
+  }
+}
