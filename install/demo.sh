@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job until the multi-node lab exists: one simulated node (a network namespace)
-# runs junction-agent and gets two pods in native mode through the real plugin, driven by
-# Debian's libcni the way a container runtime drives it. It shows the pods talking to each
-# other and to the node, the endpoints the agent knows with their eBPF packet counters,
-# and DEL leaving nothing behind. Everything it creates (namespaces, the agent process, a
+# runs junction-agent and gets three pods in native mode through the real plugin, driven by
+# Debian's libcni the way a container runtime drives it. It shows pods talking to each
+# other and to the node, a ClusterIP Service (Kubernetes YAML applied with junctionctl)
+# balancing a client's requests over two backend pods, the service maps, the endpoints the
+# agent knows with their eBPF packet counters, and DEL leaving nothing behind. Everything it creates (namespaces, the agent process, a
 # bpffs mount, a temporary install prefix, host-local state) is removed on exit, also on
 # failure or Ctrl-C.
 #
@@ -18,9 +19,11 @@ fi
 
 work="$(mktemp -d /tmp/junction-demo.XXXXXX)"
 node="jdemo-node-$$"
-pods=("jdemo-a-$$" "jdemo-b-$$")
+pods=("jdemo-a-$$" "jdemo-b-$$" "jdemo-c-$$")
 agent_pid=""
+servers=()
 cleanup() {
+  for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [[ -n "$agent_pid" ]]; then
     kill -TERM "$agent_pid" 2>/dev/null || true
     wait "$agent_pid" 2>/dev/null || true
@@ -108,6 +111,52 @@ import socket,sys
 print(socket.create_connection((sys.argv[1],8080),timeout=5).recv(200).decode(),end="")' "${address[$b]}"
 wait "$server"
 
+c="${pods[2]}"
+step "A ClusterIP service: droids (10.96.0.10:80) in front of $b and $c"
+for pod in "$b" "$c"; do
+  ip netns exec "$pod" python3 -c '
+import socket,sys
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0",8080)); s.listen(16)
+while True:
+    c,_=s.accept(); c.sendall(sys.argv[1].encode()); c.close()' "$pod" &
+  servers+=($!)
+done
+cat >"$work/droids.yaml" <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: droids, namespace: default}
+spec:
+  clusterIP: 10.96.0.10
+  selector: {role: jedi}
+  ports:
+  - {name: http, port: 80, protocol: TCP, targetPort: 8080}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: droids-demo
+  namespace: default
+  labels: {kubernetes.io/service-name: droids}
+addressType: IPv4
+ports:
+- {name: http, port: 8080, protocol: TCP}
+endpoints:
+- {addresses: ["${address[$b]}"], conditions: {ready: true}}
+- {addresses: ["${address[$c]}"], conditions: {ready: true}}
+YAML
+cat "$work/droids.yaml"
+ctl apply -f "$work/droids.yaml"
+ctl service list
+sleep 0.5
+step "$a asks the droids service 8 times: which backend answered"
+ip netns exec "$a" python3 -c '
+import socket
+for i in range(8):
+    print("  request %d answered by %s" % (i + 1, socket.create_connection(("10.96.0.10", 80), timeout=5).recv(100).decode()))'
+step "The service maps as the kernel holds them"
+ctl bpf lb list
+
 step "The agent's endpoints, with the packets its eBPF programs counted"
 ctl endpoint list
 ctl endpoint get "demo-$a:eth0"
@@ -128,4 +177,4 @@ echo
 step "The agent's log"
 cat "$work/agent.log"
 echo
-echo "Demo complete: two pods talked over Junction's native routing, counted by its eBPF datapath."
+echo "Demo complete: pods talked over native routing and a ClusterIP, counted and balanced by Junction's eBPF datapath."
