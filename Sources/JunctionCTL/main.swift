@@ -7,7 +7,7 @@ import ArgumentParser
 struct JunctionCTL: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "junctionctl",
-    abstract: "Inspect the Junction node agent through its API socket.",
+    abstract: "Inspect and configure the Junction node agent through its API socket.",
     discussion: """
       Talks HTTP/JSON to the agent on its Unix socket: --socket PATH, else $JUNCTION_SOCKET, \
       else \(Agent.defaultSocket). The socket is root-only, so run as root.
