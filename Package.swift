@@ -12,6 +12,7 @@ let package = Package(
     .executable(name: "junction", targets: ["JunctionCNI"]),
     .executable(name: "junction-agent", targets: ["JunctionAgent"]),
     .executable(name: "junctionctl", targets: ["JunctionCTL"]),
+    .executable(name: "junction-bench", targets: ["JunctionBench"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -59,10 +60,16 @@ let package = Package(
       name: "ServiceCore",
       dependencies: ["CNIKit", .product(name: "Yams", package: "Yams")]
     ),
+    // Writes the datapath's service maps from ServiceCore's diffs (the agent's and the
+    // benchmark's one implementation).
+    .target(
+      name: "ServiceDatapath",
+      dependencies: ["BPFKit", "DatapathABI", "ServiceCore", "CNIKit"]
+    ),
     .executableTarget(
       name: "JunctionAgent",
       dependencies: [
-        "AgentAPI", "AgentCore", "BPFKit", "NetKit", "CNIKit", "ServiceCore",
+        "AgentAPI", "AgentCore", "BPFKit", "NetKit", "CNIKit", "ServiceCore", "ServiceDatapath",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
@@ -74,6 +81,11 @@ let package = Package(
         "AgentAPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
+    // bench/: the load-balancing benchmarks (per-packet cost, programming time).
+    .executableTarget(
+      name: "JunctionBench",
+      dependencies: ["BPFKit", "DatapathABI", "ServiceCore", "ServiceDatapath", "CNIKit"],
+      path: "bench/Sources/JunctionBench"),
     // Assertions the unit-test targets share (a library, so both can import it).
     .target(name: "CNITestSupport", dependencies: ["CNIKit"], path: "Tests/CNITestSupport"),
     .testTarget(name: "CNIKitTests", dependencies: ["CNIKit", "CNITestSupport"]),

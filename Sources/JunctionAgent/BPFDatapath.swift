@@ -4,6 +4,7 @@ import BPFKit
 import DatapathABI
 import Logging
 import ServiceCore
+import ServiceDatapath
 
 #if canImport(Glibc)
   import Glibc
@@ -52,11 +53,7 @@ func makeDatapath(
     try from.pin(at: fromPin)
     try to.pin(at: toPin)
     let counters = try object.map(named: JUNCTION_MAP_ENDPOINT_COUNTERS)
-    let services = ServicePrograms(
-      services: try object.map(named: JUNCTION_MAP_LB4_SERVICES),
-      backends: try object.map(named: JUNCTION_MAP_LB4_BACKENDS),
-      reverseNAT: try object.map(named: JUNCTION_MAP_LB4_REVNAT),
-      maglev: try object.map(named: JUNCTION_MAP_LB4_MAGLEV))
+    let services = try ServicePrograms(object)
     let reader = LBMapReader(
       services: services.services, backends: services.backends, reverseNAT: services.reverseNAT,
       maglev: services.maglev, affinity: try object.map(named: JUNCTION_MAP_LB4_AFFINITY),

@@ -7,13 +7,29 @@ import ServiceCore
 /// in the diff's order, so that no frontend ever resolves to nothing: backends before the
 /// slots that name them, slots before the frontend entry whose count makes them reachable;
 /// when a service shrinks, its count first and the surplus slots after.
-struct ServicePrograms {
-  let services: BPFMap
-  let backends: BPFMap
-  let reverseNAT: BPFMap
-  let maglev: BPFMap
+public struct ServicePrograms {
+  public let services: BPFMap
+  public let backends: BPFMap
+  public let reverseNAT: BPFMap
+  public let maglev: BPFMap
 
-  func apply(_ diff: DesiredStateDiff) throws(BPFError) {
+  public init(services: BPFMap, backends: BPFMap, reverseNAT: BPFMap, maglev: BPFMap) {
+    self.services = services
+    self.backends = backends
+    self.reverseNAT = reverseNAT
+    self.maglev = maglev
+  }
+
+  /// The service maps of a loaded datapath object.
+  public init(_ object: BPFObject) throws(BPFError) {
+    self.init(
+      services: try object.map(named: JUNCTION_MAP_LB4_SERVICES),
+      backends: try object.map(named: JUNCTION_MAP_LB4_BACKENDS),
+      reverseNAT: try object.map(named: JUNCTION_MAP_LB4_REVNAT),
+      maglev: try object.map(named: JUNCTION_MAP_LB4_MAGLEV))
+  }
+
+  public func apply(_ diff: DesiredStateDiff) throws(BPFError) {
     for step in diff.steps {
       switch step {
       case .createBackend(let id, let key):
@@ -103,12 +119,12 @@ struct ServicePrograms {
 }
 
 /// An IPv4 address as the datapath stores it: the network-order bytes as they are in memory.
-func beAddress(_ address: IPAddress) -> UInt32 {
+public func beAddress(_ address: IPAddress) -> UInt32 {
   guard address.isIPv4 else { return 0 }
   return address.bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
 }
 
-func ipProtocol(_ proto: L4Protocol) -> UInt8 {
+public func ipProtocol(_ proto: L4Protocol) -> UInt8 {
   switch proto {
   case .tcp: 6
   case .udp: 17

@@ -1,0 +1,59 @@
+/// The per-packet report: one table row per service count, the flatness ratios across
+/// counts (largest over smallest) and the verdicts on the goals of issue 4.
+extension PerPacketBenchmark {
+  static let flatnessGoal = 1.2
+  static let firstPacketGoal = 250.0
+
+  func report(_ subjects: [Subject]) -> String {
+    struct Row {
+      var services: Int
+      var firstP50, firstP99, singleP50, singleP99: Double
+      var established, miss, nonIP, programming: Double
+    }
+    let rows = subjects.map { subject -> Row in
+      let first = subject.firstPacket.sorted()
+      let single = subject.establishedSingle.sorted()
+      return Row(
+        services: subject.services,
+        firstP50: Double(percentile(first, 50)), firstP99: Double(percentile(first, 99)),
+        singleP50: Double(percentile(single, 50)), singleP99: Double(percentile(single, 99)),
+        established: median(subject.established), miss: median(subject.miss),
+        nonIP: median(subject.nonIP), programming: subject.programmingMilliseconds)
+    }
+    func ratio(_ value: (Row) -> Double) -> Double {
+      let values = rows.map(value)
+      return values.max()! / max(values.min()!, 1)
+    }
+    var text = """
+      | services | first packet p50 (ns) | first packet p99 (ns) | established, repeat=1 p50 / p99 (ns) | established, repeat=\(repeatCount) (ns) | no service (ns) | non-IP (ns) | map writes to program them (ms) |
+      |---:|---:|---:|---:|---:|---:|---:|---:|
+
+      """
+    for row in rows {
+      text += "| \(row.services) | \(Int(row.firstP50)) | \(Int(row.firstP99)) | "
+      text += "\(Int(row.singleP50)) / \(Int(row.singleP99)) | \(format(row.established)) | "
+      text += "\(format(row.miss)) | \(format(row.nonIP)) | \(format(row.programming)) |\n"
+    }
+    let flatFirst = ratio(\.firstP50)
+    let flatFirstP99 = ratio(\.firstP99)
+    let flatSingle = ratio(\.singleP50)
+    let flatEstablished = ratio(\.established)
+    let flatMiss = ratio(\.miss)
+    text += "| **largest / smallest** | **\(format(flatFirst, 2))** | \(format(flatFirstP99, 2)) | "
+    text += "\(format(flatSingle, 2)) / \(format(ratio(\.singleP99), 2)) | "
+    text += "**\(format(flatEstablished, 2))** | \(format(flatMiss, 2)) | "
+    text += "\(format(ratio(\.nonIP), 2)) | |\n\n"
+
+    let worstFirst = rows.map(\.firstP50).max()!
+    let flat = flatFirst <= Self.flatnessGoal && flatEstablished <= Self.flatnessGoal
+    text += "Goals (issue 4):\n\n"
+    text += "- flat, largest / smallest ≤ \(Self.flatnessGoal): first packet p50 "
+    text += "\(format(flatFirst, 2)), established \(format(flatEstablished, 2)): "
+    text += flat ? "**met**\n" : "**not met**\n"
+    text += "- first packet under \(Int(Self.firstPacketGoal)) ns: worst p50 \(Int(worstFirst)) ns "
+    text += "(at \(rows.first { $0.firstP50 == worstFirst }!.services) services): "
+    text += worstFirst < Self.firstPacketGoal ? "**met**" : "**not met**"
+    text += " (p99 worst \(Int(rows.map(\.firstP99).max()!)) ns)\n"
+    return text
+  }
+}

@@ -1,0 +1,105 @@
+import CNIKit
+import ServiceCore
+
+/// The synthetic cluster every benchmark uses, so the BPF maps, the agent's YAML and the
+/// iptables/nft rule files (bench/lbrules.py, which restates these formulas) describe the
+/// same services: service i (0-based) is bench/svc-i, ClusterIP 10.96.0.0 + i + 1, port
+/// 80/TCP named "http", targetPort 8080; its backend j is pod 10.128.0.0 + i × B + j + 1
+/// on port 8080. The one-backend change replaces service 0's first backend by 10.200.0.1.
+struct ServiceLayout {
+  let services: Int
+  let backendsPerService: Int
+
+  static let changedBackend: UInt32 = 0x0AC8_0001  // 10.200.0.1
+
+  func vip(_ service: Int) -> UInt32 { 0x0A60_0000 + UInt32(service) + 1 }
+
+  func backend(_ service: Int, _ index: Int, variant: Int = 0) -> UInt32 {
+    if variant == 1, service == 0, index == 0 { return Self.changedBackend }
+    return 0x0A80_0000 + UInt32(service * backendsPerService + index) + 1
+  }
+
+  /// The desired state the planner would produce for these services (ids as its allocator
+  /// hands them out to a fresh node: rev-NAT id i + 1, backend ids in order), without the
+  /// YAML round trip: the per-packet benchmark only needs the maps as the agent fills them.
+  func desiredState() -> DesiredState {
+    var frontends: [ServiceFrontend] = []
+    frontends.reserveCapacity(services)
+    for service in 0..<services {
+      let backends = (0..<backendsPerService).map { index in
+        ServiceBackend(
+          id: UInt32(service * backendsPerService + index) + 1,
+          key: BackendKey(address: address(backend(service, index)), port: 8080, proto: .tcp),
+          state: .active)
+      }
+      frontends.append(
+        ServiceFrontend(
+          id: UInt16(service + 1),
+          key: FrontendKey(address: address(vip(service)), port: 80, proto: .tcp),
+          type: .clusterIP, service: NamespacedName(namespace: "bench", name: "svc-\(service)"),
+          portName: "http", backends: backends))
+    }
+    return DesiredState(frontends: frontends)
+  }
+
+  /// Every Service and its EndpointSlice, as `kubectl get -o yaml` would list them.
+  func fullYAML() -> String {
+    var text = ""
+    text.reserveCapacity(services * (400 + 70 * backendsPerService))
+    for service in 0..<services {
+      text += serviceYAML(service)
+      text += sliceYAML(service, variant: 0)
+    }
+    return text
+  }
+
+  /// Service 0's EndpointSlice alone, with its first backend replaced (variant 1) or back
+  /// to the original (variant 0): what an EndpointSlice watch would deliver for one pod.
+  func changedSliceYAML(variant: Int) -> String { sliceYAML(0, variant: variant) }
+
+  private func serviceYAML(_ service: Int) -> String {
+    """
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata: {name: svc-\(service), namespace: bench}
+    spec:
+      clusterIP: \(dotted(vip(service)))
+      ports:
+      - {name: http, port: 80, protocol: TCP, targetPort: 8080}
+
+    """
+  }
+
+  private func sliceYAML(_ service: Int, variant: Int) -> String {
+    var text = """
+      ---
+      apiVersion: discovery.k8s.io/v1
+      kind: EndpointSlice
+      metadata:
+        name: svc-\(service)-1
+        namespace: bench
+        labels: {kubernetes.io/service-name: svc-\(service)}
+      addressType: IPv4
+      ports:
+      - {name: http, port: 8080, protocol: TCP}
+      endpoints:
+
+      """
+    for index in 0..<backendsPerService {
+      text += "- addresses: [\"\(dotted(backend(service, index, variant: variant)))\"]\n"
+      text += "  conditions: {ready: true, serving: true, terminating: false}\n"
+    }
+    return text
+  }
+}
+
+func dotted(_ address: UInt32) -> String {
+  "\(address >> 24).\(address >> 16 & 0xff).\(address >> 8 & 0xff).\(address & 0xff)"
+}
+
+func address(_ value: UInt32) -> IPAddress {
+  IPAddress(bytes: [
+    UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff),
+  ])!
+}

@@ -1,0 +1,41 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+// junction-bench: the load-balancing benchmarks of bench/README.md. Each subcommand prints a
+// Markdown report on stdout and progress on stderr; bench/per-packet.sh and
+// bench/programming.sh run them as root with a scratch bpffs and clean up after them.
+
+let usage = """
+  usage: junction-bench per-packet --bpffs DIR [--services 1,1000,10000,50000] [--repeat 1000000]
+                                   [--rounds 10] [--samples 1000] [--object PATH] [--seed N]
+         junction-bench programming --bpffs DIR [--services 10000] [--backends 10] [--changes 20]
+                                    [--object PATH]
+         junction-bench yaml [--services 10000] [--backends 10] [--change 0|1]
+  """
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+guard let command = arguments.first else {
+  standardError(usage)
+  exit(2)
+}
+arguments.removeFirst()
+do {
+  let options = try Options(parsing: arguments)
+  switch command {
+  case "per-packet": try PerPacketBenchmark(options).run()
+  case "programming": try ProgrammingBenchmark(options).run()
+  case "yaml":
+    let services = try options.int("services", default: 10000)
+    let backends = try options.int("backends", default: 10)
+    let layout = ServiceLayout(services: services, backendsPerService: backends)
+    let change = try options.int("change", default: -1)
+    print(change < 0 ? layout.fullYAML() : layout.changedSliceYAML(variant: change), terminator: "")
+  default:
+    standardError(usage)
+    exit(2)
+  }
+} catch {
+  standardError("junction-bench: \(error)")
+  exit(1)
+}

@@ -1,0 +1,406 @@
+#!/usr/bin/env python3
+"""Programming time of the same services through the kernel's other two service
+dataplanes, written as kube-proxy writes them, and through junction-agent's API.
+
+  lbprog.py rules --services N --backends B --full-runs K --changes M --tool iptables|nft
+      Run INSIDE a throwaway network namespace (programming.sh does `ip netns exec`, so
+      its cost is never in a sample). Generates the rule files, then times K full
+      restores (the table emptied between them, untimed) and M one-backend changes.
+  lbprog.py agent --socket PATH --bench BIN --services N --backends B --changes M
+      Times POST /v1/resources/apply of every Service + EndpointSlice (YAML from
+      `junction-bench yaml`), then M applies of service 0's EndpointSlice alone with its
+      first backend swapped back and forth.
+
+Both print one JSON object of millisecond samples on stdout. The layout (service i:
+ClusterIP 10.96.0.0 + i + 1, port 80/TCP "http"; backend j: 10.128.0.0 + i*B + j + 1,
+port 8080; the change puts 10.200.0.1 in place of service 0's first backend) restates
+bench/Sources/JunctionBench/ServiceLayout.swift.
+"""
+
+import argparse
+import base64
+import hashlib
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+CHANGED = "10.200.0.1"
+
+
+def vip(i: int) -> str:
+    return str(ipaddress.IPv4Address(0x0A600000 + i + 1))
+
+
+def backend(i: int, j: int, b: int, variant: int = 0) -> str:
+    if variant == 1 and i == 0 and j == 0:
+        return CHANGED
+    return str(ipaddress.IPv4Address(0x0A800000 + i * b + j + 1))
+
+
+def short_hash(text: str) -> str:
+    # kube-proxy's chain names: base32 of a SHA-256 over the service port (and endpoint).
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+
+
+# --- iptables (kube-proxy iptables mode) -----------------------------------------------
+
+
+def ipt_svc(i: int) -> str:
+    return "KUBE-SVC-" + short_hash(f"bench/svc-{i}:httptcp")
+
+
+def ipt_sep(i: int, ep: str) -> str:
+    return "KUBE-SEP-" + short_hash(f"bench/svc-{i}:httptcp{ep}:8080")
+
+
+def ipt_top(n: int) -> list[str]:
+    """The chains kube-proxy rewrites on every sync, KUBE-SERVICES in full."""
+    lines = [":KUBE-SERVICES - [0:0]", ":KUBE-POSTROUTING - [0:0]", ":KUBE-MARK-MASQ - [0:0]"]
+    rules = [
+        "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN",
+        "-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000",
+        '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
+        "-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000",
+    ]
+    for i in range(n):
+        rules.append(
+            f'-A KUBE-SERVICES -m comment --comment "bench/svc-{i}:http cluster IP" '
+            f"-m tcp -p tcp -d {vip(i)}/32 --dport 80 -j {ipt_svc(i)}"
+        )
+    return lines, rules
+
+
+def ipt_service(i: int, b: int, variant: int) -> tuple[list[str], list[str]]:
+    eps = [backend(i, j, b, variant) for j in range(b)]
+    chains = [f":{ipt_svc(i)} - [0:0]"] + [f":{ipt_sep(i, ep)} - [0:0]" for ep in eps]
+    rules = [
+        f'-A {ipt_svc(i)} -m comment --comment "bench/svc-{i}:http cluster IP" -m tcp -p tcp '
+        f"-d {vip(i)}/32 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ"
+    ]
+    for j, ep in enumerate(eps):
+        left = b - j
+        stat = f"-m statistic --mode random --probability {1 / left:.10f} " if left > 1 else ""
+        rules.append(
+            f'-A {ipt_svc(i)} -m comment --comment "bench/svc-{i}:http -> {ep}:8080" {stat}-j {ipt_sep(i, ep)}'
+        )
+    for ep in eps:
+        rules.append(f"-A {ipt_sep(i, ep)} -m comment --comment bench/svc-{i}:http -s {ep}/32 -j KUBE-MARK-MASQ")
+        rules.append(
+            f"-A {ipt_sep(i, ep)} -m comment --comment bench/svc-{i}:http -m tcp -p tcp -j DNAT --to-destination {ep}:8080"
+        )
+    return chains, rules
+
+
+def ipt_full(n: int, b: int) -> str:
+    chains, rules = ipt_top(n)
+    chains = [":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]"] + chains
+    rules = [
+        '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+        '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+        '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+    ] + rules
+    for i in range(n):
+        c, r = ipt_service(i, b, 0)
+        chains += c
+        rules += r
+    return "*nat\n" + "\n".join(chains + rules) + "\nCOMMIT\n"
+
+
+def ipt_change(n: int, b: int, variant: int, partial_only: bool) -> str:
+    """kube-proxy's partial sync (1.27+): the top-level chains in full, plus the changed
+    service's chains, the new endpoint chain, and -X of the stale one. `partial_only`:
+    the changed chains alone (a lower bound no kube-proxy writes)."""
+    chains, rules = ([], []) if partial_only else ipt_top(n)
+    c, r = ipt_service(0, b, variant)
+    chains += c
+    rules += r
+    # A chain must be empty to be deleted: declaring it flushes it (as kube-proxy does).
+    old = ipt_sep(0, backend(0, 0, b, 1 - variant))
+    return "*nat\n" + "\n".join(chains + [f":{old} - [0:0]"] + rules + [f"-X {old}"]) + "\nCOMMIT\n"
+
+
+# --- nftables (kube-proxy nftables mode) ----------------------------------------------
+
+
+def nft_svc(i: int) -> str:
+    return f"service-{short_hash(f'bench/svc-{i}:httptcp')[:8]}-bench/svc-{i}/tcp/http"
+
+
+def nft_ep(i: int, ep: str) -> str:
+    return f"endpoint-{short_hash(f'bench/svc-{i}:httptcp{ep}:8080')[:8]}-bench/svc-{i}/tcp/http__{ep}/8080"
+
+
+T = "ip kube-proxy"
+
+
+def nft_service(i: int, b: int, variant: int, flush: bool) -> list[str]:
+    eps = [backend(i, j, b, variant) for j in range(b)]
+    lines = []
+    for ep in eps:
+        lines += [
+            f'add chain {T} {nft_ep(i, ep)}',
+            f'add rule {T} {nft_ep(i, ep)} ip saddr {ep} jump mark-for-masquerade',
+            f'add rule {T} {nft_ep(i, ep)} meta l4proto tcp dnat to {ep}:8080',
+        ]
+    vmap = " , ".join(f'{j} : goto {nft_ep(i, ep)}' for j, ep in enumerate(eps))
+    lines += [f'add chain {T} {nft_svc(i)}']
+    if flush:
+        lines += [f'flush chain {T} {nft_svc(i)}']
+    lines += [
+        f'add rule {T} {nft_svc(i)} ip daddr {vip(i)} tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade',
+        f'add rule {T} {nft_svc(i)} numgen random mod {b} vmap {{ {vmap} }}',
+    ]
+    return lines
+
+
+def nft_full(n: int, b: int) -> str:
+    lines = [
+        f"add table {T}",
+        f"add chain {T} mark-for-masquerade",
+        f"add rule {T} mark-for-masquerade mark set mark or 0x4000",
+        f"add chain {T} services",
+        f"add map {T} service-ips {{ type ipv4_addr . inet_proto . inet_service : verdict ; }}",
+        f"add rule {T} services ip daddr . meta l4proto . th dport vmap @service-ips",
+        f"add chain {T} nat-prerouting {{ type nat hook prerouting priority -100 ; }}",
+        f"add rule {T} nat-prerouting jump services",
+        f"add chain {T} nat-output {{ type nat hook output priority -100 ; }}",
+        f"add rule {T} nat-output jump services",
+    ]
+    for i in range(n):
+        lines += nft_service(i, b, 0, flush=False)
+        lines.append(f'add element {T} service-ips {{ {vip(i)} . tcp . 80 : goto {nft_svc(i)} }}')
+    return "\n".join(lines) + "\n"
+
+
+def nft_change(b: int, variant: int) -> str:
+    """kube-proxy nftables mode's sync of one changed service: the new endpoint chain, the
+    service chain flushed and rewritten, the stale endpoint chain deleted; one transaction."""
+    old = backend(0, 0, b, 1 - variant)
+    return "\n".join(nft_service(0, b, variant, flush=True) + [f'delete chain {T} {nft_ep(0, old)}']) + "\n"
+
+
+# --- timing -------------------------------------------------------------------------------
+
+
+class TooSlow(Exception):
+    pass
+
+
+TIMEOUT = 300.0
+
+
+def run_file(argv: list[str], path: str) -> float:
+    with open(path, "rb") as f:
+        start = time.perf_counter_ns()
+        try:
+            done = subprocess.run(argv, stdin=f, capture_output=True, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            # subprocess.run has killed it; the tool's result is "did not finish".
+            raise TooSlow()
+        elapsed = (time.perf_counter_ns() - start) / 1e6
+    if done.returncode != 0:
+        sys.exit(f"lbprog: {' '.join(argv)} < {path} failed: {done.stderr.decode()[:2000]}")
+    return elapsed
+
+
+def sh(argv: list[str]) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"lbprog: {' '.join(argv)} failed: {done.stderr[:2000]}")
+    return done.stdout
+
+
+def rules(args: argparse.Namespace) -> None:
+    n, b = args.services, args.backends
+    out: dict[str, object] = {"tool": args.tool, "services": n, "backends": b}
+    with tempfile.TemporaryDirectory(prefix="lbprog.") as tmp:
+        def write(name: str, text: str) -> str:
+            path = os.path.join(tmp, name)
+            with open(path, "w") as f:
+                f.write(text)
+            return path
+
+        if args.tool in ("iptables", "iptables-legacy"):
+            prefix = "" if args.tool == "iptables" else "-legacy"
+            restore = [f"iptables{prefix}-restore", "--noflush"]
+            full = write("full", ipt_full(n, b))
+            changes = [write(f"change{v}", ipt_change(n, b, v, False)) for v in (0, 1)]
+            minimal = [write(f"minimal{v}", ipt_change(n, b, v, True)) for v in (0, 1)]
+
+            def reset() -> None:
+                sh([f"iptables{prefix}", "-t", "nat", "-F"])
+                sh([f"iptables{prefix}", "-t", "nat", "-X"])
+
+            def check() -> None:
+                saved = sh([f"iptables{prefix}-save", "-t", "nat"])
+                seps = sum(1 for line in saved.splitlines() if line.startswith(":KUBE-SEP-"))
+                if seps != n * b:
+                    sys.exit(f"lbprog: {seps} KUBE-SEP chains after restore, expected {n * b}")
+        else:
+            restore = ["nft", "-f", "-"]
+            full = write("full", nft_full(n, b))
+            changes = [write(f"change{v}", nft_change(b, v)) for v in (0, 1)]
+            minimal = []
+
+            def reset() -> None:
+                subprocess.run(["nft", "delete", "table", "ip", "kube-proxy"], capture_output=True)
+
+            def check() -> None:
+                listed = sh(["nft", "list", "table", "ip", "kube-proxy"])
+                eps = listed.count('chain "endpoint-') + listed.count("chain endpoint-")
+                if eps != n * b:
+                    sys.exit(f"lbprog: {eps} endpoint chains after nft -f, expected {n * b}")
+
+        out["full_bytes"] = os.path.getsize(full)
+        out["change_bytes"] = os.path.getsize(changes[1])
+        try:
+            timed_runs(args, out, reset, check, restore, full, changes, minimal)
+        except TooSlow:
+            out["timeout"] = TIMEOUT
+        reset()
+    print(json.dumps(out))
+
+
+def timed_runs(args, out, reset, check, restore, full, changes, minimal) -> None:
+    """K full restores (the table emptied before each, untimed), then M changes alternating
+    (variant 1 swaps the backend in, variant 0 puts it back), then for iptables M minimal
+    ones. Samples go into `out` as they come, so a time-out keeps the finished ones."""
+    out["full"] = []
+    for _ in range(args.full_runs):
+        reset()
+        out["full"].append(run_file(restore, full))
+    check()
+    out["change"] = []
+    for k in range(args.changes):
+        out["change"].append(run_file(restore, changes[(k + 1) % 2]))
+    if args.changes % 2 == 1:
+        run_file(restore, changes[0])
+    check()
+    if minimal:
+        out["change_minimal"] = []
+        for k in range(args.changes):
+            out["change_minimal"].append(run_file(restore, minimal[(k + 1) % 2]))
+        if args.changes % 2 == 1:
+            run_file(restore, minimal[0])
+        check()
+
+
+def post(sock: str, path: str, body: bytes) -> tuple[int, bytes]:
+    """One request on a fresh AF_UNIX connection, raw HTTP/1.1, read to EOF."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(600)
+    conn.connect(sock)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: junction-agent\r\nConnection: close\r\n"
+        f"Content-Type: application/yaml\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    conn.sendall(head.encode() + body)
+    data = b""
+    while chunk := conn.recv(65536):
+        data += chunk
+    conn.close()
+    status = int(data.split(b" ", 2)[1])
+    return status, data.split(b"\r\n\r\n", 1)[1]
+
+
+def agent(args: argparse.Namespace) -> None:
+    def yaml(*extra: str) -> bytes:
+        return subprocess.run(
+            [args.bench, "yaml", "--services", str(args.services), "--backends", str(args.backends), *extra],
+            check=True, capture_output=True,
+        ).stdout
+
+    full = yaml()
+    changes = [yaml("--change", "0"), yaml("--change", "1")]
+    out: dict[str, object] = {"full_bytes": len(full), "change_bytes": len(changes[1])}
+
+    def timed(body: bytes) -> float:
+        start = time.perf_counter_ns()
+        status, answer = post(args.socket, "/v1/resources/apply", body)
+        elapsed = (time.perf_counter_ns() - start) / 1e6
+        if status != 200:
+            sys.exit(f"lbprog: apply answered {status}: {answer[:2000].decode(errors='replace')}")
+        return elapsed
+
+    out["full"] = [timed(full)]
+    out["change"] = [timed(changes[(k + 1) % 2]) for k in range(args.changes)]
+    print(json.dumps(out))
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest rank, as bench/timer.py."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))
+    return ordered[int(min(rank, len(ordered))) - 1]
+
+
+def report(args: argparse.Namespace) -> None:
+    """The summary table of programming.sh from the JSON the other subcommands printed."""
+    rows = []
+    timeouts = []
+    with open(args.agent) as f:
+        a = json.load(f)
+    rows.append(("junction-agent: `POST /v1/resources/apply` (HTTP round trip)", a["full"], a["change"]))
+    names = {
+        "iptables": "iptables-restore --noflush (iptables-nft)",
+        "iptables-legacy": "iptables-legacy-restore --noflush",
+        "nft": "nft -f (kube-proxy nftables mode)",
+    }
+    for path in args.rules:
+        with open(path) as f:
+            r = json.load(f)
+        if "timeout" in r:
+            timeouts.append((names[r["tool"]], r["timeout"], r.get("full", [])))
+            continue
+        rows.append((names[r["tool"]] + (": kube-proxy partial sync" if "change_minimal" in r else ""), r["full"], r["change"]))
+        if "change_minimal" in r:
+            rows.append((names[r["tool"]] + ": changed chains only (lower bound)", r["full"], r["change_minimal"]))
+    print(
+        f"Request bodies: full apply {a['full_bytes']} bytes of YAML, one change {a['change_bytes']} "
+        "bytes (one EndpointSlice). The agent's full apply is one sample (a repeat would be a no-op).\n"
+    )
+    base_full = pct(rows[0][1], 50)
+    base_change = pct(rows[0][2], 50)
+    print("| dataplane, tool | full apply, p50 (ms) [runs] | agent ÷ this | one change p50 (ms) | p90 | max | agent ÷ this | one change < 10 ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for name, full, change in rows:
+        f50, c50 = pct(full, 50), pct(change, 50)
+        print(
+            f"| {name} | {f50:.0f} [{len(full)}] | {base_full / f50:.3g}x | {c50:.1f} | {pct(change, 90):.1f} | "
+            f"{max(change):.1f} | {base_change / c50:.3g}x | {'yes' if c50 < 10 else 'no'} |"
+        )
+    for name, limit, done in timeouts:
+        finished = f"{len(done)} finished, then " if done else ""
+        print(f"| {name} | > {limit * 1000:.0f} ({finished}killed at the time limit) | | | | | | not measured |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("rules")
+    r.add_argument("--tool", choices=["iptables", "iptables-legacy", "nft"], required=True)
+    a = sub.add_parser("agent")
+    a.add_argument("--socket", required=True)
+    a.add_argument("--bench", required=True)
+    for p in (r, a):
+        p.add_argument("--services", type=int, default=10000)
+        p.add_argument("--backends", type=int, default=10)
+        p.add_argument("--changes", type=int, default=20)
+    r.add_argument("--full-runs", type=int, default=3)
+    r.add_argument("--timeout", type=float, default=300.0, help="seconds per restore")
+    s = sub.add_parser("report")
+    s.add_argument("--agent", required=True)
+    s.add_argument("--rules", nargs="+", default=[])
+    args = parser.parse_args()
+    global TIMEOUT
+    TIMEOUT = getattr(args, "timeout", TIMEOUT)
+    {"rules": rules, "agent": agent, "report": report}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
