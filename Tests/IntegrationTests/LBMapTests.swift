@@ -19,30 +19,7 @@ final class LBMapTests: XCTestCase {
   }
 
   private func manifest(clusterIP: String, backends: [String]) -> String {
-    let endpoints = backends.map { "  - addresses: [\"\($0)\"]\n    conditions: {ready: true}" }
-      .joined(separator: "\n")
-    return """
-      apiVersion: v1
-      kind: Service
-      metadata: {name: lbmaps, namespace: default}
-      spec:
-        type: ClusterIP
-        clusterIP: \(clusterIP)
-        ports:
-        - {name: http, port: 80, protocol: TCP, targetPort: 8080}
-      ---
-      apiVersion: discovery.k8s.io/v1
-      kind: EndpointSlice
-      metadata:
-        name: lbmaps-abc
-        namespace: default
-        labels: {kubernetes.io/service-name: lbmaps}
-      addressType: IPv4
-      ports:
-      - {name: http, port: 8080, protocol: TCP}
-      endpoints:
-      \(endpoints)
-      """
+    ServiceManifest.clusterIP(name: "lbmaps", clusterIP: clusterIP, backends: backends)
   }
 
   /// `bpf lb list -o json`, decoded.

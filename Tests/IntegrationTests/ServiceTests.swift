@@ -75,29 +75,7 @@ final class ServiceTests: XCTestCase {
   }
 
   private func manifest(clusterIP: String, backends: [String]) -> String {
-    let endpoints = backends.map { "  - addresses: [\"\($0)\"]\n    conditions: {ready: true}" }
-      .joined(separator: "\n")
-    return """
-      apiVersion: v1
-      kind: Service
-      metadata: {name: droids, namespace: default}
-      spec:
-        type: ClusterIP
-        clusterIP: \(clusterIP)
-        ports:
-        - {name: http, port: 80, protocol: TCP, targetPort: 8080}
-      ---
-      apiVersion: discovery.k8s.io/v1
-      kind: EndpointSlice
-      metadata:
-        name: droids-abc
-        namespace: default
-        labels: {kubernetes.io/service-name: droids}
-      addressType: IPv4
-      ports:
-      - {name: http, port: 8080, protocol: TCP}
-      endpoints:\(backends.isEmpty ? " []" : "\n" + endpoints)
-      """
+    ServiceManifest.clusterIP(name: "droids", clusterIP: clusterIP, backends: backends)
   }
 
   func testAClusterIPSpreadsConnectionsOverItsBackendsAndRepliesComeFromTheVIP() throws {
