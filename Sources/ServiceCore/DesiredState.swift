@@ -1,28 +1,8 @@
 import CNIKit
 
-/// A frontend's address: what a packet's destination is matched against.
-public struct FrontendKey: Hashable, Sendable, Comparable, CustomStringConvertible {
-  public var address: IPAddress
-  public var port: UInt16
-  public var proto: L4Protocol
-
-  public init(address: IPAddress, port: UInt16, proto: L4Protocol) {
-    self.address = address
-    self.port = port
-    self.proto = proto
-  }
-
-  /// "10.96.0.10:53/UDP" (the id tables' key and `service list`'s Frontend column).
-  public var description: String { "\(address):\(port)/\(proto.rawValue)" }
-
-  public static func < (lhs: FrontendKey, rhs: FrontendKey) -> Bool {
-    (lhs.address.bytes.lexicographicallyPrecedes(rhs.address.bytes))
-      || (lhs.address == rhs.address && (lhs.port, lhs.proto) < (rhs.port, rhs.proto))
-  }
-}
-
-/// A backend's address. Its description, "10.0.0.1:80/TCP", is also its Maglev name.
-public struct BackendKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+/// An L4 address, "10.96.0.10:53/UDP": a frontend's (what a packet's destination is matched
+/// against) or a backend's (its description is also its Maglev name, and the id tables' key).
+public struct L4Address: Hashable, Sendable, Comparable, CustomStringConvertible {
   public var address: IPAddress
   public var port: UInt16
   public var proto: L4Protocol
@@ -35,11 +15,15 @@ public struct BackendKey: Hashable, Sendable, Comparable, CustomStringConvertibl
 
   public var description: String { "\(address):\(port)/\(proto.rawValue)" }
 
-  public static func < (lhs: BackendKey, rhs: BackendKey) -> Bool {
+  public static func < (lhs: L4Address, rhs: L4Address) -> Bool {
     (lhs.address.bytes.lexicographicallyPrecedes(rhs.address.bytes))
       || (lhs.address == rhs.address && (lhs.port, lhs.proto) < (rhs.port, rhs.proto))
   }
 }
+
+/// The names say which side an address is on; the shape is the same.
+public typealias FrontendKey = L4Address
+public typealias BackendKey = L4Address
 
 /// Cilium's names for the Service Type column.
 public enum FrontendType: String, Hashable, Sendable, Codable {
