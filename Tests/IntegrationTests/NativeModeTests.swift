@@ -43,7 +43,7 @@ final class NativeModeTests: XCTestCase {
       reply.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "hello-from-\(podB)",
       reply.stderr)
 
-    // The interface is what the config asked for: MTU, a /32, and the result's MAC.
+    // The pod address is a host address (/32), whatever prefix IPAM gave.
     let link = try node.exec(in: podA, ["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
     XCTAssertTrue(link.contains("\(ipA)/32"), link)
   }
