@@ -15,6 +15,9 @@ struct CommandOutput {
   var errorCode: Int? { json?["code"] as? Int }
 }
 
+/// See `Shell.run`.
+private let launchLock = NSLock()
+
 enum Shell {
   /// Runs `arguments` (no shell), feeding `stdin`, and kills it after `timeout` seconds so
   /// a hung plugin fails the test instead of the CI run.
@@ -33,7 +36,12 @@ enum Shell {
     process.standardInput = input
     process.standardOutput = output
     process.standardError = errors
-    try process.run()
+    // Foundation's Process on Linux is not safe to launch and wait on from many threads at
+    // once (a test of 20 concurrent ADDs crashed inside Process.waitUntilExit): launches are
+    // serialized, and the exit is awaited through terminationHandler, not its run loop.
+    let exited = DispatchSemaphore(value: 0)
+    process.terminationHandler = { _ in exited.signal() }
+    try launchLock.withLock { try process.run() }
     input.fileHandleForWriting.write(Data(stdin.utf8))
     try input.fileHandleForWriting.close()
     let timer = DispatchWorkItem { [process] in if process.isRunning { process.terminate() } }
@@ -48,7 +56,7 @@ enum Shell {
     DispatchQueue.global().async(group: group) {
       stderrData = errors.fileHandleForReading.readDataToEndOfFile()
     }
-    process.waitUntilExit()
+    exited.wait()
     group.wait()
     timer.cancel()
     return CommandOutput(
