@@ -84,7 +84,9 @@ let package = Package(
     // bench/: the load-balancing benchmarks (per-packet cost, programming time).
     .executableTarget(
       name: "JunctionBench",
-      dependencies: ["BPFKit", "DatapathABI", "ServiceCore", "ServiceDatapath", "CNIKit"],
+      dependencies: [
+        "AgentCore", "BPFKit", "DatapathABI", "ServiceCore", "ServiceDatapath", "CNIKit",
+      ],
       path: "bench/Sources/JunctionBench"),
     // Assertions the unit-test targets share (a library, so both can import it).
     .target(name: "CNITestSupport", dependencies: ["CNIKit"], path: "Tests/CNITestSupport"),

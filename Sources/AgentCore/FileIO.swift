@@ -53,15 +53,7 @@ public enum AtomicFile {
       if !closed { close(fd) }
     }
     do throws(FileError) {
-      var offset = 0
-      while offset < bytes.count {
-        let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        if written < 0 {
-          if errno == EINTR { continue }
-          throw FileError("write", temporary, errno)
-        }
-        offset += written
-      }
+      try writeAll(bytes, to: fd, path: temporary)
       // The mode given to open() is filtered by the umask; say it again exactly.
       if fchmod(fd, mode) != 0 { throw FileError("chmod", temporary, errno) }
       if durability == .powerLoss, fsync(fd) != 0 { throw FileError("fsync", temporary, errno) }
@@ -73,6 +65,44 @@ public enum AtomicFile {
       throw error
     }
     if durability == .powerLoss { try syncDirectory(directory) }
+  }
+
+  /// Appends `bytes` to `path` (created with `mode` if missing) and, for `.powerLoss`, waits
+  /// until they are on disk: the cheap durable write of a journal, one fdatasync instead of
+  /// a whole file rewritten. A crash mid-append can leave a torn last record, which the
+  /// journal's reader must recognise.
+  public static func append(
+    _ bytes: [UInt8], to path: String, mode: mode_t = 0o600, durability: Durability = .powerLoss
+  ) throws(FileError) {
+    let created = !exists(path)
+    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode)
+    guard fd >= 0 else { throw FileError("open for append", path, errno) }
+    defer { close(fd) }
+    try writeAll(bytes, to: fd, path: path)
+    guard durability == .powerLoss else { return }
+    if fdatasync(fd) != 0 { throw FileError("fdatasync", path, errno) }
+    if created { try syncDirectory(PathNames.directory(of: path)) }
+  }
+
+  /// Cuts `path` to its first `length` bytes (dropping a torn journal record), durably.
+  public static func truncate(_ path: String, to length: Int) throws(FileError) {
+    let fd = open(path, O_WRONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw FileError("open", path, errno) }
+    defer { close(fd) }
+    if ftruncate(fd, off_t(length)) != 0 { throw FileError("truncate", path, errno) }
+    if fsync(fd) != 0 { throw FileError("fsync", path, errno) }
+  }
+
+  private static func writeAll(_ bytes: [UInt8], to fd: Int32, path: String) throws(FileError) {
+    var offset = 0
+    while offset < bytes.count {
+      let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+      if written < 0 {
+        if errno == EINTR { continue }
+        throw FileError("write", path, errno)
+      }
+      offset += written
+    }
   }
 
   /// Removes `path`, durably unless told otherwise. False when there was nothing to remove.

@@ -87,26 +87,30 @@ public struct ApplyPlan: Sendable {
   public var errors: [String] { decoded.problems.flatMap(\.messages) }
   public var isValid: Bool { decoded.problems.isEmpty }
 
-  /// The set after this plan, or every reason it is refused. Deleting an object that is not
-  /// there is not an error (the goal, its absence, holds), as with `--ignore-not-found`.
-  public func result(applyingTo current: ResourceSet) throws(ApplyRejected) -> ResourceSet {
-    guard isValid else { throw ApplyRejected(messages: errors) }
-    var next = current
-    for (resource, document) in zip(resources, decoded.documents) {
+  /// The plan as edits for `ServiceTable.prepare`, in input order.
+  public var edits: [ResourceEdit] {
+    zip(resources, decoded.documents).map { resource, document in
       switch action {
-      case .apply: next.upsert(resource, document: document)
-      case .delete: next.remove(resource.key)
+      case .apply: .upsert(resource, document: document)
+      case .delete: .remove(resource.key)
       }
     }
-    // A frontend conflict that the input introduces refuses the whole input; conflicts
-    // already present before are not this input's fault.
-    var scratch = LoadBalancerIDs()
-    let before = Set(ServicePlanner.plan(current, ids: &scratch).conflicts)
-    scratch = LoadBalancerIDs()
-    let introduced = ServicePlanner.plan(next, ids: &scratch).conflicts.filter {
-      !before.contains($0)
-    }
-    guard introduced.isEmpty else { throw ApplyRejected(messages: introduced) }
-    return next
+  }
+
+  /// The set after this plan, or every reason it is refused. Deleting an object that is not
+  /// there is not an error (the goal, its absence, holds), as with `--ignore-not-found`.
+  /// A frontend conflict that the input introduces refuses the whole input; conflicts
+  /// already present before are not this input's fault. (The agent keeps a `ServiceTable`
+  /// and prepares the edits against it instead of re-planning the whole set.)
+  public func result(applyingTo current: ResourceSet) throws(ApplyRejected) -> ResourceSet {
+    var table = ServiceTable(resources: current, ids: LoadBalancerIDs())
+    table.commit(try update(for: table))
+    return table.resources
+  }
+
+  /// The plan worked out against `table`, or every reason it is refused.
+  public func update(for table: ServiceTable) throws(ApplyRejected) -> ServiceTable.Update {
+    guard isValid else { throw ApplyRejected(messages: errors) }
+    return try table.prepare(edits)
   }
 }

@@ -56,6 +56,13 @@ public enum ResourceDecoder {
           issues: [FieldIssue(path: "", message: error.description)]))
       return result
     }
+    result = decode(documents: documents)
+    return result
+  }
+
+  /// Already-parsed documents (the agent's stored state, kept as JSON).
+  public static func decode(documents: [YAMLValue]) -> DecodedResources {
+    var result = DecodedResources()
     for (index, document) in documents.enumerated() {
       decodeTop(document, location: "document \(index + 1)", into: &result)
     }

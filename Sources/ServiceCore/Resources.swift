@@ -311,7 +311,7 @@ public enum ResourceKind: String, Hashable, Sendable, CaseIterable, Comparable {
 }
 
 /// Identity of a stored object: kind + namespace + name ("" namespace for Nodes).
-public struct ResourceKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+public struct ResourceKey: Hashable, Sendable, Comparable, Codable, CustomStringConvertible {
   public var kind: ResourceKind
   public var namespace: String
   public var name: String

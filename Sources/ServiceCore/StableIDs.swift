@@ -10,7 +10,7 @@ public struct StableIDTable: Codable, Equatable, Sendable {
   public private(set) var cursor: UInt32
   public let maxID: UInt32
   /// Derived from `ids`, kept so allocation is O(1) on average; not encoded.
-  private var inUse: Set<UInt32>
+  fileprivate var inUse: Set<UInt32>
 
   private enum CodingKeys: String, CodingKey { case ids, cursor, maxID }
 
@@ -67,6 +67,70 @@ public struct StableIDTable: Codable, Equatable, Sendable {
       ids[key] = nil
       inUse.remove(id)
     }
+  }
+}
+
+/// Changes to a `StableIDTable` worked out without touching it (so a change that is then
+/// refused, or fails to persist, leaves the table as it was), applied with `apply(_:)`.
+/// Releases take effect on apply: an id released here is not handed out again in the same
+/// draft, exactly as the cursor would have skipped it.
+public struct StableIDDraft: Equatable, Sendable {
+  public fileprivate(set) var assigned: [String: UInt32] = [:]
+  public fileprivate(set) var released: [String: UInt32] = [:]
+  public fileprivate(set) var cursor: UInt32
+  /// The values of `assigned`, for O(1) "is this id free".
+  fileprivate var assignedIDs: Set<UInt32> = []
+
+  init(cursor: UInt32) { self.cursor = cursor }
+
+  /// For decoding a stored draft.
+  mutating func assign(_ key: String, _ id: UInt32) {
+    assigned[key] = id
+    assignedIDs.insert(id)
+  }
+
+  mutating func markReleased(_ key: String, _ id: UInt32) { released[key] = id }
+
+  public var isEmpty: Bool { assigned.isEmpty && released.isEmpty }
+}
+
+extension StableIDTable {
+  public func draft() -> StableIDDraft { StableIDDraft(cursor: cursor) }
+
+  /// The key's id as the draft stands, allocating one if it has none; nil when every id is
+  /// taken.
+  public func id(for key: String, in draft: inout StableIDDraft) -> UInt32? {
+    if let existing = draft.released.removeValue(forKey: key) { return existing }
+    if let existing = ids[key] ?? draft.assigned[key] { return existing }
+    guard UInt64(inUse.count + draft.assigned.count) < UInt64(maxID) else { return nil }
+    var candidate = draft.cursor
+    while inUse.contains(candidate) || draft.assignedIDs.contains(candidate) {
+      candidate = candidate == maxID ? 1 : candidate + 1
+    }
+    draft.assigned[key] = candidate
+    draft.assignedIDs.insert(candidate)
+    draft.cursor = candidate == maxID ? 1 : candidate + 1
+    return candidate
+  }
+
+  public func release(_ key: String, in draft: inout StableIDDraft) {
+    if let id = draft.assigned.removeValue(forKey: key) {
+      draft.assignedIDs.remove(id)
+      return
+    }
+    if let id = ids[key] { draft.released[key] = id }
+  }
+
+  public mutating func apply(_ draft: StableIDDraft) {
+    for (key, id) in draft.released {
+      ids[key] = nil
+      inUse.remove(id)
+    }
+    for (key, id) in draft.assigned {
+      ids[key] = id
+      inUse.insert(id)
+    }
+    cursor = draft.cursor
   }
 }
 

@@ -57,17 +57,35 @@ public struct DesiredStateDiff: Equatable, Sendable {
       && deleted.isEmpty
   }
 
+  public init() {}
+
+  /// The diff between two whole states.
   public init(from old: DesiredState, to new: DesiredState) {
-    let oldByKey = Dictionary(uniqueKeysWithValues: old.frontends.map { ($0.key, $0) })
-    let newByKey = Dictionary(uniqueKeysWithValues: new.frontends.map { ($0.key, $0) })
-    for frontend in new.frontends {
+    let oldBackends = old.backends
+    let newBackends = new.backends
+    self.init(
+      replacing: old.frontends, with: new.frontends,
+      created: newBackends.filter { oldBackends[$0.key] != $0.value }.map { ($0.key, $0.value) },
+      deleted: oldBackends.filter { newBackends[$0.key] != $0.value }.map { ($0.key, $0.value) })
+  }
+
+  /// The diff for part of a state: `old` and `new` are the frontends of the keys that may
+  /// have changed (a key in one list only was added or removed), `created` and `deleted` the
+  /// backend entries that start or stop being referenced.
+  public init(
+    replacing old: [ServiceFrontend], with new: [ServiceFrontend],
+    created: [(id: UInt32, key: BackendKey)], deleted: [(id: UInt32, key: BackendKey)]
+  ) {
+    let oldByKey = Dictionary(uniqueKeysWithValues: old.map { ($0.key, $0) })
+    let newKeys = Set(new.map(\.key))
+    for frontend in new {
       guard let previous = oldByKey[frontend.key] else {
         addedFrontends.append(frontend)
         continue
       }
       guard previous != frontend else { continue }
       let before = Dictionary(uniqueKeysWithValues: previous.backends.map { ($0.key, $0) })
-      let after = Dictionary(uniqueKeysWithValues: frontend.backends.map { ($0.key, $0) })
+      let after = Set(frontend.backends.map(\.key))
       var change = FrontendChange(
         old: previous, new: frontend, addedBackends: [], removedBackends: [],
         stateChangedBackends: [],
@@ -82,21 +100,31 @@ public struct DesiredStateDiff: Equatable, Sendable {
           change.addedBackends.append(backend)
         }
       }
-      change.removedBackends = previous.backends.filter { after[$0.key] == nil }
+      change.removedBackends = previous.backends.filter { !after.contains($0.key) }
       changedFrontends.append(change)
     }
-    removedFrontends = old.frontends.filter { newByKey[$0.key] == nil }
+    removedFrontends = old.filter { !newKeys.contains($0.key) }
+    self.created = created.map { BackendEntry(id: $0.id, key: $0.key) }.sorted { $0.id < $1.id }
+    self.deleted = deleted.map { BackendEntry(id: $0.id, key: $0.key) }.sorted { $0.id < $1.id }
+  }
 
-    let oldBackends = old.backends
-    let newBackends = new.backends
-    created = newBackends.filter { oldBackends[$0.key] != $0.value }.map {
-      BackendEntry(id: $0.key, key: $0.value)
+  /// The diff that undoes this one (for putting the maps back when a change could not be
+  /// programmed completely).
+  public var reversed: DesiredStateDiff {
+    var result = DesiredStateDiff()
+    result.addedFrontends = removedFrontends
+    result.removedFrontends = addedFrontends
+    result.changedFrontends = changedFrontends.map { change in
+      let oldStates = Dictionary(uniqueKeysWithValues: change.old.backends.map { ($0.key, $0) })
+      return FrontendChange(
+        old: change.new, new: change.old, addedBackends: change.removedBackends,
+        removedBackends: change.addedBackends,
+        stateChangedBackends: change.stateChangedBackends.compactMap { oldStates[$0.key] },
+        settingsChanged: change.settingsChanged)
     }
-    .sorted { $0.id < $1.id }
-    deleted = oldBackends.filter { newBackends[$0.key] != $0.value }.map {
-      BackendEntry(id: $0.key, key: $0.value)
-    }
-    .sorted { $0.id < $1.id }
+    result.created = deleted
+    result.deleted = created
+    return result
   }
 
   /// The writes, in the order documented above.

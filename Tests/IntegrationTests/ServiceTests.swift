@@ -144,13 +144,29 @@ final class ServiceTests: XCTestCase {
     XCTAssertEqual(try junctionctl(["service", "list", "-o", "json"]).stdout, before)
   }
 
-  func testServicesSurviveAnAgentRestartAndDeleteRemovesThem() throws {
+  func testServicesSurviveAgentRestartsAndATornJournalRecordAndDeleteRemovesThem() throws {
     let yaml = manifest(clusterIP: "10.96.0.13", backends: ["10.240.8.201"])
     XCTAssertEqual(try junctionctl(["apply", "-f", "-"], stdin: yaml).status, 0)
     let before = try junctionctl(["service", "list", "-o", "json"]).stdout
     try XCTUnwrap(node.agent).restart()
     XCTAssertEqual(try junctionctl(["service", "list", "-o", "json"]).stdout, before)
-    let deleted = try junctionctl(["delete", "-f", "-"], stdin: yaml)
+    // A change after the restart goes to the journal; a record torn by a crash mid-append
+    // after it is dropped at the next start, with a warning, and the change before it kept.
+    let changed = manifest(clusterIP: "10.96.0.13", backends: ["10.240.8.202"])
+    XCTAssertEqual(try junctionctl(["apply", "-f", "-"], stdin: changed).status, 0)
+    let afterChange = try junctionctl(["service", "list", "-o", "json"]).stdout
+    XCTAssertNotEqual(afterChange, before)
+    let agent = try XCTUnwrap(node.agent)
+    let journal = agent.stateDir + "/services/journal.jsonl"
+    let handle = try XCTUnwrap(FileHandle(forWritingAtPath: journal), "no journal at \(journal)")
+    handle.seekToEndOfFile()
+    handle.write(Data("{\"sequence\":99,\"stored\":[".utf8))
+    handle.closeFile()
+    try agent.restart()
+    XCTAssertEqual(try junctionctl(["service", "list", "-o", "json"]).stdout, afterChange)
+    XCTAssertTrue(agent.log.contains("dropped a torn last record"), agent.log)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: journal), "the journal was not folded")
+    let deleted = try junctionctl(["delete", "-f", "-"], stdin: changed)
     XCTAssertEqual(deleted.status, 0, deleted.stderr)
     XCTAssertEqual(
       try junctionctl(["service", "list", "-o", "json"]).stdout.trimmingCharacters(

@@ -1,12 +1,13 @@
+import AgentCore
 import Foundation
 import ServiceCore
 
 /// Programming time inside one process, phase by phase, with the agent's own steps
-/// (ServiceManager.change in Sources/JunctionAgent): decode the YAML (ApplyPlan), merge it
-/// into the stored set, plan the whole desired state (ServicePlanner), diff it against the
-/// current one, serialise what the agent persists (the ids as JSON and every stored object
-/// as one YAML List; the agent then writes both files, not timed here), and write the maps
-/// (ServiceMaps: the agent's own map writer). Not the agent itself: no HTTP, no files, no
+/// (ServiceManager.change in Sources/JunctionAgent): decode the YAML (ApplyPlan), prepare the
+/// change against the node's ServiceTable (validation, re-planning the touched Services, the
+/// diff of their frontends), journal it (one JSON line appended and fdatasync'd, as the
+/// agent's ServiceStore does, into a temporary directory), write the maps (ServiceMaps: the
+/// agent's own map writer), and commit it to the table. Not the agent itself: no HTTP, no
 /// actor hops; bench/programming.sh times the real agent beside this.
 struct ProgrammingBenchmark {
   let layout: ServiceLayout
@@ -23,45 +24,41 @@ struct ProgrammingBenchmark {
     bpffs = try options.bpffs()
   }
 
-  static let phases = ["decode", "merge", "plan", "diff", "persist", "maps"]
+  static let phases = ["decode", "prepare", "encode", "journal", "maps", "commit"]
 
   struct Applied {
     var milliseconds: [String: Double] = [:]
-    var resources: ResourceSet
-    var ids: LoadBalancerIDs
-    var state: DesiredState
     var diff: DesiredStateDiff
     var operations = 0
-    var persistedBytes = 0
+    var journalBytes = 0
   }
 
   /// One apply, as the agent does it, each phase timed.
   func apply(
-    _ yaml: String, to resources: ResourceSet, ids: LoadBalancerIDs, state: DesiredState,
+    _ yaml: String, to table: inout ServiceTable, journal: String, sequence: UInt64,
     maps: ServiceMaps
   ) throws -> Applied {
     var times: [String: Double] = [:]
     let (plan, decode) = timed { ApplyPlan(.apply, yaml: yaml) }
     times["decode"] = decode
-    guard plan.isValid else {
-      throw Options.Invalid(description: plan.errors.joined(separator: "\n"))
+    // Timed inline, not in a closure: a closure holding a copy of the table would make the
+    // commit below copy every dictionary (the agent's actor holds the only copy).
+    let started = monotonicNanoseconds()
+    let update = try plan.update(for: table)
+    times["prepare"] = Double(monotonicNanoseconds() - started) / 1e6
+    let (record, encoding) = try timed {
+      try ServiceJournal.encode(
+        ServiceJournalRecord(sequence: sequence, edits: plan.edits, update: update))
     }
-    let (next, merge) = try timed { try plan.result(applyingTo: resources) }
-    times["merge"] = merge
-    var nextIDs = ids
-    let (nextState, planning) = timed { ServicePlanner.plan(next, ids: &nextIDs) }
-    times["plan"] = planning
-    let (diff, diffing) = timed { DesiredStateDiff(from: state, to: nextState) }
-    times["diff"] = diffing
-    let (bytes, persist) = try timed {
-      try JSONEncoder().encode(nextIDs).count + next.persistedYAML().utf8.count
-    }
-    times["persist"] = persist
-    let (operations, writing) = try timed { try maps.apply(diff) }
+    times["encode"] = encoding
+    let ((), journaling) = try timed { try AtomicFile.append(record, to: journal) }
+    times["journal"] = journaling
+    let (operations, writing) = try timed { try maps.apply(update.diff) }
     times["maps"] = writing
+    let ((), committing) = timed { table.commit(update) }
+    times["commit"] = committing
     return Applied(
-      milliseconds: times, resources: next, ids: nextIDs, state: nextState, diff: diff,
-      operations: operations, persistedBytes: bytes)
+      milliseconds: times, diff: update.diff, operations: operations, journalBytes: record.count)
   }
 
   func run() throws {
@@ -70,28 +67,36 @@ struct ProgrammingBenchmark {
       objectPath: objectPath, bpffs: bpffs, name: "programming", services: services,
       backendsPerService: layout.backendsPerService, conntrack: 0)
     defer { datapath.unpin() }
+    var template = Array("/tmp/junction-bench-journal.XXXXXX".utf8CString)
+    guard let made = mkdtemp(&template) else {
+      throw Options.Invalid(description: "cannot make a temporary directory for the journal")
+    }
+    let directory = String(cString: made)
+    let journal = directory + "/journal.jsonl"
+    defer {
+      unlink(journal)
+      rmdir(directory)
+    }
     let yaml = layout.fullYAML()
     standardError("programming: applying \(services) services (\(yaml.utf8.count) bytes of YAML)")
-    let full = try apply(
-      yaml, to: ResourceSet(), ids: LoadBalancerIDs(), state: DesiredState(), maps: datapath.maps)
-    guard full.state.frontends.count == services else {
+    var table = ServiceTable()
+    let full = try apply(yaml, to: &table, journal: journal, sequence: 1, maps: datapath.maps)
+    guard table.frontends.count == services else {
       throw Options.Invalid(
-        description: "planned \(full.state.frontends.count) frontends, expected \(services)")
+        description: "planned \(table.frontends.count) frontends, expected \(services)")
     }
-    var current = full
     var changeTimes: [Applied] = []
     for change in 0..<changes {
       // Odd changes put the original backend back, so every change is a real one.
       let next = try apply(
-        layout.changedSliceYAML(variant: change % 2 == 0 ? 1 : 0), to: current.resources,
-        ids: current.ids, state: current.state, maps: datapath.maps)
+        layout.changedSliceYAML(variant: change % 2 == 0 ? 1 : 0), to: &table, journal: journal,
+        sequence: UInt64(change + 2), maps: datapath.maps)
       guard next.diff.changedFrontends.count == 1, next.diff.addedFrontends.isEmpty,
         next.diff.removedFrontends.isEmpty
       else {
         throw Options.Invalid(description: "the one-backend change changed more than one frontend")
       }
       changeTimes.append(next)
-      current = next
     }
     print(report(full: full, changes: changeTimes, yamlBytes: yaml.utf8.count))
   }
@@ -119,7 +124,7 @@ struct ProgrammingBenchmark {
     text +=
       "Map operations: \(full.operations) for the full apply, \(changes[0].operations) for one change. "
     text +=
-      "What the agent persists on every change (ids JSON + resources YAML): \(full.persistedBytes) bytes.\n"
+      "Journal record: \(full.journalBytes) bytes for the full apply, \(changes[0].journalBytes) for one change (appended, then fdatasync).\n"
     return text
   }
 }

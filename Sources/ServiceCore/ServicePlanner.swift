@@ -1,0 +1,138 @@
+import CNIKit
+
+/// A backend as one Service's port sees it, before ids are given out.
+public struct PlannedBackend: Hashable, Sendable {
+  public var key: BackendKey
+  public var state: BackendState
+  public var nodeName: String?
+  public var zone: String?
+}
+
+/// One frontend a Service asks for. Whether it gets it (another Service may hold the same
+/// address:port) and which id it has is settled by `ServiceTable`.
+public struct FrontendClaim: Hashable, Sendable {
+  public var key: FrontendKey
+  public var type: FrontendType
+  public var portName: String
+  public var backends: [PlannedBackend]
+  public var affinityTimeout: Int?
+  public var algorithm: LBAlgorithm
+}
+
+/// Everything one Service contributes to the node's state, computed from that Service and its
+/// own EndpointSlices alone, so a change to one Service re-plans that Service only.
+public struct ServiceContribution: Hashable, Sendable {
+  /// In the order the full planner always used: each port, then its cluster IPs, external
+  /// IPs, load-balancer ingress IPs and node addresses. A key repeated within the Service is
+  /// listed once.
+  public var claims: [FrontendClaim] = []
+  /// Things left out on purpose (headless, ExternalName, unresolvable ports, ...).
+  public var notes: [String] = []
+}
+
+/// Resources → desired state.
+///
+/// targetPort resolution (per service port, per EndpointSlice of the service, as kube-proxy
+/// does it): the backend port is the port of the slice entry whose *name* equals the service
+/// port's name (both "" when unnamed) and whose protocol matches; the EndpointSlice controller
+/// already resolved `targetPort` (a number, or a container port name looked up per pod) into
+/// that number. A slice that lists ports but none by that name contributes nothing to this
+/// service port. Only a slice that lists no ports at all (hand-written) falls back to a
+/// numeric `targetPort` (default: `port`); a named `targetPort` cannot be resolved without
+/// the pods' container ports, so that case is a note.
+///
+/// Frontends: every IPv4 cluster IP × port (ClusterIP), every externalIP × port
+/// (ExternalIPs), every `status.loadBalancer.ingress[].ip` × port (LoadBalancer), and, when
+/// `nodeAddresses` is given and the port has a nodePort, each node address × nodePort
+/// (NodePort). Headless and ExternalName services have none.
+///
+/// Not applied yet (kept on `Service` for the topology issue): externalTrafficPolicy,
+/// internalTrafficPolicy, trafficDistribution and hints.
+public enum ServicePlanner {
+  /// The whole state at once: what `ServiceTable` keeps up to date change by change.
+  public static func plan(
+    _ resources: ResourceSet, ids: inout LoadBalancerIDs, nodeAddresses: [IPAddress] = []
+  ) -> DesiredState {
+    let table = ServiceTable(resources: resources, ids: ids, nodeAddresses: nodeAddresses)
+    ids = table.ids
+    return table.desiredState
+  }
+
+  /// One Service's frontends and backends. `slices` are the Service's IPv4 EndpointSlices.
+  public static func contribution(
+    of service: Service, slices: [EndpointSlice], nodeAddresses: [IPAddress]
+  ) -> ServiceContribution {
+    var result = ServiceContribution()
+    let name = service.meta.namespacedName
+    if service.type == .externalName {
+      result.notes.append("Service \(name): type ExternalName is DNS-only: no frontend")
+      return result
+    }
+    if service.isHeadless {
+      result.notes.append("Service \(name): headless (clusterIP None): no frontend")
+      return result
+    }
+    if service.clusterIPs.isEmpty {
+      result.notes.append("Service \(name): no IPv4 clusterIP: no ClusterIP frontend")
+    }
+    let slices = slices.sorted { $0.meta.name < $1.meta.name }
+    var claimed: Set<FrontendKey> = []
+    for port in service.ports {
+      let backends = resolveBackends(
+        service: service, port: port, slices: slices, notes: &result.notes)
+      var keys: [(FrontendKey, FrontendType)] = []
+      func claim(_ address: IPAddress, _ number: UInt16, _ type: FrontendType) {
+        keys.append((FrontendKey(address: address, port: number, proto: port.proto), type))
+      }
+      for address in service.clusterIPs { claim(address, port.port, .clusterIP) }
+      for address in service.externalIPs { claim(address, port.port, .externalIP) }
+      for address in service.loadBalancerIngress { claim(address, port.port, .loadBalancer) }
+      if let nodePort = port.nodePort, service.type == .nodePort || service.type == .loadBalancer {
+        for address in nodeAddresses where address.isIPv4 { claim(address, nodePort, .nodePort) }
+      }
+      for (key, type) in keys where claimed.insert(key).inserted {
+        result.claims.append(
+          FrontendClaim(
+            key: key, type: type, portName: port.name, backends: backends,
+            affinityTimeout: service.sessionAffinity.timeoutSeconds, algorithm: service.algorithm))
+      }
+    }
+    return result
+  }
+
+  static func resolveBackends(
+    service: Service, port: ServicePort, slices: [EndpointSlice], notes: inout [String]
+  ) -> [PlannedBackend] {
+    var best: [BackendKey: PlannedBackend] = [:]
+    for slice in slices {
+      let target: UInt16?
+      if let entry = slice.ports.first(where: { $0.name == port.name && $0.proto == port.proto }) {
+        target = entry.port
+      } else if slice.ports.isEmpty {
+        switch port.targetPort {
+        case .int(let number): target = UInt16(number)
+        case .string(let name):
+          notes.append(
+            "Service \(service.meta.namespacedName): port \(port.name.isEmpty ? String(port.port) : port.name): targetPort \"\(name)\" cannot be resolved: EndpointSlice \(slice.meta.name) lists no ports"
+          )
+          target = nil
+        }
+      } else {
+        target = nil
+      }
+      guard let target else { continue }
+      for endpoint in slice.endpoints {
+        let state = BackendState.from(endpoint)
+        for address in endpoint.addresses {
+          let key = BackendKey(address: address, port: target, proto: port.proto)
+          // The same address:port in two slices (a slice being split or merged): keep the
+          // most usable state, as kube-proxy merges endpoints by IP:port.
+          if let existing = best[key], existing.state.rank >= state.rank { continue }
+          best[key] = PlannedBackend(
+            key: key, state: state, nodeName: endpoint.nodeName, zone: endpoint.zone)
+        }
+      }
+    }
+    return best.keys.sorted().map { best[$0]! }
+  }
+}

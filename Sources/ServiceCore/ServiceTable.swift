@@ -1,0 +1,293 @@
+import CNIKit
+
+/// One object to store or remove.
+public enum ResourceEdit: Sendable {
+  case upsert(Resource, document: YAMLValue?)
+  case remove(ResourceKey)
+
+  public var key: ResourceKey {
+    switch self {
+    case .upsert(let resource, _): resource.key
+    case .remove(let key): key
+    }
+  }
+}
+
+/// The node's services, kept up to date one change at a time: the stored resources, the id
+/// tables, and the desired frontends, with indexes so that a change costs what it touches,
+/// not what the node holds (changing one backend among 10,000 services re-plans one Service
+/// and diffs its frontends only).
+///
+/// A change is worked out first without touching the table (`prepare`), so it can be refused
+/// (a frontend conflict it would introduce) or abandoned (the journal could not be written,
+/// a map write failed) at no cost, and applied with `commit` once it has been stored and
+/// programmed. Its result is always what `ServicePlanner.plan` gives for the whole new set.
+///
+/// Frontend ownership: when several Services claim one address:port/protocol, the first by
+/// namespace/name holds it (the others are listed in `conflicts`); when the holder lets go,
+/// the next claimant takes the frontend over, keeping its id.
+public struct ServiceTable: Sendable {
+  public private(set) var resources = ResourceSet()
+  public private(set) var ids: LoadBalancerIDs
+  public let nodeAddresses: [IPAddress]
+  public private(set) var frontends: [FrontendKey: ServiceFrontend] = [:]
+  /// Each Service's IPv4 EndpointSlices (by the `kubernetes.io/service-name` label).
+  private var slicesByService: [NamespacedName: Set<ResourceKey>] = [:]
+  private var contributions: [NamespacedName: ServiceContribution] = [:]
+  /// The Services claiming each frontend, sorted: the first holds it.
+  private var claimants: [FrontendKey: [NamespacedName]] = [:]
+  /// How many frontends reference each backend: its entry (and id) lives while this is > 0.
+  private var backendUsers: [BackendKey: Int] = [:]
+
+  public init(ids: LoadBalancerIDs = LoadBalancerIDs(), nodeAddresses: [IPAddress] = []) {
+    self.ids = ids
+    self.nodeAddresses = nodeAddresses
+  }
+
+  /// Everything in `resources` at once, keeping the ids a previous run gave (`ids`, as
+  /// stored) and releasing those nothing uses any more.
+  public init(resources: ResourceSet, ids: LoadBalancerIDs, nodeAddresses: [IPAddress] = []) {
+    self.init(ids: ids, nodeAddresses: nodeAddresses)
+    let edits = resources.objects.keys.sorted().map {
+      ResourceEdit.upsert(resources.objects[$0]!, document: resources.documents[$0])
+    }
+    // Conflicts already stored are reported (`conflicts`), not refused.
+    commit(try! prepare(edits, refusingNewConflicts: false))
+    self.ids.services.table.retain(only: Set(frontends.keys.map(\.description)))
+    self.ids.backends.table.retain(only: Set(backendUsers.keys.map(\.description)))
+  }
+
+  /// The whole desired state, frontends sorted by key.
+  public var desiredState: DesiredState {
+    let services = contributions.keys.sorted()
+    return DesiredState(
+      frontends: frontends.keys.sorted().map { frontends[$0]! },
+      notes: services.flatMap { contributions[$0]!.notes },
+      conflicts: claimants.keys.sorted().flatMap { Self.conflicts($0, claimants[$0]!) })
+  }
+
+  /// A change worked out against the table, ready to `commit`.
+  public struct Update: Sendable {
+    /// The map writes that take the datapath from the table's state to the new one.
+    public let diff: DesiredStateDiff
+    /// Notes of the Services the change touched (headless, unresolvable ports, ids
+    /// exhausted, ...).
+    public let notes: [String]
+    /// Conflicts the touched frontends have after the change (including ones already there).
+    public let conflicts: [String]
+
+    fileprivate var resources: [ResourceKey: (Resource, YAMLValue?)?] = [:]
+    fileprivate var slicesByService: [NamespacedName: Set<ResourceKey>] = [:]
+    fileprivate var contributions: [NamespacedName: ServiceContribution?] = [:]
+    fileprivate var claimants: [FrontendKey: [NamespacedName]] = [:]
+    fileprivate var frontends: [FrontendKey: ServiceFrontend?] = [:]
+    fileprivate var backendUsers: [BackendKey: Int] = [:]
+    fileprivate var serviceIDs: StableIDDraft
+    fileprivate var backendIDs: StableIDDraft
+
+    /// What the id tables gain and lose (for the journal).
+    public var idChanges: LoadBalancerIDChanges {
+      LoadBalancerIDChanges(services: serviceIDs, backends: backendIDs)
+    }
+  }
+
+  /// Works out `edits` (applied in order; the last edit of a key wins). With
+  /// `refusingNewConflicts`, a frontend conflict the edits introduce refuses them all;
+  /// conflicts already present are not the edits' fault.
+  public func prepare(_ edits: [ResourceEdit], refusingNewConflicts: Bool = true)
+    throws(ApplyRejected) -> Update
+  {
+    var changed: [ResourceKey: (Resource, YAMLValue?)?] = [:]
+    for edit in edits {
+      switch edit {
+      case .upsert(let resource, let document): changed[edit.key] = .some((resource, document))
+      case .remove(let key): changed[key] = .some(nil)
+      }
+    }
+    func object(_ key: ResourceKey) -> Resource? {
+      if let edited = changed[key] { return edited?.0 }
+      return resources.objects[key]
+    }
+
+    // Which Services the edits touch: their own object, or a slice that is (or was) theirs.
+    var affected: Set<NamespacedName> = []
+    var slicesLeaving: [NamespacedName: [ResourceKey]] = [:]
+    var slicesJoining: [NamespacedName: [ResourceKey]] = [:]
+    for key in changed.keys {
+      switch key.kind {
+      case .service:
+        affected.insert(NamespacedName(namespace: key.namespace, name: key.name))
+      case .endpointSlice:
+        if let owner = Self.owner(resources.objects[key]) {
+          affected.insert(owner)
+          slicesLeaving[owner, default: []].append(key)
+        }
+        if let owner = Self.owner(object(key)) {
+          affected.insert(owner)
+          slicesJoining[owner, default: []].append(key)
+        }
+      default:
+        continue
+      }
+    }
+
+    var update = Update(
+      diff: DesiredStateDiff(), notes: [], conflicts: [],
+      serviceIDs: ids.services.table.draft(), backendIDs: ids.backends.table.draft())
+    update.resources = changed
+    var frontendKeys: Set<FrontendKey> = []
+    var newClaims: [FrontendKey: [NamespacedName]] = [:]
+    for name in affected {
+      var slices = slicesByService[name] ?? []
+      for key in slicesLeaving[name] ?? [] { slices.remove(key) }
+      for key in slicesJoining[name] ?? [] { slices.insert(key) }
+      update.slicesByService[name] = slices
+      let serviceKey = ResourceKey(kind: .service, namespace: name.namespace, name: name.name)
+      var contribution: ServiceContribution?
+      if case .service(let service) = object(serviceKey) {
+        let sliceObjects = slices.sorted().compactMap { key -> EndpointSlice? in
+          if case .endpointSlice(let slice) = object(key) { return slice }
+          return nil
+        }
+        contribution = ServicePlanner.contribution(
+          of: service, slices: sliceObjects, nodeAddresses: nodeAddresses)
+      }
+      update.contributions[name] = .some(contribution)
+      for claim in contributions[name]?.claims ?? [] { frontendKeys.insert(claim.key) }
+      for claim in contribution?.claims ?? [] {
+        frontendKeys.insert(claim.key)
+        newClaims[claim.key, default: []].append(name)
+      }
+    }
+    func contribution(_ name: NamespacedName) -> ServiceContribution? {
+      if let planned = update.contributions[name] { return planned }
+      return contributions[name]
+    }
+
+    // Who holds each touched frontend now, and which conflicts that makes.
+    var introduced: [String] = []
+    var conflicts: [String] = []
+    let keys = frontendKeys.sorted()
+    for key in keys {
+      let before = claimants[key] ?? []
+      let after = (before.filter { !affected.contains($0) } + (newClaims[key] ?? [])).sorted()
+      update.claimants[key] = after
+      let old = Set(Self.conflicts(key, before))
+      for message in Self.conflicts(key, after) {
+        conflicts.append(message)
+        if !old.contains(message) { introduced.append(message) }
+      }
+    }
+    if refusingNewConflicts && !introduced.isEmpty {
+      throw ApplyRejected(messages: introduced)
+    }
+
+    // Frontend ids in key order (so a fresh table always gives the same input the same
+    // ids), then the backends' use counts, then backend ids.
+    var notes = affected.sorted().flatMap { contribution($0)?.notes ?? [] }
+    var claims: [FrontendKey: (id: UInt16, claim: FrontendClaim, owner: NamespacedName)] = [:]
+    for key in keys {
+      guard let owner = update.claimants[key]?.first,
+        let claim = contribution(owner)?.claims.first(where: { $0.key == key })
+      else {
+        ids.services.table.release(key.description, in: &update.serviceIDs)
+        continue
+      }
+      guard let id = ids.services.table.id(for: key.description, in: &update.serviceIDs) else {
+        notes.append(
+          "frontend \(key): no free service id (all \(ServiceIDAllocator.maxID) in use)")
+        continue
+      }
+      claims[key] = (UInt16(id), claim, owner)
+    }
+    var users: [BackendKey: Int] = [:]
+    for key in keys {
+      for backend in frontends[key]?.backends ?? [] {
+        users[backend.key, default: backendUsers[backend.key] ?? 0] -= 1
+      }
+      for backend in claims[key]?.claim.backends ?? [] {
+        users[backend.key, default: backendUsers[backend.key] ?? 0] += 1
+      }
+    }
+    for (backend, count) in users where count == 0 {
+      ids.backends.table.release(backend.description, in: &update.backendIDs)
+    }
+    update.backendUsers = users
+
+    var old: [ServiceFrontend] = []
+    var new: [ServiceFrontend] = []
+    for key in keys {
+      if let previous = frontends[key] { old.append(previous) }
+      guard let (id, claim, owner) = claims[key] else {
+        update.frontends[key] = .some(nil)
+        continue
+      }
+      let backends = claim.backends.compactMap { planned -> ServiceBackend? in
+        guard
+          let backendID = ids.backends.table.id(
+            for: planned.key.description, in: &update.backendIDs)
+        else { return nil }
+        return ServiceBackend(
+          id: backendID, key: planned.key, state: planned.state, nodeName: planned.nodeName,
+          zone: planned.zone)
+      }
+      let frontend = ServiceFrontend(
+        id: id, key: key, type: claim.type, service: owner, portName: claim.portName,
+        backends: backends, affinityTimeout: claim.affinityTimeout, algorithm: claim.algorithm)
+      update.frontends[key] = .some(frontend)
+      new.append(frontend)
+    }
+
+    var created: [(id: UInt32, key: BackendKey)] = []
+    var deleted: [(id: UInt32, key: BackendKey)] = []
+    for (backend, count) in users {
+      let before = backendUsers[backend] ?? 0
+      if before == 0, count > 0,
+        let id = update.backendIDs.assigned[backend.description]
+          ?? ids.backends.table.lookup(backend.description)
+      {
+        created.append((id, backend))
+      } else if before > 0, count == 0, let id = ids.backends.table.lookup(backend.description) {
+        deleted.append((id, backend))
+      }
+    }
+    return Update(
+      diff: DesiredStateDiff(replacing: old, with: new, created: created, deleted: deleted),
+      notes: notes, conflicts: conflicts, resources: update.resources,
+      slicesByService: update.slicesByService, contributions: update.contributions,
+      claimants: update.claimants, frontends: update.frontends, backendUsers: update.backendUsers,
+      serviceIDs: update.serviceIDs, backendIDs: update.backendIDs)
+  }
+
+  /// Applies a prepared update. It must have been prepared against this table as it is now.
+  public mutating func commit(_ update: Update) {
+    for (key, value) in update.resources {
+      if let (resource, document) = value {
+        resources.upsert(resource, document: document)
+      } else {
+        resources.remove(key)
+      }
+    }
+    for (name, slices) in update.slicesByService {
+      slicesByService[name] = slices.isEmpty ? nil : slices
+    }
+    for (name, contribution) in update.contributions { contributions[name] = contribution }
+    for (key, names) in update.claimants { claimants[key] = names.isEmpty ? nil : names }
+    for (key, frontend) in update.frontends { frontends[key] = frontend }
+    for (backend, count) in update.backendUsers { backendUsers[backend] = count > 0 ? count : nil }
+    ids.services.table.apply(update.serviceIDs)
+    ids.backends.table.apply(update.backendIDs)
+  }
+
+  private static func owner(_ resource: Resource?) -> NamespacedName? {
+    guard case .endpointSlice(let slice) = resource, slice.addressType == .ipv4 else { return nil }
+    return slice.serviceName
+  }
+
+  private static func conflicts(_ key: FrontendKey, _ names: [NamespacedName]) -> [String] {
+    guard let holder = names.first else { return [] }
+    return names.dropFirst().map {
+      "frontend \(key) of Service \($0) is already used by Service \(holder)"
+    }
+  }
+}

@@ -1,0 +1,200 @@
+import CNIKit
+import XCTest
+
+@testable import ServiceCore
+
+/// The incremental table against the whole-set planner: after every change of a long random
+/// run, the table holds what planning the whole set from scratch gives (ids aside, which
+/// depend on history), its ids are consistent, and its diffs, replayed onto a model of the
+/// maps, give exactly the table's state.
+final class ServiceTableTests: XCTestCase {
+  /// The maps as the datapath sees them: frontends by key, backends by id.
+  private struct MapModel {
+    var frontends: [FrontendKey: ServiceFrontend] = [:]
+    var backends: [UInt32: BackendKey] = [:]
+
+    mutating func apply(_ diff: DesiredStateDiff) {
+      for step in diff.steps {
+        switch step {
+        case .createBackend(let id, let key):
+          XCTAssertNil(backends[id], "backend \(id) created twice")
+          backends[id] = key
+        case .writeFrontend(let frontend):
+          for backend in frontend.backends {
+            XCTAssertEqual(backends[backend.id], backend.key, "slot names a missing backend")
+          }
+          frontends[frontend.key] = frontend
+        case .deleteFrontend(let frontend):
+          XCTAssertNotNil(frontends.removeValue(forKey: frontend.key), "deleted a missing frontend")
+        case .deleteBackend(let id, _):
+          XCTAssertNotNil(backends.removeValue(forKey: id), "deleted a missing backend")
+        }
+      }
+    }
+  }
+
+  /// What a frontend is, ids left out.
+  private struct Shape: Equatable, CustomStringConvertible {
+    var key: FrontendKey
+    var service: NamespacedName
+    var backends: [String]
+    init(_ frontend: ServiceFrontend) {
+      key = frontend.key
+      service = frontend.service
+      backends = frontend.backends.map { "\($0.key) \($0.state.rawValue)" }
+    }
+    var description: String { "\(key) \(service) \(backends)" }
+  }
+
+  private func service(_ name: String, ip: String, ports: [Int]) -> String {
+    """
+    apiVersion: v1
+    kind: Service
+    metadata: {name: \(name), namespace: ns}
+    spec:
+      clusterIP: \(ip)
+      ports:
+    \(ports.map { "  - {name: p\($0), port: \($0), targetPort: \($0 + 8000)}" }.joined(separator: "\n"))
+    """
+  }
+
+  private func slice(_ name: String, owner: String, ports: [Int], endpoints: [(String, Int)])
+    -> String
+  {
+    let conditions = [
+      "{ready: true, serving: true, terminating: false}",
+      "{ready: false, serving: true, terminating: true}",
+      "{ready: false, serving: false, terminating: false}",
+    ]
+    return """
+      apiVersion: discovery.k8s.io/v1
+      kind: EndpointSlice
+      metadata: {name: \(name), namespace: ns, labels: {kubernetes.io/service-name: \(owner)}}
+      addressType: IPv4
+      ports:
+      \(ports.map { "- {name: p\($0), port: \($0 + 8000)}" }.joined(separator: "\n"))
+      endpoints:
+      \(endpoints.map { "- {addresses: [\"\($0.0)\"], conditions: \(conditions[$0.1])}" }.joined(separator: "\n"))
+      """
+  }
+
+  func testRandomChangesMatchTheWholeSetPlannerAndTheirDiffs() throws {
+    var random = SystemRandomNumberGenerator()
+    var seed = UInt64.random(in: 0...UInt64.max, using: &random)
+    let initialSeed = seed
+    func next(_ bound: Int) -> Int {
+      // SplitMix64, seeded: a failure prints the seed so it can be replayed.
+      seed &+= 0x9E37_79B9_7F4A_7C15
+      var z = seed
+      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+      return Int((z ^ (z >> 31)) % UInt64(bound))
+    }
+    let names = (0..<6).map { "s\($0)" }
+    let ips = (1...4).map { "10.96.0.\($0)" }
+    var table = ServiceTable()
+    var model = MapModel()
+    var refused = 0
+    for step in 0..<400 {
+      var documents: [String] = []
+      for _ in 0..<(1 + next(3)) {
+        let ports = [80, 443, 53].filter { _ in next(2) == 0 }
+        if next(2) == 0 {
+          documents.append(
+            service(
+              names[next(names.count)], ip: ips[next(ips.count)],
+              ports: ports.isEmpty ? [80] : ports))
+        } else {
+          let endpoints = (0..<next(4)).map { _ in ("10.0.0.\(1 + next(6))", next(3)) }
+          documents.append(
+            slice(
+              "e\(next(8))", owner: names[next(names.count)], ports: ports,
+              endpoints: endpoints))
+        }
+      }
+      let plan = ApplyPlan(
+        next(4) == 0 ? .delete : .apply, yaml: documents.joined(separator: "\n---\n"))
+      XCTAssertEqual(plan.errors, [], "seed \(initialSeed), step \(step)")
+      let before = table.desiredState
+      let update: ServiceTable.Update
+      do {
+        update = try plan.update(for: table)
+      } catch {
+        refused += 1
+        XCTAssertTrue(error.messages.allSatisfy { $0.contains("is already used by") })
+        continue
+      }
+      model.apply(update.diff)
+      table.commit(update)
+
+      let message = "seed \(initialSeed), step \(step)"
+      var scratch = LoadBalancerIDs()
+      let whole = ServicePlanner.plan(table.resources, ids: &scratch)
+      XCTAssertEqual(
+        table.desiredState.frontends.map(Shape.init), whole.frontends.map(Shape.init), message)
+      XCTAssertEqual(table.desiredState.conflicts.sorted(), whole.conflicts.sorted(), message)
+      XCTAssertEqual(model.frontends, table.frontends, message)
+      XCTAssertEqual(model.backends, table.desiredState.backends, message)
+      // Ids: one per live key, unique, and an unchanged frontend keeps its id.
+      XCTAssertEqual(
+        Set(table.ids.services.table.ids.keys), Set(table.frontends.keys.map(\.description)),
+        message)
+      XCTAssertEqual(
+        Set(table.ids.backends.table.ids.keys),
+        Set(table.desiredState.backends.values.map(\.description)), message)
+      for frontend in before.frontends {
+        if let now = table.frontends[frontend.key] { XCTAssertEqual(now.id, frontend.id, message) }
+      }
+    }
+    XCTAssertLessThan(refused, 400, "every change was refused: the run tested nothing")
+  }
+
+  func testChangingOneSliceReplansOnlyItsService() throws {
+    var yaml: [String] = []
+    for index in 0..<50 {
+      yaml.append(service("svc\(index)", ip: "10.96.1.\(index + 1)", ports: [80]))
+      yaml.append(
+        slice(
+          "svc\(index)-a", owner: "svc\(index)", ports: [80],
+          endpoints: [("10.0.1.\(index + 1)", 0)]))
+    }
+    var table = ServiceTable()
+    table.commit(try ApplyPlan(.apply, yaml: yaml.joined(separator: "\n---\n")).update(for: table))
+    let change = ApplyPlan(
+      .apply,
+      yaml: slice(
+        "svc7-a", owner: "svc7", ports: [80], endpoints: [("10.0.1.8", 0), ("10.0.2.1", 0)]))
+    let update = try change.update(for: table)
+    XCTAssertEqual(update.diff.changedFrontends.map(\.new.service.name), ["svc7"])
+    XCTAssertEqual(update.diff.addedFrontends, [])
+    XCTAssertEqual(update.diff.removedFrontends, [])
+    XCTAssertEqual(update.diff.createdBackends.map(\.key.description), ["10.0.2.1:8080/TCP"])
+  }
+
+  func testTheNextClaimantTakesOverAFrontendWithItsID() throws {
+    var table = ServiceTable()
+    let both =
+      service("a", ip: "10.96.0.9", ports: [80]) + "\n---\n"
+      + service("b", ip: "10.96.0.8", ports: [80])
+    table.commit(try ApplyPlan(.apply, yaml: both).update(for: table))
+    // b moving onto a's address is refused: it would introduce a conflict.
+    XCTAssertThrowsError(
+      try ApplyPlan(.apply, yaml: service("b", ip: "10.96.0.9", ports: [80])).update(for: table))
+    // Stored conflicts (from a whole set) are kept; when the holder goes, the other takes over.
+    let conflicting = ApplyPlan(
+      .apply,
+      yaml: service("a", ip: "10.96.0.9", ports: [80]) + "\n---\n"
+        + service("b", ip: "10.96.0.9", ports: [80]))
+    var stored = ServiceTable(
+      resources: ResourceSet(conflicting.resources), ids: LoadBalancerIDs())
+    let key = FrontendKey(address: IPAddress("10.96.0.9")!, port: 80, proto: .tcp)
+    let id = stored.frontends[key]!.id
+    XCTAssertEqual(stored.frontends[key]?.service.name, "a")
+    XCTAssertEqual(stored.desiredState.conflicts.count, 1)
+    stored.commit(
+      try ApplyPlan(.delete, yaml: service("a", ip: "10.96.0.9", ports: [80])).update(for: stored))
+    XCTAssertEqual(stored.frontends[key]?.service.name, "b")
+    XCTAssertEqual(stored.frontends[key]?.id, id)
+    XCTAssertEqual(stored.desiredState.conflicts, [])
+  }
+}

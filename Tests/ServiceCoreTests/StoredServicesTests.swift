@@ -1,0 +1,85 @@
+import FoundationEssentials
+import XCTest
+
+@testable import ServiceCore
+
+/// The agent's stored service state: a snapshot plus a journal of changes, replayed on start.
+final class StoredServicesTests: XCTestCase {
+  private let web = Fixtures.service(name: "web", clusterIP: "10.96.0.40")
+  private let webSlice = Fixtures.slice(
+    service: "web", endpoints: [("10.0.0.7", true, true, false)])
+
+  /// Applies `yaml` to `table` and returns the journal record the agent would append.
+  private func change(
+    _ table: inout ServiceTable, _ action: ApplyPlan.Action, _ yaml: String, sequence: UInt64
+  ) throws -> ServiceJournalRecord {
+    let plan = ApplyPlan(action, yaml: yaml)
+    let update = try plan.update(for: table)
+    table.commit(update)
+    return ServiceJournalRecord(sequence: sequence, edits: plan.edits, update: update)
+  }
+
+  private func encoded(_ records: [ServiceJournalRecord]) throws -> [UInt8] {
+    try records.flatMap { try ServiceJournal.encode($0) }
+  }
+
+  func testSnapshotAndJournalRestoreTheSameObjectsAndIDs() throws {
+    var table = ServiceTable()
+    let first = try change(&table, .apply, Fixtures.list, sequence: 1)
+    let snapshot = ServiceSnapshot(resources: table.resources, ids: table.ids, sequence: 1)
+    let records = [
+      try change(&table, .apply, web + "\n---\n" + webSlice, sequence: 2),
+      try change(&table, .delete, web, sequence: 3),
+    ]
+    // Through JSON, as on disk; record 1 is already in the snapshot and is skipped.
+    let snapshotJSON = try JSONEncoder().encode(snapshot)
+    let decoded = try JSONDecoder().decode(ServiceSnapshot.self, from: snapshotJSON)
+    let parsed = try ServiceJournal.parse(try encoded([first] + records))
+    let restored = try ServiceJournal.restore(snapshot: decoded, records: parsed.records)
+    XCTAssertEqual(restored.sequence, 3)
+    XCTAssertEqual(restored.resources, table.resources)
+    XCTAssertEqual(restored.ids, table.ids)
+    // Replaying the journal alone, from nothing, gives the same.
+    let replayed = try ServiceJournal.restore(snapshot: nil, records: parsed.records)
+    XCTAssertEqual(replayed.resources, table.resources)
+    XCTAssertEqual(replayed.ids, table.ids)
+  }
+
+  func testATornLastRecordIsDroppedAndADamagedEarlierOneIsAnError() throws {
+    var table = ServiceTable()
+    let records = [
+      try change(&table, .apply, Fixtures.list, sequence: 1),
+      try change(&table, .apply, web, sequence: 2),
+    ]
+    let whole = try encoded(records)
+    let firstLength = try ServiceJournal.encode(records[0]).count
+    for cut in [whole.count - 1, whole.count - 10, firstLength + 3] {
+      let parsed = try ServiceJournal.parse(Array(whole[..<cut]))
+      XCTAssertEqual(parsed.records, [records[0]], "cut at \(cut)")
+      XCTAssertEqual(parsed.validLength, firstLength)
+    }
+    var damaged = whole
+    damaged[5] = UInt8(ascii: "#")
+    XCTAssertThrowsError(try ServiceJournal.parse(damaged)) {
+      XCTAssertTrue("\($0)".contains("journal line 1 is damaged"), "\($0)")
+    }
+  }
+
+  func testAGapInTheJournalIsAnError() throws {
+    var table = ServiceTable()
+    let one = try change(&table, .apply, Fixtures.list, sequence: 1)
+    let three = try change(&table, .apply, web, sequence: 3)
+    XCTAssertThrowsError(try ServiceJournal.restore(snapshot: nil, records: [one, three])) {
+      XCTAssertTrue("\($0)".contains("skips from change 1 to 3"), "\($0)")
+    }
+  }
+
+  func testTheSnapshotIsAListThatApplyReadsAsIs() throws {
+    var table = ServiceTable()
+    _ = try change(&table, .apply, Fixtures.list + "\n---\n" + web, sequence: 1)
+    let snapshot = ServiceSnapshot(resources: table.resources, ids: table.ids, sequence: 1)
+    let json = String(decoding: try JSONEncoder().encode(snapshot), as: UTF8.self)
+    XCTAssertEqual(
+      try ApplyPlan(.apply, yaml: json).result(applyingTo: ResourceSet()), table.resources)
+  }
+}
