@@ -1,12 +1,10 @@
-import Yams
-
 /// The resources a node holds (from `junctionctl apply` standalone, or the API watch), keyed by
 /// kind/namespace/name. A value: applying a plan produces a new set, so a rejected plan
 /// cannot leave anything half-changed.
 public struct ResourceSet: Equatable, Sendable {
   public private(set) var objects: [ResourceKey: Resource] = [:]
-  /// The documents the objects came from, for `persistedYAML` (absent for objects built in
-  /// code rather than decoded).
+  /// The documents the objects came from, which the agent stores (absent for objects built
+  /// in code rather than decoded).
   public private(set) var documents: [ResourceKey: YAMLValue] = [:]
 
   public init(_ resources: [Resource] = []) {
@@ -22,15 +20,6 @@ public struct ResourceSet: Equatable, Sendable {
   public mutating func remove(_ key: ResourceKey) -> Resource? {
     documents[key] = nil
     return objects.removeValue(forKey: key)
-  }
-
-  /// Every stored object as one `kind: List` document, in key order: what the agent writes to
-  /// its state dir, and reads back on start with `ApplyPlan(.apply, yaml:)`, so the set
-  /// persists in the same form users apply. Objects without a document are left out.
-  public func persistedYAML() throws -> String {
-    let items = objects.keys.sorted().compactMap { documents[$0]?.plain }
-    return try Yams.dump(
-      object: ["apiVersion": "v1", "kind": "List", "items": items] as [String: Any], sortKeys: true)
   }
 
   public var count: Int { objects.count }

@@ -1,4 +1,3 @@
-import Foundation
 import Yams
 
 /// A parsed YAML value, detached from Yams so the rest of the module (and its callers) never
@@ -44,21 +43,6 @@ public indirect enum YAMLValue: Hashable, Sendable {
   public subscript(key: String) -> YAMLValue? {
     if case .map(let map) = self { return map[key] }
     return nil
-  }
-
-  /// As Foundation-style values (dictionaries, arrays, NSNull), for Yams' emitter, which
-  /// quotes strings that would otherwise read back as another type ("80", "true"), so a
-  /// persisted document reads back exactly as it was decoded.
-  var plain: Any {
-    switch self {
-    case .null: NSNull()
-    case .bool(let value): value
-    case .int(let value): value
-    case .float(let value): value
-    case .string(let value): value
-    case .list(let items): items.map(\.plain)
-    case .map(let map): map.mapValues(\.plain)
-    }
   }
 
   public var stringValue: String? {

@@ -226,7 +226,9 @@ final class PlannerTests: XCTestCase {
 }
 
 final class PersistenceTests: XCTestCase {
-  func testResourceSetRoundTripsThroughPersistedYAML() throws {
+  /// Strings that read as another type in YAML ("80", "true") stay strings through the
+  /// agent's JSON snapshot, read back by the agent or by `junctionctl apply -f`.
+  func testResourceSetRoundTripsThroughTheSnapshot() throws {
     let yaml =
       Fixtures.multiDocument + "\n---\n"
       + Fixtures.service(name: "quoted", clusterIP: "10.96.0.99")
@@ -236,9 +238,13 @@ final class PersistenceTests: XCTestCase {
     )
     .result(applyingTo: ResourceSet())
     XCTAssertEqual(set.count, 3)
-    let saved = try set.persistedYAML()
-    let restored = try ApplyPlan(.apply, yaml: saved).result(applyingTo: ResourceSet())
-    XCTAssertEqual(restored.objects, set.objects)
-    XCTAssertEqual(try restored.persistedYAML(), saved)
+    let saved = try JSONEncoder().encode(
+      ServiceSnapshot(resources: set, ids: LoadBalancerIDs(), sequence: 0))
+    let restored = try ServiceJournal.restore(
+      snapshot: try JSONDecoder().decode(ServiceSnapshot.self, from: saved), records: [])
+    XCTAssertEqual(restored.resources, set)
+    let applied = try ApplyPlan(.apply, yaml: String(decoding: saved, as: UTF8.self))
+      .result(applyingTo: ResourceSet())
+    XCTAssertEqual(applied.objects, set.objects)
   }
 }
