@@ -215,7 +215,8 @@ static __always_inline struct junction_lb4_backend *active_backend(__u32 id)
 }
 
 static __always_inline __u32 select_random(const struct junction_lb4_service_key *frontend,
-					   const struct junction_lb4_service *service)
+					   const struct junction_lb4_service *service,
+					   struct junction_lb4_backend **chosen)
 {
 	struct junction_lb4_service_key key = *frontend;
 	__u32 count = service->count;
@@ -225,7 +226,7 @@ static __always_inline __u32 select_random(const struct junction_lb4_service_key
 	for (__u32 probe = 0; probe < JNC_LB_SLOT_PROBES && probe < count; probe++) {
 		key.slot = (start + probe) % count + 1;
 		slot = bpf_map_lookup_elem(&jnc_lb4_svc, &key);
-		if (slot && active_backend(slot->backend_id))
+		if (slot && (*chosen = active_backend(slot->backend_id)))
 			return slot->backend_id;
 	}
 	return 0;
@@ -247,7 +248,8 @@ static __always_inline __u32 maglev_hash(const struct jnc_packet *packet, int cl
 /* The table's backend for this connection; 0 when the service has no table yet or the
  * slot's backend is gone or terminating (the caller falls back to random). */
 static __always_inline __u32 select_maglev(const struct jnc_packet *packet,
-					   const struct junction_lb4_service *service)
+					   const struct junction_lb4_service *service,
+					   struct junction_lb4_backend **chosen)
 {
 	const struct junction_lb4_revnat_key key = { .rev_nat_id = service->rev_nat_id };
 	const __u32 zero = 0;
@@ -267,25 +269,28 @@ static __always_inline __u32 select_maglev(const struct jnc_packet *packet,
 	asm volatile("" : "+r"(index));
 	if (index >= JUNCTION_MAGLEV_TABLE_SIZE)
 		return 0;
-	return active_backend(table[index]) ? table[index] : 0;
+	return (*chosen = active_backend(table[index])) ? table[index] : 0;
 }
 
 /* The client's affinity backend, if the entry is younger than the service's timeout and
  * the backend still takes connections. */
 static __always_inline __u32 select_affinity(const struct junction_lb4_affinity_key *key,
-					     const struct junction_lb4_service *service, __u64 now)
+					     const struct junction_lb4_service *service, __u64 now,
+					     struct junction_lb4_backend **chosen)
 {
 	struct junction_lb4_affinity *entry = bpf_map_lookup_elem(&jnc_lb4_aff, key);
 
 	if (!entry || now - entry->last_used > (__u64)service->affinity_timeout * 1000000000ULL)
 		return 0;
-	return active_backend(entry->backend_id) ? entry->backend_id : 0;
+	return (*chosen = active_backend(entry->backend_id)) ? entry->backend_id : 0;
 }
 
-/* A new connection's backend: affinity, else Maglev when flagged, else random. */
+/* A new connection's backend: affinity, else Maglev when flagged, else random. The
+ * backend's entry comes back in *chosen, so the caller does not look it up again. */
 static __always_inline __u32 select_backend(const struct jnc_packet *packet,
 					    const struct junction_lb4_service_key *frontend,
-					    const struct junction_lb4_service *service, __u64 now)
+					    const struct junction_lb4_service *service, __u64 now,
+					    struct junction_lb4_backend **chosen)
 {
 	const struct junction_lb4_affinity_key affinity_key = {
 		.client = packet->saddr,
@@ -295,11 +300,11 @@ static __always_inline __u32 select_backend(const struct jnc_packet *packet,
 	__u32 id = 0;
 
 	if (affinity)
-		id = select_affinity(&affinity_key, service, now);
+		id = select_affinity(&affinity_key, service, now, chosen);
 	if (!id && (service->flags & JUNCTION_SVC_F_MAGLEV))
-		id = select_maglev(packet, service);
+		id = select_maglev(packet, service, chosen);
 	if (!id)
-		id = select_random(frontend, service);
+		id = select_random(frontend, service, chosen);
 	if (id && affinity) {
 		/* Timed from the last new connection, as kube-proxy's "recent" match does. */
 		const struct junction_lb4_affinity entry = { .last_used = now, .backend_id = id };
@@ -354,7 +359,7 @@ static __always_inline int ct_create(const struct jnc_packet *packet,
  */
 static __always_inline __u32 ct_lookup_service(const struct jnc_packet *packet,
 					       const struct junction_lb4_service *service,
-					       __u64 now)
+					       __u64 now, struct junction_lb4_backend **chosen)
 {
 	const struct junction_ct4_key key = {
 		.saddr = packet->saddr,
@@ -378,6 +383,7 @@ static __always_inline __u32 ct_lookup_service(const struct jnc_packet *packet,
 	if (!backend || (syn && (backend->flags & JUNCTION_BE_F_TERMINATING)))
 		return 0;
 	entry->last_seen = now;
+	*chosen = backend;
 	return entry->backend_id;
 }
 
@@ -387,8 +393,7 @@ static __always_inline int lb4_service(struct __sk_buff *skb, const struct jnc_p
 				       const struct junction_lb4_service *service)
 {
 	const __u32 direction = JUNCTION_DIR_FROM_ENDPOINT;
-	struct junction_lb4_backend_key backend_key = {};
-	struct junction_lb4_backend *backend;
+	struct junction_lb4_backend *backend = NULL;
 	__u64 now = bpf_ktime_get_ns();
 	__u32 id;
 
@@ -398,16 +403,10 @@ static __always_inline int lb4_service(struct __sk_buff *skb, const struct jnc_p
 		count_drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
 		return jnc_icmp_port_unreachable(skb, packet);
 	}
-	id = ct_lookup_service(packet, service, now);
-	if (id) {
-		backend_key.backend_id = id;
-		backend = bpf_map_lookup_elem(&jnc_lb4_be, &backend_key);
-		if (!backend)
-			return drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
-	} else {
-		id = select_backend(packet, frontend, service, now);
-		backend = active_backend(id);
-		if (!backend)
+	id = ct_lookup_service(packet, service, now, &backend);
+	if (!id) {
+		id = select_backend(packet, frontend, service, now, &backend);
+		if (!id || !backend)
 			return drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
 		if (ct_create(packet, backend, id, service->rev_nat_id, now) < 0)
 			return drop(skb, JUNCTION_DROP_CT_MAP_FULL, direction);

@@ -40,6 +40,9 @@ struct PerPacketBenchmark {
     var connections = 0
     var firstPacket: [UInt32] = []
     var establishedSingle: [UInt32] = []
+    /// A packet to no service, one run at a time: what a single run costs beyond the program
+    /// (the test-run harness and cold caches), subtracted for the "net" first-packet figure.
+    var missSingle: [UInt32] = []
     var established: [Double] = []
     var miss: [Double] = []
     var nonIP: [Double] = []
@@ -134,6 +137,11 @@ struct PerPacketBenchmark {
         source: client.address, destination: vip, sourcePort: client.port, destinationPort: 80,
         flags: Frames.ack)
       subject.establishedSingle.append(try subject.runToService(ack, service: service).duration)
+      let miss = Frames.tcp(
+        source: client.address, destination: 0x0AFA_0001, sourcePort: client.port,
+        destinationPort: 80, flags: Frames.syn)
+      subject.missSingle.append(
+        try ProgramTestRun.run(program: subject.program, packet: miss, repeat: 1).duration)
     }
     let service = Int.random(in: 0..<subject.services, using: &random)
     let client = subject.nextClient()

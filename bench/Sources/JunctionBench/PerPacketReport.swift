@@ -9,28 +9,35 @@ extension PerPacketBenchmark {
       var services: Int
       var firstP50, firstP99, singleP50, singleP99: Double
       var established, miss, nonIP, programming: Double
+      /// A single run's cost beyond the program: a missed packet run once, less the same
+      /// packet's cost in a long repeated run.
+      var harness: Double
+      var firstNet: Double { firstP50 - harness }
     }
     let rows = subjects.map { subject -> Row in
       let first = subject.firstPacket.sorted()
       let single = subject.establishedSingle.sorted()
+      let missSingle = Double(percentile(subject.missSingle.sorted(), 50))
       return Row(
         services: subject.services,
         firstP50: Double(percentile(first, 50)), firstP99: Double(percentile(first, 99)),
         singleP50: Double(percentile(single, 50)), singleP99: Double(percentile(single, 99)),
         established: median(subject.established), miss: median(subject.miss),
-        nonIP: median(subject.nonIP), programming: subject.programmingMilliseconds)
+        nonIP: median(subject.nonIP), programming: subject.programmingMilliseconds,
+        harness: max(0, missSingle - median(subject.miss)))
     }
     func ratio(_ value: (Row) -> Double) -> Double {
       let values = rows.map(value)
       return values.max()! / max(values.min()!, 1)
     }
     var text = """
-      | services | first packet p50 (ns) | first packet p99 (ns) | established, repeat=1 p50 / p99 (ns) | established, repeat=\(repeatCount) (ns) | no service (ns) | non-IP (ns) | map writes to program them (ms) |
-      |---:|---:|---:|---:|---:|---:|---:|---:|
+      | services | first packet p50 (ns) | first packet p99 (ns) | single-run harness (ns) | first packet p50, net (ns) | established, repeat=1 p50 / p99 (ns) | established, repeat=\(repeatCount) (ns) | no service (ns) | non-IP (ns) | map writes to program them (ms) |
+      |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 
       """
     for row in rows {
       text += "| \(row.services) | \(Int(row.firstP50)) | \(Int(row.firstP99)) | "
+      text += "\(Int(row.harness)) | \(Int(row.firstNet)) | "
       text += "\(Int(row.singleP50)) / \(Int(row.singleP99)) | \(format(row.established)) | "
       text += "\(format(row.miss)) | \(format(row.nonIP)) | \(format(row.programming)) |\n"
     }
@@ -40,6 +47,7 @@ extension PerPacketBenchmark {
     let flatEstablished = ratio(\.established)
     let flatMiss = ratio(\.miss)
     text += "| **largest / smallest** | **\(format(flatFirst, 2))** | \(format(flatFirstP99, 2)) | "
+    text += "| **\(format(ratio(\.firstNet), 2))** | "
     text += "\(format(flatSingle, 2)) / \(format(ratio(\.singleP99), 2)) | "
     text += "**\(format(flatEstablished, 2))** | \(format(flatMiss, 2)) | "
     text += "\(format(ratio(\.nonIP), 2)) | |\n\n"
@@ -54,6 +62,10 @@ extension PerPacketBenchmark {
     text += "(at \(rows.first { $0.firstP50 == worstFirst }!.services) services): "
     text += worstFirst < Self.firstPacketGoal ? "**met**" : "**not met**"
     text += " (p99 worst \(Int(rows.map(\.firstP99).max()!)) ns)\n"
+    let worstNet = rows.map(\.firstNet).max()!
+    text += "- the same, net of the single-run harness (first packet p50 less what one run of a "
+    text += "packet to no service costs beyond its repeated-run time): worst \(Int(worstNet)) ns: "
+    text += worstNet < Self.firstPacketGoal ? "**met**\n" : "**not met**\n"
     return text
   }
 }
