@@ -13,6 +13,7 @@ let package = Package(
     .executable(name: "junction-agent", targets: ["JunctionAgent"]),
     .executable(name: "junctionctl", targets: ["JunctionCTL"]),
     .executable(name: "junction-bench", targets: ["JunctionBench"]),
+    .executable(name: "junction-install", targets: ["JunctionInstall"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -81,6 +82,14 @@ let package = Package(
         "AgentAPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
+    // chain/unchain of an existing CNI config as text edits (pure) and their atomic writes.
+    .target(name: "CNIConfigEditing", dependencies: ["CNIKit"]),
+    .executableTarget(
+      name: "JunctionInstall",
+      dependencies: [
+        "CNIConfigEditing", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
+    ),
     // bench/: the load-balancing benchmarks (per-packet cost, programming time).
     .executableTarget(
       name: "JunctionBench",
@@ -94,6 +103,12 @@ let package = Package(
     .testTarget(name: "BPFKitTests", dependencies: ["BPFKit", "DatapathABI"]),
     .testTarget(name: "AgentAPITests", dependencies: ["AgentAPI", "AgentCore"]),
     .testTarget(name: "ServiceCoreTests", dependencies: ["ServiceCore"]),
+    .testTarget(
+      name: "CNIConfigEditingTests", dependencies: ["CNIConfigEditing"], exclude: ["Fixtures"]),
+    // install/kubernetes/ manifests: parsed and checked against what the agent decodes.
+    .testTarget(
+      name: "InstallTests",
+      dependencies: ["ServiceCore", .product(name: "Yams", package: "Yams")]),
     .testTarget(
       name: "JunctionPluginTests",
       dependencies: ["JunctionPlugin", "CNIKit", "NetKit", "CNITestSupport"]),

@@ -6,6 +6,7 @@
 #   junction                -> PREFIX/opt/cni/bin/junction
 #   junction-agent          -> PREFIX/usr/local/bin/junction-agent
 #   junctionctl             -> PREFIX/usr/local/bin/junctionctl
+#   junction-install        -> PREFIX/usr/local/bin/junction-install (chain/unchain)
 #   bpf/*.c, built          -> PREFIX/usr/local/lib/junction/bpf/*.o
 #
 #   install/install.sh [--prefix DIR] [--skip-deps]
@@ -22,7 +23,7 @@ while (($#)); do
     --prefix) prefix="${2:?--prefix needs a directory}"; shift 2 ;;
     --prefix=*) prefix="${1#--prefix=}"; shift ;;
     --skip-deps) skip_deps=true; shift ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -34,7 +35,7 @@ echo "install: building release binaries"
 # --disable-local-rpath: no $ORIGIN in RUNPATH, so a binary in /opt/cni/bin never loads a
 # library someone dropped beside it (and start-up skips the extra lookups there).
 build=(swift build --package-path "$repo" -c release --static-swift-stdlib --disable-local-rpath)
-for product in junction junction-agent junctionctl; do
+for product in junction junction-agent junctionctl junction-install; do
   "${build[@]}" --product "$product"
 done
 bin="$("${build[@]}" --show-bin-path)"
@@ -53,6 +54,7 @@ install_atomically() {
 install_atomically "$bin/junction" "$prefix/opt/cni/bin/junction"
 install_atomically "$bin/junction-agent" "$prefix/usr/local/bin/junction-agent"
 install_atomically "$bin/junctionctl" "$prefix/usr/local/bin/junctionctl"
+install_atomically "$bin/junction-install" "$prefix/usr/local/bin/junction-install"
 for object in "$bpf_out"/*.o; do
   install_atomically "$object" "$prefix/usr/local/lib/junction/bpf/$(basename "$object")"
 done

@@ -1,0 +1,206 @@
+import Foundation
+import ServiceCore
+import XCTest
+import Yams
+
+/// install/kubernetes/*.yaml parse, hold the objects a cluster install needs, and are
+/// internally consistent: every volumeMount has its volume, the shared paths sit where the
+/// plugin on the node looks for them, the RBAC covers every kind the agent decodes, and the
+/// init containers chain and unchain.
+final class KubernetesManifestTests: XCTestCase {
+  static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("install/kubernetes")
+
+  func testInstallManifestHasEveryObjectInOneNamespace() throws {
+    let objects = try Self.load("junction.yaml")
+    XCTAssertEqual(
+      objects.map { $0["kind"] as? String ?? "?" },
+      ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"])
+    let namespace = try XCTUnwrap(Self.metadata(objects[0])["name"] as? String)
+    for object in objects where ["ServiceAccount", "DaemonSet"].contains(object["kind"] as? String)
+    {
+      XCTAssertEqual(Self.metadata(object)["namespace"] as? String, namespace)
+    }
+    let binding = try XCTUnwrap(objects.first { $0["kind"] as? String == "ClusterRoleBinding" })
+    let roleRef = try XCTUnwrap(binding["roleRef"] as? [String: Any])
+    XCTAssertEqual(roleRef["kind"] as? String, "ClusterRole")
+    XCTAssertEqual(roleRef["name"] as? String, Self.metadata(objects[2])["name"] as? String)
+    let subject = try XCTUnwrap((binding["subjects"] as? [[String: Any]])?.first)
+    XCTAssertEqual(subject["kind"] as? String, "ServiceAccount")
+    XCTAssertEqual(subject["name"] as? String, Self.metadata(objects[1])["name"] as? String)
+    XCTAssertEqual(subject["namespace"] as? String, namespace)
+    let pod = try Self.podSpec(objects[4])
+    XCTAssertEqual(pod["serviceAccountName"] as? String, subject["name"] as? String)
+  }
+
+  /// The agent reads Kubernetes-shaped state: the role must let it get, list and watch each
+  /// kind ServiceCore decodes, in that kind's API group.
+  func testClusterRoleCoversEveryKindTheAgentDecodes() throws {
+    let role = try XCTUnwrap(
+      try Self.load("junction.yaml").first { $0["kind"] as? String == "ClusterRole" })
+    let rules = try XCTUnwrap(role["rules"] as? [[String: Any]])
+    for kind in ResourceKind.allCases {
+      let parts = kind.apiVersion.split(separator: "/")
+      let group = parts.count == 2 ? String(parts[0]) : ""
+      let singular = kind.rawValue.lowercased()
+      let resource = singular.hasSuffix("y") ? singular.dropLast() + "ies" : singular + "s"
+      let verbs = Set(
+        rules.filter {
+          ($0["apiGroups"] as? [String] ?? []).contains(group)
+            && ($0["resources"] as? [String] ?? []).contains(resource)
+        }.flatMap { $0["verbs"] as? [String] ?? [] })
+      XCTAssertTrue(
+        verbs.isSuperset(of: ["get", "list", "watch"]),
+        "\(kind.rawValue): group \"\(group)\" resource \(resource) has verbs \(verbs.sorted())")
+    }
+    for rule in rules {
+      XCTAssertTrue(
+        Set(rule["verbs"] as? [String] ?? []).isSubset(of: ["get", "list", "watch"]),
+        "the agent only reads: \(rule)")
+    }
+  }
+
+  func testAgentDaemonSetRunsOnEveryNodeWithTheHostMountsItNeeds() throws {
+    let daemonSet = try XCTUnwrap(try Self.load("junction.yaml").last)
+    let pod = try Self.podSpec(daemonSet)
+    XCTAssertEqual(pod["hostNetwork"] as? Bool, true)
+    XCTAssertNil(pod["hostPID"], "no host PID namespace needed (see the comment in the manifest)")
+    let tolerations = try XCTUnwrap(pod["tolerations"] as? [[String: Any]])
+    XCTAssertTrue(
+      tolerations.contains { $0["operator"] as? String == "Exists" && $0["key"] == nil },
+      "tolerates every taint")
+    try Self.checkSelectorAndVolumes(daemonSet)
+
+    let agent = try Self.container(pod, "agent", initContainer: false)
+    XCTAssertEqual((agent["securityContext"] as? [String: Any])?["privileged"] as? Bool, true)
+    let hostPaths = try Self.hostPaths(pod)
+    // The plugin on the node finds the socket, the pins and the state at these paths, so
+    // they are mounted at the node's own path.
+    var mounts: [String: [String: Any]] = [:]
+    for mount in agent["volumeMounts"] as? [[String: Any]] ?? [] {
+      mounts[mount["mountPath"] as? String ?? ""] = mount
+    }
+    for path in ["/sys/fs/bpf", "/run/junction", "/var/lib/junction", "/run/netns"] {
+      let mount = try XCTUnwrap(mounts[path], "agent mounts \(path)")
+      XCTAssertEqual(hostPaths[mount["name"] as? String ?? ""], path, "\(path) is the node's")
+    }
+    XCTAssertEqual(mounts["/sys/fs/bpf"]?["mountPropagation"] as? String, "Bidirectional")
+    XCTAssertEqual(mounts["/run/netns"]?["mountPropagation"] as? String, "HostToContainer")
+    let args = agent["args"] as? [String] ?? []
+    for flag in [
+      "--socket=/run/junction/junction.sock", "--state-dir=/var/lib/junction",
+      "--bpf-fs=/sys/fs/bpf/junction",
+    ] {
+      XCTAssertTrue(args.contains(flag), "agent args \(args) lack \(flag)")
+    }
+
+    let install = try Self.container(pod, "install-cni", initContainer: true)
+    let installMounts = Set(
+      (install["volumeMounts"] as? [[String: Any]] ?? []).compactMap { $0["mountPath"] as? String })
+    XCTAssertEqual(installMounts, ["/opt/cni/bin", "/etc/cni/net.d"])
+    for mount in install["volumeMounts"] as? [[String: Any]] ?? [] {
+      XCTAssertEqual(hostPaths[mount["name"] as? String ?? ""], mount["mountPath"] as? String)
+    }
+    let script = try Self.script(install)
+    XCTAssertTrue(script.contains("/opt/cni/bin/junction"), script)
+    XCTAssertTrue(script.contains("junction-install chain"), script)
+    XCTAssertTrue(script.contains("--first-in"), script)
+    let keeper = try Self.container(pod, "cni-chain", initContainer: false)
+    XCTAssertTrue(try Self.script(keeper).contains("junction-install chain"))
+  }
+
+  func testUninstallDaemonSetUnchainsOnEveryNode() throws {
+    let objects = try Self.load("uninstall.yaml")
+    XCTAssertEqual(objects.map { $0["kind"] as? String }, ["DaemonSet"])
+    try Self.checkSelectorAndVolumes(objects[0])
+    let pod = try Self.podSpec(objects[0])
+    XCTAssertTrue(
+      (pod["tolerations"] as? [[String: Any]] ?? []).contains {
+        $0["operator"] as? String == "Exists"
+      })
+    let unchain = try Self.container(pod, "unchain", initContainer: true)
+    XCTAssertTrue(try Self.script(unchain).contains("junction-install unchain"))
+    let hostPaths = try Self.hostPaths(pod)
+    for mount in unchain["volumeMounts"] as? [[String: Any]] ?? [] {
+      XCTAssertEqual(hostPaths[mount["name"] as? String ?? ""], mount["mountPath"] as? String)
+    }
+  }
+
+  // MARK: helpers
+
+  static func load(_ name: String) throws -> [[String: Any]] {
+    let text = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
+    // YamlSequence keeps a parse error aside instead of throwing it: check it at the end.
+    var documents = try Yams.load_all(yaml: text)
+    var objects: [[String: Any]] = []
+    while let document = documents.next() {
+      objects.append(
+        try XCTUnwrap(document as? [String: Any], "\(name): a document is not a mapping"))
+    }
+    if let error = documents.error { throw error }
+    return objects
+  }
+
+  static func metadata(_ object: [String: Any]) -> [String: Any] {
+    object["metadata"] as? [String: Any] ?? [:]
+  }
+
+  static func podSpec(_ daemonSet: [String: Any]) throws -> [String: Any] {
+    XCTAssertEqual(daemonSet["apiVersion"] as? String, "apps/v1")
+    let template = try XCTUnwrap(
+      (daemonSet["spec"] as? [String: Any])?["template"] as? [String: Any])
+    return try XCTUnwrap(template["spec"] as? [String: Any])
+  }
+
+  static func container(_ pod: [String: Any], _ name: String, initContainer: Bool) throws
+    -> [String: Any]
+  {
+    let list = pod[initContainer ? "initContainers" : "containers"] as? [[String: Any]] ?? []
+    return try XCTUnwrap(list.first { $0["name"] as? String == name }, "no container \(name)")
+  }
+
+  static func script(_ container: [String: Any]) throws -> String {
+    ((container["command"] as? [String] ?? []) + (container["args"] as? [String] ?? []))
+      .joined(separator: " ")
+  }
+
+  /// Volume name → hostPath path.
+  static func hostPaths(_ pod: [String: Any]) throws -> [String: String] {
+    var paths: [String: String] = [:]
+    for volume in pod["volumes"] as? [[String: Any]] ?? [] {
+      let name = try XCTUnwrap(volume["name"] as? String)
+      paths[name] = (volume["hostPath"] as? [String: Any])?["path"] as? String
+    }
+    return paths
+  }
+
+  /// The selector matches the template's labels; every container's volumeMounts name a
+  /// volume, and every volume is used.
+  static func checkSelectorAndVolumes(_ daemonSet: [String: Any]) throws {
+    let spec = try XCTUnwrap(daemonSet["spec"] as? [String: Any])
+    let selector = try XCTUnwrap(
+      (spec["selector"] as? [String: Any])?["matchLabels"] as? [String: String])
+    let template = try XCTUnwrap(spec["template"] as? [String: Any])
+    let labels = try XCTUnwrap(metadata(template)["labels"] as? [String: String])
+    for (key, value) in selector { XCTAssertEqual(labels[key], value, "selector \(key)") }
+    let pod = try podSpec(daemonSet)
+    let volumes = Set(
+      (pod["volumes"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String })
+    var used: Set<String> = []
+    let containers =
+      (pod["initContainers"] as? [[String: Any]] ?? [])
+      + (pod["containers"] as? [[String: Any]] ?? [])
+    for container in containers {
+      XCTAssertEqual(
+        container["image"] as? String, "JUNCTION_IMAGE", "one image for every container")
+      for mount in container["volumeMounts"] as? [[String: Any]] ?? [] {
+        let name = mount["name"] as? String ?? ""
+        XCTAssertTrue(
+          volumes.contains(name), "\(container["name"] ?? "?") mounts unknown volume \(name)")
+        used.insert(name)
+      }
+    }
+    XCTAssertEqual(used, volumes, "volumes nobody mounts")
+  }
+}
