@@ -222,8 +222,15 @@ final class TestAgent {
   /// mounted), removes the directory. Safe to call twice.
   func tearDown() {
     if isRunning { stop() }
-    for mountPoint in TestAgent.mounts(under: directory.path) {
-      _ = try? Shell.run(["umount", "-l", mountPoint])
+    // umount2 directly, not through Shell: a failed process launch must not leave the
+    // bpffs mounted. The one this agent mounted is unmounted even if mountinfo (read as
+    // text) somehow does not list it.
+    var points = TestAgent.mounts(under: directory.path)
+    if mountedBPFFS && !points.contains(bpfFS) { points.append(bpfFS) }
+    for mountPoint in points {
+      if umount2(mountPoint, Int32(MNT_DETACH)) != 0 && errno != EINVAL && errno != ENOENT {
+        print("TestAgent: cannot unmount \(mountPoint): errno \(errno)")
+      }
     }
     mountedBPFFS = false
     try? FileManager.default.removeItem(at: directory)
