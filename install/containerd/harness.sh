@@ -60,6 +60,23 @@ private_mount() {
   mount --bind "$source" "$target"
 }
 
+# Starts a long-lived command in the background, in a session of its own, with stdin from
+# /dev/null, stdout and stderr into LOG and no other descriptor of ours: a caller that
+# waits for this script to end must not wait for the daemon too (Foundation's Process
+# hands its child a socket without close-on-exec and waits until every holder closes it).
+# The command keeps the pid $! (setsid does not fork outside a process-group leader).
+spawn() {
+  local log=$1
+  shift
+  (
+    for fd in /proc/"$BASHPID"/fd/*; do
+      fd=${fd##*/}
+      ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid "$@" </dev/null >"$log" 2>&1
+  ) &
+}
+
 ctr_in() {
   local dir=$1
   shift
@@ -104,8 +121,7 @@ up() {
   command -v runc >/dev/null || die "runc is missing: apt-get install runc"
   mkdir -p "$dir"/{root,state,opt,fifo,ctr,cni/net.d,cni/bin,cni/cache}
   write_config "$dir"
-  setsid unshare --mount --propagation private "$self" _containerd "$dir" \
-    </dev/null >"$dir/containerd.log" 2>&1 &
+  spawn "$dir/containerd.log" unshare --mount --propagation private "$self" _containerd "$dir"
   echo $! >"$dir/containerd.pid"
   for _ in $(seq 1 200); do
     if ctr_in "$dir" version >/dev/null 2>&1; then
@@ -156,9 +172,7 @@ start() {
   local pidfile="$dir/ctr/$name.pid" log="$dir/ctr/$name.log"
   [[ -e "$pidfile" ]] && die "container $name was already started"
   # shellcheck disable=SC2046 # enter prints a command line
-  setsid $(enter "$netns") "$self" _ctr-run "$dir" --null-io "$@" "$name" \
-    </dev/null >"$log" 2>&1 &
-  # shellcheck disable=SC2034
+  spawn "$log" $(enter "$netns") "$self" _ctr-run "$dir" --null-io "$@" "$name"
   local pid=$!
   echo "$pid" >"$pidfile"
   for _ in $(seq 1 300); do
@@ -255,7 +269,7 @@ down() {
   if [[ -S "$dir/containerd.sock" ]]; then
     for pidfile in "$dir"/ctr/*.pid; do
       [[ -e "$pidfile" ]] || continue
-      stop "$dir" "$(basename "$pidfile" .pid)" || true
+      (stop "$dir" "$(basename "$pidfile" .pid)") || true  # stop exits on failure
     done
     local name
     for name in $(ctr_in "$dir" tasks ls -q 2>/dev/null); do
