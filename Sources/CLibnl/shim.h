@@ -25,19 +25,16 @@
 
 /// RTM_GETNSID with NETNSA_FD: the id the socket's namespace uses for the namespace open at
 /// `fd` (what IFLA_LINK_NETNSID of its links says), or -1 when it has given it none. 0 or a
-/// negative NLE_* code. Auto-ack is off for the request, so the answer is one datagram and
-/// nothing is left queued on the socket for the next libnl call.
+/// negative NLE_* code. Sent with nl_send, not nl_send_auto: no ack is asked for (the answer
+/// is one datagram, nothing stays queued) and the socket's sequence numbers are not used,
+/// so libnl's own next request still matches the reply it expects.
 static inline int junction_nl_namespace_id(struct nl_sock *sk, int fd, int32_t *out) {
   struct rtgenmsg header = {.rtgen_family = AF_UNSPEC};
-  struct nl_msg *msg = nlmsg_alloc_simple(RTM_GETNSID, 0);
+  struct nl_msg *msg = nlmsg_alloc_simple(RTM_GETNSID, NLM_F_REQUEST);
   if (!msg) return -NLE_NOMEM;
   int err = nlmsg_append(msg, &header, sizeof(header), NLMSG_ALIGNTO);
   if (err >= 0) err = nla_put_u32(msg, NETNSA_FD, (uint32_t)fd);
-  if (err >= 0) {
-    nl_socket_disable_auto_ack(sk);
-    err = nl_send_auto(sk, msg);
-    nl_socket_enable_auto_ack(sk);
-  }
+  if (err >= 0) err = nl_send(sk, msg);
   nlmsg_free(msg);
   if (err < 0) return err;
   struct sockaddr_nl peer;

@@ -150,7 +150,8 @@ final class ChainedModeTests: XCTestCase {
       XCTAssertEqual(del.status, 0, del.stdout + del.stderr)
     }
     XCTAssertNil(try agentEndpoints(node)[endpointID(node, client)])
-    XCTAssertFalse(try node.hostLinks().contains(clientVeth), "the previous plugin's DEL did not run")
+    XCTAssertFalse(
+      try node.hostLinks().contains(clientVeth), "the previous plugin's DEL did not run")
 
     // DEL without prevResult (as after a failed ADD or a lost cache), Junction alone: the
     // programs come off the veth, which stays (it is the previous plugin's), and the
@@ -236,7 +237,8 @@ final class ChainedModeTests: XCTestCase {
     _ = try XCTUnwrap(node.agent).stop()
     let down = try node.driver("status", pod: nil, cniVersion110: true)
     XCTAssertEqual(down.status, 1)
-    XCTAssertTrue(down.stdout.contains("50") || down.stderr.contains("50"), down.stdout + down.stderr)
+    XCTAssertTrue(
+      down.stdout.contains("50") || down.stderr.contains("50"), down.stdout + down.stderr)
   }
 
   // MARK: - Refusals
