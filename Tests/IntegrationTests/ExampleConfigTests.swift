@@ -26,6 +26,14 @@ final class ExampleConfigTests: XCTestCase {
           var request = plugin
           request["name"] = list["name"]
           request["cniVersion"] = version
+          if plugin["mode"] as? String == "chained" {
+            // What the runtime inserts for a chained ADD: the previous plugin's result.
+            request["prevResult"] = [
+              "cniVersion": version,
+              "interfaces": [["name": "eth0", "sandbox": "/var/run/netns/example"]],
+              "ips": [["address": "10.244.1.5/24", "interface": 0]],
+            ]
+          }
           let stdin = Array(try JSONSerialization.data(withJSONObject: request))
           XCTAssertNoThrow(try JunctionConfig.parse(stdin, for: .add), "\(file) at \(version)")
         }
