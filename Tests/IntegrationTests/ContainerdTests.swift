@@ -29,10 +29,12 @@ final class ContainerdTests: XCTestCase {
   }
 
   /// The reference bridge plugin with host-local IPAM: a bridge of its own, the gateway on
-  /// it, no masquerading (nothing in iptables).
+  /// it and the containers' default route through it (a ClusterIP is off-subnet), no
+  /// masquerading (nothing in iptables).
   private var bridgePlugin: [String: Any] {
     [
-      "type": "bridge", "bridge": TestNode.uniqueName("br"), "isGateway": true, "ipMasq": false,
+      "type": "bridge", "bridge": TestNode.uniqueName("br"), "isGateway": true,
+      "isDefaultGateway": true, "ipMasq": false,
       "ipam": [
         "type": "host-local", "dataDir": lab.ipamDir.path, "ranges": [[["subnet": subnet]]],
       ],
