@@ -121,6 +121,10 @@ final class ContainerdTests: XCTestCase {
     let registered = try endpointsByAddress(agent)
     XCTAssertEqual(Set(registered.keys), Set(addresses.values), "endpoints: \(registered)")
     XCTAssertEqual(try clsactInterfaces(), registered.values.sorted())
+    // ctr names the attachment after containerd's namespace and the container id.
+    XCTAssertEqual(
+      Set(try agent.endpoints().compactMap { $0["id"] as? String }),
+      Set(backends.map { "default-\($0):eth0" }))
 
     let applied = try Shell.run(
       [ctl, "--socket", agent.socketPath, "apply", "-f", "-"],
@@ -129,12 +133,13 @@ final class ContainerdTests: XCTestCase {
     XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr)
 
     // A client container asks the ClusterIP 30 times; every answer names a backend.
-    // (busybox 1.35's `wget -T` crashes; `timeout` bounds each request instead.)
+    // (busybox 1.35's `wget -T` crashes; `timeout` bounds each request instead, 30 × 3 s
+    // within the 120 s the harness call is given.)
     let client = try lab.run(
       "client",
       [
         "sh", "-c",
-        "for i in $(seq 1 30); do timeout 5 wget -q -O - http://\(clusterIP)/ || echo failed; done",
+        "for i in $(seq 1 30); do timeout 3 wget -q -O - http://\(clusterIP)/ || echo failed; done",
       ])
     XCTAssertEqual(client.status, 0, client.stdout + client.stderr)
     let answers = client.stdout.split(separator: "\n").map(String.init)
