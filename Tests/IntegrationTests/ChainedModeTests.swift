@@ -192,6 +192,52 @@ final class ChainedModeTests: XCTestCase {
     XCTAssertEqual(try node.hostLinks(), [])
   }
 
+  // MARK: - The shipped examples
+
+  /// cni-conf/'s bridge and ptp examples as shipped, but for what a user must set (the
+  /// subnet) and what this node keeps elsewhere (IPAM data dir, agent socket, log file):
+  /// ADD, CHECK and DEL through libcni, nothing left behind.
+  func testTheExampleBridgeAndPtpConflistsWorkAsShipped() throws {
+    for (file, subnet) in [
+      ("10-bridge-junction.conflist", "10.240.27.0/24"),
+      ("10-ptp-junction.conflist", "10.240.28.0/24"),
+    ] {
+      let node = try ptpNode(podSubnet: subnet)
+      let url = Artifacts.repoRoot.appendingPathComponent("cni-conf/\(file)")
+      var list = try XCTUnwrap(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any], file)
+      var plugins = try XCTUnwrap(list["plugins"] as? [[String: Any]], file)
+      for index in plugins.indices {
+        if var ipam = plugins[index]["ipam"] as? [String: Any] {
+          ipam["ranges"] = [[["subnet": subnet]]]
+          ipam["dataDir"] = node.ipamDir.path
+          plugins[index]["ipam"] = ipam
+        }
+        if plugins[index]["type"] as? String == "junction" {
+          plugins[index]["agentSocket"] = node.agentSocket
+          plugins[index]["logFile"] = node.directory.appendingPathComponent("junction.log").path
+        }
+      }
+      list["plugins"] = plugins
+      list["name"] = node.network
+      try node.replaceConflist(list)
+
+      let pod = try node.makePodNamespace()
+      let add = try node.driver("add", pod: pod)
+      XCTAssertEqual(add.status, 0, "\(file): \(add.stdout) \(add.stderr)")
+      XCTAssertEqual(try agentEndpoints(node).count, 1, file)
+      let check = try node.driver("check", pod: pod)
+      XCTAssertEqual(check.status, 0, "\(file): \(check.stdout) \(check.stderr)")
+      let del = try node.driver("del", pod: pod)
+      XCTAssertEqual(del.status, 0, "\(file): \(del.stdout) \(del.stderr)")
+      XCTAssertEqual(try agentEndpoints(node).count, 0, file)
+      XCTAssertEqual(node.reservedAddresses(), [], file)
+      XCTAssertEqual(try clsactQdiscs(node), [], file)
+      XCTAssertEqual(
+        try node.hostLinks().filter { !$0.hasPrefix("cni0") }, [], "\(file) left a link behind")
+    }
+  }
+
   // MARK: - CHECK, GC, STATUS
 
   func testCheckReportsProgramsRemovedBehindJunctionsBack() throws {

@@ -151,6 +151,13 @@ final class TestNode {
     }
   }
 
+  /// Replaces the 1.0.0 conflist (what ADD, CHECK and DEL read) with `list`, e.g. one of
+  /// cni-conf/'s examples adapted to this node.
+  func replaceConflist(_ list: [String: Any]) throws {
+    try JSONSerialization.data(withJSONObject: list, options: [.prettyPrinted])
+      .write(to: confDir.appendingPathComponent("10-\(network).conflist"))
+  }
+
   /// A new pod namespace (not yet attached).
   func makePodNamespace() throws -> String {
     let pod = TestNode.uniqueName("p")
