@@ -10,9 +10,12 @@ set -euo pipefail
 build_packages=(pkg-config libnl-3-dev libnl-route-3-dev libbpf-dev linux-libc-dev)
 # containernetworking-plugins: host-local IPAM and the reference ptp/bridge plugins.
 # golang-go + golang-github-appc-cni-dev: the libcni test driver (tools/cnidriver).
+# containerd + runc + busybox-static: the containerd test (`ctr run --cni` on a busybox
+# image built locally, tests/containerd/).
 test_packages=(
   containernetworking-plugins golang-go golang-github-appc-cni-dev
   iproute2 iputils-ping python3 procps util-linux curl hyperfine jq
+  containerd runc busybox-static
 )
 
 case "${1:-build}" in

@@ -60,4 +60,7 @@ public enum CNIErrorCode: Int, Sendable {
   case checkMismatch = 105
   case agentRejected = 106
   case datapathAttachFailed = 107
+  /// Chained mode: CNI_IFNAME is not a veth whose peer is on the node (macvlan, ipvlan,
+  /// host-device...), so there is no host-side interface to attach the programs to.
+  case interfaceNotChainable = 108
 }

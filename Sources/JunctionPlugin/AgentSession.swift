@@ -1,6 +1,8 @@
 import AgentAPI
 import AgentCore
 import CNIKit
+import Logging
+import NetKit
 
 /// The plugin's side of the agent: which socket, how long to wait, and what each failure
 /// means in CNI terms. ADD needs the agent (code 11 when it does not answer, before
@@ -63,6 +65,114 @@ struct AgentSession {
     switch failure {
     case .notRunning, .timedOut, .io: true
     case .permissionDenied, .badResponse, .api: false
+    }
+  }
+
+  // MARK: - What every mode does with the agent
+
+  /// DEL's agent half: tells the agent the endpoint is gone. When the agent is down, the
+  /// deletion is queued on disk beside its socket and replayed when it starts; only a full
+  /// or unwritable queue fails DEL (code 11), so kubelet retries instead of the endpoint
+  /// leaking.
+  func deregister(_ attachment: Attachment, logger: Logger) throws(CNIError) {
+    let id = EndpointID.make(containerID: attachment.containerID, ifname: attachment.ifname)
+    do {
+      let existed = try client.deleteEndpoint(id)
+      logger.debug("deregistered", metadata: ["endpoint": "\(id)", "existed": "\(existed)"])
+    } catch let failure where AgentSession.isUnreachable(failure) {
+      do {
+        try DeleteQueue.enqueue(
+          DeleteQueue.Record(
+            containerID: attachment.containerID, ifname: attachment.ifname, socket: socketPath),
+          socketPath: socketPath)
+        logger.warning(
+          "agent unreachable; deletion queued for its next start",
+          metadata: ["endpoint": "\(id)", "reason": "\(failure)"])
+      } catch {
+        throw CNIError(
+          .tryAgainLater, "the Junction agent is unreachable and the deletion could not be queued",
+          details: "\(failure); \(error)")
+      }
+    } catch {
+      // The agent answered but refused: nothing a retry fixes, and the pod is going anyway.
+      logger.warning(
+        "agent refused the deregistration", metadata: ["endpoint": "\(id)", "error": "\(error)"])
+    }
+  }
+
+  /// CHECK's agent half: the endpoint is registered, and both programs are attached to
+  /// `hostLink` (nil when the caller already reported it missing).
+  func datapathProblems(_ attachment: Attachment, hostLink: LinkInfo?) -> [String] {
+    let id = EndpointID.make(containerID: attachment.containerID, ifname: attachment.ifname)
+    let agentConfig: AgentConfig
+    do {
+      agentConfig = try requireReady()
+      guard let endpoint = try client.endpoint(id) else {
+        return ["endpoint \(id) is not registered with the agent"]
+      }
+      if let hostLink, endpoint.spec.hostIfindex != Int(hostLink.index) {
+        return [
+          "endpoint \(id) is registered on ifindex \(endpoint.spec.hostIfindex), "
+            + "but its host interface \(hostLink.name) is ifindex \(hostLink.index)"
+        ]
+      }
+    } catch {
+      return ["cannot ask the agent: \(error)"]
+    }
+    guard let hostLink else { return [] }
+    do {
+      return try EndpointPrograms.open(agentConfig).problems(
+        hostIfindex: hostLink.index, hostName: hostLink.name)
+    } catch {
+      return [error.msg]
+    }
+  }
+
+  /// GC's agent half: every endpoint of `network` whose attachment is not in `keep` is
+  /// passed to `release` (a mode's own cleanup, which reports a failure or nil), then
+  /// deregistered. Keeps going past failures and returns them all.
+  func removeStale(
+    network: String, keep: Set<Attachment>, logger: Logger,
+    release: (EndpointSpec) -> String? = { _ in nil }
+  ) -> [String] {
+    let endpoints: [Endpoint]
+    do {
+      endpoints = try client.endpoints()
+    } catch {
+      return ["listing the agent's endpoints: \(error)"]
+    }
+    var failures: [String] = []
+    for endpoint in endpoints where endpoint.spec.network == network {
+      let attachment = Attachment(
+        containerID: endpoint.spec.containerID, ifname: endpoint.spec.ifname)
+      guard !keep.contains(attachment) else { continue }
+      if let failure = release(endpoint.spec) { failures.append(failure) }
+      do {
+        try client.deleteEndpoint(endpoint.id)
+        logger.info("GC deregistered a stale endpoint", metadata: ["endpoint": "\(endpoint.id)"])
+      } catch {
+        failures.append("endpoint \(endpoint.id): \(error)")
+      }
+    }
+    return failures
+  }
+
+  /// STATUS's agent half: the agent answers, is healthy, and has its datapath loaded
+  /// (code 50 otherwise).
+  func requireHealthy() throws(CNIError) {
+    let health: Health
+    do {
+      health = try client.health()
+    } catch {
+      throw CNIError(
+        .pluginNotAvailable, "the Junction agent is not available", details: "\(error)")
+    }
+    guard health.status == "ok", health.datapathLoaded else {
+      throw CNIError(
+        .pluginNotAvailable, "the Junction agent is \(health.status)",
+        details: "datapath loaded: \(health.datapathLoaded); parts: "
+          + health.components.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+            separator: ", "))
     }
   }
 }

@@ -1,10 +1,12 @@
 import AgentAPI
 import BPFKit
 import CNIKit
+import NetKit
 
 /// The agent's pinned endpoint programs, as the plugin attaches them to a pod's host-side
 /// veth: from-endpoint on tc ingress (what the pod sends), to-endpoint on tc egress (what
-/// it receives). The clsact qdisc and filters go away with the veth, so DEL needs no detach.
+/// it receives). In native mode the clsact qdisc and filters go away with the veth Junction
+/// deletes; in chained mode the veth is another plugin's, so DEL and GC `detach`.
 struct EndpointPrograms {
   let fromEndpoint: BPFProgram
   let toEndpoint: BPFProgram
@@ -54,5 +56,33 @@ struct EndpointPrograms {
       }
     }
     return problems
+  }
+
+  /// Removes Junction's two filters from `hostIfindex`, and the clsact qdisc too when that
+  /// leaves it empty (no other tool's filter is ever removed). Missing filters, qdisc or
+  /// interface are success: DEL and GC run again after partial failures.
+  static func detach(hostIfindex: Int32, socket: RouteSocket) throws(CNIError) {
+    do {
+      for direction in TrafficControl.Direction.allCases {
+        try TrafficControl.detach(ifindex: hostIfindex, direction: direction)
+      }
+    } catch {
+      // The link went first (another plugin's DEL, or the pod is gone): nothing to detach.
+      if case .success(nil) = Result(catching: { () throws(NetKitError) in
+        try socket.link(index: hostIfindex)
+      }) {
+        return
+      }
+      throw CNIError(
+        .datapathAttachFailed, "detaching the endpoint programs from ifindex \(hostIfindex) failed",
+        details: "\(error)")
+    }
+    do {
+      if try socket.clsactFilterCount(index: hostIfindex) == 0 {
+        try TrafficControl.removeHook(ifindex: hostIfindex)
+      }
+    } catch {
+      // The programs are off; an empty qdisc left behind is harmless and goes with the link.
+    }
   }
 }

@@ -31,17 +31,10 @@ public struct JunctionCNIPlugin: CNIPlugin {
     }
   }
 
+  /// Each mode owns ADD, DEL, CHECK, GC and STATUS for its attachments; what they share
+  /// (the agent session, the endpoint programs, the pod namespace) sits beside them.
   private var native: NativeMode { NativeMode(environment: environment, logger: logger) }
-
-  /// Chained mode belongs to a later release; until then it is refused up front, before
-  /// anything is created.
-  private func requireNative(_ config: JunctionConfig) throws(CNIError) {
-    guard config.mode == .native else {
-      throw CNIError(
-        .unsupportedField, "unsupported field \"mode\": \"\(config.mode.rawValue)\"",
-        details: "this version of Junction implements native mode only")
-    }
-  }
+  private var chained: ChainedMode { ChainedMode(environment: environment, logger: logger) }
 
   /// Runs one command and logs its failure, so the log file tells the whole story even
   /// when the runtime only keeps the error's message.
@@ -57,22 +50,28 @@ public struct JunctionCNIPlugin: CNIPlugin {
 
   public func add(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) -> CNIResult {
     try logged { () throws(CNIError) in
-      try requireNative(config)
-      return try native.add(request, config)
+      switch config.mode {
+      case .native: return try native.add(request, config)
+      case .chained: return try chained.add(request, config)
+      }
     }
   }
 
   public func del(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
     try logged { () throws(CNIError) in
-      try requireNative(config)
-      try native.del(request, config)
+      switch config.mode {
+      case .native: try native.del(request, config)
+      case .chained: try chained.del(request, config)
+      }
     }
   }
 
   public func check(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
     try logged { () throws(CNIError) in
-      try requireNative(config)
-      try native.check(request, config)
+      switch config.mode {
+      case .native: try native.check(request, config)
+      case .chained: try chained.check(request, config)
+      }
     }
   }
 
@@ -80,15 +79,19 @@ public struct JunctionCNIPlugin: CNIPlugin {
     throws(CNIError)
   {
     try logged { () throws(CNIError) in
-      try requireNative(config)
-      try native.gc(request, config, valid: valid)
+      switch config.mode {
+      case .native: try native.gc(request, config, valid: valid)
+      case .chained: try chained.gc(request, config, valid: valid)
+      }
     }
   }
 
   public func status(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
     try logged { () throws(CNIError) in
-      try requireNative(config)
-      try native.status(request, config)
+      switch config.mode {
+      case .native: try native.status(request, config)
+      case .chained: try chained.status(request, config)
+      }
     }
   }
 }

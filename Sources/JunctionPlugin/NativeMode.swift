@@ -17,7 +17,7 @@ struct NativeMode {
   // MARK: - ADD
 
   func add(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) -> CNIResult {
-    let netns = try openPodNamespace(request.netns)
+    let netns = try PodNamespace.open(request.netns)
     let podSocket = try netlink { () throws(NetKitError) in try RouteSocket(in: netns) }
     let hostSocket = try netlink { () throws(NetKitError) in try RouteSocket() }
     if try netlink({ () throws(NetKitError) in try podSocket.link(named: request.ifname) }) != nil {
@@ -162,7 +162,8 @@ struct NativeMode {
   func del(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
     let hostName = HostInterface.name(for: request.attachment)
     let alias = HostInterface.alias(network: config.name, attachment: request.attachment)
-    try deregister(request, config)
+    try AgentSession(config: config, environment: environment).deregister(
+      request.attachment, logger: logger)
     var linkFailure: CNIError?
     var removed = false
     do {
@@ -182,36 +183,6 @@ struct NativeMode {
     if let linkFailure { throw linkFailure }
     logger.info(
       removed ? "pod detached" : "nothing left to detach", metadata: ["host": "\(hostName)"])
-  }
-
-  /// Tells the agent the endpoint is gone. When the agent is down, the deletion is queued
-  /// on disk beside its socket and replayed when it starts; only a full or unwritable
-  /// queue fails DEL (code 11), so kubelet retries instead of the endpoint leaking.
-  private func deregister(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
-    let agent = AgentSession(config: config, environment: environment)
-    let id = EndpointID.make(containerID: request.containerID, ifname: request.ifname)
-    do {
-      let existed = try agent.client.deleteEndpoint(id)
-      logger.debug("deregistered", metadata: ["endpoint": "\(id)", "existed": "\(existed)"])
-    } catch let failure where AgentSession.isUnreachable(failure) {
-      do {
-        try DeleteQueue.enqueue(
-          DeleteQueue.Record(
-            containerID: request.containerID, ifname: request.ifname, socket: agent.socketPath),
-          socketPath: agent.socketPath)
-        logger.warning(
-          "agent unreachable; deletion queued for its next start",
-          metadata: ["endpoint": "\(id)", "reason": "\(failure)"])
-      } catch {
-        throw CNIError(
-          .tryAgainLater, "the Junction agent is unreachable and the deletion could not be queued",
-          details: "\(failure); \(error)")
-      }
-    } catch {
-      // The agent answered but refused: nothing a retry fixes, and the pod is going anyway.
-      logger.warning(
-        "agent refused the deregistration", metadata: ["endpoint": "\(id)", "error": "\(error)"])
-    }
   }
 
   /// True when a link was deleted.
@@ -247,7 +218,7 @@ struct NativeMode {
     guard let expected = config.prevResult else {
       throw CNIError(.invalidConfig, "field \"prevResult\" is required for CHECK")
     }
-    let netns = try openPodNamespace(request.netns)
+    let netns = try PodNamespace.open(request.netns)
     let ipam = try DelegatedPlugin.require(
       config.ipamType ?? "", in: request.path, environment: environment)
     _ = try ipam.call(.check, config)
@@ -270,38 +241,13 @@ struct NativeMode {
       expected: expected, request: request, hostName: hostName,
       hostAlias: HostInterface.alias(network: config.name, attachment: request.attachment),
       observed: observed)
-    problems += datapathProblems(request, config, hostLink: observed.hostLink)
+    problems += AgentSession(config: config, environment: environment).datapathProblems(
+      request.attachment, hostLink: observed.hostLink)
     guard problems.isEmpty else {
       throw CNIError(
         .checkMismatch,
         "CHECK found \(problems.count) difference\(problems.count == 1 ? "" : "s") from prevResult",
         details: problems.joined(separator: "; "))
-    }
-  }
-
-  /// CHECK's agent half: the endpoint is registered, and both programs are attached.
-  private func datapathProblems(
-    _ request: CNIRequest, _ config: JunctionConfig, hostLink: LinkInfo?
-  )
-    -> [String]
-  {
-    let agent = AgentSession(config: config, environment: environment)
-    let id = EndpointID.make(containerID: request.containerID, ifname: request.ifname)
-    let agentConfig: AgentConfig
-    do {
-      agentConfig = try agent.requireReady()
-      if try agent.client.endpoint(id) == nil {
-        return ["endpoint \(id) is not registered with the agent"]
-      }
-    } catch {
-      return ["cannot ask the agent: \(error)"]
-    }
-    guard let hostLink else { return [] }  // already reported by the comparison
-    do {
-      return try EndpointPrograms.open(agentConfig).problems(
-        hostIfindex: hostLink.index, hostName: hostLink.name)
-    } catch {
-      return [error.msg]
     }
   }
 
@@ -336,7 +282,8 @@ struct NativeMode {
         failures.append("\(link.name): \(error.msg)")
       }
     }
-    failures += deregisterStale(config, keep: keep)
+    failures += AgentSession(config: config, environment: environment).removeStale(
+      network: config.name, keep: keep, logger: logger)
     if let ipam, let versions = try? ipam.supportedVersions(asking: config.cniVersion),
       versions.contains(CNIVersion.v110.description)
     {
@@ -349,48 +296,12 @@ struct NativeMode {
     }
   }
 
-  /// GC's agent half: endpoints of this network the runtime no longer lists.
-  private func deregisterStale(_ config: JunctionConfig, keep: Set<Attachment>) -> [String] {
-    let agent = AgentSession(config: config, environment: environment)
-    do {
-      var failures: [String] = []
-      for endpoint in try agent.client.endpoints() where endpoint.spec.network == config.name {
-        let attachment = Attachment(
-          containerID: endpoint.spec.containerID, ifname: endpoint.spec.ifname)
-        guard !keep.contains(attachment) else { continue }
-        do {
-          try agent.client.deleteEndpoint(endpoint.id)
-          logger.info("GC deregistered a stale endpoint", metadata: ["endpoint": "\(endpoint.id)"])
-        } catch {
-          failures.append("endpoint \(endpoint.id): \(error)")
-        }
-      }
-      return failures
-    } catch {
-      return ["listing the agent's endpoints: \(error)"]
-    }
-  }
-
   // MARK: - STATUS
 
   /// Ready when the agent is healthy with its datapath loaded, the IPAM plugin is
   /// installed, and, when IPAM speaks 1.1.0, it says it is ready too.
   func status(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
-    let agent = AgentSession(config: config, environment: environment)
-    let health: Health
-    do {
-      health = try agent.client.health()
-    } catch {
-      throw CNIError(
-        .pluginNotAvailable, "the Junction agent is not available", details: "\(error)")
-    }
-    guard health.status == "ok", health.datapathLoaded else {
-      throw CNIError(
-        .pluginNotAvailable, "the Junction agent is \(health.status)",
-        details: "datapath loaded: \(health.datapathLoaded); parts: "
-          + health.components.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
-            separator: ", "))
-    }
+    try AgentSession(config: config, environment: environment).requireHealthy()
     guard
       let ipam = DelegatedPlugin.find(
         config.ipamType ?? "", in: request.path, environment: environment)
@@ -405,62 +316,6 @@ struct NativeMode {
         _ = try ipam.call(.status, config)
       } catch {
         throw CNIError(.pluginNotAvailable, error.msg, details: error.details)
-      }
-    }
-  }
-
-  // MARK: - Shared
-
-  /// Opens CNI_NETNS for ADD and CHECK: a path that is not there means the container is
-  /// gone (code 3); a file that is not a namespace, or our own namespace, is a bad
-  /// CNI_NETNS (code 4) — the latter would wire the pod's routes into the node itself.
-  private func openPodNamespace(_ path: String) throws(CNIError) -> NetworkNamespace {
-    let netns: NetworkNamespace
-    do {
-      netns = try NetworkNamespace.open(path)
-    } catch .notFound {
-      throw CNIError(.containerUnknown, "CNI_NETNS \(path) does not exist")
-    } catch .notANamespace {
-      throw CNIError(.invalidEnvironment, "CNI_NETNS \(path) is not a network namespace")
-    } catch {
-      throw CNIError(.invalidEnvironment, "CNI_NETNS: \(error)")
-    }
-    if let own = try? NetworkNamespace.current(), own.isSame(as: netns) {
-      throw CNIError(
-        .invalidEnvironment, "CNI_NETNS \(path) is the plugin's own network namespace, not a pod's")
-    }
-    return netns
-  }
-}
-
-/// Runs kernel work and reports a failure as a CNI error naming the operation.
-func netlink<T>(_ body: () throws(NetKitError) -> T) throws(CNIError) -> T {
-  do {
-    return try body()
-  } catch {
-    throw CNIError(.netlinkFailure, error.description)
-  }
-}
-
-/// What ADD has done so far, undone in reverse when a later step fails.
-struct UndoStack {
-  let logger: Logger
-  private var steps: [(String, () throws(CNIError) -> Void)] = []
-
-  init(logger: Logger) { self.logger = logger }
-
-  mutating func push(_ what: String, _ step: @escaping () throws(CNIError) -> Void) {
-    steps.append((what, step))
-  }
-
-  func unwind() {
-    for (what, step) in steps.reversed() {
-      do {
-        try step()
-      } catch {
-        logger.error(
-          "cleanup after a failed ADD did not complete",
-          metadata: ["step": "\(what)", "error": "\(error.msg)"])
       }
     }
   }

@@ -19,6 +19,8 @@ public enum Usage {
       {"cniVersion": "1.1.0", "name": "pods", "type": "junction", "mode": "native",
        "mtu": 1500, "logFile": "/var/log/junction-cni.log", "logLevel": "info",
        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.1.0/24"}]]}}
+    or, after the plugin that makes the pod's veth (bridge, ptp, ...) in the same conflist:
+      {"type": "junction", "mode": "chained"}
 
     Try it by hand:
       echo '{"cniVersion":"1.1.0"}' | CNI_COMMAND=VERSION junction

@@ -16,6 +16,11 @@ public struct LinkInfo: Equatable, Sendable {
   public var alias: String?
   /// The rtnl_link_ops kind ("veth", "bridge", ...); nil for physical devices.
   public var kind: String?
+  /// IFLA_LINK: for a veth, its peer's index (in the peer's namespace); nil when unset.
+  public var peerIndex: Int32? = nil
+  /// IFLA_LINK_NETNSID: the id, in this link's namespace, of the namespace `peerIndex`
+  /// lives in; nil when the peer is in the same namespace (or there is none).
+  public var peerNamespaceID: Int32? = nil
 }
 
 /// A route of the main table as the kernel reports it.
@@ -162,6 +167,32 @@ public final class RouteSocket {
     if result == -NLE_OBJ_NOTFOUND || result == -NLE_NODEV { return false }
     try check(result, "delete link \(index)")
     return true
+  }
+
+  // MARK: - Namespaces
+
+  /// The id this socket's namespace gives `namespace` (what IFLA_LINK_NETNSID of a link
+  /// whose peer lives there says), or nil when it has given it none.
+  public func namespaceID(of namespace: NetworkNamespace) throws(NetKitError) -> Int32? {
+    var id: Int32 = -1
+    try check(
+      junction_nl_namespace_id(socket, namespace.fd, &id), "get the id of \(namespace.path)")
+    return id < 0 ? nil : id
+  }
+
+  // MARK: - Traffic control
+
+  /// How many tc filters (anyone's) sit on the ingress and egress hooks of a clsact qdisc
+  /// on link `index`; zero for both when it has no clsact.
+  public func clsactFilterCount(index: Int32) throws(NetKitError) -> Int {
+    // TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS / TC_H_MIN_EGRESS) from linux/pkt_sched.h.
+    var total = 0
+    for parent: UInt32 in [0xFFFF_FFF2, 0xFFFF_FFF3] {
+      let count = junction_nl_filter_count(socket, index, parent)
+      try check(count, "list tc filters of link \(index)")
+      total += Int(count)
+    }
+    return total
   }
 
   // MARK: - Addresses
@@ -311,6 +342,11 @@ extension LinkInfo {
     isUp = rtnl_link_get_flags(link) & UInt32(IFF_UP.rawValue) != 0
     alias = rtnl_link_get_ifalias(link).map { String(cString: $0) }
     kind = rtnl_link_get_type(link).map { String(cString: $0) }
+    let peer = rtnl_link_get_link(link)
+    peerIndex = peer > 0 ? peer : nil
+    var namespaceID: Int32 = -1
+    peerNamespaceID =
+      rtnl_link_get_link_netnsid(link, &namespaceID) == 0 && namespaceID >= 0 ? namespaceID : nil
   }
 }
 

@@ -5,18 +5,15 @@ import XCTest
 /// the maps, pods reach the service and the replies come back reverse-NATed.
 final class ServiceTests: XCTestCase {
   private var node: TestNode!
-  private var servers: [Process] = []
+  private var traffic: PodTraffic!
 
   override func setUpWithError() throws {
     node = try TestNode(podSubnet: "10.240.8.0/24")
+    traffic = PodTraffic(node: node)
   }
 
   override func tearDown() {
-    for server in servers where server.isRunning {
-      server.terminate()
-      server.waitUntilExit()
-    }
-    servers = []
+    traffic?.tearDown()
     node?.tearDown()
     super.tearDown()
   }
@@ -27,51 +24,6 @@ final class ServiceTests: XCTestCase {
 
   private func junctionctl(_ arguments: [String], stdin: String = "") throws -> CommandOutput {
     try Shell.run([ctl, "--socket", node.agentSocket] + arguments, stdin: stdin)
-  }
-
-  /// A pod that answers every TCP connection on 8080 with `name`.
-  private func startBackend(_ name: String, in pod: String) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["ip", "netns", "exec", pod, "python3", "-c", Self.server, name]
-    try process.run()
-    servers.append(process)
-    for _ in 0..<50 {
-      if try node.exec(in: pod, ["sh", "-c", "grep -q ':1F90 ' /proc/net/tcp"]).status == 0 {
-        return
-      }
-      usleep(100_000)
-    }
-    XCTFail("backend \(name) did not start listening")
-  }
-
-  private static let server = """
-    import socket, sys
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", 8080)); s.listen(64)
-    while True:
-        c, _ = s.accept(); c.sendall(sys.argv[1].encode()); c.close()
-    """
-
-  /// Connects `count` times to address:port from `pod`; the names that answered, and the
-  /// errors ("refused", "timeout") for connections that failed.
-  private func connect(from pod: String, to address: String, port: Int, count: Int) throws
-    -> [String]
-  {
-    let script = """
-      import socket, sys
-      for _ in range(int(sys.argv[3])):
-          try:
-              c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
-              print(c.recv(100).decode() or "empty"); c.close()
-          except ConnectionRefusedError: print("refused")
-          except socket.timeout: print("timeout")
-          except OSError as e: print("error:" + str(e))
-      """
-    let result = try node.exec(
-      in: pod, ["python3", "-c", script, address, "\(port)", "\(count)"], timeout: 120)
-    XCTAssertEqual(result.status, 0, result.stderr)
-    return result.stdout.split(separator: "\n").map(String.init)
   }
 
   private func manifest(clusterIP: String, backends: [String]) -> String {
@@ -85,7 +37,7 @@ final class ServiceTests: XCTestCase {
     for name in ["r2d2", "c3po", "bb8"] {
       let pod = try node.makePodNamespace()
       addresses.append(try node.addPod(pod))
-      try startBackend(name, in: pod)
+      try traffic.startBackend(name, in: pod)
     }
     let applied = try junctionctl(
       ["apply", "-f", "-"], stdin: manifest(clusterIP: "10.96.0.10", backends: addresses))
@@ -98,7 +50,7 @@ final class ServiceTests: XCTestCase {
     XCTAssertTrue(
       listed.stdout.contains("1 => \(addresses.sorted()[0]):8080/TCP (active)"), listed.stdout)
 
-    let answers = try connect(from: client, to: "10.96.0.10", port: 80, count: 60)
+    let answers = try traffic.connect(from: client, to: "10.96.0.10", port: 80, count: 60)
     XCTAssertEqual(answers.count, 60)
     XCTAssertEqual(Set(answers), ["r2d2", "c3po", "bb8"], "not every backend answered: \(answers)")
   }
@@ -110,7 +62,7 @@ final class ServiceTests: XCTestCase {
       ["apply", "-f", "-"], stdin: manifest(clusterIP: "10.96.0.11", backends: []))
     XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr)
     let started = Date()
-    let answers = try connect(from: client, to: "10.96.0.11", port: 80, count: 1)
+    let answers = try traffic.connect(from: client, to: "10.96.0.11", port: 80, count: 1)
     XCTAssertEqual(answers, ["refused"])
     XCTAssertLessThan(Date().timeIntervalSince(started), 2.5, "refusal was not immediate")
   }

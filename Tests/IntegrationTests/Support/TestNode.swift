@@ -17,6 +17,9 @@ final class TestNode {
   private(set) var agent: TestAgent?
   /// Where the plugin looks for the agent, running or not.
   private(set) var agentSocket = ""
+  /// Chained mode: the plugin before Junction in the list (bridge, ptp, macvlan), given
+  /// this node's host-local IPAM object; nil for Junction alone in native mode.
+  private let previousPlugin: ((_ ipam: [String: Any]) -> [String: Any])?
   private static var counter = 0
 
   var netnsPath: String { "/var/run/netns/\(name)" }
@@ -36,9 +39,11 @@ final class TestNode {
 
   init(
     nodeIP: String = "192.168.240.1", podSubnet: String = "10.240.1.0/24",
-    ipam extra: [String: Any] = [:], mtu: Int = 1500, startAgent: Bool = true
+    ipam extra: [String: Any] = [:], mtu: Int = 1500, startAgent: Bool = true,
+    chainedAfter previousPlugin: ((_ ipam: [String: Any]) -> [String: Any])? = nil
   ) throws {
     try TestNode.requirePrerequisites()
+    self.previousPlugin = previousPlugin
     name = TestNode.uniqueName("n")
     self.nodeIP = nodeIP
     self.podSubnet = podSubnet
@@ -98,14 +103,29 @@ final class TestNode {
     }
   }
 
-  /// The plugin object, also used for raw calls.
-  func pluginConfig(cniVersion: String = "1.0.0", ipam extra: [String: Any] = [:], mtu: Int = 1500)
-    -> [String: Any]
-  {
+  /// This node's host-local object: its own data dir, its pod subnet.
+  func ipamConfig(_ extra: [String: Any] = [:]) -> [String: Any] {
     var ipam: [String: Any] = [
       "type": "host-local", "dataDir": ipamDir.path, "ranges": [[["subnet": podSubnet]]],
     ]
     ipam.merge(extra) { _, new in new }
+    return ipam
+  }
+
+  var isChained: Bool { previousPlugin != nil }
+
+  /// The plugin object, also used for raw calls.
+  func pluginConfig(cniVersion: String = "1.0.0", ipam extra: [String: Any] = [:], mtu: Int = 1500)
+    -> [String: Any]
+  {
+    if isChained {
+      return [
+        "cniVersion": cniVersion, "name": network, "type": "junction", "mode": "chained",
+        "agentSocket": agentSocket, "agentTimeout": 5,
+        "logFile": directory.appendingPathComponent("junction.log").path, "logLevel": "debug",
+      ]
+    }
+    let ipam = ipamConfig(extra)
     return [
       "cniVersion": cniVersion, "name": network, "type": "junction", "mode": "native", "mtu": mtu,
       "agentSocket": agentSocket, "agentTimeout": 5,
@@ -119,10 +139,23 @@ final class TestNode {
       var plugin = pluginConfig(cniVersion: version, ipam: ipam, mtu: mtu)
       plugin.removeValue(forKey: "cniVersion")
       plugin.removeValue(forKey: "name")
-      let list: [String: Any] = ["cniVersion": version, "name": network, "plugins": [plugin]]
+      var plugins = [plugin]
+      // Debian's reference plugins (1.1.1) speak up to 1.0.0, so the 1.1.0 list (GC and
+      // STATUS only) holds Junction alone: what is tested there is Junction's part.
+      if let previousPlugin, version == "1.0.0" {
+        plugins.insert(previousPlugin(ipamConfig(ipam)), at: 0)
+      }
+      let list: [String: Any] = ["cniVersion": version, "name": network, "plugins": plugins]
       try JSONSerialization.data(withJSONObject: list, options: [.prettyPrinted])
         .write(to: dir.appendingPathComponent("10-\(network).conflist"))
     }
+  }
+
+  /// Replaces the 1.0.0 conflist (what ADD, CHECK and DEL read) with `list`, e.g. one of
+  /// cni-conf/'s examples adapted to this node.
+  func replaceConflist(_ list: [String: Any]) throws {
+    try JSONSerialization.data(withJSONObject: list, options: [.prettyPrinted])
+      .write(to: confDir.appendingPathComponent("10-\(network).conflist"))
   }
 
   /// A new pod namespace (not yet attached).

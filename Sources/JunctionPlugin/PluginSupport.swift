@@ -1,0 +1,60 @@
+import CNIKit
+import Logging
+import NetKit
+
+/// The pod's network namespace as ADD and CHECK open it, in every mode.
+enum PodNamespace {
+  /// Opens CNI_NETNS: a path that is not there means the container is gone (code 3); a
+  /// file that is not a namespace, or our own namespace, is a bad CNI_NETNS (code 4) — the
+  /// latter would wire the pod's routes into (or attach pod programs to) the node itself.
+  static func open(_ path: String) throws(CNIError) -> NetworkNamespace {
+    let netns: NetworkNamespace
+    do {
+      netns = try NetworkNamespace.open(path)
+    } catch .notFound {
+      throw CNIError(.containerUnknown, "CNI_NETNS \(path) does not exist")
+    } catch .notANamespace {
+      throw CNIError(.invalidEnvironment, "CNI_NETNS \(path) is not a network namespace")
+    } catch {
+      throw CNIError(.invalidEnvironment, "CNI_NETNS: \(error)")
+    }
+    if let own = try? NetworkNamespace.current(), own.isSame(as: netns) {
+      throw CNIError(
+        .invalidEnvironment, "CNI_NETNS \(path) is the plugin's own network namespace, not a pod's")
+    }
+    return netns
+  }
+}
+
+/// Runs kernel work and reports a failure as a CNI error naming the operation.
+func netlink<T>(_ body: () throws(NetKitError) -> T) throws(CNIError) -> T {
+  do {
+    return try body()
+  } catch {
+    throw CNIError(.netlinkFailure, error.description)
+  }
+}
+
+/// What ADD has done so far, undone in reverse when a later step fails.
+struct UndoStack {
+  let logger: Logger
+  private var steps: [(String, () throws(CNIError) -> Void)] = []
+
+  init(logger: Logger) { self.logger = logger }
+
+  mutating func push(_ what: String, _ step: @escaping () throws(CNIError) -> Void) {
+    steps.append((what, step))
+  }
+
+  func unwind() {
+    for (what, step) in steps.reversed() {
+      do {
+        try step()
+      } catch {
+        logger.error(
+          "cleanup after a failed ADD did not complete",
+          metadata: ["step": "\(what)", "error": "\(error.msg)"])
+      }
+    }
+  }
+}
