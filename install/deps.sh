@@ -11,7 +11,7 @@ build_packages=(pkg-config libnl-3-dev libnl-route-3-dev libbpf-dev linux-libc-d
 # containernetworking-plugins: host-local IPAM and the reference ptp/bridge plugins.
 # golang-go + golang-github-appc-cni-dev: the libcni test driver (tools/cnidriver).
 # containerd + runc + busybox-static: the containerd test (`ctr run --cni` on a busybox
-# image built locally, tests/containerd/).
+# image built locally, install/containerd/).
 test_packages=(
   containernetworking-plugins golang-go golang-github-appc-cni-dev
   iproute2 iputils-ping python3 procps util-linux curl hyperfine jq
