@@ -32,7 +32,7 @@ from timer import AgentHTTP, BenchmarkAborted, sh, stats, stats_row, stop
 
 CALL_TIMEOUT_S = 60
 SERIES = ("bridge ADD", "bridge + junction ADD", "junction ADD", "bridge DEL",
-          "junction + bridge DEL", "junction DEL")
+          "junction + bridge DEL", "junction DEL", "bridge VERSION", "junction VERSION")
 
 
 class Runner:
@@ -54,14 +54,13 @@ class Runner:
         sh(["nsenter", f"--mount={self.host_mnt}", "--", "ip", "netns", "del", name])
         self.live_netns.discard(name)
 
-    def call(self, binary: str, command: str, config: dict, container_id: str, netns: str,
-             prev_result: dict | None = None) -> tuple[int, dict | None]:
+    def call(self, binary: str, command: str, config: dict, container_id: str = "",
+             netns: str = "", prev_result: dict | None = None) -> tuple[int, dict | None]:
         """One plugin exec: its wall time in ns and its parsed result (ADD)."""
-        env = {
-            "CNI_COMMAND": command, "CNI_PATH": self.args.cni_path,
-            "CNI_CONTAINERID": container_id, "CNI_NETNS": f"/var/run/netns/{netns}",
-            "CNI_IFNAME": "eth0",
-        }
+        env = {"CNI_COMMAND": command, "CNI_PATH": self.args.cni_path}
+        if command != "VERSION":
+            env.update(CNI_CONTAINERID=container_id, CNI_NETNS=f"/var/run/netns/{netns}",
+                       CNI_IFNAME="eth0")
         if prev_result is not None:
             config = dict(config, prevResult=prev_result)
         stdin = json.dumps(config).encode()
@@ -135,6 +134,12 @@ class Runner:
         steps = (self.alone, self.chained) if index % 2 == 0 else (self.chained, self.alone)
         for step in steps:
             step(tag, record)
+        # The start-up floor of each binary: VERSION does nothing else.
+        version = {"cniVersion": "1.0.0"}
+        for name, binary in (("bridge", self.args.bridge_bin), ("junction", self.args.junction_bin)):
+            elapsed, _ = self.call(binary, "VERSION", version)
+            if record:
+                self.samples[f"{name} VERSION"].append(elapsed)
 
     def verify_clean(self) -> None:
         links = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True,
@@ -176,6 +181,8 @@ def summary(args: argparse.Namespace) -> None:
         ("bridge", "DEL", "bridge DEL"),
         ("junction + bridge (chained)", "DEL", "junction + bridge DEL"),
         ("junction's exec within the chain", "DEL", "junction DEL"),
+        ("bridge", "VERSION", "bridge VERSION"),
+        ("junction", "VERSION", "junction VERSION"),
     ]
     for label, op, key in rows:
         print(stats_row(label, op, s[key]))
@@ -187,6 +194,11 @@ def summary(args: argparse.Namespace) -> None:
               f"**{c['p50'] / a['p50']:.2f}x** (p99: {c['p99'] / a['p99']:.2f}x); chaining adds "
               f"**{c['p50'] - a['p50']:+.2f} ms** at p50 ({c['p99'] - a['p99']:+.2f} ms at p99); "
               f"junction's own exec {s[own]['p50']:.2f} ms at p50")
+    floor = s["junction VERSION"]["p50"]
+    print(f"- **Start-up floor**: a junction exec that does nothing (VERSION) takes {floor:.2f} ms "
+          f"at p50 (bridge's: {s['bridge VERSION']['p50']:.2f} ms); junction's chained ADD does "
+          f"its work in the remaining **{s['junction ADD']['p50'] - floor:.2f} ms** (ADD p50 − "
+          f"VERSION p50)")
     added = s["bridge + junction ADD"]["p50"] - s["bridge ADD"]["p50"]
     verdict = "met" if added < args.goal_ms else "NOT met"
     print(f"- **Goal (chaining adds under {args.goal_ms:g} ms to ADD at p50): {verdict}** "

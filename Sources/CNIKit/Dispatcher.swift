@@ -32,8 +32,11 @@ public enum CNIDispatcher {
     makePlugin: (JunctionConfig) -> Plugin
   ) -> CNIResponse {
     // Errors before the configuration is read still answer in the caller's version
-    // when stdin names one we speak.
-    let replyVersion = declaredVersion(stdin)?.description ?? CNIVersion.latest.description
+    // when stdin names one we speak. Worked out only then: parsing stdin twice on every
+    // call would cost the success path a millisecond.
+    var replyVersion: String {
+      declaredVersion(stdin)?.description ?? CNIVersion.latest.description
+    }
     let request: CNIRequest
     do {
       request = try CNIRequest.from(environment: environment)

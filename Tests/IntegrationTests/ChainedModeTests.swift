@@ -164,6 +164,9 @@ final class ChainedModeTests: XCTestCase {
     XCTAssertNil(try agentEndpoints(node)[endpointID(node, pod)])
     XCTAssertTrue(try node.hostLinks().contains(veth), "chained DEL deleted another plugin's link")
     XCTAssertEqual(try filters(node, on: veth), "", "the programs are still attached")
+    XCTAssertFalse(
+      try clsactQdiscs(node).contains { $0.contains("dev \(veth) ") },
+      "the emptied clsact qdisc was left on \(veth)")
 
     for (pod, _) in backendPods {
       let del = try node.driver("del", pod: pod)
