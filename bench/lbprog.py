@@ -2,7 +2,8 @@
 """Programming time of the same services through the kernel's other two service
 dataplanes, written as kube-proxy writes them, and through junction-agent's API.
 
-  lbprog.py rules --services N --backends B --full-runs K --changes M --tool iptables|nft
+  lbprog.py rules --services N --backends B --full-runs K --changes M
+                  --tool iptables|iptables-legacy|nft|nft-batched
       Run INSIDE a throwaway network namespace (programming.sh does `ip netns exec`, so
       its cost is never in a sample). Generates the rule files, then times K full
       restores (the table emptied between them, untimed) and M one-backend changes.
@@ -11,7 +12,13 @@ dataplanes, written as kube-proxy writes them, and through junction-agent's API.
       `junction-bench yaml`), then M applies of service 0's EndpointSlice alone with its
       first backend swapped back and forth.
 
-Both print one JSON object of millisecond samples on stdout. The layout (service i:
+  lbprog.py gen --dir D --services N --measured IP [--iperf IP]
+      Writes the same services for iptables-restore, nft -f and the agent's API into D,
+      one of them pointing at a real backend (connection-cost.sh, throughput.sh).
+  lbprog.py apply --socket PATH --file YAML
+      POST /v1/resources/apply of one file.
+
+rules and agent print one JSON object of millisecond samples on stdout. The layout (service i:
 ClusterIP 10.96.0.0 + i + 1, port 80/TCP "http"; backend j: 10.128.0.0 + i*B + j + 1,
 port 8080; the change puts 10.200.0.1 in place of service 0's first backend) restates
 bench/Sources/JunctionBench/ServiceLayout.swift.
@@ -311,7 +318,10 @@ def rules(args: argparse.Namespace) -> None:
                     sys.exit(f"lbprog: {seps} KUBE-SEP chains after restore, expected {n * b}")
         else:
             restore = ["nft", "-f", "-"]
-            full = write("full", nft_full(layout(n, b)))
+            if args.tool == "nft":
+                full = write("full", nft_full(layout(n, b)))
+            else:
+                full = [write(f"full{k}", text) for k, text in enumerate(nft_batches(layout(n, b), args.nft_batch))]
             changes = [write(f"change{v}", nft_change(b, v)) for v in (0, 1)]
             minimal = []
 
@@ -324,7 +334,9 @@ def rules(args: argparse.Namespace) -> None:
                 if eps != n * b:
                     sys.exit(f"lbprog: {eps} endpoint chains after nft -f, expected {n * b}")
 
-        out["full_bytes"] = os.path.getsize(full)
+        out["full_bytes"] = sum(os.path.getsize(p) for p in (full if isinstance(full, list) else [full]))
+        if isinstance(full, list):
+            out["transactions"] = len(full)
         out["change_bytes"] = os.path.getsize(changes[1])
         try:
             timed_runs(args, out, reset, check, restore, full, changes, minimal)
@@ -341,7 +353,8 @@ def timed_runs(args, out, reset, check, restore, full, changes, minimal) -> None
     out["full"] = []
     for _ in range(args.full_runs):
         reset()
-        out["full"].append(run_file(restore, full))
+        # A list of files: one transaction each, timed together.
+        out["full"].append(sum(run_file(restore, p) for p in (full if isinstance(full, list) else [full])))
     check()
     out["change"] = []
     for k in range(args.changes):
@@ -408,16 +421,20 @@ def pct(values: list[float], p: float) -> float:
 
 
 def report(args: argparse.Namespace) -> None:
-    """The summary table of programming.sh from the JSON the other subcommands printed."""
+    """The summary table of programming.sh from the JSON the other subcommands printed;
+    without --agent, the rules alone and no ratio columns."""
     rows = []
     timeouts = []
-    with open(args.agent) as f:
-        a = json.load(f)
-    rows.append(("junction-agent: `POST /v1/resources/apply` (HTTP round trip)", a["full"], a["change"]))
+    a = None
+    if args.agent:
+        with open(args.agent) as f:
+            a = json.load(f)
+        rows.append(("junction-agent: `POST /v1/resources/apply` (HTTP round trip)", a["full"], a["change"]))
     names = {
         "iptables": "iptables-restore --noflush (iptables-nft)",
         "iptables-legacy": "iptables-legacy-restore --noflush",
-        "nft": "nft -f (kube-proxy nftables mode)",
+        "nft": "nft -f (kube-proxy nftables mode, one transaction)",
+        "nft-batched": "nft -f, the same ruleset in transactions of 500 services (kube-proxy never splits)",
     }
     for path in args.rules:
         with open(path) as f:
@@ -428,24 +445,34 @@ def report(args: argparse.Namespace) -> None:
         rows.append((names[r["tool"]] + (": kube-proxy partial sync" if "change_minimal" in r else ""), r["full"], r["change"]))
         if "change_minimal" in r:
             rows.append((names[r["tool"]] + ": changed chains only (lower bound)", r["full"], r["change_minimal"]))
-    print(
-        f"Request bodies: full apply {a['full_bytes']} bytes of YAML, one change {a['change_bytes']} "
-        "bytes (one EndpointSlice). The agent's full apply is one sample (a repeat would be a no-op).\n"
-    )
-    base_full = pct(rows[0][1], 50)
-    base_change = pct(rows[0][2], 50)
-    print("| dataplane, tool | full apply, p50 (ms) [runs] | agent ÷ this | one change p50 (ms) | p90 | max | agent ÷ this | one change < 10 ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    if a:
+        print(
+            f"Request bodies: full apply {a['full_bytes']} bytes of YAML, one change {a['change_bytes']} "
+            "bytes (one EndpointSlice). The agent's full apply is one sample (a repeat would be a no-op).\n"
+        )
+        base_full = pct(rows[0][1], 50)
+        base_change = pct(rows[0][2], 50)
+        print("| dataplane, tool | full apply, p50 (ms) [runs] | agent ÷ this | one change p50 (ms) | p90 | max | agent ÷ this | one change < 10 ms |")
+        print("|---|---:|---:|---:|---:|---:|---:|---|")
+    else:
+        print("| dataplane, tool | full apply, p50 (ms) [runs] | one change p50 (ms) | p90 | max | one change < 10 ms |")
+        print("|---|---:|---:|---:|---:|---|")
     for name, full, change in rows:
         f50, c50 = pct(full, 50), pct(change, 50)
-        print(
-            f"| {name} | {f50:.0f} [{len(full)}] | {base_full / f50:.3g}x | {c50:.1f} | {pct(change, 90):.1f} | "
-            f"{max(change):.1f} | {base_change / c50:.3g}x | {'yes' if c50 < 10 else 'no'} |"
-        )
+        if a:
+            print(
+                f"| {name} | {f50:.0f} [{len(full)}] | {base_full / f50:.3g}x | {c50:.1f} | {pct(change, 90):.1f} | "
+                f"{max(change):.1f} | {base_change / c50:.3g}x | {'yes' if c50 < 10 else 'no'} |"
+            )
+        else:
+            print(
+                f"| {name} | {f50:.0f} [{len(full)}] | {c50:.1f} | {pct(change, 90):.1f} | "
+                f"{max(change):.1f} | {'yes' if c50 < 10 else 'no'} |"
+            )
+    empty = "| | | | | | |" if a else "| | | |"
     for name, limit, done in timeouts:
         finished = f"{len(done)} finished, then " if done else ""
-        print(f"| {name} | > {limit * 1000:.0f} ({finished}killed at the time limit) | | | | | | not measured |")
-
+        print(f"| {name} | > {limit * 1000:.0f} ({finished}killed at the time limit) {empty} not measured |")
 
 def measured_layout(n: int, b: int, measured: str, iperf: str | None) -> list[Svc]:
     """The benchmark's n services, with service n // 2 (the middle of KUBE-SERVICES, where a
@@ -491,7 +518,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("rules")
-    r.add_argument("--tool", choices=["iptables", "iptables-legacy", "nft"], required=True)
+    r.add_argument("--tool", choices=["iptables", "iptables-legacy", "nft", "nft-batched"], required=True)
+    r.add_argument("--nft-batch", type=int, default=500, help="services per transaction for nft-batched")
     a = sub.add_parser("agent")
     a.add_argument("--socket", required=True)
     a.add_argument("--bench", required=True)
@@ -502,7 +530,7 @@ def main() -> None:
     r.add_argument("--full-runs", type=int, default=3)
     r.add_argument("--timeout", type=float, default=300.0, help="seconds per restore")
     s = sub.add_parser("report")
-    s.add_argument("--agent", required=True)
+    s.add_argument("--agent", help="the agent's JSON; without it, the rules alone (no ratio columns)")
     s.add_argument("--rules", nargs="+", default=[])
     g = sub.add_parser("gen")
     g.add_argument("--dir", required=True)
