@@ -6,7 +6,7 @@
 # containernetworking-plugins, python3.
 #
 #   sudo [JUNCTION_PREFIX=DIR] bash bench/connection-cost.sh [--write FILE]
-#        [--sizes 100,1000,10000] [--backends 10] [--rounds 10] [--count 1000] [--warmup 50]
+#        [--sizes 100,1000,10000] [--backends 10] [--rounds 200] [--count 100] [--warmup 10]
 #
 # JUNCTION_PREFIX: a tree made by install/install.sh --prefix DIR (release build); without
 # it the script makes one in its temp dir first (several minutes).
@@ -17,7 +17,7 @@ repo="$(dirname "$bench")"
 . "$bench/lib.sh"
 . "$bench/lbnet.sh"
 
-write="" sizes=100,1000,10000 backends=10 rounds=10 count=1000 warmup=50
+write="" sizes=100,1000,10000 backends=10 rounds=200 count=100 warmup=10
 args=("$@")
 while [[ $# -gt 0 ]]; do
   case "$1" in
