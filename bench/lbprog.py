@@ -2,7 +2,8 @@
 """Programming time of the same services through the kernel's other two service
 dataplanes, written as kube-proxy writes them, and through junction-agent's API.
 
-  lbprog.py rules --services N --backends B --full-runs K --changes M --tool iptables|nft
+  lbprog.py rules --services N --backends B --full-runs K --changes M
+                  --tool iptables|iptables-legacy|nft|nft-batched
       Run INSIDE a throwaway network namespace (programming.sh does `ip netns exec`, so
       its cost is never in a sample). Generates the rule files, then times K full
       restores (the table emptied between them, untimed) and M one-backend changes.
@@ -11,7 +12,13 @@ dataplanes, written as kube-proxy writes them, and through junction-agent's API.
       `junction-bench yaml`), then M applies of service 0's EndpointSlice alone with its
       first backend swapped back and forth.
 
-Both print one JSON object of millisecond samples on stdout. The layout (service i:
+  lbprog.py gen --dir D --services N --measured IP [--iperf IP]
+      Writes the same services for iptables-restore, nft -f and the agent's API into D,
+      one of them pointing at a real backend (connection-cost.sh, throughput.sh).
+  lbprog.py apply --socket PATH --file YAML
+      POST /v1/resources/apply of one file.
+
+rules and agent print one JSON object of millisecond samples on stdout. The layout (service i:
 ClusterIP 10.96.0.0 + i + 1, port 80/TCP "http"; backend j: 10.128.0.0 + i*B + j + 1,
 port 8080; the change puts 10.200.0.1 in place of service 0's first backend) restates
 bench/Sources/JunctionBench/ServiceLayout.swift.
@@ -19,10 +26,12 @@ bench/Sources/JunctionBench/ServiceLayout.swift.
 
 import argparse
 import base64
+from dataclasses import dataclass
 import hashlib
 import ipaddress
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -42,6 +51,22 @@ def backend(i: int, j: int, b: int, variant: int = 0) -> str:
     return str(ipaddress.IPv4Address(0x0A800000 + i * b + j + 1))
 
 
+@dataclass(frozen=True)
+class Svc:
+    """One Service with one TCP port named "http" in namespace "bench", and its ready
+    endpoints (address, target port)."""
+
+    name: str
+    vip: str
+    port: int
+    backends: tuple[tuple[str, int], ...]
+
+
+def layout(n: int, b: int, variant: int = 0) -> list[Svc]:
+    """The benchmark's services: svc-i at vip(i):80 -> backend(i, j):8080."""
+    return [Svc(f"svc-{i}", vip(i), 80, tuple((backend(i, j, b, variant), 8080) for j in range(b))) for i in range(n)]
+
+
 def short_hash(text: str) -> str:
     # kube-proxy's chain names: base32 of a SHA-256 over the service port (and endpoint).
     return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
@@ -50,15 +75,15 @@ def short_hash(text: str) -> str:
 # --- iptables (kube-proxy iptables mode) -----------------------------------------------
 
 
-def ipt_svc(i: int) -> str:
-    return "KUBE-SVC-" + short_hash(f"bench/svc-{i}:httptcp")
+def ipt_svc(s: Svc) -> str:
+    return "KUBE-SVC-" + short_hash(f"bench/{s.name}:httptcp")
 
 
-def ipt_sep(i: int, ep: str) -> str:
-    return "KUBE-SEP-" + short_hash(f"bench/svc-{i}:httptcp{ep}:8080")
+def ipt_sep(s: Svc, ep: str, port: int) -> str:
+    return "KUBE-SEP-" + short_hash(f"bench/{s.name}:httptcp{ep}:{port}")
 
 
-def ipt_top(n: int) -> list[str]:
+def ipt_top(services: list[Svc]) -> tuple[list[str], list[str]]:
     """The chains kube-proxy rewrites on every sync, KUBE-SERVICES in full."""
     lines = [":KUBE-SERVICES - [0:0]", ":KUBE-POSTROUTING - [0:0]", ":KUBE-MARK-MASQ - [0:0]"]
     rules = [
@@ -67,45 +92,45 @@ def ipt_top(n: int) -> list[str]:
         '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
         "-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000",
     ]
-    for i in range(n):
+    for s in services:
         rules.append(
-            f'-A KUBE-SERVICES -m comment --comment "bench/svc-{i}:http cluster IP" '
-            f"-m tcp -p tcp -d {vip(i)}/32 --dport 80 -j {ipt_svc(i)}"
+            f'-A KUBE-SERVICES -m comment --comment "bench/{s.name}:http cluster IP" '
+            f"-m tcp -p tcp -d {s.vip}/32 --dport {s.port} -j {ipt_svc(s)}"
         )
     return lines, rules
 
 
-def ipt_service(i: int, b: int, variant: int) -> tuple[list[str], list[str]]:
-    eps = [backend(i, j, b, variant) for j in range(b)]
-    chains = [f":{ipt_svc(i)} - [0:0]"] + [f":{ipt_sep(i, ep)} - [0:0]" for ep in eps]
+def ipt_service(s: Svc) -> tuple[list[str], list[str]]:
+    b = len(s.backends)
+    chains = [f":{ipt_svc(s)} - [0:0]"] + [f":{ipt_sep(s, ep, port)} - [0:0]" for ep, port in s.backends]
     rules = [
-        f'-A {ipt_svc(i)} -m comment --comment "bench/svc-{i}:http cluster IP" -m tcp -p tcp '
-        f"-d {vip(i)}/32 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ"
+        f'-A {ipt_svc(s)} -m comment --comment "bench/{s.name}:http cluster IP" -m tcp -p tcp '
+        f"-d {s.vip}/32 --dport {s.port} ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ"
     ]
-    for j, ep in enumerate(eps):
+    for j, (ep, port) in enumerate(s.backends):
         left = b - j
         stat = f"-m statistic --mode random --probability {1 / left:.10f} " if left > 1 else ""
         rules.append(
-            f'-A {ipt_svc(i)} -m comment --comment "bench/svc-{i}:http -> {ep}:8080" {stat}-j {ipt_sep(i, ep)}'
+            f'-A {ipt_svc(s)} -m comment --comment "bench/{s.name}:http -> {ep}:{port}" {stat}-j {ipt_sep(s, ep, port)}'
         )
-    for ep in eps:
-        rules.append(f"-A {ipt_sep(i, ep)} -m comment --comment bench/svc-{i}:http -s {ep}/32 -j KUBE-MARK-MASQ")
+    for ep, port in s.backends:
+        rules.append(f"-A {ipt_sep(s, ep, port)} -m comment --comment bench/{s.name}:http -s {ep}/32 -j KUBE-MARK-MASQ")
         rules.append(
-            f"-A {ipt_sep(i, ep)} -m comment --comment bench/svc-{i}:http -m tcp -p tcp -j DNAT --to-destination {ep}:8080"
+            f"-A {ipt_sep(s, ep, port)} -m comment --comment bench/{s.name}:http -m tcp -p tcp -j DNAT --to-destination {ep}:{port}"
         )
     return chains, rules
 
 
-def ipt_full(n: int, b: int) -> str:
-    chains, rules = ipt_top(n)
+def ipt_full(services: list[Svc]) -> str:
+    chains, rules = ipt_top(services)
     chains = [":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]"] + chains
     rules = [
         '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
         '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
         '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
     ] + rules
-    for i in range(n):
-        c, r = ipt_service(i, b, 0)
+    for s in services:
+        c, r = ipt_service(s)
         chains += c
         rules += r
     return "*nat\n" + "\n".join(chains + rules) + "\nCOMMIT\n"
@@ -115,51 +140,56 @@ def ipt_change(n: int, b: int, variant: int, partial_only: bool) -> str:
     """kube-proxy's partial sync (1.27+): the top-level chains in full, plus the changed
     service's chains, the new endpoint chain, and -X of the stale one. `partial_only`:
     the changed chains alone (a lower bound no kube-proxy writes)."""
-    chains, rules = ([], []) if partial_only else ipt_top(n)
-    c, r = ipt_service(0, b, variant)
+    services = layout(n, b, variant)
+    chains, rules = ([], []) if partial_only else ipt_top(services)
+    c, r = ipt_service(services[0])
     chains += c
     rules += r
     # A chain must be empty to be deleted: declaring it flushes it (as kube-proxy does).
-    old = ipt_sep(0, backend(0, 0, b, 1 - variant))
+    old = ipt_sep(services[0], backend(0, 0, b, 1 - variant), 8080)
     return "*nat\n" + "\n".join(chains + [f":{old} - [0:0]"] + rules + [f"-X {old}"]) + "\nCOMMIT\n"
 
 
 # --- nftables (kube-proxy nftables mode) ----------------------------------------------
+#
+# The shape of kube-proxy's nftables proxier (pkg/proxy/nftables): one table, one
+# `service-ips` verdict map keyed by ip . proto . port, a chain per service port whose
+# last rule is `numgen random mod N vmap { 0 : goto endpoint-..., ... }` (an anonymous
+# map inline in the rule), a chain per endpoint with its dnat.
 
 
-def nft_svc(i: int) -> str:
-    return f"service-{short_hash(f'bench/svc-{i}:httptcp')[:8]}-bench/svc-{i}/tcp/http"
+def nft_svc(s: Svc) -> str:
+    return f"service-{short_hash(f'bench/{s.name}:httptcp')[:8]}-bench/{s.name}/tcp/http"
 
 
-def nft_ep(i: int, ep: str) -> str:
-    return f"endpoint-{short_hash(f'bench/svc-{i}:httptcp{ep}:8080')[:8]}-bench/svc-{i}/tcp/http__{ep}/8080"
+def nft_ep(s: Svc, ep: str, port: int) -> str:
+    return f"endpoint-{short_hash(f'bench/{s.name}:httptcp{ep}:{port}')[:8]}-bench/{s.name}/tcp/http__{ep}/{port}"
 
 
 T = "ip kube-proxy"
 
 
-def nft_service(i: int, b: int, variant: int, flush: bool) -> list[str]:
-    eps = [backend(i, j, b, variant) for j in range(b)]
+def nft_service(s: Svc, flush: bool) -> list[str]:
     lines = []
-    for ep in eps:
+    for ep, port in s.backends:
         lines += [
-            f'add chain {T} {nft_ep(i, ep)}',
-            f'add rule {T} {nft_ep(i, ep)} ip saddr {ep} jump mark-for-masquerade',
-            f'add rule {T} {nft_ep(i, ep)} meta l4proto tcp dnat to {ep}:8080',
+            f"add chain {T} {nft_ep(s, ep, port)}",
+            f"add rule {T} {nft_ep(s, ep, port)} ip saddr {ep} jump mark-for-masquerade",
+            f"add rule {T} {nft_ep(s, ep, port)} meta l4proto tcp dnat to {ep}:{port}",
         ]
-    vmap = " , ".join(f'{j} : goto {nft_ep(i, ep)}' for j, ep in enumerate(eps))
-    lines += [f'add chain {T} {nft_svc(i)}']
+    vmap = " , ".join(f"{j} : goto {nft_ep(s, ep, port)}" for j, (ep, port) in enumerate(s.backends))
+    lines += [f"add chain {T} {nft_svc(s)}"]
     if flush:
-        lines += [f'flush chain {T} {nft_svc(i)}']
+        lines += [f"flush chain {T} {nft_svc(s)}"]
     lines += [
-        f'add rule {T} {nft_svc(i)} ip daddr {vip(i)} tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade',
-        f'add rule {T} {nft_svc(i)} numgen random mod {b} vmap {{ {vmap} }}',
+        f"add rule {T} {nft_svc(s)} ip daddr {s.vip} tcp dport {s.port} ip saddr != 10.0.0.0/8 jump mark-for-masquerade",
+        f"add rule {T} {nft_svc(s)} numgen random mod {len(s.backends)} vmap {{ {vmap} }}",
     ]
     return lines
 
 
-def nft_full(n: int, b: int) -> str:
-    lines = [
+def nft_base() -> list[str]:
+    return [
         f"add table {T}",
         f"add chain {T} mark-for-masquerade",
         f"add rule {T} mark-for-masquerade mark set mark or 0x4000",
@@ -171,17 +201,63 @@ def nft_full(n: int, b: int) -> str:
         f"add chain {T} nat-output {{ type nat hook output priority -100 ; }}",
         f"add rule {T} nat-output jump services",
     ]
-    for i in range(n):
-        lines += nft_service(i, b, 0, flush=False)
-        lines.append(f'add element {T} service-ips {{ {vip(i)} . tcp . 80 : goto {nft_svc(i)} }}')
-    return "\n".join(lines) + "\n"
+
+
+def nft_services(services: list[Svc]) -> list[str]:
+    lines = []
+    for s in services:
+        lines += nft_service(s, flush=False)
+        lines.append(f"add element {T} service-ips {{ {s.vip} . tcp . {s.port} : goto {nft_svc(s)} }}")
+    return lines
+
+
+def nft_full(services: list[Svc]) -> str:
+    """Everything in one `nft -f` transaction, as kube-proxy's full sync writes it."""
+    return "\n".join(nft_base() + nft_services(services)) + "\n"
+
+
+def nft_batches(services: list[Svc], per: int) -> list[str]:
+    """The same ruleset in several transactions of `per` services each. kube-proxy never
+    splits a sync; this exists because this kernel's cost per transaction grows with the
+    square of its size (see bench/README.md), and the end result is the same ruleset."""
+    out = []
+    for k in range(0, max(len(services), 1), per):
+        head = nft_base() if k == 0 else []
+        out.append("\n".join(head + nft_services(services[k : k + per])) + "\n")
+    return out
 
 
 def nft_change(b: int, variant: int) -> str:
     """kube-proxy nftables mode's sync of one changed service: the new endpoint chain, the
     service chain flushed and rewritten, the stale endpoint chain deleted; one transaction."""
+    s0 = layout(1, b, variant)[0]
     old = backend(0, 0, b, 1 - variant)
-    return "\n".join(nft_service(0, b, variant, flush=True) + [f'delete chain {T} {nft_ep(0, old)}']) + "\n"
+    return "\n".join(nft_service(s0, flush=True) + [f"delete chain {T} {nft_ep(s0, old, 8080)}"]) + "\n"
+
+
+# --- junction-agent (the same services as Kubernetes objects) ---------------------------
+
+
+def yaml_objects(services: list[Svc]) -> str:
+    """Every Service and its EndpointSlice, as `junction-bench yaml` prints them (and
+    `kubectl get -o yaml` would list them)."""
+    parts = []
+    for s in services:
+        target = s.backends[0][1] if s.backends else s.port
+        parts.append(
+            "---\napiVersion: v1\nkind: Service\n"
+            f"metadata: {{name: {s.name}, namespace: bench}}\n"
+            f"spec:\n  clusterIP: {s.vip}\n  ports:\n"
+            f"  - {{name: http, port: {s.port}, protocol: TCP, targetPort: {target}}}\n"
+        )
+        parts.append(
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n"
+            f"  name: {s.name}-1\n  namespace: bench\n  labels: {{kubernetes.io/service-name: {s.name}}}\n"
+            f"addressType: IPv4\nports:\n- {{name: http, port: {target}, protocol: TCP}}\nendpoints:\n"
+        )
+        for ep, _ in s.backends:
+            parts.append(f'- addresses: ["{ep}"]\n  conditions: {{ready: true, serving: true, terminating: false}}\n')
+    return "".join(parts)
 
 
 # --- timing -------------------------------------------------------------------------------
@@ -228,7 +304,7 @@ def rules(args: argparse.Namespace) -> None:
         if args.tool in ("iptables", "iptables-legacy"):
             prefix = "" if args.tool == "iptables" else "-legacy"
             restore = [f"iptables{prefix}-restore", "--noflush"]
-            full = write("full", ipt_full(n, b))
+            full = write("full", ipt_full(layout(n, b)))
             changes = [write(f"change{v}", ipt_change(n, b, v, False)) for v in (0, 1)]
             minimal = [write(f"minimal{v}", ipt_change(n, b, v, True)) for v in (0, 1)]
 
@@ -243,7 +319,10 @@ def rules(args: argparse.Namespace) -> None:
                     sys.exit(f"lbprog: {seps} KUBE-SEP chains after restore, expected {n * b}")
         else:
             restore = ["nft", "-f", "-"]
-            full = write("full", nft_full(n, b))
+            if args.tool == "nft":
+                full = write("full", nft_full(layout(n, b)))
+            else:
+                full = [write(f"full{k}", text) for k, text in enumerate(nft_batches(layout(n, b), args.nft_batch))]
             changes = [write(f"change{v}", nft_change(b, v)) for v in (0, 1)]
             minimal = []
 
@@ -256,7 +335,9 @@ def rules(args: argparse.Namespace) -> None:
                 if eps != n * b:
                     sys.exit(f"lbprog: {eps} endpoint chains after nft -f, expected {n * b}")
 
-        out["full_bytes"] = os.path.getsize(full)
+        out["full_bytes"] = sum(os.path.getsize(p) for p in (full if isinstance(full, list) else [full]))
+        if isinstance(full, list):
+            out["transactions"] = len(full)
         out["change_bytes"] = os.path.getsize(changes[1])
         try:
             timed_runs(args, out, reset, check, restore, full, changes, minimal)
@@ -271,9 +352,16 @@ def timed_runs(args, out, reset, check, restore, full, changes, minimal) -> None
     (variant 1 swaps the backend in, variant 0 puts it back), then for iptables M minimal
     ones. Samples go into `out` as they come, so a time-out keeps the finished ones."""
     out["full"] = []
+    out["full_cpu"] = []
     for _ in range(args.full_runs):
         reset()
-        out["full"].append(run_file(restore, full))
+        # A list of files: one transaction each, timed together. CPU time (user + sys of the
+        # tool, kernel work of its netlink batches included) is kept beside the wall time:
+        # on a shared machine the wall time also counts waiting for a CPU.
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out["full"].append(sum(run_file(restore, p) for p in (full if isinstance(full, list) else [full])))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out["full_cpu"].append(1000 * (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime))
     check()
     out["change"] = []
     for k in range(args.changes):
@@ -340,16 +428,21 @@ def pct(values: list[float], p: float) -> float:
 
 
 def report(args: argparse.Namespace) -> None:
-    """The summary table of programming.sh from the JSON the other subcommands printed."""
+    """The summary table of programming.sh from the JSON the other subcommands printed;
+    without --agent, the rules alone and no ratio columns."""
     rows = []
+    cpu: dict[int, list[float] | None] = {}
     timeouts = []
-    with open(args.agent) as f:
-        a = json.load(f)
-    rows.append(("junction-agent: `POST /v1/resources/apply` (HTTP round trip)", a["full"], a["change"]))
+    a = None
+    if args.agent:
+        with open(args.agent) as f:
+            a = json.load(f)
+        rows.append(("junction-agent: `POST /v1/resources/apply` (HTTP round trip)", a["full"], a["change"]))
     names = {
         "iptables": "iptables-restore --noflush (iptables-nft)",
         "iptables-legacy": "iptables-legacy-restore --noflush",
-        "nft": "nft -f (kube-proxy nftables mode)",
+        "nft": "nft -f (kube-proxy nftables mode, one transaction)",
+        "nft-batched": "nft -f, the same ruleset in transactions of 500 services (kube-proxy never splits)",
     }
     for path in args.rules:
         with open(path) as f:
@@ -357,33 +450,87 @@ def report(args: argparse.Namespace) -> None:
         if "timeout" in r:
             timeouts.append((names[r["tool"]], r["timeout"], r.get("full", [])))
             continue
+        cpu[len(rows)] = r.get("full_cpu")
         rows.append((names[r["tool"]] + (": kube-proxy partial sync" if "change_minimal" in r else ""), r["full"], r["change"]))
         if "change_minimal" in r:
+            cpu[len(rows)] = r.get("full_cpu")
             rows.append((names[r["tool"]] + ": changed chains only (lower bound)", r["full"], r["change_minimal"]))
-    print(
-        f"Request bodies: full apply {a['full_bytes']} bytes of YAML, one change {a['change_bytes']} "
-        "bytes (one EndpointSlice). The agent's full apply is one sample (a repeat would be a no-op).\n"
-    )
-    base_full = pct(rows[0][1], 50)
-    base_change = pct(rows[0][2], 50)
-    print("| dataplane, tool | full apply, p50 (ms) [runs] | agent ÷ this | one change p50 (ms) | p90 | max | agent ÷ this | one change < 10 ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
-    for name, full, change in rows:
-        f50, c50 = pct(full, 50), pct(change, 50)
+    if a:
         print(
-            f"| {name} | {f50:.0f} [{len(full)}] | {base_full / f50:.3g}x | {c50:.1f} | {pct(change, 90):.1f} | "
-            f"{max(change):.1f} | {base_change / c50:.3g}x | {'yes' if c50 < 10 else 'no'} |"
+            f"Request bodies: full apply {a['full_bytes']} bytes of YAML, one change {a['change_bytes']} "
+            "bytes (one EndpointSlice). The agent's full apply is one sample (a repeat would be a no-op).\n"
         )
+        base_full = pct(rows[0][1], 50)
+        base_change = pct(rows[0][2], 50)
+        print("| dataplane, tool | full apply, p50 (ms) [runs] | agent ÷ this | one change p50 (ms) | p90 | max | agent ÷ this | one change < 10 ms |")
+        print("|---|---:|---:|---:|---:|---:|---:|---|")
+    else:
+        print("| dataplane, tool | full apply, p50 (ms) [runs] | its CPU time, user + sys, p50 (ms) | one change p50 (ms) | p90 | max | one change < 10 ms |")
+        print("|---|---:|---:|---:|---:|---:|---|")
+    for k, (name, full, change) in enumerate(rows):
+        f50, c50 = pct(full, 50), pct(change, 50)
+        if a:
+            print(
+                f"| {name} | {f50:.0f} [{len(full)}] | {base_full / f50:.3g}x | {c50:.1f} | {pct(change, 90):.1f} | "
+                f"{max(change):.1f} | {base_change / c50:.3g}x | {'yes' if c50 < 10 else 'no'} |"
+            )
+        else:
+            used = f"{pct(cpu[k], 50):.0f}" if cpu.get(k) else ""
+            print(
+                f"| {name} | {f50:.0f} [{len(full)}] | {used} | {c50:.1f} | {pct(change, 90):.1f} | "
+                f"{max(change):.1f} | {'yes' if c50 < 10 else 'no'} |"
+            )
+    empty = "| | | | | | |" if a else "| | | | |"
     for name, limit, done in timeouts:
         finished = f"{len(done)} finished, then " if done else ""
-        print(f"| {name} | > {limit * 1000:.0f} ({finished}killed at the time limit) | | | | | | not measured |")
+        print(f"| {name} | > {limit * 1000:.0f} ({finished}killed at the time limit) {empty} not measured |")
+
+def measured_layout(n: int, b: int, measured: str, iperf: str | None) -> list[Svc]:
+    """The benchmark's n services, with service n // 2 (the middle of KUBE-SERVICES, where a
+    service picked at random sits on average) pointing at one real backend, measured:8080;
+    with `iperf`, one more service, svc-iperf at 10.97.0.1:5201 -> iperf:5201, last."""
+    services = layout(n, b)
+    m = n // 2
+    services[m] = Svc(services[m].name, services[m].vip, 80, ((measured, 8080),))
+    if iperf:
+        services.append(Svc("svc-iperf", "10.97.0.1", 5201, ((iperf, 5201),)))
+    return services
+
+
+def gen(args: argparse.Namespace) -> None:
+    """Writes the same services three ways into --dir: iptables.rules (for
+    iptables-restore), nft-K.nft (for nft -f, --nft-batch services per file), objects.yaml
+    (for POST /v1/resources/apply); prints the measured service's ClusterIP."""
+    services = measured_layout(args.services, args.backends, args.measured, args.iperf)
+    os.makedirs(args.dir, exist_ok=True)
+    with open(os.path.join(args.dir, "iptables.rules"), "w") as f:
+        f.write(ipt_full(services))
+    for k, text in enumerate(nft_batches(services, args.nft_batch)):
+        with open(os.path.join(args.dir, f"nft-{k:04d}.nft"), "w") as f:
+            f.write(text)
+    with open(os.path.join(args.dir, "objects.yaml"), "w") as f:
+        f.write(yaml_objects(services))
+    print(services[args.services // 2].vip)
+
+
+def apply(args: argparse.Namespace) -> None:
+    """POST /v1/resources/apply of a YAML file; prints the elapsed ms, fails unless 200."""
+    with open(args.file, "rb") as f:
+        body = f.read()
+    start = time.perf_counter_ns()
+    status, answer = post(args.socket, "/v1/resources/apply", body)
+    elapsed = (time.perf_counter_ns() - start) / 1e6
+    if status != 200:
+        sys.exit(f"lbprog: apply answered {status}: {answer[:2000].decode(errors='replace')}")
+    print(f"{elapsed:.0f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("rules")
-    r.add_argument("--tool", choices=["iptables", "iptables-legacy", "nft"], required=True)
+    r.add_argument("--tool", choices=["iptables", "iptables-legacy", "nft", "nft-batched"], required=True)
+    r.add_argument("--nft-batch", type=int, default=500, help="services per transaction for nft-batched")
     a = sub.add_parser("agent")
     a.add_argument("--socket", required=True)
     a.add_argument("--bench", required=True)
@@ -394,12 +541,22 @@ def main() -> None:
     r.add_argument("--full-runs", type=int, default=3)
     r.add_argument("--timeout", type=float, default=300.0, help="seconds per restore")
     s = sub.add_parser("report")
-    s.add_argument("--agent", required=True)
+    s.add_argument("--agent", help="the agent's JSON; without it, the rules alone (no ratio columns)")
     s.add_argument("--rules", nargs="+", default=[])
+    g = sub.add_parser("gen")
+    g.add_argument("--dir", required=True)
+    g.add_argument("--services", type=int, required=True)
+    g.add_argument("--backends", type=int, default=10)
+    g.add_argument("--measured", required=True, help="the real backend's IP")
+    g.add_argument("--iperf", help="the iperf3 server's IP (adds svc-iperf)")
+    g.add_argument("--nft-batch", type=int, default=500)
+    p = sub.add_parser("apply")
+    p.add_argument("--socket", required=True)
+    p.add_argument("--file", required=True)
     args = parser.parse_args()
     global TIMEOUT
     TIMEOUT = getattr(args, "timeout", TIMEOUT)
-    {"rules": rules, "agent": agent, "report": report}[args.command](args)
+    {"rules": rules, "agent": agent, "report": report, "gen": gen, "apply": apply}[args.command](args)
 
 
 if __name__ == "__main__":

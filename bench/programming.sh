@@ -5,7 +5,9 @@
 # network namespace. See "programming.sh" in bench/README.md. Needs root, iptables, nftables.
 #
 #   sudo bash bench/programming.sh [--write FILE] [--services N] [--backends B] [--changes M]
-#        [--full-runs K] [--tool-timeout SECONDS]
+#        [--full-runs K] [--tool-timeout SECONDS] [--tools nft,nft-batched,iptables-legacy,iptables]
+#        [--rules-only]
+# --rules-only skips Junction (no build, no agent): the kube-proxy rules alone.
 # A restore that runs longer than --tool-timeout (default 300 s) is killed and reported as
 # such; that tool's remaining runs are skipped.
 set -euo pipefail
@@ -15,6 +17,7 @@ repo="$(dirname "$bench")"
 . "$bench/lib.sh"
 
 write="" services=10000 backends=10 changes=20 full_runs=3 tool_timeout=300
+tools=nft,nft-batched,iptables-legacy,iptables rules_only=false
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --write) write="$2" ;;
@@ -23,6 +26,8 @@ while [[ $# -gt 0 ]]; do
     --changes) changes="$2" ;;
     --full-runs) full_runs="$2" ;;
     --tool-timeout) tool_timeout="$2" ;;
+    --tools) tools="$2" ;;
+    --rules-only) rules_only=true; shift; continue ;;
     *) echo "programming: unknown option $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -60,52 +65,55 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-binary="$(bench_binary)"
-object="$(bpf_object "$tmp/obj")"
-agent_bin="${JUNCTION_AGENT_BIN:-}"
-if [[ -z "$agent_bin" ]]; then
-  echo "programming: building junction-agent (release)" >&2
-  (cd "$repo" && swift build -c release --product junction-agent >&2)
-  agent_bin="$(cd "$repo" && swift build -c release --show-bin-path)/junction-agent"
-fi
-agent_bin="$(realpath "$agent_bin")"
 header="$(machine_lines)"
 started="$(date -u '+%Y-%m-%d %H:%M UTC')"
-svc_max=$((services * (1 + backends) + 1024))
-be_max=$((services * backends + 1024))
+if ! $rules_only; then
+  binary="$(bench_binary)"
+  object="$(bpf_object "$tmp/obj")"
+  agent_bin="${JUNCTION_AGENT_BIN:-}"
+  if [[ -z "$agent_bin" ]]; then
+    echo "programming: building junction-agent (release)" >&2
+    (cd "$repo" && swift build -c release --product junction-agent >&2)
+    agent_bin="$(cd "$repo" && swift build -c release --show-bin-path)/junction-agent"
+  fi
+  agent_bin="$(realpath "$agent_bin")"
+  svc_max=$((services * (1 + backends) + 1024))
+  be_max=$((services * backends + 1024))
 
-# 1. Junction's steps in-process, phase by phase (its own bpffs).
-mkdir -p "$tmp/bpffs-inproc"
-mount -t bpf -o mode=0700 bpf "$tmp/bpffs-inproc"
-mounts+=("$tmp/bpffs-inproc")
-echo "programming: in-process" >&2
-"$binary" programming --bpffs "$tmp/bpffs-inproc" --object "$object" --services "$services" \
-  --backends "$backends" --changes "$changes" >"$tmp/inproc.md"
+  # 1. Junction's steps in-process, phase by phase (its own bpffs).
+  mkdir -p "$tmp/bpffs-inproc"
+  mount -t bpf -o mode=0700 bpf "$tmp/bpffs-inproc"
+  mounts+=("$tmp/bpffs-inproc")
+  echo "programming: in-process" >&2
+  "$binary" programming --bpffs "$tmp/bpffs-inproc" --object "$object" --services "$services" \
+    --backends "$backends" --changes "$changes" >"$tmp/inproc.md"
 
-# 2. The real agent, in its own netns, with its bpffs mounted here first (as cni-latency.sh).
-mkdir -p "$tmp/bpf" "$tmp/run" "$tmp/state"
-mount -t bpf -o mode=0700 bpf "$tmp/bpf"
-mounts+=("$tmp/bpf")
-ip netns add "$prefix-node"
-ip netns exec "$prefix-node" ip link set lo up
-ip netns exec "$prefix-node" "$agent_bin" --node-name bench --socket "$tmp/run/junction.sock" \
-  --state-dir "$tmp/state" --bpf-fs "$tmp/bpf" --bpf-objects "$(dirname "$object")" \
-  --lb-services-max "$svc_max" --lb-backends-max "$be_max" >"$tmp/agent.log" 2>&1 &
-agent_pid=$!
-python3 "$bench/timer.py" agent-wait --socket "$tmp/run/junction.sock" --pid "$agent_pid" \
-  --timeout 30 >/dev/null || { echo "programming: the agent did not come up:" >&2; cat "$tmp/agent.log" >&2; exit 1; }
-[[ "$(readlink "/proc/$agent_pid/exe")" == "$agent_bin" ]] ||
-  { echo "programming: pid $agent_pid is not the agent" >&2; exit 1; }
-echo "programming: junction-agent (pid $agent_pid)" >&2
-python3 "$bench/lbprog.py" agent --socket "$tmp/run/junction.sock" --bench "$binary" \
-  --services "$services" --backends "$backends" --changes "$changes" >"$tmp/agent.json"
-state_bytes="$(du -sb "$tmp/state" | cut -f1)"
-agent_rss="$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$agent_pid/status")"
+  # 2. The real agent, in its own netns, with its bpffs mounted here first (as cni-latency.sh).
+  mkdir -p "$tmp/bpf" "$tmp/run" "$tmp/state"
+  mount -t bpf -o mode=0700 bpf "$tmp/bpf"
+  mounts+=("$tmp/bpf")
+  ip netns add "$prefix-node"
+  ip netns exec "$prefix-node" ip link set lo up
+  ip netns exec "$prefix-node" "$agent_bin" --node-name bench --socket "$tmp/run/junction.sock" \
+    --state-dir "$tmp/state" --bpf-fs "$tmp/bpf" --bpf-objects "$(dirname "$object")" \
+    --lb-services-max "$svc_max" --lb-backends-max "$be_max" >"$tmp/agent.log" 2>&1 &
+  agent_pid=$!
+  python3 "$bench/timer.py" agent-wait --socket "$tmp/run/junction.sock" --pid "$agent_pid" \
+    --timeout 30 >/dev/null || { echo "programming: the agent did not come up:" >&2; cat "$tmp/agent.log" >&2; exit 1; }
+  [[ "$(readlink "/proc/$agent_pid/exe")" == "$agent_bin" ]] ||
+    { echo "programming: pid $agent_pid is not the agent" >&2; exit 1; }
+  echo "programming: junction-agent (pid $agent_pid)" >&2
+  python3 "$bench/lbprog.py" agent --socket "$tmp/run/junction.sock" --bench "$binary" \
+    --services "$services" --backends "$backends" --changes "$changes" >"$tmp/agent.json"
+  state_bytes="$(du -sb "$tmp/state" | cut -f1)"
+  agent_rss="$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$agent_pid/status")"
+fi
 
 # 3. kube-proxy's rules, each tool in a fresh netns; python3 runs inside it, so the cost
 #    of `ip netns exec` is never in a sample.
 rule_files=()
-for tool in nft iptables-legacy iptables; do
+IFS=, read -r -a tool_list <<<"$tools"
+for tool in "${tool_list[@]}"; do
   echo "programming: $tool" >&2
   ip netns add "$prefix-$tool"
   ip netns exec "$prefix-$tool" python3 "$bench/lbprog.py" rules --tool "$tool" \
@@ -120,30 +128,35 @@ done
   echo
   echo "- date: $started"
   echo "$header"
-  echo "- command: \`sudo bash bench/programming.sh${write:+ --write $write} --services $services --backends $backends --changes $changes --full-runs $full_runs --tool-timeout $tool_timeout\`"
+  echo "- command: \`sudo bash bench/programming.sh${write:+ --write $write} --services $services --backends $backends --changes $changes --full-runs $full_runs --tool-timeout $tool_timeout --tools $tools$($rules_only && echo ' --rules-only')\`"
   echo "- tools: $(iptables --version), $(nft --version), python3 $(python3 -c 'import sys; print(sys.version.split()[0])')"
-  echo "- agent: \`$agent_bin\` with \`--lb-services-max $svc_max --lb-backends-max $be_max\`, state dir on $(findmnt -no FSTYPE -T "$tmp/state"); after the run: state dir $state_bytes bytes, agent peak RSS $agent_rss"
+  $rules_only || echo "- agent: \`$agent_bin\` with \`--lb-services-max $svc_max --lb-backends-max $be_max\`, state dir on $(findmnt -no FSTYPE -T "$tmp/state"); after the run: state dir $state_bytes bytes, agent peak RSS $agent_rss"
   echo
   echo "## Side by side"
   echo
-  python3 "$bench/lbprog.py" report --agent "$tmp/agent.json" --rules "${rule_files[@]}"
+  python3 "$bench/lbprog.py" report $($rules_only || echo --agent "$tmp/agent.json") --rules "${rule_files[@]}"
   echo
   echo
-  echo "## Where Junction's time goes"
-  echo
-  cat "$tmp/inproc.md"
-  echo
+  if ! $rules_only; then
+    echo "## Where Junction's time goes"
+    echo
+    cat "$tmp/inproc.md"
+    echo
+  fi
   echo "## Raw samples (ms)"
   echo
   echo '```'
-  cat "$tmp/agent.json" "${rule_files[@]}" | cut -c1-2000
+  $rules_only || cut -c1-2000 "$tmp/agent.json"
+  cat "${rule_files[@]}" | cut -c1-2000
   echo '```'
-  echo
-  echo "## Agent log (lines about services)"
-  echo
-  echo '```'
-  grep -E 'resources|service|lb' "$tmp/agent.log" | tail -n 8 || true
-  echo '```'
+  if ! $rules_only; then
+    echo
+    echo "## Agent log (lines about services)"
+    echo
+    echo '```'
+    grep -E 'resources|service|lb' "$tmp/agent.log" | tail -n 8 || true
+    echo '```'
+  fi
 } >"$tmp/report.md"
 cat "$tmp/report.md"
 if [[ -n "$write" ]]; then cp "$tmp/report.md" "$write"; fi

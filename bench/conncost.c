@@ -1,0 +1,145 @@
+// The cost of a new TCP connection: connect() + close() in a tight loop, timed per
+// connection with CLOCK_MONOTONIC. Built by bench/connection-cost.sh with gcc -O2.
+//
+//   conncost serve PORT
+//       Listen on 0.0.0.0:PORT, accept and close every connection, forever (the backend).
+//       The scripts run two: 8080 behind the ClusterIP, 8081 for straight connections, so a
+//       straight connection never reuses the 4-tuple a translated one had on the wire.
+//   conncost measure OUT ROUNDS COUNT WARMUP LABEL=NETNS=IP:PORT ...
+//       For each round, for each target (the order rotates by one every round, so drift
+//       hits every target alike): enter the target's network namespace (setns on the file
+//       /run/netns/NAME, so no `ip netns exec` is ever timed), make WARMUP untimed
+//       connections, then COUNT timed ones. Writes "LABEL ROUND NANOSECONDS" per timed
+//       connection to OUT. Any failed connect aborts the run (exit 1).
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static int serve(int port) {
+  signal(SIGPIPE, SIG_IGN);
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port)};
+  if (bind(listener, (struct sockaddr *)&address, sizeof address) != 0 || listen(listener, 4096) != 0) {
+    perror("conncost serve");
+    return 1;
+  }
+  for (;;) {
+    int connection = accept(listener, NULL, NULL);
+    if (connection >= 0) close(connection);
+  }
+}
+
+struct target {
+  char *label;
+  int netns;
+  struct sockaddr_in address;
+};
+
+static long long now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+// One connection: socket, connect (returns once the SYN-ACK is in and the ACK sent),
+// close (the FIN goes out; TIME_WAIT stays with the client). Returns the nanoseconds from
+// before socket() to after close(), or -1.
+static long long one_connection(const struct sockaddr_in *address) {
+  long long start = now_ns();
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  // A lost SYN shows as a 1 s sample; fail after two retries rather than wait two minutes.
+  int syn_retries = 2;
+  setsockopt(fd, IPPROTO_TCP, TCP_SYNCNT, &syn_retries, sizeof syn_retries);
+  if (connect(fd, (const struct sockaddr *)address, sizeof *address) != 0) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+  close(fd);
+  return now_ns() - start;
+}
+
+static int parse_target(char *spec, struct target *target) {
+  // LABEL=NETNS=IP:PORT
+  char *netns = strchr(spec, '=');
+  if (!netns) return -1;
+  *netns++ = 0;
+  char *ip = strchr(netns, '=');
+  if (!ip) return -1;
+  *ip++ = 0;
+  char *port = strrchr(ip, ':');
+  if (!port) return -1;
+  *port++ = 0;
+  char path[512];
+  snprintf(path, sizeof path, "/run/netns/%s", netns);
+  target->label = spec;
+  target->netns = open(path, O_RDONLY | O_CLOEXEC);
+  if (target->netns < 0) {
+    perror(path);
+    return -1;
+  }
+  target->address = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(atoi(port))};
+  return inet_pton(AF_INET, ip, &target->address.sin_addr) == 1 ? 0 : -1;
+}
+
+static int measure(int argc, char **argv) {
+  FILE *out = fopen(argv[0], "w");
+  int rounds = atoi(argv[1]), count = atoi(argv[2]), warmup = atoi(argv[3]);
+  int targets = argc - 4;
+  if (!out || rounds < 1 || count < 1 || warmup < 0 || targets < 1) {
+    fprintf(stderr, "conncost measure: bad arguments\n");
+    return 2;
+  }
+  struct target *list = calloc(targets, sizeof *list);
+  for (int t = 0; t < targets; t++) {
+    if (parse_target(argv[4 + t], &list[t]) != 0) {
+      fprintf(stderr, "conncost measure: bad target %s (LABEL=NETNS=IP:PORT)\n", argv[4 + t]);
+      return 2;
+    }
+  }
+  long long *samples = calloc(count, sizeof *samples);
+  for (int round = 0; round < rounds; round++) {
+    for (int k = 0; k < targets; k++) {
+      struct target *target = &list[(round + k) % targets];
+      if (setns(target->netns, CLONE_NEWNET) != 0) {
+        perror("setns");
+        return 1;
+      }
+      for (int i = 0; i < warmup + count; i++) {
+        long long elapsed = one_connection(&target->address);
+        if (elapsed < 0) {
+          fprintf(stderr, "conncost: %s: connect: %s\n", target->label, strerror(errno));
+          return 1;
+        }
+        if (i >= warmup) samples[i - warmup] = elapsed;
+      }
+      for (int i = 0; i < count; i++) fprintf(out, "%s %d %lld\n", target->label, round, samples[i]);
+    }
+    fprintf(stderr, "conncost: round %d/%d done\n", round + 1, rounds);
+  }
+  return fclose(out) == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "serve") == 0) return serve(atoi(argv[2]));
+  if (argc >= 7 && strcmp(argv[1], "measure") == 0) return measure(argc - 2, argv + 2);
+  fprintf(stderr,
+          "usage: conncost serve PORT\n"
+          "       conncost measure OUT ROUNDS COUNT WARMUP LABEL=NETNS=IP:PORT ...\n");
+  return 2;
+}

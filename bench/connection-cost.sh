@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The cost of a new TCP connection from a pod to a ClusterIP, above the floor (the same
+# connection straight to the backend pod's IP), through Junction, kube-proxy's iptables
+# rules and kube-proxy's nftables rules, side by side in one run at several service counts.
+# See "connection-cost.sh" in bench/README.md. Needs root, gcc, iptables, nftables,
+# containernetworking-plugins, python3.
+#
+#   sudo [JUNCTION_PREFIX=DIR] bash bench/connection-cost.sh [--write FILE]
+#        [--sizes 100,1000,10000] [--backends 10] [--rounds 200] [--count 100] [--warmup 10]
+#
+# JUNCTION_PREFIX: a tree made by install/install.sh --prefix DIR (release build); without
+# it the script makes one in its temp dir first (several minutes).
+set -euo pipefail
+
+bench="$(cd "$(dirname "$0")" && pwd)"
+repo="$(dirname "$bench")"
+. "$bench/lib.sh"
+. "$bench/lbnet.sh"
+
+write="" sizes=100,1000,10000 backends=10 rounds=200 count=100 warmup=10
+args=("$@")
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --write) write="$2" ;;
+    --sizes) sizes="$2" ;;
+    --backends) backends="$2" ;;
+    --rounds) rounds="$2" ;;
+    --count) count="$2" ;;
+    --warmup) warmup="$2" ;;
+    *) echo "connection-cost: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+[[ $EUID -eq 0 ]] || { echo "connection-cost: needs root" >&2; exit 1; }
+for tool in ip gcc python3 iperf3 iptables-legacy-restore nft mount umount mountpoint /usr/lib/cni/ptp /usr/lib/cni/host-local; do
+  command -v "$tool" >/dev/null || {
+    echo "connection-cost: $tool is missing (apt-get install gcc iperf3 iptables nftables containernetworking-plugins)" >&2
+    exit 1
+  }
+done
+
+tmp="$(mktemp -d /tmp/junction-conncost.XXXXXX)"
+prefix="jcc$$"
+trap lbnet_cleanup EXIT
+trap 'exit 130' INT TERM
+
+lbnet_binaries
+conncost="$tmp/conncost"
+gcc -O2 -Wall -o "$conncost" "$bench/conncost.c"
+header="$(machine_lines)"
+started="$(date -u '+%Y-%m-%d %H:%M UTC')"
+
+# The nodes: one plain (the floor), then per size one per mechanism, all alive at once.
+echo "connection-cost: node plain" >&2
+lbnet_node plain plain
+targets=("floor=${lbnet_client[plain]}=${lbnet_backend[plain]}:8081")
+loads=()
+IFS=, read -r -a size_list <<<"$sizes"
+for size in "${size_list[@]}"; do
+  for mech in junction iptables nft; do
+    name="$mech-$size"
+    echo "connection-cost: node $name ($size services x $backends backends)" >&2
+    lbnet_node "$mech" "$name" "$size" "$backends"
+    loads+=("$name=${lbnet_load[$name]}")
+    targets+=("$mech/$size/vip=${lbnet_client[$name]}=${lbnet_vip[$name]}:80")
+    targets+=("$mech/$size/direct=${lbnet_client[$name]}=${lbnet_backend[$name]}:8081")
+  done
+done
+
+# Every target must answer before timing starts (one connection each, untimed).
+"$conncost" measure "$tmp/check.txt" 1 1 0 "${targets[@]}" 2>"$tmp/check.err" ||
+  { cat "$tmp/check.err" >&2; echo "connection-cost: a target does not answer" >&2; exit 1; }
+
+echo "connection-cost: measuring ${#targets[@]} targets, $rounds rounds x $count connections (+$warmup warm-up each)" >&2
+"$conncost" measure "$tmp/samples.txt" "$rounds" "$count" "$warmup" "${targets[@]}"
+for pid in "${lbnet_pids[@]}"; do
+  lbnet_alive "$pid" || { echo "connection-cost: pid $pid (agent or server) died during the run" >&2; exit 1; }
+done
+
+{
+  echo "# New TCP connection cost through a ClusterIP: Junction, iptables, nftables"
+  echo
+  echo "- date: $started"
+  echo "$header"
+  echo "- command: \`sudo bash bench/connection-cost.sh ${args[*]}\`"
+  echo "- junction: release build \`$junction_bin\`, agent \`$agent_bin\`, datapath \`$bpf_objects/endpoint.o\`"
+  echo "- tools: $(iptables-legacy --version), $(nft --version), $(gcc --version | head -n1), $(iperf3 --version | head -n1)"
+  echo "- IPVS: not measured, this kernel has no IPVS (no /proc/net/ip_vs, no loadable modules)"
+  echo
+  python3 "$bench/e2e.py" conncost --samples "$tmp/samples.txt" --sizes "$sizes" --backends "$backends" \
+    --rounds "$rounds" --count "$count" --warmup "$warmup" --loads "${loads[@]}"
+} >"$tmp/report.md"
+cat "$tmp/report.md"
+if [[ -n "$write" ]]; then cp "$tmp/report.md" "$write"; fi

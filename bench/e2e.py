@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Reports of bench/connection-cost.sh and bench/throughput.sh (stdlib only).
+
+  e2e.py conncost --samples FILE --sizes 100,1000,10000 ... --loads NAME=MS ...
+      FILE has one line per timed connection, "LABEL ROUND NANOSECONDS", LABEL "floor" or
+      MECH/SIZE/vip|direct (bench/conncost.c). Prints the Markdown tables.
+  e2e.py iperf --results DIR ...
+      DIR holds one iperf3 JSON per run, named LABEL.STREAMS.ROUND.json. Prints the tables.
+"""
+
+import argparse
+import glob
+import json
+import math
+import os
+import statistics
+from collections import defaultdict
+
+MECHS = ["junction", "iptables", "nft"]
+NAMES = {
+    "junction": "Junction (eBPF, tc on the pod's veth)",
+    "iptables": "kube-proxy iptables mode (iptables-legacy)",
+    "nft": "kube-proxy nftables mode",
+}
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest rank, as bench/timer.py."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))
+    return ordered[int(min(rank, len(ordered))) - 1]
+
+
+def median_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Distribution-free confidence interval of the median: order statistics k and n-k+1,
+    k the largest with P(Binomial(n, 1/2) <= k-1) <= (1 - confidence) / 2."""
+    ordered = sorted(values)
+    n = len(ordered)
+    alpha = (1 - confidence) / 2
+    k, cumulative = 0, 0.0
+    while k < n:
+        cumulative += math.comb(n, k) / 2**n
+        if cumulative > alpha:
+            break
+        k += 1
+    if k == 0:
+        return ordered[0], ordered[-1]
+    return ordered[k - 1], ordered[n - k]
+
+
+def conncost(args: argparse.Namespace) -> None:
+    samples: dict[str, list[float]] = defaultdict(list)
+    per_round: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    with open(args.samples) as f:
+        for line in f:
+            label, rnd, ns = line.split()
+            us = int(ns) / 1000
+            samples[label].append(us)
+            per_round[label][int(rnd)].append(us)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    loads = dict(item.split("=", 1) for item in args.loads)
+    floor = samples["floor"]
+    f50, fmean = pct(floor, 50), statistics.fmean(floor)
+    rounds = sorted(per_round["floor"])
+
+    def paired(label: str, base: str = "floor") -> list[float]:
+        """Per round: this label's p50 minus the base's p50 of the same round (paired, so a
+        slow round on the shared machine cancels out)."""
+        return [pct(per_round[label][r], 50) - pct(per_round[base][r], 50) for r in rounds]
+
+    def paired_cell(values: list[float]) -> str:
+        low, high = median_ci(values)
+        return f"{statistics.median(values):+.1f} [{low:+.1f}, {high:+.1f}]"
+
+    print(
+        f"Method: every target gets {args.rounds} rounds of {args.count} timed connections "
+        f"({args.warmup} untimed warm-up connections before each round's batch), "
+        f"{args.rounds * args.count} per target; within a round every target has its batch, the "
+        "order rotating by one every round, so drift hits them alike and each round's batches are "
+        "close in time (paired differences per round cancel the machine's slow and fast moments). One connection = socket(), blocking connect() to IP:port (returns "
+        "when the SYN-ACK is in), close(); timed with CLOCK_MONOTONIC by a C client "
+        "(bench/conncost.c, gcc -O2) that enters each client pod's netns itself (setns), so "
+        "no `ip netns exec` is in any sample. The backend pod accepts and closes.\n"
+    )
+    print(
+        f"**Floor** (plain ptp pods, no service rules, straight to the backend pod's IP): "
+        f"p50 {f50:.1f} µs, mean {fmean:.1f} µs, p90 {pct(floor, 90):.1f} µs, "
+        f"p99 {pct(floor, 99):.1f} µs over {len(floor)} connections. Round-to-round spread of "
+        f"the floor's p50: {min(pct(per_round['floor'][r], 50) for r in rounds):.1f}–"
+        f"{max(pct(per_round['floor'][r], 50) for r in rounds):.1f} µs.\n"
+    )
+    print("### Through the ClusterIP: overhead above the floor\n")
+    print(
+        "| services | mechanism | p50 (µs) | mean (µs) | p90 (µs) | overhead p50 (µs) | overhead mean (µs) "
+        "| paired overhead: median of per-round p50 differences [95% CI] (µs) | ÷ floor (p50) |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---|---:|")
+    overhead: dict[tuple[str, int], float] = {}
+    for size in sizes:
+        for mech in MECHS:
+            label = f"{mech}/{size}/vip"
+            s = samples[label]
+            overhead[(mech, size)] = statistics.median(paired(label))
+            print(
+                f"| {size:,} | {NAMES[mech]} | {pct(s, 50):.1f} | {statistics.fmean(s):.1f} | {pct(s, 90):.1f} "
+                f"| {pct(s, 50) - f50:+.1f} | {statistics.fmean(s) - fmean:+.1f} "
+                f"| {paired_cell(paired(label))} | {pct(s, 50) / f50:.2f} |"
+            )
+    print()
+    print("### Straight to the backend's IP in the same node (what every non-service connection pays)\n")
+    print("| services | mechanism | p50 (µs) | mean (µs) | overhead p50 (µs) | overhead mean (µs) | paired overhead [95% CI] (µs) |")
+    print("|---:|---|---:|---:|---:|---:|---|")
+    for size in sizes:
+        for mech in MECHS:
+            label = f"{mech}/{size}/direct"
+            s = samples[label]
+            print(
+                f"| {size:,} | {NAMES[mech]} | {pct(s, 50):.1f} | {statistics.fmean(s):.1f} "
+                f"| {pct(s, 50) - f50:+.1f} | {statistics.fmean(s) - fmean:+.1f} | {paired_cell(paired(label))} |"
+            )
+    print()
+    print("### Goal: Junction's overhead no more than nftables' at every size\n")
+    print(
+        "Overheads: the paired medians above. Junction − nft: per round, Junction's ClusterIP p50 minus "
+        "nftables' ClusterIP p50 (same round), median over rounds with its 95% confidence interval. "
+        "Met when that median is ≤ 0; \"within noise\" when it is above 0 but the interval includes 0.\n"
+    )
+    print("| services | Junction (µs) | nftables (µs) | iptables (µs) | Junction − nft [95% CI] (µs) | iptables ÷ Junction | nft ÷ Junction | verdict |")
+    print("|---:|---:|---:|---:|---|---:|---:|---|")
+    for size in sizes:
+        j, n, i = overhead[("junction", size)], overhead[("nft", size)], overhead[("iptables", size)]
+        diff = paired(f"junction/{size}/vip", f"nft/{size}/vip")
+        d = statistics.median(diff)
+        low, high = median_ci(diff)
+        if d <= 0:
+            verdict = "met"
+        elif low <= 0:
+            verdict = "not met, within noise"
+        else:
+            verdict = "**not met**"
+
+        def ratio(x: float) -> str:
+            return f"{x / j:.1f}x" if j > 0.5 else "n/a (Junction ≈ 0)"
+
+        print(f"| {size:,} | {j:+.1f} | {n:+.1f} | {i:+.1f} | {paired_cell(diff)} | {ratio(i)} | {ratio(n)} | {verdict} |")
+    print()
+    print("### Programming the nodes (setup, one sample each; see lb-programming.md for the real comparison)\n")
+    print("| services | Junction: POST /v1/resources/apply (ms) | iptables-legacy-restore (ms) | nft -f, in transactions of 500 services (ms) |")
+    print("|---:|---:|---:|---:|")
+    for size in sizes:
+        print(f"| {size:,} | {loads.get(f'junction-{size}', '')} | {loads.get(f'iptables-{size}', '')} | {loads.get(f'nft-{size}', '')} |")
+
+
+def iperf(args: argparse.Namespace) -> None:
+    runs: dict[tuple[str, int], list[float]] = defaultdict(list)
+    retrans: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for path in sorted(glob.glob(os.path.join(args.results, "*.json"))):
+        label, streams, _, _ = os.path.basename(path).rsplit(".", 3)
+        with open(path) as f:
+            data = json.load(f)
+        end = data["end"]
+        runs[(label, int(streams))].append(end["sum_received"]["bits_per_second"] / 1e9)
+        retrans[(label, int(streams))].append(end["sum_sent"].get("retransmits", 0))
+    labels = ["straight", "junction", "junction-straight", "nft", "iptables"]
+    names = {
+        "straight": "straight to the backend's IP (plain ptp pods)",
+        "junction": "Junction ClusterIP",
+        "junction-straight": "straight to the backend's IP between Junction pods (programs run, no translation)",
+        "nft": "kube-proxy nftables mode ClusterIP (DNAT)",
+        "iptables": "kube-proxy iptables mode ClusterIP (DNAT)",
+    }
+    print(
+        f"Method: iperf3 client in the client pod, server in the backend pod, {args.seconds} s per run "
+        f"(`-t {args.seconds} -O 1`: the first second is omitted), TCP, default window; each run's "
+        "received throughput (`end.sum_received`). The targets rotate every round so drift hits them "
+        f"alike; {args.rounds} rounds per stream count. Each node has {args.services} filler services "
+        f"× {args.backends} backends besides svc-iperf.\n"
+    )
+    for streams in sorted({s for _, s in runs}):
+        base = statistics.median(runs[("straight", streams)])
+        print(f"### {streams} stream{'s' if streams > 1 else ''} (`-P {streams}`)\n")
+        print("| path | median (Gbit/s) | runs (Gbit/s) | retransmits (median) | ÷ straight | goal ≥ 95% |")
+        print("|---|---:|---|---:|---:|---|")
+        for label in labels:
+            values = runs.get((label, streams))
+            if not values:
+                continue
+            m = statistics.median(values)
+            goal = "" if label == "straight" else ("met" if m / base >= 0.95 else "**not met**")
+            print(
+                f"| {names[label]} | {m:.2f} | {', '.join(f'{v:.2f}' for v in values)} "
+                f"| {statistics.median(retrans[(label, streams)]):.0f} | {m / base:.3f} | {goal} |"
+            )
+        print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("conncost")
+    c.add_argument("--samples", required=True)
+    c.add_argument("--sizes", required=True)
+    c.add_argument("--backends", type=int, required=True)
+    c.add_argument("--rounds", type=int, required=True)
+    c.add_argument("--count", type=int, required=True)
+    c.add_argument("--warmup", type=int, required=True)
+    c.add_argument("--loads", nargs="*", default=[])
+    i = sub.add_parser("iperf")
+    i.add_argument("--results", required=True)
+    i.add_argument("--seconds", type=int, required=True)
+    i.add_argument("--rounds", type=int, required=True)
+    i.add_argument("--services", type=int, required=True)
+    i.add_argument("--backends", type=int, required=True)
+    args = parser.parse_args()
+    {"conncost": conncost, "iperf": iperf}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+# Shared by connection-cost.sh and throughput.sh (sourced, not run): throwaway "nodes"
+# (network namespaces), each with a client pod and a backend pod, whose services go through
+# one mechanism:
+#
+#   plain     ptp pods, no service rules at all: the floor (straight to the backend's IP)
+#   junction  junction-agent for this node + pods made by the junction CNI plugin (native
+#             mode), services applied through the agent's API
+#   iptables  ptp pods, the services written as kube-proxy's iptables mode writes them
+#             (bench/lbprog.py gen), loaded with iptables-legacy-restore in the node netns
+#   nft       ptp pods, the services as kube-proxy's nftables mode writes them, nft -f
+#
+# The caller sets: repo, bench, tmp (a fresh temp dir), prefix (unique, short), and calls
+# lbnet_cleanup from its EXIT trap. Everything this file makes lives under $tmp or in a
+# netns named "$prefix-..."; processes are stopped by the PIDs recorded here.
+
+lbnet_pids=()   # agents and servers, stopped by PID
+lbnet_mounts=() # bpffs mounts, unmounted before $tmp is removed
+declare -A lbnet_client lbnet_backend lbnet_vip lbnet_load lbnet_socket
+
+lbnet_alive() { kill -0 "$1" 2>/dev/null; }
+
+lbnet_cleanup() {
+  local pid ns m busy=false
+  for pid in "${lbnet_pids[@]}"; do
+    lbnet_alive "$pid" && kill -TERM "$pid" 2>/dev/null
+  done
+  for pid in "${lbnet_pids[@]}"; do
+    for _ in $(seq 100); do lbnet_alive "$pid" || break; sleep 0.1; done
+    lbnet_alive "$pid" && kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+  done
+  # Pods first, then nodes (a node takes its host veths, routes and rules with it).
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-.*-[cb]\$" || true); do
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-" || true); do
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  for m in "${lbnet_mounts[@]}"; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    mountpoint -q "$m" 2>/dev/null && busy=true
+  done
+  if $busy; then
+    echo "lbnet: a bpffs under $tmp is still mounted; leaving $tmp" >&2
+  else
+    rm -rf "$tmp"
+  fi
+}
+
+# The Junction binaries: $JUNCTION_PREFIX (an install/install.sh --prefix tree), else a
+# release build installed into $tmp/prefix. Sets junction_bin, agent_bin, bpf_objects.
+lbnet_binaries() {
+  local p="${JUNCTION_PREFIX:-}"
+  if [[ -z "$p" ]]; then
+    p="$tmp/prefix"
+    echo "lbnet: JUNCTION_PREFIX not set; install/install.sh --prefix $p --skip-deps (release build)" >&2
+    bash "$repo/install/install.sh" --prefix "$p" --skip-deps >&2
+  fi
+  junction_bin="$(realpath "$p/opt/cni/bin/junction")"
+  agent_bin="$(realpath "$p/usr/local/bin/junction-agent")"
+  bpf_objects="$(realpath "$p/usr/local/lib/junction/bpf")"
+  [[ -x "$junction_bin" && -x "$agent_bin" && -f "$bpf_objects/endpoint.o" ]] ||
+    { echo "lbnet: no complete install under $p" >&2; return 1; }
+}
+
+# One CNI ADD of pod netns $2 (created here) through plugin config $3, run in node $1;
+# prints the pod's IPv4 address.
+lbnet_pod() {
+  local node="$1" pod="$2" conf="$3" plugin out
+  plugin="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["type"])' "$conf")"
+  ip netns add "$pod"
+  if ! out="$(ip netns exec "$node" env -i CNI_COMMAND=ADD CNI_CONTAINERID="$pod" \
+    CNI_NETNS="/var/run/netns/$pod" CNI_IFNAME=eth0 CNI_PATH="$(dirname "$junction_bin"):/usr/lib/cni" \
+    "$( [[ $plugin == junction ]] && echo "$junction_bin" || echo /usr/lib/cni/$plugin )" <"$conf")"; then
+    echo "lbnet: CNI ADD of $pod failed: $out" >&2
+    return 1
+  fi
+  python3 -c 'import json, sys; print(json.loads(sys.argv[1])["ips"][0]["address"].split("/")[0])' "$out"
+}
+
+# A node: netns "$prefix-$name", a client pod and a backend pod, the backend serving
+# conncost on 8080 and 8081 and iperf3 on 5201; then $size services of $backends backends each (the
+# measured one, in the middle, pointing at the backend pod; plus svc-iperf) through $mech.
+# Fills lbnet_client[name] (the client pod's netns), lbnet_backend[name] (the backend's IP),
+# lbnet_vip[name] (the measured service's ClusterIP), lbnet_load[name] (programming time).
+lbnet_node() {
+  local mech="$1" name="$2" size="${3:-0}" backends="${4:-10}"
+  local node="$prefix-$name" dir="$tmp/$name" conf plugin=ptp client backend_ip started
+  mkdir -p "$dir/ipam"
+  ip netns add "$node"
+  ip -n "$node" link set lo up
+  if [[ $mech == junction ]]; then
+    plugin=junction
+    mkdir -p "$dir/bpf" "$dir/run" "$dir/state"
+    # Mounted here, before `ip netns exec` copies our mounts, so agent and plugin share it.
+    mount -t bpf bpf "$dir/bpf"
+    lbnet_mounts+=("$dir/bpf")
+    ip netns exec "$node" "$agent_bin" --node-name "$name" --socket "$dir/run/junction.sock" \
+      --state-dir "$dir/state" --bpf-fs "$dir/bpf" --bpf-objects "$bpf_objects" \
+      --lb-services-max $((size * (1 + backends) + 1024)) --lb-backends-max $((size * backends + 1024)) \
+      >"$dir/agent.log" 2>&1 &
+    lbnet_pids+=($!)
+    python3 "$bench/timer.py" agent-wait --socket "$dir/run/junction.sock" --pid "$!" --timeout 60 >/dev/null ||
+      { echo "lbnet: junction-agent for $name did not come up:" >&2; cat "$dir/agent.log" >&2; return 1; }
+    [[ "$(readlink "/proc/$!/exe")" == "$agent_bin" ]] || { echo "lbnet: pid $! is not the agent" >&2; return 1; }
+    lbnet_socket[$name]="$dir/run/junction.sock"
+  fi
+  conf="$dir/cni.json"
+  cat >"$conf" <<EOF
+{
+  "cniVersion": "1.0.0", "name": "benchnet", "type": "$plugin", "mtu": 1500,
+  $( [[ $plugin == junction ]] && echo "\"mode\": \"native\", \"agentSocket\": \"$dir/run/junction.sock\"," || echo '"ipMasq": false,' )
+  "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/24"}]], "dataDir": "$dir/ipam"$( [[ $plugin == ptp ]] && echo ', "routes": [{"dst": "0.0.0.0/0"}]' )}
+}
+EOF
+  client="$node-c"
+  lbnet_pod "$node" "$client" "$conf" >/dev/null
+  backend_ip="$(lbnet_pod "$node" "$node-b" "$conf")"
+  # The client makes tens of thousands of connections per destination: every port, and
+  # TIME_WAIT ports reused (safe with timestamps), so it never runs out.
+  ip netns exec "$client" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
+  # 8080 behind the ClusterIP, 8081 straight: the two never share a 4-tuple on the wire
+  # (a client port reused for a straight connection while a translated one to the same
+  # backend port sits in TIME_WAIT would look, on the wire, like the old connection).
+  ip netns exec "$node-b" "$conncost" serve 8080 &
+  lbnet_pids+=($!)
+  ip netns exec "$node-b" "$conncost" serve 8081 &
+  lbnet_pids+=($!)
+  ip netns exec "$node-b" iperf3 --server --port 5201 >/dev/null 2>&1 &
+  lbnet_pids+=($!)
+  lbnet_client[$name]="$client"
+  lbnet_backend[$name]="$backend_ip"
+  lbnet_vip[$name]=""
+  lbnet_load[$name]=""
+  [[ $mech == plain ]] && return 0
+
+  lbnet_vip[$name]="$(python3 "$bench/lbprog.py" gen --dir "$dir/rules" --services "$size" \
+    --backends "$backends" --measured "$backend_ip" --iperf "$backend_ip")"
+  started=$(date +%s%N)
+  case "$mech" in
+    junction)
+      python3 "$bench/lbprog.py" apply --socket "$dir/run/junction.sock" --file "$dir/rules/objects.yaml" >/dev/null
+      ;;
+    iptables)
+      ip netns exec "$node" iptables-legacy-restore <"$dir/rules/iptables.rules"
+      ;;
+    nft)
+      local f
+      for f in "$dir"/rules/nft-*.nft; do ip netns exec "$node" nft -f "$f"; done
+      ;;
+  esac
+  lbnet_load[$name]=$((($(date +%s%N) - started) / 1000000))
+  rm -rf "$dir/rules"
+}

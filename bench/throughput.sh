@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# TCP throughput with iperf3 from a pod through a ClusterIP to a backend pod, 1 and 8
+# streams: through Junction, kube-proxy's nftables rules and kube-proxy's iptables rules,
+# against the same transfer straight to the backend's IP. See "throughput.sh" in
+# bench/README.md. Needs root, gcc, iperf3, iptables, nftables, containernetworking-plugins.
+#
+#   sudo [JUNCTION_PREFIX=DIR] bash bench/throughput.sh [--write FILE] [--seconds 10]
+#        [--rounds 3] [--streams 1,8] [--services 100] [--backends 10]
+set -euo pipefail
+
+bench="$(cd "$(dirname "$0")" && pwd)"
+repo="$(dirname "$bench")"
+. "$bench/lib.sh"
+. "$bench/lbnet.sh"
+
+write="" seconds=10 rounds=3 streams=1,8 services=100 backends=10
+args=("$@")
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --write) write="$2" ;;
+    --seconds) seconds="$2" ;;
+    --rounds) rounds="$2" ;;
+    --streams) streams="$2" ;;
+    --services) services="$2" ;;
+    --backends) backends="$2" ;;
+    *) echo "throughput: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+[[ $EUID -eq 0 ]] || { echo "throughput: needs root" >&2; exit 1; }
+for tool in ip gcc python3 iperf3 iptables-legacy-restore nft mount umount mountpoint /usr/lib/cni/ptp /usr/lib/cni/host-local; do
+  command -v "$tool" >/dev/null || {
+    echo "throughput: $tool is missing (apt-get install gcc iperf3 iptables nftables containernetworking-plugins)" >&2
+    exit 1
+  }
+done
+
+tmp="$(mktemp -d /tmp/junction-throughput.XXXXXX)"
+prefix="jtp$$"
+trap lbnet_cleanup EXIT
+trap 'exit 130' INT TERM
+
+lbnet_binaries
+conncost="$tmp/conncost"
+gcc -O2 -Wall -o "$conncost" "$bench/conncost.c"
+header="$(machine_lines)"
+started="$(date -u '+%Y-%m-%d %H:%M UTC')"
+
+# label -> "client netns=IP:PORT"
+declare -A target
+lbnet_node plain straight
+target[straight]="${lbnet_client[straight]}=${lbnet_backend[straight]}:5201"
+for mech in junction nft iptables; do
+  echo "throughput: node $mech ($services services x $backends backends + svc-iperf)" >&2
+  lbnet_node "$mech" "$mech" "$services" "$backends"
+  target[$mech]="${lbnet_client[$mech]}=10.97.0.1:5201"
+done
+# Straight in the Junction node too: Junction's programs run on every packet, translated or not.
+target[junction-straight]="${lbnet_client[junction]}=${lbnet_backend[junction]}:5201"
+
+mkdir -p "$tmp/results"
+labels=(straight junction junction-straight nft iptables)
+IFS=, read -r -a stream_list <<<"$streams"
+for ((round = 0; round < rounds; round++)); do
+  for s in "${stream_list[@]}"; do
+    for ((k = 0; k < ${#labels[@]}; k++)); do
+      label="${labels[$(((round + k) % ${#labels[@]}))]}"
+      ns="${target[$label]%%=*}" dest="${target[$label]#*=}"
+      echo "throughput: round $((round + 1))/$rounds, $s stream(s), $label ($dest)" >&2
+      # -O 1: the first second (slow start, the first packets' translation) is not counted.
+      ip netns exec "$ns" iperf3 --client "${dest%:*}" --port "${dest#*:}" --time "$seconds" --omit 1 \
+        --parallel "$s" --json >"$tmp/results/$label.$s.$round.json" ||
+        { echo "throughput: iperf3 to $label failed:" >&2; tail -n 20 "$tmp/results/$label.$s.$round.json" >&2; exit 1; }
+    done
+  done
+done
+
+{
+  echo "# TCP throughput through a ClusterIP (iperf3): Junction, nftables, iptables, straight"
+  echo
+  echo "- date: $started"
+  echo "$header"
+  echo "- command: \`sudo bash bench/throughput.sh ${args[*]}\`"
+  echo "- junction: release build \`$junction_bin\`, agent \`$agent_bin\`, datapath \`$bpf_objects/endpoint.o\`"
+  echo "- tools: $(iperf3 --version | head -n1), $(iptables-legacy --version), $(nft --version)"
+  echo "- pods: veth pairs, MTU 1500, client and backend pod on the same node (netns); GRO/GSO/TSO at the veth defaults"
+  echo
+  python3 "$bench/e2e.py" iperf --results "$tmp/results" --seconds "$seconds" --rounds "$rounds" \
+    --services "$services" --backends "$backends"
+} >"$tmp/report.md"
+cat "$tmp/report.md"
+if [[ -n "$write" ]]; then cp "$tmp/report.md" "$write"; fi
