@@ -106,7 +106,8 @@ struct AgentRuntime {
     let services: ServiceManager
     do {
       services = try ServiceManager(
-        stateDirectory: settings.stateDir, datapath: datapath, logger: Logger(label: "services"))
+        stateDirectory: settings.stateDir, nodeName: settings.nodeName, datapath: datapath,
+        logger: Logger(label: "services"))
     } catch {
       throw StartFailure("cannot restore the services: \(error)")
     }

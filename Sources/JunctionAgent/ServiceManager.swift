@@ -31,11 +31,13 @@ actor ServiceManager {
 
   /// Loads what a previous run stored and programs it: maps pinned from a previous run are
   /// rewritten with the same values, so a restart changes nothing a packet can see.
-  init(stateDirectory: String, datapath: any Datapath, logger: Logger) throws {
+  /// `nodeName` is this node's (`--node-name`): the applied `Node` of that name gives the
+  /// zone for topology-aware backends.
+  init(stateDirectory: String, nodeName: String, datapath: any Datapath, logger: Logger) throws {
     store = ServiceStore(directory: PathNames.join(stateDirectory, "services"))
     let stored = try store.load()
     if let warning = stored.warning { logger.warning("\(warning)") }
-    let restored = ServiceTable(resources: stored.resources, ids: stored.ids)
+    let restored = ServiceTable(resources: stored.resources, ids: stored.ids, nodeName: nodeName)
     try datapath.programServices(DesiredStateDiff(from: DesiredState(), to: restored.desiredState))
     if !restored.frontends.isEmpty {
       logger.info("services restored", metadata: ["frontends": "\(restored.frontends.count)"])

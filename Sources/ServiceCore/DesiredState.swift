@@ -43,16 +43,19 @@ public enum FrontendType: String, Hashable, Sendable, Codable {
 ///   refuse connections.
 /// - `excluded`: not serving; never chosen (existing connections may still drain to it while
 ///   its backend entry exists).
+/// - `notPreferred`: ready, but outside this node's topology (another zone or node, see
+///   `TopologyFilter`); like terminating, it keeps its connections and gets no new ones.
 public enum BackendState: String, Hashable, Sendable, Codable {
   case active
   case terminating
   case excluded
+  case notPreferred = "not-preferred"
 
   var rank: Int {
     switch self {
     case .active: 2
     case .terminating: 1
-    case .excluded: 0
+    case .excluded, .notPreferred: 0
     }
   }
 

@@ -6,6 +6,9 @@ public struct PlannedBackend: Hashable, Sendable {
   public var state: BackendState
   public var nodeName: String?
   public var zone: String?
+  /// The EndpointSlice's topology hints (`hints.forZones`, `hints.forNodes`).
+  public var hintZones: [String] = []
+  public var hintNodes: [String] = []
 }
 
 /// One frontend a Service asks for. Whether it gets it (another Service may hold the same
@@ -28,6 +31,8 @@ public struct ServiceContribution: Hashable, Sendable {
   public var claims: [FrontendClaim] = []
   /// Things left out on purpose (headless, ExternalName, unresolvable ports, ...).
   public var notes: [String] = []
+  /// Whether the backends depend on the node's zone or name (re-planned when they change).
+  public var isTopologyAware = false
 }
 
 /// Resources → desired state.
@@ -46,21 +51,24 @@ public struct ServiceContribution: Hashable, Sendable {
 /// `nodeAddresses` is given and the port has a nodePort, each node address × nodePort
 /// (NodePort). Headless and ExternalName services have none.
 ///
-/// Not applied yet (kept on `Service` for the topology issue): externalTrafficPolicy,
-/// internalTrafficPolicy, trafficDistribution and hints.
+/// Topology (`trafficDistribution`, EndpointSlice hints): `TopologyFilter`, for the node in
+/// `topology`. Not applied yet: externalTrafficPolicy and internalTrafficPolicy.
 public enum ServicePlanner {
   /// The whole state at once: what `ServiceTable` keeps up to date change by change.
   public static func plan(
-    _ resources: ResourceSet, ids: inout LoadBalancerIDs, nodeAddresses: [IPAddress] = []
+    _ resources: ResourceSet, ids: inout LoadBalancerIDs, nodeAddresses: [IPAddress] = [],
+    nodeName: String? = nil
   ) -> DesiredState {
-    let table = ServiceTable(resources: resources, ids: ids, nodeAddresses: nodeAddresses)
+    let table = ServiceTable(
+      resources: resources, ids: ids, nodeAddresses: nodeAddresses, nodeName: nodeName)
     ids = table.ids
     return table.desiredState
   }
 
   /// One Service's frontends and backends. `slices` are the Service's IPv4 EndpointSlices.
   public static func contribution(
-    of service: Service, slices: [EndpointSlice], nodeAddresses: [IPAddress]
+    of service: Service, slices: [EndpointSlice], nodeAddresses: [IPAddress],
+    topology: NodeTopology = NodeTopology()
   ) -> ServiceContribution {
     var result = ServiceContribution()
     let name = service.meta.namespacedName
@@ -78,8 +86,11 @@ public enum ServicePlanner {
     let slices = slices.sorted { $0.meta.name < $1.meta.name }
     var claimed: Set<FrontendKey> = []
     for port in service.ports {
-      let backends = resolveBackends(
+      let resolved = resolveBackends(
         service: service, port: port, slices: slices, notes: &result.notes)
+      if TopologyFilter.isTopologyAware(service, resolved) { result.isTopologyAware = true }
+      let backends = TopologyFilter.apply(
+        resolved, distribution: service.trafficDistribution, node: topology)
       var keys: [(FrontendKey, FrontendType)] = []
       func claim(_ address: IPAddress, _ number: UInt16, _ type: FrontendType) {
         keys.append((FrontendKey(address: address, port: number, proto: port.proto), type))
@@ -129,7 +140,8 @@ public enum ServicePlanner {
           // most usable state, as kube-proxy merges endpoints by IP:port.
           if let existing = best[key], existing.state.rank >= state.rank { continue }
           best[key] = PlannedBackend(
-            key: key, state: state, nodeName: endpoint.nodeName, zone: endpoint.zone)
+            key: key, state: state, nodeName: endpoint.nodeName, zone: endpoint.zone,
+            hintZones: endpoint.hintZones, hintNodes: endpoint.hintNodes)
         }
       }
     }

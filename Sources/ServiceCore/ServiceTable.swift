@@ -30,6 +30,9 @@ public struct ServiceTable: Sendable {
   public private(set) var resources = ResourceSet()
   public private(set) var ids: LoadBalancerIDs
   public let nodeAddresses: [IPAddress]
+  /// This node's name and zone, for topology-aware backends; the zone follows the applied
+  /// `Node` of that name.
+  public private(set) var topology: NodeTopology
   public private(set) var frontends: [FrontendKey: ServiceFrontend] = [:]
   /// Each Service's IPv4 EndpointSlices (by the `kubernetes.io/service-name` label).
   private var slicesByService: [NamespacedName: Set<ResourceKey>] = [:]
@@ -39,15 +42,22 @@ public struct ServiceTable: Sendable {
   /// How many frontends reference each backend: its entry (and id) lives while this is > 0.
   private var backendUsers: [BackendKey: Int] = [:]
 
-  public init(ids: LoadBalancerIDs = LoadBalancerIDs(), nodeAddresses: [IPAddress] = []) {
+  public init(
+    ids: LoadBalancerIDs = LoadBalancerIDs(), nodeAddresses: [IPAddress] = [],
+    nodeName: String? = nil
+  ) {
     self.ids = ids
     self.nodeAddresses = nodeAddresses
+    topology = NodeTopology(nodeName: nodeName)
   }
 
   /// Everything in `resources` at once, keeping the ids a previous run gave (`ids`, as
   /// stored) and releasing those nothing uses any more.
-  public init(resources: ResourceSet, ids: LoadBalancerIDs, nodeAddresses: [IPAddress] = []) {
-    self.init(ids: ids, nodeAddresses: nodeAddresses)
+  public init(
+    resources: ResourceSet, ids: LoadBalancerIDs, nodeAddresses: [IPAddress] = [],
+    nodeName: String? = nil
+  ) {
+    self.init(ids: ids, nodeAddresses: nodeAddresses, nodeName: nodeName)
     let edits = resources.objects.keys.sorted().map {
       ResourceEdit.upsert(resources.objects[$0]!, document: resources.documents[$0])
     }
@@ -84,6 +94,7 @@ public struct ServiceTable: Sendable {
     fileprivate var backendUsers: [BackendKey: Int] = [:]
     fileprivate var serviceIDs: StableIDDraft
     fileprivate var backendIDs: StableIDDraft
+    fileprivate var zone: String?
 
     /// What the id tables gain and lose (for the journal).
     public var idChanges: LoadBalancerIDChanges {
@@ -109,8 +120,25 @@ public struct ServiceTable: Sendable {
       return resources.objects[key]
     }
 
-    // Which Services the edits touch: their own object, or a slice that is (or was) theirs.
+    // Which Services the edits touch: their own object, or a slice that is (or was) theirs;
+    // every topology-aware one when this node's zone changes.
     var affected: Set<NamespacedName> = []
+    var node = topology
+    if let name = node.nodeName {
+      let key = ResourceKey(kind: .node, namespace: "", name: name)
+      if changed[key] != nil {
+        if case .node(let object) = object(key) {
+          node.zone = object.labels[NodeTopology.zoneLabel]
+        } else {
+          node.zone = nil
+        }
+      }
+    }
+    if node.zone != topology.zone {
+      for (name, contribution) in contributions where contribution.isTopologyAware {
+        affected.insert(name)
+      }
+    }
     var slicesLeaving: [NamespacedName: [ResourceKey]] = [:]
     var slicesJoining: [NamespacedName: [ResourceKey]] = [:]
     for key in changed.keys {
@@ -133,7 +161,8 @@ public struct ServiceTable: Sendable {
 
     var update = Update(
       diff: DesiredStateDiff(), notes: [], conflicts: [],
-      serviceIDs: ids.services.table.draft(), backendIDs: ids.backends.table.draft())
+      serviceIDs: ids.services.table.draft(), backendIDs: ids.backends.table.draft(),
+      zone: node.zone)
     update.resources = changed
     var frontendKeys: Set<FrontendKey> = []
     var newClaims: [FrontendKey: [NamespacedName]] = [:]
@@ -150,7 +179,7 @@ public struct ServiceTable: Sendable {
           return nil
         }
         contribution = ServicePlanner.contribution(
-          of: service, slices: sliceObjects, nodeAddresses: nodeAddresses)
+          of: service, slices: sliceObjects, nodeAddresses: nodeAddresses, topology: node)
       }
       update.contributions[name] = .some(contribution)
       for claim in contributions[name]?.claims ?? [] { frontendKeys.insert(claim.key) }
@@ -256,7 +285,7 @@ public struct ServiceTable: Sendable {
       notes: notes, conflicts: conflicts, resources: update.resources,
       slicesByService: update.slicesByService, contributions: update.contributions,
       claimants: update.claimants, frontends: update.frontends, backendUsers: update.backendUsers,
-      serviceIDs: update.serviceIDs, backendIDs: update.backendIDs)
+      serviceIDs: update.serviceIDs, backendIDs: update.backendIDs, zone: node.zone)
   }
 
   /// Applies a prepared update. It must have been prepared against this table as it is now.
@@ -277,6 +306,7 @@ public struct ServiceTable: Sendable {
     for (backend, count) in update.backendUsers { backendUsers[backend] = count > 0 ? count : nil }
     ids.services.table.apply(update.serviceIDs)
     ids.backends.table.apply(update.backendIDs)
+    topology.zone = update.zone
   }
 
   private static func owner(_ resource: Resource?) -> NamespacedName? {
