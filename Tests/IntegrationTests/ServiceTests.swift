@@ -55,6 +55,54 @@ final class ServiceTests: XCTestCase {
     XCTAssertEqual(Set(answers), ["r2d2", "c3po", "bb8"], "not every backend answered: \(answers)")
   }
 
+  /// PreferClose on a node in zone-a: new connections go to the zone-a backend; when the
+  /// node's Node object says zone-b, to the zone-b one, live.
+  func testTrafficDistributionKeepsConnectionsInTheNodesZoneAndFollowsItsLabel() throws {
+    let client = try node.makePodNamespace()
+    try node.addPod(client)
+    var addresses: [String] = []
+    for name in ["r2d2", "bb8"] {
+      let pod = try node.makePodNamespace()
+      addresses.append(try node.addPod(pod))
+      try traffic.startBackend(name, in: pod)
+    }
+    let nodeName = try XCTUnwrap(node.agent).name
+    func nodeObject(_ zone: String) -> String {
+      "apiVersion: v1\nkind: Node\nmetadata: {name: \(nodeName), labels: "
+        + "{topology.kubernetes.io/zone: \(zone)}}\n"
+    }
+    let yaml = """
+      apiVersion: v1
+      kind: Service
+      metadata: {name: droids, namespace: default}
+      spec:
+        clusterIP: 10.96.0.14
+        trafficDistribution: PreferClose
+        ports: [{name: http, port: 80, targetPort: 8080}]
+      ---
+      apiVersion: discovery.k8s.io/v1
+      kind: EndpointSlice
+      metadata: {name: droids-a, namespace: default, labels: {kubernetes.io/service-name: droids}}
+      addressType: IPv4
+      ports: [{name: http, port: 8080}]
+      endpoints:
+      - {addresses: ["\(addresses[0])"], zone: zone-a, conditions: {ready: true}}
+      - {addresses: ["\(addresses[1])"], zone: zone-b, conditions: {ready: true}}
+      ---
+      \(nodeObject("zone-a"))
+      """
+    let applied = try junctionctl(["apply", "-f", "-"], stdin: yaml)
+    XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr)
+    XCTAssertTrue(
+      try junctionctl(["service", "list"]).stdout.contains("(not-preferred)"), "no backend left out"
+    )
+    XCTAssertEqual(
+      Set(try traffic.connect(from: client, to: "10.96.0.14", port: 80, count: 20)), ["r2d2"])
+    XCTAssertEqual(try junctionctl(["apply", "-f", "-"], stdin: nodeObject("zone-b")).status, 0)
+    XCTAssertEqual(
+      Set(try traffic.connect(from: client, to: "10.96.0.14", port: 80, count: 20)), ["bb8"])
+  }
+
   func testAServiceWithoutBackendsRefusesAtOnce() throws {
     let client = try node.makePodNamespace()
     try node.addPod(client)
