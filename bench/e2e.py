@@ -153,13 +153,17 @@ def conncost(args: argparse.Namespace) -> None:
 
 def iperf(args: argparse.Namespace) -> None:
     runs: dict[tuple[str, int], list[float]] = defaultdict(list)
+    by_round: dict[tuple[str, int], dict[int, float]] = defaultdict(dict)
     retrans: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for path in sorted(glob.glob(os.path.join(args.results, "*.json"))):
-        label, streams, _, _ = os.path.basename(path).rsplit(".", 3)
+    paths = glob.glob(os.path.join(args.results, "*.json"))
+    for path in sorted(paths, key=lambda p: int(os.path.basename(p).rsplit(".", 2)[1])):
+        label, streams, rnd, _ = os.path.basename(path).rsplit(".", 3)
         with open(path) as f:
             data = json.load(f)
         end = data["end"]
-        runs[(label, int(streams))].append(end["sum_received"]["bits_per_second"] / 1e9)
+        gbits = end["sum_received"]["bits_per_second"] / 1e9
+        runs[(label, int(streams))].append(gbits)
+        by_round[(label, int(streams))][int(rnd)] = gbits
         retrans[(label, int(streams))].append(end["sum_sent"].get("retransmits", 0))
     labels = ["straight", "junction", "junction-straight", "nft", "iptables"]
     names = {
@@ -179,17 +183,19 @@ def iperf(args: argparse.Namespace) -> None:
     for streams in sorted({s for _, s in runs}):
         base = statistics.median(runs[("straight", streams)])
         print(f"### {streams} stream{'s' if streams > 1 else ''} (`-P {streams}`)\n")
-        print("| path | median (Gbit/s) | runs (Gbit/s) | retransmits (median) | ÷ straight | goal ≥ 95% |")
-        print("|---|---:|---|---:|---:|---|")
+        print("| path | median (Gbit/s) | runs, round by round (Gbit/s) | retransmits (median) | ÷ straight (medians) | ÷ straight, same round: median [min, max] | goal ≥ 95% |")
+        print("|---|---:|---|---:|---:|---|---|")
         for label in labels:
             values = runs.get((label, streams))
             if not values:
                 continue
             m = statistics.median(values)
+            same = [by_round[(label, streams)][r] / by_round[("straight", streams)][r] for r in sorted(by_round[(label, streams)])]
+            paired = f"{statistics.median(same):.3f} [{min(same):.2f}, {max(same):.2f}]"
             goal = "" if label == "straight" else ("met" if m / base >= 0.95 else "**not met**")
             print(
                 f"| {names[label]} | {m:.2f} | {', '.join(f'{v:.2f}' for v in values)} "
-                f"| {statistics.median(retrans[(label, streams)]):.0f} | {m / base:.3f} | {goal} |"
+                f"| {statistics.median(retrans[(label, streams)]):.0f} | {m / base:.3f} | {paired} | {goal} |"
             )
         print()
 
