@@ -72,7 +72,7 @@ done
   { cat "$tmp/check.err" >&2; echo "connection-cost: a target does not answer" >&2; exit 1; }
 
 echo "connection-cost: measuring ${#targets[@]} targets, $rounds rounds x $count connections (+$warmup warm-up each)" >&2
-"$conncost" measure "$tmp/samples.txt" "$rounds" "$count" "$warmup" "${targets[@]}"
+lbnet_run "$conncost" measure "$tmp/samples.txt" "$rounds" "$count" "$warmup" "${targets[@]}"
 for pid in "${lbnet_pids[@]}"; do
   lbnet_alive "$pid" || { echo "connection-cost: pid $pid (agent or server) died during the run" >&2; exit 1; }
 done

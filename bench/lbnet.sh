@@ -14,13 +14,30 @@
 # netns named "$prefix-..."; processes are stopped by the PIDs recorded here.
 
 lbnet_pids=()   # agents and servers, stopped by PID
+lbnet_fg=""     # the measurement running now (lbnet_run), stopped by PID
 lbnet_mounts=() # bpffs mounts, unmounted before $tmp is removed
 declare -A lbnet_client lbnet_backend lbnet_vip lbnet_load lbnet_socket
 
 lbnet_alive() { kill -0 "$1" 2>/dev/null; }
 
+# Runs a measurement in the background and waits for it: a SIGINT/SIGTERM to the script
+# then interrupts the wait (a foreground child would delay the trap until it finished), and
+# the clean-up stops the measurement by its PID. Returns its exit status.
+lbnet_run() {
+  "$@" &
+  lbnet_fg=$!
+  local status=0
+  wait "$lbnet_fg" || status=$?
+  lbnet_fg=""
+  return "$status"
+}
+
 lbnet_cleanup() {
   local pid ns m busy=false
+  if [[ -n "$lbnet_fg" ]] && lbnet_alive "$lbnet_fg"; then
+    kill -TERM "$lbnet_fg" 2>/dev/null
+    wait "$lbnet_fg" 2>/dev/null || true
+  fi
   for pid in "${lbnet_pids[@]}"; do
     lbnet_alive "$pid" && kill -TERM "$pid" 2>/dev/null
   done

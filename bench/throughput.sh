@@ -68,7 +68,7 @@ for ((round = 0; round < rounds; round++)); do
       ns="${target[$label]%%=*}" dest="${target[$label]#*=}"
       echo "throughput: round $((round + 1))/$rounds, $s stream(s), $label ($dest)" >&2
       # -O 1: the first second (slow start, the first packets' translation) is not counted.
-      ip netns exec "$ns" iperf3 --client "${dest%:*}" --port "${dest#*:}" --time "$seconds" --omit 1 \
+      lbnet_run ip netns exec "$ns" iperf3 --client "${dest%:*}" --port "${dest#*:}" --time "$seconds" --omit 1 \
         --parallel "$s" --json >"$tmp/results/$label.$s.$round.json" ||
         { echo "throughput: iperf3 to $label failed:" >&2; tail -n 20 "$tmp/results/$label.$s.$round.json" >&2; exit 1; }
     done
