@@ -185,12 +185,7 @@ struct ChainedMode {
     }
     problems += AgentSession(config: config, environment: environment).datapathProblems(
       request.attachment, hostLink: host)
-    guard problems.isEmpty else {
-      throw CNIError(
-        .checkMismatch,
-        "CHECK found \(problems.count) problem\(problems.count == 1 ? "" : "s") with the chained attachment",
-        details: problems.joined(separator: "; "))
-    }
+    try requireNoProblems(problems, found: "problem", "with the chained attachment")
   }
 
   // MARK: - GC

@@ -243,12 +243,7 @@ struct NativeMode {
       observed: observed)
     problems += AgentSession(config: config, environment: environment).datapathProblems(
       request.attachment, hostLink: observed.hostLink)
-    guard problems.isEmpty else {
-      throw CNIError(
-        .checkMismatch,
-        "CHECK found \(problems.count) difference\(problems.count == 1 ? "" : "s") from prevResult",
-        details: problems.joined(separator: "; "))
-    }
+    try requireNoProblems(problems, found: "difference", "from prevResult")
   }
 
   // MARK: - GC

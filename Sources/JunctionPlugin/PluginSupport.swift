@@ -58,3 +58,17 @@ struct UndoStack {
     }
   }
 }
+
+/// CHECK's verdict in every mode: nothing when it found no problem, else code 105 listing
+/// them all (the spec asks CHECK to report what it found, not the first thing).
+/// "CHECK found 2 differences from prevResult": `noun` counted, then `context`.
+func requireNoProblems(_ problems: [String], found noun: String, _ context: String)
+  throws(CNIError)
+{
+  guard problems.isEmpty else {
+    throw CNIError(
+      .checkMismatch,
+      "CHECK found \(problems.count) \(noun)\(problems.count == 1 ? "" : "s") \(context)",
+      details: problems.joined(separator: "; "))
+  }
+}
