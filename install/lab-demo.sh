@@ -66,7 +66,7 @@ sleep 0.5
 for n in $(seq "$nodes"); do
   step "client$n (on node$n) asks droids (10.96.0.10:80) 6 times"
   for i in $(seq 6); do
-    answer="$(lab exec "client$n" -- busybox wget -q -T 3 -O - http://10.96.0.10/ 2>&1 || echo "(no answer)")"
+    answer="$(lab exec "client$n" -- curl -s -m 3 http://10.96.0.10/ 2>&1 || echo "(no answer)")"
     echo "  request $i answered by: $answer"
   done
 done

@@ -95,7 +95,7 @@ final class LabTests: XCTestCase {
     var answer = CommandOutput(status: -1, stdout: "", stderr: "")
     for _ in 0..<10 {
       answer = try lab(
-        name, ["exec", "client1", "--", "busybox", "wget", "-q", "-T", "3", "-O", "-", "http://10.96.0.10/"])
+        name, ["exec", "client1", "--", "curl", "-s", "-m", "3", "http://10.96.0.10/"])
       if answer.status == 0 { break }
       usleep(300_000)
     }
