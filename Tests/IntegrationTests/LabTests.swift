@@ -52,8 +52,14 @@ final class LabTests: XCTestCase {
 
     try labMust(name, ["up", "--nodes", "2"])
     let agentPIDs = try (1...2).map { node in
-      try String(contentsOfFile: "\(LabTests.root)/\(name)/nodes/node\(node)/agent.pid", encoding: .utf8)
-        .trimmingCharacters(in: .whitespacesAndNewlines)
+      try String(
+        contentsOfFile: "\(LabTests.root)/\(name)/nodes/node\(node)/agent.pid", encoding: .utf8
+      )
+      .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    for pid in agentPIDs {
+      let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+      XCTAssertTrue(cmdline.contains("junction-agent"), "recorded pid \(pid) is the agent")
     }
     try labMust(name, ["pod", "add", "jedi2", "--node", "node2", "--label", "role=jedi"])
     try labMust(name, ["pod", "add", "client1", "--node", "node1", "--label", "role=client"])
@@ -61,8 +67,11 @@ final class LabTests: XCTestCase {
       contentsOfFile: "\(LabTests.root)/\(name)/pods/jedi2/ip", encoding: .utf8
     ).trimmingCharacters(in: .whitespacesAndNewlines)
     XCTAssertTrue(backendIP.hasPrefix("10.240.2."), "node2's pod CIDR: \(backendIP)")
-    try "jedi2\n".write(to: web.appendingPathComponent("index.html"), atomically: true, encoding: .utf8)
-    try labMust(name, ["exec", "--detach", "jedi2", "--", "busybox", "httpd", "-f", "-p", "80", "-h", web.path])
+    try "jedi2\n".write(
+      to: web.appendingPathComponent("index.html"), atomically: true, encoding: .utf8)
+    try labMust(
+      name,
+      ["exec", "--detach", "jedi2", "--", "busybox", "httpd", "-f", "-p", "80", "-h", web.path])
 
     let manifest = web.appendingPathComponent("droids.yaml")
     try """
@@ -82,7 +91,9 @@ final class LabTests: XCTestCase {
       let list = try labMust(name, ["ctl", node, "service", "list", "-o", "json"])
       let services = try XCTUnwrap(
         (try? JSONSerialization.jsonObject(with: Data(list.utf8))) as? [[String: Any]], list)
-      let droids = services.first { ($0["frontend"] as? String)?.hasPrefix("10.96.0.10:80") == true }
+      let droids = services.first {
+        ($0["frontend"] as? String)?.hasPrefix("10.96.0.10:80") == true
+      }
       let backends = (droids?["backends"] as? [[String: Any]] ?? []).compactMap {
         $0["address"] as? String
       }
@@ -99,7 +110,8 @@ final class LabTests: XCTestCase {
       if answer.status == 0 { break }
       usleep(300_000)
     }
-    XCTAssertEqual(answer.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "jedi2", answer.stderr)
+    XCTAssertEqual(
+      answer.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "jedi2", answer.stderr)
 
     // Deleting the backend re-derives the slice: no backend left for droids.
     try labMust(name, ["pod", "del", "jedi2"])

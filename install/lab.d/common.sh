@@ -64,3 +64,23 @@ agent_running() {
   pid="$(cat "$(node_dir "$1")/agent.pid" 2>/dev/null)" || return 1
   [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
 }
+
+# Starts "$@" in the background, detached: its own session (so Ctrl-C in the terminal does
+# not reach it), standard streams from/to $1's log (or /dev/null), and no other inherited
+# descriptor. A caller's descriptors must not live on in a long-lived process: Foundation's
+# Process, for one, learns that its child exited when the last copy of a socket it gave the
+# child closes, and would wait for the lab's agents to exit. Sets LAST_PID: bash forks a
+# subshell, which closes its descriptors and execs setsid (not a process group leader here,
+# so it does not fork), which execs the command: the pid is the command's own.
+start_detached() {
+  local log="$1"
+  shift
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd="${fd##*/}"
+      ((fd > 2)) && eval "exec $fd>&-"
+    done
+    exec setsid "$@"
+  ) </dev/null >"$log" 2>&1 &
+  LAST_PID=$!
+}

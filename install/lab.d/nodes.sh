@@ -111,12 +111,9 @@ start_agent() {
   # exec` gives each process a private mount namespace (and /sys), and the plugin, run
   # later through another `ip netns exec`, must see the agent's pins.
   mount -t bpf bpf "$dir/bpf"
-  setsid ip netns exec "$ns" "$BIN/junction-agent" --node-name "$node" --socket "$dir/run/agent.sock" \
-    --state-dir "$dir/state" --bpf-fs "$dir/bpf" --bpf-objects "$BPF" \
-    </dev/null >"$dir/agent.log" 2>&1 &
-  # setsid (not a group leader here, so it does not fork) keeps Ctrl-C in the terminal away
-  # from the agent; `ip netns exec` execs it: this pid is the agent's.
-  echo $! >"$dir/agent.pid"
+  start_detached "$dir/agent.log" ip netns exec "$ns" "$BIN/junction-agent" --node-name "$node" \
+    --socket "$dir/run/agent.sock" --state-dir "$dir/state" --bpf-fs "$dir/bpf" --bpf-objects "$BPF"
+  echo "$LAST_PID" >"$dir/agent.pid"
   local _
   for _ in $(seq 200); do
     ctl "$node" status >/dev/null 2>&1 && return 0

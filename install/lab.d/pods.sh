@@ -80,8 +80,8 @@ run_in() {
   local ns="$1" detach="$2"
   shift 2
   if [[ -n "$detach" ]]; then
-    setsid ip netns exec "$ns" "$@" </dev/null >/dev/null 2>&1 &
-    echo "started pid $!"
+    start_detached /dev/null ip netns exec "$ns" "$@"
+    echo "started pid $LAST_PID"
   else
     exec ip netns exec "$ns" "$@"
   fi
