@@ -41,6 +41,17 @@ final class LabTests: XCTestCase {
   }
 
   func testClusterIPAcrossTwoNodesThenDownLeavesNothing() throws {
+    try crossNodeScenario(mode: "native")
+  }
+
+  func testChainedModeClusterIPAcrossTwoNodesThenDownLeavesNothing() throws {
+    try crossNodeScenario(mode: "chained")
+  }
+
+  /// Two nodes in `mode`: a backend on node2, a client on node1, the droids Service; the
+  /// derived slice on both agents, the ClusterIP answered across nodes, the slice following
+  /// a pod's deletion, and nothing left after `down`.
+  func crossNodeScenario(mode: String) throws {
     try requirePrerequisites()
     let name = LabTests.uniqueLabName()
     let web = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-web")
@@ -50,7 +61,7 @@ final class LabTests: XCTestCase {
       try? FileManager.default.removeItem(at: web)
     }
 
-    try labMust(name, ["up", "--nodes", "2"])
+    try labMust(name, ["up", "--nodes", "2", "--mode", mode])
     let agentPIDs = try (1...2).map { node in
       try String(
         contentsOfFile: "\(LabTests.root)/\(name)/nodes/node\(node)/agent.pid", encoding: .utf8
