@@ -1,0 +1,146 @@
+import Foundation
+import XCTest
+
+/// install/lab.d/derive.py, the lab's EndpointSlice controller, on a hand-made lab
+/// directory and agent state: which pods become endpoints of which Service, with which
+/// ports, node and zone, and which lab-made objects are stale. No root needed.
+final class LabDerivationTests: XCTestCase {
+  static var script: String {
+    Artifacts.repoRoot.appendingPathComponent("install/lab.d/derive.py").path
+  }
+
+  var directory: URL!
+
+  override func setUpWithError() throws {
+    directory = FileManager.default.temporaryDirectory
+      .appendingPathComponent(TestNode.uniqueName("derive"))
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+  }
+
+  override func tearDownWithError() throws {
+    try? FileManager.default.removeItem(at: directory)
+  }
+
+  func write(_ text: String, _ path: String) throws {
+    let url = directory.appendingPathComponent(path)
+    try FileManager.default.createDirectory(
+      at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+    try text.write(to: url, atomically: true, encoding: .utf8)
+  }
+
+  func service(_ name: String, selector: String, targetPort: String, namespace: String = "default")
+    -> String
+  {
+    """
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "\(name)", "namespace": "\(namespace)"},
+     "spec": {"clusterIP": "10.96.0.1", \(selector) "ports": [{"name": "http", "port": 80, "targetPort": \(targetPort)}]}}
+    """
+  }
+
+  func labMade(_ kind: String, _ name: String) -> String {
+    let apiVersion = kind == "Pod" ? "v1" : "discovery.k8s.io/v1"
+    return """
+      {"apiVersion": "\(apiVersion)", "kind": "\(kind)", "metadata": {"name": "\(name)", "namespace": "default", "annotations": {"junction.io/lab": "t"}}}
+      """
+  }
+
+  func testSlicesFollowSelectorsPortsAndZonesAndStaleObjectsAreFound() throws {
+    try write("zone-a\n", "lab/nodes/node1/zone")
+    try write("zone-b\n", "lab/nodes/node2/zone")
+    for (pod, node, ip, labels, ports) in [
+      ("a", "node1", "10.240.1.2", "app=web\n", "http=8080\n"),
+      ("b", "node2", "10.240.2.2", "app=web\ntier=x\n", ""),
+      ("c", "node1", "10.240.1.3", "app=other\n", ""),
+    ] {
+      try write("\(node)\n", "lab/pods/\(pod)/node")
+      try write("\(ip)\n", "lab/pods/\(pod)/ip")
+      try write(labels, "lab/pods/\(pod)/labels")
+      try write(ports, "lab/pods/\(pod)/ports")
+    }
+    let items = [
+      service("named", selector: #""selector": {"app": "web"},"#, targetPort: #""http""#),
+      service("numbered", selector: #""selector": {"app": "web"},"#, targetPort: "8081"),
+      service("manual", selector: "", targetPort: "80"),
+      service(
+        "elsewhere", selector: #""selector": {"app": "web"},"#, targetPort: "80", namespace: "prod"),
+      service("removed", selector: #""selector": {"app": "web"},"#, targetPort: "80"),
+      labMade("EndpointSlice", "removed-lab0"), labMade("Pod", "old"),
+    ]
+    try write(
+      #"{"apiVersion": "v1", "kind": "List", "junction": {"sequence": 1}, "items": ["#
+        + items.joined(separator: ",") + "]}",
+      "lab/nodes/node1/state/services/snapshot.json")
+    // The journal's record after the snapshot removes the "removed" Service; one at or
+    // below the snapshot's sequence is already in it and must be ignored.
+    try write(
+      #"{"sequence": 1, "stored": [], "removed": [{"kind": "Service", "namespace": "default", "name": "numbered"}]}"#
+        + "\n"
+        + #"{"sequence": 2, "stored": [], "removed": [{"kind": "Service", "namespace": "default", "name": "removed"}]}"#
+        + "\n",
+      "lab/nodes/node1/state/services/journal.jsonl")
+
+    let desiredPath = directory.appendingPathComponent("desired.json").path
+    let stalePath = directory.appendingPathComponent("stale.json").path
+    let result = try Shell.run([
+      "python3", LabDerivationTests.script, directory.appendingPathComponent("lab").path, "t",
+      desiredPath, stalePath,
+    ])
+    XCTAssertEqual(result.status, 0, result.stderr)
+    XCTAssertTrue(result.stderr.contains("pod b has no port named 'http'"), result.stderr)
+
+    let desired = try objects(desiredPath)
+    let pods = desired.filter { $0["kind"] as? String == "Pod" }
+    XCTAssertEqual(pods.map(name).sorted(), ["a", "b", "c"])
+    let podA = try XCTUnwrap(pods.first { name($0) == "a" })
+    XCTAssertEqual((podA["spec"] as? [String: Any])?["nodeName"] as? String, "node1")
+    let status = try XCTUnwrap(podA["status"] as? [String: Any])
+    XCTAssertEqual(status["podIP"] as? String, "10.240.1.2")
+    XCTAssertEqual(
+      (status["conditions"] as? [[String: String]])?.first, ["type": "Ready", "status": "True"])
+
+    let slices = desired.filter { $0["kind"] as? String == "EndpointSlice" }
+    XCTAssertEqual(
+      slices.map(name).sorted(), ["elsewhere-lab0", "named-lab0", "numbered-lab0"],
+      "a slice per selector Service; none for the selector-less one")
+    let named = try XCTUnwrap(slices.first { name($0) == "named-lab0" })
+    XCTAssertEqual(addresses(named), ["10.240.1.2"], "b has no port named http")
+    let port = try XCTUnwrap((named["ports"] as? [[String: Any]])?.first, "\(named)")
+    XCTAssertEqual(port["name"] as? String, "http")
+    XCTAssertEqual(port["port"] as? Int, 8080, "the pod's port named http")
+    XCTAssertEqual(port["protocol"] as? String, "TCP")
+    XCTAssertEqual(
+      ((named["metadata"] as? [String: Any])?["labels"] as? [String: String])?[
+        "kubernetes.io/service-name"], "named")
+
+    let numbered = try XCTUnwrap(slices.first { name($0) == "numbered-lab0" })
+    XCTAssertEqual(addresses(numbered), ["10.240.1.2", "10.240.2.2"])
+    let endpointB = try XCTUnwrap(
+      (numbered["endpoints"] as? [[String: Any]])?.first {
+        ($0["addresses"] as? [String]) == ["10.240.2.2"]
+      })
+    XCTAssertEqual(endpointB["nodeName"] as? String, "node2")
+    XCTAssertEqual(endpointB["zone"] as? String, "zone-b")
+    XCTAssertEqual(
+      endpointB["conditions"] as? [String: Bool],
+      ["ready": true, "serving": true, "terminating": false])
+    XCTAssertEqual(
+      addresses(try XCTUnwrap(slices.first { name($0) == "elsewhere-lab0" })), [],
+      "lab pods live in default: another namespace's Service selects none")
+
+    XCTAssertEqual(try objects(stalePath).map(name).sorted(), ["old", "removed-lab0"])
+  }
+
+  func objects(_ path: String) throws -> [[String: Any]] {
+    let list = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+    return try XCTUnwrap((list as? [String: Any])?["items"] as? [[String: Any]])
+  }
+
+  func name(_ object: [String: Any]) -> String {
+    (object["metadata"] as? [String: Any])?["name"] as? String ?? ""
+  }
+
+  func addresses(_ slice: [String: Any]) -> [String] {
+    ((slice["endpoints"] as? [[String: Any]]) ?? []).flatMap { $0["addresses"] as? [String] ?? [] }
+      .sorted()
+  }
+}

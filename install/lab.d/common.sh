@@ -1,0 +1,86 @@
+# Shared by install/lab's parts: where a lab keeps its state, and small helpers.
+# A lab's state lives in $LAB_ROOT/LAB/ (default /run/junction-lab/LAB):
+#   lab.env                 mode, node count, binaries (sourced by every command)
+#   nodes/nodeN/            ip, cidr, zone, agent.pid, agent.log, run/agent.sock, state/,
+#                           bpf/ (a bpffs mount), conf/ (conflist), ipam/, cache/, bin/
+#   pods/NAME/              node, ip, labels (k=v lines), ports (name=number lines),
+#                           pids (processes started with `exec --detach`)
+# Everything is recorded before it is created, so `down` can undo a half-finished `up`.
+
+LAB_ROOT="${LAB_ROOT:-/run/junction-lab}"
+UNDERLAY_PREFIX=172.30.0
+CLIENT_IP="$UNDERLAY_PREFIX.100"
+
+die() {
+  echo "lab: $*" >&2
+  exit 1
+}
+note() { echo "lab: $*" >&2; }
+
+lab_dir() { echo "$LAB_ROOT/$LAB"; }
+node_dir() { echo "$(lab_dir)/nodes/$1"; }
+pod_dir() { echo "$(lab_dir)/pods/$1"; }
+
+# Namespace names: LAB-underlay, LAB-client, LAB-nodeN, LAB-pod-NAME.
+node_ns() { echo "$LAB-$1"; }
+pod_ns() { echo "$LAB-pod-$1"; }
+
+node_ip() { echo "$UNDERLAY_PREFIX.$((10 + $1))"; }
+node_cidr() { echo "10.240.$1.0/24"; }
+node_zone() { if (($1 % 2)); then echo zone-a; else echo zone-b; fi; }
+
+# Loads lab.env of an existing lab, or dies.
+load_lab() {
+  [[ -f "$(lab_dir)/lab.env" ]] || die "no lab '$LAB' (looked in $(lab_dir)); run: install/lab up --name $LAB"
+  # shellcheck source=/dev/null
+  source "$(lab_dir)/lab.env"
+}
+
+node_names() {
+  local dir
+  for dir in "$(lab_dir)"/nodes/node*; do [[ -d "$dir" ]] && basename "$dir"; done | sort -V
+}
+pod_names() {
+  local dir
+  for dir in "$(lab_dir)"/pods/*; do [[ -d "$dir" ]] && basename "$dir"; done | sort
+}
+
+ctl() {
+  local node="$1"
+  shift
+  "$BIN/junctionctl" --socket "$(node_dir "$node")/run/agent.sock" "$@"
+}
+
+# Runs junctionctl apply/delete -f FILE against every node's agent.
+ctl_all() {
+  local verb="$1" file="$2" node
+  for node in $(node_names); do
+    ctl "$node" "$verb" -f "$file" >/dev/null || die "$verb on $node's agent failed"
+  done
+}
+
+agent_running() {
+  local pid
+  pid="$(cat "$(node_dir "$1")/agent.pid" 2>/dev/null)" || return 1
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+}
+
+# Starts "$@" in the background, detached: its own session (so Ctrl-C in the terminal does
+# not reach it), standard streams from/to $1's log (or /dev/null), and no other inherited
+# descriptor. A caller's descriptors must not live on in a long-lived process: Foundation's
+# Process, for one, learns that its child exited when the last copy of a socket it gave the
+# child closes, and would wait for the lab's agents to exit. Sets LAST_PID: bash forks a
+# subshell, which closes its descriptors and execs setsid (not a process group leader here,
+# so it does not fork), which execs the command: the pid is the command's own.
+start_detached() {
+  local log="$1"
+  shift
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd="${fd##*/}"
+      ((fd > 2)) && eval "exec $fd>&-"
+    done
+    exec setsid "$@"
+  ) </dev/null >"$log" 2>&1 &
+  LAST_PID=$!
+}

@@ -1,0 +1,217 @@
+# `lab up`, `lab down`, `lab status`: the nodes, the underlay they share, their agents.
+
+lab_up() {
+  local nodes="$1" mode="$2"
+  ((nodes >= 1 && nodes <= 50)) || die "--nodes must be 1..50"
+  [[ "$mode" == native || "$mode" == chained ]] || die "--mode must be native or chained"
+  [[ -e "$(lab_dir)" ]] && die "lab '$LAB' already exists at $(lab_dir); run: install/lab down --name $LAB"
+  for binary in junction junction-agent junctionctl; do
+    [[ -x "$BIN/$binary" ]] || die "$BIN/$binary is missing (swift build, or --bin DIR)"
+  done
+  [[ -x "$DRIVER" ]] || die "the CNI driver $DRIVER is missing (install/build-driver.sh)"
+  [[ -f "$BPF/endpoint.o" ]] || die "the BPF objects are missing at $BPF (install/build-bpf.sh)"
+
+  MODE="$mode"
+  mkdir -p "$(lab_dir)/nodes" "$(lab_dir)/pods"
+  # From here on, any failure (or Ctrl-C) takes down what was made so far.
+  trap 'note "up failed; cleaning up"; lab_down >/dev/null' EXIT
+  trap 'exit 130' INT TERM
+  cat >"$(lab_dir)/lab.env" <<ENV
+MODE=$mode
+BIN=$BIN
+DRIVER=$DRIVER
+BPF=$BPF
+ENV
+
+  ip netns add "$LAB-underlay"
+  ip -n "$LAB-underlay" link set lo up
+  ip -n "$LAB-underlay" link add br0 type bridge
+  ip -n "$LAB-underlay" link set br0 up
+
+  local n
+  for n in $(seq "$nodes"); do make_node "$n"; done
+  for n in $(seq "$nodes"); do route_pod_cidrs "$(node_ns "node$n")" "$nodes" "$n"; done
+  make_client "$nodes"
+  for n in $(seq "$nodes"); do start_agent "node$n"; done
+  apply_nodes
+  trap - EXIT INT TERM
+  echo "lab $LAB: $nodes nodes ($mode mode), client $CLIENT_IP; state in $(lab_dir)"
+}
+
+# Plugs namespace $1 into the underlay bridge as eth0 with address $2 (port name $3).
+attach_underlay() {
+  local ns="$1" address="$2" port="$3"
+  ip link add eth0 netns "$ns" type veth peer name "$port" netns "$LAB-underlay"
+  ip -n "$LAB-underlay" link set "$port" master br0 up
+  ip -n "$ns" addr add "$address/24" dev eth0
+  ip -n "$ns" link set eth0 up
+}
+
+make_node() {
+  local n="$1" node="node$1"
+  local dir ns
+  dir="$(node_dir "$node")" ns="$(node_ns "$node")"
+  mkdir -p "$dir/run" "$dir/state" "$dir/bpf" "$dir/conf" "$dir/bin"
+  node_ip "$n" >"$dir/ip"
+  node_cidr "$n" >"$dir/cidr"
+  node_zone "$n" >"$dir/zone"
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  attach_underlay "$ns" "$(node_ip "$n")" "$node"
+  ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
+    net.ipv4.conf.default.rp_filter=0
+  ln -s "$BIN/junction" "$dir/bin/junction"
+  write_conflist "$node"
+}
+
+# Every other node's pod CIDR is reached through that node's underlay address: native
+# routing, no tunnel.
+route_pod_cidrs() {
+  local ns="$1" nodes="$2" self="${3:-0}" m
+  for m in $(seq "$nodes"); do
+    ((m == self)) && continue
+    ip -n "$ns" route add "$(node_cidr "$m")" via "$(node_ip "$m")" dev eth0
+  done
+}
+
+make_client() {
+  ip netns add "$LAB-client"
+  ip -n "$LAB-client" link set lo up
+  attach_underlay "$LAB-client" "$CLIENT_IP" client
+  route_pod_cidrs "$LAB-client" "$1"
+}
+
+write_conflist() {
+  local node="$1" dir
+  dir="$(node_dir "$node")"
+  local ipam="{\"type\": \"host-local\", \"dataDir\": \"$dir/ipam\", \"ranges\": [[{\"subnet\": \"$(cat "$dir/cidr")\"}]]}"
+  local common="\"agentSocket\": \"$dir/run/agent.sock\", \"logFile\": \"$dir/cni.log\", \"logLevel\": \"info\""
+  if [[ "$MODE" == native ]]; then
+    cat >"$dir/conf/10-pods.conflist" <<CONF
+{"cniVersion": "1.0.0", "name": "pods", "plugins": [
+  {"type": "junction", "mode": "native", "mtu": 1500, $common,
+   "ipam": $ipam}]}
+CONF
+  else
+    # As cni-conf/10-bridge-junction.conflist, without ipMasq: pods keep their addresses
+    # across nodes.
+    cat >"$dir/conf/10-pods.conflist" <<CONF
+{"cniVersion": "1.0.0", "name": "pods", "plugins": [
+  {"type": "bridge", "bridge": "cni0", "isGateway": true, "isDefaultGateway": true,
+   "ipMasq": false, "mtu": 1500, "ipam": $ipam},
+  {"type": "junction", "mode": "chained", $common}]}
+CONF
+  fi
+}
+
+start_agent() {
+  local node="$1" dir ns
+  dir="$(node_dir "$node")" ns="$(node_ns "$node")"
+  # The bpffs is mounted here, in our mount namespace, before the agent starts: `ip netns
+  # exec` gives each process a private mount namespace (and /sys), and the plugin, run
+  # later through another `ip netns exec`, must see the agent's pins.
+  mount -t bpf bpf "$dir/bpf"
+  start_detached "$dir/agent.log" ip netns exec "$ns" "$BIN/junction-agent" --node-name "$node" \
+    --socket "$dir/run/agent.sock" --state-dir "$dir/state" --bpf-fs "$dir/bpf" --bpf-objects "$BPF"
+  echo "$LAST_PID" >"$dir/agent.pid"
+  local _
+  for _ in $(seq 200); do
+    ctl "$node" status >/dev/null 2>&1 && return 0
+    agent_running "$node" || break
+    sleep 0.1
+  done
+  cat "$dir/agent.log" >&2
+  die "$node's agent did not come up"
+}
+
+# A v1/Node per node, with its zone, to every agent.
+apply_nodes() {
+  local file node
+  file="$(lab_dir)/nodes.json"
+  {
+    echo '{"apiVersion": "v1", "kind": "List", "items": ['
+    local first=1
+    for node in $(node_names); do
+      ((first)) || echo ","
+      first=0
+      printf '{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "%s", "labels": {"kubernetes.io/hostname": "%s", "topology.kubernetes.io/zone": "%s"}}}' \
+        "$node" "$node" "$(cat "$(node_dir "$node")/zone")"
+    done
+    echo ']}'
+  } >"$file"
+  ctl_all apply "$file"
+}
+
+# Kills every process in namespace $1 (all of them were started by the lab: agents, plugin
+# helpers, `exec --detach` servers).
+kill_namespace_processes() {
+  local pids
+  pids="$(ip netns pids "$1" 2>/dev/null || true)"
+  [[ -z "$pids" ]] && return 0
+  # shellcheck disable=SC2086
+  kill -TERM $pids 2>/dev/null || true
+  sleep 0.2
+  pids="$(ip netns pids "$1" 2>/dev/null || true)"
+  # shellcheck disable=SC2086
+  [[ -n "$pids" ]] && kill -KILL $pids 2>/dev/null || true
+}
+
+stop_agent() {
+  local node="$1" pid _
+  pid="$(cat "$(node_dir "$node")/agent.pid" 2>/dev/null)" || return 0
+  [[ -n "$pid" ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  note "$node's agent (pid $pid) ignored SIGTERM; killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# Removes everything the lab made, whatever state it is in. Never fails.
+lab_down() {
+  trap - EXIT
+  set +e
+  local dir pod node ns point
+  dir="$(lab_dir)"
+  # shellcheck source=/dev/null
+  [[ -f "$dir/lab.env" ]] && source "$dir/lab.env"
+  for pod in $(pod_names); do remove_pod "$pod" quiet; done
+  for node in $(node_names); do stop_agent "$node"; done
+  for ns in $(ip netns list | awk '{print $1}'); do
+    case "$ns" in
+      "$LAB-underlay" | "$LAB-client" | "$LAB"-node[0-9]* | "$LAB"-pod-*)
+        kill_namespace_processes "$ns"
+        ip netns del "$ns"
+        ;;
+    esac
+  done
+  # Deepest first: the bpffs mounts of the nodes.
+  for point in $(awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
+    umount -l "$point"
+  done
+  rm -rf "$dir"
+  rmdir "$LAB_ROOT" 2>/dev/null
+  echo "lab $LAB: down"
+  return 0
+}
+
+lab_status() {
+  load_lab
+  local node pod state
+  echo "lab $LAB ($MODE mode), state in $(lab_dir)"
+  printf '%-8s %-14s %-14s %-8s %s\n' NODE ADDRESS POD-CIDR ZONE AGENT
+  for node in $(node_names); do
+    state=down
+    agent_running "$node" && ctl "$node" status >/dev/null 2>&1 && state="up (pid $(cat "$(node_dir "$node")/agent.pid"))"
+    printf '%-8s %-14s %-14s %-8s %s\n' "$node" "$(cat "$(node_dir "$node")/ip")" \
+      "$(cat "$(node_dir "$node")/cidr")" "$(cat "$(node_dir "$node")/zone")" "$state"
+  done
+  echo
+  printf '%-16s %-8s %-14s %s\n' POD NODE ADDRESS LABELS
+  for pod in $(pod_names); do
+    printf '%-16s %-8s %-14s %s\n' "$pod" "$(cat "$(pod_dir "$pod")/node")" \
+      "$(cat "$(pod_dir "$pod")/ip" 2>/dev/null)" "$(paste -sd, "$(pod_dir "$pod")/labels")"
+  done
+}
