@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 
-from timer import AgentHTTP, BenchmarkAborted, sh, stats, stats_row, stop
+from timer import (AgentHTTP, BenchmarkAborted, PodNamespaces, add_run_arguments,
+                   check_registered, iterate, run_or_abort, stats, stats_row,
+                   verify_no_endpoints, verify_no_veths)
 
 CALL_TIMEOUT_S = 60
 SERIES = ("bridge ADD", "bridge + junction ADD", "junction ADD", "bridge DEL",
@@ -42,17 +41,8 @@ class Runner:
         self.bridge_chained = json.load(open(args.chained_bridge_conf))
         self.junction = json.load(open(args.junction_conf))
         self.samples: dict[str, list[int]] = {name: [] for name in SERIES}
-        self.live_netns: set[str] = set()
-        self.host_mnt = f"/proc/{args.host_pid}/ns/mnt"
+        self.pods = PodNamespaces(args.host_pid)
         self.agent = AgentHTTP(args.agent_socket)
-
-    def netns_add(self, name: str) -> None:
-        sh(["nsenter", f"--mount={self.host_mnt}", "--", "ip", "netns", "add", name])
-        self.live_netns.add(name)
-
-    def netns_del(self, name: str) -> None:
-        sh(["nsenter", f"--mount={self.host_mnt}", "--", "ip", "netns", "del", name])
-        self.live_netns.discard(name)
 
     def call(self, binary: str, command: str, config: dict, container_id: str = "",
              netns: str = "", prev_result: dict | None = None) -> tuple[int, dict | None]:
@@ -83,25 +73,14 @@ class Runner:
         except ValueError:
             raise BenchmarkAborted(f"{binary} ADD printed no JSON: {done.stdout!r}") from None
 
-    def check_registered(self, container_id: str) -> None:
-        endpoint_id = f"{container_id}:eth0"
-        try:
-            status, body = self.agent.call("GET", f"/v1/endpoints/{endpoint_id}")
-        except (OSError, ValueError) as failure:
-            raise BenchmarkAborted(f"agent GET endpoint: {failure}") from None
-        if status != 200 or json.loads(body).get("datapathAttached") is not True:
-            raise BenchmarkAborted(
-                f"chained ADD ({container_id}) succeeded but the agent does not report "
-                f"{endpoint_id} with both programs attached: {status} {body!r}")
-
     def alone(self, tag: str, record: bool) -> None:
         netns = f"{self.args.prefix}-b{tag}"
         container_id = f"{self.args.prefix}-bridge-{tag}"
-        self.netns_add(netns)
+        self.pods.add(netns)
         add, result = self.call(self.args.bridge_bin, "ADD", self.bridge_alone, container_id, netns)
         delete, _ = self.call(self.args.bridge_bin, "DEL", self.bridge_alone, container_id, netns,
                               result)
-        self.netns_del(netns)
+        self.pods.delete(netns)
         if record:
             self.samples["bridge ADD"].append(add)
             self.samples["bridge DEL"].append(delete)
@@ -109,7 +88,7 @@ class Runner:
     def chained(self, tag: str, record: bool) -> None:
         netns = f"{self.args.prefix}-c{tag}"
         container_id = f"{self.args.prefix}-chained-{tag}"
-        self.netns_add(netns)
+        self.pods.add(netns)
         bridge_add, bridge_result = self.call(
             self.args.bridge_bin, "ADD", self.bridge_chained, container_id, netns)
         junction_add, result = self.call(
@@ -117,12 +96,12 @@ class Runner:
         if result != bridge_result:
             raise BenchmarkAborted(
                 f"junction changed prevResult:\n{bridge_result}\n{result}")
-        self.check_registered(container_id)
+        check_registered(self.agent, container_id, "chained ADD")
         junction_del, _ = self.call(
             self.args.junction_bin, "DEL", self.junction, container_id, netns, result)
         bridge_del, _ = self.call(
             self.args.bridge_bin, "DEL", self.bridge_chained, container_id, netns, result)
-        self.netns_del(netns)
+        self.pods.delete(netns)
         if record:
             self.samples["bridge + junction ADD"].append(bridge_add + junction_add)
             self.samples["junction ADD"].append(junction_add)
@@ -141,29 +120,13 @@ class Runner:
             if record:
                 self.samples[f"{name} VERSION"].append(elapsed)
 
-    def verify_clean(self) -> None:
-        links = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True,
-                               text=True)
-        if links.returncode != 0 or links.stdout.strip():
-            raise BenchmarkAborted(f"veths left after the last DEL:\n{links.stdout}")
-        status, body = self.agent.call("GET", "/v1/endpoints")
-        if status != 200 or json.loads(body) != []:
-            raise BenchmarkAborted(f"the agent still lists endpoints: {status} {body!r}")
-
     def run(self) -> None:
         try:
-            for index in range(self.args.warmup):
-                self.iteration(index, record=False)
-            for index in range(self.args.runs):
-                self.iteration(index, record=True)
-                if self.args.progress and (index + 1) % 25 == 0:
-                    print(f"chained_timer: {index + 1}/{self.args.runs}", file=sys.stderr,
-                          flush=True)
-            self.verify_clean()
+            iterate(self.args, self.iteration, "chained_timer")
+            verify_no_veths()
+            verify_no_endpoints(self.agent)
         finally:
-            for name in sorted(self.live_netns):
-                subprocess.run(["nsenter", f"--mount={self.host_mnt}", "--", "ip", "netns", "del",
-                                name], capture_output=True)
+            self.pods.delete_all()
         with open(self.args.out, "w") as out:
             json.dump({"runs": self.args.runs, "warmup": self.args.warmup,
                        "samples_ns": self.samples}, out)
@@ -210,19 +173,12 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run")
-    run.add_argument("--runs", type=int, required=True)
-    run.add_argument("--warmup", type=int, default=5)
-    run.add_argument("--prefix", required=True)
-    run.add_argument("--host-pid", required=True)
+    add_run_arguments(run)
     run.add_argument("--bridge-bin", required=True)
-    run.add_argument("--junction-bin", required=True)
-    run.add_argument("--cni-path", required=True)
     run.add_argument("--bridge-conf", required=True, help="bridge alone (its own bridge, /24)")
     run.add_argument("--chained-bridge-conf", required=True, help="bridge before junction")
     run.add_argument("--junction-conf", required=True, help="junction, mode chained")
     run.add_argument("--agent-socket", required=True)
-    run.add_argument("--out", required=True)
-    run.add_argument("--progress", action="store_true")
     summ = sub.add_parser("summary")
     summ.add_argument("samples")
     summ.add_argument("--goal-ms", type=float, default=3.0)
@@ -230,12 +186,7 @@ def main() -> None:
     if args.command == "summary":
         summary(args)
         return
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        Runner(args).run()
-    except BenchmarkAborted as failure:
-        print(f"chained_timer: benchmark aborted: {failure}", file=sys.stderr)
-        sys.exit(1)
+    run_or_abort("chained_timer", lambda: Runner(args).run())
 
 
 if __name__ == "__main__":

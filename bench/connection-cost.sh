@@ -19,34 +19,8 @@ repo="$(dirname "$bench")"
 
 write="" sizes=100,1000,10000 backends=10 rounds=200 count=100 warmup=10
 args=("$@")
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --write) write="$2" ;;
-    --sizes) sizes="$2" ;;
-    --backends) backends="$2" ;;
-    --rounds) rounds="$2" ;;
-    --count) count="$2" ;;
-    --warmup) warmup="$2" ;;
-    *) echo "connection-cost: unknown option $1" >&2; exit 2 ;;
-  esac
-  shift 2
-done
-[[ $EUID -eq 0 ]] || { echo "connection-cost: needs root" >&2; exit 1; }
-for tool in ip gcc python3 iperf3 iptables-legacy-restore nft mount umount mountpoint /usr/lib/cni/ptp /usr/lib/cni/host-local; do
-  command -v "$tool" >/dev/null || {
-    echo "connection-cost: $tool is missing (apt-get install gcc iperf3 iptables nftables containernetworking-plugins)" >&2
-    exit 1
-  }
-done
-
-tmp="$(mktemp -d /tmp/junction-conncost.XXXXXX)"
-prefix="jcc$$"
-trap lbnet_cleanup EXIT
-trap 'exit 130' INT TERM
-
-lbnet_binaries
-conncost="$tmp/conncost"
-gcc -O2 -Wall -o "$conncost" "$bench/conncost.c"
+value_options connection-cost "write sizes backends rounds count warmup" "$@"
+lbnet_setup connection-cost /tmp/junction-conncost.XXXXXX "jcc$$"
 header="$(machine_lines)"
 started="$(date -u '+%Y-%m-%d %H:%M UTC')"
 

@@ -9,9 +9,9 @@
 #             (bench/lbprog.py gen), loaded with iptables-legacy-restore in the node netns
 #   nft       ptp pods, the services as kube-proxy's nftables mode writes them, nft -f
 #
-# The caller sets: repo, bench, tmp (a fresh temp dir), prefix (unique, short), and calls
-# lbnet_cleanup from its EXIT trap. Everything this file makes lives under $tmp or in a
-# netns named "$prefix-..."; processes are stopped by the PIDs recorded here.
+# The caller sets repo and bench and calls lbnet_setup (which sets tmp, prefix, the traps,
+# the binaries and conncost). Everything this file makes lives under $tmp or in a netns
+# named "$prefix-..."; processes are stopped by the PIDs recorded here.
 
 lbnet_pids=()   # agents and servers, stopped by PID
 lbnet_fg=""     # the measurement running now (lbnet_run), stopped by PID
@@ -62,6 +62,29 @@ lbnet_cleanup() {
   else
     rm -rf "$tmp"
   fi
+}
+
+# Before anything else: root and the tools checked, tmp (mktemp -d $2) and prefix ($3)
+# set, lbnet_cleanup on EXIT, the Junction binaries (lbnet_binaries), conncost built into
+# $tmp. $1: the script's name for messages.
+lbnet_setup() {
+  local script="$1" tool
+  [[ $EUID -eq 0 ]] || { echo "$script: needs root" >&2; exit 1; }
+  for tool in ip gcc python3 iperf3 iptables-legacy-restore nft mount umount mountpoint /usr/lib/cni/ptp /usr/lib/cni/host-local; do
+    command -v "$tool" >/dev/null || {
+      echo "$script: $tool is missing (apt-get install gcc iperf3 iptables nftables containernetworking-plugins)" >&2
+      exit 1
+    }
+  done
+
+  tmp="$(mktemp -d "$2")"
+  prefix="$3"
+  trap lbnet_cleanup EXIT
+  trap 'exit 130' INT TERM
+
+  lbnet_binaries
+  conncost="$tmp/conncost"
+  gcc -O2 -Wall -o "$conncost" "$bench/conncost.c"
 }
 
 # The Junction binaries: $JUNCTION_PREFIX (an install/install.sh --prefix tree), else a

@@ -1,5 +1,27 @@
-# Shared by per-packet.sh and programming.sh (sourced, not run): the machine description
-# for the reports and the binaries, built unless given.
+# Shared by per-packet.sh, programming.sh, connection-cost.sh and throughput.sh (sourced,
+# not run): their option parsing, the machine description for the reports and the
+# binaries, built unless given.
+
+# Options of the form --NAME VALUE, each setting the variable NAME (dashes as underscores);
+# a name written NAME! is a flag instead (--NAME alone sets it to true). $1: the script's
+# name for messages; $2: the names it accepts, space-separated; the rest: its arguments.
+value_options() {
+  local script="$1" names=" $2 " name
+  shift 2
+  while [[ $# -gt 0 ]]; do
+    name="${1#--}"
+    if [[ "$1" == --* && "$names" == *" $name! "* ]]; then
+      printf -v "${name//-/_}" true
+      shift
+    elif [[ "$1" == --* && "$names" == *" $name "* ]]; then
+      printf -v "${name//-/_}" '%s' "$2"
+      shift 2
+    else
+      echo "$script: unknown option $1" >&2
+      exit 2
+    fi
+  done
+}
 
 # One line per fact about the machine, for the report's header.
 machine_lines() {

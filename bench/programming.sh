@@ -18,20 +18,7 @@ repo="$(dirname "$bench")"
 
 write="" services=10000 backends=10 changes=20 full_runs=3 tool_timeout=300
 tools=nft,nft-batched,iptables-legacy,iptables rules_only=false
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --write) write="$2" ;;
-    --services) services="$2" ;;
-    --backends) backends="$2" ;;
-    --changes) changes="$2" ;;
-    --full-runs) full_runs="$2" ;;
-    --tool-timeout) tool_timeout="$2" ;;
-    --tools) tools="$2" ;;
-    --rules-only) rules_only=true; shift; continue ;;
-    *) echo "programming: unknown option $1" >&2; exit 2 ;;
-  esac
-  shift 2
-done
+value_options programming "write services backends changes full-runs tool-timeout tools rules-only!" "$@"
 [[ $EUID -eq 0 ]] || { echo "programming: needs root" >&2; exit 1; }
 for tool in ip python3 iptables-restore iptables-legacy-restore nft mount umount mountpoint; do
   command -v "$tool" >/dev/null ||

@@ -15,34 +15,8 @@ repo="$(dirname "$bench")"
 
 write="" seconds=10 rounds=3 streams=1,8 services=100 backends=10
 args=("$@")
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --write) write="$2" ;;
-    --seconds) seconds="$2" ;;
-    --rounds) rounds="$2" ;;
-    --streams) streams="$2" ;;
-    --services) services="$2" ;;
-    --backends) backends="$2" ;;
-    *) echo "throughput: unknown option $1" >&2; exit 2 ;;
-  esac
-  shift 2
-done
-[[ $EUID -eq 0 ]] || { echo "throughput: needs root" >&2; exit 1; }
-for tool in ip gcc python3 iperf3 iptables-legacy-restore nft mount umount mountpoint /usr/lib/cni/ptp /usr/lib/cni/host-local; do
-  command -v "$tool" >/dev/null || {
-    echo "throughput: $tool is missing (apt-get install gcc iperf3 iptables nftables containernetworking-plugins)" >&2
-    exit 1
-  }
-done
-
-tmp="$(mktemp -d /tmp/junction-throughput.XXXXXX)"
-prefix="jtp$$"
-trap lbnet_cleanup EXIT
-trap 'exit 130' INT TERM
-
-lbnet_binaries
-conncost="$tmp/conncost"
-gcc -O2 -Wall -o "$conncost" "$bench/conncost.c"
+value_options throughput "write seconds rounds streams services backends" "$@"
+lbnet_setup throughput /tmp/junction-throughput.XXXXXX "jtp$$"
 header="$(machine_lines)"
 started="$(date -u '+%Y-%m-%d %H:%M UTC')"
 

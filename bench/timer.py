@@ -139,6 +139,111 @@ class AgentHTTP:
         return time.perf_counter_ns() - start
 
 
+# -- shared with chained_timer.py --------------------------------------------------------
+
+
+class PodNamespaces:
+    """Pod network namespaces, made and deleted in the caller's mount namespace (see the
+    module docstring); whatever is still live is deleted by delete_all()."""
+
+    def __init__(self, host_pid: str) -> None:
+        self.host_mnt = f"/proc/{host_pid}/ns/mnt"
+        self.live: set[str] = set()
+
+    def command(self, verb: str, name: str) -> list[str]:
+        return ["nsenter", f"--mount={self.host_mnt}", "--", "ip", "netns", verb, name]
+
+    def add(self, name: str) -> None:
+        sh(self.command("add", name))
+        self.live.add(name)
+        if not os.path.exists(f"/var/run/netns/{name}"):
+            raise BenchmarkAborted(f"pod netns {name} is not visible in the node netns' mount namespace")
+
+    def delete(self, name: str) -> None:
+        sh(self.command("del", name))
+        self.live.discard(name)
+
+    def delete_all(self) -> None:
+        """Best effort, for the finally clause of a run."""
+        for name in sorted(self.live):
+            subprocess.run(self.command("del", name), capture_output=True)
+
+
+def agent_call(agent: AgentHTTP, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
+    try:
+        return agent.call(method, target, body)
+    except (OSError, ValueError) as failure:
+        raise BenchmarkAborted(f"agent {method} {target}: {failure}") from None
+
+
+def check_registered(agent: AgentHTTP, container_id: str, what: str) -> None:
+    """Untimed: after a junction ADD (WHAT) the agent knows the endpoint, programs attached."""
+    endpoint_id = f"{container_id}:eth0"
+    status, body = agent_call(agent, "GET", f"/v1/endpoints/{endpoint_id}")
+    ok = status == 200
+    if ok:
+        try:
+            ok = json.loads(body).get("datapathAttached") is True
+        except ValueError:
+            ok = False
+    if not ok:
+        raise BenchmarkAborted(
+            f"{what} ({container_id}) succeeded but the agent does not report endpoint "
+            f"{endpoint_id} as registered with both programs attached: {status} "
+            f"{body.decode(errors='replace')}"
+        )
+
+
+def verify_no_veths() -> None:
+    """After the last DEL: no veth left in the node netns (this process's)."""
+    links = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True)
+    if links.returncode != 0 or links.stdout.strip():
+        raise BenchmarkAborted(f"veths left in the node netns after the last DEL:\n{links.stdout}{links.stderr}")
+
+
+def verify_no_endpoints(agent: AgentHTTP) -> None:
+    """After the last DEL: the agent lists no endpoint."""
+    status, body = agent_call(agent, "GET", "/v1/endpoints")
+    if status != 200 or json.loads(body) != []:
+        raise BenchmarkAborted(
+            f"the agent still lists endpoints after the last DEL: {status} {body.decode(errors='replace')}"
+        )
+
+
+def iterate(args: argparse.Namespace, iteration, name: str) -> None:
+    """args.warmup untimed iterations, then args.runs recorded ones: iteration(index, record)."""
+    for index in range(args.warmup):
+        iteration(index, record=False)
+    for index in range(args.runs):
+        iteration(index, record=True)
+        if args.progress and (index + 1) % 25 == 0:
+            print(f"{name}: {index + 1}/{args.runs} iterations", file=sys.stderr, flush=True)
+
+
+def add_run_arguments(run: argparse.ArgumentParser) -> None:
+    """The run subcommand's options both timers take; each adds its plugins' own."""
+    run.add_argument("--runs", type=int, required=True)
+    run.add_argument("--warmup", type=int, default=5)
+    run.add_argument("--prefix", required=True, help="unique prefix for pod netns names and container IDs")
+    run.add_argument("--host-pid", required=True, help="a pid in the mount namespace pod netns are made in")
+    run.add_argument("--junction-bin", required=True)
+    run.add_argument("--cni-path", required=True)
+    run.add_argument("--out", required=True)
+    run.add_argument("--progress", action="store_true")
+
+
+def run_or_abort(name: str, run) -> None:
+    """The script stops us with SIGTERM: turn it into an exception, so subprocess.run kills a
+    plugin that is still running and the run's finally clause deletes our pod namespaces.
+    A BenchmarkAborted ends the process with its message and status 1."""
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        run()
+    except BenchmarkAborted as failure:
+        print(f"{name}: benchmark aborted: {failure}", file=sys.stderr)
+        sys.exit(1)
+
+
 AGENT_CALLS = (
     "connect (probe)",
     "PUT /v1/endpoints/ID",
@@ -159,23 +264,10 @@ class Runner:
         self.samples: dict[str, dict[str, list[int]]] = {
             p: {op: [] for op in OPERATIONS} for p in PLUGINS
         }
-        self.live_netns: set[str] = set()
-        self.host_mnt = f"/proc/{args.host_pid}/ns/mnt"
+        self.pods = PodNamespaces(args.host_pid)
         self.agent = AgentHTTP(args.agent_socket) if args.agent_socket else None
         self.agent_samples: dict[str, list[int]] = {call: [] for call in AGENT_CALLS}
         self.dummy_ids: set[str] = set()
-
-    # -- pod namespaces, in the caller's mount namespace ------------------------------
-
-    def netns_add(self, name: str) -> None:
-        sh(["nsenter", f"--mount={self.host_mnt}", "--", "ip", "netns", "add", name])
-        self.live_netns.add(name)
-        if not os.path.exists(f"/var/run/netns/{name}"):
-            raise BenchmarkAborted(f"pod netns {name} is not visible in the node netns' mount namespace")
-
-    def netns_del(self, name: str) -> None:
-        sh(["nsenter", f"--mount={self.host_mnt}", "--", "ip", "netns", "del", name])
-        self.live_netns.discard(name)
 
     # -- one timed plugin exec -------------------------------------------------------
 
@@ -245,13 +337,13 @@ class Runner:
             short = plugin[0]  # j / p
             netns = f"{self.args.prefix}-{short}{tag}"
             container_id = f"{self.args.prefix}-{plugin}-{tag}"
-            self.netns_add(netns)
+            self.pods.add(netns)
             version_ns, _ = self.call(plugin, "VERSION")
             add_ns, _ = self.call(plugin, "ADD", container_id, netns)
             if plugin == "junction" and self.agent:
-                self.check_registered(container_id)
+                check_registered(self.agent, container_id, "junction ADD")
             del_ns, _ = self.call(plugin, "DEL", container_id, netns)
-            self.netns_del(netns)
+            self.pods.delete(netns)
             if record:
                 self.samples[plugin]["VERSION"].append(version_ns)
                 self.samples[plugin]["ADD"].append(add_ns)
@@ -260,29 +352,6 @@ class Runner:
             self.agent_round_trips(tag, record)
 
     # -- the agent -------------------------------------------------------------------
-
-    def agent_call(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
-        try:
-            return self.agent.call(method, target, body)
-        except (OSError, ValueError) as failure:
-            raise BenchmarkAborted(f"agent {method} {target}: {failure}") from None
-
-    def check_registered(self, container_id: str) -> None:
-        """Untimed: after a junction ADD the agent knows the endpoint, programs attached."""
-        endpoint_id = f"{container_id}:eth0"
-        status, body = self.agent_call("GET", f"/v1/endpoints/{endpoint_id}")
-        ok = status == 200
-        if ok:
-            try:
-                ok = json.loads(body).get("datapathAttached") is True
-            except ValueError:
-                ok = False
-        if not ok:
-            raise BenchmarkAborted(
-                f"junction ADD ({container_id}) succeeded but the agent does not report endpoint "
-                f"{endpoint_id} as registered with both programs attached: {status} "
-                f"{body.decode(errors='replace')}"
-            )
 
     def agent_round_trips(self, tag: str, record: bool) -> None:
         """Times, over the socket, what the plugin does with the agent: the connect probe and
@@ -338,9 +407,7 @@ class Runner:
 
     def verify_clean(self) -> None:
         """After the last DEL: no veth left in the node netns, no IPAM allocation left."""
-        links = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True)
-        if links.returncode != 0 or links.stdout.strip():
-            raise BenchmarkAborted(f"veths left in the node netns after the last DEL:\n{links.stdout}{links.stderr}")
+        verify_no_veths()
         for plugin, data_dir in (("junction", self.args.junction_ipam_dir), ("ptp", self.args.ptp_ipam_dir)):
             network_dir = os.path.join(data_dir, self.args.network)
             if not os.path.isdir(network_dir):
@@ -351,20 +418,11 @@ class Runner:
             if leftovers:
                 raise BenchmarkAborted(f"{plugin}: IPAM allocations left after DEL: {leftovers}")
         if self.agent:
-            status, body = self.agent_call("GET", "/v1/endpoints")
-            if status != 200 or json.loads(body) != []:
-                raise BenchmarkAborted(
-                    f"the agent still lists endpoints after the last DEL: {status} {body.decode(errors='replace')}"
-                )
+            verify_no_endpoints(self.agent)
 
     def run(self) -> None:
         try:
-            for index in range(self.args.warmup):
-                self.iteration(index, record=False)
-            for index in range(self.args.runs):
-                self.iteration(index, record=True)
-                if self.args.progress and (index + 1) % 25 == 0:
-                    print(f"timer: {index + 1}/{self.args.runs} iterations", file=sys.stderr, flush=True)
+            iterate(self.args, self.iteration, "timer")
             self.verify_clean()
         finally:
             for endpoint_id in sorted(self.dummy_ids):
@@ -372,11 +430,7 @@ class Runner:
                     self.agent.call("DELETE", f"/v1/endpoints/{endpoint_id}")
                 except (OSError, ValueError):
                     pass
-            for name in sorted(self.live_netns):
-                subprocess.run(
-                    ["nsenter", f"--mount={self.host_mnt}", "--", "ip", "netns", "del", name],
-                    capture_output=True,
-                )
+            self.pods.delete_all()
         with open(self.args.out, "w") as out:
             json.dump(
                 {
@@ -580,13 +634,8 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run")
-    run.add_argument("--runs", type=int, required=True)
-    run.add_argument("--warmup", type=int, default=5)
-    run.add_argument("--prefix", required=True, help="unique prefix for pod netns names and container IDs")
-    run.add_argument("--host-pid", required=True, help="a pid in the mount namespace pod netns are made in")
-    run.add_argument("--junction-bin", required=True)
+    add_run_arguments(run)
     run.add_argument("--ptp-bin", required=True)
-    run.add_argument("--cni-path", required=True)
     run.add_argument("--junction-conf", required=True)
     run.add_argument("--ptp-conf", required=True)
     run.add_argument("--junction-ipam-dir", required=True)
@@ -595,8 +644,6 @@ def main() -> None:
     run.add_argument("--ptp-subnet-prefix", required=True)
     run.add_argument("--network", default="benchnet")
     run.add_argument("--agent-socket", help="junction-agent's socket: also time its API round trips")
-    run.add_argument("--out", required=True)
-    run.add_argument("--progress", action="store_true")
 
     summ = sub.add_parser("summary")
     summ.add_argument("samples")
@@ -616,14 +663,7 @@ def main() -> None:
         agent_wait(args)
         return
     args.subnets = {"junction": args.junction_subnet_prefix, "ptp": args.ptp_subnet_prefix}
-    # The script stops us with SIGTERM: turn it into an exception, so subprocess.run kills a
-    # plugin that is still running and the finally clause deletes our pod namespaces.
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        Runner(args).run()
-    except BenchmarkAborted as failure:
-        print(f"timer: benchmark aborted: {failure}", file=sys.stderr)
-        sys.exit(1)
+    run_or_abort("timer", lambda: Runner(args).run())
 
 
 if __name__ == "__main__":
