@@ -207,11 +207,7 @@ struct ChainedMode {
         return "\(link.name): \(error.msg)"
       }
     }
-    guard failures.isEmpty else {
-      throw CNIError(
-        .internalFailure, "GC could not remove \(failures.count) stale resource(s)",
-        details: failures.joined(separator: "; "))
-    }
+    try requireNoGCFailures(failures)
   }
 
   // MARK: - STATUS

@@ -284,11 +284,7 @@ struct NativeMode {
     {
       do { _ = try ipam.call(.gc, config) } catch { failures.append(error.msg) }
     }
-    guard failures.isEmpty else {
-      throw CNIError(
-        .internalFailure, "GC could not remove \(failures.count) stale resource(s)",
-        details: failures.joined(separator: "; "))
-    }
+    try requireNoGCFailures(failures)
   }
 
   // MARK: - STATUS

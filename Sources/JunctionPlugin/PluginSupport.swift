@@ -72,3 +72,13 @@ func requireNoProblems(_ problems: [String], found noun: String, _ context: Stri
       details: problems.joined(separator: "; "))
   }
 }
+
+/// GC's verdict in every mode: it keeps going past failures and reports them all at the end,
+/// as the spec asks (code 100 with each failure in the details).
+func requireNoGCFailures(_ failures: [String]) throws(CNIError) {
+  guard failures.isEmpty else {
+    throw CNIError(
+      .internalFailure, "GC could not remove \(failures.count) stale resource(s)",
+      details: failures.joined(separator: "; "))
+  }
+}
