@@ -133,6 +133,86 @@ final class LabTests: XCTestCase {
     assertNoTrace(of: name, agentPIDs: agentPIDs)
   }
 
+  /// The seed's traffic-distribution scenario on two nodes in two zones: with PreferClose
+  /// each node's client is answered from its own zone; when that zone's only backend goes,
+  /// from the other zone; without PreferClose, from both.
+  func testPreferCloseAnswersFromTheCallersZoneAndFallsBack() throws {
+    try requirePrerequisites()
+    let name = LabTests.uniqueLabName()
+    let web = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-web")
+    defer {
+      _ = try? lab(name, ["down"])
+      try? FileManager.default.removeItem(at: web)
+    }
+    try labMust(name, ["up", "--nodes", "2"])
+    for (pod, node) in [("jedi1", "node1"), ("jedi2", "node2")] {
+      try labMust(name, ["pod", "add", pod, "--node", node, "--label", "role=jedi"])
+      let root = web.appendingPathComponent(pod)
+      try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+      try "\(pod)\n".write(
+        to: root.appendingPathComponent("index.html"), atomically: true, encoding: .utf8)
+      try labMust(
+        name,
+        ["exec", "--detach", pod, "--", "busybox", "httpd", "-f", "-p", "80", "-h", root.path])
+    }
+    for (pod, node) in [("client1", "node1"), ("client2", "node2")] {
+      try labMust(name, ["pod", "add", pod, "--node", node, "--label", "role=client"])
+    }
+    func apply(distribution: String?) throws {
+      let manifest = web.appendingPathComponent("droids.yaml")
+      try """
+      apiVersion: v1
+      kind: Service
+      metadata: {name: droids, namespace: default}
+      spec:
+        clusterIP: 10.96.0.10
+        selector: {role: jedi}
+        \(distribution.map { "trafficDistribution: \($0)" } ?? "")
+        ports:
+        - {name: http, port: 80, protocol: TCP, targetPort: 80}
+      """.write(to: manifest, atomically: true, encoding: .utf8)
+      try labMust(name, ["apply", "-f", manifest.path])
+    }
+    /// Who answered `count` requests from `client`; a failed request (httpd still starting)
+    /// is retried, ten times at most.
+    func answers(_ client: String, count: Int = 12) throws -> Set<String> {
+      var seen: Set<String> = []
+      var answered = 0
+      var retries = 10
+      while answered < count {
+        let answer = try lab(
+          name, ["exec", client, "--", "curl", "-s", "-m", "3", "http://10.96.0.10/"])
+        if answer.status == 0 {
+          seen.insert(answer.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+          answered += 1
+        } else if retries > 0 {
+          retries -= 1
+          usleep(300_000)
+        } else {
+          XCTFail("\(client): the ClusterIP does not answer: \(answer.stderr)")
+          break
+        }
+      }
+      return seen
+    }
+
+    try apply(distribution: "PreferClose")
+    XCTAssertEqual(try answers("client1"), ["jedi1"], "node1 is in zone-a with jedi1")
+    XCTAssertEqual(try answers("client2"), ["jedi2"], "node2 is in zone-b with jedi2")
+    try labMust(name, ["pod", "del", "jedi1"])
+    XCTAssertEqual(try answers("client1"), ["jedi2"], "zone-a has no backend left: fall back")
+    try labMust(name, ["pod", "add", "jedi1", "--node", "node1", "--label", "role=jedi"])
+    try labMust(
+      name,
+      [
+        "exec", "--detach", "jedi1", "--", "busybox", "httpd", "-f", "-p", "80", "-h",
+        web.appendingPathComponent("jedi1").path,
+      ])
+    try apply(distribution: nil)
+    XCTAssertEqual(try answers("client1", count: 30), ["jedi1", "jedi2"], "without PreferClose")
+    try labMust(name, ["down"])
+  }
+
   func testDownAfterAFailedUpLeavesNothing() throws {
     try requirePrerequisites()
     let name = LabTests.uniqueLabName()
