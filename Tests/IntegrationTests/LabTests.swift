@@ -84,18 +84,7 @@ final class LabTests: XCTestCase {
       name,
       ["exec", "--detach", "jedi2", "--", "busybox", "httpd", "-f", "-p", "80", "-h", web.path])
 
-    let manifest = web.appendingPathComponent("droids.yaml")
-    try """
-    apiVersion: v1
-    kind: Service
-    metadata: {name: droids, namespace: default}
-    spec:
-      clusterIP: 10.96.0.10
-      selector: {role: jedi}
-      ports:
-      - {name: http, port: 80, protocol: TCP, targetPort: 80}
-    """.write(to: manifest, atomically: true, encoding: .utf8)
-    try labMust(name, ["apply", "-f", manifest.path])
+    try applyDroids(name, in: web)
 
     // The derived slice is on both agents: the droids frontend with jedi2 as its backend.
     for node in ["node1", "node2"] {
@@ -158,21 +147,6 @@ final class LabTests: XCTestCase {
     for (pod, node) in [("client1", "node1"), ("client2", "node2")] {
       try labMust(name, ["pod", "add", pod, "--node", node, "--label", "role=client"])
     }
-    func apply(distribution: String?) throws {
-      let manifest = web.appendingPathComponent("droids.yaml")
-      try """
-      apiVersion: v1
-      kind: Service
-      metadata: {name: droids, namespace: default}
-      spec:
-        clusterIP: 10.96.0.10
-        selector: {role: jedi}
-        \(distribution.map { "trafficDistribution: \($0)" } ?? "")
-        ports:
-        - {name: http, port: 80, protocol: TCP, targetPort: 80}
-      """.write(to: manifest, atomically: true, encoding: .utf8)
-      try labMust(name, ["apply", "-f", manifest.path])
-    }
     /// Who answered `count` requests from `client`; a failed request (httpd still starting)
     /// is retried, ten times at most.
     func answers(_ client: String, count: Int = 12) throws -> Set<String> {
@@ -196,7 +170,7 @@ final class LabTests: XCTestCase {
       return seen
     }
 
-    try apply(distribution: "PreferClose")
+    try applyDroids(name, in: web, distribution: "PreferClose")
     XCTAssertEqual(try answers("client1"), ["jedi1"], "node1 is in zone-a with jedi1")
     XCTAssertEqual(try answers("client2"), ["jedi2"], "node2 is in zone-b with jedi2")
     try labMust(name, ["pod", "del", "jedi1"])
@@ -208,9 +182,27 @@ final class LabTests: XCTestCase {
         "exec", "--detach", "jedi1", "--", "busybox", "httpd", "-f", "-p", "80", "-h",
         web.appendingPathComponent("jedi1").path,
       ])
-    try apply(distribution: nil)
+    try applyDroids(name, in: web)
     XCTAssertEqual(try answers("client1", count: 30), ["jedi1", "jedi2"], "without PreferClose")
     try labMust(name, ["down"])
+  }
+
+  /// The droids Service (selector role: jedi, port 80), written to `directory` and applied
+  /// to lab `name`; the lab derives its EndpointSlice.
+  func applyDroids(_ name: String, in directory: URL, distribution: String? = nil) throws {
+    let manifest = directory.appendingPathComponent("droids.yaml")
+    try """
+    apiVersion: v1
+    kind: Service
+    metadata: {name: droids, namespace: default}
+    spec:
+      clusterIP: 10.96.0.10
+      selector: {role: jedi}
+      \(distribution.map { "trafficDistribution: \($0)" } ?? "")
+      ports:
+      - {name: http, port: 80, protocol: TCP, targetPort: 80}
+    """.write(to: manifest, atomically: true, encoding: .utf8)
+    try labMust(name, ["apply", "-f", manifest.path])
   }
 
   func testDownAfterAFailedUpLeavesNothing() throws {
