@@ -229,7 +229,7 @@ final class AgentTests: XCTestCase {
       XCTAssertEqual(result.status, 7, "curl as nobody: \(result.stdout) \(result.stderr)")
       XCTAssertTrue(result.stderr.contains("Permission denied"), result.stderr)
     } else {
-      throw XCTSkip("neither python3 nor curl to act as a non-root client")
+      throw TestNode.missing("neither python3 nor curl to act as a non-root client")
     }
   }
 

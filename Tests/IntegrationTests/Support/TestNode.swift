@@ -80,15 +80,22 @@ final class TestNode {
     var description: String
   }
 
+  /// What a test does when something it needs is missing: under CI (CI set, as install/test.sh
+  /// does) it fails, so a test that cannot run is never counted as passing; on a developer's
+  /// machine it is skipped with the reason.
+  static func missing(_ reason: String) -> any Error {
+    if ProcessInfo.processInfo.environment["CI"] != nil {
+      return MissingPrerequisite(description: reason)
+    }
+    return XCTSkip(reason)
+  }
+
   /// Root, the plugin binary and the driver. Under CI a missing one fails the test; on a
   /// developer's machine without root the integration tests are skipped with the reason.
   static func requirePrerequisites() throws {
     if getuid() != 0 {
       let reason = "integration tests need root: they create network namespaces and veths"
-      if ProcessInfo.processInfo.environment["CI"] != nil {
-        throw MissingPrerequisite(description: reason)
-      }
-      throw XCTSkip(reason)
+      throw TestNode.missing(reason)
     }
     for (what, path) in [
       ("junction (swift build)", Artifacts.junction),
