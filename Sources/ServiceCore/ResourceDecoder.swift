@@ -45,19 +45,16 @@ public struct DecodedResources: Sendable {
 /// into a node either.
 public enum ResourceDecoder {
   public static func decode(yaml: String) -> DecodedResources {
-    var result = DecodedResources()
-    let documents: [YAMLValue]
     do {
-      documents = try YAMLValue.documents(yaml)
+      return decode(documents: try YAMLValue.documents(yaml))
     } catch {
+      var result = DecodedResources()
       result.problems.append(
         ResourceProblem(
           object: "input", location: "input",
           issues: [FieldIssue(path: "", message: error.description)]))
       return result
     }
-    result = decode(documents: documents)
-    return result
   }
 
   /// Already-parsed documents (the agent's stored state, kept as JSON).

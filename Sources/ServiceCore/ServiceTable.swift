@@ -79,12 +79,12 @@ public struct ServiceTable: Sendable {
   /// A change worked out against the table, ready to `commit`.
   public struct Update: Sendable {
     /// The map writes that take the datapath from the table's state to the new one.
-    public let diff: DesiredStateDiff
+    public fileprivate(set) var diff = DesiredStateDiff()
     /// Notes of the Services the change touched (headless, unresolvable ports, ids
     /// exhausted, ...).
-    public let notes: [String]
+    public fileprivate(set) var notes: [String] = []
     /// Conflicts the touched frontends have after the change (including ones already there).
-    public let conflicts: [String]
+    public fileprivate(set) var conflicts: [String] = []
 
     fileprivate var resources: [ResourceKey: (Resource, YAMLValue?)?] = [:]
     fileprivate var slicesByService: [NamespacedName: Set<ResourceKey>] = [:]
@@ -160,7 +160,6 @@ public struct ServiceTable: Sendable {
     }
 
     var update = Update(
-      diff: DesiredStateDiff(), notes: [], conflicts: [],
       serviceIDs: ids.services.table.draft(), backendIDs: ids.backends.table.draft(),
       zone: node.zone)
     update.resources = changed
@@ -280,12 +279,10 @@ public struct ServiceTable: Sendable {
         deleted.append((id, backend))
       }
     }
-    return Update(
-      diff: DesiredStateDiff(replacing: old, with: new, created: created, deleted: deleted),
-      notes: notes, conflicts: conflicts, resources: update.resources,
-      slicesByService: update.slicesByService, contributions: update.contributions,
-      claimants: update.claimants, frontends: update.frontends, backendUsers: update.backendUsers,
-      serviceIDs: update.serviceIDs, backendIDs: update.backendIDs, zone: node.zone)
+    update.diff = DesiredStateDiff(replacing: old, with: new, created: created, deleted: deleted)
+    update.notes = notes
+    update.conflicts = conflicts
+    return update
   }
 
   /// Applies a prepared update. It must have been prepared against this table as it is now.
