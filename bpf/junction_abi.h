@@ -25,7 +25,7 @@
 #include <linux/types.h>
 
 /* Bumped on any change to a struct, enum value, map type or size below. */
-#define JUNCTION_ABI_VERSION 2
+#define JUNCTION_ABI_VERSION 3
 
 /* ---- Names ---------------------------------------------------------------------------- */
 
@@ -43,6 +43,10 @@
 #define JUNCTION_MAP_LB4_AFFINITY "jnc_lb4_aff"
 #define JUNCTION_MAP_LB4_MAGLEV "jnc_lb4_maglev"
 #define JUNCTION_MAP_CT4 "jnc_ct4"
+/* North-south and socket load balancing: see "Node devices" and "Socket load balancing". */
+#define JUNCTION_MAP_DEVICES "jnc_devices"
+#define JUNCTION_MAP_NODE_CONFIG "jnc_node_cfg"
+#define JUNCTION_MAP_LB4_SOCK_REVNAT "jnc_lb4_sk_rev"
 
 /*
  * Program names are the C function names in bpf/endpoint.c; the agent pins them under these
@@ -50,6 +54,14 @@
  */
 #define JUNCTION_PROG_FROM_ENDPOINT "from_endpoint"
 #define JUNCTION_PROG_TO_ENDPOINT "to_endpoint"
+/* bpf/netdev.c: tc ingress and egress of the node's devices (--devices), north-south. */
+#define JUNCTION_PROG_FROM_NETDEV "from_netdev"
+#define JUNCTION_PROG_TO_NETDEV "to_netdev"
+/* bpf/sock.c: cgroup v2 socket hooks, for the node's own processes (socket LB). */
+#define JUNCTION_PROG_SOCK_CONNECT4 "sock_connect4"
+#define JUNCTION_PROG_SOCK_SENDMSG4 "sock_sendmsg4"
+#define JUNCTION_PROG_SOCK_RECVMSG4 "sock_recvmsg4"
+#define JUNCTION_PROG_SOCK_GETPEERNAME4 "sock_getpeername4"
 
 /* ---- Sizes ---------------------------------------------------------------------------- */
 
@@ -76,6 +88,10 @@
 #define JUNCTION_LB4_MAGLEV_MAX 65535
 /* Two entries per connection (request and reply direction). */
 #define JUNCTION_CT4_MAX 262144
+/* Node devices the agent serves north-south (--devices). */
+#define JUNCTION_DEVICES_MAX 64
+/* Connected or sending sockets translated by socket LB (one entry per socket and backend). */
+#define JUNCTION_LB4_SOCK_REVNAT_MAX 65536
 
 /*
  * Maglev lookup table size M: a prime (Maglev needs M prime so every backend's permutation
@@ -99,6 +115,11 @@
 enum junction_direction {
 	JUNCTION_DIR_FROM_ENDPOINT = 0,
 	JUNCTION_DIR_TO_ENDPOINT = 1,
+	/* A node device (--devices): tc ingress (from the network) and egress (to it). */
+	JUNCTION_DIR_FROM_NETDEV = 2,
+	JUNCTION_DIR_TO_NETDEV = 3,
+	/* A socket hook (socket LB). */
+	JUNCTION_DIR_SOCKET = 4,
 };
 
 /* ---- Drop reasons --------------------------------------------------------------------- */
@@ -119,6 +140,9 @@ enum junction_drop_reason {
 	JUNCTION_DROP_NAT_FAILED = 7,         /* reserved: DNAT/SNAT rewrite failed */
 	JUNCTION_DROP_CSUM_FAILED = 8,        /* reserved: checksum fix-up failed */
 	JUNCTION_DROP_POLICY = 9,             /* reserved: denied by policy */
+	JUNCTION_DROP_FRAG_NEEDED = 10,       /* DSR: the option would exceed the MTU */
+	JUNCTION_DROP_NO_NAT_PORT = 11,       /* SNAT: no free source port in the range */
+	JUNCTION_DROP_FIB_FAILED = 12,        /* no route or neighbour to forward to */
 };
 
 /* ---- Map: JUNCTION_MAP_ENDPOINT_COUNTERS (BPF_MAP_TYPE_PERCPU_HASH) ------------------- */
@@ -178,18 +202,52 @@ struct junction_drop_counters {
 /* junction_lb4_service.flags */
 #define JUNCTION_SVC_F_AFFINITY 1 /* ClientIP session affinity (affinity_timeout seconds) */
 #define JUNCTION_SVC_F_MAGLEV 2   /* select through the jnc_lb4_maglev table */
+/* NodePort, ExternalIPs or LoadBalancer: also served on the node's devices (from_netdev). */
+#define JUNCTION_SVC_F_EXTERNAL 4
+/* Remote backends are reached by DSR (the IPv4 option), not SNAT: set per frontend by the
+ * agent from --lb-mode (dsr: all; hybrid: TCP only; snat: none). */
+#define JUNCTION_SVC_F_DSR 8
+/* A Local Redirect Policy frontend: slots are this node's pods of the policy. */
+#define JUNCTION_SVC_F_LOCAL_REDIRECT 16
+/* With LOCAL_REDIRECT: a client that is one of the slots' backends is not redirected; it
+ * gets the same frontend under JUNCTION_SCOPE_REDIRECT_ORIGIN (the original Service), or,
+ * when there is none, its packet passes untouched (an address matcher). */
+#define JUNCTION_SVC_F_SKIP_FROM_BACKEND 32
+
+/* junction_lb4_service_key.scope */
+#define JUNCTION_SCOPE_DEFAULT 0
+/* The original Service behind a LOCAL_REDIRECT frontend, for SKIP_FROM_BACKEND clients. */
+#define JUNCTION_SCOPE_REDIRECT_ORIGIN 1
 
 /* junction_lb4_backend.flags */
 #define JUNCTION_BE_F_TERMINATING 1 /* keeps its conntrack entries, gets no new connection */
+#define JUNCTION_BE_F_LOCAL 2       /* a pod on this node: reached without SNAT or DSR */
 
 /* junction_ct4_entry.flags */
 #define JUNCTION_CT_F_HAIRPIN 1 /* the client is its own backend (same address) */
+/*
+ * North-south, on the ingress node, a remote backend reached through SNAT. The SERVICE entry's
+ * nat_address:nat_port is the node address and source port the connection leaves with; the
+ * REPLY entry (keyed backend -> node address:nat port) holds the client's address:port.
+ */
+#define JUNCTION_CT_F_SNAT 2
+/*
+ * DSR. On the ingress node, a SERVICE entry: the connection was forwarded with the option
+ * (later packets go to the same backend without it; no reply comes back). On the backend's
+ * node, a REPLY entry (backend -> client): replies leave with nat_address:nat_port, the
+ * frontend read from the option, as source (rev_nat_id 0: the frontend may be another
+ * node's address).
+ */
+#define JUNCTION_CT_F_DSR 4
+/* North-south to a backend on this node (client address kept): the REPLY entry is reverse
+ * translated on the device's egress (to_netdev), not in to_endpoint. */
+#define JUNCTION_CT_F_EXTERNAL 8
 
 struct junction_lb4_service_key {
 	__be32 address; /* VIP */
 	__be16 port;    /* service port */
 	__u8 proto;     /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 pad;
+	__u8 scope;     /* JUNCTION_SCOPE_* */
 	__u16 slot;     /* 0: the frontend; 1..count: backend slots */
 	__u16 pad2;
 };
@@ -260,7 +318,70 @@ struct junction_ct4_entry {
 	__u64 last_seen; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the last packet */
 	__u32 backend_id;
 	__u16 rev_nat_id;
-	__u16 flags; /* JUNCTION_CT_F_* */
+	__u16 flags;        /* JUNCTION_CT_F_* */
+	__be32 nat_address; /* SNAT and DSR: see JUNCTION_CT_F_SNAT, JUNCTION_CT_F_DSR; else 0 */
+	__be16 nat_port;
+	__u16 pad;
+};
+
+/* ---- Node devices (north-south) ------------------------------------------------------- */
+
+/*
+ * DSR option (IPv4), after Cilium's: inserted right after the 20-byte header of the SYN (TCP)
+ * or of every datagram (UDP) forwarded to a remote backend; ihl += 2, tot_len += 8. Copied
+ * flag set, class 0, number 26: type 0x9a. On the wire: type, length 8, the frontend's port,
+ * the frontend's address (both network order).
+ */
+#define JUNCTION_DSR_OPT_TYPE 0x9a
+#define JUNCTION_DSR_OPT_LEN 8
+
+struct junction_dsr_opt4 {
+	__u8 type;
+	__u8 len;
+	__be16 port;
+	__be32 address;
+};
+
+/* Map: JUNCTION_MAP_DEVICES (HASH), written by the agent for each --devices interface. */
+struct junction_device_key {
+	__u32 ifindex;
+};
+
+struct junction_device {
+	__be32 address; /* the node's IPv4 address on it: the SNAT source */
+	__u32 mtu;      /* the DSR option must fit in it */
+};
+
+/* Map: JUNCTION_MAP_NODE_CONFIG (ARRAY, one entry, key __u32 0), written by the agent. */
+struct junction_node_config {
+	/* The network namespace of the node (bpf_get_netns_cookie of the agent's own): socket LB
+	 * translates only sockets in it, as Cilium's socketLB.hostNamespaceOnly (pods are
+	 * translated per packet by from_endpoint). 0 = socket LB off. */
+	__u64 host_netns_cookie;
+	__u16 snat_port_min; /* SNAT source ports, host order, inclusive */
+	__u16 snat_port_max;
+	__u16 nodeport_min; /* the NodePort range, host order, inclusive */
+	__u16 nodeport_max;
+};
+
+/* ---- Socket load balancing ------------------------------------------------------------ */
+
+/*
+ * Map: JUNCTION_MAP_LB4_SOCK_REVNAT (LRU_HASH). connect4/sendmsg4 record, per socket
+ * (bpf_get_socket_cookie) and backend, the frontend they translated; recvmsg4 and
+ * getpeername4 put the frontend back, so a UDP client sees replies from the service address.
+ */
+struct junction_lb4_sock_key {
+	__u64 cookie;
+	__be32 address; /* backend */
+	__be16 port;
+	__u16 pad;
+};
+
+struct junction_lb4_sock_revnat {
+	__be32 address; /* frontend */
+	__be16 port;
+	__u16 rev_nat_id;
 };
 
 #endif /* JUNCTION_ABI_H */

@@ -3,7 +3,8 @@ import FoundationEssentials
 
 /// The agent's settings as a `--config` file gives them: a JSON object whose keys are the
 /// long flag names ("node-name", "socket", "state-dir", "bpf-fs", "bpf-objects", "devices",
-/// "log-level", and the map sizes "lb-services-max", "lb-backends-max", "conntrack-max",
+/// "log-level", "lb-mode", "node-port-range", "snat-port-range", "cgroup-root", "socket-lb" (a
+/// JSON boolean), and the map sizes "lb-services-max", "lb-backends-max", "conntrack-max",
 /// "affinity-max" as JSON numbers). Flags given on the command line win over the file.
 public struct AgentConfigFile: Equatable, Sendable {
   public var nodeName: String?
@@ -17,13 +18,24 @@ public struct AgentConfigFile: Equatable, Sendable {
   public var lbBackendsMax: Int?
   public var conntrackMax: Int?
   public var affinityMax: Int?
+  public var lbMode: String?
+  public var nodePortRange: String?
+  public var snatPortRange: String?
+  public var socketLB: Bool?
+  public var cgroupRoot: String?
 
   public init(
     nodeName: String? = nil, socket: String? = nil, stateDir: String? = nil, bpfFS: String? = nil,
     bpfObjects: String? = nil, devices: [String]? = nil, logLevel: String? = nil,
     lbServicesMax: Int? = nil, lbBackendsMax: Int? = nil, conntrackMax: Int? = nil,
-    affinityMax: Int? = nil
+    affinityMax: Int? = nil, lbMode: String? = nil, nodePortRange: String? = nil,
+    snatPortRange: String? = nil, socketLB: Bool? = nil, cgroupRoot: String? = nil
   ) {
+    self.lbMode = lbMode
+    self.nodePortRange = nodePortRange
+    self.snatPortRange = snatPortRange
+    self.socketLB = socketLB
+    self.cgroupRoot = cgroupRoot
     self.lbServicesMax = lbServicesMax
     self.lbBackendsMax = lbBackendsMax
     self.conntrackMax = conntrackMax
@@ -39,7 +51,8 @@ public struct AgentConfigFile: Equatable, Sendable {
 
   public static let keys: [String] = [
     "node-name", "socket", "state-dir", "bpf-fs", "bpf-objects", "devices", "log-level",
-    "lb-services-max", "lb-backends-max", "conntrack-max", "affinity-max",
+    "lb-services-max", "lb-backends-max", "conntrack-max", "affinity-max", "lb-mode",
+    "node-port-range", "snat-port-range", "socket-lb", "cgroup-root",
   ]
 
   public struct Failure: Error, Equatable, Sendable, CustomStringConvertible {
@@ -79,6 +92,8 @@ public struct AgentConfigFile: Equatable, Sendable {
         let description =
           if key == "devices" {
             "'devices' must be an array of interface names or a comma-separated string"
+          } else if key == "socket-lb" {
+            "'socket-lb' must be true or false"
           } else if MapSizes.flags.contains(where: { $0.flag == "--" + key }) {
             "'\(key)' must be a whole number"
           } else {
@@ -134,7 +149,12 @@ public struct AgentConfigFile: Equatable, Sendable {
         stateDir: try string("state-dir"), bpfFS: try string("bpf-fs"),
         bpfObjects: try string("bpf-objects"), devices: devices, logLevel: try string("log-level"),
         lbServicesMax: try number("lb-services-max"), lbBackendsMax: try number("lb-backends-max"),
-        conntrackMax: try number("conntrack-max"), affinityMax: try number("affinity-max"))
+        conntrackMax: try number("conntrack-max"), affinityMax: try number("affinity-max"),
+        lbMode: try string("lb-mode"), nodePortRange: try string("node-port-range"),
+        snatPortRange: try string("snat-port-range"),
+        socketLB: try container.decodeIfPresent(
+          Bool.self, forKey: AnyKey(stringValue: "socket-lb")),
+        cgroupRoot: try string("cgroup-root"))
     }
   }
 }
@@ -149,6 +169,9 @@ public struct AgentSettings: Equatable, Sendable {
   public var devices: [String]
   public var logLevel: String
   public var mapSizes: MapSizes
+  public var northSouth: NorthSouthSettings
+  /// Why a north-south value could not be read ("--lb-mode \"x\" is not ..."), else nil.
+  public var northSouthProblem: String?
 
   public static let defaultSocket = "/run/junction/junction.sock"
   public static let defaultStateDir = "/var/lib/junction"
@@ -163,9 +186,12 @@ public struct AgentSettings: Equatable, Sendable {
 
   public init(
     nodeName: String, socket: String, stateDir: String, bpfFS: String, bpfObjects: String,
-    devices: [String], logLevel: String, mapSizes: MapSizes = MapSizes()
+    devices: [String], logLevel: String, mapSizes: MapSizes = MapSizes(),
+    northSouth: NorthSouthSettings = NorthSouthSettings(), northSouthProblem: String? = nil
   ) {
     self.mapSizes = mapSizes
+    self.northSouth = northSouth
+    self.northSouthProblem = northSouthProblem
     self.nodeName = nodeName
     self.socket = socket
     self.stateDir = stateDir
@@ -181,6 +207,35 @@ public struct AgentSettings: Equatable, Sendable {
   ) -> AgentSettings {
     let file = file ?? AgentConfigFile()
     let socketFromEnvironment = environment["JUNCTION_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
+    var northSouth = NorthSouthSettings(
+      socketLB: flags.socketLB ?? file.socketLB ?? false,
+      cgroupRoot: flags.cgroupRoot ?? file.cgroupRoot ?? NorthSouthSettings.defaultCgroupRoot)
+    var northSouthProblem: String?
+    if let text = flags.lbMode ?? file.lbMode {
+      if let mode = LBMode(rawValue: text) {
+        northSouth.lbMode = mode
+      } else {
+        northSouthProblem =
+          "--lb-mode \"\(text)\" is not one of \(LBMode.allCases.map(\.rawValue).joined(separator: ", "))"
+      }
+    }
+    for (flag, text, path) in [
+      (
+        "--node-port-range", flags.nodePortRange ?? file.nodePortRange,
+        \NorthSouthSettings.nodePortRange
+      ),
+      (
+        "--snat-port-range", flags.snatPortRange ?? file.snatPortRange,
+        \NorthSouthSettings.snatPortRange
+      ),
+    ] {
+      guard let text else { continue }
+      if let range = PortRange.parse(text) {
+        northSouth[keyPath: path] = range
+      } else if northSouthProblem == nil {
+        northSouthProblem = "\(flag) \"\(text)\" is not LOW-HIGH with 1 <= LOW <= HIGH <= 65535"
+      }
+    }
     return AgentSettings(
       nodeName: flags.nodeName ?? file.nodeName ?? hostname,
       socket: flags.socket ?? file.socket ?? socketFromEnvironment ?? defaultSocket,
@@ -193,7 +248,8 @@ public struct AgentSettings: Equatable, Sendable {
         lbServices: flags.lbServicesMax ?? file.lbServicesMax ?? MapSizes.defaultLBServices,
         lbBackends: flags.lbBackendsMax ?? file.lbBackendsMax ?? MapSizes.defaultLBBackends,
         conntrack: flags.conntrackMax ?? file.conntrackMax ?? MapSizes.defaultConntrack,
-        affinity: flags.affinityMax ?? file.affinityMax ?? MapSizes.defaultAffinity))
+        affinity: flags.affinityMax ?? file.affinityMax ?? MapSizes.defaultAffinity),
+      northSouth: northSouth, northSouthProblem: northSouthProblem)
   }
 
   /// The first problem with these settings, or nil.
@@ -217,6 +273,7 @@ public struct AgentSettings: Equatable, Sendable {
     if !Self.logLevels.contains(logLevel) {
       return "log level \"\(logLevel)\" is not one of \(Self.logLevels.joined(separator: ", "))"
     }
+    if let problem = northSouthProblem ?? northSouth.problem { return problem }
     return mapSizes.problem
   }
 }

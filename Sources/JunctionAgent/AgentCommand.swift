@@ -64,6 +64,40 @@ struct AgentCommand: AsyncParsableCommand {
   var devices: String?
 
   @Option(
+    help: ArgumentHelp(
+      "How NodePort, ExternalIPs and LoadBalancer connections reach a backend on another "
+        + "node: snat, dsr (an IPv4 option tells the backend's node the frontend; it answers "
+        + "the client directly) or hybrid (DSR for TCP, SNAT for UDP) (default: snat).",
+      valueName: "mode"))
+  var lbMode: String?
+
+  @Option(
+    help: ArgumentHelp(
+      "The cluster's NodePort range (default: \(PortRange.defaultNodePorts)).",
+      valueName: "low-high"))
+  var nodePortRange: String?
+
+  @Option(
+    name: .customLong("snat-port-range"),
+    help: ArgumentHelp(
+      "Source ports for SNAT'd north-south connections; must not overlap the NodePort range "
+        + "(default: \(PortRange.defaultSNATPorts)).", valueName: "low-high"))
+  var snatPortRange: String?
+
+  @Flag(
+    name: .customLong("socket-lb"),
+    help: ArgumentHelp(
+      "Translate service addresses at connect()/sendmsg() for the node's own processes "
+        + "(cgroup v2 socket programs, under --cgroup-root)."))
+  var socketLB: Bool = false
+
+  @Option(
+    help: ArgumentHelp(
+      "The cgroup v2 directory the socket programs attach to; a cgroup2 is mounted there "
+        + "when none is (default: \(NorthSouthSettings.defaultCgroupRoot)).", valueName: "dir"))
+  var cgroupRoot: String?
+
+  @Option(
     name: .customLong("lb-services-max"),
     help: ArgumentHelp(
       "Size of the service map jnc_lb4_svc: one entry per frontend and one per backend slot, "
@@ -139,7 +173,8 @@ struct AgentCommand: AsyncParsableCommand {
       nodeName: nodeName, socket: socket, stateDir: stateDir, bpfFS: bpfFS, bpfObjects: bpfObjects,
       devices: devices.map(AgentConfigFile.splitDevices), logLevel: logLevel,
       lbServicesMax: lbServicesMax, lbBackendsMax: lbBackendsMax, conntrackMax: conntrackMax,
-      affinityMax: affinityMax)
+      affinityMax: affinityMax, lbMode: lbMode, nodePortRange: nodePortRange,
+      snatPortRange: snatPortRange, socketLB: socketLB ? true : nil, cgroupRoot: cgroupRoot)
     let settings = AgentSettings.resolve(
       flags: flags, file: file, environment: Self.environment(), hostname: Self.hostname())
     if let problem = settings.problem { throw StartFailure(problem) }

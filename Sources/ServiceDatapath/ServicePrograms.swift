@@ -104,7 +104,7 @@ public struct ServicePrograms {
   private func serviceKey(_ key: FrontendKey, slot: UInt16) -> junction_lb4_service_key {
     junction_lb4_service_key(
       address: beAddress(key.address), port: key.port.bigEndian, proto: ipProtocol(key.proto),
-      pad: 0, slot: slot, pad2: 0)
+      scope: UInt8(JUNCTION_SCOPE_DEFAULT), slot: slot, pad2: 0)
   }
 
   private func backendKey(_ id: UInt32) -> junction_lb4_backend_key {

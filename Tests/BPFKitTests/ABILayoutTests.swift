@@ -51,7 +51,7 @@ final class ABILayoutTests: XCTestCase {
     XCTAssertEqual(MemoryLayout<T>.offset(of: \.address), 0)
     XCTAssertEqual(MemoryLayout<T>.offset(of: \.port), 4)
     XCTAssertEqual(MemoryLayout<T>.offset(of: \.proto), 6)
-    XCTAssertEqual(MemoryLayout<T>.offset(of: \.pad), 7)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.scope), 7)
     XCTAssertEqual(MemoryLayout<T>.offset(of: \.slot), 8)
     XCTAssertEqual(MemoryLayout<T>.offset(of: \.pad2), 10)
   }
@@ -112,15 +112,39 @@ final class ABILayoutTests: XCTestCase {
     XCTAssertEqual(MemoryLayout<K>.offset(of: \.direction), 13)
     XCTAssertEqual(MemoryLayout<K>.offset(of: \.pad), 14)
     typealias V = junction_ct4_entry
-    assertLayout(V.self, size: 16, alignment: 8)
+    assertLayout(V.self, size: 24, alignment: 8)
     XCTAssertEqual(MemoryLayout<V>.offset(of: \.last_seen), 0)
     XCTAssertEqual(MemoryLayout<V>.offset(of: \.backend_id), 8)
     XCTAssertEqual(MemoryLayout<V>.offset(of: \.rev_nat_id), 12)
     XCTAssertEqual(MemoryLayout<V>.offset(of: \.flags), 14)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.nat_address), 16)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.nat_port), 20)
+  }
+
+  func testNorthSouth() {
+    assertLayout(junction_dsr_opt4.self, size: 8, alignment: 4)
+    XCTAssertEqual(MemoryLayout<junction_dsr_opt4>.offset(of: \.port), 2)
+    XCTAssertEqual(MemoryLayout<junction_dsr_opt4>.offset(of: \.address), 4)
+    assertLayout(junction_device_key.self, size: 4, alignment: 4)
+    assertLayout(junction_device.self, size: 8, alignment: 4)
+    typealias C = junction_node_config
+    assertLayout(C.self, size: 16, alignment: 8)
+    XCTAssertEqual(MemoryLayout<C>.offset(of: \.snat_port_min), 8)
+    XCTAssertEqual(MemoryLayout<C>.offset(of: \.nodeport_max), 14)
+  }
+
+  func testSocketReverseNAT() {
+    typealias K = junction_lb4_sock_key
+    assertLayout(K.self, size: 16, alignment: 8)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.address), 8)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.port), 12)
+    typealias V = junction_lb4_sock_revnat
+    assertLayout(V.self, size: 8, alignment: 4)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.rev_nat_id), 6)
   }
 
   func testConstants() {
-    XCTAssertEqual(JUNCTION_ABI_VERSION, 2)
+    XCTAssertEqual(JUNCTION_ABI_VERSION, 3)
     XCTAssertEqual(JUNCTION_MAP_ENDPOINT_COUNTERS, "jnc_ep_counters")
     XCTAssertEqual(JUNCTION_MAP_DROPS, "jnc_drops")
     XCTAssertEqual(JUNCTION_PROG_FROM_ENDPOINT, "from_endpoint")
