@@ -47,7 +47,7 @@ struct AgentRuntime {
     do {
       datapath = try makeDatapath(
         bpfFS: settings.bpfFS, objectDirectory: settings.bpfObjects, mapSizes: settings.mapSizes,
-        logger: logger)
+        devices: settings.devices, logger: logger)
     } catch {
       close(lock)
       throw StartFailure("\(error)")
