@@ -3,6 +3,7 @@ import AgentCore
 import BPFKit
 import DatapathABI
 import Logging
+import NetKit
 import ServiceCore
 import ServiceDatapath
 
@@ -18,10 +19,10 @@ import ServiceDatapath
 /// afresh and their pins replaced, and reconcile re-attaches live endpoints in place
 /// (tc's replace), so no packet finds a hook without a program.
 ///
-/// With `devices`, the north-south programs (netdev.o) are loaded as well and attached to
-/// each of them (`NetdevPrograms`); a device that does not exist fails the start.
+/// With `devices` (the --devices the agent read at start), the north-south programs
+/// (netdev.o) are loaded as well and attached to each of them (`NetdevPrograms`).
 func makeDatapath(
-  bpfFS: String, objectDirectory: String, mapSizes: MapSizes, devices: [String] = [],
+  bpfFS: String, objectDirectory: String, mapSizes: MapSizes, devices: [NodeDevice] = [],
   logger: Logger
 ) throws -> any Datapath {
   // libbpf prints to stderr by default, also on normal paths (querying a link without a
@@ -42,7 +43,6 @@ func makeDatapath(
         "the datapath object \(path) is missing (build it with install/build-bpf.sh)")
     }
   }
-  let nodeDevices = try NetdevPrograms.resolve(devices)
   try prepareBPFFilesystem(bpfFS, logger: logger)
   // libbpf does not reuse a pinned map of another size (the load fails), and replacing it
   // would drop its state: refuse before touching anything, and say what to do.
@@ -64,12 +64,12 @@ func makeDatapath(
     let reader = LBMapReader(
       services: services.services, backends: services.backends, reverseNAT: services.reverseNAT,
       maglev: services.maglev, affinity: try object.map(named: JUNCTION_MAP_LB4_AFFINITY),
-      conntrack: try object.map(named: JUNCTION_MAP_CT4))
+      conntrack: try object.map(named: JUNCTION_MAP_CT4), nodeConfig: try NodeConfigMap(object))
     let netdev =
-      nodeDevices.isEmpty
+      devices.isEmpty
       ? nil
       : try NetdevPrograms.load(
-        objectPath: netdevPath, bpfFS: bpfFS, mapSizes: mapSizes, devices: nodeDevices,
+        objectPath: netdevPath, bpfFS: bpfFS, mapSizes: mapSizes, devices: devices,
         logger: logger)
     logger.info(
       "datapath loaded",
@@ -193,6 +193,15 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
 
   func dumpLoadBalancer() throws -> LBMapDump {
     try reader.dump()
+  }
+
+  func configureNorthSouth(_ settings: NorthSouthSettings) throws {
+    try reader.nodeConfig.update { config in
+      config.nodeport_min = settings.nodePortRange.lower
+      config.nodeport_max = settings.nodePortRange.upper
+      config.snat_port_min = settings.snatPortRange.lower
+      config.snat_port_max = settings.snatPortRange.upper
+    }
   }
 
   func forget(hostIfindex: Int) {

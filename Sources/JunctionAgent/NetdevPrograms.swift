@@ -17,18 +17,6 @@ struct NetdevPrograms {
   let toNetdev: BPFProgram
   let devices: [NodeDevice]
 
-  /// Each name's interface, or the start failure naming the first that is missing (checked
-  /// before the agent touches anything, so a typo in --devices changes nothing).
-  static func resolve(_ names: [String]) throws -> [NodeDevice] {
-    try names.map { name in
-      do {
-        return try NodeDevice.lookup(name)
-      } catch {
-        throw DatapathStartFailure("--devices \(name): \(error)")
-      }
-    }
-  }
-
   /// Loads `objectPath` with the agent's map sizes (the pinned maps are reused only when
   /// they match), pins the programs under `bpfFS`, writes jnc_devices (entries of devices no
   /// longer listed removed) and attaches to every device, replacing Junction's filter in
@@ -48,26 +36,28 @@ struct NetdevPrograms {
     try to.pin(at: bpfFS + "/" + JUNCTION_PROG_TO_NETDEV)
 
     let table = try object.map(named: JUNCTION_MAP_DEVICES)
-    let listed = Set(devices.map(\.ifindex))
+    let listed = Set(devices.map { UInt32(bitPattern: $0.index) })
     for key in try table.keys(as: junction_device_key.self) where !listed.contains(key.ifindex) {
       _ = try table.delete(key)
     }
     for device in devices {
       var entry = junction_device()
-      entry.address = device.ipv4Address.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
-      entry.mtu = device.mtu
-      try table.update(junction_device_key(ifindex: device.ifindex), entry)
+      // The first IPv4 address (NodeDevices.read guarantees one): the SNAT source.
+      entry.address = (device.addresses.first?.bytes ?? [0, 0, 0, 0]).withUnsafeBytes {
+        $0.loadUnaligned(as: UInt32.self)
+      }
+      entry.mtu = UInt32(device.mtu)
+      try table.update(junction_device_key(ifindex: UInt32(bitPattern: device.index)), entry)
     }
     // The map first, then the programs: a packet never meets a program without its device.
     for device in devices {
-      let index = Int32(bitPattern: device.ifindex)
-      try TrafficControl.attach(program: from, ifindex: index, direction: .ingress)
-      try TrafficControl.attach(program: to, ifindex: index, direction: .egress)
+      try TrafficControl.attach(program: from, ifindex: device.index, direction: .ingress)
+      try TrafficControl.attach(program: to, ifindex: device.index, direction: .egress)
       logger.info(
         "north-south programs attached",
         metadata: [
-          "device": "\(device.name)", "ifindex": "\(device.ifindex)",
-          "address": "\(device.ipv4Address.map(String.init).joined(separator: "."))",
+          "device": "\(device.name)", "ifindex": "\(device.index)",
+          "address": "\(device.addresses.first?.description ?? "")",
           "mtu": "\(device.mtu)", "from_netdev": "\(from.id)", "to_netdev": "\(to.id)",
         ])
     }

@@ -65,7 +65,11 @@ final class NetdevTests: XCTestCase {
     }
     try Shell.must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
     namespace = try NetworkNamespace.open("/run/netns/" + name)
-    device = try namespace.perform { () throws(NetKitError) in try NodeDevice.lookup("ve0") }
+    var read: Result<[NodeDevice], NodeDeviceProblem>?
+    try namespace.perform { () throws(NetKitError) in
+      read = Result { () throws(NodeDeviceProblem) in try NodeDevices.read(["ve0"]) }
+    }
+    device = try XCTUnwrap(try XCTUnwrap(read).get().first)
 
     bpffs = try ScratchBPFFilesystem()
     object = try BPFObject.open(path: path, pinRoot: bpffs!.path)
@@ -79,7 +83,7 @@ final class NetdevTests: XCTestCase {
     devices = try object.map(named: JUNCTION_MAP_DEVICES)
     nodeConfig = try object.map(named: JUNCTION_MAP_NODE_CONFIG)
     drops = try object.map(named: JUNCTION_MAP_DROPS)
-    try writeDevice(mtu: device.mtu)
+    try writeDevice(mtu: UInt32(device.mtu))
   }
 
   override func tearDown() {
@@ -95,9 +99,9 @@ final class NetdevTests: XCTestCase {
 
   private func writeDevice(mtu: UInt32) throws {
     var entry = junction_device()
-    entry.address = be32(device.ipv4Address)
+    entry.address = be32(device.addresses[0].bytes)
     entry.mtu = mtu
-    try devices.update(junction_device_key(ifindex: device.ifindex), entry)
+    try devices.update(junction_device_key(ifindex: UInt32(device.index)), entry)
   }
 
   /// One external frontend (node address:nodePort) with one backend; rev_nat_id 1.
@@ -146,7 +150,7 @@ final class NetdevTests: XCTestCase {
   /// Runs `program` on `frame` as if it arrived on (from_netdev) or left by (to_netdev) ve0.
   private func run(_ program: BPFProgram, _ frame: [UInt8]) throws -> ProgramTestRun.Result {
     var outcome: Result<ProgramTestRun.Result, any Error>?
-    let index = Int32(bitPattern: device.ifindex)
+    let index = device.index
     try namespace.perform { () throws(NetKitError) in
       do {
         outcome = .success(try ProgramTestRun.run(program: program, packet: frame, ifindex: index))
