@@ -93,11 +93,24 @@ final class NorthSouthTests: XCTestCase {
     """
 
   /// The client: one TCP connection or one datagram on a connected UDP socket (so only an
-  /// answer from the address asked counts), printing the answer.
+  /// answer from the address asked counts), printing the answer. "bigudp": a datagram that
+  /// fills the 1500-byte MTU exactly, don't-fragment set, twice; prints "EMSGSIZE" when the
+  /// second is refused because the path MTU learnt from an ICMP answer is smaller.
   private static let asker = """
-    import socket, sys
+    import errno, socket, sys, time
     proto, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    if proto == "tcp":
+    if proto == "bigudp":
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER = IP_PMTUDISC_DO
+        u.connect((host, port))
+        u.send(b"x" * 1472)
+        time.sleep(0.5)
+        try:
+            u.send(b"x" * 1472)
+            print("sent")
+        except OSError as e:
+            print("EMSGSIZE" if e.errno == errno.EMSGSIZE else str(e))
+    elif proto == "tcp":
         s = socket.create_connection((host, port), timeout=3)
         print(s.recv(200).decode().strip())
     else:
@@ -379,6 +392,20 @@ final class NorthSouthTests: XCTestCase {
       let datagram = try XCTUnwrap(
         atNode2.first { $0.contains("proto UDP") && $0.contains(".8080:") })
       XCTAssertTrue(datagram.contains("options (unknown 154)"), "every UDP datagram: \(datagram)")
+
+      // A datagram filling the MTU has no room for the option: node1 answers ICMP
+      // fragmentation-needed with 1492, and the client's kernel refuses the next one.
+      let script = lab.scripts.appendingPathComponent("ask.py").path
+      let big = try labMust(
+        lab,
+        [
+          "exec-client", "--", "python3", script, "bigudp", NorthSouthTests.node1,
+          "\(NorthSouthTests.nodePort)",
+        ])
+      XCTAssertEqual(big.trimmingCharacters(in: .whitespacesAndNewlines), "EMSGSIZE")
+      let route = try labMust(
+        lab, ["exec-client", "--", "ip", "route", "get", NorthSouthTests.node1])
+      XCTAssertTrue(route.contains("mtu 1492"), route)
     }
   }
 
