@@ -111,6 +111,9 @@ static __always_inline int forward_dsr(struct __sk_buff *skb, const struct jnc_p
 	verdict = jnc_fib_route(skb, &route, packet->saddr, backend->address, packet->proto);
 	if (verdict != BPF_FIB_LKUP_RET_SUCCESS && verdict != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return drop(skb, JUNCTION_DROP_FIB_FAILED, direction);
+	/* The IPv4 header can grow to 60 bytes: a client's own options may leave no room. */
+	if (with_option && packet->l4_off - ETH_HLEN + JUNCTION_DSR_OPT_LEN > 60)
+		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
 	device = device_of(route.ifindex, skb->ifindex);
 	if (with_option && device && skb->gso_size == 0 &&
 	    skb->len - ETH_HLEN + JUNCTION_DSR_OPT_LEN > device->mtu) {

@@ -366,6 +366,22 @@ final class NetdevTests: XCTestCase {
     }
   }
 
+  func testDSRDropsASYNWhoseHeaderHasNoRoomForTheOption() throws {
+    try program(backend: remoteBackend, local: false, dsr: true)
+    var syn = request()
+    syn.options = [UInt8](repeating: 1, count: 36)  // NOPs: a 56-byte header
+    let result = try run(from, syn.build())
+    XCTAssertEqual(result.verdict, .shot)
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_NAT_FAILED), 1)
+    syn.options = [UInt8](repeating: 1, count: 32)  // 52 bytes: 60 with the option
+    syn.sourcePort = 40001
+    let fits = try run(from, syn.build())
+    XCTAssertEqual(fits.verdict, .redirect)
+    XCTAssertEqual(fits.output[14], 0x4f, "ihl 15")
+    XCTAssertEqual(dsrOption(fits.output), [0x9a, 8] + bytes(nodePort) + nodeAddress)
+    assertChecksums(fits.output)
+  }
+
   func testDSRAnswersFragmentationNeededWhenTheOptionWouldNotFit() throws {
     try program(backend: remoteBackend, local: false, dsr: true, proto: .udp)
     let datagram = request(.udp).build()

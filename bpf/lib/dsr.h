@@ -47,11 +47,12 @@ static __always_inline int jnc_dsr_read_option(struct __sk_buff *skb,
 
 /*
  * Inserts the option naming `address`:`port` after the fixed IPv4 header: 8 bytes of room
- * between the IPv4 and L4 headers (bpf_skb_adjust_room at the network layer moves only the
- * headers in front, so a CHECKSUM_PARTIAL skb's L4 offsets stay right), then the header
- * rewritten with ihl + 2, tot_len + 8 and its checksum recomputed. The L4 checksum does not
- * cover IPv4 options. 0, or a negative errno. `packet` still describes the packet before
- * (its l4_off is 8 bytes short afterwards).
+ * between the fixed header and what follows it (bpf_skb_adjust_room at the network layer
+ * moves only the headers in front, so a CHECKSUM_PARTIAL skb's L4 offsets stay right), then
+ * the fixed header rewritten with ihl + 2 and tot_len + 8. The header checksum is updated by
+ * difference (old fixed header out, new fixed header and option in), so options the client
+ * sent, now after ours, stay covered. The L4 checksum does not cover IPv4 options. 0, or a
+ * negative errno. The caller has checked that ihl + 2 fits (60 bytes at most).
  */
 static __always_inline int jnc_dsr_insert_option(struct __sk_buff *skb, __be32 address,
 						 __be16 port)
@@ -60,22 +61,29 @@ static __always_inline int jnc_dsr_insert_option(struct __sk_buff *skb, __be32 a
 		struct iphdr ip;
 		struct junction_dsr_opt4 option;
 	} header;
+	struct iphdr old;
+	__u16 old_check;
 	__s64 sum;
 	int err;
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &header.ip, sizeof(header.ip)) < 0)
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &old, sizeof(old)) < 0)
 		return -1;
 	err = bpf_skb_adjust_room(skb, sizeof(header.option), BPF_ADJ_ROOM_NET, 0);
 	if (err < 0)
 		return err;
+	old_check = old.check;
+	old.check = 0;
+	header.ip = old;
 	header.ip.ihl += sizeof(header.option) / 4;
-	header.ip.tot_len = bpf_htons(bpf_ntohs(header.ip.tot_len) + sizeof(header.option));
-	header.ip.check = 0;
+	header.ip.tot_len = bpf_htons(bpf_ntohs(old.tot_len) + sizeof(header.option));
 	header.option.type = JUNCTION_DSR_OPT_TYPE;
 	header.option.len = JUNCTION_DSR_OPT_LEN;
 	header.option.port = port;
 	header.option.address = address;
-	sum = bpf_csum_diff(NULL, 0, (__be32 *)&header, sizeof(header), 0);
+	/* The old header's sum (the complement of its checksum), less the old fixed header,
+	 * plus the new one and the option. */
+	sum = bpf_csum_diff((__be32 *)&old, sizeof(old), (__be32 *)&header, sizeof(header),
+			    (__u16)~old_check);
 	if (sum < 0)
 		return (int)sum;
 	header.ip.check = jnc_csum_fold(sum);
