@@ -280,6 +280,7 @@ final class NetdevTests: XCTestCase {
     XCTAssertEqual(out.destination, remoteBackend)
     XCTAssertEqual(out.destinationPort, 8080)
     assertChecksums(result.output)
+    XCTAssertEqual(result.output[14 + 8], 63, "TTL decremented, as a router would")
     let natPort = out.sourcePort
     let service = try XCTUnwrap(
       try entry(client, 40000, nodeAddress, nodePort, JUNCTION_CT_SERVICE))
@@ -304,6 +305,14 @@ final class NetdevTests: XCTestCase {
     XCTAssertEqual(translated.destination, client)
     XCTAssertEqual(translated.destinationPort, 40000)
     assertChecksums(answer.output)
+  }
+
+  func testAForwardedPacketWhoseTTLRunsOutIsDropped() throws {
+    try program(backend: remoteBackend, local: false, dsr: true)
+    var syn = request()
+    syn.ttl = 1
+    XCTAssertEqual(try run(from, syn.build()).verdict, .shot)
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_FIB_FAILED), 1)
   }
 
   func testSNATDropsWhenNoSourcePortIsFree() throws {
