@@ -112,7 +112,8 @@ start_agent() {
   # later through another `ip netns exec`, must see the agent's pins.
   mount -t bpf bpf "$dir/bpf"
   start_detached "$dir/agent.log" ip netns exec "$ns" "$BIN/junction-agent" --node-name "$node" \
-    --socket "$dir/run/agent.sock" --state-dir "$dir/state" --bpf-fs "$dir/bpf" --bpf-objects "$BPF"
+    --socket "$dir/run/agent.sock" --state-dir "$dir/state" --bpf-fs "$dir/bpf" --bpf-objects "$BPF" \
+    --socket-lb --cgroup-root "$dir/cgroup"
   echo "$LAST_PID" >"$dir/agent.pid"
   local _
   for _ in $(seq 200); do
