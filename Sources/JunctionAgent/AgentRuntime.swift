@@ -118,7 +118,8 @@ struct AgentRuntime {
     if settings.northSouth.socketLB {
       do {
         socketLB = try SocketLoadBalancer.start(
-          cgroupRoot: settings.northSouth.cgroupRoot, bpfFS: settings.bpfFS,
+          cgroupRoot: settings.northSouth.cgroupRoot, stateDirectory: settings.stateDir,
+          bpfFS: settings.bpfFS,
           objectDirectory: settings.bpfObjects, mapSizes: settings.mapSizes, logger: logger)
       } catch {
         close(lock)

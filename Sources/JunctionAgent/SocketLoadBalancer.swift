@@ -45,8 +45,8 @@ final class SocketLoadBalancer {
   /// prepares the cgroup root, attaches, and turns translation on for this namespace. On
   /// failure everything done so far is undone and a one-line reason thrown.
   static func start(
-    cgroupRoot: String, bpfFS: String, objectDirectory: String, mapSizes: MapSizes,
-    logger: Logger
+    cgroupRoot: String, stateDirectory: String, bpfFS: String, objectDirectory: String,
+    mapSizes: MapSizes, logger: Logger
   ) throws -> SocketLoadBalancer {
     let objectPath =
       objectDirectory.hasSuffix("/") ? objectDirectory + "sock.o" : objectDirectory + "/sock.o"
@@ -71,7 +71,7 @@ final class SocketLoadBalancer {
     } catch {
       throw DatapathStartFailure("--socket-lb: cannot load \(objectPath): \(error)")
     }
-    let root = try CgroupRoot.prepare(cgroupRoot, logger: logger)
+    let root = try CgroupRoot.prepare(cgroupRoot, stateDirectory: stateDirectory, logger: logger)
     var links: [CgroupLink] = []
     do {
       for (name, hook) in programs {
@@ -107,19 +107,29 @@ final class SocketLoadBalancer {
 }
 
 /// The cgroup v2 directory the socket programs attach to, and what the agent did to have one
-/// there: the directories it created and whether it mounted cgroup2, so that `release` undoes
-/// exactly that and never someone else's mount or directory.
+/// there (`CgroupRootRecord`: whether it mounted cgroup2, which directories it created), so
+/// that `release` undoes exactly that and never someone else's mount or directory. The record
+/// is also written to the state directory while the agent runs: after a crash, the next
+/// start finds the mount and directories it left and takes them back as its own.
 struct CgroupRoot {
-  let path: String
-  /// Created by `prepare`, outermost first.
-  let createdDirectories: [String]
-  let mounted: Bool
+  let record: CgroupRootRecord
+  /// Where the record is kept.
+  let recordFile: String
+
+  var path: String { record.path }
 
   /// `path` as a cgroup2 directory: used as it is when it already is one (a cgroup2 mount,
   /// or a cgroup inside one, which `prepare` creates when missing); otherwise the directory
   /// is created if needed and cgroup2 mounted on it.
-  static func prepare(_ path: String, logger: Logger) throws -> CgroupRoot {
-    var created: [String] = []
+  static func prepare(_ path: String, stateDirectory: String, logger: Logger) throws -> CgroupRoot {
+    let recordFile = PathNames.join(stateDirectory, CgroupRootRecord.fileName)
+    var previous = (try? AtomicFile.read(recordFile)).flatMap(CgroupRootRecord.decode)
+    if let stale = previous, stale.path != path {
+      // Left by a crashed run with another --cgroup-root: no longer wanted.
+      CgroupRoot(record: stale, recordFile: recordFile).release(logger: logger)
+      previous = nil
+    }
+    var created = (previous?.createdDirectories ?? []).filter { access($0, F_OK) == 0 }
     var prefix = ""
     for component in path.split(separator: "/") {
       prefix += "/" + component
@@ -127,38 +137,54 @@ struct CgroupRoot {
         created.append(prefix)
       } else if errno != EEXIST {
         let reason = String(cString: strerror(errno))
-        CgroupRoot(path: path, createdDirectories: created, mounted: false).release(logger: logger)
+        let partial = CgroupRootRecord(path: path, mounted: false, createdDirectories: created)
+        CgroupRoot(record: partial, recordFile: recordFile).release(logger: logger)
         throw DatapathStartFailure("--cgroup-root: cannot create \(prefix): \(reason)")
       }
     }
+    var record = CgroupRootRecord(path: path, mounted: false, createdDirectories: created)
     if CgroupFilesystem.isCgroup2(path) {
-      return CgroupRoot(path: path, createdDirectories: created, mounted: false)
+      record.mounted = previous?.mounted ?? false
+    } else {
+      do {
+        try CgroupFilesystem.mount(at: path)
+      } catch {
+        CgroupRoot(record: record, recordFile: recordFile).release(logger: logger)
+        throw DatapathStartFailure("--cgroup-root \(path) is not a cgroup2 and \(error)")
+      }
+      record.mounted = true
+      logger.info("mounted a cgroup2", metadata: ["path": "\(path)"])
     }
+    let root = CgroupRoot(record: record, recordFile: recordFile)
     do {
-      try CgroupFilesystem.mount(at: path)
+      if record.ownsSomething {
+        try AtomicFile.write(record.encoded(), to: recordFile)
+      } else {
+        try AtomicFile.remove(recordFile)
+      }
     } catch {
-      CgroupRoot(path: path, createdDirectories: created, mounted: false).release(logger: logger)
-      throw DatapathStartFailure("--cgroup-root \(path) is not a cgroup2 and \(error)")
+      root.release(logger: logger)
+      throw DatapathStartFailure("--cgroup-root: cannot record what the agent made: \(error)")
     }
-    logger.info("mounted a cgroup2", metadata: ["path": "\(path)"])
-    return CgroupRoot(path: path, createdDirectories: created, mounted: true)
+    return root
   }
 
-  /// Unmounts the cgroup2 if `prepare` mounted it and removes the directories it created
-  /// (innermost first; a directory someone filled meanwhile stays).
+  /// Unmounts the cgroup2 if the agent mounted it and removes the directories it created
+  /// (innermost first; a directory someone filled meanwhile stays), then the record.
   func release(logger: Logger) {
-    if mounted {
+    if record.mounted && CgroupFilesystem.isCgroup2(record.path) {
       do {
-        try CgroupFilesystem.unmount(at: path)
+        try CgroupFilesystem.unmount(at: record.path)
       } catch {
         logger.warning("cannot unmount the cgroup2", metadata: ["error": "\(error)"])
       }
     }
-    for directory in createdDirectories.reversed() where rmdir(directory) != 0 {
+    for directory in record.createdDirectories.reversed() where rmdir(directory) != 0 {
       logger.warning(
         "cannot remove a directory the agent created",
         metadata: ["path": "\(directory)", "error": "\(String(cString: strerror(errno)))"])
       break
     }
+    _ = try? AtomicFile.remove(recordFile)
   }
 }

@@ -399,6 +399,13 @@ final class SocketLBTests: XCTestCase {
     try assertAttached(ids, at: root, true)
     try assertAttached(previous, at: root, false)
 
+    // Killed: the links die with the process.
+    agent.kill()
+    try assertAttached(ids, at: root, false)
+    try agent.start()
+    ids = try attachedIDs(agent)
+    try assertAttached(ids, at: root, true)
+
     // Stopped: nothing attached, socket LB off, the directory it made is gone, and so is
     // its mount (it lived in the agent's mount namespace; none leaked into ours).
     XCTAssertEqual(agent.stop(), 0)
@@ -415,6 +422,10 @@ final class SocketLBTests: XCTestCase {
     let directory = URL(fileURLWithPath: NSTemporaryDirectory())
       .appendingPathComponent(TestNode.uniqueName("cgh")).path
     cleanups.append { try? FileManager.default.removeItem(atPath: directory) }
+    // After a failure, whatever the agent left mounted there.
+    cleanups.append {
+      for point in TestAgent.mounts(under: directory) { _ = umount2(point, Int32(MNT_DETACH)) }
+    }
     let ownRoot = directory + "/agent-made"
     let agent = try TestAgent(
       arguments: ["--socket-lb", "--cgroup-root", ownRoot], premountBPFFS: true)
@@ -424,6 +435,19 @@ final class SocketLBTests: XCTestCase {
     XCTAssertEqual(agent.stop(), 0)
     XCTAssertEqual(TestAgent.mounts(under: ownRoot), [])
     XCTAssertFalse(FileManager.default.fileExists(atPath: ownRoot))
+
+    // Killed, it cannot clean up; the next start takes the mount and directory back as its
+    // own (from the record in its state dir) and removes them when it stops.
+    try agent.start()
+    agent.kill()
+    XCTAssertEqual(TestAgent.mounts(under: ownRoot), [ownRoot])
+    try agent.start()
+    XCTAssertEqual(TestAgent.mounts(under: ownRoot), [ownRoot], "mounted once, not stacked")
+    XCTAssertEqual(agent.stop(), 0)
+    XCTAssertEqual(TestAgent.mounts(under: ownRoot), [])
+    XCTAssertFalse(FileManager.default.fileExists(atPath: ownRoot))
+    XCTAssertFalse(
+      FileManager.default.fileExists(atPath: agent.stateDir + "/socket-lb-cgroup.json"))
 
     // A cgroup2 that is already mounted is used, and left mounted.
     let existing = try mountCgroup2()
