@@ -206,38 +206,23 @@ final class SocketLBTests: XCTestCase {
       scope: UInt8(JUNCTION_SCOPE_DEFAULT), slot: slot, pad2: 0)
   }
 
-  /// The NodePort frontends socket LB serves, on `addresses` × `nodePort`, unless the agent
-  /// already programs them: until the control plane writes NodePort frontends, they are
-  /// copied from the Service's ClusterIP frontend (same slots, same rev-NAT id). Likewise the
-  /// NodePort range in jnc_node_cfg, when nothing has written it yet.
-  private func ensureNodePortFrontends(
-    _ node: TestNode, clusterIP: String, port: UInt16, nodePort: UInt16, addresses: [String]
-  ) throws {
-    let services = try pinnedMap(node, JUNCTION_MAP_LB4_SERVICES)
-    let frontend = try XCTUnwrap(
-      try services.lookup(serviceKey(clusterIP, port, slot: 0), as: junction_lb4_service.self),
-      "the ClusterIP frontend \(clusterIP):\(port) is not in the map")
-    for address in addresses {
-      let key = serviceKey(address, nodePort, slot: 0)
-      if try services.lookup(key, as: junction_lb4_service.self) != nil { continue }
-      if frontend.count > 0 {
-        for slot in 1...frontend.count {
-          let value = try XCTUnwrap(
-            try services.lookup(
-              serviceKey(clusterIP, port, slot: slot), as: junction_lb4_service.self))
-          try services.update(serviceKey(address, nodePort, slot: slot), value)
-        }
-      }
-      try services.update(key, frontend)
-    }
-    let config = try pinnedMap(node, JUNCTION_MAP_NODE_CONFIG)
-    var value =
-      try config.lookup(UInt32(0), as: junction_node_config.self) ?? junction_node_config()
-    if value.nodeport_max == 0 {
-      value.nodeport_min = 30000
-      value.nodeport_max = 32767
-      try config.update(UInt32(0), value)
-    }
+  private static let deviceAddress = "192.168.250.1"
+
+  /// Gives the node an external device (one end of a veth pair, both ends in the node, with
+  /// `deviceAddress`: the machine has no dummy module) and restarts its agent
+  /// with `--devices` on it, so the agent writes the NodePort frontends itself: on the
+  /// device's address and on 0.0.0.0.
+  private func addDevice(_ node: TestNode) throws {
+    try Shell.must([
+      "ip", "-n", node.name, "link", "add", "ext0", "type", "veth", "peer", "name", "ext0p",
+    ])
+    try Shell.must([
+      "ip", "-n", node.name, "addr", "add", "\(Self.deviceAddress)/24", "dev", "ext0",
+    ])
+    try Shell.must(["ip", "-n", node.name, "link", "set", "ext0", "up"])
+    let agent = try agent(node)
+    agent.extraArguments += ["--devices", "ext0"]
+    try agent.restart()
   }
 
   /// The socket-LB reverse entries recorded for socket `cookie`.
@@ -256,6 +241,7 @@ final class SocketLBTests: XCTestCase {
 
   func testTCPFromTheNodeReachesClusterIPAndNodePortBackends() throws {
     let (node, _) = try makeNode(podSubnet: "10.240.61.0/24")
+    try addDevice(node)
     let alpha = try startBackend("alpha", on: node)
     let beta = try startBackend("beta", on: node)
     try apply(node, service("sock-web", clusterIP: Self.clusterIP, backends: [alpha]))
@@ -264,17 +250,15 @@ final class SocketLBTests: XCTestCase {
       service(
         "sock-np", clusterIP: Self.nodePortClusterIP, backends: [beta], nodePort: Self.nodePort))
     try apply(node, service("sock-empty", clusterIP: Self.emptyClusterIP, backends: []))
-    try ensureNodePortFrontends(
-      node, clusterIP: Self.nodePortClusterIP, port: 80, nodePort: Self.nodePort,
-      addresses: [node.nodeIP, "0.0.0.0"])
 
     // ClusterIP: answered by the one backend, and getpeername says the service address.
     XCTAssertEqual(
       try python(in: node.name, Self.tcpClient, [Self.clusterIP, "80"]),
       ["alpha peer=\(Self.clusterIP):80"])
-    // NodePort on the node's address, on the wildcard, and on loopback: the NodePort
-    // service's backend (not the other service's), the dialled address as the peer.
-    for target in [node.nodeIP, "0.0.0.0", "127.0.0.1"] {
+    // NodePort on the node's device address, on the wildcard, and on loopback (any of
+    // 127.0.0.0/8): the NodePort service's backend (not the other service's), the dialled
+    // address as the peer.
+    for target in [Self.deviceAddress, "0.0.0.0", "127.0.0.1", "127.0.0.2"] {
       XCTAssertEqual(
         try python(in: node.name, Self.tcpClient, [target, "\(Self.nodePort)"]),
         ["beta peer=\(target):\(Self.nodePort)"], "NodePort via \(target)")
@@ -282,8 +266,11 @@ final class SocketLBTests: XCTestCase {
     // A service without endpoints refuses at once, as kube-proxy's REJECT.
     XCTAssertEqual(
       try python(in: node.name, Self.tcpClient, [Self.emptyClusterIP, "80"]), ["refused"])
-    // A port outside the NodePort range on loopback is nobody's service: plain loopback.
+    // A port outside the NodePort range on loopback is nobody's service: plain loopback. And
+    // the node's address on loopback is no device's: no NodePort there either.
     XCTAssertEqual(try python(in: node.name, Self.tcpClient, ["127.0.0.1", "29999"]), ["refused"])
+    XCTAssertEqual(
+      try python(in: node.name, Self.tcpClient, [node.nodeIP, "\(Self.nodePort)"]), ["refused"])
   }
 
   func testUDPClientsOnTheNodeSeeTheServiceAddress() throws {
