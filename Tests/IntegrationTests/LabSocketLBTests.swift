@@ -4,7 +4,7 @@ import XCTest
 /// Socket LB in the lab (issue 6, part 3): every lab agent runs with `--socket-lb` on a
 /// cgroup root under the lab's state dir, all of them attached to the machine's one cgroup
 /// hierarchy; from each node's own namespace the droids ClusterIP answers, whether the
-/// backend is on that node or another.
+/// backend is on that node or another, and so does a NodePort on loopback.
 final class LabSocketLBTests: XCTestCase {
   private func lab(_ name: String, _ arguments: [String]) throws -> CommandOutput {
     try Shell.run(["bash", LabTests.script, "--name", name] + arguments, timeout: 120)
@@ -21,7 +21,7 @@ final class LabSocketLBTests: XCTestCase {
     return result.stdout
   }
 
-  func testNodeNamespacesReachTheClusterIPThroughTheSocketPrograms() throws {
+  func testNodeNamespacesReachClusterIPAndNodePortThroughTheSocketPrograms() throws {
     try TestNode.requirePrerequisites()
     try TestAgent.requirePrerequisites()
     let name = LabTests.uniqueLabName()
@@ -48,26 +48,39 @@ final class LabSocketLBTests: XCTestCase {
       selector: {role: jedi}
       ports:
       - {name: http, port: 80, protocol: TCP, targetPort: 80}
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata: {name: droids-np, namespace: default}
+    spec:
+      type: NodePort
+      clusterIP: 10.96.0.11
+      selector: {role: jedi}
+      ports:
+      - {name: http, port: 80, protocol: TCP, targetPort: 80, nodePort: 30080}
     """.write(to: manifest, atomically: true, encoding: .utf8)
     try labMust(name, ["apply", "-f", manifest.path])
 
     // node1 (backend elsewhere) and node2 (backend local), from the node's own namespace,
-    // with curl's view of the peer: the ClusterIP. A few tries: httpd was just started.
-    for node in ["node1", "node2"] {
+    // with curl's view of the peer: the ClusterIP, or the NodePort on loopback. A few tries:
+    // httpd was just started.
+    for (node, url, peer) in [
+      ("node1", "http://10.96.0.10/", "10.96.0.10"), ("node2", "http://10.96.0.10/", "10.96.0.10"),
+      ("node1", "http://127.0.0.1:30080/", "127.0.0.1"),
+    ] {
       var answer = CommandOutput(status: -1, stdout: "", stderr: "")
       for _ in 0..<10 {
         answer = try lab(
           name,
           [
-            "exec-node", node, "--", "curl", "-s", "-m", "3", "-w", " %{remote_ip}",
-            "http://10.96.0.10/",
+            "exec-node", node, "--", "curl", "-s", "-m", "3", "-w", " %{remote_ip}", url,
           ])
         if answer.status == 0 { break }
         usleep(300_000)
       }
       XCTAssertEqual(
-        answer.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "jedi2\n 10.96.0.10",
-        "\(node): \(answer.stderr)")
+        answer.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "jedi2\n \(peer)",
+        "\(node) \(url): \(answer.stderr)")
     }
 
     // down leaves no cgroup root behind (the agents remove what they made).
