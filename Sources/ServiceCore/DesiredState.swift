@@ -31,6 +31,8 @@ public enum FrontendType: String, Hashable, Sendable, Codable {
   case nodePort = "NodePort"
   case externalIP = "ExternalIPs"
   case loadBalancer = "LoadBalancer"
+  /// A Local Redirect Policy's frontend: this node's selected pods only.
+  case localRedirect = "LocalRedirect"
 }
 
 /// What a backend may be used for.
@@ -97,11 +99,15 @@ public struct ServiceFrontend: Hashable, Sendable {
   /// ClientIP affinity timeout in seconds; nil = no affinity.
   public var affinityTimeout: Int?
   public var algorithm: LBAlgorithm
+  /// Set on a `localRedirect` frontend (see `FrontendRedirect`).
+  public var redirect: FrontendRedirect?
 
   public init(
     id: UInt16, key: FrontendKey, type: FrontendType, service: NamespacedName, portName: String,
-    backends: [ServiceBackend], affinityTimeout: Int? = nil, algorithm: LBAlgorithm = .random
+    backends: [ServiceBackend], affinityTimeout: Int? = nil, algorithm: LBAlgorithm = .random,
+    redirect: FrontendRedirect? = nil
   ) {
+    self.redirect = redirect
     self.id = id
     self.key = key
     self.type = type
@@ -153,7 +159,7 @@ public struct DesiredState: Equatable, Sendable {
   public var backends: [UInt32: BackendKey] {
     var result: [UInt32: BackendKey] = [:]
     for frontend in frontends {
-      for backend in frontend.backends { result[backend.id] = backend.key }
+      for backend in frontend.allBackends { result[backend.id] = backend.key }
     }
     return result
   }

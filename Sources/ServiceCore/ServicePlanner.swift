@@ -20,6 +20,8 @@ public struct FrontendClaim: Hashable, Sendable {
   public var backends: [PlannedBackend]
   public var affinityTimeout: Int?
   public var algorithm: LBAlgorithm
+  /// Set when a Local Redirect Policy took the frontend over (`LocalRedirectPlanner`).
+  public var redirect: Redirect? = nil
 }
 
 /// Everything one Service contributes to the node's state, computed from that Service and its

@@ -6,7 +6,7 @@ public struct FrontendChange: Equatable, Sendable {
   public var removedBackends: [ServiceBackend]
   /// Backends present in both whose state changed (new values).
   public var stateChangedBackends: [ServiceBackend]
-  /// Affinity, algorithm, type or owner changed (the service entry must be rewritten even if
+  /// Affinity, algorithm, type, owner or redirect changed (the service entry must be rewritten even if
   /// no backend did).
   public var settingsChanged: Bool
 }
@@ -92,7 +92,7 @@ public struct DesiredStateDiff: Equatable, Sendable {
         settingsChanged: previous.affinityTimeout != frontend.affinityTimeout
           || previous.algorithm != frontend.algorithm || previous.type != frontend.type
           || previous.service != frontend.service || previous.portName != frontend.portName
-          || previous.id != frontend.id)
+          || previous.id != frontend.id || previous.redirect != frontend.redirect)
       for backend in frontend.backends {
         if let was = before[backend.key] {
           if was.state != backend.state { change.stateChangedBackends.append(backend) }
