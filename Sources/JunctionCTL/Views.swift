@@ -107,7 +107,8 @@ enum Views {
       for frontend in policy.frontends {
         lines.append([
           frontend.frontend, frontend.redirected ? "redirected" : "not redirected",
-          frontend.backends.isEmpty ? "(no local backend)" : frontend.backends.joined(separator: ", "),
+          frontend.backends.isEmpty
+            ? "(no local backend)" : frontend.backends.joined(separator: ", "),
         ])
       }
       if lines.isEmpty { lines.append(["(no frontend)", "", ""]) }

@@ -92,14 +92,16 @@ public struct LocalRedirectSpec: Hashable, Sendable {
     self.skipRedirectFromBackend = skipRedirectFromBackend
   }
 
-  /// The backend port a frontend port is redirected to: the only backend port of that
-  /// protocol, or else the one with the same name (Cilium's rule: with several ports, names
-  /// pair them). nil when nothing fits.
+  /// The backend port a frontend port is redirected to: when both sides name their ports,
+  /// the one with the same name (names pair ports, as in Cilium's node-local DNS example:
+  /// `dns` to `dns`, `dns-tcp` to `dns-tcp`); otherwise the only backend port of that
+  /// protocol. nil when nothing fits.
   public func backendPort(for frontend: RedirectPort) -> RedirectPort? {
     let sameProtocol = backendPorts.filter { $0.proto == frontend.proto }
-    if sameProtocol.count == 1 { return sameProtocol[0] }
-    guard !frontend.name.isEmpty else { return nil }
-    return sameProtocol.first { $0.name == frontend.name }
+    if !frontend.name.isEmpty && sameProtocol.contains(where: { !$0.name.isEmpty }) {
+      return sameProtocol.first { $0.name == frontend.name }
+    }
+    return sameProtocol.count == 1 ? sameProtocol[0] : nil
   }
 }
 
@@ -117,9 +119,9 @@ enum RedirectPolicyDecoding {
       let addressMatcher = frontendReader.reader("addressMatcher")
       switch (serviceMatcher, addressMatcher) {
       case (nil, nil):
-        frontendReader.fail("", "one of serviceMatcher or addressMatcher is required")
+        spec.fail("redirectFrontend", "one of serviceMatcher or addressMatcher is required")
       case (.some, .some):
-        frontendReader.fail("", "serviceMatcher and addressMatcher are mutually exclusive")
+        spec.fail("redirectFrontend", "serviceMatcher and addressMatcher are mutually exclusive")
       case (let matcher?, nil):
         frontend = decodeServiceMatcher(matcher, meta: meta)
       case (nil, let matcher?):
@@ -220,7 +222,8 @@ enum RedirectPolicyDecoding {
         if let parsed = L4Protocol(rawValue: text), parsed != .sctp {
           proto = parsed
         } else {
-          entry.fail("protocol", "unsupported value \"\(text)\": supported values: \"TCP\", \"UDP\"")
+          entry.fail(
+            "protocol", "unsupported value \"\(text)\": supported values: \"TCP\", \"UDP\"")
         }
       }
       if let number { ports.append(RedirectPort(name: name, port: number, proto: proto)) }
@@ -250,7 +253,9 @@ enum RedirectPolicyDecoding {
       case .exists, .doesNotExist:
         if !values.isEmpty { entry.fail("values", "must be empty for operator \(opText)") }
       }
-      if !key.isEmpty { selector.matchExpressions.append(LabelRequirement(key: key, op: op, values: values)) }
+      if !key.isEmpty {
+        selector.matchExpressions.append(LabelRequirement(key: key, op: op, values: values))
+      }
     }
     return selector
   }
@@ -309,7 +314,8 @@ public enum LocalRedirectPlanner {
     guard let spec = policy.redirect else { return result }
     let label = "\(policy.kind) \(policy.meta.namespacedName)"
     let pods = localPods.filter {
-      $0.ready && $0.meta.namespace == policy.meta.namespace && spec.selector.matches($0.meta.labels)
+      $0.ready && $0.meta.namespace == policy.meta.namespace
+        && spec.selector.matches($0.meta.labels)
         && $0.podIPs.contains(where: \.isIPv4)
     }.sorted { $0.meta.name < $1.meta.name }
     result.pods = pods.map {
@@ -345,7 +351,9 @@ public enum LocalRedirectPlanner {
       for port in service.ports {
         if !wanted.isEmpty
           && !wanted.contains(where: {
-            $0.proto == port.proto && (port.name.isEmpty ? $0.port == port.port : $0.name == port.name || $0.port == port.port)
+            $0.proto == port.proto
+              && (port.name.isEmpty
+                ? $0.port == port.port : $0.name == port.name || $0.port == port.port)
           })
         {
           continue

@@ -243,7 +243,8 @@ public struct ServiceTable: Sendable {
       for backend in frontends[key]?.allBackends ?? [] {
         users[backend.key, default: backendUsers[backend.key] ?? 0] -= 1
       }
-      for backend in claims[key].map({ $0.claim.backends + ($0.claim.redirect?.origin ?? []) }) ?? []
+      for backend in claims[key].map({ $0.claim.backends + ($0.claim.redirect?.origin ?? []) })
+        ?? []
       {
         users[backend.key, default: backendUsers[backend.key] ?? 0] += 1
       }

@@ -108,7 +108,8 @@ public struct ServicePrograms {
     try services.update(
       serviceKey(frontend.key, slot: 0, scope: scope),
       junction_lb4_service(
-        backend_id: 0, affinity_timeout: UInt32(scope == .default ? frontend.affinityTimeout ?? 0 : 0),
+        backend_id: 0,
+        affinity_timeout: UInt32(scope == .default ? frontend.affinityTimeout ?? 0 : 0),
         count: UInt16(slots.count), rev_nat_id: frontend.id, flags: flags, pad: 0))
     if previousCount > slots.count {
       for slot in (slots.count + 1)...previousCount {
@@ -122,7 +123,9 @@ public struct ServicePrograms {
     let count = try currentCount(key, scope: scope)
     try services.delete(serviceKey(key, slot: 0, scope: scope))
     if count > 0 {
-      for slot in 1...count { try services.delete(serviceKey(key, slot: UInt16(slot), scope: scope)) }
+      for slot in 1...count {
+        try services.delete(serviceKey(key, slot: UInt16(slot), scope: scope))
+      }
     }
   }
 

@@ -107,8 +107,10 @@ final class LocalRedirectTests: XCTestCase {
       .service(NamespacedName(namespace: "kube-system", name: "kube-dns"), ports: []))
     XCTAssertEqual(
       specs[0].backendPorts,
-      [RedirectPort(name: "dns", port: 53, proto: .udp),
-       RedirectPort(name: "dns-tcp", port: 53, proto: .tcp)])
+      [
+        RedirectPort(name: "dns", port: 53, proto: .udp),
+        RedirectPort(name: "dns-tcp", port: 53, proto: .tcp),
+      ])
     XCTAssertTrue(specs[0].selector.matches(["k8s-app": "node-local-dns"]))
     XCTAssertFalse(specs[0].selector.matches(["k8s-app": "node-local-dns", "tier": "test"]))
     XCTAssertEqual(
@@ -183,7 +185,8 @@ final class LocalRedirectTests: XCTestCase {
       service.contains("spec.redirectFrontend.addressMatcher.ip: \"1.2.3\" is not an IPv4 address"),
       service)
     XCTAssertTrue(
-      service.contains("spec.redirectFrontend.addressMatcher.toPorts: at least one port is required"),
+      service.contains(
+        "spec.redirectFrontend.addressMatcher.toPorts: at least one port is required"),
       service)
   }
 
@@ -279,7 +282,9 @@ final class LocalRedirectTests: XCTestCase {
           localEndpointSelector: {matchLabels: {app: proxy}}
           toPorts: [{port: "80", protocol: TCP}]
       """)
-    let types = table.desiredState.frontends.map { "\($0.key) \($0.type.rawValue) \($0.backends.map(\.key.description))" }
+    let types = table.desiredState.frontends.map {
+      "\($0.key) \($0.type.rawValue) \($0.backends.map(\.key.description))"
+    }
     XCTAssertEqual(
       types,
       [
@@ -288,17 +293,22 @@ final class LocalRedirectTests: XCTestCase {
         "10.96.0.53:9153/TCP ClusterIP []",
       ])
     XCTAssertTrue(
-      table.desiredState.notes.contains { $0.contains("9153/TCP has no matching redirectBackend port") },
+      table.desiredState.notes.contains {
+        $0.contains("9153/TCP has no matching redirectBackend port")
+      },
       "\(table.desiredState.notes)")
 
     // The address frontend appears with the proxy pod, and goes with it.
-    try apply(&table, pod("proxy", node: "node1", ip: "10.0.1.30", labels: "{app: proxy}", namespace: "default"))
+    try apply(
+      &table,
+      pod("proxy", node: "node1", ip: "10.0.1.30", labels: "{app: proxy}", namespace: "default"))
     let address = FrontendKey(address: IPAddress("169.254.169.254")!, port: 8081, proto: .tcp)
     XCTAssertEqual(table.frontends[address]?.type, .localRedirect)
     XCTAssertEqual(table.frontends[address]?.backends.map(\.key.description), ["10.0.1.30:80/TCP"])
     XCTAssertEqual(table.frontends[address]?.service.name, "metadata")
     try apply(
-      &table, pod("proxy", node: "node1", ip: "10.0.1.30", labels: "{app: proxy}", namespace: "default"),
+      &table,
+      pod("proxy", node: "node1", ip: "10.0.1.30", labels: "{app: proxy}", namespace: "default"),
       delete: true)
     XCTAssertNil(table.frontends[address])
   }

@@ -131,6 +131,8 @@ final class ServiceTableTests: XCTestCase {
     var table = ServiceTable(nodeName: "node1")
     var model = MapModel()
     var refused = 0
+    var redirected = 0
+    var withOrigin = 0
     for step in 0..<400 {
       var documents: [String] = []
       for _ in 0..<(1 + next(3)) {
@@ -196,8 +198,12 @@ final class ServiceTableTests: XCTestCase {
       for frontend in before.frontends {
         if let now = table.frontends[frontend.key] { XCTAssertEqual(now.id, frontend.id, message) }
       }
+      if table.frontends.values.contains(where: { $0.type == .localRedirect }) { redirected += 1 }
+      if table.frontends.values.contains(where: { $0.redirect?.origin != nil }) { withOrigin += 1 }
     }
     XCTAssertLessThan(refused, 400, "every change was refused: the run tested nothing")
+    XCTAssertGreaterThan(redirected, 20, "seed \(initialSeed): redirects were hardly exercised")
+    XCTAssertGreaterThan(withOrigin, 5, "seed \(initialSeed): origins were hardly exercised")
   }
 
   func testChangingOneSliceReplansOnlyItsService() throws {
