@@ -109,12 +109,16 @@ report="$(
   echo "- date: $started"
   echo "$header"
   echo "- command: \`sudo bash bench/dns-cache.sh ${args[*]}\`"
-  echo "- tools: $(dnsmasq --version | head -1), $(dnsperf -h 2>&1 | grep -m1 -o 'dnsperf [0-9.]*' || echo dnsperf), python3 $(python3 -c 'import platform; print(platform.python_version())')"
+  echo "- tools: $(dnsmasq --version | head -1 | awk '{print $1, $3}'), dnsperf $(dpkg-query -W -f='${Version}' dnsperf 2>/dev/null || echo '?'), python3 $(python3 -c 'import platform; print(platform.python_version())')"
   echo "- lab: \`install/lab\`, 2 nodes (netns on a bridge, native routing), client pod on node1, one upstream dnsmasq pod (kube-dns, kube-dns-upstream) on node2, a dnsmasq cache pod per node forwarding to kube-dns-upstream (\`install/lab-examples/node-local-dns\`)"
   echo
   echo "Method: per round, each path in turn (the order rotates every round): the policy applied (cache) or deleted (upstream), checked by asking \`whoami-cache.cluster.local\` (only a cache knows it); then \`bench/dns_latency.py\` in the client pod: $queries sequential UDP queries for \`$record\` (A), one outstanding, 200 untimed first, each timed with \`perf_counter_ns\` (p50/p99 nearest rank, per round; the table gives the median over $rounds rounds); then \`dnsperf -c 1 -T 1 -q 64 -l $seconds\` for the same name (queries per second, median over rounds). Both paths end at a dnsmasq answering from memory (the upstream from its own records, the cache from its cache), so the difference is the path: the same node's pod vs a pod across the node boundary."
   echo
   cat "$tmp/table.md"
+  echo
+  echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+  echo "Reading: the lab's nodes are network namespaces of one machine, so \"the other node\" is one more veth and bridge hop, not a wire: the gain a real cluster gets from the cache (no cross-node round trip, no conntrack pressure on the upstream, no single DNS pod to queue behind) shows here only as the difference of a few microseconds per query; the p99 column is dominated by CPU contention on a shared 2-CPU machine (compare the load averages)."
 )"
 echo "$report"
 [[ -n "$write" ]] && echo "$report" >"$write"

@@ -2,7 +2,7 @@
 # The node-local DNS cache in a running lab (install/lab up):
 #   - an upstream DNS pod `kube-dns-NODE` (label k8s-app=kube-dns) on each --upstreams node:
 #     dnsmasq serving a small cluster.local zone from its own records (--no-resolv, no
-#     forwarding), logging every query;
+#     forwarding; TTL 30 s, as CoreDNS's cluster.local), logging every query;
 #   - the kube-dns and kube-dns-upstream Services over them (kube-dns.yaml);
 #   - with --cache (default), a cache pod `node-local-dns-NODE` (k8s-app=node-local-dns) on
 #     every node: dnsmasq forwarding to the kube-dns-upstream ClusterIP, caching, logging
@@ -39,7 +39,7 @@ for node in "${upstream_nodes[@]}"; do
   pod="kube-dns-$node"
   "$lab" --name "$LAB" pod add "$pod" --node "$node" --label k8s-app=kube-dns
   "$lab" --name "$LAB" exec --detach "$pod" -- dnsmasq --keep-in-foreground --user=root \
-    --pid-file= --no-resolv --no-hosts --local=/cluster.local/ \
+    --pid-file= --no-resolv --no-hosts --local=/cluster.local/ --local-ttl=30 \
     --host-record=kubernetes.default.svc.cluster.local,10.96.0.1 \
     --host-record=kube-dns.default.svc.cluster.local,10.96.0.10 \
     --host-record=web.default.svc.cluster.local,10.96.0.20 \
