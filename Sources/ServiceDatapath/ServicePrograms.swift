@@ -120,7 +120,12 @@ public struct ServicePrograms {
 
   /// Removes one frontend entry and its slots (nothing when it is not there).
   private func deleteEntry(_ key: FrontendKey, scope: Scope) throws(BPFError) {
-    let count = try currentCount(key, scope: scope)
+    // One lookup when there is nothing (every write of a frontend that is not redirected).
+    guard
+      let entry = try services.lookup(
+        serviceKey(key, slot: 0, scope: scope), as: junction_lb4_service.self)
+    else { return }
+    let count = Int(entry.count)
     try services.delete(serviceKey(key, slot: 0, scope: scope))
     if count > 0 {
       for slot in 1...count {
