@@ -334,7 +334,8 @@ public enum LocalRedirectPlanner {
         let address = pod.podIPs.first(where: \.isIPv4)!
         let key = BackendKey(address: address, port: target.port, proto: target.proto)
         guard seen.insert(key).inserted else { return nil }
-        return PlannedBackend(key: key, state: .active, nodeName: pod.nodeName, zone: nil)
+        return PlannedBackend(
+          key: key, state: .active, nodeName: pod.nodeName, zone: nil, isLocal: true)
       }.sorted { $0.key < $1.key }
     }
 
@@ -408,6 +409,7 @@ public enum LocalRedirectPlanner {
         redirected.backends = redirect.backends
         redirected.affinityTimeout = nil
         redirected.algorithm = .random
+        redirected.isLocalPolicy = false
         redirected.redirect = FrontendClaim.Redirect(
           policy: redirect.policy, skipFromBackend: redirect.skipFromBackend,
           origin: redirect.skipFromBackend ? claim.backends : nil)

@@ -33,7 +33,8 @@ public struct ServicePrograms {
     for step in diff.steps {
       switch step {
       case .createBackend(let id, let key):
-        try backends.update(backendKey(id), backendValue(key, terminating: false))
+        // Its flags (terminating, local) are written with the frontend that uses it, next.
+        try backends.update(backendKey(id), backendValue(key, terminating: false, local: false))
       case .writeFrontend(let frontend):
         try write(frontend)
       case .deleteFrontend(let frontend):
@@ -50,7 +51,8 @@ public struct ServicePrograms {
     for backend in frontend.allBackends where backend.state != .excluded {
       try backends.update(
         backendKey(backend.id),
-        backendValue(backend.key, terminating: backend.state == .terminating))
+        backendValue(
+          backend.key, terminating: backend.state == .terminating, local: backend.isLocal))
     }
     try reverseNAT.update(
       junction_lb4_revnat_key(rev_nat_id: frontend.id, pad: 0),
@@ -62,19 +64,13 @@ public struct ServicePrograms {
     } else {
       try MaglevTable.remove(revNatID: frontend.id, in: maglev)
     }
-    var flags: UInt16 = 0
-    if frontend.affinityTimeout != nil { flags |= UInt16(JUNCTION_SVC_F_AFFINITY) }
-    if frontend.algorithm == .maglev { flags |= UInt16(JUNCTION_SVC_F_MAGLEV) }
     // A redirected frontend's origin entries go in before the flag that sends the policy's
     // own pods to them, and come out after it is gone.
-    if let redirect = frontend.redirect {
-      flags |= UInt16(JUNCTION_SVC_F_LOCAL_REDIRECT)
-      if redirect.skipFromBackend { flags |= UInt16(JUNCTION_SVC_F_SKIP_FROM_BACKEND) }
-    }
     if let origin = frontend.redirect?.selectableOrigin {
       try writeEntry(frontend, slots: origin, flags: 0, scope: .origin)
     }
-    try writeEntry(frontend, slots: frontend.selectable, flags: flags, scope: .default)
+    try writeEntry(
+      frontend, slots: frontend.selectable, flags: Self.flags(frontend), scope: .default)
     if frontend.redirect?.origin == nil { try deleteEntry(frontend.key, scope: .origin) }
   }
 
@@ -134,6 +130,20 @@ public struct ServicePrograms {
     }
   }
 
+  /// The frontend entry's JUNCTION_SVC_F_* bits.
+  public static func flags(_ frontend: ServiceFrontend) -> UInt16 {
+    var flags: UInt16 = 0
+    if frontend.affinityTimeout != nil { flags |= UInt16(JUNCTION_SVC_F_AFFINITY) }
+    if frontend.algorithm == .maglev { flags |= UInt16(JUNCTION_SVC_F_MAGLEV) }
+    if frontend.isExternal { flags |= UInt16(JUNCTION_SVC_F_EXTERNAL) }
+    if frontend.usesDSR { flags |= UInt16(JUNCTION_SVC_F_DSR) }
+    if let redirect = frontend.redirect {
+      flags |= UInt16(JUNCTION_SVC_F_LOCAL_REDIRECT)
+      if redirect.skipFromBackend { flags |= UInt16(JUNCTION_SVC_F_SKIP_FROM_BACKEND) }
+    }
+    return flags
+  }
+
   private func delete(_ frontend: ServiceFrontend) throws(BPFError) {
     try deleteEntry(frontend.key, scope: .default)
     try deleteEntry(frontend.key, scope: .origin)
@@ -160,10 +170,15 @@ public struct ServicePrograms {
     junction_lb4_backend_key(backend_id: id)
   }
 
-  private func backendValue(_ key: BackendKey, terminating: Bool) -> junction_lb4_backend {
-    junction_lb4_backend(
+  private func backendValue(_ key: BackendKey, terminating: Bool, local: Bool)
+    -> junction_lb4_backend
+  {
+    var flags: UInt8 = 0
+    if terminating { flags |= UInt8(JUNCTION_BE_F_TERMINATING) }
+    if local { flags |= UInt8(JUNCTION_BE_F_LOCAL) }
+    return junction_lb4_backend(
       address: beAddress(key.address), port: key.port.bigEndian, proto: ipProtocol(key.proto),
-      flags: terminating ? UInt8(JUNCTION_BE_F_TERMINATING) : 0)
+      flags: flags)
   }
 }
 
