@@ -115,7 +115,7 @@ let package = Package(
     // Integration tests drive processes from Dispatch queues; Swift 5 mode keeps that
     // plumbing short. They need root and the binaries built first (see install/test.sh).
     .testTarget(
-      name: "IntegrationTests", dependencies: ["CNIKit"],
+      name: "IntegrationTests", dependencies: ["CNIKit", "BPFKit", "DatapathABI"],
       swiftSettings: [.swiftLanguageMode(.v5)]
     ),
   ]

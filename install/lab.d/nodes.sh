@@ -120,7 +120,7 @@ start_agent() {
   mount -t bpf bpf "$dir/bpf"
   start_detached "$dir/agent.log" ip netns exec "$ns" "$BIN/junction-agent" --node-name "$node" \
     --socket "$dir/run/agent.sock" --state-dir "$dir/state" --bpf-fs "$dir/bpf" --bpf-objects "$BPF" \
-    --devices eth0 --lb-mode "${LB_MODE:-snat}"
+    --devices eth0 --lb-mode "${LB_MODE:-snat}" --socket-lb --cgroup-root "$dir/cgroup"
   echo "$LAST_PID" >"$dir/agent.pid"
   local _
   for _ in $(seq 200); do
