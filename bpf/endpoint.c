@@ -70,14 +70,7 @@ static __always_inline int lb4_service(struct __sk_buff *skb, const struct jnc_p
 /* to_endpoint: a reply of a service connection gets the VIP:port back as its source. */
 static __always_inline int lb4_reverse_nat(struct __sk_buff *skb, const struct jnc_packet *packet)
 {
-	const struct junction_ct4_key key = {
-		.saddr = packet->saddr,
-		.daddr = packet->daddr,
-		.sport = packet->sport,
-		.dport = packet->dport,
-		.proto = packet->proto,
-		.direction = JUNCTION_CT_REPLY,
-	};
+	const struct junction_ct4_key key = ct_key_of(packet, JUNCTION_CT_REPLY);
 	struct junction_lb4_revnat_key revnat_key = {};
 	struct junction_lb4_revnat *revnat;
 	struct junction_ct4_entry *entry;
