@@ -135,10 +135,27 @@ first_answer() {
   return 1
 }
 
-# tc filters on the ingress node's eth0 (both directions): Junction's device programs.
+# tc filters on eth0 (both directions) of node $2 (default node1) in lab $1: Junction's
+# device programs.
 device_filters() {
-  { tc -n "$1-node1" filter show dev eth0 ingress; tc -n "$1-node1" filter show dev eth0 egress; } 2>/dev/null |
+  local ns="$1-${2:-node1}"
+  { tc -n "$ns" filter show dev eth0 ingress; tc -n "$ns" filter show dev eth0 egress; } 2>/dev/null |
     grep -c . || true
+}
+
+# The reference's nodes carry no Junction device program: a lab whose agents serve eth0
+# (install/lab with --lb-mode attaches them on every node) has them removed, on both nodes,
+# as on a cluster where kube-proxy does north-south. The pods stay Junction's (the backend's
+# veth programs are the same on every path).
+detach_device_programs() {
+  local node direction
+  for node in node1 node2; do
+    for direction in ingress egress; do
+      tc -n "$1-$node" filter del dev eth0 "$direction" 2>/dev/null || true
+    done
+    (($(device_filters "$1" "$node") == 0)) ||
+      { echo "northsouth: lab $1: programs left on $node's eth0 after tc filter del" >&2; exit 1; }
+  done
 }
 
 # One lab per mechanism, all alive at once: 2 nodes, the backend pod on node2.
@@ -151,8 +168,7 @@ for mech in "${mechanism_list[@]}"; do
   lab_name[$mech]="$name"
   echo "northsouth: lab $name ($mech)" >&2
   if [[ "$mech" == iptables ]]; then
-    # No --lb-mode: the agents attach nothing to the nodes' devices; node1 forwards by
-    # kube-proxy's rules alone.
+    # Without --lb-mode given the lab's default mode; its device programs go below.
     "${lab[@]}" --name "$name" up --nodes 2 --bin "$bin" >/dev/null
   else
     "${lab[@]}" --name "$name" up --nodes 2 --bin "$bin" --lb-mode "$mech" >/dev/null
@@ -161,14 +177,14 @@ for mech in "${mechanism_list[@]}"; do
   "${lab[@]}" --name "$name" exec --detach web -- "$tmp/nshttp" "$pod_port" >/dev/null
   backend="$(cat "${LAB_ROOT:-/run/junction-lab}/$name/pods/web/ip")"
   backend_of[$mech]="$backend"
-  filters="$(device_filters "$name")"
   if [[ "$mech" == iptables ]]; then
-    ((filters == 0)) || { echo "northsouth: lab $name: Junction programs on node1's eth0, the reference must have none" >&2; exit 1; }
+    detach_device_programs "$name"
     kube_proxy_rules "$backend" | ip netns exec "$name-node1" iptables-legacy-restore --noflush
     expect_peer[$mech]="$ingress_ip"
   else
-    ((filters > 0)) || { echo "northsouth: lab $name: no program on node1's eth0 with --lb-mode $mech" >&2; exit 1; }
+    (($(device_filters "$name") > 0)) || { echo "northsouth: lab $name: no program on node1's eth0 with --lb-mode $mech" >&2; exit 1; }
     "${lab[@]}" --name "$name" apply -f "$tmp/service.yaml" >/dev/null
+    # TCP: DSR in dsr and hybrid mode keeps the client's address.
     if [[ "$mech" == snat ]]; then expect_peer[$mech]="$ingress_ip"; else expect_peer[$mech]="$client_ip"; fi
   fi
   url_of[$mech]="http://$ingress_ip:$node_port/"
@@ -258,6 +274,14 @@ for round in $(seq "$rounds"); do
   for target in "${order[@]}"; do curl_run "$target" "$round"; done
   echo "northsouth: round $round/$rounds done" >&2
 done
+
+# The reference's agents did not put their programs back during the run.
+if [[ -n "${lab_name[iptables]:-}" ]]; then
+  for node in node1 node2; do
+    (($(device_filters "${lab_name[iptables]}" "$node") == 0)) ||
+      { echo "northsouth: Junction programs came back on the reference's $node during the run" >&2; exit 1; }
+  done
+fi
 
 {
   echo "# North-south: external client to a NodePort, backend on another node (wrk)"
