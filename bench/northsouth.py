@@ -3,6 +3,7 @@
 
 Samples, one line per wrk run:
   TARGET MODE ROUND northsouth requests=N duration_us=N p50_us=N p99_us=N errors=N packets=N
+      syn_retransmits=N
 TARGET is direct, iptables, snat, dsr or hybrid; MODE keepalive or close.
 """
 
@@ -19,7 +20,7 @@ LABELS = {
 }
 MODES = {
     "keepalive": "Keep-alive (each wrk connection reused for every request)",
-    "close": "A new connection per request (`Connection: close`: the server closes after each answer, wrk reconnects)",
+    "close": "A new connection per request (`Connection: close`: wrk closes after each answer and reconnects)",
 }
 REFERENCE = "iptables"
 
@@ -48,9 +49,9 @@ def table(samples, targets, mode, rounds):
     print(
         "| path | requests/s (median) | requests/s, min–max over rounds | ÷ iptables (medians) "
         "| ÷ iptables, same round: median [min, max] | p50 (µs) | p50 ÷ iptables | p99 (µs) "
-        "| p99 min–max (µs) | p99 ÷ iptables | ingress node's packets per request | errors |"
+        "| p99 min–max (µs) | p99 ÷ iptables | ingress node's packets per request | errors | SYN retransmits |"
     )
-    print("|---|---:|---|---:|---|---:|---:|---:|---|---:|---:|---:|")
+    print("|---|---:|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|")
     have_reference = REFERENCE in targets
     medians = {}
     for target in targets:
@@ -75,6 +76,7 @@ def table(samples, targets, mode, rounds):
         packets = sum(run["packets"] for run in runs)
         per_request = f"{packets / requests:.2f}" if target != "direct" and requests else "—"
         errors = sum(run["errors"] for run in runs)
+        syn_retransmits = sum(run["syn_retransmits"] for run in runs)
         name = LABELS[target]
         print(
             f"| {name} | {median['rps']:,.0f} | {min(rps):,.0f}–{max(rps):,.0f} "
@@ -82,7 +84,7 @@ def table(samples, targets, mode, rounds):
             f"| {median['p50_us']:,.0f} | {ratio(median['p50_us'], reference['p50_us']) if reference else '—'} "
             f"| {median['p99_us']:,.0f} | {min(p99):,}–{max(p99):,} "
             f"| {ratio(median['p99_us'], reference['p99_us']) if reference else '—'} "
-            f"| {per_request} | {errors} |"
+            f"| {per_request} | {errors} | {syn_retransmits} |"
         )
     print()
 
@@ -178,7 +180,9 @@ def main():
         f"path's median ÷ the reference's median from the same run (requests/s: higher is better; "
         f"latency: lower is better); \"same round\" pairs each round's runs. Packets per request: "
         f"rx + tx on node1's eth0 during the run ÷ requests answered (without DSR every answer "
-        f"comes back through node1)."
+        f"comes back through node1). Errors: wrk's (connect, read, write, status, timeout), all runs; "
+        f"SYN retransmits: the client's `TcpExtTCPSynRetrans` during the runs (each is a SYN "
+        f"lost on the path and a 1 s wait for that connection, invisible in wrk's latency)."
     )
     print()
     for mode in MODES:

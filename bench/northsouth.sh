@@ -187,6 +187,10 @@ for mech in "${mechanism_list[@]}"; do
     # TCP: DSR in dsr and hybrid mode keeps the client's address.
     if [[ "$mech" == snat ]]; then expect_peer[$mech]="$ingress_ip"; else expect_peer[$mech]="$client_ip"; fi
   fi
+  # The client closes first (see nshttp.c) and so holds TIME_WAIT: the whole port range, and
+  # ports in TIME_WAIT reused for new connections (timestamps keep that safe), as in
+  # connection-cost.sh's client pods. Per namespace, gone with the lab.
+  ip netns exec "$name-client" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
   url_of[$mech]="http://$ingress_ip:$node_port/"
   client_of[$mech]="$name-client"
   ingress_of[$mech]="$name-node1"
@@ -224,20 +228,28 @@ ingress_packets() {
     awk '{s += $1} END {print s}'
 }
 
-# One wrk run: TARGET MODE SECONDS; prints the parsed line's fields and the ingress node's
-# packets during it.
+# The client's TcpExt SYN retransmits (a SYN lost anywhere on the path costs its connection
+# a 1 s timeout, which wrk's latency does not show): namespace $1.
+syn_retransmits() {
+  ip netns exec "$1" awk '/^TcpExt:/ { if (!names) { names = $0 } else { split(names, n); for (i = 2; i <= NF; i++) if (n[i] == "TCPSynRetrans") print $i; names = "" } }' /proc/net/netstat
+}
+
+# One wrk run: TARGET MODE SECONDS; prints the parsed line's fields, the ingress node's
+# packets and the client's SYN retransmits during it.
 wrk_run() {
-  local target="$1" mode="$2" seconds="$3" extra=() before after out
+  local target="$1" mode="$2" seconds="$3" extra=() before after out syn_before syn_after
   [[ "$mode" == close ]] && extra=(-H "Connection: close")
+  syn_before="$(syn_retransmits "${client_of[$target]}")"
   before="$(ingress_packets "${ingress_of[$target]}")"
   out="$(ip netns exec "${client_of[$target]}" wrk -t1 -c"$connections" -d"${seconds}s" --latency \
     -s "$tmp/report.lua" "${extra[@]+"${extra[@]}"}" "${url_of[$target]}")" ||
     { echo "northsouth: wrk failed for $target ($mode): $out" >&2; exit 1; }
   after="$(ingress_packets "${ingress_of[$target]}")"
+  syn_after="$(syn_retransmits "${client_of[$target]}")"
   echo "$out" >>"$tmp/wrk.log"
   local line
   line="$(grep '^northsouth ' <<<"$out")" || { echo "northsouth: no result line from wrk: $out" >&2; exit 1; }
-  echo "$line packets=$((after - before))"
+  echo "$line packets=$((after - before)) syn_retransmits=$((syn_after - syn_before))"
 }
 
 # One request at a time on a new connection each, SEQUENTIAL of them (curl, one process:

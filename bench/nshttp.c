@@ -1,9 +1,12 @@
 // The backend of bench/northsouth.sh: a small HTTP/1.1 server, one thread, epoll, that
 // answers every GET with 200 and a body naming the peer it saw ("peer 172.30.0.100:41234"),
 // so the script can tell which source address reached the pod (the client's through DSR,
-// the ingress node's through SNAT and MASQUERADE). Keep-alive unless the request says
-// "Connection: close", in which case the server closes after the answer (the server, not
-// the client, then holds TIME_WAIT, as with a usual web server). Small and single-threaded
+// the ingress node's through SNAT and MASQUERADE). Keep-alive; a request that says
+// "Connection: close" gets "Connection: close" back and the server then waits for the
+// client to close first, so TIME_WAIT stays on the client. (Were the server to close first,
+// its TIME_WAIT sockets would meet SYNs from reused NAT ports: through MASQUERADE
+// --random-fully a share of them are dropped by the PAWS check and wait a 1 s SYN
+// retransmit, which would measure that clash rather than the path.) Small and single-threaded
 // on purpose: what is measured is the path to it, and its own cost must be small and equal
 // for every path. Built by bench/northsouth.sh with gcc -O2.
 //
@@ -37,7 +40,7 @@ static void drop(int epoll, struct connection *c) {
 }
 
 // Answers every complete request in the buffer; returns 0 to keep the connection, -1 to
-// close it (asked to, a write that failed, a request that does not fit).
+// close it (a write that failed, a request that does not fit).
 static int answer(struct connection *c) {
   for (;;) {
     char *end = memmem(c->buffer, c->used, "\r\n\r\n", 4);
@@ -54,7 +57,6 @@ static int answer(struct connection *c) {
     if (send(c->fd, response, (size_t)response_length, MSG_NOSIGNAL) != response_length) return -1;
     memmove(c->buffer, c->buffer + length, c->used - length);
     c->used -= length;
-    if (close_after) return -1;
   }
 }
 
