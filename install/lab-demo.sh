@@ -3,18 +3,20 @@
 # the nodes, queried from a client pod on each node; prints which backend answered each
 # request. Brings a lab up, and always takes it down again.
 #
-#   sudo install/lab-demo.sh [--nodes N] [--mode native|chained] [--name LAB]
-# (needs `install/build-driver.sh && install/build-bpf.sh && swift build` first)
+#   sudo install/lab-demo.sh [--nodes N] [--mode native|chained] [--name LAB] [--bin DIR]
+# (needs `install/build-driver.sh && install/build-bpf.sh && swift build` first; the main
+# job, install/demo.sh, does those and then runs this)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-nodes=3 mode=native name=demo
+nodes=3 mode=native name=demo bin=()
 while (($#)); do
   case "$1" in
     --nodes) nodes="$2"; shift 2 ;;
     --mode) mode="$2"; shift 2 ;;
     --name) name="$2"; shift 2 ;;
-    *) echo "usage: $0 [--nodes N] [--mode native|chained] [--name LAB]" >&2; exit 2 ;;
+    --bin) bin=(--bin "$2"); shift 2 ;;
+    *) echo "usage: $0 [--nodes N] [--mode native|chained] [--name LAB] [--bin DIR]" >&2; exit 2 ;;
   esac
 done
 lab() { "$repo/install/lab" --name "$name" "$@"; }
@@ -30,7 +32,7 @@ trap cleanup EXIT INT TERM
 
 step "A $nodes-node lab ($mode mode)"
 up=1
-lab up --nodes "$nodes" --mode "$mode"
+lab up --nodes "$nodes" --mode "$mode" "${bin[@]}"
 
 step "Jedi pods, each serving its own name on port 80 (busybox httpd)"
 jedi=(luke leia obiwan yoda)
@@ -70,5 +72,9 @@ for n in $(seq "$nodes"); do
     echo "  request $i answered by: $answer"
   done
 done
+step "node1's service maps as the kernel holds them"
+lab ctl node1 bpf lb list
+step "node1's endpoints, with the packets its eBPF programs counted"
+lab ctl node1 endpoint list
 echo
 echo "Demo complete: one Service, backends on every node, reached by its ClusterIP from every node."

@@ -14,11 +14,15 @@ public struct LBMapDump: Codable, Equatable, Sendable {
   /// Each service map's name and max_entries as the kernel reports them (also jnc_lb4_aff
   /// and jnc_ct4, whose entries are not listed).
   public var maps: [LBMapInfo]
+  /// The jnc_node_cfg entry; nil when no datapath is loaded.
+  public var nodeConfig: LBNodeConfig?
 
   public init(
     services: [LBServiceEntry] = [], backends: [LBBackendEntry] = [],
-    reverseNAT: [LBRevNATEntry] = [], maglevTables: [Int] = [], maps: [LBMapInfo] = []
+    reverseNAT: [LBRevNATEntry] = [], maglevTables: [Int] = [], maps: [LBMapInfo] = [],
+    nodeConfig: LBNodeConfig? = nil
   ) {
+    self.nodeConfig = nodeConfig
     self.services = services
     self.backends = backends
     self.reverseNAT = reverseNAT
@@ -45,7 +49,7 @@ public struct LBServiceEntry: Codable, Equatable, Sendable {
   public var revNatID: Int
   /// JUNCTION_SVC_F_* bits (frontend only); `flagNames` spells them out.
   public var flags: Int
-  /// "affinity", "maglev", or "0x.." for unknown bits.
+  /// "affinity", "maglev", "external", "dsr", or "0x.." for unknown bits.
   public var flagNames: [String]
   /// Seconds (frontend only, with the affinity flag).
   public var affinityTimeout: Int
@@ -76,7 +80,7 @@ public struct LBBackendEntry: Codable, Equatable, Sendable {
   public var address: String
   public var port: Int
   public var proto: String
-  /// JUNCTION_BE_F_* bits; `flagNames` spells them out ("terminating").
+  /// JUNCTION_BE_F_* bits; `flagNames` spells them out ("terminating", "local").
   public var flags: Int
   public var flagNames: [String]
 
@@ -119,5 +123,27 @@ public struct LBMapInfo: Codable, Equatable, Sendable {
   public init(name: String, maxEntries: Int) {
     self.name = name
     self.maxEntries = maxEntries
+  }
+}
+
+/// The jnc_node_cfg entry (`junction_node_config`): the ranges the datapath checks NodePorts
+/// against and takes SNAT source ports from, inclusive, and the node's netns cookie (socket
+/// LB; 0 when off).
+public struct LBNodeConfig: Codable, Equatable, Sendable {
+  public var nodePortMin: Int
+  public var nodePortMax: Int
+  public var snatPortMin: Int
+  public var snatPortMax: Int
+  public var hostNetnsCookie: UInt64
+
+  public init(
+    nodePortMin: Int, nodePortMax: Int, snatPortMin: Int, snatPortMax: Int,
+    hostNetnsCookie: UInt64
+  ) {
+    self.nodePortMin = nodePortMin
+    self.nodePortMax = nodePortMax
+    self.snatPortMin = snatPortMin
+    self.snatPortMax = snatPortMax
+    self.hostNetnsCookie = hostNetnsCookie
   }
 }

@@ -32,13 +32,16 @@ public struct ServiceStatus: Codable, Equatable, Sendable {
     public var id: UInt32
     /// "10.0.0.1:80/TCP".
     public var address: String
-    /// "active", "terminating" or "excluded".
+    /// "active", "terminating", "excluded" or "not-preferred".
     public var state: String
+    /// A pod on this node (nil from agents that predate it).
+    public var local: Bool?
 
-    public init(id: UInt32, address: String, state: String) {
+    public init(id: UInt32, address: String, state: String, local: Bool? = nil) {
       self.id = id
       self.address = address
       self.state = state
+      self.local = local
     }
   }
 
@@ -56,11 +59,21 @@ public struct ServiceStatus: Codable, Equatable, Sendable {
   public var affinityTimeout: Int?
   /// "random" or "maglev".
   public var algorithm: String
+  /// External frontends only (NodePort, ExternalIPs, LoadBalancer): how remote backends are
+  /// reached, "SNAT" or "DSR" (from --lb-mode and the protocol). Nil for ClusterIP.
+  public var mode: String?
+  /// "Local" when externalTrafficPolicy (external frontends) or internalTrafficPolicy
+  /// (ClusterIP) is Local: only this node's backends are listed and used. "Cluster"
+  /// otherwise (nil from agents that predate it).
+  public var trafficPolicy: String?
 
   public init(
     id: Int, frontend: String, type: String, service: String, portName: String,
-    backends: [Backend], affinityTimeout: Int?, algorithm: String
+    backends: [Backend], affinityTimeout: Int?, algorithm: String, mode: String? = nil,
+    trafficPolicy: String? = nil
   ) {
+    self.mode = mode
+    self.trafficPolicy = trafficPolicy
     self.id = id
     self.frontend = frontend
     self.type = type

@@ -2,6 +2,7 @@ import AgentAPI
 import AgentCore
 import Hummingbird
 import Logging
+import NetKit
 import ServiceLifecycle
 import Synchronization
 
@@ -42,6 +43,16 @@ struct AgentRuntime {
     }
     let lock = try lockDirectory(settings.stateDir)
 
+    // 2b. The external devices, read once: their addresses are the node's NodePort
+    // frontends. Before the datapath, so a missing device leaves nothing behind.
+    let devices: [NodeDevice]
+    do {
+      devices = try NodeDevices.read(settings.devices)
+    } catch {
+      close(lock)
+      throw StartFailure("\(error)")
+    }
+
     // 3. The datapath (loads or reuses the pins under --bpf-fs).
     let datapath: any Datapath
     do {
@@ -51,6 +62,12 @@ struct AgentRuntime {
     } catch {
       close(lock)
       throw StartFailure("\(error)")
+    }
+    do {
+      try datapath.configureNorthSouth(settings.northSouth)
+    } catch {
+      close(lock)
+      throw StartFailure("cannot write the node config (jnc_node_cfg): \(error)")
     }
 
     // 4. The stored endpoints.
@@ -85,6 +102,9 @@ struct AgentRuntime {
         "socket": "\(settings.socket)",
         "state_dir": "\(settings.stateDir)", "bpf_fs": "\(settings.bpfFS)",
         "devices": "\(settings.devices.joined(separator: ","))", "pid": "\(getpid())",
+        "node_addresses":
+          "\(NodeDevices.addresses(of: devices).map(\.description).joined(separator: ","))",
+        "lb_mode": "\(settings.northSouth.lbMode.rawValue)",
         "datapath_loaded": "\(datapath.isLoaded)",
         "lb_services_max": "\(settings.mapSizes.lbServices)",
         "lb_backends_max": "\(settings.mapSizes.lbBackends)",
@@ -106,8 +126,9 @@ struct AgentRuntime {
     let services: ServiceManager
     do {
       services = try ServiceManager(
-        stateDirectory: settings.stateDir, nodeName: settings.nodeName, datapath: datapath,
-        logger: Logger(label: "services"))
+        stateDirectory: settings.stateDir, nodeName: settings.nodeName,
+        nodeAddresses: NodeDevices.addresses(of: devices), northSouth: settings.northSouth,
+        datapath: datapath, logger: Logger(label: "services"))
     } catch {
       throw StartFailure("cannot restore the services: \(error)")
     }

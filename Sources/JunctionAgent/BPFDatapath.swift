@@ -57,7 +57,7 @@ func makeDatapath(
     let reader = LBMapReader(
       services: services.services, backends: services.backends, reverseNAT: services.reverseNAT,
       maglev: services.maglev, affinity: try object.map(named: JUNCTION_MAP_LB4_AFFINITY),
-      conntrack: try object.map(named: JUNCTION_MAP_CT4))
+      conntrack: try object.map(named: JUNCTION_MAP_CT4), nodeConfig: try NodeConfigMap(object))
     logger.info(
       "datapath loaded",
       metadata: [
@@ -175,6 +175,15 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
 
   func dumpLoadBalancer() throws -> LBMapDump {
     try reader.dump()
+  }
+
+  func configureNorthSouth(_ settings: NorthSouthSettings) throws {
+    try reader.nodeConfig.update { config in
+      config.nodeport_min = settings.nodePortRange.lower
+      config.nodeport_max = settings.nodePortRange.upper
+      config.snat_port_min = settings.snatPortRange.lower
+      config.snat_port_max = settings.snatPortRange.upper
+    }
   }
 
   func forget(hostIfindex: Int) {

@@ -1,4 +1,5 @@
 import AgentAPI
+import AgentCore
 import ServiceCore
 
 /// What the agent needs from the BPF datapath, and nothing BPF-specific: the pins the CNI
@@ -24,6 +25,8 @@ protocol Datapath: Sendable {
   func programServices(_ diff: DesiredStateDiff) throws
   /// The service maps as the kernel holds them now (GET /v1/bpf/lb).
   func dumpLoadBalancer() throws -> LBMapDump
+  /// Writes the NodePort and SNAT port ranges into jnc_node_cfg (its other fields kept).
+  func configureNorthSouth(_ settings: NorthSouthSettings) throws
 }
 
 /// A datapath with nothing loaded: the API and the state work, counters and attach state
@@ -40,4 +43,5 @@ struct UnloadedDatapath: Datapath {
   func forget(hostIfindex: Int) {}
   func programServices(_ diff: DesiredStateDiff) throws {}
   func dumpLoadBalancer() throws -> LBMapDump { .empty }
+  func configureNorthSouth(_ settings: NorthSouthSettings) throws {}
 }

@@ -1,6 +1,7 @@
 import AgentAPI
 import BPFKit
 import DatapathABI
+import ServiceDatapath
 
 /// Reads the service maps back from the kernel for GET /v1/bpf/lb: what the datapath sees,
 /// whatever the agent meant to write. Keys are walked with bpf_map_get_next_key while the
@@ -14,6 +15,7 @@ struct LBMapReader {
   let maglev: BPFMap
   let affinity: BPFMap
   let conntrack: BPFMap
+  let nodeConfig: NodeConfigMap
 
   /// Each map's name and max_entries, as loaded.
   func maps() -> [LBMapInfo] {
@@ -41,7 +43,10 @@ struct LBMapReader {
           count: Int(value.count), revNatID: Int(value.rev_nat_id), flags: flags,
           flagNames: Self.names(
             flags,
-            [(Int(JUNCTION_SVC_F_AFFINITY), "affinity"), (Int(JUNCTION_SVC_F_MAGLEV), "maglev")]),
+            [
+              (Int(JUNCTION_SVC_F_AFFINITY), "affinity"), (Int(JUNCTION_SVC_F_MAGLEV), "maglev"),
+              (Int(JUNCTION_SVC_F_EXTERNAL), "external"), (Int(JUNCTION_SVC_F_DSR), "dsr"),
+            ]),
           affinityTimeout: Int(value.affinity_timeout)))
     }
     dump.services.sort {
@@ -60,7 +65,10 @@ struct LBMapReader {
           id: key.backend_id, address: Self.address(value.address),
           port: Int(UInt16(bigEndian: value.port)), proto: Self.protocolName(value.proto),
           flags: flags,
-          flagNames: Self.names(flags, [(Int(JUNCTION_BE_F_TERMINATING), "terminating")])))
+          flagNames: Self.names(
+            flags,
+            [(Int(JUNCTION_BE_F_TERMINATING), "terminating"), (Int(JUNCTION_BE_F_LOCAL), "local")]
+          )))
     }
     dump.backends.sort { $0.id < $1.id }
 
@@ -77,6 +85,11 @@ struct LBMapReader {
     }
     dump.reverseNAT.sort { $0.id < $1.id }
 
+    let config = try nodeConfig.read()
+    dump.nodeConfig = LBNodeConfig(
+      nodePortMin: Int(config.nodeport_min), nodePortMax: Int(config.nodeport_max),
+      snatPortMin: Int(config.snat_port_min), snatPortMax: Int(config.snat_port_max),
+      hostNetnsCookie: config.host_netns_cookie)
     dump.maps = maps()
     return dump
   }

@@ -1,5 +1,6 @@
 import AgentAPI
 import AgentCore
+import CNIKit
 import FoundationEssentials
 import Logging
 import ServiceCore
@@ -32,12 +33,22 @@ actor ServiceManager {
   /// Loads what a previous run stored and programs it: maps pinned from a previous run are
   /// rewritten with the same values, so a restart changes nothing a packet can see.
   /// `nodeName` is this node's (`--node-name`): the applied `Node` of that name gives the
-  /// zone for topology-aware backends.
-  init(stateDirectory: String, nodeName: String, datapath: any Datapath, logger: Logger) throws {
+  /// zone for topology-aware backends, and endpoints with that nodeName are its local ones
+  /// (Local traffic policies). `nodeAddresses` (the `--devices` addresses) and `northSouth`
+  /// (`--lb-mode`) say where NodePorts listen and which protocols use DSR; a change of them
+  /// between runs is programmed by the first write below, which rewrites every frontend with
+  /// its flags.
+  init(
+    stateDirectory: String, nodeName: String, nodeAddresses: [IPAddress] = [],
+    northSouth: NorthSouthSettings = NorthSouthSettings(), datapath: any Datapath, logger: Logger
+  ) throws {
     store = ServiceStore(directory: PathNames.join(stateDirectory, "services"))
     let stored = try store.load()
     if let warning = stored.warning { logger.warning("\(warning)") }
-    let restored = ServiceTable(resources: stored.resources, ids: stored.ids, nodeName: nodeName)
+    let restored = ServiceTable(
+      resources: stored.resources, ids: stored.ids,
+      northSouth: NorthSouthPolicy(nodeAddresses: nodeAddresses, settings: northSouth),
+      nodeName: nodeName)
     try datapath.programServices(DesiredStateDiff(from: DesiredState(), to: restored.desiredState))
     if !restored.frontends.isEmpty {
       logger.info("services restored", metadata: ["frontends": "\(restored.frontends.count)"])
@@ -96,9 +107,12 @@ actor ServiceManager {
         id: Int(frontend.id), frontend: frontend.key.description, type: frontend.type.rawValue,
         service: frontend.service.description, portName: frontend.portName,
         backends: frontend.backends.map {
-          ServiceStatus.Backend(id: $0.id, address: $0.key.description, state: $0.state.rawValue)
+          ServiceStatus.Backend(
+            id: $0.id, address: $0.key.description, state: $0.state.rawValue, local: $0.isLocal)
         },
-        affinityTimeout: frontend.affinityTimeout, algorithm: frontend.algorithm.rawValue)
+        affinityTimeout: frontend.affinityTimeout, algorithm: frontend.algorithm.rawValue,
+        mode: frontend.isExternal ? (frontend.usesDSR ? "DSR" : "SNAT") : nil,
+        trafficPolicy: frontend.isLocalPolicy ? "Local" : "Cluster")
     }
   }
 }

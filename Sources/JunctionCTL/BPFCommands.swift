@@ -39,14 +39,17 @@ extension JunctionCTL.BPFCommand.LBCommand {
         hold the service type (from the agent, when it knows the frontend), "count N" (the \
         slots 1..N new connections choose from), "maglev" when the frontend selects through \
         a Maglev table (and "no table" when none is installed), and "affinity Ns" for \
-        ClientIP affinity. Slots 1..N each name one backend; "[terminating]" marks a \
-        backend that keeps its connections but gets no new ones, and "missing" a slot whose \
-        backend id is not in jnc_lb4_be.
+        ClientIP affinity, then "external" (NodePort, ExternalIPs, LoadBalancer: served on \
+        the node's devices) and "dsr" (remote backends reached by direct server return \
+        instead of SNAT). Slots 1..N each name one backend; "[terminating]" marks a backend \
+        that keeps its connections but gets no new ones, "[local]" a pod on this node, and \
+        "missing" a slot whose backend id is not in jnc_lb4_be.
 
-        --backends lists jnc_lb4_be (ID, ADDRESS, STATE); --revnat lists jnc_lb4_revnat \
-        (ID, ADDRESS, MAGLEV: whether jnc_lb4_maglev has a table for it).
+        --backends lists jnc_lb4_be (ID, ADDRESS, STATE: active or terminating, and local \
+        for a pod on this node); --revnat lists jnc_lb4_revnat (ID, ADDRESS, MAGLEV: \
+        whether jnc_lb4_maglev has a table for it).
         -o json prints the whole dump as the API returns it (GET /v1/bpf/lb), including \
-        each map's max_entries.
+        each map's max_entries and the jnc_node_cfg entry (NodePort and SNAT port ranges).
 
         Examples:
           junctionctl bpf lb list
@@ -125,10 +128,8 @@ extension Views {
   /// `bpf lb list --backends`.
   static func lbBackendTable(_ dump: LBMapDump) -> String {
     let rows = dump.backends.map {
-      [
-        "\($0.id)", $0.endpoint,
-        $0.flagNames.isEmpty ? "active" : $0.flagNames.joined(separator: ","),
-      ]
+      let state = $0.flagNames.contains("terminating") ? [] : ["active"]
+      return ["\($0.id)", $0.endpoint, (state + $0.flagNames).joined(separator: ",")]
     }
     return Output.table(header: ["ID", "ADDRESS", "STATE"], rows: rows)
   }

@@ -60,9 +60,15 @@ extension JunctionCTL {
       static let configuration = CommandConfiguration(
         abstract: "List the frontends and their backends.",
         discussion: """
-          Columns as Cilium shows them: ID (the frontend's stable id), Frontend, Service Type, \
-          Backend, one line per backend as `N => ADDRESS:PORT/PROTO (state)`; active backends \
-          get new connections, terminating ones only keep their existing connections.
+          Columns as Cilium shows them: ID (the frontend's stable id), Frontend, Service Type \
+          (ClusterIP, NodePort on each node address and on 0.0.0.0, ExternalIPs, \
+          LoadBalancer), Flags, Backend, one line per backend as \
+          `N => ADDRESS:PORT/PROTO (state)`; active backends get new connections, terminating \
+          ones only keep their existing connections, "[local]" marks a pod on this node. \
+          Flags: SNAT or DSR on external frontends (how a backend on another node is reached, \
+          from --lb-mode), Local when the Service's externalTrafficPolicy (external \
+          frontends) or internalTrafficPolicy (ClusterIP) is Local: only this node's \
+          backends are listed, and none means connections are refused.
 
           Examples:
             junctionctl service list

@@ -80,18 +80,26 @@ enum Views {
   static func yesNo(_ value: Bool) -> String { value ? "yes" : "no" }
 
   /// `service list`: one row per backend, the frontend's columns on its first row only.
+  /// Flags: "SNAT" or "DSR" on external frontends (how remote backends are reached), "Local"
+  /// under a Local traffic policy; a backend on this node is marked "[local]".
   static func serviceTable(_ services: [ServiceStatus]) -> String {
     var rows: [[String]] = []
     for service in services {
-      let first = ["\(service.id)", service.frontend, service.type]
+      let flags = [service.mode, service.trafficPolicy == "Local" ? "Local" : nil]
+      let first = [
+        "\(service.id)", service.frontend, service.type,
+        flags.compactMap { $0 }.joined(separator: ", "),
+      ]
       if service.backends.isEmpty {
         rows.append(first + ["(no backends)"])
       }
       for (index, backend) in service.backends.enumerated() {
-        let cell = "\(index + 1) => \(backend.address) (\(backend.state))"
-        rows.append((index == 0 ? first : ["", "", ""]) + [cell])
+        var cell = "\(index + 1) => \(backend.address) (\(backend.state))"
+        if backend.local == true { cell += " [local]" }
+        rows.append((index == 0 ? first : ["", "", "", ""]) + [cell])
       }
     }
-    return Output.table(header: ["ID", "Frontend", "Service Type", "Backend"], rows: rows)
+    return Output.table(
+      header: ["ID", "Frontend", "Service Type", "Flags", "Backend"], rows: rows)
   }
 }

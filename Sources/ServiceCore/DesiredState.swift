@@ -72,15 +72,19 @@ public struct ServiceBackend: Hashable, Sendable {
   public var state: BackendState
   public var nodeName: String?
   public var zone: String?
+  /// A pod on this node (the datapath's JUNCTION_BE_F_LOCAL): reached without SNAT or DSR.
+  public var isLocal: Bool
 
   public init(
-    id: UInt32, key: BackendKey, state: BackendState, nodeName: String? = nil, zone: String? = nil
+    id: UInt32, key: BackendKey, state: BackendState, nodeName: String? = nil, zone: String? = nil,
+    isLocal: Bool = false
   ) {
     self.id = id
     self.key = key
     self.state = state
     self.nodeName = nodeName
     self.zone = zone
+    self.isLocal = isLocal
   }
 }
 
@@ -97,11 +101,22 @@ public struct ServiceFrontend: Hashable, Sendable {
   /// ClientIP affinity timeout in seconds; nil = no affinity.
   public var affinityTimeout: Int?
   public var algorithm: LBAlgorithm
+  /// NodePort, ExternalIPs or LoadBalancer: also served on the node's devices
+  /// (JUNCTION_SVC_F_EXTERNAL).
+  public var isExternal: Bool
+  /// External, and remote backends are reached by DSR, not SNAT (JUNCTION_SVC_F_DSR).
+  public var usesDSR: Bool
+  /// Under externalTrafficPolicy / internalTrafficPolicy Local: `backends` are this node's.
+  public var isLocalPolicy: Bool
 
   public init(
     id: UInt16, key: FrontendKey, type: FrontendType, service: NamespacedName, portName: String,
-    backends: [ServiceBackend], affinityTimeout: Int? = nil, algorithm: LBAlgorithm = .random
+    backends: [ServiceBackend], affinityTimeout: Int? = nil, algorithm: LBAlgorithm = .random,
+    isExternal: Bool? = nil, usesDSR: Bool = false, isLocalPolicy: Bool = false
   ) {
+    self.isExternal = isExternal ?? type.isExternal
+    self.usesDSR = usesDSR
+    self.isLocalPolicy = isLocalPolicy
     self.id = id
     self.key = key
     self.type = type

@@ -9,6 +9,8 @@ public struct PlannedBackend: Hashable, Sendable {
   /// The EndpointSlice's topology hints (`hints.forZones`, `hints.forNodes`).
   public var hintZones: [String] = []
   public var hintNodes: [String] = []
+  /// On this node (`nodeName` is this node's name).
+  public var isLocal = false
 }
 
 /// One frontend a Service asks for. Whether it gets it (another Service may hold the same
@@ -20,18 +22,25 @@ public struct FrontendClaim: Hashable, Sendable {
   public var backends: [PlannedBackend]
   public var affinityTimeout: Int?
   public var algorithm: LBAlgorithm
+  /// NodePort, ExternalIPs or LoadBalancer: served on the node's devices.
+  public var isExternal = false
+  /// An external frontend whose remote backends are reached by DSR (`NorthSouthPolicy`).
+  public var usesDSR = false
+  /// Under a Local traffic policy: `backends` are this node's only (`TrafficPolicyFilter`).
+  public var isLocalPolicy = false
 }
 
 /// Everything one Service contributes to the node's state, computed from that Service and its
 /// own EndpointSlices alone, so a change to one Service re-plans that Service only.
 public struct ServiceContribution: Hashable, Sendable {
   /// In the order the full planner always used: each port, then its cluster IPs, external
-  /// IPs, load-balancer ingress IPs and node addresses. A key repeated within the Service is
-  /// listed once.
+  /// IPs, load-balancer ingress IPs, node addresses and the wildcard. A key repeated within
+  /// the Service is listed once.
   public var claims: [FrontendClaim] = []
   /// Things left out on purpose (headless, ExternalName, unresolvable ports, ...).
   public var notes: [String] = []
-  /// Whether the backends depend on the node's zone or name (re-planned when they change).
+  /// Whether the backends depend on the node's zone or name (re-planned when they change):
+  /// topology hints, or a Local traffic policy.
   public var isTopologyAware = false
 }
 
@@ -48,27 +57,30 @@ public struct ServiceContribution: Hashable, Sendable {
 ///
 /// Frontends: every IPv4 cluster IP × port (ClusterIP), every externalIP × port
 /// (ExternalIPs), every `status.loadBalancer.ingress[].ip` × port (LoadBalancer), and, when
-/// `nodeAddresses` is given and the port has a nodePort, each node address × nodePort
-/// (NodePort). Headless and ExternalName services have none.
+/// the port has a nodePort, each of `NorthSouthPolicy.nodePortAddresses` × nodePort
+/// (NodePort: the node's device addresses and 0.0.0.0). Headless and ExternalName services
+/// have none. All but ClusterIP are external; an external frontend uses DSR when its
+/// protocol is in `NorthSouthPolicy.dsrProtocols`.
 ///
-/// Topology (`trafficDistribution`, EndpointSlice hints): `TopologyFilter`, for the node in
-/// `topology`. Not applied yet: externalTrafficPolicy and internalTrafficPolicy.
+/// Backends: externalTrafficPolicy / internalTrafficPolicy Local keep this node's only
+/// (`TrafficPolicyFilter`); otherwise topology (`trafficDistribution`, EndpointSlice hints)
+/// applies: `TopologyFilter`, for the node in `topology`.
 public enum ServicePlanner {
   /// The whole state at once: what `ServiceTable` keeps up to date change by change.
   public static func plan(
-    _ resources: ResourceSet, ids: inout LoadBalancerIDs, nodeAddresses: [IPAddress] = [],
-    nodeName: String? = nil
+    _ resources: ResourceSet, ids: inout LoadBalancerIDs,
+    northSouth: NorthSouthPolicy = NorthSouthPolicy(), nodeName: String? = nil
   ) -> DesiredState {
     let table = ServiceTable(
-      resources: resources, ids: ids, nodeAddresses: nodeAddresses, nodeName: nodeName)
+      resources: resources, ids: ids, northSouth: northSouth, nodeName: nodeName)
     ids = table.ids
     return table.desiredState
   }
 
   /// One Service's frontends and backends. `slices` are the Service's IPv4 EndpointSlices.
   public static func contribution(
-    of service: Service, slices: [EndpointSlice], nodeAddresses: [IPAddress],
-    topology: NodeTopology = NodeTopology()
+    of service: Service, slices: [EndpointSlice],
+    northSouth: NorthSouthPolicy = NorthSouthPolicy(), topology: NodeTopology = NodeTopology()
   ) -> ServiceContribution {
     var result = ServiceContribution()
     let name = service.meta.namespacedName
@@ -85,12 +97,18 @@ public enum ServicePlanner {
     }
     let slices = slices.sorted { $0.meta.name < $1.meta.name }
     var claimed: Set<FrontendKey> = []
+    if TrafficPolicyFilter.dependsOnNodeName(service) { result.isTopologyAware = true }
     for port in service.ports {
-      let resolved = resolveBackends(
+      var resolved = resolveBackends(
         service: service, port: port, slices: slices, notes: &result.notes)
+      for index in resolved.indices {
+        resolved[index].isLocal =
+          topology.nodeName != nil && resolved[index].nodeName == topology.nodeName
+      }
       if TopologyFilter.isTopologyAware(service, resolved) { result.isTopologyAware = true }
-      let backends = TopologyFilter.apply(
+      let clusterWide = TopologyFilter.apply(
         resolved, distribution: service.trafficDistribution, node: topology)
+      let local = TrafficPolicyFilter.localOnly(resolved)
       var keys: [(FrontendKey, FrontendType)] = []
       func claim(_ address: IPAddress, _ number: UInt16, _ type: FrontendType) {
         keys.append((FrontendKey(address: address, port: number, proto: port.proto), type))
@@ -99,13 +117,18 @@ public enum ServicePlanner {
       for address in service.externalIPs { claim(address, port.port, .externalIP) }
       for address in service.loadBalancerIngress { claim(address, port.port, .loadBalancer) }
       if let nodePort = port.nodePort, service.type == .nodePort || service.type == .loadBalancer {
-        for address in nodeAddresses where address.isIPv4 { claim(address, nodePort, .nodePort) }
+        for address in northSouth.nodePortAddresses { claim(address, nodePort, .nodePort) }
       }
       for (key, type) in keys where claimed.insert(key).inserted {
+        let isLocalPolicy = TrafficPolicyFilter.isLocal(service, for: type)
         result.claims.append(
           FrontendClaim(
-            key: key, type: type, portName: port.name, backends: backends,
-            affinityTimeout: service.sessionAffinity.timeoutSeconds, algorithm: service.algorithm))
+            key: key, type: type, portName: port.name,
+            backends: isLocalPolicy ? local : clusterWide,
+            affinityTimeout: service.sessionAffinity.timeoutSeconds, algorithm: service.algorithm,
+            isExternal: type.isExternal,
+            usesDSR: type.isExternal && northSouth.dsrProtocols.contains(port.proto),
+            isLocalPolicy: isLocalPolicy))
       }
     }
     return result

@@ -29,7 +29,9 @@ public enum ResourceEdit: Sendable {
 public struct ServiceTable: Sendable {
   public private(set) var resources = ResourceSet()
   public private(set) var ids: LoadBalancerIDs
-  public let nodeAddresses: [IPAddress]
+  /// Where NodePorts listen and which protocols use DSR.
+  public let northSouth: NorthSouthPolicy
+  public var nodeAddresses: [IPAddress] { northSouth.nodeAddresses }
   /// This node's name and zone, for topology-aware backends; the zone follows the applied
   /// `Node` of that name.
   public private(set) var topology: NodeTopology
@@ -43,21 +45,21 @@ public struct ServiceTable: Sendable {
   private var backendUsers: [BackendKey: Int] = [:]
 
   public init(
-    ids: LoadBalancerIDs = LoadBalancerIDs(), nodeAddresses: [IPAddress] = [],
+    ids: LoadBalancerIDs = LoadBalancerIDs(), northSouth: NorthSouthPolicy = NorthSouthPolicy(),
     nodeName: String? = nil
   ) {
     self.ids = ids
-    self.nodeAddresses = nodeAddresses
+    self.northSouth = northSouth
     topology = NodeTopology(nodeName: nodeName)
   }
 
   /// Everything in `resources` at once, keeping the ids a previous run gave (`ids`, as
   /// stored) and releasing those nothing uses any more.
   public init(
-    resources: ResourceSet, ids: LoadBalancerIDs, nodeAddresses: [IPAddress] = [],
-    nodeName: String? = nil
+    resources: ResourceSet, ids: LoadBalancerIDs,
+    northSouth: NorthSouthPolicy = NorthSouthPolicy(), nodeName: String? = nil
   ) {
-    self.init(ids: ids, nodeAddresses: nodeAddresses, nodeName: nodeName)
+    self.init(ids: ids, northSouth: northSouth, nodeName: nodeName)
     let edits = resources.objects.keys.sorted().map {
       ResourceEdit.upsert(resources.objects[$0]!, document: resources.documents[$0])
     }
@@ -121,7 +123,8 @@ public struct ServiceTable: Sendable {
     }
 
     // Which Services the edits touch: their own object, or a slice that is (or was) theirs;
-    // every topology-aware one when this node's zone changes.
+    // every topology-aware one when this node's zone changes. (The node's name is fixed for
+    // the table's life: a new name is a new table, which plans every Service.)
     var affected: Set<NamespacedName> = []
     var node = topology
     if let name = node.nodeName {
@@ -178,7 +181,7 @@ public struct ServiceTable: Sendable {
           return nil
         }
         contribution = ServicePlanner.contribution(
-          of: service, slices: sliceObjects, nodeAddresses: nodeAddresses, topology: node)
+          of: service, slices: sliceObjects, northSouth: northSouth, topology: node)
       }
       update.contributions[name] = .some(contribution)
       for claim in contributions[name]?.claims ?? [] { frontendKeys.insert(claim.key) }
@@ -257,11 +260,12 @@ public struct ServiceTable: Sendable {
         else { return nil }
         return ServiceBackend(
           id: backendID, key: planned.key, state: planned.state, nodeName: planned.nodeName,
-          zone: planned.zone)
+          zone: planned.zone, isLocal: planned.isLocal)
       }
       let frontend = ServiceFrontend(
         id: id, key: key, type: claim.type, service: owner, portName: claim.portName,
-        backends: backends, affinityTimeout: claim.affinityTimeout, algorithm: claim.algorithm)
+        backends: backends, affinityTimeout: claim.affinityTimeout, algorithm: claim.algorithm,
+        isExternal: claim.isExternal, usesDSR: claim.usesDSR, isLocalPolicy: claim.isLocalPolicy)
       update.frontends[key] = .some(frontend)
       new.append(frontend)
     }

@@ -4,10 +4,10 @@ public struct FrontendChange: Equatable, Sendable {
   public var new: ServiceFrontend
   public var addedBackends: [ServiceBackend]
   public var removedBackends: [ServiceBackend]
-  /// Backends present in both whose state changed (new values).
+  /// Backends present in both whose state or locality changed (new values).
   public var stateChangedBackends: [ServiceBackend]
-  /// Affinity, algorithm, type or owner changed (the service entry must be rewritten even if
-  /// no backend did).
+  /// Affinity, algorithm, type, owner or north-south flags (external, DSR, Local policy)
+  /// changed (the service entry must be rewritten even if no backend did).
   public var settingsChanged: Bool
 }
 
@@ -92,10 +92,14 @@ public struct DesiredStateDiff: Equatable, Sendable {
         settingsChanged: previous.affinityTimeout != frontend.affinityTimeout
           || previous.algorithm != frontend.algorithm || previous.type != frontend.type
           || previous.service != frontend.service || previous.portName != frontend.portName
-          || previous.id != frontend.id)
+          || previous.id != frontend.id || previous.isExternal != frontend.isExternal
+          || previous.usesDSR != frontend.usesDSR
+          || previous.isLocalPolicy != frontend.isLocalPolicy)
       for backend in frontend.backends {
         if let was = before[backend.key] {
-          if was.state != backend.state { change.stateChangedBackends.append(backend) }
+          if was.state != backend.state || was.isLocal != backend.isLocal {
+            change.stateChangedBackends.append(backend)
+          }
         } else {
           change.addedBackends.append(backend)
         }

@@ -33,7 +33,8 @@ public struct ServicePrograms {
     for step in diff.steps {
       switch step {
       case .createBackend(let id, let key):
-        try backends.update(backendKey(id), backendValue(key, terminating: false))
+        // Its flags (terminating, local) are written with the frontend that uses it, next.
+        try backends.update(backendKey(id), backendValue(key, terminating: false, local: false))
       case .writeFrontend(let frontend):
         try write(frontend)
       case .deleteFrontend(let frontend):
@@ -50,7 +51,8 @@ public struct ServicePrograms {
     for backend in frontend.backends where backend.state != .excluded {
       try backends.update(
         backendKey(backend.id),
-        backendValue(backend.key, terminating: backend.state == .terminating))
+        backendValue(
+          backend.key, terminating: backend.state == .terminating, local: backend.isLocal))
     }
     try reverseNAT.update(
       junction_lb4_revnat_key(rev_nat_id: frontend.id, pad: 0),
@@ -71,19 +73,27 @@ public struct ServicePrograms {
           backend_id: backend.id, affinity_timeout: 0, count: 0, rev_nat_id: frontend.id, flags: 0,
           pad: 0))
     }
-    var flags: UInt16 = 0
-    if frontend.affinityTimeout != nil { flags |= UInt16(JUNCTION_SVC_F_AFFINITY) }
-    if frontend.algorithm == .maglev { flags |= UInt16(JUNCTION_SVC_F_MAGLEV) }
     try services.update(
       serviceKey(frontend.key, slot: 0),
       junction_lb4_service(
         backend_id: 0, affinity_timeout: UInt32(frontend.affinityTimeout ?? 0),
-        count: UInt16(selectable.count), rev_nat_id: frontend.id, flags: flags, pad: 0))
+        count: UInt16(selectable.count), rev_nat_id: frontend.id, flags: Self.flags(frontend),
+        pad: 0))
     if previousCount > selectable.count {
       for slot in (selectable.count + 1)...previousCount {
         try services.delete(serviceKey(frontend.key, slot: UInt16(slot)))
       }
     }
+  }
+
+  /// The frontend entry's JUNCTION_SVC_F_* bits.
+  public static func flags(_ frontend: ServiceFrontend) -> UInt16 {
+    var flags: UInt16 = 0
+    if frontend.affinityTimeout != nil { flags |= UInt16(JUNCTION_SVC_F_AFFINITY) }
+    if frontend.algorithm == .maglev { flags |= UInt16(JUNCTION_SVC_F_MAGLEV) }
+    if frontend.isExternal { flags |= UInt16(JUNCTION_SVC_F_EXTERNAL) }
+    if frontend.usesDSR { flags |= UInt16(JUNCTION_SVC_F_DSR) }
+    return flags
   }
 
   private func delete(_ frontend: ServiceFrontend) throws(BPFError) {
@@ -111,10 +121,15 @@ public struct ServicePrograms {
     junction_lb4_backend_key(backend_id: id)
   }
 
-  private func backendValue(_ key: BackendKey, terminating: Bool) -> junction_lb4_backend {
-    junction_lb4_backend(
+  private func backendValue(_ key: BackendKey, terminating: Bool, local: Bool)
+    -> junction_lb4_backend
+  {
+    var flags: UInt8 = 0
+    if terminating { flags |= UInt8(JUNCTION_BE_F_TERMINATING) }
+    if local { flags |= UInt8(JUNCTION_BE_F_LOCAL) }
+    return junction_lb4_backend(
       address: beAddress(key.address), port: key.port.bigEndian, proto: ipProtocol(key.proto),
-      flags: terminating ? UInt8(JUNCTION_BE_F_TERMINATING) : 0)
+      flags: flags)
   }
 }
 

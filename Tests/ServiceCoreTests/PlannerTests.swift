@@ -140,11 +140,13 @@ final class PlannerTests: XCTestCase {
           ingress: [{ip: 198.51.100.7}, {hostname: lb.example.com}]
       """
     var ids = LoadBalancerIDs()
-    let state = ServicePlanner.plan(set(yaml), ids: &ids, nodeAddresses: [IPAddress("172.18.0.2")!])
+    let state = ServicePlanner.plan(
+      set(yaml), ids: &ids, northSouth: NorthSouthPolicy(nodeAddresses: [IPAddress("172.18.0.2")!]))
     XCTAssertEqual(
       state.frontends.map { "\($0.key) \($0.type.rawValue)" },
       [
-        "10.96.0.50:443/TCP ClusterIP", "172.18.0.2:30443/TCP NodePort",
+        "0.0.0.0:30443/TCP NodePort", "10.96.0.50:443/TCP ClusterIP",
+        "172.18.0.2:30443/TCP NodePort",
         "192.0.2.10:443/TCP ExternalIPs",
         "198.51.100.7:443/TCP LoadBalancer",
       ])
