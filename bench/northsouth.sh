@@ -287,6 +287,19 @@ for round in $(seq "$rounds"); do
   echo "northsouth: round $round/$rounds done" >&2
 done
 
+# Junction's drop counters on both nodes of each Junction lab, at the end (the checks and
+# warm-up included): why a path lost packets, if it did.
+drops=""
+for mech in "${mechanism_list[@]}"; do
+  [[ "$mech" == iptables ]] && continue
+  for node in node1 node2; do
+    counted="$(python3 "$bench/jncdrops.py" "${LAB_ROOT:-/run/junction-lab}/${lab_name[$mech]}/nodes/$node/bpf" \
+      "$repo/bpf/junction_abi.h" | awk '{printf "%s%s %s: %s", sep, $1, $2, $3; sep = ", "}')" ||
+      counted="(unreadable)"
+    drops+="$mech $node: ${counted:-none}; "
+  done
+done
+
 # The reference's agents did not put their programs back during the run.
 if [[ -n "${lab_name[iptables]:-}" ]]; then
   for node in node1 node2; do
@@ -304,6 +317,7 @@ fi
   echo "- binaries: \`$bin\` (junction-agent, junction, junctionctl); datapath: install/lab's BPF objects"
   echo "- tools: $(wrk --version 2>&1 | head -n1 | cut -d' ' -f1-2), $(iptables-legacy --version), $(gcc --version | head -n1), server bench/nshttp.c (gcc -O2, one thread, epoll)"
   echo "- source address the pod saw, checked before timing: $peers"
+  [[ -n "$drops" ]] && echo "- Junction's drop counters at the end (checks and warm-up included): ${drops%; }"
   echo
   python3 "$bench/northsouth.py" --samples "$tmp/samples.txt" --sequential-samples "$tmp/sequential.txt" \
     --sequential "$sequential" --rounds "$rounds" --duration "$duration" \
