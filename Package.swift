@@ -100,7 +100,7 @@ let package = Package(
     // Assertions the unit-test targets share (a library, so both can import it).
     .target(name: "CNITestSupport", dependencies: ["CNIKit"], path: "Tests/CNITestSupport"),
     .testTarget(name: "CNIKitTests", dependencies: ["CNIKit", "CNITestSupport"]),
-    .testTarget(name: "BPFKitTests", dependencies: ["BPFKit", "DatapathABI"]),
+    .testTarget(name: "BPFKitTests", dependencies: ["BPFKit", "DatapathABI", "NetKit"]),
     .testTarget(name: "AgentAPITests", dependencies: ["AgentAPI", "AgentCore"]),
     .testTarget(name: "ServiceCoreTests", dependencies: ["ServiceCore"]),
     .testTarget(
@@ -115,7 +115,7 @@ let package = Package(
     // Integration tests drive processes from Dispatch queues; Swift 5 mode keeps that
     // plumbing short. They need root and the binaries built first (see install/test.sh).
     .testTarget(
-      name: "IntegrationTests", dependencies: ["CNIKit"],
+      name: "IntegrationTests", dependencies: ["CNIKit", "BPFKit", "DatapathABI"],
       swiftSettings: [.swiftLanguageMode(.v5)]
     ),
   ]

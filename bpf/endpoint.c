@@ -9,6 +9,8 @@
  *   from_endpoint  IPv4 TCP/UDP to a service VIP:port -> pick a backend (conntrack entry,
  *                  else ClientIP affinity, else Maglev or random), record the connection
  *                  in conntrack, DNAT to the backend (the pod-side half of kube-proxy);
+ *                  a Local Redirect Policy frontend is the same, except that with
+ *                  skipRedirectFromBackend the policy's own pods get the original Service;
  *   to_endpoint    a reply from a backend of a connection in conntrack -> source rewritten
  *                  back to the VIP:port (reverse NAT), wherever the backend lives.
  * Everything else passes untouched. Layout (Cilium / Katran style): the maps declared once
@@ -81,7 +83,9 @@ static __always_inline int lb4_reverse_nat(struct __sk_buff *skb, const struct j
 	struct junction_ct4_entry *entry;
 
 	entry = bpf_map_lookup_elem(&jnc_ct4, &key);
-	if (!entry)
+	/* North-south entries are translated on the node's device (netdev.c), not here. */
+	if (!entry || (entry->flags & (JUNCTION_CT_F_SNAT | JUNCTION_CT_F_DSR |
+					JUNCTION_CT_F_EXTERNAL)))
 		return TC_ACT_OK;
 	revnat_key.rev_nat_id = entry->rev_nat_id;
 	revnat = bpf_map_lookup_elem(&jnc_lb4_revnat, &revnat_key);
@@ -93,6 +97,55 @@ static __always_inline int lb4_reverse_nat(struct __sk_buff *skb, const struct j
 			    packet->l4_off, packet->sport, revnat->port) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_ENDPOINT);
 	return TC_ACT_OK;
+}
+
+/* ---- Local Redirect Policy ------------------------------------------------------------ */
+
+/* A redirect frontend has this node's pods of the policy as its slots; skipRedirectFromBackend
+ * looks at most this many of them for the client (a node runs a handful of such pods). */
+#define JNC_LRP_MAX_SLOTS 16
+
+/* Whether `client` is one of the backends in the frontend's slots. */
+static __always_inline int lrp_client_is_backend(const struct junction_lb4_service_key *frontend,
+						 const struct junction_lb4_service *service,
+						 __be32 client)
+{
+	struct junction_lb4_service_key key = *frontend;
+	struct junction_lb4_backend_key backend_key = {};
+	struct junction_lb4_backend *backend;
+	struct junction_lb4_service *slot;
+
+	for (__u16 index = 1; index <= JNC_LRP_MAX_SLOTS; index++) {
+		if (index > service->count)
+			break;
+		key.slot = index;
+		slot = bpf_map_lookup_elem(&jnc_lb4_svc, &key);
+		if (!slot)
+			continue;
+		backend_key.backend_id = slot->backend_id;
+		backend = bpf_map_lookup_elem(&jnc_lb4_be, &backend_key);
+		if (backend && backend->address == client)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * skipRedirectFromBackend: a policy's own pod reaching its redirected frontend gets the
+ * original Service (the REDIRECT_ORIGIN-scope entry) instead of itself, or, for an address
+ * with no origin, passes untouched (NULL). Anything else keeps `service`.
+ */
+static __always_inline struct junction_lb4_service *
+lrp_skip_from_backend(const struct jnc_packet *packet, struct junction_lb4_service_key *frontend,
+		      struct junction_lb4_service *service)
+{
+	const __u16 skip = JUNCTION_SVC_F_LOCAL_REDIRECT | JUNCTION_SVC_F_SKIP_FROM_BACKEND;
+
+	if ((service->flags & skip) != skip ||
+	    !lrp_client_is_backend(frontend, service, packet->saddr))
+		return service;
+	frontend->scope = JUNCTION_SCOPE_REDIRECT_ORIGIN;
+	return bpf_map_lookup_elem(&jnc_lb4_svc, frontend);
 }
 
 /* ---- Entry points ---------------------------------------------------------------------- */
@@ -117,6 +170,9 @@ int from_endpoint(struct __sk_buff *skb)
 	frontend.port = packet.dport;
 	frontend.proto = packet.proto;
 	service = bpf_map_lookup_elem(&jnc_lb4_svc, &frontend);
+	if (!service)
+		return TC_ACT_OK;
+	service = lrp_skip_from_backend(&packet, &frontend, service);
 	if (!service)
 		return TC_ACT_OK;
 	return lb4_service(skb, &packet, &frontend, service);

@@ -12,10 +12,14 @@ build_packages=(pkg-config libnl-3-dev libnl-route-3-dev libbpf-dev linux-libc-d
 # golang-go + golang-github-appc-cni-dev: the libcni test driver (tools/cnidriver).
 # containerd + runc + busybox-static: the containerd test (`ctr run --cni` on a busybox
 # image built locally, install/containerd/).
+# dnsmasq-base + bind9-dnsutils (dig) + dnsperf: the lab's DNS servers and node-local DNS
+# caches, their tests and the DNS benchmark (install/lab-examples/node-local-dns).
+# tcpdump: the north-south lab tests capture on the nodes' devices (DSR option, SYN-ACK path).
 test_packages=(
   containernetworking-plugins golang-go golang-github-appc-cni-dev
   iproute2 iputils-ping python3 procps util-linux curl hyperfine jq
   containerd runc busybox-static
+  dnsmasq-base bind9-dnsutils dnsperf tcpdump
 )
 
 case "${1:-build}" in

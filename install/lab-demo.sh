@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The lab's first scenario: the `droids` Service in front of `role: jedi` pods spread over
 # the nodes, queried from a client pod on each node; prints which backend answered each
-# request. Brings a lab up, and always takes it down again.
+# request; then the same Service as a NodePort, asked from the external client through
+# node1 in DSR mode, answered straight from the backends' nodes. Brings a lab up, and always
+# takes it down again.
 #
 #   sudo install/lab-demo.sh [--nodes N] [--mode native|chained] [--name LAB] [--bin DIR]
 # (needs `install/build-driver.sh && install/build-bpf.sh && swift build` first; the main
@@ -32,7 +34,7 @@ trap cleanup EXIT INT TERM
 
 step "A $nodes-node lab ($mode mode)"
 up=1
-lab up --nodes "$nodes" --mode "$mode" "${bin[@]}"
+lab up --nodes "$nodes" --mode "$mode" --lb-mode dsr "${bin[@]}"
 
 step "Jedi pods, each serving its own name on port 80 (busybox httpd)"
 jedi=(luke leia obiwan yoda)
@@ -53,10 +55,11 @@ apiVersion: v1
 kind: Service
 metadata: {name: droids, namespace: default}
 spec:
+  type: NodePort
   clusterIP: 10.96.0.10
   selector: {role: jedi}
   ports:
-  - {name: http, port: 80, protocol: TCP, targetPort: 80}
+  - {name: http, port: 80, protocol: TCP, targetPort: 80, nodePort: 30080}
 YAML
 cat "$web/droids.yaml"
 lab apply -f "$web/droids.yaml" >/dev/null
@@ -72,9 +75,16 @@ for n in $(seq "$nodes"); do
     echo "  request $i answered by: $answer"
   done
 done
+node1_ip="$(lab exec-node node1 -- ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)"
+step "The external client (outside the cluster) asks droids at node1's NodePort ($node1_ip:30080) 6 times"
+echo "  (DSR: node1 forwards the SYN with the frontend in an IPv4 option; the backend's node answers the client directly)"
+for i in $(seq 6); do
+  answer="$(lab exec-client -- curl -s -m 3 "http://$node1_ip:30080/" 2>&1 || echo "(no answer)")"
+  echo "  request $i answered by: $answer"
+done
 step "node1's service maps as the kernel holds them"
 lab ctl node1 bpf lb list
 step "node1's endpoints, with the packets its eBPF programs counted"
 lab ctl node1 endpoint list
 echo
-echo "Demo complete: one Service, backends on every node, reached by its ClusterIP from every node."
+echo "Demo complete: one Service, backends on every node, reached by its ClusterIP from every node and by its NodePort from outside."

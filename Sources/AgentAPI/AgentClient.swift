@@ -113,6 +113,11 @@ public struct AgentClient: Sendable {
     try decode(try expectSuccess(request("GET", "/v1/services")))
   }
 
+  /// GET /v1/lrp: the Local Redirect Policies as this node applies them.
+  public func redirectPolicies() throws(Failure) -> [RedirectPolicyStatus] {
+    try decode(try expectSuccess(request("GET", "/v1/lrp")))
+  }
+
   /// GET /v1/bpf/lb: the service maps as the datapath holds them.
   public func loadBalancerMaps() throws(Failure) -> LBMapDump {
     try decode(try expectSuccess(request("GET", "/v1/bpf/lb")))

@@ -21,6 +21,8 @@ public enum APIRoute: Equatable, Sendable {
   /// POST /v1/resources/apply and /v1/resources/delete: Kubernetes YAML.
   case changeResources(delete: Bool)
   case listServices
+  /// GET /v1/lrp: the Local Redirect Policies.
+  case listRedirectPolicies
   /// GET /v1/bpf/lb: the service maps read back from the kernel.
   case loadBalancerMaps
   /// 400: the path names an endpoint in a way that can never be valid.
@@ -46,6 +48,8 @@ public enum APIRoute: Equatable, Sendable {
       return method == "GET" ? .listEndpoints : .methodNotAllowed(allowed: ["GET"])
     case ("services", 3):
       return method == "GET" ? .listServices : .methodNotAllowed(allowed: ["GET"])
+    case ("lrp", 3):
+      return method == "GET" ? .listRedirectPolicies : .methodNotAllowed(allowed: ["GET"])
     case ("bpf", 4) where segments[3] == "lb":
       return method == "GET" ? .loadBalancerMaps : .methodNotAllowed(allowed: ["GET"])
     case ("resources", 4) where segments[3] == "apply" || segments[3] == "delete":

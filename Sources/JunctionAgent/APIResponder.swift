@@ -72,6 +72,8 @@ struct APIResponder: HTTPResponder {
       return try await changeResources(delete: delete, &request)
     case .listServices:
       return try json(.ok, await services.list())
+    case .listRedirectPolicies:
+      return try json(.ok, await services.redirectPolicies())
     case .loadBalancerMaps:
       do {
         return try json(.ok, try datapath.dumpLoadBalancer())

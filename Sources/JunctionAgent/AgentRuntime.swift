@@ -23,6 +23,8 @@ struct AgentRuntime {
   let shutdown: ShutdownFlag
   /// Held (flock) for the process's life: one agent per state directory.
   let stateLock: Int32
+  /// `--socket-lb`: the cgroup attachments, held for the process's life.
+  let socketLB: SocketLoadBalancer?
 
   static func start(settings: AgentSettings, shutdownGrace: Double) throws(StartFailure)
     -> AgentRuntime
@@ -58,7 +60,7 @@ struct AgentRuntime {
     do {
       datapath = try makeDatapath(
         bpfFS: settings.bpfFS, objectDirectory: settings.bpfObjects, mapSizes: settings.mapSizes,
-        logger: logger)
+        devices: devices, logger: logger)
     } catch {
       close(lock)
       throw StartFailure("\(error)")
@@ -132,9 +134,23 @@ struct AgentRuntime {
     } catch {
       throw StartFailure("cannot restore the services: \(error)")
     }
+    // 6. Socket LB, last: nothing after it can fail and leave it attached.
+    var socketLB: SocketLoadBalancer?
+    if settings.northSouth.socketLB {
+      do {
+        socketLB = try SocketLoadBalancer.start(
+          cgroupRoot: settings.northSouth.cgroupRoot, stateDirectory: settings.stateDir,
+          bpfFS: settings.bpfFS,
+          objectDirectory: settings.bpfObjects, mapSizes: settings.mapSizes, logger: logger)
+      } catch {
+        close(lock)
+        throw StartFailure("\(error)")
+      }
+    }
     return AgentRuntime(
       settings: settings, shutdownGrace: shutdownGrace, logger: logger, datapath: datapath,
-      registry: registry, services: services, shutdown: shutdown, stateLock: lock)
+      registry: registry, services: services, shutdown: shutdown, stateLock: lock,
+      socketLB: socketLB)
   }
 
   private static func lockDirectory(_ directory: String) throws(StartFailure) -> Int32 {
@@ -155,6 +171,7 @@ struct AgentRuntime {
 
   /// Replays the deletion queue, reconciles, serves; returns after a clean shutdown.
   func serve() async throws {
+    defer { socketLB?.stop() }
     await registry.replayDeleteQueue()
     await registry.reconcile()
 

@@ -3,6 +3,7 @@ import AgentCore
 import BPFKit
 import DatapathABI
 import Logging
+import NetKit
 import ServiceCore
 import ServiceDatapath
 
@@ -17,8 +18,12 @@ import ServiceDatapath
 /// them, so counters (and, later, conntrack and services) survive; the programs are loaded
 /// afresh and their pins replaced, and reconcile re-attaches live endpoints in place
 /// (tc's replace), so no packet finds a hook without a program.
+///
+/// With `devices` (the --devices the agent read at start), the north-south programs
+/// (netdev.o) are loaded as well and attached to each of them (`NetdevPrograms`).
 func makeDatapath(
-  bpfFS: String, objectDirectory: String, mapSizes: MapSizes, logger: Logger
+  bpfFS: String, objectDirectory: String, mapSizes: MapSizes, devices: [NodeDevice] = [],
+  logger: Logger
 ) throws -> any Datapath {
   // libbpf prints to stderr by default, also on normal paths (querying a link without a
   // clsact): keep its words, in the agent's log format.
@@ -28,13 +33,15 @@ func makeDatapath(
       level: level == .debug ? .trace : .debug, "libbpf: \(message)",
       metadata: ["libbpf_level": "\(level)"])
   }
-  let objectPath =
-    objectDirectory.hasSuffix("/")
-    ? objectDirectory + "endpoint.o" : objectDirectory + "/endpoint.o"
+  let directory = objectDirectory.hasSuffix("/") ? objectDirectory : objectDirectory + "/"
+  let objectPath = directory + "endpoint.o"
+  let netdevPath = directory + "netdev.o"
   // Checked before anything is mounted, so a failed start leaves nothing behind.
-  guard access(objectPath, R_OK) == 0 else {
-    throw DatapathStartFailure(
-      "the datapath object \(objectPath) is missing (build it with install/build-bpf.sh)")
+  for path in [objectPath] + (devices.isEmpty ? [] : [netdevPath]) {
+    guard access(path, R_OK) == 0 else {
+      throw DatapathStartFailure(
+        "the datapath object \(path) is missing (build it with install/build-bpf.sh)")
+    }
   }
   try prepareBPFFilesystem(bpfFS, logger: logger)
   // libbpf does not reuse a pinned map of another size (the load fails), and replacing it
@@ -58,6 +65,12 @@ func makeDatapath(
       services: services.services, backends: services.backends, reverseNAT: services.reverseNAT,
       maglev: services.maglev, affinity: try object.map(named: JUNCTION_MAP_LB4_AFFINITY),
       conntrack: try object.map(named: JUNCTION_MAP_CT4), nodeConfig: try NodeConfigMap(object))
+    let netdev =
+      devices.isEmpty
+      ? nil
+      : try NetdevPrograms.load(
+        objectPath: netdevPath, bpfFS: bpfFS, mapSizes: mapSizes, devices: devices,
+        logger: logger)
     logger.info(
       "datapath loaded",
       metadata: [
@@ -68,7 +81,9 @@ func makeDatapath(
       ])
     return BPFDatapath(
       object: object, fromEndpoint: from, toEndpoint: to, counters: counters, services: services,
-      reader: reader, fromEndpointPin: fromPin, toEndpointPin: toPin)
+      reader: reader, fromEndpointPin: fromPin, toEndpointPin: toPin, netdev: netdev)
+  } catch let failure as DatapathStartFailure {
+    throw failure
   } catch {
     throw DatapathStartFailure("cannot load the datapath from \(objectPath): \(error)")
   }
@@ -128,12 +143,15 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
   private let reader: LBMapReader
   let fromEndpointPin: String
   let toEndpointPin: String
+  /// The north-south programs, when the agent serves --devices.
+  let netdev: NetdevPrograms?
 
   init(
     object: BPFObject, fromEndpoint: BPFProgram, toEndpoint: BPFProgram, counters: BPFMap,
     services: ServicePrograms, reader: LBMapReader, fromEndpointPin: String,
-    toEndpointPin: String
+    toEndpointPin: String, netdev: NetdevPrograms? = nil
   ) {
+    self.netdev = netdev
     self.reader = reader
     self.services = services
     self.object = object

@@ -46,6 +46,8 @@ struct LBMapReader {
             [
               (Int(JUNCTION_SVC_F_AFFINITY), "affinity"), (Int(JUNCTION_SVC_F_MAGLEV), "maglev"),
               (Int(JUNCTION_SVC_F_EXTERNAL), "external"), (Int(JUNCTION_SVC_F_DSR), "dsr"),
+              (Int(JUNCTION_SVC_F_LOCAL_REDIRECT), "local-redirect"),
+              (Int(JUNCTION_SVC_F_SKIP_FROM_BACKEND), "skip-from-backend"),
             ]),
           affinityTimeout: Int(value.affinity_timeout)))
     }

@@ -115,4 +115,21 @@ actor ServiceManager {
         trafficPolicy: frontend.isLocalPolicy ? "Local" : "Cluster")
     }
   }
+
+  func redirectPolicies() -> [RedirectPolicyStatus] {
+    table.localRedirects.map { policy in
+      RedirectPolicyStatus(
+        kind: policy.policy.kind.rawValue, namespace: policy.policy.namespace,
+        name: policy.policy.name, matcher: policy.matcher, service: policy.service?.description,
+        skipRedirectFromBackend: policy.skipRedirectFromBackend,
+        frontends: policy.frontends.map {
+          RedirectPolicyStatus.Frontend(
+            frontend: $0.key.description, redirected: $0.redirected,
+            backends: $0.backends.map(\.description))
+        },
+        localBackends: policy.pods.map {
+          RedirectPolicyStatus.LocalBackend(pod: $0.name.description, address: "\($0.address)")
+        }, notes: policy.notes)
+    }
+  }
 }

@@ -128,3 +128,41 @@ enum ResourceFile {
     return String(decoding: bytes, as: UTF8.self)
   }
 }
+
+extension JunctionCTL {
+  struct RedirectPolicyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "lrp",
+      abstract: "The Local Redirect Policies this node applies.",
+      subcommands: [List.self]
+    )
+
+    struct List: ParsableCommand {
+      static let configuration = CommandConfiguration(
+        abstract: "List each policy, its frontends and its local backends.",
+        discussion: """
+          A frontend is `redirected` while one of the pods the policy selects is ready on \
+          this node (it is then type LocalRedirect in `service list`); otherwise traffic to \
+          a Service's frontend goes to the Service as usual and an address frontend is not \
+          served.
+
+          Examples:
+            junctionctl lrp list
+            junctionctl lrp list -o json
+          """)
+
+      @ParentCommand var root: JunctionCTL
+      @OptionGroup var format: OutputOption
+
+      func run() throws {
+        try Agent.run(socket: root.socket) { client in
+          let policies = try client.redirectPolicies()
+          switch format.output {
+          case .table: print(Views.redirectPolicyTable(policies), terminator: "")
+          case .json: print(try Output.json(policies))
+          }
+        }
+      }
+    }
+  }
+}

@@ -102,4 +102,32 @@ enum Views {
     return Output.table(
       header: ["ID", "Frontend", "Service Type", "Flags", "Backend"], rows: rows)
   }
+
+  /// `lrp list`: one block per policy, a line per frontend and per local backend pod.
+  static func redirectPolicyTable(_ policies: [RedirectPolicyStatus]) -> String {
+    var rows: [[String]] = []
+    for policy in policies {
+      var first = [
+        "\(policy.namespace)/\(policy.name)",
+        policy.service.map { "service \($0)" } ?? policy.matcher,
+      ]
+      var lines: [[String]] = []
+      for frontend in policy.frontends {
+        lines.append([
+          frontend.frontend, frontend.redirected ? "redirected" : "not redirected",
+          frontend.backends.isEmpty
+            ? "(no local backend)" : frontend.backends.joined(separator: ", "),
+        ])
+      }
+      if lines.isEmpty { lines.append(["(no frontend)", "", ""]) }
+      let pods = policy.localBackends.map { "\($0.pod) \($0.address)" }
+      for (index, line) in lines.enumerated() {
+        rows.append(first + line + [index < pods.count ? pods[index] : ""])
+        first = ["", ""]
+      }
+      for pod in pods.dropFirst(lines.count) { rows.append(["", "", "", "", "", pod]) }
+    }
+    return Output.table(
+      header: ["Policy", "Matcher", "Frontend", "State", "Backends", "Local pods"], rows: rows)
+  }
 }

@@ -24,7 +24,8 @@ struct JunctionCTL: ParsableCommand {
         junctionctl bpf lb list
       """,
     subcommands: [
-      Status.self, EndpointCommand.self, ServiceCommand.self, Apply.self, Delete.self,
+      Status.self, EndpointCommand.self, ServiceCommand.self, RedirectPolicyCommand.self,
+      Apply.self, Delete.self,
       BPFCommand.self,
     ]
   )

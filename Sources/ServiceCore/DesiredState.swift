@@ -31,6 +31,8 @@ public enum FrontendType: String, Hashable, Sendable, Codable {
   case nodePort = "NodePort"
   case externalIP = "ExternalIPs"
   case loadBalancer = "LoadBalancer"
+  /// A Local Redirect Policy's frontend: this node's selected pods only.
+  case localRedirect = "LocalRedirect"
 }
 
 /// What a backend may be used for.
@@ -108,15 +110,19 @@ public struct ServiceFrontend: Hashable, Sendable {
   public var usesDSR: Bool
   /// Under externalTrafficPolicy / internalTrafficPolicy Local: `backends` are this node's.
   public var isLocalPolicy: Bool
+  /// Set on a `localRedirect` frontend (see `FrontendRedirect`).
+  public var redirect: FrontendRedirect?
 
   public init(
     id: UInt16, key: FrontendKey, type: FrontendType, service: NamespacedName, portName: String,
     backends: [ServiceBackend], affinityTimeout: Int? = nil, algorithm: LBAlgorithm = .random,
-    isExternal: Bool? = nil, usesDSR: Bool = false, isLocalPolicy: Bool = false
+    isExternal: Bool? = nil, usesDSR: Bool = false, isLocalPolicy: Bool = false,
+    redirect: FrontendRedirect? = nil
   ) {
     self.isExternal = isExternal ?? type.isExternal
     self.usesDSR = usesDSR
     self.isLocalPolicy = isLocalPolicy
+    self.redirect = redirect
     self.id = id
     self.key = key
     self.type = type
@@ -168,7 +174,7 @@ public struct DesiredState: Equatable, Sendable {
   public var backends: [UInt32: BackendKey] {
     var result: [UInt32: BackendKey] = [:]
     for frontend in frontends {
-      for backend in frontend.backends { result[backend.id] = backend.key }
+      for backend in frontend.allBackends { result[backend.id] = backend.key }
     }
     return result
   }

@@ -39,7 +39,8 @@ public struct NorthSouthPolicy: Hashable, Sendable {
 extension FrontendType {
   /// Reachable from outside the cluster through the node's devices: NodePort, ExternalIPs
   /// and LoadBalancer (the datapath's JUNCTION_SVC_F_EXTERNAL).
-  public var isExternal: Bool { self != .clusterIP }
+  /// A Local Redirect Policy's frontend is for pods, like a ClusterIP.
+  public var isExternal: Bool { self != .clusterIP && self != .localRedirect }
 }
 
 /// `externalTrafficPolicy` / `internalTrafficPolicy: Local` as kube-proxy applies them

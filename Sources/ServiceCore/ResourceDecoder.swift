@@ -156,7 +156,8 @@ public enum ResourceDecoder {
     case .localRedirectPolicy, .ciliumLocalRedirectPolicy:
       resource = .redirectPolicy(
         RedirectPolicy(
-          meta: meta, apiVersion: apiVersion, kind: kind.rawValue, spec: root.raw("spec") ?? .null))
+          meta: meta, apiVersion: apiVersion, kind: kind.rawValue, spec: root.raw("spec") ?? .null,
+          redirect: RedirectPolicyDecoding.decode(root, meta: meta)))
     }
     if sink.issues.isEmpty {
       result.resources.append(resource)

@@ -267,18 +267,24 @@ public struct Pod: Hashable, Sendable {
 }
 
 /// A LocalRedirectPolicy, ours (`junction.io/v1alpha1`) or Cilium's (`cilium.io/v2`
-/// `CiliumLocalRedirectPolicy`): kept raw until the LRP issue gives it meaning.
+/// `CiliumLocalRedirectPolicy`, the same spec): the raw spec as written, and its meaning
+/// (`redirect`, see `LocalRedirectSpec`; nil only for objects built in code without one).
 public struct RedirectPolicy: Hashable, Sendable {
   public var meta: ObjectMeta
   public var apiVersion: String
   public var kind: String
   public var spec: YAMLValue
+  public var redirect: LocalRedirectSpec?
 
-  public init(meta: ObjectMeta, apiVersion: String, kind: String, spec: YAMLValue) {
+  public init(
+    meta: ObjectMeta, apiVersion: String, kind: String, spec: YAMLValue,
+    redirect: LocalRedirectSpec? = nil
+  ) {
     self.meta = meta
     self.apiVersion = apiVersion
     self.kind = kind
     self.spec = spec
+    self.redirect = redirect
   }
 }
 

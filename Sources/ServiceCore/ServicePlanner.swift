@@ -28,6 +28,8 @@ public struct FrontendClaim: Hashable, Sendable {
   public var usesDSR = false
   /// Under a Local traffic policy: `backends` are this node's only (`TrafficPolicyFilter`).
   public var isLocalPolicy = false
+  /// Set when a Local Redirect Policy took the frontend over (`LocalRedirectPlanner`).
+  public var redirect: Redirect? = nil
 }
 
 /// Everything one Service contributes to the node's state, computed from that Service and its

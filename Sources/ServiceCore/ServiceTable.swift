@@ -43,6 +43,8 @@ public struct ServiceTable: Sendable {
   private var claimants: [FrontendKey: [NamespacedName]] = [:]
   /// How many frontends reference each backend: its entry (and id) lives while this is > 0.
   private var backendUsers: [BackendKey: Int] = [:]
+  /// Local Redirect Policies: see ServiceTable+LocalRedirect.swift.
+  var redirects = RedirectIndex()
 
   public init(
     ids: LoadBalancerIDs = LoadBalancerIDs(), northSouth: NorthSouthPolicy = NorthSouthPolicy(),
@@ -74,7 +76,7 @@ public struct ServiceTable: Sendable {
     let services = contributions.keys.sorted()
     return DesiredState(
       frontends: frontends.keys.sorted().map { frontends[$0]! },
-      notes: services.flatMap { contributions[$0]!.notes },
+      notes: services.flatMap { contributions[$0]!.notes } + redirects.notes,
       conflicts: claimants.keys.sorted().flatMap { Self.conflicts($0, claimants[$0]!) })
   }
 
@@ -97,6 +99,7 @@ public struct ServiceTable: Sendable {
     fileprivate var serviceIDs: StableIDDraft
     fileprivate var backendIDs: StableIDDraft
     fileprivate var zone: String?
+    var redirects = RedirectIndex.Changes()
 
     /// What the id tables gain and lose (for the journal).
     public var idChanges: LoadBalancerIDChanges {
@@ -167,6 +170,9 @@ public struct ServiceTable: Sendable {
       zone: node.zone)
     update.resources = changed
     var frontendKeys: Set<FrontendKey> = []
+    update.redirects = redirects.prepare(
+      changed: Set(changed.keys), object: object, nodeName: node.nodeName,
+      frontendKeys: &frontendKeys)
     var newClaims: [FrontendKey: [NamespacedName]] = [:]
     for name in affected {
       var slices = slicesByService[name] ?? []
@@ -216,10 +222,14 @@ public struct ServiceTable: Sendable {
     // Frontend ids in key order (so a fresh table always gives the same input the same
     // ids), then the backends' use counts, then backend ids.
     var notes = affected.sorted().flatMap { contribution($0)?.notes ?? [] }
+    notes += update.redirects.notes
     var claims: [FrontendKey: (id: UInt16, claim: FrontendClaim, owner: NamespacedName)] = [:]
     for key in keys {
-      guard let owner = update.claimants[key]?.first,
-        let claim = contribution(owner)?.claims.first(where: { $0.key == key })
+      let owner = update.claimants[key]?.first
+      guard
+        let (claim, owner) = LocalRedirectPlanner.resolve(
+          serviceClaim: owner.flatMap { contribution($0)?.claims.first(where: { $0.key == key }) },
+          owner: owner, redirects: redirects.claims(for: key, in: update.redirects), notes: &notes)
       else {
         ids.services.table.release(key.description, in: &update.serviceIDs)
         continue
@@ -233,10 +243,12 @@ public struct ServiceTable: Sendable {
     }
     var users: [BackendKey: Int] = [:]
     for key in keys {
-      for backend in frontends[key]?.backends ?? [] {
+      for backend in frontends[key]?.allBackends ?? [] {
         users[backend.key, default: backendUsers[backend.key] ?? 0] -= 1
       }
-      for backend in claims[key]?.claim.backends ?? [] {
+      for backend in claims[key].map({ $0.claim.backends + ($0.claim.redirect?.origin ?? []) })
+        ?? []
+      {
         users[backend.key, default: backendUsers[backend.key] ?? 0] += 1
       }
     }
@@ -253,19 +265,26 @@ public struct ServiceTable: Sendable {
         update.frontends[key] = .some(nil)
         continue
       }
-      let backends = claim.backends.compactMap { planned -> ServiceBackend? in
-        guard
-          let backendID = ids.backends.table.id(
-            for: planned.key.description, in: &update.backendIDs)
-        else { return nil }
-        return ServiceBackend(
-          id: backendID, key: planned.key, state: planned.state, nodeName: planned.nodeName,
-          zone: planned.zone, isLocal: planned.isLocal)
+      func entries(_ planned: [PlannedBackend]) -> [ServiceBackend] {
+        planned.compactMap { planned -> ServiceBackend? in
+          guard
+            let backendID = ids.backends.table.id(
+              for: planned.key.description, in: &update.backendIDs)
+          else { return nil }
+          return ServiceBackend(
+            id: backendID, key: planned.key, state: planned.state, nodeName: planned.nodeName,
+            zone: planned.zone, isLocal: planned.isLocal)
+        }
       }
       let frontend = ServiceFrontend(
         id: id, key: key, type: claim.type, service: owner, portName: claim.portName,
-        backends: backends, affinityTimeout: claim.affinityTimeout, algorithm: claim.algorithm,
-        isExternal: claim.isExternal, usesDSR: claim.usesDSR, isLocalPolicy: claim.isLocalPolicy)
+        backends: entries(claim.backends), affinityTimeout: claim.affinityTimeout,
+        algorithm: claim.algorithm, isExternal: claim.isExternal, usesDSR: claim.usesDSR,
+        isLocalPolicy: claim.isLocalPolicy,
+        redirect: claim.redirect.map {
+          FrontendRedirect(
+            policy: $0.policy, skipFromBackend: $0.skipFromBackend, origin: $0.origin.map(entries))
+        })
       update.frontends[key] = .some(frontend)
       new.append(frontend)
     }
@@ -308,6 +327,7 @@ public struct ServiceTable: Sendable {
     ids.services.table.apply(update.serviceIDs)
     ids.backends.table.apply(update.backendIDs)
     topology.zone = update.zone
+    redirects.commit(update.redirects)
   }
 
   private static func owner(_ resource: Resource?) -> NamespacedName? {

@@ -48,7 +48,7 @@ public struct ServicePrograms {
   private func write(_ frontend: ServiceFrontend) throws(BPFError) {
     // A backend's terminating flag is what stops new connections reaching it while its
     // existing ones (conntrack) keep resolving.
-    for backend in frontend.backends where backend.state != .excluded {
+    for backend in frontend.allBackends where backend.state != .excluded {
       try backends.update(
         backendKey(backend.id),
         backendValue(
@@ -64,24 +64,68 @@ public struct ServicePrograms {
     } else {
       try MaglevTable.remove(revNatID: frontend.id, in: maglev)
     }
-    let selectable = frontend.selectable
-    let previousCount = try currentCount(frontend.key)
-    for (index, backend) in selectable.enumerated() {
+    // A redirected frontend's origin entries go in before the flag that sends the policy's
+    // own pods to them, and come out after it is gone.
+    if let origin = frontend.redirect?.selectableOrigin {
+      try writeEntry(frontend, slots: origin, flags: 0, scope: .origin)
+    }
+    try writeEntry(
+      frontend, slots: frontend.selectable, flags: Self.flags(frontend), scope: .default)
+    if frontend.redirect?.origin == nil { try deleteEntry(frontend.key, scope: .origin) }
+  }
+
+  /// The scopes of junction_lb4_service_key.
+  private enum Scope {
+    case `default`
+    /// The original Service behind a redirected frontend (JUNCTION_SCOPE_REDIRECT_ORIGIN).
+    case origin
+
+    var value: UInt8 {
+      switch self {
+      case .default: UInt8(JUNCTION_SCOPE_DEFAULT)
+      case .origin: UInt8(JUNCTION_SCOPE_REDIRECT_ORIGIN)
+      }
+    }
+  }
+
+  /// One frontend entry and its slots: slots first, then the master entry whose count makes
+  /// them reachable, then the surplus slots of a shrunk frontend.
+  private func writeEntry(
+    _ frontend: ServiceFrontend, slots: [ServiceBackend], flags: UInt16, scope: Scope
+  ) throws(BPFError) {
+    let previousCount = try currentCount(frontend.key, scope: scope)
+    for (index, backend) in slots.enumerated() {
       try services.update(
-        serviceKey(frontend.key, slot: UInt16(index + 1)),
+        serviceKey(frontend.key, slot: UInt16(index + 1), scope: scope),
         junction_lb4_service(
           backend_id: backend.id, affinity_timeout: 0, count: 0, rev_nat_id: frontend.id, flags: 0,
           pad: 0))
     }
     try services.update(
-      serviceKey(frontend.key, slot: 0),
+      serviceKey(frontend.key, slot: 0, scope: scope),
       junction_lb4_service(
-        backend_id: 0, affinity_timeout: UInt32(frontend.affinityTimeout ?? 0),
-        count: UInt16(selectable.count), rev_nat_id: frontend.id, flags: Self.flags(frontend),
-        pad: 0))
-    if previousCount > selectable.count {
-      for slot in (selectable.count + 1)...previousCount {
-        try services.delete(serviceKey(frontend.key, slot: UInt16(slot)))
+        backend_id: 0,
+        affinity_timeout: UInt32(scope == .default ? frontend.affinityTimeout ?? 0 : 0),
+        count: UInt16(slots.count), rev_nat_id: frontend.id, flags: flags, pad: 0))
+    if previousCount > slots.count {
+      for slot in (slots.count + 1)...previousCount {
+        try services.delete(serviceKey(frontend.key, slot: UInt16(slot), scope: scope))
+      }
+    }
+  }
+
+  /// Removes one frontend entry and its slots (nothing when it is not there).
+  private func deleteEntry(_ key: FrontendKey, scope: Scope) throws(BPFError) {
+    // One lookup when there is nothing (every write of a frontend that is not redirected).
+    guard
+      let entry = try services.lookup(
+        serviceKey(key, slot: 0, scope: scope), as: junction_lb4_service.self)
+    else { return }
+    let count = Int(entry.count)
+    try services.delete(serviceKey(key, slot: 0, scope: scope))
+    if count > 0 {
+      for slot in 1...count {
+        try services.delete(serviceKey(key, slot: UInt16(slot), scope: scope))
       }
     }
   }
@@ -93,28 +137,33 @@ public struct ServicePrograms {
     if frontend.algorithm == .maglev { flags |= UInt16(JUNCTION_SVC_F_MAGLEV) }
     if frontend.isExternal { flags |= UInt16(JUNCTION_SVC_F_EXTERNAL) }
     if frontend.usesDSR { flags |= UInt16(JUNCTION_SVC_F_DSR) }
+    if let redirect = frontend.redirect {
+      flags |= UInt16(JUNCTION_SVC_F_LOCAL_REDIRECT)
+      if redirect.skipFromBackend { flags |= UInt16(JUNCTION_SVC_F_SKIP_FROM_BACKEND) }
+    }
     return flags
   }
 
   private func delete(_ frontend: ServiceFrontend) throws(BPFError) {
-    let count = try currentCount(frontend.key)
-    try services.delete(serviceKey(frontend.key, slot: 0))
-    if count > 0 {
-      for slot in 1...count { try services.delete(serviceKey(frontend.key, slot: UInt16(slot))) }
-    }
+    try deleteEntry(frontend.key, scope: .default)
+    try deleteEntry(frontend.key, scope: .origin)
     try MaglevTable.remove(revNatID: frontend.id, in: maglev)
     try reverseNAT.delete(junction_lb4_revnat_key(rev_nat_id: frontend.id, pad: 0))
   }
 
   /// The slot count the datapath sees now for `key` (0 when the frontend is not there).
-  private func currentCount(_ key: FrontendKey) throws(BPFError) -> Int {
-    Int(try services.lookup(serviceKey(key, slot: 0), as: junction_lb4_service.self)?.count ?? 0)
+  private func currentCount(_ key: FrontendKey, scope: Scope = .default) throws(BPFError) -> Int {
+    Int(
+      try services.lookup(serviceKey(key, slot: 0, scope: scope), as: junction_lb4_service.self)?
+        .count ?? 0)
   }
 
-  private func serviceKey(_ key: FrontendKey, slot: UInt16) -> junction_lb4_service_key {
+  private func serviceKey(_ key: FrontendKey, slot: UInt16, scope: Scope = .default)
+    -> junction_lb4_service_key
+  {
     junction_lb4_service_key(
       address: beAddress(key.address), port: key.port.bigEndian, proto: ipProtocol(key.proto),
-      scope: UInt8(JUNCTION_SCOPE_DEFAULT), slot: slot, pad2: 0)
+      scope: scope.value, slot: slot, pad2: 0)
   }
 
   private func backendKey(_ id: UInt32) -> junction_lb4_backend_key {

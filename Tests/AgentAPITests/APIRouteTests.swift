@@ -79,6 +79,9 @@ final class APIRouteTests: XCTestCase {
 
   func testServiceRoutes() {
     XCTAssertEqual(APIRoute.resolve(method: "GET", path: "/v1/services"), .listServices)
+    XCTAssertEqual(APIRoute.resolve(method: "GET", path: "/v1/lrp"), .listRedirectPolicies)
+    XCTAssertEqual(
+      APIRoute.resolve(method: "POST", path: "/v1/lrp"), .methodNotAllowed(allowed: ["GET"]))
     XCTAssertEqual(
       APIRoute.resolve(method: "POST", path: "/v1/resources/apply"), .changeResources(delete: false)
     )

@@ -587,6 +587,52 @@ final class ServiceLBTests: XCTestCase {
 
   // MARK: - BPFKit
 
+  // MARK: - Local Redirect Policy
+
+  /// skipRedirectFromBackend: other clients are redirected to the local pod; the pod itself
+  /// passes untouched while there is no origin entry (an address matcher), and gets the
+  /// original Service's backend from the REDIRECT_ORIGIN-scope entry when there is one.
+  func testARedirectsOwnBackendGetsTheOriginServiceOrPassesUntouched() throws {
+    let local = backendAddresses[0]
+    let flags = JUNCTION_SVC_F_LOCAL_REDIRECT | JUNCTION_SVC_F_SKIP_FROM_BACKEND
+    let redirect = Service(vip: vip, backends: [(1, local, 8080)], flags: Int32(flags))
+    try program(redirect)
+    XCTAssertEqual(ParsedFrame(try runFrom(request().build()).output).destination, local)
+
+    var own = request(sourcePort: 40001)
+    own.source = local
+    let frame = own.build()
+    XCTAssertEqual(try runFrom(frame).output, frame, "no origin: untouched")
+    XCTAssertNil(
+      try conntrack.lookup(
+        ctKey(local, 40001, vip, 80, .tcp, JUNCTION_CT_SERVICE), as: junction_ct4_entry.self))
+
+    try writeBackend(2, backendAddresses[1], 8080, .tcp)
+    var slotKey = frontendKey(redirect, slot: 1)
+    slotKey.scope = UInt8(JUNCTION_SCOPE_REDIRECT_ORIGIN)
+    var slot = junction_lb4_service()
+    slot.backend_id = 2
+    try services.update(slotKey, slot)
+    var originKey = frontendKey(redirect, slot: 0)
+    originKey.scope = UInt8(JUNCTION_SCOPE_REDIRECT_ORIGIN)
+    var origin = junction_lb4_service()
+    origin.count = 1
+    origin.rev_nat_id = redirect.revNatID
+    try services.update(originKey, origin)
+    let translated = ParsedFrame(try runFrom(frame).output)
+    XCTAssertEqual(translated.destination, backendAddresses[1])
+    XCTAssertTrue(translated.ipChecksumValid && translated.l4ChecksumValid)
+    // Without the skip flag the pod is redirected like anyone else (to itself).
+    var plain = redirect
+    plain.flags = Int32(JUNCTION_SVC_F_LOCAL_REDIRECT)
+    try program(plain)
+    XCTAssertEqual(
+      ParsedFrame(try runFrom(request(sourcePort: 40002).build()).output).destination, local)
+    var ownAgain = request(sourcePort: 40003)
+    ownAgain.source = local
+    XCTAssertEqual(ParsedFrame(try runFrom(ownAgain.build()).output).destination, local)
+  }
+
   func testMapsCanBeSizedBeforeLoad() throws {
     let root = try ScratchBPFFilesystem()
     defer { root.remove() }

@@ -109,13 +109,21 @@ final class DecodingTests: XCTestCase {
       spec:
         redirectFrontend:
           serviceMatcher: {serviceName: kube-dns, namespace: kube-system}
+        redirectBackend:
+          localEndpointSelector: {matchLabels: {k8s-app: node-local-dns}}
+          toPorts: [{port: "53", protocol: UDP}]
       ---
       apiVersion: junction.io/v1alpha1
       kind: LocalRedirectPolicy
       metadata:
         name: dns
         namespace: kube-system
-      spec: {}
+      spec:
+        redirectFrontend:
+          addressMatcher: {ip: 169.254.20.10, toPorts: [{port: 53, protocol: UDP}]}
+        redirectBackend:
+          localEndpointSelector: {}
+          toPorts: [{port: 53, protocol: UDP}]
       """
     let decoded = ResourceDecoder.decode(yaml: yaml)
     XCTAssertEqual(decoded.problems, [])

@@ -20,7 +20,7 @@ final class ServiceTableTests: XCTestCase {
           XCTAssertNil(backends[id], "backend \(id) created twice")
           backends[id] = key
         case .writeFrontend(let frontend):
-          for backend in frontend.backends {
+          for backend in frontend.allBackends {
             XCTAssertEqual(backends[backend.id], backend.key, "slot names a missing backend")
           }
           frontends[frontend.key] = frontend
@@ -36,14 +36,50 @@ final class ServiceTableTests: XCTestCase {
   /// What a frontend is, ids left out.
   private struct Shape: Equatable, CustomStringConvertible {
     var key: FrontendKey
+    var type: FrontendType
     var service: NamespacedName
     var backends: [String]
+    var origin: [String]?
     init(_ frontend: ServiceFrontend) {
       key = frontend.key
+      type = frontend.type
       service = frontend.service
       backends = frontend.backends.map { "\($0.key) \($0.state.rawValue)" }
+      origin = frontend.redirect?.origin?.map { "\($0.key) \($0.state.rawValue)" }
     }
-    var description: String { "\(key) \(service) \(backends)" }
+    var description: String { "\(key) \(type.rawValue) \(service) \(backends) \(origin ?? [])" }
+  }
+
+  /// A pod of namespace ns on `node`.
+  private func pod(_ name: String, node: String, ip: String, role: String, ready: Bool) -> String {
+    """
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: \(name), namespace: ns, labels: {role: \(role)}}
+    spec: {nodeName: \(node)}
+    status:
+      podIP: \(ip)
+      conditions: [{type: Ready, status: "\(ready ? "True" : "False")"}]
+    """
+  }
+
+  /// A policy redirecting Service `service`'s ports (or, without one, 10.96.0.1:80, an
+  /// address a Service may also hold) to the pods with role `role`.
+  private func policy(_ name: String, service: String?, role: String, skip: Bool) -> String {
+    let frontend =
+      service.map { "serviceMatcher: {serviceName: \($0), namespace: ns}" }
+      ?? "addressMatcher: {ip: 10.96.0.1, toPorts: [{port: \"80\", protocol: TCP}]}"
+    return """
+      apiVersion: cilium.io/v2
+      kind: CiliumLocalRedirectPolicy
+      metadata: {name: \(name), namespace: ns}
+      spec:
+        redirectFrontend: {\(frontend)}
+        redirectBackend:
+          localEndpointSelector: {matchLabels: {role: \(role)}}
+          toPorts: [{port: "9000", protocol: TCP}]
+        skipRedirectFromBackend: \(skip)
+      """
   }
 
   private func service(_ name: String, ip: String, ports: [Int]) -> String {
@@ -92,13 +128,30 @@ final class ServiceTableTests: XCTestCase {
     }
     let names = (0..<6).map { "s\($0)" }
     let ips = (1...4).map { "10.96.0.\($0)" }
-    var table = ServiceTable()
+    var table = ServiceTable(nodeName: "node1")
     var model = MapModel()
     var refused = 0
+    var redirected = 0
+    var withOrigin = 0
     for step in 0..<400 {
       var documents: [String] = []
       for _ in 0..<(1 + next(3)) {
         let ports = [80, 443, 53].filter { _ in next(2) == 0 }
+        // Local Redirect Policies and the pods they select, now and then.
+        if next(4) == 0 {
+          documents.append(
+            pod(
+              "p\(next(4))", node: next(3) == 0 ? "node2" : "node1", ip: "10.0.0.\(1 + next(6))",
+              role: next(2) == 0 ? "a" : "b", ready: next(4) != 0))
+          continue
+        }
+        if next(6) == 0 {
+          documents.append(
+            policy(
+              "lrp\(next(3))", service: next(3) == 0 ? nil : names[next(names.count)],
+              role: next(2) == 0 ? "a" : "b", skip: next(2) == 0))
+          continue
+        }
         if next(2) == 0 {
           documents.append(
             service(
@@ -129,7 +182,7 @@ final class ServiceTableTests: XCTestCase {
 
       let message = "seed \(initialSeed), step \(step)"
       var scratch = LoadBalancerIDs()
-      let whole = ServicePlanner.plan(table.resources, ids: &scratch)
+      let whole = ServicePlanner.plan(table.resources, ids: &scratch, nodeName: "node1")
       XCTAssertEqual(
         table.desiredState.frontends.map(Shape.init), whole.frontends.map(Shape.init), message)
       XCTAssertEqual(table.desiredState.conflicts.sorted(), whole.conflicts.sorted(), message)
@@ -145,8 +198,12 @@ final class ServiceTableTests: XCTestCase {
       for frontend in before.frontends {
         if let now = table.frontends[frontend.key] { XCTAssertEqual(now.id, frontend.id, message) }
       }
+      if table.frontends.values.contains(where: { $0.type == .localRedirect }) { redirected += 1 }
+      if table.frontends.values.contains(where: { $0.redirect?.origin != nil }) { withOrigin += 1 }
     }
     XCTAssertLessThan(refused, 400, "every change was refused: the run tested nothing")
+    XCTAssertGreaterThan(redirected, 20, "seed \(initialSeed): redirects were hardly exercised")
+    XCTAssertGreaterThan(withOrigin, 5, "seed \(initialSeed): origins were hardly exercised")
   }
 
   func testChangingOneSliceReplansOnlyItsService() throws {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Turning a packet into the ICMP "port unreachable" answer kube-proxy's REJECT gives for a
- * service without endpoints, so the client fails at once (ECONNREFUSED for TCP) instead of
- * retrying into a timeout.
+ * Turning a packet into an ICMP destination-unreachable answer: "port unreachable", as
+ * kube-proxy's REJECT gives for a service without endpoints, so the client fails at once
+ * (ECONNREFUSED for TCP) instead of retrying into a timeout; and "fragmentation needed" with
+ * the next-hop MTU (RFC 1191), for a DSR datagram the option would push past the MTU.
  */
 #ifndef JUNCTION_LIB_ICMP_H
 #define JUNCTION_LIB_ICMP_H
@@ -14,6 +15,7 @@
 /* linux/icmp.h would pull in the C library's headers, which a BPF build has not. */
 #define JNC_ICMP_DEST_UNREACH 3
 #define JNC_ICMP_PORT_UNREACH 3
+#define JNC_ICMP_FRAG_NEEDED 4
 
 struct jnc_icmphdr {
 	__u8 type;
@@ -48,13 +50,16 @@ static __always_inline __u16 jnc_csum_fold(__s64 sum)
 }
 
 /*
- * Rewrites the skb in place into an ICMP port unreachable from the packet's destination to
- * its source, and sends it back out of the interface it came in on (bpf_redirect to the
- * host veth's egress: to the pod). Returns TC_ACT_REDIRECT, or TC_ACT_SHOT when the skb
- * cannot be rewritten (the caller has counted the drop either way).
+ * Rewrites the skb in place into an ICMP destination unreachable (`code`; for
+ * JNC_ICMP_FRAG_NEEDED `mtu` is the next-hop MTU, else 0) from the packet's destination to
+ * its source, and sends it back out of the interface it came in on (bpf_redirect to its
+ * egress: to the pod on a host veth, to the previous hop on a node device; the MAC
+ * addresses are swapped). Returns TC_ACT_REDIRECT, or TC_ACT_SHOT when the skb cannot be
+ * rewritten (the caller has counted the drop either way).
  */
-static __always_inline int jnc_icmp_port_unreachable(struct __sk_buff *skb,
-						     const struct jnc_packet *packet)
+static __always_inline int jnc_icmp_unreachable(struct __sk_buff *skb,
+						const struct jnc_packet *packet, __u8 code,
+						__u16 mtu)
 {
 	struct jnc_icmp_reply reply = {};
 	__u32 quote_len = packet->l4_off - ETH_HLEN + 8;
@@ -85,7 +90,9 @@ static __always_inline int jnc_icmp_port_unreachable(struct __sk_buff *skb,
 	reply.ip.check = jnc_csum_fold(sum);
 
 	reply.icmp.type = JNC_ICMP_DEST_UNREACH;
-	reply.icmp.code = JNC_ICMP_PORT_UNREACH;
+	reply.icmp.code = code;
+	/* RFC 1191: unused (16 bits), then the next-hop MTU. */
+	reply.icmp.unused = bpf_htonl(mtu);
 	/* The quote's zero tail past quote_len adds nothing to the sum. */
 	sum = bpf_csum_diff(NULL, 0, (__be32 *)&reply.icmp,
 			    sizeof(reply.icmp) + sizeof(reply.quote), 0);
@@ -100,6 +107,12 @@ static __always_inline int jnc_icmp_port_unreachable(struct __sk_buff *skb,
 	if (bpf_skb_store_bytes(skb, JNC_ICMP_HEADERS_LEN, reply.quote, quote_len, 0) < 0)
 		return TC_ACT_SHOT;
 	return bpf_redirect(skb->ifindex, 0);
+}
+
+static __always_inline int jnc_icmp_port_unreachable(struct __sk_buff *skb,
+						     const struct jnc_packet *packet)
+{
+	return jnc_icmp_unreachable(skb, packet, JNC_ICMP_PORT_UNREACH, 0);
 }
 
 #endif /* JUNCTION_LIB_ICMP_H */

@@ -1,23 +1,25 @@
 # `lab up`, `lab down`, `lab status`: the nodes, the underlay they share, their agents.
 
 lab_up() {
-  local nodes="$1" mode="$2"
+  local nodes="$1" mode="$2" lb_mode="${3:-snat}"
   ((nodes >= 1 && nodes <= 50)) || die "--nodes must be 1..50"
   [[ "$mode" == native || "$mode" == chained ]] || die "--mode must be native or chained"
+  [[ "$lb_mode" =~ ^(snat|dsr|hybrid)$ ]] || die "--lb-mode must be snat, dsr or hybrid"
   [[ -e "$(lab_dir)" ]] && die "lab '$LAB' already exists at $(lab_dir); run: install/lab down --name $LAB"
   for binary in junction junction-agent junctionctl; do
     [[ -x "$BIN/$binary" ]] || die "$BIN/$binary is missing (swift build, or --bin DIR)"
   done
   [[ -x "$DRIVER" ]] || die "the CNI driver $DRIVER is missing (install/build-driver.sh)"
-  [[ -f "$BPF/endpoint.o" ]] || die "the BPF objects are missing at $BPF (install/build-bpf.sh)"
+  [[ -f "$BPF/endpoint.o" && -f "$BPF/netdev.o" ]] || die "the BPF objects are missing at $BPF (install/build-bpf.sh)"
 
-  MODE="$mode"
+  MODE="$mode" LB_MODE="$lb_mode"
   mkdir -p "$(lab_dir)/nodes" "$(lab_dir)/pods"
   # From here on, any failure (or Ctrl-C) takes down what was made so far.
   trap 'note "up failed; cleaning up"; lab_down >/dev/null' EXIT
   trap 'exit 130' INT TERM
   cat >"$(lab_dir)/lab.env" <<ENV
 MODE=$mode
+LB_MODE=$lb_mode
 BIN=$BIN
 DRIVER=$DRIVER
 BPF=$BPF
@@ -35,7 +37,7 @@ ENV
   for n in $(seq "$nodes"); do start_agent "node$n"; done
   apply_nodes
   trap - EXIT INT TERM
-  echo "lab $LAB: $nodes nodes ($mode mode), client $CLIENT_IP; state in $(lab_dir)"
+  echo "lab $LAB: $nodes nodes ($mode mode, lb-mode $lb_mode), client $CLIENT_IP; state in $(lab_dir)"
 }
 
 # Plugs namespace $1 into the underlay bridge as eth0 with address $2 (port name $3).
@@ -58,8 +60,13 @@ make_node() {
   ip netns add "$ns"
   ip -n "$ns" link set lo up
   attach_underlay "$ns" "$(node_ip "$n")" "$node"
+  # ip_forward: pods are routed, and the north-south programs (--devices eth0) forward with
+  # bpf_fib_lookup, which refuses to route for a device without forwarding. rp_filter off
+  # (eth0's own value counts too: the kernel takes the larger of it and "all"): a node
+  # receives pod-CIDR traffic from other nodes' pods, and with DSR the client's packets
+  # from the ingress node, neither of which its reverse route check needs to judge.
   ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
-    net.ipv4.conf.default.rp_filter=0
+    net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
   ln -s "$BIN/junction" "$dir/bin/junction"
   write_conflist "$node"
 }
@@ -112,7 +119,8 @@ start_agent() {
   # later through another `ip netns exec`, must see the agent's pins.
   mount -t bpf bpf "$dir/bpf"
   start_detached "$dir/agent.log" ip netns exec "$ns" "$BIN/junction-agent" --node-name "$node" \
-    --socket "$dir/run/agent.sock" --state-dir "$dir/state" --bpf-fs "$dir/bpf" --bpf-objects "$BPF"
+    --socket "$dir/run/agent.sock" --state-dir "$dir/state" --bpf-fs "$dir/bpf" --bpf-objects "$BPF" \
+    --devices eth0 --lb-mode "${LB_MODE:-snat}" --socket-lb --cgroup-root "$dir/cgroup"
   echo "$LAST_PID" >"$dir/agent.pid"
   local _
   for _ in $(seq 200); do
@@ -200,7 +208,7 @@ lab_down() {
 lab_status() {
   load_lab
   local node pod state
-  echo "lab $LAB ($MODE mode), state in $(lab_dir)"
+  echo "lab $LAB ($MODE mode, lb-mode ${LB_MODE:-snat}), state in $(lab_dir)"
   printf '%-8s %-14s %-14s %-8s %s\n' NODE ADDRESS POD-CIDR ZONE AGENT
   for node in $(node_names); do
     state=down

@@ -19,6 +19,7 @@ struct PacketBuilder {
   /// Flags and fragment offset (host order): 0x4000 don't fragment, 0x2000 more fragments.
   var fragment: UInt16 = 0x4000
   var tcpFlags: UInt8 = 0x02  // SYN
+  var ttl: UInt8 = 64
   /// false: UDP checksum 0 ("none").
   var udpChecksum = true
   var payload: [UInt8] = Array("hello, service".utf8)
@@ -48,7 +49,7 @@ struct PacketBuilder {
     let headerLength = 20 + options.count
     var ip: [UInt8] = [0x40 | UInt8(headerLength / 4), 0]
     ip += bytes(UInt16(headerLength + segment.count)) + [0x12, 0x34] + bytes(fragment)
-    ip += [64, l4.rawValue, 0, 0] + source + destination + options
+    ip += [ttl, l4.rawValue, 0, 0] + source + destination + options
     ip.replaceSubrange(10..<12, with: bytes(Checksum.internet(ip)))
 
     let ethernet: [UInt8] = [0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00]

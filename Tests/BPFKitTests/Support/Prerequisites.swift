@@ -50,6 +50,12 @@ enum DatapathBuild {
     return .success(endpoint)
   }()
 
+  /// The path of netdev.o (the north-south programs), built with endpoint.o.
+  static func netdevObject() throws -> String {
+    let endpoint = try endpointObject()
+    return String(endpoint.dropLast("endpoint.o".count)) + "netdev.o"
+  }
+
   /// The path of endpoint.o; a build failure (no clang with BPF, no libbpf-dev) is a
   /// missing prerequisite.
   static func endpointObject() throws -> String {

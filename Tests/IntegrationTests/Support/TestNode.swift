@@ -40,6 +40,7 @@ final class TestNode {
   init(
     nodeIP: String = "192.168.240.1", podSubnet: String = "10.240.1.0/24",
     ipam extra: [String: Any] = [:], mtu: Int = 1500, startAgent: Bool = true,
+    agentArguments: [String] = [],
     chainedAfter previousPlugin: ((_ ipam: [String: Any]) -> [String: Any])? = nil
   ) throws {
     try TestNode.requirePrerequisites()
@@ -49,14 +50,16 @@ final class TestNode {
     self.podSubnet = podSubnet
     directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(name)
     do {
-      try setUp(ipam: extra, mtu: mtu, startAgent: startAgent)
+      try setUp(ipam: extra, mtu: mtu, startAgent: startAgent, agentArguments: agentArguments)
     } catch {
       tearDown()  // a half-made node must not outlive the failed test
       throw error
     }
   }
 
-  private func setUp(ipam extra: [String: Any], mtu: Int, startAgent: Bool) throws {
+  private func setUp(
+    ipam extra: [String: Any], mtu: Int, startAgent: Bool, agentArguments: [String]
+  ) throws {
     try FileManager.default.createDirectory(at: binDir, withIntermediateDirectories: true)
     try FileManager.default.createDirectory(at: confDir, withIntermediateDirectories: true)
     try FileManager.default.createDirectory(at: conf110Dir, withIntermediateDirectories: true)
@@ -67,7 +70,7 @@ final class TestNode {
     try Shell.must(["ip", "-n", name, "link", "set", "lo", "up"])
     try Shell.must(["ip", "-n", name, "addr", "add", "\(nodeIP)/32", "dev", "lo"])
     if startAgent {
-      let agent = try TestAgent(namespace: name)
+      let agent = try TestAgent(namespace: name, arguments: agentArguments)
       self.agent = agent
       agentSocket = agent.socketPath
     } else {

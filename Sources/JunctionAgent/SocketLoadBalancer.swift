@@ -1,0 +1,190 @@
+import AgentCore
+import BPFKit
+import DatapathABI
+import Logging
+import NetKit
+import ServiceDatapath
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Socket load balancing (`--socket-lb`): bpf/sock.c's four programs on the cgroup v2 at
+/// `--cgroup-root`, so the node's own processes reach services by connecting straight to a
+/// backend (connect4/sendmsg4) and see the service address back (recvmsg4/getpeername4).
+///
+/// The programs are attached with BPF links this object holds: they go away with the agent
+/// process, even when it is killed, and the next start attaches them again. That is the one
+/// part of the datapath that does not outlive the agent (connections already made keep
+/// their backend: the translation happened at connect time). The maps are the pinned ones
+/// endpoint.o uses, so the services the agent writes are the ones the sockets see.
+///
+/// Only sockets in the agent's own network namespace are translated: its cookie goes to
+/// jnc_node_cfg. Several agents (lab nodes) can so attach to one cgroup hierarchy side by
+/// side, each touching only its own namespace's sockets.
+final class SocketLoadBalancer {
+  private let links: [CgroupLink]
+  private let nodeConfig: NodeConfigMap
+  private let root: CgroupRoot
+  private let logger: Logger
+
+  private init(links: [CgroupLink], nodeConfig: NodeConfigMap, root: CgroupRoot, logger: Logger) {
+    self.links = links
+    self.nodeConfig = nodeConfig
+    self.root = root
+    self.logger = logger
+  }
+
+  /// The object's program for each hook (bpf/junction_abi.h's names).
+  static let programs: [(name: String, hook: CgroupHook)] = [
+    (JUNCTION_PROG_SOCK_CONNECT4, .connect4), (JUNCTION_PROG_SOCK_SENDMSG4, .sendmsg4),
+    (JUNCTION_PROG_SOCK_RECVMSG4, .recvmsg4), (JUNCTION_PROG_SOCK_GETPEERNAME4, .getpeername4),
+  ]
+
+  /// Loads sock.o against the pinned maps under `bpfFS` (endpoint.o loaded them first),
+  /// prepares the cgroup root, attaches, and turns translation on for this namespace. On
+  /// failure everything done so far is undone and a one-line reason thrown.
+  static func start(
+    cgroupRoot: String, stateDirectory: String, bpfFS: String, objectDirectory: String,
+    mapSizes: MapSizes, logger: Logger
+  ) throws -> SocketLoadBalancer {
+    let objectPath =
+      objectDirectory.hasSuffix("/") ? objectDirectory + "sock.o" : objectDirectory + "/sock.o"
+    guard access(objectPath, R_OK) == 0 else {
+      throw DatapathStartFailure(
+        "--socket-lb: the object \(objectPath) is missing (build it with install/build-bpf.sh)")
+    }
+    let cookie: UInt64
+    do {
+      cookie = try NetworkNamespace.currentCookie()
+    } catch {
+      throw DatapathStartFailure("--socket-lb needs the network namespace's cookie: \(error)")
+    }
+    let object: BPFObject
+    do {
+      object = try BPFObject.open(path: objectPath, pinRoot: bpfFS)
+      // The same sizes as endpoint.o's: libbpf reuses a pinned map only when they match.
+      for (_, map, maxEntries) in mapSizes.byMap {
+        try object.setMaxEntries(maxEntries, forMap: map)
+      }
+      try object.load()
+    } catch {
+      throw DatapathStartFailure("--socket-lb: cannot load \(objectPath): \(error)")
+    }
+    let root = try CgroupRoot.prepare(cgroupRoot, stateDirectory: stateDirectory, logger: logger)
+    var links: [CgroupLink] = []
+    do {
+      for (name, hook) in programs {
+        links.append(try CgroupLink.attach(object.program(named: name), to: cgroupRoot, hook: hook))
+      }
+      let nodeConfig = try NodeConfigMap(object)
+      try nodeConfig.update { $0.host_netns_cookie = cookie }
+      logger.info(
+        "socket LB attached",
+        metadata: [
+          "cgroup_root": "\(cgroupRoot)", "netns_cookie": "\(cookie)",
+          "programs": "\(links.map { "\($0.hook)=\($0.programID)" }.joined(separator: ","))",
+        ])
+      return SocketLoadBalancer(links: links, nodeConfig: nodeConfig, root: root, logger: logger)
+    } catch {
+      for link in links { link.detach() }
+      root.release(logger: logger)
+      throw DatapathStartFailure("--socket-lb: cannot attach to \(cgroupRoot): \(error)")
+    }
+  }
+
+  /// Turns translation off, detaches, and unmounts and removes only what start made.
+  func stop() {
+    do {
+      try nodeConfig.update { $0.host_netns_cookie = 0 }
+    } catch {
+      logger.warning("cannot turn socket LB off in jnc_node_cfg", metadata: ["error": "\(error)"])
+    }
+    for link in links { link.detach() }
+    root.release(logger: logger)
+    logger.info("socket LB detached", metadata: ["cgroup_root": "\(root.path)"])
+  }
+}
+
+/// The cgroup v2 directory the socket programs attach to, and what the agent did to have one
+/// there (`CgroupRootRecord`: whether it mounted cgroup2, which directories it created), so
+/// that `release` undoes exactly that and never someone else's mount or directory. The record
+/// is also written to the state directory while the agent runs: after a crash, the next
+/// start finds the mount and directories it left and takes them back as its own.
+struct CgroupRoot {
+  let record: CgroupRootRecord
+  /// Where the record is kept.
+  let recordFile: String
+
+  var path: String { record.path }
+
+  /// `path` as a cgroup2 directory: used as it is when it already is one (a cgroup2 mount,
+  /// or a cgroup inside one, which `prepare` creates when missing); otherwise the directory
+  /// is created if needed and cgroup2 mounted on it.
+  static func prepare(_ path: String, stateDirectory: String, logger: Logger) throws -> CgroupRoot {
+    let recordFile = PathNames.join(stateDirectory, CgroupRootRecord.fileName)
+    var previous = (try? AtomicFile.read(recordFile)).flatMap(CgroupRootRecord.decode)
+    if let stale = previous, stale.path != path {
+      // Left by a crashed run with another --cgroup-root: no longer wanted.
+      CgroupRoot(record: stale, recordFile: recordFile).release(logger: logger)
+      previous = nil
+    }
+    var created = (previous?.createdDirectories ?? []).filter { access($0, F_OK) == 0 }
+    var prefix = ""
+    for component in path.split(separator: "/") {
+      prefix += "/" + component
+      if mkdir(prefix, 0o755) == 0 {
+        created.append(prefix)
+      } else if errno != EEXIST {
+        let reason = String(cString: strerror(errno))
+        let partial = CgroupRootRecord(path: path, mounted: false, createdDirectories: created)
+        CgroupRoot(record: partial, recordFile: recordFile).release(logger: logger)
+        throw DatapathStartFailure("--cgroup-root: cannot create \(prefix): \(reason)")
+      }
+    }
+    var record = CgroupRootRecord(path: path, mounted: false, createdDirectories: created)
+    if CgroupFilesystem.isCgroup2(path) {
+      record.mounted = previous?.mounted ?? false
+    } else {
+      do {
+        try CgroupFilesystem.mount(at: path)
+      } catch {
+        CgroupRoot(record: record, recordFile: recordFile).release(logger: logger)
+        throw DatapathStartFailure("--cgroup-root \(path) is not a cgroup2 and \(error)")
+      }
+      record.mounted = true
+      logger.info("mounted a cgroup2", metadata: ["path": "\(path)"])
+    }
+    let root = CgroupRoot(record: record, recordFile: recordFile)
+    do {
+      if record.ownsSomething {
+        try AtomicFile.write(record.encoded(), to: recordFile)
+      } else {
+        try AtomicFile.remove(recordFile)
+      }
+    } catch {
+      root.release(logger: logger)
+      throw DatapathStartFailure("--cgroup-root: cannot record what the agent made: \(error)")
+    }
+    return root
+  }
+
+  /// Unmounts the cgroup2 if the agent mounted it and removes the directories it created
+  /// (innermost first; a directory someone filled meanwhile stays), then the record.
+  func release(logger: Logger) {
+    if record.mounted && CgroupFilesystem.isCgroup2(record.path) {
+      do {
+        try CgroupFilesystem.unmount(at: record.path)
+      } catch {
+        logger.warning("cannot unmount the cgroup2", metadata: ["error": "\(error)"])
+      }
+    }
+    for directory in record.createdDirectories.reversed() where rmdir(directory) != 0 {
+      logger.warning(
+        "cannot remove a directory the agent created",
+        metadata: ["path": "\(directory)", "error": "\(String(cString: strerror(errno)))"])
+      break
+    }
+    _ = try? AtomicFile.remove(recordFile)
+  }
+}

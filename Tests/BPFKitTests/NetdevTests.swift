@@ -1,0 +1,432 @@
+import BPFKit
+import DatapathABI
+import Foundation
+import NetKit
+import XCTest
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The north-south programs (bpf/netdev.c: from_netdev, to_netdev) run with
+/// BPF_PROG_TEST_RUN as if on a node device: in a scratch network namespace whose veth "ve0"
+/// (192.0.2.1/24) has routes with permanent neighbours, so bpf_fib_lookup answers with known
+/// MAC addresses (backends 10.0.2.0/24 via 192.0.2.2, clients 198.51.100.0/24 via
+/// 192.0.2.3). Services are written into the maps the way the agent does.
+final class NetdevTests: XCTestCase {
+  private var bpffs: ScratchBPFFilesystem?
+  private var namespaceName: String?
+  private var namespace: NetworkNamespace!
+  private var device: NodeDevice!
+  private var object: BPFObject!
+  private var from: BPFProgram!
+  private var to: BPFProgram!
+  private var services: BPFMap!
+  private var backends: BPFMap!
+  private var revNat: BPFMap!
+  private var conntrack: BPFMap!
+  private var devices: BPFMap!
+  private var nodeConfig: BPFMap!
+  private var drops: BPFMap!
+
+  private let nodeAddress: [UInt8] = [192, 0, 2, 1]
+  private let nodeMAC: [UInt8] = [0x02, 0, 0, 0, 0, 0x01]
+  private let backendGatewayMAC: [UInt8] = [0x02, 0, 0, 0, 0, 0x22]
+  private let clientGatewayMAC: [UInt8] = [0x02, 0, 0, 0, 0, 0x33]
+  private let client: [UInt8] = [198, 51, 100, 5]
+  private let remoteBackend: [UInt8] = [10, 0, 2, 11]
+  private let localBackend: [UInt8] = [10, 0, 9, 7]
+  private let nodePort: UInt16 = 30080
+
+  override func setUpWithError() throws {
+    try requireRoot()
+    let path = try DatapathBuild.netdevObject()
+    let name = "jnc-nd-\(getpid())-\(UUID().uuidString.prefix(6).lowercased())"
+    namespaceName = name
+    try Shell.must(["ip", "netns", "add", name])
+    for command in [
+      [
+        "link", "add", "ve0", "address", "02:00:00:00:00:01", "type", "veth", "peer", "name", "ve1",
+      ],
+      ["link", "set", "ve0", "up"], ["link", "set", "ve1", "up"],
+      ["addr", "add", "192.0.2.1/24", "dev", "ve0"],
+      [
+        "neigh", "add", "192.0.2.2", "lladdr", "02:00:00:00:00:22", "dev", "ve0", "nud",
+        "permanent",
+      ],
+      [
+        "neigh", "add", "192.0.2.3", "lladdr", "02:00:00:00:00:33", "dev", "ve0", "nud",
+        "permanent",
+      ],
+      ["route", "add", "10.0.2.0/24", "via", "192.0.2.2", "dev", "ve0"],
+      ["route", "add", "198.51.100.0/24", "via", "192.0.2.3", "dev", "ve0"],
+    ] {
+      try Shell.must(["ip", "-n", name] + command)
+    }
+    try Shell.must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+    namespace = try NetworkNamespace.open("/run/netns/" + name)
+    var read: Result<[NodeDevice], NodeDeviceProblem>?
+    try namespace.perform { () throws(NetKitError) in
+      read = Result { () throws(NodeDeviceProblem) in try NodeDevices.read(["ve0"]) }
+    }
+    device = try XCTUnwrap(try XCTUnwrap(read).get().first)
+
+    bpffs = try ScratchBPFFilesystem()
+    object = try BPFObject.open(path: path, pinRoot: bpffs!.path)
+    try object.load()
+    from = try object.program(named: JUNCTION_PROG_FROM_NETDEV)
+    to = try object.program(named: JUNCTION_PROG_TO_NETDEV)
+    services = try object.map(named: JUNCTION_MAP_LB4_SERVICES)
+    backends = try object.map(named: JUNCTION_MAP_LB4_BACKENDS)
+    revNat = try object.map(named: JUNCTION_MAP_LB4_REVNAT)
+    conntrack = try object.map(named: JUNCTION_MAP_CT4)
+    devices = try object.map(named: JUNCTION_MAP_DEVICES)
+    nodeConfig = try object.map(named: JUNCTION_MAP_NODE_CONFIG)
+    drops = try object.map(named: JUNCTION_MAP_DROPS)
+    try writeDevice(mtu: UInt32(device.mtu))
+  }
+
+  override func tearDown() {
+    object = nil
+    namespace = nil
+    bpffs?.remove()
+    bpffs = nil
+    if let name = namespaceName { _ = Shell.run(["ip", "netns", "del", name]) }
+    namespaceName = nil
+  }
+
+  // MARK: - Fixtures
+
+  private func writeDevice(mtu: UInt32) throws {
+    var entry = junction_device()
+    entry.address = be32(device.addresses[0].bytes)
+    entry.mtu = mtu
+    try devices.update(junction_device_key(ifindex: UInt32(device.index)), entry)
+  }
+
+  /// One external frontend (node address:nodePort) with one backend; rev_nat_id 1.
+  private func program(
+    backend: [UInt8], local: Bool, dsr: Bool, proto: PacketBuilder.L4 = .tcp,
+    count: UInt16 = 1, external: Bool = true
+  ) throws {
+    var entry = junction_lb4_backend()
+    entry.address = be32(backend)
+    entry.port = be16(8080)
+    entry.proto = proto.rawValue
+    entry.flags = local ? UInt8(JUNCTION_BE_F_LOCAL) : 0
+    try backends.update(junction_lb4_backend_key(backend_id: 5), entry)
+    var reverse = junction_lb4_revnat()
+    reverse.address = be32(nodeAddress)
+    reverse.port = be16(nodePort)
+    try revNat.update(junction_lb4_revnat_key(rev_nat_id: 1, pad: 0), reverse)
+    var key = junction_lb4_service_key()
+    key.address = be32(nodeAddress)
+    key.port = be16(nodePort)
+    key.proto = proto.rawValue
+    key.slot = 1
+    var slot = junction_lb4_service()
+    slot.backend_id = 5
+    try services.update(key, slot)
+    key.slot = 0
+    var frontend = junction_lb4_service()
+    frontend.count = count
+    frontend.rev_nat_id = 1
+    frontend.flags =
+      UInt16(external ? JUNCTION_SVC_F_EXTERNAL : 0) | UInt16(dsr ? JUNCTION_SVC_F_DSR : 0)
+    try services.update(key, frontend)
+  }
+
+  private func request(_ l4: PacketBuilder.L4 = .tcp, flags: UInt8 = 0x02) -> PacketBuilder {
+    var packet = PacketBuilder()
+    packet.l4 = l4
+    packet.source = client
+    packet.destination = nodeAddress
+    packet.sourcePort = 40000
+    packet.destinationPort = nodePort
+    packet.tcpFlags = flags
+    return packet
+  }
+
+  /// Runs `program` on `frame` as if it arrived on (from_netdev) or left by (to_netdev) ve0.
+  private func run(_ program: BPFProgram, _ frame: [UInt8]) throws -> ProgramTestRun.Result {
+    var outcome: Result<ProgramTestRun.Result, any Error>?
+    let index = device.index
+    try namespace.perform { () throws(NetKitError) in
+      do {
+        outcome = .success(try ProgramTestRun.run(program: program, packet: frame, ifindex: index))
+      } catch {
+        outcome = .failure(error)
+      }
+    }
+    return try XCTUnwrap(outcome).get()
+  }
+
+  private func entry(
+    _ source: [UInt8], _ sourcePort: UInt16, _ destination: [UInt8], _ destinationPort: UInt16,
+    _ direction: junction_ct_direction, _ proto: PacketBuilder.L4 = .tcp
+  ) throws -> junction_ct4_entry? {
+    var key = junction_ct4_key()
+    key.saddr = be32(source)
+    key.daddr = be32(destination)
+    key.sport = be16(sourcePort)
+    key.dport = be16(destinationPort)
+    key.proto = proto.rawValue
+    key.direction = UInt8(direction.rawValue)
+    return try conntrack.lookup(key, as: junction_ct4_entry.self)
+  }
+
+  private func dropCount(_ reason: junction_drop_reason) throws -> UInt64 {
+    try drops.lookupSum(
+      junction_drop_key(reason: reason.rawValue, direction: JUNCTION_DIR_FROM_NETDEV.rawValue),
+      as: junction_drop_counters.self)?.packets ?? 0
+  }
+
+  private func reply(
+    from source: [UInt8], _ sourcePort: UInt16, to destination: [UInt8],
+    _ destinationPort: UInt16, _ l4: PacketBuilder.L4 = .tcp
+  ) -> PacketBuilder {
+    var packet = PacketBuilder()
+    packet.l4 = l4
+    packet.source = source
+    packet.sourcePort = sourcePort
+    packet.destination = destination
+    packet.destinationPort = destinationPort
+    packet.tcpFlags = 0x12  // SYN-ACK
+    return packet
+  }
+
+  private func macs(_ frame: [UInt8]) -> (destination: [UInt8], source: [UInt8]) {
+    (Array(frame[0..<6]), Array(frame[6..<12]))
+  }
+
+  private func assertChecksums(_ frame: [UInt8], file: StaticString = #filePath, line: UInt = #line)
+  {
+    let parsed = ParsedFrame(frame)
+    XCTAssertTrue(parsed.ipChecksumValid, "IPv4 header checksum", file: file, line: line)
+    XCTAssertTrue(parsed.l4ChecksumValid, "L4 checksum", file: file, line: line)
+  }
+
+  // MARK: - Untouched
+
+  func testTrafficThatIsNotNorthSouthPassesUntouched() throws {
+    // A ClusterIP-only frontend (no EXTERNAL flag) on the node address: not served here.
+    try program(backend: remoteBackend, local: false, dsr: false, external: false)
+    var toNode = request()
+    toNode.destinationPort = 22
+    for frame in [arpFrame(), request().build(), toNode.build()] {
+      let result = try run(from, frame)
+      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.output, frame)
+      let egress = try run(to, frame)
+      XCTAssertEqual(egress.verdict, .ok)
+      XCTAssertEqual(egress.output, frame)
+    }
+    XCTAssertTrue(try conntrack.keys(as: junction_ct4_key.self).isEmpty)
+  }
+
+  // MARK: - Local backend
+
+  func testALocalBackendIsDNATedAndItsRepliesGetTheFrontendOnEgress() throws {
+    try program(backend: localBackend, local: true, dsr: true)
+    let result = try run(from, request().build())
+    XCTAssertEqual(result.verdict, .ok, "the kernel routes it to the pod")
+    let out = ParsedFrame(result.output)
+    XCTAssertEqual(out.destination, localBackend)
+    XCTAssertEqual(out.destinationPort, 8080)
+    XCTAssertEqual(out.source, client, "the client's address is kept")
+    assertChecksums(result.output)
+    let service = try XCTUnwrap(
+      try entry(client, 40000, nodeAddress, nodePort, JUNCTION_CT_SERVICE))
+    XCTAssertEqual(service.flags, UInt16(JUNCTION_CT_F_EXTERNAL))
+    let back = try XCTUnwrap(try entry(localBackend, 8080, client, 40000, JUNCTION_CT_REPLY))
+    XCTAssertEqual(back.flags, UInt16(JUNCTION_CT_F_EXTERNAL))
+
+    let answer = try run(to, reply(from: localBackend, 8080, to: client, 40000).build())
+    XCTAssertEqual(answer.verdict, .ok)
+    XCTAssertEqual(ParsedFrame(answer.output).source, nodeAddress)
+    XCTAssertEqual(ParsedFrame(answer.output).sourcePort, nodePort)
+    assertChecksums(answer.output)
+  }
+
+  func testAFrontendWithoutBackendsOnThisNodeRefuses() throws {
+    // externalTrafficPolicy=Local on a node without a local backend: count 0.
+    try program(backend: remoteBackend, local: false, dsr: false, count: 0)
+    let result = try run(from, request().build())
+    XCTAssertEqual(result.verdict, .redirect)
+    let frame = result.output
+    XCTAssertEqual(frame[14 + 9], 1, "ICMP")
+    XCTAssertEqual(Array(frame[26..<30]), nodeAddress)
+    XCTAssertEqual(Array(frame[30..<34]), client)
+    XCTAssertEqual(Array(frame[34..<36]), [3, 3], "destination unreachable, port unreachable")
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_NO_BACKEND), 1)
+  }
+
+  // MARK: - SNAT
+
+  func testSNATForwardsFromTheNodeAndTranslatesTheReplyBack() throws {
+    var config = junction_node_config()
+    config.snat_port_min = 40100
+    config.snat_port_max = 40199
+    try nodeConfig.update(UInt32(0), config)
+    try program(backend: remoteBackend, local: false, dsr: false)
+
+    let result = try run(from, request().build())
+    XCTAssertEqual(result.verdict, .redirect, "forwarded by FIB, not up the stack")
+    XCTAssertEqual(macs(result.output).destination, backendGatewayMAC)
+    XCTAssertEqual(macs(result.output).source, nodeMAC)
+    let out = ParsedFrame(result.output)
+    XCTAssertEqual(out.source, nodeAddress)
+    XCTAssertTrue((40100...40199).contains(out.sourcePort), "\(out.sourcePort)")
+    XCTAssertEqual(out.destination, remoteBackend)
+    XCTAssertEqual(out.destinationPort, 8080)
+    assertChecksums(result.output)
+    XCTAssertEqual(result.output[14 + 8], 63, "TTL decremented, as a router would")
+    let natPort = out.sourcePort
+    let service = try XCTUnwrap(
+      try entry(client, 40000, nodeAddress, nodePort, JUNCTION_CT_SERVICE))
+    XCTAssertEqual(service.flags, UInt16(JUNCTION_CT_F_SNAT))
+    XCTAssertEqual(service.nat_address, be32(nodeAddress))
+    XCTAssertEqual(service.nat_port, be16(natPort))
+    let back = try XCTUnwrap(
+      try entry(remoteBackend, 8080, nodeAddress, natPort, JUNCTION_CT_REPLY))
+    XCTAssertEqual(back.nat_address, be32(client))
+    XCTAssertEqual(back.nat_port, be16(40000))
+
+    // The rest of the connection keeps its port.
+    let next = try run(from, request(flags: 0x10).build())
+    XCTAssertEqual(ParsedFrame(next.output).sourcePort, natPort)
+
+    let answer = try run(from, reply(from: remoteBackend, 8080, to: nodeAddress, natPort).build())
+    XCTAssertEqual(answer.verdict, .redirect)
+    XCTAssertEqual(macs(answer.output).destination, clientGatewayMAC)
+    let translated = ParsedFrame(answer.output)
+    XCTAssertEqual(translated.source, nodeAddress)
+    XCTAssertEqual(translated.sourcePort, nodePort)
+    XCTAssertEqual(translated.destination, client)
+    XCTAssertEqual(translated.destinationPort, 40000)
+    assertChecksums(answer.output)
+  }
+
+  func testAForwardedPacketWhoseTTLRunsOutIsDropped() throws {
+    try program(backend: remoteBackend, local: false, dsr: true)
+    var syn = request()
+    syn.ttl = 1
+    XCTAssertEqual(try run(from, syn.build()).verdict, .shot)
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_FIB_FAILED), 1)
+  }
+
+  func testSNATDropsWhenNoSourcePortIsFree() throws {
+    var config = junction_node_config()
+    config.snat_port_min = 40100
+    config.snat_port_max = 40100
+    try nodeConfig.update(UInt32(0), config)
+    try program(backend: remoteBackend, local: false, dsr: false, proto: .udp)
+    XCTAssertEqual(try run(from, request(.udp).build()).verdict, .redirect)
+    var second = request(.udp)
+    second.sourcePort = 40001
+    let refused = try run(from, second.build())
+    XCTAssertEqual(refused.verdict, .shot)
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_NO_NAT_PORT), 1)
+  }
+
+  // MARK: - DSR
+
+  /// The option bytes after the fixed IPv4 header of `frame`, when ihl says there are some.
+  private func dsrOption(_ frame: [UInt8]) -> [UInt8]? {
+    frame[14] & 0x0f >= 7 ? Array(frame[34..<42]) : nil
+  }
+
+  func testDSRPutsTheFrontendInAnOptionOnTheSYNOnly() throws {
+    try program(backend: remoteBackend, local: false, dsr: true)
+    let syn = request().build()
+    let result = try run(from, syn)
+    XCTAssertEqual(result.verdict, .redirect)
+    XCTAssertEqual(macs(result.output).destination, backendGatewayMAC)
+    XCTAssertEqual(result.output.count, syn.count + 8)
+    XCTAssertEqual(result.output[14], 0x47, "IPv4, ihl 7")
+    XCTAssertEqual(
+      dsrOption(result.output), [0x9a, 8] + bytes(nodePort) + nodeAddress,
+      "type 0x9a, length 8, the frontend's port and address")
+    let out = ParsedFrame(result.output)
+    XCTAssertEqual(out.source, client, "the client's address is kept")
+    XCTAssertEqual(out.sourcePort, 40000)
+    XCTAssertEqual(out.destination, remoteBackend)
+    XCTAssertEqual(out.destinationPort, 8080)
+    assertChecksums(result.output)
+    let service = try XCTUnwrap(
+      try entry(client, 40000, nodeAddress, nodePort, JUNCTION_CT_SERVICE))
+    XCTAssertEqual(service.flags, UInt16(JUNCTION_CT_F_DSR))
+    XCTAssertNil(try entry(remoteBackend, 8080, client, 40000, JUNCTION_CT_REPLY))
+
+    let ack = try run(from, request(flags: 0x10).build())
+    XCTAssertEqual(ack.verdict, .redirect)
+    XCTAssertNil(dsrOption(ack.output), "only the SYN carries it")
+    XCTAssertEqual(ParsedFrame(ack.output).destination, remoteBackend)
+    assertChecksums(ack.output)
+  }
+
+  func testDSRPutsTheOptionOnEveryUDPDatagram() throws {
+    try program(backend: remoteBackend, local: false, dsr: true, proto: .udp)
+    for _ in 0..<2 {
+      let result = try run(from, request(.udp).build())
+      XCTAssertEqual(result.verdict, .redirect)
+      XCTAssertEqual(dsrOption(result.output), [0x9a, 8] + bytes(nodePort) + nodeAddress)
+      assertChecksums(result.output)
+    }
+  }
+
+  func testDSRDropsASYNWhoseHeaderHasNoRoomForTheOption() throws {
+    try program(backend: remoteBackend, local: false, dsr: true)
+    var syn = request()
+    syn.options = [UInt8](repeating: 1, count: 36)  // NOPs: a 56-byte header
+    let result = try run(from, syn.build())
+    XCTAssertEqual(result.verdict, .shot)
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_NAT_FAILED), 1)
+    syn.options = [UInt8](repeating: 1, count: 32)  // 52 bytes: 60 with the option
+    syn.sourcePort = 40001
+    let fits = try run(from, syn.build())
+    XCTAssertEqual(fits.verdict, .redirect)
+    XCTAssertEqual(fits.output[14], 0x4f, "ihl 15")
+    XCTAssertEqual(dsrOption(fits.output), [0x9a, 8] + bytes(nodePort) + nodeAddress)
+    assertChecksums(fits.output)
+  }
+
+  func testDSRAnswersFragmentationNeededWhenTheOptionWouldNotFit() throws {
+    try program(backend: remoteBackend, local: false, dsr: true, proto: .udp)
+    let datagram = request(.udp).build()
+    // The datagram fits the MTU exactly; with the option it would not.
+    try writeDevice(mtu: UInt32(datagram.count - 14))
+    let result = try run(from, datagram)
+    XCTAssertEqual(result.verdict, .redirect)
+    let frame = result.output
+    XCTAssertEqual(frame[14 + 9], 1, "ICMP")
+    XCTAssertEqual(Array(frame[30..<34]), client)
+    XCTAssertEqual(Array(frame[34..<36]), [3, 4], "destination unreachable, fragmentation needed")
+    XCTAssertEqual(Array(frame[40..<42]), bytes(UInt16(datagram.count - 14 - 8)), "next-hop MTU")
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_FRAG_NEEDED), 1)
+  }
+
+  func testTheBackendsNodeSendsRepliesFromTheFrontendTheOptionNamed() throws {
+    let frontend: [UInt8] = [192, 0, 2, 50]
+    var request = request()
+    request.destination = remoteBackend
+    request.destinationPort = 8080
+    request.options = [0x9a, 8] + bytes(nodePort) + frontend
+    let frame = request.build()
+    let result = try run(from, frame)
+    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.output, frame, "passed to the pod as it came")
+    let recorded = try XCTUnwrap(try entry(remoteBackend, 8080, client, 40000, JUNCTION_CT_REPLY))
+    XCTAssertEqual(recorded.flags, UInt16(JUNCTION_CT_F_DSR))
+    XCTAssertEqual(recorded.nat_address, be32(frontend))
+    XCTAssertEqual(recorded.nat_port, be16(nodePort))
+
+    let answer = try run(to, reply(from: remoteBackend, 8080, to: client, 40000).build())
+    XCTAssertEqual(answer.verdict, .ok)
+    let out = ParsedFrame(answer.output)
+    XCTAssertEqual(out.source, frontend)
+    XCTAssertEqual(out.sourcePort, nodePort)
+    XCTAssertEqual(out.destination, client)
+    assertChecksums(answer.output)
+  }
+}

@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Node device programs (north-south), attached by the agent to every --devices interface
+ * through a clsact qdisc:
+ *   from_netdev  tc ingress = packets the node receives from the network
+ *   to_netdev    tc egress  = packets the node sends to it
+ *
+ * from_netdev, IPv4 TCP/UDP only:
+ *   - a reply to a connection this node SNATed (REPLY entry with JUNCTION_CT_F_SNAT): the
+ *     destination goes back to the client, the source to the frontend; forwarded by FIB;
+ *   - a packet carrying the DSR option (the backend's node): a REPLY entry backend -> client
+ *     flagged DSR with the option's frontend, then passed up to the pod;
+ *   - a packet to a frontend flagged JUNCTION_SVC_F_EXTERNAL (NodePort, ExternalIP,
+ *     LoadBalancer ingress; exact address, scope 0): a backend picked as from_endpoint does
+ *     (lib/lb4.h). Its backend on this node (JUNCTION_BE_F_LOCAL): DNAT only, the kernel
+ *     routes it to the pod and to_netdev puts the frontend back on the replies. On another
+ *     node, with JUNCTION_SVC_F_DSR: DNAT, the option on a TCP SYN and on every UDP
+ *     datagram, forwarded by FIB with the client's source kept; without: DNAT plus SNAT to
+ *     the device's address and a port of the SNAT range, forwarded by FIB.
+ * to_netdev: a packet matching a REPLY entry flagged EXTERNAL (source := the frontend of
+ * its rev_nat_id) or DSR (source := the entry's frontend from the option).
+ * Everything else passes untouched both ways: the node's own traffic, ARP, IPv6, ICMP,
+ * fragments, even malformed IPv4 (the kernel judges it). Drops are counted with
+ * JUNCTION_DIR_FROM_NETDEV / JUNCTION_DIR_TO_NETDEV.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include "junction_abi.h"
+#include "lib/counters.h"
+#include "lib/dsr.h"
+#include "lib/fib.h"
+#include "lib/icmp.h"
+#include "lib/lb4.h"
+#include "lib/maps.h"
+#include "lib/nat.h"
+#include "lib/parse.h"
+#include "lib/snat.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* ---- Conntrack keys ------------------------------------------------------------------- */
+
+/* The key of the packet's own tuple in `direction`. */
+static __always_inline struct junction_ct4_key ct_key_of(const struct jnc_packet *packet,
+							 __u8 direction)
+{
+	struct junction_ct4_key key = {
+		.saddr = packet->saddr,
+		.daddr = packet->daddr,
+		.sport = packet->sport,
+		.dport = packet->dport,
+		.proto = packet->proto,
+		.direction = direction,
+	};
+	return key;
+}
+
+/* The REPLY key of the backend's answers to the client, unchanged addresses. */
+static __always_inline struct junction_ct4_key ct_reply_key(const struct jnc_packet *packet,
+							    __be32 backend, __be16 backend_port)
+{
+	struct junction_ct4_key key = {
+		.saddr = backend,
+		.daddr = packet->saddr,
+		.sport = backend_port,
+		.dport = packet->sport,
+		.proto = packet->proto,
+		.direction = JUNCTION_CT_REPLY,
+	};
+	return key;
+}
+
+/* The device's entry in jnc_devices: the route's egress device, else the ingress one. */
+static __always_inline struct junction_device *device_of(__u32 egress, __u32 ingress)
+{
+	struct junction_device_key key = { .ifindex = egress };
+	struct junction_device *device = bpf_map_lookup_elem(&jnc_devices, &key);
+
+	if (device)
+		return device;
+	key.ifindex = ingress;
+	return bpf_map_lookup_elem(&jnc_devices, &key);
+}
+
+/* ---- Forwarding to a backend --------------------------------------------------------- */
+
+/* A backend on this node: DNAT, and the kernel delivers it to the pod. */
+static __always_inline int forward_local(struct __sk_buff *skb, const struct jnc_packet *packet,
+					 const struct junction_lb4_backend *backend)
+{
+	if (jnc_nat_rewrite(skb, packet, JNC_IPV4_DADDR_OFF, packet->daddr, backend->address,
+			    packet->l4_off + 2, packet->dport, backend->port) < 0)
+		return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_FROM_NETDEV);
+	return TC_ACT_OK;
+}
+
+/* DSR to a remote backend: DNAT, the option when the packet needs it, out by FIB. A packet
+ * the option would push past the device MTU gets ICMP fragmentation-needed with the MTU
+ * less the option, whatever its DF bit (a redirected packet is never fragmented). */
+static __always_inline int forward_dsr(struct __sk_buff *skb, const struct jnc_packet *packet,
+				       const struct junction_lb4_backend *backend)
+{
+	const __u32 direction = JUNCTION_DIR_FROM_NETDEV;
+	struct bpf_fib_lookup route = {};
+	struct junction_device *device;
+	int with_option = jnc_dsr_wants_option(packet);
+	int verdict;
+
+	verdict = jnc_fib_route(skb, &route, packet->saddr, backend->address, packet->proto);
+	if (verdict != BPF_FIB_LKUP_RET_SUCCESS && verdict != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return drop(skb, JUNCTION_DROP_FIB_FAILED, direction);
+	/* The IPv4 header can grow to 60 bytes: a client's own options may leave no room. */
+	if (with_option && packet->l4_off - ETH_HLEN + JUNCTION_DSR_OPT_LEN > 60)
+		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
+	device = device_of(route.ifindex, skb->ifindex);
+	if (with_option && device && skb->gso_size == 0 &&
+	    skb->len - ETH_HLEN + JUNCTION_DSR_OPT_LEN > device->mtu) {
+		count_drop(skb, JUNCTION_DROP_FRAG_NEEDED, direction);
+		return jnc_icmp_unreachable(skb, packet, JNC_ICMP_FRAG_NEEDED,
+					    (__u16)(device->mtu - JUNCTION_DSR_OPT_LEN));
+	}
+	if (jnc_nat_rewrite(skb, packet, JNC_IPV4_DADDR_OFF, packet->daddr, backend->address,
+			    packet->l4_off + 2, packet->dport, backend->port) < 0)
+		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
+	if (with_option && jnc_dsr_insert_option(skb, packet->daddr, packet->dport) < 0)
+		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
+	verdict = jnc_fib_redirect(skb, &route, verdict);
+	return verdict < 0 ? drop(skb, JUNCTION_DROP_FIB_FAILED, direction) : verdict;
+}
+
+/*
+ * SNAT to a remote backend. A new connection (`entry` NULL) claims a source port on the
+ * address of the device the route leaves by, and records both conntrack entries; an
+ * existing one reuses its SERVICE entry's address and port. DNAT + SNAT, out by FIB.
+ */
+static __always_inline int forward_snat(struct __sk_buff *skb, const struct jnc_packet *packet,
+					const struct junction_lb4_backend *backend, __u32 backend_id,
+					__u16 rev_nat_id, const struct junction_ct4_entry *entry,
+					__u64 now)
+{
+	const __u32 direction = JUNCTION_DIR_FROM_NETDEV;
+	struct bpf_fib_lookup route = {};
+	struct junction_device *device;
+	__be32 node;
+	__be16 port;
+	int verdict;
+
+	verdict = jnc_fib_route(skb, &route, packet->saddr, backend->address, packet->proto);
+	if (verdict != BPF_FIB_LKUP_RET_SUCCESS && verdict != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return drop(skb, JUNCTION_DROP_FIB_FAILED, direction);
+	if (entry) {
+		node = entry->nat_address;
+		port = entry->nat_port;
+	} else {
+		const struct junction_ct4_entry reply = {
+			.last_seen = now,
+			.backend_id = backend_id,
+			.rev_nat_id = rev_nat_id,
+			.flags = JUNCTION_CT_F_SNAT,
+			.nat_address = packet->saddr,
+			.nat_port = packet->sport,
+		};
+		struct junction_ct4_entry request = reply;
+		const struct junction_ct4_key key = ct_key_of(packet, JUNCTION_CT_SERVICE);
+
+		device = device_of(route.ifindex, skb->ifindex);
+		if (!device || !device->address)
+			return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
+		node = device->address;
+		port = jnc_snat_claim_port(packet, backend, node, &reply);
+		if (!port)
+			return drop(skb, JUNCTION_DROP_NO_NAT_PORT, direction);
+		request.nat_address = node;
+		request.nat_port = port;
+		if (bpf_map_update_elem(&jnc_ct4, &key, &request, BPF_ANY) < 0) {
+			const struct junction_ct4_key claimed = {
+				.saddr = backend->address,
+				.daddr = node,
+				.sport = backend->port,
+				.dport = port,
+				.proto = packet->proto,
+				.direction = JUNCTION_CT_REPLY,
+			};
+
+			bpf_map_delete_elem(&jnc_ct4, &claimed);
+			return drop(skb, JUNCTION_DROP_CT_MAP_FULL, direction);
+		}
+	}
+	if (jnc_nat_rewrite(skb, packet, JNC_IPV4_DADDR_OFF, packet->daddr, backend->address,
+			    packet->l4_off + 2, packet->dport, backend->port) < 0 ||
+	    jnc_nat_rewrite(skb, packet, JNC_IPV4_SADDR_OFF, packet->saddr, node, packet->l4_off,
+			    packet->sport, port) < 0)
+		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
+	verdict = jnc_fib_redirect(skb, &route, verdict);
+	return verdict < 0 ? drop(skb, JUNCTION_DROP_FIB_FAILED, direction) : verdict;
+}
+
+/* ---- from_netdev's three cases ------------------------------------------------------- */
+
+/* A new connection to a local backend: SERVICE and REPLY entries flagged EXTERNAL. */
+static __always_inline int ct_create_local(const struct jnc_packet *packet,
+					   const struct junction_lb4_backend *backend,
+					   __u32 backend_id, __u16 rev_nat_id, __u64 now)
+{
+	const struct junction_ct4_key request = ct_key_of(packet, JUNCTION_CT_SERVICE);
+	const struct junction_ct4_key reply = ct_reply_key(packet, backend->address, backend->port);
+	const struct junction_ct4_entry entry = {
+		.last_seen = now,
+		.backend_id = backend_id,
+		.rev_nat_id = rev_nat_id,
+		.flags = JUNCTION_CT_F_EXTERNAL,
+	};
+
+	/* Reply first, as ct_create: the answer must find its entry once the request is in. */
+	if (bpf_map_update_elem(&jnc_ct4, &reply, &entry, BPF_ANY) < 0)
+		return -1;
+	return bpf_map_update_elem(&jnc_ct4, &request, &entry, BPF_ANY);
+}
+
+/* A new DSR connection: only the SERVICE entry (no reply comes back through this node). */
+static __always_inline int ct_create_dsr(const struct jnc_packet *packet, __u32 backend_id,
+					 __u16 rev_nat_id, __u64 now)
+{
+	const struct junction_ct4_key request = ct_key_of(packet, JUNCTION_CT_SERVICE);
+	const struct junction_ct4_entry entry = {
+		.last_seen = now,
+		.backend_id = backend_id,
+		.rev_nat_id = rev_nat_id,
+		.flags = JUNCTION_CT_F_DSR,
+	};
+
+	return bpf_map_update_elem(&jnc_ct4, &request, &entry, BPF_ANY);
+}
+
+/* A packet to an external frontend: pick (or find) the backend, then forward it the way
+ * the connection goes (local, DSR or SNAT). */
+static __always_inline int nodeport_lb(struct __sk_buff *skb, const struct jnc_packet *packet,
+				       const struct junction_lb4_service_key *frontend,
+				       const struct junction_lb4_service *service)
+{
+	const __u32 direction = JUNCTION_DIR_FROM_NETDEV;
+	const struct junction_ct4_key key = ct_key_of(packet, JUNCTION_CT_SERVICE);
+	struct junction_lb4_backend *backend = NULL;
+	struct junction_ct4_entry *entry = NULL;
+	__u64 now = bpf_ktime_get_ns();
+	__u16 mode;
+	__u32 id;
+
+	/* No backend for this node (none at all, or externalTrafficPolicy=Local without a
+	 * local one): refused at once, as kube-proxy's REJECT. */
+	if (service->count == 0) {
+		count_drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
+		return jnc_icmp_port_unreachable(skb, packet);
+	}
+	id = ct_lookup_service(packet, service, now, &backend);
+	if (id)
+		entry = bpf_map_lookup_elem(&jnc_ct4, &key);
+	if (id && entry && backend) {
+		mode = entry->flags & (JUNCTION_CT_F_EXTERNAL | JUNCTION_CT_F_DSR | JUNCTION_CT_F_SNAT);
+	} else {
+		entry = NULL;
+		id = select_backend(packet, frontend, service, now, &backend);
+		if (!id || !backend)
+			return drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
+		if (backend->flags & JUNCTION_BE_F_LOCAL) {
+			mode = JUNCTION_CT_F_EXTERNAL;
+			if (ct_create_local(packet, backend, id, service->rev_nat_id, now) < 0)
+				return drop(skb, JUNCTION_DROP_CT_MAP_FULL, direction);
+		} else if (service->flags & JUNCTION_SVC_F_DSR) {
+			mode = JUNCTION_CT_F_DSR;
+			if (ct_create_dsr(packet, id, service->rev_nat_id, now) < 0)
+				return drop(skb, JUNCTION_DROP_CT_MAP_FULL, direction);
+		} else {
+			mode = JUNCTION_CT_F_SNAT; /* forward_snat records the entries */
+		}
+	}
+	switch (mode) {
+	case JUNCTION_CT_F_EXTERNAL:
+		return forward_local(skb, packet, backend);
+	case JUNCTION_CT_F_DSR:
+		return forward_dsr(skb, packet, backend);
+	case JUNCTION_CT_F_SNAT:
+		return forward_snat(skb, packet, backend, id, service->rev_nat_id, entry, now);
+	default:
+		/* An east-west entry on this tuple (a pod's connection): not ours. */
+		return TC_ACT_OK;
+	}
+}
+
+/* A backend's reply to a connection this node SNATed: back to the client, from the
+ * frontend, out by FIB. */
+static __always_inline int snat_reverse(struct __sk_buff *skb, const struct jnc_packet *packet,
+					struct junction_ct4_entry *entry)
+{
+	const __u32 direction = JUNCTION_DIR_FROM_NETDEV;
+	struct junction_lb4_revnat_key revnat_key = { .rev_nat_id = entry->rev_nat_id };
+	struct bpf_fib_lookup route = {};
+	struct junction_lb4_revnat *revnat;
+	int verdict;
+
+	revnat = bpf_map_lookup_elem(&jnc_lb4_revnat, &revnat_key);
+	/* The service is gone: nothing to answer from; the node's stack drops it. */
+	if (!revnat)
+		return TC_ACT_OK;
+	entry->last_seen = bpf_ktime_get_ns();
+	verdict = jnc_fib_route(skb, &route, revnat->address, entry->nat_address, packet->proto);
+	if (verdict != BPF_FIB_LKUP_RET_SUCCESS && verdict != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return drop(skb, JUNCTION_DROP_FIB_FAILED, direction);
+	if (jnc_nat_rewrite(skb, packet, JNC_IPV4_DADDR_OFF, packet->daddr, entry->nat_address,
+			    packet->l4_off + 2, packet->dport, entry->nat_port) < 0 ||
+	    jnc_nat_rewrite(skb, packet, JNC_IPV4_SADDR_OFF, packet->saddr, revnat->address,
+			    packet->l4_off, packet->sport, revnat->port) < 0)
+		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
+	verdict = jnc_fib_redirect(skb, &route, verdict);
+	return verdict < 0 ? drop(skb, JUNCTION_DROP_FIB_FAILED, direction) : verdict;
+}
+
+/* On the backend's node: remember the frontend the option names for the replies. */
+static __always_inline int dsr_record(const struct jnc_packet *packet,
+				      const struct junction_dsr_opt4 *option)
+{
+	const struct junction_ct4_key key = ct_reply_key(packet, packet->daddr, packet->dport);
+	const struct junction_ct4_entry entry = {
+		.last_seen = bpf_ktime_get_ns(),
+		.flags = JUNCTION_CT_F_DSR,
+		.nat_address = option->address,
+		.nat_port = option->port,
+	};
+
+	/* Best effort: without the entry the replies leave with the pod's address and the
+	 * client resets them; dropping the request would not do better. */
+	bpf_map_update_elem(&jnc_ct4, &key, &entry, BPF_ANY);
+	return TC_ACT_OK;
+}
+
+/* ---- Entry points ---------------------------------------------------------------------- */
+
+SEC("tc")
+int from_netdev(struct __sk_buff *skb)
+{
+	struct junction_lb4_service_key frontend = {};
+	struct junction_lb4_service *service;
+	struct junction_ct4_entry *reply;
+	struct junction_dsr_opt4 option;
+	struct jnc_packet packet = {};
+	struct junction_ct4_key key;
+
+	if (jnc_parse_ipv4(skb, &packet) != JNC_PARSE_OK)
+		return TC_ACT_OK;
+	key = ct_key_of(&packet, JUNCTION_CT_REPLY);
+	reply = bpf_map_lookup_elem(&jnc_ct4, &key);
+	if (reply && (reply->flags & JUNCTION_CT_F_SNAT))
+		return snat_reverse(skb, &packet, reply);
+	if (jnc_dsr_read_option(skb, &packet, &option))
+		return dsr_record(&packet, &option);
+	frontend.address = packet.daddr;
+	frontend.port = packet.dport;
+	frontend.proto = packet.proto;
+	service = bpf_map_lookup_elem(&jnc_lb4_svc, &frontend);
+	if (!service || !(service->flags & JUNCTION_SVC_F_EXTERNAL))
+		return TC_ACT_OK;
+	return nodeport_lb(skb, &packet, &frontend, service);
+}
+
+SEC("tc")
+int to_netdev(struct __sk_buff *skb)
+{
+	struct junction_lb4_revnat_key revnat_key = {};
+	struct junction_lb4_revnat *revnat;
+	struct junction_ct4_entry *entry;
+	struct jnc_packet packet = {};
+	struct junction_ct4_key key;
+	__be32 address;
+	__be16 port;
+
+	if (jnc_parse_ipv4(skb, &packet) != JNC_PARSE_OK)
+		return TC_ACT_OK;
+	key = ct_key_of(&packet, JUNCTION_CT_REPLY);
+	entry = bpf_map_lookup_elem(&jnc_ct4, &key);
+	if (!entry)
+		return TC_ACT_OK;
+	if (entry->flags & JUNCTION_CT_F_DSR) {
+		address = entry->nat_address;
+		port = entry->nat_port;
+	} else if (entry->flags & JUNCTION_CT_F_EXTERNAL) {
+		revnat_key.rev_nat_id = entry->rev_nat_id;
+		revnat = bpf_map_lookup_elem(&jnc_lb4_revnat, &revnat_key);
+		if (!revnat)
+			return TC_ACT_OK;
+		address = revnat->address;
+		port = revnat->port;
+	} else {
+		return TC_ACT_OK;
+	}
+	entry->last_seen = bpf_ktime_get_ns();
+	if (jnc_nat_rewrite(skb, &packet, JNC_IPV4_SADDR_OFF, packet.saddr, address,
+			    packet.l4_off, packet.sport, port) < 0)
+		return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_NETDEV);
+	return TC_ACT_OK;
+}
