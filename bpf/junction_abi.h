@@ -242,6 +242,14 @@ struct junction_drop_counters {
 /* North-south to a backend on this node (client address kept): the REPLY entry is reverse
  * translated on the device's egress (to_netdev), not in to_endpoint. */
 #define JUNCTION_CT_F_EXTERNAL 8
+/*
+ * With SNAT: the connection is closing. from_netdev sets it on both entries (SERVICE and
+ * REPLY) when it sees a TCP FIN or RST either way. A closing connection's SNAT port may be
+ * claimed again once the REPLY entry has been idle for the close timeout (bpf/lib/snat.h),
+ * and a SYN on a closing SERVICE entry is a new connection (the client reused its port),
+ * which gets a backend and a port of its own.
+ */
+#define JUNCTION_CT_F_CLOSING 16
 
 struct junction_lb4_service_key {
 	__be32 address; /* VIP */

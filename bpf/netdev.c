@@ -17,6 +17,9 @@
  *     node, with JUNCTION_SVC_F_DSR: DNAT, the option on a TCP SYN and on every UDP
  *     datagram, forwarded by FIB with the client's source kept; without: DNAT plus SNAT to
  *     the device's address and a port of the SNAT range, forwarded by FIB.
+ *   - a TCP FIN or RST of an SNAT connection, either way, marks both of its entries
+ *     JUNCTION_CT_F_CLOSING: its port may be claimed again after the close timeout
+ *     (lib/snat.h), and a SYN on its SERVICE entry starts a new connection.
  * to_netdev: a packet matching a REPLY entry flagged EXTERNAL (source := the frontend of
  * its rev_nat_id) or DSR (source := the entry's frontend from the option).
  * Everything else passes untouched both ways: the node's own traffic, ARP, IPv6, ICMP,
@@ -121,6 +124,14 @@ static __always_inline int forward_snat(struct __sk_buff *skb, const struct jnc_
 	if (entry) {
 		node = entry->nat_address;
 		port = entry->nat_port;
+		if (jnc_tcp_closes(packet)) {
+			const struct junction_ct4_key service = ct_key_of(packet, JUNCTION_CT_SERVICE);
+			const struct junction_ct4_key reply = ct_key(
+				backend->address, node, backend->port, port, packet->proto,
+				JUNCTION_CT_REPLY);
+
+			jnc_snat_mark_closing(&service, &reply);
+		}
 	} else {
 		const struct junction_ct4_entry reply = {
 			.last_seen = now,
@@ -220,6 +231,11 @@ static __always_inline int nodeport_lb(struct __sk_buff *skb, const struct jnc_p
 	id = ct_lookup_service(packet, service, now, &backend);
 	if (id)
 		entry = bpf_map_lookup_elem(&jnc_ct4, &key);
+	/* A SYN on a closing SNAT connection: the client reused its port for a new one, which
+	 * gets a backend and a port of its own (the old port is released by its close timeout). */
+	if (id && entry && (entry->flags & JUNCTION_CT_F_SNAT) &&
+	    (entry->flags & JUNCTION_CT_F_CLOSING) && jnc_tcp_opens(packet))
+		id = 0;
 	if (id && entry && backend) {
 		mode = entry->flags & (JUNCTION_CT_F_EXTERNAL | JUNCTION_CT_F_DSR | JUNCTION_CT_F_SNAT);
 	} else {
@@ -268,6 +284,14 @@ static __always_inline int snat_reverse(struct __sk_buff *skb, const struct jnc_
 	if (!revnat)
 		return TC_ACT_OK;
 	entry->last_seen = bpf_ktime_get_ns();
+	if (jnc_tcp_closes(packet)) {
+		const struct junction_ct4_key reply = ct_key_of(packet, JUNCTION_CT_REPLY);
+		const struct junction_ct4_key service =
+			ct_key(entry->nat_address, revnat->address, entry->nat_port, revnat->port,
+			       packet->proto, JUNCTION_CT_SERVICE);
+
+		jnc_snat_mark_closing(&service, &reply);
+	}
 	verdict = jnc_fib_route(skb, &route, revnat->address, entry->nat_address, packet->proto);
 	if (verdict != BPF_FIB_LKUP_RET_SUCCESS && verdict != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return drop(skb, JUNCTION_DROP_FIB_FAILED, direction);

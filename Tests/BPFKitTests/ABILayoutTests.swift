@@ -171,6 +171,12 @@ final class ABILayoutTests: XCTestCase {
     XCTAssertEqual(JUNCTION_SVC_F_MAGLEV, 2)
     XCTAssertEqual(JUNCTION_BE_F_TERMINATING, 1)
     XCTAssertEqual(JUNCTION_CT_F_HAIRPIN, 1)
+    // Conntrack flags are bits of one field: each its own bit (CLOSING is new in v3's flags).
+    let conntrackFlags = [
+      JUNCTION_CT_F_HAIRPIN, JUNCTION_CT_F_SNAT, JUNCTION_CT_F_DSR, JUNCTION_CT_F_EXTERNAL,
+      JUNCTION_CT_F_CLOSING,
+    ]
+    XCTAssertEqual(conntrackFlags, [1, 2, 4, 8, 16])
     // The kernel keeps 15 characters of a map or program name.
     for name in [
       JUNCTION_MAP_ENDPOINT_COUNTERS, JUNCTION_MAP_DROPS, JUNCTION_PROG_FROM_ENDPOINT,

@@ -161,10 +161,10 @@ final class NetdevTests: XCTestCase {
     return try XCTUnwrap(outcome).get()
   }
 
-  private func entry(
+  private func conntrackKey(
     _ source: [UInt8], _ sourcePort: UInt16, _ destination: [UInt8], _ destinationPort: UInt16,
     _ direction: junction_ct_direction, _ proto: PacketBuilder.L4 = .tcp
-  ) throws -> junction_ct4_entry? {
+  ) -> junction_ct4_key {
     var key = junction_ct4_key()
     key.saddr = be32(source)
     key.daddr = be32(destination)
@@ -172,6 +172,14 @@ final class NetdevTests: XCTestCase {
     key.dport = be16(destinationPort)
     key.proto = proto.rawValue
     key.direction = UInt8(direction.rawValue)
+    return key
+  }
+
+  private func entry(
+    _ source: [UInt8], _ sourcePort: UInt16, _ destination: [UInt8], _ destinationPort: UInt16,
+    _ direction: junction_ct_direction, _ proto: PacketBuilder.L4 = .tcp
+  ) throws -> junction_ct4_entry? {
+    let key = conntrackKey(source, sourcePort, destination, destinationPort, direction, proto)
     return try conntrack.lookup(key, as: junction_ct4_entry.self)
   }
 
@@ -327,6 +335,121 @@ final class NetdevTests: XCTestCase {
     let refused = try run(from, second.build())
     XCTAssertEqual(refused.verdict, .shot)
     XCTAssertEqual(try dropCount(JUNCTION_DROP_NO_NAT_PORT), 1)
+  }
+
+  // MARK: - SNAT ports of finished connections
+
+  /// Makes the REPLY entry of the SNAT port `natPort` look idle for `seconds`, as if that
+  /// much time had passed since its last packet (bpf_ktime_get_ns is CLOCK_MONOTONIC).
+  private func age(natPort: UInt16, by seconds: UInt64, _ proto: PacketBuilder.L4 = .tcp) throws {
+    let key = conntrackKey(remoteBackend, 8080, nodeAddress, natPort, JUNCTION_CT_REPLY, proto)
+    var reply = try XCTUnwrap(try conntrack.lookup(key, as: junction_ct4_entry.self))
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    let nanoseconds = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    reply.last_seen = nanoseconds - seconds * 1_000_000_000
+    try conntrack.update(key, reply)
+  }
+
+  /// SNAT with the single source port 40100, so a second connection needs the first's port.
+  private func programOneSNATPort(_ proto: PacketBuilder.L4 = .tcp) throws {
+    var config = junction_node_config()
+    config.snat_port_min = 40100
+    config.snat_port_max = 40100
+    try nodeConfig.update(UInt32(0), config)
+    try program(backend: remoteBackend, local: false, dsr: false, proto: proto)
+  }
+
+  private func isClosing(_ entry: junction_ct4_entry?) -> Bool {
+    (entry?.flags ?? 0) & UInt16(JUNCTION_CT_F_CLOSING) != 0
+  }
+
+  func testAClosedConnectionsPortIsClaimedAgainAfterTheCloseTimeout() throws {
+    try programOneSNATPort()
+    XCTAssertEqual(try run(from, request().build()).verdict, .redirect)
+    XCTAssertFalse(isClosing(try entry(client, 40000, nodeAddress, nodePort, JUNCTION_CT_SERVICE)))
+    XCTAssertEqual(try run(from, request(flags: 0x11).build()).verdict, .redirect, "FIN-ACK")
+    XCTAssertTrue(isClosing(try entry(client, 40000, nodeAddress, nodePort, JUNCTION_CT_SERVICE)))
+    XCTAssertTrue(isClosing(try entry(remoteBackend, 8080, nodeAddress, 40100, JUNCTION_CT_REPLY)))
+
+    var next = request()
+    next.sourcePort = 40001
+    XCTAssertEqual(try run(from, next.build()).verdict, .shot, "closed 0 s ago: still held")
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_NO_NAT_PORT), 1)
+
+    try age(natPort: 40100, by: 11)
+    let reused = try run(from, next.build())
+    XCTAssertEqual(reused.verdict, .redirect)
+    XCTAssertEqual(ParsedFrame(reused.output).sourcePort, 40100)
+    let reply = try XCTUnwrap(
+      try entry(remoteBackend, 8080, nodeAddress, 40100, JUNCTION_CT_REPLY))
+    XCTAssertEqual(reply.nat_port, be16(40001), "the port now answers to the new connection")
+    XCTAssertFalse(isClosing(reply))
+    XCTAssertNil(
+      try entry(client, 40000, nodeAddress, nodePort, JUNCTION_CT_SERVICE),
+      "the old connection's entry no longer leads to the port")
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_NO_NAT_PORT), 1)
+  }
+
+  func testTheBackendsFINMarksTheConnectionClosing() throws {
+    try programOneSNATPort()
+    XCTAssertEqual(try run(from, request().build()).verdict, .redirect)
+    var fin = reply(from: remoteBackend, 8080, to: nodeAddress, 40100)
+    fin.tcpFlags = 0x11
+    XCTAssertEqual(try run(from, fin.build()).verdict, .redirect)
+    XCTAssertTrue(isClosing(try entry(client, 40000, nodeAddress, nodePort, JUNCTION_CT_SERVICE)))
+    XCTAssertTrue(isClosing(try entry(remoteBackend, 8080, nodeAddress, 40100, JUNCTION_CT_REPLY)))
+  }
+
+  func testAnOpenConnectionKeepsItsPortWhileIdle() throws {
+    try programOneSNATPort()
+    XCTAssertEqual(try run(from, request().build()).verdict, .redirect)
+    XCTAssertEqual(try run(from, request(flags: 0x10).build()).verdict, .redirect, "ACK")
+    try age(natPort: 40100, by: 600)  // far past the close timeout, far below 6 h
+    var next = request()
+    next.sourcePort = 40001
+    XCTAssertEqual(try run(from, next.build()).verdict, .shot)
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_NO_NAT_PORT), 1)
+    let reply = try XCTUnwrap(
+      try entry(remoteBackend, 8080, nodeAddress, 40100, JUNCTION_CT_REPLY))
+    XCTAssertEqual(reply.nat_port, be16(40000), "still the first connection's")
+  }
+
+  func testAUDPFlowsPortIsClaimedAgainAfterAMinuteIdle() throws {
+    try programOneSNATPort(.udp)
+    XCTAssertEqual(try run(from, request(.udp).build()).verdict, .redirect)
+    var next = request(.udp)
+    next.sourcePort = 40001
+    try age(natPort: 40100, by: 30, .udp)
+    XCTAssertEqual(try run(from, next.build()).verdict, .shot, "idle 30 s: still held")
+    try age(natPort: 40100, by: 61, .udp)
+    let reused = try run(from, next.build())
+    XCTAssertEqual(reused.verdict, .redirect)
+    XCTAssertEqual(ParsedFrame(reused.output).sourcePort, 40100)
+    let reply = try XCTUnwrap(
+      try entry(remoteBackend, 8080, nodeAddress, 40100, JUNCTION_CT_REPLY, .udp))
+    XCTAssertEqual(reply.nat_port, be16(40001))
+  }
+
+  func testASYNOnAClosingConnectionStartsANewOneWithItsOwnPort() throws {
+    var config = junction_node_config()
+    config.snat_port_min = 40100
+    config.snat_port_max = 40101
+    try nodeConfig.update(UInt32(0), config)
+    try program(backend: remoteBackend, local: false, dsr: false)
+    let first = ParsedFrame(try run(from, request().build()).output).sourcePort
+    XCTAssertEqual(try run(from, request(flags: 0x04).build()).verdict, .redirect, "RST")
+    XCTAssertTrue(isClosing(try entry(client, 40000, nodeAddress, nodePort, JUNCTION_CT_SERVICE)))
+
+    // The same client port again: a new connection, not the old half-closed mapping.
+    let again = try run(from, request().build())
+    XCTAssertEqual(again.verdict, .redirect)
+    let second = ParsedFrame(again.output).sourcePort
+    XCTAssertNotEqual(second, first, "the first port is still held by the closed connection")
+    let service = try XCTUnwrap(
+      try entry(client, 40000, nodeAddress, nodePort, JUNCTION_CT_SERVICE))
+    XCTAssertFalse(isClosing(service))
+    XCTAssertEqual(service.nat_port, be16(second))
   }
 
   // MARK: - DSR

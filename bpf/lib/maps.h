@@ -106,8 +106,9 @@ struct {
 /*
  * Connections to services, two entries each (JUNCTION_CT_SERVICE as the client sends,
  * JUNCTION_CT_REPLY as the backend answers), so both directions are one exact lookup.
- * LRU: a full table evicts the coldest connection rather than failing new ones; nothing
- * else expires entries (last_seen is there for an agent-side sweep).
+ * LRU: a full table evicts the coldest connection rather than failing new ones. Nothing
+ * deletes entries on a timer; an SNAT port's REPLY entry is taken over by a new connection
+ * once it has expired (closed for 10 s, or idle past its lifetime: lib/snat.h).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -19,7 +19,9 @@
 #define JNC_IP_MF 0x2000
 #define JNC_IP_OFFSET 0x1fff
 
+#define JNC_TCP_FLAG_FIN 0x01
 #define JNC_TCP_FLAG_SYN 0x02
+#define JNC_TCP_FLAG_RST 0x04
 #define JNC_TCP_FLAG_ACK 0x10
 
 enum jnc_parse_result {
