@@ -339,16 +339,29 @@ final class NetdevTests: XCTestCase {
 
   // MARK: - SNAT ports of finished connections
 
-  /// Makes the REPLY entry of the SNAT port `natPort` look idle for `seconds`, as if that
-  /// much time had passed since its last packet (bpf_ktime_get_ns is CLOCK_MONOTONIC).
-  private func age(natPort: UInt16, by seconds: UInt64, _ proto: PacketBuilder.L4 = .tcp) throws {
-    let key = conntrackKey(remoteBackend, 8080, nodeAddress, natPort, JUNCTION_CT_REPLY, proto)
-    var reply = try XCTUnwrap(try conntrack.lookup(key, as: junction_ct4_entry.self))
+  /// Makes the connection holding the SNAT port `natPort` look idle for `seconds`, as if
+  /// that much time had passed since its last packet either way: its REPLY entry and its
+  /// SERVICE entry (bpf_ktime_get_ns is CLOCK_MONOTONIC). `replyOnly`: the client's side
+  /// stays fresh, as in a flow whose packets only go one way.
+  private func age(
+    natPort: UInt16, by seconds: UInt64, _ proto: PacketBuilder.L4 = .tcp, replyOnly: Bool = false
+  ) throws {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
-    let nanoseconds = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-    reply.last_seen = nanoseconds - seconds * 1_000_000_000
-    try conntrack.update(key, reply)
+    let past =
+      UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec) - seconds * 1_000_000_000
+    let replyKey = conntrackKey(
+      remoteBackend, 8080, nodeAddress, natPort, JUNCTION_CT_REPLY, proto)
+    var reply = try XCTUnwrap(try conntrack.lookup(replyKey, as: junction_ct4_entry.self))
+    reply.last_seen = past
+    try conntrack.update(replyKey, reply)
+    if replyOnly { return }
+    let serviceKey = conntrackKey(
+      client, UInt16(bigEndian: reply.nat_port), nodeAddress, nodePort, JUNCTION_CT_SERVICE,
+      proto)
+    var service = try XCTUnwrap(try conntrack.lookup(serviceKey, as: junction_ct4_entry.self))
+    service.last_seen = past
+    try conntrack.update(serviceKey, service)
   }
 
   /// SNAT with the single source port 40100, so a second connection needs the first's port.
@@ -422,6 +435,9 @@ final class NetdevTests: XCTestCase {
     next.sourcePort = 40001
     try age(natPort: 40100, by: 30, .udp)
     XCTAssertEqual(try run(from, next.build()).verdict, .shot, "idle 30 s: still held")
+    try age(natPort: 40100, by: 61, .udp, replyOnly: true)
+    XCTAssertEqual(
+      try run(from, next.build()).verdict, .shot, "the client still sends: a one-way flow")
     try age(natPort: 40100, by: 61, .udp)
     let reused = try run(from, next.build())
     XCTAssertEqual(reused.verdict, .redirect)

@@ -98,36 +98,39 @@ jnc_snat_service_entry(const struct junction_ct4_key *key, __be32 node, __be16 p
 }
 
 /*
- * Takes over the REPLY entry at `key` (a taken port) when its connection has expired.
- * The claim is a compare-and-swap of its last_seen from the value judged expired to now:
- * of two CPUs taking over the same port one wins; a late packet of the old connection
+ * Takes over the REPLY entry at `key` (a taken port) when its connection has expired: the
+ * REPLY entry, and the SERVICE entry if it still leads to this port, idle past their
+ * timeout (both: a one-way flow refreshes only the SERVICE entry). The claim is a
+ * compare-and-swap of the REPLY entry's last_seen from the value judged expired to now: of
+ * two CPUs taking over the same port one wins, and a late packet of the old connection
  * (which refreshes last_seen) makes the take-over fail instead. The winner deletes the old
- * connection's SERVICE entry if it still leads to this port (else a late client packet
- * would be sent out with a port that is now someone else's), then writes its own entry.
+ * SERVICE entry (else a late client packet would leave with a port that is now someone
+ * else's), then writes its own REPLY entry.
  */
 static __always_inline int jnc_snat_take_over(const struct junction_ct4_key *key,
 					      const struct junction_ct4_entry *reply)
 {
 	struct junction_ct4_entry *taken = bpf_map_lookup_elem(&jnc_ct4, key);
+	struct junction_ct4_entry *service = NULL;
 	struct junction_ct4_key service_key;
-	__be32 client;
-	__be16 client_port;
-	__u16 rev_nat_id;
+	__u64 now = reply->last_seen;
 	__u64 seen;
 
 	/* Only an SNAT entry: a REPLY key of the node's own connection is not ours to take. */
 	if (!taken || !(taken->flags & JUNCTION_CT_F_SNAT))
 		return -1;
 	seen = taken->last_seen;
-	if (!jnc_snat_expired(seen, taken->flags, key->proto, reply->last_seen))
+	if (!jnc_snat_expired(seen, taken->flags, key->proto, now))
 		return -1;
-	client = taken->nat_address;
-	client_port = taken->nat_port;
-	rev_nat_id = taken->rev_nat_id;
-	if (__sync_val_compare_and_swap(&taken->last_seen, seen, reply->last_seen) != seen)
+	if (jnc_snat_service_key(taken->nat_address, taken->nat_port, taken->rev_nat_id,
+				 key->proto, &service_key) == 0)
+		service = jnc_snat_service_entry(&service_key, key->daddr, key->dport);
+	if (service && !jnc_snat_expired(service->last_seen, service->flags | taken->flags,
+					 key->proto, now))
 		return -1;
-	if (jnc_snat_service_key(client, client_port, rev_nat_id, key->proto, &service_key) == 0 &&
-	    jnc_snat_service_entry(&service_key, key->daddr, key->dport))
+	if (__sync_val_compare_and_swap(&taken->last_seen, seen, now) != seen)
+		return -1;
+	if (service)
 		bpf_map_delete_elem(&jnc_ct4, &service_key);
 	return bpf_map_update_elem(&jnc_ct4, key, reply, BPF_ANY);
 }
