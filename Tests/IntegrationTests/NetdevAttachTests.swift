@@ -6,19 +6,19 @@ import XCTest
 /// egress; a restart replaces Junction's filters in place (one per direction, the new
 /// programs), never stacks a second one.
 final class NetdevAttachTests: XCTestCase {
-  private var namespace: String?
+  private var node: DeviceNode?
   private var agent: TestAgent?
   private let device = "jndev0"
 
   override func tearDown() {
     agent?.tearDown()
     agent = nil
-    if let namespace { _ = try? Shell.run(["ip", "netns", "del", namespace]) }
-    namespace = nil
+    node?.remove()
+    node = nil
     super.tearDown()
   }
 
-  /// A node namespace with one veth (both ends inside) carrying an address.
+  /// A node namespace with the device (see `DeviceNode`); its name.
   private func makeNode() throws -> String {
     try TestNode.requirePrerequisites()
     try TestAgent.requirePrerequisites()
@@ -26,16 +26,9 @@ final class NetdevAttachTests: XCTestCase {
       throw TestNode.missing(
         "netdev.o (install/build-bpf.sh) is missing at \(TestAgent.bpfObjects)")
     }
-    let name = TestNode.uniqueName("nd")
-    try Shell.must(["ip", "netns", "add", name])
-    namespace = name
-    try Shell.must(["ip", "-n", name, "link", "set", "lo", "up"])
-    try Shell.must([
-      "ip", "-n", name, "link", "add", device, "type", "veth", "peer", "name", "jndev1",
-    ])
-    try Shell.must(["ip", "-n", name, "addr", "add", "192.168.78.2/24", "dev", device])
-    try Shell.must(["ip", "-n", name, "link", "set", device, "up"])
-    return name
+    let node = try DeviceNode(prefix: "nd", device: device, peer: "jndev1", address: "192.168.78.2")
+    self.node = node
+    return node.namespace
   }
 
   /// The BPF filters on `direction` of the device: (program name, program id) each.
