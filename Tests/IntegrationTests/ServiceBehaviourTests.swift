@@ -170,44 +170,10 @@ final class ServiceBehaviourTests: XCTestCase {
     protocol proto: String = "TCP", annotations: [String: String] = [:],
     affinityTimeout: Int? = nil
   ) -> String {
-    let endpoints = backends.map { address -> String in
-      let conditions =
-        states[address] == "terminating"
-        ? "{ready: false, serving: true, terminating: true}" : "{ready: true}"
-      return "  - addresses: [\"\(address)\"]\n    conditions: \(conditions)"
-    }.joined(separator: "\n")
-    let annotationLines = annotations.map { "    \($0.key): \"\($0.value)\"" }
-      .joined(separator: "\n")
-    let metadata =
-      annotations.isEmpty
-      ? "metadata: {name: \(name), namespace: default}"
-      : "metadata:\n  name: \(name)\n  namespace: default\n  annotations:\n\(annotationLines)"
-    let affinity =
-      affinityTimeout.map {
-        "\n  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP: {timeoutSeconds: \($0)}"
-      } ?? ""
-    return """
-      apiVersion: v1
-      kind: Service
-      \(metadata)
-      spec:
-        type: ClusterIP
-        clusterIP: \(clusterIP)\(affinity)
-        ports:
-        - {name: p, port: 80, protocol: \(proto), targetPort: 8080}
-      ---
-      apiVersion: discovery.k8s.io/v1
-      kind: EndpointSlice
-      metadata:
-        name: \(name)-abc
-        namespace: default
-        labels: {kubernetes.io/service-name: \(name)}
-      addressType: IPv4
-      ports:
-      - {name: p, port: 8080, protocol: \(proto)}
-      endpoints:
-      \(endpoints)
-      """
+    ServiceManifest.service(
+      name: name, clusterIP: clusterIP, backends: backends, protocol: proto, portName: "p",
+      terminating: Set(states.filter { $0.value == "terminating" }.keys),
+      annotations: annotations, affinityTimeout: affinityTimeout)
   }
 
   // MARK: - Tests

@@ -68,31 +68,9 @@ final class SocketLBTests: XCTestCase {
     _ name: String, clusterIP: String, backends: [String], udp: Bool = false,
     nodePort: UInt16? = nil
   ) -> String {
-    let proto = udp ? "UDP" : "TCP"
-    let port = udp ? 53 : 80
-    let endpoints = backends.map { "  - addresses: [\"\($0)\"]\n    conditions: {ready: true}" }
-      .joined(separator: "\n")
-    return """
-      apiVersion: v1
-      kind: Service
-      metadata: {name: \(name), namespace: default}
-      spec:
-        type: \(nodePort == nil ? "ClusterIP" : "NodePort")
-        clusterIP: \(clusterIP)
-        ports:
-        - {name: p, port: \(port), protocol: \(proto), targetPort: 8080\(nodePort.map { ", nodePort: \($0)" } ?? "")}
-      ---
-      apiVersion: discovery.k8s.io/v1
-      kind: EndpointSlice
-      metadata:
-        name: \(name)-abc
-        namespace: default
-        labels: {kubernetes.io/service-name: \(name)}
-      addressType: IPv4
-      ports:
-      - {name: p, port: 8080, protocol: \(proto)}
-      endpoints:\(backends.isEmpty ? " []" : "\n" + endpoints)
-      """
+    ServiceManifest.service(
+      name: name, clusterIP: clusterIP, backends: backends, port: udp ? 53 : 80,
+      protocol: udp ? "UDP" : "TCP", portName: "p", nodePort: nodePort)
   }
 
   private static let tcpServer = """
