@@ -12,17 +12,7 @@ final class LabSocketLBTests: XCTestCase {
     defer { lab.tearDown() }
     try lab.must(["up", "--nodes", "2"])
     try lab.webPod("jedi2", node: "node2", labels: ["role=jedi"])
-    let manifest = try lab.write(
-      """
-      apiVersion: v1
-      kind: Service
-      metadata: {name: droids, namespace: default}
-      spec:
-        clusterIP: 10.96.0.10
-        selector: {role: jedi}
-        ports:
-        - {name: http, port: 80, protocol: TCP, targetPort: 80}
-      ---
+    let nodePortDroids = """
       apiVersion: v1
       kind: Service
       metadata: {name: droids-np, namespace: default}
@@ -32,8 +22,8 @@ final class LabSocketLBTests: XCTestCase {
         selector: {role: jedi}
         ports:
         - {name: http, port: 80, protocol: TCP, targetPort: 80, nodePort: 30080}
-      """, to: "droids.yaml")
-    try lab.must(["apply", "-f", manifest])
+      """
+    try lab.apply(LabHarness.droids() + "\n---\n" + nodePortDroids, as: "droids.yaml")
 
     // node1 (backend elsewhere) and node2 (backend local), from the node's own namespace,
     // with curl's view of the peer: the ClusterIP, or the NodePort on loopback. A few tries:

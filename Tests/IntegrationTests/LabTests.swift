@@ -35,7 +35,7 @@ final class LabTests: XCTestCase {
     XCTAssertTrue(backendIP.hasPrefix("10.240.2."), "node2's pod CIDR: \(backendIP)")
     try lab.serveWeb("jedi2")
 
-    try applyDroids(lab)
+    try lab.apply(LabHarness.droids(), as: "droids.yaml")
 
     // The derived slice is on both agents: the droids frontend with jedi2 as its backend.
     for node in ["node1", "node2"] {
@@ -86,33 +86,15 @@ final class LabTests: XCTestCase {
       try lab.answers(client, "http://10.96.0.10/", count: count)
     }
 
-    try applyDroids(lab, distribution: "PreferClose")
+    try lab.apply(LabHarness.droids(distribution: "PreferClose"), as: "droids.yaml")
     XCTAssertEqual(try answers("client1"), ["jedi1"], "node1 is in zone-a with jedi1")
     XCTAssertEqual(try answers("client2"), ["jedi2"], "node2 is in zone-b with jedi2")
     try lab.must(["pod", "del", "jedi1"])
     XCTAssertEqual(try answers("client1"), ["jedi2"], "zone-a has no backend left: fall back")
     try lab.webPod("jedi1", node: "node1", labels: ["role=jedi"])
-    try applyDroids(lab)
+    try lab.apply(LabHarness.droids(), as: "droids.yaml")
     XCTAssertEqual(try answers("client1", count: 30), ["jedi1", "jedi2"], "without PreferClose")
     try lab.must(["down"])
-  }
-
-  /// The droids Service (selector role: jedi, port 80), written to the lab's scratch
-  /// directory and applied; the lab derives its EndpointSlice.
-  func applyDroids(_ lab: LabHarness, distribution: String? = nil) throws {
-    let manifest = try lab.write(
-      """
-      apiVersion: v1
-      kind: Service
-      metadata: {name: droids, namespace: default}
-      spec:
-        clusterIP: 10.96.0.10
-        selector: {role: jedi}
-        \(distribution.map { "trafficDistribution: \($0)" } ?? "")
-        ports:
-        - {name: http, port: 80, protocol: TCP, targetPort: 80}
-      """, to: "droids.yaml")
-    try lab.must(["apply", "-f", manifest])
   }
 
   func testDownAfterAFailedUpLeavesNothing() throws {

@@ -33,16 +33,6 @@ final class LocalRedirectTests: XCTestCase {
     """
   }
 
-  let droids = """
-    apiVersion: v1
-    kind: Service
-    metadata: {name: droids, namespace: default}
-    spec:
-      clusterIP: 10.96.0.10
-      selector: {role: jedi}
-      ports: [{port: 80, protocol: TCP, targetPort: 80}]
-    """
-
   /// The seed's scenario: the droids Service (jedi backends on both nodes) redirected to the
   /// droid on each caller's node, shown as LocalRedirect; skipRedirectFromBackend: a droid
   /// calling the Service gets the jedis; deleting the policy gives the Service back.
@@ -56,7 +46,7 @@ final class LocalRedirectTests: XCTestCase {
     for (pod, node) in [("trooper1", "node1"), ("trooper2", "node2")] {
       try lab.must(["pod", "add", pod, "--node", node, "--label", "role=soldier"])
     }
-    try lab.must(["apply", "-f", try lab.write(droids, to: "droids.yaml")])
+    try lab.apply(LabHarness.droids(), as: "droids.yaml")
     let url = "http://10.96.0.10/"
     XCTAssertEqual(try lab.answers("trooper1", url, count: 30), ["obi-wan", "luke"])
 
@@ -81,7 +71,7 @@ final class LocalRedirectTests: XCTestCase {
     // With skipRedirectFromBackend a droid calling droids gets the original Service (the
     // jedis), not itself. (Without it, it would be sent to itself: a hairpin, which the
     // datapath does not SNAT, so the pod's kernel drops its own address as a source.)
-    try lab.must(["apply", "-f", try lab.write(droidsPolicy(skip: true), to: "skip.yaml")])
+    try lab.apply(droidsPolicy(skip: true), as: "skip.yaml")
     XCTAssertEqual(try lab.answers("r2-d2", url, count: 20), ["obi-wan", "luke"])
     XCTAssertEqual(try lab.answers("trooper1", url), ["r2-d2"], "others are still redirected")
 
@@ -116,7 +106,7 @@ final class LocalRedirectTests: XCTestCase {
           localEndpointSelector: {matchLabels: {app: proxy}}
           toPorts: [{port: "80", protocol: TCP}]
       """
-    try lab.must(["apply", "-f", try lab.write(policy, to: "lrp.yaml")])
+    try lab.apply(policy, as: "lrp.yaml")
     let url = "http://169.254.169.254:8081/"
     XCTAssertEqual(try lab.answers("client1", url), ["proxy1"])
     XCTAssertEqual(try lab.answers("client2", url), ["proxy2"])

@@ -191,6 +191,20 @@ final class NorthSouthTests: XCTestCase {
     let file: String
   }
 
+  /// The NodePort on node1 asked from the external client over TCP, then UDP: the peer the
+  /// backend saw each time (node1 when SNATed, the client by DSR) is `tcp` and `udp`.
+  private func assertNodePortPeers(
+    _ lab: LabHarness, tcp: String, udp: String, _ tcpWhy: String, _ udpWhy: String,
+    file: StaticString = #filePath, line: UInt = #line
+  ) throws {
+    for (proto, expected, why) in [("tcp", tcp, tcpWhy), ("udp", udp, udpWhy)] {
+      XCTAssertEqual(
+        try peerSeen(
+          lab, proto, NorthSouthTests.node1, NorthSouthTests.nodePort, file: file, line: line),
+        expected, why, file: file, line: line)
+    }
+  }
+
   /// tcpdump on `node`'s eth0 into a file (immediate mode, packet-buffered: every packet is
   /// in the file as soon as it is seen, none left in the ring when it stops), started in the node's namespace
   /// by the lab (so `down` would stop it too).
@@ -259,12 +273,9 @@ final class NorthSouthTests: XCTestCase {
   func testSNATModeTheBackendSeesTheIngressNodeAndExternalFrontendsWork() throws {
     try withLab(lbMode: "snat") { lab in
       let node2Capture = try startCapture(lab, node: "node2")
-      XCTAssertEqual(
-        try peerSeen(lab, "tcp", NorthSouthTests.node1, NorthSouthTests.nodePort),
-        NorthSouthTests.node1, "SNAT: the backend sees node1's address")
-      XCTAssertEqual(
-        try peerSeen(lab, "udp", NorthSouthTests.node1, NorthSouthTests.nodePort),
-        NorthSouthTests.node1, "UDP too, and the answer comes from the frontend")
+      try assertNodePortPeers(
+        lab, tcp: NorthSouthTests.node1, udp: NorthSouthTests.node1,
+        "SNAT: the backend sees node1's address", "UDP too, and the answer comes from the frontend")
       let atNode2 = try finish(node2Capture)
       let syn = atNode2.first { $0.contains("Flags [S]") && $0.contains(".8080:") }
       XCTAssertNotNil(syn, "the SYN reaches node2: \(atNode2)")
@@ -312,12 +323,10 @@ final class NorthSouthTests: XCTestCase {
     try withLab(lbMode: "dsr") { lab in
       let node1Capture = try startCapture(lab, node: "node1")
       let node2Capture = try startCapture(lab, node: "node2")
-      XCTAssertEqual(
-        try peerSeen(lab, "tcp", NorthSouthTests.node1, NorthSouthTests.nodePort),
-        NorthSouthTests.client, "DSR: the backend sees the client's address")
-      XCTAssertEqual(
-        try peerSeen(lab, "udp", NorthSouthTests.node1, NorthSouthTests.nodePort),
-        NorthSouthTests.client, "UDP too, and the answer comes from the frontend")
+      try assertNodePortPeers(
+        lab, tcp: NorthSouthTests.client, udp: NorthSouthTests.client,
+        "DSR: the backend sees the client's address",
+        "UDP too, and the answer comes from the frontend")
       let atNode1 = try finish(node1Capture)
       let atNode2 = try finish(node2Capture)
 
@@ -366,12 +375,9 @@ final class NorthSouthTests: XCTestCase {
   func testHybridModeTCPGoesByDSRAndUDPBySNAT() throws {
     try withLab(lbMode: "hybrid") { lab in
       let node2Capture = try startCapture(lab, node: "node2")
-      XCTAssertEqual(
-        try peerSeen(lab, "tcp", NorthSouthTests.node1, NorthSouthTests.nodePort),
-        NorthSouthTests.client, "TCP by DSR")
-      XCTAssertEqual(
-        try peerSeen(lab, "udp", NorthSouthTests.node1, NorthSouthTests.nodePort),
-        NorthSouthTests.node1, "UDP by SNAT")
+      try assertNodePortPeers(
+        lab, tcp: NorthSouthTests.client, udp: NorthSouthTests.node1,
+        "TCP by DSR", "UDP by SNAT")
       let atNode2 = try finish(node2Capture)
       let syn = try XCTUnwrap(
         atNode2.first { $0.contains("Flags [S]") && $0.contains(".8080:") }, "\(atNode2)")

@@ -81,6 +81,27 @@ struct LabHarness {
     return url.path
   }
 
+  /// `yaml` written to `file` in the scratch directory and applied (`lab apply -f`).
+  func apply(_ yaml: String, as file: String) throws {
+    try must(["apply", "-f", try write(yaml, to: file)])
+  }
+
+  /// The seed's droids Service: ClusterIP 10.96.0.10, port 80 to the pods labelled
+  /// role=jedi (the lab derives its EndpointSlice), with `trafficDistribution` when given.
+  static func droids(distribution: String? = nil) -> String {
+    """
+    apiVersion: v1
+    kind: Service
+    metadata: {name: droids, namespace: default}
+    spec:
+      clusterIP: 10.96.0.10
+      selector: {role: jedi}
+      \(distribution.map { "trafficDistribution: \($0)" } ?? "")
+      ports:
+      - {name: http, port: 80, protocol: TCP, targetPort: 80}
+    """
+  }
+
   /// Pod `pod` on `node` serving "pod\n" over HTTP on `port` (busybox httpd, its web root
   /// in the scratch directory).
   func webPod(_ pod: String, node: String, labels: [String], port: Int = 80) throws {
