@@ -15,15 +15,11 @@ import XCTest
 /// junctionctl.
 final class SocketLBTests: XCTestCase {
   private var nodes: [TestNode] = []
-  private var processes: [Process] = []
+  private let processes = PodProcesses()
   private var cleanups: [() -> Void] = []
 
   override func tearDown() {
-    for process in processes where process.isRunning {
-      process.terminate()
-      process.waitUntilExit()
-    }
-    processes = []
+    processes.stopAll()
     for node in nodes { node.tearDown() }
     nodes = []
     for cleanup in cleanups.reversed() { cleanup() }
@@ -51,17 +47,6 @@ final class SocketLBTests: XCTestCase {
   }
 
   private func agent(_ node: TestNode) throws -> TestAgent { try XCTUnwrap(node.agent) }
-
-  private func apply(
-    _ node: TestNode, _ yaml: String, file: StaticString = #filePath, line: UInt = #line
-  )
-    throws
-  {
-    let ctl = Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
-    let applied = try Shell.run(
-      [ctl, "--socket", node.agentSocket, "apply", "-f", "-"], stdin: yaml)
-    XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr, file: file, line: line)
-  }
 
   /// One Service (port 80, or 53 for UDP, → 8080) and its EndpointSlice.
   private func service(
@@ -93,19 +78,8 @@ final class SocketLBTests: XCTestCase {
   private func startBackend(_ name: String, on node: TestNode, udp: Bool = false) throws -> String {
     let pod = try node.makePodNamespace()
     let address = try node.addPod(pod)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [
-      "ip", "netns", "exec", pod, "python3", "-c", udp ? Self.udpServer : Self.tcpServer, name,
-    ]
-    try process.run()
-    processes.append(process)
-    let table = udp ? "/proc/net/udp" : "/proc/net/tcp"
-    for _ in 0..<50 {
-      if try node.exec(in: pod, ["grep", "-q", ":1F90 ", table]).status == 0 { return address }
-      usleep(100_000)
-    }
-    XCTFail("backend \(name) did not start on 8080")
+    try processes.spawn(in: pod, udp ? Self.udpServer : Self.tcpServer, [name])
+    try processes.waitForPort8080(node, in: pod, udp: udp, name: name)
     return address
   }
 
@@ -222,12 +196,11 @@ final class SocketLBTests: XCTestCase {
     try addDevice(node)
     let alpha = try startBackend("alpha", on: node)
     let beta = try startBackend("beta", on: node)
-    try apply(node, service("sock-web", clusterIP: Self.clusterIP, backends: [alpha]))
-    try apply(
-      node,
+    try node.apply(service("sock-web", clusterIP: Self.clusterIP, backends: [alpha]))
+    try node.apply(
       service(
         "sock-np", clusterIP: Self.nodePortClusterIP, backends: [beta], nodePort: Self.nodePort))
-    try apply(node, service("sock-empty", clusterIP: Self.emptyClusterIP, backends: []))
+    try node.apply(service("sock-empty", clusterIP: Self.emptyClusterIP, backends: []))
 
     // ClusterIP: answered by the one backend, and getpeername says the service address.
     XCTAssertEqual(
@@ -254,8 +227,8 @@ final class SocketLBTests: XCTestCase {
   func testUDPClientsOnTheNodeSeeTheServiceAddress() throws {
     let (node, _) = try makeNode(podSubnet: "10.240.62.0/24")
     let backend = try startBackend("udp-alpha", on: node, udp: true)
-    try apply(
-      node, service("sock-dns", clusterIP: Self.udpClusterIP, backends: [backend], udp: true))
+    try node.apply(
+      service("sock-dns", clusterIP: Self.udpClusterIP, backends: [backend], udp: true))
 
     XCTAssertEqual(
       try python(in: node.name, Self.udpClient, [Self.udpClusterIP, "53", "connected"]),
@@ -268,8 +241,8 @@ final class SocketLBTests: XCTestCase {
   func testOnlyTheNodesOwnNamespaceIsTranslated() throws {
     let (node, _) = try makeNode(podSubnet: "10.240.63.0/24")
     let backend = try startBackend("udp-alpha", on: node, udp: true)
-    try apply(
-      node, service("sock-dns", clusterIP: Self.udpClusterIP, backends: [backend], udp: true))
+    try node.apply(
+      service("sock-dns", clusterIP: Self.udpClusterIP, backends: [backend], udp: true))
 
     // In the node's namespace the socket is translated: its reverse entry names the service.
     let translated = try XCTUnwrap(
