@@ -5,30 +5,17 @@ import XCTest
 /// endpoint.o, pins from_netdev/to_netdev and attaches them to each device's tc ingress and
 /// egress; a restart replaces Junction's filters in place (one per direction, the new
 /// programs), never stacks a second one.
-final class NetdevAttachTests: XCTestCase {
-  private var node: DeviceNode?
-  private var agent: TestAgent?
+final class NetdevAttachTests: DeviceNodeTestCase {
   private let device = "jndev0"
 
-  override func tearDown() {
-    agent?.tearDown()
-    agent = nil
-    node?.remove()
-    node = nil
-    super.tearDown()
-  }
-
-  /// A node namespace with the device (see `DeviceNode`); its name.
+  /// A node namespace with the device, once the agent and netdev.o are there; its name.
   private func makeNode() throws -> String {
-    try TestNode.requirePrerequisites()
     try TestAgent.requirePrerequisites()
     guard FileManager.default.fileExists(atPath: TestAgent.bpfObjects + "/netdev.o") else {
       throw TestNode.missing(
         "netdev.o (install/build-bpf.sh) is missing at \(TestAgent.bpfObjects)")
     }
-    let node = try DeviceNode(prefix: "nd", device: device, peer: "jndev1", address: "192.168.78.2")
-    self.node = node
-    return node.namespace
+    return try makeNode(prefix: "nd", device: device, peer: "jndev1", address: "192.168.78.2")
   }
 
   /// The BPF filters on `direction` of the device: (program name, program id) each.

@@ -5,26 +5,13 @@ import XCTest
 /// address NodePorts listen on, `--lb-mode` the DSR flag per protocol, the node's name the
 /// local backends and externalTrafficPolicy=Local; the port ranges land in jnc_node_cfg.
 /// What the datapath does with the entries is tested with the device programs.
-final class NorthSouthPlanTests: XCTestCase {
-  private var node: DeviceNode?
-  private var agent: TestAgent?
+final class NorthSouthPlanTests: DeviceNodeTestCase {
   private let device = "jnsdev0"
   private let nodeAddress = "192.168.77.2"
 
-  override func tearDown() {
-    agent?.tearDown()
-    agent = nil
-    node?.remove()
-    node = nil
-    super.tearDown()
-  }
-
-  /// A node namespace with the device carrying `nodeAddress` (see `DeviceNode`); its name.
+  /// A node namespace with the device carrying `nodeAddress`; its name.
   private func makeNode() throws -> String {
-    try TestNode.requirePrerequisites()
-    let node = try DeviceNode(prefix: "ns", device: device, peer: "jnsdev1", address: nodeAddress)
-    self.node = node
-    return node.namespace
+    try makeNode(prefix: "ns", device: device, peer: "jnsdev1", address: nodeAddress)
   }
 
   private func junctionctl(_ arguments: [String], stdin: String = "") throws -> CommandOutput {

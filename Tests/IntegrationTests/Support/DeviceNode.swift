@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 
 /// A node namespace with one veth (both ends inside it) carrying an address: the device an
 /// agent started with `--devices` serves, without touching the host's links.
@@ -30,5 +31,28 @@ struct DeviceNode {
   /// Deletes the namespace (its veth goes with it).
   func remove() {
     _ = try? Shell.run(["ip", "netns", "del", namespace])
+  }
+}
+
+/// Tests that each run one agent on one `DeviceNode`: both are gone when a test ends, also
+/// when it failed.
+class DeviceNodeTestCase: XCTestCase {
+  var node: DeviceNode?
+  var agent: TestAgent?
+
+  override func tearDown() {
+    agent?.tearDown()
+    agent = nil
+    node?.remove()
+    node = nil
+    super.tearDown()
+  }
+
+  /// The node prerequisites, then this test's node (see `DeviceNode`); its namespace.
+  func makeNode(prefix: String, device: String, peer: String, address: String) throws -> String {
+    try TestNode.requirePrerequisites()
+    let node = try DeviceNode(prefix: prefix, device: device, peer: peer, address: address)
+    self.node = node
+    return node.namespace
   }
 }
