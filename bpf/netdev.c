@@ -40,38 +40,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* ---- Conntrack keys ------------------------------------------------------------------- */
-
-/* The key of the packet's own tuple in `direction`. */
-static __always_inline struct junction_ct4_key ct_key_of(const struct jnc_packet *packet,
-							 __u8 direction)
-{
-	struct junction_ct4_key key = {
-		.saddr = packet->saddr,
-		.daddr = packet->daddr,
-		.sport = packet->sport,
-		.dport = packet->dport,
-		.proto = packet->proto,
-		.direction = direction,
-	};
-	return key;
-}
-
-/* The REPLY key of the backend's answers to the client, unchanged addresses. */
-static __always_inline struct junction_ct4_key ct_reply_key(const struct jnc_packet *packet,
-							    __be32 backend, __be16 backend_port)
-{
-	struct junction_ct4_key key = {
-		.saddr = backend,
-		.daddr = packet->saddr,
-		.sport = backend_port,
-		.dport = packet->sport,
-		.proto = packet->proto,
-		.direction = JUNCTION_CT_REPLY,
-	};
-	return key;
-}
-
 /* The device's entry in jnc_devices: the route's egress device, else the ingress one. */
 static __always_inline struct junction_device *device_of(__u32 egress, __u32 ingress)
 {
@@ -175,14 +143,9 @@ static __always_inline int forward_snat(struct __sk_buff *skb, const struct jnc_
 		request.nat_address = node;
 		request.nat_port = port;
 		if (bpf_map_update_elem(&jnc_ct4, &key, &request, BPF_ANY) < 0) {
-			const struct junction_ct4_key claimed = {
-				.saddr = backend->address,
-				.daddr = node,
-				.sport = backend->port,
-				.dport = port,
-				.proto = packet->proto,
-				.direction = JUNCTION_CT_REPLY,
-			};
+			const struct junction_ct4_key claimed =
+				ct_key(backend->address, node, backend->port, port, packet->proto,
+				       JUNCTION_CT_REPLY);
 
 			bpf_map_delete_elem(&jnc_ct4, &claimed);
 			return drop(skb, JUNCTION_DROP_CT_MAP_FULL, direction);

@@ -259,37 +259,7 @@ final class ServiceLBTests: XCTestCase {
     }
   }
 
-  func testAPodReachingItselfThroughItsServiceIsTranslatedBothWays() throws {
-    let pod = backendAddresses[0]
-    try program(Service(vip: vip, backends: [(1, pod, 8080)]))
-    var packet = request()
-    packet.source = pod
-    let result = try runFrom(packet.build())
-    let out = ParsedFrame(result.output)
-    XCTAssertEqual(out.source, pod)
-    XCTAssertEqual(out.destination, pod)
-    XCTAssertEqual(out.destinationPort, 8080)
-    XCTAssertEqual(
-      try datapath.conntrack.lookup(
-        ServiceObject.conntrackKey(pod, 40000, vip, 80, .tcp, JUNCTION_CT_SERVICE),
-        as: junction_ct4_entry.self)?
-        .flags, UInt16(JUNCTION_CT_F_HAIRPIN))
-
-    // The request arrives at the same pod's to_endpoint: not a reply, untouched.
-    XCTAssertEqual(try runTo(result.output).output, result.output)
-    // Its answer, pod:8080 -> pod:40000, is one, and comes back from the VIP.
-    var reply = PacketBuilder()
-    reply.source = pod
-    reply.sourcePort = 8080
-    reply.destination = pod
-    reply.destinationPort = 40000
-    reply.tcpFlags = 0x12
-    let back = ParsedFrame(try runTo(reply.build()).output)
-    XCTAssertEqual(back.source, vip)
-    XCTAssertEqual(back.sourcePort, 80)
-    XCTAssertEqual(back.destination, pod)
-    XCTAssertTrue(back.ipChecksumValid && back.l4ChecksumValid)
-  }
+  // A pod reaching itself through its service (hairpin): HairpinTests.
 
   // MARK: - What passes untouched, what is dropped
 

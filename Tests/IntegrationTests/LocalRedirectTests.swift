@@ -68,9 +68,13 @@ final class LocalRedirectTests: XCTestCase {
     }
     XCTAssertEqual(pods, ["default/c3-po"], lrp)
 
+    // Without skipRedirectFromBackend a droid calling droids is sent to itself (a hairpin:
+    // it hears itself from 169.254.42.1 and answers through the VIP).
+    XCTAssertEqual(try lab.answers("r2-d2", url, count: 6), ["r2-d2"])
+    XCTAssertEqual(try lab.answers("c3-po", url, count: 6), ["c3-po"])
+
     // With skipRedirectFromBackend a droid calling droids gets the original Service (the
-    // jedis), not itself. (Without it, it would be sent to itself: a hairpin, which the
-    // datapath does not SNAT, so the pod's kernel drops its own address as a source.)
+    // jedis), not itself.
     try lab.apply(droidsPolicy(skip: true), as: "skip.yaml")
     XCTAssertEqual(try lab.answers("r2-d2", url, count: 20), ["obi-wan", "luke"])
     XCTAssertEqual(try lab.answers("trooper1", url), ["r2-d2"], "others are still redirected")
@@ -171,6 +175,14 @@ final class LocalRedirectTests: XCTestCase {
       XCTAssertEqual(after.1, before.1, "\(otherCache)'s log stays flat")
       XCTAssertTrue(
         queries(cache).contains { $0.contains("kubernetes.default.svc.cluster.local") }, cache)
+    }
+
+    // A cache querying the kube-dns ClusterIP itself is redirected to itself (a hairpin)
+    // and answers itself, over UDP and TCP.
+    for node in ["node1", "node2"] {
+      let cache = "node-local-dns-\(node)"
+      XCTAssertEqual(try dig(cache, ["TXT", "whoami-cache.cluster.local"]), "\"\(cache)\"")
+      XCTAssertEqual(try dig(cache, ["+tcp", "TXT", "whoami-cache.cluster.local"]), "\"\(cache)\"")
     }
 
     // The caches forwarded what they did not know to the upstream pod, through

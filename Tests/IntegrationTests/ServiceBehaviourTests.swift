@@ -308,4 +308,78 @@ final class ServiceBehaviourTests: XCTestCase {
     XCTAssertGreaterThan(Set(sequences[0]).count, 1, "one backend took all: \(sequences[0])")
     XCTAssertEqual(sequences[0], sequences[1], "the two agents chose different backends")
   }
+
+  /// Topology hints over real connections (issue 7, "Hints"): the node's zone comes from its
+  /// applied Node; three backends, two hinted for zone-a (this node's) and one for zone-b, in
+  /// a slice written as the EndpointSlice controller would for `topology-mode: Auto` (the
+  /// Service itself names no traffic distribution, so only the slice's hints count).
+  /// All hinted: only zone-a answers. One ready endpoint without hints: kube-proxy's safeguard
+  /// switches topology off, and all three answer. A zone-a pod still starting (not ready, no
+  /// hint yet) does not switch it off.
+  func testTopologyHintsKeepConnectionsInTheNodesZone() throws {
+    let node = try makeNode(podSubnet: "10.240.25.0/24")
+    let client = try makeClient(on: node)
+    let names = ["han", "chewie", "lando"]
+    let backends = try startBackends(names, on: node)
+    let nodeName = try XCTUnwrap(node.agent?.name)
+    try node.apply(
+      """
+      apiVersion: v1
+      kind: Node
+      metadata:
+        name: \(nodeName)
+        labels: {topology.kubernetes.io/zone: zone-a}
+      """)
+    let vip = "10.96.25.10"
+    func endpoint(_ address: String, zone: String, hinted: Bool, ready: Bool = true) -> String {
+      let hints = hinted ? "\n    hints: {forZones: [{name: \(zone)}]}" : ""
+      return
+        "  - addresses: [\"\(address)\"]\n    conditions: {ready: \(ready)}\n    zone: \(zone)"
+        + hints
+    }
+    func applySlice(_ endpoints: [String]) throws {
+      try node.apply(
+        """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: hinted, namespace: default}
+        spec:
+          clusterIP: \(vip)
+          ports:
+          - {name: p, port: 80, protocol: TCP, targetPort: 8080}
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata:
+          name: hinted-abc
+          namespace: default
+          labels: {kubernetes.io/service-name: hinted}
+        addressType: IPv4
+        ports:
+        - {name: p, port: 8080, protocol: TCP}
+        endpoints:
+        \(endpoints.joined(separator: "\n"))
+        """)
+    }
+    let zoneA = [
+      endpoint(backends[0], zone: "zone-a", hinted: true),
+      endpoint(backends[1], zone: "zone-a", hinted: true),
+    ]
+
+    try applySlice(zoneA + [endpoint(backends[2], zone: "zone-b", hinted: true)])
+    let hinted = try connect(node, from: client.pod, to: vip, count: 30)
+    XCTAssertEqual(Set(hinted), ["han", "chewie"], "all hinted: \(hinted)")
+
+    try applySlice(zoneA + [endpoint(backends[2], zone: "zone-b", hinted: false)])
+    let unhinted = try connect(node, from: client.pod, to: vip, count: 45)
+    XCTAssertEqual(Set(unhinted), Set(names), "one endpoint without hints: \(unhinted)")
+
+    try applySlice(
+      zoneA + [
+        endpoint(backends[2], zone: "zone-b", hinted: true),
+        endpoint("10.240.25.250", zone: "zone-a", hinted: false, ready: false),
+      ])
+    let starting = try connect(node, from: client.pod, to: vip, count: 30)
+    XCTAssertEqual(Set(starting), ["han", "chewie"], "a starting pod in the zone: \(starting)")
+  }
 }

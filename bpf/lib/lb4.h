@@ -132,34 +132,57 @@ static __always_inline __u32 select_backend(const struct jnc_packet *packet,
 	return id;
 }
 
+/* ---- Conntrack keys ------------------------------------------------------------------- */
+
+static __always_inline struct junction_ct4_key ct_key(__be32 saddr, __be32 daddr, __be16 sport,
+						      __be16 dport, __u8 proto, __u8 direction)
+{
+	struct junction_ct4_key key = {
+		.saddr = saddr,
+		.daddr = daddr,
+		.sport = sport,
+		.dport = dport,
+		.proto = proto,
+		.direction = direction,
+	};
+	return key;
+}
+
+/* The key of the packet's own tuple in `direction`. */
+static __always_inline struct junction_ct4_key ct_key_of(const struct jnc_packet *packet,
+							 __u8 direction)
+{
+	return ct_key(packet->saddr, packet->daddr, packet->sport, packet->dport, packet->proto,
+		      direction);
+}
+
+/* The REPLY key of the backend's answers to the packet's client, unchanged addresses. */
+static __always_inline struct junction_ct4_key ct_reply_key(const struct jnc_packet *packet,
+							    __be32 backend, __be16 backend_port)
+{
+	return ct_key(backend, packet->saddr, backend_port, packet->sport, packet->proto,
+		      JUNCTION_CT_REPLY);
+}
+
 /* Records both directions of a new connection; 0, or a negative errno. */
 static __always_inline int ct_create(const struct jnc_packet *packet,
 				     const struct junction_lb4_backend *backend, __u32 backend_id,
 				     __u16 rev_nat_id, __u64 now)
 {
-	const struct junction_ct4_key service_key = {
-		.saddr = packet->saddr,
-		.daddr = packet->daddr,
-		.sport = packet->sport,
-		.dport = packet->dport,
-		.proto = packet->proto,
-		.direction = JUNCTION_CT_SERVICE,
-	};
-	const struct junction_ct4_key reply_key = {
-		.saddr = backend->address,
-		.daddr = packet->saddr,
-		.sport = backend->port,
-		.dport = packet->sport,
-		.proto = packet->proto,
-		.direction = JUNCTION_CT_REPLY,
-	};
+	const int hairpin = backend->address == packet->saddr;
+	const struct junction_ct4_key service_key = ct_key_of(packet, JUNCTION_CT_SERVICE);
+	struct junction_ct4_key reply_key = ct_reply_key(packet, backend->address, backend->port);
 	const struct junction_ct4_entry entry = {
 		.last_seen = now,
 		.backend_id = backend_id,
 		.rev_nat_id = rev_nat_id,
-		.flags = backend->address == packet->saddr ? JUNCTION_CT_F_HAIRPIN : 0,
+		.flags = hairpin ? JUNCTION_CT_F_HAIRPIN : 0,
 	};
 	int err;
+
+	/* A hairpin's requests arrive from the service loopback address: so do its replies. */
+	if (hairpin)
+		reply_key.daddr = bpf_htonl(JUNCTION_SERVICE_LOOPBACK_IPV4);
 
 	/* Reply first: once the request entry exists, its packets are DNATed, and the answer
 	 * must already find its way back. */
@@ -179,14 +202,7 @@ static __always_inline __u32 ct_lookup_service(const struct jnc_packet *packet,
 					       const struct junction_lb4_service *service,
 					       __u64 now, struct junction_lb4_backend **chosen)
 {
-	const struct junction_ct4_key key = {
-		.saddr = packet->saddr,
-		.daddr = packet->daddr,
-		.sport = packet->sport,
-		.dport = packet->dport,
-		.proto = packet->proto,
-		.direction = JUNCTION_CT_SERVICE,
-	};
+	const struct junction_ct4_key key = ct_key_of(packet, JUNCTION_CT_SERVICE);
 	struct junction_lb4_backend_key backend_key = {};
 	struct junction_lb4_backend *backend;
 	struct junction_ct4_entry *entry;

@@ -10,6 +10,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "lib/lb4.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
 
@@ -33,13 +34,8 @@ static __always_inline __be16 jnc_snat_claim_port(const struct jnc_packet *packe
 						  const struct junction_lb4_backend *backend,
 						  __be32 node, const struct junction_ct4_entry *reply)
 {
-	struct junction_ct4_key key = {
-		.saddr = backend->address,
-		.daddr = node,
-		.sport = backend->port,
-		.proto = packet->proto,
-		.direction = JUNCTION_CT_REPLY,
-	};
+	struct junction_ct4_key key =
+		ct_key(backend->address, node, backend->port, 0, packet->proto, JUNCTION_CT_REPLY);
 	const __u32 zero = 0;
 	struct junction_node_config *config = bpf_map_lookup_elem(&jnc_node_cfg, &zero);
 	__u32 low = JNC_SNAT_PORT_MIN_DEFAULT, high = JNC_SNAT_PORT_MAX_DEFAULT;
