@@ -64,14 +64,7 @@ final class HairpinTests: XCTestCase {
     _ l4: PacketBuilder.L4, from source: [UInt8], _ sourcePort: UInt16, to destination: [UInt8],
     _ destinationPort: UInt16
   ) -> PacketBuilder {
-    var packet = PacketBuilder()
-    packet.l4 = l4
-    packet.source = source
-    packet.sourcePort = sourcePort
-    packet.destination = destination
-    packet.destinationPort = destinationPort
-    packet.tcpFlags = 0x02
-    return packet
+    PacketBuilder(l4, from: source, sourcePort, to: destination, destinationPort)
   }
 
   /// What the pod's socket must see, byte for byte: `expected` with the MACs turned round.

@@ -132,14 +132,7 @@ final class NetdevTests: XCTestCase {
   }
 
   private func request(_ l4: PacketBuilder.L4 = .tcp, flags: UInt8 = 0x02) -> PacketBuilder {
-    var packet = PacketBuilder()
-    packet.l4 = l4
-    packet.source = client
-    packet.destination = nodeAddress
-    packet.sourcePort = 40000
-    packet.destinationPort = nodePort
-    packet.tcpFlags = flags
-    return packet
+    PacketBuilder(l4, from: client, 40000, to: nodeAddress, nodePort, tcpFlags: flags)
   }
 
   /// Runs `program` on `frame` as if it arrived on (from_netdev) or left by (to_netdev) ve0.
@@ -173,14 +166,7 @@ final class NetdevTests: XCTestCase {
     from source: [UInt8], _ sourcePort: UInt16, to destination: [UInt8],
     _ destinationPort: UInt16, _ l4: PacketBuilder.L4 = .tcp
   ) -> PacketBuilder {
-    var packet = PacketBuilder()
-    packet.l4 = l4
-    packet.source = source
-    packet.sourcePort = sourcePort
-    packet.destination = destination
-    packet.destinationPort = destinationPort
-    packet.tcpFlags = 0x12  // SYN-ACK
-    return packet
+    PacketBuilder(l4, from: source, sourcePort, to: destination, destinationPort, tcpFlags: 0x12)
   }
 
   private func macs(_ frame: [UInt8]) -> (destination: [UInt8], source: [UInt8]) {

@@ -103,13 +103,7 @@ final class ServiceLBTests: XCTestCase {
   }
 
   private func request(_ l4: PacketBuilder.L4 = .tcp, sourcePort: UInt16 = 40000) -> PacketBuilder {
-    var packet = PacketBuilder()
-    packet.l4 = l4
-    packet.source = client
-    packet.destination = vip
-    packet.sourcePort = sourcePort
-    packet.destinationPort = 80
-    return packet
+    PacketBuilder(l4, from: client, sourcePort, to: vip, 80)
   }
 
   private func runFrom(_ frame: [UInt8]) throws -> ProgramTestRun.Result {
