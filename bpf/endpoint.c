@@ -11,6 +11,9 @@
  *                  in conntrack, DNAT to the backend (the pod-side half of kube-proxy);
  *                  a Local Redirect Policy frontend is the same, except that with
  *                  skipRedirectFromBackend the policy's own pods get the original Service;
+ *                  a pod that is its own backend (hairpin) gets the service loopback
+ *                  address as source and the packet straight back (lib/hairpin.h), and
+ *                  its answers to that address are turned back to VIP:port -> pod;
  *   to_endpoint    a reply from a backend of a connection in conntrack -> source rewritten
  *                  back to the VIP:port (reverse NAT), wherever the backend lives.
  * Everything else passes untouched. Layout (Cilium / Katran style): the maps declared once
@@ -27,6 +30,7 @@
 
 #include "junction_abi.h"
 #include "lib/counters.h"
+#include "lib/hairpin.h"
 #include "lib/icmp.h"
 #include "lib/lb4.h"
 #include "lib/maps.h"
@@ -64,6 +68,11 @@ static __always_inline int lb4_service(struct __sk_buff *skb, const struct jnc_p
 	if (jnc_nat_rewrite(skb, packet, JNC_IPV4_DADDR_OFF, packet->daddr, backend->address,
 			    packet->l4_off + 2, packet->dport, backend->port) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
+	if (backend->address == packet->saddr) {
+		int verdict = jnc_hairpin_request(skb, packet, packet->saddr);
+
+		return verdict < 0 ? drop(skb, JUNCTION_DROP_NAT_FAILED, direction) : verdict;
+	}
 	return TC_ACT_OK;
 }
 
@@ -158,6 +167,14 @@ int from_endpoint(struct __sk_buff *skb)
 		return drop(skb, JUNCTION_DROP_INVALID_PACKET, JUNCTION_DIR_FROM_ENDPOINT);
 	default:
 		return TC_ACT_OK;
+	}
+	if (packet.daddr == jnc_service_loopback()) {
+		int verdict = jnc_hairpin_reply(skb, &packet);
+
+		if (verdict < 0)
+			return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_FROM_ENDPOINT);
+		if (verdict != JNC_NOT_HAIRPIN)
+			return verdict;
 	}
 	frontend.address = packet.daddr;
 	frontend.port = packet.dport;

@@ -224,7 +224,18 @@ struct junction_drop_counters {
 #define JUNCTION_BE_F_LOCAL 2       /* a pod on this node: reached without SNAT or DSR */
 
 /* junction_ct4_entry.flags */
-#define JUNCTION_CT_F_HAIRPIN 1 /* the client is its own backend (same address) */
+/*
+ * The client is its own backend (same address): a hairpin. Its requests reach it from
+ * JUNCTION_SERVICE_LOOPBACK_IPV4, so the REPLY entry is keyed backend -> loopback address.
+ */
+#define JUNCTION_CT_F_HAIRPIN 1
+/*
+ * The service loopback address (host order; 169.254.42.1, Cilium's default): the source a
+ * hairpin connection's requests get, since a pod's kernel would drop a packet from its own
+ * address. Its answers to this address are translated back to VIP:port -> pod and handed
+ * straight back to the pod (from_endpoint). Pods need a route to it (their default route).
+ */
+#define JUNCTION_SERVICE_LOOPBACK_IPV4 0xa9fe2a01
 /*
  * North-south, on the ingress node, a remote backend reached through SNAT. The SERVICE entry's
  * nat_address:nat_port is the node address and source port the connection leaves with; the

@@ -48,17 +48,11 @@ func makeDatapath(
   // would drop its state: refuse before touching anything, and say what to do.
   try checkPinnedSizes(bpfFS: bpfFS, mapSizes: mapSizes)
   do {
-    let object = try BPFObject.open(path: objectPath, pinRoot: bpfFS)
-    for (_, map, maxEntries) in mapSizes.byMap {
-      try object.setMaxEntries(maxEntries, forMap: map)
-    }
-    try object.load()
-    let from = try object.program(named: JUNCTION_PROG_FROM_ENDPOINT)
-    let to = try object.program(named: JUNCTION_PROG_TO_ENDPOINT)
+    let object = try BPFObject.loadSized(path: objectPath, bpfFS: bpfFS, mapSizes: mapSizes)
+    let from = try object.pinnedProgram(named: JUNCTION_PROG_FROM_ENDPOINT, bpfFS: bpfFS)
+    let to = try object.pinnedProgram(named: JUNCTION_PROG_TO_ENDPOINT, bpfFS: bpfFS)
     let fromPin = bpfFS + "/" + JUNCTION_PROG_FROM_ENDPOINT
     let toPin = bpfFS + "/" + JUNCTION_PROG_TO_ENDPOINT
-    try from.pin(at: fromPin)
-    try to.pin(at: toPin)
     let counters = try object.map(named: JUNCTION_MAP_ENDPOINT_COUNTERS)
     let services = try ServicePrograms(object)
     let reader = LBMapReader(

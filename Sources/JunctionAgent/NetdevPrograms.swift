@@ -25,15 +25,9 @@ struct NetdevPrograms {
     objectPath: String, bpfFS: String, mapSizes: MapSizes, devices: [NodeDevice],
     logger: Logger
   ) throws -> NetdevPrograms {
-    let object = try BPFObject.open(path: objectPath, pinRoot: bpfFS)
-    for (_, map, maxEntries) in mapSizes.byMap {
-      try object.setMaxEntries(maxEntries, forMap: map)
-    }
-    try object.load()
-    let from = try object.program(named: JUNCTION_PROG_FROM_NETDEV)
-    let to = try object.program(named: JUNCTION_PROG_TO_NETDEV)
-    try from.pin(at: bpfFS + "/" + JUNCTION_PROG_FROM_NETDEV)
-    try to.pin(at: bpfFS + "/" + JUNCTION_PROG_TO_NETDEV)
+    let object = try BPFObject.loadSized(path: objectPath, bpfFS: bpfFS, mapSizes: mapSizes)
+    let from = try object.pinnedProgram(named: JUNCTION_PROG_FROM_NETDEV, bpfFS: bpfFS)
+    let to = try object.pinnedProgram(named: JUNCTION_PROG_TO_NETDEV, bpfFS: bpfFS)
 
     let table = try object.map(named: JUNCTION_MAP_DEVICES)
     let listed = Set(devices.map { UInt32(bitPattern: $0.index) })

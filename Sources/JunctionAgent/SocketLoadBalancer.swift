@@ -62,12 +62,8 @@ final class SocketLoadBalancer {
     }
     let object: BPFObject
     do {
-      object = try BPFObject.open(path: objectPath, pinRoot: bpfFS)
       // The same sizes as endpoint.o's: libbpf reuses a pinned map only when they match.
-      for (_, map, maxEntries) in mapSizes.byMap {
-        try object.setMaxEntries(maxEntries, forMap: map)
-      }
-      try object.load()
+      object = try BPFObject.loadSized(path: objectPath, bpfFS: bpfFS, mapSizes: mapSizes)
     } catch {
       throw DatapathStartFailure("--socket-lb: cannot load \(objectPath): \(error)")
     }

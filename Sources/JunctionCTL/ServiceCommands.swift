@@ -81,10 +81,7 @@ extension JunctionCTL {
       func run() throws {
         try Agent.run(socket: root.socket) { client in
           let services = try client.services()
-          switch format.output {
-          case .table: print(Views.serviceTable(services), terminator: "")
-          case .json: print(try Output.json(services))
-          }
+          try format.show(services, table: Views.serviceTable)
         }
       }
     }
@@ -157,10 +154,7 @@ extension JunctionCTL {
       func run() throws {
         try Agent.run(socket: root.socket) { client in
           let policies = try client.redirectPolicies()
-          switch format.output {
-          case .table: print(Views.redirectPolicyTable(policies), terminator: "")
-          case .json: print(try Output.json(policies))
-          }
+          try format.show(policies, table: Views.redirectPolicyTable)
         }
       }
     }

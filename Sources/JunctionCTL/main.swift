@@ -43,6 +43,15 @@ struct OutputOption: ParsableArguments {
     help: ArgumentHelp(
       "table for people, json (pretty, sorted keys) for scripts.", valueName: "format"))
   var output: OutputFormat = .table
+
+  /// Prints `value` the way --output asks: as `table` draws it, or as the JSON the API
+  /// returned it.
+  func show<Value: Encodable>(_ value: Value, table: (Value) -> String) throws {
+    switch output {
+    case .table: print(table(value), terminator: "")
+    case .json: print(try Output.json(value))
+    }
+  }
 }
 
 enum OutputFormat: String, CaseIterable, ExpressibleByArgument {
@@ -69,10 +78,7 @@ extension JunctionCTL {
     func run() throws {
       try Agent.run(socket: root.socket) { client in
         let health = try Agent.health(client)
-        switch format.output {
-        case .table: print(Views.status(health), terminator: "")
-        case .json: print(try Output.json(health))
-        }
+        try format.show(health, table: Views.status)
       }
     }
   }
@@ -111,10 +117,7 @@ extension JunctionCTL.EndpointCommand {
     func run() throws {
       try Agent.run(socket: root.socket) { client in
         let endpoints = try client.endpoints()
-        switch format.output {
-        case .table: print(Views.endpointTable(endpoints), terminator: "")
-        case .json: print(try Output.json(endpoints))
-        }
+        try format.show(endpoints, table: Views.endpointTable)
       }
     }
   }
@@ -142,10 +145,7 @@ extension JunctionCTL.EndpointCommand {
         guard let endpoint = try client.endpoint(id) else {
           throw Agent.Failure("endpoint \(id) not found")
         }
-        switch format.output {
-        case .table: print(Views.endpointDetail(endpoint), terminator: "")
-        case .json: print(try Output.json(endpoint))
-        }
+        try format.show(endpoint, table: Views.endpointDetail)
       }
     }
   }

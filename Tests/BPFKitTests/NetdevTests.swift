@@ -14,20 +14,14 @@ import XCTest
 /// MAC addresses (backends 10.0.2.0/24 via 192.0.2.2, clients 198.51.100.0/24 via
 /// 192.0.2.3). Services are written into the maps the way the agent does.
 final class NetdevTests: XCTestCase {
-  private var bpffs: ScratchBPFFilesystem?
+  private var datapath: ServiceObject!
   private var namespaceName: String?
   private var namespace: NetworkNamespace!
   private var device: NodeDevice!
-  private var object: BPFObject!
   private var from: BPFProgram!
   private var to: BPFProgram!
-  private var services: BPFMap!
-  private var backends: BPFMap!
-  private var revNat: BPFMap!
-  private var conntrack: BPFMap!
   private var devices: BPFMap!
   private var nodeConfig: BPFMap!
-  private var drops: BPFMap!
 
   private let nodeAddress: [UInt8] = [192, 0, 2, 1]
   private let nodeMAC: [UInt8] = [0x02, 0, 0, 0, 0, 0x01]
@@ -71,26 +65,19 @@ final class NetdevTests: XCTestCase {
     }
     device = try XCTUnwrap(try XCTUnwrap(read).get().first)
 
-    bpffs = try ScratchBPFFilesystem()
-    object = try BPFObject.open(path: path, pinRoot: bpffs!.path)
-    try object.load()
-    from = try object.program(named: JUNCTION_PROG_FROM_NETDEV)
-    to = try object.program(named: JUNCTION_PROG_TO_NETDEV)
-    services = try object.map(named: JUNCTION_MAP_LB4_SERVICES)
-    backends = try object.map(named: JUNCTION_MAP_LB4_BACKENDS)
-    revNat = try object.map(named: JUNCTION_MAP_LB4_REVNAT)
-    conntrack = try object.map(named: JUNCTION_MAP_CT4)
-    devices = try object.map(named: JUNCTION_MAP_DEVICES)
-    nodeConfig = try object.map(named: JUNCTION_MAP_NODE_CONFIG)
-    drops = try object.map(named: JUNCTION_MAP_DROPS)
+    datapath = try ServiceObject(path: path)
+    from = try datapath.object.program(named: JUNCTION_PROG_FROM_NETDEV)
+    to = try datapath.object.program(named: JUNCTION_PROG_TO_NETDEV)
+    devices = try datapath.object.map(named: JUNCTION_MAP_DEVICES)
+    nodeConfig = try datapath.object.map(named: JUNCTION_MAP_NODE_CONFIG)
     try writeDevice(mtu: UInt32(device.mtu))
   }
 
   override func tearDown() {
-    object = nil
+    let bpffs = datapath?.bpffs
+    datapath = nil
     namespace = nil
     bpffs?.remove()
-    bpffs = nil
     if let name = namespaceName { _ = Shell.run(["ip", "netns", "del", name]) }
     namespaceName = nil
   }
@@ -104,6 +91,14 @@ final class NetdevTests: XCTestCase {
     try devices.update(junction_device_key(ifindex: UInt32(device.index)), entry)
   }
 
+  /// The node's SNAT source port range in jnc_node_cfg.
+  private func setSNATPorts(_ ports: ClosedRange<UInt16>) throws {
+    var config = junction_node_config()
+    config.snat_port_min = ports.lowerBound
+    config.snat_port_max = ports.upperBound
+    try nodeConfig.update(UInt32(0), config)
+  }
+
   /// One external frontend (node address:nodePort) with one backend; rev_nat_id 1.
   private func program(
     backend: [UInt8], local: Bool, dsr: Bool, proto: PacketBuilder.L4 = .tcp,
@@ -114,11 +109,11 @@ final class NetdevTests: XCTestCase {
     entry.port = be16(8080)
     entry.proto = proto.rawValue
     entry.flags = local ? UInt8(JUNCTION_BE_F_LOCAL) : 0
-    try backends.update(junction_lb4_backend_key(backend_id: 5), entry)
+    try datapath.backends.update(junction_lb4_backend_key(backend_id: 5), entry)
     var reverse = junction_lb4_revnat()
     reverse.address = be32(nodeAddress)
     reverse.port = be16(nodePort)
-    try revNat.update(junction_lb4_revnat_key(rev_nat_id: 1, pad: 0), reverse)
+    try datapath.revNat.update(junction_lb4_revnat_key(rev_nat_id: 1, pad: 0), reverse)
     var key = junction_lb4_service_key()
     key.address = be32(nodeAddress)
     key.port = be16(nodePort)
@@ -126,25 +121,18 @@ final class NetdevTests: XCTestCase {
     key.slot = 1
     var slot = junction_lb4_service()
     slot.backend_id = 5
-    try services.update(key, slot)
+    try datapath.services.update(key, slot)
     key.slot = 0
     var frontend = junction_lb4_service()
     frontend.count = count
     frontend.rev_nat_id = 1
     frontend.flags =
       UInt16(external ? JUNCTION_SVC_F_EXTERNAL : 0) | UInt16(dsr ? JUNCTION_SVC_F_DSR : 0)
-    try services.update(key, frontend)
+    try datapath.services.update(key, frontend)
   }
 
   private func request(_ l4: PacketBuilder.L4 = .tcp, flags: UInt8 = 0x02) -> PacketBuilder {
-    var packet = PacketBuilder()
-    packet.l4 = l4
-    packet.source = client
-    packet.destination = nodeAddress
-    packet.sourcePort = 40000
-    packet.destinationPort = nodePort
-    packet.tcpFlags = flags
-    return packet
+    PacketBuilder(l4, from: client, 40000, to: nodeAddress, nodePort, tcpFlags: flags)
   }
 
   /// Runs `program` on `frame` as if it arrived on (from_netdev) or left by (to_netdev) ve0.
@@ -164,43 +152,21 @@ final class NetdevTests: XCTestCase {
   private func conntrackKey(
     _ source: [UInt8], _ sourcePort: UInt16, _ destination: [UInt8], _ destinationPort: UInt16,
     _ direction: junction_ct_direction, _ proto: PacketBuilder.L4 = .tcp
-  ) -> junction_ct4_key {
-    var key = junction_ct4_key()
-    key.saddr = be32(source)
-    key.daddr = be32(destination)
-    key.sport = be16(sourcePort)
-    key.dport = be16(destinationPort)
-    key.proto = proto.rawValue
-    key.direction = UInt8(direction.rawValue)
-    return key
-  }
-
-  private func entry(
-    _ source: [UInt8], _ sourcePort: UInt16, _ destination: [UInt8], _ destinationPort: UInt16,
-    _ direction: junction_ct_direction, _ proto: PacketBuilder.L4 = .tcp
   ) throws -> junction_ct4_entry? {
-    let key = conntrackKey(source, sourcePort, destination, destinationPort, direction, proto)
-    return try conntrack.lookup(key, as: junction_ct4_entry.self)
+    let key = ServiceObject.conntrackKey(
+      source, sourcePort, destination, destinationPort, proto, direction)
+    return try datapath.conntrack.lookup(key, as: junction_ct4_entry.self)
   }
 
   private func dropCount(_ reason: junction_drop_reason) throws -> UInt64 {
-    try drops.lookupSum(
-      junction_drop_key(reason: reason.rawValue, direction: JUNCTION_DIR_FROM_NETDEV.rawValue),
-      as: junction_drop_counters.self)?.packets ?? 0
+    try datapath.dropCount(reason, JUNCTION_DIR_FROM_NETDEV)
   }
 
   private func reply(
     from source: [UInt8], _ sourcePort: UInt16, to destination: [UInt8],
     _ destinationPort: UInt16, _ l4: PacketBuilder.L4 = .tcp
   ) -> PacketBuilder {
-    var packet = PacketBuilder()
-    packet.l4 = l4
-    packet.source = source
-    packet.sourcePort = sourcePort
-    packet.destination = destination
-    packet.destinationPort = destinationPort
-    packet.tcpFlags = 0x12  // SYN-ACK
-    return packet
+    PacketBuilder(l4, from: source, sourcePort, to: destination, destinationPort, tcpFlags: 0x12)
   }
 
   private func macs(_ frame: [UInt8]) -> (destination: [UInt8], source: [UInt8]) {
@@ -229,7 +195,7 @@ final class NetdevTests: XCTestCase {
       XCTAssertEqual(egress.verdict, .ok)
       XCTAssertEqual(egress.output, frame)
     }
-    XCTAssertTrue(try conntrack.keys(as: junction_ct4_key.self).isEmpty)
+    XCTAssertTrue(try datapath.conntrack.keys(as: junction_ct4_key.self).isEmpty)
   }
 
   // MARK: - Local backend
@@ -272,10 +238,7 @@ final class NetdevTests: XCTestCase {
   // MARK: - SNAT
 
   func testSNATForwardsFromTheNodeAndTranslatesTheReplyBack() throws {
-    var config = junction_node_config()
-    config.snat_port_min = 40100
-    config.snat_port_max = 40199
-    try nodeConfig.update(UInt32(0), config)
+    try setSNATPorts(40100...40199)
     try program(backend: remoteBackend, local: false, dsr: false)
 
     let result = try run(from, request().build())
@@ -324,10 +287,7 @@ final class NetdevTests: XCTestCase {
   }
 
   func testSNATDropsWhenNoSourcePortIsFree() throws {
-    var config = junction_node_config()
-    config.snat_port_min = 40100
-    config.snat_port_max = 40100
-    try nodeConfig.update(UInt32(0), config)
+    try setSNATPorts(40100...40100)
     try program(backend: remoteBackend, local: false, dsr: false, proto: .udp)
     XCTAssertEqual(try run(from, request(.udp).build()).verdict, .redirect)
     var second = request(.udp)
@@ -350,26 +310,24 @@ final class NetdevTests: XCTestCase {
     clock_gettime(CLOCK_MONOTONIC, &now)
     let past =
       UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec) - seconds * 1_000_000_000
-    let replyKey = conntrackKey(
-      remoteBackend, 8080, nodeAddress, natPort, JUNCTION_CT_REPLY, proto)
-    var reply = try XCTUnwrap(try conntrack.lookup(replyKey, as: junction_ct4_entry.self))
+    let replyKey = ServiceObject.conntrackKey(
+      remoteBackend, 8080, nodeAddress, natPort, proto, JUNCTION_CT_REPLY)
+    var reply = try XCTUnwrap(try datapath.conntrack.lookup(replyKey, as: junction_ct4_entry.self))
     reply.last_seen = past
-    try conntrack.update(replyKey, reply)
+    try datapath.conntrack.update(replyKey, reply)
     if replyOnly { return }
-    let serviceKey = conntrackKey(
-      client, UInt16(bigEndian: reply.nat_port), nodeAddress, nodePort, JUNCTION_CT_SERVICE,
-      proto)
-    var service = try XCTUnwrap(try conntrack.lookup(serviceKey, as: junction_ct4_entry.self))
+    let serviceKey = ServiceObject.conntrackKey(
+      client, UInt16(bigEndian: reply.nat_port), nodeAddress, nodePort, proto,
+      JUNCTION_CT_SERVICE)
+    var service = try XCTUnwrap(
+      try datapath.conntrack.lookup(serviceKey, as: junction_ct4_entry.self))
     service.last_seen = past
-    try conntrack.update(serviceKey, service)
+    try datapath.conntrack.update(serviceKey, service)
   }
 
   /// SNAT with the single source port 40100, so a second connection needs the first's port.
   private func programOneSNATPort(_ proto: PacketBuilder.L4 = .tcp) throws {
-    var config = junction_node_config()
-    config.snat_port_min = 40100
-    config.snat_port_max = 40100
-    try nodeConfig.update(UInt32(0), config)
+    try setSNATPorts(40100...40100)
     try program(backend: remoteBackend, local: false, dsr: false, proto: proto)
   }
 
@@ -448,10 +406,7 @@ final class NetdevTests: XCTestCase {
   }
 
   func testASYNOnAClosingConnectionStartsANewOneWithItsOwnPort() throws {
-    var config = junction_node_config()
-    config.snat_port_min = 40100
-    config.snat_port_max = 40101
-    try nodeConfig.update(UInt32(0), config)
+    try setSNATPorts(40100...40101)
     try program(backend: remoteBackend, local: false, dsr: false)
     let first = ParsedFrame(try run(from, request().build()).output).sourcePort
     XCTAssertEqual(try run(from, request(flags: 0x04).build()).verdict, .redirect, "RST")

@@ -10,17 +10,11 @@ import XCTest
 /// with BPF_PROG_TEST_RUN on frames built byte by byte, with services programmed through
 /// the maps the way the agent does (see `program(_:)`).
 final class ServiceLBTests: XCTestCase {
-  private var bpffs: ScratchBPFFilesystem?
-  private var object: BPFObject!
+  private var datapath: ServiceObject!
   private var from: BPFProgram!
   private var to: BPFProgram!
-  private var services: BPFMap!
-  private var backends: BPFMap!
-  private var revNat: BPFMap!
-  private var conntrack: BPFMap!
   private var affinity: BPFMap!
   private var maglev: BPFMap!
-  private var drops: BPFMap!
 
   private let vip: [UInt8] = [10, 96, 0, 10]
   private let client: [UInt8] = [10, 0, 1, 5]
@@ -29,24 +23,17 @@ final class ServiceLBTests: XCTestCase {
   override func setUpWithError() throws {
     try requireRoot()
     let path = try DatapathBuild.endpointObject()
-    bpffs = try ScratchBPFFilesystem()
-    object = try BPFObject.open(path: path, pinRoot: bpffs!.path)
-    try object.load()
-    from = try object.program(named: JUNCTION_PROG_FROM_ENDPOINT)
-    to = try object.program(named: JUNCTION_PROG_TO_ENDPOINT)
-    services = try object.map(named: JUNCTION_MAP_LB4_SERVICES)
-    backends = try object.map(named: JUNCTION_MAP_LB4_BACKENDS)
-    revNat = try object.map(named: JUNCTION_MAP_LB4_REVNAT)
-    conntrack = try object.map(named: JUNCTION_MAP_CT4)
-    affinity = try object.map(named: JUNCTION_MAP_LB4_AFFINITY)
-    maglev = try object.map(named: JUNCTION_MAP_LB4_MAGLEV)
-    drops = try object.map(named: JUNCTION_MAP_DROPS)
+    datapath = try ServiceObject(path: path)
+    from = try datapath.object.program(named: JUNCTION_PROG_FROM_ENDPOINT)
+    to = try datapath.object.program(named: JUNCTION_PROG_TO_ENDPOINT)
+    affinity = try datapath.object.map(named: JUNCTION_MAP_LB4_AFFINITY)
+    maglev = try datapath.object.map(named: JUNCTION_MAP_LB4_MAGLEV)
   }
 
   override func tearDown() {
-    object = nil
+    let bpffs = datapath?.bpffs
+    datapath = nil
     bpffs?.remove()
-    bpffs = nil
   }
 
   // MARK: - Programming services, as the agent does
@@ -80,7 +67,7 @@ final class ServiceLBTests: XCTestCase {
     backend.port = be16(port)
     backend.proto = proto.rawValue
     backend.flags = terminating ? UInt8(JUNCTION_BE_F_TERMINATING) : 0
-    try backends.update(junction_lb4_backend_key(backend_id: id), backend)
+    try datapath.backends.update(junction_lb4_backend_key(backend_id: id), backend)
   }
 
   /// The add order that never exposes a half-made service: what a slot or the frontend
@@ -93,18 +80,19 @@ final class ServiceLBTests: XCTestCase {
     var reverse = junction_lb4_revnat()
     reverse.address = be32(service.vip)
     reverse.port = be16(service.port)
-    try revNat.update(junction_lb4_revnat_key(rev_nat_id: service.revNatID, pad: 0), reverse)
+    try datapath.revNat.update(
+      junction_lb4_revnat_key(rev_nat_id: service.revNatID, pad: 0), reverse)
     for (index, backend) in service.backends.enumerated() {
       var slot = junction_lb4_service()
       slot.backend_id = backend.0
-      try services.update(frontendKey(service, slot: UInt16(index + 1)), slot)
+      try datapath.services.update(frontendKey(service, slot: UInt16(index + 1)), slot)
     }
     var frontend = junction_lb4_service()
     frontend.count = UInt16(service.backends.count)
     frontend.rev_nat_id = service.revNatID
     frontend.flags = UInt16(service.flags)
     frontend.affinity_timeout = service.affinityTimeout
-    try services.update(frontendKey(service, slot: 0), frontend)
+    try datapath.services.update(frontendKey(service, slot: 0), frontend)
   }
 
   private func threeBackends(flags: Int32 = 0, timeout: UInt32 = 0) -> Service {
@@ -115,13 +103,7 @@ final class ServiceLBTests: XCTestCase {
   }
 
   private func request(_ l4: PacketBuilder.L4 = .tcp, sourcePort: UInt16 = 40000) -> PacketBuilder {
-    var packet = PacketBuilder()
-    packet.l4 = l4
-    packet.source = client
-    packet.destination = vip
-    packet.sourcePort = sourcePort
-    packet.destinationPort = 80
-    return packet
+    PacketBuilder(l4, from: client, sourcePort, to: vip, 80)
   }
 
   private func runFrom(_ frame: [UInt8]) throws -> ProgramTestRun.Result {
@@ -142,30 +124,10 @@ final class ServiceLBTests: XCTestCase {
     return backendAddresses.firstIndex(of: parsed.destination)
   }
 
-  private func dropCount(_ reason: junction_drop_reason, _ direction: junction_direction) throws
-    -> UInt64
-  {
-    try drops.lookupSum(
-      junction_drop_key(reason: reason.rawValue, direction: direction.rawValue),
-      as: junction_drop_counters.self)?.packets ?? 0
-  }
-
-  private func ctKey(
-    _ source: [UInt8], _ sourcePort: UInt16, _ destination: [UInt8], _ destinationPort: UInt16,
-    _ proto: PacketBuilder.L4 = .tcp, _ direction: junction_ct_direction
-  ) -> junction_ct4_key {
-    var key = junction_ct4_key()
-    key.saddr = be32(source)
-    key.daddr = be32(destination)
-    key.sport = be16(sourcePort)
-    key.dport = be16(destinationPort)
-    key.proto = proto.rawValue
-    key.direction = UInt8(direction.rawValue)
-    return key
-  }
-
   private func clearConntrack() throws {
-    for key in try conntrack.keys(as: junction_ct4_key.self) { try conntrack.delete(key) }
+    for key in try datapath.conntrack.keys(as: junction_ct4_key.self) {
+      try datapath.conntrack.delete(key)
+    }
   }
 
   // MARK: - DNAT and reverse NAT
@@ -193,13 +155,14 @@ final class ServiceLBTests: XCTestCase {
     expected.destinationPort = 8080
     XCTAssertEqual(result.output, expected.build())
 
-    let forward = try conntrack.lookup(
-      ctKey(client, 40000, vip, 80, .tcp, JUNCTION_CT_SERVICE), as: junction_ct4_entry.self)
+    let forward = try datapath.conntrack.lookup(
+      ServiceObject.conntrackKey(client, 40000, vip, 80, .tcp, JUNCTION_CT_SERVICE),
+      as: junction_ct4_entry.self)
     XCTAssertEqual(forward?.backend_id, 2)
     XCTAssertEqual(forward?.rev_nat_id, 1)
     XCTAssertNotEqual(forward?.last_seen, 0)
-    let reply = try conntrack.lookup(
-      ctKey(backendAddresses[1], 8080, client, 40000, .tcp, JUNCTION_CT_REPLY),
+    let reply = try datapath.conntrack.lookup(
+      ServiceObject.conntrackKey(backendAddresses[1], 8080, client, 40000, .tcp, JUNCTION_CT_REPLY),
       as: junction_ct4_entry.self)
     XCTAssertEqual(reply?.backend_id, 2)
     XCTAssertEqual(reply?.rev_nat_id, 1)
@@ -290,36 +253,7 @@ final class ServiceLBTests: XCTestCase {
     }
   }
 
-  func testAPodReachingItselfThroughItsServiceIsTranslatedBothWays() throws {
-    let pod = backendAddresses[0]
-    try program(Service(vip: vip, backends: [(1, pod, 8080)]))
-    var packet = request()
-    packet.source = pod
-    let result = try runFrom(packet.build())
-    let out = ParsedFrame(result.output)
-    XCTAssertEqual(out.source, pod)
-    XCTAssertEqual(out.destination, pod)
-    XCTAssertEqual(out.destinationPort, 8080)
-    XCTAssertEqual(
-      try conntrack.lookup(
-        ctKey(pod, 40000, vip, 80, .tcp, JUNCTION_CT_SERVICE), as: junction_ct4_entry.self)?
-        .flags, UInt16(JUNCTION_CT_F_HAIRPIN))
-
-    // The request arrives at the same pod's to_endpoint: not a reply, untouched.
-    XCTAssertEqual(try runTo(result.output).output, result.output)
-    // Its answer, pod:8080 -> pod:40000, is one, and comes back from the VIP.
-    var reply = PacketBuilder()
-    reply.source = pod
-    reply.sourcePort = 8080
-    reply.destination = pod
-    reply.destinationPort = 40000
-    reply.tcpFlags = 0x12
-    let back = ParsedFrame(try runTo(reply.build()).output)
-    XCTAssertEqual(back.source, vip)
-    XCTAssertEqual(back.sourcePort, 80)
-    XCTAssertEqual(back.destination, pod)
-    XCTAssertTrue(back.ipChecksumValid && back.l4ChecksumValid)
-  }
+  // A pod reaching itself through its service (hairpin): HairpinTests.
 
   // MARK: - What passes untouched, what is dropped
 
@@ -338,7 +272,7 @@ final class ServiceLBTests: XCTestCase {
         XCTAssertEqual(result.output, frame)
       }
     }
-    XCTAssertEqual(try conntrack.keys(as: junction_ct4_key.self).count, 0)
+    XCTAssertEqual(try datapath.conntrack.keys(as: junction_ct4_key.self).count, 0)
   }
 
   /// Documented in bpf/lib/parse.h: IPv4 whose headers are shorter than they claim is
@@ -346,7 +280,7 @@ final class ServiceLBTests: XCTestCase {
   func testATruncatedHeaderIsDroppedAsInvalid() throws {
     try program(threeBackends())
     let full = request().build()
-    let before = try dropCount(JUNCTION_DROP_INVALID_PACKET, JUNCTION_DIR_FROM_ENDPOINT)
+    let before = try datapath.dropCount(JUNCTION_DROP_INVALID_PACKET, JUNCTION_DIR_FROM_ENDPOINT)
     var pastTheEnd = Array(full[..<34])  // ihl 6: the header claims a byte past the frame
     pastTheEnd[14] = 0x46
     var badIHL = full  // ihl 15: options running into the TCP header and past the end
@@ -362,10 +296,11 @@ final class ServiceLBTests: XCTestCase {
       XCTAssertEqual(try runFrom(frame).verdict, .shot, "\(frame.count) bytes")
     }
     XCTAssertEqual(
-      try dropCount(JUNCTION_DROP_INVALID_PACKET, JUNCTION_DIR_FROM_ENDPOINT) - before,
+      try datapath.dropCount(JUNCTION_DROP_INVALID_PACKET, JUNCTION_DIR_FROM_ENDPOINT) - before,
       UInt64(frames.count))
     XCTAssertEqual(try runTo(Array(full[..<40])).verdict, .shot)
-    XCTAssertEqual(try dropCount(JUNCTION_DROP_INVALID_PACKET, JUNCTION_DIR_TO_ENDPOINT), 1)
+    XCTAssertEqual(
+      try datapath.dropCount(JUNCTION_DROP_INVALID_PACKET, JUNCTION_DIR_TO_ENDPOINT), 1)
     // Less than a whole IPv4 header the kernel refuses to even build as a test skb (and
     // ip_rcv would drop); the programs still check it (bpf_skb_load_bytes fails).
     XCTAssertThrowsError(try runFrom(Array(full[..<30]))) {
@@ -402,7 +337,7 @@ final class ServiceLBTests: XCTestCase {
       XCTAssertEqual(result.verdict, .ok)
       XCTAssertEqual(result.output, frame)
     }
-    XCTAssertEqual(try conntrack.keys(as: junction_ct4_key.self).count, 0)
+    XCTAssertEqual(try datapath.conntrack.keys(as: junction_ct4_key.self).count, 0)
   }
 
   /// As kube-proxy's REJECT: the request becomes an ICMP port unreachable sent back to
@@ -411,7 +346,7 @@ final class ServiceLBTests: XCTestCase {
     var service = threeBackends()
     service.backends = []
     try program(service)
-    let counters = try object.map(named: JUNCTION_MAP_ENDPOINT_COUNTERS)
+    let counters = try datapath.object.map(named: JUNCTION_MAP_ENDPOINT_COUNTERS)
     let sentBefore =
       try counters.lookupSum(
         junction_endpoint_key(ifindex: 1), as: junction_endpoint_counters.self)?
@@ -448,18 +383,18 @@ final class ServiceLBTests: XCTestCase {
       XCTAssertEqual(Array(icmp[8...]), Array(input[14..<(14 + quoteLength)]), "the quote")
     }
 
-    XCTAssertEqual(try dropCount(JUNCTION_DROP_NO_BACKEND, JUNCTION_DIR_FROM_ENDPOINT), 2)
+    XCTAssertEqual(try datapath.dropCount(JUNCTION_DROP_NO_BACKEND, JUNCTION_DIR_FROM_ENDPOINT), 2)
     let sentAfter =
       try counters.lookupSum(
         junction_endpoint_key(ifindex: 1), as: junction_endpoint_counters.self)?
       .from_packets ?? 0
     XCTAssertEqual(sentAfter - sentBefore, 2, "rejected packets still count as sent")
-    XCTAssertEqual(try conntrack.keys(as: junction_ct4_key.self).count, 0)
+    XCTAssertEqual(try datapath.conntrack.keys(as: junction_ct4_key.self).count, 0)
   }
 
   func testEndpointCountersCountTranslatedPackets() throws {
     try program(threeBackends())
-    let counters = try object.map(named: JUNCTION_MAP_ENDPOINT_COUNTERS)
+    let counters = try datapath.object.map(named: JUNCTION_MAP_ENDPOINT_COUNTERS)
     let frame = request().build()
     _ = try ProgramTestRun.run(program: from, packet: frame, repeat: 4)
     let sum = try counters.lookupSum(
@@ -548,7 +483,7 @@ final class ServiceLBTests: XCTestCase {
     try writeBackend(1, backendAddresses[0], 8080, .tcp, terminating: true)
     var slot = junction_lb4_service()
     slot.backend_id = 2
-    try services.update(frontendKey(service, slot: 1), slot)
+    try datapath.services.update(frontendKey(service, slot: 1), slot)
 
     var established = request()
     established.tcpFlags = 0x18  // PSH+ACK
@@ -574,7 +509,7 @@ final class ServiceLBTests: XCTestCase {
   func testABackendThatIsGoneIsReplacedForItsConnections() throws {
     try program(threeBackends())
     let first = try XCTUnwrap(backendIndex(try runFrom(request().build()).output))
-    try backends.delete(junction_lb4_backend_key(backend_id: UInt32(first + 1)))
+    try datapath.backends.delete(junction_lb4_backend_key(backend_id: UInt32(first + 1)))
     var established = request()
     established.tcpFlags = 0x10
     // Still in a slot but gone from the backends map: skipped, and the entry re-pointed.
@@ -604,21 +539,22 @@ final class ServiceLBTests: XCTestCase {
     let frame = own.build()
     XCTAssertEqual(try runFrom(frame).output, frame, "no origin: untouched")
     XCTAssertNil(
-      try conntrack.lookup(
-        ctKey(local, 40001, vip, 80, .tcp, JUNCTION_CT_SERVICE), as: junction_ct4_entry.self))
+      try datapath.conntrack.lookup(
+        ServiceObject.conntrackKey(local, 40001, vip, 80, .tcp, JUNCTION_CT_SERVICE),
+        as: junction_ct4_entry.self))
 
     try writeBackend(2, backendAddresses[1], 8080, .tcp)
     var slotKey = frontendKey(redirect, slot: 1)
     slotKey.scope = UInt8(JUNCTION_SCOPE_REDIRECT_ORIGIN)
     var slot = junction_lb4_service()
     slot.backend_id = 2
-    try services.update(slotKey, slot)
+    try datapath.services.update(slotKey, slot)
     var originKey = frontendKey(redirect, slot: 0)
     originKey.scope = UInt8(JUNCTION_SCOPE_REDIRECT_ORIGIN)
     var origin = junction_lb4_service()
     origin.count = 1
     origin.rev_nat_id = redirect.revNatID
-    try services.update(originKey, origin)
+    try datapath.services.update(originKey, origin)
     let translated = ParsedFrame(try runFrom(frame).output)
     XCTAssertEqual(translated.destination, backendAddresses[1])
     XCTAssertTrue(translated.ipChecksumValid && translated.l4ChecksumValid)

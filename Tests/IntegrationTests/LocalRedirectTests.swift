@@ -10,88 +10,12 @@ final class LocalRedirectTests: XCTestCase {
   static let examples = Artifacts.repoRoot.appendingPathComponent(
     "install/lab-examples/node-local-dns")
 
-  @discardableResult
-  func lab(_ name: String, _ arguments: [String], timeout: TimeInterval = 120) throws
-    -> CommandOutput
-  {
-    try Shell.run(["bash", LabTests.script, "--name", name] + arguments, timeout: timeout)
-  }
-
-  @discardableResult
-  func labMust(
-    _ name: String, _ arguments: [String], file: StaticString = #filePath, line: UInt = #line
-  ) throws -> String {
-    let result = try lab(name, arguments)
-    XCTAssertEqual(
-      result.status, 0, "lab \(arguments.joined(separator: " ")): \(result.stdout)\(result.stderr)",
-      file: file, line: line)
-    return result.stdout
-  }
-
-  func requirePrerequisites(_ tools: [String] = []) throws {
-    try TestNode.requirePrerequisites()
-    try TestAgent.requirePrerequisites()
-    for tool in tools {
-      let found = try Shell.run(["sh", "-c", "command -v \(tool) || test -x /usr/sbin/\(tool)"])
-      if found.status != 0 {
-        throw TestNode.missing("\(tool) is not installed (install/deps.sh test)")
-      }
-    }
-  }
-
-  /// A lab `name` with two nodes, torn down (with `directory`) when the test ends.
-  func upLab(_ name: String, directory: URL) throws {
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    addTeardownBlock { [self] in
-      _ = try? lab(name, ["down"])
-      try? FileManager.default.removeItem(at: directory)
-    }
-    try labMust(name, ["up", "--nodes", "2"])
-  }
-
-  /// Pod `pod` on `node` serving "pod\n" over HTTP on `port` (busybox httpd).
-  func webPod(
-    _ name: String, _ pod: String, node: String, labels: [String], port: Int = 80,
-    in directory: URL
-  ) throws {
-    try labMust(name, ["pod", "add", pod, "--node", node] + labels.flatMap { ["--label", $0] })
-    let root = directory.appendingPathComponent(pod)
-    try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-    try "\(pod)\n".write(
-      to: root.appendingPathComponent("index.html"), atomically: true, encoding: .utf8)
-    try labMust(
-      name,
-      ["exec", "--detach", pod, "--", "busybox", "httpd", "-f", "-p", "\(port)", "-h", root.path])
-  }
-
-  /// Who answered `count` HTTP requests from `client` to `url`; a failed request (a server
-  /// still starting) is retried, ten times at most.
-  func answers(_ name: String, _ client: String, _ url: String, count: Int = 12) throws
-    -> Set<String>
-  {
-    var seen: Set<String> = []
-    var answered = 0
-    var retries = 10
-    while answered < count {
-      let answer = try lab(name, ["exec", client, "--", "curl", "-s", "-m", "3", url])
-      if answer.status == 0 {
-        seen.insert(answer.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
-        answered += 1
-      } else if retries > 0 {
-        retries -= 1
-        usleep(300_000)
-      } else {
-        XCTFail("\(client): \(url) does not answer: \(answer.stderr)")
-        break
-      }
-    }
-    return seen
-  }
-
-  func write(_ text: String, to directory: URL, _ file: String) throws -> String {
-    let url = directory.appendingPathComponent(file)
-    try text.write(to: url, atomically: true, encoding: .utf8)
-    return url.path
+  /// A two-node lab, torn down (with its scratch directory) when the test ends.
+  func upLab(scratch: String) throws -> LabHarness {
+    let lab = try LabHarness(scratch: scratch)
+    addTeardownBlock { lab.tearDown() }
+    try lab.must(["up", "--nodes", "2"])
+    return lab
   }
 
   func droidsPolicy(skip: Bool) -> String {
@@ -109,45 +33,33 @@ final class LocalRedirectTests: XCTestCase {
     """
   }
 
-  let droids = """
-    apiVersion: v1
-    kind: Service
-    metadata: {name: droids, namespace: default}
-    spec:
-      clusterIP: 10.96.0.10
-      selector: {role: jedi}
-      ports: [{port: 80, protocol: TCP, targetPort: 80}]
-    """
-
   /// The seed's scenario: the droids Service (jedi backends on both nodes) redirected to the
   /// droid on each caller's node, shown as LocalRedirect; skipRedirectFromBackend: a droid
   /// calling the Service gets the jedis; deleting the policy gives the Service back.
   func testServiceMatcherAnswersFromTheNodesDroidAndDeletingRestoresTheService() throws {
-    try requirePrerequisites()
-    let name = LabTests.uniqueLabName()
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-lrp")
-    try upLab(name, directory: dir)
-    try webPod(name, "obi-wan", node: "node1", labels: ["role=jedi"], in: dir)
-    try webPod(name, "luke", node: "node2", labels: ["role=jedi"], in: dir)
-    try webPod(name, "r2-d2", node: "node1", labels: ["role=droid"], in: dir)
-    try webPod(name, "c3-po", node: "node2", labels: ["role=droid"], in: dir)
+    try LabHarness.requirePrerequisites()
+    let lab = try upLab(scratch: "lrp")
+    try lab.webPod("obi-wan", node: "node1", labels: ["role=jedi"])
+    try lab.webPod("luke", node: "node2", labels: ["role=jedi"])
+    try lab.webPod("r2-d2", node: "node1", labels: ["role=droid"])
+    try lab.webPod("c3-po", node: "node2", labels: ["role=droid"])
     for (pod, node) in [("trooper1", "node1"), ("trooper2", "node2")] {
-      try labMust(name, ["pod", "add", pod, "--node", node, "--label", "role=soldier"])
+      try lab.must(["pod", "add", pod, "--node", node, "--label", "role=soldier"])
     }
-    try labMust(name, ["apply", "-f", try write(droids, to: dir, "droids.yaml")])
+    try lab.apply(LabHarness.droids(), as: "droids.yaml")
     let url = "http://10.96.0.10/"
-    XCTAssertEqual(try answers(name, "trooper1", url, count: 30), ["obi-wan", "luke"])
+    XCTAssertEqual(try lab.answers("trooper1", url, count: 30), ["obi-wan", "luke"])
 
-    let policy = try write(droidsPolicy(skip: false), to: dir, "lrp.yaml")
-    try labMust(name, ["apply", "-f", policy])
-    XCTAssertEqual(try answers(name, "trooper1", url), ["r2-d2"])
-    XCTAssertEqual(try answers(name, "trooper2", url), ["c3-po"])
-    let list = try labMust(name, ["ctl", "node1", "service", "list"])
+    let policy = try lab.write(droidsPolicy(skip: false), to: "lrp.yaml")
+    try lab.must(["apply", "-f", policy])
+    XCTAssertEqual(try lab.answers("trooper1", url), ["r2-d2"])
+    XCTAssertEqual(try lab.answers("trooper2", url), ["c3-po"])
+    let list = try lab.must(["ctl", "node1", "service", "list"])
     XCTAssertTrue(
       list.split(separator: "\n").contains {
         $0.contains("10.96.0.10:80/TCP") && $0.contains("LocalRedirect")
       }, list)
-    let lrp = try labMust(name, ["ctl", "node2", "lrp", "list", "-o", "json"])
+    let lrp = try lab.must(["ctl", "node2", "lrp", "list", "-o", "json"])
     let policies = try XCTUnwrap(
       try JSONSerialization.jsonObject(with: Data(lrp.utf8)) as? [[String: Any]], lrp)
     XCTAssertEqual(policies.first?["name"] as? String, "droids")
@@ -156,32 +68,34 @@ final class LocalRedirectTests: XCTestCase {
     }
     XCTAssertEqual(pods, ["default/c3-po"], lrp)
 
-    // With skipRedirectFromBackend a droid calling droids gets the original Service (the
-    // jedis), not itself. (Without it, it would be sent to itself: a hairpin, which the
-    // datapath does not SNAT, so the pod's kernel drops its own address as a source.)
-    try labMust(name, ["apply", "-f", try write(droidsPolicy(skip: true), to: dir, "skip.yaml")])
-    XCTAssertEqual(try answers(name, "r2-d2", url, count: 20), ["obi-wan", "luke"])
-    XCTAssertEqual(try answers(name, "trooper1", url), ["r2-d2"], "others are still redirected")
+    // Without skipRedirectFromBackend a droid calling droids is sent to itself (a hairpin:
+    // it hears itself from 169.254.42.1 and answers through the VIP).
+    XCTAssertEqual(try lab.answers("r2-d2", url, count: 6), ["r2-d2"])
+    XCTAssertEqual(try lab.answers("c3-po", url, count: 6), ["c3-po"])
 
-    try labMust(name, ["delete", "-f", policy])
-    XCTAssertEqual(try answers(name, "trooper1", url, count: 30), ["obi-wan", "luke"])
-    XCTAssertEqual(try answers(name, "trooper2", url, count: 30), ["obi-wan", "luke"])
-    let after = try labMust(name, ["ctl", "node1", "service", "list"])
+    // With skipRedirectFromBackend a droid calling droids gets the original Service (the
+    // jedis), not itself.
+    try lab.apply(droidsPolicy(skip: true), as: "skip.yaml")
+    XCTAssertEqual(try lab.answers("r2-d2", url, count: 20), ["obi-wan", "luke"])
+    XCTAssertEqual(try lab.answers("trooper1", url), ["r2-d2"], "others are still redirected")
+
+    try lab.must(["delete", "-f", policy])
+    XCTAssertEqual(try lab.answers("trooper1", url, count: 30), ["obi-wan", "luke"])
+    XCTAssertEqual(try lab.answers("trooper2", url, count: 30), ["obi-wan", "luke"])
+    let after = try lab.must(["ctl", "node1", "service", "list"])
     XCTAssertFalse(after.contains("LocalRedirect"), after)
-    try labMust(name, ["down"])
+    try lab.must(["down"])
   }
 
   /// The seed's final exercise: 169.254.169.254:8081 from a pod reaches the local
   /// `app: proxy` pod on port 80, on each node; without a local proxy it is not served.
   func testAddressMatcherReachesTheLocalProxy() throws {
-    try requirePrerequisites()
-    let name = LabTests.uniqueLabName()
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-lrp")
-    try upLab(name, directory: dir)
-    try webPod(name, "proxy1", node: "node1", labels: ["app=proxy"], in: dir)
-    try webPod(name, "proxy2", node: "node2", labels: ["app=proxy"], in: dir)
+    try LabHarness.requirePrerequisites()
+    let lab = try upLab(scratch: "lrp")
+    try lab.webPod("proxy1", node: "node1", labels: ["app=proxy"])
+    try lab.webPod("proxy2", node: "node2", labels: ["app=proxy"])
     for (pod, node) in [("client1", "node1"), ("client2", "node2")] {
-      try labMust(name, ["pod", "add", pod, "--node", node])
+      try lab.must(["pod", "add", pod, "--node", node])
     }
     let policy = """
       apiVersion: cilium.io/v2
@@ -196,18 +110,18 @@ final class LocalRedirectTests: XCTestCase {
           localEndpointSelector: {matchLabels: {app: proxy}}
           toPorts: [{port: "80", protocol: TCP}]
       """
-    try labMust(name, ["apply", "-f", try write(policy, to: dir, "lrp.yaml")])
+    try lab.apply(policy, as: "lrp.yaml")
     let url = "http://169.254.169.254:8081/"
-    XCTAssertEqual(try answers(name, "client1", url), ["proxy1"])
-    XCTAssertEqual(try answers(name, "client2", url), ["proxy2"])
-    let list = try labMust(name, ["ctl", "node1", "service", "list"])
+    XCTAssertEqual(try lab.answers("client1", url), ["proxy1"])
+    XCTAssertEqual(try lab.answers("client2", url), ["proxy2"])
+    let list = try lab.must(["ctl", "node1", "service", "list"])
     XCTAssertTrue(list.contains("169.254.169.254:8081/TCP"), list)
 
-    try labMust(name, ["pod", "del", "proxy1"])
-    let gone = try labMust(name, ["ctl", "node1", "service", "list"])
+    try lab.must(["pod", "del", "proxy1"])
+    let gone = try lab.must(["ctl", "node1", "service", "list"])
     XCTAssertFalse(gone.contains("169.254.169.254"), gone)
-    XCTAssertEqual(try answers(name, "client2", url), ["proxy2"])
-    try labMust(name, ["down"])
+    XCTAssertEqual(try lab.answers("client2", url), ["proxy2"])
+    try lab.must(["down"])
   }
 
   /// The node-local DNS cache for real: kube-dns over dnsmasq upstream pods, a dnsmasq cache
@@ -216,21 +130,19 @@ final class LocalRedirectTests: XCTestCase {
   /// log grows, the other node's does not), and the caches' own queries reach the upstream
   /// pods (no loop back into a cache).
   func testNodeLocalDNSCacheAnswersFromTheCallersNode() throws {
-    try requirePrerequisites(["dnsmasq", "dig"])
-    let name = LabTests.uniqueLabName()
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-dns")
-    try upLab(name, directory: dir)
+    try LabHarness.requirePrerequisites(tools: ["dnsmasq", "dig"])
+    let lab = try upLab(scratch: "dns")
     for (pod, node) in [("client1", "node1"), ("client2", "node2")] {
-      try labMust(name, ["pod", "add", pod, "--node", node])
+      try lab.must(["pod", "add", pod, "--node", node])
     }
     let deploy = try Shell.run(
       [
-        "bash", Self.examples.appendingPathComponent("deploy.sh").path, "--name", name,
+        "bash", Self.examples.appendingPathComponent("deploy.sh").path, "--name", lab.name,
         "--upstreams", "node2",
       ], timeout: 180)
     XCTAssertEqual(deploy.status, 0, deploy.stdout + deploy.stderr)
 
-    let pods = "\(LabTests.root)/\(name)/pods"
+    let pods = "\(lab.state)/pods"
     func queries(_ pod: String) -> [String] {
       let log = (try? String(contentsOfFile: "\(pods)/\(pod)/dnsmasq.log", encoding: .utf8)) ?? ""
       return log.split(separator: "\n").filter { $0.contains(": query[") }.map(String.init)
@@ -238,8 +150,7 @@ final class LocalRedirectTests: XCTestCase {
     func dig(_ client: String, _ arguments: [String]) throws -> String {
       var last = CommandOutput(status: -1, stdout: "", stderr: "")
       for _ in 0..<10 {
-        last = try lab(
-          name,
+        last = try lab.run(
           ["exec", client, "--", "dig", "@10.96.0.10", "+short", "+time=2", "+tries=1"] + arguments)
         let text = last.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         if last.status == 0, !text.isEmpty, !text.hasPrefix(";;") { return text }
@@ -266,6 +177,14 @@ final class LocalRedirectTests: XCTestCase {
         queries(cache).contains { $0.contains("kubernetes.default.svc.cluster.local") }, cache)
     }
 
+    // A cache querying the kube-dns ClusterIP itself is redirected to itself (a hairpin)
+    // and answers itself, over UDP and TCP.
+    for node in ["node1", "node2"] {
+      let cache = "node-local-dns-\(node)"
+      XCTAssertEqual(try dig(cache, ["TXT", "whoami-cache.cluster.local"]), "\"\(cache)\"")
+      XCTAssertEqual(try dig(cache, ["+tcp", "TXT", "whoami-cache.cluster.local"]), "\"\(cache)\"")
+    }
+
     // The caches forwarded what they did not know to the upstream pod, through
     // kube-dns-upstream: its log shows queries from the caches' addresses only.
     let cacheIPs = try ["node1", "node2"].map {
@@ -289,6 +208,6 @@ final class LocalRedirectTests: XCTestCase {
         queries("node-local-dns-\(node)").contains { $0.hasSuffix("from \(cacheIP)") },
         "node-local-dns-\(node) queried itself")
     }
-    try labMust(name, ["down"])
+    try lab.must(["down"])
   }
 }

@@ -5,37 +5,17 @@ import XCTest
 /// endpoint.o, pins from_netdev/to_netdev and attaches them to each device's tc ingress and
 /// egress; a restart replaces Junction's filters in place (one per direction, the new
 /// programs), never stacks a second one.
-final class NetdevAttachTests: XCTestCase {
-  private var namespace: String?
-  private var agent: TestAgent?
+final class NetdevAttachTests: DeviceNodeTestCase {
   private let device = "jndev0"
 
-  override func tearDown() {
-    agent?.tearDown()
-    agent = nil
-    if let namespace { _ = try? Shell.run(["ip", "netns", "del", namespace]) }
-    namespace = nil
-    super.tearDown()
-  }
-
-  /// A node namespace with one veth (both ends inside) carrying an address.
+  /// A node namespace with the device, once the agent and netdev.o are there; its name.
   private func makeNode() throws -> String {
-    try TestNode.requirePrerequisites()
     try TestAgent.requirePrerequisites()
     guard FileManager.default.fileExists(atPath: TestAgent.bpfObjects + "/netdev.o") else {
       throw TestNode.missing(
         "netdev.o (install/build-bpf.sh) is missing at \(TestAgent.bpfObjects)")
     }
-    let name = TestNode.uniqueName("nd")
-    try Shell.must(["ip", "netns", "add", name])
-    namespace = name
-    try Shell.must(["ip", "-n", name, "link", "set", "lo", "up"])
-    try Shell.must([
-      "ip", "-n", name, "link", "add", device, "type", "veth", "peer", "name", "jndev1",
-    ])
-    try Shell.must(["ip", "-n", name, "addr", "add", "192.168.78.2/24", "dev", device])
-    try Shell.must(["ip", "-n", name, "link", "set", device, "up"])
-    return name
+    return try makeNode(prefix: "nd", device: device, peer: "jndev1", address: "192.168.78.2")
   }
 
   /// The BPF filters on `direction` of the device: (program name, program id) each.

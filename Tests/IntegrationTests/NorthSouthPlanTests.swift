@@ -5,33 +5,13 @@ import XCTest
 /// address NodePorts listen on, `--lb-mode` the DSR flag per protocol, the node's name the
 /// local backends and externalTrafficPolicy=Local; the port ranges land in jnc_node_cfg.
 /// What the datapath does with the entries is tested with the device programs.
-final class NorthSouthPlanTests: XCTestCase {
-  private var namespace: String?
-  private var agent: TestAgent?
+final class NorthSouthPlanTests: DeviceNodeTestCase {
   private let device = "jnsdev0"
   private let nodeAddress = "192.168.77.2"
 
-  override func tearDown() {
-    agent?.tearDown()
-    agent = nil
-    if let namespace { _ = try? Shell.run(["ip", "netns", "del", namespace]) }
-    namespace = nil
-    super.tearDown()
-  }
-
-  /// A node namespace with one veth (both ends inside) carrying `nodeAddress`.
+  /// A node namespace with the device carrying `nodeAddress`; its name.
   private func makeNode() throws -> String {
-    try TestNode.requirePrerequisites()
-    let name = TestNode.uniqueName("ns")
-    try Shell.must(["ip", "netns", "add", name])
-    namespace = name
-    try Shell.must(["ip", "-n", name, "link", "set", "lo", "up"])
-    try Shell.must([
-      "ip", "-n", name, "link", "add", device, "type", "veth", "peer", "name", "jnsdev1",
-    ])
-    try Shell.must(["ip", "-n", name, "addr", "add", "\(nodeAddress)/24", "dev", device])
-    try Shell.must(["ip", "-n", name, "link", "set", device, "up"])
-    return name
+    try makeNode(prefix: "ns", device: device, peer: "jnsdev1", address: nodeAddress)
   }
 
   private func junctionctl(_ arguments: [String], stdin: String = "") throws -> CommandOutput {

@@ -123,88 +123,43 @@ final class NorthSouthTests: XCTestCase {
 
   // MARK: - The lab
 
-  private struct Lab {
-    let name: String
-    let directory: URL
-    var scripts: URL { directory }
-  }
-
-  private func lab(_ lab: Lab, _ arguments: [String], timeout: TimeInterval = 120) throws
-    -> CommandOutput
-  {
-    try Shell.run(["bash", LabTests.script, "--name", lab.name] + arguments, timeout: timeout)
-  }
-
-  @discardableResult
-  private func labMust(
-    _ lab: Lab, _ arguments: [String], file: StaticString = #filePath, line: UInt = #line
-  ) throws -> String {
-    let result = try self.lab(lab, arguments)
-    guard result.status == 0 else {
-      XCTFail(
-        "lab \(arguments.joined(separator: " ")): \(result.stdout)\(result.stderr)", file: file,
-        line: line)
-      throw LabCommandFailed(description: "lab \(arguments.joined(separator: " ")) failed")
-    }
-    return result.stdout
-  }
-
   /// A three-node lab in `lbMode` with the echo backend on node2 and the Services applied;
   /// `body` runs with it, and the lab goes down afterwards (also on failure), leaving nothing.
-  private func withLab(lbMode: String, _ body: (Lab) throws -> Void) throws {
-    try TestNode.requirePrerequisites()
-    try TestAgent.requirePrerequisites()
-    for tool in ["tcpdump", "python3"]
-    where (try? Shell.run(["sh", "-c", "command -v \(tool)"]))?.status != 0 {
-      throw TestNode.missing("\(tool) is missing (install/deps.sh test)")
-    }
-    let name = LabTests.uniqueLabName()
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-ns")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    let lab = Lab(name: name, directory: directory)
-    var agentPIDs: [String] = []
-    defer {
-      _ = try? self.lab(lab, ["down"])
-      try? FileManager.default.removeItem(at: directory)
-    }
-    try NorthSouthTests.server.write(
-      to: directory.appendingPathComponent("server.py"), atomically: true, encoding: .utf8)
-    try NorthSouthTests.asker.write(
-      to: directory.appendingPathComponent("ask.py"), atomically: true, encoding: .utf8)
-    let manifest = directory.appendingPathComponent("services.yaml")
-    try NorthSouthTests.manifest.write(to: manifest, atomically: true, encoding: .utf8)
+  private func withLab(lbMode: String, _ body: (LabHarness) throws -> Void) throws {
+    try LabHarness.requirePrerequisites(tools: ["tcpdump", "python3"])
+    let lab = try LabHarness(scratch: "ns")
+    defer { lab.tearDown() }
+    try lab.write(NorthSouthTests.server, to: "server.py")
+    try lab.write(NorthSouthTests.asker, to: "ask.py")
+    let manifest = try lab.write(NorthSouthTests.manifest, to: "services.yaml")
 
-    try labMust(lab, ["up", "--nodes", "3", "--lb-mode", lbMode])
-    agentPIDs = try (1...3).map { node in
-      try String(
-        contentsOfFile: "\(LabTests.root)/\(name)/nodes/node\(node)/agent.pid", encoding: .utf8
-      ).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
+    try lab.must(["up", "--nodes", "3", "--lb-mode", lbMode])
+    let agentPIDs = try lab.agentPIDs(nodes: 3)
     try startBackend(lab, pod: "echo2", node: "node2", label: "app=echo")
-    try labMust(lab, ["apply", "-f", manifest.path])
+    try lab.must(["apply", "-f", manifest])
     try body(lab)
 
-    try labMust(lab, ["down"])
-    assertLabGone(name, agentPIDs: agentPIDs)
+    try lab.must(["down"])
+    lab.assertNoTrace(agentPIDs: agentPIDs)
   }
 
-  private func startBackend(_ lab: Lab, pod: String, node: String, label: String) throws {
-    try labMust(lab, ["pod", "add", pod, "--node", node, "--label", label])
-    let script = lab.scripts.appendingPathComponent("server.py").path
-    try labMust(lab, ["exec", "--detach", pod, "--", "python3", script, "8080", pod])
+  private func startBackend(_ lab: LabHarness, pod: String, node: String, label: String) throws {
+    try lab.must(["pod", "add", pod, "--node", node, "--label", label])
+    let script = lab.directory.appendingPathComponent("server.py").path
+    try lab.must(["exec", "--detach", pod, "--", "python3", script, "8080", pod])
   }
 
   /// What the backend answered ("NAME PEER"), asked from the external client; a few tries
   /// while the server starts. nil when every try failed (the last error in `failure`).
   private func ask(
-    _ lab: Lab, _ proto: String, _ host: String, _ port: Int, from pod: String? = nil,
+    _ lab: LabHarness, _ proto: String, _ host: String, _ port: Int, from pod: String? = nil,
     tries: Int = 10
   ) throws -> (answer: String?, failure: String) {
-    let script = lab.scripts.appendingPathComponent("ask.py").path
+    let script = lab.directory.appendingPathComponent("ask.py").path
     let place = pod.map { ["exec", $0] } ?? ["exec-client"]
     var failure = ""
     for _ in 0..<tries {
-      let result = try self.lab(lab, place + ["--", "python3", script, proto, host, "\(port)"])
+      let result = try lab.run(place + ["--", "python3", script, proto, host, "\(port)"])
       if result.status == 0 {
         return (result.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "")
       }
@@ -216,7 +171,7 @@ final class NorthSouthTests: XCTestCase {
 
   /// The address the backend saw, asserting that `expectedBackend` answered.
   private func peerSeen(
-    _ lab: Lab, _ proto: String, _ host: String, _ port: Int, file: StaticString = #filePath,
+    _ lab: LabHarness, _ proto: String, _ host: String, _ port: Int, file: StaticString = #filePath,
     line: UInt = #line
   ) throws -> String? {
     let (answer, failure) = try ask(lab, proto, host, port)
@@ -236,13 +191,26 @@ final class NorthSouthTests: XCTestCase {
     let file: String
   }
 
+  /// The NodePort on node1 asked from the external client over TCP, then UDP: the peer the
+  /// backend saw each time (node1 when SNATed, the client by DSR) is `tcp` and `udp`.
+  private func assertNodePortPeers(
+    _ lab: LabHarness, tcp: String, udp: String, _ tcpWhy: String, _ udpWhy: String,
+    file: StaticString = #filePath, line: UInt = #line
+  ) throws {
+    for (proto, expected, why) in [("tcp", tcp, tcpWhy), ("udp", udp, udpWhy)] {
+      XCTAssertEqual(
+        try peerSeen(
+          lab, proto, NorthSouthTests.node1, NorthSouthTests.nodePort, file: file, line: line),
+        expected, why, file: file, line: line)
+    }
+  }
+
   /// tcpdump on `node`'s eth0 into a file (immediate mode, packet-buffered: every packet is
   /// in the file as soon as it is seen, none left in the ring when it stops), started in the node's namespace
   /// by the lab (so `down` would stop it too).
-  private func startCapture(_ lab: Lab, node: String) throws -> Capture {
+  private func startCapture(_ lab: LabHarness, node: String) throws -> Capture {
     let file = lab.directory.appendingPathComponent("\(node).pcap").path
-    let out = try labMust(
-      lab,
+    let out = try lab.must(
       [
         "exec-node", "--detach", node, "--", "tcpdump", "-i", "eth0", "-nn", "-U",
         "--immediate-mode", "-w", file,
@@ -256,7 +224,7 @@ final class NorthSouthTests: XCTestCase {
     for _ in 0..<50 {
       let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
       if size > 24 { break }
-      _ = try self.lab(lab, ["exec-client", "--", "ping", "-c", "1", "-W", "1", address])
+      _ = try lab.run(["exec-client", "--", "ping", "-c", "1", "-W", "1", address])
       usleep(100_000)
     }
     return Capture(pid: pid ?? "", file: file)
@@ -305,12 +273,9 @@ final class NorthSouthTests: XCTestCase {
   func testSNATModeTheBackendSeesTheIngressNodeAndExternalFrontendsWork() throws {
     try withLab(lbMode: "snat") { lab in
       let node2Capture = try startCapture(lab, node: "node2")
-      XCTAssertEqual(
-        try peerSeen(lab, "tcp", NorthSouthTests.node1, NorthSouthTests.nodePort),
-        NorthSouthTests.node1, "SNAT: the backend sees node1's address")
-      XCTAssertEqual(
-        try peerSeen(lab, "udp", NorthSouthTests.node1, NorthSouthTests.nodePort),
-        NorthSouthTests.node1, "UDP too, and the answer comes from the frontend")
+      try assertNodePortPeers(
+        lab, tcp: NorthSouthTests.node1, udp: NorthSouthTests.node1,
+        "SNAT: the backend sees node1's address", "UDP too, and the answer comes from the frontend")
       let atNode2 = try finish(node2Capture)
       let syn = atNode2.first { $0.contains("Flags [S]") && $0.contains(".8080:") }
       XCTAssertNotNil(syn, "the SYN reaches node2: \(atNode2)")
@@ -319,8 +284,7 @@ final class NorthSouthTests: XCTestCase {
 
       // ExternalIP and LoadBalancer ingress IP, routed to node1 by the client.
       for address in [NorthSouthTests.externalIP, NorthSouthTests.loadBalancerIP] {
-        try labMust(
-          lab,
+        try lab.must(
           [
             "exec-client", "--", "ip", "route", "add", address + "/32", "via",
             NorthSouthTests.node1,
@@ -342,7 +306,7 @@ final class NorthSouthTests: XCTestCase {
       // internalTrafficPolicy=Local: a pod on node1 only ever reaches node1's backend.
       try startBackend(lab, pod: "itp1", node: "node1", label: "app=itp")
       try startBackend(lab, pod: "itp2", node: "node2", label: "app=itp")
-      try labMust(lab, ["pod", "add", "caller1", "--node", "node1", "--label", "role=client"])
+      try lab.must(["pod", "add", "caller1", "--node", "node1", "--label", "role=client"])
       var answered = Set<String>()
       for _ in 0..<8 {
         let (answer, failure) = try ask(lab, "tcp", "10.96.50.13", 80, from: "caller1")
@@ -359,12 +323,10 @@ final class NorthSouthTests: XCTestCase {
     try withLab(lbMode: "dsr") { lab in
       let node1Capture = try startCapture(lab, node: "node1")
       let node2Capture = try startCapture(lab, node: "node2")
-      XCTAssertEqual(
-        try peerSeen(lab, "tcp", NorthSouthTests.node1, NorthSouthTests.nodePort),
-        NorthSouthTests.client, "DSR: the backend sees the client's address")
-      XCTAssertEqual(
-        try peerSeen(lab, "udp", NorthSouthTests.node1, NorthSouthTests.nodePort),
-        NorthSouthTests.client, "UDP too, and the answer comes from the frontend")
+      try assertNodePortPeers(
+        lab, tcp: NorthSouthTests.client, udp: NorthSouthTests.client,
+        "DSR: the backend sees the client's address",
+        "UDP too, and the answer comes from the frontend")
       let atNode1 = try finish(node1Capture)
       let atNode2 = try finish(node2Capture)
 
@@ -395,16 +357,15 @@ final class NorthSouthTests: XCTestCase {
 
       // A datagram filling the MTU has no room for the option: node1 answers ICMP
       // fragmentation-needed with 1492, and the client's kernel refuses the next one.
-      let script = lab.scripts.appendingPathComponent("ask.py").path
-      let big = try labMust(
-        lab,
+      let script = lab.directory.appendingPathComponent("ask.py").path
+      let big = try lab.must(
         [
           "exec-client", "--", "python3", script, "bigudp", NorthSouthTests.node1,
           "\(NorthSouthTests.nodePort)",
         ])
       XCTAssertEqual(big.trimmingCharacters(in: .whitespacesAndNewlines), "EMSGSIZE")
-      let route = try labMust(
-        lab, ["exec-client", "--", "ip", "route", "get", NorthSouthTests.node1])
+      let route = try lab.must(
+        ["exec-client", "--", "ip", "route", "get", NorthSouthTests.node1])
       XCTAssertTrue(route.contains("mtu 1492"), route)
     }
   }
@@ -414,12 +375,9 @@ final class NorthSouthTests: XCTestCase {
   func testHybridModeTCPGoesByDSRAndUDPBySNAT() throws {
     try withLab(lbMode: "hybrid") { lab in
       let node2Capture = try startCapture(lab, node: "node2")
-      XCTAssertEqual(
-        try peerSeen(lab, "tcp", NorthSouthTests.node1, NorthSouthTests.nodePort),
-        NorthSouthTests.client, "TCP by DSR")
-      XCTAssertEqual(
-        try peerSeen(lab, "udp", NorthSouthTests.node1, NorthSouthTests.nodePort),
-        NorthSouthTests.node1, "UDP by SNAT")
+      try assertNodePortPeers(
+        lab, tcp: NorthSouthTests.client, udp: NorthSouthTests.node1,
+        "TCP by DSR", "UDP by SNAT")
       let atNode2 = try finish(node2Capture)
       let syn = try XCTUnwrap(
         atNode2.first { $0.contains("Flags [S]") && $0.contains(".8080:") }, "\(atNode2)")
@@ -430,35 +388,4 @@ final class NorthSouthTests: XCTestCase {
       XCTAssertFalse(datagram.contains("options"), "no option on SNAT: \(datagram)")
     }
   }
-
-  // MARK: - Nothing left
-
-  /// No namespace, link, mount, directory or process of lab `name` remains (the agents by
-  /// their pids; captures and servers lived in the lab's namespaces, which are gone).
-  private func assertLabGone(
-    _ name: String, agentPIDs: [String], file: StaticString = #filePath, line: UInt = #line
-  ) {
-    let namespaces = (try? Shell.run(["ip", "netns", "list"]))?.stdout ?? ""
-    XCTAssertEqual(
-      namespaces.split(separator: "\n").filter { $0.hasPrefix("\(name)-") }, [],
-      "namespaces left", file: file, line: line)
-    let links = (try? Shell.run(["ip", "-o", "link"]))?.stdout ?? ""
-    XCTAssertFalse(links.contains(name), "links left: \(links)", file: file, line: line)
-    let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
-    XCTAssertFalse(
-      mounts.contains("\(LabTests.root)/\(name)/"), "mounts left", file: file, line: line)
-    XCTAssertFalse(
-      FileManager.default.fileExists(atPath: "\(LabTests.root)/\(name)"), "lab dir left",
-      file: file, line: line)
-    for pid in agentPIDs {
-      let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
-      XCTAssertFalse(
-        cmdline.contains("junction-agent"), "agent \(pid) still running", file: file, line: line)
-    }
-  }
-}
-
-/// A lab command the test cannot go on without failed (already reported by XCTFail).
-private struct LabCommandFailed: Error, CustomStringConvertible {
-  var description: String
 }

@@ -7,15 +7,11 @@ import XCTest
 /// pod namespace wired up by the plugin; services are applied with junctionctl.
 final class ServiceBehaviourTests: XCTestCase {
   private var nodes: [TestNode] = []
-  private var processes: [Process] = []
+  private let processes = PodProcesses()
   private var scratch: URL?
 
   override func tearDown() {
-    for process in processes where process.isRunning {
-      process.terminate()
-      process.waitUntilExit()
-    }
-    processes = []
+    processes.stopAll()
     for node in nodes { node.tearDown() }
     nodes = []
     if let scratch { try? FileManager.default.removeItem(at: scratch) }
@@ -39,48 +35,6 @@ final class ServiceBehaviourTests: XCTestCase {
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     scratch = directory
     return directory
-  }
-
-  private func junctionctl(_ node: TestNode, _ arguments: [String], stdin: String = "") throws
-    -> CommandOutput
-  {
-    let ctl = Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
-    return try Shell.run([ctl, "--socket", node.agentSocket] + arguments, stdin: stdin)
-  }
-
-  private func apply(
-    _ node: TestNode, _ yaml: String, file: StaticString = #filePath,
-    line: UInt = #line
-  ) throws {
-    let applied = try junctionctl(node, ["apply", "-f", "-"], stdin: yaml)
-    XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr, file: file, line: line)
-  }
-
-  /// Starts python3 `script` with `arguments` in `pod`; stopped in tearDown.
-  @discardableResult
-  private func spawn(in pod: String, _ script: String, _ arguments: [String], stdout: URL? = nil)
-    throws -> Process
-  {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["ip", "netns", "exec", pod, "python3", "-c", script] + arguments
-    if let stdout {
-      _ = FileManager.default.createFile(atPath: stdout.path, contents: nil)
-      process.standardOutput = try FileHandle(forWritingTo: stdout)
-    }
-    try process.run()
-    processes.append(process)
-    return process
-  }
-
-  /// Waits until something listens on (TCP) or is bound to (UDP) port 8080 in `pod`.
-  private func waitForPort8080(_ node: TestNode, in pod: String, udp: Bool, name: String) throws {
-    let table = udp ? "/proc/net/udp" : "/proc/net/tcp"
-    for _ in 0..<50 {
-      if try node.exec(in: pod, ["grep", "-q", ":1F90 ", table]).status == 0 { return }
-      usleep(100_000)
-    }
-    XCTFail("backend \(name) did not start on 8080 (\(udp ? "UDP" : "TCP"))")
   }
 
   /// A TCP server on 8080: each connection gets `name\n` at once, then `name\n` for every
@@ -121,8 +75,8 @@ final class ServiceBehaviourTests: XCTestCase {
     for name in names {
       let pod = try node.makePodNamespace()
       addresses.append(try node.addPod(pod))
-      try spawn(in: pod, udp ? Self.udpServer : Self.tcpServer, [name])
-      try waitForPort8080(node, in: pod, udp: udp, name: name)
+      try processes.spawn(in: pod, udp ? Self.udpServer : Self.tcpServer, [name])
+      try processes.waitForPort8080(node, in: pod, udp: udp, name: name)
     }
     return addresses
   }
@@ -170,44 +124,10 @@ final class ServiceBehaviourTests: XCTestCase {
     protocol proto: String = "TCP", annotations: [String: String] = [:],
     affinityTimeout: Int? = nil
   ) -> String {
-    let endpoints = backends.map { address -> String in
-      let conditions =
-        states[address] == "terminating"
-        ? "{ready: false, serving: true, terminating: true}" : "{ready: true}"
-      return "  - addresses: [\"\(address)\"]\n    conditions: \(conditions)"
-    }.joined(separator: "\n")
-    let annotationLines = annotations.map { "    \($0.key): \"\($0.value)\"" }
-      .joined(separator: "\n")
-    let metadata =
-      annotations.isEmpty
-      ? "metadata: {name: \(name), namespace: default}"
-      : "metadata:\n  name: \(name)\n  namespace: default\n  annotations:\n\(annotationLines)"
-    let affinity =
-      affinityTimeout.map {
-        "\n  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP: {timeoutSeconds: \($0)}"
-      } ?? ""
-    return """
-      apiVersion: v1
-      kind: Service
-      \(metadata)
-      spec:
-        type: ClusterIP
-        clusterIP: \(clusterIP)\(affinity)
-        ports:
-        - {name: p, port: 80, protocol: \(proto), targetPort: 8080}
-      ---
-      apiVersion: discovery.k8s.io/v1
-      kind: EndpointSlice
-      metadata:
-        name: \(name)-abc
-        namespace: default
-        labels: {kubernetes.io/service-name: \(name)}
-      addressType: IPv4
-      ports:
-      - {name: p, port: 8080, protocol: \(proto)}
-      endpoints:
-      \(endpoints)
-      """
+    ServiceManifest.service(
+      name: name, clusterIP: clusterIP, backends: backends, protocol: proto, portName: "p",
+      terminating: Set(states.filter { $0.value == "terminating" }.keys),
+      annotations: annotations, affinityTimeout: affinityTimeout)
   }
 
   // MARK: - Tests
@@ -220,7 +140,7 @@ final class ServiceBehaviourTests: XCTestCase {
     let client = try makeClient(on: node)
     let names = ["r2d2", "c3po", "bb8"]
     let backends = try startBackends(names, on: node)
-    try apply(node, manifest(name: "spread", clusterIP: "10.96.20.10", backends: backends))
+    try node.apply(manifest(name: "spread", clusterIP: "10.96.20.10", backends: backends))
 
     let answers = try connect(node, from: client.pod, to: "10.96.20.10", count: 300)
     XCTAssertEqual(answers.count, 300)
@@ -240,8 +160,8 @@ final class ServiceBehaviourTests: XCTestCase {
     let node = try makeNode(podSubnet: "10.240.21.0/24")
     let client = try makeClient(on: node)
     let backends = try startBackends(["ping", "pong"], on: node, udp: true)
-    try apply(
-      node, manifest(name: "udp", clusterIP: "10.96.21.10", backends: backends, protocol: "UDP"))
+    try node.apply(
+      manifest(name: "udp", clusterIP: "10.96.21.10", backends: backends, protocol: "UDP"))
 
     let script = """
       import socket
@@ -279,7 +199,7 @@ final class ServiceBehaviourTests: XCTestCase {
     let names = ["luke", "leia", "han"]
     let backends = try startBackends(names, on: node)
     let vip = "10.96.22.10"
-    try apply(node, manifest(name: "term", clusterIP: vip, backends: backends))
+    try node.apply(manifest(name: "term", clusterIP: vip, backends: backends))
 
     // The long-lived client: connects, prints who answered, waits for `go`, sends a line on
     // the same socket and prints who answered that.
@@ -298,7 +218,7 @@ final class ServiceBehaviourTests: XCTestCase {
       print(f.readline().decode().strip() or "closed", flush=True)
       c.close()
       """
-    let longLived = try spawn(in: client.pod, script, [vip, go.path], stdout: output)
+    let longLived = try processes.spawn(in: client.pod, script, [vip, go.path], stdout: output)
     func lines() -> [String] {
       ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n")
         .map(String.init)
@@ -311,8 +231,7 @@ final class ServiceBehaviourTests: XCTestCase {
     let chosen = try XCTUnwrap(first, "the long-lived connection got no answer")
     let index = try XCTUnwrap(names.firstIndex(of: chosen), "unexpected answer \(chosen)")
 
-    try apply(
-      node,
+    try node.apply(
       manifest(
         name: "term", clusterIP: vip, backends: backends,
         states: [backends[index]: "terminating"]))
@@ -338,8 +257,8 @@ final class ServiceBehaviourTests: XCTestCase {
     let names = ["rey", "finn", "poe"]
     let backends = try startBackends(names, on: node)
     let vip = "10.96.23.10"
-    try apply(
-      node, manifest(name: "sticky", clusterIP: vip, backends: backends, affinityTimeout: 60))
+    try node.apply(
+      manifest(name: "sticky", clusterIP: vip, backends: backends, affinityTimeout: 60))
 
     for client in [first, second] {
       let answers = try connect(node, from: client.pod, to: vip, count: 30)
@@ -373,8 +292,7 @@ final class ServiceBehaviourTests: XCTestCase {
       let node = try makeNode(podSubnet: subnet)
       let client = try makeClient(on: node)
       let backends = try startBackends(names, on: node)
-      try apply(
-        node,
+      try node.apply(
         manifest(
           name: "maglev", clusterIP: vip, backends: backends,
           annotations: ["service.junction.io/lb-algorithm": "maglev"]))
@@ -404,8 +322,7 @@ final class ServiceBehaviourTests: XCTestCase {
     let names = ["han", "chewie", "lando"]
     let backends = try startBackends(names, on: node)
     let nodeName = try XCTUnwrap(node.agent?.name)
-    try apply(
-      node,
+    try node.apply(
       """
       apiVersion: v1
       kind: Node
@@ -421,8 +338,7 @@ final class ServiceBehaviourTests: XCTestCase {
         + hints
     }
     func applySlice(_ endpoints: [String]) throws {
-      try apply(
-        node,
+      try node.apply(
         """
         apiVersion: v1
         kind: Service

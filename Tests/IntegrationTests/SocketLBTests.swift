@@ -15,15 +15,11 @@ import XCTest
 /// junctionctl.
 final class SocketLBTests: XCTestCase {
   private var nodes: [TestNode] = []
-  private var processes: [Process] = []
+  private let processes = PodProcesses()
   private var cleanups: [() -> Void] = []
 
   override func tearDown() {
-    for process in processes where process.isRunning {
-      process.terminate()
-      process.waitUntilExit()
-    }
-    processes = []
+    processes.stopAll()
     for node in nodes { node.tearDown() }
     nodes = []
     for cleanup in cleanups.reversed() { cleanup() }
@@ -52,47 +48,14 @@ final class SocketLBTests: XCTestCase {
 
   private func agent(_ node: TestNode) throws -> TestAgent { try XCTUnwrap(node.agent) }
 
-  private func apply(
-    _ node: TestNode, _ yaml: String, file: StaticString = #filePath, line: UInt = #line
-  )
-    throws
-  {
-    let ctl = Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
-    let applied = try Shell.run(
-      [ctl, "--socket", node.agentSocket, "apply", "-f", "-"], stdin: yaml)
-    XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr, file: file, line: line)
-  }
-
   /// One Service (port 80, or 53 for UDP, → 8080) and its EndpointSlice.
   private func service(
     _ name: String, clusterIP: String, backends: [String], udp: Bool = false,
     nodePort: UInt16? = nil
   ) -> String {
-    let proto = udp ? "UDP" : "TCP"
-    let port = udp ? 53 : 80
-    let endpoints = backends.map { "  - addresses: [\"\($0)\"]\n    conditions: {ready: true}" }
-      .joined(separator: "\n")
-    return """
-      apiVersion: v1
-      kind: Service
-      metadata: {name: \(name), namespace: default}
-      spec:
-        type: \(nodePort == nil ? "ClusterIP" : "NodePort")
-        clusterIP: \(clusterIP)
-        ports:
-        - {name: p, port: \(port), protocol: \(proto), targetPort: 8080\(nodePort.map { ", nodePort: \($0)" } ?? "")}
-      ---
-      apiVersion: discovery.k8s.io/v1
-      kind: EndpointSlice
-      metadata:
-        name: \(name)-abc
-        namespace: default
-        labels: {kubernetes.io/service-name: \(name)}
-      addressType: IPv4
-      ports:
-      - {name: p, port: 8080, protocol: \(proto)}
-      endpoints:\(backends.isEmpty ? " []" : "\n" + endpoints)
-      """
+    ServiceManifest.service(
+      name: name, clusterIP: clusterIP, backends: backends, port: udp ? 53 : 80,
+      protocol: udp ? "UDP" : "TCP", portName: "p", nodePort: nodePort)
   }
 
   private static let tcpServer = """
@@ -115,19 +78,8 @@ final class SocketLBTests: XCTestCase {
   private func startBackend(_ name: String, on node: TestNode, udp: Bool = false) throws -> String {
     let pod = try node.makePodNamespace()
     let address = try node.addPod(pod)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [
-      "ip", "netns", "exec", pod, "python3", "-c", udp ? Self.udpServer : Self.tcpServer, name,
-    ]
-    try process.run()
-    processes.append(process)
-    let table = udp ? "/proc/net/udp" : "/proc/net/tcp"
-    for _ in 0..<50 {
-      if try node.exec(in: pod, ["grep", "-q", ":1F90 ", table]).status == 0 { return address }
-      usleep(100_000)
-    }
-    XCTFail("backend \(name) did not start on 8080")
+    try processes.spawn(in: pod, udp ? Self.udpServer : Self.tcpServer, [name])
+    try processes.waitForPort8080(node, in: pod, udp: udp, name: name)
     return address
   }
 
@@ -244,12 +196,11 @@ final class SocketLBTests: XCTestCase {
     try addDevice(node)
     let alpha = try startBackend("alpha", on: node)
     let beta = try startBackend("beta", on: node)
-    try apply(node, service("sock-web", clusterIP: Self.clusterIP, backends: [alpha]))
-    try apply(
-      node,
+    try node.apply(service("sock-web", clusterIP: Self.clusterIP, backends: [alpha]))
+    try node.apply(
       service(
         "sock-np", clusterIP: Self.nodePortClusterIP, backends: [beta], nodePort: Self.nodePort))
-    try apply(node, service("sock-empty", clusterIP: Self.emptyClusterIP, backends: []))
+    try node.apply(service("sock-empty", clusterIP: Self.emptyClusterIP, backends: []))
 
     // ClusterIP: answered by the one backend, and getpeername says the service address.
     XCTAssertEqual(
@@ -276,8 +227,8 @@ final class SocketLBTests: XCTestCase {
   func testUDPClientsOnTheNodeSeeTheServiceAddress() throws {
     let (node, _) = try makeNode(podSubnet: "10.240.62.0/24")
     let backend = try startBackend("udp-alpha", on: node, udp: true)
-    try apply(
-      node, service("sock-dns", clusterIP: Self.udpClusterIP, backends: [backend], udp: true))
+    try node.apply(
+      service("sock-dns", clusterIP: Self.udpClusterIP, backends: [backend], udp: true))
 
     XCTAssertEqual(
       try python(in: node.name, Self.udpClient, [Self.udpClusterIP, "53", "connected"]),
@@ -290,8 +241,8 @@ final class SocketLBTests: XCTestCase {
   func testOnlyTheNodesOwnNamespaceIsTranslated() throws {
     let (node, _) = try makeNode(podSubnet: "10.240.63.0/24")
     let backend = try startBackend("udp-alpha", on: node, udp: true)
-    try apply(
-      node, service("sock-dns", clusterIP: Self.udpClusterIP, backends: [backend], udp: true))
+    try node.apply(
+      service("sock-dns", clusterIP: Self.udpClusterIP, backends: [backend], udp: true))
 
     // In the node's namespace the socket is translated: its reverse entry names the service.
     let translated = try XCTUnwrap(

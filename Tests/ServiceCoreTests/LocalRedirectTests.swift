@@ -40,6 +40,18 @@ final class LocalRedirectTests: XCTestCase {
     """
   }
 
+  /// A CiliumLocalRedirectPolicy `name` in namespace "ns": `frontend` and `backend` are the
+  /// YAML lines under redirectFrontend and redirectBackend.
+  private func policy(_ name: String, frontend: [String], backend: [String]) -> String {
+    let head = [
+      "apiVersion: cilium.io/v2", "kind: CiliumLocalRedirectPolicy",
+      "metadata: {name: \(name), namespace: ns}", "spec:", "  redirectFrontend:",
+    ]
+    return
+      (head + frontend.map { "    " + $0 } + ["  redirectBackend:"] + backend.map { "    " + $0 })
+      .joined(separator: "\n")
+  }
+
   private func pod(
     _ name: String, node: String, ip: String, labels: String = "{role: droid}",
     namespace: String = "landspeeder", ready: Bool = true
@@ -70,76 +82,25 @@ final class LocalRedirectTests: XCTestCase {
   func testDecodesTheSeedsPolicies() throws {
     let plan = ApplyPlan(
       .apply,
-      yaml: """
-        apiVersion: cilium.io/v2
-        kind: CiliumLocalRedirectPolicy
-        metadata: {name: nodelocaldns, namespace: kube-system}
-        spec:
-          redirectFrontend:
-            serviceMatcher: {serviceName: kube-dns, namespace: kube-system}
-          redirectBackend:
-            localEndpointSelector:
-              matchLabels: {k8s-app: node-local-dns}
-              matchExpressions: [{key: tier, operator: NotIn, values: [test]}]
-            toPorts:
-            - {port: "53", name: dns, protocol: UDP}
-            - {port: "53", name: dns-tcp, protocol: TCP}
-        ---
-        apiVersion: junction.io/v1alpha1
-        kind: LocalRedirectPolicy
-        metadata: {name: lrp-addr}
-        spec:
-          redirectFrontend:
-            addressMatcher: {ip: 169.254.169.254, toPorts: [{port: 8081, protocol: TCP}]}
-          redirectBackend:
-            localEndpointSelector: {matchLabels: {app: proxy}}
-            toPorts: [{port: "80", protocol: TCP}]
-          skipRedirectFromBackend: true
-        """)
-    XCTAssertEqual(plan.errors, [])
-    let specs = plan.resources.compactMap { resource -> LocalRedirectSpec? in
-      if case .redirectPolicy(let policy) = resource { return policy.redirect }
-      return nil
-    }
-    XCTAssertEqual(specs.count, 2)
-    XCTAssertEqual(
-      specs[0].frontend,
-      .service(NamespacedName(namespace: "kube-system", name: "kube-dns"), ports: []))
-    XCTAssertEqual(
-      specs[0].backendPorts,
-      [
-        RedirectPort(name: "dns", port: 53, proto: .udp),
-        RedirectPort(name: "dns-tcp", port: 53, proto: .tcp),
-      ])
-    XCTAssertTrue(specs[0].selector.matches(["k8s-app": "node-local-dns"]))
-    XCTAssertFalse(specs[0].selector.matches(["k8s-app": "node-local-dns", "tier": "test"]))
-    XCTAssertEqual(
-      specs[1].frontend,
-      .address(IPAddress("169.254.169.254")!, ports: [RedirectPort(port: 8081, proto: .tcp)]))
-    XCTAssertTrue(specs[1].skipRedirectFromBackend)
-  }
-
-  func testEveryProblemIsAFieldError() {
-    let plan = ApplyPlan(
-      .apply,
-      yaml: """
-        apiVersion: cilium.io/v2
-        kind: CiliumLocalRedirectPolicy
-        metadata: {name: bad, namespace: ns}
-        spec:
-          redirectFrontend:
-            serviceMatcher: {serviceName: web, namespace: other}
-            addressMatcher: {ip: "1.2.3", toPorts: []}
-          redirectBackend:
-            localEndpointSelector:
-              matchExpressions: [{key: app, operator: Near, values: [x]}, {key: b, operator: In}]
-            toPorts: [{port: "99999", protocol: SCTP}, {port: 53}]
-        ---
+      yaml: [
+        policy(
+          "bad",
+          frontend: [
+            "serviceMatcher: {serviceName: web, namespace: other}",
+            #"addressMatcher: {ip: "1.2.3", toPorts: []}"#,
+          ],
+          backend: [
+            "localEndpointSelector:",
+            "  matchExpressions: [{key: app, operator: Near, values: [x]}, {key: b, operator: In}]",
+            #"toPorts: [{port: "99999", protocol: SCTP}, {port: 53}]"#,
+          ]),
+        """
         apiVersion: cilium.io/v2
         kind: CiliumLocalRedirectPolicy
         metadata: {name: empty, namespace: ns}
         spec: {}
-        """)
+        """,
+      ].joined(separator: "\n---\n"))
     let errors = plan.errors.joined(separator: "\n")
     for expected in [
       "spec.redirectFrontend: serviceMatcher and addressMatcher are mutually exclusive",
@@ -153,29 +114,16 @@ final class LocalRedirectTests: XCTestCase {
     ] {
       XCTAssertTrue(errors.contains(expected), "missing \(expected) in:\n\(errors)")
     }
+    let backend = ["localEndpointSelector: {}", "toPorts: [{port: 80}]"]
     let service = ApplyPlan(
       .apply,
-      yaml: """
-        apiVersion: cilium.io/v2
-        kind: CiliumLocalRedirectPolicy
-        metadata: {name: bad, namespace: ns}
-        spec:
-          redirectFrontend:
-            serviceMatcher: {serviceName: web, namespace: other}
-          redirectBackend:
-            localEndpointSelector: {}
-            toPorts: [{port: 80}]
-        ---
-        apiVersion: cilium.io/v2
-        kind: CiliumLocalRedirectPolicy
-        metadata: {name: bad2, namespace: ns}
-        spec:
-          redirectFrontend:
-            addressMatcher: {ip: "1.2.3", toPorts: []}
-          redirectBackend:
-            localEndpointSelector: {}
-            toPorts: [{port: 80}]
-        """
+      yaml: [
+        policy(
+          "bad", frontend: ["serviceMatcher: {serviceName: web, namespace: other}"],
+          backend: backend),
+        policy(
+          "bad2", frontend: [#"addressMatcher: {ip: "1.2.3", toPorts: []}"#], backend: backend),
+      ].joined(separator: "\n---\n")
     ).errors.joined(separator: "\n")
     XCTAssertTrue(
       service.contains(

@@ -169,16 +169,20 @@ static __always_inline int ct_create(const struct jnc_packet *packet,
 				     const struct junction_lb4_backend *backend, __u32 backend_id,
 				     __u16 rev_nat_id, __u64 now)
 {
+	const int hairpin = backend->address == packet->saddr;
 	const struct junction_ct4_key service_key = ct_key_of(packet, JUNCTION_CT_SERVICE);
-	const struct junction_ct4_key reply_key =
-		ct_reply_key(packet, backend->address, backend->port);
+	struct junction_ct4_key reply_key = ct_reply_key(packet, backend->address, backend->port);
 	const struct junction_ct4_entry entry = {
 		.last_seen = now,
 		.backend_id = backend_id,
 		.rev_nat_id = rev_nat_id,
-		.flags = backend->address == packet->saddr ? JUNCTION_CT_F_HAIRPIN : 0,
+		.flags = hairpin ? JUNCTION_CT_F_HAIRPIN : 0,
 	};
 	int err;
+
+	/* A hairpin's requests arrive from the service loopback address: so do its replies. */
+	if (hairpin)
+		reply_key.daddr = bpf_htonl(JUNCTION_SERVICE_LOOPBACK_IPV4);
 
 	/* Reply first: once the request entry exists, its packets are DNATed, and the answer
 	 * must already find its way back. */

@@ -24,6 +24,23 @@ struct PacketBuilder {
   var udpChecksum = true
   var payload: [UInt8] = Array("hello, service".utf8)
 
+  /// The defaults above: a TCP SYN from 10.0.1.5:40000 to 10.96.0.10:80.
+  init() {}
+
+  /// One flow's packet: `l4` from `source`:`sourcePort` to `destination`:`destinationPort`,
+  /// with `tcpFlags` (SYN unless told).
+  init(
+    _ l4: L4, from source: [UInt8], _ sourcePort: UInt16, to destination: [UInt8],
+    _ destinationPort: UInt16, tcpFlags: UInt8 = 0x02
+  ) {
+    self.l4 = l4
+    self.source = source
+    self.sourcePort = sourcePort
+    self.destination = destination
+    self.destinationPort = destinationPort
+    self.tcpFlags = tcpFlags
+  }
+
   func build() -> [UInt8] {
     precondition(options.count % 4 == 0)
     var l4Header: [UInt8]

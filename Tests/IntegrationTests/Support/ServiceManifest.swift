@@ -1,18 +1,46 @@
-/// A ClusterIP Service on port 80 → 8080 and its EndpointSlice, as Kubernetes YAML, for
-/// the service tests (every endpoint ready).
+/// A Service and its EndpointSlice, as Kubernetes YAML, for the service tests: one port
+/// (→ 8080), every endpoint ready unless named terminating.
 enum ServiceManifest {
+  /// A ClusterIP Service on port 80 → 8080 (port name "http").
   static func clusterIP(name: String, clusterIP: String, backends: [String]) -> String {
-    let endpoints = backends.map { "  - addresses: [\"\($0)\"]\n    conditions: {ready: true}" }
-      .joined(separator: "\n")
+    service(name: name, clusterIP: clusterIP, backends: backends)
+  }
+
+  /// Service `name` on `port`/`proto` → 8080: a NodePort Service when `nodePort` is given,
+  /// else ClusterIP. `terminating` backends get {ready: false, serving: true, terminating:
+  /// true}; `annotations` go on the Service, `affinityTimeout` asks for ClientIP affinity.
+  static func service(
+    name: String, clusterIP: String, backends: [String], port: Int = 80,
+    protocol proto: String = "TCP", portName: String = "http", nodePort: UInt16? = nil,
+    terminating: Set<String> = [], annotations: [String: String] = [:],
+    affinityTimeout: Int? = nil
+  ) -> String {
+    let endpoints = backends.map { address -> String in
+      let conditions =
+        terminating.contains(address)
+        ? "{ready: false, serving: true, terminating: true}" : "{ready: true}"
+      return "  - addresses: [\"\(address)\"]\n    conditions: \(conditions)"
+    }.joined(separator: "\n")
+    let annotationLines = annotations.sorted { $0.key < $1.key }
+      .map { "    \($0.key): \"\($0.value)\"" }.joined(separator: "\n")
+    let metadata =
+      annotations.isEmpty
+      ? "metadata: {name: \(name), namespace: default}"
+      : "metadata:\n  name: \(name)\n  namespace: default\n  annotations:\n\(annotationLines)"
+    let affinity =
+      affinityTimeout.map {
+        "\n  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP: {timeoutSeconds: \($0)}"
+      } ?? ""
+    let nodePortField = nodePort.map { ", nodePort: \($0)" } ?? ""
     return """
       apiVersion: v1
       kind: Service
-      metadata: {name: \(name), namespace: default}
+      \(metadata)
       spec:
-        type: ClusterIP
-        clusterIP: \(clusterIP)
+        type: \(nodePort == nil ? "ClusterIP" : "NodePort")
+        clusterIP: \(clusterIP)\(affinity)
         ports:
-        - {name: http, port: 80, protocol: TCP, targetPort: 8080}
+        - {name: \(portName), port: \(port), protocol: \(proto), targetPort: 8080\(nodePortField)}
       ---
       apiVersion: discovery.k8s.io/v1
       kind: EndpointSlice
@@ -22,7 +50,7 @@ enum ServiceManifest {
         labels: {kubernetes.io/service-name: \(name)}
       addressType: IPv4
       ports:
-      - {name: http, port: 8080, protocol: TCP}
+      - {name: \(portName), port: 8080, protocol: \(proto)}
       endpoints:\(backends.isEmpty ? " []" : "\n" + endpoints)
       """
   }

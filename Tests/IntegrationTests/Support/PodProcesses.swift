@@ -1,0 +1,59 @@
+import Foundation
+import XCTest
+
+/// python3 scripts (test servers and clients) run in pod namespaces, each stopped by its own
+/// Process (never by name) when the test ends.
+final class PodProcesses {
+  private var processes: [Process] = []
+
+  /// Starts python3 `script` with `arguments` in `pod`, its stdout into `stdout` when given.
+  @discardableResult
+  func spawn(in pod: String, _ script: String, _ arguments: [String], stdout: URL? = nil)
+    throws -> Process
+  {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["ip", "netns", "exec", pod, "python3", "-c", script] + arguments
+    if let stdout {
+      _ = FileManager.default.createFile(atPath: stdout.path, contents: nil)
+      process.standardOutput = try FileHandle(forWritingTo: stdout)
+    }
+    try process.run()
+    processes.append(process)
+    return process
+  }
+
+  /// Waits until something listens on (TCP) or is bound to (UDP) port 8080 in `pod` of
+  /// `node`; a test failure naming backend `name` when nothing does within five seconds.
+  func waitForPort8080(
+    _ node: TestNode, in pod: String, udp: Bool, name: String, file: StaticString = #filePath,
+    line: UInt = #line
+  ) throws {
+    let table = udp ? "/proc/net/udp" : "/proc/net/tcp"
+    for _ in 0..<50 {
+      if try node.exec(in: pod, ["grep", "-q", ":1F90 ", table]).status == 0 { return }
+      usleep(100_000)
+    }
+    XCTFail(
+      "backend \(name) did not start on 8080 (\(udp ? "UDP" : "TCP"))", file: file, line: line)
+  }
+
+  /// Stops every process still running and waits for it.
+  func stopAll() {
+    for process in processes where process.isRunning {
+      process.terminate()
+      process.waitUntilExit()
+    }
+    processes = []
+  }
+}
+
+extension TestNode {
+  /// `yaml` applied to this node's agent with `junctionctl apply -f -`; a test failure with
+  /// its output when it is refused.
+  func apply(_ yaml: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    let ctl = Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
+    let applied = try Shell.run([ctl, "--socket", agentSocket, "apply", "-f", "-"], stdin: yaml)
+    XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr, file: file, line: line)
+  }
+}
