@@ -149,7 +149,7 @@ final class NetdevTests: XCTestCase {
     return try XCTUnwrap(outcome).get()
   }
 
-  private func conntrackKey(
+  private func entry(
     _ source: [UInt8], _ sourcePort: UInt16, _ destination: [UInt8], _ destinationPort: UInt16,
     _ direction: junction_ct_direction, _ proto: PacketBuilder.L4 = .tcp
   ) throws -> junction_ct4_entry? {
