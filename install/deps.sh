@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Junction needs, once: `build` for building the
-# binaries, `test` for building and running the tests and the demo (a superset).
+# binaries, `test` for building and running the tests and the demo (a superset), `bench`
+# for the benchmarks in bench/ (a superset of `test`).
 # Idempotent: it runs apt-get only when something is missing.
 #
-#   install/deps.sh [build|test]      default: build
+#   install/deps.sh [build|test|bench]      default: build
 set -euo pipefail
 
 # libbpf-dev + linux-libc-dev: BPF headers for bpf/*.c (built with the Swift toolchain's clang).
@@ -21,11 +22,15 @@ test_packages=(
   containerd runc busybox-static
   dnsmasq-base bind9-dnsutils dnsperf tcpdump
 )
+# The benchmarks' references and load: kube-proxy-style rule sets (iptables, nftables), iperf3,
+# wrk (north-south requests/s), gcc (the small C servers and clients they build).
+bench_packages=(iptables nftables iperf3 wrk gcc)
 
 case "${1:-build}" in
   build) wanted=("${build_packages[@]}") ;;
   test) wanted=("${build_packages[@]}" "${test_packages[@]}") ;;
-  *) echo "usage: install/deps.sh [build|test]" >&2; exit 2 ;;
+  bench) wanted=("${build_packages[@]}" "${test_packages[@]}" "${bench_packages[@]}") ;;
+  *) echo "usage: install/deps.sh [build|test|bench]" >&2; exit 2 ;;
 esac
 
 missing=()
