@@ -51,8 +51,23 @@ enum ProcessRunner {
       for pointer in argv + envp { free(pointer) }
     }
 
+    // A plugin may exit without reading its stdin (an old IPAM plugin refuses a command it
+    // does not know, GC, before reading): our write then fails with EPIPE, which is handled
+    // below, instead of SIGPIPE killing this process without a CNI error. The child gets
+    // the default disposition back, as if we had not touched it.
+    let previousPipeHandler = signal(SIGPIPE, SIG_IGN)
+    defer { signal(SIGPIPE, previousPipeHandler) }
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var defaultSignals = sigset_t()
+    sigemptyset(&defaultSignals)
+    sigaddset(&defaultSignals, SIGPIPE)
+    posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
+
     var pid = pid_t()
-    let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+    let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
     close(input[0])
     close(output[1])
     guard spawned == 0 else {
