@@ -57,12 +57,12 @@ static __always_inline int lb4_service(struct __sk_buff *skb, const struct jnc_p
 		count_drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
 		return jnc_icmp_port_unreachable(skb, packet);
 	}
-	id = ct_lookup_service(packet, service, now, &backend);
+	id = ct_lookup_service(packet, service, now, &backend, NULL);
 	if (!id) {
 		id = select_backend(packet, frontend, service, now, &backend);
 		if (!id || !backend)
 			return drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
-		if (ct_create(packet, backend, id, service->rev_nat_id, now) < 0)
+		if (ct_create(packet, backend, id, service->rev_nat_id, 0, now) < 0)
 			return drop(skb, JUNCTION_DROP_CT_MAP_FULL, direction);
 	}
 	if (jnc_nat_rewrite(skb, packet, JNC_IPV4_DADDR_OFF, packet->daddr, backend->address,

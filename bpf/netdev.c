@@ -173,41 +173,6 @@ static __always_inline int forward_snat(struct __sk_buff *skb, const struct jnc_
 
 /* ---- from_netdev's three cases ------------------------------------------------------- */
 
-/* A new connection to a local backend: SERVICE and REPLY entries flagged EXTERNAL. */
-static __always_inline int ct_create_local(const struct jnc_packet *packet,
-					   const struct junction_lb4_backend *backend,
-					   __u32 backend_id, __u16 rev_nat_id, __u64 now)
-{
-	const struct junction_ct4_key request = ct_key_of(packet, JUNCTION_CT_SERVICE);
-	const struct junction_ct4_key reply = ct_reply_key(packet, backend->address, backend->port);
-	const struct junction_ct4_entry entry = {
-		.last_seen = now,
-		.backend_id = backend_id,
-		.rev_nat_id = rev_nat_id,
-		.flags = JUNCTION_CT_F_EXTERNAL,
-	};
-
-	/* Reply first, as ct_create: the answer must find its entry once the request is in. */
-	if (bpf_map_update_elem(&jnc_ct4, &reply, &entry, BPF_ANY) < 0)
-		return -1;
-	return bpf_map_update_elem(&jnc_ct4, &request, &entry, BPF_ANY);
-}
-
-/* A new DSR connection: only the SERVICE entry (no reply comes back through this node). */
-static __always_inline int ct_create_dsr(const struct jnc_packet *packet, __u32 backend_id,
-					 __u16 rev_nat_id, __u64 now)
-{
-	const struct junction_ct4_key request = ct_key_of(packet, JUNCTION_CT_SERVICE);
-	const struct junction_ct4_entry entry = {
-		.last_seen = now,
-		.backend_id = backend_id,
-		.rev_nat_id = rev_nat_id,
-		.flags = JUNCTION_CT_F_DSR,
-	};
-
-	return bpf_map_update_elem(&jnc_ct4, &request, &entry, BPF_ANY);
-}
-
 /* A packet to an external frontend: pick (or find) the backend, then forward it the way
  * the connection goes (local, DSR or SNAT). */
 static __always_inline int nodeport_lb(struct __sk_buff *skb, const struct jnc_packet *packet,
@@ -228,9 +193,7 @@ static __always_inline int nodeport_lb(struct __sk_buff *skb, const struct jnc_p
 		count_drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
 		return jnc_icmp_port_unreachable(skb, packet);
 	}
-	id = ct_lookup_service(packet, service, now, &backend);
-	if (id)
-		entry = bpf_map_lookup_elem(&jnc_ct4, &key);
+	id = ct_lookup_service(packet, service, now, &backend, &entry);
 	/* A SYN on a closing SNAT connection: the client reused its port for a new one, which
 	 * gets a backend and a port of its own (the old port is released by its close timeout). */
 	if (id && entry && (entry->flags & JUNCTION_CT_F_SNAT) &&
@@ -245,11 +208,20 @@ static __always_inline int nodeport_lb(struct __sk_buff *skb, const struct jnc_p
 			return drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
 		if (backend->flags & JUNCTION_BE_F_LOCAL) {
 			mode = JUNCTION_CT_F_EXTERNAL;
-			if (ct_create_local(packet, backend, id, service->rev_nat_id, now) < 0)
+			if (ct_create(packet, backend, id, service->rev_nat_id,
+				      JUNCTION_CT_F_EXTERNAL, now) < 0)
 				return drop(skb, JUNCTION_DROP_CT_MAP_FULL, direction);
 		} else if (service->flags & JUNCTION_SVC_F_DSR) {
+			/* Only the SERVICE entry: no reply comes back through this node. */
+			const struct junction_ct4_entry dsr = {
+				.last_seen = now,
+				.backend_id = id,
+				.rev_nat_id = service->rev_nat_id,
+				.flags = JUNCTION_CT_F_DSR,
+			};
+
 			mode = JUNCTION_CT_F_DSR;
-			if (ct_create_dsr(packet, id, service->rev_nat_id, now) < 0)
+			if (ct_insert(&key, NULL, &dsr) < 0)
 				return drop(skb, JUNCTION_DROP_CT_MAP_FULL, direction);
 		} else {
 			mode = JUNCTION_CT_F_SNAT; /* forward_snat records the entries */

@@ -27,9 +27,7 @@
  * to hang state on). */
 static __always_inline int jnc_dsr_wants_option(const struct jnc_packet *packet)
 {
-	if (packet->proto == IPPROTO_UDP)
-		return 1;
-	return (packet->tcp_flags & (JNC_TCP_FLAG_SYN | JNC_TCP_FLAG_ACK)) == JNC_TCP_FLAG_SYN;
+	return packet->proto == IPPROTO_UDP || jnc_tcp_opens(packet);
 }
 
 /* Reads the option when the packet carries one first among its options: 1 and *option

@@ -164,10 +164,28 @@ static __always_inline struct junction_ct4_key ct_reply_key(const struct jnc_pac
 		      JUNCTION_CT_REPLY);
 }
 
-/* Records both directions of a new connection; 0, or a negative errno. */
+/* Records a connection under `request` and, unless NULL, `reply`; 0, or a negative errno.
+ * Reply first: once the request entry exists, its packets are translated, and the answer
+ * must already find its way back. */
+static __always_inline int ct_insert(const struct junction_ct4_key *request,
+				     const struct junction_ct4_key *reply,
+				     const struct junction_ct4_entry *entry)
+{
+	int err;
+
+	if (reply) {
+		err = bpf_map_update_elem(&jnc_ct4, reply, entry, BPF_ANY);
+		if (err < 0)
+			return err;
+	}
+	return bpf_map_update_elem(&jnc_ct4, request, entry, BPF_ANY);
+}
+
+/* Records both directions of a new connection, with `flags` (JUNCTION_CT_F_*; HAIRPIN is
+ * added here when the client is its own backend); 0, or a negative errno. */
 static __always_inline int ct_create(const struct jnc_packet *packet,
 				     const struct junction_lb4_backend *backend, __u32 backend_id,
-				     __u16 rev_nat_id, __u64 now)
+				     __u16 rev_nat_id, __u16 flags, __u64 now)
 {
 	const int hairpin = backend->address == packet->saddr;
 	const struct junction_ct4_key service_key = ct_key_of(packet, JUNCTION_CT_SERVICE);
@@ -176,38 +194,33 @@ static __always_inline int ct_create(const struct jnc_packet *packet,
 		.last_seen = now,
 		.backend_id = backend_id,
 		.rev_nat_id = rev_nat_id,
-		.flags = hairpin ? JUNCTION_CT_F_HAIRPIN : 0,
+		.flags = flags | (hairpin ? JUNCTION_CT_F_HAIRPIN : 0),
 	};
-	int err;
 
 	/* A hairpin's requests arrive from the service loopback address: so do its replies. */
 	if (hairpin)
 		reply_key.daddr = bpf_htonl(JUNCTION_SERVICE_LOOPBACK_IPV4);
-
-	/* Reply first: once the request entry exists, its packets are DNATed, and the answer
-	 * must already find its way back. */
-	err = bpf_map_update_elem(&jnc_ct4, &reply_key, &entry, BPF_ANY);
-	if (err < 0)
-		return err;
-	return bpf_map_update_elem(&jnc_ct4, &service_key, &entry, BPF_ANY);
+	return ct_insert(&service_key, &reply_key, &entry);
 }
 
 /*
  * The backend of an existing connection, or 0 for a new one. A connection keeps its
  * backend while the backend exists, terminating or not (graceful termination); a TCP SYN
  * on a tuple whose backend is terminating is a new connection reusing the ports, and
- * re-selects, as does a tuple last used for another service (rev_nat_id reused).
+ * re-selects, as does a tuple last used for another service (rev_nat_id reused). The
+ * backend's entry comes back in *chosen and, when `found` is not NULL, the conntrack entry
+ * in *found, so callers need no second lookup.
  */
 static __always_inline __u32 ct_lookup_service(const struct jnc_packet *packet,
 					       const struct junction_lb4_service *service,
-					       __u64 now, struct junction_lb4_backend **chosen)
+					       __u64 now, struct junction_lb4_backend **chosen,
+					       struct junction_ct4_entry **found)
 {
 	const struct junction_ct4_key key = ct_key_of(packet, JUNCTION_CT_SERVICE);
 	struct junction_lb4_backend_key backend_key = {};
 	struct junction_lb4_backend *backend;
 	struct junction_ct4_entry *entry;
-	int syn = packet->proto == IPPROTO_TCP &&
-		  (packet->tcp_flags & (JNC_TCP_FLAG_SYN | JNC_TCP_FLAG_ACK)) == JNC_TCP_FLAG_SYN;
+	int syn = jnc_tcp_opens(packet);
 
 	entry = bpf_map_lookup_elem(&jnc_ct4, &key);
 	if (!entry || entry->rev_nat_id != service->rev_nat_id)
@@ -218,6 +231,8 @@ static __always_inline __u32 ct_lookup_service(const struct jnc_packet *packet,
 		return 0;
 	entry->last_seen = now;
 	*chosen = backend;
+	if (found)
+		*found = entry;
 	return entry->backend_id;
 }
 

@@ -89,4 +89,18 @@ static __always_inline int jnc_parse_ipv4(struct __sk_buff *skb, struct jnc_pack
 	return JNC_PARSE_OK;
 }
 
+/* A pure SYN: a client opening a connection (maybe on a tuple it used before). */
+static __always_inline int jnc_tcp_opens(const struct jnc_packet *packet)
+{
+	return packet->proto == IPPROTO_TCP &&
+	       (packet->tcp_flags & (JNC_TCP_FLAG_SYN | JNC_TCP_FLAG_ACK)) == JNC_TCP_FLAG_SYN;
+}
+
+/* A FIN or RST: one side is closing the connection. */
+static __always_inline int jnc_tcp_closes(const struct jnc_packet *packet)
+{
+	return packet->proto == IPPROTO_TCP &&
+	       (packet->tcp_flags & (JNC_TCP_FLAG_FIN | JNC_TCP_FLAG_RST));
+}
+
 #endif /* JUNCTION_LIB_PARSE_H */

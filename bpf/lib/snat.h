@@ -40,20 +40,6 @@
 #define JNC_SNAT_TCP_LIFETIME_NS (21600 * JNC_SNAT_SECOND_NS)
 #define JNC_SNAT_NONTCP_LIFETIME_NS (60 * JNC_SNAT_SECOND_NS)
 
-/* A pure SYN: a client opening a connection (maybe on a tuple it used before). */
-static __always_inline int jnc_tcp_opens(const struct jnc_packet *packet)
-{
-	return packet->proto == IPPROTO_TCP &&
-	       (packet->tcp_flags & (JNC_TCP_FLAG_SYN | JNC_TCP_FLAG_ACK)) == JNC_TCP_FLAG_SYN;
-}
-
-/* A FIN or RST: one side is closing the connection. */
-static __always_inline int jnc_tcp_closes(const struct jnc_packet *packet)
-{
-	return packet->proto == IPPROTO_TCP &&
-	       (packet->tcp_flags & (JNC_TCP_FLAG_FIN | JNC_TCP_FLAG_RST));
-}
-
 /* Whether an SNAT connection last seen at `last_seen` with `flags` no longer holds its port. */
 static __always_inline int jnc_snat_expired(__u64 last_seen, __u16 flags, __u8 proto, __u64 now)
 {
