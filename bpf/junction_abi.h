@@ -371,6 +371,14 @@ struct junction_device {
 	__u32 mtu;      /* the DSR option must fit in it */
 };
 
+/* The agent's default ranges (--node-port-range: Kubernetes' default; --snat-port-range:
+ * Cilium's NodePort SNAT ports); the SNAT pair is also what the datapath uses until the
+ * agent has written jnc_node_cfg. */
+#define JUNCTION_NODEPORT_MIN_DEFAULT 30000
+#define JUNCTION_NODEPORT_MAX_DEFAULT 32767
+#define JUNCTION_SNAT_PORT_MIN_DEFAULT 32768
+#define JUNCTION_SNAT_PORT_MAX_DEFAULT 65535
+
 /* Map: JUNCTION_MAP_NODE_CONFIG (ARRAY, one entry, key __u32 0), written by the agent. */
 struct junction_node_config {
 	/* The network namespace of the node (bpf_get_netns_cookie of the agent's own): socket LB

@@ -1,3 +1,5 @@
+import DatapathABI
+
 /// How a node forwards north-south connections (NodePort, ExternalIPs, LoadBalancer) to a
 /// backend on another node (`--lb-mode`), as Cilium's `loadBalancer.mode`.
 public enum LBMode: String, Equatable, Sendable, CaseIterable {
@@ -30,10 +32,13 @@ public struct PortRange: Equatable, Sendable, CustomStringConvertible {
     self.upper = upper
   }
 
-  /// Kubernetes' default --service-node-port-range.
-  public static let defaultNodePorts = PortRange(30000, 32767)
-  /// Cilium's NodePort SNAT ports (NODEPORT_PORT_MIN_NAT..MAX_NAT).
-  public static let defaultSNATPorts = PortRange(32768, 65535)
+  /// Kubernetes' default --service-node-port-range (the ABI header's defaults).
+  public static let defaultNodePorts = PortRange(
+    UInt16(JUNCTION_NODEPORT_MIN_DEFAULT), UInt16(JUNCTION_NODEPORT_MAX_DEFAULT))
+  /// Cilium's NodePort SNAT ports (NODEPORT_PORT_MIN_NAT..MAX_NAT), which the datapath also
+  /// uses before the agent writes its range.
+  public static let defaultSNATPorts = PortRange(
+    UInt16(JUNCTION_SNAT_PORT_MIN_DEFAULT), UInt16(JUNCTION_SNAT_PORT_MAX_DEFAULT))
 
   /// "LOW-HIGH" with 1 ≤ LOW ≤ HIGH ≤ 65535, else nil.
   public static func parse(_ text: String) -> PortRange? {

@@ -20,10 +20,6 @@
  * loop, so the verifier checks one iteration's body, not 32 copies. */
 #define JNC_SNAT_PORT_PROBES 32
 
-/* Used until the agent has written jnc_node_cfg (Cilium's NodePort SNAT ports). */
-#define JNC_SNAT_PORT_MIN_DEFAULT 32768
-#define JNC_SNAT_PORT_MAX_DEFAULT 65535
-
 /*
  * When a port held by an earlier connection may be claimed again. jnc_ct4 is an LRU map:
  * it evicts only when full, so without these a finished connection would keep its port
@@ -137,7 +133,7 @@ static __always_inline __be16 jnc_snat_claim_port(const struct jnc_packet *packe
 		ct_key(backend->address, node, backend->port, 0, packet->proto, JUNCTION_CT_REPLY);
 	const __u32 zero = 0;
 	struct junction_node_config *config = bpf_map_lookup_elem(&jnc_node_cfg, &zero);
-	__u32 low = JNC_SNAT_PORT_MIN_DEFAULT, high = JNC_SNAT_PORT_MAX_DEFAULT;
+	__u32 low = JUNCTION_SNAT_PORT_MIN_DEFAULT, high = JUNCTION_SNAT_PORT_MAX_DEFAULT;
 	__u32 span;
 
 	if (config && config->snat_port_min && config->snat_port_min <= config->snat_port_max) {
