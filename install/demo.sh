@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job: on a fresh Debian 12 machine with the Swift toolchain, install what the lab
-# needs, build Junction and the libcni driver, and run the lab's first scenario
+# needs, install Junction's release build the way users do (install/install.sh, into a
+# scratch prefix removed afterwards), build the libcni driver, and run the lab's first
+# scenario on the installed binaries
 # (install/lab-demo.sh): a three-node lab, `role: jedi` pods on every node behind the
 # `droids` Service, queried from a client pod on each node, printing which backend answered;
 # then the service maps and the endpoints' eBPF counters, and the lab is taken down (also
@@ -19,7 +21,8 @@ cd "$repo"
 printf '\n\033[1m== %s\033[0m\n' "Installing dependencies, building Junction, the BPF objects and the libcni driver"
 install/deps.sh test
 install/build-driver.sh
-install/build-bpf.sh >/dev/null
-swift build
+prefix="$(mktemp -d /tmp/junction-demo-install.XXXXXX)"
+trap 'rm -rf "$prefix"' EXIT
+install/install.sh --prefix "$prefix" --skip-deps
 
-exec "$repo/install/lab-demo.sh" --bin "$repo/.build/debug" "$@"
+"$repo/install/lab-demo.sh" --prefix "$prefix" "$@"

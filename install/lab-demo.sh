@@ -5,9 +5,11 @@
 # node1 in DSR mode, answered straight from the backends' nodes. Brings a lab up, and always
 # takes it down again.
 #
-#   sudo install/lab-demo.sh [--nodes N] [--mode native|chained] [--name LAB] [--bin DIR]
-# (needs `install/build-driver.sh && install/build-bpf.sh && swift build` first; the main
-# job, install/demo.sh, does those and then runs this)
+#   sudo install/lab-demo.sh [--nodes N] [--mode native|chained] [--name LAB]
+#                            [--bin DIR | --prefix DIR]
+# (needs `install/build-driver.sh && install/build-bpf.sh && swift build` first, or an
+# `install/install.sh --prefix DIR` tree; the main job, install/demo.sh, installs one and
+# then runs this)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +20,8 @@ while (($#)); do
     --mode) mode="$2"; shift 2 ;;
     --name) name="$2"; shift 2 ;;
     --bin) bin=(--bin "$2"); shift 2 ;;
-    *) echo "usage: $0 [--nodes N] [--mode native|chained] [--name LAB] [--bin DIR]" >&2; exit 2 ;;
+    --prefix) bin=(--prefix "$2"); shift 2 ;;
+    *) echo "usage: $0 [--nodes N] [--mode native|chained] [--name LAB] [--bin DIR | --prefix DIR]" >&2; exit 2 ;;
   esac
 done
 lab() { "$repo/install/lab" --name "$name" "$@"; }

@@ -306,10 +306,7 @@ final class NetdevTests: XCTestCase {
   private func age(
     natPort: UInt16, by seconds: UInt64, _ proto: PacketBuilder.L4 = .tcp, replyOnly: Bool = false
   ) throws {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    let past =
-      UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec) - seconds * 1_000_000_000
+    let past = DatapathClock.ago(seconds: seconds)
     let replyKey = ServiceObject.conntrackKey(
       remoteBackend, 8080, nodeAddress, natPort, proto, JUNCTION_CT_REPLY)
     var reply = try XCTUnwrap(try datapath.conntrack.lookup(replyKey, as: junction_ct4_entry.self))
@@ -376,7 +373,9 @@ final class NetdevTests: XCTestCase {
     try programOneSNATPort()
     XCTAssertEqual(try run(from, request().build()).verdict, .redirect)
     XCTAssertEqual(try run(from, request(flags: 0x10).build()).verdict, .redirect, "ACK")
-    try age(natPort: 40100, by: 600)  // far past the close timeout, far below 6 h
+    // Far past the close timeout, far below 6 h; a minute, so that a machine booted a
+    // minute ago can hold that age (DatapathClock).
+    try age(natPort: 40100, by: 61)
     var next = request()
     next.sourcePort = 40001
     XCTAssertEqual(try run(from, next.build()).verdict, .shot)

@@ -454,19 +454,21 @@ final class ServiceLBTests: XCTestCase {
     XCTAssertEqual(entry.backend_id, UInt32(first + 1))
 
     // An entry is followed while fresh (monotonic clock, as bpf_ktime_get_ns) ...
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
     let target = (first + 1) % 3
     try affinity.update(
       key,
       junction_lb4_affinity(
-        last_used: UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec),
-        backend_id: UInt32(target + 1), pad: 0))
+        last_used: DatapathClock.now(), backend_id: UInt32(target + 1), pad: 0))
     for port in UInt16(46000)..<46010 {
       XCTAssertEqual(backendIndex(try runFrom(request(sourcePort: port).build()).output), target)
     }
-    // ... and ignored once older than the timeout (then rewritten by the new choice).
-    try affinity.update(key, junction_lb4_affinity(last_used: 1, backend_id: 99, pad: 0))
+    // ... and ignored once older than the timeout (then rewritten by the new choice). The
+    // service's timeout is 3 hours: a time that old does not exist on a machine up for
+    // less, so the service is reprogrammed with a 10 s timeout and the entry made 11 s old.
+    try program(threeBackends(flags: JUNCTION_SVC_F_AFFINITY, timeout: 10))
+    try affinity.update(
+      key,
+      junction_lb4_affinity(last_used: DatapathClock.ago(seconds: 11), backend_id: 99, pad: 0))
     XCTAssertNotNil(backendIndex(try runFrom(request(sourcePort: 47000).build()).output))
     XCTAssertNotEqual(try affinity.lookup(key, as: junction_lb4_affinity.self)?.backend_id, 99)
   }

@@ -91,7 +91,10 @@ static __always_inline __u32 select_maglev(const struct jnc_packet *packet,
 }
 
 /* The client's affinity backend, if the entry is younger than the service's timeout and
- * the backend still takes connections. */
+ * the backend still takes connections. `now - last_used` cannot underflow, also on a
+ * machine booted seconds ago: last_used is a bpf_ktime_get_ns (CLOCK_MONOTONIC, from boot)
+ * this datapath wrote earlier, the agent never writes one, and the maps do not outlive a
+ * reboot. (A value from the future, only a test could write, reads as expired.) */
 static __always_inline __u32 select_affinity(const struct junction_lb4_affinity_key *key,
 					     const struct junction_lb4_service *service, __u64 now,
 					     struct junction_lb4_backend **chosen)

@@ -6,8 +6,8 @@ lab_up() {
   [[ "$mode" == native || "$mode" == chained ]] || die "--mode must be native or chained"
   [[ "$lb_mode" =~ ^(snat|dsr|hybrid)$ ]] || die "--lb-mode must be snat, dsr or hybrid"
   [[ -e "$(lab_dir)" ]] && die "lab '$LAB' already exists at $(lab_dir); run: install/lab down --name $LAB"
-  for binary in junction junction-agent junctionctl; do
-    [[ -x "$BIN/$binary" ]] || die "$BIN/$binary is missing (swift build, or --bin DIR)"
+  for binary in "$PLUGIN" "$BIN/junction-agent" "$BIN/junctionctl"; do
+    [[ -x "$binary" ]] || die "$binary is missing (swift build, or --bin DIR, or --prefix DIR)"
   done
   [[ -x "$DRIVER" ]] || die "the CNI driver $DRIVER is missing (install/build-driver.sh)"
   [[ -f "$BPF/endpoint.o" && -f "$BPF/netdev.o" ]] || die "the BPF objects are missing at $BPF (install/build-bpf.sh)"
@@ -21,6 +21,7 @@ lab_up() {
 MODE=$mode
 LB_MODE=$lb_mode
 BIN=$BIN
+PLUGIN=$PLUGIN
 DRIVER=$DRIVER
 BPF=$BPF
 ENV
@@ -67,7 +68,7 @@ make_node() {
   # from the ingress node, neither of which its reverse route check needs to judge.
   ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
     net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
-  ln -s "$BIN/junction" "$dir/bin/junction"
+  ln -s "$PLUGIN" "$dir/bin/junction"
   write_conflist "$node"
 }
 
