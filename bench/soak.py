@@ -24,7 +24,9 @@ Leaks counted (distinct items, kept across cycles): host veths `jnc*` (P0's asid
 `eth0` left after DEL, host-local allocation files, agent endpoints (API and state files),
 deletion-queue records, tc filters on other links than P0's (or not exactly Junction's two
 there), counter-map keys of unregistered endpoints, pins beyond the agent's own, and agent
-processes beyond ours. The agent's periodic counter sweep is set to an hour, so it cannot
+processes beyond ours, and lost deletions (a DEL that succeeded while the agent stopped or
+died, and left the endpoint stored without a queue record; checked before the restart,
+whose reconcile would hide it). The agent's periodic counter sweep is set to an hour, so it cannot
 hide a leak between checks. Exit 1 when anything leaked or a DEL never succeeded.
 
 Everything it makes (namespaces, the agent and pings by PID, the bpffs mount, the
@@ -57,7 +59,7 @@ FAULTS = [
 LEAK_KINDS = [
     "host-veths", "pod-interfaces", "ipam-allocations", "agent-endpoints-api",
     "agent-state-files", "delete-queue-records", "tc-filters", "counter-keys", "pins",
-    "agent-processes",
+    "agent-processes", "lost-deletions",
 ]
 
 
@@ -393,11 +395,7 @@ class Soak:
             time.sleep(self.random.uniform(0, 0.05))
             self.stop_agent(kill=True)
             process.communicate()
-            self.start_agent()
-            self.agent_restarts += 1
-            if process.returncode != 0:
-                self.del_retries += 1
-                self.delete(pod)
+            self.after_agent_went(pod, process.returncode)
         elif fault == "agent-term-del":
             self.agent.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 1.5
@@ -407,11 +405,7 @@ class Soak:
             result = self.driver("del", pod)
             self.agent.wait(timeout=20)
             self.agent = None
-            self.start_agent()
-            self.agent_restarts += 1
-            if result.returncode != 0:
-                self.del_retries += 1
-                self.delete(pod)
+            self.after_agent_went(pod, result.returncode)
         else:
             self.delete(pod)
             if fault == "del-repeated":
@@ -424,6 +418,27 @@ class Soak:
             if run(["ip", "-n", pod, "-o", "link", "show", "eth0"]).returncode == 0:
                 self.leaks["pod-interfaces"].add(pod)
             self.remove_pod(pod)
+
+    def after_agent_went(self, pod, del_status):
+        """A DEL ran while the agent stopped or died: check it was kept, restart the agent,
+        and retry the DEL if it failed, as the runtime would."""
+        if del_status == 0:
+            self.check_deletion_kept(pod)
+        self.start_agent()
+        self.agent_restarts += 1
+        if del_status != 0:
+            self.del_retries += 1
+            self.delete(pod)
+
+    def check_deletion_kept(self, pod):
+        """After a DEL that succeeded while the agent went away, before it restarts: the
+        endpoint is either gone from its state or queued for its next start. (The restart
+        would hide a lost deletion: reconcile drops endpoints whose link is gone.)"""
+        endpoint = f"{self.cid(pod)}:eth0"
+        stored = (self.state / "endpoints" / f"{endpoint}.json").exists()
+        queued = (Path(self.socket).parent / "delete-queue" / f"{endpoint}.json").exists()
+        if stored and not queued:
+            self.leaks["lost-deletions"].add(endpoint)
 
     def address(self, status, stdout):
         if status != 0:
@@ -516,8 +531,21 @@ class Soak:
         self.check()
         return time.monotonic() - started
 
+    def plugin_log_counts(self):
+        """What the plugin's log says it did about the faults (its own words)."""
+        try:
+            text = (self.directory / "junction.log").read_text(errors="replace")
+        except OSError:
+            return {}
+        return {
+            "deletionsQueued": text.count("deletion queued for the agent's next start"),
+            "unlabelledPairsRecognised": text.count("host interface has no alias"),
+            "deregistrationsRefused": text.count("agent refused the deregistration"),
+        }
+
     def report(self, seconds):
         return {
+            "pluginLog": self.plugin_log_counts(),
             "cycles": self.args.cycles, "seed": self.args.seed, "seconds": round(seconds, 1),
             "faults": self.faults, "agentRestarts": self.agent_restarts,
             "sendmsgCallsPerAdd": self.sendmsg_calls,
@@ -543,7 +571,8 @@ def markdown(report):
         f"DELs that never succeeded: {len(report['delFailures'])}; "
         f"failed pod→P0 pings: {report['pingFailures']}",
         f"- ADDs that failed under a fault, by CNI code: {report['addFailuresByCode'] or 'none'} "
-        f"(netlink sendmsg calls per ADD: {report['sendmsgCallsPerAdd']})", "",
+        f"(netlink sendmsg calls per ADD: {report['sendmsgCallsPerAdd']})",
+        f"- from the plugin's log: {report['pluginLog']}", "",
         "| fault | cycles |", "|---|---|",
     ] + [f"| {fault} | {count} |" for fault, count in report["faults"].items()] + [
         "", "| leak | count |", "|---|---|",

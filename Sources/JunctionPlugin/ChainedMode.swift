@@ -47,6 +47,7 @@ struct ChainedMode {
       try programs.attach(hostIfindex: pair.host.index)
       undo.push("detach from \(pair.host.name)") { () throws(CNIError) in
         try EndpointPrograms.detach(hostIfindex: pair.host.index, socket: hostSocket)
+        agent.forgetCounters(hostIfindex: pair.host.index)
       }
       let spec = EndpointSpec(
         containerID: request.containerID, ifname: request.ifname, network: config.name,
@@ -126,6 +127,8 @@ struct ChainedMode {
       return
     }
     try EndpointPrograms.detach(hostIfindex: host.index, socket: hostSocket)
+    // Detached first, so no packet recreates the entry (the link stays: it is not ours).
+    agent.forgetCounters(hostIfindex: host.index)
     logger.info("pod detached (chained)", metadata: ["host": "\(host.name)"])
   }
 
