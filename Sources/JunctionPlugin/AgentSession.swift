@@ -96,8 +96,9 @@ struct AgentSession {
     }
   }
 
-  /// Drops the counter entry of a host link Junction just deleted, in the agent's pinned
-  /// map (found through the config the agent publishes), best effort. The agent forgets the
+  /// Drops the counter entry of a host link that no longer runs the endpoint programs (the
+  /// link deleted, or in chained mode the programs detached), in the agent's pinned map
+  /// (found through the config the agent publishes), best effort. The agent forgets the
   /// entry of an endpoint it deregisters, but not of one it never registered (an ADD that
   /// failed or was killed between attaching the programs and registering), whose veth can
   /// still have counted packets; its periodic sweep would, later.
