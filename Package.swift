@@ -42,7 +42,7 @@ let package = Package(
     .target(
       name: "JunctionPlugin",
       dependencies: [
-        "CNIKit", "NetKit", "BPFKit", "AgentAPI", "AgentCore",
+        "CNIKit", "NetKit", "BPFKit", "AgentAPI", "AgentCore", "DatapathABI",
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
@@ -115,7 +115,8 @@ let package = Package(
     // Integration tests drive processes from Dispatch queues; Swift 5 mode keeps that
     // plumbing short. They need root and the binaries built first (see install/test.sh).
     .testTarget(
-      name: "IntegrationTests", dependencies: ["CNIKit", "BPFKit", "DatapathABI"],
+      name: "IntegrationTests",
+      dependencies: ["CNIKit", "BPFKit", "DatapathABI", "JunctionPlugin"],
       swiftSettings: [.swiftLanguageMode(.v5)]
     ),
   ]

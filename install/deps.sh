@@ -16,11 +16,12 @@ build_packages=(pkg-config libnl-3-dev libnl-route-3-dev libbpf-dev linux-libc-d
 # dnsmasq-base + bind9-dnsutils (dig) + dnsperf: the lab's DNS servers and node-local DNS
 # caches, their tests and the DNS benchmark (install/lab-examples/node-local-dns).
 # tcpdump: the north-south lab tests capture on the nodes' devices (DSR option, SYN-ACK path).
+# strace: the leak tests kill the plugin at an exact netlink request (syscall fault injection).
 test_packages=(
   containernetworking-plugins golang-go golang-github-appc-cni-dev
   iproute2 iputils-ping python3 procps util-linux curl hyperfine jq
   containerd runc busybox-static
-  dnsmasq-base bind9-dnsutils dnsperf tcpdump
+  dnsmasq-base bind9-dnsutils dnsperf tcpdump strace
 )
 # The benchmarks' references and load: kube-proxy-style rule sets (iptables, nftables), iperf3,
 # wrk (north-south requests/s), gcc (the small C servers and clients they build).

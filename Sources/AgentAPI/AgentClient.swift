@@ -42,8 +42,25 @@ public struct AgentClient: Sendable {
     case timedOut(String)
     case io(String)
     case badResponse(String)
+    /// The agent closed the connection before a complete response head (it died, or was
+    /// killed, after reading the request): whether the request was carried out is unknown.
+    case closedWithoutAnswer(bytes: Int)
     /// A 4xx/5xx with the agent's message.
     case api(status: Int, message: String)
+
+    /// True when the request was not carried out, or may not have been, for a reason that
+    /// a later attempt (by the agent at its next start, or by the caller) can get past:
+    /// nothing listens, no answer in time, the connection broke or was closed without an
+    /// answer, or a 5xx (503 while the agent shuts down, a state write that failed).
+    /// False when the agent understood and refused (4xx), when the caller may not talk to
+    /// it, or when what answered does not speak its HTTP.
+    public var isRetryable: Bool {
+      switch self {
+      case .notRunning, .timedOut, .io, .closedWithoutAnswer: true
+      case .api(let status, _): (500..<600).contains(status)
+      case .permissionDenied, .badResponse: false
+      }
+    }
 
     public var description: String {
       switch self {
@@ -53,6 +70,9 @@ public struct AgentClient: Sendable {
       case .timedOut(let what): "the Junction agent did not answer in time (\(what))"
       case .io(let what): "talking to the Junction agent: \(what)"
       case .badResponse(let what): "the Junction agent sent a response that is not HTTP: \(what)"
+      case .closedWithoutAnswer(let bytes):
+        "the Junction agent closed the connection without answering (after \(bytes) bytes); "
+          + "it may have stopped while handling the request"
       case .api(let status, let message): "the Junction agent answered \(status): \(message)"
       }
     }
@@ -230,9 +250,7 @@ public struct AgentClient: Sendable {
       if let parsed, let length = parsed.length, data.count >= parsed.bodyStart + length { break }
     }
     if parsed == nil { parsed = try HTTPHead.parse(data) }
-    guard let parsed else {
-      throw .badResponse("connection closed after \(data.count) bytes")
-    }
+    guard let parsed else { throw .closedWithoutAnswer(bytes: data.count) }
     let end = parsed.length.map { min(data.count, parsed.bodyStart + $0) } ?? data.count
     return Response(status: parsed.status, body: Array(data[parsed.bodyStart..<end]))
   }

@@ -142,10 +142,16 @@ struct AgentCommand: AsyncParsableCommand {
   @Option(help: .hidden)
   var shutdownGrace: Double = 0
 
+  /// Test hook: seconds between sweeps of counter entries of no endpoint (CounterSweep).
+  @Option(help: .hidden)
+  var counterSweepInterval: Double = CounterSweep.interval
+
   func run() async throws {
     do {
       let settings = try resolveSettings()
-      let runtime = try AgentRuntime.start(settings: settings, shutdownGrace: max(0, shutdownGrace))
+      let runtime = try AgentRuntime.start(
+        settings: settings, shutdownGrace: max(0, shutdownGrace),
+        counterSweepInterval: max(0.1, counterSweepInterval))
       try await runtime.serve()
     } catch let failure as StartFailure {
       Self.printFailure(failure.reason)

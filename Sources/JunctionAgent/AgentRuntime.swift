@@ -16,6 +16,8 @@ import Synchronization
 struct AgentRuntime {
   let settings: AgentSettings
   let shutdownGrace: Double
+  /// Seconds between sweeps of counter entries of no endpoint.
+  let counterSweepInterval: Double
   let logger: Logger
   let datapath: any Datapath
   let registry: EndpointRegistry
@@ -26,9 +28,10 @@ struct AgentRuntime {
   /// `--socket-lb`: the cgroup attachments, held for the process's life.
   let socketLB: SocketLoadBalancer?
 
-  static func start(settings: AgentSettings, shutdownGrace: Double) throws(StartFailure)
-    -> AgentRuntime
-  {
+  static func start(
+    settings: AgentSettings, shutdownGrace: Double,
+    counterSweepInterval: Double = CounterSweep.interval
+  ) throws(StartFailure) -> AgentRuntime {
     let level = Logger.Level(rawValue: settings.logLevel) ?? .info
     LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level) }
     let logger = Logger(label: "junction-agent")
@@ -148,7 +151,8 @@ struct AgentRuntime {
       }
     }
     return AgentRuntime(
-      settings: settings, shutdownGrace: shutdownGrace, logger: logger, datapath: datapath,
+      settings: settings, shutdownGrace: shutdownGrace,
+      counterSweepInterval: counterSweepInterval, logger: logger, datapath: datapath,
       registry: registry, services: services, shutdown: shutdown, stateLock: lock,
       socketLB: socketLB)
   }
@@ -222,6 +226,9 @@ struct AgentRuntime {
     let group = ServiceGroup(
       configuration: ServiceGroupConfiguration(
         services: [
+          .init(
+            service: CounterSweeper(registry: registry, interval: counterSweepInterval),
+            serviceName: "counter-sweep"),
           .init(service: app, serviceName: "api"),
           .init(service: gate, serviceName: "shutdown-gate"),
         ],
@@ -246,6 +253,27 @@ struct AgentRuntime {
       return "socket \(socket) is in use by another agent"
     }
     return "serving on \(socket): \(text)"
+  }
+}
+
+/// Sweeps counter entries of no endpoint every `interval` seconds until shutdown begins
+/// (the start-up sweep is reconcile's).
+struct CounterSweeper: Service {
+  let registry: EndpointRegistry
+  let interval: Double
+
+  func run() async throws {
+    while !Task.isShuttingDownGracefully {
+      do {
+        try await cancelOnGracefulShutdown {
+          try await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+        }
+      } catch {
+        return  // shutting down (or cancelled)
+      }
+      if Task.isShuttingDownGracefully || Task.isCancelled { return }
+      await registry.sweepCounters()
+    }
   }
 }
 

@@ -202,4 +202,8 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
     let key = junction_endpoint_key(ifindex: UInt32(truncatingIfNeeded: hostIfindex))
     _ = try? counterMap.delete(key)
   }
+
+  func counterKeys() throws -> [Int] {
+    try counterMap.keys(as: junction_endpoint_key.self).map { Int($0.ifindex) }
+  }
 }

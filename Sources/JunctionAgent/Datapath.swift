@@ -21,6 +21,8 @@ protocol Datapath: Sendable {
   func reattach(hostIfindex: Int) throws
   /// Drops per-endpoint datapath state (counters) of a deregistered endpoint.
   func forget(hostIfindex: Int)
+  /// The host ifindexes the counter map holds entries for (registered or not).
+  func counterKeys() throws -> [Int]
   /// Writes the service maps for `diff`, in its order (no frontend resolves to nothing).
   func programServices(_ diff: DesiredStateDiff) throws
   /// The service maps as the kernel holds them now (GET /v1/bpf/lb).
@@ -41,6 +43,7 @@ struct UnloadedDatapath: Datapath {
   func isAttached(hostIfindex: Int) -> Bool { false }
   func reattach(hostIfindex: Int) throws {}
   func forget(hostIfindex: Int) {}
+  func counterKeys() throws -> [Int] { [] }
   func programServices(_ diff: DesiredStateDiff) throws {}
   func dumpLoadBalancer() throws -> LBMapDump { .empty }
   func configureNorthSouth(_ settings: NorthSouthSettings) throws {}

@@ -217,5 +217,37 @@ actor EndpointRegistry {
       }
     }
     logger.info("reconciled endpoints", metadata: ["kept": "\(kept)", "removed": "\(removed)"])
+    sweepCounters()
+  }
+
+  /// Deletes the counter entries that belong to no registered endpoint and no link on the
+  /// node (`CounterSweep`). Inside the actor, so no registration or deletion interleaves;
+  /// the keys are read before the links, so a link born after the read cannot own a key
+  /// judged stale. Returns how many went.
+  @discardableResult
+  func sweepCounters() -> Int {
+    guard datapath.isLoaded else { return 0 }
+    let stale: [Int]
+    do {
+      let keys = try datapath.counterKeys()
+      if keys.isEmpty { return 0 }
+      let links = try RouteSocket().links().map { Int($0.index) }
+      stale = CounterSweep.staleKeys(
+        counterKeys: keys, registeredIfindexes: Set(table.endpoints.values.map(\.spec.hostIfindex)),
+        linkIndexes: Set(links))
+    } catch {
+      logger.warning("cannot sweep the endpoint counters", metadata: ["error": "\(error)"])
+      return 0
+    }
+    for ifindex in stale { datapath.forget(hostIfindex: ifindex) }
+    if !stale.isEmpty {
+      logger.info(
+        "removed counter entries of no endpoint",
+        metadata: [
+          "count": "\(stale.count)",
+          "ifindexes": "\(stale.map(String.init).joined(separator: ","))",
+        ])
+    }
+    return stale.count
   }
 }

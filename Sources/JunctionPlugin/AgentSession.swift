@@ -61,43 +61,51 @@ struct AgentSession {
     }
   }
 
-  static func isUnreachable(_ failure: AgentClient.Failure) -> Bool {
-    switch failure {
-    case .notRunning, .timedOut, .io: true
-    case .permissionDenied, .badResponse, .api: false
-    }
-  }
-
   // MARK: - What every mode does with the agent
 
-  /// DEL's agent half: tells the agent the endpoint is gone. When the agent is down, the
-  /// deletion is queued on disk beside its socket and replayed when it starts; only a full
-  /// or unwritable queue fails DEL (code 11), so kubelet retries instead of the endpoint
-  /// leaking.
+  /// DEL's agent half: tells the agent the endpoint is gone. Whenever the agent did not
+  /// carry the deletion out, or may not have (down, no answer in time, a connection closed
+  /// without an answer, 503 while it shuts down: `Failure.isRetryable`), the deletion is
+  /// queued on disk beside its socket and replayed when it starts (replaying an id it no
+  /// longer knows is harmless); only a full or unwritable queue fails DEL (code 11), so
+  /// kubelet retries instead of the endpoint leaking.
   func deregister(_ attachment: Attachment, logger: Logger) throws(CNIError) {
     let id = EndpointID.make(containerID: attachment.containerID, ifname: attachment.ifname)
     do {
       let existed = try client.deleteEndpoint(id)
       logger.debug("deregistered", metadata: ["endpoint": "\(id)", "existed": "\(existed)"])
-    } catch let failure where AgentSession.isUnreachable(failure) {
+    } catch let failure where failure.isRetryable {
       do {
         try DeleteQueue.enqueue(
           DeleteQueue.Record(
             containerID: attachment.containerID, ifname: attachment.ifname, socket: socketPath),
           socketPath: socketPath)
         logger.warning(
-          "agent unreachable; deletion queued for its next start",
+          "deregistration not applied; deletion queued for the agent's next start",
           metadata: ["endpoint": "\(id)", "reason": "\(failure)"])
       } catch {
         throw CNIError(
-          .tryAgainLater, "the Junction agent is unreachable and the deletion could not be queued",
+          .tryAgainLater, "the deregistration was not applied and could not be queued",
           details: "\(failure); \(error)")
       }
     } catch {
-      // The agent answered but refused: nothing a retry fixes, and the pod is going anyway.
+      // The agent understood and refused (4xx), or cannot be talked to by this caller:
+      // nothing a retry fixes, and the pod is going anyway.
       logger.warning(
         "agent refused the deregistration", metadata: ["endpoint": "\(id)", "error": "\(error)"])
     }
+  }
+
+  /// Drops the counter entry of a host link that no longer runs the endpoint programs (the
+  /// link deleted, or in chained mode the programs detached), in the agent's pinned map
+  /// (found through the config the agent publishes), best effort. The agent forgets the
+  /// entry of an endpoint it deregisters, but not of one it never registered (an ADD that
+  /// failed or was killed between attaching the programs and registering), whose veth can
+  /// still have counted packets; its periodic sweep would, later.
+  func forgetCounters(hostIfindex: Int32) {
+    guard case .some(.some(let published)) = try? AgentDiscovery.read(socketPath: socketPath)
+    else { return }
+    EndpointPrograms.forgetCounters(hostIfindex: hostIfindex, bpfFS: published.bpfFS)
   }
 
   /// CHECK's agent half: the endpoint is registered, and both programs are attached to

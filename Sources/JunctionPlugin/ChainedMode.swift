@@ -11,12 +11,6 @@ struct ChainedMode {
   let environment: [String: String]
   let logger: Logger
 
-  /// The pod's interface and the host-side end of its veth.
-  struct VethPair {
-    var pod: LinkInfo
-    var host: LinkInfo
-  }
-
   // MARK: - ADD
 
   func add(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) -> CNIResult {
@@ -53,6 +47,7 @@ struct ChainedMode {
       try programs.attach(hostIfindex: pair.host.index)
       undo.push("detach from \(pair.host.name)") { () throws(CNIError) in
         try EndpointPrograms.detach(hostIfindex: pair.host.index, socket: hostSocket)
+        agent.forgetCounters(hostIfindex: pair.host.index)
       }
       let spec = EndpointSpec(
         containerID: request.containerID, ifname: request.ifname, network: config.name,
@@ -88,25 +83,14 @@ struct ChainedMode {
         details: "Junction chains onto veth-based plugins (bridge, ptp, flannel, calico, "
           + "aws-vpc-cni); nothing was attached or registered")
     }
-    let (found, nodeID) = try netlink { () throws(NetKitError) in
-      (
-        try podSocket.link(named: request.ifname),
-        try podSocket.namespaceID(of: try NetworkNamespace.current())
-      )
+    let lookup = try netlink { () throws(NetKitError) in
+      try VethPair.find(
+        ifname: request.ifname, netns: request.netns, podSocket: podSocket, hostSocket: hostSocket)
     }
-    guard let pod = found else {
-      throw refuse("there is no interface \(request.ifname) in \(request.netns)")
+    switch lookup {
+    case .found(let pair): return pair
+    case .refused(let reason): throw refuse(reason)
     }
-    if let reason = ChainedAttachment.refusal(podLink: pod, nodeNamespaceID: nodeID) {
-      throw refuse(reason)
-    }
-    let peer = pod.peerIndex ?? 0
-    let host = try netlink { () throws(NetKitError) in try hostSocket.link(index: peer) }
-    if let reason = ChainedAttachment.peerMismatch(hostLink: host, podLink: pod) {
-      throw refuse(reason)
-    }
-    guard let host else { throw refuse("the peer of \(request.ifname) is not on the node") }
-    return VethPair(pod: pod, host: host)
   }
 
   // MARK: - DEL
@@ -130,12 +114,8 @@ struct ChainedMode {
   /// through the agent's record of the endpoint (DEL after the netns is gone).
   private func detach(_ request: CNIRequest, agent: AgentSession) throws(CNIError) {
     let hostSocket = try netlink { () throws(NetKitError) in try RouteSocket() }
-    var host: LinkInfo?
-    if !request.netns.isEmpty, let netns = try? NetworkNamespace.open(request.netns),
-      let podSocket = try? RouteSocket(in: netns)
-    {
-      host = try? vethPair(request, podSocket: podSocket, hostSocket: hostSocket).host
-    }
+    var host = VethPair.find(ifname: request.ifname, netns: request.netns, hostSocket: hostSocket)?
+      .host
     if host == nil,
       case .some(.some(let endpoint)) = agent.registered(
         EndpointID.make(containerID: request.containerID, ifname: request.ifname))
@@ -147,6 +127,8 @@ struct ChainedMode {
       return
     }
     try EndpointPrograms.detach(hostIfindex: host.index, socket: hostSocket)
+    // Detached first, so no packet recreates the entry (the link stays: it is not ours).
+    agent.forgetCounters(hostIfindex: host.index)
     logger.info("pod detached (chained)", metadata: ["host": "\(host.name)"])
   }
 

@@ -1,6 +1,7 @@
 import AgentAPI
 import BPFKit
 import CNIKit
+import DatapathABI
 import NetKit
 
 /// The agent's pinned endpoint programs, as the plugin attaches them to a pod's host-side
@@ -33,6 +34,14 @@ struct EndpointPrograms {
     } catch {
       throw CNIError(.datapathAttachFailed, "attaching the endpoint programs failed: \(error)")
     }
+  }
+
+  /// Drops the entry the programs made under `hostIfindex` in the agent's pinned counter
+  /// map under `bpfFS`, best effort. Only once the link (and with it the programs) is gone,
+  /// so no packet recreates it.
+  static func forgetCounters(hostIfindex: Int32, bpfFS: String) {
+    let key = junction_endpoint_key(ifindex: UInt32(bitPattern: hostIfindex))
+    _ = try? BPFMap.openPinned(at: bpfFS + "/" + JUNCTION_MAP_ENDPOINT_COUNTERS).delete(key)
   }
 
   /// CHECK: what is wrong with the filters on `hostIfindex`, one sentence each.

@@ -51,11 +51,13 @@ struct NativeMode {
         try hostSocket.createVeth(host: host, peer: pod, peerNamespace: netns)
       }
       undo.push("delete \(hostName)") { () throws(CNIError) in
-        try netlink { () throws(NetKitError) in
-          if let link = try hostSocket.link(named: hostName) {
-            try hostSocket.deleteLink(index: link.index)
-          }
+        let index = try netlink { () throws(NetKitError) -> Int32? in
+          guard let link = try hostSocket.link(named: hostName) else { return nil }
+          try hostSocket.deleteLink(index: link.index)
+          return link.index
         }
+        // Unwound after the deregistration: with the link gone, nothing counts again.
+        if let index { agent.forgetCounters(hostIfindex: index) }
       }
       let (hostIndex, podIndex) = try netlink { () throws(NetKitError) in
         guard let hostLink = try hostSocket.link(named: hostName) else {
@@ -159,18 +161,28 @@ struct NativeMode {
 
   /// Never fails on what is already gone: a missing netns, link, allocation or agent is
   /// success. IPAM is released even when the links cannot be found.
+  ///
+  /// The link goes before the endpoint is deregistered: deleting it detaches the programs,
+  /// so no packet can count under its ifindex again once its counter entry is dropped (here,
+  /// for an endpoint the agent may never have registered, and by the agent's deregistration).
   func del(_ request: CNIRequest, _ config: JunctionConfig) throws(CNIError) {
     let hostName = HostInterface.name(for: request.attachment)
     let alias = HostInterface.alias(network: config.name, attachment: request.attachment)
-    try AgentSession(config: config, environment: environment).deregister(
-      request.attachment, logger: logger)
+    let agent = AgentSession(config: config, environment: environment)
     var linkFailure: CNIError?
     var removed = false
     do {
-      removed = try deleteLinks(request, hostName: hostName, alias: alias)
+      switch try deleteHostLink(request, hostName: hostName, alias: alias) {
+      case .deleted(let index):
+        removed = true
+        agent.forgetCounters(hostIfindex: index)
+      case .absent: removed = try deletePodLink(request)
+      case .notOurs: break
+      }
     } catch {
       linkFailure = error
     }
+    try agent.deregister(request.attachment, logger: logger)
     if let ipam = DelegatedPlugin.find(
       config.ipamType ?? "", in: request.path, environment: environment)
     {
@@ -185,21 +197,37 @@ struct NativeMode {
       removed ? "pod detached" : "nothing left to detach", metadata: ["host": "\(hostName)"])
   }
 
-  /// True when a link was deleted.
-  private func deleteLinks(_ request: CNIRequest, hostName: String, alias: String) throws(CNIError)
-    -> Bool
+  enum HostLinkDeletion {
+    case deleted(index: Int32)
+    /// No link under the derived name (or it went meanwhile).
+    case absent
+    /// A link under the derived name that is somebody else's: left alone, and the pod's
+    /// end with it.
+    case notOurs
+  }
+
+  /// Deletes this attachment's host link, and with it its peer in the pod.
+  private func deleteHostLink(_ request: CNIRequest, hostName: String, alias: String)
+    throws(CNIError) -> HostLinkDeletion
   {
     let hostSocket = try netlink { () throws(NetKitError) in try RouteSocket() }
-    if let host = try netlink({ () throws(NetKitError) in try hostSocket.link(named: hostName) }) {
-      guard host.alias == alias else {
-        logger.warning(
-          "host interface is not this attachment's; left alone", metadata: ["host": "\(hostName)"])
-        return false
-      }
-      // Deleting one end of a veth deletes the other, in the pod, too.
-      return try netlink { () throws(NetKitError) in try hostSocket.deleteLink(index: host.index) }
+    guard let host = try netlink({ () throws(NetKitError) in try hostSocket.link(named: hostName) })
+    else { return .absent }
+    guard isThisAttachments(host, request, alias: alias, hostSocket: hostSocket) else {
+      logger.warning(
+        "host interface is not this attachment's; left alone",
+        metadata: ["host": "\(hostName)", "alias": "\(host.alias ?? "")"])
+      return .notOurs
     }
-    // No host side: a pod end can still linger if a link was moved or renamed by hand.
+    let deleted = try netlink { () throws(NetKitError) in
+      try hostSocket.deleteLink(index: host.index)
+    }
+    return deleted ? .deleted(index: host.index) : .absent
+  }
+
+  /// No host side: a pod end can still linger if a link was moved or renamed by hand.
+  /// True when it was deleted.
+  private func deletePodLink(_ request: CNIRequest) throws(CNIError) -> Bool {
     guard !request.netns.isEmpty, let netns = try? NetworkNamespace.open(request.netns) else {
       return false
     }
@@ -210,6 +238,25 @@ struct NativeMode {
       }
       return try podSocket.deleteLink(index: pod.index)
     }
+  }
+
+  /// The link under the derived name is this attachment's when it carries its alias, or
+  /// when it carries none and its veth peer is `CNI_IFNAME` inside `CNI_NETNS`: ADD sets
+  /// the alias in a second request (the kernel ignores IFLA_IFALIAS on creation), so a
+  /// plugin killed in between leaves the pair unlabelled, and only the peer proves it ours.
+  private func isThisAttachments(
+    _ host: LinkInfo, _ request: CNIRequest, alias: String, hostSocket: RouteSocket
+  ) -> Bool {
+    if host.alias == alias { return true }
+    guard host.alias?.isEmpty ?? true,
+      let pair = VethPair.find(
+        ifname: request.ifname, netns: request.netns, hostSocket: hostSocket),
+      pair.host.index == host.index
+    else { return false }
+    logger.warning(
+      "host interface has no alias, but its veth peer is this pod's: an ADD was cut off before labelling it",
+      metadata: ["host": "\(host.name)", "peer": "\(request.ifname)"])
+    return true
   }
 
   // MARK: - CHECK

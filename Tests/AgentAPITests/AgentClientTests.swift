@@ -30,4 +30,58 @@ final class AgentClientTests: XCTestCase {
       XCTAssertEqual(error as? AgentClient.Failure, .notRunning(client.socketPath))
     }
   }
+
+  func testRetryableFailuresAreTheOnesTheAgentDidNotOrMayNotHaveCarriedOut() {
+    let retryable: [AgentClient.Failure] = [
+      .notRunning("/s"), .timedOut("receive"), .io("receive: Connection reset by peer"),
+      .closedWithoutAnswer(bytes: 0), .api(status: 503, message: "the agent is shutting down"),
+      .api(status: 500, message: "cannot persist"),
+    ]
+    let final: [AgentClient.Failure] = [
+      .permissionDenied("/s"), .badResponse("SSH-2.0"), .api(status: 400, message: "bad id"),
+      .api(status: 404, message: "not found"),
+    ]
+    for failure in retryable { XCTAssertTrue(failure.isRetryable, "\(failure)") }
+    for failure in final { XCTAssertFalse(failure.isRetryable, "\(failure)") }
+  }
+
+  /// An agent that reads the request and dies before answering: the connection closes with
+  /// nothing sent back. That is not "a response that is not HTTP" but no answer at all.
+  func testAConnectionClosedAfterTheRequestWithoutAnAnswerIsClosedWithoutAnswer() throws {
+    let directory = try temporaryDirectory(self)
+    let path = directory + "/agent.sock"
+    let listener = try listeningSocket(at: path)
+    defer { close(listener) }
+    let server = Thread {
+      let connection = accept(listener, nil, nil)
+      var buffer = [UInt8](repeating: 0, count: 4096)
+      _ = recv(connection, &buffer, buffer.count, 0)
+      close(connection)
+    }
+    server.start()
+    let client = AgentClient(socketPath: path, timeout: 5)
+    XCTAssertThrowsError(try client.deleteEndpoint("ctr:eth0")) { error in
+      XCTAssertEqual(error as? AgentClient.Failure, .closedWithoutAnswer(bytes: 0))
+      XCTAssertTrue((error as? AgentClient.Failure)?.isRetryable ?? false)
+    }
+  }
+
+  private func listeningSocket(at path: String) throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+      for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+    }
+    let bound = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+      }
+    }
+    guard bound == 0, listen(fd, 1) == 0 else {
+      close(fd)
+      throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+    }
+    return fd
+  }
 }

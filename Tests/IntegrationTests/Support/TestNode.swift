@@ -210,10 +210,11 @@ final class TestNode {
       address, "ADD result has no address: \(result.stdout)", file: file, line: line)
   }
 
-  /// Calls the plugin binary directly, for inputs libcni would refuse to send.
+  /// Calls the plugin binary directly, for inputs libcni would refuse to send; `wrapper`
+  /// runs it under another command (e.g. strace with fault injection).
   func rawCall(
     command: String, stdin: String, containerID: String? = "raw-ctr", netns: String? = nil,
-    ifname: String? = "eth0", extra: [String: String] = [:]
+    ifname: String? = "eth0", extra: [String: String] = [:], wrapper: [String] = []
   ) throws -> CommandOutput {
     var environment: [String: String] = ["CNI_COMMAND": command, "CNI_PATH": cniPath]
     if let containerID { environment["CNI_CONTAINERID"] = containerID }
@@ -222,7 +223,8 @@ final class TestNode {
     environment.merge(extra) { _, new in new }
     let assignments = environment.map { "\($0.key)=\($0.value)" }
     return try Shell.run(
-      ["ip", "netns", "exec", name, "env", "-i"] + assignments + [Artifacts.junction], stdin: stdin)
+      ["ip", "netns", "exec", name] + wrapper + ["env", "-i"] + assignments + [Artifacts.junction],
+      stdin: stdin)
   }
 
   static func json(_ object: [String: Any]) -> String {

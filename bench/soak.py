@@ -1,0 +1,630 @@
+#!/usr/bin/env python3
+"""Fault-injection soak of native mode (issue 18): N ADD/DEL cycles through libcni with
+host-local, against a real junction-agent, faults injected at random, every kind of leak
+counted after every cycle and at the end.
+
+    bench/soak.py --cycles 500 [--seed S] [--json FILE] [--markdown FILE]
+
+Run as root from a built tree (swift build, install/build-driver.sh, install/build-bpf.sh;
+strace installed). It makes one node namespace (`jsk<pid>n`) with a node address, a
+long-lived pod P0 that pings every cycle's pod (a 2 ms flood during each DEL), an agent
+in the node namespace with its own socket, state dir and bpffs (a fresh mount under the
+run's temporary directory), and one pod namespace per cycle. Faults, one per cycle (or none):
+
+  agent-kill-add   the agent SIGKILLed at a random moment of ADD, then restarted
+  agent-kill-del   the agent SIGKILLed at a random moment of DEL, then restarted
+  plugin-kill-add  the plugin SIGKILLed at its k-th netlink sendmsg of ADD (k at random;
+                   strace's syscall fault injection), then DEL as the runtime would
+  netns-gone       the pod namespace removed before DEL
+  agent-term-del   the agent sent SIGTERM (2 s grace: requests answered 503) just before
+                   DEL, then restarted once it exited
+  del-repeated     DEL two or three times
+
+Leaks counted (distinct items, kept across cycles): host veths `jnc*` (P0's aside), the pod's
+`eth0` left after DEL, host-local allocation files, agent endpoints (API and state files),
+deletion-queue records, tc filters on other links than P0's (or not exactly Junction's two
+there), counter-map keys of unregistered endpoints, pins beyond the agent's own, and agent
+processes beyond ours, and lost deletions (a DEL that succeeded while the agent stopped or
+died, and left the endpoint stored without a queue record; checked before the restart,
+whose reconcile would hide it). The agent's periodic counter sweep is set to an hour, so it cannot
+hide a leak between checks. Exit 1 when anything leaked or a DEL never succeeded.
+
+Everything it makes (namespaces, the agent and pings by PID, the bpffs mount, the
+temporary directory) is removed at the end, also on failure or SIGTERM/SIGINT.
+"""
+
+import argparse
+import ctypes
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NETWORK = "pods"
+NODE_IP = "192.168.250.1"
+SUBNET = "10.243.0.0/16"
+FAULTS = [
+    "none", "agent-kill-add", "agent-kill-del", "plugin-kill-add", "netns-gone",
+    "agent-term-del", "del-repeated",
+]
+LEAK_KINDS = [
+    "host-veths", "pod-interfaces", "ipam-allocations", "agent-endpoints-api",
+    "agent-state-files", "delete-queue-records", "tc-filters", "counter-keys", "pins",
+    "agent-processes", "lost-deletions",
+]
+
+
+def run(cmd, env=None, stdin="", timeout=60):
+    return subprocess.run(
+        cmd, input=stdin.encode(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        timeout=timeout)
+
+
+def must(cmd):
+    result = run(cmd)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {result.stderr.decode().strip()}")
+    return result.stdout.decode()
+
+
+# ---- BPF map keys, by the bpf(2) syscall (no bpftool needed) ----------------------------
+
+SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine(), 321)
+BPF_MAP_GET_NEXT_KEY, BPF_OBJ_GET = 4, 7
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+
+
+def bpf(cmd, attr):
+    result = libc.syscall(SYS_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
+    return result, ctypes.get_errno()
+
+
+def map_keys_u32(pin):
+    """Every key of the pinned map (4-byte keys), or None when the pin is missing."""
+    path = ctypes.create_string_buffer(pin.encode())
+    attr = ctypes.create_string_buffer(128)
+    struct.pack_into("<QII", attr, 0, ctypes.addressof(path), 0, 0)
+    fd, errno = bpf(BPF_OBJ_GET, attr)
+    if fd < 0:
+        return None
+    try:
+        keys, last = [], None
+        current = ctypes.create_string_buffer(8)
+        following = ctypes.create_string_buffer(8)
+        while len(keys) < 1 << 20:
+            attr = ctypes.create_string_buffer(128)
+            key_address = 0 if last is None else ctypes.addressof(current)
+            if last is not None:
+                struct.pack_into("<I", current, 0, last)
+            struct.pack_into("<IIQQ", attr, 0, fd, 0, key_address, ctypes.addressof(following))
+            result, errno = bpf(BPF_MAP_GET_NEXT_KEY, attr)
+            if result < 0:
+                break
+            last = struct.unpack_from("<I", following, 0)[0]
+            keys.append(last)
+        return keys
+    finally:
+        os.close(fd)
+
+
+# ---- the agent's API over its Unix socket -----------------------------------------------
+
+def api(socket_path, method, path, timeout=3):
+    """(status, body) or (0, b"") when nothing answers."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(timeout)
+            connection.connect(socket_path)
+            connection.sendall(
+                f"{method} {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while True:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split(b" ")[1]), body
+    except (OSError, ValueError, IndexError):
+        return 0, b""
+
+
+class Soak:
+    def __init__(self, args):
+        self.args = args
+        self.random = random.Random(args.seed)
+        self.pid = os.getpid()
+        self.node = f"jsk{self.pid % 100000}n"
+        self.directory = Path(tempfile.mkdtemp(prefix=f"junction-soak-{self.pid}-"))
+        self.socket = str(self.directory / "run" / "agent.sock")
+        self.state = self.directory / "state"
+        self.bpffs = self.directory / "bpf"
+        self.ipam = self.directory / "ipam"
+        self.namespaces = []
+        self.processes = []  # pings, by Popen
+        self.agent = None
+        self.agent_log = open(self.directory / "agent.log", "ab")
+        self.mounted = False
+        self.pod_counter = 0
+        self.faults = {fault: 0 for fault in FAULTS}
+        self.leaks = {kind: set() for kind in LEAK_KINDS}
+        self.del_failures = []  # DELs that never succeeded (after retries)
+        self.del_retries = 0
+        self.add_failures = {}  # exit code → count, for faults that make ADD fail
+        self.ping_failures = 0
+        self.agent_restarts = 0
+        self.expected_pins = None
+        self.sendmsg_calls = 0
+
+    # ---- setup and teardown --------------------------------------------------------------
+
+    def setup(self):
+        a = self.args
+        for what, path in [("junction", a.junction), ("junction-agent", a.agent),
+                           ("cnidriver", a.driver), ("strace", a.strace),
+                           ("host-local", "/usr/lib/cni/host-local")]:
+            if not os.access(path, os.X_OK):
+                raise RuntimeError(f"{what} is missing at {path}")
+        (self.directory / "bin").mkdir()
+        (self.directory / "conf").mkdir()
+        (self.directory / "run").mkdir()
+        os.symlink(a.junction, self.directory / "bin" / "junction")
+        self.bpffs.mkdir()
+        must(["mount", "-t", "bpf", "bpf", str(self.bpffs)])
+        self.mounted = True
+        must(["ip", "netns", "add", self.node])
+        self.namespaces.append(self.node)
+        must(["ip", "-n", self.node, "link", "set", "lo", "up"])
+        must(["ip", "-n", self.node, "addr", "add", f"{NODE_IP}/32", "dev", "lo"])
+        conflist = {"cniVersion": "1.0.0", "name": NETWORK, "plugins": [self.plugin_object()]}
+        (self.directory / "conf" / "10-pods.conflist").write_text(json.dumps(conflist))
+        self.start_agent()
+        self.expected_pins = self.pins()
+        # The long-lived pod that pings every cycle's pod.
+        self.p0 = self.new_pod()
+        result = self.driver("add", self.p0)
+        if result.returncode != 0:
+            raise RuntimeError(f"ADD of P0 failed: {result.stdout.decode()}")
+        self.p0_ip = json.loads(result.stdout)["ips"][0]["address"].split("/")[0]
+        self.p0_host = json.loads(result.stdout)["interfaces"][0]["name"]
+        self.p0_id = f"{self.cid(self.p0)}:eth0"
+        # How many netlink sendmsg calls a whole ADD makes: the range for the plugin kill.
+        probe = self.new_pod()
+        trace = self.directory / "probe.strace"
+        result = self.raw_add(probe, [a.strace, "-qq", "-o", str(trace), "-e", "trace=sendmsg"])
+        if result.returncode != 0:
+            raise RuntimeError(f"traced ADD failed: {result.stdout.decode()}")
+        self.sendmsg_calls = sum(
+            1 for line in trace.read_text().splitlines() if line.startswith("sendmsg("))
+        self.delete(probe)
+        self.remove_pod(probe)
+
+    def plugin_object(self):
+        return {
+            "type": "junction", "mode": "native", "mtu": 1500, "agentSocket": self.socket,
+            "agentTimeout": 5, "logFile": str(self.directory / "junction.log"),
+            "logLevel": "info",
+            "ipam": {"type": "host-local", "dataDir": str(self.ipam),
+                     "ranges": [[{"subnet": SUBNET}]]},
+        }
+
+    def teardown(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        self.stop_agent(kill=True)
+        for pid in self.stray_agents():
+            os.kill(pid, signal.SIGKILL)
+        for namespace in reversed(self.namespaces):
+            run(["ip", "netns", "del", namespace])
+        if self.mounted:
+            run(["umount", "-l", str(self.bpffs)])
+        self.agent_log.close()
+        if not self.args.keep:
+            subprocess.run(["rm", "-rf", str(self.directory)])
+
+    # ---- the agent -----------------------------------------------------------------------
+
+    def start_agent(self):
+        a = self.args
+        self.agent = subprocess.Popen(
+            ["ip", "netns", "exec", self.node, a.agent, "--node-name", self.node,
+             "--socket", self.socket, "--state-dir", str(self.state), "--bpf-fs", str(self.bpffs),
+             "--bpf-objects", a.bpf_objects, "--log-level", "info", "--shutdown-grace", "2",
+             "--counter-sweep-interval", "3600"],
+            stdin=subprocess.DEVNULL, stdout=self.agent_log, stderr=self.agent_log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.agent.poll() is not None:
+                raise RuntimeError(f"the agent exited with {self.agent.returncode} at start")
+            if api(self.socket, "GET", "/v1/healthz", timeout=1)[0] == 200:
+                return
+            time.sleep(0.02)
+        raise RuntimeError("the agent did not answer within 20 s")
+
+    def stop_agent(self, kill=False):
+        if self.agent is None or self.agent.poll() is not None:
+            self.agent = None
+            return
+        self.agent.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.agent.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.agent.kill()
+            self.agent.wait()
+        self.agent = None
+
+    def restart_agent(self):
+        self.stop_agent()
+        self.start_agent()
+        self.agent_restarts += 1
+
+    def stray_agents(self):
+        """junction-agent processes serving our socket other than ours."""
+        ours = self.agent.pid if self.agent and self.agent.poll() is None else None
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == ours:
+                continue
+            try:
+                arguments = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if arguments and arguments[0].endswith(b"junction-agent") and \
+                    self.socket.encode() in arguments:
+                found.append(int(entry))
+        return found
+
+    # ---- pods and the plugin -------------------------------------------------------------
+
+    def new_pod(self):
+        self.pod_counter += 1
+        name = f"jsk{self.pid % 100000}p{self.pod_counter}"
+        must(["ip", "netns", "add", name])
+        self.namespaces.append(name)
+        return name
+
+    def remove_pod(self, name):
+        if name in self.namespaces:
+            run(["ip", "netns", "del", name])
+            self.namespaces.remove(name)
+
+    def cid(self, pod):
+        return f"soak-{pod}"
+
+    def driver_command(self, verb, pod):
+        env = dict(os.environ, NETCONFPATH=str(self.directory / "conf"),
+                   CNI_PATH=f"{self.directory / 'bin'}:/usr/lib/cni",
+                   CNI_CACHE_DIR=str(self.directory / "cache"), CNI_IFNAME="eth0",
+                   CNI_CONTAINERID=self.cid(pod))
+        return ["ip", "netns", "exec", self.node, self.args.driver, verb, NETWORK,
+                f"/var/run/netns/{pod}"], env
+
+    def driver(self, verb, pod):
+        command, env = self.driver_command(verb, pod)
+        return run(command, env=env)
+
+    def driver_async(self, verb, pod):
+        command, env = self.driver_command(verb, pod)
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def raw_add(self, pod, wrapper):
+        config = dict(self.plugin_object(), cniVersion="1.0.0", name=NETWORK)
+        environment = [f"CNI_COMMAND=ADD", f"CNI_CONTAINERID={self.cid(pod)}",
+                       f"CNI_NETNS=/var/run/netns/{pod}", "CNI_IFNAME=eth0",
+                       f"CNI_PATH={self.directory / 'bin'}:/usr/lib/cni"]
+        return run(["ip", "netns", "exec", self.node] + wrapper + ["env", "-i"] + environment
+                   + [self.args.junction], stdin=json.dumps(config))
+
+    def delete(self, pod, attempts=3):
+        """DEL as a runtime does: retried (after the agent is back) until it succeeds."""
+        for attempt in range(attempts):
+            result = self.driver("del", pod)
+            if result.returncode == 0:
+                return True
+            self.del_retries += 1
+            if self.agent is None or self.agent.poll() is not None:
+                self.start_agent()
+            time.sleep(0.1)
+        self.del_failures.append((pod, result.stdout.decode().strip()))
+        return False
+
+    def flood(self, address):
+        """P0 pings `address` every 2 ms until stopped."""
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", self.p0, "ping", "-q", "-i", "0.002", "-w", "60", address],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.processes.append(process)
+        return process
+
+    def stop(self, process):
+        if process.poll() is None:
+            process.terminate()
+        process.wait()
+        self.processes.remove(process)
+
+    # ---- one cycle -----------------------------------------------------------------------
+
+    def cycle(self, fault):
+        pod = self.new_pod()
+        self.faults[fault] += 1
+        address = None
+        if fault == "agent-kill-add":
+            process = self.driver_async("add", pod)
+            time.sleep(self.random.uniform(0, 0.08))
+            self.stop_agent(kill=True)
+            out, _ = process.communicate()
+            self.start_agent()
+            self.agent_restarts += 1
+            address = self.address(process.returncode, out)
+        elif fault == "plugin-kill-add":
+            when = self.random.randint(1, max(1, self.sendmsg_calls))
+            result = self.raw_add(pod, [
+                self.args.strace, "-qq", "-o", "/dev/null", "-e", "trace=sendmsg",
+                "-e", f"inject=sendmsg:signal=SIGKILL:when={when}"])
+            self.address(result.returncode, result.stdout)
+            address = None  # killed: no result for the runtime
+        else:
+            result = self.driver("add", pod)
+            address = self.address(result.returncode, result.stdout)
+
+        flood = None
+        if address:
+            ping = run(["ip", "netns", "exec", pod, "ping", "-c", "1", "-W", "1", self.p0_ip])
+            if ping.returncode != 0:
+                self.ping_failures += 1
+            flood = self.flood(address)
+            time.sleep(0.02)
+
+        if fault == "netns-gone":
+            self.remove_pod(pod)
+            self.delete(pod)
+        elif fault == "agent-kill-del":
+            process = self.driver_async("del", pod)
+            time.sleep(self.random.uniform(0, 0.05))
+            self.stop_agent(kill=True)
+            process.communicate()
+            self.after_agent_went(pod, process.returncode)
+        elif fault == "agent-term-del":
+            self.agent.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 1.5
+            while api(self.socket, "GET", "/v1/healthz", timeout=1)[0] != 503 and \
+                    time.monotonic() < deadline:
+                time.sleep(0.01)
+            result = self.driver("del", pod)
+            self.agent.wait(timeout=20)
+            self.agent = None
+            self.after_agent_went(pod, result.returncode)
+        else:
+            self.delete(pod)
+            if fault == "del-repeated":
+                for _ in range(self.random.randint(1, 2)):
+                    self.delete(pod)
+        if flood:
+            time.sleep(0.02)  # the flood goes on against the deleted pod
+            self.stop(flood)
+        if pod in self.namespaces:
+            if run(["ip", "-n", pod, "-o", "link", "show", "eth0"]).returncode == 0:
+                self.leaks["pod-interfaces"].add(pod)
+            self.remove_pod(pod)
+
+    def after_agent_went(self, pod, del_status):
+        """A DEL ran while the agent stopped or died: check it was kept, restart the agent,
+        and retry the DEL if it failed, as the runtime would."""
+        if del_status == 0:
+            self.check_deletion_kept(pod)
+        self.start_agent()
+        self.agent_restarts += 1
+        if del_status != 0:
+            self.del_retries += 1
+            self.delete(pod)
+
+    def check_deletion_kept(self, pod):
+        """After a DEL that succeeded while the agent went away, before it restarts: the
+        endpoint is either gone from its state or queued for its next start. (The restart
+        would hide a lost deletion: reconcile drops endpoints whose link is gone.)"""
+        endpoint = f"{self.cid(pod)}:eth0"
+        stored = (self.state / "endpoints" / f"{endpoint}.json").exists()
+        queued = (Path(self.socket).parent / "delete-queue" / f"{endpoint}.json").exists()
+        if stored and not queued:
+            self.leaks["lost-deletions"].add(endpoint)
+
+    def address(self, status, stdout):
+        if status != 0:
+            try:
+                code = json.loads(stdout).get("code", status)
+            except ValueError:
+                code = f"exit {status}"
+            self.add_failures[str(code)] = self.add_failures.get(str(code), 0) + 1
+            return None
+        try:
+            return json.loads(stdout)["ips"][0]["address"].split("/")[0]
+        except (ValueError, KeyError, IndexError):
+            return None
+
+    # ---- leak checks ---------------------------------------------------------------------
+
+    def pins(self):
+        return sorted(p for p in os.listdir(self.bpffs) if not p.endswith(".debug"))
+
+    def node_links(self):
+        names = []
+        for line in must(["ip", "-o", "-n", self.node, "link", "show"]).splitlines():
+            parts = line.split(":")
+            if len(parts) > 1:
+                names.append(parts[1].strip().split("@")[0])
+        return [name for name in names if name != "lo"]
+
+    def check(self):
+        links = self.node_links()
+        for link in links:
+            if link.startswith("jnc") and link != self.p0_host:
+                self.leaks["host-veths"].add(link)
+        for link in links + ["lo"]:
+            filters = []
+            for hook in ("ingress", "egress"):
+                shown = run(["ip", "netns", "exec", self.node, "tc", "filter", "show", "dev", link,
+                             hook]).stdout.decode()
+                filters += [f"{hook}:{line.split(' name ', 1)[1].split()[0]}"
+                            for line in shown.splitlines() if " name " in line]
+            expected = ["egress:to_endpoint", "ingress:from_endpoint"] \
+                if link == self.p0_host else []
+            if sorted(filters) != expected:
+                self.leaks["tc-filters"].add(f"{link}: {filters}")
+        held = sorted(name for name in os.listdir(self.ipam / NETWORK)
+                      if not name.startswith("last_reserved_ip") and name != "lock") \
+            if (self.ipam / NETWORK).exists() else []
+        for address in held:
+            if address != self.p0_ip:
+                self.leaks["ipam-allocations"].add(address)
+        status, body = api(self.socket, "GET", "/v1/endpoints")
+        if status != 200:
+            raise RuntimeError(f"GET /v1/endpoints answered {status}")
+        endpoints = json.loads(body)
+        registered = set()
+        for endpoint in endpoints:
+            if endpoint["id"] != self.p0_id:
+                self.leaks["agent-endpoints-api"].add(endpoint["id"])
+            registered.add(endpoint["spec"]["hostIfindex"])
+        files = self.state / "endpoints"
+        for name in (os.listdir(files) if files.exists() else []):
+            if name != f"{self.p0_id}.json":
+                self.leaks["agent-state-files"].add(name)
+        queue = Path(self.socket).parent / "delete-queue"
+        for name in (os.listdir(queue) if queue.exists() else []):
+            self.leaks["delete-queue-records"].add(name)
+        keys = map_keys_u32(str(self.bpffs / "jnc_ep_counters")) or []
+        for key in keys:
+            if key not in registered:
+                self.leaks["counter-keys"].add(key)
+        for pin in set(self.pins()) ^ set(self.expected_pins):
+            self.leaks["pins"].add(pin)
+        for pid in self.stray_agents():
+            self.leaks["agent-processes"].add(pid)
+
+    # ---- the run -------------------------------------------------------------------------
+
+    def soak(self):
+        started = time.monotonic()
+        for number in range(1, self.args.cycles + 1):
+            fault = self.random.choice(FAULTS)
+            self.cycle(fault)
+            self.check()
+            if self.args.verbose:
+                found = sum(len(items) for items in self.leaks.values())
+                print(f"cycle {number}: {fault}, leaks so far {found}", file=sys.stderr)
+        # The end: P0 goes too, and nothing of it may stay either.
+        self.delete(self.p0)
+        self.remove_pod(self.p0)
+        self.p0_host, self.p0_id, self.p0_ip = "", "", ""
+        self.check()
+        return time.monotonic() - started
+
+    def plugin_log_counts(self):
+        """What the plugin's log says it did about the faults (its own words)."""
+        try:
+            text = (self.directory / "junction.log").read_text(errors="replace")
+        except OSError:
+            return {}
+        return {
+            "deletionsQueued": text.count("deletion queued for the agent's next start"),
+            "unlabelledPairsRecognised": text.count("host interface has no alias"),
+            "deregistrationsRefused": text.count("agent refused the deregistration"),
+        }
+
+    def report(self, seconds):
+        return {
+            "pluginLog": self.plugin_log_counts(),
+            "cycles": self.args.cycles, "seed": self.args.seed, "seconds": round(seconds, 1),
+            "faults": self.faults, "agentRestarts": self.agent_restarts,
+            "sendmsgCallsPerAdd": self.sendmsg_calls,
+            "addFailuresByCode": self.add_failures, "delRetries": self.del_retries,
+            "delFailures": [f"{pod}: {out}" for pod, out in self.del_failures],
+            "pingFailures": self.ping_failures,
+            "leaks": {kind: len(items) for kind, items in self.leaks.items()},
+            "leakedItems": {kind: sorted(map(str, items)) for kind, items in self.leaks.items()
+                            if items},
+        }
+
+
+def markdown(report):
+    machine = platform.uname()
+    lines = [
+        "# Fault-injection soak (native mode, issue 18)", "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- machine: {machine.node}, Linux {machine.release}, {machine.machine}, "
+        f"{os.cpu_count()} CPUs (shared)",
+        f"- command: `bench/soak.py --cycles {report['cycles']} --seed {report['seed']}`",
+        f"- cycles: {report['cycles']} in {report['seconds']} s; agent restarts: "
+        f"{report['agentRestarts']}; DEL retries: {report['delRetries']}; "
+        f"DELs that never succeeded: {len(report['delFailures'])}; "
+        f"failed pod→P0 pings: {report['pingFailures']}",
+        f"- ADDs that failed under a fault, by CNI code: {report['addFailuresByCode'] or 'none'} "
+        f"(netlink sendmsg calls per ADD: {report['sendmsgCallsPerAdd']})",
+        f"- from the plugin's log: {report['pluginLog']}", "",
+        "| fault | cycles |", "|---|---|",
+    ] + [f"| {fault} | {count} |" for fault, count in report["faults"].items()] + [
+        "", "| leak | count |", "|---|---|",
+    ] + [f"| {kind} | {count} |" for kind, count in report["leaks"].items()]
+    if report["leakedItems"]:
+        lines += ["", "Leaked items:", "", "```", json.dumps(report["leakedItems"], indent=2),
+                  "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cycles", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--json", help="write the report as JSON here (else stdout)")
+    parser.add_argument("--markdown", help="write the report as Markdown here")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--junction", default=str(REPO / ".build/debug/junction"))
+    parser.add_argument("--agent", default=str(REPO / ".build/debug/junction-agent"))
+    parser.add_argument("--driver", default=str(REPO / ".build-driver/cnidriver"))
+    parser.add_argument("--bpf-objects", default=str(REPO / ".build/bpf"))
+    parser.add_argument("--strace", default="/usr/bin/strace")
+    args = parser.parse_args()
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1 << 31)
+    if os.getuid() != 0:
+        print("soak: needs root (network namespaces, bpffs, veths)", file=sys.stderr)
+        return 2
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
+
+    soak = Soak(args)
+    try:
+        soak.setup()
+        seconds = soak.soak()
+        report = soak.report(seconds)
+    finally:
+        soak.teardown()
+    text = json.dumps(report, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    else:
+        print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(report))
+    leaked = sum(report["leaks"].values())
+    return 1 if leaked or report["delFailures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
