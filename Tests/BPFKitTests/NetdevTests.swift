@@ -461,30 +461,34 @@ final class NetdevTests: XCTestCase {
     return UInt16(frame[40]) << 8 | UInt16(frame[41])
   }
 
+  /// Runs `frame` through from_netdev as a GSO skb of 1448-byte payload segments (1488 bytes
+  /// on the wire each) and checks that it left whole for `gatewayMAC`, checksums intact, no
+  /// drop counted: what it left as.
+  private func forwardedAsGSO(
+    _ frame: [UInt8], via gatewayMAC: [UInt8], file: StaticString = #filePath, line: UInt = #line
+  ) throws -> ParsedFrame {
+    let result = try run(from, frame, gsoSize: 1448)
+    XCTAssertEqual(result.verdict, .redirect, "not dropped as FIB_FAILED", file: file, line: line)
+    XCTAssertEqual(result.output.count, frame.count, file: file, line: line)
+    XCTAssertEqual(macs(result.output).destination, gatewayMAC, file: file, line: line)
+    assertChecksums(result.output, file: file, line: line)
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_FIB_FAILED), 0, file: file, line: line)
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_FRAG_NEEDED), 0, file: file, line: line)
+    return ParsedFrame(result.output)
+  }
+
   func testSNATForwardsAGSOPacketLargerThanTheMTUWhoseSegmentsFitBothWays() throws {
     try setSNATPorts(40100...40100)
     try program(backend: remoteBackend, local: false, dsr: false)
     XCTAssertEqual(try run(from, request().build()).verdict, .redirect)
 
     // 2 x 1448 payload bytes: 2950 bytes in all, two segments of 1488 on the wire.
-    let upload = bulk(2 * 1448)
-    let out = try run(from, upload, gsoSize: 1448)
-    XCTAssertEqual(out.verdict, .redirect, "forwarded, not dropped as FIB_FAILED")
-    XCTAssertEqual(out.output.count, upload.count)
-    XCTAssertEqual(ParsedFrame(out.output).destination, remoteBackend)
-    XCTAssertEqual(ParsedFrame(out.output).sourcePort, 40100)
-    XCTAssertEqual(macs(out.output).destination, backendGatewayMAC)
-    assertChecksums(out.output)
-
-    let download = bulk(2 * 1448, reply: 40100)
-    let back = try run(from, download, gsoSize: 1448)
-    XCTAssertEqual(back.verdict, .redirect)
-    XCTAssertEqual(ParsedFrame(back.output).destination, client)
-    XCTAssertEqual(ParsedFrame(back.output).sourcePort, nodePort)
-    XCTAssertEqual(macs(back.output).destination, clientGatewayMAC)
-    assertChecksums(back.output)
-    XCTAssertEqual(try dropCount(JUNCTION_DROP_FIB_FAILED), 0)
-    XCTAssertEqual(try dropCount(JUNCTION_DROP_FRAG_NEEDED), 0)
+    let upload = try forwardedAsGSO(bulk(2 * 1448), via: backendGatewayMAC)
+    XCTAssertEqual(upload.destination, remoteBackend)
+    XCTAssertEqual(upload.sourcePort, 40100)
+    let download = try forwardedAsGSO(bulk(2 * 1448, reply: 40100), via: clientGatewayMAC)
+    XCTAssertEqual(download.destination, client)
+    XCTAssertEqual(download.sourcePort, nodePort)
   }
 
   func testSNATRefusesAPacketLargerThanTheMTUWithFragmentationNeeded() throws {
@@ -591,15 +595,10 @@ final class NetdevTests: XCTestCase {
   func testDSRForwardsAGSOPacketLargerThanTheMTUWhoseSegmentsFit() throws {
     try program(backend: remoteBackend, local: false, dsr: true)
     XCTAssertEqual(try run(from, request().build()).verdict, .redirect)
-    let upload = bulk(2 * 1448)
-    let out = try run(from, upload, gsoSize: 1448)
-    XCTAssertEqual(out.verdict, .redirect, "forwarded, not dropped as FIB_FAILED")
-    XCTAssertEqual(out.output.count, upload.count, "no option after the SYN")
-    XCTAssertEqual(ParsedFrame(out.output).destination, remoteBackend)
-    XCTAssertEqual(ParsedFrame(out.output).source, client)
-    assertChecksums(out.output)
-    XCTAssertEqual(try dropCount(JUNCTION_DROP_FIB_FAILED), 0)
-    XCTAssertEqual(try dropCount(JUNCTION_DROP_FRAG_NEEDED), 0)
+    // Same length out: no option after the SYN.
+    let upload = try forwardedAsGSO(bulk(2 * 1448), via: backendGatewayMAC)
+    XCTAssertEqual(upload.destination, remoteBackend)
+    XCTAssertEqual(upload.source, client)
   }
 
   /// A UDP GSO skb gets the option on every datagram: each must still fit with it. (One
