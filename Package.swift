@@ -20,6 +20,9 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
   ],
   targets: [
     .systemLibrary(
@@ -67,10 +70,25 @@ let package = Package(
       name: "ServiceDatapath",
       dependencies: ["BPFKit", "DatapathABI", "ServiceCore", "CNIKit"]
     ),
+    // The agent's Kubernetes API client: cluster access (in-cluster, kubeconfig), list and
+    // watch over async-http-client, and the reflector's pure state machine.
+    .target(
+      name: "KubernetesClient",
+      dependencies: [
+        "CNIKit",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "Yams", package: "Yams"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
     .executableTarget(
       name: "JunctionAgent",
       dependencies: [
         "AgentAPI", "AgentCore", "BPFKit", "NetKit", "CNIKit", "ServiceCore", "ServiceDatapath",
+        "KubernetesClient",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
@@ -103,6 +121,10 @@ let package = Package(
     .testTarget(name: "BPFKitTests", dependencies: ["BPFKit", "DatapathABI", "NetKit"]),
     .testTarget(name: "AgentAPITests", dependencies: ["AgentAPI", "AgentCore"]),
     .testTarget(name: "ServiceCoreTests", dependencies: ["ServiceCore"]),
+    // tools/standin-apiserver driven from tests (the client's and the integration tests).
+    .target(name: "StandinSupport", path: "Tests/StandinSupport"),
+    .testTarget(
+      name: "KubernetesClientTests", dependencies: ["KubernetesClient", "StandinSupport"]),
     .testTarget(
       name: "CNIConfigEditingTests", dependencies: ["CNIConfigEditing"], exclude: ["Fixtures"]),
     // install/kubernetes/ manifests: parsed and checked against what the agent decodes.
@@ -115,7 +137,8 @@ let package = Package(
     // Integration tests drive processes from Dispatch queues; Swift 5 mode keeps that
     // plumbing short. They need root and the binaries built first (see install/test.sh).
     .testTarget(
-      name: "IntegrationTests", dependencies: ["CNIKit", "BPFKit", "DatapathABI"],
+      name: "IntegrationTests",
+      dependencies: ["CNIKit", "BPFKit", "DatapathABI", "StandinSupport"],
       swiftSettings: [.swiftLanguageMode(.v5)]
     ),
   ]

@@ -22,7 +22,8 @@ concepts (kubernetes.io/docs/reference/using-api/api-concepts):
 
 It writes ca.crt, token and kubeconfig into --dir, and prints "listening PORT" once ready.
 Test hooks (not Kubernetes API): POST /standin/compact (forget the history: older versions
-get 410), POST /standin/drop-watches (close every open watch).
+get 410), POST /standin/hold-watches (open watches stop sending, as a stuck server would),
+POST /standin/drop-watches (close every open watch, ending a hold).
 """
 
 import argparse
@@ -30,7 +31,7 @@ import base64
 import copy
 import json
 import os
-import socket
+import signal
 import ssl
 import subprocess
 import sys
@@ -138,6 +139,7 @@ class Store:
         self.state_file = state_file
         self.snapshots = {}
         self.watch_generation = 0
+        self.held = False
         if state_file and os.path.exists(state_file):
             with open(state_file) as f:
                 saved = json.load(f)
@@ -200,7 +202,12 @@ class Store:
     def drop_watches(self):
         with self.lock:
             self.watch_generation += 1
+            self.held = False
             self.lock.notify_all()
+
+    def hold_watches(self):
+        with self.lock:
+            self.held = True
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -399,8 +406,9 @@ class Handler(BaseHTTPRequestHandler):
                         pending = [e for e in store.events if e[0] > since and e[1] == group and e[2] == plural]
                     if store.watch_generation != generation:
                         break
-                    if since + 1 < store.oldest and not pending:
-                        pass
+                    if store.held:
+                        store.lock.wait(0.1)
+                        continue
                     current = store.rv
                 for rv, _, _, event_type, old, new in pending:
                     before, after = matches(old), (event_type != "DELETED" and matches(new))
@@ -437,6 +445,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.store.compact()
             elif self.path == "/standin/drop-watches":
                 self.server.store.drop_watches()
+            elif self.path == "/standin/hold-watches":
+                self.server.store.hold_watches()
             else:
                 self.status(404, "NotFound", "no such stand-in hook")
                 return
@@ -497,7 +507,7 @@ def make_certificates(directory, host):
     ca_key, ca_crt = f"{directory}/ca.key", f"{directory}/ca.crt"
     key, csr, crt, ext = (f"{directory}/server.{s}" for s in ("key", "csr", "crt", "ext"))
     if not os.path.exists(ca_crt):
-        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_crt,
+        run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", ca_key, "-out", ca_crt,
             "-days", "2", "-subj", "/CN=junction-standin-ca")
     if not os.path.exists(crt):
         sans = ["IP:127.0.0.1", "DNS:localhost"]
@@ -505,7 +515,7 @@ def make_certificates(directory, host):
             sans.append(("IP:" if host.replace(".", "").isdigit() else "DNS:") + host)
         with open(ext, "w") as f:
             f.write("subjectAltName=" + ",".join(sans) + "\nextendedKeyUsage=serverAuth\n")
-        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", csr,
             "-subj", "/CN=junction-standin-apiserver")
         run("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
             "-out", crt, "-days", "2", "-extfile", ext)
@@ -525,6 +535,9 @@ def main():
     parser.add_argument("--without", action="append", default=[], help="a CRD left uninstalled (404), e.g. ciliumlocalredirectpolicies.cilium.io")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
+    # A parent (a test runner) may have blocked signals in the mask it passed on: SIGTERM must
+    # stop this server.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, set(signal.Signals))
 
     os.makedirs(args.dir, exist_ok=True)
     ca_crt, crt, key = make_certificates(args.dir, args.host)
