@@ -128,6 +128,31 @@ struct AgentCommand: AsyncParsableCommand {
 
   @Option(
     help: ArgumentHelp(
+      "Follow the Kubernetes API with this kubeconfig's current context (server, CA, token, "
+        + "token file or client certificate). In a pod the service account is used instead "
+        + "(KUBERNETES_SERVICE_HOST/_PORT and its token and CA). With the API followed, "
+        + "`junctionctl apply/delete` are refused: the cluster is the source.",
+      valueName: "file"))
+  var kubeconfig: String?
+
+  @Option(
+    name: .customLong("k8s-api-server"),
+    help: ArgumentHelp(
+      "The API server's real address (https://HOST:PORT), overriding the kubeconfig's or the "
+        + "in-cluster one. Never a ClusterIP this agent translates (the DaemonSet passes the "
+        + "real address, as Cilium's k8sServiceHost).", valueName: "url"))
+  var k8sAPIServer: String?
+
+  @Option(
+    name: .customLong("k8s-service-proxy-name"),
+    help: ArgumentHelp(
+      "Serve only Services labelled service.kubernetes.io/service-proxy-name=NAME (Cilium's "
+        + "behaviour). Default: as kube-proxy, serve every Service without that label.",
+      valueName: "name"))
+  var k8sServiceProxyName: String?
+
+  @Option(
+    help: ArgumentHelp(
       "A JSON file whose keys are long flag names, e.g. {\"socket\": \"/run/j.sock\", "
         + "\"devices\": [\"eth0\"]}; flags win over it.", valueName: "file"))
   var config: String?
@@ -145,7 +170,11 @@ struct AgentCommand: AsyncParsableCommand {
   func run() async throws {
     do {
       let settings = try resolveSettings()
-      let runtime = try AgentRuntime.start(settings: settings, shutdownGrace: max(0, shutdownGrace))
+      let runtime = try AgentRuntime.start(
+        settings: settings,
+        cluster: try ClusterFollower.config(
+          settings: settings, environment: Self.environment()),
+        shutdownGrace: max(0, shutdownGrace))
       try await runtime.serve()
     } catch let failure as StartFailure {
       Self.printFailure(failure.reason)
@@ -176,7 +205,9 @@ struct AgentCommand: AsyncParsableCommand {
       devices: devices.map(AgentConfigFile.splitDevices), logLevel: logLevel,
       lbServicesMax: lbServicesMax, lbBackendsMax: lbBackendsMax, conntrackMax: conntrackMax,
       affinityMax: affinityMax, lbMode: lbMode, nodePortRange: nodePortRange,
-      snatPortRange: snatPortRange, socketLB: socketLB ? true : nil, cgroupRoot: cgroupRoot)
+      snatPortRange: snatPortRange, socketLB: socketLB ? true : nil, cgroupRoot: cgroupRoot,
+      kubeconfig: kubeconfig, k8sAPIServer: k8sAPIServer,
+      k8sServiceProxyName: k8sServiceProxyName)
     let settings = AgentSettings.resolve(
       flags: flags, file: file, environment: Self.environment(), hostname: Self.hostname())
     if let problem = settings.problem { throw StartFailure(problem) }
@@ -202,7 +233,9 @@ struct AgentCommand: AsyncParsableCommand {
 
   static func environment() -> [String: String] {
     var result: [String: String] = [:]
-    if let value = getenv("JUNCTION_SOCKET") { result["JUNCTION_SOCKET"] = String(cString: value) }
+    for name in ["JUNCTION_SOCKET", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"] {
+      if let value = getenv(name) { result[name] = String(cString: value) }
+    }
     return result
   }
 }

@@ -1,0 +1,153 @@
+import Foundation
+import StandinSupport
+import XCTest
+
+/// The agent following the Kubernetes API (tools/standin-apiserver, run in the node's
+/// namespace on 127.0.0.1): a pod's connections to a ClusterIP follow Service and
+/// EndpointSlice changes made through the API; a relist that finds nothing changed writes no
+/// map entry; an agent started while the API is down serves its stored state, then syncs.
+final class ClusterAPITests: XCTestCase {
+  private var node: TestNode!
+  private var traffic: PodTraffic!
+  private var api: StandinServer!
+
+  override func setUpWithError() throws {
+    node = try TestNode(podSubnet: "10.240.31.0/24") { namespace in
+      self.api = try StandinServer(arguments: ["--bookmark-interval", "0.5"], namespace: namespace)
+      return ["--kubeconfig", self.api.kubeconfig]
+    }
+    traffic = PodTraffic(node: node)
+  }
+
+  override func tearDown() {
+    traffic?.tearDown()
+    node?.tearDown()
+    api?.stop()
+    api = nil
+    super.tearDown()
+  }
+
+  private var ctl: String {
+    Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
+  }
+
+  private func junctionctl(_ arguments: [String], stdin: String = "") throws -> CommandOutput {
+    try Shell.run([ctl, "--socket", node.agentSocket] + arguments, stdin: stdin)
+  }
+
+  /// GET /v1/healthz's `cluster`.
+  private func cluster() throws -> [String: Any] {
+    let response = try XCTUnwrap(node.agent).request("GET", "/v1/healthz")
+    return ((response.json as? [String: Any])?["cluster"] as? [String: Any]) ?? [:]
+  }
+
+  private func waitUntil(
+    _ what: String, timeout: TimeInterval = 20, file: StaticString = #filePath, line: UInt = #line,
+    _ condition: () throws -> Bool
+  ) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+      if try condition() { return }
+      usleep(100_000)
+    }
+    XCTFail("timed out waiting for \(what)", file: file, line: line)
+  }
+
+  /// The answers of `count` connections to 10.96.0.31:80 from `client`.
+  private func answers(_ client: String, count: Int = 20) throws -> Set<String> {
+    Set(try traffic.connect(from: client, to: "10.96.0.31", port: 80, count: count))
+  }
+
+  func testConnectionsFollowServiceAndEndpointSliceChangesFromTheAPI() throws {
+    let client = try node.makePodNamespace()
+    try node.addPod(client)
+    var addresses: [String] = []
+    for name in ["r2d2", "c3po"] {
+      let pod = try node.makePodNamespace()
+      addresses.append(try node.addPod(pod))
+      try traffic.startBackend(name, in: pod)
+    }
+    try waitUntil("the first sync") { try cluster()["synced"] as? Bool == true }
+
+    try api.createService("droids", clusterIP: "10.96.0.31")
+    try api.putEndpointSlice("droids-abc", service: "droids", backends: [addresses[0]])
+    try waitUntil("r2d2 behind the ClusterIP") { try answers(client, count: 3) == ["r2d2"] }
+
+    try api.putEndpointSlice(
+      "droids-abc", service: "droids", backends: [addresses[1]], replace: true)
+    try waitUntil("c3po instead") { try answers(client, count: 3) == ["c3po"] }
+    XCTAssertEqual(try answers(client), ["c3po"])
+
+    try api.request("DELETE", "/api/v1/namespaces/default/services/droids")
+    try waitUntil("the ClusterIP gone") { try answers(client, count: 1) != ["c3po"] }
+    let listed = try junctionctl(["service", "list"])
+    XCTAssertFalse(listed.stdout.contains("10.96.0.31"), listed.stdout)
+
+    // One source of truth: apply is refused, with the reason.
+    let applied = try junctionctl(
+      ["apply", "-f", "-"],
+      stdin: ServiceManifest.clusterIP(name: "x", clusterIP: "10.96.0.99", backends: []))
+    XCTAssertEqual(applied.status, 1)
+    XCTAssertTrue(
+      applied.stderr.contains("the cluster is the source of Services"), applied.stderr)
+
+    let status = try junctionctl(["status"])
+    XCTAssertTrue(status.stdout.contains("Kubernetes API:"), status.stdout)
+    XCTAssertTrue(status.stdout.contains("endpointslices.discovery.k8s.io"), status.stdout)
+    let summary = try cluster()
+    let latency = try XCTUnwrap(summary["programmingLatency"] as? [String: Any])
+    XCTAssertGreaterThanOrEqual(latency["count"] as? Int ?? 0, 3, "\(latency)")
+    XCTAssertNotNil(latency["p99Milliseconds"] as? Double, "\(latency)")
+  }
+
+  func testARelistWithNothingChangedWritesNoMapEntryAndAStartWithTheAPIDownServesStoredState()
+    throws
+  {
+    let client = try node.makePodNamespace()
+    try node.addPod(client)
+    let pod = try node.makePodNamespace()
+    let address = try node.addPod(pod)
+    try traffic.startBackend("r2d2", in: pod)
+    try api.createService("droids", clusterIP: "10.96.0.31")
+    try api.putEndpointSlice("droids-abc", service: "droids", backends: [address])
+    try waitUntil("r2d2 behind the ClusterIP") { try answers(client, count: 3) == ["r2d2"] }
+    let writes = try XCTUnwrap(try cluster()["mapWrites"] as? Int)
+    XCTAssertGreaterThan(writes, 0)
+
+    // Beyond the window: the watches fall behind, the history is compacted → 410 → relist.
+    try api.request("POST", "/standin/hold-watches")
+    try api.request(
+      "POST", "/api/v1/namespaces/default/services",
+      #"{"metadata":{"name":"other","labels":{"service.kubernetes.io/service-proxy-name":"elsewhere"}},"spec":{"clusterIP":"10.96.0.77"}}"#
+    )
+    try api.request("POST", "/standin/compact")
+    try api.request("POST", "/standin/drop-watches")
+    func relists() throws -> Int {
+      let resources = try cluster()["resources"] as? [[String: Any]] ?? []
+      return resources.reduce(0) { $0 + ($1["relists"] as? Int ?? 0) }
+    }
+    try waitUntil("relists") { try relists() >= 2 }
+    XCTAssertEqual(
+      try cluster()["mapWrites"] as? Int, writes, "a relist with no change wrote map entries")
+    XCTAssertEqual(try answers(client), ["r2d2"])
+
+    // The API goes away; the agent restarts without it: stored state, then the sync.
+    api.stop()
+    let agent = try XCTUnwrap(node.agent)
+    try agent.restart()
+    XCTAssertEqual(try answers(client, count: 5), ["r2d2"], "the stored state is not served")
+    try waitUntil("the failure reported") { try cluster()["unreachableSince"] as? String != nil }
+    XCTAssertEqual(try cluster()["synced"] as? Bool, false)
+    let status = try junctionctl(["status"])
+    XCTAssertTrue(status.stdout.contains("Failing since:"), status.stdout)
+    XCTAssertTrue(status.stdout.contains("unreachable"), status.stdout)
+
+    try api.start()
+    try waitUntil("the sync once the API is back", timeout: 60) {
+      try cluster()["synced"] as? Bool == true
+    }
+    XCTAssertNil(try cluster()["unreachableSince"] as? String)
+    XCTAssertEqual(try cluster()["mapWrites"] as? Int, 0, "the sync rewrote unchanged services")
+    XCTAssertEqual(try answers(client), ["r2d2"])
+  }
+}
