@@ -130,7 +130,9 @@ let package = Package(
     // install/kubernetes/ manifests: parsed and checked against what the agent decodes.
     .testTarget(
       name: "InstallTests",
-      dependencies: ["ServiceCore", .product(name: "Yams", package: "Yams")]),
+      dependencies: [
+        "ServiceCore", "KubernetesClient", .product(name: "Yams", package: "Yams"),
+      ]),
     .testTarget(
       name: "JunctionPluginTests",
       dependencies: ["JunctionPlugin", "CNIKit", "NetKit", "CNITestSupport"]),
