@@ -150,4 +150,91 @@ final class ClusterAPITests: XCTestCase {
     XCTAssertEqual(try cluster()["mapWrites"] as? Int, 0, "the sync rewrote unchanged services")
     XCTAssertEqual(try answers(client), ["r2d2"])
   }
+
+  func testAMalformedServiceAmongAHundredIsReportedAndTheOthersProgrammed() throws {
+    try waitUntil("the first sync") { try cluster()["synced"] as? Bool == true }
+    var script = ""
+    for index in 0..<100 {
+      script +=
+        #"{"metadata":{"name":"web-\#(index)"},"spec":{"clusterIP":"10.97.\#(index / 250).\#(index % 250 + 1)","ports":[{"port":80,"protocol":"TCP"}]}}"#
+        + "\n"
+      if index == 50 {
+        script +=
+          #"{"metadata":{"name":"bad"},"spec":{"clusterIP":"10.97.9.9","ports":[{"port":70000,"protocol":"TCP"}]}}"#
+          + "\n"
+      }
+    }
+    for line in script.split(separator: "\n") {
+      try api.request("POST", "/api/v1/namespaces/default/services", String(line))
+    }
+    func frontends() throws -> Int {
+      let listed = try junctionctl(["service", "list", "-o", "json"])
+      return (try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [Any])?.count
+        ?? -1
+    }
+    try waitUntil("100 frontends") { try frontends() == 100 }
+    XCTAssertEqual(try cluster()["skippedObjects"] as? Int, 1)
+    let log = try XCTUnwrap(node.agent).log
+    XCTAssertTrue(
+      log.contains("Service default/bad: spec.ports[0].port: 70000 is not a valid port"), log)
+    let services = (try cluster()["resources"] as? [[String: Any]] ?? []).first {
+      $0["resource"] as? String == "services"
+    }
+    XCTAssertEqual(services?["objects"] as? Int, 101)
+  }
+}
+
+/// What the agent says when the API refuses it: a 403 names the verb and the resource, a
+/// 401 says the credentials were refused; it keeps serving and retrying meanwhile.
+final class ClusterAPIPermissionTests: XCTestCase {
+  private var node: TestNode!
+  private var api: StandinServer!
+
+  override func setUpWithError() throws {
+    node = try TestNode(podSubnet: "10.240.32.0/24") { namespace in
+      self.api = try StandinServer(
+        arguments: [
+          "--forbid", "watch:endpointslices.discovery.k8s.io", "--without",
+          "ciliumlocalredirectpolicies.cilium.io",
+        ], namespace: namespace)
+      return ["--kubeconfig", self.api.kubeconfig]
+    }
+  }
+
+  override func tearDown() {
+    node?.tearDown()
+    api?.stop()
+    api = nil
+    super.tearDown()
+  }
+
+  private func status() throws -> CommandOutput {
+    let ctl = Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
+    return try Shell.run([ctl, "--socket", node.agentSocket, "status"])
+  }
+
+  private func waitFor(_ text: String, timeout: TimeInterval = 30) throws -> String {
+    let deadline = Date().addingTimeInterval(timeout)
+    var last = ""
+    while Date() < deadline {
+      last = try status().stdout
+      if last.contains(text) { return last }
+      usleep(200_000)
+    }
+    XCTFail("status never said \"\(text)\":\n\(last)")
+    return last
+  }
+
+  func testForbiddenAndUnauthorizedAreNamedInStatusAndTheAgentKeepsServing() throws {
+    let forbidden = try waitFor(
+      "403 Forbidden: RBAC does not allow watch on endpointslices.discovery.k8s.io")
+    XCTAssertTrue(
+      forbidden.contains("Status:           degraded") || forbidden.contains("degraded"), forbidden)
+    XCTAssertTrue(forbidden.contains("not-installed"), "the missing CRD is noted: \(forbidden)")
+    // The token is refused from now on (rotated on the server, not in the agent's file).
+    try "a-token-the-agent-does-not-have".write(
+      toFile: api.directory + "/tokens", atomically: true, encoding: .utf8)
+    _ = try waitFor("401 Unauthorized")
+    XCTAssertTrue(try XCTUnwrap(node.agent).isRunning)
+  }
 }
