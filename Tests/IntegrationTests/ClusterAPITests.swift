@@ -182,6 +182,41 @@ final class ClusterAPITests: XCTestCase {
     XCTAssertEqual(try answers(client), ["bb8"])
   }
 
+  /// A LocalRedirectPolicy (our CRD) created through the API redirects the Service to the
+  /// node's pod it selects (a Pod the API says runs on this node, ready); deleting it gives
+  /// the Service back.
+  func testALocalRedirectPolicyFromTheAPIWorksAsOneApplied() throws {
+    let client = try node.makePodNamespace()
+    try node.addPod(client)
+    let jediPod = try node.makePodNamespace()
+    let jedi = try node.addPod(jediPod)
+    try traffic.startBackend("obi-wan", in: jediPod)
+    let droidPod = try node.makePodNamespace()
+    let droid = try node.addPod(droidPod)
+    try traffic.startBackend("r2d2", in: droidPod)
+    let nodeName = try XCTUnwrap(node.agent).name
+    try api.createService("droids", clusterIP: "10.96.0.31")
+    try api.putEndpointSlice("droids-abc", service: "droids", backends: [jedi])
+    try api.request(
+      "POST", "/api/v1/namespaces/default/pods",
+      #"{"metadata":{"name":"r2d2","labels":{"role":"droid"}},"spec":{"nodeName":"\#(nodeName)"},"status":{"podIP":"\#(droid)","conditions":[{"type":"Ready","status":"True"}]}}"#
+    )
+    try waitUntil("the Service's backend") { try answers(client, count: 3) == ["obi-wan"] }
+
+    let policies = "/apis/junction.io/v1alpha1/namespaces/default/localredirectpolicies"
+    try api.request(
+      "POST", policies,
+      #"{"metadata":{"name":"droids"},"spec":{"redirectFrontend":{"serviceMatcher":{"serviceName":"droids","namespace":"default"}},"redirectBackend":{"localEndpointSelector":{"matchLabels":{"role":"droid"}},"toPorts":[{"port":"8080","protocol":"TCP"}]}}}"#
+    )
+    try waitUntil("the node's droid") { try answers(client, count: 3) == ["r2d2"] }
+    XCTAssertEqual(try answers(client), ["r2d2"])
+    let listed = try junctionctl(["lrp", "list", "-o", "json"])
+    XCTAssertTrue(listed.stdout.contains("default/r2d2"), listed.stdout)
+
+    try api.request("DELETE", "\(policies)/droids")
+    try waitUntil("the Service back") { try answers(client, count: 3) == ["obi-wan"] }
+  }
+
   func testAMalformedServiceAmongAHundredIsReportedAndTheOthersProgrammed() throws {
     try waitUntil("the first sync") { try cluster()["synced"] as? Bool == true }
     var script = ""
