@@ -217,6 +217,50 @@ final class ClusterAPITests: XCTestCase {
     try waitUntil("the Service back") { try answers(client, count: 3) == ["obi-wan"] }
   }
 
+  /// A client connecting in a loop through an agent restart (restore, then sync with the
+  /// API) never sees a refusal or a timeout.
+  func testAnAgentRestartLeavesNoMomentWhereTheClusterIPRefuses() throws {
+    let client = try node.makePodNamespace()
+    try node.addPod(client)
+    let pod = try node.makePodNamespace()
+    let address = try node.addPod(pod)
+    try traffic.startBackend("r2d2", in: pod)
+    try api.createService("droids", clusterIP: "10.96.0.31")
+    try api.putEndpointSlice("droids-abc", service: "droids", backends: [address])
+    try waitUntil("r2d2 behind the ClusterIP") { try answers(client, count: 3) == ["r2d2"] }
+
+    let loop = Process()
+    loop.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    loop.arguments = [
+      "ip", "netns", "exec", client, "python3", "-c",
+      """
+      import socket, time
+      end = time.time() + 8
+      while time.time() < end:
+          try:
+              c = socket.create_connection(("10.96.0.31", 80), timeout=2)
+              print(c.recv(100).decode() or "empty", flush=True); c.close()
+          except ConnectionRefusedError: print("refused", flush=True)
+          except socket.timeout: print("timeout", flush=True)
+          except OSError as e: print("error:" + str(e), flush=True)
+          time.sleep(0.02)
+      """,
+    ]
+    let output = Pipe()
+    loop.standardOutput = output
+    try loop.run()
+    usleep(1_000_000)
+    let agent = try XCTUnwrap(node.agent)
+    try agent.restart()
+    try waitUntil("the sync after the restart") { try cluster()["synced"] as? Bool == true }
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    loop.waitUntilExit()
+    let results = text.split(separator: "\n").map(String.init)
+    XCTAssertGreaterThan(results.count, 50, text)
+    XCTAssertEqual(Set(results), ["r2d2"], "connections failed through the restart")
+    XCTAssertEqual(try cluster()["mapWrites"] as? Int, 0, "the sync rewrote an unchanged Service")
+  }
+
   func testAMalformedServiceAmongAHundredIsReportedAndTheOthersProgrammed() throws {
     try waitUntil("the first sync") { try cluster()["synced"] as? Bool == true }
     var script = ""
