@@ -16,8 +16,8 @@ public struct ClusterStatus: Codable, Equatable, Sendable {
   public var resources: [ClusterResourceStatus]
   /// Objects the API sent that could not be read (each logged by namespace/name) and skipped.
   public var skippedObjects: Int
-  /// Service map entries written because of API changes (a relist that finds nothing
-  /// changed writes none).
+  /// Writes to the service maps for API changes since the agent started, one per frontend or
+  /// backend written or deleted (a relist that finds nothing changed makes none).
   public var mapWrites: Int
   /// From an EndpointSlice's `endpoints.kubernetes.io/last-change-trigger-time` (or the
   /// event's arrival) to the map write.

@@ -19,6 +19,13 @@ struct AgentCommand: AsyncParsableCommand {
       Settings come from the flags, else from --config, else from the environment \
       (JUNCTION_SOCKET for the socket), else from the defaults shown.
 
+      Services come from the Kubernetes API when one is configured (--kubeconfig, \
+      --k8s-api-server, or in a pod KUBERNETES_SERVICE_HOST with the service account): \
+      Services, EndpointSlices, this node's Node and Pods, and LocalRedirectPolicies are \
+      listed and watched, applied in one diff once all have synced, and `junctionctl \
+      apply/delete` are refused. Otherwise they come from `junctionctl apply`. An API that \
+      is unreachable or refuses the agent never stops it: it keeps serving what it has.
+
       Map sizes (--lb-services-max, --lb-backends-max, --conntrack-max, --affinity-max) \
       must be 1 to \(MapSizes.maximum). The maps are pinned under --bpf-fs and keep their \
       contents across restarts, so a pinned map is never resized: when a size differs \

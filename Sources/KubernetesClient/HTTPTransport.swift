@@ -3,6 +3,7 @@ import CNIKit
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -16,6 +17,7 @@ public final class HTTPTransport: APITransport {
   public let config: ClusterConfig
   private let client: HTTPClient
   private let readFile: FileReader
+  private let isShutDown = Mutex(false)
 
   public init(config: ClusterConfig, readFile: @escaping FileReader) throws(ClusterConfigError) {
     self.config = config
@@ -36,18 +38,28 @@ public final class HTTPTransport: APITransport {
     } catch {
       throw ClusterConfigError("\(config.source): cannot read the TLS material: \(error)")
     }
+    // The read timeout ends a hung watch (a connection that died without a FIN): the server
+    // writes at least when it closes the watch at its timeoutSeconds (below 10 min).
     var configuration = HTTPClient.Configuration(
       tlsConfiguration: tls,
-      timeout: HTTPClient.Configuration.Timeout(connect: .seconds(3), read: nil))
+      timeout: HTTPClient.Configuration.Timeout(connect: .seconds(3), read: .seconds(660)))
     configuration.httpVersion = .http1Only
     client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
   }
 
+  /// A fallback: owners call `shutdown()` (the client must be shut down before it goes, and
+  /// not from an event loop thread, where a synchronous shutdown would deadlock).
   deinit {
-    try? client.syncShutdown()
+    if !isShutDown.withLock({ $0 }) { try? client.syncShutdown() }
   }
 
   public func shutdown() async {
+    if isShutDown.withLock({ done in
+      defer { done = true }
+      return done
+    }) {
+      return
+    }
     try? await client.shutdown()
   }
 

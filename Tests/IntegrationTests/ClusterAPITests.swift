@@ -58,15 +58,17 @@ final class ClusterAPITests: XCTestCase {
     Set(try traffic.connect(from: client, to: "10.96.0.31", port: 80, count: count))
   }
 
+  /// A client pod, and r2d2 behind the droids Service's ClusterIP (made through the API).
+  private func r2d2BehindTheClusterIP() throws -> String {
+    let (client, addresses) = try traffic.clientAndBackends(["r2d2"])
+    try api.createService("droids", clusterIP: "10.96.0.31")
+    try api.putEndpointSlice("droids-abc", service: "droids", backends: addresses)
+    try waitUntil("r2d2 behind the ClusterIP") { try answers(client, count: 3) == ["r2d2"] }
+    return client
+  }
+
   func testConnectionsFollowServiceAndEndpointSliceChangesFromTheAPI() throws {
-    let client = try node.makePodNamespace()
-    try node.addPod(client)
-    var addresses: [String] = []
-    for name in ["r2d2", "c3po"] {
-      let pod = try node.makePodNamespace()
-      addresses.append(try node.addPod(pod))
-      try traffic.startBackend(name, in: pod)
-    }
+    let (client, addresses) = try traffic.clientAndBackends(["r2d2", "c3po"])
     try waitUntil("the first sync") { try cluster()["synced"] as? Bool == true }
 
     try api.createService("droids", clusterIP: "10.96.0.31")
@@ -103,14 +105,7 @@ final class ClusterAPITests: XCTestCase {
   func testARelistWithNothingChangedWritesNoMapEntryAndAStartWithTheAPIDownServesStoredState()
     throws
   {
-    let client = try node.makePodNamespace()
-    try node.addPod(client)
-    let pod = try node.makePodNamespace()
-    let address = try node.addPod(pod)
-    try traffic.startBackend("r2d2", in: pod)
-    try api.createService("droids", clusterIP: "10.96.0.31")
-    try api.putEndpointSlice("droids-abc", service: "droids", backends: [address])
-    try waitUntil("r2d2 behind the ClusterIP") { try answers(client, count: 3) == ["r2d2"] }
+    let client = try r2d2BehindTheClusterIP()
     let writes = try XCTUnwrap(try cluster()["mapWrites"] as? Int)
     XCTAssertGreaterThan(writes, 0)
 
@@ -154,14 +149,7 @@ final class ClusterAPITests: XCTestCase {
   /// PreferClose: connections stay in the node's zone, and follow its Node's zone label as
   /// the API changes it, live.
   func testAZoneLabelChangeOnTheNodeReplansTopologyLive() throws {
-    let client = try node.makePodNamespace()
-    try node.addPod(client)
-    var addresses: [String] = []
-    for name in ["r2d2", "bb8"] {
-      let pod = try node.makePodNamespace()
-      addresses.append(try node.addPod(pod))
-      try traffic.startBackend(name, in: pod)
-    }
+    let (client, addresses) = try traffic.clientAndBackends(["r2d2", "bb8"])
     let nodeName = try XCTUnwrap(node.agent).name
     func nodeObject(_ zone: String) -> String {
       #"{"metadata":{"name":"\#(nodeName)","labels":{"topology.kubernetes.io/zone":"\#(zone)"}}}"#
@@ -186,14 +174,8 @@ final class ClusterAPITests: XCTestCase {
   /// node's pod it selects (a Pod the API says runs on this node, ready); deleting it gives
   /// the Service back.
   func testALocalRedirectPolicyFromTheAPIWorksAsOneApplied() throws {
-    let client = try node.makePodNamespace()
-    try node.addPod(client)
-    let jediPod = try node.makePodNamespace()
-    let jedi = try node.addPod(jediPod)
-    try traffic.startBackend("obi-wan", in: jediPod)
-    let droidPod = try node.makePodNamespace()
-    let droid = try node.addPod(droidPod)
-    try traffic.startBackend("r2d2", in: droidPod)
+    let (client, addresses) = try traffic.clientAndBackends(["obi-wan", "r2d2"])
+    let (jedi, droid) = (addresses[0], addresses[1])
     let nodeName = try XCTUnwrap(node.agent).name
     try api.createService("droids", clusterIP: "10.96.0.31")
     try api.putEndpointSlice("droids-abc", service: "droids", backends: [jedi])
@@ -220,14 +202,7 @@ final class ClusterAPITests: XCTestCase {
   /// A client connecting in a loop through an agent restart (restore, then sync with the
   /// API) never sees a refusal or a timeout.
   func testAnAgentRestartLeavesNoMomentWhereTheClusterIPRefuses() throws {
-    let client = try node.makePodNamespace()
-    try node.addPod(client)
-    let pod = try node.makePodNamespace()
-    let address = try node.addPod(pod)
-    try traffic.startBackend("r2d2", in: pod)
-    try api.createService("droids", clusterIP: "10.96.0.31")
-    try api.putEndpointSlice("droids-abc", service: "droids", backends: [address])
-    try waitUntil("r2d2 behind the ClusterIP") { try answers(client, count: 3) == ["r2d2"] }
+    let client = try r2d2BehindTheClusterIP()
 
     let loop = Process()
     loop.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -278,11 +278,13 @@ class Handler(BaseHTTPRequestHandler):
                     {"details": {"group": group, "kind": plural}})
         return False
 
+    def authorized_route(self):
+        """The route of an authorized request, or None after answering 401/404."""
+        return self.route() if self.authorized() else None
+
     # --- verbs ----------------------------------------------------------------------------
     def do_GET(self):
-        if not self.authorized():
-            return
-        routed = self.route()
+        routed = self.authorized_route()
         if routed is None:
             return
         group, version, plural, namespace, name, query = routed
@@ -484,9 +486,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(201 if create else 200, self.complete(stored, group, version, plural))
 
     def do_DELETE(self):
-        if not self.authorized():
-            return
-        routed = self.route()
+        routed = self.authorized_route()
         if routed is None:
             return
         group, version, plural, namespace, name, _ = routed
