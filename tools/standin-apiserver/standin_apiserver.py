@@ -28,6 +28,7 @@ POST /standin/drop-watches (close every open watch, ending a hold).
 
 import argparse
 import base64
+import bisect
 import copy
 import json
 import os
@@ -140,35 +141,47 @@ class Store:
         self.snapshots = {}
         self.watch_generation = 0
         self.held = False
-        if state_file and os.path.exists(state_file):
-            with open(state_file) as f:
-                saved = json.load(f)
-            self.rv, self.oldest = saved["rv"], saved["oldest"]
-            for entry in saved["objects"]:
-                self.objects[tuple(entry["key"])] = entry["object"]
-            self.events = [tuple(e) for e in saved["events"]]
+        self.journal = None
+        if state_file:
+            self.load(state_file)
+            self.journal = open(state_file, "a")
 
-    def save(self):
-        if not self.state_file:
+    def load(self, path):
+        """A snapshot line ({"rv", "oldest", "objects", "events"}, optional) then one line per
+        write or compaction, replayed as they happened."""
+        if not os.path.exists(path):
             return
-        data = {
-            "rv": self.rv, "oldest": self.oldest, "events": self.events,
-            "objects": [{"key": list(k), "object": o} for k, o in self.objects.items()],
-        }
-        tmp = self.state_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, self.state_file)
+        with open(path) as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                entry = json.loads(line)
+                if isinstance(entry, dict):
+                    self.rv, self.oldest = entry["rv"], entry["oldest"]
+                    for item in entry["objects"]:
+                        self.objects[tuple(item["key"])] = item["object"]
+                    self.events = [tuple(e) for e in entry["events"]]
+                elif entry[0] == "write":
+                    self.write(*entry[1:])
+                elif entry[0] == "compact":
+                    self.compact()
+
+    def save(self, *entry):
+        """One journal line per change (a restart of the stand-in keeps every object and
+        version, and answers 410 for what was compacted)."""
+        if self.journal:
+            self.journal.write(json.dumps(list(entry)) + "\n")
+            self.journal.flush()
 
     def write(self, group, plural, ns, name, new):
         """Create/replace (new is an object) or delete (new None); returns the stored object."""
         with self.lock:
             key = (group, plural, ns, name)
             old = self.objects.get(key)
+            if new is None and old is None:
+                return None
             self.rv += 1
             if new is None:
-                if old is None:
-                    return None
                 del self.objects[key]
                 gone = copy.deepcopy(old)
                 gone["metadata"]["resourceVersion"] = str(self.rv)
@@ -188,15 +201,21 @@ class Store:
                 dropped = self.events[: len(self.events) - self.window]
                 self.events = self.events[len(self.events) - self.window:]
                 self.oldest = dropped[-1][0] + 1
-            self.save()
+            # Journaled as stored (with its uid), so a replay gives the same object.
+            self.save("write", group, plural, ns, name, None if new is None else result)
             self.lock.notify_all()
             return result
 
+    def events_after(self, since, group, plural):
+        """The kept events of one collection newer than `since` (events are in version order)."""
+        start = bisect.bisect_right(self.events, since, key=lambda e: e[0])
+        return [e for e in self.events[start:] if e[1] == group and e[2] == plural]
+
     def compact(self):
+        self.save("compact")
         with self.lock:
             self.events = []
             self.oldest = self.rv + 1
-            self.save()
             self.lock.notify_all()
 
     def drop_watches(self):
@@ -400,12 +419,12 @@ class Handler(BaseHTTPRequestHandler):
             next_bookmark = time.monotonic() + self.server.bookmark_interval
             while True:
                 with store.lock:
-                    pending = [e for e in store.events if e[0] > since and e[1] == group and e[2] == plural]
+                    pending = store.events_after(since, group, plural)
                     if not pending:
                         wait = min(deadline, next_bookmark) - time.monotonic()
                         if wait > 0:
                             store.lock.wait(wait)
-                        pending = [e for e in store.events if e[0] > since and e[1] == group and e[2] == plural]
+                        pending = store.events_after(since, group, plural)
                     if store.watch_generation != generation:
                         break
                     if store.held:
