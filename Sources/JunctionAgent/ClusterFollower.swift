@@ -153,8 +153,16 @@ actor ClusterFollower: ServiceLifecycle.Service {
         "synced with the Kubernetes API",
         metadata: ["objects": "\(mirror.objects.count)", "edits": "\(edits.count)"])
     } catch {
-      logger.error("cannot apply the cluster's state: \(error); retrying at the next change")
+      logger.error("cannot apply the cluster's state: \(error); retrying in 1 s")
+      Task {
+        try? await Task.sleep(for: .seconds(1))
+        await self.retrySync()
+      }
     }
+  }
+
+  private func retrySync() async {
+    if syncedAt == nil { await sync() }
   }
 
   private func flush() async {
