@@ -20,6 +20,9 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
   ],
   targets: [
     .systemLibrary(
@@ -67,10 +70,25 @@ let package = Package(
       name: "ServiceDatapath",
       dependencies: ["BPFKit", "DatapathABI", "ServiceCore", "CNIKit"]
     ),
+    // The agent's Kubernetes API client: cluster access (in-cluster, kubeconfig), list and
+    // watch over async-http-client, and the reflector's pure state machine.
+    .target(
+      name: "KubernetesClient",
+      dependencies: [
+        "CNIKit",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "Yams", package: "Yams"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
     .executableTarget(
       name: "JunctionAgent",
       dependencies: [
         "AgentAPI", "AgentCore", "BPFKit", "NetKit", "CNIKit", "ServiceCore", "ServiceDatapath",
+        "KubernetesClient",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
@@ -103,12 +121,18 @@ let package = Package(
     .testTarget(name: "BPFKitTests", dependencies: ["BPFKit", "DatapathABI", "NetKit"]),
     .testTarget(name: "AgentAPITests", dependencies: ["AgentAPI", "AgentCore"]),
     .testTarget(name: "ServiceCoreTests", dependencies: ["ServiceCore"]),
+    // tools/standin-apiserver driven from tests (the client's and the integration tests).
+    .target(name: "StandinSupport", path: "Tests/StandinSupport"),
+    .testTarget(
+      name: "KubernetesClientTests", dependencies: ["KubernetesClient", "StandinSupport"]),
     .testTarget(
       name: "CNIConfigEditingTests", dependencies: ["CNIConfigEditing"], exclude: ["Fixtures"]),
     // install/kubernetes/ manifests: parsed and checked against what the agent decodes.
     .testTarget(
       name: "InstallTests",
-      dependencies: ["ServiceCore", .product(name: "Yams", package: "Yams")]),
+      dependencies: [
+        "ServiceCore", "KubernetesClient", .product(name: "Yams", package: "Yams"),
+      ]),
     .testTarget(
       name: "JunctionPluginTests",
       dependencies: ["JunctionPlugin", "CNIKit", "NetKit", "CNITestSupport"]),
@@ -116,7 +140,7 @@ let package = Package(
     // plumbing short. They need root and the binaries built first (see install/test.sh).
     .testTarget(
       name: "IntegrationTests",
-      dependencies: ["CNIKit", "BPFKit", "DatapathABI", "JunctionPlugin"],
+      dependencies: ["CNIKit", "BPFKit", "DatapathABI", "JunctionPlugin", "StandinSupport"],
       swiftSettings: [.swiftLanguageMode(.v5)]
     ),
   ]

@@ -17,11 +17,13 @@ build_packages=(pkg-config libnl-3-dev libnl-route-3-dev libbpf-dev linux-libc-d
 # caches, their tests and the DNS benchmark (install/lab-examples/node-local-dns).
 # tcpdump: the north-south lab tests capture on the nodes' devices (DSR option, SYN-ACK path).
 # strace: the leak tests kill the plugin at an exact netlink request (syscall fault injection).
+# openssl + python3-venv: the stand-in Kubernetes API server (tools/standin-apiserver) makes
+# its CA with openssl; the official Python client that checks it lives in a venv (below).
 test_packages=(
   containernetworking-plugins golang-go golang-github-appc-cni-dev
   iproute2 iputils-ping python3 procps util-linux curl hyperfine jq
   containerd runc busybox-static
-  dnsmasq-base bind9-dnsutils dnsperf tcpdump strace
+  dnsmasq-base bind9-dnsutils dnsperf tcpdump strace openssl python3-venv
 )
 # The benchmarks' references and load: kube-proxy-style rule sets (iptables, nftables), iperf3,
 # wrk (north-south requests/s), gcc (the small C servers and clients they build).
@@ -34,12 +36,29 @@ case "${1:-build}" in
   *) echo "usage: install/deps.sh [build|test|bench]" >&2; exit 2 ;;
 esac
 
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# The Python `kubernetes` client (pinned, with what it pulls, in
+# tools/standin-apiserver/requirements.txt) in .venv-standin, for the stand-in API server's
+# check. Only for `test` and `bench`; redone when the requirements change.
+python_client() {
+  local venv="$repo/.venv-standin" requirements="$repo/tools/standin-apiserver/requirements.txt"
+  if [[ -x "$venv/bin/python3" ]] && cmp -s "$requirements" "$venv/requirements.txt"; then
+    return 0
+  fi
+  echo "deps: installing the Python kubernetes client into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$requirements"
+  cp "$requirements" "$venv/requirements.txt"
+}
+
 missing=()
 for package in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 if ((${#missing[@]} == 0)); then
   echo "deps: all ${#wanted[@]} packages present"
+  [[ "${1:-build}" == build ]] || python_client
   exit 0
 fi
 if [[ $(id -u) -ne 0 ]]; then
@@ -50,4 +69,5 @@ echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+[[ "${1:-build}" == build ]] || python_client
 echo "deps: done"

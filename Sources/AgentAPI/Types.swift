@@ -170,11 +170,14 @@ public struct Health: Codable, Equatable, Sendable {
   public var endpoints: Int
   /// Each part's state, e.g. {"api": "ok", "datapath": "ok", "state": "ok"}.
   public var components: [String: String]
+  /// The Kubernetes API the agent follows; nil standalone (Services from `junctionctl apply`).
+  public var cluster: ClusterStatus?
 
   public init(
     status: String, version: String, nodeName: String, datapathLoaded: Bool, endpoints: Int,
-    components: [String: String]
+    components: [String: String], cluster: ClusterStatus? = nil
   ) {
+    self.cluster = cluster
     self.status = status
     self.version = version
     self.nodeName = nodeName

@@ -5,7 +5,8 @@ import FoundationEssentials
 /// long flag names ("node-name", "socket", "state-dir", "bpf-fs", "bpf-objects", "devices",
 /// "log-level", "lb-mode", "node-port-range", "snat-port-range", "cgroup-root", "socket-lb" (a
 /// JSON boolean), and the map sizes "lb-services-max", "lb-backends-max", "conntrack-max",
-/// "affinity-max" as JSON numbers). Flags given on the command line win over the file.
+/// "affinity-max" as JSON numbers, and the Kubernetes API's "kubeconfig", "k8s-api-server",
+/// "k8s-service-proxy-name"). Flags given on the command line win over the file.
 public struct AgentConfigFile: Equatable, Sendable {
   public var nodeName: String?
   public var socket: String?
@@ -23,14 +24,21 @@ public struct AgentConfigFile: Equatable, Sendable {
   public var snatPortRange: String?
   public var socketLB: Bool?
   public var cgroupRoot: String?
+  public var kubeconfig: String?
+  public var k8sAPIServer: String?
+  public var k8sServiceProxyName: String?
 
   public init(
     nodeName: String? = nil, socket: String? = nil, stateDir: String? = nil, bpfFS: String? = nil,
     bpfObjects: String? = nil, devices: [String]? = nil, logLevel: String? = nil,
     lbServicesMax: Int? = nil, lbBackendsMax: Int? = nil, conntrackMax: Int? = nil,
     affinityMax: Int? = nil, lbMode: String? = nil, nodePortRange: String? = nil,
-    snatPortRange: String? = nil, socketLB: Bool? = nil, cgroupRoot: String? = nil
+    snatPortRange: String? = nil, socketLB: Bool? = nil, cgroupRoot: String? = nil,
+    kubeconfig: String? = nil, k8sAPIServer: String? = nil, k8sServiceProxyName: String? = nil
   ) {
+    self.kubeconfig = kubeconfig
+    self.k8sAPIServer = k8sAPIServer
+    self.k8sServiceProxyName = k8sServiceProxyName
     self.lbMode = lbMode
     self.nodePortRange = nodePortRange
     self.snatPortRange = snatPortRange
@@ -52,7 +60,8 @@ public struct AgentConfigFile: Equatable, Sendable {
   public static let keys: [String] = [
     "node-name", "socket", "state-dir", "bpf-fs", "bpf-objects", "devices", "log-level",
     "lb-services-max", "lb-backends-max", "conntrack-max", "affinity-max", "lb-mode",
-    "node-port-range", "snat-port-range", "socket-lb", "cgroup-root",
+    "node-port-range", "snat-port-range", "socket-lb", "cgroup-root", "kubeconfig",
+    "k8s-api-server", "k8s-service-proxy-name",
   ]
 
   public struct Failure: Error, Equatable, Sendable, CustomStringConvertible {
@@ -154,7 +163,9 @@ public struct AgentConfigFile: Equatable, Sendable {
         snatPortRange: try string("snat-port-range"),
         socketLB: try container.decodeIfPresent(
           Bool.self, forKey: AnyKey(stringValue: "socket-lb")),
-        cgroupRoot: try string("cgroup-root"))
+        cgroupRoot: try string("cgroup-root"), kubeconfig: try string("kubeconfig"),
+        k8sAPIServer: try string("k8s-api-server"),
+        k8sServiceProxyName: try string("k8s-service-proxy-name"))
     }
   }
 }
@@ -172,6 +183,11 @@ public struct AgentSettings: Equatable, Sendable {
   public var northSouth: NorthSouthSettings
   /// Why a north-south value could not be read ("--lb-mode \"x\" is not ..."), else nil.
   public var northSouthProblem: String?
+  /// The Kubernetes API: `--kubeconfig`, `--k8s-api-server` (the API server's real address,
+  /// overriding the kubeconfig's or the in-cluster one), `--k8s-service-proxy-name`.
+  public var kubeconfig: String?
+  public var k8sAPIServer: String?
+  public var k8sServiceProxyName: String?
 
   public static let defaultSocket = "/run/junction/junction.sock"
   public static let defaultStateDir = "/var/lib/junction"
@@ -187,8 +203,12 @@ public struct AgentSettings: Equatable, Sendable {
   public init(
     nodeName: String, socket: String, stateDir: String, bpfFS: String, bpfObjects: String,
     devices: [String], logLevel: String, mapSizes: MapSizes = MapSizes(),
-    northSouth: NorthSouthSettings = NorthSouthSettings(), northSouthProblem: String? = nil
+    northSouth: NorthSouthSettings = NorthSouthSettings(), northSouthProblem: String? = nil,
+    kubeconfig: String? = nil, k8sAPIServer: String? = nil, k8sServiceProxyName: String? = nil
   ) {
+    self.kubeconfig = kubeconfig
+    self.k8sAPIServer = k8sAPIServer
+    self.k8sServiceProxyName = k8sServiceProxyName
     self.mapSizes = mapSizes
     self.northSouth = northSouth
     self.northSouthProblem = northSouthProblem
@@ -249,7 +269,10 @@ public struct AgentSettings: Equatable, Sendable {
         lbBackends: flags.lbBackendsMax ?? file.lbBackendsMax ?? MapSizes.defaultLBBackends,
         conntrack: flags.conntrackMax ?? file.conntrackMax ?? MapSizes.defaultConntrack,
         affinity: flags.affinityMax ?? file.affinityMax ?? MapSizes.defaultAffinity),
-      northSouth: northSouth, northSouthProblem: northSouthProblem)
+      northSouth: northSouth, northSouthProblem: northSouthProblem,
+      kubeconfig: flags.kubeconfig ?? file.kubeconfig,
+      k8sAPIServer: flags.k8sAPIServer ?? file.k8sAPIServer,
+      k8sServiceProxyName: flags.k8sServiceProxyName ?? file.k8sServiceProxyName)
   }
 
   /// The first problem with these settings, or nil.

@@ -30,6 +30,18 @@ public enum HealthSummary {
   }
 }
 
+extension HealthSummary {
+  /// The "kubernetes" component: ok once synced and every request succeeds; otherwise the
+  /// one line that says why (the node keeps serving its last-known state meanwhile).
+  public static func clusterComponent(_ status: ClusterStatus) -> String {
+    if let error = status.lastError {
+      let since = status.unreachableSince.map { " (failing since \($0))" } ?? ""
+      return "error: \(error)\(since)"
+    }
+    return status.synced ? ok : "syncing"
+  }
+}
+
 /// What reconciliation at start does with one stored endpoint, given what the kernel shows.
 public enum ReconcileDecision: Equatable, Sendable {
   case keep

@@ -12,6 +12,8 @@ struct APIResponder: HTTPResponder {
 
   let registry: EndpointRegistry
   let services: ServiceManager
+  /// The Kubernetes API the Services come from; nil standalone.
+  let cluster: ClusterFollower?
   let config: AgentConfig
   let datapath: any Datapath
   let shutdown: ShutdownFlag
@@ -127,6 +129,13 @@ struct APIResponder: HTTPResponder {
   static let maximumResourceBody = 64 << 20
 
   private func changeResources(delete: Bool, _ request: inout Request) async throws -> Response {
+    if let cluster {
+      return error(
+        .conflict,
+        "this agent follows the Kubernetes API at \(cluster.config.server): the cluster is the "
+          + "source of Services, so \(delete ? "delete" : "apply") is refused; change the objects "
+          + "in the cluster (kubectl) instead")
+    }
     let body: [UInt8]
     switch try await readBody(&request, limit: Self.maximumResourceBody) {
     case .body(let bytes): body = bytes
@@ -173,9 +182,18 @@ struct APIResponder: HTTPResponder {
   }
 
   private func health() async -> Health {
-    HealthSummary.make(
+    var health = HealthSummary.make(
       nodeName: config.nodeName, datapathLoaded: datapath.isLoaded, endpoints: await registry.count,
       stateProblem: await registry.stateProblem, shuttingDown: shutdown.isSet)
+    if let cluster {
+      let status = await cluster.status()
+      health.cluster = status
+      health.components["kubernetes"] = HealthSummary.clusterComponent(status)
+      if health.status == HealthSummary.ok, health.components["kubernetes"] != HealthSummary.ok {
+        health.status = HealthSummary.degraded
+      }
+    }
+    return health
   }
 
   static let shuttingDown = "the agent is shutting down"

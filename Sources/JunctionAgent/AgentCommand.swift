@@ -19,6 +19,13 @@ struct AgentCommand: AsyncParsableCommand {
       Settings come from the flags, else from --config, else from the environment \
       (JUNCTION_SOCKET for the socket), else from the defaults shown.
 
+      Services come from the Kubernetes API when one is configured (--kubeconfig, \
+      --k8s-api-server, or in a pod KUBERNETES_SERVICE_HOST with the service account): \
+      Services, EndpointSlices, this node's Node and Pods, and LocalRedirectPolicies are \
+      listed and watched, applied in one diff once all have synced, and `junctionctl \
+      apply/delete` are refused. Otherwise they come from `junctionctl apply`. An API that \
+      is unreachable or refuses the agent never stops it: it keeps serving what it has.
+
       Map sizes (--lb-services-max, --lb-backends-max, --conntrack-max, --affinity-max) \
       must be 1 to \(MapSizes.maximum). The maps are pinned under --bpf-fs and keep their \
       contents across restarts, so a pinned map is never resized: when a size differs \
@@ -128,6 +135,31 @@ struct AgentCommand: AsyncParsableCommand {
 
   @Option(
     help: ArgumentHelp(
+      "Follow the Kubernetes API with this kubeconfig's current context (server, CA, token, "
+        + "token file or client certificate). In a pod the service account is used instead "
+        + "(KUBERNETES_SERVICE_HOST/_PORT and its token and CA). With the API followed, "
+        + "`junctionctl apply/delete` are refused: the cluster is the source.",
+      valueName: "file"))
+  var kubeconfig: String?
+
+  @Option(
+    name: .customLong("k8s-api-server"),
+    help: ArgumentHelp(
+      "The API server's real address (https://HOST:PORT), overriding the kubeconfig's or the "
+        + "in-cluster one. Never a ClusterIP this agent translates (the DaemonSet passes the "
+        + "real address, as Cilium's k8sServiceHost).", valueName: "url"))
+  var k8sAPIServer: String?
+
+  @Option(
+    name: .customLong("k8s-service-proxy-name"),
+    help: ArgumentHelp(
+      "Serve only Services labelled service.kubernetes.io/service-proxy-name=NAME (Cilium's "
+        + "behaviour). Default: as kube-proxy, serve every Service without that label.",
+      valueName: "name"))
+  var k8sServiceProxyName: String?
+
+  @Option(
+    help: ArgumentHelp(
       "A JSON file whose keys are long flag names, e.g. {\"socket\": \"/run/j.sock\", "
         + "\"devices\": [\"eth0\"]}; flags win over it.", valueName: "file"))
   var config: String?
@@ -150,7 +182,10 @@ struct AgentCommand: AsyncParsableCommand {
     do {
       let settings = try resolveSettings()
       let runtime = try AgentRuntime.start(
-        settings: settings, shutdownGrace: max(0, shutdownGrace),
+        settings: settings,
+        cluster: try ClusterFollower.config(
+          settings: settings, environment: Self.environment()),
+        shutdownGrace: max(0, shutdownGrace),
         counterSweepInterval: max(0.1, counterSweepInterval))
       try await runtime.serve()
     } catch let failure as StartFailure {
@@ -182,7 +217,9 @@ struct AgentCommand: AsyncParsableCommand {
       devices: devices.map(AgentConfigFile.splitDevices), logLevel: logLevel,
       lbServicesMax: lbServicesMax, lbBackendsMax: lbBackendsMax, conntrackMax: conntrackMax,
       affinityMax: affinityMax, lbMode: lbMode, nodePortRange: nodePortRange,
-      snatPortRange: snatPortRange, socketLB: socketLB ? true : nil, cgroupRoot: cgroupRoot)
+      snatPortRange: snatPortRange, socketLB: socketLB ? true : nil, cgroupRoot: cgroupRoot,
+      kubeconfig: kubeconfig, k8sAPIServer: k8sAPIServer,
+      k8sServiceProxyName: k8sServiceProxyName)
     let settings = AgentSettings.resolve(
       flags: flags, file: file, environment: Self.environment(), hostname: Self.hostname())
     if let problem = settings.problem { throw StartFailure(problem) }
@@ -208,7 +245,9 @@ struct AgentCommand: AsyncParsableCommand {
 
   static func environment() -> [String: String] {
     var result: [String: String] = [:]
-    if let value = getenv("JUNCTION_SOCKET") { result["JUNCTION_SOCKET"] = String(cString: value) }
+    for name in ["JUNCTION_SOCKET", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"] {
+      if let value = getenv(name) { result[name] = String(cString: value) }
+    }
     return result
   }
 }

@@ -1,6 +1,7 @@
 import AgentAPI
 import AgentCore
 import Hummingbird
+import KubernetesClient
 import Logging
 import NetKit
 import ServiceLifecycle
@@ -27,9 +28,11 @@ struct AgentRuntime {
   let stateLock: Int32
   /// `--socket-lb`: the cgroup attachments, held for the process's life.
   let socketLB: SocketLoadBalancer?
+  /// The Kubernetes API the Services come from; nil standalone.
+  let cluster: ClusterFollower?
 
   static func start(
-    settings: AgentSettings, shutdownGrace: Double,
+    settings: AgentSettings, cluster: ClusterConfig?, shutdownGrace: Double,
     counterSweepInterval: Double = CounterSweep.interval
   ) throws(StartFailure) -> AgentRuntime {
     let level = Logger.Level(rawValue: settings.logLevel) ?? .info
@@ -137,6 +140,18 @@ struct AgentRuntime {
     } catch {
       throw StartFailure("cannot restore the services: \(error)")
     }
+    // 5b. The Kubernetes API, when one is configured: followed once serving starts.
+    var follower: ClusterFollower?
+    if let cluster {
+      do {
+        follower = try ClusterFollower(
+          config: cluster, nodeName: settings.nodeName,
+          serviceProxyName: settings.k8sServiceProxyName, services: services)
+      } catch {
+        close(lock)
+        throw error
+      }
+    }
     // 6. Socket LB, last: nothing after it can fail and leave it attached.
     var socketLB: SocketLoadBalancer?
     if settings.northSouth.socketLB {
@@ -154,7 +169,7 @@ struct AgentRuntime {
       settings: settings, shutdownGrace: shutdownGrace,
       counterSweepInterval: counterSweepInterval, logger: logger, datapath: datapath,
       registry: registry, services: services, shutdown: shutdown, stateLock: lock,
-      socketLB: socketLB)
+      socketLB: socketLB, cluster: follower)
   }
 
   private static func lockDirectory(_ directory: String) throws(StartFailure) -> Int32 {
@@ -187,9 +202,8 @@ struct AgentRuntime {
       lbServicesMax: settings.mapSizes.lbServices, lbBackendsMax: settings.mapSizes.lbBackends,
       conntrackMax: settings.mapSizes.conntrack, affinityMax: settings.mapSizes.affinity)
     let responder = APIResponder(
-      registry: registry, services: services, config: config, datapath: datapath,
-      shutdown: shutdown,
-      logger: Logger(label: "api"))
+      registry: registry, services: services, cluster: cluster, config: config,
+      datapath: datapath, shutdown: shutdown, logger: Logger(label: "api"))
     let socket = SocketFile(path: settings.socket)
     let logger = self.logger
     let registry = self.registry
@@ -225,7 +239,14 @@ struct AgentRuntime {
     let gate = ShutdownGate(shutdown: shutdown, grace: shutdownGrace, logger: logger)
     let group = ServiceGroup(
       configuration: ServiceGroupConfiguration(
-        services: [
+        // Shut down in reverse: the gate, the API, the counter sweep, then the Kubernetes
+        // follower.
+        services: (cluster.map {
+          [
+            ServiceGroupConfiguration.ServiceConfiguration(
+              service: $0, serviceName: "kubernetes")
+          ]
+        } ?? []) + [
           .init(
             service: CounterSweeper(registry: registry, interval: counterSweepInterval),
             serviceName: "counter-sweep"),

@@ -72,6 +72,35 @@ actor ServiceManager {
         skipped: skipped, notes: plan.notes, errors: error.messages,
         error: "\(error.messages.count) problem(s); nothing was \(delete ? "deleted" : "applied")")
     }
+    try program(edits, update)
+    let changed = plan.resources.map(\.key.description)
+    logger.info(
+      delete ? "resources deleted" : "resources applied",
+      metadata: ["objects": "\(changed.count)", "frontends": "\(table.frontends.count)"])
+    return ResourceChange(
+      changed: changed, skipped: skipped, notes: plan.notes + update.notes + update.conflicts)
+  }
+
+  /// Edits from the Kubernetes API, which is the source of truth: a frontend conflict is
+  /// reported (the first Service by namespace/name keeps the frontend), not refused, as the
+  /// cluster already holds both objects. Returns the notes and conflicts of what changed.
+  @discardableResult
+  func apply(edits: [ResourceEdit]) throws(Failure) -> [String] {
+    if edits.isEmpty { return [] }
+    // Not refusing conflicts, preparing cannot fail.
+    guard let update = try? table.prepare(edits, refusingNewConflicts: false) else { return [] }
+    try program(edits, update)
+    return update.notes + update.conflicts
+  }
+
+  /// The objects the node holds now (restored, applied, or followed).
+  var resources: ResourceSet { table.resources }
+
+  /// Service map writes so far (each step of each diff programmed).
+  private(set) var mapWrites = 0
+
+  /// Journals, programs and commits one prepared update (see the type's comment).
+  private func program(_ edits: [ResourceEdit], _ update: ServiceTable.Update) throws(Failure) {
     do {
       try store.append(edits, update)
     } catch {
@@ -86,6 +115,7 @@ actor ServiceManager {
       try? store.rewrite(table.resources, table.ids)
       throw .datapath("\(error)")
     }
+    mapWrites += update.diff.steps.count
     table.commit(update)
     do {
       try store.compactIfDue(table.resources, table.ids)
@@ -93,12 +123,6 @@ actor ServiceManager {
       // The journal still holds every change; a later compaction will try again.
       logger.warning("cannot fold the service journal into a snapshot: \(error)")
     }
-    let changed = plan.resources.map(\.key.description)
-    logger.info(
-      delete ? "resources deleted" : "resources applied",
-      metadata: ["objects": "\(changed.count)", "frontends": "\(table.frontends.count)"])
-    return ResourceChange(
-      changed: changed, skipped: skipped, notes: plan.notes + update.notes + update.conflicts)
   }
 
   func list() -> [ServiceStatus] {

@@ -16,7 +16,48 @@ enum Views {
     text += "Components:\n"
     text += Output.align(
       health.components.sorted { $0.key < $1.key }.map { ["  \($0.key):", $0.value] })
+    if let cluster = health.cluster { text += Self.cluster(cluster) }
     return text
+  }
+
+  /// The Kubernetes API the agent follows: the server, each resource's sync state and count,
+  /// last event age, relists and errors.
+  static func cluster(_ cluster: ClusterStatus) -> String {
+    var text = "Kubernetes API:\n"
+    var lines: [[String]] = [
+      ["  Server:", cluster.server],
+      ["  Source:", cluster.source],
+      ["  Synced:", cluster.synced ? "yes (\(cluster.syncedAt ?? "-"))" : "no"],
+    ]
+    if let since = cluster.unreachableSince {
+      lines.append(["  Failing since:", "\(since) (serving the last-known state)"])
+    }
+    if let error = cluster.lastError { lines.append(["  Last error:", error]) }
+    lines.append(["  Skipped objects:", String(cluster.skippedObjects)])
+    lines.append(["  Map writes:", String(cluster.mapWrites)])
+    let latency = cluster.programmingLatency
+    lines.append([
+      "  Programming latency:",
+      latency.count == 0
+        ? "none yet"
+        : "p50 \(milliseconds(latency.p50Milliseconds)), p99 \(milliseconds(latency.p99Milliseconds)) (\(latency.count) changes)",
+    ])
+    text += Output.align(lines)
+    text += Output.align(
+      [["  RESOURCE", "STATE", "OBJECTS", "LAST-EVENT", "RELISTS", "ERRORS"]]
+        + cluster.resources.map { resource in
+          [
+            "  " + resource.resource, resource.state, String(resource.objects),
+            resource.lastEventAgeSeconds.map { "\(Int($0))s ago" } ?? "-",
+            String(resource.relists), String(resource.errors),
+          ]
+        })
+    return text
+  }
+
+  private static func milliseconds(_ value: Double?) -> String {
+    guard let value else { return "-" }
+    return "\((value * 10).rounded() / 10) ms"
   }
 
   static let endpointColumns = [

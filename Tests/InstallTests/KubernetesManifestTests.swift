@@ -1,4 +1,5 @@
 import Foundation
+import KubernetesClient
 import ServiceCore
 import XCTest
 import Yams
@@ -34,31 +35,47 @@ final class KubernetesManifestTests: XCTestCase {
     XCTAssertEqual(pod["serviceAccountName"] as? String, subject["name"] as? String)
   }
 
-  /// The agent reads Kubernetes-shaped state: the role must let it get, list and watch each
-  /// kind ServiceCore decodes, in that kind's API group.
-  func testClusterRoleCoversEveryKindTheAgentDecodes() throws {
+  /// RBAC is exactly list and watch of what the agent follows (APIResource.followed), and
+  /// that covers every kind ServiceCore decodes.
+  func testClusterRoleIsExactlyListAndWatchOfWhatTheAgentFollows() throws {
     let role = try XCTUnwrap(
       try Self.load("junction.yaml").first { $0["kind"] as? String == "ClusterRole" })
     let rules = try XCTUnwrap(role["rules"] as? [[String: Any]])
-    for kind in ResourceKind.allCases {
-      let parts = kind.apiVersion.split(separator: "/")
-      let group = parts.count == 2 ? String(parts[0]) : ""
-      let singular = kind.rawValue.lowercased()
-      let resource = singular.hasSuffix("y") ? singular.dropLast() + "ies" : singular + "s"
-      let verbs = Set(
-        rules.filter {
-          ($0["apiGroups"] as? [String] ?? []).contains(group)
-            && ($0["resources"] as? [String] ?? []).contains(resource)
-        }.flatMap { $0["verbs"] as? [String] ?? [] })
-      XCTAssertTrue(
-        verbs.isSuperset(of: ["get", "list", "watch"]),
-        "\(kind.rawValue): group \"\(group)\" resource \(resource) has verbs \(verbs.sorted())")
-    }
+    var granted: Set<String> = []
     for rule in rules {
-      XCTAssertTrue(
-        Set(rule["verbs"] as? [String] ?? []).isSubset(of: ["get", "list", "watch"]),
-        "the agent only reads: \(rule)")
+      XCTAssertEqual(
+        Set(rule["verbs"] as? [String] ?? []), ["list", "watch"], "list and watch only: \(rule)")
+      for group in rule["apiGroups"] as? [String] ?? [] {
+        for resource in rule["resources"] as? [String] ?? [] {
+          granted.insert(group.isEmpty ? resource : "\(resource).\(group)")
+        }
+      }
     }
+    let followed = APIResource.followed(nodeName: "node", serviceProxyName: nil)
+    XCTAssertEqual(granted, Set(followed.map(\.rbacName)))
+    XCTAssertEqual(
+      Set(followed.map(\.kind)), Set(ResourceKind.allCases.map(\.rawValue)),
+      "the agent follows every kind it decodes")
+  }
+
+  /// crds.yaml defines our LocalRedirectPolicy as the agent asks for it.
+  func testTheLocalRedirectPolicyCRDMatchesWhatTheAgentFollows() throws {
+    let objects = try Self.load("crds.yaml")
+    XCTAssertEqual(objects.map { $0["kind"] as? String }, ["CustomResourceDefinition"])
+    let spec = try XCTUnwrap(objects[0]["spec"] as? [String: Any])
+    let names = try XCTUnwrap(spec["names"] as? [String: Any])
+    let version = try XCTUnwrap((spec["versions"] as? [[String: Any]])?.first)
+    let followed = try XCTUnwrap(
+      APIResource.followed(nodeName: "node", serviceProxyName: nil).first {
+        $0.kind == ResourceKind.localRedirectPolicy.rawValue
+      })
+    XCTAssertEqual(spec["group"] as? String, followed.group)
+    XCTAssertEqual(names["plural"] as? String, followed.plural)
+    XCTAssertEqual(names["kind"] as? String, followed.kind)
+    XCTAssertEqual(version["name"] as? String, followed.version)
+    XCTAssertEqual(spec["scope"] as? String, "Namespaced")
+    XCTAssertEqual(
+      Self.metadata(objects[0])["name"] as? String, "\(followed.plural).\(followed.group)")
   }
 
   func testAgentDaemonSetRunsOnEveryNodeWithTheHostMountsItNeeds() throws {
@@ -90,7 +107,9 @@ final class KubernetesManifestTests: XCTestCase {
     let args = agent["args"] as? [String] ?? []
     for flag in [
       "--socket=/run/junction/junction.sock", "--state-dir=/var/lib/junction",
-      "--bpf-fs=/sys/fs/bpf/junction",
+      "--bpf-fs=/sys/fs/bpf/junction", "--node-name=$(NODE_NAME)",
+      // The API server's real address, not the `kubernetes` ClusterIP the agent translates.
+      "--k8s-api-server=$(JUNCTION_K8S_API_SERVER)",
     ] {
       XCTAssertTrue(args.contains(flag), "agent args \(args) lack \(flag)")
     }

@@ -18,6 +18,20 @@ final class PodTraffic {
     servers = []
   }
 
+  /// A client pod, and one pod per name with a backend answering that name: the client and
+  /// the backends' addresses, in order.
+  func clientAndBackends(_ names: [String]) throws -> (client: String, addresses: [String]) {
+    let client = try node.makePodNamespace()
+    try node.addPod(client)
+    var addresses: [String] = []
+    for name in names {
+      let pod = try node.makePodNamespace()
+      addresses.append(try node.addPod(pod))
+      try startBackend(name, in: pod)
+    }
+    return (client, addresses)
+  }
+
   /// Starts a backend answering `name` in `pod` and waits until it listens.
   func startBackend(
     _ name: String, in pod: String, file: StaticString = #filePath, line: UInt = #line

@@ -41,7 +41,8 @@ final class TestNode {
     nodeIP: String = "192.168.240.1", podSubnet: String = "10.240.1.0/24",
     ipam extra: [String: Any] = [:], mtu: Int = 1500, startAgent: Bool = true,
     agentArguments: [String] = [],
-    chainedAfter previousPlugin: ((_ ipam: [String: Any]) -> [String: Any])? = nil
+    chainedAfter previousPlugin: ((_ ipam: [String: Any]) -> [String: Any])? = nil,
+    beforeAgent: ((_ namespace: String) throws -> [String])? = nil
   ) throws {
     try TestNode.requirePrerequisites()
     self.previousPlugin = previousPlugin
@@ -50,15 +51,20 @@ final class TestNode {
     self.podSubnet = podSubnet
     directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(name)
     do {
-      try setUp(ipam: extra, mtu: mtu, startAgent: startAgent, agentArguments: agentArguments)
+      try setUp(
+        ipam: extra, mtu: mtu, startAgent: startAgent, agentArguments: agentArguments,
+        beforeAgent: beforeAgent)
     } catch {
       tearDown()  // a half-made node must not outlive the failed test
       throw error
     }
   }
 
+  /// `beforeAgent` runs once the node's namespace exists, before its agent starts (e.g. to
+  /// start an API server there), and gives more agent arguments.
   private func setUp(
-    ipam extra: [String: Any], mtu: Int, startAgent: Bool, agentArguments: [String]
+    ipam extra: [String: Any], mtu: Int, startAgent: Bool, agentArguments: [String],
+    beforeAgent: ((_ namespace: String) throws -> [String])?
   ) throws {
     try FileManager.default.createDirectory(at: binDir, withIntermediateDirectories: true)
     try FileManager.default.createDirectory(at: confDir, withIntermediateDirectories: true)
@@ -69,6 +75,7 @@ final class TestNode {
     try Shell.must(["ip", "netns", "add", name])
     try Shell.must(["ip", "-n", name, "link", "set", "lo", "up"])
     try Shell.must(["ip", "-n", name, "addr", "add", "\(nodeIP)/32", "dev", "lo"])
+    let agentArguments = agentArguments + (try beforeAgent?(name) ?? [])
     if startAgent {
       let agent = try TestAgent(namespace: name, arguments: agentArguments)
       self.agent = agent

@@ -1,0 +1,44 @@
+import CNIKit
+
+/// One page of a LIST: its items (without `kind`/`apiVersion`), the list's version, and the
+/// token for the next page (nil on the last).
+public struct ListPage: Equatable, Sendable {
+  public var items: [JSONValue]
+  public var resourceVersion: String
+  public var continueToken: String?
+
+  public init(items: [JSONValue], resourceVersion: String, continueToken: String?) {
+    self.items = items
+    self.resourceVersion = resourceVersion
+    self.continueToken = continueToken
+  }
+
+  /// A `*List` body → its page.
+  public static func decode(_ body: [UInt8]) throws(APIError) -> ListPage {
+    let value: JSONValue
+    do {
+      value = try JSONValue.parse(body)
+    } catch {
+      throw .malformed(detail: "LIST body is not JSON")
+    }
+    guard let items = value["items"]?.arrayValue ?? (value["items"] == .null ? [] : nil) else {
+      throw .malformed(detail: "LIST body without items")
+    }
+    let continueToken = value["metadata"]?["continue"]?.stringValue
+    return ListPage(
+      items: items, resourceVersion: value["metadata"]?["resourceVersion"]?.stringValue ?? "",
+      continueToken: (continueToken?.isEmpty ?? true) ? nil : continueToken)
+  }
+}
+
+/// The requests an informer makes; `HTTPTransport` sends them, tests give canned answers.
+public protocol APITransport: Sendable {
+  func list(
+    _ resource: APIResource, limit: Int, continueToken: String?, resourceVersion: String?
+  ) async throws(APIError) -> ListPage
+
+  /// The events of one WATCH until the server ends it. The stream finishes cleanly on the
+  /// server's EOF and throws an `APIError` when the connection breaks.
+  func watch(_ resource: APIResource, resourceVersion: String, timeoutSeconds: Int)
+    async throws(APIError) -> AsyncThrowingStream<WatchEvent, any Error>
+}

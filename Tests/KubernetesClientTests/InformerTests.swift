@@ -1,0 +1,139 @@
+import CNIKit
+import Logging
+import Synchronization
+import XCTest
+
+@testable import KubernetesClient
+
+/// Canned answers, one per request in order; every request is recorded.
+final class ScriptedTransport: APITransport {
+  enum Answer {
+    case page(ListPage)
+    case events([WatchEvent])
+    case failure(APIError)
+    /// A watch that stays open until the informer is cancelled.
+    case hang
+  }
+  let script: Mutex<[Answer]>
+  let requests = Mutex<[String]>([])
+
+  init(_ answers: [Answer]) { script = Mutex(answers) }
+
+  private func next(_ request: String) -> Answer {
+    requests.withLock { $0.append(request) }
+    return script.withLock { $0.isEmpty ? .hang : $0.removeFirst() }
+  }
+
+  func list(_ resource: APIResource, limit: Int, continueToken: String?, resourceVersion: String?)
+    async throws(APIError) -> ListPage
+  {
+    switch next("list rv=\(resourceVersion ?? "-") continue=\(continueToken ?? "-")") {
+    case .page(let page): return page
+    case .failure(let error): throw error
+    default: throw .malformed(detail: "script: a list was not expected")
+    }
+  }
+
+  func watch(_ resource: APIResource, resourceVersion: String, timeoutSeconds: Int)
+    async throws(APIError) -> AsyncThrowingStream<WatchEvent, any Error>
+  {
+    switch next("watch rv=\(resourceVersion)") {
+    case .events(let events):
+      return AsyncThrowingStream { continuation in
+        for event in events { continuation.yield(event) }
+        continuation.finish()
+      }
+    case .hang:
+      return AsyncThrowingStream { _ in }
+    case .failure(let error): throw error
+    case .page: throw .malformed(detail: "script: a watch was not expected")
+    }
+  }
+}
+
+final class InformerTests: XCTestCase {
+  let services = APIResource.followed(nodeName: "n", serviceProxyName: nil)[0]
+
+  func service(_ name: String, _ version: String) -> JSONValue {
+    [
+      "metadata": [
+        "name": .string(name), "namespace": "default", "resourceVersion": .string(version),
+      ]
+    ]
+  }
+
+  func testPagesWatchResumeGoneRelistAndOnlyRealChanges() async throws {
+    let transport = ScriptedTransport([
+      .page(ListPage(items: [service("a", "1")], resourceVersion: "10", continueToken: "p2")),
+      .page(ListPage(items: [service("b", "2")], resourceVersion: "10", continueToken: nil)),
+      .events([
+        WatchEvent(type: .added, object: service("c", "11")),
+        WatchEvent(type: .bookmark, object: ["metadata": ["resourceVersion": "15"]]),
+      ]),
+      .events([
+        WatchEvent(
+          type: .error,
+          object: ["kind": "Status", "code": 410, "reason": "Expired", "message": "too old"])
+      ]),
+      // The relist: b was deleted while the watch was gone; a and c unchanged.
+      .page(
+        ListPage(
+          items: [service("a", "1"), service("c", "11")], resourceVersion: "30", continueToken: nil)
+      ),
+    ])
+    let deliveries = Mutex<[InformerDelivery]>([])
+    let informer = Informer(
+      resource: services, transport: transport, logger: Logger(label: "test"), pageSize: 1,
+      watchTimeout: { 300 }, deliver: { delivery in deliveries.withLock { $0.append(delivery) } })
+    let task = Task { await informer.run(backoff: Backoff(initial: 0.001, cap: 0.01)) }
+    for _ in 0..<200 where transport.requests.withLock({ $0.count }) < 6 {
+      try await Task.sleep(for: .milliseconds(10))
+    }
+    task.cancel()
+    await task.value
+
+    XCTAssertEqual(
+      transport.requests.withLock { $0 },
+      [
+        "list rv=0 continue=-", "list rv=0 continue=p2", "watch rv=10", "watch rv=15",
+        "list rv=- continue=-", "watch rv=30",
+      ])
+    let seen = deliveries.withLock { $0 }
+    XCTAssertEqual(seen.map(\.isList), [true, false, true])
+    XCTAssertEqual(seen[0].changes.map(\.key.name), ["a", "b"])
+    XCTAssertEqual(seen[1].changes.map(\.key.name), ["c"])
+    // Only b's delete: a and c came back unchanged.
+    XCTAssertEqual(seen[2].changes.count, 1)
+    guard case .delete(let key, _) = seen[2].changes.first else { return XCTFail() }
+    XCTAssertEqual(key.name, "b")
+    let status = informer.status
+    XCTAssertTrue(status.synced)
+    XCTAssertEqual(status.objects, 2)
+    XCTAssertEqual(status.relists, 1)
+    XCTAssertNil(status.lastError)
+  }
+
+  func testFailuresAreCountedAndAMissingCRDIsSyncedEmpty() async throws {
+    let policies = APIResource.followed(nodeName: "n", serviceProxyName: nil)[5]
+    let transport = ScriptedTransport([
+      .failure(.forbidden(verb: "list", resource: policies.rbacName, detail: "")),
+      .failure(.notInstalled(resource: policies.rbacName)),
+    ])
+    let informer = Informer(resource: policies, transport: transport, logger: Logger(label: "t")) {
+      _ in
+    }
+    let task = Task { await informer.run(backoff: Backoff(initial: 0.001, cap: 5)) }
+    for _ in 0..<200 where !informer.status.notInstalled {
+      try await Task.sleep(for: .milliseconds(10))
+    }
+    task.cancel()
+    await task.value
+    let status = informer.status
+    XCTAssertTrue(status.synced)
+    XCTAssertTrue(status.notInstalled)
+    XCTAssertEqual(status.errors, 1)
+    XCTAssertEqual(
+      status.lastError,
+      "ciliumlocalredirectpolicies.cilium.io is not installed (404); checked again later")
+  }
+}

@@ -1,0 +1,100 @@
+import CNIKit
+import XCTest
+
+@testable import KubernetesClient
+
+final class ProtocolTests: XCTestCase {
+  func testQueriesCarryTheSelectorsEncoded() {
+    let followed = APIResource.followed(nodeName: "node-1", serviceProxyName: nil)
+    let services = followed[0]
+    XCTAssertEqual(
+      services.listQuery(limit: 500, continueToken: nil, resourceVersion: "0"),
+      "/api/v1/services?limit=500&resourceVersion=0&labelSelector=%21service.kubernetes.io%2Fheadless%2C%21service.kubernetes.io%2Fservice-proxy-name"
+    )
+    XCTAssertEqual(
+      services.watchQuery(resourceVersion: "42", timeoutSeconds: 300),
+      "/api/v1/services?watch=true&resourceVersion=42&allowWatchBookmarks=true&timeoutSeconds=300&labelSelector=%21service.kubernetes.io%2Fheadless%2C%21service.kubernetes.io%2Fservice-proxy-name"
+    )
+    XCTAssertEqual(
+      followed[2].listQuery(limit: 10, continueToken: "abc=", resourceVersion: "0"),
+      "/api/v1/nodes?limit=10&continue=abc%3D&fieldSelector=metadata.name%3Dnode-1")
+    XCTAssertEqual(followed[1].path, "/apis/discovery.k8s.io/v1/endpointslices")
+    XCTAssertEqual(followed[3].fieldSelector, "spec.nodeName=node-1")
+    XCTAssertEqual(
+      followed.map(\.rbacName),
+      [
+        "services", "endpointslices.discovery.k8s.io", "nodes", "pods",
+        "localredirectpolicies.junction.io", "ciliumlocalredirectpolicies.cilium.io",
+      ])
+    XCTAssertEqual(
+      APIResource.serviceSelector(serviceProxyName: "junction"),
+      "!service.kubernetes.io/headless,service.kubernetes.io/service-proxy-name=junction")
+  }
+
+  func testSplitterFindsObjectsAcrossChunkBoundaries() {
+    var splitter = JSONStreamSplitter()
+    let stream =
+      #"{"type":"ADDED","object":{"metadata":{"name":"a}{\"b"}}}"# + "\n"
+      + #"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"7"}}}"# + "\n"
+    var objects: [[UInt8]] = []
+    let bytes = Array(stream.utf8)
+    // Every split point: the same two objects come out.
+    for cut in 0...bytes.count {
+      splitter = JSONStreamSplitter()
+      objects = splitter.feed(bytes[..<cut]) + splitter.feed(bytes[cut...])
+      XCTAssertEqual(objects.count, 2, "cut at \(cut)")
+      XCTAssertEqual(splitter.pendingCount, 0)
+    }
+    let first = try? WatchEvent.decode(objects[0])
+    XCTAssertEqual(first?.type, .added)
+    XCTAssertEqual(first?.object["metadata"]?["name"]?.stringValue, #"a}{"b"#)
+    XCTAssertEqual(try? WatchEvent.decode(objects[1]).object.resourceVersion, "7")
+  }
+
+  func testStatusesBecomeOneLineMessages() {
+    let slices = APIResource.followed(nodeName: "n", serviceProxyName: nil)[1]
+    let forbidden = APIError.from(
+      statusCode: 403,
+      body: Array(#"{"kind":"Status","message":"endpointslices is forbidden","code":403}"#.utf8),
+      verb: "watch", resource: slices)
+    XCTAssertEqual(
+      forbidden.description,
+      "403 Forbidden: RBAC does not allow watch on endpointslices.discovery.k8s.io (add it to the agent's ClusterRole)"
+    )
+    XCTAssertEqual(
+      APIError.from(statusCode: 401, body: [], verb: "list", resource: slices),
+      .unauthorized(detail: ""))
+    XCTAssertEqual(
+      APIError.from(statusCode: 404, body: [], verb: "list", resource: slices),
+      .notInstalled(resource: "endpointslices.discovery.k8s.io"))
+    let gone = APIError.fromStatus(
+      [
+        "kind": "Status", "status": "Failure", "message": "too old resource version: 1 (3171407)",
+        "reason": "Expired", "code": 410,
+      ], resource: slices)
+    XCTAssertEqual(gone, .expired(detail: "too old resource version: 1 (3171407)"))
+    XCTAssertTrue(gone.needsRelist)
+    XCTAssertFalse(APIError.unreachable(server: "s", detail: "d").needsRelist)
+  }
+
+  func testListPageDecodesARealServersShape() throws {
+    let body = #"""
+      {"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":"12","continue":"tok"},
+       "items":[{"metadata":{"name":"a","namespace":"default","resourceVersion":"5"},"spec":{}}]}
+      """#
+    let page = try ListPage.decode(Array(body.utf8))
+    XCTAssertEqual(page.resourceVersion, "12")
+    XCTAssertEqual(page.continueToken, "tok")
+    XCTAssertEqual(page.items.count, 1)
+    XCTAssertNil(page.items[0]["kind"])
+    let store = InformerStore(
+      resource: APIResource.followed(nodeName: "n", serviceProxyName: nil)[0])
+    let whole = store.completed(page.items[0])
+    XCTAssertEqual(whole["kind"]?.stringValue, "Service")
+    XCTAssertEqual(whole["apiVersion"]?.stringValue, "v1")
+    let last = try ListPage.decode(
+      Array(#"{"metadata":{"resourceVersion":"3","continue":""},"items":null}"#.utf8))
+    XCTAssertNil(last.continueToken)
+    XCTAssertEqual(last.items, [])
+  }
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The agent following the Kubernetes API (the stand-in, tools/standin-apiserver), in a network
+# namespace of its own: the initial sync of N Services x E endpoints (time from the agent's
+# start until healthz says synced, the whole set programmed; the agent's RSS then), then the
+# network programming latency of a stream of EndpointSlice changes (RATE/s for SECONDS; the
+# agent's p50/p99 from the trigger-time annotation to the map write, over its latest 1,000).
+#
+#   sudo bench/k8s-sync.sh [N] [E] [RATE] [SECONDS]      default 1000 10 50 60
+#
+# Uses .build/debug/junction-agent (set JUNCTION_AGENT_BIN for another build).
+set -euo pipefail
+N=${1:-1000} E=${2:-10} RATE=${3:-50} SECONDS_=${4:-60}
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+agent_bin=${JUNCTION_AGENT_BIN:-$repo/.build/debug/junction-agent}
+D=$(mktemp -d /tmp/junction-k8s-sync.XXXX)
+NS=jk8ssync$$
+API="" AGENT=""
+cleanup() {
+  [[ -n "$AGENT" ]] && kill "$AGENT" 2>/dev/null && wait "$AGENT" 2>/dev/null
+  [[ -n "$API" ]] && kill -9 "$API" 2>/dev/null
+  umount "$D/bpf" 2>/dev/null || true
+  ip netns del "$NS" 2>/dev/null || true
+  rm -rf "$D"
+}
+trap cleanup EXIT
+healthz() { curl -s --unix-socket "$D/agent.sock" http://agent/v1/healthz; }
+
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+python3 "$repo/bench/k8s_sync.py" populate "$N" "$E" "$D/state.json"
+ip netns exec "$NS" python3 "$repo/tools/standin-apiserver/standin_apiserver.py" --dir "$D" \
+  --state "$D/state.json" --window 100000 > "$D/api.out" 2>&1 &
+API=$!
+for _ in $(seq 1 100); do grep -q listening "$D/api.out" && break; sleep 0.1; done
+mkdir -p "$D/bpf"
+mount -t bpf bpf "$D/bpf"
+entries=$((N * (E + 2) + 1024))
+start=$(date +%s.%N)
+ip netns exec "$NS" "$agent_bin" --node-name bench --socket "$D/agent.sock" --state-dir "$D/state" \
+  --bpf-fs "$D/bpf" --bpf-objects "$repo/.build/bpf" --kubeconfig "$D/kubeconfig" \
+  --log-level warning --lb-services-max "$entries" --lb-backends-max "$entries" \
+  > "$D/agent.log" 2>&1 &
+AGENT=$!
+until [[ "$(healthz 2>/dev/null | jq -r '.cluster.synced // false' 2>/dev/null)" == true ]]; do
+  kill -0 "$AGENT" 2>/dev/null || { cat "$D/agent.log"; exit 1; }
+  sleep 0.05
+done
+end=$(date +%s.%N)
+rss=$(awk '/VmRSS/{print $2}' "/proc/$AGENT/status")
+frontends=$(curl -s --unix-socket "$D/agent.sock" http://agent/v1/services | jq length)
+printf 'initial sync: %d Services x %d endpoints synced and programmed in %.2f s (%d frontends), agent RSS %d MiB\n' \
+  "$N" "$E" "$(echo "$end - $start" | bc)" "$frontends" $((rss / 1024))
+ip netns exec "$NS" python3 "$repo/bench/k8s_sync.py" churn "$D" "$N" "$E" "$RATE" "$SECONDS_"
+sleep 1
+healthz | jq -r '.cluster.programmingLatency | "programming latency: p50 \(.p50Milliseconds) ms, p99 \(.p99Milliseconds) ms over the latest of \(.count) changes"'
+rss=$(awk '/VmRSS/{print $2}' "/proc/$AGENT/status")
+echo "agent RSS after the changes: $((rss / 1024)) MiB"
