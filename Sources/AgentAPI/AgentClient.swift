@@ -143,6 +143,11 @@ public struct AgentClient: Sendable {
     try decode(try expectSuccess(request("GET", "/v1/bpf/lb")))
   }
 
+  /// GET /v1/bpf/drops: the drop counters by reason and direction.
+  public func dropCounters() throws(Failure) -> DropCounterDump {
+    try decode(try expectSuccess(request("GET", "/v1/bpf/drops")))
+  }
+
   /// Connects and hangs up: whether something accepts connections at the socket, at the
   /// cost of one connect (no request, no HTTP).
   public func probe() throws(Failure) {

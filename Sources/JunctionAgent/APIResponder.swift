@@ -80,6 +80,12 @@ struct APIResponder: HTTPResponder {
       } catch {
         return self.error(.internalServerError, "cannot read the service maps: \(error)")
       }
+    case .dropCounters:
+      do {
+        return try json(.ok, DatapathNames.dropDump(try datapath.dropCounters()))
+      } catch {
+        return self.error(.internalServerError, "cannot read the drop counters: \(error)")
+      }
     case .badEndpointID(let message):
       return error(.badRequest, message)
     case .methodNotAllowed(let allowed):

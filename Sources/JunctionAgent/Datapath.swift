@@ -27,6 +27,8 @@ protocol Datapath: Sendable {
   func programServices(_ diff: DesiredStateDiff) throws
   /// The service maps as the kernel holds them now (GET /v1/bpf/lb).
   func dumpLoadBalancer() throws -> LBMapDump
+  /// The drop counters (jnc_drops) summed over the CPUs, unnamed (GET /v1/bpf/drops).
+  func dropCounters() throws -> [DatapathNames.RawDrop]
   /// Writes the NodePort and SNAT port ranges into jnc_node_cfg (its other fields kept).
   func configureNorthSouth(_ settings: NorthSouthSettings) throws
 }
@@ -46,5 +48,6 @@ struct UnloadedDatapath: Datapath {
   func counterKeys() throws -> [Int] { [] }
   func programServices(_ diff: DesiredStateDiff) throws {}
   func dumpLoadBalancer() throws -> LBMapDump { .empty }
+  func dropCounters() throws -> [DatapathNames.RawDrop] { [] }
   func configureNorthSouth(_ settings: NorthSouthSettings) throws {}
 }

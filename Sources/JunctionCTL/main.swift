@@ -22,6 +22,7 @@ struct JunctionCTL: ParsableCommand {
         junctionctl apply -f droids.yaml
         junctionctl service list
         junctionctl bpf lb list
+        junctionctl bpf drops
       """,
     subcommands: [
       Status.self, EndpointCommand.self, ServiceCommand.self, RedirectPolicyCommand.self,
