@@ -67,10 +67,14 @@ let package = Package(
       name: "ServiceDatapath",
       dependencies: ["BPFKit", "DatapathABI", "ServiceCore", "CNIKit"]
     ),
+    // Flows (issue 13): datapath events decoded, named (pods, Services), filtered, kept in
+    // a bounded buffer with followers (pure; the agent's consumer feeds it).
+    .target(name: "FlowPipeline", dependencies: ["AgentAPI", "AgentCore", "DatapathABI"]),
     .executableTarget(
       name: "JunctionAgent",
       dependencies: [
         "AgentAPI", "AgentCore", "BPFKit", "NetKit", "CNIKit", "ServiceCore", "ServiceDatapath",
+        "FlowPipeline",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
@@ -103,6 +107,7 @@ let package = Package(
     .testTarget(name: "BPFKitTests", dependencies: ["BPFKit", "DatapathABI", "NetKit"]),
     .testTarget(name: "AgentAPITests", dependencies: ["AgentAPI", "AgentCore"]),
     .testTarget(name: "ServiceCoreTests", dependencies: ["ServiceCore"]),
+    .testTarget(name: "FlowPipelineTests", dependencies: ["FlowPipeline", "AgentAPI", "DatapathABI"]),
     .testTarget(
       name: "CNIConfigEditingTests", dependencies: ["CNIConfigEditing"], exclude: ["Fixtures"]),
     // install/kubernetes/ manifests: parsed and checked against what the agent decodes.
