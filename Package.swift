@@ -83,7 +83,7 @@ let package = Package(
     .executableTarget(
       name: "JunctionCTL",
       dependencies: [
-        "AgentAPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "AgentAPI", "FlowPipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
     // chain/unchain of an existing CNI config as text edits (pure) and their atomic writes.

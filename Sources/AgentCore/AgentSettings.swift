@@ -5,7 +5,8 @@ import FoundationEssentials
 /// long flag names ("node-name", "socket", "state-dir", "bpf-fs", "bpf-objects", "devices",
 /// "log-level", "lb-mode", "node-port-range", "snat-port-range", "cgroup-root", "socket-lb" (a
 /// JSON boolean), and the map sizes "lb-services-max", "lb-backends-max", "conntrack-max",
-/// "affinity-max" as JSON numbers). Flags given on the command line win over the file.
+/// "affinity-max" as JSON numbers), "monitor-level" and "flow-buffer-size" (a JSON number).
+/// Flags given on the command line win over the file.
 public struct AgentConfigFile: Equatable, Sendable {
   public var nodeName: String?
   public var socket: String?
@@ -23,14 +24,19 @@ public struct AgentConfigFile: Equatable, Sendable {
   public var snatPortRange: String?
   public var socketLB: Bool?
   public var cgroupRoot: String?
+  public var monitorLevel: String?
+  public var flowBufferSize: Int?
 
   public init(
     nodeName: String? = nil, socket: String? = nil, stateDir: String? = nil, bpfFS: String? = nil,
     bpfObjects: String? = nil, devices: [String]? = nil, logLevel: String? = nil,
     lbServicesMax: Int? = nil, lbBackendsMax: Int? = nil, conntrackMax: Int? = nil,
     affinityMax: Int? = nil, lbMode: String? = nil, nodePortRange: String? = nil,
-    snatPortRange: String? = nil, socketLB: Bool? = nil, cgroupRoot: String? = nil
+    snatPortRange: String? = nil, socketLB: Bool? = nil, cgroupRoot: String? = nil,
+    monitorLevel: String? = nil, flowBufferSize: Int? = nil
   ) {
+    self.monitorLevel = monitorLevel
+    self.flowBufferSize = flowBufferSize
     self.lbMode = lbMode
     self.nodePortRange = nodePortRange
     self.snatPortRange = snatPortRange
@@ -52,7 +58,8 @@ public struct AgentConfigFile: Equatable, Sendable {
   public static let keys: [String] = [
     "node-name", "socket", "state-dir", "bpf-fs", "bpf-objects", "devices", "log-level",
     "lb-services-max", "lb-backends-max", "conntrack-max", "affinity-max", "lb-mode",
-    "node-port-range", "snat-port-range", "socket-lb", "cgroup-root",
+    "node-port-range", "snat-port-range", "socket-lb", "cgroup-root", "monitor-level",
+    "flow-buffer-size",
   ]
 
   public struct Failure: Error, Equatable, Sendable, CustomStringConvertible {
@@ -94,7 +101,9 @@ public struct AgentConfigFile: Equatable, Sendable {
             "'devices' must be an array of interface names or a comma-separated string"
           } else if key == "socket-lb" {
             "'socket-lb' must be true or false"
-          } else if MapSizes.flags.contains(where: { $0.flag == "--" + key }) {
+          } else if MapSizes.flags.contains(where: { $0.flag == "--" + key })
+            || key == "flow-buffer-size"
+          {
             "'\(key)' must be a whole number"
           } else {
             "'\(key)' must be a string"
@@ -154,7 +163,8 @@ public struct AgentConfigFile: Equatable, Sendable {
         snatPortRange: try string("snat-port-range"),
         socketLB: try container.decodeIfPresent(
           Bool.self, forKey: AnyKey(stringValue: "socket-lb")),
-        cgroupRoot: try string("cgroup-root"))
+        cgroupRoot: try string("cgroup-root"), monitorLevel: try string("monitor-level"),
+        flowBufferSize: try number("flow-buffer-size"))
     }
   }
 }
@@ -172,6 +182,7 @@ public struct AgentSettings: Equatable, Sendable {
   public var northSouth: NorthSouthSettings
   /// Why a north-south value could not be read ("--lb-mode \"x\" is not ..."), else nil.
   public var northSouthProblem: String?
+  public var flows: FlowSettings
 
   public static let defaultSocket = "/run/junction/junction.sock"
   public static let defaultStateDir = "/var/lib/junction"
@@ -187,8 +198,10 @@ public struct AgentSettings: Equatable, Sendable {
   public init(
     nodeName: String, socket: String, stateDir: String, bpfFS: String, bpfObjects: String,
     devices: [String], logLevel: String, mapSizes: MapSizes = MapSizes(),
-    northSouth: NorthSouthSettings = NorthSouthSettings(), northSouthProblem: String? = nil
+    northSouth: NorthSouthSettings = NorthSouthSettings(), northSouthProblem: String? = nil,
+    flows: FlowSettings = FlowSettings()
   ) {
+    self.flows = flows
     self.mapSizes = mapSizes
     self.northSouth = northSouth
     self.northSouthProblem = northSouthProblem
@@ -249,7 +262,10 @@ public struct AgentSettings: Equatable, Sendable {
         lbBackends: flags.lbBackendsMax ?? file.lbBackendsMax ?? MapSizes.defaultLBBackends,
         conntrack: flags.conntrackMax ?? file.conntrackMax ?? MapSizes.defaultConntrack,
         affinity: flags.affinityMax ?? file.affinityMax ?? MapSizes.defaultAffinity),
-      northSouth: northSouth, northSouthProblem: northSouthProblem)
+      northSouth: northSouth, northSouthProblem: northSouthProblem,
+      flows: FlowSettings(
+        levelText: flags.monitorLevel ?? file.monitorLevel ?? FlowSettings.defaultLevel.rawValue,
+        bufferSize: flags.flowBufferSize ?? file.flowBufferSize ?? FlowSettings.defaultBufferSize))
   }
 
   /// The first problem with these settings, or nil.
@@ -274,6 +290,7 @@ public struct AgentSettings: Equatable, Sendable {
       return "log level \"\(logLevel)\" is not one of \(Self.logLevels.joined(separator: ", "))"
     }
     if let problem = northSouthProblem ?? northSouth.problem { return problem }
+    if let problem = flows.problem { return problem }
     return mapSizes.problem
   }
 }
@@ -326,6 +343,63 @@ public struct MapSizes: Equatable, Sendable {
   public var problem: String? {
     for (flag, _, size) in byMap where size < 1 || size > Self.maximum {
       return "\(flag) \(size) is out of range: it must be 1 to \(Self.maximum)"
+    }
+    return nil
+  }
+}
+
+/// What the datapath reports as flows (--monitor-level) and how many the agent keeps
+/// (--flow-buffer-size).
+public struct FlowSettings: Equatable, Sendable {
+  /// junction_monitor_level (bpf/junction_abi.h) by name.
+  public enum Level: String, CaseIterable, Sendable {
+    /// Nothing written; GET /v1/flows stays empty.
+    case off
+    /// A connection's first packet (with its translation), TCP FIN and RST, every drop,
+    /// socket LB connects. Established packets write nothing.
+    case flows
+    /// Every packet the endpoint programs pass, every drop and socket translation: for
+    /// debugging, costly at high packet rates.
+    case all
+
+    /// The value for jnc_mon_cfg.
+    public var code: UInt32 {
+      switch self {
+      case .off: JUNCTION_MONITOR_OFF.rawValue
+      case .flows: JUNCTION_MONITOR_FLOWS.rawValue
+      case .all: JUNCTION_MONITOR_ALL.rawValue
+      }
+    }
+  }
+
+  public var level: Level
+  public var bufferSize: Int
+  /// The level text when it names no level (reported by `problem`).
+  public var badLevel: String?
+
+  public static let defaultLevel = Level.flows
+  /// Hubble's default ring capacity.
+  public static let defaultBufferSize = 4095
+  public static let maximumBufferSize = 1 << 20
+
+  public init(level: Level = defaultLevel, bufferSize: Int = defaultBufferSize) {
+    self.level = level
+    self.bufferSize = bufferSize
+  }
+
+  public init(levelText: String, bufferSize: Int) {
+    self.init(level: Level(rawValue: levelText) ?? Self.defaultLevel, bufferSize: bufferSize)
+    if Level(rawValue: levelText) == nil { badLevel = levelText }
+  }
+
+  public var problem: String? {
+    if let badLevel {
+      return "--monitor-level \"\(badLevel)\" is not one of "
+        + Level.allCases.map(\.rawValue).joined(separator: ", ")
+    }
+    if bufferSize < 1 || bufferSize > Self.maximumBufferSize {
+      return
+        "--flow-buffer-size \(bufferSize) is out of range: it must be 1 to \(Self.maximumBufferSize)"
     }
     return nil
   }

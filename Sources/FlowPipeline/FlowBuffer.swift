@@ -73,6 +73,15 @@ public final class FlowBuffer: Sendable {
 
   public var followerCount: Int { state.withLock { $0.followers.count } }
 
+  /// Ends every follower's stream (the agent shutting down).
+  public func stopAllFollowers() {
+    let followers = state.withLock { state in
+      defer { state.followers = [:] }
+      return Array(state.followers.values)
+    }
+    for follower in followers { follower.continuation.finish() }
+  }
+
   public func stop(follower id: Int) {
     let follower = state.withLock { $0.followers.removeValue(forKey: id) }
     follower?.continuation.finish()

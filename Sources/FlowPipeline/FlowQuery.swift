@@ -1,3 +1,4 @@
+import AgentAPI
 import AgentCore
 
 /// GET /v1/flows?QUERY: the filter, how many of the buffered flows to send (`last`), from
@@ -64,6 +65,18 @@ public struct FlowQuery: Equatable, Sendable {
     }
     if let problem = result.filter.problem() { throw Problem(description: problem) }
     return result
+  }
+
+  /// The flows of `records` (oldest first) this query asks for: at or after `since`, named
+  /// with `directory`, matching the filter, and (with `limited`) the last `last` of them.
+  public func select(
+    _ records: [FlowRecord], directory: FlowDirectory, nodeName: String, limited: Bool = true
+  ) -> [Flow] {
+    let flows = records.lazy.filter { record in since.map { record.time >= $0 } ?? true }
+      .map { $0.flow(directory: directory, nodeName: nodeName) }
+      .filter { filter.matches($0) }
+    guard limited, let count = last else { return Array(flows) }
+    return Array(flows.suffix(count))
   }
 
   /// The query string that parses back to this query (for the CLI).

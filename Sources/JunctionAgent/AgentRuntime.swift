@@ -1,5 +1,6 @@
 import AgentAPI
 import AgentCore
+import FlowPipeline
 import Hummingbird
 import Logging
 import NetKit
@@ -27,6 +28,9 @@ struct AgentRuntime {
   let stateLock: Int32
   /// `--socket-lb`: the cgroup attachments, held for the process's life.
   let socketLB: SocketLoadBalancer?
+  /// The last --flow-buffer-size flows; fed by `flowConsumer` (nil without a datapath).
+  let flows: FlowBuffer
+  let flowConsumer: FlowConsumer?
 
   static func start(
     settings: AgentSettings, shutdownGrace: Double,
@@ -74,6 +78,17 @@ struct AgentRuntime {
       close(lock)
       throw StartFailure("cannot write the node config (jnc_node_cfg): \(error)")
     }
+    // 3b. Flow events: the level the datapath writes at, and the ring's reader.
+    let flows = FlowBuffer(capacity: settings.flows.bufferSize)
+    let flowConsumer: FlowConsumer?
+    do {
+      try datapath.setMonitorLevel(settings.flows.level)
+      flowConsumer = try datapath.makeFlowConsumer(
+        buffer: flows, logger: Logger(label: "flows"))
+    } catch {
+      close(lock)
+      throw StartFailure("cannot set up the flow events (jnc_mon_cfg, jnc_events): \(error)")
+    }
 
     // 4. The stored endpoints.
     let loaded: (endpoints: [Endpoint], problems: [String])
@@ -115,6 +130,8 @@ struct AgentRuntime {
         "lb_backends_max": "\(settings.mapSizes.lbBackends)",
         "conntrack_max": "\(settings.mapSizes.conntrack)",
         "affinity_max": "\(settings.mapSizes.affinity)",
+        "monitor_level": "\(settings.flows.level.rawValue)",
+        "flow_buffer_size": "\(settings.flows.bufferSize)",
       ])
     if staleSocket {
       logger.info("removed a stale socket", metadata: ["socket": "\(settings.socket)"])
@@ -154,7 +171,7 @@ struct AgentRuntime {
       settings: settings, shutdownGrace: shutdownGrace,
       counterSweepInterval: counterSweepInterval, logger: logger, datapath: datapath,
       registry: registry, services: services, shutdown: shutdown, stateLock: lock,
-      socketLB: socketLB)
+      socketLB: socketLB, flows: flows, flowConsumer: flowConsumer)
   }
 
   private static func lockDirectory(_ directory: String) throws(StartFailure) -> Int32 {
@@ -188,7 +205,7 @@ struct AgentRuntime {
       conntrackMax: settings.mapSizes.conntrack, affinityMax: settings.mapSizes.affinity)
     let responder = APIResponder(
       registry: registry, services: services, config: config, datapath: datapath,
-      shutdown: shutdown,
+      flows: flows, shutdown: shutdown,
       logger: Logger(label: "api"))
     let socket = SocketFile(path: settings.socket)
     let logger = self.logger
@@ -231,7 +248,10 @@ struct AgentRuntime {
             serviceName: "counter-sweep"),
           .init(service: app, serviceName: "api"),
           .init(service: gate, serviceName: "shutdown-gate"),
-        ],
+        ]
+          // Last, so shut down first: it ends the flow followers' streaming answers,
+          // which the HTTP server would otherwise wait for.
+          + (flowConsumer.map { [.init(service: $0, serviceName: "flows")] } ?? []),
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: Logger(label: "lifecycle")))
     do {

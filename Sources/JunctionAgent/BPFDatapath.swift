@@ -2,6 +2,7 @@ import AgentAPI
 import AgentCore
 import BPFKit
 import DatapathABI
+import FlowPipeline
 import Logging
 import NetKit
 import ServiceCore
@@ -203,6 +204,22 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
       return DatapathNames.RawDrop(
         reason: key.reason, direction: key.direction, packets: sum.packets, bytes: sum.bytes)
     }
+  }
+
+  func setMonitorLevel(_ level: FlowSettings.Level) throws {
+    try object.map(named: JUNCTION_MAP_MONITOR_CONFIG).update(
+      UInt32(0), junction_monitor_config(level: level.code, pad: 0))
+  }
+
+  func flowEventsLost() -> UInt64 {
+    let lost = try? object.map(named: JUNCTION_MAP_EVENTS_LOST).lookupSum(
+      UInt32(0), as: junction_events_lost.self)
+    return lost?.events ?? 0
+  }
+
+  func makeFlowConsumer(buffer: FlowBuffer, logger: Logger) throws -> FlowConsumer? {
+    try FlowConsumer(
+      events: try object.map(named: JUNCTION_MAP_EVENTS), buffer: buffer, logger: logger)
   }
 
   func configureNorthSouth(_ settings: NorthSouthSettings) throws {

@@ -23,11 +23,12 @@ struct JunctionCTL: ParsableCommand {
         junctionctl service list
         junctionctl bpf lb list
         junctionctl bpf drops
+        junctionctl observe --to-pod default/web -f
       """,
     subcommands: [
       Status.self, EndpointCommand.self, ServiceCommand.self, RedirectPolicyCommand.self,
       Apply.self, Delete.self,
-      BPFCommand.self,
+      BPFCommand.self, Observe.self,
     ]
   )
 

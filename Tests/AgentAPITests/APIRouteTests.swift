@@ -114,6 +114,14 @@ final class APIRouteTests: XCTestCase {
     }
   }
 
+  func testFlowRoute() {
+    XCTAssertEqual(APIRoute.resolve(method: "GET", path: "/v1/flows"), .flows)
+    XCTAssertEqual(
+      APIRoute.resolve(method: "POST", path: "/v1/flows"), .methodNotAllowed(allowed: ["GET"]))
+    XCTAssertEqual(
+      APIRoute.resolve(method: "GET", path: "/v1/flows/x"), .notFound(path: "/v1/flows/x"))
+  }
+
   func testPercentDecode() {
     XCTAssertEqual(APIRoute.percentDecode("a%3Ab"), "a:b")
     XCTAssertEqual(APIRoute.percentDecode("%c3%a9"), "é")

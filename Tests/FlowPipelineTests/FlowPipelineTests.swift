@@ -197,6 +197,27 @@ final class FlowPipelineTests: XCTestCase {
     }
   }
 
+  func testSelectAppliesSinceTheFilterAndLast() {
+    let records = [syn(), finReply(), noBackendDrop()]
+    var query = FlowQuery()
+    XCTAssertEqual(query.select(records, directory: directory, nodeName: "n").count, 3)
+    query.since = time + 1
+    XCTAssertEqual(
+      query.select(records, directory: directory, nodeName: "n").map(\.time),
+      ["2026-12-06T03:08:02.128456789Z", "2026-12-06T03:08:02.132456789Z"])
+    query.last = 1
+    XCTAssertEqual(
+      query.select(records, directory: directory, nodeName: "n").map(\.type), ["drop"])
+    query.last = 0
+    XCTAssertEqual(query.select(records, directory: directory, nodeName: "n"), [])
+    XCTAssertEqual(
+      query.select(records, directory: directory, nodeName: "n", limited: false).count, 2,
+      "a follower's new flows are not cut to --last")
+    query.filter.verdict = "FORWARDED"
+    XCTAssertEqual(
+      query.select(records, directory: directory, nodeName: "n", limited: false).count, 1)
+  }
+
   func testTheBufferKeepsTheLastFlowsInOrder() {
     let buffer = FlowBuffer(capacity: 3)
     XCTAssertEqual(buffer.snapshot(), [])
