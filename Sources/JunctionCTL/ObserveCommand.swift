@@ -35,7 +35,8 @@ extension JunctionCTL {
         new ones are printed as they come (after the last N when --last is given) until \
         interrupted. A reader too slow for the flows gets "EVENTS LOST" lines, as do flows \
         the datapath could not queue.
-        -o json prints one flow per line as the API returns it (GET /v1/flows, NDJSON).
+        -o json prints the lines as the API returns them (GET /v1/flows, NDJSON: \
+        {"flow": {...}} per flow, {"lostEvents": {...}} for lost ones).
 
         Examples:
           junctionctl observe
