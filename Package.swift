@@ -83,7 +83,8 @@ let package = Package(
     .executableTarget(
       name: "JunctionCTL",
       dependencies: [
-        "AgentAPI", "FlowPipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "AgentAPI", "AgentCore", "FlowPipeline",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
     // chain/unchain of an existing CNI config as text edits (pure) and their atomic writes.
@@ -107,7 +108,9 @@ let package = Package(
     .testTarget(name: "BPFKitTests", dependencies: ["BPFKit", "DatapathABI", "NetKit"]),
     .testTarget(name: "AgentAPITests", dependencies: ["AgentAPI", "AgentCore"]),
     .testTarget(name: "ServiceCoreTests", dependencies: ["ServiceCore"]),
-    .testTarget(name: "FlowPipelineTests", dependencies: ["FlowPipeline", "AgentAPI", "DatapathABI"]),
+    .testTarget(
+      name: "FlowPipelineTests",
+      dependencies: ["FlowPipeline", "AgentAPI", "AgentCore", "DatapathABI"]),
     .testTarget(
       name: "CNIConfigEditingTests", dependencies: ["CNIConfigEditing"], exclude: ["Fixtures"]),
     // install/kubernetes/ manifests: parsed and checked against what the agent decodes.

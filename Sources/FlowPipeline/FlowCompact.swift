@@ -1,4 +1,5 @@
 import AgentAPI
+import AgentCore
 
 /// `junctionctl observe`'s default output, Hubble's compact line:
 ///
@@ -61,14 +62,13 @@ public enum FlowCompact {
   /// "2026-12-06T03:08:02.123456789Z" → "Dec  6 03:08:02.123"; the input when it is not
   /// RFC 3339.
   public static func stampMilli(_ time: String) -> String {
-    guard let nanoseconds = parseRFC3339(time) else { return time }
-    let seconds = nanoseconds / 1_000_000_000
-    let civil = CivilTime(secondsSinceEpoch: seconds)
-    let millis = (nanoseconds - seconds * 1_000_000_000) / 1_000_000
-    func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
-    let day = civil.day < 10 ? " \(civil.day)" : "\(civil.day)"
+    guard let nanoseconds = Timestamp.parse(time) else { return time }
+    let utc = Timestamp.utc(nanoseconds: nanoseconds)
+    func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+    let day = utc.day < 10 ? " \(utc.day)" : "\(utc.day)"
+    let millis = utc.nanoseconds / 1_000_000
     let milli = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
-    return "\(months[Int(civil.month) - 1]) \(day) \(two(civil.hour)):\(two(civil.minute)):"
-      + "\(two(civil.second)).\(milli)"
+    return "\(months[utc.month - 1]) \(day) \(two(utc.hour)):\(two(utc.minute)):"
+      + "\(two(utc.second)).\(milli)"
   }
 }

@@ -42,7 +42,7 @@ extension FlowRecord {
     }
     let pointName = DatapathNames.direction(point)
     return Flow(
-      time: rfc3339(nanoseconds: time), nodeName: nodeName, type: Self.typeName(kind),
+      time: Timestamp.format(nanoseconds: time), nodeName: nodeName, type: Self.typeName(kind),
       tracePoint: pointName, verdict: Self.verdictName(verdict),
       dropReason: kind == .drop ? DatapathNames.dropReason(dropReason) : nil,
       dropReasonCode: kind == .drop ? Int(dropReason) : nil, proto: protoName, source: source,
@@ -91,51 +91,5 @@ extension FlowRecord {
 
   static func tcpFlagNames(_ flags: UInt8) -> [String] {
     tcpFlagBits.filter { flags & $0.0 != 0 }.map(\.1)
-  }
-}
-
-/// "2026-12-06T02:59:24.123456789Z" for nanoseconds since the Unix epoch (UTC).
-public func rfc3339(nanoseconds: Int64) -> String {
-  let seconds =
-    nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
-  let fraction = nanoseconds - seconds * 1_000_000_000
-  let civil = CivilTime(secondsSinceEpoch: seconds)
-  func pad(_ value: Int64, _ width: Int) -> String {
-    let text = String(value)
-    return String(repeating: "0", count: max(0, width - text.count)) + text
-  }
-  return "\(pad(civil.year, 4))-\(pad(civil.month, 2))-\(pad(civil.day, 2))T"
-    + "\(pad(civil.hour, 2)):\(pad(civil.minute, 2)):\(pad(civil.second, 2))."
-    + "\(pad(fraction, 9))Z"
-}
-
-/// A UTC date and time of day (proleptic Gregorian), from Howard Hinnant's civil_from_days.
-public struct CivilTime: Equatable, Sendable {
-  public var year: Int64
-  public var month: Int64
-  public var day: Int64
-  public var hour: Int64
-  public var minute: Int64
-  public var second: Int64
-
-  public init(secondsSinceEpoch: Int64) {
-    var days = secondsSinceEpoch / 86_400
-    var rest = secondsSinceEpoch % 86_400
-    if rest < 0 {
-      rest += 86_400
-      days -= 1
-    }
-    hour = rest / 3600
-    minute = rest % 3600 / 60
-    second = rest % 60
-    let z = days + 719_468
-    let era = (z >= 0 ? z : z - 146_096) / 146_097
-    let dayOfEra = z - era * 146_097
-    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-    let monthIndex = (5 * dayOfYear + 2) / 153
-    day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-    month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-    year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
   }
 }

@@ -50,7 +50,7 @@ public struct FlowQuery: Equatable, Sendable {
       case "from-service": result.filter.fromService = value
       case "last": result.last = try number()
       case "since":
-        guard let time = parseRFC3339(value) else {
+        guard let time = Timestamp.parse(value) else {
           throw Problem(description: "since \"\(value)\" is not an RFC 3339 UTC time")
         }
         result.since = time
@@ -89,7 +89,7 @@ public struct FlowQuery: Equatable, Sendable {
       ("to-port", filter.toPort.map(String.init)), ("protocol", filter.proto),
       ("verdict", filter.verdict), ("type", filter.type), ("to-service", filter.toService),
       ("from-service", filter.fromService), ("last", last.map(String.init)),
-      ("since", since.map { rfc3339(nanoseconds: $0) }),
+      ("since", since.map { Timestamp.format(nanoseconds: $0) }),
     ]
     if follow { items.append(("follow", "true")) }
     return items.compactMap { name, value in value.map { "\(name)=\(percentEncode($0))" } }
@@ -112,46 +112,4 @@ func percentEncode(_ text: String) -> String {
     }
   }
   return result
-}
-
-/// "2026-12-06T02:59:24.123456789Z" (or without the fraction, or with fewer digits) →
-/// nanoseconds since the epoch; nil for anything else (only UTC, "Z").
-public func parseRFC3339(_ text: String) -> Int64? {
-  let bytes = Array(text.utf8)
-  guard bytes.count >= 20, bytes.last == UInt8(ascii: "Z") else { return nil }
-  func number(_ range: Range<Int>) -> Int64? {
-    guard range.upperBound <= bytes.count else { return nil }
-    var value: Int64 = 0
-    for byte in bytes[range] {
-      guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
-      value = value * 10 + Int64(byte - UInt8(ascii: "0"))
-    }
-    return value
-  }
-  guard bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
-    bytes[10] == UInt8(ascii: "T"), bytes[13] == UInt8(ascii: ":"),
-    bytes[16] == UInt8(ascii: ":"),
-    let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-    let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
-    (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
-  else { return nil }
-  var nanoseconds: Int64 = 0
-  if bytes.count > 20 {
-    guard bytes[19] == UInt8(ascii: "."), bytes.count - 21 <= 9, bytes.count > 21,
-      let fraction = number(20..<(bytes.count - 1))
-    else { return nil }
-    var scale: Int64 = 1
-    for _ in 0..<(9 - (bytes.count - 21)) { scale *= 10 }
-    nanoseconds = fraction * scale
-  } else if bytes[19] != UInt8(ascii: "Z") {
-    return nil
-  }
-  // days_from_civil (Howard Hinnant).
-  let y = month <= 2 ? year - 1 : year
-  let era = (y >= 0 ? y : y - 399) / 400
-  let yearOfEra = y - era * 400
-  let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-  let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-  let days = era * 146_097 + dayOfEra - 719_468
-  return ((days * 86_400 + hour * 3600 + minute * 60 + second) * 1_000_000_000) + nanoseconds
 }

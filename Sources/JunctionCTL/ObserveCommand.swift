@@ -1,4 +1,5 @@
 import AgentAPI
+import AgentCore
 import ArgumentParser
 import FlowPipeline
 import FoundationEssentials
@@ -158,7 +159,7 @@ extension JunctionCTL {
 
     /// RFC 3339 UTC, or an age ("90s", "5m", "2h") before `now`.
     static func time(_ text: String, now: Int64) -> Int64? {
-      if let time = parseRFC3339(text) { return time }
+      if let time = Timestamp.parse(text) { return time }
       guard let unit = text.last, let amount = Int64(text.dropLast()), amount >= 0 else {
         return nil
       }

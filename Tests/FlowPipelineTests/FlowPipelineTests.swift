@@ -1,4 +1,5 @@
 import AgentAPI
+import AgentCore
 import DatapathABI
 import FlowPipeline
 import XCTest
@@ -128,13 +129,14 @@ final class FlowPipelineTests: XCTestCase {
   }
 
   func testTimesRoundTrip() {
-    XCTAssertEqual(rfc3339(nanoseconds: 0), "1970-01-01T00:00:00.000000000Z")
-    XCTAssertEqual(rfc3339(nanoseconds: 951_868_799_000_000_001), "2000-02-29T23:59:59.000000001Z")
-    XCTAssertEqual(parseRFC3339("2000-02-29T23:59:59.000000001Z"), 951_868_799_000_000_001)
-    XCTAssertEqual(parseRFC3339("2026-12-06T03:08:02Z"), 1_796_526_482_000_000_000)
-    XCTAssertEqual(parseRFC3339("2026-12-06T03:08:02.5Z"), 1_796_526_482_500_000_000)
-    XCTAssertNil(parseRFC3339("2026-12-06 03:08:02Z"))
-    XCTAssertNil(parseRFC3339("2026-12-06T03:08:02+01:00"))
+    XCTAssertEqual(Timestamp.format(nanoseconds: 0), "1970-01-01T00:00:00.000000000Z")
+    XCTAssertEqual(
+      Timestamp.format(nanoseconds: 951_868_799_000_000_001), "2000-02-29T23:59:59.000000001Z")
+    XCTAssertEqual(Timestamp.parse("2000-02-29T23:59:59.000000001Z"), 951_868_799_000_000_001)
+    XCTAssertEqual(Timestamp.parse("2026-12-06T03:08:02Z"), 1_796_526_482_000_000_000)
+    XCTAssertEqual(Timestamp.parse("2026-12-06T03:08:02.5Z"), 1_796_526_482_500_000_000)
+    XCTAssertNil(Timestamp.parse("2026-12-06 03:08:02Z"))
+    XCTAssertNil(Timestamp.parse("2026-12-06T03:08:02+01:00"))
     XCTAssertEqual(FlowCompact.stampMilli("2026-01-16T00:00:00.004Z"), "Jan 16 00:00:00.004")
   }
 

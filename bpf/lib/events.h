@@ -63,6 +63,19 @@ static __always_inline struct junction_flow_event *jnc_event_reserve(__u8 kind, 
 	return event;
 }
 
+/* An event about a packet: also its interface and length. */
+static __always_inline struct junction_flow_event *
+jnc_event_reserve_skb(const struct __sk_buff *skb, __u8 kind, __u8 point, __u8 verdict)
+{
+	struct junction_flow_event *event = jnc_event_reserve(kind, point, verdict);
+
+	if (event) {
+		event->ifindex = skb->ifindex;
+		event->length = skb->len;
+	}
+	return event;
+}
+
 /*
  * A dropped packet, read from the skb as it is at the drop (count_drop calls this, so every
  * program's drops are covered): addresses, ports and TCP flags when it is IPv4 with the L4
@@ -77,11 +90,9 @@ static __always_inline void jnc_emit_drop(const struct __sk_buff *skb, __u32 rea
 
 	if (jnc_monitor_level() == JUNCTION_MONITOR_OFF)
 		return;
-	event = jnc_event_reserve(JUNCTION_FLOW_DROP, point, JUNCTION_VERDICT_DROPPED);
+	event = jnc_event_reserve_skb(skb, JUNCTION_FLOW_DROP, point, JUNCTION_VERDICT_DROPPED);
 	if (!event)
 		return;
-	event->ifindex = skb->ifindex;
-	event->length = skb->len;
 	event->drop_reason = reason;
 	if (bpf_skb_load_bytes(skb, 12, &eth_proto, sizeof(eth_proto)) < 0 ||
 	    eth_proto != bpf_htons(ETH_P_IP) ||
@@ -124,11 +135,9 @@ static __always_inline void jnc_emit_trace(const struct __sk_buff *skb,
 	if (level == JUNCTION_MONITOR_FLOWS && !(flags & JUNCTION_FLOW_F_NEW) &&
 	    !jnc_tcp_closes(packet))
 		return;
-	event = jnc_event_reserve(JUNCTION_FLOW_TRACE, point, JUNCTION_VERDICT_FORWARDED);
+	event = jnc_event_reserve_skb(skb, JUNCTION_FLOW_TRACE, point, JUNCTION_VERDICT_FORWARDED);
 	if (!event)
 		return;
-	event->ifindex = skb->ifindex;
-	event->length = skb->len;
 	event->saddr = packet->saddr;
 	event->daddr = packet->daddr;
 	event->sport = packet->sport;
