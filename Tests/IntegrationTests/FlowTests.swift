@@ -183,7 +183,15 @@ final class FlowTests: XCTestCase {
         #/default/client:\d+ -> droids/r2d2:8080 to-endpoint FORWARDED \(TCP Flags: SYN\)/#),
       "no SYN within 1 s of the connection: \(seen)")
     let wasRunning = process.isRunning
-    process.terminate()
+    // A follower does not hold the agent up: SIGTERM stops it in time (TestAgent.stop fails
+    // the test otherwise), and the streamed answer ends, so observe -f exits.
+    let started = Date()
+    XCTAssertEqual(try XCTUnwrap(node.agent).stop(), 0)
+    XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+    let exited = Date().addingTimeInterval(5)
+    while process.isRunning, Date() < exited { usleep(50_000) }
+    XCTAssertFalse(process.isRunning, "observe -f still running after the agent stopped")
+    if process.isRunning { process.terminate() }
     process.waitUntilExit()
     let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     XCTAssertTrue(wasRunning, "observe -f ended: \(stderr)")
