@@ -5,6 +5,7 @@ Samples, one line per wrk run:
   TARGET MODE ROUND northsouth requests=N duration_us=N p50_us=N p99_us=N errors=N packets=N
       syn_retransmits=N
 TARGET is direct, iptables, snat, dsr or hybrid; MODE keepalive or close.
+Bulk samples (--bulk-samples), one line per transfer: TARGET get|put ROUND SECONDS.
 """
 
 import argparse
@@ -147,6 +148,47 @@ def sequential_table(path, targets, rounds, count):
     print()
 
 
+def bulk_table(path, targets, rounds, size):
+    seconds = {}
+    for line in open(path):
+        fields = line.split()
+        if len(fields) == 4:
+            seconds.setdefault((fields[0], fields[1]), []).append(float(fields[3]))
+    for target in targets:
+        for verb in ("get", "put"):
+            if len(seconds.get((target, verb), [])) != rounds:
+                sys.exit(f"northsouth.py: {target} {verb}: {len(seconds.get((target, verb), []))} bulk samples, expected {rounds}")
+    print("### Bulk transfer (one TCP connection, MB/s)")
+    print()
+    print(
+        f"{size / 2**20:g} MiB each way per path per round, {rounds} rounds, the order rotating as above: "
+        f"`bench/nsbulk.py` in the pod (in place of nshttp, on the same port) and in the client, "
+        f"download (`get`: the pod sends) and upload (`put`: the client sends), timed from connect "
+        f"to the last byte (or the pod's acknowledgement of it). MB = 10^6 bytes; median over the "
+        f"rounds, min–max beside it. Through a node device the packets arrive coalesced (the lab's "
+        f"veths hand TSO bursts over whole), which is what issue 19 was about."
+    )
+    print()
+    print(
+        "| path | download MB/s (median) | download min–max | download ÷ iptables "
+        "| upload MB/s (median) | upload min–max | upload ÷ iptables |"
+    )
+    print("|---|---:|---|---:|---:|---|---:|")
+    rates = {
+        key: [size / 1e6 / value for value in values] for key, values in seconds.items()
+    }
+    for target in targets:
+        cells = []
+        for verb in ("get", "put"):
+            median = statistics.median(rates[(target, verb)])
+            reference = rates.get((REFERENCE, verb))
+            cells.append(f"{median:,.1f}")
+            cells.append(f"{min(rates[(target, verb)]):,.1f}–{max(rates[(target, verb)]):,.1f}")
+            cells.append(ratio(median, statistics.median(reference)) if reference else "—")
+        print(f"| {LABELS[target]} | " + " | ".join(cells) + " |")
+    print()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", required=True)
@@ -156,6 +198,8 @@ def main():
     parser.add_argument("--targets", nargs="+", required=True)
     parser.add_argument("--sequential-samples", required=True)
     parser.add_argument("--sequential", type=int, required=True)
+    parser.add_argument("--bulk-samples")
+    parser.add_argument("--bulk-bytes", type=int)
     args = parser.parse_args()
     samples = parse(args.samples)
     missing = [
@@ -188,6 +232,8 @@ def main():
     for mode in MODES:
         table(samples, args.targets, mode, args.rounds)
     sequential_table(args.sequential_samples, args.targets, args.rounds, args.sequential)
+    if args.bulk_samples:
+        bulk_table(args.bulk_samples, args.targets, args.rounds, args.bulk_bytes)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,15 @@
 # whose only backend pod is on another node, through Junction in SNAT mode, Junction in DSR
 # mode, and kube-proxy's iptables rules on the ingress node (the reference), side by side in
 # one run; plus the same server straight at the pod's IP (no load balancer at all). Keep-alive
-# and one-connection-per-request runs, wrk as the client. See "northsouth.sh" in
-# bench/README.md. Needs root, wrk, gcc, curl, iptables, python3 and what install/lab needs
+# and one-connection-per-request runs, wrk as the client; then bulk transfers (MB/s each way,
+# bench/nsbulk.py) over the same paths. See "northsouth.sh" in bench/README.md. Needs root, wrk, gcc, curl, iptables, python3 and what install/lab needs
 # (a built checkout: install/build-driver.sh, install/build-bpf.sh, swift build).
 #
 #   sudo bash bench/northsouth.sh [--write FILE] [--rounds 8] [--duration 5]
-#        [--connections 8] [--sequential 500] [--mechanisms iptables,snat,dsr] [--bin DIR]
+#        [--connections 8] [--sequential 500] [--bulk 64] [--mechanisms iptables,snat,dsr]
+#        [--bin DIR]
 #
+# --bulk: MiB per bulk transfer (one download and one upload per path per round).
 # --bin: the directory with junction, junction-agent and junctionctl (default .build/debug,
 # as install/lab). Every lab the script brings up is taken down on exit, failure or Ctrl-C.
 set -euo pipefail
@@ -18,10 +20,10 @@ bench="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$bench")"
 . "$bench/lib.sh"
 
-write="" rounds=8 duration=5 connections=8 sequential=500 mechanisms=iptables,snat,dsr bin="$repo/.build/debug"
+write="" rounds=8 duration=5 connections=8 sequential=500 bulk=64 mechanisms=iptables,snat,dsr bin="$repo/.build/debug"
 args=("$@")
-value_options northsouth "write rounds duration connections sequential mechanisms bin" "$@"
-for number in rounds duration connections sequential; do
+value_options northsouth "write rounds duration connections sequential bulk mechanisms bin" "$@"
+for number in rounds duration connections sequential bulk; do
   [[ "${!number}" =~ ^[1-9][0-9]*$ ]] || { echo "northsouth: --$number must be a positive number" >&2; exit 2; }
 done
 IFS=, read -r -a mechanism_list <<<"$mechanisms"
@@ -159,7 +161,7 @@ detach_device_programs() {
 }
 
 # One lab per mechanism, all alive at once: 2 nodes, the backend pod on node2.
-declare -A lab_name url_of client_of ingress_of expect_peer backend_of
+declare -A lab_name url_of client_of ingress_of expect_peer backend_of server_of
 targets=()
 for mech in "${mechanism_list[@]}"; do
   name="nb$$${mech:0:1}"
@@ -174,7 +176,8 @@ for mech in "${mechanism_list[@]}"; do
     "${lab[@]}" --name "$name" up --nodes 2 --bin "$bin" --lb-mode "$mech" >/dev/null
   fi
   "${lab[@]}" --name "$name" pod add web --node node2 --label app=web >/dev/null
-  "${lab[@]}" --name "$name" exec --detach web -- "$tmp/nshttp" "$pod_port" >/dev/null
+  launched="$("${lab[@]}" --name "$name" exec --detach web -- "$tmp/nshttp" "$pod_port")"
+  server_of[$mech]="${launched##* }"
   backend="$(cat "${LAB_ROOT:-/run/junction-lab}/$name/pods/web/ip")"
   backend_of[$mech]="$backend"
   if [[ "$mech" == iptables ]]; then
@@ -287,6 +290,40 @@ for round in $(seq "$rounds"); do
   echo "northsouth: round $round/$rounds done" >&2
 done
 
+# Bulk: in every lab the pod's server becomes bench/nsbulk.py on the same port (nshttp
+# stopped, by the pid the lab gave), then one download and one upload of $bulk MiB per path
+# per round, the order rotating as above. "TARGET get|put ROUND SECONDS" lines.
+bulk_bytes=$((bulk << 20))
+for mech in "${mechanism_list[@]}"; do
+  kill "${server_of[$mech]}"
+  "${lab[@]}" --name "${lab_name[$mech]}" exec --detach web -- python3 "$bench/nsbulk.py" serve "$pod_port" >/dev/null
+done
+bulk_address() {
+  if [[ "$1" == direct ]]; then echo "${backend_of[$floor_mech]} $pod_port"; else echo "$ingress_ip $node_port"; fi
+}
+# The new server answers (a few tries while it starts), on every path.
+for target in "${targets[@]}"; do
+  read -r host port <<<"$(bulk_address "$target")"
+  for _ in $(seq 30); do
+    ip netns exec "${client_of[$target]}" python3 "$bench/nsbulk.py" get "$host" "$port" 1 5 >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+done
+echo "northsouth: bulk, ${#targets[@]} paths x $rounds rounds: $bulk MiB each way" >&2
+: >"$tmp/bulk.txt"
+for round in $(seq "$rounds"); do
+  shift_by=$(((round - 1) % ${#targets[@]}))
+  order=("${targets[@]:shift_by}" "${targets[@]:0:shift_by}")
+  for target in "${order[@]}"; do
+    read -r host port <<<"$(bulk_address "$target")"
+    for verb in get put; do
+      seconds="$(ip netns exec "${client_of[$target]}" python3 "$bench/nsbulk.py" "$verb" "$host" "$port" "$bulk_bytes" 120)" ||
+        { echo "northsouth: bulk $verb failed for $target" >&2; exit 1; }
+      echo "$target $verb $round $seconds" >>"$tmp/bulk.txt"
+    done
+  done
+done
+
 # Junction's drop counters on both nodes of each Junction lab, at the end (the checks and
 # warm-up included): why a path lost packets, if it did.
 drops=""
@@ -315,13 +352,14 @@ fi
   echo "$header"
   echo "- command: \`sudo bash bench/northsouth.sh ${args[*]}\`"
   echo "- binaries: \`$bin\` (junction-agent, junction, junctionctl); datapath: install/lab's BPF objects"
-  echo "- tools: $(wrk --version 2>&1 | head -n1 | cut -d' ' -f1-2), $(iptables-legacy --version), $(gcc --version | head -n1), server bench/nshttp.c (gcc -O2, one thread, epoll)"
+  echo "- tools: $(wrk --version 2>&1 | head -n1 | cut -d' ' -f1-2), $(iptables-legacy --version), $(gcc --version | head -n1), server bench/nshttp.c (gcc -O2, one thread, epoll); bulk: bench/nsbulk.py, $(python3 --version)"
   echo "- source address the pod saw, checked before timing: $peers"
   [[ -n "$drops" ]] && echo "- Junction's drop counters at the end (checks and warm-up included): ${drops%; }"
   echo
   python3 "$bench/northsouth.py" --samples "$tmp/samples.txt" --sequential-samples "$tmp/sequential.txt" \
     --sequential "$sequential" --rounds "$rounds" --duration "$duration" \
-    --connections "$connections" --targets "${targets[@]}"
+    --connections "$connections" --bulk-samples "$tmp/bulk.txt" --bulk-bytes "$bulk_bytes" \
+    --targets "${targets[@]}"
 } >"$tmp/report.md"
 cat "$tmp/report.md"
 if [[ -n "$write" ]]; then cp "$tmp/report.md" "$write"; fi

@@ -17,6 +17,9 @@
  *     node, with JUNCTION_SVC_F_DSR: DNAT, the option on a TCP SYN and on every UDP
  *     datagram, forwarded by FIB with the client's source kept; without: DNAT plus SNAT to
  *     the device's address and a port of the SNAT range, forwarded by FIB.
+ *   - every packet forwarded by FIB must fit the route's MTU, one segment of a GSO skb
+ *     at a time (lib/fib.h's jnc_wire_len); one that does not gets ICMP
+ *     fragmentation-needed back to its sender (FRAG_NEEDED);
  *   - a TCP FIN or RST of an SNAT connection, either way, marks both of its entries
  *     JUNCTION_CT_F_CLOSING: its port may be claimed again after the close timeout
  *     (lib/snat.h), and a SYN on its SERVICE entry starts a new connection.
@@ -67,9 +70,35 @@ static __always_inline int forward_local(struct __sk_buff *skb, const struct jnc
 	return TC_ACT_OK;
 }
 
-/* DSR to a remote backend: DNAT, the option when the packet needs it, out by FIB. A packet
- * the option would push past the device MTU gets ICMP fragmentation-needed with the MTU
- * less the option, whatever its DF bit (a redirected packet is never fragmented). */
+/*
+ * A route that refuses the packet, on from_netdev: too large for the route's MTU
+ * (BPF_FIB_LKUP_RET_FRAG_NEEDED, or the device's when the DSR option would not fit) gets
+ * ICMP fragmentation-needed back to its sender with `mtu`, what the sender's packets may be
+ * (the route's MTU less what the datapath adds), counted FRAG_NEEDED; a router would
+ * fragment a packet without DF instead, but a redirected packet is never fragmented, so it
+ * is answered whatever its DF bit. No way out (no route, blackhole, forwarding off):
+ * FIB_FAILED.
+ */
+static __always_inline int route_refused(struct __sk_buff *skb, const struct jnc_packet *packet,
+					 int verdict, __u32 mtu)
+{
+	if (verdict == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		count_drop(skb, JUNCTION_DROP_FRAG_NEEDED, JUNCTION_DIR_FROM_NETDEV);
+		return jnc_icmp_unreachable(skb, packet, JNC_ICMP_FRAG_NEEDED, (__u16)mtu);
+	}
+	return drop(skb, JUNCTION_DROP_FIB_FAILED, JUNCTION_DIR_FROM_NETDEV);
+}
+
+/* Whether bpf_fib_lookup's verdict lets the packet be forwarded (NO_NEIGH: by
+ * bpf_redirect_neigh). */
+static __always_inline int route_usable(int verdict)
+{
+	return verdict == BPF_FIB_LKUP_RET_SUCCESS || verdict == BPF_FIB_LKUP_RET_NO_NEIGH;
+}
+
+/* DSR to a remote backend: DNAT, the option when the packet needs it, out by FIB. Every
+ * packet that will leave (one segment of a GSO skb) must fit the route's MTU and, with
+ * the option, the device's (jnc_devices); else its sender learns the MTU less the option. */
 static __always_inline int forward_dsr(struct __sk_buff *skb, const struct jnc_packet *packet,
 				       const struct junction_lb4_backend *backend)
 {
@@ -77,21 +106,19 @@ static __always_inline int forward_dsr(struct __sk_buff *skb, const struct jnc_p
 	struct bpf_fib_lookup route = {};
 	struct junction_device *device;
 	int with_option = jnc_dsr_wants_option(packet);
+	__u32 grow = with_option ? JUNCTION_DSR_OPT_LEN : 0;
+	__u32 wire = jnc_wire_len(skb, packet) + grow;
 	int verdict;
 
-	verdict = jnc_fib_route(skb, &route, packet->saddr, backend->address, packet->proto);
-	if (verdict != BPF_FIB_LKUP_RET_SUCCESS && verdict != BPF_FIB_LKUP_RET_NO_NEIGH)
-		return drop(skb, JUNCTION_DROP_FIB_FAILED, direction);
 	/* The IPv4 header can grow to 60 bytes: a client's own options may leave no room. */
 	if (with_option && packet->l4_off - ETH_HLEN + JUNCTION_DSR_OPT_LEN > 60)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
+	verdict = jnc_fib_route(skb, &route, packet->saddr, backend->address, packet->proto, wire);
+	if (!route_usable(verdict))
+		return route_refused(skb, packet, verdict, route.mtu_result - grow);
 	device = device_of(route.ifindex, skb->ifindex);
-	if (with_option && device && skb->gso_size == 0 &&
-	    skb->len - ETH_HLEN + JUNCTION_DSR_OPT_LEN > device->mtu) {
-		count_drop(skb, JUNCTION_DROP_FRAG_NEEDED, direction);
-		return jnc_icmp_unreachable(skb, packet, JNC_ICMP_FRAG_NEEDED,
-					    (__u16)(device->mtu - JUNCTION_DSR_OPT_LEN));
-	}
+	if (with_option && device && wire > device->mtu)
+		return route_refused(skb, packet, BPF_FIB_LKUP_RET_FRAG_NEEDED, device->mtu - grow);
 	if (jnc_nat_rewrite(skb, packet, JNC_IPV4_DADDR_OFF, packet->daddr, backend->address,
 			    packet->l4_off + 2, packet->dport, backend->port) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
@@ -118,9 +145,10 @@ static __always_inline int forward_snat(struct __sk_buff *skb, const struct jnc_
 	__be16 port;
 	int verdict;
 
-	verdict = jnc_fib_route(skb, &route, packet->saddr, backend->address, packet->proto);
-	if (verdict != BPF_FIB_LKUP_RET_SUCCESS && verdict != BPF_FIB_LKUP_RET_NO_NEIGH)
-		return drop(skb, JUNCTION_DROP_FIB_FAILED, direction);
+	verdict = jnc_fib_route(skb, &route, packet->saddr, backend->address, packet->proto,
+				jnc_wire_len(skb, packet));
+	if (!route_usable(verdict))
+		return route_refused(skb, packet, verdict, route.mtu_result);
 	if (entry) {
 		node = entry->nat_address;
 		port = entry->nat_port;
@@ -264,9 +292,10 @@ static __always_inline int snat_reverse(struct __sk_buff *skb, const struct jnc_
 
 		jnc_snat_mark_closing(&service, &reply);
 	}
-	verdict = jnc_fib_route(skb, &route, revnat->address, entry->nat_address, packet->proto);
-	if (verdict != BPF_FIB_LKUP_RET_SUCCESS && verdict != BPF_FIB_LKUP_RET_NO_NEIGH)
-		return drop(skb, JUNCTION_DROP_FIB_FAILED, direction);
+	verdict = jnc_fib_route(skb, &route, revnat->address, entry->nat_address, packet->proto,
+				jnc_wire_len(skb, packet));
+	if (!route_usable(verdict))
+		return route_refused(skb, packet, verdict, route.mtu_result);
 	if (jnc_nat_rewrite(skb, packet, JNC_IPV4_DADDR_OFF, packet->daddr, entry->nat_address,
 			    packet->l4_off + 2, packet->dport, entry->nat_port) < 0 ||
 	    jnc_nat_rewrite(skb, packet, JNC_IPV4_SADDR_OFF, packet->saddr, revnat->address,

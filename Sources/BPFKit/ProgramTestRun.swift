@@ -28,20 +28,25 @@ public enum ProgramTestRun {
   }
 
   /// Runs `program` on `packet` `repeat` times. `ifindex`: the interface the skb appears to
-  /// come from (must exist in the caller's namespace; nil or 1 is loopback). Throws ENOSPC
-  /// when the packet leaves the program longer than `outputCapacity` (default: 256 bytes
-  /// more than it came in). Needs CAP_BPF + CAP_NET_ADMIN (or CAP_SYS_ADMIN).
+  /// come from (must exist in the caller's namespace; nil or 1 is loopback). `gso`: the skb
+  /// is a GSO one, its segments `size` payload bytes each (skb->gso_size, gso_segs), as GRO
+  /// or a veth hands over a burst larger than the MTU; the kernel takes no gso_type from a
+  /// test run (0: neither TCP nor UDP GSO), so helpers that need one refuse the skb. Throws
+  /// ENOSPC when the packet leaves the program longer than `outputCapacity` (default: 256
+  /// bytes more than it came in). Needs CAP_BPF + CAP_NET_ADMIN (or CAP_SYS_ADMIN).
   public static func run(
     program: BPFProgram, packet: [UInt8], repeat count: UInt32 = 1, ifindex: Int32? = nil,
-    outputCapacity: Int? = nil
+    gso: (size: UInt32, segments: UInt32)? = nil, outputCapacity: Int? = nil
   ) throws(BPFError) -> Result {
     // Room for a program that grows the packet (encapsulation), by default.
     let capacity = outputCapacity ?? (packet.count + 256)
     var output = [UInt8](repeating: 0, count: capacity)
-    // The __sk_buff the run starts from; the kernel accepts only a few fields set (ifindex
-    // among them) and rejects the call when any other is non-zero.
+    // The __sk_buff the run starts from; the kernel accepts only a few fields set (ifindex,
+    // gso_size and gso_segs among them) and rejects the call when any other is non-zero.
     var context = __sk_buff()
     context.ifindex = UInt32(bitPattern: ifindex ?? 0)
+    context.gso_size = gso?.size ?? 0
+    context.gso_segs = gso?.segments ?? 0
     var options = bpf_test_run_opts()
     options.sz = libbpfOptionsSize(\bpf_test_run_opts.batch_size)
     options.data_size_in = UInt32(packet.count)
@@ -52,7 +57,7 @@ public enum ProgramTestRun {
         withUnsafeMutableBytes(of: &context) { context in
           options.data_in = input.baseAddress
           options.data_out = out.baseAddress
-          if ifindex != nil {
+          if ifindex != nil || gso != nil {
             options.ctx_in = UnsafeRawPointer(context.baseAddress)
             options.ctx_size_in = UInt32(context.count)
           }

@@ -135,13 +135,22 @@ final class NetdevTests: XCTestCase {
     PacketBuilder(l4, from: client, 40000, to: nodeAddress, nodePort, tcpFlags: flags)
   }
 
-  /// Runs `program` on `frame` as if it arrived on (from_netdev) or left by (to_netdev) ve0.
-  private func run(_ program: BPFProgram, _ frame: [UInt8]) throws -> ProgramTestRun.Result {
+  /// Runs `program` on `frame` as if it arrived on (from_netdev) or left by (to_netdev) ve0;
+  /// `gsoSize`: as a GSO skb whose segments carry that many payload bytes.
+  private func run(_ program: BPFProgram, _ frame: [UInt8], gsoSize: UInt32? = nil) throws
+    -> ProgramTestRun.Result
+  {
     var outcome: Result<ProgramTestRun.Result, any Error>?
     let index = device.index
+    // The segments the kernel would cut: the payload (past 14 + 20 + L4 header) in gsoSize
+    // pieces.
+    let gso = gsoSize.map { size in
+      (size: size, segments: (UInt32(frame.count - 54) + size - 1) / size)
+    }
     try namespace.perform { () throws(NetKitError) in
       do {
-        outcome = .success(try ProgramTestRun.run(program: program, packet: frame, ifindex: index))
+        outcome = .success(
+          try ProgramTestRun.run(program: program, packet: frame, ifindex: index, gso: gso))
       } catch {
         outcome = .failure(error)
       }
@@ -422,6 +431,89 @@ final class NetdevTests: XCTestCase {
     XCTAssertEqual(service.nat_port, be16(second))
   }
 
+  // MARK: - Packets larger than the MTU (GRO/GSO)
+
+  /// A TCP segment of the client's established connection carrying `payload` bytes
+  /// (ACK, no SYN); or the backend's answer to node:natPort.
+  private func bulk(_ payload: Int, reply natPort: UInt16? = nil) -> [UInt8] {
+    var packet =
+      natPort.map { reply(from: remoteBackend, 8080, to: nodeAddress, $0) }
+      ?? request(flags: 0x10)
+    packet.tcpFlags = 0x10
+    packet.payload = [UInt8](repeating: 0x61, count: payload)
+    return packet.build()
+  }
+
+  /// The ICMP fragmentation-needed answer in `result`: to `destination`, its next-hop MTU.
+  private func fragmentationNeeded(
+    _ result: ProgramTestRun.Result, to destination: [UInt8], file: StaticString = #filePath,
+    line: UInt = #line
+  ) -> UInt16? {
+    let frame = result.output
+    XCTAssertEqual(result.verdict, .redirect, file: file, line: line)
+    guard frame.count >= 42, frame[14 + 9] == 1 else {
+      XCTFail("not ICMP: \(frame.prefix(42))", file: file, line: line)
+      return nil
+    }
+    XCTAssertEqual(Array(frame[30..<34]), destination, file: file, line: line)
+    XCTAssertEqual(Array(frame[34..<36]), [3, 4], "fragmentation needed", file: file, line: line)
+    return UInt16(frame[40]) << 8 | UInt16(frame[41])
+  }
+
+  /// Runs `frame` through from_netdev as a GSO skb of 1448-byte payload segments (1488 bytes
+  /// on the wire each) and checks that it left whole for `gatewayMAC`, checksums intact, no
+  /// drop counted: what it left as.
+  private func forwardedAsGSO(
+    _ frame: [UInt8], via gatewayMAC: [UInt8], file: StaticString = #filePath, line: UInt = #line
+  ) throws -> ParsedFrame {
+    let result = try run(from, frame, gsoSize: 1448)
+    XCTAssertEqual(result.verdict, .redirect, "not dropped as FIB_FAILED", file: file, line: line)
+    XCTAssertEqual(result.output.count, frame.count, file: file, line: line)
+    XCTAssertEqual(macs(result.output).destination, gatewayMAC, file: file, line: line)
+    assertChecksums(result.output, file: file, line: line)
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_FIB_FAILED), 0, file: file, line: line)
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_FRAG_NEEDED), 0, file: file, line: line)
+    return ParsedFrame(result.output)
+  }
+
+  func testSNATForwardsAGSOPacketLargerThanTheMTUWhoseSegmentsFitBothWays() throws {
+    try setSNATPorts(40100...40100)
+    try program(backend: remoteBackend, local: false, dsr: false)
+    XCTAssertEqual(try run(from, request().build()).verdict, .redirect)
+
+    // 2 x 1448 payload bytes: 2950 bytes in all, two segments of 1488 on the wire.
+    let upload = try forwardedAsGSO(bulk(2 * 1448), via: backendGatewayMAC)
+    XCTAssertEqual(upload.destination, remoteBackend)
+    XCTAssertEqual(upload.sourcePort, 40100)
+    let download = try forwardedAsGSO(bulk(2 * 1448, reply: 40100), via: clientGatewayMAC)
+    XCTAssertEqual(download.destination, client)
+    XCTAssertEqual(download.sourcePort, nodePort)
+  }
+
+  func testSNATRefusesAPacketLargerThanTheMTUWithFragmentationNeeded() throws {
+    try setSNATPorts(40100...40100)
+    try program(backend: remoteBackend, local: false, dsr: false)
+    XCTAssertEqual(try run(from, request().build()).verdict, .redirect)
+    XCTAssertEqual(device.mtu, 1500)
+
+    // Not GSO: 1501 bytes of IPv4 leave as they are, one byte too many. The client learns
+    // the route's MTU from the frontend it asked.
+    let tooLarge = try run(from, bulk(1501 - 40))
+    XCTAssertEqual(fragmentationNeeded(tooLarge, to: client), 1500)
+    XCTAssertEqual(Array(tooLarge.output[26..<30]), nodeAddress)
+    // The backend's reply too: the backend learns it, from the node address it talks to.
+    let answer = try run(from, bulk(1501 - 40, reply: 40100))
+    XCTAssertEqual(fragmentationNeeded(answer, to: remoteBackend), 1500)
+    // GSO whose segments do not fit (coalesced where the MTU is larger): 1540-byte segments.
+    let segments = try run(from, bulk(2 * 1500), gsoSize: 1500)
+    XCTAssertEqual(fragmentationNeeded(segments, to: client), 1500)
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_FRAG_NEEDED), 3)
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_FIB_FAILED), 0)
+
+    // Exactly the MTU passes.
+    XCTAssertEqual(try run(from, bulk(1500 - 40)).verdict, .redirect)
+  }
+
   // MARK: - DSR
 
   /// The option bytes after the fixed IPv4 header of `frame`, when ihl says there are some.
@@ -497,6 +589,29 @@ final class NetdevTests: XCTestCase {
     XCTAssertEqual(Array(frame[34..<36]), [3, 4], "destination unreachable, fragmentation needed")
     XCTAssertEqual(Array(frame[40..<42]), bytes(UInt16(datagram.count - 14 - 8)), "next-hop MTU")
     XCTAssertEqual(try dropCount(JUNCTION_DROP_FRAG_NEEDED), 1)
+  }
+
+  func testDSRForwardsAGSOPacketLargerThanTheMTUWhoseSegmentsFit() throws {
+    try program(backend: remoteBackend, local: false, dsr: true)
+    XCTAssertEqual(try run(from, request().build()).verdict, .redirect)
+    // Same length out: no option after the SYN.
+    let upload = try forwardedAsGSO(bulk(2 * 1448), via: backendGatewayMAC)
+    XCTAssertEqual(upload.destination, remoteBackend)
+    XCTAssertEqual(upload.source, client)
+  }
+
+  /// A UDP GSO skb gets the option on every datagram: each must still fit with it. (One
+  /// whose datagrams fit cannot be run here: the option's bpf_skb_adjust_room needs the
+  /// skb's gso_type, which a test run leaves 0; NorthSouthBulkTests covers TCP end to end.)
+  func testDSRAnswersFragmentationNeededForAUDPGSOWhoseDatagramsWithTheOptionDoNotFit() throws {
+    try program(backend: remoteBackend, local: false, dsr: true, proto: .udp)
+    var datagrams = request(.udp)
+    datagrams.payload = [UInt8](repeating: 0x61, count: 2 * 1472)
+    // Each datagram is 1500 bytes, the MTU exactly; 1508 with the option.
+    let result = try run(from, datagrams.build(), gsoSize: 1472)
+    XCTAssertEqual(fragmentationNeeded(result, to: client), 1500 - 8)
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_FRAG_NEEDED), 1)
+    XCTAssertEqual(try dropCount(JUNCTION_DROP_FIB_FAILED), 0)
   }
 
   func testTheBackendsNodeSendsRepliesFromTheFrontendTheOptionNamed() throws {

@@ -50,7 +50,14 @@ static __always_inline int jnc_dsr_read_option(struct __sk_buff *skb,
  * the fixed header rewritten with ihl + 2 and tot_len + 8. The header checksum is updated by
  * difference (old fixed header out, new fixed header and option in), so options the client
  * sent, now after ours, stay covered. The L4 checksum does not cover IPv4 options. 0, or a
- * negative errno. The caller has checked that ihl + 2 fits (60 bytes at most).
+ * negative errno. The caller has checked that ihl + 2 fits (60 bytes at most), and that
+ * every packet that leaves, 8 bytes longer, fits the MTU.
+ *
+ * BPF_F_ADJ_ROOM_FIXED_GSO: a GSO skb keeps its gso_size. Only UDP gets the option on more
+ * than a SYN, and a UDP GSO skb's gso_size is each datagram's payload: shrinking it by 8, as
+ * the helper does without the flag, would cut the datagrams at other boundaries (the kernel
+ * refuses that with -ENOTSUPP); with it, each datagram keeps its payload and its copy of the
+ * IPv4 header carries the option. A skb without GSO is not affected by the flag.
  */
 static __always_inline int jnc_dsr_insert_option(struct __sk_buff *skb, __be32 address,
 						 __be16 port)
@@ -66,7 +73,8 @@ static __always_inline int jnc_dsr_insert_option(struct __sk_buff *skb, __be32 a
 
 	if (bpf_skb_load_bytes(skb, ETH_HLEN, &old, sizeof(old)) < 0)
 		return -1;
-	err = bpf_skb_adjust_room(skb, sizeof(header.option), BPF_ADJ_ROOM_NET, 0);
+	err = bpf_skb_adjust_room(skb, sizeof(header.option), BPF_ADJ_ROOM_NET,
+				  BPF_F_ADJ_ROOM_FIXED_GSO);
 	if (err < 0)
 		return err;
 	old_check = old.check;

@@ -45,14 +45,53 @@ static __always_inline int jnc_ttl_decrement(struct __sk_buff *skb)
 	return bpf_skb_store_bytes(skb, JNC_IPV4_TTL_OFF, word, 1, 0) < 0 ? -1 : 0;
 }
 
-/* The route to `daddr` for a packet that came in on skb->ifindex: params filled (egress
- * ifindex, next hop in ipv4_dst, MACs when resolved); the bpf_fib_lookup verdict. */
+/*
+ * The length of the largest IPv4 packet this skb puts on the wire: what the route's MTU
+ * must hold. A GSO skb (coalesced by GRO on the way in, or a TSO/USO burst handed over by
+ * a veth) is a train of segments of gso_size payload bytes, each behind a copy of the IPv4
+ * and TCP/UDP headers, which the egress device (or validate_xmit_skb before it) cuts out
+ * on the way: its largest packet is one segment, far less than skb->len. Any other skb
+ * goes out as it is. The L4 header length is TCP's data offset (options included), or
+ * UDP's 8 bytes (for UDP GSO, gso_size is each datagram's payload).
+ */
+static __always_inline __u32 jnc_wire_len(struct __sk_buff *skb, const struct jnc_packet *packet)
+{
+	__u32 whole = skb->len - ETH_HLEN;
+	__u32 l4_len = 8;
+	__u32 segment;
+	__u8 offset;
+
+	if (skb->gso_size == 0)
+		return whole;
+	if (packet->proto == IPPROTO_TCP) {
+		if (bpf_skb_load_bytes(skb, packet->l4_off + 12, &offset, 1) < 0)
+			return whole;
+		l4_len = (offset >> 4) * 4;
+	}
+	segment = packet->l4_off - ETH_HLEN + l4_len + skb->gso_size;
+	return segment < whole ? segment : whole;
+}
+
+/*
+ * The route to `daddr` for a packet that came in on skb->ifindex: params filled (egress
+ * ifindex, next hop in ipv4_dst, MACs when resolved); the bpf_fib_lookup verdict.
+ * `tot_len`: the largest IPv4 packet that will leave (jnc_wire_len, plus what the datapath
+ * adds): a non-zero tot_len makes the kernel check it against the route's MTU (its PMTU
+ * exception or locked mtu metric included) before anything else, for every answer, and
+ * answer BPF_FIB_LKUP_RET_FRAG_NEEDED with the MTU in params->mtu_result (a union with
+ * tot_len) when it does not fit. Not skb->len: for a GSO skb that is the whole train, larger
+ * than any MTU, and every coalesced packet was refused (issue 19: bulk TCP crawled). Not 0
+ * either: the kernel then checks only a SUCCESS answer, against the egress device's MTU
+ * (not the route's), and lets any GSO skb through whatever its segments' size, so an
+ * oversized packet would go out on NO_NEIGH and a GSO skb whose segments do not fit (GRO
+ * from a larger-MTU device) would be dropped silently by the device.
+ */
 static __always_inline int jnc_fib_route(struct __sk_buff *skb, struct bpf_fib_lookup *params,
-					 __be32 saddr, __be32 daddr, __u8 proto)
+					 __be32 saddr, __be32 daddr, __u8 proto, __u32 tot_len)
 {
 	params->family = JNC_AF_INET;
 	params->l4_protocol = proto;
-	params->tot_len = (__u16)(skb->len - ETH_HLEN);
+	params->tot_len = (__u16)tot_len;
 	params->ifindex = skb->ifindex;
 	params->ipv4_src = saddr;
 	params->ipv4_dst = daddr;

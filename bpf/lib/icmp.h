@@ -3,7 +3,9 @@
  * Turning a packet into an ICMP destination-unreachable answer: "port unreachable", as
  * kube-proxy's REJECT gives for a service without endpoints, so the client fails at once
  * (ECONNREFUSED for TCP) instead of retrying into a timeout; and "fragmentation needed" with
- * the next-hop MTU (RFC 1191), for a DSR datagram the option would push past the MTU.
+ * the next-hop MTU (RFC 1191), for a packet (or a GSO skb's segment) a node device would
+ * forward past the route's MTU, the DSR option included. bpf_skb_change_tail drops a GSO
+ * skb's offload state, so the answer leaves as the one small packet it is.
  */
 #ifndef JUNCTION_LIB_ICMP_H
 #define JUNCTION_LIB_ICMP_H

@@ -234,9 +234,23 @@ final class TestAgent {
   }
 
   /// Mount points at or below `path`, deepest first.
+  /// The mount table is read in several read() calls, and the kernel does not keep it
+  /// consistent across them: a mount or unmount elsewhere on the machine (another lab, a
+  /// netns) meanwhile can make a line vanish from one read. So the answer is the one two
+  /// reads in a row agree on.
   static func mounts(under path: String) -> [String] {
+    var last = mountsOnce(under: path)
+    for _ in 0..<10 {
+      let again = mountsOnce(under: path)
+      if again == last { return again ?? [] }
+      last = again
+    }
+    return last ?? []
+  }
+
+  private static func mountsOnce(under path: String) -> [String]? {
     guard let table = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else {
-      return []
+      return nil
     }
     return table.split(separator: "\n").compactMap { line -> String? in
       let fields = line.split(separator: " ")
