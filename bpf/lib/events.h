@@ -76,6 +76,18 @@ jnc_event_reserve_skb(const struct __sk_buff *skb, __u8 kind, __u8 point, __u8 v
 	return event;
 }
 
+/* The parsed packet's addresses, ports, protocol and TCP flags. */
+static __always_inline void jnc_event_packet(struct junction_flow_event *event,
+					     const struct jnc_packet *packet)
+{
+	event->saddr = packet->saddr;
+	event->daddr = packet->daddr;
+	event->sport = packet->sport;
+	event->dport = packet->dport;
+	event->proto = packet->proto;
+	event->tcp_flags = packet->tcp_flags;
+}
+
 /*
  * A dropped packet, read from the skb as it is at the drop (count_drop calls this, so every
  * program's drops are covered): addresses, ports and TCP flags when it is IPv4 with the L4
@@ -138,12 +150,7 @@ static __always_inline void jnc_emit_trace(const struct __sk_buff *skb,
 	event = jnc_event_reserve_skb(skb, JUNCTION_FLOW_TRACE, point, JUNCTION_VERDICT_FORWARDED);
 	if (!event)
 		return;
-	event->saddr = packet->saddr;
-	event->daddr = packet->daddr;
-	event->sport = packet->sport;
-	event->dport = packet->dport;
-	event->proto = packet->proto;
-	event->tcp_flags = packet->tcp_flags;
+	jnc_event_packet(event, packet);
 	event->flags = flags;
 	event->nat_address = trace->nat_address;
 	event->nat_port = trace->nat_port;
@@ -175,11 +182,7 @@ static __always_inline void jnc_emit_sock(__u64 cookie, const struct jnc_packet 
 	if (!event)
 		return;
 	event->socket_cookie = cookie;
-	event->saddr = packet->saddr;
-	event->daddr = packet->daddr;
-	event->sport = packet->sport;
-	event->dport = packet->dport;
-	event->proto = packet->proto;
+	jnc_event_packet(event, packet); /* tcp_flags: 0, a socket has no packet yet */
 	event->rev_nat_id = rev_nat_id;
 	event->drop_reason = reason;
 	event->flags = JUNCTION_FLOW_F_REPLY_KNOWN | (per_connection ? JUNCTION_FLOW_F_NEW : 0);
