@@ -108,10 +108,10 @@ public struct FlowsLine: Codable, Equatable, Sendable {
 
 /// Flows the agent could not keep or send.
 public struct LostEvents: Codable, Equatable, Sendable {
-  /// "datapath-ring": events the datapath's ring was too full to take (jnc_ev_lost,
-  /// counted since the map was pinned; sent at the end of an answer that does not follow,
-  /// when not 0); "follower": flows this reader was too slow for (follow only, sent as
-  /// soon as it catches up).
+  /// "datapath-ring": events the datapath's ring was too full to take (jnc_ev_lost): at
+  /// the end of an answer that does not follow, all since the map was pinned (when not
+  /// 0); while following, those since the reader started, checked at most once a second.
+  /// "follower": flows this reader was too slow for (follow only, sent with its next flow).
   public var source: String
   public var count: UInt64
 

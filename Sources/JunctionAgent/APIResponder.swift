@@ -214,6 +214,8 @@ struct APIResponder: HTTPResponder {
     let initial = Self.ndjson(first.map { FlowsLine(flow: $0) })
     let buffer = flows
     let responder = self
+    let datapath = self.datapath
+    let ringLostAtStart = datapath.flowEventsLost()
     return Response(
       status: .ok, headers: headers,
       body: ResponseBody { writer in
@@ -222,14 +224,24 @@ struct APIResponder: HTTPResponder {
         if !initial.isEmpty { try await writer.write(ByteBuffer(bytes: initial)) }
         var directory = directory
         var reported: UInt64 = 0
+        var ringReported = ringLostAtStart
         var refreshed = ContinuousClock.now
         for await record in stream {
           // Names as of at most a second ago: a pod or Service added since is found.
+          var lines: [FlowsLine] = []
           if ContinuousClock.now - refreshed > .seconds(1) {
             directory = await responder.flowDirectory()
             refreshed = .now
+            // Events the datapath's ring lost since this reader started (checked with the
+            // names, at most once a second: it reads a per-CPU map).
+            let ringLost = datapath.flowEventsLost()
+            if ringLost > ringReported {
+              lines.append(
+                FlowsLine(
+                  lostEvents: LostEvents(source: "datapath-ring", count: ringLost - ringReported)))
+              ringReported = ringLost
+            }
           }
-          var lines: [FlowsLine] = []
           let lost = buffer.lost(follower: id)
           if lost > reported {
             lines.append(

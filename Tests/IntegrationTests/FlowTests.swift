@@ -133,6 +133,11 @@ final class FlowTests: XCTestCase {
       port.stdout.split(separator: "\n").allSatisfy { $0.contains("(service default/droids") },
       port.stdout)
     XCTAssertEqual(try junctionctl(["observe", "--from-pod", "default/nobody"]).stdout, "")
+    XCTAssertEqual(
+      try junctionctl(["observe", "--last", "1"]).stdout.split(separator: "\n").count, 1)
+    XCTAssertGreaterThanOrEqual(
+      try junctionctl(["observe", "--since", "1h"]).stdout.split(separator: "\n").count, 5)
+    XCTAssertEqual(try junctionctl(["observe", "--since", "2099-01-01T00:00:00Z"]).stdout, "")
     XCTAssertEqual(try junctionctl(["observe", "--ip", "192.168.0.0/16"]).stdout, "")
     XCTAssertEqual(try junctionctl(["observe", "--protocol", "udp"]).stdout, "")
 
