@@ -84,11 +84,15 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
+    // Flows (issue 13): datapath events decoded, named (pods, Services), filtered, kept in
+    // a bounded buffer with followers (pure; the agent's consumer feeds it).
+    .target(name: "FlowPipeline", dependencies: ["AgentAPI", "AgentCore", "DatapathABI"]),
     .executableTarget(
       name: "JunctionAgent",
       dependencies: [
         "AgentAPI", "AgentCore", "BPFKit", "NetKit", "CNIKit", "ServiceCore", "ServiceDatapath",
         "KubernetesClient",
+        "FlowPipeline",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
@@ -97,7 +101,8 @@ let package = Package(
     .executableTarget(
       name: "JunctionCTL",
       dependencies: [
-        "AgentAPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "AgentAPI", "AgentCore", "FlowPipeline",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
     // chain/unchain of an existing CNI config as text edits (pure) and their atomic writes.
@@ -125,6 +130,9 @@ let package = Package(
     .target(name: "StandinSupport", path: "Tests/StandinSupport"),
     .testTarget(
       name: "KubernetesClientTests", dependencies: ["KubernetesClient", "StandinSupport"]),
+    .testTarget(
+      name: "FlowPipelineTests",
+      dependencies: ["FlowPipeline", "AgentAPI", "AgentCore", "DatapathABI"]),
     .testTarget(
       name: "CNIConfigEditingTests", dependencies: ["CNIConfigEditing"], exclude: ["Fixtures"]),
     // install/kubernetes/ manifests: parsed and checked against what the agent decodes.

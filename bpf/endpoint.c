@@ -16,7 +16,9 @@
  *                  its answers to that address are turned back to VIP:port -> pod;
  *   to_endpoint    a reply from a backend of a connection in conntrack -> source rewritten
  *                  back to the VIP:port (reverse NAT), wherever the backend lives.
- * Everything else passes untouched. Layout (Cilium / Katran style): the maps declared once
+ * Both write flow events (lib/events.h) for what they pass: a connection's first packet with
+ * its service translation, FIN and RST (every packet at the ALL level); drops write theirs
+ * in count_drop. Everything else passes untouched. Layout (Cilium / Katran style): the maps declared once
  * for every object (lib/maps.h), one small always-inline helper per concern (lib/parse.h,
  * lib/nat.h, lib/jhash.h, lib/counters.h, lib/lb4.h: shared with netdev.c and sock.c), entry
  * points that only chain helpers. Every drop goes through drop() so it is counted with a
@@ -30,6 +32,7 @@
 
 #include "junction_abi.h"
 #include "lib/counters.h"
+#include "lib/events.h"
 #include "lib/hairpin.h"
 #include "lib/icmp.h"
 #include "lib/lb4.h"
@@ -41,10 +44,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* ---- Service load balancing --------------------------------------------------------- */
 
-/* from_endpoint, for a packet to a service frontend: pick, record, DNAT. */
+/* from_endpoint, for a packet to a service frontend: pick, record, DNAT; `trace` gets the
+ * translation (and whether the connection is new) for the flow event. */
 static __always_inline int lb4_service(struct __sk_buff *skb, const struct jnc_packet *packet,
 				       const struct junction_lb4_service_key *frontend,
-				       const struct junction_lb4_service *service)
+				       const struct junction_lb4_service *service,
+				       struct jnc_trace *trace)
 {
 	const __u32 direction = JUNCTION_DIR_FROM_ENDPOINT;
 	struct junction_lb4_backend *backend = NULL;
@@ -54,6 +59,7 @@ static __always_inline int lb4_service(struct __sk_buff *skb, const struct jnc_p
 	/* As kube-proxy's REJECT: the client hears "port unreachable" at once. Counted (before
 	 * the rewrite, with the original length) as dropped: the request goes nowhere. */
 	if (service->count == 0) {
+		trace->skip = 1; /* the drop event tells it */
 		count_drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
 		return jnc_icmp_port_unreachable(skb, packet);
 	}
@@ -64,10 +70,15 @@ static __always_inline int lb4_service(struct __sk_buff *skb, const struct jnc_p
 			return drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
 		if (ct_create(packet, backend, id, service->rev_nat_id, 0, now) < 0)
 			return drop(skb, JUNCTION_DROP_CT_MAP_FULL, direction);
+		trace->flags |= JUNCTION_FLOW_F_NEW;
 	}
 	if (jnc_nat_rewrite(skb, packet, JNC_IPV4_DADDR_OFF, packet->daddr, backend->address,
 			    packet->l4_off + 2, packet->dport, backend->port) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
+	trace->flags |= JUNCTION_FLOW_F_XLATED | JUNCTION_FLOW_F_REPLY_KNOWN;
+	trace->nat_address = backend->address;
+	trace->nat_port = backend->port;
+	trace->rev_nat_id = service->rev_nat_id;
 	if (backend->address == packet->saddr) {
 		int verdict = jnc_hairpin_request(skb, packet, packet->saddr);
 
@@ -77,7 +88,8 @@ static __always_inline int lb4_service(struct __sk_buff *skb, const struct jnc_p
 }
 
 /* to_endpoint: a reply of a service connection gets the VIP:port back as its source. */
-static __always_inline int lb4_reverse_nat(struct __sk_buff *skb, const struct jnc_packet *packet)
+static __always_inline int lb4_reverse_nat(struct __sk_buff *skb, const struct jnc_packet *packet,
+					   struct jnc_trace *trace)
 {
 	const struct junction_ct4_key key = ct_key_of(packet, JUNCTION_CT_REPLY);
 	struct junction_lb4_revnat_key revnat_key = {};
@@ -98,6 +110,10 @@ static __always_inline int lb4_reverse_nat(struct __sk_buff *skb, const struct j
 	if (jnc_nat_rewrite(skb, packet, JNC_IPV4_SADDR_OFF, packet->saddr, revnat->address,
 			    packet->l4_off, packet->sport, revnat->port) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_ENDPOINT);
+	trace->flags = JUNCTION_FLOW_F_XLATED | JUNCTION_FLOW_F_REPLY | JUNCTION_FLOW_F_REPLY_KNOWN;
+	trace->nat_address = revnat->address;
+	trace->nat_port = revnat->port;
+	trace->rev_nat_id = entry->rev_nat_id;
 	return TC_ACT_OK;
 }
 
@@ -152,11 +168,48 @@ lrp_skip_from_backend(const struct jnc_packet *packet, struct junction_lb4_servi
 
 /* ---- Entry points ---------------------------------------------------------------------- */
 
-SEC("tc")
-int from_endpoint(struct __sk_buff *skb)
+/* The verdict, after the flow event for a packet that goes on (drops have their own). */
+static __always_inline int traced(struct __sk_buff *skb, const struct jnc_packet *packet,
+				  __u32 point, const struct jnc_trace *trace, int verdict)
+{
+	if (verdict != TC_ACT_SHOT)
+		jnc_emit_trace(skb, packet, point, trace);
+	return verdict;
+}
+
+/* Past parsing: hairpin answers, then services; everything else passes. */
+static __always_inline int from_endpoint_ipv4(struct __sk_buff *skb, struct jnc_packet *packet,
+					      struct jnc_trace *trace)
 {
 	struct junction_lb4_service_key frontend = {};
 	struct junction_lb4_service *service;
+
+	if (packet->daddr == jnc_service_loopback()) {
+		int verdict = jnc_hairpin_reply(skb, packet);
+
+		if (verdict < 0)
+			return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_FROM_ENDPOINT);
+		if (verdict != JNC_NOT_HAIRPIN) {
+			trace->flags = JUNCTION_FLOW_F_REPLY | JUNCTION_FLOW_F_REPLY_KNOWN;
+			return verdict;
+		}
+	}
+	frontend.address = packet->daddr;
+	frontend.port = packet->dport;
+	frontend.proto = packet->proto;
+	service = bpf_map_lookup_elem(&jnc_lb4_svc, &frontend);
+	if (!service)
+		return TC_ACT_OK;
+	service = lrp_skip_from_backend(packet, &frontend, service);
+	if (!service)
+		return TC_ACT_OK;
+	return lb4_service(skb, packet, &frontend, service, trace);
+}
+
+SEC("tc")
+int from_endpoint(struct __sk_buff *skb)
+{
+	struct jnc_trace trace = {};
 	struct jnc_packet packet = {};
 
 	count_endpoint(skb, JUNCTION_DIR_FROM_ENDPOINT);
@@ -168,35 +221,21 @@ int from_endpoint(struct __sk_buff *skb)
 	default:
 		return TC_ACT_OK;
 	}
-	if (packet.daddr == jnc_service_loopback()) {
-		int verdict = jnc_hairpin_reply(skb, &packet);
-
-		if (verdict < 0)
-			return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_FROM_ENDPOINT);
-		if (verdict != JNC_NOT_HAIRPIN)
-			return verdict;
-	}
-	frontend.address = packet.daddr;
-	frontend.port = packet.dport;
-	frontend.proto = packet.proto;
-	service = bpf_map_lookup_elem(&jnc_lb4_svc, &frontend);
-	if (!service)
-		return TC_ACT_OK;
-	service = lrp_skip_from_backend(&packet, &frontend, service);
-	if (!service)
-		return TC_ACT_OK;
-	return lb4_service(skb, &packet, &frontend, service);
+	return traced(skb, &packet, JUNCTION_DIR_FROM_ENDPOINT, &trace,
+		      from_endpoint_ipv4(skb, &packet, &trace));
 }
 
 SEC("tc")
 int to_endpoint(struct __sk_buff *skb)
 {
+	struct jnc_trace trace = {};
 	struct jnc_packet packet = {};
 
 	count_endpoint(skb, JUNCTION_DIR_TO_ENDPOINT);
 	switch (jnc_parse_ipv4(skb, &packet)) {
 	case JNC_PARSE_OK:
-		return lb4_reverse_nat(skb, &packet);
+		return traced(skb, &packet, JUNCTION_DIR_TO_ENDPOINT, &trace,
+			      lb4_reverse_nat(skb, &packet, &trace));
 	case JNC_PARSE_INVALID:
 		return drop(skb, JUNCTION_DROP_INVALID_PACKET, JUNCTION_DIR_TO_ENDPOINT);
 	default:

@@ -47,6 +47,10 @@
 #define JUNCTION_MAP_DEVICES "jnc_devices"
 #define JUNCTION_MAP_NODE_CONFIG "jnc_node_cfg"
 #define JUNCTION_MAP_LB4_SOCK_REVNAT "jnc_lb4_sk_rev"
+/* Flow events: see "Flow events" below. */
+#define JUNCTION_MAP_EVENTS "jnc_events"
+#define JUNCTION_MAP_EVENTS_LOST "jnc_ev_lost"
+#define JUNCTION_MAP_MONITOR_CONFIG "jnc_mon_cfg"
 
 /*
  * Program names are the C function names in bpf/endpoint.c; the agent pins them under these
@@ -92,6 +96,13 @@
 #define JUNCTION_DEVICES_MAX 64
 /* Connected or sending sockets translated by socket LB (one entry per socket and backend). */
 #define JUNCTION_LB4_SOCK_REVNAT_MAX 65536
+
+/*
+ * The flow event ring (BPF_MAP_TYPE_RINGBUF): bytes, a power of 2 and a multiple of the page
+ * size. 1 MiB holds ~18,000 events of 56 bytes (+ 8 bytes of ring header each): a burst of
+ * that many new connections or drops between two polls of the agent before one is lost.
+ */
+#define JUNCTION_EVENTS_RING_SIZE (1 << 20)
 
 /*
  * Maglev lookup table size M: a prime (Maglev needs M prime so every backend's permutation
@@ -409,6 +420,85 @@ struct junction_lb4_sock_revnat {
 	__be32 address; /* frontend */
 	__be16 port;
 	__u16 rev_nat_id;
+};
+
+/* ---- Flow events --------------------------------------------------------------------- */
+
+/*
+ * The datapath writes one junction_flow_event per observed packet to JUNCTION_MAP_EVENTS (a
+ * BPF ring buffer, one for all CPUs) and the agent's consumer reads them (GET /v1/flows).
+ * What is written depends on the monitor level in JUNCTION_MAP_MONITOR_CONFIG:
+ * - OFF: nothing (also before the agent has written the level);
+ * - FLOWS: a connection's first packet (TCP SYN, or a new service connection of any
+ *   protocol, with its translation), TCP FIN and RST, every drop, socket LB's connect
+ *   translations; established packets write nothing;
+ * - ALL: every IPv4 TCP/UDP packet the endpoint programs pass, every drop, every socket
+ *   translation (sendmsg4 per datagram).
+ * A full ring never delays or drops a packet: the event is not written and
+ * JUNCTION_MAP_EVENTS_LOST (per CPU) counts it.
+ */
+enum junction_monitor_level {
+	JUNCTION_MONITOR_OFF = 0,
+	JUNCTION_MONITOR_FLOWS = 1,
+	JUNCTION_MONITOR_ALL = 2,
+};
+
+/* junction_flow_event.kind */
+enum junction_flow_kind {
+	JUNCTION_FLOW_TRACE = 1, /* a packet seen at a trace point (point), passed on */
+	JUNCTION_FLOW_DROP = 2,  /* a packet dropped (drop_reason) */
+	JUNCTION_FLOW_SOCK = 3,  /* socket LB translated a connect or send */
+};
+
+/* junction_flow_event.verdict: Hubble's Verdict numbers. */
+enum junction_flow_verdict {
+	JUNCTION_VERDICT_FORWARDED = 1,
+	JUNCTION_VERDICT_DROPPED = 2,
+	JUNCTION_VERDICT_TRANSLATED = 7,
+};
+
+/* junction_flow_event.flags */
+#define JUNCTION_FLOW_F_REPLY 1       /* the packet is a reply (with REPLY_KNOWN) */
+#define JUNCTION_FLOW_F_REPLY_KNOWN 2 /* whether it is a reply is known (else unknown) */
+#define JUNCTION_FLOW_F_NEW 4         /* the first packet of a connection */
+/* nat_address:nat_port and rev_nat_id are set: the service translation. Without REPLY, the
+ * destination (daddr:dport, the frontend) became nat_address:nat_port (the backend); with
+ * REPLY, the source (the backend) became nat_address:nat_port (the frontend). */
+#define JUNCTION_FLOW_F_XLATED 8
+
+/* Map: JUNCTION_MAP_EVENTS (RINGBUF), records of this layout. */
+struct junction_flow_event {
+	__u64 timestamp;     /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
+	__u64 socket_cookie; /* SOCK events: bpf_get_socket_cookie; else 0 */
+	__u32 ifindex;       /* skb->ifindex (the veth or device); 0 for SOCK events */
+	__u32 length;        /* skb->len; 0 for SOCK events */
+	__be32 saddr;        /* the packet as the program received it */
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__be32 nat_address;  /* with JUNCTION_FLOW_F_XLATED */
+	__be16 nat_port;
+	__u16 rev_nat_id;    /* the service (jnc_lb4_revnat key), 0 = none */
+	__u16 drop_reason;   /* DROP: enum junction_drop_reason */
+	__u8 kind;           /* enum junction_flow_kind */
+	__u8 point;          /* enum junction_direction: where it was seen */
+	__u8 verdict;        /* enum junction_flow_verdict */
+	__u8 proto;          /* IPPROTO_*; 0 when not IPv4 */
+	__u8 tcp_flags;      /* the TCP header's flags byte (FIN 0x01 SYN 0x02 RST 0x04 ...) */
+	__u8 flags;          /* JUNCTION_FLOW_F_* */
+	__u32 pad;
+};
+
+/* Map: JUNCTION_MAP_MONITOR_CONFIG (ARRAY, one entry, key __u32 0), written by the agent. */
+struct junction_monitor_config {
+	__u32 level; /* enum junction_monitor_level */
+	__u32 pad;
+};
+
+/* Map: JUNCTION_MAP_EVENTS_LOST (PERCPU_ARRAY, one entry, key __u32 0): events not
+ * written because the ring was full. Readers sum over the CPUs. */
+struct junction_events_lost {
+	__u64 events;
 };
 
 #endif /* JUNCTION_ABI_H */

@@ -27,6 +27,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "junction_abi.h"
+#include "lib/events.h"
 #include "lib/lb4.h"
 #include "lib/maps.h"
 
@@ -105,8 +106,9 @@ static __always_inline void socket_as_packet(struct bpf_sock_addr *ctx, __u8 pro
 	packet->proto = proto;
 }
 
-/* connect4 and sendmsg4: a frontend's address becomes one of its backends'. */
-static __always_inline int translate_to_backend(struct bpf_sock_addr *ctx)
+/* connect4 and sendmsg4: a frontend's address becomes one of its backends'. Each
+ * translation or refusal is a flow event (lib/events.h; `connect`: one per connection). */
+static __always_inline int translate_to_backend(struct bpf_sock_addr *ctx, int connect)
 {
 	struct junction_lb4_service_key key = {};
 	struct junction_lb4_backend *backend = NULL;
@@ -132,14 +134,18 @@ static __always_inline int translate_to_backend(struct bpf_sock_addr *ctx)
 	service = lookup_frontend(&key, config);
 	if (!service)
 		return JNC_SYS_PROCEED;
+	socket_as_packet(ctx, proto, reverse.address, reverse.port, &packet);
 	/* As kube-proxy's REJECT for a service without endpoints: refused at once. */
 	if (service->count == 0) {
+		jnc_emit_sock(bpf_get_socket_cookie(ctx), &packet, NULL, service->rev_nat_id,
+			      JUNCTION_DROP_NO_BACKEND, connect);
 		bpf_set_retval(-ECONNREFUSED);
 		return JNC_SYS_REJECT;
 	}
-	socket_as_packet(ctx, proto, reverse.address, reverse.port, &packet);
 	id = select_backend(&packet, &key, service, bpf_ktime_get_ns(), &backend);
 	if (!id || !backend) {
+		jnc_emit_sock(bpf_get_socket_cookie(ctx), &packet, NULL, service->rev_nat_id,
+			      JUNCTION_DROP_NO_BACKEND, connect);
 		bpf_set_retval(-ECONNREFUSED);
 		return JNC_SYS_REJECT;
 	}
@@ -155,6 +161,7 @@ static __always_inline int translate_to_backend(struct bpf_sock_addr *ctx)
 		bpf_set_retval(-ENOMEM);
 		return JNC_SYS_REJECT;
 	}
+	jnc_emit_sock(reverse_key.cookie, &packet, backend, service->rev_nat_id, 0, connect);
 	ctx->user_ip4 = backend->address;
 	ctx->user_port = (__u32)backend->port;
 	return JNC_SYS_PROCEED;
@@ -184,13 +191,13 @@ static __always_inline int translate_to_frontend(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int sock_connect4(struct bpf_sock_addr *ctx)
 {
-	return translate_to_backend(ctx);
+	return translate_to_backend(ctx, 1);
 }
 
 SEC("cgroup/sendmsg4")
 int sock_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return translate_to_backend(ctx);
+	return translate_to_backend(ctx, 0);
 }
 
 /* recvmsg and getpeername hooks must return 1: they can only rewrite, never refuse. */

@@ -33,7 +33,7 @@ awk -v status="$status" -v checks="$checks" '
     running = ""
     next
   }
-  /^Test Suite \x27All tests\x27 (passed|failed)/ { finished = 1 }
+  /^Test Suite \x27(All tests|Selected tests)\x27 (passed|failed)/ { finished = 1 }
   /exited with unexpected signal|Fatal error|Swift runtime failure/ {
     if (why == "") why = $0
   }

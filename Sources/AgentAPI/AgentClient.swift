@@ -143,6 +143,11 @@ public struct AgentClient: Sendable {
     try decode(try expectSuccess(request("GET", "/v1/bpf/lb")))
   }
 
+  /// GET /v1/bpf/drops: the drop counters by reason and direction.
+  public func dropCounters() throws(Failure) -> DropCounterDump {
+    try decode(try expectSuccess(request("GET", "/v1/bpf/drops")))
+  }
+
   /// Connects and hangs up: whether something accepts connections at the socket, at the
   /// cost of one connect (no request, no HTTP).
   public func probe() throws(Failure) {
@@ -182,7 +187,7 @@ public struct AgentClient: Sendable {
     return try receive(fd)
   }
 
-  private func connect() throws(Failure) -> Int32 {
+  func connect() throws(Failure) -> Int32 {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw .io("socket: \(String(cString: strerror(errno)))") }
     var limit = timeval(
@@ -218,7 +223,7 @@ public struct AgentClient: Sendable {
     return fd
   }
 
-  private func send(_ fd: Int32, _ bytes: [UInt8]) throws(Failure) {
+  func send(_ fd: Int32, _ bytes: [UInt8]) throws(Failure) {
     var offset = 0
     while offset < bytes.count {
       let sent = bytes[offset...].withUnsafeBytes {

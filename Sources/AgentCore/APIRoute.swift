@@ -25,6 +25,10 @@ public enum APIRoute: Equatable, Sendable {
   case listRedirectPolicies
   /// GET /v1/bpf/lb: the service maps read back from the kernel.
   case loadBalancerMaps
+  /// GET /v1/bpf/drops: the drop counters by reason and direction.
+  case dropCounters
+  /// GET /v1/flows: the flow buffer as NDJSON, filtered by the query; follow=true streams.
+  case flows
   /// 400: the path names an endpoint in a way that can never be valid.
   case badEndpointID(message: String)
   /// 405.
@@ -48,10 +52,14 @@ public enum APIRoute: Equatable, Sendable {
       return method == "GET" ? .listEndpoints : .methodNotAllowed(allowed: ["GET"])
     case ("services", 3):
       return method == "GET" ? .listServices : .methodNotAllowed(allowed: ["GET"])
+    case ("flows", 3):
+      return method == "GET" ? .flows : .methodNotAllowed(allowed: ["GET"])
     case ("lrp", 3):
       return method == "GET" ? .listRedirectPolicies : .methodNotAllowed(allowed: ["GET"])
     case ("bpf", 4) where segments[3] == "lb":
       return method == "GET" ? .loadBalancerMaps : .methodNotAllowed(allowed: ["GET"])
+    case ("bpf", 4) where segments[3] == "drops":
+      return method == "GET" ? .dropCounters : .methodNotAllowed(allowed: ["GET"])
     case ("resources", 4) where segments[3] == "apply" || segments[3] == "delete":
       return method == "POST"
         ? .changeResources(delete: segments[3] == "delete") : .methodNotAllowed(allowed: ["POST"])

@@ -5,8 +5,9 @@ import FoundationEssentials
 /// long flag names ("node-name", "socket", "state-dir", "bpf-fs", "bpf-objects", "devices",
 /// "log-level", "lb-mode", "node-port-range", "snat-port-range", "cgroup-root", "socket-lb" (a
 /// JSON boolean), and the map sizes "lb-services-max", "lb-backends-max", "conntrack-max",
-/// "affinity-max" as JSON numbers, and the Kubernetes API's "kubeconfig", "k8s-api-server",
-/// "k8s-service-proxy-name"). Flags given on the command line win over the file.
+/// "affinity-max" as JSON numbers, the Kubernetes API's "kubeconfig", "k8s-api-server",
+/// "k8s-service-proxy-name", and the flows' "monitor-level" and "flow-buffer-size" (a JSON
+/// number)). Flags given on the command line win over the file.
 public struct AgentConfigFile: Equatable, Sendable {
   public var nodeName: String?
   public var socket: String?
@@ -27,6 +28,8 @@ public struct AgentConfigFile: Equatable, Sendable {
   public var kubeconfig: String?
   public var k8sAPIServer: String?
   public var k8sServiceProxyName: String?
+  public var monitorLevel: String?
+  public var flowBufferSize: Int?
 
   public init(
     nodeName: String? = nil, socket: String? = nil, stateDir: String? = nil, bpfFS: String? = nil,
@@ -34,11 +37,14 @@ public struct AgentConfigFile: Equatable, Sendable {
     lbServicesMax: Int? = nil, lbBackendsMax: Int? = nil, conntrackMax: Int? = nil,
     affinityMax: Int? = nil, lbMode: String? = nil, nodePortRange: String? = nil,
     snatPortRange: String? = nil, socketLB: Bool? = nil, cgroupRoot: String? = nil,
-    kubeconfig: String? = nil, k8sAPIServer: String? = nil, k8sServiceProxyName: String? = nil
+    kubeconfig: String? = nil, k8sAPIServer: String? = nil, k8sServiceProxyName: String? = nil,
+    monitorLevel: String? = nil, flowBufferSize: Int? = nil
   ) {
     self.kubeconfig = kubeconfig
     self.k8sAPIServer = k8sAPIServer
     self.k8sServiceProxyName = k8sServiceProxyName
+    self.monitorLevel = monitorLevel
+    self.flowBufferSize = flowBufferSize
     self.lbMode = lbMode
     self.nodePortRange = nodePortRange
     self.snatPortRange = snatPortRange
@@ -61,7 +67,7 @@ public struct AgentConfigFile: Equatable, Sendable {
     "node-name", "socket", "state-dir", "bpf-fs", "bpf-objects", "devices", "log-level",
     "lb-services-max", "lb-backends-max", "conntrack-max", "affinity-max", "lb-mode",
     "node-port-range", "snat-port-range", "socket-lb", "cgroup-root", "kubeconfig",
-    "k8s-api-server", "k8s-service-proxy-name",
+    "k8s-api-server", "k8s-service-proxy-name", "monitor-level", "flow-buffer-size",
   ]
 
   public struct Failure: Error, Equatable, Sendable, CustomStringConvertible {
@@ -103,7 +109,9 @@ public struct AgentConfigFile: Equatable, Sendable {
             "'devices' must be an array of interface names or a comma-separated string"
           } else if key == "socket-lb" {
             "'socket-lb' must be true or false"
-          } else if MapSizes.flags.contains(where: { $0.flag == "--" + key }) {
+          } else if MapSizes.flags.contains(where: { $0.flag == "--" + key })
+            || key == "flow-buffer-size"
+          {
             "'\(key)' must be a whole number"
           } else {
             "'\(key)' must be a string"
@@ -165,7 +173,8 @@ public struct AgentConfigFile: Equatable, Sendable {
           Bool.self, forKey: AnyKey(stringValue: "socket-lb")),
         cgroupRoot: try string("cgroup-root"), kubeconfig: try string("kubeconfig"),
         k8sAPIServer: try string("k8s-api-server"),
-        k8sServiceProxyName: try string("k8s-service-proxy-name"))
+        k8sServiceProxyName: try string("k8s-service-proxy-name"),
+        monitorLevel: try string("monitor-level"), flowBufferSize: try number("flow-buffer-size"))
     }
   }
 }
@@ -188,6 +197,7 @@ public struct AgentSettings: Equatable, Sendable {
   public var kubeconfig: String?
   public var k8sAPIServer: String?
   public var k8sServiceProxyName: String?
+  public var flows: FlowSettings
 
   public static let defaultSocket = "/run/junction/junction.sock"
   public static let defaultStateDir = "/var/lib/junction"
@@ -204,11 +214,13 @@ public struct AgentSettings: Equatable, Sendable {
     nodeName: String, socket: String, stateDir: String, bpfFS: String, bpfObjects: String,
     devices: [String], logLevel: String, mapSizes: MapSizes = MapSizes(),
     northSouth: NorthSouthSettings = NorthSouthSettings(), northSouthProblem: String? = nil,
-    kubeconfig: String? = nil, k8sAPIServer: String? = nil, k8sServiceProxyName: String? = nil
+    kubeconfig: String? = nil, k8sAPIServer: String? = nil, k8sServiceProxyName: String? = nil,
+    flows: FlowSettings = FlowSettings()
   ) {
     self.kubeconfig = kubeconfig
     self.k8sAPIServer = k8sAPIServer
     self.k8sServiceProxyName = k8sServiceProxyName
+    self.flows = flows
     self.mapSizes = mapSizes
     self.northSouth = northSouth
     self.northSouthProblem = northSouthProblem
@@ -272,7 +284,10 @@ public struct AgentSettings: Equatable, Sendable {
       northSouth: northSouth, northSouthProblem: northSouthProblem,
       kubeconfig: flags.kubeconfig ?? file.kubeconfig,
       k8sAPIServer: flags.k8sAPIServer ?? file.k8sAPIServer,
-      k8sServiceProxyName: flags.k8sServiceProxyName ?? file.k8sServiceProxyName)
+      k8sServiceProxyName: flags.k8sServiceProxyName ?? file.k8sServiceProxyName,
+      flows: FlowSettings(
+        levelText: flags.monitorLevel ?? file.monitorLevel ?? FlowSettings.defaultLevel.rawValue,
+        bufferSize: flags.flowBufferSize ?? file.flowBufferSize ?? FlowSettings.defaultBufferSize))
   }
 
   /// The first problem with these settings, or nil.
@@ -297,6 +312,7 @@ public struct AgentSettings: Equatable, Sendable {
       return "log level \"\(logLevel)\" is not one of \(Self.logLevels.joined(separator: ", "))"
     }
     if let problem = northSouthProblem ?? northSouth.problem { return problem }
+    if let problem = flows.problem { return problem }
     return mapSizes.problem
   }
 }
@@ -349,6 +365,63 @@ public struct MapSizes: Equatable, Sendable {
   public var problem: String? {
     for (flag, _, size) in byMap where size < 1 || size > Self.maximum {
       return "\(flag) \(size) is out of range: it must be 1 to \(Self.maximum)"
+    }
+    return nil
+  }
+}
+
+/// What the datapath reports as flows (--monitor-level) and how many the agent keeps
+/// (--flow-buffer-size).
+public struct FlowSettings: Equatable, Sendable {
+  /// junction_monitor_level (bpf/junction_abi.h) by name.
+  public enum Level: String, CaseIterable, Sendable {
+    /// Nothing written; GET /v1/flows stays empty.
+    case off
+    /// A connection's first packet (with its translation), TCP FIN and RST, every drop,
+    /// socket LB connects. Established packets write nothing.
+    case flows
+    /// Every packet the endpoint programs pass, every drop and socket translation: for
+    /// debugging, costly at high packet rates.
+    case all
+
+    /// The value for jnc_mon_cfg.
+    public var code: UInt32 {
+      switch self {
+      case .off: JUNCTION_MONITOR_OFF.rawValue
+      case .flows: JUNCTION_MONITOR_FLOWS.rawValue
+      case .all: JUNCTION_MONITOR_ALL.rawValue
+      }
+    }
+  }
+
+  public var level: Level
+  public var bufferSize: Int
+  /// The level text when it names no level (reported by `problem`).
+  public var badLevel: String?
+
+  public static let defaultLevel = Level.flows
+  /// Hubble's default ring capacity.
+  public static let defaultBufferSize = 4095
+  public static let maximumBufferSize = 1 << 20
+
+  public init(level: Level = defaultLevel, bufferSize: Int = defaultBufferSize) {
+    self.level = level
+    self.bufferSize = bufferSize
+  }
+
+  public init(levelText: String, bufferSize: Int) {
+    self.init(level: Level(rawValue: levelText) ?? Self.defaultLevel, bufferSize: bufferSize)
+    if Level(rawValue: levelText) == nil { badLevel = levelText }
+  }
+
+  public var problem: String? {
+    if let badLevel {
+      return "--monitor-level \"\(badLevel)\" is not one of "
+        + Level.allCases.map(\.rawValue).joined(separator: ", ")
+    }
+    if bufferSize < 1 || bufferSize > Self.maximumBufferSize {
+      return
+        "--flow-buffer-size \(bufferSize) is out of range: it must be 1 to \(Self.maximumBufferSize)"
     }
     return nil
   }

@@ -26,3 +26,9 @@ extension junction_drop_counters: PerCPUSummable {
     bytes &+= other.bytes
   }
 }
+
+extension junction_events_lost: PerCPUSummable {
+  public mutating func add(_ other: Self) {
+    events &+= other.events
+  }
+}

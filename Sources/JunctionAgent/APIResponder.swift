@@ -1,5 +1,6 @@
 import AgentAPI
 import AgentCore
+import FlowPipeline
 import FoundationEssentials
 import Hummingbird
 import Logging
@@ -16,6 +17,7 @@ struct APIResponder: HTTPResponder {
   let cluster: ClusterFollower?
   let config: AgentConfig
   let datapath: any Datapath
+  let flows: FlowBuffer
   let shutdown: ShutdownFlag
   let logger: Logger
 
@@ -82,6 +84,14 @@ struct APIResponder: HTTPResponder {
       } catch {
         return self.error(.internalServerError, "cannot read the service maps: \(error)")
       }
+    case .dropCounters:
+      do {
+        return try json(.ok, DatapathNames.dropDump(try datapath.dropCounters()))
+      } catch {
+        return self.error(.internalServerError, "cannot read the drop counters: \(error)")
+      }
+    case .flows:
+      return await flowLines(query: request.uri.query ?? "")
     case .badEndpointID(let message):
       return error(.badRequest, message)
     case .methodNotAllowed(let allowed):
@@ -179,6 +189,100 @@ struct APIResponder: HTTPResponder {
     case .replaced(let endpoint, _):
       return try json(.ok, endpoint)
     }
+  }
+
+  /// GET /v1/flows: NDJSON, one FlowsLine per line. Without follow: the buffered flows that
+  /// match (the last `last` of them), then the datapath's lost count when not 0. With
+  /// follow: the same, then each new matching flow as it comes, and a lost line whenever
+  /// this reader fell behind, until the client goes away or the agent stops. Flows are
+  /// named with the endpoints and Services as they are when sent.
+  private func flowLines(query text: String) async -> Response {
+    let query: FlowQuery
+    do {
+      query = try FlowQuery.parse(text)
+    } catch {
+      return self.error(.badRequest, error.description)
+    }
+    let nodeName = config.nodeName
+    let directory = await flowDirectory()
+    var headers = HTTPFields()
+    headers[.contentType] = "application/x-ndjson"
+    guard query.follow, datapath.isLoaded else {
+      let flows = query.select(flows.snapshot(), directory: directory, nodeName: nodeName)
+      var lines = flows.map { FlowsLine(flow: $0) }
+      let lost = datapath.flowEventsLost()
+      if lost > 0 {
+        lines.append(FlowsLine(lostEvents: LostEvents(source: "datapath-ring", count: lost)))
+      }
+      return Response(
+        status: .ok, headers: headers,
+        body: ResponseBody(byteBuffer: ByteBuffer(bytes: Self.ndjson(lines))))
+    }
+    let (backlog, stream, id) = flows.follow(queue: Self.followerQueue)
+    let first = query.select(backlog, directory: directory, nodeName: nodeName)
+    let initial = Self.ndjson(first.map { FlowsLine(flow: $0) })
+    let buffer = flows
+    let responder = self
+    let datapath = self.datapath
+    let ringLostAtStart = datapath.flowEventsLost()
+    return Response(
+      status: .ok, headers: headers,
+      body: ResponseBody { writer in
+        defer { buffer.stop(follower: id) }
+        // An empty write would be an empty chunk, which ends a chunked body.
+        if !initial.isEmpty { try await writer.write(ByteBuffer(bytes: initial)) }
+        var directory = directory
+        var reported: UInt64 = 0
+        var ringReported = ringLostAtStart
+        var refreshed = ContinuousClock.now
+        for await record in stream {
+          // Names as of at most a second ago: a pod or Service added since is found.
+          var lines: [FlowsLine] = []
+          if ContinuousClock.now - refreshed > .seconds(1) {
+            directory = await responder.flowDirectory()
+            refreshed = .now
+            // Events the datapath's ring lost since this reader started (checked with the
+            // names, at most once a second: it reads a per-CPU map).
+            let ringLost = datapath.flowEventsLost()
+            if ringLost > ringReported {
+              lines.append(
+                FlowsLine(
+                  lostEvents: LostEvents(source: "datapath-ring", count: ringLost - ringReported)))
+              ringReported = ringLost
+            }
+          }
+          let lost = buffer.lost(follower: id)
+          if lost > reported {
+            lines.append(
+              FlowsLine(lostEvents: LostEvents(source: "follower", count: lost - reported)))
+            reported = lost
+          }
+          lines += query.select([record], directory: directory, nodeName: nodeName, limited: false)
+            .map { FlowsLine(flow: $0) }
+          if !lines.isEmpty { try await writer.write(ByteBuffer(bytes: Self.ndjson(lines))) }
+        }
+        try await writer.finish(nil)
+      })
+  }
+
+  /// Flows a follower may have waiting before it loses new ones.
+  static let followerQueue = 4096
+
+  private func flowDirectory() async -> FlowDirectory {
+    FlowDirectory(endpoints: await registry.list(), services: await services.list())
+  }
+
+  private static func ndjson(_ lines: [FlowsLine]) -> [UInt8] {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    var bytes: [UInt8] = []
+    for line in lines {
+      // A flow is strings and numbers: it cannot fail to encode.
+      guard let encoded = try? encoder.encode(line) else { continue }
+      bytes.append(contentsOf: encoded)
+      bytes.append(UInt8(ascii: "\n"))
+    }
+    return bytes
   }
 
   private func health() async -> Health {

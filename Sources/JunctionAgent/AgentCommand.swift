@@ -160,6 +160,22 @@ struct AgentCommand: AsyncParsableCommand {
 
   @Option(
     help: ArgumentHelp(
+      "What the datapath reports as flows (GET /v1/flows, junctionctl observe): off; flows "
+        + "(a connection's first packet with its Service translation, TCP FIN and RST, every "
+        + "drop, socket LB connects; established packets report nothing); all (every packet, "
+        + "for debugging) (default: \(FlowSettings.defaultLevel.rawValue)).",
+      valueName: "off|flows|all"))
+  var monitorLevel: String?
+
+  @Option(
+    help: ArgumentHelp(
+      "How many of the last flows the agent keeps for GET /v1/flows "
+        + "(default: \(FlowSettings.defaultBufferSize), at most \(FlowSettings.maximumBufferSize)).",
+      valueName: "n"))
+  var flowBufferSize: Int?
+
+  @Option(
+    help: ArgumentHelp(
       "A JSON file whose keys are long flag names, e.g. {\"socket\": \"/run/j.sock\", "
         + "\"devices\": [\"eth0\"]}; flags win over it.", valueName: "file"))
   var config: String?
@@ -219,7 +235,8 @@ struct AgentCommand: AsyncParsableCommand {
       affinityMax: affinityMax, lbMode: lbMode, nodePortRange: nodePortRange,
       snatPortRange: snatPortRange, socketLB: socketLB ? true : nil, cgroupRoot: cgroupRoot,
       kubeconfig: kubeconfig, k8sAPIServer: k8sAPIServer,
-      k8sServiceProxyName: k8sServiceProxyName)
+      k8sServiceProxyName: k8sServiceProxyName, monitorLevel: monitorLevel,
+      flowBufferSize: flowBufferSize)
     let settings = AgentSettings.resolve(
       flags: flags, file: file, environment: Self.environment(), hostname: Self.hostname())
     if let problem = settings.problem { throw StartFailure(problem) }

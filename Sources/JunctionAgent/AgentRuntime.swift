@@ -1,5 +1,6 @@
 import AgentAPI
 import AgentCore
+import FlowPipeline
 import Hummingbird
 import KubernetesClient
 import Logging
@@ -30,6 +31,9 @@ struct AgentRuntime {
   let socketLB: SocketLoadBalancer?
   /// The Kubernetes API the Services come from; nil standalone.
   let cluster: ClusterFollower?
+  /// The last --flow-buffer-size flows; fed by `flowConsumer` (nil without a datapath).
+  let flows: FlowBuffer
+  let flowConsumer: FlowConsumer?
 
   static func start(
     settings: AgentSettings, cluster: ClusterConfig?, shutdownGrace: Double,
@@ -77,6 +81,17 @@ struct AgentRuntime {
       close(lock)
       throw StartFailure("cannot write the node config (jnc_node_cfg): \(error)")
     }
+    // 3b. Flow events: the level the datapath writes at, and the ring's reader.
+    let flows = FlowBuffer(capacity: settings.flows.bufferSize)
+    let flowConsumer: FlowConsumer?
+    do {
+      try datapath.setMonitorLevel(settings.flows.level)
+      flowConsumer = try datapath.makeFlowConsumer(
+        buffer: flows, logger: Logger(label: "flows"))
+    } catch {
+      close(lock)
+      throw StartFailure("cannot set up the flow events (jnc_mon_cfg, jnc_events): \(error)")
+    }
 
     // 4. The stored endpoints.
     let loaded: (endpoints: [Endpoint], problems: [String])
@@ -118,6 +133,8 @@ struct AgentRuntime {
         "lb_backends_max": "\(settings.mapSizes.lbBackends)",
         "conntrack_max": "\(settings.mapSizes.conntrack)",
         "affinity_max": "\(settings.mapSizes.affinity)",
+        "monitor_level": "\(settings.flows.level.rawValue)",
+        "flow_buffer_size": "\(settings.flows.bufferSize)",
       ])
     if staleSocket {
       logger.info("removed a stale socket", metadata: ["socket": "\(settings.socket)"])
@@ -169,7 +186,7 @@ struct AgentRuntime {
       settings: settings, shutdownGrace: shutdownGrace,
       counterSweepInterval: counterSweepInterval, logger: logger, datapath: datapath,
       registry: registry, services: services, shutdown: shutdown, stateLock: lock,
-      socketLB: socketLB, cluster: follower)
+      socketLB: socketLB, cluster: follower, flows: flows, flowConsumer: flowConsumer)
   }
 
   private static func lockDirectory(_ directory: String) throws(StartFailure) -> Int32 {
@@ -203,7 +220,7 @@ struct AgentRuntime {
       conntrackMax: settings.mapSizes.conntrack, affinityMax: settings.mapSizes.affinity)
     let responder = APIResponder(
       registry: registry, services: services, cluster: cluster, config: config,
-      datapath: datapath, shutdown: shutdown, logger: Logger(label: "api"))
+      datapath: datapath, flows: flows, shutdown: shutdown, logger: Logger(label: "api"))
     let socket = SocketFile(path: settings.socket)
     let logger = self.logger
     let registry = self.registry
@@ -252,7 +269,10 @@ struct AgentRuntime {
             serviceName: "counter-sweep"),
           .init(service: app, serviceName: "api"),
           .init(service: gate, serviceName: "shutdown-gate"),
-        ],
+        ]
+          // Last, so shut down first: it ends the flow followers' streaming answers,
+          // which the HTTP server would otherwise wait for.
+          + (flowConsumer.map { [.init(service: $0, serviceName: "flows")] } ?? []),
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: Logger(label: "lifecycle")))
     do {

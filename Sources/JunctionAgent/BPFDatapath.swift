@@ -2,6 +2,7 @@ import AgentAPI
 import AgentCore
 import BPFKit
 import DatapathABI
+import FlowPipeline
 import Logging
 import NetKit
 import ServiceCore
@@ -54,6 +55,7 @@ func makeDatapath(
     let fromPin = bpfFS + "/" + JUNCTION_PROG_FROM_ENDPOINT
     let toPin = bpfFS + "/" + JUNCTION_PROG_TO_ENDPOINT
     let counters = try object.map(named: JUNCTION_MAP_ENDPOINT_COUNTERS)
+    let drops = try object.map(named: JUNCTION_MAP_DROPS)
     let services = try ServicePrograms(object)
     let reader = LBMapReader(
       services: services.services, backends: services.backends, reverseNAT: services.reverseNAT,
@@ -74,7 +76,8 @@ func makeDatapath(
           "\(reader.maps().map { "\($0.name)=\($0.maxEntries)" }.joined(separator: ","))",
       ])
     return BPFDatapath(
-      object: object, fromEndpoint: from, toEndpoint: to, counters: counters, services: services,
+      object: object, fromEndpoint: from, toEndpoint: to, counters: counters, drops: drops,
+      services: services,
       reader: reader, fromEndpointPin: fromPin, toEndpointPin: toPin, netdev: netdev)
   } catch let failure as DatapathStartFailure {
     throw failure
@@ -133,6 +136,7 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
   private let fromEndpoint: BPFProgram
   private let toEndpoint: BPFProgram
   private let counterMap: BPFMap
+  private let dropMap: BPFMap
   private let services: ServicePrograms
   private let reader: LBMapReader
   let fromEndpointPin: String
@@ -142,7 +146,7 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
 
   init(
     object: BPFObject, fromEndpoint: BPFProgram, toEndpoint: BPFProgram, counters: BPFMap,
-    services: ServicePrograms, reader: LBMapReader, fromEndpointPin: String,
+    drops: BPFMap, services: ServicePrograms, reader: LBMapReader, fromEndpointPin: String,
     toEndpointPin: String, netdev: NetdevPrograms? = nil
   ) {
     self.netdev = netdev
@@ -152,6 +156,7 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
     self.fromEndpoint = fromEndpoint
     self.toEndpoint = toEndpoint
     self.counterMap = counters
+    self.dropMap = drops
     self.fromEndpointPin = fromEndpointPin
     self.toEndpointPin = toEndpointPin
   }
@@ -187,6 +192,34 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
 
   func dumpLoadBalancer() throws -> LBMapDump {
     try reader.dump()
+  }
+
+  func dropCounters() throws -> [DatapathNames.RawDrop] {
+    // Walked while the datapath inserts: a key may come twice (DatapathNames.dropDump
+    // keeps one), and none is ever deleted, so every lookup finds its entry.
+    try dropMap.keys(as: junction_drop_key.self).compactMap { key in
+      guard let sum = try dropMap.lookupSum(key, as: junction_drop_counters.self) else {
+        return nil
+      }
+      return DatapathNames.RawDrop(
+        reason: key.reason, direction: key.direction, packets: sum.packets, bytes: sum.bytes)
+    }
+  }
+
+  func setMonitorLevel(_ level: FlowSettings.Level) throws {
+    try object.map(named: JUNCTION_MAP_MONITOR_CONFIG).update(
+      UInt32(0), junction_monitor_config(level: level.code, pad: 0))
+  }
+
+  func flowEventsLost() -> UInt64 {
+    let lost = try? object.map(named: JUNCTION_MAP_EVENTS_LOST).lookupSum(
+      UInt32(0), as: junction_events_lost.self)
+    return lost?.events ?? 0
+  }
+
+  func makeFlowConsumer(buffer: FlowBuffer, logger: Logger) throws -> FlowConsumer? {
+    try FlowConsumer(
+      events: try object.map(named: JUNCTION_MAP_EVENTS), buffer: buffer, logger: logger)
   }
 
   func configureNorthSouth(_ settings: NorthSouthSettings) throws {

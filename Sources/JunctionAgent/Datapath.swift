@@ -1,5 +1,7 @@
 import AgentAPI
 import AgentCore
+import FlowPipeline
+import Logging
 import ServiceCore
 
 /// What the agent needs from the BPF datapath, and nothing BPF-specific: the pins the CNI
@@ -27,6 +29,14 @@ protocol Datapath: Sendable {
   func programServices(_ diff: DesiredStateDiff) throws
   /// The service maps as the kernel holds them now (GET /v1/bpf/lb).
   func dumpLoadBalancer() throws -> LBMapDump
+  /// The drop counters (jnc_drops) summed over the CPUs, unnamed (GET /v1/bpf/drops).
+  func dropCounters() throws -> [DatapathNames.RawDrop]
+  /// Writes the flow event level into jnc_mon_cfg.
+  func setMonitorLevel(_ level: FlowSettings.Level) throws
+  /// Flow events the datapath's ring could not take (jnc_ev_lost, summed over the CPUs).
+  func flowEventsLost() -> UInt64
+  /// The reader of the flow event ring feeding `buffer`; nil without a datapath.
+  func makeFlowConsumer(buffer: FlowBuffer, logger: Logger) throws -> FlowConsumer?
   /// Writes the NodePort and SNAT port ranges into jnc_node_cfg (its other fields kept).
   func configureNorthSouth(_ settings: NorthSouthSettings) throws
 }
@@ -46,5 +56,9 @@ struct UnloadedDatapath: Datapath {
   func counterKeys() throws -> [Int] { [] }
   func programServices(_ diff: DesiredStateDiff) throws {}
   func dumpLoadBalancer() throws -> LBMapDump { .empty }
+  func dropCounters() throws -> [DatapathNames.RawDrop] { [] }
+  func setMonitorLevel(_ level: FlowSettings.Level) throws {}
+  func flowEventsLost() -> UInt64 { 0 }
+  func makeFlowConsumer(buffer: FlowBuffer, logger: Logger) throws -> FlowConsumer? { nil }
   func configureNorthSouth(_ settings: NorthSouthSettings) throws {}
 }

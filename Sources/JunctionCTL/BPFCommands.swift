@@ -2,13 +2,14 @@ import AgentAPI
 import ArgumentParser
 
 // bpf lb list: the datapath's service maps as the kernel holds them (GET /v1/bpf/lb).
+// bpf drops: the drop counters by reason and direction (GET /v1/bpf/drops).
 
 extension JunctionCTL {
   struct BPFCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
       commandName: "bpf",
       abstract: "Raw contents of the datapath's BPF maps, read back from the kernel.",
-      subcommands: [LBCommand.self]
+      subcommands: [LBCommand.self, Drops.self]
     )
   }
 }
@@ -21,6 +22,36 @@ extension JunctionCTL.BPFCommand {
         "The load-balancing maps (jnc_lb4_svc, jnc_lb4_be, jnc_lb4_revnat, jnc_lb4_maglev).",
       subcommands: [List.self]
     )
+  }
+}
+
+extension JunctionCTL.BPFCommand {
+  struct Drops: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "The datapath's drop counters (jnc_drops) by reason and direction.",
+      discussion: """
+        Every packet a datapath program dropped, counted under its reason and where it was \
+        dropped: from-endpoint (leaving a pod), to-endpoint (entering a pod), from-netdev \
+        and to-netdev (a --devices interface), sock (a socket hook). Counted since the map \
+        was pinned (agent restarts keep it), summed over the CPUs; only pairs that dropped \
+        at least once are listed. Reasons are the datapath's (bpf/junction_abi.h) in words, \
+        as `junctionctl observe` prints them.
+        -o json prints the counters as the API returns them (GET /v1/bpf/drops), with each \
+        reason's numeric code.
+
+        Examples:
+          junctionctl bpf drops
+          junctionctl bpf drops -o json
+        """)
+
+    @ParentCommand var root: JunctionCTL
+    @OptionGroup var format: OutputOption
+
+    func run() throws {
+      try Agent.run(socket: root.socket) { client in
+        try format.show(try client.dropCounters(), table: Views.dropTable)
+      }
+    }
   }
 }
 
@@ -123,6 +154,12 @@ extension Views {
     }
     return Output.table(
       header: ["SERVICE ADDRESS", "BACKEND ADDRESS (REVNAT_ID) (SLOT)"], rows: rows)
+  }
+
+  /// `bpf drops`: as `cilium-dbg bpf metrics list` shows its drops.
+  static func dropTable(_ dump: DropCounterDump) -> String {
+    let rows = dump.drops.map { [$0.reason, $0.direction, "\($0.packets)", "\($0.bytes)"] }
+    return Output.table(header: ["REASON", "DIRECTION", "PACKETS", "BYTES"], rows: rows)
   }
 
   /// `bpf lb list --backends`.

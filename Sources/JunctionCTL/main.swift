@@ -22,11 +22,13 @@ struct JunctionCTL: ParsableCommand {
         junctionctl apply -f droids.yaml
         junctionctl service list
         junctionctl bpf lb list
+        junctionctl bpf drops
+        junctionctl observe --to-pod default/web -f
       """,
     subcommands: [
       Status.self, EndpointCommand.self, ServiceCommand.self, RedirectPolicyCommand.self,
       Apply.self, Delete.self,
-      BPFCommand.self,
+      BPFCommand.self, Observe.self,
     ]
   )
 

@@ -104,6 +104,24 @@ final class APIRouteTests: XCTestCase {
     }
   }
 
+  func testDropCounterRoute() {
+    XCTAssertEqual(APIRoute.resolve(method: "GET", path: "/v1/bpf/drops"), .dropCounters)
+    XCTAssertEqual(
+      APIRoute.resolve(method: "DELETE", path: "/v1/bpf/drops"),
+      .methodNotAllowed(allowed: ["GET"]))
+    for path in ["/v1/bpf/drops/", "/v1/bpf/drops/x"] {
+      XCTAssertEqual(APIRoute.resolve(method: "GET", path: path), .notFound(path: path), path)
+    }
+  }
+
+  func testFlowRoute() {
+    XCTAssertEqual(APIRoute.resolve(method: "GET", path: "/v1/flows"), .flows)
+    XCTAssertEqual(
+      APIRoute.resolve(method: "POST", path: "/v1/flows"), .methodNotAllowed(allowed: ["GET"]))
+    XCTAssertEqual(
+      APIRoute.resolve(method: "GET", path: "/v1/flows/x"), .notFound(path: "/v1/flows/x"))
+  }
+
   func testPercentDecode() {
     XCTAssertEqual(APIRoute.percentDecode("a%3Ab"), "a:b")
     XCTAssertEqual(APIRoute.percentDecode("%c3%a9"), "é")

@@ -87,6 +87,29 @@ final class AgentSettingsTests: XCTestCase {
     XCTAssertNotNil(settings.problem)
   }
 
+  func testFlowSettings() throws {
+    let defaults = AgentSettings.resolve(
+      flags: AgentConfigFile(), file: nil, environment: [:], hostname: "h")
+    XCTAssertEqual(defaults.flows, FlowSettings(level: .flows, bufferSize: 4095))
+    XCTAssertEqual(FlowSettings.Level.allCases.map(\.code), [0, 1, 2], "jnc_mon_cfg's values")
+    let file = try AgentConfigFile.parse(
+      Array(#"{"monitor-level": "all", "flow-buffer-size": 100}"#.utf8))
+    let fromFile = AgentSettings.resolve(
+      flags: AgentConfigFile(flowBufferSize: 7), file: file, environment: [:], hostname: "h")
+    XCTAssertEqual(fromFile.flows, FlowSettings(level: .all, bufferSize: 7))
+    XCTAssertNil(fromFile.problem)
+    XCTAssertThrowsError(try AgentConfigFile.parse(Array(#"{"flow-buffer-size": "x"}"#.utf8))) {
+      XCTAssertEqual("\($0)", "'flow-buffer-size' must be a whole number")
+    }
+    let loud = AgentSettings.resolve(
+      flags: AgentConfigFile(monitorLevel: "loud"), file: nil, environment: [:], hostname: "h")
+    XCTAssertEqual(loud.problem, "--monitor-level \"loud\" is not one of off, flows, all")
+    let huge = AgentSettings.resolve(
+      flags: AgentConfigFile(flowBufferSize: 0), file: nil, environment: [:], hostname: "h")
+    XCTAssertEqual(
+      huge.problem, "--flow-buffer-size 0 is out of range: it must be 1 to 1048576")
+  }
+
   func testHealthSummary() {
     let ok = HealthSummary.make(
       nodeName: "n", datapathLoaded: true, endpoints: 3, stateProblem: nil, shuttingDown: false)

@@ -143,6 +143,56 @@ final class ABILayoutTests: XCTestCase {
     XCTAssertEqual(MemoryLayout<V>.offset(of: \.rev_nat_id), 6)
   }
 
+  /// The flow event record the datapath writes to the jnc_events ring and the agent reads
+  /// byte for byte (no key or value size check protects it: the ring carries raw records).
+  func testFlowEvent() {
+    typealias T = junction_flow_event
+    assertLayout(T.self, size: 56, alignment: 8)
+    let offsets: [(PartialKeyPath<T>, Int, String)] = [
+      (\.timestamp, 0, "timestamp"), (\.socket_cookie, 8, "socket_cookie"),
+      (\.ifindex, 16, "ifindex"), (\.length, 20, "length"), (\.saddr, 24, "saddr"),
+      (\.daddr, 28, "daddr"), (\.sport, 32, "sport"), (\.dport, 34, "dport"),
+      (\.nat_address, 36, "nat_address"), (\.nat_port, 40, "nat_port"),
+      (\.rev_nat_id, 42, "rev_nat_id"), (\.drop_reason, 44, "drop_reason"), (\.kind, 46, "kind"),
+      (\.point, 47, "point"), (\.verdict, 48, "verdict"), (\.proto, 49, "proto"),
+      (\.tcp_flags, 50, "tcp_flags"), (\.flags, 51, "flags"), (\.pad, 52, "pad"),
+    ]
+    for (path, offset, name) in offsets {
+      XCTAssertEqual(MemoryLayout<T>.offset(of: path), offset, name)
+    }
+  }
+
+  func testMonitorConfigAndLostCounter() {
+    assertLayout(junction_monitor_config.self, size: 8, alignment: 4)
+    XCTAssertEqual(MemoryLayout<junction_monitor_config>.offset(of: \.level), 0)
+    assertLayout(junction_events_lost.self, size: 8, alignment: 8)
+    XCTAssertEqual(JUNCTION_MAP_EVENTS, "jnc_events")
+    XCTAssertEqual(JUNCTION_MAP_EVENTS_LOST, "jnc_ev_lost")
+    XCTAssertEqual(JUNCTION_MAP_MONITOR_CONFIG, "jnc_mon_cfg")
+    XCTAssertEqual(JUNCTION_EVENTS_RING_SIZE, 1 << 20)
+    // Stored and shown: append only.
+    XCTAssertEqual(
+      [
+        JUNCTION_MONITOR_OFF.rawValue, JUNCTION_MONITOR_FLOWS.rawValue,
+        JUNCTION_MONITOR_ALL.rawValue,
+      ],
+      [0, 1, 2])
+    XCTAssertEqual(
+      [JUNCTION_FLOW_TRACE.rawValue, JUNCTION_FLOW_DROP.rawValue, JUNCTION_FLOW_SOCK.rawValue],
+      [1, 2, 3])
+    // Hubble's Verdict numbers.
+    XCTAssertEqual(
+      [
+        JUNCTION_VERDICT_FORWARDED.rawValue, JUNCTION_VERDICT_DROPPED.rawValue,
+        JUNCTION_VERDICT_TRANSLATED.rawValue,
+      ], [1, 2, 7])
+    XCTAssertEqual(
+      [
+        JUNCTION_FLOW_F_REPLY, JUNCTION_FLOW_F_REPLY_KNOWN, JUNCTION_FLOW_F_NEW,
+        JUNCTION_FLOW_F_XLATED,
+      ], [1, 2, 4, 8])
+  }
+
   func testConstants() {
     XCTAssertEqual(JUNCTION_ABI_VERSION, 3)
     XCTAssertEqual(JUNCTION_MAP_ENDPOINT_COUNTERS, "jnc_ep_counters")
@@ -182,7 +232,8 @@ final class ABILayoutTests: XCTestCase {
       JUNCTION_MAP_ENDPOINT_COUNTERS, JUNCTION_MAP_DROPS, JUNCTION_PROG_FROM_ENDPOINT,
       JUNCTION_PROG_TO_ENDPOINT, JUNCTION_MAP_LB4_SERVICES, JUNCTION_MAP_LB4_BACKENDS,
       JUNCTION_MAP_LB4_REVNAT, JUNCTION_MAP_LB4_AFFINITY, JUNCTION_MAP_LB4_MAGLEV,
-      JUNCTION_MAP_CT4,
+      JUNCTION_MAP_CT4, JUNCTION_MAP_EVENTS, JUNCTION_MAP_EVENTS_LOST,
+      JUNCTION_MAP_MONITOR_CONFIG,
     ] {
       XCTAssertLessThanOrEqual(name.utf8.count, 15, name)
       // bpffs refuses pin names with a dot.

@@ -54,6 +54,9 @@ final class TestSummaryTests: XCTestCase {
   func testACompleteRunIsCountedPerTest() throws {
     XCTAssertEqual(
       try summary(Self.passLog, status: 1), ["tests: 1 passed, 1 failed, 1 skipped"])
+    // A run with --filter closes with "Selected tests" instead of "All tests".
+    let filtered = Self.passLog.replacingOccurrences(of: "All tests", with: "Selected tests")
+    XCTAssertEqual(try summary(filtered, status: 1), ["tests: 1 passed, 1 failed, 1 skipped"])
   }
 
   func testAFailedCheckAfterTheTestsCountsAsAFailure() throws {

@@ -113,6 +113,13 @@ final class ServiceTests: XCTestCase {
     let answers = try traffic.connect(from: client, to: "10.96.0.11", port: 80, count: 1)
     XCTAssertEqual(answers, ["refused"])
     XCTAssertLessThan(Date().timeIntervalSince(started), 2.5, "refusal was not immediate")
+    // The SYN was dropped (answered with port unreachable): junctionctl bpf drops names it.
+    let drops = try junctionctl(["bpf", "drops"])
+    XCTAssertEqual(drops.status, 0, drops.stderr)
+    XCTAssertTrue(
+      drops.stdout.contains(#/Service backend not found\s+from-endpoint\s+[1-9]/#), drops.stdout)
+    let json = try junctionctl(["bpf", "drops", "-o", "json"])
+    XCTAssertTrue(json.stdout.contains("\"reasonCode\" : 5"), json.stdout)
   }
 
   func testBadYAMLIsRejectedWithFieldPathsAndChangesNothing() throws {

@@ -9,6 +9,7 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
+#include "lib/events.h"
 #include "lib/maps.h"
 
 
@@ -46,7 +47,8 @@ static __always_inline void count_endpoint(const struct __sk_buff *skb, __u32 di
 	}
 }
 
-/* Count a packet that does not reach its destination under its reason and direction. */
+/* Count a packet that does not reach its destination under its reason and direction, and
+ * tell the agent (a drop event, unless the monitor level is off). */
 static __always_inline void count_drop(const struct __sk_buff *skb, __u32 reason, __u32 direction)
 {
 	const struct junction_drop_key key = { .reason = reason, .direction = direction };
@@ -58,6 +60,7 @@ static __always_inline void count_drop(const struct __sk_buff *skb, __u32 reason
 		counters->packets++;
 		counters->bytes += skb->len;
 	}
+	jnc_emit_drop(skb, reason, direction);
 }
 
 /* Count the drop under its reason and direction, and return the verdict that drops. */

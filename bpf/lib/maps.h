@@ -147,4 +147,29 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } jnc_lb4_sk_rev SEC(".maps");
 
+/* Flow events for the agent (lib/events.h); one ring for every CPU and program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, JUNCTION_EVENTS_RING_SIZE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} jnc_events SEC(".maps");
+
+/* Events the full ring could not take, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct junction_events_lost);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} jnc_ev_lost SEC(".maps");
+
+/* The monitor level (one entry); written by the agent, OFF until it does. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct junction_monitor_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} jnc_mon_cfg SEC(".maps");
+
 #endif /* JUNCTION_LIB_MAPS_H */

@@ -1,0 +1,122 @@
+/// One flow as GET /v1/flows returns it (one JSON object per line): a datapath event
+/// (bpf/junction_abi.h, struct junction_flow_event) named with what the agent knows, after
+/// Hubble's Flow. `junctionctl observe` prints it.
+public struct Flow: Codable, Equatable, Sendable {
+  /// RFC 3339 UTC with nanoseconds, "2026-12-06T02:59:24.123456789Z".
+  public var time: String
+  /// The agent's --node-name.
+  public var nodeName: String
+  /// "trace" (a packet passed), "drop", or "sock" (socket LB translated a connect or send).
+  public var type: String
+  /// Where it was seen: "from-endpoint", "to-endpoint", "from-netdev", "to-netdev", "sock".
+  public var tracePoint: String
+  /// "FORWARDED", "DROPPED" or "TRANSLATED".
+  public var verdict: String
+  /// Drops: the reason in words, and its code (enum junction_drop_reason).
+  public var dropReason: String?
+  public var dropReasonCode: Int?
+  /// "TCP", "UDP", or the IP protocol number; nil when the packet was not IPv4.
+  public var proto: String?
+  /// The sender and receiver. For a connection to a Service, the destination is the
+  /// backend it went to (the Service asked for is `destinationService` and `original`); for
+  /// a reply, the source is the backend that answered (`sourceService`).
+  public var source: FlowPeer
+  public var destination: FlowPeer
+  /// The Service the client asked for, and the address:port it dialled before translation.
+  public var destinationService: FlowService?
+  /// Replies: the Service the backend answered for (the client sees its address).
+  public var sourceService: FlowService?
+  /// The frontend "ip:port" (the Service's address the client used), when translated.
+  public var original: String?
+  /// TCP only: the header's flags, "SYN", "ACK", "FIN", "RST", "PSH", "URG", "ECE", "CWR".
+  public var tcpFlags: [String]?
+  /// Whether the packet is a reply; nil when the datapath does not know.
+  public var isReply: Bool?
+  /// The first packet of a connection.
+  public var newConnection: Bool
+  /// Seen from the pod: "egress" (from-endpoint), "ingress" (to-endpoint); nil elsewhere.
+  public var trafficDirection: String?
+  /// The interface (host-side veth or device) the program ran on; nil for socket events.
+  public var interfaceIndex: Int?
+
+  public init(
+    time: String, nodeName: String, type: String, tracePoint: String, verdict: String,
+    dropReason: String? = nil, dropReasonCode: Int? = nil, proto: String?, source: FlowPeer,
+    destination: FlowPeer, destinationService: FlowService? = nil,
+    sourceService: FlowService? = nil, original: String? = nil, tcpFlags: [String]? = nil,
+    isReply: Bool?, newConnection: Bool, trafficDirection: String? = nil,
+    interfaceIndex: Int? = nil
+  ) {
+    self.time = time
+    self.nodeName = nodeName
+    self.type = type
+    self.tracePoint = tracePoint
+    self.verdict = verdict
+    self.dropReason = dropReason
+    self.dropReasonCode = dropReasonCode
+    self.proto = proto
+    self.source = source
+    self.destination = destination
+    self.destinationService = destinationService
+    self.sourceService = sourceService
+    self.original = original
+    self.tcpFlags = tcpFlags
+    self.isReply = isReply
+    self.newConnection = newConnection
+    self.trafficDirection = trafficDirection
+    self.interfaceIndex = interfaceIndex
+  }
+}
+
+/// One side of a flow: its address and port, and the pod behind the address when the
+/// agent knows it (an endpoint of this node).
+public struct FlowPeer: Codable, Equatable, Sendable {
+  public var ip: String
+  public var port: Int?
+  public var namespace: String?
+  public var podName: String?
+
+  public init(ip: String, port: Int? = nil, namespace: String? = nil, podName: String? = nil) {
+    self.ip = ip
+    self.port = port
+    self.namespace = namespace
+    self.podName = podName
+  }
+}
+
+public struct FlowService: Codable, Equatable, Sendable {
+  public var namespace: String
+  public var name: String
+
+  public init(namespace: String, name: String) {
+    self.namespace = namespace
+    self.name = name
+  }
+}
+
+/// One line of a GET /v1/flows answer (NDJSON), after Hubble's GetFlowsResponse: a flow,
+/// or a report of flows lost.
+public struct FlowsLine: Codable, Equatable, Sendable {
+  public var flow: Flow?
+  public var lostEvents: LostEvents?
+
+  public init(flow: Flow? = nil, lostEvents: LostEvents? = nil) {
+    self.flow = flow
+    self.lostEvents = lostEvents
+  }
+}
+
+/// Flows the agent could not keep or send.
+public struct LostEvents: Codable, Equatable, Sendable {
+  /// "datapath-ring": events the datapath's ring was too full to take (jnc_ev_lost): at
+  /// the end of an answer that does not follow, all since the map was pinned (when not
+  /// 0); while following, those since the reader started, checked at most once a second.
+  /// "follower": flows this reader was too slow for (follow only, sent with its next flow).
+  public var source: String
+  public var count: UInt64
+
+  public init(source: String, count: UInt64) {
+    self.source = source
+    self.count = count
+  }
+}

@@ -1,0 +1,95 @@
+import AgentAPI
+import AgentCore
+
+extension FlowRecord {
+  /// The API's flow: codes named (DatapathNames), addresses given their pods and Services
+  /// from `directory`, the time in RFC 3339.
+  ///
+  /// A translated connection (client → frontend, DNATed) has the backend as destination,
+  /// the Service and the frontend it dialled as `destinationService` and `original`; a
+  /// reply translated back has the backend as source and its Service as `sourceService`; a
+  /// socket LB translation is shown as the connection it becomes (the backend), with the
+  /// frontend the application asked for. Anything else, drops included, is the packet's own
+  /// addresses, and a destination that is a Service frontend names its Service.
+  public func flow(directory: FlowDirectory, nodeName: String) -> Flow {
+    let protoName = Self.protocolName(proto)
+    func peer(_ address: UInt32, _ port: UInt16) -> FlowPeer {
+      let ip = dottedQuad(address)
+      let pod = directory.pods[ip]
+      return FlowPeer(
+        ip: ip, port: protoName == "TCP" || protoName == "UDP" ? Int(port) : nil,
+        namespace: pod?.namespace, podName: pod?.name)
+    }
+    var source = peer(self.source, sourcePort)
+    var destination = peer(self.destination, destinationPort)
+    var destinationService: FlowService?
+    var sourceService: FlowService?
+    var original: String?
+    let service = revNatID == 0 ? nil : directory.servicesByID[Int(revNatID)]
+    if isTranslated && isReply {
+      sourceService = service
+      original = "\(dottedQuad(natAddress)):\(natPort)"
+    } else if isTranslated {
+      destinationService = service
+      original = "\(dottedQuad(self.destination)):\(destinationPort)"
+      destination = peer(natAddress, natPort)
+    } else {
+      destinationService =
+        service
+        ?? directory.servicesByFrontend[
+          "\(dottedQuad(self.destination)):\(destinationPort)/\(protoName ?? "")"]
+      if kind == .sock, self.source == 0 { source = FlowPeer(ip: "0.0.0.0") }
+    }
+    let pointName = DatapathNames.direction(point)
+    return Flow(
+      time: Timestamp.format(nanoseconds: time), nodeName: nodeName, type: Self.typeName(kind),
+      tracePoint: pointName, verdict: Self.verdictName(verdict),
+      dropReason: kind == .drop ? DatapathNames.dropReason(dropReason) : nil,
+      dropReasonCode: kind == .drop ? Int(dropReason) : nil, proto: protoName, source: source,
+      destination: destination, destinationService: destinationService,
+      sourceService: sourceService, original: original,
+      tcpFlags: proto == 6 ? Self.tcpFlagNames(tcpFlags) : nil,
+      isReply: isReplyKnown ? isReply : nil, newConnection: isNew,
+      trafficDirection: pointName == "from-endpoint"
+        ? "egress" : pointName == "to-endpoint" ? "ingress" : nil,
+      interfaceIndex: kind == .sock ? nil : Int(ifindex))
+  }
+
+  static func typeName(_ kind: Kind) -> String {
+    switch kind {
+    case .trace: "trace"
+    case .drop: "drop"
+    case .sock: "sock"
+    }
+  }
+
+  static func verdictName(_ verdict: UInt8) -> String {
+    switch verdict {
+    case 1: "FORWARDED"
+    case 2: "DROPPED"
+    case 7: "TRANSLATED"
+    default: "VERDICT_\(verdict)"
+    }
+  }
+
+  static func protocolName(_ proto: UInt8) -> String? {
+    switch proto {
+    case 0: nil
+    case 1: "ICMP"
+    case 6: "TCP"
+    case 17: "UDP"
+    case 132: "SCTP"
+    default: String(proto)
+    }
+  }
+
+  /// In Hubble's order.
+  static let tcpFlagBits: [(UInt8, String)] = [
+    (0x02, "SYN"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"), (0x20, "URG"),
+    (0x40, "ECE"), (0x80, "CWR"),
+  ]
+
+  static func tcpFlagNames(_ flags: UInt8) -> [String] {
+    tcpFlagBits.filter { flags & $0.0 != 0 }.map(\.1)
+  }
+}

@@ -1,0 +1,78 @@
+import BPFKit
+import FlowPipeline
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Reads the datapath's flow events (the jnc_events ring) on a thread of its own and
+/// appends them to the flow buffer: libbpf's ring_buffer__poll with a 100 ms timeout, so
+/// stopping takes at most that long. The thread only decodes and appends (no lookups, no
+/// allocation beyond the record): names are given when the flows are read (GET /v1/flows).
+/// As a service of the agent's group it runs until graceful shutdown, then ends every
+/// follower's stream (so no streaming answer holds the shutdown up) and stops the thread.
+final class FlowConsumer: Service, @unchecked Sendable {
+  let buffer: FlowBuffer
+  private let ring: BPFRingBuffer
+  private let stopping = Atomic<Bool>(false)
+  private let logger: Logger
+  private var thread = pthread_t()
+
+  init(events: BPFMap, buffer: FlowBuffer, logger: Logger) throws {
+    self.buffer = buffer
+    self.logger = logger
+    // A record that is not a junction_flow_event (another ABI's datapath) is skipped.
+    ring = try BPFRingBuffer(map: events) { [buffer] bytes in
+      if let record = FlowRecord(record: bytes, monotonicToWall: monotonicToWall()) {
+        buffer.append(record)
+      }
+    }
+  }
+
+  func run() async throws {
+    let box = Unmanaged.passRetained(self)
+    let created = pthread_create(
+      &thread, nil,
+      { context in
+        let consumer = Unmanaged<FlowConsumer>.fromOpaque(context!).takeRetainedValue()
+        consumer.poll()
+        return nil
+      }, box.toOpaque())
+    guard created == 0 else {
+      box.release()
+      logger.error(
+        "cannot start the flow consumer",
+        metadata: ["error": "\(String(cString: strerror(created)))"])
+      return
+    }
+    try? await gracefulShutdown()
+    stopping.store(true, ordering: .releasing)
+    buffer.stopAllFollowers()
+    pthread_join(thread, nil)
+  }
+
+  private func poll() {
+    while !stopping.load(ordering: .acquiring) {
+      do {
+        try ring.poll(timeoutMilliseconds: 100)
+      } catch {
+        logger.error("flow events: polling failed; flows stop", metadata: ["error": "\(error)"])
+        return
+      }
+    }
+  }
+}
+
+/// CLOCK_REALTIME − CLOCK_MONOTONIC in nanoseconds: what turns the datapath's
+/// bpf_ktime_get_ns stamps into wall-clock times.
+private func monotonicToWall() -> Int64 {
+  var real = timespec()
+  var monotonic = timespec()
+  clock_gettime(CLOCK_REALTIME, &real)
+  clock_gettime(CLOCK_MONOTONIC, &monotonic)
+  return (Int64(real.tv_sec) - Int64(monotonic.tv_sec)) * 1_000_000_000
+    + Int64(real.tv_nsec) - Int64(monotonic.tv_nsec)
+}

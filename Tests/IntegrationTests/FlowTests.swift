@@ -1,0 +1,205 @@
+import Foundation
+import XCTest
+
+/// Flows end to end: pods made through the real plugin with their Kubernetes names, a
+/// ClusterIP Service applied with junctionctl, traffic between the pods, and
+/// `junctionctl observe` reading what the datapath reported (GET /v1/flows).
+final class FlowTests: XCTestCase {
+  private var node: TestNode!
+  private var traffic: PodTraffic!
+  private var followers: [Process] = []
+
+  override func setUpWithError() throws {
+    node = try TestNode(podSubnet: "10.240.27.0/24")
+    traffic = PodTraffic(node: node)
+  }
+
+  override func tearDown() {
+    for process in followers where process.isRunning { process.terminate() }
+    traffic?.tearDown()
+    node?.tearDown()
+    super.tearDown()
+  }
+
+  private var ctl: String {
+    Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
+  }
+
+  private func junctionctl(_ arguments: [String], stdin: String = "") throws -> CommandOutput {
+    try Shell.run([ctl, "--socket", node.agentSocket] + arguments, stdin: stdin)
+  }
+
+  /// A pod attached through the plugin with its namespace and name in CNI_ARGS, as kubelet
+  /// passes them: (its network namespace, its address).
+  private func pod(_ namespace: String, _ name: String) throws -> (netns: String, address: String) {
+    let netns = try node.makePodNamespace()
+    let result = try node.driver(
+      "add", pod: netns,
+      extraEnvironment: [
+        "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAMESPACE=\(namespace);K8S_POD_NAME=\(name)"
+      ])
+    XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+    let ips = result.json?["ips"] as? [[String: Any]] ?? []
+    let address = (ips.first?["address"] as? String)?.split(separator: "/").first.map(String.init)
+    return (netns, try XCTUnwrap(address, result.stdout))
+  }
+
+  /// client (default) → Service default/droids 10.96.27.10:80 → r2d2 (droids); and the
+  /// Service default/empty 10.96.27.11:80 without backends.
+  private func connectThroughAService() throws -> (client: String, backend: String) {
+    let client = try pod("default", "client")
+    let backend = try pod("droids", "r2d2")
+    try traffic.startBackend("r2d2", in: backend.netns)
+    let yaml =
+      ServiceManifest.clusterIP(
+        name: "droids", clusterIP: "10.96.27.10", backends: [backend.address])
+      + "\n---\n" + ServiceManifest.clusterIP(name: "empty", clusterIP: "10.96.27.11", backends: [])
+    let applied = try junctionctl(["apply", "-f", "-"], stdin: yaml)
+    XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr)
+    XCTAssertEqual(
+      try traffic.connect(from: client.netns, to: "10.96.27.10", port: 80, count: 1), ["r2d2"])
+    XCTAssertEqual(
+      try traffic.connect(from: client.netns, to: "10.96.27.11", port: 80, count: 1), ["refused"])
+    return (client.netns, backend.netns)
+  }
+
+  /// `observe` output once it has at least `lines` lines (the consumer polls the ring
+  /// every 100 ms at most), or what it has after 3 s.
+  private func observe(_ arguments: [String], atLeast lines: Int) throws -> CommandOutput {
+    var output = try junctionctl(["observe"] + arguments)
+    let deadline = Date().addingTimeInterval(3)
+    while output.stdout.split(separator: "\n").count < lines, Date() < deadline {
+      usleep(100_000)
+      output = try junctionctl(["observe"] + arguments)
+    }
+    return output
+  }
+
+  func testObserveShowsTheClientTheServiceAndTheBackendWithSYNAndFINAndDropsInWords() throws {
+    _ = try connectThroughAService()
+    let all = try observe(["--last", "100"], atLeast: 5)
+    XCTAssertEqual(all.status, 0, all.stderr)
+    let lines = all.stdout.split(separator: "\n").map(String.init)
+    func has(_ pattern: Regex<Substring>, _ what: String) {
+      XCTAssertTrue(lines.contains { $0.contains(pattern) }, "\(what) in:\n\(all.stdout)")
+    }
+    let time = #/^[A-Z][a-z]{2} [ 1-3][0-9] \d\d:\d\d:\d\d\.\d{3}: /#
+    XCTAssertTrue(lines.allSatisfy { $0.contains(time) }, all.stdout)
+    has(
+      #/default/client:\d+ -> droids/r2d2:8080 \(service default/droids 10\.96\.27\.10:80\) from-endpoint FORWARDED \(TCP Flags: SYN\)$/#,
+      "the client's SYN, translated")
+    has(
+      #/default/client:\d+ -> droids/r2d2:8080 to-endpoint FORWARDED \(TCP Flags: SYN\)$/#,
+      "the SYN delivered to the backend")
+    has(#/default/client:\d+ [-<]. droids/r2d2:8080 .*FIN/#, "a FIN")
+    has(
+      #/default/client:\d+ <> default/empty:80 Service backend not found DROPPED \(TCP Flags: SYN\)$/#,
+      "the drop, its reason in words")
+
+    // The same as JSON, one flow per line, filtered by verdict.
+    let drops = try junctionctl(["observe", "--verdict", "DROPPED", "-o", "json"])
+    XCTAssertEqual(drops.status, 0, drops.stderr)
+    let dropLines = drops.stdout.split(separator: "\n")
+    XCTAssertGreaterThanOrEqual(dropLines.count, 1, drops.stdout)
+    for line in dropLines {
+      let object = try XCTUnwrap(
+        try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+      let flow = try XCTUnwrap(object["flow"] as? [String: Any], String(line))
+      XCTAssertEqual(flow["verdict"] as? String, "DROPPED")
+      XCTAssertEqual(flow["dropReason"] as? String, "Service backend not found")
+      XCTAssertEqual(flow["dropReasonCode"] as? Int, 5)
+      XCTAssertEqual((flow["destinationService"] as? [String: Any])?["name"] as? String, "empty")
+    }
+  }
+
+  func testFiltersSelectOnlyWhatTheySay() throws {
+    _ = try connectThroughAService()
+    let all = try observe(["--last", "100"], atLeast: 5).stdout
+    let toBackend = try junctionctl(["observe", "--to-pod", "droids/r2d2"])
+    XCTAssertEqual(toBackend.status, 0, toBackend.stderr)
+    let toLines = toBackend.stdout.split(separator: "\n")
+    XCTAssertGreaterThanOrEqual(toLines.count, 2, toBackend.stdout + "\nof\n" + all)
+    // To the backend: on the right, whether the datapath knows it is no reply (->) or not (<>).
+    XCTAssertTrue(
+      toLines.allSatisfy { $0.contains(#/ (->|<>) droids/r2d2:8080/#) }, toBackend.stdout)
+
+    let drops = try junctionctl(["observe", "--type", "drop", "--from-pod", "default/client"])
+    let dropLines = drops.stdout.split(separator: "\n")
+    XCTAssertGreaterThanOrEqual(dropLines.count, 1, drops.stdout)
+    XCTAssertTrue(dropLines.allSatisfy { $0.contains("DROPPED") }, drops.stdout)
+
+    let port = try junctionctl(["observe", "--to-port", "80", "--to-service", "default/droids"])
+    XCTAssertTrue(
+      port.stdout.split(separator: "\n").allSatisfy { $0.contains("(service default/droids") },
+      port.stdout)
+    XCTAssertEqual(try junctionctl(["observe", "--from-pod", "default/nobody"]).stdout, "")
+    XCTAssertEqual(
+      try junctionctl(["observe", "--last", "1"]).stdout.split(separator: "\n").count, 1)
+    XCTAssertGreaterThanOrEqual(
+      try junctionctl(["observe", "--since", "1h"]).stdout.split(separator: "\n").count, 5)
+    XCTAssertEqual(try junctionctl(["observe", "--since", "2099-01-01T00:00:00Z"]).stdout, "")
+    XCTAssertEqual(try junctionctl(["observe", "--ip", "192.168.0.0/16"]).stdout, "")
+    XCTAssertEqual(try junctionctl(["observe", "--protocol", "udp"]).stdout, "")
+
+    let bad = try junctionctl(["observe", "--verdict", "MAYBE"])
+    XCTAssertNotEqual(bad.status, 0)
+    XCTAssertTrue(bad.stderr.contains("MAYBE"), bad.stderr)
+  }
+
+  func testFollowStreamsANewFlowWithinASecond() throws {
+    let client = try pod("default", "client")
+    let backend = try pod("droids", "r2d2")
+    try traffic.startBackend("r2d2", in: backend.netns)
+
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: ctl)
+    process.arguments = ["--socket", node.agentSocket, "observe", "-f", "--to-pod", "droids/r2d2"]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    let errors = Pipe()
+    process.standardError = errors
+    let received = NSMutableString(string: "")
+    let lock = NSLock()
+    pipe.fileHandleForReading.readabilityHandler = { handle in
+      let text = String(decoding: handle.availableData, as: UTF8.self)
+      lock.lock()
+      received.append(text)
+      lock.unlock()
+    }
+    try process.run()
+    followers.append(process)
+
+    usleep(500_000)  // connected and following
+    XCTAssertTrue(process.isRunning)
+
+    let answers = try traffic.connect(from: client.netns, to: backend.address, port: 8080, count: 1)
+    XCTAssertEqual(answers, ["r2d2"])
+    let sent = Date()
+    var seen = ""
+    while Date().timeIntervalSince(sent) < 1 {
+      lock.lock()
+      seen = received as String
+      lock.unlock()
+      if seen.contains("TCP Flags: SYN)") { break }
+      usleep(20_000)
+    }
+    XCTAssertTrue(
+      seen.contains(
+        #/default/client:\d+ -> droids/r2d2:8080 to-endpoint FORWARDED \(TCP Flags: SYN\)/#),
+      "no SYN within 1 s of the connection: \(seen)")
+    let wasRunning = process.isRunning
+    // A follower does not hold the agent up: SIGTERM stops it in time (TestAgent.stop fails
+    // the test otherwise), and the streamed answer ends, so observe -f exits.
+    let started = Date()
+    XCTAssertEqual(try XCTUnwrap(node.agent).stop(), 0)
+    XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+    let exited = Date().addingTimeInterval(5)
+    while process.isRunning, Date() < exited { usleep(50_000) }
+    XCTAssertFalse(process.isRunning, "observe -f still running after the agent stopped")
+    if process.isRunning { process.terminate() }
+    process.waitUntilExit()
+    let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    XCTAssertTrue(wasRunning, "observe -f ended: \(stderr)")
+    pipe.fileHandleForReading.readabilityHandler = nil
+  }
+}

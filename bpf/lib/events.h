@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Flow events for the agent (junction_abi.h, "Flow events"): reserved in the jnc_events
+ * ring, filled, submitted. Nothing here ever changes a packet's fate: a full ring
+ * (bpf_ringbuf_reserve returning NULL) only counts a lost event in jnc_ev_lost.
+ *
+ * Cost on the fast path: one array lookup of the level (inlined by the verifier) and a test
+ * of the TCP flags already parsed; an established packet at the FLOWS level writes nothing.
+ * Wakeups use the adaptive default (the consumer is woken only when it had caught up).
+ */
+#ifndef JUNCTION_LIB_EVENTS_H
+#define JUNCTION_LIB_EVENTS_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "lib/maps.h"
+#include "lib/parse.h"
+
+/* The service translation of a traced packet (JUNCTION_FLOW_F_XLATED), and whether it is a
+ * connection's first packet or a reply, as the program learnt them on its way. */
+struct jnc_trace {
+	__be32 nat_address;
+	__be16 nat_port;
+	__u16 rev_nat_id;
+	__u8 flags; /* JUNCTION_FLOW_F_* */
+	__u8 skip;  /* already reported otherwise (a drop event): no trace */
+	__u8 pad[2];
+};
+
+static __always_inline __u32 jnc_monitor_level(void)
+{
+	const __u32 zero = 0;
+	const struct junction_monitor_config *config = bpf_map_lookup_elem(&jnc_mon_cfg, &zero);
+
+	return config ? config->level : JUNCTION_MONITOR_OFF;
+}
+
+/* A zeroed event in the ring, or NULL (ring full: counted as lost). */
+static __always_inline struct junction_flow_event *jnc_event_reserve(__u8 kind, __u8 point,
+								     __u8 verdict)
+{
+	struct junction_flow_event *event;
+	const __u32 zero = 0;
+
+	event = bpf_ringbuf_reserve(&jnc_events, sizeof(*event), 0);
+	if (!event) {
+		struct junction_events_lost *lost = bpf_map_lookup_elem(&jnc_ev_lost, &zero);
+
+		if (lost)
+			lost->events++;
+		return NULL;
+	}
+	__builtin_memset(event, 0, sizeof(*event));
+	event->timestamp = bpf_ktime_get_ns();
+	event->kind = kind;
+	event->point = point;
+	event->verdict = verdict;
+	return event;
+}
+
+/* An event about a packet: also its interface and length. */
+static __always_inline struct junction_flow_event *
+jnc_event_reserve_skb(const struct __sk_buff *skb, __u8 kind, __u8 point, __u8 verdict)
+{
+	struct junction_flow_event *event = jnc_event_reserve(kind, point, verdict);
+
+	if (event) {
+		event->ifindex = skb->ifindex;
+		event->length = skb->len;
+	}
+	return event;
+}
+
+/* The parsed packet's addresses, ports, protocol and TCP flags. */
+static __always_inline void jnc_event_packet(struct junction_flow_event *event,
+					     const struct jnc_packet *packet)
+{
+	event->saddr = packet->saddr;
+	event->daddr = packet->daddr;
+	event->sport = packet->sport;
+	event->dport = packet->dport;
+	event->proto = packet->proto;
+	event->tcp_flags = packet->tcp_flags;
+}
+
+/*
+ * A dropped packet, read from the skb as it is at the drop (count_drop calls this, so every
+ * program's drops are covered): addresses, ports and TCP flags when it is IPv4 with the L4
+ * header there, else only what is known (ifindex, length, reason).
+ */
+static __always_inline void jnc_emit_drop(const struct __sk_buff *skb, __u32 reason, __u32 point)
+{
+	struct junction_flow_event *event;
+	struct iphdr ip;
+	__be16 eth_proto;
+	__u32 l4_off;
+
+	if (jnc_monitor_level() == JUNCTION_MONITOR_OFF)
+		return;
+	event = jnc_event_reserve_skb(skb, JUNCTION_FLOW_DROP, point, JUNCTION_VERDICT_DROPPED);
+	if (!event)
+		return;
+	event->drop_reason = reason;
+	if (bpf_skb_load_bytes(skb, 12, &eth_proto, sizeof(eth_proto)) < 0 ||
+	    eth_proto != bpf_htons(ETH_P_IP) ||
+	    bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0 || ip.version != 4)
+		goto submit;
+	event->saddr = ip.saddr;
+	event->daddr = ip.daddr;
+	event->proto = ip.protocol;
+	if (ip.frag_off & bpf_htons(JNC_IP_OFFSET))
+		goto submit;
+	l4_off = ETH_HLEN + ip.ihl * 4;
+	if (ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP)
+		bpf_skb_load_bytes(skb, l4_off, &event->sport, 4);
+	if (ip.protocol == IPPROTO_TCP)
+		bpf_skb_load_bytes(skb, l4_off + 13, &event->tcp_flags, 1);
+submit:
+	bpf_ringbuf_submit(event, 0);
+}
+
+/*
+ * A packet an endpoint program passes (TC_ACT_OK or a redirect), seen at `point` as it
+ * arrived: written at the FLOWS level when it opens a connection (a pure TCP SYN, or
+ * trace->flags has NEW) or closes one (FIN or RST); at the ALL level always.
+ */
+static __always_inline void jnc_emit_trace(const struct __sk_buff *skb,
+					   const struct jnc_packet *packet, __u32 point,
+					   const struct jnc_trace *trace)
+{
+	struct junction_flow_event *event;
+	__u8 flags = trace->flags;
+	__u32 level;
+
+	if (trace->skip)
+		return;
+	if (jnc_tcp_opens(packet))
+		flags |= JUNCTION_FLOW_F_NEW | JUNCTION_FLOW_F_REPLY_KNOWN;
+	level = jnc_monitor_level();
+	if (level == JUNCTION_MONITOR_OFF)
+		return;
+	if (level == JUNCTION_MONITOR_FLOWS && !(flags & JUNCTION_FLOW_F_NEW) &&
+	    !jnc_tcp_closes(packet))
+		return;
+	event = jnc_event_reserve_skb(skb, JUNCTION_FLOW_TRACE, point, JUNCTION_VERDICT_FORWARDED);
+	if (!event)
+		return;
+	jnc_event_packet(event, packet);
+	event->flags = flags;
+	event->nat_address = trace->nat_address;
+	event->nat_port = trace->nat_port;
+	event->rev_nat_id = trace->rev_nat_id;
+	bpf_ringbuf_submit(event, 0);
+}
+
+/*
+ * Socket LB (sock.c): a connect or send to a frontend, as the application asked for it
+ * (`packet`: the socket's bound address or 0, its port or a stand-in, the frontend), either
+ * translated to `backend` (verdict TRANSLATED, reason 0) or refused (DROPPED, `reason`).
+ * `per_connection`: a connect, written from the FLOWS level on; a send (one per datagram)
+ * is written only at ALL, as every packet is. Refusals are written from FLOWS on.
+ */
+static __always_inline void jnc_emit_sock(__u64 cookie, const struct jnc_packet *packet,
+					  const struct junction_lb4_backend *backend,
+					  __u16 rev_nat_id, __u32 reason, int per_connection)
+{
+	struct junction_flow_event *event;
+	__u32 level = jnc_monitor_level();
+
+	if (level == JUNCTION_MONITOR_OFF ||
+	    (level == JUNCTION_MONITOR_FLOWS && backend && !per_connection))
+		return;
+	event = backend ? jnc_event_reserve(JUNCTION_FLOW_SOCK, JUNCTION_DIR_SOCKET,
+					    JUNCTION_VERDICT_TRANSLATED)
+			: jnc_event_reserve(JUNCTION_FLOW_DROP, JUNCTION_DIR_SOCKET,
+					    JUNCTION_VERDICT_DROPPED);
+	if (!event)
+		return;
+	event->socket_cookie = cookie;
+	jnc_event_packet(event, packet); /* tcp_flags: 0, a socket has no packet yet */
+	event->rev_nat_id = rev_nat_id;
+	event->drop_reason = reason;
+	event->flags = JUNCTION_FLOW_F_REPLY_KNOWN | (per_connection ? JUNCTION_FLOW_F_NEW : 0);
+	if (backend) {
+		event->flags |= JUNCTION_FLOW_F_XLATED;
+		event->nat_address = backend->address;
+		event->nat_port = backend->port;
+	}
+	bpf_ringbuf_submit(event, 0);
+}
+
+#endif /* JUNCTION_LIB_EVENTS_H */
