@@ -4,11 +4,7 @@ import XCTest
 /// `junctionctl` against a real `junction-agent` (TestAgent): what people read (the status
 /// block, the endpoint table), what scripts read (-o json), and the one-line errors.
 final class CTLTests: XCTestCase {
-  /// The CLI binary: $JUNCTIONCTL_BIN, else the package's debug build.
-  static var binary: String {
-    ProcessInfo.processInfo.environment["JUNCTIONCTL_BIN"]
-      ?? Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
-  }
+  static var binary: String { Artifacts.junctionctl }
 
   /// A registration as the CNI plugin would send it, for an interface that need not exist.
   static let spec: [String: Any] = [

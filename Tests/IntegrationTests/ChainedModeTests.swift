@@ -46,8 +46,7 @@ final class ChainedModeTests: XCTestCase {
   private func junctionctl(_ node: TestNode, _ arguments: [String], stdin: String = "") throws
     -> CommandOutput
   {
-    let ctl = Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
-    return try Shell.run([ctl, "--socket", node.agentSocket] + arguments, stdin: stdin)
+    try node.junctionctl(arguments, stdin: stdin)
   }
 
   /// The tc filters on both hooks of `link` in the node (empty when none).

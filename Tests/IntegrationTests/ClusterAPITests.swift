@@ -27,12 +27,8 @@ final class ClusterAPITests: XCTestCase {
     super.tearDown()
   }
 
-  private var ctl: String {
-    Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
-  }
-
   private func junctionctl(_ arguments: [String], stdin: String = "") throws -> CommandOutput {
-    try Shell.run([ctl, "--socket", node.agentSocket] + arguments, stdin: stdin)
+    try node.junctionctl(arguments, stdin: stdin)
   }
 
   /// GET /v1/healthz's `cluster`.
@@ -294,8 +290,7 @@ final class ClusterAPIPermissionTests: XCTestCase {
   }
 
   private func status() throws -> CommandOutput {
-    let ctl = Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
-    return try Shell.run([ctl, "--socket", node.agentSocket, "status"])
+    return try node.junctionctl(["status"])
   }
 
   private func waitFor(_ text: String, timeout: TimeInterval = 30) throws -> String {

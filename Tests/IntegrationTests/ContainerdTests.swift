@@ -55,7 +55,7 @@ final class ContainerdTests: XCTestCase {
   }
 
   private var ctl: String {
-    Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
+    Artifacts.junctionctl
   }
 
   /// busybox httpd on 8080 answering every GET / with the container's name.

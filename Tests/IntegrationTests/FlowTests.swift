@@ -21,12 +21,8 @@ final class FlowTests: XCTestCase {
     super.tearDown()
   }
 
-  private var ctl: String {
-    Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
-  }
-
   private func junctionctl(_ arguments: [String], stdin: String = "") throws -> CommandOutput {
-    try Shell.run([ctl, "--socket", node.agentSocket] + arguments, stdin: stdin)
+    try node.junctionctl(arguments, stdin: stdin)
   }
 
   /// A pod attached through the plugin with its namespace and name in CNI_ARGS, as kubelet
@@ -152,7 +148,7 @@ final class FlowTests: XCTestCase {
     try traffic.startBackend("r2d2", in: backend.netns)
 
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: ctl)
+    process.executableURL = URL(fileURLWithPath: Artifacts.junctionctl)
     process.arguments = ["--socket", node.agentSocket, "observe", "-f", "--to-pod", "droids/r2d2"]
     let pipe = Pipe()
     process.standardOutput = pipe

@@ -103,7 +103,7 @@ final class HairpinTests: XCTestCase {
     }
     XCTAssertTrue(listening, "the server did not start")
 
-    let ctl = Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
+    let ctl = Artifacts.junctionctl
     let applied = try Shell.run(
       [ctl, "--socket", node.agentSocket, "apply", "-f", "-"],
       stdin: manifest(clusterIP: clusterIP, backend: address))

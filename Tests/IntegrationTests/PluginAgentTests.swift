@@ -94,7 +94,7 @@ final class PluginAgentTests: XCTestCase {
     let agent = try XCTUnwrap(node.agent)
     let shown = try Shell.run(
       [
-        Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path, "--socket",
+        Artifacts.junctionctl, "--socket",
         agent.socketPath,
         "endpoint", "get", "\(node.containerID(pod)):eth0", "-o", "json",
       ])

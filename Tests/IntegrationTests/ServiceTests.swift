@@ -18,12 +18,8 @@ final class ServiceTests: XCTestCase {
     super.tearDown()
   }
 
-  private var ctl: String {
-    Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
-  }
-
   private func junctionctl(_ arguments: [String], stdin: String = "") throws -> CommandOutput {
-    try Shell.run([ctl, "--socket", node.agentSocket] + arguments, stdin: stdin)
+    try node.junctionctl(arguments, stdin: stdin)
   }
 
   private func manifest(clusterIP: String, backends: [String]) -> String {

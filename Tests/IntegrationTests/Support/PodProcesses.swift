@@ -52,7 +52,7 @@ extension TestNode {
   /// `yaml` applied to this node's agent with `junctionctl apply -f -`; a test failure with
   /// its output when it is refused.
   func apply(_ yaml: String, file: StaticString = #filePath, line: UInt = #line) throws {
-    let ctl = Artifacts.repoRoot.appendingPathComponent(".build/debug/junctionctl").path
+    let ctl = Artifacts.junctionctl
     let applied = try Shell.run([ctl, "--socket", agentSocket, "apply", "-f", "-"], stdin: yaml)
     XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr, file: file, line: line)
   }

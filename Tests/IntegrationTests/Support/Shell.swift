@@ -90,6 +90,12 @@ enum Artifacts {
       ?? repoRoot.appendingPathComponent(".build/debug/junction").path
   }
 
+  /// The CLI: $JUNCTIONCTL_BIN, else the package's debug build.
+  static var junctionctl: String {
+    ProcessInfo.processInfo.environment["JUNCTIONCTL_BIN"]
+      ?? repoRoot.appendingPathComponent(".build/debug/junctionctl").path
+  }
+
   static var driver: String {
     ProcessInfo.processInfo.environment["CNIDRIVER_BIN"]
       ?? repoRoot.appendingPathComponent(".build-driver/cnidriver").path

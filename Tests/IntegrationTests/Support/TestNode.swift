@@ -297,3 +297,10 @@ final class TestNode {
     try? FileManager.default.removeItem(at: directory)
   }
 }
+
+extension TestNode {
+  /// junctionctl against this node's agent.
+  func junctionctl(_ arguments: [String], stdin: String = "") throws -> CommandOutput {
+    try Shell.run([Artifacts.junctionctl, "--socket", agentSocket] + arguments, stdin: stdin)
+  }
+}
