@@ -107,13 +107,24 @@ final class ServiceStoreTests: XCTestCase {
     XCTAssertFalse(AtomicFile.exists(restarted.journalPath))
   }
 
-  func testASnapshotRewrittenDuringACompactionIsNotReplacedByTheOlderOne() throws {
+  /// A store with a compaction threshold of 2, two changes stored and the compaction
+  /// they made due started (its segment closed, its snapshot not written).
+  private func compactionStarted() throws -> (
+    String, ServiceStore, ServiceTable, ServiceStore.Compaction
+  ) {
     let directory = try temporaryDirectory() + "/services"
     var store = ServiceStore(directory: directory, compactionThreshold: 2)
     _ = try store.load()
     var table = ServiceTable()
     for index in 0..<2 { try self.store(service(index), in: &store, &table) }
     let compaction = try XCTUnwrap(try store.compactIfDue(table.resources, table.ids))
+    return (directory, store, table, compaction)
+  }
+
+  func testASnapshotRewrittenDuringACompactionIsNotReplacedByTheOlderOne() throws {
+    let (directory, started, atSwitch, compaction) = try compactionStarted()
+    var store = started
+    var table = atSwitch
     try self.store(service(2), in: &store, &table)
     // A change that could not be programmed: the stored state goes back to the table's.
     let plan = ApplyPlan(.apply, yaml: service(3))
@@ -125,12 +136,9 @@ final class ServiceStoreTests: XCTestCase {
   }
 
   func testAFailedCompactionIsFoldedByTheNextOne() throws {
-    let directory = try temporaryDirectory() + "/services"
-    var store = ServiceStore(directory: directory, compactionThreshold: 2)
-    _ = try store.load()
-    var table = ServiceTable()
-    for index in 0..<2 { try self.store(service(index), in: &store, &table) }
-    let compaction = try XCTUnwrap(try store.compactIfDue(table.resources, table.ids))
+    let (directory, started, atSwitch, compaction) = try compactionStarted()
+    var store = started
+    var table = atSwitch
     // A snapshot that cannot be written: a directory where the file goes.
     try FileManager.default.createDirectory(
       atPath: store.snapshotPath, withIntermediateDirectories: false)
