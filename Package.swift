@@ -126,6 +126,9 @@ let package = Package(
     .testTarget(name: "BPFKitTests", dependencies: ["BPFKit", "DatapathABI", "NetKit"]),
     .testTarget(name: "AgentAPITests", dependencies: ["AgentAPI", "AgentCore"]),
     .testTarget(name: "ServiceCoreTests", dependencies: ["ServiceCore"]),
+    // The agent's own parts that need no datapath (the service store on a temporary directory).
+    .testTarget(
+      name: "JunctionAgentTests", dependencies: ["JunctionAgent", "AgentCore", "ServiceCore"]),
     // tools/standin-apiserver driven from tests (the client's and the integration tests).
     .target(name: "StandinSupport", path: "Tests/StandinSupport"),
     .testTarget(

@@ -59,7 +59,9 @@ public enum AtomicFile {
       if durability == .powerLoss, fsync(fd) != 0 { throw FileError("fsync", temporary, errno) }
       closed = true
       if close(fd) != 0 { throw FileError("close", temporary, errno) }
-      if rename(temporary, path) != 0 { throw FileError("rename to \(path)", temporary, errno) }
+      if Glibc.rename(temporary, path) != 0 {
+        throw FileError("rename to \(path)", temporary, errno)
+      }
     } catch {
       unlink(temporary)
       throw error
@@ -103,6 +105,16 @@ public enum AtomicFile {
       }
       offset += written
     }
+  }
+
+  /// Renames `from` to `to` (same directory, replacing any `to`) and, for `.powerLoss`,
+  /// waits until the new name is on disk: after a crash the file is under one name or the
+  /// other, and once this returns, under `to`.
+  public static func rename(
+    _ from: String, to: String, durability: Durability = .powerLoss
+  ) throws(FileError) {
+    if Glibc.rename(from, to) != 0 { throw FileError("rename to \(to)", from, errno) }
+    if durability == .powerLoss { try syncDirectory(PathNames.directory(of: to)) }
   }
 
   /// Removes `path`, durably unless told otherwise. False when there was nothing to remove.

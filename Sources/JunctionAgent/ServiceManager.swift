@@ -118,7 +118,18 @@ actor ServiceManager {
     mapWrites += update.diff.steps.count
     table.commit(update)
     do {
-      try store.compactIfDue(table.resources, table.ids)
+      // The snapshot is written off the actor: the changes that follow wait for a rename,
+      // not for the whole state to be encoded and written (see ServiceStore).
+      if let compaction = try store.compactIfDue(table.resources, table.ids) {
+        let logger = logger
+        Task.detached(priority: .utility) {
+          do {
+            try compaction.run()
+          } catch {
+            logger.warning("cannot fold the service journal into a snapshot: \(error)")
+          }
+        }
+      }
     } catch {
       // The journal still holds every change; a later compaction will try again.
       logger.warning("cannot fold the service journal into a snapshot: \(error)")

@@ -65,6 +65,29 @@ final class StoredServicesTests: XCTestCase {
     }
   }
 
+  /// A compaction closes the journal segment, then writes the snapshot of the state at
+  /// that point: before the snapshot, after it, and with the closed segment removed, the
+  /// files restore the same state.
+  func testTheSnapshotAndSegmentsOfACompactionRestoreTheSameAtEveryStep() throws {
+    var table = ServiceTable()
+    let closed = [try change(&table, .apply, Fixtures.list, sequence: 1)]
+    let atSwitch = ServiceSnapshot(resources: table.resources, ids: table.ids, sequence: 1)
+    let open = [
+      try change(&table, .apply, web + "\n---\n" + webSlice, sequence: 2),
+      try change(&table, .delete, web, sequence: 3),
+    ]
+    let steps: [(String, ServiceSnapshot?, [ServiceJournalRecord])] = [
+      ("before the snapshot", nil, closed + open), ("after it", atSwitch, closed + open),
+      ("segment removed", atSwitch, open),
+    ]
+    for (step, snapshot, records) in steps {
+      let restored = try ServiceJournal.restore(snapshot: snapshot, records: records)
+      XCTAssertEqual(restored.resources, table.resources, step)
+      XCTAssertEqual(restored.ids, table.ids, step)
+      XCTAssertEqual(restored.sequence, 3, step)
+    }
+  }
+
   func testAGapInTheJournalIsAnError() throws {
     var table = ServiceTable()
     let one = try change(&table, .apply, Fixtures.list, sequence: 1)

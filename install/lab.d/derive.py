@@ -9,8 +9,8 @@ selector, the EndpointSlices the EndpointSlice controller would make (one per di
 of resolved ports). STALE_JSON: the lab-made objects the agents hold that are no longer
 desired (a deleted pod, the slices of a deleted Service). Both are JSON, which is YAML.
 
-The Services are read from the first node's agent state (services/snapshot.json and
-journal.jsonl): the agent already parsed the user's YAML, so the lab needs no YAML parser.
+The Services are read from the first node's agent state (services/snapshot.json and the
+journal segments): the agent already parsed the user's YAML, so the lab needs no YAML parser.
 Standard library only: this is lab plumbing, not product.
 """
 import json
@@ -64,7 +64,11 @@ def stored_objects(state_dir):
         sequence = snapshot.get("junction", {}).get("sequence", 0)
     except FileNotFoundError:
         pass
-    for line in read_lines(os.path.join(state_dir, "journal.jsonl")):
+    # A compaction under way has closed its segment (journal.closed.jsonl); it comes first.
+    lines = []
+    for name in ("journal.closed.jsonl", "journal.jsonl"):
+        lines += read_lines(os.path.join(state_dir, name))
+    for line in lines:
         record = json.loads(line)
         if record.get("sequence", 0) <= sequence:
             continue
