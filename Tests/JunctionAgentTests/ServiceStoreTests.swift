@@ -151,43 +151,4 @@ final class ServiceStoreTests: XCTestCase {
     XCTAssertFalse(AtomicFile.exists(store.journalPath))
     try assertRestores(directory, table, sequence: 4, "after the slow fold")
   }
-
-  /// How long a whole snapshot of 10,000 Services × 10 endpoints takes to write (the
-  /// compaction's cost before it moved off the ServiceManager's critical path). Opt-in:
-  /// JUNCTION_MEASURE_SNAPSHOT=1.
-  func testMeasureASnapshotOfTenThousandServices() throws {
-    try XCTSkipUnless(ProcessInfo.processInfo.environment["JUNCTION_MEASURE_SNAPSHOT"] == "1")
-    var yaml: [String] = []
-    for index in 0..<10_000 {
-      yaml.append(service(index))
-      var slice = """
-        apiVersion: discovery.k8s.io/v1
-        kind: EndpointSlice
-        metadata:
-          name: web-\(index)-1
-          labels:
-            kubernetes.io/service-name: web-\(index)
-        addressType: IPv4
-        ports:
-        - port: 8080
-        endpoints:
-
-        """
-      for endpoint in 0..<10 {
-        slice += """
-          - addresses: ["10.\(index / 250 + 1).\(index % 250).\(endpoint + 1)"]
-            conditions: {ready: true, serving: true, terminating: false}
-
-          """
-      }
-      yaml.append(slice)
-    }
-    let resources = try ApplyPlan(.apply, yaml: yaml.joined(separator: "\n---\n"))
-      .result(applyingTo: ResourceSet())
-    var store = ServiceStore(directory: try temporaryDirectory() + "/services")
-    let clock = ContinuousClock()
-    let elapsed = try clock.measure { try store.rewrite(resources, LoadBalancerIDs()) }
-    let size = try AtomicFile.read(store.snapshotPath, limit: 1 << 30).count
-    print("snapshot of \(resources.objects.count) objects, \(size) bytes: \(elapsed)")
-  }
 }
