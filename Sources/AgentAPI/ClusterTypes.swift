@@ -22,12 +22,24 @@ public struct ClusterStatus: Codable, Equatable, Sendable {
   /// From an EndpointSlice's `endpoints.kubernetes.io/last-change-trigger-time` (or the
   /// event's arrival) to the map write.
   public var programmingLatency: LatencySummary
+  /// Set when the API server's address is a Service frontend this agent translates (a
+  /// ClusterIP, external or load-balancer IP): one line saying so. The agent keeps working,
+  /// but a restart without the API can cut it off from the server (Cilium issue #34653).
+  public var serverWarning: String?
+  /// The highest `metadata.resourceVersion` among the objects received (compared as
+  /// integers, as etcd's revisions are), when every change received is in the datapath; nil
+  /// while some wait to be applied, and before the first sync. The lab waits on it (and on
+  /// each resource's object count) to know an agent has caught up with its writes.
+  public var appliedResourceVersion: String?
 
   public init(
     server: String, source: String, synced: Bool, syncedAt: String?, unreachableSince: String?,
     lastError: String?, resources: [ClusterResourceStatus], skippedObjects: Int, mapWrites: Int,
-    programmingLatency: LatencySummary
+    programmingLatency: LatencySummary, serverWarning: String? = nil,
+    appliedResourceVersion: String? = nil
   ) {
+    self.serverWarning = serverWarning
+    self.appliedResourceVersion = appliedResourceVersion
     self.server = server
     self.source = source
     self.synced = synced

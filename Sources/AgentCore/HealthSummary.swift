@@ -38,6 +38,7 @@ extension HealthSummary {
       let since = status.unreachableSince.map { " (failing since \($0))" } ?? ""
       return "error: \(error)\(since)"
     }
+    if let warning = status.serverWarning { return "warning: \(warning)" }
     return status.synced ? ok : "syncing"
   }
 }

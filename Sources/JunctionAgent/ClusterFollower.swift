@@ -38,6 +38,11 @@ actor ClusterFollower: ServiceLifecycle.Service {
   /// A failed apply: the next flush replaces the table's state by the mirror's in full.
   private var needsFullSync = false
   private var mapWritesAtStart = 0
+  /// The highest object resourceVersion received (see `ClusterStatus.appliedResourceVersion`),
+  /// and the applies in flight.
+  private var seenVersion = 0
+  private var applying = 0
+  private var serverWarningLogged = false
 
   /// The cluster configuration the settings ask for: `--kubeconfig` (with `--k8s-api-server`
   /// overriding its server), else in-cluster when the pod's environment says so (with the
@@ -100,6 +105,7 @@ actor ClusterFollower: ServiceLifecycle.Service {
     logger.info(
       "following the Kubernetes API",
       metadata: ["server": "\(config.server)", "source": "\(config.source)"])
+    await logServerWarning()
     await cancelWhenGracefulShutdown {
       await withTaskGroup(of: Void.self) { group in
         for informer in self.informers {
@@ -113,6 +119,10 @@ actor ClusterFollower: ServiceLifecycle.Service {
   private func receive(_ delivery: InformerDelivery) async {
     let kind = ResourceKind(rawValue: delivery.resource.kind)
     for change in delivery.changes {
+      switch change {
+      case .upsert(_, let object), .delete(_, let object):
+        seenVersion = max(seenVersion, Int(object.resourceVersion ?? "") ?? 0)
+      }
       switch change {
       case .upsert(_, let object):
         for problem in mirror.upsert(YAMLValue(json: object)) {
@@ -141,18 +151,47 @@ actor ClusterFollower: ServiceLifecycle.Service {
     }
   }
 
+  /// Nothing received waits to be applied: the datapath holds everything seen.
+  private var isIdle: Bool {
+    syncedAt != nil && !mirror.hasPending && !needsFullSync && !flushScheduled && applying == 0
+  }
+
+  /// Says once, in the log, that the server is reached through a frontend this agent
+  /// translates (Cilium issue #34653); status says it for as long as it is true.
+  private func logServerWarning() async {
+    guard !serverWarningLogged, let warning = await serverWarning() else { return }
+    serverWarningLogged = true
+    logger.warning("\(warning)")
+  }
+
+  private func serverWarning() async -> String? {
+    var frontends: [ServerAddressCheck.Frontend] = []
+    for case .service(let service) in await services.resources.objects.values {
+      let addresses = service.clusterIPs + service.externalIPs + service.loadBalancerIngress
+      frontends.append(
+        ServerAddressCheck.Frontend(
+          service: "\(service.meta.namespace)/\(service.meta.name)",
+          addresses: addresses.map { "\($0)" }))
+    }
+    return ServerAddressCheck.warning(server: config.server, frontends: frontends)
+  }
+
   /// Every collection has listed: the stored state is replaced by the cluster's, one diff.
   private func sync() async {
     let edits = mirror.syncEdits(against: await services.resources)
+    applying += 1
     do {
       try await services.apply(edits: edits)
+      applying -= 1
       _ = mirror.takePending()
       firstArrival = nil
       syncedAt = Timestamp.now()
       logger.info(
         "synced with the Kubernetes API",
         metadata: ["objects": "\(mirror.objects.count)", "edits": "\(edits.count)"])
+      await logServerWarning()
     } catch {
+      applying -= 1
       logger.error("cannot apply the cluster's state: \(error); retrying in 1 s")
       Task {
         try? await Task.sleep(for: .seconds(1))
@@ -174,10 +213,13 @@ actor ClusterFollower: ServiceLifecycle.Service {
     }
     let arrival = firstArrival
     firstArrival = nil
+    applying += 1
     do {
       try await services.apply(edits: edits)
+      applying -= 1
       needsFullSync = false
     } catch {
+      applying -= 1
       needsFullSync = true
       logger.error("cannot apply changes from the API: \(error); retrying")
       Task {
@@ -230,7 +272,9 @@ actor ClusterFollower: ServiceLifecycle.Service {
       mapWrites: await services.mapWrites - mapWritesAtStart,
       programmingLatency: LatencySummary(
         count: latency.count, p50Milliseconds: latency.percentile(0.5).map { $0 * 1000 },
-        p99Milliseconds: latency.percentile(0.99).map { $0 * 1000 }))
+        p99Milliseconds: latency.percentile(0.99).map { $0 * 1000 }),
+      serverWarning: await serverWarning(),
+      appliedResourceVersion: isIdle ? String(seenVersion) : nil)
   }
 }
 

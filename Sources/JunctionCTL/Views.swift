@@ -27,7 +27,10 @@ enum Views {
     var lines: [[String]] = [
       ["  Server:", cluster.server],
       ["  Source:", cluster.source],
-      ["  Synced:", cluster.synced ? "yes (\(cluster.syncedAt ?? "-"))" : "no"],
+    ]
+    if let warning = cluster.serverWarning { lines.append(["  Warning:", warning]) }
+    lines += [
+      ["  Synced:", cluster.synced ? "yes (\(cluster.syncedAt ?? "-"))" : "no"]
     ]
     if let since = cluster.unreachableSince {
       lines.append(["  Failing since:", "\(since) (serving the last-known state)"])

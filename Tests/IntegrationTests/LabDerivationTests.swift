@@ -2,8 +2,9 @@ import Foundation
 import XCTest
 
 /// install/lab.d/derive.py, the lab's EndpointSlice controller, on a hand-made lab
-/// directory and agent state: which pods become endpoints of which Service, with which
-/// ports, node and zone, and which lab-made objects are stale. No root needed.
+/// directory and the cluster's Services: which pods become endpoints of which Service (in the
+/// Service's namespace), with which ports, node, zone and conditions (ready, not ready,
+/// terminating), and which lab-made objects are stale. No root needed.
 final class LabDerivationTests: XCTestCase {
   static var script: String {
     Artifacts.repoRoot.appendingPathComponent("install/lab.d/derive.py").path
@@ -47,56 +48,64 @@ final class LabDerivationTests: XCTestCase {
   func testSlicesFollowSelectorsPortsAndZonesAndStaleObjectsAreFound() throws {
     try write("zone-a\n", "lab/nodes/node1/zone")
     try write("zone-b\n", "lab/nodes/node2/zone")
-    for (pod, node, ip, labels, ports) in [
-      ("a", "node1", "10.240.1.2", "app=web\n", "http=8080\n"),
-      ("b", "node2", "10.240.2.2", "app=web\ntier=x\n", ""),
-      ("c", "node1", "10.240.1.3", "app=other\n", ""),
+    for (pod, node, ip, labels, ports, namespace, state) in [
+      ("a", "node1", "10.240.1.2", "app=web\n", "http=8080\n", "default", "ready"),
+      ("b", "node2", "10.240.2.2", "app=web\ntier=x\n", "", "default", "terminating"),
+      ("c", "node1", "10.240.1.3", "app=other\n", "", "default", "ready"),
+      ("d", "node2", "10.240.2.3", "app=web\n", "", "prod", "not-ready"),
     ] {
       try write("\(node)\n", "lab/pods/\(pod)/node")
+      try write("\(namespace)\n", "lab/pods/\(pod)/namespace")
+      try write("\(state)\n", "lab/pods/\(pod)/state")
       try write("\(ip)\n", "lab/pods/\(pod)/ip")
       try write(labels, "lab/pods/\(pod)/labels")
       try write(ports, "lab/pods/\(pod)/ports")
     }
-    let items = [
+    let services = [
       service("named", selector: #""selector": {"app": "web"},"#, targetPort: #""http""#),
       service("numbered", selector: #""selector": {"app": "web"},"#, targetPort: "8081"),
       service("manual", selector: "", targetPort: "80"),
       service(
         "elsewhere", selector: #""selector": {"app": "web"},"#, targetPort: "80", namespace: "prod"),
-      service("removed", selector: #""selector": {"app": "web"},"#, targetPort: "80"),
-      labMade("EndpointSlice", "removed-lab0"), labMade("Pod", "old"),
     ]
     try write(
-      #"{"apiVersion": "v1", "kind": "List", "junction": {"sequence": 1}, "items": ["#
-        + items.joined(separator: ",") + "]}",
-      "lab/nodes/node1/state/services/snapshot.json")
-    // The journal's record after the snapshot removes the "removed" Service; one at or
-    // below the snapshot's sequence is already in it and must be ignored.
+      #"{"apiVersion": "v1", "kind": "List", "items": ["# + services.joined(separator: ",") + "]}",
+      "services.json")
+    // Lab-made objects in the cluster: one still desired, two stale.
+    let existing = [
+      labMade("EndpointSlice", "removed-lab0"), labMade("Pod", "old"), labMade("Pod", "a"),
+    ]
     try write(
-      #"{"sequence": 1, "stored": [], "removed": [{"kind": "Service", "namespace": "default", "name": "numbered"}]}"#
-        + "\n"
-        + #"{"sequence": 2, "stored": [], "removed": [{"kind": "Service", "namespace": "default", "name": "removed"}]}"#
-        + "\n",
-      "lab/nodes/node1/state/services/journal.jsonl")
+      #"{"apiVersion": "v1", "kind": "List", "items": ["# + existing.joined(separator: ",") + "]}",
+      "existing.json")
 
     let desiredPath = directory.appendingPathComponent("desired.json").path
     let stalePath = directory.appendingPathComponent("stale.json").path
     let result = try Shell.run([
       "python3", LabDerivationTests.script, directory.appendingPathComponent("lab").path, "t",
-      desiredPath, stalePath,
+      directory.appendingPathComponent("services.json").path,
+      directory.appendingPathComponent("existing.json").path, desiredPath, stalePath,
     ])
     XCTAssertEqual(result.status, 0, result.stderr)
     XCTAssertTrue(result.stderr.contains("pod b has no port named 'http'"), result.stderr)
 
     let desired = try objects(desiredPath)
     let pods = desired.filter { $0["kind"] as? String == "Pod" }
-    XCTAssertEqual(pods.map(name).sorted(), ["a", "b", "c"])
+    XCTAssertEqual(pods.map(name).sorted(), ["a", "b", "c", "d"])
     let podA = try XCTUnwrap(pods.first { name($0) == "a" })
     XCTAssertEqual((podA["spec"] as? [String: Any])?["nodeName"] as? String, "node1")
     let status = try XCTUnwrap(podA["status"] as? [String: Any])
     XCTAssertEqual(status["podIP"] as? String, "10.240.1.2")
     XCTAssertEqual(
       (status["conditions"] as? [[String: String]])?.first, ["type": "Ready", "status": "True"])
+    let podB = try XCTUnwrap(pods.first { name($0) == "b" })
+    XCTAssertNotNil(
+      (podB["metadata"] as? [String: Any])?["deletionTimestamp"], "a terminating pod is deleted")
+    let podD = try XCTUnwrap(pods.first { name($0) == "d" })
+    XCTAssertEqual((podD["metadata"] as? [String: Any])?["namespace"] as? String, "prod")
+    XCTAssertEqual(
+      ((podD["status"] as? [String: Any])?["conditions"] as? [[String: String]])?.first,
+      ["type": "Ready", "status": "False"])
 
     let slices = desired.filter { $0["kind"] as? String == "EndpointSlice" }
     XCTAssertEqual(
@@ -122,10 +131,19 @@ final class LabDerivationTests: XCTestCase {
     XCTAssertEqual(endpointB["zone"] as? String, "zone-b")
     XCTAssertEqual(
       endpointB["conditions"] as? [String: Bool],
-      ["ready": true, "serving": true, "terminating": false])
+      ["ready": false, "serving": true, "terminating": true], "b is terminating")
+    let endpointA = try XCTUnwrap(
+      (numbered["endpoints"] as? [[String: Any]])?.first {
+        ($0["addresses"] as? [String]) == ["10.240.1.2"]
+      })
     XCTAssertEqual(
-      addresses(try XCTUnwrap(slices.first { name($0) == "elsewhere-lab0" })), [],
-      "lab pods live in default: another namespace's Service selects none")
+      endpointA["conditions"] as? [String: Bool],
+      ["ready": true, "serving": true, "terminating": false])
+    let elsewhere = try XCTUnwrap(slices.first { name($0) == "elsewhere-lab0" })
+    XCTAssertEqual(addresses(elsewhere), ["10.240.2.3"], "only the pod of the Service's namespace")
+    XCTAssertEqual(
+      (elsewhere["endpoints"] as? [[String: Any]])?.first?["conditions"] as? [String: Bool],
+      ["ready": false, "serving": false, "terminating": false], "d is not ready")
 
     XCTAssertEqual(try objects(stalePath).map(name).sorted(), ["old", "removed-lab0"])
   }

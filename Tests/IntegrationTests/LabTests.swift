@@ -24,6 +24,7 @@ final class LabTests: XCTestCase {
 
     try lab.must(["up", "--nodes", "2", "--mode", mode])
     let agentPIDs = try lab.agentPIDs(nodes: 2)
+    let apiserverPID = try lab.apiserverPID()
     for pid in agentPIDs {
       let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
       XCTAssertTrue(cmdline.contains("junction-agent"), "recorded pid \(pid) is the agent")
@@ -65,7 +66,7 @@ final class LabTests: XCTestCase {
     XCTAssertFalse(after.contains(backendIP + ":"), after)
 
     try lab.must(["down"])
-    lab.assertNoTrace(agentPIDs: agentPIDs)
+    lab.assertNoTrace(agentPIDs: agentPIDs, apiserverPID: apiserverPID)
   }
 
   /// The seed's traffic-distribution scenario on two nodes in two zones: with PreferClose

@@ -98,3 +98,31 @@ final class ProtocolTests: XCTestCase {
     XCTAssertEqual(last.items, [])
   }
 }
+
+final class ServerAddressCheckTests: XCTestCase {
+  func testHostsOfServerURLs() {
+    XCTAssertEqual(ServerAddressCheck.host(of: "https://10.96.0.1:443"), "10.96.0.1")
+    XCTAssertEqual(ServerAddressCheck.host(of: "https://10.96.0.1"), "10.96.0.1")
+    XCTAssertEqual(ServerAddressCheck.host(of: "https://[FD00::1]:6443/prefix"), "fd00::1")
+    XCTAssertEqual(ServerAddressCheck.host(of: "https://api.example:6443"), "api.example")
+    XCTAssertNil(ServerAddressCheck.host(of: "10.96.0.1:443"))
+  }
+
+  func testAServerBehindAFrontendTheAgentTranslatesIsNamed() throws {
+    let frontends = [
+      ServerAddressCheck.Frontend(service: "default/kubernetes", addresses: ["10.96.0.1"]),
+      ServerAddressCheck.Frontend(service: "web/lb", addresses: ["10.96.0.9", "203.0.113.7"]),
+    ]
+    let warning = try XCTUnwrap(
+      ServerAddressCheck.warning(server: "https://10.96.0.1:443", frontends: frontends))
+    XCTAssertTrue(
+      warning.contains("10.96.0.1 is a frontend of Service default/kubernetes"), warning)
+    XCTAssertTrue(warning.contains("--k8s-api-server"), warning)
+    XCTAssertNotNil(
+      ServerAddressCheck.warning(server: "https://203.0.113.7:6443", frontends: frontends))
+    XCTAssertNil(
+      ServerAddressCheck.warning(server: "https://172.30.0.1:6443", frontends: frontends))
+    XCTAssertNil(ServerAddressCheck.warning(server: "https://api.example", frontends: frontends))
+    XCTAssertNil(ServerAddressCheck.warning(server: "https://10.96.0.1", frontends: []))
+  }
+}

@@ -1,15 +1,22 @@
 # Shared by install/lab's parts: where a lab keeps its state, and small helpers.
 # A lab's state lives in $LAB_ROOT/LAB/ (default /run/junction-lab/LAB):
 #   lab.env                 mode, node count, binaries (sourced by every command)
+#   apiserver/              the stand-in API server's CA, token, kubeconfig and url;
+#                           apiserver.pid, apiserver.log beside it
 #   nodes/nodeN/            ip, cidr, zone, agent.pid, agent.log, run/agent.sock, state/,
 #                           bpf/ (a bpffs mount), conf/ (conflist), ipam/, cache/, bin/
-#   pods/NAME/              node, ip, labels (k=v lines), ports (name=number lines),
+#   pods/NAME/              node, namespace, state (ready, not-ready or terminating), ip,
+#                           labels (k=v lines), ports (name=number lines),
 #                           pids (processes started with `exec --detach`)
 # Everything is recorded before it is created, so `down` can undo a half-finished `up`.
 
 LAB_ROOT="${LAB_ROOT:-/run/junction-lab}"
 UNDERLAY_PREFIX=172.30.0
 CLIENT_IP="$UNDERLAY_PREFIX.100"
+# The stand-in API server (tools/standin-apiserver), on the underlay bridge of LAB-underlay:
+# every node reaches it on its eth0.
+API_IP="$UNDERLAY_PREFIX.1"
+API_PORT=6443
 
 die() {
   echo "lab: $*" >&2
@@ -51,12 +58,11 @@ ctl() {
   "$BIN/junctionctl" --socket "$(node_dir "$node")/run/agent.sock" "$@"
 }
 
-# Runs junctionctl apply/delete -f FILE against every node's agent.
-ctl_all() {
-  local verb="$1" file="$2" node
-  for node in $(node_names); do
-    ctl "$node" "$verb" -f "$file" >/dev/null || die "$verb on $node's agent failed"
-  done
+# install/lab.d/cluster.py COMMAND ARGS... (apply, delete, nodes, sync) against the lab's
+# stand-in API server, from the underlay namespace where it listens; it waits until every
+# agent has applied the result.
+cluster() {
+  BIN="$BIN" ip netns exec "$LAB-underlay" python3 "$LAB_LIB/cluster.py" "$(lab_dir)" "$LAB" "$@"
 }
 
 agent_running() {

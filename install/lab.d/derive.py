@@ -1,16 +1,15 @@
 #!/usr/bin/env python3
-"""The lab's stand-in for the Kubernetes control plane: from the lab's pods (its state
-directory) and the Services the agents hold, writes the objects the cluster would have.
+"""The lab's EndpointSlice controller (and kubelet, for the Pods): from the lab's pods (its
+state directory) and the cluster's Services, the objects the cluster would have.
 
-    derive.py LAB_DIR LAB_NAME DESIRED_JSON STALE_JSON
+    derive.py LAB_DIR LAB_NAME SERVICES_JSON EXISTING_JSON DESIRED_JSON STALE_JSON
 
-DESIRED_JSON: a `kind: List` of a v1/Pod per lab pod and, for each Service with a
-selector, the EndpointSlices the EndpointSlice controller would make (one per distinct set
-of resolved ports). STALE_JSON: the lab-made objects the agents hold that are no longer
-desired (a deleted pod, the slices of a deleted Service). Both are JSON, which is YAML.
-
-The Services are read from the first node's agent state (services/snapshot.json and the
-journal segments): the agent already parsed the user's YAML, so the lab needs no YAML parser.
+SERVICES_JSON: a List of the cluster's Services (as the stand-in API server lists them).
+EXISTING_JSON: a List of the lab-made objects the cluster holds. DESIRED_JSON: a List of a
+v1/Pod per lab pod and, for each Service with a selector, the EndpointSlices the controller
+would make from the ready, not-ready and terminating pods of the Service's namespace (one
+slice per distinct set of resolved ports). STALE_JSON: the lab-made objects no longer desired
+(a deleted pod, the slices of a deleted Service). install/lab.d/cluster.py uses the functions.
 Standard library only: this is lab plumbing, not product.
 """
 import json
@@ -41,7 +40,10 @@ def read_pods(lab_dir):
         labels = dict(l.split("=", 1) for l in read_lines(os.path.join(d, "labels")))
         ports = {k: int(v) for k, v in (l.split("=", 1) for l in read_lines(os.path.join(d, "ports")))}
         zone = (read_lines(os.path.join(lab_dir, "nodes", node, "zone")) or [None])[0]
-        pods.append({"name": name, "ip": ip, "node": node, "labels": labels, "ports": ports, "zone": zone})
+        namespace = (read_lines(os.path.join(d, "namespace")) or ["default"])[0]
+        state = (read_lines(os.path.join(d, "state")) or ["ready"])[0]
+        pods.append({"name": name, "ip": ip, "node": node, "labels": labels, "ports": ports,
+                     "zone": zone, "namespace": namespace, "state": state})
     return pods
 
 
@@ -52,42 +54,31 @@ def key(doc):
     return (kind, namespace, meta.get("name"))
 
 
-def stored_objects(state_dir):
-    """The agent's objects: its snapshot, then the journal records after it."""
-    objects = {}
-    sequence = 0
-    try:
-        with open(os.path.join(state_dir, "snapshot.json")) as f:
-            snapshot = json.load(f)
-        for doc in snapshot.get("items", []):
-            objects[key(doc)] = doc
-        sequence = snapshot.get("junction", {}).get("sequence", 0)
-    except FileNotFoundError:
-        pass
-    # A compaction under way has closed its segment (journal.closed.jsonl); it comes first.
-    lines = []
-    for name in ("journal.closed.jsonl", "journal.jsonl"):
-        lines += read_lines(os.path.join(state_dir, name))
-    for line in lines:
-        record = json.loads(line)
-        if record.get("sequence", 0) <= sequence:
-            continue
-        for doc in record.get("stored", []):
-            objects[key(doc)] = doc
-        for removed in record.get("removed", []):
-            objects.pop((removed["kind"], removed["namespace"], removed["name"]), None)
-    return objects
+# A pod's state → its EndpointSlice conditions, as the controller sets them: a terminating
+# pod that still passes its readiness probe is serving (KEP-1672), never ready.
+CONDITIONS = {
+    "ready": {"ready": True, "serving": True, "terminating": False},
+    "not-ready": {"ready": False, "serving": False, "terminating": False},
+    "terminating": {"ready": False, "serving": True, "terminating": True},
+}
+# Set on a terminating pod (as the API server does on a graceful delete); fixed, so that
+# deriving again changes nothing.
+DELETION_TIMESTAMP = "2000-01-01T00:00:00Z"
 
 
 def pod_object(pod, lab):
+    ready = "True" if pod["state"] == "ready" else "False"
+    meta = {"name": pod["name"], "namespace": pod["namespace"], "labels": pod["labels"],
+            "annotations": {MARK: lab}}
+    if pod["state"] == "terminating":
+        meta["deletionTimestamp"] = DELETION_TIMESTAMP
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": pod["name"], "namespace": "default", "labels": pod["labels"],
-                     "annotations": {MARK: lab}},
+        "metadata": meta,
         "spec": {"nodeName": pod["node"]},
         "status": {"phase": "Running", "podIP": pod["ip"], "podIPs": [{"ip": pod["ip"]}],
-                   "conditions": [{"type": "Ready", "status": "True"}]},
+                   "conditions": [{"type": "Ready", "status": ready}]},
     }
 
 
@@ -118,13 +109,13 @@ def endpoint_slices(service, pods, lab):
     name, namespace = meta.get("name"), meta.get("namespace") or "default"
     groups = {}  # resolved ports (as JSON) -> endpoints
     for pod in pods:
-        if namespace != "default" or any(pod["labels"].get(k) != v for k, v in selector.items()):
+        if pod["namespace"] != namespace or any(pod["labels"].get(k) != v for k, v in selector.items()):
             continue
         ports = resolve_ports(spec.get("ports", []), pod, name)
         if ports is None:
             continue
         endpoint = {"addresses": [pod["ip"]],
-                    "conditions": {"ready": True, "serving": True, "terminating": False},
+                    "conditions": dict(CONDITIONS[pod["state"]]),
                     "nodeName": pod["node"]}
         if pod["zone"]:
             endpoint["zone"] = pod["zone"]
@@ -152,17 +143,31 @@ def write_list(path, items):
         json.dump({"apiVersion": "v1", "kind": "List", "items": items}, f, indent=1)
 
 
-def main():
-    lab_dir, lab, desired_path, stale_path = sys.argv[1:5]
-    pods = read_pods(lab_dir)
-    nodes = sorted(os.listdir(os.path.join(lab_dir, "nodes")))
-    stored = stored_objects(os.path.join(lab_dir, "nodes", nodes[0], "state", "services"))
+def read_list(path):
+    with open(path) as f:
+        return json.load(f).get("items", [])
+
+
+def derive(pods, services, lab):
+    """The Pods and EndpointSlices the cluster should hold."""
     desired = [pod_object(p, lab) for p in pods]
-    for doc in sorted((d for d in stored.values() if d.get("kind") == "Service"), key=key):
+    for doc in sorted(services, key=key):
         desired.extend(endpoint_slices(doc, pods, lab))
+    return desired
+
+
+def stale_objects(existing, desired, lab):
+    """The lab-made objects among `existing` that are not desired."""
     wanted = {key(d) for d in desired}
-    stale = [d for k, d in sorted(stored.items())
-             if ((d.get("metadata") or {}).get("annotations") or {}).get(MARK) == lab and k not in wanted]
+    return [d for d in sorted(existing, key=key)
+            if ((d.get("metadata") or {}).get("annotations") or {}).get(MARK) == lab
+            and key(d) not in wanted]
+
+
+def main():
+    lab_dir, lab, services_path, existing_path, desired_path, stale_path = sys.argv[1:7]
+    desired = derive(read_pods(lab_dir), read_list(services_path), lab)
+    stale = stale_objects(read_list(existing_path), desired, lab)
     write_list(desired_path, desired)
     write_list(stale_path, stale)
     print(f"{len(desired)} {len(stale)}")

@@ -30,15 +30,40 @@ ENV
   ip -n "$LAB-underlay" link set lo up
   ip -n "$LAB-underlay" link add br0 type bridge
   ip -n "$LAB-underlay" link set br0 up
+  start_apiserver
 
   local n
   for n in $(seq "$nodes"); do make_node "$n"; done
   for n in $(seq "$nodes"); do route_pod_cidrs "$(node_ns "node$n")" "$nodes" "$n"; done
   make_client "$nodes"
   for n in $(seq "$nodes"); do start_agent "node$n"; done
-  apply_nodes
+  # A v1/Node per node, with its zone; returns once every agent has synced and has it.
+  cluster nodes || die "the agents did not sync with the API server"
   trap - EXIT INT TERM
-  echo "lab $LAB: $nodes nodes ($mode mode, lb-mode $lb_mode), client $CLIENT_IP; state in $(lab_dir)"
+  echo "lab $LAB: $nodes nodes ($mode mode, lb-mode $lb_mode), client $CLIENT_IP," \
+    "API server https://$API_IP:$API_PORT; state in $(lab_dir)"
+}
+
+# The stand-in Kubernetes API server (tools/standin-apiserver: test support, not the
+# product) on the underlay bridge, with the CA, token and kubeconfig it writes in
+# apiserver/. Stopped with the underlay namespace's processes by `down`.
+start_apiserver() {
+  local dir _
+  dir="$(lab_dir)/apiserver"
+  mkdir -p "$dir"
+  ip -n "$LAB-underlay" addr add "$API_IP/24" dev br0
+  start_detached "$(lab_dir)/apiserver.log" ip netns exec "$LAB-underlay" \
+    python3 "$repo/tools/standin-apiserver/standin_apiserver.py" --dir "$dir" \
+    --host "$API_IP" --port "$API_PORT" --bookmark-interval 1
+  echo "$LAST_PID" >"$(lab_dir)/apiserver.pid"
+  echo "https://$API_IP:$API_PORT" >"$dir/url"
+  for _ in $(seq 200); do
+    grep -q '^listening' "$(lab_dir)/apiserver.log" 2>/dev/null && [[ -f "$dir/kubeconfig" ]] && return 0
+    kill -0 "$LAST_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$(lab_dir)/apiserver.log" >&2
+  die "the stand-in API server did not come up"
 }
 
 # Plugs namespace $1 into the underlay bridge as eth0 with address $2 (port name $3).
@@ -121,7 +146,8 @@ start_agent() {
   mount -t bpf bpf "$dir/bpf"
   start_detached "$dir/agent.log" ip netns exec "$ns" "$BIN/junction-agent" --node-name "$node" \
     --socket "$dir/run/agent.sock" --state-dir "$dir/state" --bpf-fs "$dir/bpf" --bpf-objects "$BPF" \
-    --devices eth0 --lb-mode "${LB_MODE:-snat}" --socket-lb --cgroup-root "$dir/cgroup"
+    --devices eth0 --lb-mode "${LB_MODE:-snat}" --socket-lb --cgroup-root "$dir/cgroup" \
+    --kubeconfig "$(lab_dir)/apiserver/kubeconfig"
   echo "$LAST_PID" >"$dir/agent.pid"
   local _
   for _ in $(seq 200); do
@@ -131,24 +157,6 @@ start_agent() {
   done
   cat "$dir/agent.log" >&2
   die "$node's agent did not come up"
-}
-
-# A v1/Node per node, with its zone, to every agent.
-apply_nodes() {
-  local file node
-  file="$(lab_dir)/nodes.json"
-  {
-    echo '{"apiVersion": "v1", "kind": "List", "items": ['
-    local first=1
-    for node in $(node_names); do
-      ((first)) || echo ","
-      first=0
-      printf '{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "%s", "labels": {"kubernetes.io/hostname": "%s", "topology.kubernetes.io/zone": "%s"}}}' \
-        "$node" "$node" "$(cat "$(node_dir "$node")/zone")"
-    done
-    echo ']}'
-  } >"$file"
-  ctl_all apply "$file"
 }
 
 # Kills every process in namespace $1 (all of them were started by the lab: agents, plugin
@@ -210,6 +218,9 @@ lab_status() {
   load_lab
   local node pod state
   echo "lab $LAB ($MODE mode, lb-mode ${LB_MODE:-snat}), state in $(lab_dir)"
+  local api=down
+  kill -0 "$(cat "$(lab_dir)/apiserver.pid" 2>/dev/null)" 2>/dev/null && api="up (pid $(cat "$(lab_dir)/apiserver.pid"))"
+  echo "API server (stand-in): https://$API_IP:$API_PORT, $api; kubeconfig $(lab_dir)/apiserver/kubeconfig"
   printf '%-8s %-14s %-14s %-8s %s\n' NODE ADDRESS POD-CIDR ZONE AGENT
   for node in $(node_names); do
     state=down
@@ -218,9 +229,10 @@ lab_status() {
       "$(cat "$(node_dir "$node")/cidr")" "$(cat "$(node_dir "$node")/zone")" "$state"
   done
   echo
-  printf '%-16s %-8s %-14s %s\n' POD NODE ADDRESS LABELS
+  printf '%-16s %-12s %-8s %-14s %-11s %s\n' POD NAMESPACE NODE ADDRESS STATE LABELS
   for pod in $(pod_names); do
-    printf '%-16s %-8s %-14s %s\n' "$pod" "$(cat "$(pod_dir "$pod")/node")" \
-      "$(cat "$(pod_dir "$pod")/ip" 2>/dev/null)" "$(paste -sd, "$(pod_dir "$pod")/labels")"
+    printf '%-16s %-12s %-8s %-14s %-11s %s\n' "$pod" "$(pod_namespace "$pod")" \
+      "$(cat "$(pod_dir "$pod")/node")" "$(cat "$(pod_dir "$pod")/ip" 2>/dev/null)" \
+      "$(cat "$(pod_dir "$pod")/state" 2>/dev/null || echo ready)" "$(paste -sd, "$(pod_dir "$pod")/labels")"
   done
 }

@@ -2,6 +2,7 @@
 # real CNI plugin, driven by libcni (tools/cnidriver) the way a container runtime does.
 
 container_id() { echo "lab-$LAB-$1"; }
+pod_namespace() { cat "$(pod_dir "$1")/namespace" 2>/dev/null || echo default; }
 
 # Runs the libcni driver on the pod's node: cnidriver VERB pods /var/run/netns/POD.
 cni() {
@@ -9,7 +10,7 @@ cni() {
   dir="$(node_dir "$node")"
   NETCONFPATH="$dir/conf" CNI_PATH="$dir/bin:/usr/lib/cni" CNI_CACHE_DIR="$dir/cache" \
     CNI_CONTAINERID="$(container_id "$pod")" CNI_IFNAME=eth0 \
-    CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=$pod;K8S_POD_INFRA_CONTAINER_ID=$(container_id "$pod")" \
+    CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=$(pod_namespace "$pod");K8S_POD_NAME=$pod;K8S_POD_INFRA_CONTAINER_ID=$(container_id "$pod")" \
     ip netns exec "$(node_ns "$node")" "$DRIVER" "$verb" pods "/var/run/netns/$(pod_ns "$pod")"
 }
 
@@ -25,12 +26,19 @@ pod_add() {
   dir="$(pod_dir "$pod")"
   mkdir -p "$dir"
   echo "$node" >"$dir/node"
+  echo default >"$dir/namespace"
+  echo ready >"$dir/state"
   : >"$dir/labels"
   : >"$dir/ports"
   while (($#)); do
     case "$1" in
       --label) [[ "${2:-}" == *=* ]] || die "--label takes k=v"; echo "$2" >>"$dir/labels"; shift 2 ;;
       --port) [[ "${2:-}" =~ ^[a-z0-9-]+=[0-9]+$ ]] || die "--port takes name=number"; echo "$2" >>"$dir/ports"; shift 2 ;;
+      --namespace | -n)
+        [[ "${2:-}" =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] || { remove_pod "$pod" quiet; die "--namespace takes a DNS label"; }
+        echo "$2" >"$dir/namespace"
+        shift 2
+        ;;
       *) remove_pod "$pod" quiet; die "pod add: unknown option $1" ;;
     esac
   done
@@ -45,7 +53,20 @@ pod_add() {
     <<<"$result" >"$dir/ip"
   ip -n "$(pod_ns "$pod")" link set lo up
   sync_cluster_state
-  echo "pod $pod on $node: $(cat "$dir/ip")"
+  echo "pod $(pod_namespace "$pod")/$pod on $node: $(cat "$dir/ip")"
+}
+
+# The pod's readiness as the EndpointSlice controller sees it: ready, not-ready (failing its
+# readiness probe) or terminating (being deleted, still serving); the Pod and the slices
+# follow, and this returns once every agent has applied them.
+pod_state() {
+  local pod="$1" state="$2"
+  load_lab
+  [[ -d "$(pod_dir "$pod")" ]] || die "no pod '$pod' in lab $LAB"
+  [[ "$state" =~ ^(ready|not-ready|terminating)$ ]] || die "pod state: ready, not-ready or terminating"
+  echo "$state" >"$(pod_dir "$pod")/state"
+  sync_cluster_state
+  echo "pod $(pod_namespace "$pod")/$pod: $state"
 }
 
 # DEL through the CNI, the pod's processes and namespace, its record. With "quiet", for

@@ -26,11 +26,15 @@ struct LabHarness {
   /// This lab's state directory.
   var state: String { "\(LabHarness.root)/\(name)" }
 
-  /// The node and agent prerequisites, and `tools` on the PATH (or in /usr/sbin).
+  /// The node and agent prerequisites, what the lab's stand-in API server and its client
+  /// need (openssl, PyYAML), and `tools` on the PATH (or in /usr/sbin).
   static func requirePrerequisites(tools: [String] = []) throws {
     try TestNode.requirePrerequisites()
     try TestAgent.requirePrerequisites()
-    for tool in tools {
+    if try Shell.run(["python3", "-c", "import yaml"]).status != 0 {
+      throw TestNode.missing("PyYAML is not installed (python3-yaml; install/deps.sh test)")
+    }
+    for tool in ["openssl"] + tools {
       let found = try Shell.run(["sh", "-c", "command -v \(tool) || test -x /usr/sbin/\(tool)"])
       if found.status != 0 {
         throw TestNode.missing("\(tool) is not installed (install/deps.sh test)")
@@ -71,6 +75,12 @@ struct LabHarness {
       try String(contentsOfFile: "\(state)/nodes/node\(node)/agent.pid", encoding: .utf8)
         .trimmingCharacters(in: .whitespacesAndNewlines)
     }
+  }
+
+  /// The pid the lab recorded for its stand-in API server.
+  func apiserverPID() throws -> String {
+    try String(contentsOfFile: "\(state)/apiserver.pid", encoding: .utf8)
+      .trimmingCharacters(in: .whitespacesAndNewlines)
   }
 
   /// `text` written to `file` in the scratch directory; its path.
@@ -156,9 +166,12 @@ struct LabHarness {
     return seen
   }
 
-  /// No namespace, link, mount, directory or agent process of this lab remains (the agents
-  /// by their pids; whatever ran in the lab's namespaces went with them).
-  func assertNoTrace(agentPIDs: [String], file: StaticString = #filePath, line: UInt = #line) {
+  /// No namespace, link, mount, directory, agent or API server process of this lab remains
+  /// (by their pids; whatever ran in the lab's namespaces went with them).
+  func assertNoTrace(
+    agentPIDs: [String], apiserverPID: String? = nil, file: StaticString = #filePath,
+    line: UInt = #line
+  ) {
     let namespaces = (try? Shell.run(["ip", "netns", "list"]))?.stdout ?? ""
     let leftover = namespaces.split(separator: "\n").filter { $0.hasPrefix("\(name)-") }
     XCTAssertEqual(leftover, [], "namespaces left", file: file, line: line)
@@ -172,6 +185,12 @@ struct LabHarness {
       let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
       XCTAssertFalse(
         cmdline.contains("junction-agent"), "agent \(pid) still running", file: file, line: line)
+    }
+    if let pid = apiserverPID {
+      let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+      XCTAssertFalse(
+        cmdline.contains("standin_apiserver"), "the stand-in API server \(pid) still running",
+        file: file, line: line)
     }
   }
 }
