@@ -36,6 +36,9 @@ public struct WatchEvent: Equatable, Sendable {
 /// Splits a watch body into its JSON objects. The server writes concatenated objects
 /// (newline-terminated in practice) in chunks that need not line up with them, so this reads
 /// by brace depth, minding strings and escapes, and keeps a partial object for the next chunk.
+/// Anything else between objects (a stray line that is not an object) comes out as one
+/// element per line, which `WatchEvent.decode` rejects: the watch ends and resumes, instead of
+/// a stray quote or brace throwing the depth count off for the rest of the stream.
 public struct JSONStreamSplitter: Sendable {
   private var buffer: [UInt8] = []
   private var scanned = 0
@@ -46,7 +49,7 @@ public struct JSONStreamSplitter: Sendable {
 
   public init() {}
 
-  /// Bytes still held (a partial object).
+  /// Bytes still held (a partial object or line).
   public var pendingCount: Int { buffer.count }
 
   public mutating func feed(_ bytes: some Sequence<UInt8>) -> [[UInt8]] {
@@ -56,7 +59,22 @@ public struct JSONStreamSplitter: Sendable {
     var index = scanned
     while index < buffer.count {
       let byte = buffer[index]
-      if inString {
+      if depth == 0 {
+        if byte == UInt8(ascii: "{") {
+          start = index
+          depth = 1
+        } else if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\n")
+          || byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\t")
+        {
+          consumed = index + 1  // whitespace between objects
+        } else {
+          // Not an object: the rest of its line, once the line is whole.
+          guard let end = buffer[index...].firstIndex(of: UInt8(ascii: "\n")) else { break }
+          out.append(Array(buffer[index..<end]))
+          consumed = end + 1
+          index = end
+        }
+      } else if inString {
         if escaped {
           escaped = false
         } else if byte == UInt8(ascii: "\\") {
@@ -67,7 +85,6 @@ public struct JSONStreamSplitter: Sendable {
       } else if byte == UInt8(ascii: "\"") {
         inString = true
       } else if byte == UInt8(ascii: "{") {
-        if depth == 0 { start = index }
         depth += 1
       } else if byte == UInt8(ascii: "}") {
         depth -= 1
@@ -76,8 +93,6 @@ public struct JSONStreamSplitter: Sendable {
           start = nil
           consumed = index + 1
         }
-      } else if depth == 0 {
-        consumed = index + 1  // whitespace between objects
       }
       index += 1
     }
@@ -85,7 +100,8 @@ public struct JSONStreamSplitter: Sendable {
       buffer.removeFirst(consumed)
       if let begin = start { start = begin - consumed }
     }
-    scanned = buffer.count
+    // A partial line is scanned again when more comes; a partial object goes on from here.
+    scanned = depth == 0 ? 0 : buffer.count
     return out
   }
 }

@@ -317,3 +317,117 @@ final class ClusterAPIPermissionTests: XCTestCase {
     XCTAssertTrue(try XCTUnwrap(node.agent).isRunning)
   }
 }
+
+/// The credentials of a running agent: a CA that does not sign the server's certificate is
+/// named in status and healthz while the agent keeps serving; a token file rotated while the
+/// agent runs is read for its next request; a watch line that is not an event ends that watch,
+/// which resumes (counted) without a relist.
+final class ClusterAPICredentialTests: XCTestCase {
+  private var node: TestNode!
+  private var api: StandinServer!
+  private var other: StandinServer?
+
+  override func tearDown() {
+    node?.tearDown()
+    api?.stop()
+    other?.stop()
+    api = nil
+    other = nil
+    super.tearDown()
+  }
+
+  /// A node whose agent follows a stand-in; with `wrongCA`, its kubeconfig names the CA of
+  /// another stand-in.
+  private func start(wrongCA: Bool = false) throws {
+    node = try TestNode(podSubnet: "10.240.33.0/24") { namespace in
+      self.api = try StandinServer(arguments: ["--bookmark-interval", "0.5"], namespace: namespace)
+      guard wrongCA else { return ["--kubeconfig", self.api.kubeconfig] }
+      let other = try StandinServer(namespace: namespace)
+      self.other = other
+      let kubeconfig = try String(contentsOfFile: self.api.kubeconfig, encoding: .utf8)
+        .replacingOccurrences(of: self.api.directory + "/ca.crt", with: other.directory + "/ca.crt")
+      let path = self.api.directory + "/kubeconfig-wrong-ca"
+      try kubeconfig.write(toFile: path, atomically: true, encoding: .utf8)
+      return ["--kubeconfig", path]
+    }
+  }
+
+  private func health() throws -> [String: Any] {
+    let response = try XCTUnwrap(node.agent).request("GET", "/v1/healthz")
+    return (response.json as? [String: Any]) ?? [:]
+  }
+
+  private func cluster() throws -> [String: Any] {
+    try health()["cluster"] as? [String: Any] ?? [:]
+  }
+
+  private func waitUntil(
+    _ what: String, timeout: TimeInterval = 30, file: StaticString = #filePath, line: UInt = #line,
+    _ condition: () throws -> Bool
+  ) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+      if try condition() { return }
+      usleep(100_000)
+    }
+    XCTFail("timed out waiting for \(what): \(try cluster())", file: file, line: line)
+  }
+
+  /// The frontends the agent lists.
+  private func frontends() throws -> String {
+    try node.junctionctl(["service", "list"]).stdout
+  }
+
+  func testAWrongCAIsNamedInStatusAndHealthzAndTheAgentKeepsServing() throws {
+    try start(wrongCA: true)
+    try waitUntil("the certificate error") {
+      (try cluster()["lastError"] as? String)?.contains("certificate not trusted") == true
+    }
+    let components = try XCTUnwrap(health()["components"] as? [String: String])
+    let component = components.first { $0.value.contains("certificate not trusted") }
+    XCTAssertNotNil(component, "\(components)")
+    let status = try node.junctionctl(["status"])
+    XCTAssertEqual(status.status, 0, status.stderr)
+    XCTAssertTrue(status.stdout.contains("certificate not trusted (check the CA)"), status.stdout)
+    XCTAssertTrue(status.stdout.contains("Failing since:"), status.stdout)
+    XCTAssertTrue(try XCTUnwrap(node.agent).isRunning)
+    XCTAssertEqual(try cluster()["synced"] as? Bool, false)
+  }
+
+  func testATokenFileRotatedWhileTheAgentRunsIsSentAndTheSyncRecovers() throws {
+    try start()
+    try waitUntil("the first sync") { try cluster()["synced"] as? Bool == true }
+    // The server accepts only the new token from now on; the kubelet rewrites the file the
+    // agent reads; every open watch is closed, so the agent makes new requests.
+    try "rotated-\(getpid())\n".write(
+      toFile: api.directory + "/tokens", atomically: true, encoding: .utf8)
+    try "rotated-\(getpid())".write(
+      toFile: api.directory + "/token", atomically: true, encoding: .utf8)
+    try api.request("POST", "/standin/drop-watches")
+    try api.createService("droids", clusterIP: "10.96.0.33")
+    try waitUntil("the Service after the rotation") { try frontends().contains("10.96.0.33") }
+    XCTAssertNil(try cluster()["lastError"] as? String)
+    let resources = try cluster()["resources"] as? [[String: Any]] ?? []
+    XCTAssertEqual(resources.reduce(0) { $0 + ($1["errors"] as? Int ?? 0) }, 0, "\(resources)")
+  }
+
+  func testAWatchLineThatIsNotAnEventEndsTheWatchWhichResumesCounted() throws {
+    try start()
+    try waitUntil("the first sync") { try cluster()["synced"] as? Bool == true }
+    try api.createService("droids", clusterIP: "10.96.0.33")
+    try waitUntil("the first Service") { try frontends().contains("10.96.0.33") }
+    try api.request("POST", "/standin/garbage-watches")
+    func resources() throws -> [[String: Any]] {
+      try cluster()["resources"] as? [[String: Any]] ?? []
+    }
+    try waitUntil("the broken watches counted") {
+      try resources().reduce(0) { $0 + ($1["errors"] as? Int ?? 0) } >= 6
+    }
+    // Each watch resumed from its version: no relist, and changes flow again.
+    XCTAssertEqual(try resources().reduce(0) { $0 + ($1["relists"] as? Int ?? 0) }, 0)
+    try api.createService("bb8", clusterIP: "10.96.0.34")
+    try waitUntil("a Service after the broken watches") { try frontends().contains("10.96.0.34") }
+    XCTAssertTrue(try frontends().contains("10.96.0.33"))
+    XCTAssertTrue(try XCTUnwrap(node.agent).isRunning)
+  }
+}

@@ -10,6 +10,8 @@ final class ScriptedTransport: APITransport {
   enum Answer {
     case page(ListPage)
     case events([WatchEvent])
+    /// These events, then the stream fails (a line that is not an event, a broken stream).
+    case eventsThenFailure([WatchEvent], APIError)
     case failure(APIError)
     /// A watch that stays open until the informer is cancelled.
     case hang
@@ -42,6 +44,11 @@ final class ScriptedTransport: APITransport {
       return AsyncThrowingStream { continuation in
         for event in events { continuation.yield(event) }
         continuation.finish()
+      }
+    case .eventsThenFailure(let events, let error):
+      return AsyncThrowingStream { continuation in
+        for event in events { continuation.yield(event) }
+        continuation.finish(throwing: error)
       }
     case .hang:
       return AsyncThrowingStream { _ in }
@@ -111,6 +118,38 @@ final class InformerTests: XCTestCase {
     XCTAssertEqual(status.objects, 2)
     XCTAssertEqual(status.relists, 1)
     XCTAssertNil(status.lastError)
+  }
+
+  /// A watch line that is not an event (the stream throws `malformed`) ends that watch: it
+  /// is counted, the events before it are delivered, and the watch resumes from the last
+  /// version seen without a relist.
+  func testAWatchEventThatIsNotJSONEndsTheWatchWhichResumesCounted() async throws {
+    let transport = ScriptedTransport([
+      .page(ListPage(items: [service("a", "1")], resourceVersion: "10", continueToken: nil)),
+      .eventsThenFailure(
+        [WatchEvent(type: .added, object: service("b", "11"))],
+        .malformed(detail: "watch event is not JSON: {not json}")),
+      .events([WatchEvent(type: .added, object: service("c", "12"))]),
+    ])
+    let deliveries = Mutex<[InformerDelivery]>([])
+    let informer = Informer(
+      resource: services, transport: transport, logger: Logger(label: "test"),
+      watchTimeout: { 300 }, deliver: { delivery in deliveries.withLock { $0.append(delivery) } })
+    let task = Task { await informer.run(backoff: Backoff(initial: 0.001, cap: 0.01)) }
+    for _ in 0..<200 where deliveries.withLock({ $0.count }) < 3 {
+      try await Task.sleep(for: .milliseconds(10))
+    }
+    task.cancel()
+    await task.value
+    XCTAssertEqual(
+      Array(transport.requests.withLock { $0 }.prefix(3)),
+      ["list rv=0 continue=-", "watch rv=10", "watch rv=11"])
+    XCTAssertEqual(
+      deliveries.withLock { $0 }.flatMap { $0.changes.map(\.key.name) }, ["a", "b", "c"])
+    let status = informer.status
+    XCTAssertEqual(status.errors, 1)
+    XCTAssertEqual(status.relists, 0)
+    XCTAssertEqual(status.objects, 3)
   }
 
   func testFailuresAreCountedAndAMissingCRDIsSyncedEmpty() async throws {

@@ -51,6 +51,26 @@ final class ProtocolTests: XCTestCase {
     XCTAssertEqual(try? WatchEvent.decode(objects[1]).object.resourceVersion, "7")
   }
 
+  /// A line between objects that is not one (a stray quote or brace among it) comes out on
+  /// its own, for the decoder to reject, and the objects after it are still found.
+  func testSplitterHandsOnALineThatIsNotAnObjectAndGoesOn() throws {
+    let stream =
+      #"{"type":"ADDED","object":{"metadata":{"name":"a"}}}"# + "\n" + #"oops "}"# + "\n"
+      + "}\n" + #"{"type":"ADDED","object":{"metadata":{"name":"b"}}}"# + "\n"
+    let bytes = Array(stream.utf8)
+    for cut in 0...bytes.count {
+      var splitter = JSONStreamSplitter()
+      let pieces = splitter.feed(bytes[..<cut]) + splitter.feed(bytes[cut...])
+      XCTAssertEqual(pieces.count, 4, "cut at \(cut)")
+      XCTAssertEqual(splitter.pendingCount, 0, "cut at \(cut)")
+      guard pieces.count == 4 else { continue }
+      XCTAssertEqual(String(decoding: pieces[1], as: UTF8.self), #"oops "}"#)
+      XCTAssertThrowsError(try WatchEvent.decode(pieces[1]))
+      XCTAssertThrowsError(try WatchEvent.decode(pieces[2]))
+      XCTAssertEqual(try WatchEvent.decode(pieces[3]).object["metadata"]?["name"]?.stringValue, "b")
+    }
+  }
+
   func testStatusesBecomeOneLineMessages() {
     let slices = APIResource.followed(nodeName: "n", serviceProxyName: nil)[1]
     let forbidden = APIError.from(

@@ -23,7 +23,8 @@ concepts (kubernetes.io/docs/reference/using-api/api-concepts):
 It writes ca.crt, token and kubeconfig into --dir, and prints "listening PORT" once ready.
 Test hooks (not Kubernetes API): POST /standin/compact (forget the history: older versions
 get 410), POST /standin/hold-watches (open watches stop sending, as a stuck server would),
-POST /standin/drop-watches (close every open watch, ending a hold).
+POST /standin/drop-watches (close every open watch, ending a hold), POST /standin/garbage-watches
+(every open watch sends one line that is not an event, as a broken proxy might).
 """
 
 import argparse
@@ -140,6 +141,7 @@ class Store:
         self.state_file = state_file
         self.snapshots = {}
         self.watch_generation = 0
+        self.garbage_generation = 0
         self.held = False
         self.journal = None
         if state_file:
@@ -222,6 +224,11 @@ class Store:
         with self.lock:
             self.watch_generation += 1
             self.held = False
+            self.lock.notify_all()
+
+    def garbage_watches(self):
+        with self.lock:
+            self.garbage_generation += 1
             self.lock.notify_all()
 
     def hold_watches(self):
@@ -392,16 +399,19 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
 
-        def send(event_type, obj):
-            data = json.dumps({"type": event_type, "object": obj}).encode() + b"\n"
+        def send_raw(data):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
+
+        def send(event_type, obj):
+            send_raw(json.dumps({"type": event_type, "object": obj}).encode() + b"\n")
 
         kind, _ = RESOURCES[(group, version, plural)]
         version_text = query.get("resourceVersion", "")
         try:
             with store.lock:
                 generation = store.watch_generation
+                garbage = store.garbage_generation
                 if version_text in ("", "0"):
                     since = store.rv
                     for key, obj in sorted(store.objects.items()):
@@ -431,6 +441,9 @@ class Handler(BaseHTTPRequestHandler):
                         store.lock.wait(0.1)
                         continue
                     current = store.rv
+                    if store.garbage_generation != garbage:
+                        garbage = store.garbage_generation
+                        send_raw(b'this is not an event: {"\n')
                 for rv, _, _, event_type, old, new in pending:
                     before, after = matches(old), (event_type != "DELETED" and matches(new))
                     if before and after:
@@ -468,6 +481,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.store.drop_watches()
             elif self.path == "/standin/hold-watches":
                 self.server.store.hold_watches()
+            elif self.path == "/standin/garbage-watches":
+                self.server.store.garbage_watches()
             else:
                 self.status(404, "NotFound", "no such stand-in hook")
                 return
