@@ -113,10 +113,6 @@ final class ClusterAPITests: XCTestCase {
     )
     try api.request("POST", "/standin/compact")
     try api.request("POST", "/standin/drop-watches")
-    func relists() throws -> Int {
-      let resources = try cluster()["resources"] as? [[String: Any]] ?? []
-      return resources.reduce(0) { $0 + ($1["relists"] as? Int ?? 0) }
-    }
     try waitUntil("relists") { try relists() >= 2 }
     XCTAssertEqual(
       try cluster()["mapWrites"] as? Int, writes, "a relist with no change wrote map entries")
@@ -230,6 +226,50 @@ final class ClusterAPITests: XCTestCase {
     XCTAssertGreaterThan(results.count, 50, text)
     XCTAssertEqual(Set(results), ["r2d2"], "connections failed through the restart")
     XCTAssertEqual(try cluster()["mapWrites"] as? Int, 0, "the sync rewrote an unchanged Service")
+  }
+
+  private func relists() throws -> Int {
+    let resources = try cluster()["resources"] as? [[String: Any]] ?? []
+    return resources.reduce(0) { $0 + ($1["relists"] as? Int ?? 0) }
+  }
+
+  /// The API server restarts (same objects, versions and port: its state file) with the
+  /// agent's versions still in its window: every watch resumes from where it was, no relist,
+  /// and changes made after the restart are programmed.
+  func testAnAPIServerRestartWithinTheWindowResumesTheWatchesWithoutARelist() throws {
+    let client = try r2d2BehindTheClusterIP()
+    XCTAssertEqual(try relists(), 0)
+    api.stop()
+    try waitUntil("the outage noticed") { try cluster()["unreachableSince"] as? String != nil }
+    try api.start()
+    try waitUntil("the watches back") { try cluster()["unreachableSince"] as? String == nil }
+    try api.createService("bb8", clusterIP: "10.96.0.32")
+    try waitUntil("a Service made after the restart") {
+      try junctionctl(["service", "list"]).stdout.contains("10.96.0.32")
+    }
+    XCTAssertEqual(try relists(), 0, "a restart within the window relisted")
+    XCTAssertEqual(try answers(client), ["r2d2"])
+  }
+
+  /// The API server restarts with its history compacted past the agent's versions, and a
+  /// Service was deleted while the agent's watches were stuck: the watches get 410, the agent
+  /// relists, and the delete it missed is applied (the other Service stays).
+  func testAnAPIServerRestartBeyondTheWindowRelistsAndAppliesTheMissedDeletes() throws {
+    let client = try r2d2BehindTheClusterIP()
+    try api.createService("bb8", clusterIP: "10.96.0.32")
+    try waitUntil("bb8 programmed") {
+      try junctionctl(["service", "list"]).stdout.contains("10.96.0.32")
+    }
+    try api.request("POST", "/standin/hold-watches")
+    try api.request("DELETE", "/api/v1/namespaces/default/services/bb8")
+    try api.request("POST", "/standin/compact")
+    api.stop()
+    try api.start()
+    try waitUntil("the missed delete applied after a relist") {
+      try !junctionctl(["service", "list"]).stdout.contains("10.96.0.32")
+    }
+    XCTAssertGreaterThanOrEqual(try relists(), 1)
+    XCTAssertEqual(try answers(client), ["r2d2"], "the Service that stayed was disturbed")
   }
 
   func testAMalformedServiceAmongAHundredIsReportedAndTheOthersProgrammed() throws {
