@@ -52,7 +52,7 @@ done
 step "A client pod on each node"
 for n in $(seq "$nodes"); do lab pod add "client$n" --node "node$n" --label role=client; done
 
-step "The droids Service (selector role: jedi); the lab derives its EndpointSlice"
+step "The droids Service (selector role: jedi) to the API server; the lab derives its EndpointSlice"
 cat >"$web/droids.yaml" <<'YAML'
 apiVersion: v1
 kind: Service
@@ -67,7 +67,8 @@ YAML
 cat "$web/droids.yaml"
 lab apply -f "$web/droids.yaml" >/dev/null
 lab status
-step "What node1's agent holds"
+step "What node1's agent holds, from the lab's stand-in Kubernetes API server"
+lab ctl node1 status | sed -n '/^Kubernetes API:/,$p'
 lab ctl node1 service list
 sleep 0.5
 

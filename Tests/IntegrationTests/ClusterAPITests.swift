@@ -272,6 +272,33 @@ final class ClusterAPITests: XCTestCase {
     XCTAssertEqual(try answers(client), ["r2d2"], "the Service that stayed was disturbed")
   }
 
+  /// A Service whose ClusterIP is the API server's own address (here the stand-in's
+  /// 127.0.0.1; in a cluster, `kubernetes`'s ClusterIP given as the server): status and
+  /// healthz say the agent reaches its server through a frontend it translates, and so does
+  /// the log at the next start (from the stored state), while it keeps following; the warning
+  /// goes with the Service.
+  func testAServerAddressThatIsAFrontendTheAgentTranslatesIsNamed() throws {
+    try waitUntil("the first sync") { try cluster()["synced"] as? Bool == true }
+    try api.createService("kubernetes", clusterIP: "127.0.0.1", port: 443)
+    try waitUntil("the warning") { try cluster()["serverWarning"] as? String != nil }
+    let warning = try XCTUnwrap(try cluster()["serverWarning"] as? String)
+    XCTAssertTrue(
+      warning.contains("127.0.0.1 is a frontend of Service default/kubernetes"), warning)
+    let health = try XCTUnwrap(node.agent).request("GET", "/v1/healthz").json as? [String: Any]
+    let components = health?["components"] as? [String: String] ?? [:]
+    XCTAssertTrue(components.values.contains("warning: \(warning)"), "\(components)")
+    let status = try junctionctl(["status"])
+    XCTAssertTrue(status.stdout.contains("Warning:"), status.stdout)
+    // At start, from the stored state, the log says it too.
+    let agent = try XCTUnwrap(node.agent)
+    try agent.restart()
+    try waitUntil("the sync after the restart") { try cluster()["synced"] as? Bool == true }
+    XCTAssertTrue(agent.log.contains(warning), agent.log)
+    try api.request("DELETE", "/api/v1/namespaces/default/services/kubernetes")
+    try waitUntil("the warning gone") { try cluster()["serverWarning"] as? String == nil }
+    XCTAssertEqual(try cluster()["synced"] as? Bool, true)
+  }
+
   func testAMalformedServiceAmongAHundredIsReportedAndTheOthersProgrammed() throws {
     try waitUntil("the first sync") { try cluster()["synced"] as? Bool == true }
     var script = ""
