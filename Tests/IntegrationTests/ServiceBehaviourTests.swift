@@ -248,6 +248,35 @@ final class ServiceBehaviourTests: XCTestCase {
     XCTAssertEqual(lines(), [chosen, chosen], "the established connection did not continue")
   }
 
+  /// kube-proxy's fallback: when every backend is serving but terminating (a one-replica
+  /// rolling update), new connections go to them rather than being refused; once one is
+  /// ready again, only it gets new connections.
+  func testWhenEveryBackendIsTerminatingNewConnectionsStillReachThem() throws {
+    let node = try makeNode(podSubnet: "10.240.29.0/24")
+    let client = try makeClient(on: node)
+    let names = ["yoda", "mace"]
+    let backends = try startBackends(names, on: node)
+    let vip = "10.96.29.10"
+    try node.apply(
+      manifest(
+        name: "fallback", clusterIP: vip, backends: backends,
+        states: [backends[0]: "terminating", backends[1]: "terminating"]))
+    let fallback = try connect(node, from: client.pod, to: vip, count: 20)
+    XCTAssertEqual(fallback.count, 20)
+    XCTAssertTrue(
+      Set(fallback).isSubset(of: Set(names)) && !fallback.isEmpty,
+      "with only terminating backends, new connections failed: \(fallback)")
+
+    try node.apply(
+      manifest(
+        name: "fallback", clusterIP: vip, backends: backends,
+        states: [backends[0]: "terminating"]))
+    let recovered = try connect(node, from: client.pod, to: vip, count: 20)
+    XCTAssertEqual(
+      recovered, Array(repeating: "mace", count: 20),
+      "with one ready backend, the terminating one still got new connections")
+  }
+
   /// sessionAffinity ClientIP (timeout 60 s): every new connection from one client reaches
   /// the same backend; a second client is sticky too (to whichever backend it got).
   func testClientIPAffinityKeepsEachClientOnOneBackend() throws {
