@@ -132,7 +132,7 @@ extension JunctionCTL {
           let bound = channel.localAddress?.port ?? port
           let shown = host.contains(":") ? "[\(host)]" : host
           print("Serving the service map on http://\(shown):\(bound)/ (agent socket \(socket))")
-          fflush(stdout)
+          fflush(nil)
         },
         logger: logger)
       try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
@@ -182,7 +182,7 @@ extension JunctionCTL {
       headers[.contentType] = "application/json"
       headers[.cacheControl] = "no-store"
       let encoder = JSONEncoder()
-      encoder.outputFormatting = [.sortedKeys]
+      encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
       let bytes = (try? encoder.encode(value)) ?? Data(#"{"error":"cannot encode"}"#.utf8)
       return Response(
         status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))

@@ -96,10 +96,12 @@ public struct ServiceGraph: Codable, Equatable, Sendable {
       edges[key, default: Edge(from: from.id, to: to.id)].verdicts[verdict, default: 0] += 1
       if let port { ports[key, default: []].insert(port) }
     }
+    let known = knownConnections(flows)
     let services = connectionServices(flows)
     for flow in flows {
-      let service = services[connectionKey(flow)]
-      for hop in path(flow, knownService: service) {
+      let reply = isReply(flow, known: known)
+      let service = services[connectionKey(flow, reply: reply)]
+      for hop in path(flow, reply: reply, knownService: service) {
         count(hop.from, hop.to, verdict: flow.verdict, port: port(hop.port, flow.proto))
       }
     }
@@ -117,11 +119,25 @@ public struct ServiceGraph: Codable, Equatable, Sendable {
 
   /// "TCP client-ip:port>server-ip:port", the server side being the backend once
   /// translated: the same for every packet of one connection, replies included.
-  static func connectionKey(_ flow: Flow) -> String {
-    let reply = flow.isReply == true
+  static func connectionKey(_ flow: Flow, reply: Bool) -> String {
     let client = reply ? flow.destination : flow.source
     let server = reply ? flow.source : flow.destination
     return "\(flow.proto ?? "") \(client.ip):\(client.port ?? 0)>\(server.ip):\(server.port ?? 0)"
+  }
+
+  /// The connections (client>server keys) some packet of which said its direction.
+  static func knownConnections(_ flows: [Flow]) -> Set<String> {
+    Set(flows.compactMap { flow in flow.isReply.map { connectionKey(flow, reply: $0) } })
+  }
+
+  /// Whether `flow` is a reply: what the datapath said, else (it did not know, as for a
+  /// backend's FIN leaving it) whether it runs against a connection whose direction
+  /// another packet told. Without this, such packets would draw an edge from the backend
+  /// back to its client.
+  static func isReply(_ flow: Flow, known: Set<String>) -> Bool {
+    if let reply = flow.isReply { return reply }
+    if known.contains(connectionKey(flow, reply: false)) { return false }
+    return known.contains(connectionKey(flow, reply: true))
   }
 
   /// The Service of each translated connection (what the client dialled), so that its
@@ -133,7 +149,8 @@ public struct ServiceGraph: Codable, Equatable, Sendable {
       if let original = flow.original,
         let service = flow.isReply == true ? flow.sourceService : flow.destinationService
       {
-        services[connectionKey(flow)] = Dialled(service: service, port: port(of: original))
+        services[connectionKey(flow, reply: flow.isReply == true)] = Dialled(
+          service: service, port: port(of: original))
       }
     }
     return services
@@ -152,8 +169,7 @@ public struct ServiceGraph: Codable, Equatable, Sendable {
 
   /// The hops one flow counts on, in the connection's direction. `knownService`: the
   /// Service another packet of the same connection was translated for.
-  static func path(_ flow: Flow, knownService: Dialled? = nil) -> [Hop] {
-    let reply = flow.isReply == true
+  static func path(_ flow: Flow, reply: Bool, knownService: Dialled? = nil) -> [Hop] {
     let client = reply ? flow.destination : flow.source
     let server = reply ? flow.source : flow.destination
     let clientNode = node(client)

@@ -25,7 +25,7 @@ public enum ServiceMapPage {
     #status.error { color: #ff8a80; }
     form { display: flex; flex-wrap: wrap; gap: 6px 12px; padding: 8px 16px; background: #e9ecf1; }
     form label { display: flex; flex-direction: column; font-size: 11px; color: #4a5366; }
-    form input, form select { font: inherit; width: 130px; padding: 2px 4px; }
+    form input, form select { font: inherit; width: 104px; padding: 1px 4px; }
     form button { align-self: flex-end; font: inherit; padding: 3px 12px; }
     #map-box { padding: 8px 16px; overflow: auto; }
     svg { background: #fff; border: 1px solid #d5dae3; }
@@ -83,7 +83,7 @@ public enum ServiceMapPage {
     "use strict";
     const REFRESH_MS = __REFRESH__;
     const SVG = "http://www.w3.org/2000/svg";
-    const NODE_W = 210, NODE_H = 44, COL_W = 330, ROW_H = 72, PAD = 24;
+    const NODE_W = 210, NODE_H = 44, COL_W = 400, ROW_H = 72, PAD = 24;
     const form = document.getElementById("filters");
 
     // The filters live in the address bar, so a filtered map is a link.
@@ -112,14 +112,31 @@ public enum ServiceMapPage {
     }
 
     // Columns by longest path from the nodes nobody connects to (clients left, Services in
-    // the middle, backends right); a cycle stops growing after as many rounds as nodes.
+    // the middle, backends right). Edges that close a cycle (found depth first) are left
+    // out of the ranking, so a pod that is both client and backend cannot push it forever.
     function layout(graph) {
+      const outgoing = new Map(graph.nodes.map(node => [node.id, []]));
+      for (const edge of graph.edges) outgoing.get(edge.from).push(edge);
+      const state = new Map(), forward = [];
+      function visit(id) {
+        state.set(id, "open");
+        for (const edge of outgoing.get(id)) {
+          const next = state.get(edge.to);
+          if (next === "open") continue;
+          forward.push(edge);
+          if (next === undefined) visit(edge.to);
+        }
+        state.set(id, "done");
+      }
+      const incoming = new Set(graph.edges.filter(edge => edge.from !== edge.to).map(edge => edge.to));
+      for (const node of graph.nodes) if (!incoming.has(node.id) && !state.has(node.id)) visit(node.id);
+      for (const node of graph.nodes) if (!state.has(node.id)) visit(node.id);
       const layer = new Map(graph.nodes.map(node => [node.id, 0]));
       for (let round = 0; round < graph.nodes.length; round++) {
         let changed = false;
-        for (const edge of graph.edges) {
+        for (const edge of forward) {
           const next = layer.get(edge.from) + 1;
-          if (edge.from !== edge.to && next > layer.get(edge.to) && next < graph.nodes.length) {
+          if (next > layer.get(edge.to)) {
             layer.set(edge.to, next);
             changed = true;
           }
@@ -163,18 +180,31 @@ public enum ServiceMapPage {
       const { position, width, height } = layout(graph);
       svg.setAttribute("width", Math.max(800, width));
       svg.setAttribute("height", Math.max(120, height));
+      // Each node's edges leave (and arrive) spread over its side, in the order of the
+      // nodes at their other end, so they neither cross at the box nor share a label spot.
+      const ends = new Map();
+      function spread(key, other) {
+        const list = graph.edges.filter(edge => edge[key] === other);
+        list.sort((a, b) => position.get(a[key === "from" ? "to" : "from"]).y - position.get(b[key === "from" ? "to" : "from"]).y);
+        list.forEach((edge, index) => ends.set(key + "\u0000" + edge.from + "\u0000" + edge.to, (index + 1) * NODE_H / (list.length + 1)));
+      }
+      for (const node of graph.nodes) {
+        spread("from", node.id);
+        spread("to", node.id);
+      }
       const edges = element("g", { class: "edges" }, svg);
       for (const edge of graph.edges) {
         const from = position.get(edge.from), to = position.get(edge.to);
+        const key = edge.from + "\u0000" + edge.to;
         const state = edge.dropped === 0 ? "ok" : edge.dropped === edge.total ? "dropped" : "mixed";
         const verdicts = Object.entries(edge.verdicts).map(([verdict, count]) => verdict + ":" + count).join(" ");
         const group = element("g", { class: "edge " + state, "data-from": edge.from, "data-to": edge.to, "data-total": edge.total, "data-dropped": edge.dropped, "data-verdicts": verdicts }, edges);
-        const x1 = from.x + NODE_W, y1 = from.y + NODE_H / 2, x2 = to.x, y2 = to.y + NODE_H / 2;
+        const x1 = from.x + NODE_W, y1 = from.y + ends.get("from\u0000" + key), x2 = to.x, y2 = to.y + ends.get("to\u0000" + key);
         const bend = Math.max(60, Math.abs(x2 - x1) / 2);
         element("path", { d: `M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}`, "marker-end": `url(#arrow-${state})` }, group);
         const label = element("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 6, "text-anchor": "middle" }, group);
         const dropped = edge.dropped > 0 ? ` (${edge.dropped} dropped)` : "";
-        label.textContent = `${edge.total} flow${edge.total === 1 ? "" : "s"}${dropped} ${edge.ports.join(", ")}`;
+        label.textContent = `${edge.total}${dropped} · ${edge.ports.join(", ")}`;
         element("title", {}, group).textContent = verdicts;
       }
       const nodes = element("g", { class: "nodes" }, svg);
