@@ -98,11 +98,16 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
+    // The service map (issue 13): flows aggregated into pods, Services and edges counted
+    // by verdict (pure), and the page `junctionctl ui` serves.
+    .target(name: "ServiceMap", dependencies: ["AgentAPI", "FlowPipeline"]),
     .executableTarget(
       name: "JunctionCTL",
       dependencies: [
-        "AgentAPI", "AgentCore", "FlowPipeline",
+        "AgentAPI", "AgentCore", "FlowPipeline", "ServiceMap",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        // `junctionctl ui`'s local HTTP server.
+        .product(name: "Hummingbird", package: "hummingbird"),
       ]
     ),
     // chain/unchain of an existing CNI config as text edits (pure) and their atomic writes.
@@ -136,6 +141,7 @@ let package = Package(
     .testTarget(
       name: "FlowPipelineTests",
       dependencies: ["FlowPipeline", "AgentAPI", "AgentCore", "DatapathABI"]),
+    .testTarget(name: "ServiceMapTests", dependencies: ["ServiceMap", "AgentAPI", "FlowPipeline"]),
     .testTarget(
       name: "CNIConfigEditingTests", dependencies: ["CNIConfigEditing"], exclude: ["Fixtures"]),
     // install/kubernetes/ manifests: parsed and checked against what the agent decodes.

@@ -24,11 +24,12 @@ struct JunctionCTL: ParsableCommand {
         junctionctl bpf lb list
         junctionctl bpf drops
         junctionctl observe --to-pod default/web -f
+        junctionctl ui
       """,
     subcommands: [
       Status.self, EndpointCommand.self, ServiceCommand.self, RedirectPolicyCommand.self,
       Apply.self, Delete.self,
-      BPFCommand.self, Observe.self,
+      BPFCommand.self, Observe.self, UI.self,
     ]
   )
 
