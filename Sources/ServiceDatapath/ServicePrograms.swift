@@ -47,12 +47,20 @@ public struct ServicePrograms {
 
   private func write(_ frontend: ServiceFrontend) throws(BPFError) {
     // A backend's terminating flag is what stops new connections reaching it while its
-    // existing ones (conntrack) keep resolving.
+    // existing ones (conntrack) keep resolving. A terminating backend this frontend selects
+    // (kube-proxy's fallback when nothing is ready) must not carry it, or the datapath would
+    // refuse the very backends the slots hold. The flag is per backend, not per frontend: a
+    // backend two Services share takes the last frontend written, and as the frontends of
+    // one Service agree on its endpoints' states that only matters for two Services
+    // selecting the same pods with different fallbacks.
+    let fallback = Set(
+      (frontend.selectable + (frontend.redirect?.selectableOrigin ?? []))
+        .filter { $0.state == .terminating }.map(\.id))
     for backend in frontend.allBackends where backend.state != .excluded {
+      let terminating = backend.state == .terminating && !fallback.contains(backend.id)
       try backends.update(
         backendKey(backend.id),
-        backendValue(
-          backend.key, terminating: backend.state == .terminating, local: backend.isLocal))
+        backendValue(backend.key, terminating: terminating, local: backend.isLocal))
     }
     try reverseNAT.update(
       junction_lb4_revnat_key(rev_nat_id: frontend.id, pad: 0),
