@@ -19,11 +19,14 @@ build_packages=(pkg-config libnl-3-dev libnl-route-3-dev libbpf-dev linux-libc-d
 # strace: the leak tests kill the plugin at an exact netlink request (syscall fault injection).
 # openssl + python3-venv: the stand-in Kubernetes API server (tools/standin-apiserver) makes
 # its CA with openssl; the official Python client that checks it lives in a venv (below).
+# prometheus (server + promtool): the metrics test scrapes a live agent with its own
+# prometheus process and checks /metrics with `promtool check metrics`.
 test_packages=(
   containernetworking-plugins golang-go golang-github-appc-cni-dev
   iproute2 iputils-ping python3 procps util-linux curl hyperfine jq
   containerd runc busybox-static
   dnsmasq-base bind9-dnsutils dnsperf tcpdump strace openssl python3-venv
+  prometheus
 )
 # The benchmarks' references and load: kube-proxy-style rule sets (iptables, nftables), iperf3,
 # wrk (north-south requests/s), gcc (the small C servers and clients they build).

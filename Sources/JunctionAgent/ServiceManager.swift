@@ -1,5 +1,6 @@
 import AgentAPI
 import AgentCore
+import AgentMetrics
 import CNIKit
 import FoundationEssentials
 import Logging
@@ -107,7 +108,10 @@ actor ServiceManager {
       throw .persist("\(error)")
     }
     do {
+      let started = ContinuousClock.now
       try datapath.programServices(update.diff)
+      AgentMetrics.shared.observeDatapathProgramming(
+        seconds: (ContinuousClock.now - started).metricSeconds)
     } catch {
       // The maps keep what they had where the diff did not get to; put back the rest, and
       // make the stored state say what the maps hold.
@@ -134,6 +138,15 @@ actor ServiceManager {
       // The journal still holds every change; a later compaction will try again.
       logger.warning("cannot fold the service journal into a snapshot: \(error)")
     }
+  }
+
+  /// Services (namespace/name), frontends and distinct backends, for /metrics.
+  func metricCounts() -> (services: Int, frontends: Int, backends: Int) {
+    let frontends = table.frontends.values
+    return (
+      Set(frontends.map(\.service)).count, frontends.count,
+      Set(frontends.flatMap { $0.backends.map(\.key) }).count
+    )
   }
 
   func list() -> [ServiceStatus] {
