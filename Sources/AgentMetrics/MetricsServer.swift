@@ -58,7 +58,7 @@ public struct MetricsServer: Service {
       },
       logger: serverLogger)
     do {
-      try await app.runService()
+      try await app.run()
     } catch {
       // Said apart from the API socket's failures (whose "in use" means another agent).
       let reason = "\(error)".replacing("Address already in use", with: "in use")

@@ -152,6 +152,10 @@ final class MetricsTests: XCTestCase {
     // The target is healthy in Prometheus' own view.
     let targets = try get("http://\(prometheusAddress)/api/v1/targets")
     XCTAssertTrue(targets.stdout.contains(#""health":"up""#), targets.stdout)
+
+    // The metrics server stops with the agent: SIGTERM still means a clean exit.
+    let agent = try XCTUnwrap(node.agent)
+    XCTAssertEqual(agent.stop(), 0, agent.log)
   }
 
   func testMetricsAreOffByDefault() throws {
