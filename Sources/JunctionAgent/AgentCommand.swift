@@ -179,7 +179,8 @@ struct AgentCommand: AsyncParsableCommand {
     name: .customLong("prometheus-serve-addr"),
     help: ArgumentHelp(
       "Serve Prometheus metrics on GET /metrics at this TCP address, e.g. :9962 (every "
-        + "address) or 127.0.0.1:9962 (default: off; the DaemonSet serves :9962).",
+        + "address) or 127.0.0.1:9962 (default: off; the DaemonSet serves :9962). A flag "
+        + "only, not a --config key.",
       valueName: "host:port"))
   var prometheusServeAddr: String?
 

@@ -297,6 +297,7 @@ struct AgentRuntime {
   }
 
   static func describeServeError(_ error: any Error, socket: String) -> String {
+    if let metrics = error as? MetricsServerFailure { return metrics.description }
     let text = "\(error)"
     if text.contains("Address already in use") {
       return "socket \(socket) is in use by another agent"

@@ -140,14 +140,20 @@ actor ServiceManager {
     }
   }
 
-  /// Services (namespace/name), frontends and distinct backends, for /metrics.
+  /// Services (namespace/name), frontends and distinct backends, for /metrics: counted
+  /// again only after the maps changed (O(backends) at 10,000 Services; scrapes repeat).
   func metricCounts() -> (services: Int, frontends: Int, backends: Int) {
+    if let counted = countedMetrics, counted.atWrites == mapWrites { return counted.counts }
     let frontends = table.frontends.values
-    return (
+    let counts = (
       Set(frontends.map(\.service)).count, frontends.count,
       Set(frontends.flatMap { $0.backends.map(\.key) }).count
     )
+    countedMetrics = (mapWrites, counts)
+    return counts
   }
+  private var countedMetrics:
+    (atWrites: Int, counts: (services: Int, frontends: Int, backends: Int))?
 
   func list() -> [ServiceStatus] {
     table.frontends.values.sorted { $0.id < $1.id }.map { frontend in
