@@ -23,6 +23,8 @@ let package = Package(
     .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
   ],
   targets: [
     .systemLibrary(
@@ -87,12 +89,25 @@ let package = Package(
     // Flows (issue 13): datapath events decoded, named (pods, Services), filtered, kept in
     // a bounded buffer with followers (pure; the agent's consumer feeds it).
     .target(name: "FlowPipeline", dependencies: ["AgentAPI", "AgentCore", "DatapathABI"]),
+    // Prometheus metrics (issue 13): their definitions, the datapath counters read on
+    // scrape and turned into metric values, and the /metrics server.
+    .target(
+      name: "AgentMetrics",
+      dependencies: [
+        "AgentAPI", "AgentCore", "BPFKit", "DatapathABI",
+        .product(name: "Metrics", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
     .executableTarget(
       name: "JunctionAgent",
       dependencies: [
         "AgentAPI", "AgentCore", "BPFKit", "NetKit", "CNIKit", "ServiceCore", "ServiceDatapath",
         "KubernetesClient",
         "FlowPipeline",
+        "AgentMetrics",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
@@ -142,6 +157,12 @@ let package = Package(
       name: "FlowPipelineTests",
       dependencies: ["FlowPipeline", "AgentAPI", "AgentCore", "DatapathABI"]),
     .testTarget(name: "ServiceMapTests", dependencies: ["ServiceMap", "AgentAPI", "FlowPipeline"]),
+    .testTarget(
+      name: "AgentMetricsTests",
+      dependencies: [
+        "AgentMetrics", "AgentAPI", "AgentCore",
+        .product(name: "Prometheus", package: "swift-prometheus"),
+      ]),
     .testTarget(
       name: "CNIConfigEditingTests", dependencies: ["CNIConfigEditing"], exclude: ["Fixtures"]),
     // install/kubernetes/ manifests: parsed and checked against what the agent decodes.

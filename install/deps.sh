@@ -21,12 +21,14 @@ build_packages=(pkg-config libnl-3-dev libnl-route-3-dev libbpf-dev linux-libc-d
 # its CA with openssl; the official Python client that checks it lives in a venv (below).
 # python3-yaml: the lab's `apply -f` reads Kubernetes YAML (install/lab.d/cluster.py).
 # chromium: the service map page (`junctionctl ui`) rendered headless in its test.
+# prometheus (server + promtool): the metrics test scrapes a live agent with its own
+# prometheus process and checks /metrics with `promtool check metrics`.
 test_packages=(
   containernetworking-plugins golang-go golang-github-appc-cni-dev
   iproute2 iputils-ping python3 procps util-linux curl hyperfine jq
   containerd runc busybox-static
   dnsmasq-base bind9-dnsutils dnsperf tcpdump strace openssl python3-venv
-  python3-yaml chromium
+  python3-yaml chromium prometheus
 )
 # The benchmarks' references and load: kube-proxy-style rule sets (iptables, nftables), iperf3,
 # wrk (north-south requests/s), gcc (the small C servers and clients they build).

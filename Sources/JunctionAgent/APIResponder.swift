@@ -1,5 +1,6 @@
 import AgentAPI
 import AgentCore
+import AgentMetrics
 import FlowPipeline
 import FoundationEssentials
 import Hummingbird
@@ -30,6 +31,9 @@ struct APIResponder: HTTPResponder {
     // A body nobody read is dropped (bounded) so that a client still sending it is not
     // left blocked before it reads the answer.
     if !bodyRead { try await discard(request.body) }
+    AgentMetrics.shared.observeAPIRequest(
+      route: route, method: request.method.rawValue, code: response.status.code,
+      seconds: (ContinuousClock.now - started).metricSeconds)
     logger.debug(
       "request",
       metadata: [

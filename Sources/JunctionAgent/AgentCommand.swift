@@ -1,4 +1,5 @@
 import AgentCore
+import AgentMetrics
 import ArgumentParser
 
 #if canImport(Glibc)
@@ -175,6 +176,15 @@ struct AgentCommand: AsyncParsableCommand {
   var flowBufferSize: Int?
 
   @Option(
+    name: .customLong("prometheus-serve-addr"),
+    help: ArgumentHelp(
+      "Serve Prometheus metrics on GET /metrics at this TCP address, e.g. :9962 (every "
+        + "address) or 127.0.0.1:9962 (default: off; the DaemonSet serves :9962). A flag "
+        + "only, not a --config key.",
+      valueName: "host:port"))
+  var prometheusServeAddr: String?
+
+  @Option(
     help: ArgumentHelp(
       "A JSON file whose keys are long flag names, e.g. {\"socket\": \"/run/j.sock\", "
         + "\"devices\": [\"eth0\"]}; flags win over it.", valueName: "file"))
@@ -197,12 +207,18 @@ struct AgentCommand: AsyncParsableCommand {
   func run() async throws {
     do {
       let settings = try resolveSettings()
+      let metricsAddress = try prometheusServeAddr.map { text throws(StartFailure) in
+        switch MetricsAddress.parse(text) {
+        case .success(let address): return address
+        case .failure(let problem): throw StartFailure("--prometheus-serve-addr: \(problem)")
+        }
+      }
       let runtime = try AgentRuntime.start(
         settings: settings,
         cluster: try ClusterFollower.config(
           settings: settings, environment: Self.environment()),
         shutdownGrace: max(0, shutdownGrace),
-        counterSweepInterval: max(0.1, counterSweepInterval))
+        counterSweepInterval: max(0.1, counterSweepInterval), metricsAddress: metricsAddress)
       try await runtime.serve()
     } catch let failure as StartFailure {
       Self.printFailure(failure.reason)

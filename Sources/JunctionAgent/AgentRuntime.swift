@@ -1,5 +1,6 @@
 import AgentAPI
 import AgentCore
+import AgentMetrics
 import FlowPipeline
 import Hummingbird
 import KubernetesClient
@@ -34,10 +35,13 @@ struct AgentRuntime {
   /// The last --flow-buffer-size flows; fed by `flowConsumer` (nil without a datapath).
   let flows: FlowBuffer
   let flowConsumer: FlowConsumer?
+  /// `--prometheus-serve-addr`: where /metrics is served; nil: not served.
+  var metricsAddress: MetricsAddress? = nil
 
   static func start(
     settings: AgentSettings, cluster: ClusterConfig?, shutdownGrace: Double,
-    counterSweepInterval: Double = CounterSweep.interval
+    counterSweepInterval: Double = CounterSweep.interval,
+    metricsAddress: MetricsAddress? = nil
   ) throws(StartFailure) -> AgentRuntime {
     let level = Logger.Level(rawValue: settings.logLevel) ?? .info
     LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level) }
@@ -186,7 +190,8 @@ struct AgentRuntime {
       settings: settings, shutdownGrace: shutdownGrace,
       counterSweepInterval: counterSweepInterval, logger: logger, datapath: datapath,
       registry: registry, services: services, shutdown: shutdown, stateLock: lock,
-      socketLB: socketLB, cluster: follower, flows: flows, flowConsumer: flowConsumer)
+      socketLB: socketLB, cluster: follower, flows: flows, flowConsumer: flowConsumer,
+      metricsAddress: metricsAddress)
   }
 
   private static func lockDirectory(_ directory: String) throws(StartFailure) -> Int32 {
@@ -254,6 +259,8 @@ struct AgentRuntime {
       },
       logger: serverLogger)
     let gate = ShutdownGate(shutdown: shutdown, grace: shutdownGrace, logger: logger)
+    let metricsServices: [ServiceGroupConfiguration.ServiceConfiguration] =
+      metricsServer().map { [.init(service: $0, serviceName: "metrics")] } ?? []
     let group = ServiceGroup(
       configuration: ServiceGroupConfiguration(
         // Shut down in reverse: the gate, the API, the counter sweep, then the Kubernetes
@@ -268,7 +275,8 @@ struct AgentRuntime {
             service: CounterSweeper(registry: registry, interval: counterSweepInterval),
             serviceName: "counter-sweep"),
           .init(service: app, serviceName: "api"),
-          .init(service: gate, serviceName: "shutdown-gate"),
+        ] + metricsServices + [
+          .init(service: gate, serviceName: "shutdown-gate")
         ]
           // Last, so shut down first: it ends the flow followers' streaming answers,
           // which the HTTP server would otherwise wait for.
@@ -289,6 +297,7 @@ struct AgentRuntime {
   }
 
   static func describeServeError(_ error: any Error, socket: String) -> String {
+    if let metrics = error as? MetricsServerFailure { return metrics.description }
     let text = "\(error)"
     if text.contains("Address already in use") {
       return "socket \(socket) is in use by another agent"

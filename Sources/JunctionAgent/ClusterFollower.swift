@@ -1,5 +1,6 @@
 import AgentAPI
 import AgentCore
+import AgentMetrics
 import CNIKit
 import FoundationEssentials
 import KubernetesClient
@@ -137,7 +138,12 @@ actor ClusterFollower: ServiceLifecycle.Service {
     }
     let arrival = delivery.arrival.timeIntervalSince1970
     if !delivery.changes.isEmpty { firstArrival = min(firstArrival ?? arrival, arrival) }
-    if delivery.isList { listed.insert(delivery.resource.rbacName) }
+    if delivery.isList {
+      listed.insert(delivery.resource.rbacName)
+    } else {
+      AgentMetrics.shared.countWatchEvents(
+        resource: delivery.resource.rbacName, delivery.changes.count)
+    }
     if syncedAt == nil {
       if listed.count == informers.count { await sync() }
       return
@@ -233,11 +239,15 @@ actor ClusterFollower: ServiceLifecycle.Service {
     for time in batch.triggerTimes {
       if let trigger = RFC3339.seconds(time), now >= trigger {
         latency.record(now - trigger)
+        AgentMetrics.shared.observeNetworkProgramming(seconds: now - trigger)
         measured += 1
       }
     }
     if let arrival {
-      for _ in measured..<max(measured, batch.edits.count) { latency.record(now - arrival) }
+      for _ in measured..<max(measured, batch.edits.count) {
+        latency.record(now - arrival)
+        AgentMetrics.shared.observeNetworkProgramming(seconds: now - arrival)
+      }
     }
   }
 

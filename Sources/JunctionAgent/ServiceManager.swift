@@ -1,5 +1,6 @@
 import AgentAPI
 import AgentCore
+import AgentMetrics
 import CNIKit
 import FoundationEssentials
 import Logging
@@ -107,7 +108,10 @@ actor ServiceManager {
       throw .persist("\(error)")
     }
     do {
+      let started = ContinuousClock.now
       try datapath.programServices(update.diff)
+      AgentMetrics.shared.observeDatapathProgramming(
+        seconds: (ContinuousClock.now - started).metricSeconds)
     } catch {
       // The maps keep what they had where the diff did not get to; put back the rest, and
       // make the stored state say what the maps hold.
@@ -135,6 +139,21 @@ actor ServiceManager {
       logger.warning("cannot fold the service journal into a snapshot: \(error)")
     }
   }
+
+  /// Services (namespace/name), frontends and distinct backends, for /metrics: counted
+  /// again only after the maps changed (O(backends) at 10,000 Services; scrapes repeat).
+  func metricCounts() -> (services: Int, frontends: Int, backends: Int) {
+    if let counted = countedMetrics, counted.atWrites == mapWrites { return counted.counts }
+    let frontends = table.frontends.values
+    let counts = (
+      Set(frontends.map(\.service)).count, frontends.count,
+      Set(frontends.flatMap { $0.backends.map(\.key) }).count
+    )
+    countedMetrics = (mapWrites, counts)
+    return counts
+  }
+  private var countedMetrics:
+    (atWrites: Int, counts: (services: Int, frontends: Int, backends: Int))?
 
   func list() -> [ServiceStatus] {
     table.frontends.values.sorted { $0.id < $1.id }.map { frontend in
