@@ -74,5 +74,11 @@ echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian's prometheus package starts a system server on :9090 where systemd runs; the tests
+# only use the binaries (each test runs a prometheus of its own), so a server this script
+# brought in is stopped and not started at boot.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [[ -d /run/systemd/system ]]; then
+  systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi
 [[ "${1:-build}" == build ]] || python_client
 echo "deps: done"
