@@ -171,7 +171,7 @@ final class FlowPipelineTests: XCTestCase {
     XCTAssertEqual(
       FlowCompact.line(reply),
       "Dec  6 03:08:02.123: 198.51.100.5:40000 <- droids/r2d2-6d8f:8080 "
-        + "(192.0.2.1:30080, SNAT 192.0.2.1:40100) from-netdev FORWARDED (TCP Flags: FIN)")
+        + "(192.0.2.1:30080, SNAT 192.0.2.1:40100) from-netdev FORWARDED (TCP Flags: FIN, ACK)")
 
     // The backend's node of a DSR connection: the Service from the option's frontend.
     let dsr = FlowRecord(

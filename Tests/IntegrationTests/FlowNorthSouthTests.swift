@@ -126,4 +126,63 @@ final class FlowNorthSouthTests: XCTestCase {
     try lab.must(["down"])
     lab.assertNoTrace(agentPIDs: agentPIDs)
   }
+
+  private static let droidsPolicy = """
+    apiVersion: cilium.io/v2
+    kind: CiliumLocalRedirectPolicy
+    metadata: {name: droids, namespace: default}
+    spec:
+      redirectFrontend:
+        serviceMatcher: {serviceName: droids, namespace: default}
+      redirectBackend:
+        localEndpointSelector: {matchLabels: {role: droid}}
+        toPorts: [{port: "80", protocol: TCP}]
+    """
+
+  /// A Local Redirect Policy sends the droids Service to the node's droid: the flow says it
+  /// was a local redirect, and both pods carry their labels.
+  func testALocalRedirectPolicysConnectionSaysItWasRedirected() throws {
+    try LabHarness.requirePrerequisites()
+    let lab = try LabHarness(scratch: "flowlrp")
+    defer { lab.tearDown() }
+    try lab.must(["up", "--nodes", "1"])
+    let agentPIDs = try lab.agentPIDs(nodes: 1)
+    try lab.webPod("obi-wan", node: "node1", labels: ["role=jedi"])
+    try lab.webPod("r2-d2", node: "node1", labels: ["role=droid"])
+    try lab.must(["pod", "add", "trooper1", "--node", "node1", "--label", "role=soldier"])
+    try lab.apply(LabHarness.droids(), as: "droids.yaml")
+    try lab.apply(Self.droidsPolicy, as: "lrp.yaml")
+    XCTAssertEqual(try lab.answers("trooper1", "http://10.96.0.10/"), ["r2-d2"])
+
+    let redirected = try flows(lab, "node1") { flow in
+      flow["localRedirect"] as? Bool == true
+        && (flow["source"] as? [String: Any])?["podName"] as? String == "trooper1"
+    }
+    if let flow = redirected.first {
+      XCTAssertEqual(flow["tracePoint"] as? String, "from-endpoint", "\(flow)")
+      XCTAssertEqual(flow["original"] as? String, "10.96.0.10:80")
+      XCTAssertEqual(
+        (flow["destinationService"] as? [String: Any])?["name"] as? String, "droids", "\(flow)")
+      let destination = flow["destination"] as? [String: Any]
+      XCTAssertEqual(destination?["podName"] as? String, "r2-d2", "\(flow)")
+      XCTAssertTrue(
+        (destination?["labels"] as? [String])?.contains("role=droid") == true, "\(flow)")
+      let source = flow["source"] as? [String: Any]
+      XCTAssertTrue((source?["labels"] as? [String])?.contains("role=soldier") == true, "\(flow)")
+      XCTAssertNil(flow["northSouth"])
+    }
+    let compact = try lab.must([
+      "ctl", "node1", "observe", "--last", "200", "--from-pod", "default/trooper1",
+    ])
+    XCTAssertTrue(compact.contains("local redirect)"), compact)
+    // The pod's side of the same connection (to-endpoint) is no redirect of its own.
+    let delivered = try flows(lab, "node1") { flow in
+      (flow["destination"] as? [String: Any])?["podName"] as? String == "r2-d2"
+        && flow["tracePoint"] as? String == "to-endpoint"
+    }
+    XCTAssertTrue(delivered.allSatisfy { $0["localRedirect"] == nil }, "\(delivered)")
+
+    try lab.must(["down"])
+    lab.assertNoTrace(agentPIDs: agentPIDs)
+  }
 }
