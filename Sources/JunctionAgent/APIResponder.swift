@@ -236,7 +236,7 @@ struct APIResponder: HTTPResponder {
         var reported: UInt64 = 0
         var ringReported = ringLostAtStart
         var refreshed = ContinuousClock.now
-        for await record in stream {
+        for await batch in stream {
           // Names as of at most a second ago: a pod or Service added since is found.
           var lines: [FlowsLine] = []
           if ContinuousClock.now - refreshed > .seconds(1) {
@@ -258,7 +258,7 @@ struct APIResponder: HTTPResponder {
               FlowsLine(lostEvents: LostEvents(source: "follower", count: lost - reported)))
             reported = lost
           }
-          lines += query.select([record], directory: directory, nodeName: nodeName, limited: false)
+          lines += query.select(batch, directory: directory, nodeName: nodeName, limited: false)
             .map { FlowsLine(flow: $0) }
           if !lines.isEmpty { try await writer.write(ByteBuffer(bytes: Self.ndjson(lines))) }
         }
