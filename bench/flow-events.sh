@@ -16,10 +16,10 @@
 # 3. Through a ClusterIP (bench/lbnet.sh's junction node, one client pod, one backend pod):
 #    new connections/s (conncost, sequential) and iperf3 throughput with the level off,
 #    flows, and flows with `junctionctl observe -f -o json` attached; --conn-rounds
-#    interleaved rounds of --conn-count connections each. Then a flood: --flood-clients
-#    conncost loops at once for --flood-seconds with the follower attached, counting the
-#    connections made, the ring's lost events (jnc_ev_lost) and the follower's (its
-#    lostEvents lines).
+#    interleaved rounds of --conn-count connections each. Then two floods: --flood-clients
+#    conncost loops at once for --flood-seconds with a follower attached (observe -f, then
+#    curl on the API), counting the connections made, the ring's lost events (jnc_ev_lost)
+#    and the follower's (its lostEvents lines).
 # Binaries: $JUNCTION_PREFIX (an install/install.sh --prefix tree, junctionctl beside the
 # agent), else a release build (lbnet.sh).
 set -euo pipefail
@@ -105,29 +105,44 @@ for ((round = 0; round < conn_rounds; round++)); do
   done
 done
 
-# The flood: as many connections as the clients make, follower attached.
-"$fe" level "$mon_cfg" flows
-lost_before="$("$fe" lost "$ev_lost")"
-start_follower flood
-echo "flow-events: flood, $flood_clients clients for ${flood_seconds}s" >&2
-flood_pids=()
-for ((i = 0; i < flood_clients; i++)); do
-  # Rounds of 1000 connections until the time is up (timeout ends the loop); each round
-  # done is a line on stderr (unbuffered), what the count is taken from.
-  timeout "$flood_seconds" "$conncost" measure "$tmp/flood.$i.txt" 1000000 1000 0 "flood=$client=$vip:80" \
-    >/dev/null 2>"$tmp/flood.$i.err" &
-  flood_pids+=($!)
-done
-for pid in "${flood_pids[@]}"; do wait "$pid" || true; done
-sleep 2
-stop_follower
-lost_after="$("$fe" lost "$ev_lost")"
+# The floods: as many connections as the clients make, a follower attached: first
+# `junctionctl observe -f -o json`, then curl reading GET /v1/flows?follow=true raw (what
+# the agent alone sends, without junctionctl's reading and printing).
+flood() {
+  local name="$1" before after i pid
+  "$fe" level "$mon_cfg" flows
+  before="$("$fe" lost "$ev_lost")"
+  if [[ $name == observe ]]; then
+    start_follower flood.observe
+  else
+    curl -sN --unix-socket "$socket" "http://agent/v1/flows?follow=true" >"$tmp/follow.flood.curl.json" 2>/dev/null &
+    follower=$!
+    lbnet_pids+=("$follower")
+    sleep 1
+  fi
+  echo "flow-events: flood ($name follower), $flood_clients clients for ${flood_seconds}s" >&2
+  flood_pids=()
+  for ((i = 0; i < flood_clients; i++)); do
+    # Rounds of 1000 connections until the time is up (timeout ends the loop); each round
+    # done is a line on stderr (unbuffered), what the count is taken from.
+    timeout "$flood_seconds" "$conncost" measure "$tmp/flood.$name.$i.txt" 1000000 1000 0 "flood=$client=$vip:80" \
+      >/dev/null 2>"$tmp/flood.$name.$i.err" &
+    flood_pids+=($!)
+  done
+  for pid in "${flood_pids[@]}"; do wait "$pid" || true; done
+  sleep 2
+  stop_follower
+  after="$("$fe" lost "$ev_lost")"
+  echo "$((after - before))" >"$tmp/flood.$name.ringlost"
+}
+flood observe
+flood curl
 
-python3 - "$tmp" "$conn_rounds" "$flood_seconds" "$((lost_after - lost_before))" \
+python3 - "$tmp" "$conn_rounds" "$flood_seconds" 0 \
   "$started" "$header" "sudo bash bench/flow-events.sh ${args[*]}" "$base" "$agent_bin" >"$tmp/report.md" <<'EOF'
 import glob, json, os, statistics, sys
 
-tmp, conn_rounds, flood_seconds, ring_lost = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+tmp, conn_rounds, flood_seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 started, header, command, base, agent = sys.argv[5:10]
 
 def ok(condition):
@@ -218,28 +233,32 @@ for c, name in (("off", "off"), ("flows", "flows (default)"), ("follow", "flows 
     print(f"| {name} | {rate:,.0f} ({n} connections) | {rate / rates['off'][0]:.3f} | {gbit:.2f} | "
           f"{gbit / rates['off'][1]:.3f} |")
 print()
-flood_count = 1000 * sum(sum(1 for line in open(f) if "done" in line)
-                         for f in glob.glob(os.path.join(tmp, "flood.*.err")))
-follower_lost, follower_flows = 0, 0
-for line in open(os.path.join(tmp, "follow.flood.json")):
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        continue
-    if obj.get("lostEvents"):
-        if obj["lostEvents"]["source"] == "follower":
-            follower_lost += obj["lostEvents"]["count"]
-    elif obj.get("flow"):
-        follower_flows += 1
-flood_rate = flood_count / flood_seconds
-print(f"Flood: {flood_count} connections in {flood_seconds:.0f} s = **{flood_rate:,.0f} connections/s** "
-      f"(whole rounds of 1000 the clients finished), "
-      f"follower attached: ring lost {ring_lost}, follower lost {follower_lost}, flows the follower received {follower_flows}.")
-print()
+floods = {}
+for name, label in (("observe", "`junctionctl observe -f -o json`"), ("curl", "curl on `GET /v1/flows?follow=true` (the agent alone)")):
+    count = 1000 * sum(sum(1 for line in open(f) if "done" in line)
+                       for f in glob.glob(os.path.join(tmp, f"flood.{name}.*.err")))
+    ring = int(open(os.path.join(tmp, f"flood.{name}.ringlost")).read())
+    follower_lost = received = 0
+    for line in open(os.path.join(tmp, f"follow.flood.{name}.json"), errors="replace"):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if obj.get("lostEvents"):
+            if obj["lostEvents"]["source"] == "follower":
+                follower_lost += obj["lostEvents"]["count"]
+        elif obj.get("flow"):
+            received += 1
+    floods[name] = (count / flood_seconds, ring, follower_lost)
+    print(f"Flood with {label}: {count} connections in {flood_seconds:.0f} s = **{count / flood_seconds:,.0f} "
+          f"connections/s** (whole rounds of 1000 the clients finished): ring lost {ring}, "
+          f"follower lost {follower_lost}, flows the follower received {received}.")
+    print()
 goals.append(f"- connection rate at flows ≥ 95% of off: {rates['flows'][0] / rates['off'][0] * 100:.1f}%: "
              f"{ok(rates['flows'][0] >= 0.95 * rates['off'][0])} (with a follower: "
              f"{rates['follow'][0] / rates['off'][0] * 100:.1f}%)")
-goals.append(f"- 0 lost events at 10,000 new connections/s with a follower: reached {flood_rate:,.0f}/s, "
+flood_rate, ring_lost, follower_lost = floods["observe"]
+goals.append(f"- 0 lost events at 10,000 new connections/s with a follower (`observe -f`): reached {flood_rate:,.0f}/s, "
              f"lost {ring_lost} (ring) + {follower_lost} (follower): "
              + (ok(ring_lost + follower_lost == 0) if flood_rate >= 10000 else
                 f"{ok(ring_lost + follower_lost == 0)} at the rate reached; 10,000/s **not reached** on this machine"))
