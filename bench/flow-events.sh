@@ -67,7 +67,7 @@ echo "flow-events: producers, ${seconds}s each" >&2
 lbnet_run "$fe" producers "$tmp/prod.o" "$seconds" 2 >"$tmp/producers.txt"
 
 # ---- 3. through a ClusterIP -----------------------------------------------------------
-ctl="$(dirname "$agent_bin")/junctionctl"
+ctl="${JUNCTIONCTL:-$(dirname "$agent_bin")/junctionctl}"
 [[ -x "$ctl" ]] || { echo "flow-events: no junctionctl beside $agent_bin" >&2; exit 1; }
 echo "flow-events: node with junction-agent" >&2
 lbnet_node junction jn 10 2
