@@ -21,7 +21,7 @@
 #    curl on the API), counting the connections made, the ring's lost events (jnc_ev_lost)
 #    and the follower's (its lostEvents lines).
 # Binaries: $JUNCTION_PREFIX (an install/install.sh --prefix tree, junctionctl beside the
-# agent), else a release build (lbnet.sh).
+# agent unless $JUNCTIONCTL names it), else a release build (lbnet.sh).
 set -euo pipefail
 
 bench="$(cd "$(dirname "$0")" && pwd)"
