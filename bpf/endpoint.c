@@ -79,6 +79,8 @@ static __always_inline int lb4_service(struct __sk_buff *skb, const struct jnc_p
 	trace->nat_address = backend->address;
 	trace->nat_port = backend->port;
 	trace->rev_nat_id = service->rev_nat_id;
+	if (service->flags & JUNCTION_SVC_F_LOCAL_REDIRECT)
+		trace->flags |= JUNCTION_FLOW_F_LRP;
 	if (backend->address == packet->saddr) {
 		int verdict = jnc_hairpin_request(skb, packet, packet->saddr);
 
@@ -168,15 +170,6 @@ lrp_skip_from_backend(const struct jnc_packet *packet, struct junction_lb4_servi
 
 /* ---- Entry points ---------------------------------------------------------------------- */
 
-/* The verdict, after the flow event for a packet that goes on (drops have their own). */
-static __always_inline int traced(struct __sk_buff *skb, const struct jnc_packet *packet,
-				  __u32 point, const struct jnc_trace *trace, int verdict)
-{
-	if (verdict != TC_ACT_SHOT)
-		jnc_emit_trace(skb, packet, point, trace);
-	return verdict;
-}
-
 /* Past parsing: hairpin answers, then services; everything else passes. */
 static __always_inline int from_endpoint_ipv4(struct __sk_buff *skb, struct jnc_packet *packet,
 					      struct jnc_trace *trace)
@@ -221,7 +214,7 @@ int from_endpoint(struct __sk_buff *skb)
 	default:
 		return TC_ACT_OK;
 	}
-	return traced(skb, &packet, JUNCTION_DIR_FROM_ENDPOINT, &trace,
+	return jnc_traced(skb, &packet, JUNCTION_DIR_FROM_ENDPOINT, &trace,
 		      from_endpoint_ipv4(skb, &packet, &trace));
 }
 
@@ -234,7 +227,7 @@ int to_endpoint(struct __sk_buff *skb)
 	count_endpoint(skb, JUNCTION_DIR_TO_ENDPOINT);
 	switch (jnc_parse_ipv4(skb, &packet)) {
 	case JNC_PARSE_OK:
-		return traced(skb, &packet, JUNCTION_DIR_TO_ENDPOINT, &trace,
+		return jnc_traced(skb, &packet, JUNCTION_DIR_TO_ENDPOINT, &trace,
 			      lb4_reverse_nat(skb, &packet, &trace));
 	case JNC_PARSE_INVALID:
 		return drop(skb, JUNCTION_DROP_INVALID_PACKET, JUNCTION_DIR_TO_ENDPOINT);

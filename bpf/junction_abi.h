@@ -99,7 +99,7 @@
 
 /*
  * The flow event ring (BPF_MAP_TYPE_RINGBUF): bytes, a power of 2 and a multiple of the page
- * size. 1 MiB holds ~18,000 events of 56 bytes (+ 8 bytes of ring header each): a burst of
+ * size. 1 MiB holds ~14,500 events of 64 bytes (+ 8 bytes of ring header each): a burst of
  * that many new connections or drops between two polls of the agent before one is lost.
  */
 #define JUNCTION_EVENTS_RING_SIZE (1 << 20)
@@ -432,8 +432,13 @@ struct junction_lb4_sock_revnat {
  * - FLOWS: a connection's first packet (TCP SYN, or a new service connection of any
  *   protocol, with its translation), TCP FIN and RST, every drop, socket LB's connect
  *   translations; established packets write nothing;
- * - ALL: every IPv4 TCP/UDP packet the endpoint programs pass, every drop, every socket
- *   translation (sendmsg4 per datagram).
+ * - ALL: every IPv4 TCP/UDP packet the endpoint programs pass, every north-south packet
+ *   the device programs translate, every drop, every socket translation (sendmsg4 per
+ *   datagram).
+ * The device programs (netdev.c) trace only the north-south traffic they handle (a packet to
+ * an external frontend, a reply they translate back, a DSR option's packet on the backend's
+ * node), never the node's own traffic, with JUNCTION_FLOW_F_DSR or _SNAT for how the
+ * connection leaves the node (neither: a backend on this node).
  * A full ring never delays or drops a packet: the event is not written and
  * JUNCTION_MAP_EVENTS_LOST (per CPU) counts it.
  */
@@ -465,6 +470,16 @@ enum junction_flow_verdict {
  * destination (daddr:dport, the frontend) became nat_address:nat_port (the backend); with
  * REPLY, the source (the backend) became nat_address:nat_port (the frontend). */
 #define JUNCTION_FLOW_F_XLATED 8
+/* North-south: the connection goes to a remote backend with direct server return (on the
+ * frontend's node), or came with a DSR option (on the backend's node: daddr:dport is then
+ * the option's frontend, nat_address:nat_port the backend the packet is addressed to). */
+#define JUNCTION_FLOW_F_DSR 16
+/* North-south: the connection goes to a remote backend from the node's address
+ * (snat_address:snat_port). Without REPLY the source became it; with REPLY the destination
+ * (the node's address and port) became snat_address:snat_port, the client. */
+#define JUNCTION_FLOW_F_SNAT 32
+/* The frontend is a Local Redirect Policy's: redirected to a node-local pod. */
+#define JUNCTION_FLOW_F_LRP 64
 
 /* Map: JUNCTION_MAP_EVENTS (RINGBUF), records of this layout. */
 struct junction_flow_event {
@@ -486,7 +501,9 @@ struct junction_flow_event {
 	__u8 proto;          /* IPPROTO_*; 0 when not IPv4 */
 	__u8 tcp_flags;      /* the TCP header's flags byte (FIN 0x01 SYN 0x02 RST 0x04 ...) */
 	__u8 flags;          /* JUNCTION_FLOW_F_* */
-	__u32 pad;
+	__be32 snat_address; /* with JUNCTION_FLOW_F_SNAT */
+	__be16 snat_port;
+	__u8 pad[6];
 };
 
 /* Map: JUNCTION_MAP_MONITOR_CONFIG (ARRAY, one entry, key __u32 0), written by the agent. */

@@ -28,6 +28,11 @@
  * Everything else passes untouched both ways: the node's own traffic, ARP, IPv6, ICMP,
  * fragments, even malformed IPv4 (the kernel judges it). Drops are counted with
  * JUNCTION_DIR_FROM_NETDEV / JUNCTION_DIR_TO_NETDEV.
+ * Flow events (lib/events.h) for the north-south packets handled here, never the node's own:
+ * a connection's first packet with its translation and how it leaves (JUNCTION_FLOW_F_DSR,
+ * _SNAT, or neither for a local backend), FIN and RST; every handled packet at the ALL
+ * level. A GSO skb is one packet to them. An established packet at the default level costs
+ * the level lookup and a flag test.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -36,6 +41,7 @@
 #include "junction_abi.h"
 #include "lib/counters.h"
 #include "lib/dsr.h"
+#include "lib/events.h"
 #include "lib/fib.h"
 #include "lib/icmp.h"
 #include "lib/lb4.h"
@@ -80,9 +86,10 @@ static __always_inline int forward_local(struct __sk_buff *skb, const struct jnc
  * FIB_FAILED.
  */
 static __always_inline int route_refused(struct __sk_buff *skb, const struct jnc_packet *packet,
-					 int verdict, __u32 mtu)
+					 int verdict, __u32 mtu, struct jnc_trace *trace)
 {
 	if (verdict == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		trace->skip = 1; /* the drop event tells it */
 		count_drop(skb, JUNCTION_DROP_FRAG_NEEDED, JUNCTION_DIR_FROM_NETDEV);
 		return jnc_icmp_unreachable(skb, packet, JNC_ICMP_FRAG_NEEDED, (__u16)mtu);
 	}
@@ -100,7 +107,8 @@ static __always_inline int route_usable(int verdict)
  * packet that will leave (one segment of a GSO skb) must fit the route's MTU and, with
  * the option, the device's (jnc_devices); else its sender learns the MTU less the option. */
 static __always_inline int forward_dsr(struct __sk_buff *skb, const struct jnc_packet *packet,
-				       const struct junction_lb4_backend *backend)
+				       const struct junction_lb4_backend *backend,
+				       struct jnc_trace *trace)
 {
 	const __u32 direction = JUNCTION_DIR_FROM_NETDEV;
 	struct bpf_fib_lookup route = {};
@@ -115,10 +123,11 @@ static __always_inline int forward_dsr(struct __sk_buff *skb, const struct jnc_p
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
 	verdict = jnc_fib_route(skb, &route, packet->saddr, backend->address, packet->proto, wire);
 	if (!route_usable(verdict))
-		return route_refused(skb, packet, verdict, route.mtu_result - grow);
+		return route_refused(skb, packet, verdict, route.mtu_result - grow, trace);
 	device = device_of(route.ifindex, skb->ifindex);
 	if (with_option && device && wire > device->mtu)
-		return route_refused(skb, packet, BPF_FIB_LKUP_RET_FRAG_NEEDED, device->mtu - grow);
+		return route_refused(skb, packet, BPF_FIB_LKUP_RET_FRAG_NEEDED, device->mtu - grow,
+				     trace);
 	if (jnc_nat_rewrite(skb, packet, JNC_IPV4_DADDR_OFF, packet->daddr, backend->address,
 			    packet->l4_off + 2, packet->dport, backend->port) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
@@ -136,7 +145,7 @@ static __always_inline int forward_dsr(struct __sk_buff *skb, const struct jnc_p
 static __always_inline int forward_snat(struct __sk_buff *skb, const struct jnc_packet *packet,
 					const struct junction_lb4_backend *backend, __u32 backend_id,
 					__u16 rev_nat_id, const struct junction_ct4_entry *entry,
-					__u64 now)
+					__u64 now, struct jnc_trace *trace)
 {
 	const __u32 direction = JUNCTION_DIR_FROM_NETDEV;
 	struct bpf_fib_lookup route = {};
@@ -148,7 +157,7 @@ static __always_inline int forward_snat(struct __sk_buff *skb, const struct jnc_
 	verdict = jnc_fib_route(skb, &route, packet->saddr, backend->address, packet->proto,
 				jnc_wire_len(skb, packet));
 	if (!route_usable(verdict))
-		return route_refused(skb, packet, verdict, route.mtu_result);
+		return route_refused(skb, packet, verdict, route.mtu_result, trace);
 	if (entry) {
 		node = entry->nat_address;
 		port = entry->nat_port;
@@ -190,6 +199,8 @@ static __always_inline int forward_snat(struct __sk_buff *skb, const struct jnc_
 			return drop(skb, JUNCTION_DROP_CT_MAP_FULL, direction);
 		}
 	}
+	trace->snat_address = node;
+	trace->snat_port = port;
 	if (jnc_nat_rewrite(skb, packet, JNC_IPV4_DADDR_OFF, packet->daddr, backend->address,
 			    packet->l4_off + 2, packet->dport, backend->port) < 0 ||
 	    jnc_nat_rewrite(skb, packet, JNC_IPV4_SADDR_OFF, packet->saddr, node, packet->l4_off,
@@ -205,7 +216,8 @@ static __always_inline int forward_snat(struct __sk_buff *skb, const struct jnc_
  * the connection goes (local, DSR or SNAT). */
 static __always_inline int nodeport_lb(struct __sk_buff *skb, const struct jnc_packet *packet,
 				       const struct junction_lb4_service_key *frontend,
-				       const struct junction_lb4_service *service)
+				       const struct junction_lb4_service *service,
+				       struct jnc_trace *trace)
 {
 	const __u32 direction = JUNCTION_DIR_FROM_NETDEV;
 	const struct junction_ct4_key key = ct_key_of(packet, JUNCTION_CT_SERVICE);
@@ -218,6 +230,7 @@ static __always_inline int nodeport_lb(struct __sk_buff *skb, const struct jnc_p
 	/* No backend for this node (none at all, or externalTrafficPolicy=Local without a
 	 * local one): refused at once, as kube-proxy's REJECT. */
 	if (service->count == 0) {
+		trace->skip = 1; /* the drop event tells it */
 		count_drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
 		return jnc_icmp_port_unreachable(skb, packet);
 	}
@@ -234,6 +247,7 @@ static __always_inline int nodeport_lb(struct __sk_buff *skb, const struct jnc_p
 		id = select_backend(packet, frontend, service, now, &backend);
 		if (!id || !backend)
 			return drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
+		trace->flags = JUNCTION_FLOW_F_NEW;
 		if (backend->flags & JUNCTION_BE_F_LOCAL) {
 			mode = JUNCTION_CT_F_EXTERNAL;
 			if (ct_create(packet, backend, id, service->rev_nat_id,
@@ -255,15 +269,23 @@ static __always_inline int nodeport_lb(struct __sk_buff *skb, const struct jnc_p
 			mode = JUNCTION_CT_F_SNAT; /* forward_snat records the entries */
 		}
 	}
+	trace->flags |= JUNCTION_FLOW_F_XLATED | JUNCTION_FLOW_F_REPLY_KNOWN;
+	trace->nat_address = backend->address;
+	trace->nat_port = backend->port;
+	trace->rev_nat_id = service->rev_nat_id;
 	switch (mode) {
 	case JUNCTION_CT_F_EXTERNAL:
 		return forward_local(skb, packet, backend);
 	case JUNCTION_CT_F_DSR:
-		return forward_dsr(skb, packet, backend);
+		trace->flags |= JUNCTION_FLOW_F_DSR;
+		return forward_dsr(skb, packet, backend, trace);
 	case JUNCTION_CT_F_SNAT:
-		return forward_snat(skb, packet, backend, id, service->rev_nat_id, entry, now);
+		trace->flags |= JUNCTION_FLOW_F_SNAT;
+		return forward_snat(skb, packet, backend, id, service->rev_nat_id, entry, now,
+				    trace);
 	default:
 		/* An east-west entry on this tuple (a pod's connection): not ours. */
+		trace->skip = 1;
 		return TC_ACT_OK;
 	}
 }
@@ -271,7 +293,7 @@ static __always_inline int nodeport_lb(struct __sk_buff *skb, const struct jnc_p
 /* A backend's reply to a connection this node SNATed: back to the client, from the
  * frontend, out by FIB. */
 static __always_inline int snat_reverse(struct __sk_buff *skb, const struct jnc_packet *packet,
-					struct junction_ct4_entry *entry)
+					struct junction_ct4_entry *entry, struct jnc_trace *trace)
 {
 	const __u32 direction = JUNCTION_DIR_FROM_NETDEV;
 	struct junction_lb4_revnat_key revnat_key = { .rev_nat_id = entry->rev_nat_id };
@@ -281,9 +303,18 @@ static __always_inline int snat_reverse(struct __sk_buff *skb, const struct jnc_
 
 	revnat = bpf_map_lookup_elem(&jnc_lb4_revnat, &revnat_key);
 	/* The service is gone: nothing to answer from; the node's stack drops it. */
-	if (!revnat)
+	if (!revnat) {
+		trace->skip = 1;
 		return TC_ACT_OK;
+	}
 	entry->last_seen = bpf_ktime_get_ns();
+	trace->flags = JUNCTION_FLOW_F_REPLY | JUNCTION_FLOW_F_REPLY_KNOWN | JUNCTION_FLOW_F_XLATED |
+		       JUNCTION_FLOW_F_SNAT;
+	trace->nat_address = revnat->address;
+	trace->nat_port = revnat->port;
+	trace->rev_nat_id = entry->rev_nat_id;
+	trace->snat_address = entry->nat_address;
+	trace->snat_port = entry->nat_port;
 	if (jnc_tcp_closes(packet)) {
 		const struct junction_ct4_key reply = ct_key_of(packet, JUNCTION_CT_REPLY);
 		const struct junction_ct4_key service =
@@ -295,7 +326,7 @@ static __always_inline int snat_reverse(struct __sk_buff *skb, const struct jnc_
 	verdict = jnc_fib_route(skb, &route, revnat->address, entry->nat_address, packet->proto,
 				jnc_wire_len(skb, packet));
 	if (!route_usable(verdict))
-		return route_refused(skb, packet, verdict, route.mtu_result);
+		return route_refused(skb, packet, verdict, route.mtu_result, trace);
 	if (jnc_nat_rewrite(skb, packet, JNC_IPV4_DADDR_OFF, packet->daddr, entry->nat_address,
 			    packet->l4_off + 2, packet->dport, entry->nat_port) < 0 ||
 	    jnc_nat_rewrite(skb, packet, JNC_IPV4_SADDR_OFF, packet->saddr, revnat->address,
@@ -305,9 +336,14 @@ static __always_inline int snat_reverse(struct __sk_buff *skb, const struct jnc_
 	return verdict < 0 ? drop(skb, JUNCTION_DROP_FIB_FAILED, direction) : verdict;
 }
 
-/* On the backend's node: remember the frontend the option names for the replies. */
+/*
+ * On the backend's node: remember the frontend the option names for the replies. An entry
+ * already there for the same frontend (every UDP datagram carries the option) is only
+ * refreshed, and the packet is not a new connection.
+ */
 static __always_inline int dsr_record(const struct jnc_packet *packet,
-				      const struct junction_dsr_opt4 *option)
+				      const struct junction_dsr_opt4 *option,
+				      struct jnc_trace *trace)
 {
 	const struct junction_ct4_key key = ct_reply_key(packet, packet->daddr, packet->dport);
 	const struct junction_ct4_entry entry = {
@@ -316,7 +352,17 @@ static __always_inline int dsr_record(const struct jnc_packet *packet,
 		.nat_address = option->address,
 		.nat_port = option->port,
 	};
+	struct junction_ct4_entry *known = bpf_map_lookup_elem(&jnc_ct4, &key);
 
+	trace->flags = JUNCTION_FLOW_F_XLATED | JUNCTION_FLOW_F_REPLY_KNOWN | JUNCTION_FLOW_F_DSR;
+	trace->nat_address = packet->daddr;
+	trace->nat_port = packet->dport;
+	if (known && known->flags == JUNCTION_CT_F_DSR && known->nat_address == option->address &&
+	    known->nat_port == option->port) {
+		known->last_seen = entry.last_seen;
+		return TC_ACT_OK;
+	}
+	trace->flags |= JUNCTION_FLOW_F_NEW;
 	/* Best effort: without the entry the replies leave with the pod's address and the
 	 * client resets them; dropping the request would not do better. */
 	bpf_map_update_elem(&jnc_ct4, &key, &entry, BPF_ANY);
@@ -328,11 +374,13 @@ static __always_inline int dsr_record(const struct jnc_packet *packet,
 SEC("tc")
 int from_netdev(struct __sk_buff *skb)
 {
+	const __u32 point = JUNCTION_DIR_FROM_NETDEV;
 	struct junction_lb4_service_key frontend = {};
 	struct junction_lb4_service *service;
 	struct junction_ct4_entry *reply;
 	struct junction_dsr_opt4 option;
 	struct jnc_packet packet = {};
+	struct jnc_trace trace = {};
 	struct junction_ct4_key key;
 
 	if (jnc_parse_ipv4(skb, &packet) != JNC_PARSE_OK)
@@ -340,16 +388,24 @@ int from_netdev(struct __sk_buff *skb)
 	key = ct_key_of(&packet, JUNCTION_CT_REPLY);
 	reply = bpf_map_lookup_elem(&jnc_ct4, &key);
 	if (reply && (reply->flags & JUNCTION_CT_F_SNAT))
-		return snat_reverse(skb, &packet, reply);
-	if (jnc_dsr_read_option(skb, &packet, &option))
-		return dsr_record(&packet, &option);
+		return jnc_traced(skb, &packet, point, &trace,
+				  snat_reverse(skb, &packet, reply, &trace));
+	if (jnc_dsr_read_option(skb, &packet, &option)) {
+		/* Traced as the client sent it: to the option's frontend, now the backend. */
+		struct jnc_packet sent = packet;
+
+		sent.daddr = option.address;
+		sent.dport = option.port;
+		return jnc_traced(skb, &sent, point, &trace, dsr_record(&packet, &option, &trace));
+	}
 	frontend.address = packet.daddr;
 	frontend.port = packet.dport;
 	frontend.proto = packet.proto;
 	service = bpf_map_lookup_elem(&jnc_lb4_svc, &frontend);
 	if (!service || !(service->flags & JUNCTION_SVC_F_EXTERNAL))
 		return TC_ACT_OK;
-	return nodeport_lb(skb, &packet, &frontend, service);
+	return jnc_traced(skb, &packet, point, &trace,
+			  nodeport_lb(skb, &packet, &frontend, service, &trace));
 }
 
 SEC("tc")
@@ -359,6 +415,7 @@ int to_netdev(struct __sk_buff *skb)
 	struct junction_lb4_revnat *revnat;
 	struct junction_ct4_entry *entry;
 	struct jnc_packet packet = {};
+	struct jnc_trace trace = {};
 	struct junction_ct4_key key;
 	__be32 address;
 	__be16 port;
@@ -372,6 +429,7 @@ int to_netdev(struct __sk_buff *skb)
 	if (entry->flags & JUNCTION_CT_F_DSR) {
 		address = entry->nat_address;
 		port = entry->nat_port;
+		trace.flags = JUNCTION_FLOW_F_DSR;
 	} else if (entry->flags & JUNCTION_CT_F_EXTERNAL) {
 		revnat_key.rev_nat_id = entry->rev_nat_id;
 		revnat = bpf_map_lookup_elem(&jnc_lb4_revnat, &revnat_key);
@@ -386,5 +444,9 @@ int to_netdev(struct __sk_buff *skb)
 	if (jnc_nat_rewrite(skb, &packet, JNC_IPV4_SADDR_OFF, packet.saddr, address,
 			    packet.l4_off, packet.sport, port) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_NETDEV);
-	return TC_ACT_OK;
+	trace.flags |= JUNCTION_FLOW_F_REPLY | JUNCTION_FLOW_F_REPLY_KNOWN | JUNCTION_FLOW_F_XLATED;
+	trace.nat_address = address;
+	trace.nat_port = port;
+	trace.rev_nat_id = entry->rev_nat_id;
+	return jnc_traced(skb, &packet, JUNCTION_DIR_TO_NETDEV, &trace, TC_ACT_OK);
 }

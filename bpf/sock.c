@@ -118,6 +118,7 @@ static __always_inline int translate_to_backend(struct bpf_sock_addr *ctx, int c
 	struct junction_lb4_service *service;
 	struct jnc_packet packet = {};
 	__u8 proto = ctx->protocol;
+	__u8 lrp;
 	__u32 id;
 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
@@ -135,17 +136,18 @@ static __always_inline int translate_to_backend(struct bpf_sock_addr *ctx, int c
 	if (!service)
 		return JNC_SYS_PROCEED;
 	socket_as_packet(ctx, proto, reverse.address, reverse.port, &packet);
+	lrp = service->flags & JUNCTION_SVC_F_LOCAL_REDIRECT ? JUNCTION_FLOW_F_LRP : 0;
 	/* As kube-proxy's REJECT for a service without endpoints: refused at once. */
 	if (service->count == 0) {
 		jnc_emit_sock(bpf_get_socket_cookie(ctx), &packet, NULL, service->rev_nat_id,
-			      JUNCTION_DROP_NO_BACKEND, connect);
+			      JUNCTION_DROP_NO_BACKEND, connect, lrp);
 		bpf_set_retval(-ECONNREFUSED);
 		return JNC_SYS_REJECT;
 	}
 	id = select_backend(&packet, &key, service, bpf_ktime_get_ns(), &backend);
 	if (!id || !backend) {
 		jnc_emit_sock(bpf_get_socket_cookie(ctx), &packet, NULL, service->rev_nat_id,
-			      JUNCTION_DROP_NO_BACKEND, connect);
+			      JUNCTION_DROP_NO_BACKEND, connect, lrp);
 		bpf_set_retval(-ECONNREFUSED);
 		return JNC_SYS_REJECT;
 	}
@@ -161,7 +163,7 @@ static __always_inline int translate_to_backend(struct bpf_sock_addr *ctx, int c
 		bpf_set_retval(-ENOMEM);
 		return JNC_SYS_REJECT;
 	}
-	jnc_emit_sock(reverse_key.cookie, &packet, backend, service->rev_nat_id, 0, connect);
+	jnc_emit_sock(reverse_key.cookie, &packet, backend, service->rev_nat_id, 0, connect, lrp);
 	ctx->user_ip4 = backend->address;
 	ctx->user_port = (__u32)backend->port;
 	return JNC_SYS_PROCEED;

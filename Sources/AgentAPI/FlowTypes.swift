@@ -38,6 +38,16 @@ public struct Flow: Codable, Equatable, Sendable {
   public var trafficDirection: String?
   /// The interface (host-side veth or device) the program ran on; nil for socket events.
   public var interfaceIndex: Int?
+  /// North-south (from-netdev, to-netdev): how the connection reaches its backend: "snat"
+  /// (from the node's address, `snat`), "dsr" (direct server return: the client's address
+  /// kept, the backend answers it directly), or "local" (a backend on this node). nil for
+  /// east-west flows.
+  public var northSouth: String?
+  /// With "snat": the node's "ip:port" the connection uses towards the backend.
+  public var snat: String?
+  /// true when the frontend is a Local Redirect Policy's (redirected to a node-local pod);
+  /// absent otherwise.
+  public var localRedirect: Bool?
 
   public init(
     time: String, nodeName: String, type: String, tracePoint: String, verdict: String,
@@ -45,7 +55,8 @@ public struct Flow: Codable, Equatable, Sendable {
     destination: FlowPeer, destinationService: FlowService? = nil,
     sourceService: FlowService? = nil, original: String? = nil, tcpFlags: [String]? = nil,
     isReply: Bool?, newConnection: Bool, trafficDirection: String? = nil,
-    interfaceIndex: Int? = nil
+    interfaceIndex: Int? = nil, northSouth: String? = nil, snat: String? = nil,
+    localRedirect: Bool? = nil
   ) {
     self.time = time
     self.nodeName = nodeName
@@ -65,22 +76,32 @@ public struct Flow: Codable, Equatable, Sendable {
     self.newConnection = newConnection
     self.trafficDirection = trafficDirection
     self.interfaceIndex = interfaceIndex
+    self.northSouth = northSouth
+    self.snat = snat
+    self.localRedirect = localRedirect
   }
 }
 
 /// One side of a flow: its address and port, and the pod behind the address when the
-/// agent knows it (an endpoint of this node).
+/// agent knows it (an endpoint of this node, or a Pod it follows or was given).
 public struct FlowPeer: Codable, Equatable, Sendable {
   public var ip: String
   public var port: Int?
   public var namespace: String?
   public var podName: String?
+  /// The pod's labels as "key=value", sorted (Hubble's Endpoint.labels); absent when the
+  /// agent knows none.
+  public var labels: [String]?
 
-  public init(ip: String, port: Int? = nil, namespace: String? = nil, podName: String? = nil) {
+  public init(
+    ip: String, port: Int? = nil, namespace: String? = nil, podName: String? = nil,
+    labels: [String]? = nil
+  ) {
     self.ip = ip
     self.port = port
     self.namespace = namespace
     self.podName = podName
+    self.labels = labels
   }
 }
 

@@ -1,9 +1,10 @@
 import Synchronization
 
 /// The last `capacity` flows (oldest overwritten first), and the readers following new ones.
-/// `append` is what the consumer thread calls per event: O(1) under a lock, plus one
-/// non-blocking yield per follower, so a slow follower loses flows (counted, per
-/// follower) and never slows the consumer.
+/// `append(contentsOf:)` is what the consumer thread calls per batch of events (all the ring
+/// held at one poll): O(batch) under one lock, and for each follower a copy into its own
+/// bounded queue plus at most one wakeup, so a slow follower loses flows (counted, per
+/// follower) and never slows the consumer; a follower reads all its queue at once.
 public final class FlowBuffer: Sendable {
   public let capacity: Int
   private let state: Mutex<State>
@@ -17,7 +18,10 @@ public final class FlowBuffer: Sendable {
   }
 
   private struct Follower {
-    var continuation: AsyncStream<FlowRecord>.Continuation
+    /// Wakes the reader (a wakeup pending is enough: it takes the whole queue).
+    var wake: AsyncStream<Void>.Continuation
+    var queue: Int
+    var pending: [FlowRecord] = []
     var lost: UInt64 = 0
   }
 
@@ -28,13 +32,23 @@ public final class FlowBuffer: Sendable {
   }
 
   public func append(_ record: FlowRecord) {
+    append(contentsOf: CollectionOfOne(record))
+  }
+
+  public func append(contentsOf records: some Collection<FlowRecord>) {
+    guard !records.isEmpty else { return }
     state.withLock { state in
-      state.ring[Int(state.total % UInt64(capacity))] = record
-      state.total &+= 1
-      for (id, follower) in state.followers {
-        if case .dropped = follower.continuation.yield(record) {
-          state.followers[id]?.lost &+= 1
-        }
+      for record in records {
+        state.ring[Int(state.total % UInt64(capacity))] = record
+        state.total &+= 1
+      }
+      for id in state.followers.keys {
+        guard var follower = state.followers[id] else { continue }
+        let room = max(0, follower.queue - follower.pending.count)
+        follower.pending.append(contentsOf: records.prefix(room))
+        follower.lost &+= UInt64(records.count - min(room, records.count))
+        state.followers[id] = follower
+        follower.wake.yield(())
       }
     }
   }
@@ -48,22 +62,40 @@ public final class FlowBuffer: Sendable {
   public var total: UInt64 { state.withLock { $0.total } }
 
   /// A reader of the flows to come: the buffered flows at the moment it starts (so nothing
-  /// falls between them and the stream), the stream (holding at most `queue` flows not yet
-  /// read; more are lost), and its id for `lost(follower:)`. The stream ends when its
-  /// iterator is dropped or `stop` is called.
+  /// falls between them and the stream), the stream of what came since, in batches
+  /// (holding at most `queue` flows not yet read; more are lost), and its id for
+  /// `lost(follower:)`. The stream ends when it is cancelled or `stop` is called.
   public func follow(queue: Int) -> (
-    backlog: [FlowRecord], stream: AsyncStream<FlowRecord>, id: Int
+    backlog: [FlowRecord], stream: AsyncStream<[FlowRecord]>, id: Int
   ) {
-    let (stream, continuation) = AsyncStream.makeStream(
-      of: FlowRecord.self, bufferingPolicy: .bufferingOldest(queue))
+    let (signal, wake) = AsyncStream.makeStream(
+      of: Void.self, bufferingPolicy: .bufferingNewest(1))
     let (backlog, id) = state.withLock { state in
       let id = state.nextFollower
       state.nextFollower += 1
-      state.followers[id] = Follower(continuation: continuation)
+      state.followers[id] = Follower(wake: wake, queue: queue)
       return (Self.ordered(state, capacity: capacity), id)
     }
-    continuation.onTermination = { [weak self] _ in self?.stop(follower: id) }
+    let wakeups = SignalIterator(signal.makeAsyncIterator())
+    let stream = AsyncStream<[FlowRecord]>(
+      unfolding: { [weak self] in
+        while await wakeups.next() {
+          guard let self else { return nil }
+          let batch = self.take(follower: id)
+          if !batch.isEmpty { return batch }
+        }
+        return nil
+      }, onCancel: { [weak self] in self?.stop(follower: id) })
     return (backlog, stream, id)
+  }
+
+  /// What follower `id` has waiting, emptied.
+  private func take(follower id: Int) -> [FlowRecord] {
+    state.withLock { state in
+      guard let pending = state.followers[id]?.pending, !pending.isEmpty else { return [] }
+      state.followers[id]?.pending = []
+      return pending
+    }
   }
 
   /// Flows a follower lost because it did not read fast enough.
@@ -79,12 +111,12 @@ public final class FlowBuffer: Sendable {
       defer { state.followers = [:] }
       return Array(state.followers.values)
     }
-    for follower in followers { follower.continuation.finish() }
+    for follower in followers { follower.wake.finish() }
   }
 
   public func stop(follower id: Int) {
     let follower = state.withLock { $0.followers.removeValue(forKey: id) }
-    follower?.continuation.finish()
+    follower?.wake.finish()
   }
 
   private static func ordered(_ state: State, capacity: Int) -> [FlowRecord] {
@@ -92,4 +124,15 @@ public final class FlowBuffer: Sendable {
     let start = Int((state.total - UInt64(count)) % UInt64(capacity))
     return (0..<count).compactMap { state.ring[(start + $0) % capacity] }
   }
+}
+
+/// A follower's wakeups, read by one reader at a time (its stream's unfolding closure):
+/// the iterator is not Sendable, the reader is the only one to touch it.
+private final class SignalIterator: @unchecked Sendable {
+  private var iterator: AsyncStream<Void>.Iterator
+
+  init(_ iterator: AsyncStream<Void>.Iterator) { self.iterator = iterator }
+
+  /// false once the follower was stopped.
+  func next() async -> Bool { await iterator.next() != nil }
 }

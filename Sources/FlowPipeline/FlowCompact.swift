@@ -10,20 +10,23 @@ import AgentCore
 /// the two sides swapped so the client stays on the left, or `<>` when the datapath does not
 /// know. A side is `namespace/pod:port`, or `namespace/service:port` for a Service address,
 /// or `ip:port`; the backend side of a translated connection is followed by the Service and
-/// the address dialled.
+/// the address dialled, then how it was reached: `SNAT ip:port` or `DSR` (north-south), `local
+/// backend` (north-south to a pod of this node), `local redirect` (a Local Redirect Policy):
+///
+///     ... 198.51.100.5:40000 -> 10.0.2.11:8080 (service default/droids 192.0.2.1:30080, DSR) from-netdev FORWARDED (TCP Flags: SYN)
 public enum FlowCompact {
   public static func line(_ flow: Flow) -> String {
     var source = side(flow.source, service: nil)
     var destination = side(flow.destination, service: nil)
-    if let service = flow.destinationService {
-      if let original = flow.original {
-        destination += " (service \(service.namespace)/\(service.name) \(original))"
-      } else if flow.destination.podName == nil {
-        destination = side(flow.destination, service: service)
-      }
+    if let service = flow.destinationService, flow.original == nil,
+      flow.destination.podName == nil
+    {
+      destination = side(flow.destination, service: service)
     }
-    if let service = flow.sourceService, let original = flow.original {
-      source += " (service \(service.namespace)/\(service.name) \(original))"
+    if flow.isReply == true {
+      source += translation(flow.sourceService, flow)
+    } else {
+      destination += translation(flow.destinationService, flow)
     }
     let arrow: String
     switch flow.isReply {
@@ -36,6 +39,29 @@ public enum FlowCompact {
     let type = flow.type == "drop" ? (flow.dropReason ?? "drop") : flow.tracePoint
     return
       "\(stampMilli(flow.time)): \(source) \(arrow) \(destination) \(type) \(flow.verdict) (\(summary(flow)))"
+  }
+
+  /// " (service ns/name frontend, how)" for the backend's side of a translated flow; "" when
+  /// there is nothing to say.
+  static func translation(_ service: FlowService?, _ flow: Flow) -> String {
+    var parts: [String] = []
+    var how: [String] = []
+    switch flow.northSouth {
+    case "snat"?: how.append("SNAT" + (flow.snat.map { " \($0)" } ?? ""))
+    case "dsr"?: how.append("DSR")
+    case "local"?: how.append("local backend")
+    default: break
+    }
+    if flow.localRedirect == true { how.append("local redirect") }
+    if let original = flow.original {
+      if let service {
+        parts.append("service \(service.namespace)/\(service.name) \(original)")
+      } else if !how.isEmpty {
+        parts.append(original)
+      }
+    }
+    parts += how
+    return parts.isEmpty ? "" : " (\(parts.joined(separator: ", ")))"
   }
 
   static func side(_ peer: FlowPeer, service: FlowService?) -> String {

@@ -1,16 +1,36 @@
 import AgentAPI
 
 /// What the agent knows to name a flow's addresses, as of one moment: its endpoints (pods on
-/// this node) by address, and its Service frontends by rev-NAT id and by "ip:port/PROTO".
-/// Built by the agent from the endpoint registry and the service table; pure lookups here.
+/// this node) and the Pods it follows, by address, with their labels, and its Service
+/// frontends by rev-NAT id and by "ip:port/PROTO". Built by the agent from the endpoint
+/// registry, the Pods (Kubernetes API, or applied standalone) and the service table; pure
+/// lookups here.
 public struct FlowDirectory: Sendable {
   public struct Pod: Equatable, Sendable {
     public var namespace: String
     public var name: String
+    /// "key=value", sorted.
+    public var labels: [String]
 
-    public init(namespace: String, name: String) {
+    public init(namespace: String, name: String, labels: [String] = []) {
       self.namespace = namespace
       self.name = name
+      self.labels = labels
+    }
+  }
+
+  /// A Pod object as the agent holds it: its addresses and labels.
+  public struct KnownPod: Sendable {
+    public var namespace: String
+    public var name: String
+    public var ips: [String]
+    public var labels: [String: String]
+
+    public init(namespace: String, name: String, ips: [String], labels: [String: String]) {
+      self.namespace = namespace
+      self.name = name
+      self.ips = ips
+      self.labels = labels
     }
   }
 
@@ -28,17 +48,28 @@ public struct FlowDirectory: Sendable {
   }
 
   /// From the API's own views: each endpoint's IPs ("10.0.1.5/24" or bare) name its pod
-  /// (endpoints without a pod name are left out); each service status's id and frontend
-  /// ("10.96.0.10:80/TCP") name its Service ("namespace/name").
-  public init(endpoints: [Endpoint], services: [ServiceStatus]) {
+  /// (endpoints without a pod name are left out), with the labels of the Pod object of that
+  /// namespace and name when `pods` has it; a Pod's own IPs name it as well (a pod the
+  /// agent follows or was given without an endpoint here); each service status's id and
+  /// frontend ("10.96.0.10:80/TCP") name its Service ("namespace/name").
+  public init(endpoints: [Endpoint], services: [ServiceStatus], pods known: [KnownPod] = []) {
+    var labelsByName: [String: [String]] = [:]
     var pods: [String: Pod] = [:]
+    for pod in known {
+      let labels = pod.labels.map { "\($0.key)=\($0.value)" }.sorted()
+      labelsByName["\(pod.namespace)/\(pod.name)"] = labels
+      for ip in pod.ips {
+        pods[ip] = Pod(namespace: pod.namespace, name: pod.name, labels: labels)
+      }
+    }
     for endpoint in endpoints {
       guard let namespace = endpoint.spec.podNamespace, let name = endpoint.spec.podName else {
         continue
       }
       for ip in endpoint.spec.ips {
         let address = ip.split(separator: "/").first.map(String.init) ?? ip
-        pods[address] = Pod(namespace: namespace, name: name)
+        pods[address] = Pod(
+          namespace: namespace, name: name, labels: labelsByName["\(namespace)/\(name)"] ?? [])
       }
     }
     var byID: [Int: FlowService] = [:]

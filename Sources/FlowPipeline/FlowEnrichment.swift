@@ -11,6 +11,11 @@ extension FlowRecord {
   /// socket LB translation is shown as the connection it becomes (the backend), with the
   /// frontend the application asked for. Anything else, drops included, is the packet's own
   /// addresses, and a destination that is a Service frontend names its Service.
+  ///
+  /// North-south: a request SNATed by this node shows the node's address and port it left
+  /// with as `snat`; a reply to it has the client (not the node's port) as destination; on
+  /// the backend's node of a DSR connection the frontend comes from the option, so the
+  /// Service is found by that frontend (or the NodePort's 0.0.0.0 one).
   public func flow(directory: FlowDirectory, nodeName: String) -> Flow {
     let protoName = Self.protocolName(proto)
     func peer(_ address: UInt32, _ port: UInt16) -> FlowPeer {
@@ -18,7 +23,11 @@ extension FlowRecord {
       let pod = directory.pods[ip]
       return FlowPeer(
         ip: ip, port: protoName == "TCP" || protoName == "UDP" ? Int(port) : nil,
-        namespace: pod?.namespace, podName: pod?.name)
+        namespace: pod?.namespace, podName: pod?.name,
+        labels: pod.flatMap { $0.labels.isEmpty ? nil : $0.labels })
+    }
+    func byFrontend(_ address: UInt32, _ port: UInt16) -> FlowService? {
+      directory.servicesByFrontend["\(dottedQuad(address)):\(port)/\(protoName ?? "")"]
     }
     var source = peer(self.source, sourcePort)
     var destination = peer(self.destination, destinationPort)
@@ -26,13 +35,20 @@ extension FlowRecord {
     var sourceService: FlowService?
     var original: String?
     let service = revNatID == 0 ? nil : directory.servicesByID[Int(revNatID)]
+    var snat: String?
     if isTranslated && isReply {
       sourceService = service
       original = "\(dottedQuad(natAddress)):\(natPort)"
+      if isSNAT {
+        snat = "\(dottedQuad(self.destination)):\(destinationPort)"
+        destination = peer(snatAddress, snatPort)
+      }
     } else if isTranslated {
-      destinationService = service
+      destinationService =
+        service ?? byFrontend(self.destination, destinationPort) ?? byFrontend(0, destinationPort)
       original = "\(dottedQuad(self.destination)):\(destinationPort)"
       destination = peer(natAddress, natPort)
+      if isSNAT { snat = "\(dottedQuad(snatAddress)):\(snatPort)" }
     } else {
       destinationService =
         service
@@ -41,6 +57,13 @@ extension FlowRecord {
       if kind == .sock, self.source == 0 { source = FlowPeer(ip: "0.0.0.0") }
     }
     let pointName = DatapathNames.direction(point)
+    let northSouth: String? =
+      isSNAT
+      ? "snat"
+      : isDSR
+        ? "dsr"
+        : isTranslated && (pointName == "from-netdev" || pointName == "to-netdev")
+          ? "local" : nil
     return Flow(
       time: Timestamp.format(nanoseconds: time), nodeName: nodeName, type: Self.typeName(kind),
       tracePoint: pointName, verdict: Self.verdictName(verdict),
@@ -52,7 +75,8 @@ extension FlowRecord {
       isReply: isReplyKnown ? isReply : nil, newConnection: isNew,
       trafficDirection: pointName == "from-endpoint"
         ? "egress" : pointName == "to-endpoint" ? "ingress" : nil,
-      interfaceIndex: kind == .sock ? nil : Int(ifindex))
+      interfaceIndex: kind == .sock ? nil : Int(ifindex), northSouth: northSouth, snat: snat,
+      localRedirect: isLocalRedirect ? true : nil)
   }
 
   static func typeName(_ kind: Kind) -> String {

@@ -30,12 +30,16 @@ public struct FlowRecord: Equatable, Sendable {
   public var natPort: UInt16
   public var revNatID: UInt16
   public var ifindex: UInt32
+  /// With JUNCTION_FLOW_F_SNAT: the node's address and port a request left with, or the
+  /// client a reply went back to.
+  public var snatAddress: UInt32
+  public var snatPort: UInt16
 
   public init(
     time: Int64, kind: Kind, point: UInt32, verdict: UInt8, dropReason: UInt32 = 0,
     proto: UInt8, tcpFlags: UInt8 = 0, flags: UInt8 = 0, source: UInt32, sourcePort: UInt16,
     destination: UInt32, destinationPort: UInt16, natAddress: UInt32 = 0, natPort: UInt16 = 0,
-    revNatID: UInt16 = 0, ifindex: UInt32 = 0
+    revNatID: UInt16 = 0, ifindex: UInt32 = 0, snatAddress: UInt32 = 0, snatPort: UInt16 = 0
   ) {
     self.time = time
     self.kind = kind
@@ -53,6 +57,8 @@ public struct FlowRecord: Equatable, Sendable {
     self.natPort = natPort
     self.revNatID = revNatID
     self.ifindex = ifindex
+    self.snatAddress = snatAddress
+    self.snatPort = snatPort
   }
 
   /// Reads one ring record; nil when it is not a junction_flow_event (wrong size, unknown
@@ -73,13 +79,21 @@ public struct FlowRecord: Equatable, Sendable {
       destination: UInt32(bigEndian: event.daddr),
       destinationPort: UInt16(bigEndian: event.dport),
       natAddress: UInt32(bigEndian: event.nat_address), natPort: UInt16(bigEndian: event.nat_port),
-      revNatID: event.rev_nat_id, ifindex: event.ifindex)
+      revNatID: event.rev_nat_id, ifindex: event.ifindex,
+      snatAddress: UInt32(bigEndian: event.snat_address),
+      snatPort: UInt16(bigEndian: event.snat_port))
   }
 
   public var isReplyKnown: Bool { flags & UInt8(JUNCTION_FLOW_F_REPLY_KNOWN) != 0 }
   public var isReply: Bool { flags & UInt8(JUNCTION_FLOW_F_REPLY) != 0 }
   public var isNew: Bool { flags & UInt8(JUNCTION_FLOW_F_NEW) != 0 }
   public var isTranslated: Bool { flags & UInt8(JUNCTION_FLOW_F_XLATED) != 0 }
+  /// North-south: forwarded (or received) with direct server return.
+  public var isDSR: Bool { flags & UInt8(JUNCTION_FLOW_F_DSR) != 0 }
+  /// North-south: forwarded from the node's address (snatAddress:snatPort).
+  public var isSNAT: Bool { flags & UInt8(JUNCTION_FLOW_F_SNAT) != 0 }
+  /// A Local Redirect Policy's frontend, redirected to a pod of this node.
+  public var isLocalRedirect: Bool { flags & UInt8(JUNCTION_FLOW_F_LRP) != 0 }
 }
 
 /// "10.0.1.5" for 0x0a000105.

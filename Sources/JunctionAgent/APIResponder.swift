@@ -5,6 +5,7 @@ import FlowPipeline
 import FoundationEssentials
 import Hummingbird
 import Logging
+import ServiceCore
 
 /// The HTTP API under /v1 (docs/openapi.yaml). Routing is `APIRoute.resolve` (AgentCore);
 /// this type turns routes into registry calls and JSON responses. Every non-2xx answer has
@@ -239,7 +240,7 @@ struct APIResponder: HTTPResponder {
         var reported: UInt64 = 0
         var ringReported = ringLostAtStart
         var refreshed = ContinuousClock.now
-        for await record in stream {
+        for await batch in stream {
           // Names as of at most a second ago: a pod or Service added since is found.
           var lines: [FlowsLine] = []
           if ContinuousClock.now - refreshed > .seconds(1) {
@@ -261,7 +262,7 @@ struct APIResponder: HTTPResponder {
               FlowsLine(lostEvents: LostEvents(source: "follower", count: lost - reported)))
             reported = lost
           }
-          lines += query.select([record], directory: directory, nodeName: nodeName, limited: false)
+          lines += query.select(batch, directory: directory, nodeName: nodeName, limited: false)
             .map { FlowsLine(flow: $0) }
           if !lines.isEmpty { try await writer.write(ByteBuffer(bytes: Self.ndjson(lines))) }
         }
@@ -272,8 +273,20 @@ struct APIResponder: HTTPResponder {
   /// Flows a follower may have waiting before it loses new ones.
   static let followerQueue = 4096
 
+  /// Names for flows: the endpoints, the Services, and the Pods the agent holds (followed
+  /// from the Kubernetes API for this node, or applied standalone) for their labels.
   private func flowDirectory() async -> FlowDirectory {
-    FlowDirectory(endpoints: await registry.list(), services: await services.list())
+    let pods = await services.resources.objects.values.compactMap { resource in
+      if case .pod(let pod) = resource {
+        FlowDirectory.KnownPod(
+          namespace: pod.meta.namespace, name: pod.meta.name,
+          ips: pod.podIPs.map(\.description), labels: pod.meta.labels)
+      } else {
+        nil
+      }
+    }
+    return FlowDirectory(
+      endpoints: await registry.list(), services: await services.list(), pods: pods)
   }
 
   private static func ndjson(_ lines: [FlowsLine]) -> [UInt8] {

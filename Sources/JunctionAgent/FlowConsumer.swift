@@ -10,8 +10,9 @@ import Synchronization
 
 /// Reads the datapath's flow events (the jnc_events ring) on a thread of its own and
 /// appends them to the flow buffer: libbpf's ring_buffer__poll with a 100 ms timeout, so
-/// stopping takes at most that long. The thread only decodes and appends (no lookups, no
-/// allocation beyond the record): names are given when the flows are read (GET /v1/flows).
+/// stopping takes at most that long; what one poll read is appended as one batch. The thread
+/// only decodes and appends (no lookups): names are given when the flows are read (GET
+/// /v1/flows).
 /// As a service of the agent's group it runs until graceful shutdown, then ends every
 /// follower's stream (so no streaming answer holds the shutdown up) and stops the thread.
 final class FlowConsumer: Service, @unchecked Sendable {
@@ -21,13 +22,18 @@ final class FlowConsumer: Service, @unchecked Sendable {
   private let logger: Logger
   private var thread = pthread_t()
 
+  /// The records of the poll in progress: appended to the buffer in one batch once the
+  /// poll has taken all the ring held (one lock and one wakeup per follower per batch, not
+  /// per record). Only the polling thread touches it.
+  private let batch = RecordBatch()
+
   init(events: BPFMap, buffer: FlowBuffer, logger: Logger) throws {
     self.buffer = buffer
     self.logger = logger
     // A record that is not a junction_flow_event (another ABI's datapath) is skipped.
-    ring = try BPFRingBuffer(map: events) { [buffer] bytes in
-      if let record = FlowRecord(record: bytes, monotonicToWall: monotonicToWall()) {
-        buffer.append(record)
+    ring = try BPFRingBuffer(map: events) { [batch] bytes in
+      if let record = FlowRecord(record: bytes, monotonicToWall: batch.monotonicToWall) {
+        batch.records.append(record)
       }
     }
   }
@@ -57,13 +63,23 @@ final class FlowConsumer: Service, @unchecked Sendable {
   private func poll() {
     while !stopping.load(ordering: .acquiring) {
       do {
+        batch.monotonicToWall = monotonicToWall()
         try ring.poll(timeoutMilliseconds: 100)
+        buffer.append(contentsOf: batch.records)
+        batch.records.removeAll(keepingCapacity: true)
       } catch {
         logger.error("flow events: polling failed; flows stop", metadata: ["error": "\(error)"])
         return
       }
     }
   }
+}
+
+/// The polling thread's scratch: the records read so far in this poll, and the clock offset
+/// read once per poll.
+private final class RecordBatch: @unchecked Sendable {
+  var records: [FlowRecord] = []
+  var monotonicToWall: Int64 = 0
 }
 
 /// CLOCK_REALTIME − CLOCK_MONOTONIC in nanoseconds: what turns the datapath's

@@ -23,7 +23,11 @@ extension JunctionCTL {
         TIME is UTC. A side is namespace/pod:port for a pod of this node, \
         namespace/service:port for a Service address, else ip:port. A connection to a \
         Service shows the backend pod it went to, followed by "(service NS/NAME IP:PORT)": \
-        the Service and the address dialled. The arrow is <- for a reply (the client stays \
+        the Service and the address dialled, then how it was reached when it was not the \
+        usual way: "SNAT IP:PORT" (north-south, from the node's address and port), "DSR" \
+        (north-south, direct server return), "local backend" (north-south to a pod of this \
+        node), "local redirect" \
+        (a Local Redirect Policy). The arrow is <- for a reply (the client stays \
         on the left) and <> when the datapath does not know. TYPE is the trace point \
         (from-endpoint: leaving a pod; to-endpoint: entering it; from-netdev, to-netdev, \
         sock) or, for a drop, its reason. VERDICT is FORWARDED, DROPPED or TRANSLATED \

@@ -147,7 +147,7 @@ final class ABILayoutTests: XCTestCase {
   /// byte for byte (no key or value size check protects it: the ring carries raw records).
   func testFlowEvent() {
     typealias T = junction_flow_event
-    assertLayout(T.self, size: 56, alignment: 8)
+    assertLayout(T.self, size: 64, alignment: 8)
     let offsets: [(PartialKeyPath<T>, Int, String)] = [
       (\.timestamp, 0, "timestamp"), (\.socket_cookie, 8, "socket_cookie"),
       (\.ifindex, 16, "ifindex"), (\.length, 20, "length"), (\.saddr, 24, "saddr"),
@@ -155,7 +155,8 @@ final class ABILayoutTests: XCTestCase {
       (\.nat_address, 36, "nat_address"), (\.nat_port, 40, "nat_port"),
       (\.rev_nat_id, 42, "rev_nat_id"), (\.drop_reason, 44, "drop_reason"), (\.kind, 46, "kind"),
       (\.point, 47, "point"), (\.verdict, 48, "verdict"), (\.proto, 49, "proto"),
-      (\.tcp_flags, 50, "tcp_flags"), (\.flags, 51, "flags"), (\.pad, 52, "pad"),
+      (\.tcp_flags, 50, "tcp_flags"), (\.flags, 51, "flags"),
+      (\.snat_address, 52, "snat_address"), (\.snat_port, 56, "snat_port"), (\.pad, 58, "pad"),
     ]
     for (path, offset, name) in offsets {
       XCTAssertEqual(MemoryLayout<T>.offset(of: path), offset, name)
@@ -189,8 +190,8 @@ final class ABILayoutTests: XCTestCase {
     XCTAssertEqual(
       [
         JUNCTION_FLOW_F_REPLY, JUNCTION_FLOW_F_REPLY_KNOWN, JUNCTION_FLOW_F_NEW,
-        JUNCTION_FLOW_F_XLATED,
-      ], [1, 2, 4, 8])
+        JUNCTION_FLOW_F_XLATED, JUNCTION_FLOW_F_DSR, JUNCTION_FLOW_F_SNAT, JUNCTION_FLOW_F_LRP,
+      ], [1, 2, 4, 8, 16, 32, 64])
   }
 
   func testConstants() {

@@ -40,8 +40,9 @@ final class FlowEventTests: XCTestCase {
       UInt32(0), junction_monitor_config(level: level.rawValue, pad: 0))
   }
 
-  /// One backend 10.0.2.11:8080 behind 10.96.0.20:80/TCP, rev-NAT id 7.
-  private func programService(backends: Int = 1) throws {
+  /// One backend 10.0.2.11:8080 behind 10.96.0.20:80/TCP, rev-NAT id 7; `flags`: the
+  /// frontend's JUNCTION_SVC_F_*.
+  private func programService(backends: Int = 1, flags: UInt16 = 0) throws {
     var key = junction_lb4_service_key()
     key.address = be32(vip)
     key.port = be16(80)
@@ -65,6 +66,7 @@ final class FlowEventTests: XCTestCase {
     var frontend = junction_lb4_service()
     frontend.count = UInt16(backends)
     frontend.rev_nat_id = 7
+    frontend.flags = flags
     try datapath.services.update(key, frontend)
   }
 
@@ -136,6 +138,28 @@ final class FlowEventTests: XCTestCase {
     XCTAssertEqual(try lost(), 0)
   }
 
+  func testALocalRedirectPolicysFrontendSaysItWasRedirected() throws {
+    // The agent writes a Local Redirect Policy's frontend with the node's pods as backends
+    // and this flag (ServiceDatapath); the translation is the usual one.
+    try programService(flags: UInt16(JUNCTION_SVC_F_LOCAL_REDIRECT))
+    try setLevel(JUNCTION_MONITOR_FLOWS)
+    try send(from, PacketBuilder(.tcp, from: client, 40010, to: vip, 80, tcpFlags: 0x02))
+    let seen = try events()
+    XCTAssertEqual(seen.count, 1, "\(seen)")
+    guard let syn = seen.first else { return }
+    XCTAssertEqual(syn.nat_address, be32(backend))
+    XCTAssertEqual(syn.rev_nat_id, 7)
+    XCTAssertEqual(
+      Int32(syn.flags),
+      JUNCTION_FLOW_F_NEW | JUNCTION_FLOW_F_XLATED | JUNCTION_FLOW_F_REPLY_KNOWN
+        | JUNCTION_FLOW_F_LRP)
+
+    // An ordinary Service's connection does not.
+    try programService()
+    try send(from, PacketBuilder(.tcp, from: client, 40011, to: vip, 80, tcpFlags: 0x02))
+    XCTAssertEqual(try events().first.map { Int32($0.flags) & JUNCTION_FLOW_F_LRP }, 0)
+  }
+
   func testDropsCarryTheirReasonAndLevelOffWritesNothing() throws {
     try programService(backends: 0)
     try setLevel(JUNCTION_MONITOR_OFF)
@@ -174,7 +198,7 @@ final class FlowEventTests: XCTestCase {
     try send(to, packet, repeat: 3)
     XCTAssertEqual(try events().count, 3)
 
-    // 1 MiB of 64-byte records: ~16,384 fit; 40,000 packets unread overflow it.
+    // 1 MiB of 72-byte records: ~14,500 fit; 40,000 packets unread overflow it.
     let frame = packet.build()
     let result = try ProgramTestRun.run(program: to, packet: frame, repeat: 40_000)
     XCTAssertEqual(result.verdict, .ok, "a full ring never drops the packet")

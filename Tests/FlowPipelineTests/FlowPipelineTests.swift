@@ -128,6 +128,83 @@ final class FlowPipelineTests: XCTestCase {
         + "Service backend not found DROPPED (TCP Flags: SYN)")
   }
 
+  func testNorthSouthFlowsSayHowTheyLeaveAndPodsCarryTheirLabels() {
+    let node: UInt32 = 0xc000_0201  // 192.0.2.1
+    let outside: UInt32 = 0xc633_6405  // 198.51.100.5
+    let directory = FlowDirectory(
+      endpoints: [], services: [],
+      pods: [
+        .init(
+          namespace: "droids", name: "r2d2-6d8f", ips: ["10.0.2.11"],
+          labels: ["class": "astromech", "app": "droids"])
+      ])
+    var snat = FlowRecord(
+      time: time, kind: .trace, point: 2, verdict: 1, proto: 6, tcpFlags: 0x02,
+      flags: UInt8(
+        JUNCTION_FLOW_F_NEW | JUNCTION_FLOW_F_XLATED | JUNCTION_FLOW_F_REPLY_KNOWN
+          | JUNCTION_FLOW_F_SNAT),
+      source: outside, sourcePort: 40000, destination: node, destinationPort: 30080,
+      natAddress: backend, natPort: 8080, revNatID: 7, snatAddress: node, snatPort: 40100)
+    let flow = snat.flow(directory: directory, nodeName: "n")
+    XCTAssertEqual(flow.tracePoint, "from-netdev")
+    XCTAssertEqual(flow.northSouth, "snat")
+    XCTAssertEqual(flow.snat, "192.0.2.1:40100")
+    XCTAssertEqual(flow.destination.labels, ["app=droids", "class=astromech"])
+    XCTAssertNil(flow.source.labels)
+    XCTAssertNil(flow.localRedirect)
+    XCTAssertEqual(
+      FlowCompact.line(flow),
+      "Dec  6 03:08:02.123: 198.51.100.5:40000 -> droids/r2d2-6d8f:8080 "
+        + "(192.0.2.1:30080, SNAT 192.0.2.1:40100) from-netdev FORWARDED (TCP Flags: SYN)")
+
+    // The backend's reply to the node's port: shown going back to the client.
+    snat = FlowRecord(
+      time: time, kind: .trace, point: 2, verdict: 1, proto: 6, tcpFlags: 0x11,
+      flags: UInt8(
+        JUNCTION_FLOW_F_REPLY | JUNCTION_FLOW_F_XLATED | JUNCTION_FLOW_F_REPLY_KNOWN
+          | JUNCTION_FLOW_F_SNAT),
+      source: backend, sourcePort: 8080, destination: node, destinationPort: 40100,
+      natAddress: node, natPort: 30080, revNatID: 7, snatAddress: outside, snatPort: 40000)
+    let reply = snat.flow(directory: directory, nodeName: "n")
+    XCTAssertEqual(reply.destination, FlowPeer(ip: "198.51.100.5", port: 40000))
+    XCTAssertEqual(reply.snat, "192.0.2.1:40100")
+    XCTAssertEqual(
+      FlowCompact.line(reply),
+      "Dec  6 03:08:02.123: 198.51.100.5:40000 <- droids/r2d2-6d8f:8080 "
+        + "(192.0.2.1:30080, SNAT 192.0.2.1:40100) from-netdev FORWARDED (TCP Flags: FIN, ACK)")
+
+    // The backend's node of a DSR connection: the Service from the option's frontend.
+    let dsr = FlowRecord(
+      time: time, kind: .trace, point: 2, verdict: 1, proto: 6, tcpFlags: 0x02,
+      flags: UInt8(
+        JUNCTION_FLOW_F_NEW | JUNCTION_FLOW_F_XLATED | JUNCTION_FLOW_F_REPLY_KNOWN
+          | JUNCTION_FLOW_F_DSR),
+      source: outside, sourcePort: 40000, destination: node, destinationPort: 30080,
+      natAddress: backend, natPort: 8080)
+    var named = directory
+    named.servicesByFrontend["0.0.0.0:30080/TCP"] = FlowService(namespace: "droids", name: "web")
+    let backendSide = dsr.flow(directory: named, nodeName: "n")
+    XCTAssertEqual(backendSide.northSouth, "dsr")
+    XCTAssertNil(backendSide.snat)
+    XCTAssertEqual(backendSide.destinationService, FlowService(namespace: "droids", name: "web"))
+    XCTAssertEqual(
+      FlowCompact.line(backendSide),
+      "Dec  6 03:08:02.123: 198.51.100.5:40000 -> droids/r2d2-6d8f:8080 "
+        + "(service droids/web 192.0.2.1:30080, DSR) from-netdev FORWARDED (TCP Flags: SYN)")
+
+    // A Local Redirect Policy's frontend, east-west.
+    var lrp = syn()
+    lrp.flags |= UInt8(JUNCTION_FLOW_F_LRP)
+    let redirected = lrp.flow(directory: self.directory, nodeName: "n")
+    XCTAssertEqual(redirected.localRedirect, true)
+    XCTAssertNil(redirected.northSouth)
+    XCTAssertEqual(
+      FlowCompact.line(redirected),
+      "Dec  6 03:08:02.123: default/client:40000 -> droids/r2d2-6d8f:8080 "
+        + "(service droids/web 10.96.0.10:80, local redirect) from-endpoint FORWARDED "
+        + "(TCP Flags: SYN)")
+  }
+
   func testTimesRoundTrip() {
     XCTAssertEqual(Timestamp.format(nanoseconds: 0), "1970-01-01T00:00:00.000000000Z")
     XCTAssertEqual(
@@ -244,9 +321,11 @@ final class FlowPipelineTests: XCTestCase {
     }
     XCTAssertEqual(buffer.lost(follower: id), 3, "queue of 2: 3 of 5 lost")
     var iterator = stream.makeAsyncIterator()
-    let first = await iterator.next()
-    let second = await iterator.next()
-    XCTAssertEqual([first?.sourcePort, second?.sourcePort], [1, 2])
+    let batch = await iterator.next()
+    XCTAssertEqual(batch?.map(\.sourcePort), [1, 2], "what was waiting, at once")
+    buffer.append(contentsOf: [syn(), finReply()])
+    let next = await iterator.next()
+    XCTAssertEqual(next?.count, 2)
     XCTAssertEqual(buffer.followerCount, 1)
     buffer.stop(follower: id)
     XCTAssertEqual(buffer.followerCount, 0)

@@ -6,7 +6,10 @@
  *
  * Cost on the fast path: one array lookup of the level (inlined by the verifier) and a test
  * of the TCP flags already parsed; an established packet at the FLOWS level writes nothing.
- * Wakeups use the adaptive default (the consumer is woken only when it had caught up).
+ * Wakeups use the adaptive default (the consumer is woken only when it had caught up): a
+ * wakeup only when the ring was drained measured no dearer per first packet than none
+ * (bench/results/flow-events.md), and forcing them once a backlog builds made every
+ * packet at the ALL level pay one.
  */
 #ifndef JUNCTION_LIB_EVENTS_H
 #define JUNCTION_LIB_EVENTS_H
@@ -15,6 +18,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -28,8 +32,9 @@ struct jnc_trace {
 	__be16 nat_port;
 	__u16 rev_nat_id;
 	__u8 flags; /* JUNCTION_FLOW_F_* */
-	__u8 skip;  /* already reported otherwise (a drop event): no trace */
-	__u8 pad[2];
+	__u8 skip;  /* already reported otherwise (a drop event), or not traced: no trace */
+	__be16 snat_port;
+	__be32 snat_address; /* with JUNCTION_FLOW_F_SNAT */
 };
 
 static __always_inline __u32 jnc_monitor_level(void)
@@ -155,7 +160,19 @@ static __always_inline void jnc_emit_trace(const struct __sk_buff *skb,
 	event->nat_address = trace->nat_address;
 	event->nat_port = trace->nat_port;
 	event->rev_nat_id = trace->rev_nat_id;
+	event->snat_address = trace->snat_address;
+	event->snat_port = trace->snat_port;
 	bpf_ringbuf_submit(event, 0);
+}
+
+/* The verdict, after the flow event for a packet that goes on (drops have their own). */
+static __always_inline int jnc_traced(const struct __sk_buff *skb,
+				      const struct jnc_packet *packet, __u32 point,
+				      const struct jnc_trace *trace, int verdict)
+{
+	if (verdict != TC_ACT_SHOT)
+		jnc_emit_trace(skb, packet, point, trace);
+	return verdict;
 }
 
 /*
@@ -164,10 +181,12 @@ static __always_inline void jnc_emit_trace(const struct __sk_buff *skb,
  * translated to `backend` (verdict TRANSLATED, reason 0) or refused (DROPPED, `reason`).
  * `per_connection`: a connect, written from the FLOWS level on; a send (one per datagram)
  * is written only at ALL, as every packet is. Refusals are written from FLOWS on.
+ * `flags`: more JUNCTION_FLOW_F_* (LRP for a Local Redirect Policy's frontend).
  */
 static __always_inline void jnc_emit_sock(__u64 cookie, const struct jnc_packet *packet,
 					  const struct junction_lb4_backend *backend,
-					  __u16 rev_nat_id, __u32 reason, int per_connection)
+					  __u16 rev_nat_id, __u32 reason, int per_connection,
+					  __u8 flags)
 {
 	struct junction_flow_event *event;
 	__u32 level = jnc_monitor_level();
@@ -185,7 +204,8 @@ static __always_inline void jnc_emit_sock(__u64 cookie, const struct jnc_packet 
 	jnc_event_packet(event, packet); /* tcp_flags: 0, a socket has no packet yet */
 	event->rev_nat_id = rev_nat_id;
 	event->drop_reason = reason;
-	event->flags = JUNCTION_FLOW_F_REPLY_KNOWN | (per_connection ? JUNCTION_FLOW_F_NEW : 0);
+	event->flags = flags | JUNCTION_FLOW_F_REPLY_KNOWN |
+		       (per_connection ? JUNCTION_FLOW_F_NEW : 0);
 	if (backend) {
 		event->flags |= JUNCTION_FLOW_F_XLATED;
 		event->nat_address = backend->address;

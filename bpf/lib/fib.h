@@ -57,18 +57,21 @@ static __always_inline int jnc_ttl_decrement(struct __sk_buff *skb)
 static __always_inline __u32 jnc_wire_len(struct __sk_buff *skb, const struct jnc_packet *packet)
 {
 	__u32 whole = skb->len - ETH_HLEN;
+	/* Read once: a second read after the helper call below could be compiled as a load
+	 * through a spilled ctx+offset pointer, which the verifier refuses. */
+	__u32 gso_size = skb->gso_size;
 	__u32 l4_len = 8;
 	__u32 segment;
 	__u8 offset;
 
-	if (skb->gso_size == 0)
+	if (gso_size == 0)
 		return whole;
 	if (packet->proto == IPPROTO_TCP) {
 		if (bpf_skb_load_bytes(skb, packet->l4_off + 12, &offset, 1) < 0)
 			return whole;
 		l4_len = (offset >> 4) * 4;
 	}
-	segment = packet->l4_off - ETH_HLEN + l4_len + skb->gso_size;
+	segment = packet->l4_off - ETH_HLEN + l4_len + gso_size;
 	return segment < whole ? segment : whole;
 }
 
