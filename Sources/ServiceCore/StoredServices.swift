@@ -79,6 +79,36 @@ public struct LoadBalancerIDChanges: Codable, Equatable, Sendable {
   }
 }
 
+extension LoadBalancerIDChanges {
+  /// As `JSONEncoder` writes it (keys sorted), directly: the initial sync's record assigns
+  /// 110,000 ids, which took `JSONEncoder` a sixth of the sync's CPU time.
+  func appendJSON(to out: inout [UInt8]) {
+    out.append(contentsOf: #"{"backends":"#.utf8)
+    Self.append(backends, to: &out)
+    out.append(contentsOf: #","services":"#.utf8)
+    Self.append(services, to: &out)
+    out.append(UInt8(ascii: "}"))
+  }
+
+  private static func append(_ draft: StableIDDraft, to out: inout [UInt8]) {
+    func table(_ ids: [String: UInt32]) {
+      out.append(UInt8(ascii: "{"))
+      for (index, key) in ids.keys.sorted().enumerated() {
+        if index > 0 { out.append(UInt8(ascii: ",")) }
+        DocumentWriter.appendString(key, to: &out)
+        out.append(UInt8(ascii: ":"))
+        out.append(contentsOf: String(ids[key]!).utf8)
+      }
+      out.append(UInt8(ascii: "}"))
+    }
+    out.append(contentsOf: #"{"assigned":"#.utf8)
+    table(draft.assigned)
+    out.append(contentsOf: #","cursor":\#(draft.cursor),"released":"#.utf8)
+    table(draft.released)
+    out.append(UInt8(ascii: "}"))
+  }
+}
+
 extension LoadBalancerIDs {
   public mutating func apply(_ changes: LoadBalancerIDChanges) {
     services.table.apply(changes.services)
@@ -195,7 +225,7 @@ public enum ServiceJournal {
   public static func encode(_ record: ServiceJournalRecord) throws -> [UInt8] {
     var out: [UInt8] = []
     out.append(contentsOf: #"{"ids":"#.utf8)
-    try DocumentWriter.appendEncoded(record.ids, to: &out)
+    record.ids.appendJSON(to: &out)
     out.append(contentsOf: #","removed":"#.utf8)
     try DocumentWriter.appendEncoded(record.removed, to: &out)
     out.append(contentsOf: #","sequence":\#(record.sequence),"stored":"#.utf8)

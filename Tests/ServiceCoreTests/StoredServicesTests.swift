@@ -138,3 +138,26 @@ final class DocumentWriterTests: XCTestCase {
     XCTAssertThrowsError(try DocumentWriter.append(.float(.infinity), to: &written))
   }
 }
+
+extension DocumentWriterTests {
+  /// A journal record written directly is what `JSONEncoder` writes for it (keys sorted).
+  func testAJournalRecordIsWhatJSONEncoderWrites() throws {
+    let table = StableIDTable(maxID: 100)
+    var services = table.draft()
+    var backends = table.draft()
+    for key in ["default/web:80/TCP", "default/a\"b:53/UDP"] {
+      _ = table.id(for: key, in: &services)
+    }
+    for key in ["10.0.0.1:8080/TCP", "10.0.0.2:8080/TCP"] { _ = table.id(for: key, in: &backends) }
+    let record = ServiceJournalRecord(
+      sequence: 7, stored: [.map(["kind": .string("Service"), "spec": .map(["x": .int(1)])])],
+      removed: [ResourceKey(kind: .service, namespace: "default", name: "old")],
+      ids: LoadBalancerIDChanges(services: services, backends: backends))
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    XCTAssertEqual(
+      String(decoding: try ServiceJournal.encode(record), as: UTF8.self),
+      String(decoding: try encoder.encode(record), as: UTF8.self) + "\n")
+    XCTAssertEqual(try ServiceJournal.parse(try ServiceJournal.encode(record)).records, [record])
+  }
+}
