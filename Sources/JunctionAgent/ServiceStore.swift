@@ -151,10 +151,7 @@ struct ServiceStore {
   fileprivate static func encode(
     _ resources: ResourceSet, _ ids: LoadBalancerIDs, _ sequence: UInt64
   ) throws -> [UInt8] {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    let snapshot = ServiceSnapshot(resources: resources, ids: ids, sequence: sequence)
-    return Array(try encoder.encode(snapshot))
+    try ServiceSnapshot(resources: resources, ids: ids, sequence: sequence).encoded()
   }
 
   /// A closed journal segment to fold into a snapshot: `run` it once, anywhere (the

@@ -56,7 +56,7 @@ public enum APIError: Error, Equatable, Sendable, CustomStringConvertible {
   public static func from(
     statusCode: Int, body: [UInt8], verb: String, resource: APIResource
   ) -> APIError {
-    let status = try? JSONValue.parse(body)
+    let status = try? JSONReader.parse(body)
     let message =
       status?["message"]?.stringValue ?? String(decoding: body.prefix(200), as: UTF8.self)
     switch statusCode {

@@ -17,7 +17,7 @@ public struct ListPage: Equatable, Sendable {
   public static func decode(_ body: [UInt8]) throws(APIError) -> ListPage {
     let value: JSONValue
     do {
-      value = try JSONValue.parse(body)
+      value = try JSONReader.parse(body)
     } catch {
       throw .malformed(detail: "LIST body is not JSON")
     }

@@ -38,18 +38,29 @@ public enum ObjectChange: Equatable, Sendable {
   }
 }
 
-/// The informer's cache of one collection: the objects as last seen, keyed by namespace/name.
-/// A relist is diffed against it, so that deletes missed while disconnected come out as
-/// deletes and objects that did not change come out as nothing.
+/// The informer's cache of one collection: each object as last seen, keyed by
+/// namespace/name. A relist is diffed against it, so that deletes missed while disconnected
+/// come out as deletes and objects that did not change come out as nothing.
+///
+/// It keeps a fingerprint of each object's content and its identity (`kind`, `apiVersion`,
+/// and `metadata`'s name, namespace, uid and resourceVersion), not the whole object: the
+/// follower keeps what it reads of each object already, and a second whole copy of 10,000
+/// Services and their EndpointSlices cost tens of MiB (bench/results/k8s-sync.md). A delete
+/// hands on that identity as the last state known.
 public struct InformerStore: Sendable {
-  public private(set) var objects: [ObjectKey: JSONValue] = [:]
+  struct Entry: Sendable {
+    var fingerprint: JSONFingerprint
+    var identity: JSONValue
+  }
+
+  private var entries: [ObjectKey: Entry] = [:]
   public let resource: APIResource
 
   public init(resource: APIResource) {
     self.resource = resource
   }
 
-  public var count: Int { objects.count }
+  public var count: Int { entries.count }
 
   /// A LIST's items do not carry `kind`/`apiVersion` (only the List does): put them back, so
   /// that every object handed on is whole.
@@ -65,7 +76,8 @@ public struct InformerStore: Sendable {
   /// The whole collection as a (re)list found it → the changes against the cache. Items
   /// without a name are returned in `unnamed` (counted and skipped by the caller).
   public mutating func replace(with items: [JSONValue]) -> (changes: [ObjectChange], unnamed: Int) {
-    var fresh: [ObjectKey: JSONValue] = [:]
+    var fresh: [ObjectKey: (object: JSONValue, entry: Entry)] = [:]
+    fresh.reserveCapacity(items.count)
     var unnamed = 0
     for item in items {
       let object = completed(item)
@@ -73,16 +85,17 @@ public struct InformerStore: Sendable {
         unnamed += 1
         continue
       }
-      fresh[key] = object
+      fresh[key] = (object, Self.entry(object))
     }
     var changes: [ObjectChange] = []
-    for key in fresh.keys.sorted() where objects[key] != fresh[key] {
-      changes.append(.upsert(key, fresh[key]!))
+    for key in fresh.keys.sorted() {
+      let (object, entry) = fresh[key]!
+      if entries[key]?.fingerprint != entry.fingerprint { changes.append(.upsert(key, object)) }
     }
-    for key in objects.keys.sorted() where fresh[key] == nil {
-      changes.append(.delete(key, objects[key]!))
+    for key in entries.keys.sorted() where fresh[key] == nil {
+      changes.append(.delete(key, entries[key]!.identity))
     }
-    objects = fresh
+    entries = fresh.mapValues(\.entry)
     return (changes, unnamed)
   }
 
@@ -95,15 +108,107 @@ public struct InformerStore: Sendable {
     }
     switch event.type {
     case .added, .modified:
-      if objects[key] == object { return nil }
-      objects[key] = object
+      let entry = Self.entry(object)
+      if entries[key]?.fingerprint == entry.fingerprint { return nil }
+      entries[key] = entry
       return .upsert(key, object)
     case .deleted:
-      guard let old = objects.removeValue(forKey: key) else { return nil }
-      return .delete(key, old)
+      guard let old = entries.removeValue(forKey: key) else { return nil }
+      return .delete(key, old.identity)
     case .bookmark, .error:
       return nil
     }
+  }
+
+  static func entry(_ object: JSONValue) -> Entry {
+    var identity: [String: JSONValue] = [:]
+    for field in ["kind", "apiVersion"] { identity[field] = object[field] }
+    var metadata: [String: JSONValue] = [:]
+    for field in ["name", "namespace", "uid", "resourceVersion"] {
+      metadata[field] = object["metadata"]?[field]
+    }
+    identity["metadata"] = .object(metadata)
+    return Entry(fingerprint: JSONFingerprint(object), identity: .object(identity))
+  }
+}
+
+/// A 128-bit digest of a JSON value's content, the same for equal values (object members in
+/// any order) and different, but for a collision of chance (about 2^-128 per pair), for
+/// different ones. Seeded with constants, not per process, so it is reproducible.
+struct JSONFingerprint: Equatable, Sendable {
+  var high: UInt64
+  var low: UInt64
+
+  init(_ value: JSONValue) {
+    let (high, low) = Self.digest(value)
+    self.high = high
+    self.low = low
+  }
+
+  /// splitmix64's finalizer: every input bit moves every output bit.
+  static func mix(_ value: UInt64) -> UInt64 {
+    var z = value &+ 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+
+  /// Two independent 64-bit lanes (different seeds) of the same construction.
+  static func digest(_ value: JSONValue) -> (UInt64, UInt64) {
+    switch value {
+    case .null: return (mix(1), mix(101))
+    case .bool(let flag): return (mix(flag ? 2 : 3), mix(flag ? 102 : 103))
+    case .number(let number): return combine(4, (number == 0 ? 0 : number).bitPattern)
+    case .string(let text): return bytes(5, text)
+    case .array(let items):
+      var high = mix(6)
+      var low = mix(106)
+      for item in items {
+        // In order: each step mixes the running value with the next item.
+        let (h, l) = digest(item)
+        high = mix(high ^ h)
+        low = mix(low &+ l)
+      }
+      return (mix(high ^ UInt64(items.count)), mix(low ^ UInt64(items.count)))
+    case .object(let members):
+      // Members in any order: a sum of each member's digest (a dictionary has no order).
+      var high: UInt64 = 0
+      var low: UInt64 = 0
+      for (key, member) in members {
+        let (kh, kl) = bytes(7, key)
+        let (vh, vl) = digest(member)
+        high = high &+ mix(kh ^ (vh &* 3))
+        low = low &+ mix(kl &+ (vl &* 5))
+      }
+      return (
+        mix(high ^ mix(8) ^ UInt64(members.count)), mix(low ^ mix(108) ^ UInt64(members.count))
+      )
+    }
+  }
+
+  static func combine(_ tag: UInt64, _ bits: UInt64) -> (UInt64, UInt64) {
+    (mix(mix(tag) ^ bits), mix(mix(tag &+ 100) &+ bits))
+  }
+
+  static func bytes(_ tag: UInt64, _ text: String) -> (UInt64, UInt64) {
+    var high = mix(tag)
+    var low = mix(tag &+ 100)
+    var text = text
+    text.withUTF8 { buffer in
+      var index = 0
+      while index < buffer.count {
+        // Eight bytes at a time, then the length, so "a" and "a\0" differ.
+        var word: UInt64 = 0
+        for offset in 0..<min(8, buffer.count - index) {
+          word |= UInt64(buffer[index + offset]) << (8 * UInt64(offset))
+        }
+        high = mix(high ^ word)
+        low = mix(low &+ word &+ 0x5851_F42D_4C95_7F2D)
+        index += 8
+      }
+    }
+    let count = UInt64(text.utf8.count)
+    return (mix(high ^ count), mix(low &+ count))
   }
 }
 

@@ -21,7 +21,7 @@ public struct WatchEvent: Equatable, Sendable {
   public static func decode(_ bytes: [UInt8]) throws(APIError) -> WatchEvent {
     let value: JSONValue
     do {
-      value = try JSONValue.parse(bytes)
+      value = try JSONReader.parse(bytes)
     } catch {
       throw .malformed(
         detail: "watch event is not JSON: \(String(decoding: bytes.prefix(120), as: UTF8.self))")

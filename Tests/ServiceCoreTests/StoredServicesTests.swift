@@ -106,3 +106,58 @@ final class StoredServicesTests: XCTestCase {
       try ApplyPlan(.apply, yaml: json).result(applyingTo: ResourceSet()), table.resources)
   }
 }
+
+final class DocumentWriterTests: XCTestCase {
+  /// What the writer writes reads back, through `YAMLValue`'s Decodable, as the same value,
+  /// and is what `JSONEncoder` (keys sorted, slashes unescaped) writes for plain keys.
+  func testWritesJSONThatReadsBackTheSame() throws {
+    let value: YAMLValue = .map([
+      "apiVersion": .string("v1"), "kind": .string("Service"),
+      "metadata": .map([
+        "name": .string("web"), "labels": .map(["a/b": .string("q\"uote\\ \n\t\u{01} é 😀")]),
+      ]),
+      "spec": .map([
+        "ports": .list([.map(["port": .int(80), "targetPort": .string("http")])]),
+        "clusterIP": .null, "flag": .bool(true), "off": .bool(false), "ratio": .float(0.25),
+        "empty": .list([]), "none": .map([:]), "negative": .int(-3),
+      ]),
+    ])
+    var bytes: [UInt8] = []
+    try DocumentWriter.append(value, to: &bytes)
+    XCTAssertEqual(try JSONDecoder().decode(YAMLValue.self, from: Data(bytes)), value)
+    let plain: YAMLValue = .map([
+      "b": .list([.int(1), .string("x/y")]), "a": .map(["d": .bool(true), "c": .null]),
+    ])
+    var written: [UInt8] = []
+    try DocumentWriter.append(plain, to: &written)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    XCTAssertEqual(
+      String(decoding: written, as: UTF8.self),
+      String(decoding: try encoder.encode(plain), as: UTF8.self))
+    XCTAssertThrowsError(try DocumentWriter.append(.float(.infinity), to: &written))
+  }
+}
+
+extension DocumentWriterTests {
+  /// A journal record written directly is what `JSONEncoder` writes for it (keys sorted).
+  func testAJournalRecordIsWhatJSONEncoderWrites() throws {
+    let table = StableIDTable(maxID: 100)
+    var services = table.draft()
+    var backends = table.draft()
+    for key in ["default/web:80/TCP", "default/a\"b:53/UDP"] {
+      _ = table.id(for: key, in: &services)
+    }
+    for key in ["10.0.0.1:8080/TCP", "10.0.0.2:8080/TCP"] { _ = table.id(for: key, in: &backends) }
+    let record = ServiceJournalRecord(
+      sequence: 7, stored: [.map(["kind": .string("Service"), "spec": .map(["x": .int(1)])])],
+      removed: [ResourceKey(kind: .service, namespace: "default", name: "old")],
+      ids: LoadBalancerIDChanges(services: services, backends: backends))
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    XCTAssertEqual(
+      String(decoding: try ServiceJournal.encode(record), as: UTF8.self),
+      String(decoding: try encoder.encode(record), as: UTF8.self) + "\n")
+    XCTAssertEqual(try ServiceJournal.parse(try ServiceJournal.encode(record)).records, [record])
+  }
+}

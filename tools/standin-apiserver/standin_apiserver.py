@@ -134,7 +134,11 @@ class Store:
     def __init__(self, window, state_file):
         self.lock = threading.Condition()
         self.rv = 1
-        self.objects = {}  # (group, plural, ns, name) -> object
+        self.objects = {}  # (group, plural, ns, name) -> object (never changed once stored)
+        # Each stored object as JSON, made once: a LIST joins these instead of copying and
+        # encoding every object again (kube-apiserver's watch cache also keeps objects
+        # serialized). Dropped on every write of the key.
+        self.encoded = {}
         self.events = []  # (rv, group, plural, type, old, new)
         self.window = window
         self.oldest = 1  # versions below this are compacted
@@ -163,6 +167,8 @@ class Store:
                     for item in entry["objects"]:
                         self.objects[tuple(item["key"])] = item["object"]
                     self.events = [tuple(e) for e in entry["events"]]
+                    for key in self.objects:
+                        self.encoded_object(key)
                 elif entry[0] == "write":
                     self.write(*entry[1:])
                 elif entry[0] == "compact":
@@ -183,6 +189,7 @@ class Store:
             if new is None and old is None:
                 return None
             self.rv += 1
+            self.encoded.pop(key, None)
             if new is None:
                 del self.objects[key]
                 gone = copy.deepcopy(old)
@@ -207,6 +214,13 @@ class Store:
             self.save("write", group, plural, ns, name, None if new is None else result)
             self.lock.notify_all()
             return result
+
+    def encoded_object(self, key):
+        """The stored object of `key` as JSON bytes (under the lock)."""
+        data = self.encoded.get(key)
+        if data is None:
+            data = self.encoded[key] = json.dumps(self.objects[key]).encode()
+        return data
 
     def events_after(self, since, group, plural):
         """The kept events of one collection newer than `since` (events are in version order)."""
@@ -371,7 +385,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             with store.lock:
                 rv = store.rv
-                items = [copy.deepcopy(o) for k, o in sorted(store.objects.items())
+                # Encoded now: the pages of one list are one snapshot, whatever is written later.
+                items = [store.encoded_object(k) for k, o in sorted(store.objects.items())
                          if k[0] == group and k[1] == plural and matches(o)]
             start = 0
             if query.get("resourceVersion") == "0":
@@ -383,12 +398,18 @@ class Handler(BaseHTTPRequestHandler):
             with store.lock:
                 store.snapshots[snapshot_id] = (rv, items)
             more = base64.b64encode(json.dumps([snapshot_id, start + limit]).encode()).decode()
-        # Items of a real LIST carry no kind/apiVersion; the List does.
-        self.send_json(200, {
+        # Items of a real LIST carry no kind/apiVersion; the List does. The items are joined
+        # as encoded (see Store.encoded).
+        head = json.dumps({
             "kind": kind + "List", "apiVersion": api_version(group, version),
             "metadata": {"resourceVersion": str(rv), **({"continue": more} if more else {})},
-            "items": page,
         })
+        data = b"%s, \"items\": [%s]}" % (head[:-1].encode(), b", ".join(page))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def watch(self, group, version, plural, matches, query):
         store = self.server.store
