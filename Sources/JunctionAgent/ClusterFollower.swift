@@ -196,7 +196,7 @@ actor ClusterFollower: ServiceLifecycle.Service {
         "synced with the Kubernetes API",
         metadata: ["objects": "\(mirror.objects.count)", "edits": "\(edits.count)"])
       await logServerWarning()
-      Self.releaseFreedMemory()
+      FreedMemory.release()
     } catch {
       applying -= 1
       logger.error("cannot apply the cluster's state: \(error); retrying in 1 s")
@@ -205,20 +205,6 @@ actor ClusterFollower: ServiceLifecycle.Service {
         await self.retrySync()
       }
     }
-  }
-
-  /// The sync's transient buffers (the LIST pages, their decoded trees, the journal record
-  /// of every object) are freed by now, but glibc keeps freed memory in its arenas, one per
-  /// thread that allocated: hand it back to the system once, so that the resident size
-  /// after the sync is what the agent holds (bench/results/k8s-sync.md).
-  static func releaseFreedMemory() {
-    #if canImport(Glibc)
-      // glibc's malloc.h is not part of the Glibc module: look the function up.
-      typealias Trim = @convention(c) (Int) -> Int32
-      if let program = dlopen(nil, RTLD_NOW), let symbol = dlsym(program, "malloc_trim") {
-        _ = unsafeBitCast(symbol, to: Trim.self)(0)
-      }
-    #endif
   }
 
   private func retrySync() async {

@@ -129,6 +129,10 @@ actor ServiceManager {
         Task.detached(priority: .utility) {
           do {
             try compaction.run()
+            // Encoding the snapshot of every object left its buffers free in this
+            // thread's arena: hand them back, or the resident size climbs by that much
+            // at each compaction (bench/results/k8s-sync.md).
+            FreedMemory.release()
           } catch {
             logger.warning("cannot fold the service journal into a snapshot: \(error)")
           }
