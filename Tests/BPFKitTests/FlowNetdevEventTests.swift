@@ -13,12 +13,12 @@ import XCTest
 /// "ve0" (192.0.2.1/24) routes backends 10.0.2.0/24 and clients 198.51.100.0/24 to permanent
 /// neighbours, so bpf_fib_lookup answers. The jnc_events ring is read as the agent does.
 final class FlowNetdevEventTests: XCTestCase {
-  private var datapath: ServiceObject!
-  private var namespaceName: String?
-  private var namespace: NetworkNamespace!
-  private var device: NodeDevice!
-  private var from: BPFProgram!
-  private var to: BPFProgram!
+  private var fixture: NetdevFixture!
+  private var datapath: ServiceObject! { fixture.datapath }
+  private var namespace: NetworkNamespace! { fixture.namespace }
+  private var device: NodeDevice! { fixture.device }
+  private var from: BPFProgram! { fixture.from }
+  private var to: BPFProgram! { fixture.to }
   private var ring: BPFRingBuffer!
   private var received: [junction_flow_event] = []
 
@@ -29,40 +29,7 @@ final class FlowNetdevEventTests: XCTestCase {
 
   override func setUpWithError() throws {
     try requireRoot()
-    let path = try DatapathBuild.netdevObject()
-    let name = "jnc-fne-\(getpid())-\(UUID().uuidString.prefix(6).lowercased())"
-    namespaceName = name
-    try Shell.must(["ip", "netns", "add", name])
-    for command in [
-      [
-        "link", "add", "ve0", "address", "02:00:00:00:00:01", "type", "veth", "peer", "name", "ve1",
-      ],
-      ["link", "set", "ve0", "up"], ["link", "set", "ve1", "up"],
-      ["addr", "add", "192.0.2.1/24", "dev", "ve0"],
-      [
-        "neigh", "add", "192.0.2.2", "lladdr", "02:00:00:00:00:22", "dev", "ve0", "nud",
-        "permanent",
-      ],
-      [
-        "neigh", "add", "192.0.2.3", "lladdr", "02:00:00:00:00:33", "dev", "ve0", "nud",
-        "permanent",
-      ],
-      ["route", "add", "10.0.2.0/24", "via", "192.0.2.2", "dev", "ve0"],
-      ["route", "add", "198.51.100.0/24", "via", "192.0.2.3", "dev", "ve0"],
-    ] {
-      try Shell.must(["ip", "-n", name] + command)
-    }
-    try Shell.must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
-    namespace = try NetworkNamespace.open("/run/netns/" + name)
-    var read: Result<[NodeDevice], NodeDeviceProblem>?
-    try namespace.perform { () throws(NetKitError) in
-      read = Result { () throws(NodeDeviceProblem) in try NodeDevices.read(["ve0"]) }
-    }
-    device = try XCTUnwrap(try XCTUnwrap(read).get().first)
-
-    datapath = try ServiceObject(path: path)
-    from = try datapath.object.program(named: JUNCTION_PROG_FROM_NETDEV)
-    to = try datapath.object.program(named: JUNCTION_PROG_TO_NETDEV)
+    fixture = try NetdevFixture(prefix: "jnc-fne")
     var entry = junction_device()
     entry.address = be32(device.addresses[0].bytes)
     entry.mtu = UInt32(device.mtu)
@@ -81,12 +48,8 @@ final class FlowNetdevEventTests: XCTestCase {
 
   override func tearDown() {
     ring = nil
-    let bpffs = datapath?.bpffs
-    datapath = nil
-    namespace = nil
-    bpffs?.remove()
-    if let name = namespaceName { _ = Shell.run(["ip", "netns", "del", name]) }
-    namespaceName = nil
+    fixture?.remove()
+    fixture = nil
   }
 
   // MARK: - Fixtures

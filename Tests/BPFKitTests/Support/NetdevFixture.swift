@@ -1,0 +1,80 @@
+import BPFKit
+import DatapathABI
+import Foundation
+import NetKit
+import XCTest
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// bpf/netdev.c loaded as if on a node device, for BPF_PROG_TEST_RUN: a scratch network
+/// namespace whose veth "ve0" (02:00:00:00:00:01, 192.0.2.1/24) routes backends 10.0.2.0/24
+/// via 192.0.2.2 and clients 198.51.100.0/24 via 192.0.2.3, both permanent neighbours
+/// (02:00:00:00:00:22 and :33), so bpf_fib_lookup answers with known MAC addresses; the
+/// programs from_netdev and to_netdev of a freshly loaded object. `remove()` undoes it all.
+final class NetdevFixture {
+  private(set) var datapath: ServiceObject!
+  private(set) var device: NodeDevice!
+  private(set) var from: BPFProgram!
+  private(set) var to: BPFProgram!
+  /// Where the programs run (`perform`), so their FIB lookups see the routes above.
+  private(set) var namespace: NetworkNamespace!
+  private var namespaceName: String?
+
+  /// `prefix` names the namespace (with the PID and a random suffix, so runs cannot collide).
+  init(prefix: String) throws {
+    let path = try DatapathBuild.netdevObject()
+    let name = "\(prefix)-\(getpid())-\(UUID().uuidString.prefix(6).lowercased())"
+    try Shell.must(["ip", "netns", "add", name])
+    namespaceName = name
+    do {
+      for command in [
+        [
+          "link", "add", "ve0", "address", "02:00:00:00:00:01", "type", "veth", "peer", "name",
+          "ve1",
+        ],
+        ["link", "set", "ve0", "up"], ["link", "set", "ve1", "up"],
+        ["addr", "add", "192.0.2.1/24", "dev", "ve0"],
+        [
+          "neigh", "add", "192.0.2.2", "lladdr", "02:00:00:00:00:22", "dev", "ve0", "nud",
+          "permanent",
+        ],
+        [
+          "neigh", "add", "192.0.2.3", "lladdr", "02:00:00:00:00:33", "dev", "ve0", "nud",
+          "permanent",
+        ],
+        ["route", "add", "10.0.2.0/24", "via", "192.0.2.2", "dev", "ve0"],
+        ["route", "add", "198.51.100.0/24", "via", "192.0.2.3", "dev", "ve0"],
+      ] {
+        try Shell.must(["ip", "-n", name] + command)
+      }
+      try Shell.must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+      let namespace = try NetworkNamespace.open("/run/netns/" + name)
+      self.namespace = namespace
+      var read: Result<[NodeDevice], NodeDeviceProblem>?
+      try namespace.perform { () throws(NetKitError) in
+        read = Result { () throws(NodeDeviceProblem) in try NodeDevices.read(["ve0"]) }
+      }
+      device = try XCTUnwrap(try XCTUnwrap(read).get().first)
+      let datapath = try ServiceObject(path: path)
+      self.datapath = datapath
+      from = try datapath.object.program(named: JUNCTION_PROG_FROM_NETDEV)
+      to = try datapath.object.program(named: JUNCTION_PROG_TO_NETDEV)
+    } catch {
+      remove()
+      throw error
+    }
+  }
+
+  /// Closes the object, removes its pins and the namespace. Callers drop their own
+  /// references to the object's maps and programs first.
+  func remove() {
+    let bpffs = datapath?.bpffs
+    datapath = nil
+    namespace = nil
+    bpffs?.remove()
+    if let name = namespaceName { _ = Shell.run(["ip", "netns", "del", name]) }
+    namespaceName = nil
+  }
+}
