@@ -25,19 +25,8 @@ final class FlowTests: XCTestCase {
     try node.junctionctl(arguments, stdin: stdin)
   }
 
-  /// A pod attached through the plugin with its namespace and name in CNI_ARGS, as kubelet
-  /// passes them: (its network namespace, its address).
   private func pod(_ namespace: String, _ name: String) throws -> (netns: String, address: String) {
-    let netns = try node.makePodNamespace()
-    let result = try node.driver(
-      "add", pod: netns,
-      extraEnvironment: [
-        "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAMESPACE=\(namespace);K8S_POD_NAME=\(name)"
-      ])
-    XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
-    let ips = result.json?["ips"] as? [[String: Any]] ?? []
-    let address = (ips.first?["address"] as? String)?.split(separator: "/").first.map(String.init)
-    return (netns, try XCTUnwrap(address, result.stdout))
+    try node.addNamedPod(namespace, name)
   }
 
   /// client (default) → Service default/droids 10.96.27.10:80 → r2d2 (droids); and the

@@ -46,14 +46,7 @@ final class MetricsTests: XCTestCase {
   }
 
   private func pod(_ namespace: String, _ name: String) throws -> String {
-    let netns = try node.makePodNamespace()
-    let result = try node.driver(
-      "add", pod: netns,
-      extraEnvironment: [
-        "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAMESPACE=\(namespace);K8S_POD_NAME=\(name)"
-      ])
-    XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
-    return netns
+    try node.addNamedPod(namespace, name).netns
   }
 
   func testPrometheusScrapesTheDropsTheTestCausedAndPromtoolFindsNoProblem() throws {

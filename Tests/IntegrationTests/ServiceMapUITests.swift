@@ -29,16 +29,7 @@ final class ServiceMapUITests: XCTestCase {
   }
 
   private func pod(_ namespace: String, _ name: String) throws -> (netns: String, address: String) {
-    let netns = try node.makePodNamespace()
-    let result = try node.driver(
-      "add", pod: netns,
-      extraEnvironment: [
-        "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAMESPACE=\(namespace);K8S_POD_NAME=\(name)"
-      ])
-    XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
-    let ips = result.json?["ips"] as? [[String: Any]] ?? []
-    let address = (ips.first?["address"] as? String)?.split(separator: "/").first.map(String.init)
-    return (netns, try XCTUnwrap(address, result.stdout))
+    try node.addNamedPod(namespace, name)
   }
 
   /// The lab's picture: default/client → default/droids (10.96.41.10:80) → droids/r2d2 and

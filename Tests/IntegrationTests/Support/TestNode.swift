@@ -206,15 +206,34 @@ final class TestNode {
   }
 
   /// ADD through libcni; fails the test unless it succeeds. The pod's first IPv4 address.
+  /// `kubernetes` (namespace, name) goes in CNI_ARGS as kubelet passes it.
   @discardableResult
-  func addPod(_ pod: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-    let result = try driver("add", pod: pod)
+  func addPod(
+    _ pod: String, kubernetes: (namespace: String, name: String)? = nil,
+    file: StaticString = #filePath, line: UInt = #line
+  ) throws -> String {
+    var environment: [String: String] = [:]
+    if let kubernetes {
+      environment["CNI_ARGS"] =
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE=\(kubernetes.namespace);K8S_POD_NAME=\(kubernetes.name)"
+    }
+    let result = try driver("add", pod: pod, extraEnvironment: environment)
     XCTAssertEqual(
       result.status, 0, "ADD \(pod): \(result.stdout) \(result.stderr)", file: file, line: line)
     let ips = result.json?["ips"] as? [[String: Any]] ?? []
     let address = (ips.first?["address"] as? String)?.split(separator: "/").first.map(String.init)
     return try XCTUnwrap(
       address, "ADD result has no address: \(result.stdout)", file: file, line: line)
+  }
+
+  /// A new pod namespace attached through the plugin with its Kubernetes namespace and name:
+  /// (its network namespace, its address).
+  func addNamedPod(
+    _ namespace: String, _ name: String, file: StaticString = #filePath, line: UInt = #line
+  ) throws -> (netns: String, address: String) {
+    let netns = try makePodNamespace()
+    let address = try addPod(netns, kubernetes: (namespace, name), file: file, line: line)
+    return (netns, address)
   }
 
   /// Calls the plugin binary directly, for inputs libcni would refuse to send; `wrapper`
