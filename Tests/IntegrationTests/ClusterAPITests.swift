@@ -2,6 +2,20 @@ import Foundation
 import StandinSupport
 import XCTest
 
+/// Polls `condition` every 100 ms until it holds; after `timeout`, fails the test naming
+/// `what` (and `detail`, what the agent said then).
+private func pollUntil(
+  _ what: String, timeout: TimeInterval, detail: () -> String = { "" },
+  file: StaticString, line: UInt, _ condition: () throws -> Bool
+) throws {
+  let deadline = Date().addingTimeInterval(timeout)
+  while Date() < deadline {
+    if try condition() { return }
+    usleep(100_000)
+  }
+  XCTFail("timed out waiting for \(what)\(detail())", file: file, line: line)
+}
+
 /// The agent following the Kubernetes API (tools/standin-apiserver, run in the node's
 /// namespace on 127.0.0.1): a pod's connections to a ClusterIP follow Service and
 /// EndpointSlice changes made through the API; a relist that finds nothing changed writes no
@@ -41,12 +55,7 @@ final class ClusterAPITests: XCTestCase {
     _ what: String, timeout: TimeInterval = 20, file: StaticString = #filePath, line: UInt = #line,
     _ condition: () throws -> Bool
   ) throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-      if try condition() { return }
-      usleep(100_000)
-    }
-    XCTFail("timed out waiting for \(what)", file: file, line: line)
+    try pollUntil(what, timeout: timeout, file: file, line: line, condition)
   }
 
   /// The answers of `count` connections to 10.96.0.31:80 from `client`.
@@ -432,12 +441,9 @@ final class ClusterAPICredentialTests: XCTestCase {
     _ what: String, timeout: TimeInterval = 30, file: StaticString = #filePath, line: UInt = #line,
     _ condition: () throws -> Bool
   ) throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-      if try condition() { return }
-      usleep(100_000)
-    }
-    XCTFail("timed out waiting for \(what): \(try cluster())", file: file, line: line)
+    try pollUntil(
+      what, timeout: timeout, detail: { ": \((try? self.cluster()) ?? [:])" }, file: file,
+      line: line, condition)
   }
 
   /// The frontends the agent lists.
