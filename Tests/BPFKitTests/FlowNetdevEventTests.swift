@@ -9,9 +9,8 @@ import XCTest
 #endif
 
 /// The north-south programs' flow events (bpf/netdev.c with lib/events.h), run with
-/// BPF_PROG_TEST_RUN as NetdevTests runs them: in a scratch network namespace whose veth
-/// "ve0" (192.0.2.1/24) routes backends 10.0.2.0/24 and clients 198.51.100.0/24 to permanent
-/// neighbours, so bpf_fib_lookup answers. The jnc_events ring is read as the agent does.
+/// BPF_PROG_TEST_RUN on a NetdevFixture as NetdevTests runs them; the jnc_events ring is read
+/// as the agent does.
 final class FlowNetdevEventTests: XCTestCase {
   private var fixture: NetdevFixture!
   private var datapath: ServiceObject! { fixture.datapath }

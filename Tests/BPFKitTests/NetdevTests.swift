@@ -9,10 +9,9 @@ import XCTest
 #endif
 
 /// The north-south programs (bpf/netdev.c: from_netdev, to_netdev) run with
-/// BPF_PROG_TEST_RUN as if on a node device: in a scratch network namespace whose veth "ve0"
-/// (192.0.2.1/24) has routes with permanent neighbours, so bpf_fib_lookup answers with known
-/// MAC addresses (backends 10.0.2.0/24 via 192.0.2.2, clients 198.51.100.0/24 via
-/// 192.0.2.3). Services are written into the maps the way the agent does.
+/// BPF_PROG_TEST_RUN as if on a node device (NetdevFixture: backends 10.0.2.0/24 via
+/// 192.0.2.2, clients 198.51.100.0/24 via 192.0.2.3, with known MAC addresses). Services are
+/// written into the maps the way the agent does.
 final class NetdevTests: XCTestCase {
   private var fixture: NetdevFixture!
   private var datapath: ServiceObject! { fixture.datapath }
