@@ -270,8 +270,10 @@ struct APIResponder: HTTPResponder {
       })
   }
 
-  /// Flows a follower may have waiting before it loses new ones.
-  static let followerQueue = 4096
+  /// Flows a follower may have waiting before it loses new ones: ~0.3 s at 50,000 flows/s
+  /// (10,000 new connections/s), ~1 MiB of records per follower, so a moment's pause of the
+  /// reader (a client's scheduling, the names refreshed) loses nothing.
+  static let followerQueue = 16384
 
   /// Names for flows: the endpoints, the Services, and the Pods the agent holds (followed
   /// from the Kubernetes API for this node, or applied standalone) for their labels.
@@ -289,18 +291,9 @@ struct APIResponder: HTTPResponder {
       endpoints: await registry.list(), services: await services.list(), pods: pods)
   }
 
-  private static func ndjson(_ lines: [FlowsLine]) -> [UInt8] {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    var bytes: [UInt8] = []
-    for line in lines {
-      // A flow is strings and numbers: it cannot fail to encode.
-      guard let encoded = try? encoder.encode(line) else { continue }
-      bytes.append(contentsOf: encoded)
-      bytes.append(UInt8(ascii: "\n"))
-    }
-    return bytes
-  }
+  /// The lines as NDJSON, written directly (FlowNDJSON): JSONEncoder per flow was what held
+  /// a follower to ~8,000 flows/s.
+  private static func ndjson(_ lines: [FlowsLine]) -> [UInt8] { FlowNDJSON.lines(lines) }
 
   private func health() async -> Health {
     var health = HealthSummary.make(

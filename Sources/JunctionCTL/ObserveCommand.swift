@@ -3,6 +3,7 @@ import AgentCore
 import ArgumentParser
 import FlowPipeline
 import FoundationEssentials
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -131,19 +132,28 @@ extension JunctionCTL {
 
     func run() throws {
       let query = try query()
+      // Lines go through stdio's buffer, not flushed one by one (a write per line held a
+      // follower back at tens of thousands of flows a second); with -f a flusher empties
+      // it every 100 ms, well within the promise of a new flow in 1 s.
+      let flusher = follow ? Flusher.start(every: .milliseconds(100)) : nil
+      defer { flusher?.stop() }
+      let decoder = JSONDecoder()
       try Agent.run(socket: root.socket) { client in
         try client.streamLines("/v1/flows?" + query.queryString) { line in
-          guard let text = render(line) else { return true }
+          if output == .json {
+            print(String(decoding: line, as: UTF8.self))
+            return true
+          }
+          guard let text = render(line, decoder: decoder) else { return true }
           print(text)
-          fflush(nil)
           return true
         }
       }
+      fflush(nil)
     }
 
-    private func render(_ line: [UInt8]) -> String? {
-      if output == .json { return String(decoding: line, as: UTF8.self) }
-      guard let decoded = try? JSONDecoder().decode(FlowsLine.self, from: Data(line)) else {
+    private func render(_ line: [UInt8], decoder: JSONDecoder) -> String? {
+      guard let decoded = try? decoder.decode(FlowsLine.self, from: Data(line)) else {
         return nil
       }
       if let flow = decoded.flow { return FlowCompact.line(flow) }
@@ -177,4 +187,24 @@ extension JunctionCTL {
       return now - seconds * 1_000_000_000
     }
   }
+}
+
+/// Flushes stdout every `interval` on another thread until stopped: stdio locks the stream,
+/// so lines written on the main thread are never cut.
+private final class Flusher: Sendable {
+  private let running = Mutex(true)
+
+  static func start(every interval: Duration) -> Flusher {
+    let flusher = Flusher()
+    // The main thread blocks in recv; the flusher runs on the concurrency pool.
+    Task.detached {
+      while flusher.running.withLock({ $0 }) {
+        try? await Task.sleep(for: interval)
+        fflush(nil)
+      }
+    }
+    return flusher
+  }
+
+  func stop() { running.withLock { $0 = false } }
 }

@@ -1,0 +1,168 @@
+import AgentAPI
+
+/// GET /v1/flows lines written straight into bytes: the same JSON as Foundation's
+/// JSONEncoder with `.sortedKeys` gives for a FlowsLine (keys in byte order, nil fields
+/// left out, "/" escaped as "\/"), without its per-value boxing, which capped a follower
+/// at ~8,000 flows/s (bench/results/flow-events.md). FlowPipelineTests check that both
+/// encoders agree. A field added to Flow must be added here, in sorted place.
+public enum FlowNDJSON {
+  /// The lines, each followed by "\n".
+  public static func lines(_ lines: [FlowsLine]) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(lines.count * 512)
+    for line in lines { append(line, to: &out) }
+    return out
+  }
+
+  /// One line and its "\n".
+  public static func append(_ line: FlowsLine, to out: inout [UInt8]) {
+    var w = Writer(out: out)
+    out = []  // `w` owns the buffer now: appends do not copy it
+    w.open()
+    if let flow = line.flow {
+      w.key("flow")
+      w.flow(flow)
+    }
+    if let lost = line.lostEvents {
+      w.key("lostEvents")
+      w.open()
+      w.number("count", lost.count)
+      w.string("source", lost.source)
+      w.close()
+    }
+    w.close()
+    w.out.append(UInt8(ascii: "\n"))
+    swap(&out, &w.out)
+  }
+
+  /// Writes JSON objects into `out`; `first` says whether the open object has no member yet.
+  struct Writer {
+    var out: [UInt8]
+    var first = true
+
+    mutating func open() {
+      out.append(UInt8(ascii: "{"))
+      first = true
+    }
+
+    mutating func close() {
+      out.append(UInt8(ascii: "}"))
+      first = false
+    }
+
+    /// A member's key (plain ASCII: nothing to escape); its value comes next.
+    mutating func key(_ name: StaticString) {
+      if !first { out.append(UInt8(ascii: ",")) }
+      first = false
+      out.append(UInt8(ascii: "\""))
+      name.withUTF8Buffer { out.append(contentsOf: $0) }
+      out.append(UInt8(ascii: "\""))
+      out.append(UInt8(ascii: ":"))
+    }
+
+    mutating func string(_ name: StaticString, _ value: String?) {
+      guard let value else { return }
+      key(name)
+      FlowNDJSON.string(value, to: &out)
+    }
+
+    mutating func strings(_ name: StaticString, _ values: [String]?) {
+      guard let values else { return }
+      key(name)
+      out.append(UInt8(ascii: "["))
+      for (index, value) in values.enumerated() {
+        if index > 0 { out.append(UInt8(ascii: ",")) }
+        FlowNDJSON.string(value, to: &out)
+      }
+      out.append(UInt8(ascii: "]"))
+    }
+
+    mutating func number(_ name: StaticString, _ value: (some BinaryInteger)?) {
+      guard let value else { return }
+      key(name)
+      out.append(contentsOf: String(value).utf8)
+    }
+
+    mutating func bool(_ name: StaticString, _ value: Bool?) {
+      guard let value else { return }
+      key(name)
+      out.append(contentsOf: (value ? "true" : "false").utf8)
+    }
+
+    mutating func flow(_ flow: Flow) {
+      open()
+      key("destination")
+      peer(flow.destination)
+      if let service = flow.destinationService {
+        key("destinationService")
+        self.service(service)
+      }
+      string("dropReason", flow.dropReason)
+      number("dropReasonCode", flow.dropReasonCode)
+      number("interfaceIndex", flow.interfaceIndex)
+      bool("isReply", flow.isReply)
+      bool("localRedirect", flow.localRedirect)
+      bool("newConnection", flow.newConnection)
+      string("nodeName", flow.nodeName)
+      string("northSouth", flow.northSouth)
+      string("original", flow.original)
+      string("proto", flow.proto)
+      string("snat", flow.snat)
+      key("source")
+      peer(flow.source)
+      if let service = flow.sourceService {
+        key("sourceService")
+        self.service(service)
+      }
+      strings("tcpFlags", flow.tcpFlags)
+      string("time", flow.time)
+      string("tracePoint", flow.tracePoint)
+      string("trafficDirection", flow.trafficDirection)
+      string("type", flow.type)
+      string("verdict", flow.verdict)
+      close()
+    }
+
+    mutating func peer(_ peer: FlowPeer) {
+      open()
+      string("ip", peer.ip)
+      strings("labels", peer.labels)
+      string("namespace", peer.namespace)
+      string("podName", peer.podName)
+      number("port", peer.port)
+      close()
+    }
+
+    mutating func service(_ service: FlowService) {
+      open()
+      string("name", service.name)
+      string("namespace", service.namespace)
+      close()
+    }
+  }
+
+  /// A JSON string, escaped as JSONEncoder does (without `.withoutEscapingSlashes`).
+  static func string(_ value: String, to out: inout [UInt8]) {
+    out.append(UInt8(ascii: "\""))
+    for byte in value.utf8 {
+      switch byte {
+      case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+      case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+      case UInt8(ascii: "/"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "/")])
+      case 0x08: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "b")])
+      case 0x0C: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
+      case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+      case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+      case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+      case 0..<0x20:
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        out.append(contentsOf: [
+          UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+          hex[Int(byte >> 4)], hex[Int(byte & 0xF)],
+        ])
+      default: out.append(byte)
+      }
+    }
+    out.append(UInt8(ascii: "\""))
+  }
+}
