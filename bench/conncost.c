@@ -135,11 +135,39 @@ static int measure(int argc, char **argv) {
   return fclose(out) == 0 ? 0 : 1;
 }
 
+static int pace(int argc, char **argv) {
+  FILE *out = fopen(argv[0], "w");
+  double rate = atof(argv[1]), seconds = atof(argv[2]);
+  struct target target;
+  if (!out || rate <= 0 || seconds <= 0 || parse_target(argv[3], &target) != 0) {
+    fprintf(stderr, "conncost pace: bad arguments\n");
+    return 2;
+  }
+  if (setns(target.netns, CLONE_NEWNET) != 0) {
+    perror("setns");
+    return 1;
+  }
+  long long total = (long long)(rate * seconds), made = 0, failed = 0;
+  long long start = now_ns();
+  for (long long i = 0; i < total; i++) {
+    long long due = start + (long long)(i * 1e9 / rate);
+    struct timespec at = {.tv_sec = due / 1000000000LL, .tv_nsec = due % 1000000000LL};
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL);
+    if (one_connection(&target.address) < 0) failed++;
+    else made++;
+  }
+  fprintf(out, "%s made %lld failed %lld seconds %.3f\n", target.label, made, failed,
+          (now_ns() - start) / 1e9);
+  return fclose(out) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "serve") == 0) return serve(atoi(argv[2]));
   if (argc >= 7 && strcmp(argv[1], "measure") == 0) return measure(argc - 2, argv + 2);
+  if (argc == 6 && strcmp(argv[1], "pace") == 0) return pace(argc - 2, argv + 2);
   fprintf(stderr,
           "usage: conncost serve PORT\n"
-          "       conncost measure OUT ROUNDS COUNT WARMUP LABEL=NETNS=IP:PORT ...\n");
+          "       conncost measure OUT ROUNDS COUNT WARMUP LABEL=NETNS=IP:PORT ...\n"
+          "       conncost pace OUT RATE SECONDS LABEL=NETNS=IP:PORT\n");
   return 2;
 }

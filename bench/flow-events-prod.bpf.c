@@ -2,8 +2,11 @@
 /*
  * Producers for `flow-events producers` (bench/flow-events.c): the same 64-byte record
  * written 1000 times per call (bpf_loop) into one BPF ring buffer shared by all CPUs
- * (reserve, fill, submit with the adaptive wakeup, as lib/events.h does) or into a per-CPU
- * perf event array (bpf_perf_event_output from a stack copy, as Cilium's monitor does).
+ * (reserve, fill, submit: produce_ring with the kernel's adaptive wakeup, a wakeup whenever
+ * the consumer had caught up; produce_ring_quiet with BPF_RB_NO_WAKEUP and one forced wakeup
+ * when the ring crosses half full, as lib/events.h does, the consumer polling on a timer) or
+ * into a per-CPU perf event array (bpf_perf_event_output from a stack copy, as Cilium's
+ * monitor does).
  * `produced` counts, per CPU, [0] records written and [1] records refused (full).
  * Built by bench/flow-events.sh; raw_tp so BPF_PROG_TEST_RUN can run it on a chosen CPU.
  */
@@ -58,6 +61,29 @@ static long ring_one(__u32 index, void *data)
 	return 0;
 }
 
+/* As lib/events.h's jnc_event_submit: no wakeup, except for the record that takes the ring
+ * past half full. */
+static long ring_quiet_one(__u32 index, void *data)
+{
+	const __u64 half = (1 << 20) / 2;
+	struct record *record = bpf_ringbuf_reserve(&ring_events, sizeof(*record), 0);
+	__u64 queued;
+
+	if (!record) {
+		count(1);
+		return 0;
+	}
+	__builtin_memset(record, 0, sizeof(*record));
+	record->words[0] = bpf_ktime_get_ns();
+	record->words[1] = index;
+	queued = bpf_ringbuf_query(&ring_events, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(record, queued >= half && queued < half + sizeof(*record) + 8
+					   ? BPF_RB_FORCE_WAKEUP
+					   : BPF_RB_NO_WAKEUP);
+	count(0);
+	return 0;
+}
+
 /* bpf_loop hands its callback a pointer to the caller's stack only: the program's context
  * travels in this. */
 struct loop_context {
@@ -83,6 +109,13 @@ SEC("raw_tp")
 int produce_ring(void *context)
 {
 	bpf_loop(1000, ring_one, NULL, 0);
+	return 0;
+}
+
+SEC("raw_tp")
+int produce_ring_quiet(void *context)
+{
+	bpf_loop(1000, ring_quiet_one, NULL, 0);
 	return 0;
 }
 

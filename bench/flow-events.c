@@ -3,6 +3,7 @@
 // headers. Needs root.
 //
 //   flow-events perpacket BPFFS ENDPOINT.O NETDEV.O BASE_ENDPOINT.O BASE_NETDEV.O ROUNDS FIRST BATCHES
+//            [DRAIN_EVERY]
 //       Loads both object sets (this checkout's and the base revision's) with their maps
 //       pinned in BPFFS (a private bpffs; the sets share the maps, as the agent's objects
 //       do), and measures two programs:
@@ -19,19 +20,28 @@
 //                       ring holds): median of the runs' averages.
 //       ROUNDS rounds, each giving every subject FIRST first packets and BATCHES
 //       established runs, the subjects' order rotating, so load changes hit them alike.
-//       The ring is drained (ring_buffer__consume) between runs, as the agent would.
+//       The ring is drained (ring_buffer__consume) after every DRAIN_EVERY first packets
+//       (default 1: each finds the ring empty, as an agent that keeps up leaves it) and
+//       after every established run.
 //       Prints one line per subject:
 //         LEVEL PROGRAM first_p50 first_p90 established events lost
-//   flow-events producers PROD.O SECONDS CPUS
+//   flow-events producers PROD.O SECONDS CPUS [CALLS_PER_SECOND]
 //       Producer throughput of one BPF ring buffer shared by all CPUs against a per-CPU
 //       perf event array, as issue 13 asks: flow-events-prod.bpf.c's raw_tp programs
 //       (each call writes 1000 64-byte events with bpf_loop) are run with
 //       BPF_F_TEST_RUN_ON_CPU on CPUs 0..CPUS-1 at once, one thread pinned per CPU, for
-//       SECONDS, while one consumer thread drains (libbpf ring_buffer / perf_buffer). Every
-//       transport gets 1 MiB in all (the ring 1 MiB; perf 1 MiB / CPUS per CPU); perf with
-//       a wakeup per record (libbpf's default) and with one per quarter buffer. Prints:
-//         TRANSPORT PRODUCERS written/s refused/s consumed/s producer-ns-per-record
-//       (the last: the producers' CPU time in BPF_PROG_TEST_RUN per record attempted).
+//       SECONDS (each at most CALLS_PER_SECOND calls a second when given: a rate the
+//       consumer keeps up with, as in the agent), while one consumer thread drains (libbpf ring_buffer / perf_buffer). Every
+//       transport gets 1 MiB in all (the ring 1 MiB; perf 1 MiB / CPUS per CPU): the ring
+//       with the kernel's adaptive wakeup (consumer: epoll) and quiet (BPF_RB_NO_WAKEUP but
+//       at half full; consumer: a 20 ms timed poll, then a drain, as the agent's
+//       FlowConsumer), perf with a wakeup per record (libbpf's default) and with one per
+//       quarter buffer. Prints:
+//         TRANSPORT PRODUCERS written/s refused/s consumed/s ns-per-attempt ns-per-written
+//       (the producers' CPU time in BPF_PROG_TEST_RUN per record attempted, and per record
+//       written: a refused record costs little, so only the second compares transports).
+//       ROUNDS (default 1) rounds interleave the subjects; ns-per-written is the median of
+//       the rounds', the rates are over all rounds.
 //   flow-events level PINNED_jnc_mon_cfg off|flows|all
 //   flow-events lost PINNED_jnc_ev_lost
 //       A running agent's monitor level, set as --monitor-level sets it at start; its ring's
@@ -156,6 +166,10 @@ static void program_service(struct bpf_object *object, uint32_t address, uint16_
 }
 
 static uint64_t events_seen;
+// First packets between two drains of the ring: 1 (the default) is the agent's ring between
+// connections, read as soon as woken, so each first packet finds it drained (and, with the
+// kernel's adaptive wakeup, pays a wakeup); more models a consumer that lags behind.
+static int drain_every = 1;
 
 static int count_event(void *context, void *data, size_t size) {
   (void)context;
@@ -233,7 +247,7 @@ static void measure_round(struct subject *s, int config_fd, struct ring_buffer *
     frame(packet, s->client + htonl((uint32_t)(s->next_port >> 14) & 0xff),
           htons(10000 + (s->next_port & 0x3fff)), s->frontend, s->port, 0x02);
     s->first[s->first_count++] = run(s->fd, packet, 1);
-    if (i % 1000 == 999) ring_buffer__consume(ring);
+    if (i % drain_every == drain_every - 1) ring_buffer__consume(ring);
   }
   ring_buffer__consume(ring);
   frame(packet, s->client + htonl(0x100), htons(9999), s->frontend, s->port, 0x10);
@@ -254,12 +268,13 @@ static struct bpf_object *load(const char *path, const char *bpffs) {
 }
 
 static int perpacket(int argc, char **argv) {
-  if (argc != 10) {
+  if (argc != 10 && argc != 11) {
     fprintf(stderr,
             "usage: flow-events perpacket BPFFS ENDPOINT.O NETDEV.O BASE_ENDPOINT.O BASE_NETDEV.O "
-            "ROUNDS FIRST BATCHES\n");
+            "ROUNDS FIRST BATCHES [DRAIN_EVERY]\n");
     return 2;
   }
+  if (argc == 11 && atoi(argv[10]) > 0) drain_every = atoi(argv[10]);
   const char *bpffs = argv[2];
   int rounds = atoi(argv[7]), first = atoi(argv[8]), batches = atoi(argv[9]);
   // Both sets share the maps (pinned by name in one bpffs), as the agent's objects do.
@@ -326,6 +341,7 @@ static int perpacket(int argc, char **argv) {
 struct producer {
   int fd;
   int cpu;
+  int pace_ns;  // at least this long from one call's start to the next's; 0: no pause
   uint64_t calls;
   uint64_t busy_ns;
 };
@@ -343,11 +359,17 @@ static void *produce(void *context) {
   LIBBPF_OPTS(bpf_test_run_opts, opts, .flags = BPF_F_TEST_RUN_ON_CPU, .cpu = p->cpu);
   // The thread's CPU time, not the wall clock: the consumer thread preempting a producer
   // (2 CPUs, 3 threads) must not count as the producer's cost.
+  uint64_t next = now_ns();
   while (!atomic_load(&stop_producers)) {
     uint64_t start = thread_ns();
     if (bpf_prog_test_run_opts(p->fd, &opts)) die("BPF_PROG_TEST_RUN (raw_tp)");
     p->busy_ns += thread_ns() - start;
     p->calls++;
+    if (p->pace_ns) {
+      next += (uint64_t)p->pace_ns;
+      uint64_t now = now_ns();
+      if (next > now) usleep((useconds_t)((next - now) / 1000));
+    }
   }
   return NULL;
 }
@@ -386,13 +408,20 @@ static enum bpf_perf_event_ret perf_raw(void *context, int cpu, struct perf_even
 struct consumer {
   struct ring_buffer *ring;
   struct perf_buffer *perf;
+  int timed;  // quiet ring: woken only at half full, so drain after every timed poll
 };
 
 static void *consume(void *context) {
   struct consumer *c = context;
   while (!atomic_load(&stop_consumer)) {
-    if (c->ring) ring_buffer__poll(c->ring, 100);
-    else perf_buffer__poll(c->perf, 100);
+    if (c->ring && c->timed) {
+      ring_buffer__poll(c->ring, 20);
+      ring_buffer__consume(c->ring);
+    } else if (c->ring) {
+      ring_buffer__poll(c->ring, 100);
+    } else {
+      perf_buffer__poll(c->perf, 100);
+    }
   }
   if (c->ring) ring_buffer__consume(c->ring);
   else perf_buffer__consume(c->perf);
@@ -407,79 +436,123 @@ static uint64_t counter(struct bpf_object *object, const char *map, uint32_t ind
   return sum;
 }
 
+// perfbuf: libbpf's default, a wakeup per record (wakeup_events 1); perfbuf-batched: a
+// wakeup once a quarter of the CPU's buffer is written (wakeup_watermark).
+static const char *transports[] = {"ringbuf", "ringbuf-quiet", "perfbuf", "perfbuf-batched"};
+
+struct transport_run {
+  double written, refused, consumed, elapsed;
+  uint64_t busy_ns, calls;
+};
+
+// Transport `t` with `n` producing CPUs for `seconds`, a fresh object (and buffer) each time.
+static struct transport_run run_transport(const char *path, int t, int n, int cpus,
+                                          double seconds, int pace_ns) {
+  struct bpf_object *object = bpf_object__open_file(path, NULL);
+  if (!object) die(path);
+  // 1 MiB in all for either transport.
+  bpf_map__set_max_entries(bpf_object__find_map_by_name(object, "perf_events"), 0);
+  if (bpf_object__load(object)) die(path);
+  struct consumer c = {0};
+  if (t <= 1) {
+    c.timed = t == 1;
+    c.ring = ring_buffer__new(map_fd(object, "ring_events"), ring_sample, NULL, NULL);
+    if (!c.ring) die("ring_buffer__new");
+  } else {
+    long page = sysconf(_SC_PAGESIZE), pages = (1 << 20) / cpus / page;
+    if (t == 2) {
+      c.perf = perf_buffer__new(map_fd(object, "perf_events"), pages, perf_sample, perf_lost, NULL,
+                                NULL);
+    } else {
+      struct perf_event_attr attr = {
+          .type = PERF_TYPE_SOFTWARE,
+          .config = PERF_COUNT_SW_BPF_OUTPUT,
+          .sample_type = PERF_SAMPLE_RAW,
+          .sample_period = 1,
+          .watermark = 1,
+          .wakeup_watermark = (uint32_t)(pages * page / 4),
+      };
+      c.perf =
+          perf_buffer__new_raw(map_fd(object, "perf_events"), pages, &attr, perf_raw, NULL, NULL);
+    }
+    if (!c.perf) die("perf_buffer__new");
+  }
+  int fd = prog_fd(object, t == 0   ? "produce_ring"
+                           : t == 1 ? "produce_ring_quiet"
+                                    : "produce_perf");
+  struct producer p[16];
+  pthread_t threads[16], consumer_thread;
+  struct transport_run result = {0};
+  atomic_store(&stop_producers, 0);
+  atomic_store(&stop_consumer, 0);
+  atomic_store(&consumed, 0);
+  pthread_create(&consumer_thread, NULL, consume, &c);
+  uint64_t start = now_ns();
+  for (int i = 0; i < n; i++) {
+    p[i] = (struct producer){.fd = fd, .cpu = i, .pace_ns = pace_ns};
+    pthread_create(&threads[i], NULL, produce, &p[i]);
+  }
+  usleep((useconds_t)(seconds * 1e6));
+  atomic_store(&stop_producers, 1);
+  for (int i = 0; i < n; i++) {
+    pthread_join(threads[i], NULL);
+    result.busy_ns += p[i].busy_ns;
+    result.calls += p[i].calls;
+  }
+  result.elapsed = (now_ns() - start) / 1e9;
+  usleep(200000);
+  atomic_store(&stop_consumer, 1);
+  pthread_join(consumer_thread, NULL);
+  result.written = (double)counter(object, "produced", 0);
+  result.refused = (double)counter(object, "produced", 1);
+  result.consumed = (double)atomic_load(&consumed);
+  if (c.ring) ring_buffer__free(c.ring);
+  if (c.perf) perf_buffer__free(c.perf);
+  bpf_object__close(object);
+  return result;
+}
+
+static int by_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
 static int producers(int argc, char **argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: flow-events producers PROD.O SECONDS CPUS\n");
+  if (argc < 5 || argc > 7) {
+    fprintf(stderr,
+            "usage: flow-events producers PROD.O SECONDS CPUS [CALLS_PER_SECOND [ROUNDS]]\n");
     return 2;
   }
   double seconds = atof(argv[3]);
   int cpus = atoi(argv[4]);
-  // perfbuf: libbpf's default, a wakeup per record (wakeup_events 1); perfbuf-batched: a
-  // wakeup once a quarter of the CPU's buffer is written (wakeup_watermark).
-  const char *transports[] = {"ringbuf", "perfbuf", "perfbuf-batched"};
-
-  for (int t = 0; t < 3; t++) {
-    for (int n = 1; n <= cpus; n++) {
-      struct bpf_object *object = bpf_object__open_file(argv[2], NULL);
-      if (!object) die(argv[2]);
-      // 1 MiB in all for either transport.
-      bpf_map__set_max_entries(bpf_object__find_map_by_name(object, "perf_events"), 0);
-      if (bpf_object__load(object)) die(argv[2]);
-      struct consumer c = {0};
-      if (t == 0) {
-        c.ring = ring_buffer__new(map_fd(object, "ring_events"), ring_sample, NULL, NULL);
-        if (!c.ring) die("ring_buffer__new");
-      } else {
-        long page = sysconf(_SC_PAGESIZE), pages = (1 << 20) / cpus / page;
-        if (t == 1) {
-          c.perf = perf_buffer__new(map_fd(object, "perf_events"), pages, perf_sample, perf_lost,
-                                    NULL, NULL);
-        } else {
-          struct perf_event_attr attr = {
-              .type = PERF_TYPE_SOFTWARE,
-              .config = PERF_COUNT_SW_BPF_OUTPUT,
-              .sample_type = PERF_SAMPLE_RAW,
-              .sample_period = 1,
-              .watermark = 1,
-              .wakeup_watermark = (uint32_t)(pages * page / 4),
-          };
-          c.perf = perf_buffer__new_raw(map_fd(object, "perf_events"), pages, &attr, perf_raw,
-                                        NULL, NULL);
-        }
-        if (!c.perf) die("perf_buffer__new");
-      }
-      int fd = prog_fd(object, t == 0 ? "produce_ring" : "produce_perf");
-      struct producer p[16];
-      pthread_t threads[16], consumer_thread;
-      atomic_store(&stop_producers, 0);
-      atomic_store(&stop_consumer, 0);
-      atomic_store(&consumed, 0);
-      pthread_create(&consumer_thread, NULL, consume, &c);
-      uint64_t start = now_ns();
-      for (int i = 0; i < n; i++) {
-        p[i] = (struct producer){.fd = fd, .cpu = i};
-        pthread_create(&threads[i], NULL, produce, &p[i]);
-      }
-      usleep((useconds_t)(seconds * 1e6));
-      atomic_store(&stop_producers, 1);
-      uint64_t busy = 0, calls = 0;
-      for (int i = 0; i < n; i++) {
-        pthread_join(threads[i], NULL);
-        busy += p[i].busy_ns;
-        calls += p[i].calls;
-      }
-      double elapsed = (now_ns() - start) / 1e9;
-      usleep(200000);
-      atomic_store(&stop_consumer, 1);
-      pthread_join(consumer_thread, NULL);
-      uint64_t written = counter(object, "produced", 0), lost = counter(object, "produced", 1);
-      printf("%s %d %.0f %.0f %.0f %.1f\n", transports[t], n, written / elapsed, lost / elapsed,
-             atomic_load(&consumed) / elapsed, calls ? (double)busy / (calls * 1000.0) : 0);
-      fflush(stdout);
-      if (c.ring) ring_buffer__free(c.ring);
-      if (c.perf) perf_buffer__free(c.perf);
-      bpf_object__close(object);
+  int pace_ns = argc >= 6 && atoi(argv[5]) > 0 ? 1000000000 / atoi(argv[5]) : 0;
+  int rounds = argc == 7 && atoi(argv[6]) > 0 ? atoi(argv[6]) : 1;
+  if (cpus > 16) cpus = 16;
+  int subjects = 4 * cpus;
+  struct transport_run totals[64] = {0};
+  double per_written[64][32];
+  if (rounds > 32) rounds = 32;
+  // Rounds interleave the subjects (rotating their order), so load changes hit them alike;
+  // the figure per subject is the median of its rounds' ns per record written.
+  for (int r = 0; r < rounds; r++) {
+    for (int k = 0; k < subjects; k++) {
+      int i = (k + r) % subjects, t = i / cpus, n = i % cpus + 1;
+      struct transport_run one = run_transport(argv[2], t, n, cpus, seconds, pace_ns);
+      totals[i].written += one.written;
+      totals[i].refused += one.refused;
+      totals[i].consumed += one.consumed;
+      totals[i].elapsed += one.elapsed;
+      totals[i].busy_ns += one.busy_ns;
+      totals[i].calls += one.calls;
+      per_written[i][r] = one.written ? (double)one.busy_ns / one.written : 0;
     }
+  }
+  for (int i = 0; i < subjects; i++) {
+    struct transport_run *s = &totals[i];
+    qsort(per_written[i], rounds, sizeof(double), by_double);
+    printf("%s %d %.0f %.0f %.0f %.1f %.1f\n", transports[i / cpus], i % cpus + 1,
+           s->written / s->elapsed, s->refused / s->elapsed, s->consumed / s->elapsed,
+           s->calls ? (double)s->busy_ns / (s->calls * 1000.0) : 0, per_written[i][rounds / 2]);
   }
   return 0;
 }

@@ -79,6 +79,7 @@ static __always_inline int lb4_service(struct __sk_buff *skb, const struct jnc_p
 	trace->nat_address = backend->address;
 	trace->nat_port = backend->port;
 	trace->rev_nat_id = service->rev_nat_id;
+	trace->stamp = now;
 	if (service->flags & JUNCTION_SVC_F_LOCAL_REDIRECT)
 		trace->flags |= JUNCTION_FLOW_F_LRP;
 	if (backend->address == packet->saddr) {

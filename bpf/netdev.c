@@ -273,6 +273,7 @@ static __always_inline int nodeport_lb(struct __sk_buff *skb, const struct jnc_p
 	trace->nat_address = backend->address;
 	trace->nat_port = backend->port;
 	trace->rev_nat_id = service->rev_nat_id;
+	trace->stamp = now;
 	switch (mode) {
 	case JUNCTION_CT_F_EXTERNAL:
 		return forward_local(skb, packet, backend);

@@ -6,10 +6,11 @@
  *
  * Cost on the fast path: one array lookup of the level (inlined by the verifier) and a test
  * of the TCP flags already parsed; an established packet at the FLOWS level writes nothing.
- * Wakeups use the adaptive default (the consumer is woken only when it had caught up): a
- * wakeup only when the ring was drained measured no dearer per first packet than none
- * (bench/results/flow-events.md), and forcing them once a backlog builds made every
- * packet at the ALL level pay one.
+ * No wakeup per record (jnc_event_submit): the kernel's adaptive default wakes the consumer
+ * whenever it had caught up, which is every event of an agent that keeps up, and that
+ * wakeup (irq_work, a self-IPI in a VM) cost a first packet ~1.2 us against ~0.2 us for the
+ * record itself (bench/results/flow-events.md). The agent polls on a timer instead
+ * (FlowConsumer, 20 ms); a burst that takes the ring past half full wakes it once.
  */
 #ifndef JUNCTION_LIB_EVENTS_H
 #define JUNCTION_LIB_EVENTS_H
@@ -35,6 +36,9 @@ struct jnc_trace {
 	__u8 skip;  /* already reported otherwise (a drop event), or not traced: no trace */
 	__be16 snat_port;
 	__be32 snat_address; /* with JUNCTION_FLOW_F_SNAT */
+	/* bpf_ktime_get_ns the service path already read for conntrack, or 0: the event's
+	 * timestamp, so a first packet reads the clock once, not twice. */
+	__u64 stamp;
 };
 
 static __always_inline __u32 jnc_monitor_level(void)
@@ -45,9 +49,10 @@ static __always_inline __u32 jnc_monitor_level(void)
 	return config ? config->level : JUNCTION_MONITOR_OFF;
 }
 
-/* A zeroed event in the ring, or NULL (ring full: counted as lost). */
-static __always_inline struct junction_flow_event *jnc_event_reserve(__u8 kind, __u8 point,
-								     __u8 verdict)
+/* A zeroed event in the ring stamped `stamp` (0: now), or NULL (ring full: counted as
+ * lost). */
+static __always_inline struct junction_flow_event *
+jnc_event_reserve_at(__u8 kind, __u8 point, __u8 verdict, __u64 stamp)
 {
 	struct junction_flow_event *event;
 	const __u32 zero = 0;
@@ -61,18 +66,43 @@ static __always_inline struct junction_flow_event *jnc_event_reserve(__u8 kind, 
 		return NULL;
 	}
 	__builtin_memset(event, 0, sizeof(*event));
-	event->timestamp = bpf_ktime_get_ns();
+	event->timestamp = stamp ? stamp : bpf_ktime_get_ns();
 	event->kind = kind;
 	event->point = point;
 	event->verdict = verdict;
 	return event;
 }
 
+static __always_inline struct junction_flow_event *jnc_event_reserve(__u8 kind, __u8 point,
+								     __u8 verdict)
+{
+	return jnc_event_reserve_at(kind, point, verdict, 0);
+}
+
+/*
+ * Commit a reserved event without waking the consumer, except for the record that takes the
+ * ring past half full: that one forces a wakeup, so a burst is read before the ring fills
+ * rather than at the consumer's next tick. Only the crossing record wakes (not every record
+ * past the mark, which would make each pay a wakeup while a backlog drains). With producers
+ * on several CPUs reserving at once the crossing can be missed; the timer still reads it.
+ */
+static __always_inline void jnc_event_submit(struct junction_flow_event *event)
+{
+	const __u64 half = JUNCTION_EVENTS_RING_SIZE / 2;
+	/* What this record takes in the ring: the kernel's 8-byte header and the record. */
+	const __u64 taken = sizeof(*event) + 8;
+	__u64 queued = bpf_ringbuf_query(&jnc_events, BPF_RB_AVAIL_DATA);
+
+	bpf_ringbuf_submit(event, queued >= half && queued < half + taken ? BPF_RB_FORCE_WAKEUP
+									 : BPF_RB_NO_WAKEUP);
+}
+
 /* An event about a packet: also its interface and length. */
 static __always_inline struct junction_flow_event *
-jnc_event_reserve_skb(const struct __sk_buff *skb, __u8 kind, __u8 point, __u8 verdict)
+jnc_event_reserve_skb(const struct __sk_buff *skb, __u8 kind, __u8 point, __u8 verdict,
+		      __u64 stamp)
 {
-	struct junction_flow_event *event = jnc_event_reserve(kind, point, verdict);
+	struct junction_flow_event *event = jnc_event_reserve_at(kind, point, verdict, stamp);
 
 	if (event) {
 		event->ifindex = skb->ifindex;
@@ -107,7 +137,7 @@ static __always_inline void jnc_emit_drop(const struct __sk_buff *skb, __u32 rea
 
 	if (jnc_monitor_level() == JUNCTION_MONITOR_OFF)
 		return;
-	event = jnc_event_reserve_skb(skb, JUNCTION_FLOW_DROP, point, JUNCTION_VERDICT_DROPPED);
+	event = jnc_event_reserve_skb(skb, JUNCTION_FLOW_DROP, point, JUNCTION_VERDICT_DROPPED, 0);
 	if (!event)
 		return;
 	event->drop_reason = reason;
@@ -126,7 +156,7 @@ static __always_inline void jnc_emit_drop(const struct __sk_buff *skb, __u32 rea
 	if (ip.protocol == IPPROTO_TCP)
 		bpf_skb_load_bytes(skb, l4_off + 13, &event->tcp_flags, 1);
 submit:
-	bpf_ringbuf_submit(event, 0);
+	jnc_event_submit(event);
 }
 
 /*
@@ -152,7 +182,8 @@ static __always_inline void jnc_emit_trace(const struct __sk_buff *skb,
 	if (level == JUNCTION_MONITOR_FLOWS && !(flags & JUNCTION_FLOW_F_NEW) &&
 	    !jnc_tcp_closes(packet))
 		return;
-	event = jnc_event_reserve_skb(skb, JUNCTION_FLOW_TRACE, point, JUNCTION_VERDICT_FORWARDED);
+	event = jnc_event_reserve_skb(skb, JUNCTION_FLOW_TRACE, point, JUNCTION_VERDICT_FORWARDED,
+				      trace->stamp);
 	if (!event)
 		return;
 	jnc_event_packet(event, packet);
@@ -162,7 +193,7 @@ static __always_inline void jnc_emit_trace(const struct __sk_buff *skb,
 	event->rev_nat_id = trace->rev_nat_id;
 	event->snat_address = trace->snat_address;
 	event->snat_port = trace->snat_port;
-	bpf_ringbuf_submit(event, 0);
+	jnc_event_submit(event);
 }
 
 /* The verdict, after the flow event for a packet that goes on (drops have their own). */
@@ -211,7 +242,7 @@ static __always_inline void jnc_emit_sock(__u64 cookie, const struct jnc_packet 
 		event->nat_address = backend->address;
 		event->nat_port = backend->port;
 	}
-	bpf_ringbuf_submit(event, 0);
+	jnc_event_submit(event);
 }
 
 #endif /* JUNCTION_LIB_EVENTS_H */
