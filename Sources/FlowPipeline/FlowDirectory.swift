@@ -34,6 +34,21 @@ public struct FlowDirectory: Sendable {
     }
   }
 
+  /// A Service backend known from an EndpointSlice's `targetRef` (kind Pod): its
+  /// addresses and the pod's namespace and name. Names backends on other nodes, which the
+  /// agent holds no endpoint or Pod object for.
+  public struct KnownBackend: Equatable, Sendable {
+    public var namespace: String
+    public var name: String
+    public var ips: [String]
+
+    public init(namespace: String, name: String, ips: [String]) {
+      self.namespace = namespace
+      self.name = name
+      self.ips = ips
+    }
+  }
+
   public var pods: [String: Pod]
   public var servicesByID: [Int: FlowService]
   public var servicesByFrontend: [String: FlowService]
@@ -51,10 +66,20 @@ public struct FlowDirectory: Sendable {
   /// (endpoints without a pod name are left out), with the labels of the Pod object of that
   /// namespace and name when `pods` has it; a Pod's own IPs name it as well (a pod the
   /// agent follows or was given without an endpoint here); each service status's id and
-  /// frontend ("10.96.0.10:80/TCP") name its Service ("namespace/name").
-  public init(endpoints: [Endpoint], services: [ServiceStatus], pods known: [KnownPod] = []) {
+  /// frontend ("10.96.0.10:80/TCP") name its Service ("namespace/name"). Last, a Service
+  /// backend's addresses name its pod (`backends`, from the slices' targetRefs) where
+  /// neither an endpoint here nor a Pod object did: a pod on another node.
+  public init(
+    endpoints: [Endpoint], services: [ServiceStatus], pods known: [KnownPod] = [],
+    backends: [KnownBackend] = []
+  ) {
     var labelsByName: [String: [String]] = [:]
     var pods: [String: Pod] = [:]
+    for backend in backends {
+      for ip in backend.ips {
+        pods[ip] = Pod(namespace: backend.namespace, name: backend.name)
+      }
+    }
     for pod in known {
       let labels = pod.labels.map { "\($0.key)=\($0.value)" }.sorted()
       labelsByName["\(pod.namespace)/\(pod.name)"] = labels

@@ -275,20 +275,34 @@ struct APIResponder: HTTPResponder {
   /// reader (a client's scheduling, the names refreshed) loses nothing.
   static let followerQueue = 16384
 
-  /// Names for flows: the endpoints, the Services, and the Pods the agent holds (followed
-  /// from the Kubernetes API for this node, or applied standalone) for their labels.
+  /// Names for flows: the endpoints, the Services, the Pods the agent holds (followed
+  /// from the Kubernetes API for this node, or applied standalone) for their labels, and
+  /// the Services' backends named by their slices' targetRefs (pods on other nodes).
   private func flowDirectory() async -> FlowDirectory {
-    let pods = await services.resources.objects.values.compactMap { resource in
-      if case .pod(let pod) = resource {
-        FlowDirectory.KnownPod(
-          namespace: pod.meta.namespace, name: pod.meta.name,
-          ips: pod.podIPs.map(\.description), labels: pod.meta.labels)
-      } else {
-        nil
+    let objects = await services.resources.objects.values
+    var pods: [FlowDirectory.KnownPod] = []
+    var backends: [FlowDirectory.KnownBackend] = []
+    for resource in objects {
+      switch resource {
+      case .pod(let pod):
+        pods.append(
+          FlowDirectory.KnownPod(
+            namespace: pod.meta.namespace, name: pod.meta.name,
+            ips: pod.podIPs.map(\.description), labels: pod.meta.labels))
+      case .endpointSlice(let slice):
+        for endpoint in slice.endpoints {
+          guard let target = endpoint.target, target.kind == "Pod" else { continue }
+          backends.append(
+            FlowDirectory.KnownBackend(
+              namespace: target.namespace, name: target.name,
+              ips: endpoint.addresses.map(\.description)))
+        }
+      default: continue
       }
     }
     return FlowDirectory(
-      endpoints: await registry.list(), services: await services.list(), pods: pods)
+      endpoints: await registry.list(), services: await services.list(), pods: pods,
+      backends: backends)
   }
 
   /// The lines as NDJSON, written directly (FlowNDJSON): JSONEncoder per flow was what held

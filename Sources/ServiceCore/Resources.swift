@@ -184,6 +184,20 @@ public struct EndpointPort: Hashable, Sendable {
   }
 }
 
+/// An endpoint's `targetRef`: the object behind its addresses (kind "Pod" from the
+/// EndpointSlice controller). Only what names a flow's address is kept.
+public struct EndpointTarget: Hashable, Sendable {
+  public var kind: String
+  public var namespace: String
+  public var name: String
+
+  public init(kind: String, namespace: String, name: String) {
+    self.kind = kind
+    self.namespace = namespace
+    self.name = name
+  }
+}
+
 /// One endpoint with its conditions already defaulted the way the API documents them:
 /// `ready` nil → true; `serving` nil → the value of `ready`; `terminating` nil → false.
 public struct Endpoint: Hashable, Sendable {
@@ -195,11 +209,13 @@ public struct Endpoint: Hashable, Sendable {
   public var zone: String?
   public var hintZones: [String]
   public var hintNodes: [String]
+  /// Its `targetRef` (namespace defaulted to the slice's), nil without one.
+  public var target: EndpointTarget?
 
   public init(
     addresses: [IPAddress], ready: Bool = true, serving: Bool? = nil, terminating: Bool = false,
     nodeName: String? = nil, zone: String? = nil, hintZones: [String] = [],
-    hintNodes: [String] = []
+    hintNodes: [String] = [], target: EndpointTarget? = nil
   ) {
     self.addresses = addresses
     self.ready = ready
@@ -209,6 +225,7 @@ public struct Endpoint: Hashable, Sendable {
     self.zone = zone
     self.hintZones = hintZones
     self.hintNodes = hintNodes
+    self.target = target
   }
 }
 

@@ -242,6 +242,15 @@ enum ServiceDecoding {
       let serving = conditions?.bool("serving")
       let terminating = conditions?.bool("terminating")
       let hints = reader.reader("hints")
+      // targetRef names the object behind the addresses (a Pod, from the controller): what
+      // lets a flow name a backend on another node. Without a name it names nothing.
+      let target = reader.reader("targetRef").flatMap { ref in
+        ref.string("name").map { name in
+          EndpointTarget(
+            kind: ref.string("kind") ?? "", namespace: ref.string("namespace") ?? meta.namespace,
+            name: name)
+        }
+      }
       slice.endpoints.append(
         Endpoint(
           addresses: addresses,
@@ -250,7 +259,8 @@ enum ServiceDecoding {
           terminating: terminating ?? false,
           nodeName: reader.string("nodeName"), zone: reader.string("zone"),
           hintZones: (hints?.readers("forZones") ?? []).compactMap { $0.string("name") },
-          hintNodes: (hints?.readers("forNodes") ?? []).compactMap { $0.string("name") }))
+          hintNodes: (hints?.readers("forNodes") ?? []).compactMap { $0.string("name") },
+          target: target))
     }
     return slice
   }

@@ -128,6 +128,27 @@ final class FlowPipelineTests: XCTestCase {
         + "Service backend not found DROPPED (TCP Flags: SYN)")
   }
 
+  func testABackendOnAnotherNodeIsNamedByItsSlicesTargetRef() {
+    // 10.0.2.11 is a backend on another node: no endpoint here, no Pod object; its slice's
+    // targetRef names it. An address both know is named by what this node holds.
+    let directory = FlowDirectory(
+      endpoints: [], services: [],
+      pods: [.init(namespace: "default", name: "client", ips: ["10.0.1.5"], labels: ["a": "b"])],
+      backends: [
+        .init(namespace: "droids", name: "c3po-77f9", ips: ["10.0.2.11"]),
+        .init(namespace: "stale", name: "old", ips: ["10.0.1.5"]),
+      ])
+    let flow = syn().flow(directory: directory, nodeName: "n")
+    XCTAssertEqual(flow.destination.namespace, "droids")
+    XCTAssertEqual(flow.destination.podName, "c3po-77f9")
+    XCTAssertEqual(flow.source.podName, "client")
+    XCTAssertEqual(flow.source.labels, ["a=b"])
+    XCTAssertEqual(
+      FlowCompact.line(flow),
+      "Dec  6 03:08:02.123: default/client:40000 -> droids/c3po-77f9:8080 "
+        + "from-endpoint FORWARDED (TCP Flags: SYN)")
+  }
+
   func testNorthSouthFlowsSayHowTheyLeaveAndPodsCarryTheirLabels() {
     let node: UInt32 = 0xc000_0201  // 192.0.2.1
     let outside: UInt32 = 0xc633_6405  // 198.51.100.5

@@ -42,7 +42,7 @@ final class FlowNorthSouthTests: XCTestCase {
     """
 
   /// The flows (JSON objects) of `node` that `match` selects, once there is one (the
-  /// consumer polls every 100 ms), or none after 5 s.
+  /// consumer drains the ring every 20 ms), or none after 5 s.
   private func flows(
     _ lab: LabHarness, _ node: String, where match: ([String: Any]) -> Bool
   ) throws -> [[String: Any]] {

@@ -49,7 +49,7 @@ final class FlowTests: XCTestCase {
   }
 
   /// `observe` output once it has at least `lines` lines (the consumer polls the ring
-  /// every 100 ms at most), or what it has after 3 s.
+  /// every 20 ms), or what it has after 3 s.
   private func observe(_ arguments: [String], atLeast lines: Int) throws -> CommandOutput {
     var output = try junctionctl(["observe"] + arguments)
     let deadline = Date().addingTimeInterval(3)
@@ -95,6 +95,48 @@ final class FlowTests: XCTestCase {
       XCTAssertEqual(flow["dropReasonCode"] as? Int, 5)
       XCTAssertEqual((flow["destinationService"] as? [String: Any])?["name"] as? String, "empty")
     }
+  }
+
+  /// A backend on another node: no endpoint here and no Pod object, only its slice's
+  /// targetRef (as the EndpointSlice controller writes it) names it in flows.
+  func testAFlowToABackendOnAnotherNodeNamesItsPod() throws {
+    let client = try pod("default", "client")
+    let yaml = """
+      apiVersion: v1
+      kind: Service
+      metadata: {name: remote, namespace: default}
+      spec:
+        type: ClusterIP
+        clusterIP: 10.96.27.12
+        ports:
+        - {name: http, port: 80, protocol: TCP, targetPort: 8080}
+      ---
+      apiVersion: discovery.k8s.io/v1
+      kind: EndpointSlice
+      metadata:
+        name: remote-1
+        namespace: default
+        labels: {kubernetes.io/service-name: remote}
+      addressType: IPv4
+      ports:
+      - {name: http, port: 8080, protocol: TCP}
+      endpoints:
+      - addresses: ["10.240.99.7"]
+        conditions: {ready: true}
+        nodeName: node2
+        targetRef: {kind: Pod, namespace: droids, name: c3po}
+      """
+    let applied = try junctionctl(["apply", "-f", "-"], stdin: yaml)
+    XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr)
+    // Nothing answers at 10.240.99.7 (there is no node2): the SYN is translated and sent,
+    // which is the flow wanted; the connection itself times out or fails.
+    _ = try traffic.connect(from: client.netns, to: "10.96.27.12", port: 80, count: 1)
+    let output = try observe(["--last", "100", "--to-pod", "droids/c3po"], atLeast: 1)
+    XCTAssertEqual(output.status, 0, output.stderr)
+    XCTAssertTrue(
+      output.stdout.contains(
+        #/default/client:\d+ -> droids/c3po:8080 \(service default/remote 10\.96\.27\.12:80\) from-endpoint FORWARDED \(TCP Flags: SYN\)/#
+      ), output.stdout)
   }
 
   func testFiltersSelectOnlyWhatTheySay() throws {

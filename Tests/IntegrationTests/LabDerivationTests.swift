@@ -130,6 +130,10 @@ final class LabDerivationTests: XCTestCase {
     XCTAssertEqual(endpointB["nodeName"] as? String, "node2")
     XCTAssertEqual(endpointB["zone"] as? String, "zone-b")
     XCTAssertEqual(
+      endpointB["targetRef"] as? [String: String],
+      ["kind": "Pod", "namespace": "default", "name": "b"],
+      "the pod behind the address, as the EndpointSlice controller writes it")
+    XCTAssertEqual(
       endpointB["conditions"] as? [String: Bool],
       ["ready": false, "serving": true, "terminating": true], "b is terminating")
     let endpointA = try XCTUnwrap(

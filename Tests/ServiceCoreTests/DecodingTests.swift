@@ -58,6 +58,30 @@ final class DecodingTests: XCTestCase {
     XCTAssertFalse(slice.endpoints[3].serving)
   }
 
+  func testEndpointTargetRefNamesThePodBehindTheAddresses() throws {
+    guard case .endpointSlice(let slice)? = decodeOne(Fixtures.webSlice) else { return XCTFail() }
+    XCTAssertEqual(
+      slice.endpoints.map(\.target),
+      [
+        EndpointTarget(kind: "Pod", namespace: "default", name: "web-5d9c7b8f4-abcde"),
+        EndpointTarget(kind: "Pod", namespace: "default", name: "web-5d9c7b8f4-fghij"),
+        nil, nil,
+      ])
+    // A targetRef without a namespace is in the slice's.
+    let yaml = """
+      apiVersion: discovery.k8s.io/v1
+      kind: EndpointSlice
+      metadata: {name: api-1, namespace: shop, labels: {kubernetes.io/service-name: api}}
+      addressType: IPv4
+      endpoints:
+      - addresses: [10.244.5.6]
+        targetRef: {kind: Pod, name: api-0}
+      """
+    guard case .endpointSlice(let other)? = decodeOne(yaml) else { return XCTFail() }
+    XCTAssertEqual(
+      other.endpoints.first?.target, EndpointTarget(kind: "Pod", namespace: "shop", name: "api-0"))
+  }
+
   func testListAndMultiDocumentGiveTheSameObjects() {
     let fromList = ResourceDecoder.decode(yaml: Fixtures.list)
     XCTAssertEqual(fromList.problems, [])

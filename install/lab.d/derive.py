@@ -114,9 +114,12 @@ def endpoint_slices(service, pods, lab):
         ports = resolve_ports(spec.get("ports", []), pod, name)
         if ports is None:
             continue
+        # targetRef as the EndpointSlice controller writes it: what names a remote backend
+        # in flows (a node's agent knows only its own node's pods otherwise).
         endpoint = {"addresses": [pod["ip"]],
                     "conditions": dict(CONDITIONS[pod["state"]]),
-                    "nodeName": pod["node"]}
+                    "nodeName": pod["node"],
+                    "targetRef": {"kind": "Pod", "namespace": pod["namespace"], "name": pod["name"]}}
         if pod["zone"]:
             endpoint["zone"] = pod["zone"]
         groups.setdefault(json.dumps(ports, sort_keys=True), []).append(endpoint)
