@@ -11,7 +11,7 @@
 # 1. Per packet (BPF_PROG_TEST_RUN, bench/flow-events.c perpacket): from_endpoint (ClusterIP)
 #    and from_netdev (NodePort) at the levels off, flows and all, first packet and
 #    established, and the base revision's objects (--base, default the merge base with main:
-#    before netdev.c had events) at flows. The ring is drained after every first packet, as
+#    main before this branch) at flows. The ring is drained after every first packet, as
 #    an agent that keeps up leaves it.
 # 2. Producers (flow-events.c producers): one BPF ring buffer (the kernel's adaptive wakeup;
 #    quiet: no wakeup but at half full, a 20 ms timed consumer) against per-CPU perf
@@ -179,7 +179,7 @@ print(f"- date: {started}")
 print(header)
 print(f"- load average at the end: {open(os.path.join(tmp, 'load.end')).read().split('load average:')[-1].strip()}")
 print(f"- command: `{command}`")
-print(f"- base revision (before netdev.c's events): {base[:7]}; agent `{agent}`")
+print(f"- base revision (`--base`, default the merge base with main: main before this branch): {base[:7]}; agent `{agent}`")
 print()
 
 # 1. per packet
