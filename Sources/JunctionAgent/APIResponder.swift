@@ -270,10 +270,12 @@ struct APIResponder: HTTPResponder {
       })
   }
 
-  /// Flows a follower may have waiting before it loses new ones: ~0.3 s at 50,000 flows/s
-  /// (10,000 new connections/s), ~1 MiB of records per follower, so a moment's pause of the
-  /// reader (a client's scheduling, the names refreshed) loses nothing.
-  static let followerQueue = 16384
+  /// Flows a follower may have waiting before it loses new ones: ~1 s at 60,000 flows/s
+  /// (10,000 new connections/s, ~6 flows each), ~4 MiB of records per follower, so a pause
+  /// of the reader (a client's scheduling on a busy node, the names refreshed) loses
+  /// nothing. 16,384 (~0.27 s) lost 2.9% of the flows at 10,000 connections/s on the 2-CPU
+  /// bench VM (bench/results/flow-events.md).
+  static let followerQueue = 65536
 
   /// Names for flows: the endpoints, the Services, the Pods the agent holds (followed
   /// from the Kubernetes API for this node, or applied standalone) for their labels, and
