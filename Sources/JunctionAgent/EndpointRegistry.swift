@@ -62,6 +62,8 @@ actor EndpointRegistry {
         if previous.spec.hostIfindex != endpoint.spec.hostIfindex {
           datapath.forget(hostIfindex: previous.spec.hostIfindex)
         }
+        let dropped = previous.spec.ips.filter { !endpoint.spec.ips.contains($0) }
+        if !dropped.isEmpty { datapath.forgetFlows(ips: dropped) }
         logger.info(
           previous.spec == endpoint.spec ? "endpoint re-registered unchanged" : "endpoint replaced",
           metadata: metadata(endpoint))
@@ -80,13 +82,26 @@ actor EndpointRegistry {
     do {
       guard let removed = try table.delete(id: id, store: store) else { return false }
       stateProblem = nil
-      datapath.forget(hostIfindex: removed.spec.hostIfindex)
+      forgetDatapathState(of: removed.spec)
       logger.info("endpoint deregistered", metadata: metadata(removed))
       return true
     } catch {
       stateProblem = "\(error)"
       logger.error("cannot remove endpoint state", metadata: ["id": "\(id)", "error": "\(error)"])
       throw .persist(error)
+    }
+  }
+
+  /// What the datapath keeps per endpoint, dropped once it is deregistered (by DEL, the
+  /// deletion queue or reconcile alike): its counters, and the conntrack and affinity
+  /// entries of its addresses, which a later pod given the same address would inherit.
+  private func forgetDatapathState(of spec: EndpointSpec) {
+    datapath.forget(hostIfindex: spec.hostIfindex)
+    let flows = datapath.forgetFlows(ips: spec.ips)
+    if flows > 0 {
+      logger.debug(
+        "removed the conntrack and affinity entries of a deregistered endpoint",
+        metadata: ["id": "\(spec.id)", "entries": "\(flows)"])
     }
   }
 
@@ -110,8 +125,10 @@ actor EndpointRegistry {
 
   // MARK: - Start-up
 
-  /// Deregisters the endpoints the CNI plugin queued while the agent was down, and removes
-  /// the queue files. A record that cannot be applied stays for the next start.
+  /// Deregisters the endpoints the CNI plugin queued while the agent was down (or did not
+  /// answer), and removes the queue files (`DeleteQueue.action` decides per record). A
+  /// record that cannot be applied stays for the next replay. At start and every
+  /// `DeleteQueue.replayInterval` seconds.
   func replayDeleteQueue() {
     let entries: [DeleteQueue.Entry]
     do {
@@ -135,13 +152,30 @@ actor EndpointRegistry {
           continue
         }
         do {
-          if let removed = try table.delete(id: record.id, store: store) {
-            datapath.forget(hostIfindex: removed.spec.hostIfindex)
-            logger.info(
-              "endpoint deregistered from the deletion queue",
-              metadata: ["id": "\(record.id)", "queued_at": "\(record.queuedAt)"])
-          } else {
-            logger.debug("queued deletion of an unknown endpoint", metadata: ["id": "\(record.id)"])
+          let registered = table[record.id]
+          switch DeleteQueue.action(
+            for: record, registeredAt: registered?.createdAt,
+            hostInterfacePresent: registered.map { hostInterfaceExists($0.spec) } ?? false)
+          {
+          case .deregister:
+            if let removed = try table.delete(id: record.id, store: store) {
+              forgetDatapathState(of: removed.spec)
+              logger.info(
+                "endpoint deregistered from the deletion queue",
+                metadata: ["id": "\(record.id)", "queued_at": "\(record.queuedAt)"])
+            }
+          case .dropRecord:
+            if let registered {
+              logger.info(
+                "queued deletion is older than the endpoint's registration; endpoint kept",
+                metadata: [
+                  "id": "\(record.id)", "queued_at": "\(record.queuedAt)",
+                  "registered_at": "\(registered.createdAt)",
+                ])
+            } else {
+              logger.debug(
+                "queued deletion of an unknown endpoint", metadata: ["id": "\(record.id)"])
+            }
           }
           try AtomicFile.remove(entry.path)
         } catch {
@@ -150,6 +184,17 @@ actor EndpointRegistry {
             metadata: ["id": "\(record.id)", "error": "\(error)"])
         }
       }
+    }
+  }
+
+  /// Whether the endpoint's host interface exists with the ifindex it was registered with;
+  /// true when that cannot be told (so a doubt keeps the endpoint).
+  private func hostInterfaceExists(_ spec: EndpointSpec) -> Bool {
+    do {
+      guard let info = try RouteSocket().link(named: spec.hostInterface) else { return false }
+      return Int(info.index) == spec.hostIfindex
+    } catch {
+      return true
     }
   }
 
@@ -190,7 +235,7 @@ actor EndpointRegistry {
       case .remove(let reason):
         do {
           _ = try table.delete(id: endpoint.id, store: store)
-          datapath.forget(hostIfindex: spec.hostIfindex)
+          forgetDatapathState(of: spec)
           removed += 1
           logger.info(
             "stale endpoint removed", metadata: ["id": "\(endpoint.id)", "reason": "\(reason)"])
