@@ -211,6 +211,9 @@ class Limits(soak.Soak):
             raise RuntimeError(f"the first ADD failed: {result.stdout.decode()}")
         first_host = [i["name"] for i in json.loads(result.stdout)["interfaces"]
                       if not i.get("sandbox")][0]
+        # `ip netns exec` gave the agent its own mount namespace, to which an unmount on the
+        # host may not propagate (it depends on the mount's propagation): gone in both.
+        soak.run(["nsenter", "-t", str(self.agent.pid), "-m", "umount", "-l", str(self.bpffs)])
         soak.must(["umount", "-l", str(self.bpffs)])
         self.mounted = False
         second = self.new_pod()
