@@ -748,7 +748,7 @@ endpoints:
     def soak(self):
         started = time.monotonic()
         for number in range(1, self.args.cycles + 1):
-            fault = self.random.choice(FAULTS)
+            fault = self.random.choice(self.args.faults or FAULTS)
             self.cycle(fault)
             self.check()
             self.cycles_done = number
@@ -866,6 +866,8 @@ def main():
                         help="one more argument for junction-agent (repeatable)")
     parser.add_argument("--json", help="write the report as JSON here (else stdout)")
     parser.add_argument("--markdown", help="write the report as Markdown here")
+    parser.add_argument("--faults", type=lambda text: text.split(","), default=None,
+                        help="only these faults (comma-separated; default: all)")
     parser.add_argument("--checkpoint", help="write the report so far here every 25 cycles")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--verbose", action="store_true")
@@ -875,6 +877,9 @@ def main():
     parser.add_argument("--bpf-objects", default=str(REPO / ".build/bpf"))
     parser.add_argument("--strace", default="/usr/bin/strace")
     args = parser.parse_args()
+    unknown = set(args.faults or []) - set(FAULTS)
+    if unknown:
+        parser.error(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 31)
     if os.getuid() != 0:
