@@ -6,6 +6,8 @@ namespace (the node of bench/soak.py, native mode, host-local):
     bench/limits.py concurrent-api [--count 1000]   N API requests at once
     bench/limits.py big-apply [--megabytes 100]     one apply of that size
     bench/limits.py bpffs-gone                      the agent's bpffs unmounted under it
+    bench/limits.py conntrack-full [--count 2000] --agent-arg=--conntrack-max --agent-arg=256
+                                                    N UDP flows through a ClusterIP, small map
 
 Each prints one JSON object (what happened, the agent's peak memory, what was left) and
 exits 1 when the behaviour is not the one promised:
@@ -17,6 +19,9 @@ exits 1 when the behaviour is not the one promised:
 - bpffs gone: ADD fails with an error that names the missing pins, /v1/healthz says so
   (degraded, so CNI STATUS fails too), DEL still succeeds, the running pod keeps its datapath; after remounting and restarting the agent, ADD succeeds
   and the old pod's programs are attached again.
+- conntrack full: new flows dropped with a CT_MAP_FULL count, established entries kept.
+  Not met today (jnc_ct4 is an LRU map: it evicts the oldest entries instead, silently), so
+  no test runs it; bench/results/reliability.md has the figures.
 Run as root from a built tree; everything made is removed at the end.
 """
 
@@ -202,6 +207,46 @@ class Limits(soak.Soak):
             and peak - before < bound_mb * 1024
         return report
 
+    # ---- the conntrack map full ----------------------------------------------------------
+
+    def conntrack_full(self, flows):
+        """One pod opens `flows` UDP flows (distinct source ports) through a ClusterIP whose
+        backend is another pod, with the agent's conntrack map far smaller (--agent-arg
+        --conntrack-max N). Promised: new flows fail closed with a counted drop (CT_MAP_FULL)
+        and the established ones keep their entries."""
+        backend, client = self.new_pod(), self.new_pod()
+        for pod in (backend, client):
+            result = self.driver("add", pod)
+            if result.returncode != 0:
+                raise RuntimeError(f"ADD failed: {result.stdout.decode()}")
+            if pod == backend:
+                self.p0_ip = json.loads(result.stdout)["ips"][0]["address"].split("/")[0]
+        self.apply_service()
+        script = (
+            "import socket\n"
+            f"for port in range(20000, 20000 + {flows}):\n"
+            "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "    s.bind(('0.0.0.0', port))\n"
+            f"    s.sendto(b'x', ('{soak.VIP}', {soak.VIP_PORT}))\n"
+            "    s.close()\n")
+        soak.must(["ip", "netns", "exec", client, "python3", "-c", script])
+        keys = soak.map_keys(str(self.bpffs / "jnc_ct4"), 16) or []
+        service_keys = [k for k in keys if k[12] == 17 and k[13] == 0]
+        ports = sorted(int.from_bytes(k[8:10], "big") for k in service_keys)
+        _, drops = soak.api(self.socket, "GET", "/v1/bpf/drops")
+        first_kept = 20000 in ports
+        for pod in (client, backend):
+            self.driver("del", pod)
+            self.remove_pod(pod)
+        report = {
+            "flows": flows, "conntrackEntries": len(keys),
+            "serviceEntries": len(service_keys), "firstFlowKept": first_kept,
+            "lowestPortKept": ports[0] if ports else None,
+            "drops": json.loads(drops) if drops else None,
+        }
+        report["ok"] = first_kept and "ct" in json.dumps(report["drops"]).lower()
+        return report
+
     # ---- the bpffs vanishing -------------------------------------------------------------
 
     def bpffs_gone(self):
@@ -259,7 +304,7 @@ class Limits(soak.Soak):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("limit", choices=["concurrent-adds", "concurrent-api", "big-apply",
-                                          "bpffs-gone"])
+                                          "bpffs-gone", "conntrack-full"])
     parser.add_argument("--count", type=int, default=None)
     parser.add_argument("--megabytes", type=int, default=100)
     parser.add_argument("--memory-bound-mb", type=int, default=64,
@@ -296,6 +341,8 @@ def main():
             report = limits.concurrent_api(args.count or 1000, args.memory_bound_mb)
         elif args.limit == "big-apply":
             report = limits.big_apply(args.megabytes, args.memory_bound_mb)
+        elif args.limit == "conntrack-full":
+            report = limits.conntrack_full(args.count or 2000)
         else:
             report = limits.bpffs_gone()
     finally:
