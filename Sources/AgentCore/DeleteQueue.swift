@@ -34,24 +34,28 @@ public enum DeleteQueue {
     /// Deregister the endpoint, then remove the record.
     case deregister
     /// Only remove the record: nothing is registered under the id, or what is was
-    /// registered after the deletion was queued and still has its host interface.
+    /// registered after the deletion was queued and its host interface still runs the
+    /// endpoint programs.
     case dropRecord
   }
 
   /// The action for `record`, given the endpoint registered under its id now (its
-  /// `createdAt` and whether its host interface exists), or nil.
+  /// `createdAt` and whether its host interface exists and runs the endpoint programs),
+  /// or nil.
   ///
   /// A registration newer than the record is a later ADD of the same container and
-  /// interface (CNI allows ADD again after DEL), which the old deletion must not undo,
-  /// unless its host interface is gone: then it is a registration the agent got to late,
-  /// after the ADD that sent it had given up and removed the interface (an agent frozen
-  /// past the plugin's timeout answers its backlog when it thaws). Timestamps are RFC 3339
-  /// of one fixed width (`Timestamp`), so they compare as strings.
+  /// interface (CNI allows ADD again after DEL), which the old deletion must not undo (an
+  /// ADD attaches the programs before it registers), unless its host interface is gone or
+  /// runs no endpoint programs: then it is a registration the agent got to late, after the
+  /// ADD that sent it had given up and rolled back (an agent frozen past the plugin's
+  /// timeout answers its backlog when it thaws; in chained mode the interface is bridge's
+  /// and outlives the rollback, only the programs go). Timestamps are RFC 3339 of one
+  /// fixed width (`Timestamp`), so they compare as strings.
   public static func action(
-    for record: Record, registeredAt createdAt: String?, hostInterfacePresent: Bool
+    for record: Record, registeredAt createdAt: String?, hostInterfaceAttached: Bool
   ) -> ReplayAction {
     guard let createdAt else { return .dropRecord }
-    if createdAt <= record.queuedAt || !hostInterfacePresent { return .deregister }
+    if createdAt <= record.queuedAt || !hostInterfaceAttached { return .deregister }
     return .dropRecord
   }
 

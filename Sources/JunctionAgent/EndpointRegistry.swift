@@ -155,7 +155,7 @@ actor EndpointRegistry {
           let registered = table[record.id]
           switch DeleteQueue.action(
             for: record, registeredAt: registered?.createdAt,
-            hostInterfacePresent: registered.map { hostInterfaceExists($0.spec) } ?? false)
+            hostInterfaceAttached: registered.map { hostInterfaceAttached($0.spec) } ?? false)
           {
           case .deregister:
             if let removed = try table.delete(id: record.id, store: store) {
@@ -187,15 +187,18 @@ actor EndpointRegistry {
     }
   }
 
-  /// Whether the endpoint's host interface exists with the ifindex it was registered with;
-  /// true when that cannot be told (so a doubt keeps the endpoint).
-  private func hostInterfaceExists(_ spec: EndpointSpec) -> Bool {
+  /// Whether the endpoint's host interface exists with the ifindex it was registered with
+  /// and (with a datapath loaded) runs both endpoint programs; true when that cannot be
+  /// told (so a doubt keeps the endpoint).
+  private func hostInterfaceAttached(_ spec: EndpointSpec) -> Bool {
     do {
-      guard let info = try RouteSocket().link(named: spec.hostInterface) else { return false }
-      return Int(info.index) == spec.hostIfindex
+      guard let info = try RouteSocket().link(named: spec.hostInterface),
+        Int(info.index) == spec.hostIfindex
+      else { return false }
     } catch {
       return true
     }
+    return !datapath.isLoaded || datapath.isAttached(hostIfindex: spec.hostIfindex)
   }
 
   /// Checks every endpoint against the kernel: gone netns or host interface → removed;

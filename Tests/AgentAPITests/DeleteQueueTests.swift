@@ -108,7 +108,7 @@ final class DeleteQueueTests: XCTestCase {
     XCTAssertEqual(
       DeleteQueue.action(
         for: record(queuedAt: "2026-12-06T08:00:01.000Z"),
-        registeredAt: "2026-12-06T08:00:00.500Z", hostInterfacePresent: true),
+        registeredAt: "2026-12-06T08:00:00.500Z", hostInterfaceAttached: true),
       .deregister)
   }
 
@@ -118,17 +118,18 @@ final class DeleteQueueTests: XCTestCase {
     XCTAssertEqual(
       DeleteQueue.action(
         for: record(queuedAt: "2026-12-06T08:00:01.000Z"),
-        registeredAt: "2026-12-06T08:00:02.000Z", hostInterfacePresent: true),
+        registeredAt: "2026-12-06T08:00:02.000Z", hostInterfaceAttached: true),
       .dropRecord)
   }
 
-  func testALateRegistrationWhoseInterfaceIsGoneDeregisters() {
+  func testALateRegistrationWhoseInterfaceIsGoneOrDetachedDeregisters() {
     // A frozen agent answers its backlog when it thaws: the PUT of an ADD that gave up
-    // (and removed the interface) lands after the DEL that queued its deletion.
+    // (and removed the interface, or in chained mode detached the programs from bridge's)
+    // lands after the DEL that queued its deletion.
     XCTAssertEqual(
       DeleteQueue.action(
         for: record(queuedAt: "2026-12-06T08:00:01.000Z"),
-        registeredAt: "2026-12-06T08:00:02.000Z", hostInterfacePresent: false),
+        registeredAt: "2026-12-06T08:00:02.000Z", hostInterfaceAttached: false),
       .deregister)
   }
 
@@ -136,7 +137,7 @@ final class DeleteQueueTests: XCTestCase {
     XCTAssertEqual(
       DeleteQueue.action(
         for: record(queuedAt: "2026-12-06T08:00:01.000Z"), registeredAt: nil,
-        hostInterfacePresent: false),
+        hostInterfaceAttached: false),
       .dropRecord)
   }
 }

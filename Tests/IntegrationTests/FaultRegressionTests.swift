@@ -6,7 +6,8 @@ import XCTest
 /// - conntrack and affinity entries of a deleted pod stayed in jnc_ct4 and jnc_lb4_aff (each
 ///   pod sends a datagram to a ClientIP-affinity ClusterIP before its DEL);
 /// - a DEL that timed out against an agent frozen past agentTimeout left its queued deletion
-///   (and the endpoint's entries) until the agent's next start, which may never come.
+///   (and the endpoint's entries) until the agent's next start, which may never come; and,
+///   chained, the endpoint of an ADD whose PUT the agent answered only after thawing.
 final class FaultRegressionTests: XCTestCase {
   func testDeletedPodsLeaveNoConntrackOrAffinityEntries() throws {
     let report = try soak(faults: "none,del-repeated,netns-gone", cycles: 4)
@@ -18,8 +19,10 @@ final class FaultRegressionTests: XCTestCase {
     XCTAssertEqual(report["agentRestarts"] as? Int, 0, "\(report)")
   }
 
+  /// Chained, bridge's veth outlives junction's DEL: a PUT the frozen agent answered late
+  /// (after the ADD gave up and detached) is recognised by the programs being gone.
   func testDeletionsQueuedAgainstAFrozenAgentAreAppliedChained() throws {
-    _ = try soak(faults: "agent-freeze-del", cycles: 3, mode: "chained")
+    _ = try soak(faults: "agent-freeze-del,agent-freeze-add", cycles: 4, mode: "chained")
   }
 
   private func soak(faults: String, cycles: Int, mode: String = "native") throws -> [String: Any] {
