@@ -41,7 +41,8 @@ died, and left the endpoint stored without a queue record; checked before the re
 whose reconcile would hide it). The agent's periodic counter sweep is set to an hour, so it cannot
 hide a leak between checks. Exit 1 when anything leaked or a DEL never succeeded.
 
-At the end it also runs GC (CNI 1.1) with P0 alone valid, before P0's own DEL.
+At the end it also runs GC (CNI 1.1) with P0 alone valid and one orphan attachment (its DEL
+"lost"), which GC must deregister and detach, before P0's own DEL.
 
 Everything it makes (namespaces, the agent and pings by PID, the bpffs and tmpfs mounts, the
 temporary directory) is removed at the end, also on failure or SIGTERM/SIGINT.
@@ -214,6 +215,7 @@ class Soak:
         self.ct_entries_made = 0
         self.gc_failures = []
         self.cycles_done = 0
+        self.gc_orphans = 0
         self.suspects = {}  # (kind, item) → when first seen
         self.pod_counter = 0
         self.faults = {fault: 0 for fault in FAULTS}
@@ -775,7 +777,19 @@ endpoints:
         return time.monotonic() - started
 
     def gc(self):
-        """CNI 1.1 GC through the driver (the conflist rewritten at 1.1.0 for it)."""
+        """CNI 1.1 GC through the driver (the conflist rewritten at 1.1.0 for it), with P0
+        alone valid and one orphan attachment (a pod whose DEL the runtime lost): GC must
+        deregister the orphan and take its programs off its host veth (native: remove the
+        veth), and leave P0 alone. The orphan is then DELed as the runtime would, for its
+        address (host-local 1.0 has no GC), and the usual checks follow."""
+        orphan = self.new_pod()
+        result = self.driver("add", orphan)
+        if result.returncode != 0:
+            self.gc_failures.append(f"orphan ADD: {result.stdout.decode().strip()}")
+            self.remove_pod(orphan)
+            return
+        host = [i["name"] for i in json.loads(result.stdout)["interfaces"]
+                if not i.get("sandbox") and i["name"] != self.bridge][0]
         conf = self.directory / "conf" / "10-pods.conflist"
         original = conf.read_text()
         # Debian's bridge (CNI 1.0.0) knows no GC and fails it: in chained mode only
@@ -794,6 +808,14 @@ endpoints:
         status, body = api(self.socket, "GET", "/v1/endpoints")
         if status != 200 or [e["id"] for e in json.loads(body)] != [self.p0_id]:
             self.gc_failures.append(f"after GC: {status} {body[:300]}")
+        if host in self.node_links():
+            filters = run(["ip", "netns", "exec", self.node, "tc", "filter", "show", "dev", host,
+                           "ingress"]).stdout.decode()
+            if not self.chained or "from_endpoint" in filters:
+                self.gc_failures.append(f"after GC the orphan's {host} is still attached")
+        self.gc_orphans += 1
+        self.delete(orphan)
+        self.remove_pod(orphan)
 
     def plugin_log_counts(self):
         """What the plugin's log says it did about the faults (its own words)."""
@@ -813,6 +835,7 @@ endpoints:
             "mode": self.args.mode, "cyclesDone": self.cycles_done,
             "cycles": self.args.cycles, "seed": self.args.seed, "seconds": round(seconds, 1),
             "serviceDatagramsSent": self.ct_entries_made, "gcFailures": self.gc_failures,
+            "gcOrphansCollected": self.gc_orphans,
             "faults": self.faults, "agentRestarts": self.agent_restarts,
             "sendmsgCallsPerAdd": self.sendmsg_calls,
             "addFailuresByCode": self.add_failures, "delRetries": self.del_retries,
@@ -834,7 +857,8 @@ def markdown(report):
         f"- command: `bench/soak.py --mode {report['mode']} --cycles {report['cycles']} "
         f"--seed {report['seed']}`",
         f"- pods that sent a datagram to the affinity service (conntrack and affinity entries "
-        f"made): {report['serviceDatagramsSent']}; GC failures: {report['gcFailures'] or 'none'}",
+        f"made): {report['serviceDatagramsSent']}; GC: orphans collected "
+        f"{report.get('gcOrphansCollected', 0)}, failures: {report['gcFailures'] or 'none'}",
         f"- cycles: {report['cycles']} in {report['seconds']} s; agent restarts: "
         f"{report['agentRestarts']}; DEL retries: {report['delRetries']}; "
         f"DELs that never succeeded: {len(report['delFailures'])}; "

@@ -45,6 +45,7 @@ final class SoakTests: XCTestCase {
     XCTAssertEqual(leaks.values.reduce(0, +), 0, "leaks: \(summary)")
     XCTAssertEqual((json?["delFailures"] as? [Any])?.count, 0, summary)
     XCTAssertEqual((json?["gcFailures"] as? [Any])?.count, 0, summary)
+    XCTAssertEqual(json?["gcOrphansCollected"] as? Int, 1, summary)
     let faults = try XCTUnwrap(json?["faults"] as? [String: Int])
     XCTAssertEqual(faults.values.reduce(0, +), cycles)
     // The conntrack and affinity checks saw something to check.
