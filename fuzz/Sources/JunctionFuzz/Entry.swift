@@ -9,7 +9,7 @@
 
   /// libFuzzer's driver (compiler-rt, LLVM 11+), called from the executable's main.
   @_silgen_name("LLVMFuzzerRunDriver")
-  func LLVMFuzzerRunDriver(
+  func runFuzzerDriver(
     _ argc: UnsafeMutablePointer<CInt>,
     _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
@@ -23,7 +23,7 @@
   ) -> CInt {
     var count = argc
     var arguments = argv
-    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in fuzzOne(data, size) }
+    return runFuzzerDriver(&count, &arguments) { data, size in fuzzOne(data, size) }
   }
 
   enum FuzzTarget {
