@@ -127,6 +127,13 @@ let package = Package(
     ),
     // chain/unchain of an existing CNI config as text edits (pure) and their atomic writes.
     .target(name: "CNIConfigEditing", dependencies: ["CNIKit"]),
+    // The fuzz harnesses (issue 16): a corpus replayer in ordinary builds, libFuzzer's
+    // harness with `fuzz/run.sh` (-sanitize=fuzzer -DFUZZING, its own build path).
+    .executableTarget(
+      name: "JunctionFuzz",
+      dependencies: ["AgentCore", "CNIConfigEditing", "CNIKit", "ServiceCore"],
+      path: "fuzz/Sources/JunctionFuzz"
+    ),
     .executableTarget(
       name: "JunctionInstall",
       dependencies: [

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Fault-injection soak of native mode (issue 18): N ADD/DEL cycles through libcni with
-host-local, against a real junction-agent, faults injected at random, every kind of leak
-counted after every cycle and at the end.
+"""Fault-injection soak (issues 18 and 16): N ADD/DEL cycles through libcni with host-local,
+in native mode or chained after bridge, against a real junction-agent, faults injected at
+random, every kind of leak counted after every cycle and at the end.
 
-    bench/soak.py --cycles 500 [--seed S] [--json FILE] [--markdown FILE]
+    bench/soak.py --cycles 500 [--mode native|chained] [--seed S] [--json FILE] [--markdown FILE]
 
 Run as root from a built tree (swift build, install/build-driver.sh, install/build-bpf.sh;
 strace installed). It makes one node namespace (`jsk<pid>n`) with a node address, a
@@ -19,17 +19,32 @@ run's temporary directory), and one pod namespace per cycle. Faults, one per cyc
   agent-term-del   the agent sent SIGTERM (2 s grace: requests answered 503) just before
                    DEL, then restarted once it exited
   del-repeated     DEL two or three times
+  ipam-fail        the IPAM plugin (a wrapper around host-local) fails ADD, before or after
+                   host-local allocated (at random); then DEL as the runtime would
+  statedir-full    the agent's state directory (its own small tmpfs) filled up before ADD;
+                   freed before DEL or only before DEL's retry (at random)
+  agent-freeze-add the agent SIGSTOPped at a random moment of ADD for longer than
+                   agentTimeout, then SIGCONT before DEL or after it (at random)
+  agent-freeze-del the agent SIGSTOPped at a random moment of DEL for longer than
+                   agentTimeout, then SIGCONT
+
+Every pod that got an address sends one UDP datagram to a ClusterIP service with ClientIP
+affinity whose backend is P0, so the datapath holds conntrack and affinity entries for it.
 
 Leaks counted (distinct items, kept across cycles): host veths `jnc*` (P0's aside), the pod's
 `eth0` left after DEL, host-local allocation files, agent endpoints (API and state files),
-deletion-queue records, tc filters on other links than P0's (or not exactly Junction's two
-there), counter-map keys of unregistered endpoints, pins beyond the agent's own, and agent
+deletion-queue records, tc filters and clsact qdiscs on other links than P0's (or not exactly
+Junction's two filters there), conntrack and affinity entries of pods no longer there (any
+pod address but P0's), counter-map keys of unregistered endpoints, pins beyond the agent's own, and agent
 processes beyond ours, and lost deletions (a DEL that succeeded while the agent stopped or
 died, and left the endpoint stored without a queue record; checked before the restart,
 whose reconcile would hide it). The agent's periodic counter sweep is set to an hour, so it cannot
 hide a leak between checks. Exit 1 when anything leaked or a DEL never succeeded.
 
-Everything it makes (namespaces, the agent and pings by PID, the bpffs mount, the
+At the end it also runs GC (CNI 1.1) with P0 alone valid and one orphan attachment (its DEL
+"lost"), which GC must deregister and detach, before P0's own DEL.
+
+Everything it makes (namespaces, the agent and pings by PID, the bpffs and tmpfs mounts, the
 temporary directory) is removed at the end, also on failure or SIGTERM/SIGINT.
 """
 
@@ -52,15 +67,40 @@ REPO = Path(__file__).resolve().parents[1]
 NETWORK = "pods"
 NODE_IP = "192.168.250.1"
 SUBNET = "10.243.0.0/16"
+SUBNET_PREFIX = bytes([10, 243])
+VIP, VIP_PORT, BACKEND_PORT = "10.96.250.10", 53, 5353
+AGENT_TIMEOUT = 1.5  # the plugin's agentTimeout here; a freeze lasts longer
+# The running agent replays its deletion queue this often (seconds); a record older than
+# QUEUE_GRACE is one it did not apply.
+QUEUE_INTERVAL, QUEUE_GRACE = 0.5, 5.0
+GRACED = ["agent-endpoints-api", "agent-state-files", "conntrack-entries", "affinity-entries",
+          "counter-keys"]
 FAULTS = [
     "none", "agent-kill-add", "agent-kill-del", "plugin-kill-add", "netns-gone",
-    "agent-term-del", "del-repeated",
+    "agent-term-del", "del-repeated", "ipam-fail", "statedir-full", "agent-freeze-add",
+    "agent-freeze-del",
 ]
 LEAK_KINDS = [
     "host-veths", "pod-interfaces", "ipam-allocations", "agent-endpoints-api",
-    "agent-state-files", "delete-queue-records", "tc-filters", "counter-keys", "pins",
-    "agent-processes", "lost-deletions",
+    "agent-state-files", "delete-queue-records", "tc-filters", "tc-qdiscs", "conntrack-entries",
+    "affinity-entries", "counter-keys", "pins", "agent-processes", "lost-deletions",
 ]
+# The IPAM wrapper: host-local, unless a flag file says to fail ADD ("before": nothing
+# allocated; "after": host-local allocated, then the error).
+IPAM_WRAPPER = """#!/bin/sh
+flag="$(dirname "$0")/../ipam-fail"
+if [ "$CNI_COMMAND" = ADD ] && [ -f "$flag" ]; then
+  if [ "$(cat "$flag")" = after ]; then /usr/lib/cni/host-local >/dev/null; fi
+  echo '{"cniVersion":"1.0.0","code":999,"msg":"soak: injected IPAM failure"}'
+  exit 1
+fi
+exec /usr/lib/cni/host-local
+"""
+PLUGIN_WRAPPER = """#!/bin/sh
+flag="$(dirname "$0")/../plugin-strace"
+if [ "$CNI_COMMAND" = ADD ] && [ -f "$flag" ]; then exec $(cat "$flag") @JUNCTION@; fi
+exec @JUNCTION@
+"""
 
 
 def run(cmd, env=None, stdin="", timeout=60):
@@ -91,6 +131,12 @@ def bpf(cmd, attr):
 
 def map_keys_u32(pin):
     """Every key of the pinned map (4-byte keys), or None when the pin is missing."""
+    keys = map_keys(pin, 4)
+    return None if keys is None else [struct.unpack("<I", key)[0] for key in keys]
+
+
+def map_keys(pin, size):
+    """Every key of the pinned map as bytes (`size`-byte keys), or None when it is missing."""
     path = ctypes.create_string_buffer(pin.encode())
     attr = ctypes.create_string_buffer(128)
     struct.pack_into("<QII", attr, 0, ctypes.addressof(path), 0, 0)
@@ -99,18 +145,18 @@ def map_keys_u32(pin):
         return None
     try:
         keys, last = [], None
-        current = ctypes.create_string_buffer(8)
-        following = ctypes.create_string_buffer(8)
+        current = ctypes.create_string_buffer(size)
+        following = ctypes.create_string_buffer(size)
         while len(keys) < 1 << 20:
             attr = ctypes.create_string_buffer(128)
             key_address = 0 if last is None else ctypes.addressof(current)
             if last is not None:
-                struct.pack_into("<I", current, 0, last)
+                ctypes.memmove(current, last, size)
             struct.pack_into("<IIQQ", attr, 0, fd, 0, key_address, ctypes.addressof(following))
             result, errno = bpf(BPF_MAP_GET_NEXT_KEY, attr)
             if result < 0:
                 break
-            last = struct.unpack_from("<I", following, 0)[0]
+            last = following.raw[:size]
             keys.append(last)
         return keys
     finally:
@@ -119,14 +165,21 @@ def map_keys_u32(pin):
 
 # ---- the agent's API over its Unix socket -----------------------------------------------
 
-def api(socket_path, method, path, timeout=3):
-    """(status, body) or (0, b"") when nothing answers."""
+def api(socket_path, method, path, timeout=3, body=b"", wait_to_connect=False):
+    """(status, body) or (0, b"") when nothing answers. With `wait_to_connect`, connect
+    waits while the listen backlog is full, as the plugin's client does (a blocking socket);
+    otherwise a full backlog fails it at once (EAGAIN)."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-            connection.settimeout(timeout)
-            connection.connect(socket_path)
+            if wait_to_connect:
+                connection.connect(socket_path)
+                connection.settimeout(timeout)
+            else:
+                connection.settimeout(timeout)
+                connection.connect(socket_path)
             connection.sendall(
-                f"{method} {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n".encode())
+                f"{method} {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
             data = b""
             while True:
                 chunk = connection.recv(65536)
@@ -145,6 +198,8 @@ class Soak:
         self.random = random.Random(args.seed)
         self.pid = os.getpid()
         self.node = f"jsk{self.pid % 100000}n"
+        self.bridge = f"jsk{self.pid % 100000}b"
+        self.chained = args.mode == "chained"
         self.directory = Path(tempfile.mkdtemp(prefix=f"junction-soak-{self.pid}-"))
         self.socket = str(self.directory / "run" / "agent.sock")
         self.state = self.directory / "state"
@@ -155,6 +210,13 @@ class Soak:
         self.agent = None
         self.agent_log = open(self.directory / "agent.log", "ab")
         self.mounted = False
+        self.tmpfs_mounted = False
+        self.frozen = False
+        self.ct_entries_made = 0
+        self.gc_failures = []
+        self.cycles_done = 0
+        self.gc_orphans = 0
+        self.suspects = {}  # (kind, item) → when first seen
         self.pod_counter = 0
         self.faults = {fault: 0 for fault in FAULTS}
         self.leaks = {kind: set() for kind in LEAK_KINDS}
@@ -168,7 +230,9 @@ class Soak:
 
     # ---- setup and teardown --------------------------------------------------------------
 
-    def setup(self):
+    def setup_node(self):
+        """The node namespace, the mounts, the conflist and the agent (bench/limits.py uses
+        this part alone)."""
         a = self.args
         for what, path in [("junction", a.junction), ("junction-agent", a.agent),
                            ("cnidriver", a.driver), ("strace", a.strace),
@@ -178,30 +242,50 @@ class Soak:
         (self.directory / "bin").mkdir()
         (self.directory / "conf").mkdir()
         (self.directory / "run").mkdir()
-        os.symlink(a.junction, self.directory / "bin" / "junction")
+        # The plugin behind a wrapper that runs it under strace when a flag file says so
+        # (ADD only): to count its netlink sendmsg calls, or to SIGKILL it at the k-th.
+        plugin = self.directory / "bin" / "junction"
+        plugin.write_text(PLUGIN_WRAPPER.replace("@JUNCTION@", a.junction))
+        plugin.chmod(0o755)
+        wrapper = self.directory / "bin" / "soak-ipam"
+        wrapper.write_text(IPAM_WRAPPER)
+        wrapper.chmod(0o755)
         self.bpffs.mkdir()
         must(["mount", "-t", "bpf", "bpf", str(self.bpffs)])
         self.mounted = True
+        # The agent's state directory on its own small tmpfs, to fill up for statedir-full.
+        self.state.mkdir()
+        must(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(self.state)])
+        self.tmpfs_mounted = True
         must(["ip", "netns", "add", self.node])
         self.namespaces.append(self.node)
         must(["ip", "-n", self.node, "link", "set", "lo", "up"])
         must(["ip", "-n", self.node, "addr", "add", f"{NODE_IP}/32", "dev", "lo"])
-        conflist = {"cniVersion": "1.0.0", "name": NETWORK, "plugins": [self.plugin_object()]}
+        plugins = [self.bridge_object(), self.plugin_object()] if self.chained \
+            else [self.plugin_object()]
+        conflist = {"cniVersion": "1.0.0", "name": NETWORK, "plugins": plugins}
         (self.directory / "conf" / "10-pods.conflist").write_text(json.dumps(conflist))
         self.start_agent()
         self.expected_pins = self.pins()
+
+    def setup(self):
+        self.setup_node()
+        a = self.args
         # The long-lived pod that pings every cycle's pod.
         self.p0 = self.new_pod()
         result = self.driver("add", self.p0)
         if result.returncode != 0:
             raise RuntimeError(f"ADD of P0 failed: {result.stdout.decode()}")
         self.p0_ip = json.loads(result.stdout)["ips"][0]["address"].split("/")[0]
-        self.p0_host = json.loads(result.stdout)["interfaces"][0]["name"]
+        self.p0_host = [i["name"] for i in json.loads(result.stdout)["interfaces"]
+                        if not i.get("sandbox") and i["name"] != self.bridge][0]
         self.p0_id = f"{self.cid(self.p0)}:eth0"
+        # P0 answers nothing on BACKEND_PORT: the datagrams only need to reach it.
+        self.apply_service()
         # How many netlink sendmsg calls a whole ADD makes: the range for the plugin kill.
         probe = self.new_pod()
         trace = self.directory / "probe.strace"
-        result = self.raw_add(probe, [a.strace, "-qq", "-o", str(trace), "-e", "trace=sendmsg"])
+        result = self.traced_add(probe, [a.strace, "-qq", "-o", str(trace), "-e", "trace=sendmsg"])
         if result.returncode != 0:
             raise RuntimeError(f"traced ADD failed: {result.stdout.decode()}")
         self.sendmsg_calls = sum(
@@ -209,20 +293,64 @@ class Soak:
         self.delete(probe)
         self.remove_pod(probe)
 
+    def ipam_object(self):
+        return {"type": "soak-ipam", "dataDir": str(self.ipam), "ranges": [[{"subnet": SUBNET}]]}
+
+    def bridge_object(self):
+        return {"type": "bridge", "bridge": self.bridge, "isGateway": True,
+                "isDefaultGateway": True, "ipMasq": False, "mtu": 1500,
+                "ipam": self.ipam_object()}
+
     def plugin_object(self):
-        return {
-            "type": "junction", "mode": "native", "mtu": 1500, "agentSocket": self.socket,
-            "agentTimeout": 5, "logFile": str(self.directory / "junction.log"),
+        plugin = {
+            "type": "junction", "mode": self.args.mode, "agentSocket": self.socket,
+            "agentTimeout": AGENT_TIMEOUT, "logFile": str(self.directory / "junction.log"),
             "logLevel": "info",
-            "ipam": {"type": "host-local", "dataDir": str(self.ipam),
-                     "ranges": [[{"subnet": SUBNET}]]},
         }
+        if not self.chained:
+            plugin.update(mtu=1500, ipam=self.ipam_object())
+        return plugin
+
+    def apply_service(self):
+        """A ClusterIP service with ClientIP affinity whose one backend is P0."""
+        manifest = f"""apiVersion: v1
+kind: Service
+metadata: {{name: soak, namespace: default}}
+spec:
+  clusterIP: {VIP}
+  sessionAffinity: ClientIP
+  ports:
+  - {{name: d, port: {VIP_PORT}, protocol: UDP, targetPort: {BACKEND_PORT}}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: soak-1
+  namespace: default
+  labels: {{kubernetes.io/service-name: soak}}
+addressType: IPv4
+ports:
+- {{name: d, port: {BACKEND_PORT}, protocol: UDP}}
+endpoints:
+- addresses: ["{self.p0_ip}"]
+  conditions: {{ready: true}}
+"""
+        status, body = api(self.socket, "POST", "/v1/resources/apply", body=manifest.encode())
+        if status != 200:
+            raise RuntimeError(f"applying the soak service answered {status}: {body[:300]}")
+
+    def send_to_service(self, pod):
+        result = run(["ip", "netns", "exec", pod, "bash", "-c",
+                      f"echo soak > /dev/udp/{VIP}/{VIP_PORT}"])
+        if result.returncode == 0:
+            self.ct_entries_made += 1
 
     def teardown(self):
         for process in self.processes:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+        self.thaw()
         self.stop_agent(kill=True)
         for pid in self.stray_agents():
             os.kill(pid, signal.SIGKILL)
@@ -230,6 +358,8 @@ class Soak:
             run(["ip", "netns", "del", namespace])
         if self.mounted:
             run(["umount", "-l", str(self.bpffs)])
+        if self.tmpfs_mounted:
+            run(["umount", "-l", str(self.state)])
         self.agent_log.close()
         if not self.args.keep:
             subprocess.run(["rm", "-rf", str(self.directory)])
@@ -242,7 +372,9 @@ class Soak:
             ["ip", "netns", "exec", self.node, a.agent, "--node-name", self.node,
              "--socket", self.socket, "--state-dir", str(self.state), "--bpf-fs", str(self.bpffs),
              "--bpf-objects", a.bpf_objects, "--log-level", "info", "--shutdown-grace", "2",
-             "--counter-sweep-interval", "3600"],
+             "--counter-sweep-interval", "3600"]
+            + ([] if a.legacy_agent else ["--delete-queue-interval", str(QUEUE_INTERVAL)])
+            + a.agent_arg,
             stdin=subprocess.DEVNULL, stdout=self.agent_log, stderr=self.agent_log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -264,6 +396,33 @@ class Soak:
             self.agent.kill()
             self.agent.wait()
         self.agent = None
+
+    def freeze(self):
+        if self.agent is not None and self.agent.poll() is None:
+            self.agent.send_signal(signal.SIGSTOP)
+            self.frozen = True
+
+    def thaw(self):
+        if self.frozen and self.agent is not None and self.agent.poll() is None:
+            self.agent.send_signal(signal.SIGCONT)
+        self.frozen = False
+
+    def fill_state(self):
+        """Fills the state tmpfs up to the last byte."""
+        # Unbuffered, so closing it has nothing left to write.
+        with open(self.state / "soak-filler", "ab", buffering=0) as filler:
+            for block in (b"\0" * 65536, b"\0"):
+                try:
+                    while filler.write(block):
+                        pass
+                except OSError:
+                    pass
+
+    def free_state(self):
+        try:
+            (self.state / "soak-filler").unlink()
+        except FileNotFoundError:
+            pass
 
     def restart_agent(self):
         self.stop_agent()
@@ -319,21 +478,25 @@ class Soak:
         command, env = self.driver_command(verb, pod)
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    def raw_add(self, pod, wrapper):
-        config = dict(self.plugin_object(), cniVersion="1.0.0", name=NETWORK)
-        environment = [f"CNI_COMMAND=ADD", f"CNI_CONTAINERID={self.cid(pod)}",
-                       f"CNI_NETNS=/var/run/netns/{pod}", "CNI_IFNAME=eth0",
-                       f"CNI_PATH={self.directory / 'bin'}:/usr/lib/cni"]
-        return run(["ip", "netns", "exec", self.node] + wrapper + ["env", "-i"] + environment
-                   + [self.args.junction], stdin=json.dumps(config))
+    def traced_add(self, pod, strace):
+        """ADD through libcni with the plugin (only) run under `strace`."""
+        flag = self.directory / "plugin-strace"
+        flag.write_text(" ".join(strace))
+        try:
+            return self.driver("add", pod)
+        finally:
+            flag.unlink()
 
     def delete(self, pod, attempts=3):
-        """DEL as a runtime does: retried (after the agent is back) until it succeeds."""
+        """DEL as a runtime does: retried (after the agent is back, and its state directory
+        has room) until it succeeds."""
         for attempt in range(attempts):
             result = self.driver("del", pod)
             if result.returncode == 0:
                 return True
             self.del_retries += 1
+            self.free_state()
+            self.thaw()
             if self.agent is None or self.agent.poll() is not None:
                 self.start_agent()
             time.sleep(0.1)
@@ -370,11 +533,31 @@ class Soak:
             address = self.address(process.returncode, out)
         elif fault == "plugin-kill-add":
             when = self.random.randint(1, max(1, self.sendmsg_calls))
-            result = self.raw_add(pod, [
+            result = self.traced_add(pod, [
                 self.args.strace, "-qq", "-o", "/dev/null", "-e", "trace=sendmsg",
                 "-e", f"inject=sendmsg:signal=SIGKILL:when={when}"])
             self.address(result.returncode, result.stdout)
             address = None  # killed: no result for the runtime
+        elif fault == "ipam-fail":
+            (self.directory / "ipam-fail").write_text(self.random.choice(["before", "after"]))
+            result = self.driver("add", pod)
+            (self.directory / "ipam-fail").unlink()
+            address = self.address(result.returncode, result.stdout)
+        elif fault == "statedir-full":
+            self.fill_state()
+            result = self.driver("add", pod)
+            address = self.address(result.returncode, result.stdout)
+            if self.random.random() < 0.5:
+                self.free_state()
+        elif fault == "agent-freeze-add":
+            process = self.driver_async("add", pod)
+            time.sleep(self.random.uniform(0, 0.08))
+            self.freeze()
+            out, _ = process.communicate()
+            address = self.address(process.returncode, out)
+            time.sleep(max(0, AGENT_TIMEOUT + 0.5 - 0.08))
+            if self.random.random() < 0.5:
+                self.thaw()
         else:
             result = self.driver("add", pod)
             address = self.address(result.returncode, result.stdout)
@@ -384,6 +567,7 @@ class Soak:
             ping = run(["ip", "netns", "exec", pod, "ping", "-c", "1", "-W", "1", self.p0_ip])
             if ping.returncode != 0:
                 self.ping_failures += 1
+            self.send_to_service(pod)
             flood = self.flood(address)
             time.sleep(0.02)
 
@@ -396,6 +580,16 @@ class Soak:
             self.stop_agent(kill=True)
             process.communicate()
             self.after_agent_went(pod, process.returncode)
+        elif fault == "agent-freeze-del":
+            process = self.driver_async("del", pod)
+            time.sleep(self.random.uniform(0, 0.05))
+            self.freeze()
+            process.communicate()
+            time.sleep(max(0, AGENT_TIMEOUT + 0.5 - 0.05))
+            self.thaw()
+            if process.returncode != 0:
+                self.del_retries += 1
+                self.delete(pod)
         elif fault == "agent-term-del":
             self.agent.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 1.5
@@ -408,6 +602,8 @@ class Soak:
             self.after_agent_went(pod, result.returncode)
         else:
             self.delete(pod)
+            self.thaw()
+            self.free_state()
             if fault == "del-repeated":
                 for _ in range(self.random.randint(1, 2)):
                     self.delete(pod)
@@ -466,12 +662,22 @@ class Soak:
                 names.append(parts[1].strip().split("@")[0])
         return [name for name in names if name != "lo"]
 
-    def check(self):
+    def check(self, final=False):
+        """Counts what leaked. Links, allocations, filters, pins and processes count at once;
+        what the agent removes when it applies a queued deletion (endpoints, state files,
+        conntrack, affinity and counter entries) counts when it is still there QUEUE_GRACE
+        seconds after it was first seen, or at the end: the running agent replays its queue
+        every QUEUE_INTERVAL."""
+        found = {kind: set() for kind in GRACED}
         links = self.node_links()
         for link in links:
-            if link.startswith("jnc") and link != self.p0_host:
+            if link not in (self.p0_host, self.bridge):
                 self.leaks["host-veths"].add(link)
         for link in links + ["lo"]:
+            qdiscs = run(["ip", "netns", "exec", self.node, "tc", "qdisc", "show", "dev",
+                          link]).stdout.decode()
+            if "clsact" in qdiscs and link != self.p0_host:
+                self.leaks["tc-qdiscs"].add(link)
             filters = []
             for hook in ("ingress", "egress"):
                 shown = run(["ip", "netns", "exec", self.node, "tc", "filter", "show", "dev", link,
@@ -495,41 +701,121 @@ class Soak:
         registered = set()
         for endpoint in endpoints:
             if endpoint["id"] != self.p0_id:
-                self.leaks["agent-endpoints-api"].add(endpoint["id"])
+                found["agent-endpoints-api"].add(endpoint["id"])
             registered.add(endpoint["spec"]["hostIfindex"])
         files = self.state / "endpoints"
         for name in (os.listdir(files) if files.exists() else []):
             if name != f"{self.p0_id}.json":
-                self.leaks["agent-state-files"].add(name)
-        queue = Path(self.socket).parent / "delete-queue"
-        for name in (os.listdir(queue) if queue.exists() else []):
-            self.leaks["delete-queue-records"].add(name)
+                found["agent-state-files"].add(name)
+        for name, age in self.queue_records():
+            if self.args.legacy_agent or age > QUEUE_GRACE:
+                self.leaks["delete-queue-records"].add(name)
+        for key in map_keys(str(self.bpffs / "jnc_ct4"), 16) or []:
+            for address in (key[0:4], key[4:8]):
+                if address[:2] == SUBNET_PREFIX and socket.inet_ntoa(address) != self.p0_ip:
+                    found["conntrack-entries"].add(key.hex())
+        for key in map_keys(str(self.bpffs / "jnc_lb4_aff"), 8) or []:
+            if key[:2] == SUBNET_PREFIX and socket.inet_ntoa(key[0:4]) != self.p0_ip:
+                found["affinity-entries"].add(key.hex())
         keys = map_keys_u32(str(self.bpffs / "jnc_ep_counters")) or []
         for key in keys:
             if key not in registered:
-                self.leaks["counter-keys"].add(key)
+                found["counter-keys"].add(key)
         for pin in set(self.pins()) ^ set(self.expected_pins):
             self.leaks["pins"].add(pin)
         for pid in self.stray_agents():
             self.leaks["agent-processes"].add(pid)
+        now = time.monotonic()
+        for kind, items in found.items():
+            for item in items:
+                first = self.suspects.setdefault((kind, item), now)
+                if final or self.args.legacy_agent or now - first >= QUEUE_GRACE:
+                    self.leaks[kind].add(item)
+        for key in [key for key in self.suspects if key[1] not in found[key[0]]]:
+            del self.suspects[key]
+
+    def queue_records(self):
+        """(name, seconds since it was written) of every deletion-queue record."""
+        queue = Path(self.socket).parent / "delete-queue"
+        found = []
+        for name in (os.listdir(queue) if queue.exists() else []):
+            try:
+                found.append((name, time.time() - (queue / name).stat().st_mtime))
+            except FileNotFoundError:
+                pass
+        return found
 
     # ---- the run -------------------------------------------------------------------------
 
     def soak(self):
         started = time.monotonic()
         for number in range(1, self.args.cycles + 1):
-            fault = self.random.choice(FAULTS)
+            fault = self.random.choice(self.args.faults or FAULTS)
             self.cycle(fault)
             self.check()
+            self.cycles_done = number
             if self.args.verbose:
                 found = sum(len(items) for items in self.leaks.values())
                 print(f"cycle {number}: {fault}, leaks so far {found}", file=sys.stderr)
+            if self.args.checkpoint and number % 25 == 0:
+                # A long run stopped early still leaves its figures so far.
+                Path(self.args.checkpoint).write_text(json.dumps(
+                    self.report(time.monotonic() - started), indent=2) + "\n")
+        # GC with P0 alone valid: nothing else may be there for it to find, and P0 stays.
+        if self.args.gc:
+            self.gc()
         # The end: P0 goes too, and nothing of it may stay either.
         self.delete(self.p0)
         self.remove_pod(self.p0)
         self.p0_host, self.p0_id, self.p0_ip = "", "", ""
-        self.check()
+        # The last records get their grace before the final count.
+        deadline = time.monotonic() + QUEUE_GRACE + 1
+        while self.queue_records() and time.monotonic() < deadline and not self.args.legacy_agent:
+            time.sleep(0.1)
+        time.sleep(2 * QUEUE_INTERVAL)
+        self.check(final=True)
         return time.monotonic() - started
+
+    def gc(self):
+        """CNI 1.1 GC through the driver (the conflist rewritten at 1.1.0 for it), with P0
+        alone valid and one orphan attachment (a pod whose DEL the runtime lost): GC must
+        deregister the orphan and take its programs off its host veth (native: remove the
+        veth), and leave P0 alone. The orphan is then DELed as the runtime would, for its
+        address (host-local 1.0 has no GC), and the usual checks follow."""
+        orphan = self.new_pod()
+        result = self.driver("add", orphan)
+        if result.returncode != 0:
+            self.gc_failures.append(f"orphan ADD: {result.stdout.decode().strip()}")
+            self.remove_pod(orphan)
+            return
+        host = [i["name"] for i in json.loads(result.stdout)["interfaces"]
+                if not i.get("sandbox") and i["name"] != self.bridge][0]
+        conf = self.directory / "conf" / "10-pods.conflist"
+        original = conf.read_text()
+        # Debian's bridge (CNI 1.0.0) knows no GC and fails it: in chained mode only
+        # junction's GC runs.
+        conf.write_text(json.dumps({"cniVersion": "1.1.0", "name": NETWORK,
+                                    "plugins": [self.plugin_object()]}))
+        try:
+            command, env = self.driver_command("gc", self.p0)
+            env["CNI_VALID_ATTACHMENTS"] = json.dumps(
+                [{"containerID": self.cid(self.p0), "ifname": "eth0"}])
+            result = run(command, env=env)
+            if result.returncode != 0:
+                self.gc_failures.append((result.stdout + result.stderr).decode().strip())
+        finally:
+            conf.write_text(original)
+        status, body = api(self.socket, "GET", "/v1/endpoints")
+        if status != 200 or [e["id"] for e in json.loads(body)] != [self.p0_id]:
+            self.gc_failures.append(f"after GC: {status} {body[:300]}")
+        if host in self.node_links():
+            filters = run(["ip", "netns", "exec", self.node, "tc", "filter", "show", "dev", host,
+                           "ingress"]).stdout.decode()
+            if not self.chained or "from_endpoint" in filters:
+                self.gc_failures.append(f"after GC the orphan's {host} is still attached")
+        self.gc_orphans += 1
+        self.delete(orphan)
+        self.remove_pod(orphan)
 
     def plugin_log_counts(self):
         """What the plugin's log says it did about the faults (its own words)."""
@@ -546,7 +832,10 @@ class Soak:
     def report(self, seconds):
         return {
             "pluginLog": self.plugin_log_counts(),
+            "mode": self.args.mode, "cyclesDone": self.cycles_done,
             "cycles": self.args.cycles, "seed": self.args.seed, "seconds": round(seconds, 1),
+            "serviceDatagramsSent": self.ct_entries_made, "gcFailures": self.gc_failures,
+            "gcOrphansCollected": self.gc_orphans,
             "faults": self.faults, "agentRestarts": self.agent_restarts,
             "sendmsgCallsPerAdd": self.sendmsg_calls,
             "addFailuresByCode": self.add_failures, "delRetries": self.del_retries,
@@ -561,11 +850,15 @@ class Soak:
 def markdown(report):
     machine = platform.uname()
     lines = [
-        "# Fault-injection soak (native mode, issue 18)", "",
+        f"# Fault-injection soak ({report['mode']} mode, issues 18 and 16)", "",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- machine: {machine.node}, Linux {machine.release}, {machine.machine}, "
         f"{os.cpu_count()} CPUs (shared)",
-        f"- command: `bench/soak.py --cycles {report['cycles']} --seed {report['seed']}`",
+        f"- command: `bench/soak.py --mode {report['mode']} --cycles {report['cycles']} "
+        f"--seed {report['seed']}`",
+        f"- pods that sent a datagram to the affinity service (conntrack and affinity entries "
+        f"made): {report['serviceDatagramsSent']}; GC: orphans collected "
+        f"{report.get('gcOrphansCollected', 0)}, failures: {report['gcFailures'] or 'none'}",
         f"- cycles: {report['cycles']} in {report['seconds']} s; agent restarts: "
         f"{report['agentRestarts']}; DEL retries: {report['delRetries']}; "
         f"DELs that never succeeded: {len(report['delFailures'])}; "
@@ -587,8 +880,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, default=500)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--mode", choices=["native", "chained"], default="native")
+    parser.add_argument("--no-gc", dest="gc", action="store_false",
+                        help="skip the GC at the end")
+    parser.add_argument("--legacy-agent", action="store_true",
+                        help="an agent from before issue 16 (no --delete-queue-interval; "
+                        "every queue record left counts)")
+    parser.add_argument("--agent-arg", action="append", default=[],
+                        help="one more argument for junction-agent (repeatable)")
     parser.add_argument("--json", help="write the report as JSON here (else stdout)")
     parser.add_argument("--markdown", help="write the report as Markdown here")
+    parser.add_argument("--faults", type=lambda text: text.split(","), default=None,
+                        help="only these faults (comma-separated; default: all)")
+    parser.add_argument("--checkpoint", help="write the report so far here every 25 cycles")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--junction", default=str(REPO / ".build/debug/junction"))
@@ -597,6 +901,9 @@ def main():
     parser.add_argument("--bpf-objects", default=str(REPO / ".build/bpf"))
     parser.add_argument("--strace", default="/usr/bin/strace")
     args = parser.parse_args()
+    unknown = set(args.faults or []) - set(FAULTS)
+    if unknown:
+        parser.error(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 31)
     if os.getuid() != 0:
@@ -608,6 +915,7 @@ def main():
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
 
+    print(f"soak: mode {args.mode}, {args.cycles} cycles, seed {args.seed}", file=sys.stderr)
     soak = Soak(args)
     try:
         soak.setup()
@@ -623,7 +931,7 @@ def main():
     if args.markdown:
         Path(args.markdown).write_text(markdown(report))
     leaked = sum(report["leaks"].values())
-    return 1 if leaked or report["delFailures"] else 0
+    return 1 if leaked or report["delFailures"] or report["gcFailures"] else 0
 
 
 if __name__ == "__main__":

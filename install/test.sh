@@ -31,10 +31,15 @@ status=${PIPESTATUS[0]}
 # demo, on those installed binaries. Each counts as one test in the closing line.
 bash install/demo.sh
 demo=$?
+# Each fuzz harness 30 s (issue 16; ~2 min for its own small -sanitize=fuzzer build and
+# ~2 min of fuzzing, well inside the suite's budget); a crash fails this check.
+bash fuzz/run.sh --seconds 30
+fuzz=$?
 set -e
 
 # One plain closing line, "tests: N passed, N failed, N skipped", counted per test; a crash
 # of the test process names the test and counts as a failure (install/test-summary.sh).
-install/test-summary.sh "$log" "$status" "release-install+demo=$demo"
+install/test-summary.sh "$log" "$status" "release-install+demo=$demo" "fuzz=$fuzz"
 if ((status == 0 && demo != 0)); then status=$demo; fi
+if ((status == 0 && fuzz != 0)); then status=$fuzz; fi
 exit "$status"

@@ -9,7 +9,10 @@ import FoundationEssentials
 ///
 /// DEL must succeed even then, so the plugin writes one small JSON file per endpoint into
 /// `<dirname(socket)>/delete-queue/<id>.json`; the agent replays the queue at start
-/// (deregisters those endpoints) and removes the files. Both sides use this type, so the
+/// (deregisters those endpoints) and removes the files. It also replays it every
+/// `replayInterval` seconds while it runs: an agent that was frozen (SIGSTOP, a stalled
+/// disk) past the plugin's timeout never restarts, and its queued deletions would wait
+/// for a restart that may not come (issue 16's soak found them left). Both sides use this type, so the
 /// path and the format cannot drift apart.
 ///
 /// Agents whose sockets share a directory share the queue directory: each record names the
@@ -22,6 +25,39 @@ public enum DeleteQueue {
   public static let maximumRecords = 4096
   /// A record file is tiny; anything bigger is not one.
   public static let maximumRecordSize = 4096
+  /// Seconds between replays while the agent runs: one directory listing, almost always
+  /// of an empty directory. (`--delete-queue-interval`, hidden, for tests.)
+  public static let replayInterval: Double = 5
+
+  /// What a replay does with one record of its socket.
+  public enum ReplayAction: Equatable, Sendable {
+    /// Deregister the endpoint, then remove the record.
+    case deregister
+    /// Only remove the record: nothing is registered under the id, or what is was
+    /// registered after the deletion was queued and its host interface still runs the
+    /// endpoint programs.
+    case dropRecord
+  }
+
+  /// The action for `record`, given the endpoint registered under its id now (its
+  /// `createdAt` and whether its host interface exists and runs the endpoint programs),
+  /// or nil.
+  ///
+  /// A registration newer than the record is a later ADD of the same container and
+  /// interface (CNI allows ADD again after DEL), which the old deletion must not undo (an
+  /// ADD attaches the programs before it registers), unless its host interface is gone or
+  /// runs no endpoint programs: then it is a registration the agent got to late, after the
+  /// ADD that sent it had given up and rolled back (an agent frozen past the plugin's
+  /// timeout answers its backlog when it thaws; in chained mode the interface is bridge's
+  /// and outlives the rollback, only the programs go). Timestamps are RFC 3339 of one
+  /// fixed width (`Timestamp`), so they compare as strings.
+  public static func action(
+    for record: Record, registeredAt createdAt: String?, hostInterfaceAttached: Bool
+  ) -> ReplayAction {
+    guard let createdAt else { return .dropRecord }
+    if createdAt <= record.queuedAt || !hostInterfaceAttached { return .deregister }
+    return .dropRecord
+  }
 
   public struct Record: Codable, Equatable, Sendable {
     public var id: String

@@ -13,13 +13,14 @@ public enum HealthSummary {
 
   /// - Parameters:
   ///   - stateProblem: the last state-write failure, nil when writes work.
+  ///   - datapathProblem: why a loaded datapath cannot serve new pods (its pins gone), or nil.
   public static func make(
     nodeName: String, datapathLoaded: Bool, endpoints: Int, stateProblem: String?,
-    shuttingDown: Bool, version: String = AgentVersion.current
+    shuttingDown: Bool, datapathProblem: String? = nil, version: String = AgentVersion.current
   ) -> Health {
     let components: [String: String] = [
       "api": shuttingDown ? Self.shuttingDown : ok,
-      "datapath": datapathLoaded ? ok : "not loaded",
+      "datapath": datapathLoaded ? datapathProblem.map { "error: \($0)" } ?? ok : "not loaded",
       "state": stateProblem.map { "error: \($0)" } ?? ok,
     ]
     let status =

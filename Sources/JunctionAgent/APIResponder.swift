@@ -7,6 +7,10 @@ import Hummingbird
 import Logging
 import ServiceCore
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// The HTTP API under /v1 (docs/openapi.yaml). Routing is `APIRoute.resolve` (AgentCore);
 /// this type turns routes into registry calls and JSON responses. Every non-2xx answer has
 /// an `APIErrorBody`; a request that fails validation changes nothing.
@@ -314,7 +318,8 @@ struct APIResponder: HTTPResponder {
   private func health() async -> Health {
     var health = HealthSummary.make(
       nodeName: config.nodeName, datapathLoaded: datapath.isLoaded, endpoints: await registry.count,
-      stateProblem: await registry.stateProblem, shuttingDown: shutdown.isSet)
+      stateProblem: await registry.stateProblem, shuttingDown: shutdown.isSet,
+      datapathProblem: pinsProblem())
     if let cluster {
       let status = await cluster.status()
       health.cluster = status
@@ -327,6 +332,20 @@ struct APIResponder: HTTPResponder {
   }
 
   static let shuttingDown = "the agent is shutting down"
+
+  /// The plugin attaches every new pod's programs from their pins: when the bpffs under
+  /// them was unmounted or cleared, pods already running keep their programs (tc holds
+  /// them) but every ADD fails. Said here, so STATUS and the health check report it
+  /// (issue 16: the bpffs vanishing under a running agent).
+  private func pinsProblem() -> String? {
+    guard datapath.isLoaded else { return nil }
+    let pins: [String] = [datapath.fromEndpointPin, datapath.toEndpointPin]
+    let missing = pins.filter { access($0, F_OK) != 0 }
+    if missing.isEmpty { return nil }
+    return "the pinned programs \(missing.joined(separator: ", ")) are missing (the bpffs "
+      + "\(config.bpfFS) was unmounted or cleared): new pods cannot be attached; mount it "
+      + "again and restart the agent, which pins them anew (running pods keep working)"
+  }
 
   private func failure(_ failure: EndpointRegistry.Failure, doing what: String) -> Response {
     switch failure {

@@ -204,6 +204,10 @@ struct AgentCommand: AsyncParsableCommand {
   @Option(help: .hidden)
   var counterSweepInterval: Double = CounterSweep.interval
 
+  /// Test hook: seconds between replays of the deletion queue while running (DeleteQueue).
+  @Option(help: .hidden)
+  var deleteQueueInterval: Double = DeleteQueue.replayInterval
+
   func run() async throws {
     do {
       let settings = try resolveSettings()
@@ -218,7 +222,8 @@ struct AgentCommand: AsyncParsableCommand {
         cluster: try ClusterFollower.config(
           settings: settings, environment: Self.environment()),
         shutdownGrace: max(0, shutdownGrace),
-        counterSweepInterval: max(0.1, counterSweepInterval), metricsAddress: metricsAddress)
+        counterSweepInterval: max(0.1, counterSweepInterval),
+        deleteQueueInterval: max(0.1, deleteQueueInterval), metricsAddress: metricsAddress)
       try await runtime.serve()
     } catch let failure as StartFailure {
       Self.printFailure(failure.reason)

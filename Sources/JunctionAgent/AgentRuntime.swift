@@ -21,6 +21,8 @@ struct AgentRuntime {
   let shutdownGrace: Double
   /// Seconds between sweeps of counter entries of no endpoint.
   let counterSweepInterval: Double
+  /// Seconds between replays of the deletion queue while running.
+  let deleteQueueInterval: Double
   let logger: Logger
   let datapath: any Datapath
   let registry: EndpointRegistry
@@ -41,6 +43,7 @@ struct AgentRuntime {
   static func start(
     settings: AgentSettings, cluster: ClusterConfig?, shutdownGrace: Double,
     counterSweepInterval: Double = CounterSweep.interval,
+    deleteQueueInterval: Double = DeleteQueue.replayInterval,
     metricsAddress: MetricsAddress? = nil
   ) throws(StartFailure) -> AgentRuntime {
     let level = Logger.Level(rawValue: settings.logLevel) ?? .info
@@ -188,7 +191,8 @@ struct AgentRuntime {
     }
     return AgentRuntime(
       settings: settings, shutdownGrace: shutdownGrace,
-      counterSweepInterval: counterSweepInterval, logger: logger, datapath: datapath,
+      counterSweepInterval: counterSweepInterval, deleteQueueInterval: deleteQueueInterval,
+      logger: logger, datapath: datapath,
       registry: registry, services: services, shutdown: shutdown, stateLock: lock,
       socketLB: socketLB, cluster: follower, flows: flows, flowConsumer: flowConsumer,
       metricsAddress: metricsAddress)
@@ -274,6 +278,11 @@ struct AgentRuntime {
           .init(
             service: CounterSweeper(registry: registry, interval: counterSweepInterval),
             serviceName: "counter-sweep"),
+          .init(
+            service: Periodic(interval: deleteQueueInterval) {
+              await registry.replayDeleteQueue()
+            },
+            serviceName: "delete-queue-replay"),
           .init(service: app, serviceName: "api"),
         ] + metricsServices + [
           .init(service: gate, serviceName: "shutdown-gate")
@@ -303,6 +312,27 @@ struct AgentRuntime {
       return "socket \(socket) is in use by another agent"
     }
     return "serving on \(socket): \(text)"
+  }
+}
+
+/// Runs `work` every `interval` seconds until shutdown begins (the deletion queue's replay
+/// while the agent runs; the start-up replay is `serve`'s).
+struct Periodic: Service {
+  let interval: Double
+  let work: @Sendable () async -> Void
+
+  func run() async throws {
+    while !Task.isShuttingDownGracefully {
+      do {
+        try await cancelOnGracefulShutdown {
+          try await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+        }
+      } catch {
+        return  // shutting down (or cancelled)
+      }
+      if Task.isShuttingDownGracefully || Task.isCancelled { return }
+      await work()
+    }
   }
 }
 

@@ -236,6 +236,23 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
     _ = try? counterMap.delete(key)
   }
 
+  func forgetFlows(ips: [String]) -> Int {
+    let addresses = FlowPurge.addresses(ofCIDRs: ips)
+    if addresses.isEmpty { return 0 }
+    var removed = 0
+    // A key deleted while walking can make the walk restart and show a key twice: a
+    // second delete of it finds nothing and counts nothing.
+    for key in (try? reader.conntrack.keys(as: junction_ct4_key.self)) ?? []
+    where FlowPurge.isEndpoints(saddr: key.saddr, daddr: key.daddr, addresses: addresses) {
+      if (try? reader.conntrack.delete(key)) == true { removed += 1 }
+    }
+    for key in (try? reader.affinity.keys(as: junction_lb4_affinity_key.self)) ?? []
+    where addresses.contains(key.client) {
+      if (try? reader.affinity.delete(key)) == true { removed += 1 }
+    }
+    return removed
+  }
+
   func counterKeys() throws -> [Int] {
     try counterMap.keys(as: junction_endpoint_key.self).map { Int($0.ifindex) }
   }

@@ -23,6 +23,10 @@ protocol Datapath: Sendable {
   func reattach(hostIfindex: Int) throws
   /// Drops per-endpoint datapath state (counters) of a deregistered endpoint.
   func forget(hostIfindex: Int)
+  /// Deletes the conntrack and affinity entries of a deregistered endpoint's addresses
+  /// (`FlowPurge`), best effort; returns how many went.
+  @discardableResult
+  func forgetFlows(ips: [String]) -> Int
   /// The host ifindexes the counter map holds entries for (registered or not).
   func counterKeys() throws -> [Int]
   /// Writes the service maps for `diff`, in its order (no frontend resolves to nothing).
@@ -53,6 +57,7 @@ struct UnloadedDatapath: Datapath {
   func isAttached(hostIfindex: Int) -> Bool { false }
   func reattach(hostIfindex: Int) throws {}
   func forget(hostIfindex: Int) {}
+  func forgetFlows(ips: [String]) -> Int { 0 }
   func counterKeys() throws -> [Int] { [] }
   func programServices(_ diff: DesiredStateDiff) throws {}
   func dumpLoadBalancer() throws -> LBMapDump { .empty }

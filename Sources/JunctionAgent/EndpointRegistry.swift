@@ -62,6 +62,8 @@ actor EndpointRegistry {
         if previous.spec.hostIfindex != endpoint.spec.hostIfindex {
           datapath.forget(hostIfindex: previous.spec.hostIfindex)
         }
+        let dropped = previous.spec.ips.filter { !endpoint.spec.ips.contains($0) }
+        if !dropped.isEmpty { datapath.forgetFlows(ips: dropped) }
         logger.info(
           previous.spec == endpoint.spec ? "endpoint re-registered unchanged" : "endpoint replaced",
           metadata: metadata(endpoint))
@@ -78,9 +80,10 @@ actor EndpointRegistry {
   func delete(_ id: String) throws(Failure) -> Bool {
     if shutdown.isSet { throw .shuttingDown }
     do {
+      if let existing = table[id] { forgetFlows(of: existing.spec) }
       guard let removed = try table.delete(id: id, store: store) else { return false }
       stateProblem = nil
-      datapath.forget(hostIfindex: removed.spec.hostIfindex)
+      forgetDatapathState(of: removed.spec)
       logger.info("endpoint deregistered", metadata: metadata(removed))
       return true
     } catch {
@@ -88,6 +91,29 @@ actor EndpointRegistry {
       logger.error("cannot remove endpoint state", metadata: ["id": "\(id)", "error": "\(error)"])
       throw .persist(error)
     }
+  }
+
+  /// The conntrack and affinity entries of an endpoint's addresses, which a later pod given
+  /// the same address would inherit. Dropped *before* its removal is persisted, on every
+  /// path (DEL, the deletion queue, reconcile): an agent killed in between still has the
+  /// endpoint at its next start, and the retried DEL or replay drops them again (the soak
+  /// found 2 + 2 entries left by agents SIGKILLed between the two in 1,000 chained cycles);
+  /// its pod sends nothing by then (DEL removed or detached its interface first).
+  private func forgetFlows(of spec: EndpointSpec) {
+    let flows = datapath.forgetFlows(ips: spec.ips)
+    if flows > 0 {
+      logger.debug(
+        "removed the conntrack and affinity entries of an endpoint being deregistered",
+        metadata: ["id": "\(spec.id)", "entries": "\(flows)"])
+    }
+  }
+
+  /// What else the datapath keeps per endpoint, dropped once it is deregistered: its
+  /// counters (an entry a kill leaves behind goes at the start-up sweep), and the flows
+  /// again (a packet that raced the removal).
+  private func forgetDatapathState(of spec: EndpointSpec) {
+    datapath.forget(hostIfindex: spec.hostIfindex)
+    forgetFlows(of: spec)
   }
 
   /// With the datapath's counters and attach state when it is loaded.
@@ -110,8 +136,10 @@ actor EndpointRegistry {
 
   // MARK: - Start-up
 
-  /// Deregisters the endpoints the CNI plugin queued while the agent was down, and removes
-  /// the queue files. A record that cannot be applied stays for the next start.
+  /// Deregisters the endpoints the CNI plugin queued while the agent was down (or did not
+  /// answer), and removes the queue files (`DeleteQueue.action` decides per record). A
+  /// record that cannot be applied stays for the next replay. At start and every
+  /// `DeleteQueue.replayInterval` seconds.
   func replayDeleteQueue() {
     let entries: [DeleteQueue.Entry]
     do {
@@ -135,13 +163,31 @@ actor EndpointRegistry {
           continue
         }
         do {
-          if let removed = try table.delete(id: record.id, store: store) {
-            datapath.forget(hostIfindex: removed.spec.hostIfindex)
-            logger.info(
-              "endpoint deregistered from the deletion queue",
-              metadata: ["id": "\(record.id)", "queued_at": "\(record.queuedAt)"])
-          } else {
-            logger.debug("queued deletion of an unknown endpoint", metadata: ["id": "\(record.id)"])
+          let registered = table[record.id]
+          switch DeleteQueue.action(
+            for: record, registeredAt: registered?.createdAt,
+            hostInterfaceAttached: registered.map { hostInterfaceAttached($0.spec) } ?? false)
+          {
+          case .deregister:
+            if let registered { forgetFlows(of: registered.spec) }
+            if let removed = try table.delete(id: record.id, store: store) {
+              forgetDatapathState(of: removed.spec)
+              logger.info(
+                "endpoint deregistered from the deletion queue",
+                metadata: ["id": "\(record.id)", "queued_at": "\(record.queuedAt)"])
+            }
+          case .dropRecord:
+            if let registered {
+              logger.info(
+                "queued deletion is older than the endpoint's registration; endpoint kept",
+                metadata: [
+                  "id": "\(record.id)", "queued_at": "\(record.queuedAt)",
+                  "registered_at": "\(registered.createdAt)",
+                ])
+            } else {
+              logger.debug(
+                "queued deletion of an unknown endpoint", metadata: ["id": "\(record.id)"])
+            }
           }
           try AtomicFile.remove(entry.path)
         } catch {
@@ -151,6 +197,20 @@ actor EndpointRegistry {
         }
       }
     }
+  }
+
+  /// Whether the endpoint's host interface exists with the ifindex it was registered with
+  /// and (with a datapath loaded) runs both endpoint programs; true when that cannot be
+  /// told (so a doubt keeps the endpoint).
+  private func hostInterfaceAttached(_ spec: EndpointSpec) -> Bool {
+    do {
+      guard let info = try RouteSocket().link(named: spec.hostInterface),
+        Int(info.index) == spec.hostIfindex
+      else { return false }
+    } catch {
+      return true
+    }
+    return !datapath.isLoaded || datapath.isAttached(hostIfindex: spec.hostIfindex)
   }
 
   /// Checks every endpoint against the kernel: gone netns or host interface → removed;
@@ -189,8 +249,9 @@ actor EndpointRegistry {
       switch ReconcileDecision.decide(spec: spec, namespace: namespace, link: link) {
       case .remove(let reason):
         do {
+          forgetFlows(of: spec)
           _ = try table.delete(id: endpoint.id, store: store)
-          datapath.forget(hostIfindex: spec.hostIfindex)
+          forgetDatapathState(of: spec)
           removed += 1
           logger.info(
             "stale endpoint removed", metadata: ["id": "\(endpoint.id)", "reason": "\(reason)"])

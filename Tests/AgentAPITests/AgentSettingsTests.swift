@@ -131,6 +131,15 @@ final class AgentSettingsTests: XCTestCase {
     XCTAssertEqual(stopping.status, "shutting-down")
   }
 
+  func testHealthSummaryReportsMissingPins() {
+    let pinsGone = HealthSummary.make(
+      nodeName: "n", datapathLoaded: true, endpoints: 1, stateProblem: nil, shuttingDown: false,
+      datapathProblem: "the pinned programs are missing")
+    XCTAssertEqual(pinsGone.status, "degraded")
+    XCTAssertEqual(pinsGone.components["datapath"], "error: the pinned programs are missing")
+    XCTAssertTrue(pinsGone.datapathLoaded)
+  }
+
   func testReconcileDecisions() {
     let spec = sampleSpec()
     XCTAssertEqual(

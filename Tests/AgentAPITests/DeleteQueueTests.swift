@@ -97,4 +97,47 @@ final class DeleteQueueTests: XCTestCase {
       Timestamp.format(seconds: 1_700_000_000, milliseconds: 7), "2023-11-14T22:13:20.007Z")
     XCTAssertEqual(Timestamp.now().count, 24)
   }
+
+  // MARK: - Replay decisions (issue 16)
+
+  private func record(queuedAt: String) -> DeleteQueue.Record {
+    DeleteQueue.Record(containerID: "c1", ifname: "eth0", queuedAt: queuedAt)
+  }
+
+  func testADeletionQueuedAfterTheRegistrationDeregisters() {
+    XCTAssertEqual(
+      DeleteQueue.action(
+        for: record(queuedAt: "2026-12-06T08:00:01.000Z"),
+        registeredAt: "2026-12-06T08:00:00.500Z", hostInterfaceAttached: true),
+      .deregister)
+  }
+
+  func testALaterRegistrationOfTheSameAttachmentIsKept() {
+    // ADD, DEL (queued: the agent did not answer), then ADD again with the same container
+    // and interface: the old deletion must not undo the new attachment.
+    XCTAssertEqual(
+      DeleteQueue.action(
+        for: record(queuedAt: "2026-12-06T08:00:01.000Z"),
+        registeredAt: "2026-12-06T08:00:02.000Z", hostInterfaceAttached: true),
+      .dropRecord)
+  }
+
+  func testALateRegistrationWhoseInterfaceIsGoneOrDetachedDeregisters() {
+    // A frozen agent answers its backlog when it thaws: the PUT of an ADD that gave up
+    // (and removed the interface, or in chained mode detached the programs from bridge's)
+    // lands after the DEL that queued its deletion.
+    XCTAssertEqual(
+      DeleteQueue.action(
+        for: record(queuedAt: "2026-12-06T08:00:01.000Z"),
+        registeredAt: "2026-12-06T08:00:02.000Z", hostInterfaceAttached: false),
+      .deregister)
+  }
+
+  func testNothingRegisteredOnlyDropsTheRecord() {
+    XCTAssertEqual(
+      DeleteQueue.action(
+        for: record(queuedAt: "2026-12-06T08:00:01.000Z"), registeredAt: nil,
+        hostInterfaceAttached: false),
+      .dropRecord)
+  }
 }

@@ -427,10 +427,15 @@ final class AgentTests: XCTestCase {
     let queue = URL(fileURLWithPath: agent.socketPath).deletingLastPathComponent()
       .appendingPathComponent("delete-queue")
     try FileManager.default.createDirectory(at: queue, withIntermediateDirectories: true)
+    // Queued now, after the registrations: a record older than its endpoint's registration
+    // is a later ADD's, which the agent keeps (DeleteQueue.action).
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    let now = formatter.string(from: Date())
     func record(_ spec: [String: Any], socket: String? = nil) -> Data {
       var object: [String: Any] = [
         "id": Self.id(spec), "containerID": spec["containerID"]!, "ifname": spec["ifname"]!,
-        "queuedAt": "2025-01-01T00:00:00.000Z",
+        "queuedAt": now,
       ]
       if let socket { object["socket"] = socket }
       return Self.json(object)

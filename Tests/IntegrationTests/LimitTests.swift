@@ -1,0 +1,61 @@
+import Foundation
+import XCTest
+
+/// Behaviour at the limits (issue 16, part 4), each through bench/limits.py against a real
+/// agent in its own node namespace; the script checks the promised behaviour and exits 1
+/// otherwise, and removes everything it made. bench/results/reliability.md has the figures.
+final class LimitTests: XCTestCase {
+  /// 100 ADDs at once through libcni all succeed (100 endpoints, distinct addresses, both
+  /// programs attached), then 100 DELs at once leave no link, allocation or endpoint.
+  func testHundredConcurrentAddsAllSucceedAndLeaveNothing() throws {
+    let report = try limit("concurrent-adds", "--count", "100")
+    XCTAssertEqual(report["registered"] as? Int, 100, "\(report)")
+  }
+
+  /// 1,000 API requests at once: every one answered 200, the agent stays up, and its peak
+  /// resident memory grows by less than 64 MB.
+  func testThousandConcurrentAPIRequestsAreAllAnsweredWithBoundedMemory() throws {
+    let report = try limit("concurrent-api", "--count", "1000", "--memory-bound-mb", "64")
+    XCTAssertEqual(report["statuses"] as? [String: Int], ["200": 1000], "\(report)")
+  }
+
+  /// A 100 MB apply is refused with 413 (read while it is sent, as curl does), nothing
+  /// changes, the agent stays up with bounded memory.
+  func testHundredMegabyteApplyIsRefusedWithNothingChanged() throws {
+    let report = try limit("big-apply", "--megabytes", "100", "--memory-bound-mb", "64")
+    XCTAssertEqual(report["status"] as? Int, 413, "\(report)")
+    XCTAssertEqual(report["servicesUnchanged"] as? Bool, true, "\(report)")
+  }
+
+  /// The agent's bpffs unmounted under it: ADD fails naming the missing pins, /v1/healthz is
+  /// degraded and says why, DEL and the running pod keep working; remounting and restarting
+  /// the agent recovers (ADD works, the old pod's programs attached).
+  func testBPFFilesystemVanishingIsReportedAndRecoverable() throws {
+    let report = try limit("bpffs-gone")
+    XCTAssertEqual(report["healthSaysPinsMissing"] as? Bool, true, "\(report)")
+    XCTAssertEqual(report["oldPodReattached"] as? Bool, true, "\(report)")
+  }
+
+  /// Runs one limit; fails unless the script judged the behaviour the promised one.
+  private func limit(_ name: String, _ arguments: String...) throws -> [String: Any] {
+    try TestNode.requirePrerequisites()
+    try TestAgent.requirePrerequisites()
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/strace") else {
+      throw TestNode.missing("strace is missing (install/deps.sh test installs it)")
+    }
+    let report = URL(fileURLWithPath: NSTemporaryDirectory())
+      .appendingPathComponent("junction-limit-\(name)-\(getpid()).json")
+    defer { try? FileManager.default.removeItem(at: report) }
+    let result = try Shell.run(
+      [
+        "python3", Artifacts.repoRoot.appendingPathComponent("bench/limits.py").path, name,
+        "--json", report.path, "--junction", Artifacts.junction, "--agent", TestAgent.binary,
+        "--driver", Artifacts.driver, "--bpf-objects", TestAgent.bpfObjects,
+      ] + arguments, timeout: 300)
+    let json = try? JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any]
+    let parsed = try XCTUnwrap(json, "no report: \(result.stdout) \(result.stderr)")
+    XCTAssertEqual(result.status, 0, "\(parsed)")
+    XCTAssertEqual(parsed["ok"] as? Bool, true, "\(parsed)")
+    return parsed
+  }
+}
