@@ -43,6 +43,15 @@ public struct EnvoyValidator: Sendable {
       }
       return String(text)
     }.filter { !$0.isEmpty && !$0.hasPrefix("exiting") && !$0.hasPrefix("Previous") }
+    // "Unable to parse JSON as proto (INVALID_ARGUMENT: ...): {the whole bootstrap}": the
+    // reason without the document.
+    if let line = lines.first(where: { $0.contains("Unable to parse JSON as proto") }),
+      let start = line.range(of: "Unable to parse JSON as proto")
+    {
+      let reason = line[start.lowerBound...]
+      if let end = reason.range(of: "): {") { return String(reason[..<end.lowerBound]) + ")" }
+      return String(reason)
+    }
     if let line = lines.first(where: { $0.contains("error initializing config") }) {
       if let range = line.range(of: "': ") { return String(line[range.upperBound...]) }
       return line

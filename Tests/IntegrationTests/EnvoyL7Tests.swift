@@ -18,7 +18,7 @@ final class EnvoyL7Tests: XCTestCase {
   var redirects = RedirectLog()
   // Per-process port ranges so parallel runs cannot collide.
   lazy var proxyBase = UInt16(20000 + Int(getpid() % 100) * 100)
-  lazy var backendBase = UInt16(31000 + Int(getpid() % 300) * 20)
+  lazy var backendBase = UInt16(31000 + Int(getpid() % 300) * 32)
 
   final class RedirectLog: @unchecked Sendable {
     let lock = NSLock()
@@ -54,8 +54,8 @@ final class EnvoyL7Tests: XCTestCase {
 
   // MARK: helpers
 
-  /// A backend answering every request with `status` and "<name> <path>".
-  func startBackend(_ name: String, port: UInt16, status: Int = 200) throws {
+  /// A backend answering every request with `status` and "<name> <path>", on each of `ports`.
+  func startBackend(_ name: String, port: UInt16, status: Int = 200, alsoOn more: [UInt16] = []) throws {
     let script = """
       import http.server, sys
       class H(http.server.BaseHTTPRequestHandler):
@@ -68,11 +68,15 @@ final class EnvoyL7Tests: XCTestCase {
               self.wfile.write(body)
           def log_message(self, *args):
               pass
-      http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), H).serve_forever()
+      import threading
+      servers = [http.server.ThreadingHTTPServer(("127.0.0.1", int(p)), H) for p in sys.argv[2].split(",")]
+      for s in servers[1:]:
+          threading.Thread(target=s.serve_forever, daemon=True).start()
+      servers[0].serve_forever()
       """
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-    process.arguments = ["-c", script, name, String(port), String(status)]
+    process.arguments = ["-c", script, name, ([port] + more).map(String.init).joined(separator: ","), String(status)]
     try process.run()
     servers.append(process)
     try waitFor("backend \(name) on \(port)") { (try? self.curl(port: port, path: "/").status) != nil }
@@ -164,10 +168,14 @@ final class EnvoyL7Tests: XCTestCase {
   // MARK: tests
 
   func testSeedEnvoyConfigSplitsRewritesRetriesAndEjects() throws {
+    // Nine live same-node endpoints and a dead one: Envoy's max_ejection_percent (10% by
+    // default) lets it eject one host of ten; with the seed's two-endpoint clusters it only
+    // detects (ejections_overflow) and never ejects.
     let a = backendBase, b = backendBase + 1, dead = backendBase + 2
-    try startBackend("same", port: a)
+    let more = (13..<21).map { backendBase + UInt16($0) }
+    try startBackend("same", port: a, alsoOn: more)
     try startBackend("other", port: b)
-    let statuses = try serveSeed(sameNode: [a, dead], otherNode: [b])
+    let statuses = try serveSeed(sameNode: [a, dead] + more, otherNode: [b])
     XCTAssertEqual(statuses.map(\.accepted), [true], "\(statuses)")
     XCTAssertTrue(statuses[0].notes.contains { $0.contains("Router") }, "\(statuses[0].notes)")
     let port = listenerPort
@@ -193,10 +201,15 @@ final class EnvoyL7Tests: XCTestCase {
 
     // The refusing endpoint is ejected after 2 local-origin failures.
     let clusters = try admin("/clusters")
+    let outlierStats = try admin("/stats?filter=outlier")
+    let deadLines = clusters.split(separator: "\n").filter { $0.contains("127.0.0.1:\(dead)::") }
     XCTAssertTrue(
       clusters.contains("cilium-test/echo-same-node::127.0.0.1:\(dead)::health_flags::/failed_outlier_check"),
-      clusters)
+      (deadLines + [Substring(outlierStats)]).joined(separator: "\n"))
     XCTAssertFalse(clusters.contains("127.0.0.1:\(a)::health_flags::/failed_outlier_check"))
+    // Ejected at the second consecutive connect failure, then never tried again.
+    let failures = deadLines.first { $0.contains("::cx_connect_fail::") }?.split(separator: ":").last
+    XCTAssertEqual(failures.flatMap { Int($0) }, 2, deadLines.joined(separator: "\n"))
   }
 
   func testA503BackendIsRetriedOnAnother() throws {
@@ -212,9 +225,9 @@ final class EnvoyL7Tests: XCTestCase {
       XCTAssertTrue(response.body.hasPrefix("good "), response.body)
     }
     let stats = try admin("/stats?filter=echo-same-node.*upstream_rq_(503|retry)$")
-    XCTAssertTrue(
-      stats.contains("cluster.cilium-test/echo-same-node.upstream_rq_503: ")
-        && !stats.contains("upstream_rq_503: 0"), stats)
+    // The failing backend answered 503s that were retried (Envoy counts them per cluster).
+    let retried503 = stats.split(separator: "\n").first { $0.contains(".retry.upstream_rq_503: ") }
+    XCTAssertGreaterThan(Int(retried503?.split(separator: " ").last ?? "") ?? 0, 0, stats)
   }
 
   func testRouteChangeUnderLoadFailsNoRequest() throws {
@@ -271,8 +284,8 @@ final class EnvoyL7Tests: XCTestCase {
       of: "- name: envoy.filters.http.router",
       with: """
         - name: envoy.filters.http.router
-                          typed_config:
-                            "@type": type.googleapis.com/envoy.extensions.filters.http.nosuch.v3.NoSuch
+                            typed_config:
+                              "@type": type.googleapis.com/envoy.extensions.filters.http.nosuch.v3.NoSuch
         """)
     XCTAssertNotEqual(bad, SeedManifests.envoyConfig)
     let status = try XCTUnwrap(try serveSeed(sameNode: [a], otherNode: [a], yaml: bad).first)
