@@ -108,6 +108,7 @@ let package = Package(
         "KubernetesClient",
         "FlowPipeline",
         "AgentMetrics",
+        "ProxyManager",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),

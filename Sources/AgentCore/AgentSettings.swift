@@ -6,8 +6,9 @@ import FoundationEssentials
 /// "log-level", "lb-mode", "node-port-range", "snat-port-range", "cgroup-root", "socket-lb" (a
 /// JSON boolean), and the map sizes "lb-services-max", "lb-backends-max", "conntrack-max",
 /// "affinity-max" as JSON numbers, the Kubernetes API's "kubeconfig", "k8s-api-server",
-/// "k8s-service-proxy-name", and the flows' "monitor-level" and "flow-buffer-size" (a JSON
-/// number)). Flags given on the command line win over the file.
+/// "k8s-service-proxy-name", the flows' "monitor-level" and "flow-buffer-size" (a JSON
+/// number), and "envoy" (the Envoy binary for L7)). Flags given on the command line win over
+/// the file.
 public struct AgentConfigFile: Equatable, Sendable {
   public var nodeName: String?
   public var socket: String?
@@ -30,6 +31,7 @@ public struct AgentConfigFile: Equatable, Sendable {
   public var k8sServiceProxyName: String?
   public var monitorLevel: String?
   public var flowBufferSize: Int?
+  public var envoy: String?
 
   public init(
     nodeName: String? = nil, socket: String? = nil, stateDir: String? = nil, bpfFS: String? = nil,
@@ -38,8 +40,9 @@ public struct AgentConfigFile: Equatable, Sendable {
     affinityMax: Int? = nil, lbMode: String? = nil, nodePortRange: String? = nil,
     snatPortRange: String? = nil, socketLB: Bool? = nil, cgroupRoot: String? = nil,
     kubeconfig: String? = nil, k8sAPIServer: String? = nil, k8sServiceProxyName: String? = nil,
-    monitorLevel: String? = nil, flowBufferSize: Int? = nil
+    monitorLevel: String? = nil, flowBufferSize: Int? = nil, envoy: String? = nil
   ) {
+    self.envoy = envoy
     self.kubeconfig = kubeconfig
     self.k8sAPIServer = k8sAPIServer
     self.k8sServiceProxyName = k8sServiceProxyName
@@ -174,7 +177,8 @@ public struct AgentConfigFile: Equatable, Sendable {
         cgroupRoot: try string("cgroup-root"), kubeconfig: try string("kubeconfig"),
         k8sAPIServer: try string("k8s-api-server"),
         k8sServiceProxyName: try string("k8s-service-proxy-name"),
-        monitorLevel: try string("monitor-level"), flowBufferSize: try number("flow-buffer-size"))
+        monitorLevel: try string("monitor-level"), flowBufferSize: try number("flow-buffer-size"),
+        envoy: try string("envoy"))
     }
   }
 }
@@ -198,6 +202,9 @@ public struct AgentSettings: Equatable, Sendable {
   public var k8sAPIServer: String?
   public var k8sServiceProxyName: String?
   public var flows: FlowSettings
+  /// `--envoy PATH`: the Envoy binary the agent runs for CiliumEnvoyConfig and Ingress; nil:
+  /// L7 resources are stored but not served.
+  public var envoy: String?
 
   public static let defaultSocket = "/run/junction/junction.sock"
   public static let defaultStateDir = "/var/lib/junction"
@@ -215,8 +222,9 @@ public struct AgentSettings: Equatable, Sendable {
     devices: [String], logLevel: String, mapSizes: MapSizes = MapSizes(),
     northSouth: NorthSouthSettings = NorthSouthSettings(), northSouthProblem: String? = nil,
     kubeconfig: String? = nil, k8sAPIServer: String? = nil, k8sServiceProxyName: String? = nil,
-    flows: FlowSettings = FlowSettings()
+    flows: FlowSettings = FlowSettings(), envoy: String? = nil
   ) {
+    self.envoy = envoy
     self.kubeconfig = kubeconfig
     self.k8sAPIServer = k8sAPIServer
     self.k8sServiceProxyName = k8sServiceProxyName
@@ -287,7 +295,8 @@ public struct AgentSettings: Equatable, Sendable {
       k8sServiceProxyName: flags.k8sServiceProxyName ?? file.k8sServiceProxyName,
       flows: FlowSettings(
         levelText: flags.monitorLevel ?? file.monitorLevel ?? FlowSettings.defaultLevel.rawValue,
-        bufferSize: flags.flowBufferSize ?? file.flowBufferSize ?? FlowSettings.defaultBufferSize))
+        bufferSize: flags.flowBufferSize ?? file.flowBufferSize ?? FlowSettings.defaultBufferSize),
+      envoy: flags.envoy ?? file.envoy)
   }
 
   /// The first problem with these settings, or nil.

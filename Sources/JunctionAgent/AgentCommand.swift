@@ -186,6 +186,14 @@ struct AgentCommand: AsyncParsableCommand {
 
   @Option(
     help: ArgumentHelp(
+      "The Envoy binary (1.40, install/envoy/) serving CiliumEnvoyConfig and Ingress: started "
+        + "when the first one exists, restarted with backoff when it dies, admin API on "
+        + "STATE-DIR/envoy/envoy-admin.sock (default: none; L7 resources are kept but not "
+        + "served). L4 Services never depend on it.", valueName: "path"))
+  var envoy: String?
+
+  @Option(
+    help: ArgumentHelp(
       "A JSON file whose keys are long flag names, e.g. {\"socket\": \"/run/j.sock\", "
         + "\"devices\": [\"eth0\"]}; flags win over it.", valueName: "file"))
   var config: String?
@@ -252,7 +260,7 @@ struct AgentCommand: AsyncParsableCommand {
       snatPortRange: snatPortRange, socketLB: socketLB ? true : nil, cgroupRoot: cgroupRoot,
       kubeconfig: kubeconfig, k8sAPIServer: k8sAPIServer,
       k8sServiceProxyName: k8sServiceProxyName, monitorLevel: monitorLevel,
-      flowBufferSize: flowBufferSize)
+      flowBufferSize: flowBufferSize, envoy: envoy)
     let settings = AgentSettings.resolve(
       flags: flags, file: file, environment: Self.environment(), hostname: Self.hostname())
     if let problem = settings.problem { throw StartFailure(problem) }

@@ -6,6 +6,7 @@ import Hummingbird
 import KubernetesClient
 import Logging
 import NetKit
+import ProxyManager
 import ServiceLifecycle
 import Synchronization
 
@@ -37,6 +38,8 @@ struct AgentRuntime {
   let flowConsumer: FlowConsumer?
   /// `--prometheus-serve-addr`: where /metrics is served; nil: not served.
   var metricsAddress: MetricsAddress? = nil
+  /// `--envoy`: the node's Envoy and its configuration; nil: L7 resources are not served.
+  var proxy: ProxyManager? = nil
 
   static func start(
     settings: AgentSettings, cluster: ClusterConfig?, shutdownGrace: Double,
@@ -161,6 +164,23 @@ struct AgentRuntime {
     } catch {
       throw StartFailure("cannot restore the services: \(error)")
     }
+    // 5a. The node's Envoy (`--envoy`), fed by the ServiceManager; started on the first L7
+    // resource. Its redirects go through ProxyRedirectTarget (the service side's call point).
+    var proxy: ProxyManager?
+    if let envoy = settings.envoy {
+      let target = LoggedProxyRedirects(logger: Logger(label: "envoy"))
+      do {
+        proxy = try ProxyManager(
+          settings: ProxySettings(
+            envoyPath: envoy, runDirectory: PathNames.join(settings.stateDir, "envoy"),
+            nodeID: settings.nodeName),
+          logger: Logger(label: "envoy"),
+          redirectSink: { redirects in Task { await target.setProxyRedirects(redirects) } })
+      } catch {
+        close(lock)
+        throw StartFailure("cannot prepare Envoy's directory: \(error)")
+      }
+    }
     // 5b. The Kubernetes API, when one is configured: followed once serving starts.
     var follower: ClusterFollower?
     if let cluster {
@@ -191,7 +211,7 @@ struct AgentRuntime {
       counterSweepInterval: counterSweepInterval, logger: logger, datapath: datapath,
       registry: registry, services: services, shutdown: shutdown, stateLock: lock,
       socketLB: socketLB, cluster: follower, flows: flows, flowConsumer: flowConsumer,
-      metricsAddress: metricsAddress)
+      metricsAddress: metricsAddress, proxy: proxy)
   }
 
   private static func lockDirectory(_ directory: String) throws(StartFailure) -> Int32 {
@@ -213,6 +233,8 @@ struct AgentRuntime {
   /// Replays the deletion queue, reconciles, serves; returns after a clean shutdown.
   func serve() async throws {
     defer { socketLB?.stop() }
+    defer { proxy?.stop() }
+    if let proxy { await services.connect(proxy: ProxyWiring(manager: proxy)) }
     await registry.replayDeleteQueue()
     await registry.reconcile()
 
@@ -225,7 +247,8 @@ struct AgentRuntime {
       conntrackMax: settings.mapSizes.conntrack, affinityMax: settings.mapSizes.affinity)
     let responder = APIResponder(
       registry: registry, services: services, cluster: cluster, config: config,
-      datapath: datapath, flows: flows, shutdown: shutdown, logger: Logger(label: "api"))
+      datapath: datapath, flows: flows, shutdown: shutdown, logger: Logger(label: "api"),
+      proxy: proxy)
     let socket = SocketFile(path: settings.socket)
     let logger = self.logger
     let registry = self.registry

@@ -30,6 +30,14 @@ actor ServiceManager {
   private var store: ServiceStore
   private let datapath: any Datapath
   private let logger: Logger
+  /// The L7 side (`--envoy`): told after every committed change; nil without Envoy.
+  private var proxy: ProxyWiring?
+
+  /// Connects the L7 side and hands it the current state.
+  func connect(proxy: ProxyWiring) {
+    self.proxy = proxy
+    proxy.resourcesChanged(table.resources, frontends: table.frontends.values)
+  }
 
   /// Loads what a previous run stored and programs it: maps pinned from a previous run are
   /// rewritten with the same values, so a restart changes nothing a packet can see.
@@ -121,6 +129,7 @@ actor ServiceManager {
     }
     mapWrites += update.diff.steps.count
     table.commit(update)
+    proxy?.resourcesChanged(table.resources, frontends: table.frontends.values)
     do {
       // The snapshot is written off the actor: the changes that follow wait for a rename,
       // not for the whole state to be encoded and written (see ServiceStore).

@@ -174,4 +174,25 @@ enum Views {
     return Output.table(
       header: ["Policy", "Matcher", "Frontend", "State", "Backends", "Local pods"], rows: rows)
   }
+
+  /// `envoy list`: a line per config, then its services, listeners, message and notes.
+  static func envoyTable(_ list: EnvoyListResponse) -> String {
+    var rows: [[String]] = []
+    for config in list.configs {
+      let state =
+        config.accepted ? "accepted" : (config.serving ? "refused (previous serving)" : "refused")
+      rows.append([
+        config.kind, config.namespace.isEmpty ? config.name : "\(config.namespace)/\(config.name)",
+        state,
+        config.listeners.sorted { $0.key < $1.key }.map { "\($0.key) :\($0.value)" }.joined(
+          separator: ", "),
+        config.services.joined(separator: ", "),
+      ])
+      if let message = config.message { rows.append(["", "  envoy: \(message)", "", "", ""]) }
+      for note in config.notes { rows.append(["", "  note: \(note)", "", "", ""]) }
+    }
+    let envoy = list.pid.map { "Envoy: pid \($0), started \(list.starts) time(s)\n" } ?? "Envoy: not running\n"
+    return envoy
+      + Output.table(header: ["Kind", "Name", "State", "Listeners", "Services"], rows: rows)
+  }
 }

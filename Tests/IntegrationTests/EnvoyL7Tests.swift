@@ -155,7 +155,7 @@ final class EnvoyL7Tests: XCTestCase {
   }
 
   /// The seed's CEC served with echo-same-node = [a, dead] and echo-other-node = [b].
-  func serveSeed(sameNode: [UInt16], otherNode: [UInt16], yaml: String = SeedManifests.envoyConfig)
+  func serveSeed(sameNode: [UInt16], otherNode: [UInt16], yaml: String = SeedEnvoyManifests.envoyConfig)
     throws -> [EnvoyConfigStatus]
   {
     let statuses = manager!.update(
@@ -245,10 +245,10 @@ final class EnvoyL7Tests: XCTestCase {
     try wrk.run()
     usleep(1_500_000)
     // All traffic to other-node: a route (RDS) change only.
-    let changed = SeedManifests.envoyConfig.replacingOccurrences(
+    let changed = SeedEnvoyManifests.envoyConfig.replacingOccurrences(
       of: "name: \"cilium-test/echo-same-node\"\n                      weight: 50",
       with: "name: \"cilium-test/echo-same-node\"\n                      weight: 0")
-    XCTAssertNotEqual(changed, SeedManifests.envoyConfig)
+    XCTAssertNotEqual(changed, SeedEnvoyManifests.envoyConfig)
     XCTAssertEqual(try serveSeed(sameNode: [a], otherNode: [b], yaml: changed).map(\.accepted), [true])
     let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     wrk.waitUntilExit()
@@ -280,14 +280,14 @@ final class EnvoyL7Tests: XCTestCase {
     _ = try serveSeed(sameNode: [a], otherNode: [a])
     let port = listenerPort
     try waitFor("the listener") { try self.curl(port: port, path: "/").status == 200 }
-    let bad = SeedManifests.envoyConfig.replacingOccurrences(
+    let bad = SeedEnvoyManifests.envoyConfig.replacingOccurrences(
       of: "- name: envoy.filters.http.router",
       with: """
         - name: envoy.filters.http.router
                             typed_config:
                               "@type": type.googleapis.com/envoy.extensions.filters.http.nosuch.v3.NoSuch
         """)
-    XCTAssertNotEqual(bad, SeedManifests.envoyConfig)
+    XCTAssertNotEqual(bad, SeedEnvoyManifests.envoyConfig)
     let status = try XCTUnwrap(try serveSeed(sameNode: [a], otherNode: [a], yaml: bad).first)
     XCTAssertFalse(status.accepted)
     XCTAssertTrue(status.serving)
@@ -336,7 +336,7 @@ final class EnvoyL7Tests: XCTestCase {
     let foo = backendBase + 11, bar = backendBase + 12
     try startBackend("foo", port: foo)
     try startBackend("bar", port: bar)
-    let resources = decode(SeedManifests.ingress)
+    let resources = decode(SeedEnvoyManifests.ingress)
     guard case .ingress(let ingress) = resources.first else { return XCTFail() }
     func set(_ name: String, _ port: UInt16) -> ServiceBackendSet {
       ServiceBackendSet(

@@ -1,5 +1,5 @@
 /// The manifests of seed 001 (Cilium's sidecar-less mesh article), as the article applies them.
-enum SeedManifests {
+enum SeedEnvoyManifests {
   /// The CiliumClusterwideEnvoyConfig of the article, with its namespace and Services.
   static let envoyConfig = """
     apiVersion: cilium.io/v2alpha1
