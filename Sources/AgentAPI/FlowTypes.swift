@@ -6,7 +6,9 @@ public struct Flow: Codable, Equatable, Sendable {
   public var time: String
   /// The agent's --node-name.
   public var nodeName: String
-  /// "trace" (a packet passed), "drop", or "sock" (socket LB translated a connect or send).
+  /// "trace" (a packet passed), "drop", "sock" (socket LB translated a connect or send), or
+  /// "l7" (an HTTP request or response through the node's Envoy; tracePoint "http-request" or
+  /// "http-response", details in `l7`).
   public var type: String
   /// Where it was seen: "from-endpoint", "to-endpoint", "from-netdev", "to-netdev", "sock".
   public var tracePoint: String
@@ -48,6 +50,8 @@ public struct Flow: Codable, Equatable, Sendable {
   /// true when the frontend is a Local Redirect Policy's (redirected to a node-local pod);
   /// absent otherwise.
   public var localRedirect: Bool?
+  /// L7 flows only: the HTTP request or response.
+  public var l7: FlowHTTP? = nil
 
   public init(
     time: String, nodeName: String, type: String, tracePoint: String, verdict: String,
@@ -139,5 +143,25 @@ public struct LostEvents: Codable, Equatable, Sendable {
   public init(source: String, count: UInt64) {
     self.source = source
     self.count = count
+  }
+}
+
+/// The HTTP side of an L7 flow (Hubble's `l7.http` and `l7.latency_ns`).
+public struct FlowHTTP: Codable, Equatable, Sendable {
+  public var method: String
+  /// "http://authority/path", as the client asked (before any rewrite).
+  public var url: String
+  public var `protocol`: String
+  /// The status, on the response.
+  public var code: Int?
+  /// Request to last response byte, on the response.
+  public var latencyNs: Int64?
+
+  public init(method: String, url: String, protocol: String, code: Int?, latencyNs: Int64?) {
+    self.method = method
+    self.url = url
+    self.protocol = `protocol`
+    self.code = code
+    self.latencyNs = latencyNs
   }
 }

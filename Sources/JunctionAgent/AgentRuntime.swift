@@ -234,7 +234,15 @@ struct AgentRuntime {
   func serve() async throws {
     defer { socketLB?.stop() }
     defer { proxy?.stop() }
-    if let proxy { await services.connect(proxy: ProxyWiring(manager: proxy)) }
+    var accessLog: Task<Void, Never>?
+    if let proxy {
+      await services.connect(proxy: ProxyWiring(manager: proxy))
+      let flows = AccessLogFlows(
+        follower: AccessLogFollower(path: proxy.settings.translation.layout.accessLogPath),
+        flows: self.flows)
+      accessLog = Task { await flows.run() }
+    }
+    defer { accessLog?.cancel() }
     await registry.replayDeleteQueue()
     await registry.reconcile()
 

@@ -1,4 +1,6 @@
 import Dispatch
+import FlowPipeline
+import Foundation
 import Logging
 import ProxyManager
 import ServiceCore
@@ -63,5 +65,36 @@ final class ProxyWiring: Sendable {
         manager.update(next)
       }
     }
+  }
+}
+
+/// Envoy's access log → the flow buffer, polled every `interval` until shutdown: each request
+/// becomes an `http-request` and an `http-response` L7 flow (`junctionctl observe --type l7`).
+/// Envoy flushes the file every 500 ms (EnvoySupervisor), so flows are at most ~0.75 s late.
+struct AccessLogFlows {
+  let follower: AccessLogFollower
+  let flows: FlowBuffer
+  var interval: Duration = .milliseconds(250)
+
+  func run() async {
+    while !Task.isCancelled {
+      for request in follower.poll() { flows.append(contentsOf: Self.records(request)) }
+      try? await Task.sleep(for: interval)
+    }
+  }
+
+  static func records(_ request: L7Request) -> [FlowRecord] {
+    let start = Self.nanoseconds(request.startTime) ?? Int64(Date().timeIntervalSince1970 * 1e9)
+    return FlowRecord.httpExchange(
+      startNanoseconds: start, durationMilliseconds: request.durationMilliseconds,
+      method: request.method, url: request.url, protocolName: request.protocolName ?? "HTTP/1.1",
+      status: request.status, client: request.downstreamRemote, server: request.downstreamLocal)
+  }
+
+  /// Envoy's %START_TIME% ("2026-12-06T08:00:00.123Z") → Unix nanoseconds.
+  static func nanoseconds(_ text: String) -> Int64? {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return formatter.date(from: text).map { Int64($0.timeIntervalSince1970 * 1e9) }
   }
 }

@@ -105,6 +105,16 @@ final class EnvoyAgentTests: XCTestCase {
     // Both clusters got the Services' backend from the agent (EDS); /foo.* is rewritten to /.
     XCTAssertEqual(body, "echo /\n", agent.log)
 
+    // The access log became L7 flows.
+    var observed = ""
+    let flowsBy = Date().addingTimeInterval(10)
+    while Date() < flowsBy, !observed.contains("http-response") {
+      observed = try ctl(agent, ["observe", "--type", "l7"]).stdout
+      usleep(200_000)
+    }
+    XCTAssertTrue(observed.contains("http-request FORWARDED (HTTP/1.1 GET http://127.0.0.1:\(listenerPort)/foo/x)"), observed)
+    XCTAssertTrue(observed.contains("http-response FORWARDED (HTTP/1.1 200 "), observed)
+
     // A version Envoy refuses: listed with Envoy's message, the accepted one keeps serving.
     let bad = SeedEnvoyManifests.envoyConfig.replacingOccurrences(
       of: "lb_policy: ROUND_ROBIN", with: "lb_policy: NO_SUCH_POLICY")
