@@ -76,7 +76,10 @@ extension JunctionCTL {
     var proto: String?
     @Option(help: ArgumentHelp("FORWARDED, DROPPED or TRANSLATED.", valueName: "verdict"))
     var verdict: String?
-    @Option(name: [.short, .long], help: ArgumentHelp("trace, drop, sock or l7 (HTTP through the node's Envoy).", valueName: "type"))
+    @Option(
+      name: [.short, .long],
+      help: ArgumentHelp(
+        "trace, drop, sock or l7 (HTTP through the node's Envoy).", valueName: "type"))
     var type: String?
     @Option(help: ArgumentHelp("Connections to this Service.", valueName: "ns/name"))
     var toService: String?

@@ -191,7 +191,9 @@ enum Views {
       if let message = config.message { rows.append(["", "  envoy: \(message)", "", "", ""]) }
       for note in config.notes { rows.append(["", "  note: \(note)", "", "", ""]) }
     }
-    let envoy = list.pid.map { "Envoy: pid \($0), started \(list.starts) time(s)\n" } ?? "Envoy: not running\n"
+    let envoy =
+      list.pid.map { "Envoy: pid \($0), started \(list.starts) time(s)\n" }
+      ?? "Envoy: not running\n"
     return envoy
       + Output.table(header: ["Kind", "Name", "State", "Listeners", "Services"], rows: rows)
   }

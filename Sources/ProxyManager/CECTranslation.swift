@@ -40,7 +40,8 @@ public enum CECTranslation {
     _ config: EnvoyConfigResource, ports: [String: UInt16], settings: TranslationSettings
   ) -> TranslatedConfig {
     let kindName = config.clusterwide ? "CiliumClusterwideEnvoyConfig" : "CiliumEnvoyConfig"
-    let key = ResourceKey(kind: config.kind, namespace: config.meta.namespace, name: config.meta.name)
+    let key = ResourceKey(
+      kind: config.kind, namespace: config.meta.namespace, name: config.meta.name)
     var out = TranslatedConfig(
       owner: "\(kindName) \(config.clusterwide ? config.meta.name : config.qualifier)", key: key)
     var listenerOrder: [String] = []
@@ -83,7 +84,9 @@ public enum CECTranslation {
       default:
         // Envoy itself names what it cannot read: the candidate goes to validation as a
         // listener-less static resource would not, so pass unknown types through there.
-        out.notes.append("\(label): @type \(type) is not a Listener, RouteConfiguration, Cluster or ClusterLoadAssignment")
+        out.notes.append(
+          "\(label): @type \(type) is not a Listener, RouteConfiguration, Cluster or ClusterLoadAssignment"
+        )
         out.listeners.append(.map(map))
       }
     }
@@ -94,7 +97,9 @@ public enum CECTranslation {
       if isServiceCluster(name) {
         out.serviceClusters.insert(name)
       } else {
-        out.notes.append("cluster \(name): EDS with no ClusterLoadAssignment and no Service of that name; it has no endpoints")
+        out.notes.append(
+          "cluster \(name): EDS with no ClusterLoadAssignment and no Service of that name; it has no endpoints"
+        )
         out.endpoints[name] = .map(["cluster_name": .string(name), "endpoints": .list([])])
       }
     }
@@ -102,7 +107,8 @@ public enum CECTranslation {
       let listenerName = entry.listener.map { qualify($0, config) } ?? listenerOrder.first
       guard let listenerName, let port = out.listenerPorts[listenerName] else {
         out.problems.append(
-          "spec.services \(entry.service): listener \(entry.listener ?? "(first)") is not in spec.resources")
+          "spec.services \(entry.service): listener \(entry.listener ?? "(first)") is not in spec.resources"
+        )
         continue
       }
       out.redirects.append(
@@ -129,13 +135,16 @@ public enum CECTranslation {
         out.notes.append("listener \(name): \(note)")
         continue
       }
-      if filterMap["name"]?.stringValue == "envoy.filters.listener.original_dst" { hasOriginalDst = true }
+      if filterMap["name"]?.stringValue == "envoy.filters.listener.original_dst" {
+        hasOriginalDst = true
+      }
       listenerFilters.append(.map(WellKnownFilters.filled(filterMap, notes: &out.notes)))
     }
     if !hasOriginalDst {
       listenerFilters.insert(
         .map(
-          WellKnownFilters.filled(["name": .string("envoy.filters.listener.original_dst")], notes: &out.notes)),
+          WellKnownFilters.filled(
+            ["name": .string("envoy.filters.listener.original_dst")], notes: &out.notes)),
         at: 0)
     }
     map["listener_filters"] = .list(listenerFilters)
@@ -187,7 +196,9 @@ public enum CECTranslation {
     }
     if httpFilters.isEmpty {
       httpFilters.append(
-        .map(WellKnownFilters.filled(["name": .string("envoy.filters.http.router")], notes: &out.notes)))
+        .map(
+          WellKnownFilters.filled(["name": .string("envoy.filters.http.router")], notes: &out.notes)
+        ))
     }
     hcm["http_filters"] = .list(httpFilters)
     if hcm["stat_prefix"] == nil { hcm["stat_prefix"] = .string(routeName) }

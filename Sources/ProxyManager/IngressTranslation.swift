@@ -19,7 +19,8 @@ public enum IngressTranslation {
     _ ingress: IngressResource, secrets: [NamespacedName: TLSSecret], port: UInt16,
     settings: TranslationSettings
   ) -> TranslatedConfig {
-    let key = ResourceKey(kind: .ingress, namespace: ingress.meta.namespace, name: ingress.meta.name)
+    let key = ResourceKey(
+      kind: .ingress, namespace: ingress.meta.namespace, name: ingress.meta.name)
     var out = TranslatedConfig(owner: "Ingress \(ingress.meta.namespacedName)", key: key)
     let namespace = ingress.meta.namespace
     let listener = listenerName(ingress)
@@ -73,7 +74,8 @@ public enum IngressTranslation {
         return a.offset < b.offset
       }.map(\.element.route)
       if let fallback = ingress.defaultBackend {
-        routes.append(.map(["match": .map(["prefix": .string("/")]), "route": routeAction(fallback)]))
+        routes.append(
+          .map(["match": .map(["prefix": .string("/")]), "route": routeAction(fallback)]))
       }
       virtualHosts.append(
         .map([
@@ -111,7 +113,9 @@ public enum IngressTranslation {
     var chains: [YAMLValue] = []
     for tls in ingress.tls {
       guard let secret = secrets[NamespacedName(namespace: namespace, name: tls.secretName)] else {
-        out.notes.append("tls: Secret \(namespace)/\(tls.secretName) (kubernetes.io/tls) not found; HTTPS for \(tls.hosts.joined(separator: ",")) is not served")
+        out.notes.append(
+          "tls: Secret \(namespace)/\(tls.secretName) (kubernetes.io/tls) not found; HTTPS for \(tls.hosts.joined(separator: ",")) is not served"
+        )
         continue
       }
       var chain: [String: YAMLValue] = [
@@ -140,11 +144,15 @@ public enum IngressTranslation {
     // Plain HTTP: the chain for everything that is not TLS.
     chains.append(.map(["filters": .list([hcm])]))
     var listenerFilters: [YAMLValue] = [
-      .map(WellKnownFilters.filled(["name": .string("envoy.filters.listener.original_dst")], notes: &out.notes))
+      .map(
+        WellKnownFilters.filled(
+          ["name": .string("envoy.filters.listener.original_dst")], notes: &out.notes))
     ]
     if chains.count > 1 {
       listenerFilters.append(
-        .map(WellKnownFilters.filled(["name": .string("envoy.filters.listener.tls_inspector")], notes: &out.notes)))
+        .map(
+          WellKnownFilters.filled(
+            ["name": .string("envoy.filters.listener.tls_inspector")], notes: &out.notes)))
     }
     var listenerMap: [String: YAMLValue] = [
       "@type": .string(TranslationSettings.listenerType),
@@ -170,7 +178,9 @@ public enum IngressTranslation {
         ]))
       out.serviceClusters.insert(name)
     }
-    out.notes = out.notes.filter { !$0.hasSuffix("filled in (OriginalDst)") && !$0.hasSuffix("filled in (TlsInspector)") }
+    out.notes = out.notes.filter {
+      !$0.hasSuffix("filled in (OriginalDst)") && !$0.hasSuffix("filled in (TlsInspector)")
+    }
     // The generated LoadBalancer Service (dedicated mode) and its redirect to the listener.
     var servicePorts = [ServicePort(name: "http", port: 80)]
     if !ingress.tls.isEmpty { servicePorts.append(ServicePort(name: "https", port: 443)) }

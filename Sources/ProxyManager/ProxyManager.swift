@@ -46,7 +46,9 @@ public struct ProxySettings: Sendable {
   public var adminSocket: String { "\(runDirectory)/envoy-admin.sock" }
   public var bootstrapPath: String { "\(runDirectory)/envoy-bootstrap.json" }
   /// Unique per run directory, so agents sharing a machine never share Envoy's base id.
-  public var baseID: UInt32 { UInt32(truncatingIfNeeded: stableHash(runDirectory) % 1_000_000) + 1000 }
+  public var baseID: UInt32 {
+    UInt32(truncatingIfNeeded: stableHash(runDirectory) % 1_000_000) + 1000
+  }
 }
 
 /// The L7 side of the agent: L7 resources → validated Envoy config on disk → Envoy, and the
@@ -86,7 +88,8 @@ public final class ProxyManager: @unchecked Sendable {
         envoyPath: settings.envoyPath, bootstrapPath: settings.bootstrapPath,
         baseID: settings.baseID), logger: logger)
     let bootstrap = Bootstrap.live(
-      nodeID: settings.nodeID, adminSocket: settings.adminSocket, layout: settings.translation.layout)
+      nodeID: settings.nodeID, adminSocket: settings.adminSocket,
+      layout: settings.translation.layout)
     try Data(bootstrap.utf8).write(to: URL(fileURLWithPath: settings.bootstrapPath))
   }
 

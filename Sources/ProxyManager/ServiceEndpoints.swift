@@ -67,7 +67,9 @@ public enum ServiceEndpoints {
   /// From the frontends the service side plans (ServiceTable's desired state): each Service's
   /// TCP ClusterIP frontends, their active backends (so Envoy follows Junction's own view of
   /// readiness and terminating endpoints).
-  public static func backendSets(_ frontends: some Collection<ServiceFrontend>) -> [ServiceBackendSet] {
+  public static func backendSets(_ frontends: some Collection<ServiceFrontend>)
+    -> [ServiceBackendSet]
+  {
     var ports: [NamespacedName: [UInt16: ServiceBackendSet.Port]] = [:]
     for frontend in frontends where frontend.type == .clusterIP && frontend.key.proto == .tcp {
       var port =

@@ -65,7 +65,8 @@ public struct TranslationSettings: Sendable, Hashable {
       .map([
         "name": .string("envoy.access_loggers.file"),
         "typed_config": .map([
-          "@type": .string("type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"),
+          "@type": .string(
+            "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"),
           "path": .string(layout.accessLogPath),
           "log_format": .map([
             "json_format": .map([

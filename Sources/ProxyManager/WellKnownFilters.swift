@@ -13,7 +13,8 @@ enum WellKnownFilters {
     hcmName: hcmType,
     "envoy.filters.network.tcp_proxy":
       "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-    "envoy.filters.http.router": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+    "envoy.filters.http.router":
+      "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
     "envoy.filters.http.cors": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors",
     "envoy.filters.http.grpc_web":
       "type.googleapis.com/envoy.extensions.filters.http.grpc_web.v3.GrpcWeb",

@@ -21,7 +21,9 @@ public struct XDSLayout: Sendable, Hashable {
 
   public var ldsPath: String { "\(directory)/lds.json" }
   public var cdsPath: String { "\(directory)/cds.json" }
-  public func rdsPath(_ routeName: String) -> String { "\(directory)/rds-\(fileTag(routeName)).json" }
+  public func rdsPath(_ routeName: String) -> String {
+    "\(directory)/rds-\(fileTag(routeName)).json"
+  }
   public func edsPath(_ clusterName: String) -> String {
     "\(directory)/eds-\(fileTag(clusterName)).json"
   }

@@ -60,12 +60,14 @@ enum L7Decoding {
     var names: Set<String> = []
     for item in spec.list("resources") {
       guard case .map(let map) = item.value else {
-        spec.sink.add(item.path, "must be a map (an Envoy resource with \"@type\"), got \(item.value.typeName)")
+        spec.sink.add(
+          item.path, "must be a map (an Envoy resource with \"@type\"), got \(item.value.typeName)")
         continue
       }
       let entry = FieldReader(map, path: item.path, sink: spec.sink)
       guard let type = entry.string("@type"), !type.isEmpty else {
-        entry.fail("@type", "is required (e.g. type.googleapis.com/envoy.config.listener.v3.Listener)")
+        entry.fail(
+          "@type", "is required (e.g. type.googleapis.com/envoy.config.listener.v3.Listener)")
         continue
       }
       if !type.hasPrefix("type.googleapis.com/") {
@@ -155,7 +157,8 @@ enum L7Decoding {
         }
         // ImplementationSpecific is a regex (RE2, as Cilium reads it): Envoy checks it, and its
         // message lands on the Ingress.
-        guard let backendReader = path.reader("backend"), let backend = backend(backendReader) else {
+        guard let backendReader = path.reader("backend"), let backend = backend(backendReader)
+        else {
           if path.raw("backend") == nil { path.fail("backend", "is required") }
           continue
         }
@@ -185,7 +188,8 @@ enum L7Decoding {
         root.fail("data", "\"\(key)\" is required for a \(TLSSecret.type) Secret")
         return ""
       }
-      guard let bytes = Data(base64Encoded: encoded), let text = String(data: bytes, encoding: .utf8)
+      guard let bytes = Data(base64Encoded: encoded),
+        let text = String(data: bytes, encoding: .utf8)
       else {
         data.fail(key, "is not base64 of PEM text")
         return ""

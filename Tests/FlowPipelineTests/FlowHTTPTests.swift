@@ -18,7 +18,8 @@ final class FlowHTTPTests: XCTestCase {
     XCTAssertEqual(flows[0].destination.port, 8080)
     XCTAssertEqual(
       FlowCompact.line(flows[1]).split(separator: " ", maxSplits: 3).last,
-      "10.0.1.5:40000 -> 10.96.0.10:8080 http-response FORWARDED (HTTP/1.1 200 4ms GET http://echo:8080/foo)")
+      "10.0.1.5:40000 -> 10.96.0.10:8080 http-response FORWARDED (HTTP/1.1 200 4ms GET http://echo:8080/foo)"
+    )
     var filter = FlowFilter()
     filter.type = "l7"
     XCTAssertNil(filter.problem())

@@ -72,7 +72,8 @@ final class EnvoyAgentTests: XCTestCase {
     }
 
     var applied = try ctl(
-      agent, ["apply", "-f", "-"], stdin: services(backendPort: port) + SeedEnvoyManifests.envoyConfig)
+      agent, ["apply", "-f", "-"],
+      stdin: services(backendPort: port) + SeedEnvoyManifests.envoyConfig)
     XCTAssertEqual(applied.status, 0, applied.stderr + agent.log)
     var listener: Int?
     var list: [String: Any] = [:]
@@ -112,7 +113,9 @@ final class EnvoyAgentTests: XCTestCase {
       observed = try ctl(agent, ["observe", "--type", "l7"]).stdout
       usleep(200_000)
     }
-    XCTAssertTrue(observed.contains("http-request FORWARDED (HTTP/1.1 GET http://127.0.0.1:\(listenerPort)/foo/x)"), observed)
+    XCTAssertTrue(
+      observed.contains(
+        "http-request FORWARDED (HTTP/1.1 GET http://127.0.0.1:\(listenerPort)/foo/x)"), observed)
     XCTAssertTrue(observed.contains("http-response FORWARDED (HTTP/1.1 200 "), observed)
 
     // A version Envoy refuses: listed with Envoy's message, the accepted one keeps serving.
@@ -123,7 +126,8 @@ final class EnvoyAgentTests: XCTestCase {
     var refused: [String: Any]?
     let refusedBy = Date().addingTimeInterval(20)
     while Date() < refusedBy, refused == nil {
-      let configs = try ctl(agent, ["envoy", "list", "-o", "json"]).json?["configs"] as? [[String: Any]]
+      let configs =
+        try ctl(agent, ["envoy", "list", "-o", "json"]).json?["configs"] as? [[String: Any]]
       refused = configs?.first { $0["accepted"] as? Bool == false }
       usleep(100_000)
     }
@@ -136,10 +140,12 @@ final class EnvoyAgentTests: XCTestCase {
     XCTAssertTrue(table.stdout.contains("envoy: "), table.stdout)
 
     // Deleting the config: nothing listed, the listener closes.
-    XCTAssertEqual(try ctl(agent, ["delete", "-f", "-"], stdin: SeedEnvoyManifests.envoyConfig).status, 0)
+    XCTAssertEqual(
+      try ctl(agent, ["delete", "-f", "-"], stdin: SeedEnvoyManifests.envoyConfig).status, 0)
     let closed = Date().addingTimeInterval(20)
     while Date() < closed, get("/") != nil { usleep(100_000) }
     XCTAssertNil(get("/"))
-    XCTAssertEqual((try ctl(agent, ["envoy", "list", "-o", "json"]).json?["configs"] as? [Any])?.count, 0)
+    XCTAssertEqual(
+      (try ctl(agent, ["envoy", "list", "-o", "json"]).json?["configs"] as? [Any])?.count, 0)
   }
 }

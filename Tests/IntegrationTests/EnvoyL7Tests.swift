@@ -55,7 +55,9 @@ final class EnvoyL7Tests: XCTestCase {
   // MARK: helpers
 
   /// A backend answering every request with `status` and "<name> <path>", on each of `ports`.
-  func startBackend(_ name: String, port: UInt16, status: Int = 200, alsoOn more: [UInt16] = []) throws {
+  func startBackend(_ name: String, port: UInt16, status: Int = 200, alsoOn more: [UInt16] = [])
+    throws
+  {
     let script = """
       import http.server, sys
       class H(http.server.BaseHTTPRequestHandler):
@@ -76,10 +78,14 @@ final class EnvoyL7Tests: XCTestCase {
       """
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-    process.arguments = ["-c", script, name, ([port] + more).map(String.init).joined(separator: ","), String(status)]
+    process.arguments = [
+      "-c", script, name, ([port] + more).map(String.init).joined(separator: ","), String(status),
+    ]
     try process.run()
     servers.append(process)
-    try waitFor("backend \(name) on \(port)") { (try? self.curl(port: port, path: "/").status) != nil }
+    try waitFor("backend \(name) on \(port)") {
+      (try? self.curl(port: port, path: "/").status) != nil
+    }
   }
 
   struct Response {
@@ -100,11 +106,14 @@ final class EnvoyL7Tests: XCTestCase {
     try process.run()
     let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw CurlFailed(status: process.terminationStatus) }
+    guard process.terminationStatus == 0 else {
+      throw CurlFailed(status: process.terminationStatus)
+    }
     let parts = output.components(separatedBy: "\r\n\r\n")
     let headers = parts.first ?? ""
     let code = headers.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
-    return Response(status: code, body: parts.dropFirst().joined(separator: "\r\n\r\n"), headers: headers)
+    return Response(
+      status: code, body: parts.dropFirst().joined(separator: "\r\n\r\n"), headers: headers)
   }
 
   struct CurlFailed: Error { var status: Int32 }
@@ -123,7 +132,9 @@ final class EnvoyL7Tests: XCTestCase {
   func admin(_ path: String) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-    process.arguments = ["-s", "--unix-socket", manager!.settings.adminSocket, "http://admin\(path)"]
+    process.arguments = [
+      "-s", "--unix-socket", manager!.settings.adminSocket, "http://admin\(path)",
+    ]
     let pipe = Pipe()
     process.standardOutput = pipe
     try process.run()
@@ -155,7 +166,9 @@ final class EnvoyL7Tests: XCTestCase {
   }
 
   /// The seed's CEC served with echo-same-node = [a, dead] and echo-other-node = [b].
-  func serveSeed(sameNode: [UInt16], otherNode: [UInt16], yaml: String = SeedEnvoyManifests.envoyConfig)
+  func serveSeed(
+    sameNode: [UInt16], otherNode: [UInt16], yaml: String = SeedEnvoyManifests.envoyConfig
+  )
     throws -> [EnvoyConfigStatus]
   {
     let statuses = manager!.update(
@@ -171,7 +184,9 @@ final class EnvoyL7Tests: XCTestCase {
     // Nine live same-node endpoints and a dead one: Envoy's max_ejection_percent (10% by
     // default) lets it eject one host of ten; with the seed's two-endpoint clusters it only
     // detects (ejections_overflow) and never ejects.
-    let a = backendBase, b = backendBase + 1, dead = backendBase + 2
+    let a = backendBase
+    let b = backendBase + 1
+    let dead = backendBase + 2
     let more = (13..<21).map { backendBase + UInt16($0) }
     try startBackend("same", port: a, alsoOn: more)
     try startBackend("other", port: b)
@@ -189,7 +204,8 @@ final class EnvoyL7Tests: XCTestCase {
       XCTAssertEqual(response.status, 200)
       counts[String(response.body.split(separator: " ").first ?? ""), default: 0] += 1
     }
-    let same = Double(counts["same"] ?? 0), other = Double(counts["other"] ?? 0)
+    let same = Double(counts["same"] ?? 0)
+    let other = Double(counts["other"] ?? 0)
     XCTAssertEqual(same + other, 200, "\(counts)")
     let chiSquare = (same - 100) * (same - 100) / 100 + (other - 100) * (other - 100) / 100
     XCTAssertLessThan(chiSquare, 6.635, "split \(counts)")
@@ -204,16 +220,19 @@ final class EnvoyL7Tests: XCTestCase {
     let outlierStats = try admin("/stats?filter=outlier")
     let deadLines = clusters.split(separator: "\n").filter { $0.contains("127.0.0.1:\(dead)::") }
     XCTAssertTrue(
-      clusters.contains("cilium-test/echo-same-node::127.0.0.1:\(dead)::health_flags::/failed_outlier_check"),
+      clusters.contains(
+        "cilium-test/echo-same-node::127.0.0.1:\(dead)::health_flags::/failed_outlier_check"),
       (deadLines + [Substring(outlierStats)]).joined(separator: "\n"))
     XCTAssertFalse(clusters.contains("127.0.0.1:\(a)::health_flags::/failed_outlier_check"))
     // Ejected at the second consecutive connect failure, then never tried again.
-    let failures = deadLines.first { $0.contains("::cx_connect_fail::") }?.split(separator: ":").last
+    let failures = deadLines.first { $0.contains("::cx_connect_fail::") }?.split(separator: ":")
+      .last
     XCTAssertEqual(failures.flatMap { Int($0) }, 2, deadLines.joined(separator: "\n"))
   }
 
   func testA503BackendIsRetriedOnAnother() throws {
-    let good = backendBase + 3, failing = backendBase + 4
+    let good = backendBase + 3
+    let failing = backendBase + 4
     try startBackend("good", port: good)
     try startBackend("failing", port: failing, status: 503)
     _ = try serveSeed(sameNode: [failing, good], otherNode: [good])
@@ -231,7 +250,8 @@ final class EnvoyL7Tests: XCTestCase {
   }
 
   func testRouteChangeUnderLoadFailsNoRequest() throws {
-    let a = backendBase + 5, b = backendBase + 6
+    let a = backendBase + 5
+    let b = backendBase + 6
     try startBackend("same", port: a)
     try startBackend("other", port: b)
     _ = try serveSeed(sameNode: [a], otherNode: [b])
@@ -249,14 +269,17 @@ final class EnvoyL7Tests: XCTestCase {
       of: "name: \"cilium-test/echo-same-node\"\n                      weight: 50",
       with: "name: \"cilium-test/echo-same-node\"\n                      weight: 0")
     XCTAssertNotEqual(changed, SeedEnvoyManifests.envoyConfig)
-    XCTAssertEqual(try serveSeed(sameNode: [a], otherNode: [b], yaml: changed).map(\.accepted), [true])
+    XCTAssertEqual(
+      try serveSeed(sameNode: [a], otherNode: [b], yaml: changed).map(\.accepted), [true])
     let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     wrk.waitUntilExit()
     XCTAssertTrue(output.contains("requests in"), output)
     XCTAssertFalse(output.contains("Non-2xx"), output)
     XCTAssertFalse(output.contains("Socket errors"), output)
     try waitFor("the new route") {
-      (0..<10).allSatisfy { _ in (try? self.curl(port: port, path: "/").body.hasPrefix("other")) == true }
+      (0..<10).allSatisfy { _ in
+        (try? self.curl(port: port, path: "/").body.hasPrefix("other")) == true
+      }
     }
   }
 
@@ -271,7 +294,9 @@ final class EnvoyL7Tests: XCTestCase {
     kill(first, SIGKILL)
     try waitFor("a new Envoy") { supervisor.pid != nil && supervisor.pid != first }
     XCTAssertEqual(supervisor.startCount, 2)
-    try waitFor("the listener after the restart") { try self.curl(port: port, path: "/").status == 200 }
+    try waitFor("the listener after the restart") {
+      try self.curl(port: port, path: "/").status == 200
+    }
   }
 
   func testUnknownTypeIsRejectedWithEnvoysMessageAndThePreviousConfigKeepsServing() throws {
@@ -318,7 +343,8 @@ final class EnvoyL7Tests: XCTestCase {
     try startBackend("same", port: a)
     _ = try serveSeed(sameNode: [a], otherNode: [a])
     let port = listenerPort
-    let follower = AccessLogFollower(path: manager!.settings.translation.layout.accessLogPath, fromEnd: false)
+    let follower = AccessLogFollower(
+      path: manager!.settings.translation.layout.accessLogPath, fromEnd: false)
     try waitFor("the listener") { try self.curl(port: port, path: "/").status == 200 }
     XCTAssertEqual(try curl(port: port, path: "/foo/x").status, 200)
     var seen: [L7Request] = []
@@ -333,7 +359,8 @@ final class EnvoyL7Tests: XCTestCase {
   }
 
   func testSeedIngressRoutesFooAndBarWithServerEnvoy() throws {
-    let foo = backendBase + 11, bar = backendBase + 12
+    let foo = backendBase + 11
+    let bar = backendBase + 12
     try startBackend("foo", port: foo)
     try startBackend("bar", port: bar)
     let resources = decode(SeedEnvoyManifests.ingress)

@@ -23,7 +23,9 @@ final class TranslationTests: XCTestCase {
   func testSeedConfigDecodesWithItsServicesAndResources() throws {
     let config = try seedConfig()
     XCTAssertEqual(config.apiVersion, "cilium.io/v2alpha1")
-    XCTAssertEqual(config.services.map(\.service.description), ["cilium-test/echo-other-node", "cilium-test/echo-same-node"])
+    XCTAssertEqual(
+      config.services.map(\.service.description),
+      ["cilium-test/echo-other-node", "cilium-test/echo-same-node"])
     XCTAssertEqual(config.resources.count, 4)
   }
 
@@ -39,16 +41,19 @@ final class TranslationTests: XCTestCase {
     let json = EnvoyJSON.encode(listener)
     XCTAssertTrue(json.contains("envoy.extensions.filters.http.router.v3.Router"), json)
     XCTAssertTrue(json.contains("original_dst"), json)
-    XCTAssertTrue(json.contains("\"route_config_name\":\"cilium-test/envoy-lb-listener/lb_route\""), json)
+    XCTAssertTrue(
+      json.contains("\"route_config_name\":\"cilium-test/envoy-lb-listener/lb_route\""), json)
     XCTAssertEqual(out.routes.first?["name"]?.stringValue, "cilium-test/envoy-lb-listener/lb_route")
     XCTAssertEqual(
       out.clusters.compactMap { $0["name"]?.stringValue },
       ["cilium-test/echo-same-node", "cilium-test/echo-other-node"])
-    XCTAssertEqual(out.serviceClusters, ["cilium-test/echo-same-node", "cilium-test/echo-other-node"])
+    XCTAssertEqual(
+      out.serviceClusters, ["cilium-test/echo-same-node", "cilium-test/echo-other-node"])
     let port = try XCTUnwrap(ports.values.first)
     XCTAssertEqual(out.redirects.map(\.proxyPort), [port, port])
     XCTAssertEqual(out.redirects.map(\.service.name), ["echo-other-node", "echo-same-node"])
-    XCTAssertTrue(out.notes.contains { $0.contains("typed_config filled in (Router)") }, "\(out.notes)")
+    XCTAssertTrue(
+      out.notes.contains { $0.contains("typed_config filled in (Router)") }, "\(out.notes)")
   }
 
   func testCiliumOnlyFiltersAreDroppedWithANoteAndInlineRoutesMoveToRDS() throws {
@@ -103,12 +108,16 @@ final class TranslationTests: XCTestCase {
     let messages = ResourceDecoder.decode(yaml: yaml).problems.flatMap(\.messages)
     XCTAssertTrue(messages.contains { $0.contains("spec.services[0].namespace") }, "\(messages)")
     XCTAssertTrue(messages.contains { $0.contains("spec.services[0].ports[0]") }, "\(messages)")
-    XCTAssertTrue(messages.contains { $0.contains("spec.resources[0].@type: is required") }, "\(messages)")
-    XCTAssertTrue(messages.contains { $0.contains("spec.resources[1]: must be a map") }, "\(messages)")
+    XCTAssertTrue(
+      messages.contains { $0.contains("spec.resources[0].@type: is required") }, "\(messages)")
+    XCTAssertTrue(
+      messages.contains { $0.contains("spec.resources[1]: must be a map") }, "\(messages)")
   }
 
   func testSeedIngressRoutesPrefixesAndMakesALoadBalancerService() throws {
-    guard case .ingress(let ingress) = try decodeOne(SeedManifests.ingress) else { return XCTFail() }
+    guard case .ingress(let ingress) = try decodeOne(SeedManifests.ingress) else {
+      return XCTFail()
+    }
     XCTAssertTrue(ingress.isServed)
     let out = IngressTranslation.translate(ingress, secrets: [:], port: 12345, settings: settings)
     let routes = EnvoyJSON.encode(.list(out.routes))
@@ -141,8 +150,10 @@ final class TranslationTests: XCTestCase {
     guard case .ingress(let ingress) = try decodeOne(yaml) else { return XCTFail() }
     let out = IngressTranslation.translate(ingress, secrets: [:], port: 1, settings: settings)
     let json = EnvoyJSON.encode(.list(out.routes))
-    let order = ["default/ex:80", "default/re:80", "default/v1:http", "default/root:80", "default/d:80"]
-      .map { json.range(of: "\"cluster\":\"\($0)\"")!.lowerBound }
+    let order = [
+      "default/ex:80", "default/re:80", "default/v1:http", "default/root:80", "default/d:80",
+    ]
+    .map { json.range(of: "\"cluster\":\"\($0)\"")!.lowerBound }
     XCTAssertEqual(order, order.sorted())
     XCTAssertTrue(json.contains("\"domains\":[\"a.example\",\"a.example:*\"]"), json)
   }
@@ -151,7 +162,8 @@ final class TranslationTests: XCTestCase {
     let set = ServiceBackendSet(
       service: NamespacedName(namespace: "ns", name: "web"),
       ports: [.init(name: "http", port: 80, backends: [.init(address: "10.0.0.1", port: 8080)])])
-    XCTAssertEqual(Set(ServiceEndpoints.assignments([set]).keys), ["ns/web", "ns/web:80", "ns/web:http"])
+    XCTAssertEqual(
+      Set(ServiceEndpoints.assignments([set]).keys), ["ns/web", "ns/web:80", "ns/web:http"])
   }
 
   func testAccessLogLinesBecomeRequests() {
