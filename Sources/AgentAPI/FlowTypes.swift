@@ -8,7 +8,8 @@ public struct Flow: Codable, Equatable, Sendable {
   public var nodeName: String
   /// "trace" (a packet passed), "drop", or "sock" (socket LB translated a connect or send).
   public var type: String
-  /// Where it was seen: "from-endpoint", "to-endpoint", "from-netdev", "to-netdev", "sock".
+  /// Where it was seen: "from-endpoint", "to-endpoint", "from-netdev", "to-netdev", "sock",
+  /// "to-proxy" (handed to the node's L7 proxy: verdict "REDIRECTED").
   public var tracePoint: String
   /// "FORWARDED", "DROPPED" or "TRANSLATED".
   public var verdict: String
@@ -48,6 +49,9 @@ public struct Flow: Codable, Equatable, Sendable {
   /// true when the frontend is a Local Redirect Policy's (redirected to a node-local pod);
   /// absent otherwise.
   public var localRedirect: Bool?
+  /// At the "to-proxy" trace point: the node's L7 proxy listener port the connection was
+  /// handed to (its destination stays the Service frontend); absent otherwise.
+  public var proxyPort: Int?
 
   public init(
     time: String, nodeName: String, type: String, tracePoint: String, verdict: String,
@@ -56,8 +60,9 @@ public struct Flow: Codable, Equatable, Sendable {
     sourceService: FlowService? = nil, original: String? = nil, tcpFlags: [String]? = nil,
     isReply: Bool?, newConnection: Bool, trafficDirection: String? = nil,
     interfaceIndex: Int? = nil, northSouth: String? = nil, snat: String? = nil,
-    localRedirect: Bool? = nil
+    localRedirect: Bool? = nil, proxyPort: Int? = nil
   ) {
+    self.proxyPort = proxyPort
     self.time = time
     self.nodeName = nodeName
     self.type = type

@@ -1,5 +1,6 @@
 import AgentAPI
 import AgentCore
+import DatapathABI
 
 extension FlowRecord {
   /// The API's flow: codes named (DatapathNames), addresses given their pods and Services
@@ -76,7 +77,8 @@ extension FlowRecord {
       trafficDirection: pointName == "from-endpoint"
         ? "egress" : pointName == "to-endpoint" ? "ingress" : nil,
       interfaceIndex: kind == .sock ? nil : Int(ifindex), northSouth: northSouth, snat: snat,
-      localRedirect: isLocalRedirect ? true : nil)
+      localRedirect: isLocalRedirect ? true : nil,
+      proxyPort: point == JUNCTION_DIR_TO_PROXY.rawValue ? Int(natPort) : nil)
   }
 
   static func typeName(_ kind: Kind) -> String {
@@ -91,6 +93,7 @@ extension FlowRecord {
     switch verdict {
     case 1: "FORWARDED"
     case 2: "DROPPED"
+    case 5: "REDIRECTED"
     case 7: "TRANSLATED"
     default: "VERDICT_\(verdict)"
     }

@@ -157,7 +157,9 @@ struct AgentRuntime {
       services = try ServiceManager(
         stateDirectory: settings.stateDir, nodeName: settings.nodeName,
         nodeAddresses: NodeDevices.addresses(of: devices), northSouth: settings.northSouth,
-        datapath: datapath, logger: Logger(label: "services"))
+        proxyRedirects: settings.proxyRedirects.map(\.proxyRedirect),
+        proxyRouting: datapath.isLoaded ? NodeProxyRouting.apply : nil, datapath: datapath,
+        logger: Logger(label: "services"))
     } catch {
       throw StartFailure("cannot restore the services: \(error)")
     }
