@@ -3,10 +3,11 @@
  * L7 proxy redirect (JUNCTION_SVC_F_L7_PROXY), shared by from_endpoint and from_netdev: a
  * TCP packet to a redirected frontend is handed to a socket of the node's proxy with
  * bpf_sk_assign, TPROXY-style, as Cilium does with bpf.tproxy:
- *   1. the flow's own socket (bpf_skc_lookup_tcp on the packet's tuple: an established or
- *      half-open connection of the proxy, already accepted with VIP:port as local address);
+ *   1. the flow's own socket (bpf_skc_lookup_tcp on the packet's tuple: a half-open
+ *      connection of the proxy whose SYN is retransmitted, bound to VIP:port);
  *   2. else the proxy's listener on proxy_port (any local address), which accepts the
  *      connection with the packet's destination (VIP:port) as its local address.
+ * That for a SYN; later packets only get the mark (see jnc_proxy_assign).
  * The packet itself is unchanged: the proxy sees the client's address as peer and the
  * Service's as local (its original destination). skb->mark JUNCTION_MARK_TO_PROXY makes the
  * node route it to itself (the agent's rule and table, junction_abi.h): with a non-local
@@ -43,13 +44,24 @@ static __always_inline int jnc_to_proxy_wanted(const struct jnc_packet *packet,
 	       service->proxy_port != 0;
 }
 
-/* The socket for the packet (see the top), assigned to it; 0, or < 0 when there is none. */
+/*
+ * The socket for the packet (see the top), assigned to it; 0, or < 0 when there is none.
+ * Only a connection's SYN needs one: every later packet of it is addressed to a socket of
+ * the proxy's own (the request socket, then the accepted one, both bound to VIP:port), which
+ * the kernel finds itself once the mark routes the packet locally, and early demux then
+ * skips the route lookup as for any local connection. Assigning on every packet measured at
+ * half the throughput (bench/results/proxy-redirect.md): no early demux for a packet that
+ * already has a socket, so a policy-routed lookup per packet, plus the BPF lookups.
+ */
 static __always_inline long jnc_proxy_assign(struct __sk_buff *skb,
 					     const struct jnc_packet *packet, __u16 proxy_port)
 {
 	struct bpf_sock_tuple tuple = {};
 	struct bpf_sock *sk;
 	long err;
+
+	if (!jnc_tcp_opens(packet))
+		return 0;
 
 	tuple.ipv4.saddr = packet->saddr;
 	tuple.ipv4.daddr = packet->daddr;
@@ -106,8 +118,8 @@ static __always_inline void jnc_emit_to_proxy(const struct __sk_buff *skb,
 }
 
 /*
- * A redirected frontend's packet: to the proxy (TC_ACT_OK, marked), or, with no proxy socket
- * for it (the proxy is down or not listening yet), refused at once like a Service without
+ * A redirected frontend's packet: to the proxy (TC_ACT_OK, marked), or, for a SYN with no
+ * proxy socket for it (the proxy is down or not listening yet), refused at once like a Service without
  * backends (ICMP port unreachable), counted PROXY_UNAVAILABLE under `direction`. `trace`
  * is skipped: the to-proxy event (or the drop's) tells it.
  */
