@@ -3,7 +3,11 @@
 // with a Service address as their destination (bpf_sk_assign) and answer from that address.
 // Built by bench/proxy-redirect.sh with gcc -O2.
 //
-//   proxysink close PORT     accept and close every connection (connection cost)
+//   proxysink close PORT     accept every connection and close it once the client has
+//                            (connection cost). The client closing first keeps TIME_WAIT
+//                            on its side: a proxy-side TIME_WAIT socket bound to VIP:port
+//                            would make the kernel drop a later SYN reusing its 4-tuple
+//                            (see bench/README.md, "proxy-redirect.sh").
 //   proxysink drain PORT     accept, read every connection to its end, one thread each
 //                            (throughput)
 //   proxysink send NETNS IP:PORT BYTES
@@ -57,6 +61,9 @@ static int serve(int port, int draining) {
     int connection = accept(listener, NULL, NULL);
     if (connection < 0) continue;
     if (!draining) {
+      char byte;
+      while (read(connection, &byte, 1) > 0) {
+      }
       close(connection);
       continue;
     }
