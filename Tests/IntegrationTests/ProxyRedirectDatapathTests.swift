@@ -106,8 +106,8 @@ final class ProxyRedirectDatapathTests: XCTestCase {
     return result.stdout.split(separator: "\n").map(String.init)
   }
 
-  /// A node whose agent redirects default/web, a backend pod behind both web
-  /// (10.96.140.10) and plain (10.96.140.20), and a client pod.
+  /// A node (strict rp_filter) whose agent redirects default/web, a backend pod behind both
+  /// web (10.96.140.10) and plain (10.96.140.20), and a client pod.
   private func setUpNode(redirect: Bool = true) throws -> (
     node: TestNode, client: (pod: String, address: String)
   ) {
@@ -115,6 +115,13 @@ final class ProxyRedirectDatapathTests: XCTestCase {
       podSubnet: "10.240.140.0/24",
       agentArguments: redirect ? ["--proxy-redirect", "default/web=\(proxyPort)"] : [])
     nodes.append(node)
+    // Strict reverse-path filtering, as many distributions set it: the redirected packets
+    // (routed locally by the mark) must pass it on the pods' veths.
+    for key in ["all", "default"] {
+      try Shell.must([
+        "ip", "netns", "exec", node.name, "sysctl", "-qw", "net.ipv4.conf.\(key).rp_filter=1",
+      ])
+    }
     let backendPod = try node.makePodNamespace()
     let backend = try node.addPod(backendPod)
     try processes.spawn(in: backendPod, Self.backendServer, ["backend"])
