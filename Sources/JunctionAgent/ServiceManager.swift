@@ -55,8 +55,13 @@ actor ServiceManager {
   ) throws {
     staticProxyRedirects = proxyRedirects
     self.proxyRouting = proxyRouting
-    // Also takes away what a previous run left when nothing is redirected now.
-    try proxyRouting?(!proxyRedirects.isEmpty)
+    // Also takes away what a previous run left when nothing is redirected now: best effort,
+    // so a node without policy routing still starts when it needs none.
+    if proxyRedirects.isEmpty {
+      try? proxyRouting?(false)
+    } else {
+      try proxyRouting?(true)
+    }
     store = ServiceStore(directory: PathNames.join(stateDirectory, "services"))
     let stored = try store.load()
     if let warning = stored.warning { logger.warning("\(warning)") }
@@ -123,7 +128,14 @@ actor ServiceManager {
     if !all.isEmpty { try routeToProxy(true) }
     try program([], update)
     dynamicProxyRedirects = redirects
-    if all.isEmpty { try routeToProxy(false) }
+    if all.isEmpty {
+      // The maps no longer send anything to it: a rule left behind only costs a lookup.
+      do {
+        try proxyRouting?(false)
+      } catch {
+        logger.warning("cannot remove the proxy routing: \(error)")
+      }
+    }
     logger.info(
       "proxy redirects set",
       metadata: [
@@ -137,7 +149,7 @@ actor ServiceManager {
     do {
       try proxyRouting?(present)
     } catch {
-      throw .datapath("cannot \(present ? "install" : "remove") the proxy routing: \(error)")
+      throw .datapath("cannot install the proxy routing: \(error)")
     }
   }
 
