@@ -10,7 +10,8 @@ public struct Flow: Codable, Equatable, Sendable {
   /// "l7" (an HTTP request or response through the node's Envoy; tracePoint "http-request" or
   /// "http-response", details in `l7`).
   public var type: String
-  /// Where it was seen: "from-endpoint", "to-endpoint", "from-netdev", "to-netdev", "sock".
+  /// Where it was seen: "from-endpoint", "to-endpoint", "from-netdev", "to-netdev", "sock",
+  /// "to-proxy" (handed to the node's L7 proxy: verdict "REDIRECTED").
   public var tracePoint: String
   /// "FORWARDED", "DROPPED" or "TRANSLATED".
   public var verdict: String
@@ -52,6 +53,9 @@ public struct Flow: Codable, Equatable, Sendable {
   public var localRedirect: Bool?
   /// L7 flows only: the HTTP request or response.
   public var l7: FlowHTTP? = nil
+  /// At the "to-proxy" trace point: the node's L7 proxy listener port the connection was
+  /// handed to (its destination stays the Service frontend); absent otherwise.
+  public var proxyPort: Int?
 
   public init(
     time: String, nodeName: String, type: String, tracePoint: String, verdict: String,
@@ -60,8 +64,9 @@ public struct Flow: Codable, Equatable, Sendable {
     sourceService: FlowService? = nil, original: String? = nil, tcpFlags: [String]? = nil,
     isReply: Bool?, newConnection: Bool, trafficDirection: String? = nil,
     interfaceIndex: Int? = nil, northSouth: String? = nil, snat: String? = nil,
-    localRedirect: Bool? = nil
+    localRedirect: Bool? = nil, proxyPort: Int? = nil
   ) {
+    self.proxyPort = proxyPort
     self.time = time
     self.nodeName = nodeName
     self.type = type

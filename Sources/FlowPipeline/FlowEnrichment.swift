@@ -1,5 +1,6 @@
 import AgentAPI
 import AgentCore
+import DatapathABI
 
 extension FlowRecord {
   /// The API's flow: codes named (DatapathNames), addresses given their pods and Services
@@ -78,7 +79,8 @@ extension FlowRecord {
       trafficDirection: pointName == "from-endpoint"
         ? "egress" : pointName == "to-endpoint" ? "ingress" : nil,
       interfaceIndex: kind == .sock || kind == .l7 ? nil : Int(ifindex), northSouth: northSouth,
-      snat: snat, localRedirect: isLocalRedirect ? true : nil)
+      snat: snat, localRedirect: isLocalRedirect ? true : nil,
+      proxyPort: point == JUNCTION_DIR_TO_PROXY.rawValue && kind != .l7 ? Int(natPort) : nil)
     if let http {
       flow.l7 = FlowHTTP(
         method: http.method, url: http.url, protocol: http.protocolName, code: http.code,
@@ -100,6 +102,7 @@ extension FlowRecord {
     switch verdict {
     case 1: "FORWARDED"
     case 2: "DROPPED"
+    case 5: "REDIRECTED"
     case 7: "TRANSLATED"
     default: "VERDICT_\(verdict)"
     }

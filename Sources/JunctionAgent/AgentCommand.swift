@@ -67,6 +67,15 @@ struct AgentCommand: AsyncParsableCommand {
   var bpfObjects: String?
 
   @Option(
+    name: .customLong("proxy-redirect"),
+    help: ArgumentHelp(
+      "Send the TCP connections of Service NS/NAME (its PORTs, default all) to a proxy "
+        + "listening with IP_TRANSPARENT on PROXYPORT in the node's namespace, instead of its "
+        + "backends; repeatable. For an externally managed proxy, and tests.",
+      valueName: "ns/name[:port,...]=proxyport"))
+  var proxyRedirect: [String] = []
+
+  @Option(
     help: ArgumentHelp(
       "The node's external devices, comma-separated (default: none). NodePorts are served on "
         + "their IPv4 addresses (read at start: each must exist and have one) and on 0.0.0.0.",
@@ -260,7 +269,8 @@ struct AgentCommand: AsyncParsableCommand {
       snatPortRange: snatPortRange, socketLB: socketLB ? true : nil, cgroupRoot: cgroupRoot,
       kubeconfig: kubeconfig, k8sAPIServer: k8sAPIServer,
       k8sServiceProxyName: k8sServiceProxyName, monitorLevel: monitorLevel,
-      flowBufferSize: flowBufferSize, envoy: envoy)
+      flowBufferSize: flowBufferSize, proxyRedirects: proxyRedirect.isEmpty ? nil : proxyRedirect,
+      envoy: envoy)
     let settings = AgentSettings.resolve(
       flags: flags, file: file, environment: Self.environment(), hostname: Self.hostname())
     if let problem = settings.problem { throw StartFailure(problem) }

@@ -160,7 +160,9 @@ struct AgentRuntime {
       services = try ServiceManager(
         stateDirectory: settings.stateDir, nodeName: settings.nodeName,
         nodeAddresses: NodeDevices.addresses(of: devices), northSouth: settings.northSouth,
-        datapath: datapath, logger: Logger(label: "services"))
+        proxyRedirects: settings.proxyRedirects.map(\.proxyRedirect),
+        proxyRouting: datapath.isLoaded ? NodeProxyRouting.apply : nil, datapath: datapath,
+        logger: Logger(label: "services"))
     } catch {
       throw StartFailure("cannot restore the services: \(error)")
     }
@@ -168,14 +170,14 @@ struct AgentRuntime {
     // resource. Its redirects go through ProxyRedirectTarget (the service side's call point).
     var proxy: ProxyManager?
     if let envoy = settings.envoy {
-      let target = LoggedProxyRedirects(logger: Logger(label: "envoy"))
+      let target = ServiceManagerRedirects(services: services, logger: Logger(label: "envoy"))
       do {
         proxy = try ProxyManager(
           settings: ProxySettings(
             envoyPath: envoy, runDirectory: PathNames.join(settings.stateDir, "envoy"),
             nodeID: settings.nodeName),
           logger: Logger(label: "envoy"),
-          redirectSink: { redirects in Task { await target.setProxyRedirects(redirects) } })
+          redirectSink: orderedRedirectSink(target))
       } catch {
         close(lock)
         throw StartFailure("cannot prepare Envoy's directory: \(error)")

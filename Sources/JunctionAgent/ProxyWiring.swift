@@ -13,15 +13,33 @@ protocol ProxyRedirectTarget: Sendable {
   func setProxyRedirects(_ redirects: [ProxyRedirect]) async
 }
 
-/// Until the datapath half (ServiceManager accepting redirects, branch envoy-dp) is merged,
-/// the redirects are only logged: Envoy serves on its listeners, Service traffic stays on BPF.
-struct LoggedProxyRedirects: ProxyRedirectTarget {
+/// The service side: ServiceManager re-plans the named Services' frontends with their
+/// redirects (flagged for the proxy in the datapath) in one change. A failure is logged; the
+/// next change of the L7 resources tries again.
+struct ServiceManagerRedirects: ProxyRedirectTarget {
+  let services: ServiceManager
   let logger: Logger
 
   func setProxyRedirects(_ redirects: [ProxyRedirect]) async {
-    logger.info(
-      "proxy redirects (not programmed: the datapath half is not merged)",
-      metadata: ["redirects": "\(redirects.map(\.description))"])
+    do {
+      let notes = try await services.setProxyRedirects(redirects)
+      for note in notes { logger.info("\(note)") }
+    } catch {
+      logger.error("cannot program the proxy redirects: \(error)")
+    }
+  }
+}
+
+/// Calls `target` from the proxy's queue and waits for it, so redirect sets reach the
+/// service side in the order ProxyManager produced them.
+func orderedRedirectSink(_ target: any ProxyRedirectTarget) -> @Sendable ([ProxyRedirect]) -> Void {
+  { redirects in
+    let done = DispatchSemaphore(value: 0)
+    Task {
+      await target.setProxyRedirects(redirects)
+      done.signal()
+    }
+    done.wait()
   }
 }
 

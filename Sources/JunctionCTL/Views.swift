@@ -125,11 +125,15 @@ enum Views {
 
   /// `service list`: one row per backend, the frontend's columns on its first row only.
   /// Flags: "SNAT" or "DSR" on external frontends (how remote backends are reached), "Local"
-  /// under a Local traffic policy; a backend on this node is marked "[local]".
+  /// under a Local traffic policy, "L7 proxy :PORT" when its connections go to the node's
+  /// proxy instead of the backends; a backend on this node is marked "[local]".
   static func serviceTable(_ services: [ServiceStatus]) -> String {
     var rows: [[String]] = []
     for service in services {
-      let flags = [service.mode, service.trafficPolicy == "Local" ? "Local" : nil]
+      let flags = [
+        service.mode, service.trafficPolicy == "Local" ? "Local" : nil,
+        service.proxyPort.map { "L7 proxy :\($0)" },
+      ]
       let first = [
         "\(service.id)", service.frontend, service.type,
         flags.compactMap { $0 }.joined(separator: ", "),
