@@ -49,7 +49,7 @@ final class EnvoyAgentTests: XCTestCase {
     let agent = try TestAgent(arguments: ["--envoy", EnvoyL7Tests.envoyPath])
     defer { agent.tearDown() }
     // A backend answering "echo <path>".
-    let port = UInt16(42000 + Int(getpid() % 2000))
+    let port = UInt16(32600 + Int(getpid() % 160))
     let backend = Process()
     backend.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
     backend.arguments = [

@@ -16,9 +16,10 @@ final class EnvoyL7Tests: XCTestCase {
   var servers: [Process] = []
   var manager: ProxyManager?
   var redirects = RedirectLog()
-  // Per-process port ranges so parallel runs cannot collide.
+  // Per-process port ranges so parallel runs cannot collide, below the ephemeral range
+  // (32768-60999) where outgoing connections could hold a port.
   lazy var proxyBase = UInt16(20000 + Int(getpid() % 100) * 100)
-  lazy var backendBase = UInt16(31000 + Int(getpid() % 300) * 32)
+  lazy var backendBase = UInt16(30000 + Int(getpid() % 80) * 32)
 
   final class RedirectLog: @unchecked Sendable {
     let lock = NSLock()
