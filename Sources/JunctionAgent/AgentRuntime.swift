@@ -1,4 +1,5 @@
 import AgentAPI
+import Dispatch
 import AgentCore
 import AgentMetrics
 import FlowPipeline
@@ -238,7 +239,22 @@ struct AgentRuntime {
     defer { proxy?.stop() }
     var accessLog: Task<Void, Never>?
     if let proxy {
-      await services.connect(proxy: ProxyWiring(manager: proxy))
+      let services = self.services
+      let logger = self.logger
+      await services.connect(
+        proxy: ProxyWiring(manager: proxy) { edits in
+          // From the proxy's queue: wait, so generated Services are applied in order.
+          let done = DispatchSemaphore(value: 0)
+          Task {
+            do {
+              try await services.apply(edits: edits)
+            } catch {
+              logger.error("cannot apply the Ingress Services: \(error)")
+            }
+            done.signal()
+          }
+          done.wait()
+        })
       let flows = AccessLogFlows(
         follower: AccessLogFollower(path: proxy.settings.translation.layout.accessLogPath),
         flows: self.flows)

@@ -49,12 +49,41 @@ func orderedRedirectSink(_ target: any ProxyRedirectTarget) -> @Sendable ([Proxy
 final class ProxyWiring: Sendable {
   let manager: ProxyManager
   private let queue = DispatchQueue(label: "junction.proxy")
-  private let pending = Mutex<(inputs: L7Inputs?, scheduled: Bool)>((nil, false))
+  private let pending = Mutex<(inputs: L7Inputs?, resources: ResourceSet?, scheduled: Bool)>(
+    (nil, nil, false))
   /// Whether the last inputs had any L7 resource (an empty update is still sent once, to
   /// remove what the last config served).
   private let hadL7 = Atomic<Bool>(false)
 
-  init(manager: ProxyManager) { self.manager = manager }
+  /// Applies the generated Services (Ingress → `junction-ingress-<name>`): upserts, and
+  /// removals of keys generated before.
+  let applyGenerated: @Sendable ([ResourceEdit]) -> Void
+  private let generated = Mutex<Set<ResourceKey>>([])
+
+  init(manager: ProxyManager, applyGenerated: @escaping @Sendable ([ResourceEdit]) -> Void) {
+    self.manager = manager
+    self.applyGenerated = applyGenerated
+  }
+
+  /// The edits that bring the generated Services to what `inputs` asks for; none when they
+  /// are already so (the apply that follows calls back here, and must settle).
+  private func generatedEdits(_ inputs: L7Inputs, current: ResourceSet?) -> [ResourceEdit] {
+    let decoded = ResourceDecoder.decode(documents: manager.generatedServices(inputs))
+    var edits: [ResourceEdit] = []
+    var keys: Set<ResourceKey> = []
+    for (resource, document) in zip(decoded.resources, decoded.documents) {
+      keys.insert(resource.key)
+      if current?.objects[resource.key] != resource {
+        edits.append(.upsert(resource, document: document))
+      }
+    }
+    let previous = generated.withLock { state in
+      defer { state = keys }
+      return state
+    }
+    for key in previous.subtracting(keys).sorted() { edits.append(.remove(key)) }
+    return edits
+  }
 
   /// Called by the ServiceManager after every committed change.
   func resourcesChanged(_ resources: ResourceSet, frontends: some Collection<ServiceFrontend>) {
@@ -68,19 +97,24 @@ final class ProxyWiring: Sendable {
       backends: any ? ServiceEndpoints.backendSets(frontends) : [])
     let schedule = pending.withLock { state -> Bool in
       state.inputs = inputs
+      state.resources = resources
       if state.scheduled { return false }
       state.scheduled = true
       return true
     }
     guard schedule else { return }
     queue.async { [self] in
-      while let next = pending.withLock({ state -> L7Inputs? in
-        let value = state.inputs
+      while let (next, resources) = pending.withLock({ state -> (L7Inputs, ResourceSet?)? in
+        guard let value = state.inputs else {
+          state.scheduled = false
+          return nil
+        }
         state.inputs = nil
-        if value == nil { state.scheduled = false }
-        return value
+        return (value, state.resources)
       }) {
         manager.update(next)
+        let edits = generatedEdits(next, current: resources)
+        if !edits.isEmpty { applyGenerated(edits) }
       }
     }
   }

@@ -187,10 +187,39 @@ public enum IngressTranslation {
     var meta = ObjectMeta(name: serviceName(ingress), namespace: namespace)
     meta.labels["ingress.junction.io/name"] = ingress.meta.name
     out.generatedService = Service(meta: meta, type: .loadBalancer, ports: servicePorts)
+    out.generatedServiceDocument = serviceDocument(ingress, ports: servicePorts)
     out.redirects.append(
       ProxyRedirect(
         service: meta.namespacedName, ports: Set(servicePorts.map(\.port)), proxyPort: port,
         owner: out.owner))
     return out
+  }
+
+  /// The generated Service as a document (what the agent stores with it).
+  static func serviceDocument(_ ingress: IngressResource, ports: [ServicePort]) -> YAMLValue {
+    var document: [String: YAMLValue] = [
+      "apiVersion": .string("v1"), "kind": .string("Service"),
+      "metadata": .map([
+        "name": .string(serviceName(ingress)), "namespace": .string(ingress.meta.namespace),
+        "labels": .map(["ingress.junction.io/name": .string(ingress.meta.name)]),
+      ]),
+      "spec": .map([
+        "type": .string("LoadBalancer"),
+        "ports": .list(
+          ports.map {
+            .map([
+              "name": .string($0.name), "port": .int(Int($0.port)), "protocol": .string("TCP"),
+            ])
+          }),
+      ]),
+    ]
+    if !ingress.loadBalancerIPs.isEmpty {
+      document["status"] = .map([
+        "loadBalancer": .map([
+          "ingress": .list(ingress.loadBalancerIPs.map { .map(["ip": .string($0)]) })
+        ])
+      ])
+    }
+    return .map(document)
   }
 }

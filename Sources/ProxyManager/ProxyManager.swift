@@ -203,9 +203,9 @@ public final class ProxyManager: @unchecked Sendable {
 
   public var currentRedirects: [ProxyRedirect] { lock.withLock { redirects } }
 
-  /// Generated Services (one LoadBalancer Service per served Ingress).
-  public func generatedServices(_ inputs: L7Inputs) -> [Service] {
-    Self.translate(inputs, settings: settings).compactMap(\.generatedService)
+  /// Generated Services (one LoadBalancer Service per served Ingress), as documents.
+  public func generatedServices(_ inputs: L7Inputs) -> [YAMLValue] {
+    Self.translate(inputs, settings: settings).compactMap(\.generatedServiceDocument)
   }
 
   public func stop() { supervisor.stop() }

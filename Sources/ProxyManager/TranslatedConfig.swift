@@ -22,6 +22,7 @@ public struct TranslatedConfig: Sendable, Hashable {
   public var problems: [String] = []
   /// A Service to create for it (an Ingress's LoadBalancer Service), nil for a CEC.
   public var generatedService: Service?
+  public var generatedServiceDocument: YAMLValue?
 
   public init(owner: String, key: ResourceKey) {
     self.owner = owner

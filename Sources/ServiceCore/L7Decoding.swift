@@ -1,3 +1,4 @@
+import CNIKit
 import FoundationEssentials
 
 /// Field checks for the L7 kinds, in the style of the Service decoder: every problem with
@@ -172,6 +173,14 @@ enum L7Decoding {
         continue
       }
       ingress.tls.append(IngressTLS(hosts: tls.strings("hosts").map(\.value), secretName: secret))
+    }
+    for entry in root.reader("status")?.reader("loadBalancer")?.readers("ingress") ?? [] {
+      guard let ip = entry.string("ip") else { continue }
+      if IPAddress(ip) == nil {
+        entry.fail("ip", "\"\(ip)\" is not an IP address")
+      } else {
+        ingress.loadBalancerIPs.append(ip)
+      }
     }
     if ingress.defaultBackend == nil && ingress.rules.isEmpty {
       spec.fail("rules", "an Ingress needs rules or a defaultBackend")

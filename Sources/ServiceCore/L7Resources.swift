@@ -115,6 +115,9 @@ public struct IngressResource: Hashable, Sendable {
   public var defaultBackend: IngressBackend?
   public var rules: [IngressRule]
   public var tls: [IngressTLS]
+  /// `status.loadBalancer.ingress[].ip`: the addresses its generated LoadBalancer Service
+  /// serves (no LB allocator outside a cluster: the applied Ingress names them, as a lab does).
+  public var loadBalancerIPs: [String] = []
 
   public init(
     meta: ObjectMeta, ingressClassName: String? = "junction", defaultBackend: IngressBackend? = nil,
