@@ -1,7 +1,7 @@
 import AgentAPI
-import Dispatch
 import AgentCore
 import AgentMetrics
+import Dispatch
 import FlowPipeline
 import Hummingbird
 import KubernetesClient

@@ -61,10 +61,10 @@ final class EnvoyIngressLabTests: XCTestCase {
     let ingress =
       SeedEnvoyManifests.ingress + """
 
-      status:
-        loadBalancer:
-          ingress: [{ip: \(Self.loadBalancerIP)}]
-      """
+        status:
+          loadBalancer:
+            ingress: [{ip: \(Self.loadBalancerIP)}]
+        """
     try lab.apply(ingress, as: "ingress.yaml")
     try lab.must([
       "exec-client", "--", "ip", "route", "add", Self.loadBalancerIP + "/32", "via", Self.node1,
