@@ -289,7 +289,7 @@ final class FlowPipelineTests: XCTestCase {
     XCTAssertEqual(try FlowQuery.parse("pod=a%2Fb").filter.pod, "a/b")
     XCTAssertEqual(try FlowQuery.parse(""), FlowQuery())
     for bad in [
-      "verdict=MAYBE", "type=l7", "ip=10.0.0.300", "port=x", "last=-1", "follow=yes",
+      "verdict=MAYBE", "type=dns", "ip=10.0.0.300", "port=x", "last=-1", "follow=yes",
       "since=yesterday", "colour=red", "pod=%zz",
     ] {
       XCTAssertThrowsError(try FlowQuery.parse(bad), bad)
