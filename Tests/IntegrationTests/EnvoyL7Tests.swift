@@ -384,3 +384,81 @@ final class EnvoyL7Tests: XCTestCase {
     XCTAssertEqual(try curl(port: port, path: "/other").status, 404)
   }
 }
+
+extension EnvoyL7Tests {
+  /// TLS from a kubernetes.io/tls Secret: HTTPS for the Ingress host (SNI) on the same
+  /// listener, plain HTTP still served.
+  func testIngressTLSFromASecretServesHTTPSForItsHost() throws {
+    let web = backendBase + 21
+    try startBackend("web", port: web)
+    let certificate = "\(runDirectory)/tls.crt"
+    let key = "\(runDirectory)/tls.key"
+    let openssl = Process()
+    openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+    openssl.arguments = [
+      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=web.example",
+      "-addext", "subjectAltName=DNS:web.example", "-keyout", key, "-out", certificate,
+    ]
+    openssl.standardError = FileHandle.nullDevice
+    try openssl.run()
+    openssl.waitUntilExit()
+    XCTAssertEqual(openssl.terminationStatus, 0)
+    func base64(_ path: String) throws -> String {
+      try Data(contentsOf: URL(fileURLWithPath: path)).base64EncodedString()
+    }
+    let yaml = """
+      apiVersion: v1
+      kind: Secret
+      metadata: {name: web-tls, namespace: default}
+      type: kubernetes.io/tls
+      data:
+        tls.crt: \(try base64(certificate))
+        tls.key: \(try base64(key))
+      ---
+      apiVersion: networking.k8s.io/v1
+      kind: Ingress
+      metadata: {name: web, namespace: default}
+      spec:
+        ingressClassName: junction
+        tls: [{hosts: [web.example], secretName: web-tls}]
+        rules:
+        - host: web.example
+          http:
+            paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]
+      """
+    var ingresses: [IngressResource] = []
+    var secrets: [TLSSecret] = []
+    for resource in decode(yaml) {
+      if case .ingress(let value) = resource { ingresses.append(value) }
+      if case .tlsSecret(let value) = resource { secrets.append(value) }
+    }
+    XCTAssertEqual(secrets.count, 1)
+    let statuses = manager!.update(
+      L7Inputs(
+        ingresses: ingresses, secrets: secrets,
+        backends: [
+          ServiceBackendSet(
+            service: NamespacedName(namespace: "default", name: "web"),
+            ports: [.init(port: 80, backends: [.init(address: "127.0.0.1", port: web)])])
+        ]))
+    XCTAssertEqual(statuses.map(\.accepted), [true], "\(statuses)")
+    XCTAssertEqual(redirects.last?.first?.ports, [80, 443])
+    let port = listenerPort
+    func https() -> String? {
+      let process = Process()
+      process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+      process.arguments = [
+        "-s", "--max-time", "3", "--cacert", certificate, "--resolve",
+        "web.example:\(port):127.0.0.1", "https://web.example:\(port)/x",
+      ]
+      let pipe = Pipe()
+      process.standardOutput = pipe
+      try? process.run()
+      let data = pipe.fileHandleForReading.readDataToEndOfFile()
+      process.waitUntilExit()
+      return process.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+    }
+    try waitFor("HTTPS on the listener") { https() == "web /x\n" }
+    XCTAssertEqual(try curl(port: port, path: "/y", host: "web.example").body, "web /y\n")
+  }
+}
