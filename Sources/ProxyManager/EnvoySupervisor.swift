@@ -52,6 +52,29 @@ public final class EnvoySupervisor: @unchecked Sendable {
   /// How many times Envoy was started (1 + restarts).
   public var startCount: Int { lock.withLock { starts } }
 
+  /// Where the running Envoy's pid is kept: an agent killed without its clean shutdown leaves
+  /// its Envoy running (still serving, and still holding the listener ports); the next agent
+  /// ends that one before starting its own.
+  var pidFile: String { options.bootstrapPath + ".pid" }
+
+  /// Ends an Envoy a previous agent left behind: the pid in `pidFile`, if that process still
+  /// runs our Envoy with our bootstrap (so a recycled pid is never signalled).
+  public func endLeftover() {
+    guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+      let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0,
+      let command = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))
+    else { return }
+    let arguments = command.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    guard arguments.first == options.envoyPath, arguments.contains(options.bootstrapPath) else {
+      return
+    }
+    logger.info("ending the Envoy a previous agent left running", metadata: ["pid": "\(pid)"])
+    kill(pid, SIGTERM)
+    for _ in 0..<100 where kill(pid, 0) == 0 { usleep(50_000) }
+    if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+    unlink(pidFile)
+  }
+
   /// Starts Envoy if it is not running (idempotent).
   public func start() {
     lock.withLock {
@@ -72,6 +95,7 @@ public final class EnvoySupervisor: @unchecked Sendable {
     while running.isRunning && Date() < deadline { usleep(20_000) }
     if running.isRunning { kill(running.processIdentifier, SIGKILL) }
     running.waitUntilExit()
+    unlink(pidFile)
   }
 
   private func launchLocked() {
@@ -100,6 +124,7 @@ public final class EnvoySupervisor: @unchecked Sendable {
       try child.run()
       process = child
       starts += 1
+      try? Data("\(child.processIdentifier)\n".utf8).write(to: URL(fileURLWithPath: pidFile))
       logger.info("envoy started", metadata: ["pid": "\(child.processIdentifier)"])
     } catch {
       logger.error("envoy could not start: \(error)")

@@ -87,6 +87,7 @@ public final class ProxyManager: @unchecked Sendable {
       options: .init(
         envoyPath: settings.envoyPath, bootstrapPath: settings.bootstrapPath,
         baseID: settings.baseID), logger: logger)
+    supervisor.endLeftover()
     let bootstrap = Bootstrap.live(
       nodeID: settings.nodeID, adminSocket: settings.adminSocket,
       layout: settings.translation.layout)

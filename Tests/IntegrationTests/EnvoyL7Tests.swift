@@ -298,6 +298,14 @@ final class EnvoyL7Tests: XCTestCase {
     try waitFor("the listener after the restart") {
       try self.curl(port: port, path: "/").status == 200
     }
+
+    // An agent gone without stopping its Envoy: the next one (same run directory) ends it
+    // before starting its own (the pid file names it).
+    let orphan = try XCTUnwrap(supervisor.pid)
+    let next = try ProxyManager(
+      settings: manager!.settings, logger: Logger(label: "envoy-test"), redirectSink: { _ in })
+    defer { next.stop() }
+    try waitFor("the leftover Envoy to end") { kill(orphan, 0) != 0 }
   }
 
   func testUnknownTypeIsRejectedWithEnvoysMessageAndThePreviousConfigKeepsServing() throws {
