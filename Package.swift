@@ -108,9 +108,18 @@ let package = Package(
         "KubernetesClient",
         "FlowPipeline",
         "AgentMetrics",
+        "ProxyManager",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    // The node's Envoy (issue 14): CiliumEnvoyConfig / Ingress → stock Envoy resources (pure),
+    // filesystem xDS, validation, supervision, access log.
+    .target(
+      name: "ProxyManager",
+      dependencies: [
+        "AgentAPI", "CNIKit", "ServiceCore", .product(name: "Logging", package: "swift-log"),
       ]
     ),
     // The service map (issue 13): flows aggregated into pods, Services and edges counted
@@ -153,6 +162,12 @@ let package = Package(
     .testTarget(name: "BPFKitTests", dependencies: ["BPFKit", "DatapathABI", "NetKit"]),
     .testTarget(name: "AgentAPITests", dependencies: ["AgentAPI", "AgentCore"]),
     .testTarget(name: "ServiceCoreTests", dependencies: ["ServiceCore"]),
+    // Translation (pure) and, with the real Envoy from install/deps.sh test, the seed's L7 scenarios.
+    .testTarget(
+      name: "ProxyManagerTests",
+      dependencies: [
+        "ProxyManager", "ServiceCore", "AgentAPI", .product(name: "Logging", package: "swift-log"),
+      ]),
     // The agent's own parts that need no datapath (the service store on a temporary directory).
     .testTarget(
       name: "JunctionAgentTests", dependencies: ["JunctionAgent", "AgentCore", "ServiceCore"]),
@@ -185,7 +200,10 @@ let package = Package(
     // plumbing short. They need root and the binaries built first (see install/test.sh).
     .testTarget(
       name: "IntegrationTests",
-      dependencies: ["CNIKit", "BPFKit", "DatapathABI", "JunctionPlugin", "StandinSupport"],
+      dependencies: [
+        "CNIKit", "BPFKit", "DatapathABI", "JunctionPlugin", "StandinSupport", "ProxyManager",
+        "ServiceCore", "AgentAPI", .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: [.swiftLanguageMode(.v5)]
     ),
   ]

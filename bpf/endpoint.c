@@ -14,6 +14,9 @@
  *                  a pod that is its own backend (hairpin) gets the service loopback
  *                  address as source and the packet straight back (lib/hairpin.h), and
  *                  its answers to that address are turned back to VIP:port -> pod;
+ *                  an L7 proxy frontend's TCP packets go to the node's proxy instead,
+ *                  unchanged (lib/proxy.h: bpf_sk_assign), and its replies, from the
+ *                  proxy's transparent socket with VIP:port as source, need nothing;
  *   to_endpoint    a reply from a backend of a connection in conntrack -> source rewritten
  *                  back to the VIP:port (reverse NAT), wherever the backend lives.
  * Both write flow events (lib/events.h) for what they pass: a connection's first packet with
@@ -39,6 +42,7 @@
 #include "lib/maps.h"
 #include "lib/nat.h"
 #include "lib/parse.h"
+#include "lib/proxy.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -194,6 +198,9 @@ static __always_inline int from_endpoint_ipv4(struct __sk_buff *skb, struct jnc_
 	service = bpf_map_lookup_elem(&jnc_lb4_svc, &frontend);
 	if (!service)
 		return TC_ACT_OK;
+	/* An L7 proxy frontend: to the node's proxy, untranslated (lib/proxy.h). */
+	if (jnc_to_proxy_wanted(packet, service))
+		return jnc_to_proxy(skb, packet, service, JUNCTION_DIR_FROM_ENDPOINT, trace);
 	service = lrp_skip_from_backend(packet, &frontend, service);
 	if (!service)
 		return TC_ACT_OK;

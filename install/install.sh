@@ -8,6 +8,7 @@
 #   junctionctl             -> PREFIX/usr/local/bin/junctionctl
 #   junction-install        -> PREFIX/usr/local/bin/junction-install (chain/unchain)
 #   bpf/*.c, built          -> PREFIX/usr/local/lib/junction/bpf/*.o
+#   envoy 1.40.0 (pinned)   -> PREFIX/usr/local/lib/junction/envoy/envoy (install/envoy/)
 #
 #   install/install.sh [--prefix DIR] [--skip-deps]
 #
@@ -23,7 +24,7 @@ while (($#)); do
     --prefix) prefix="${2:?--prefix needs a directory}"; shift 2 ;;
     --prefix=*) prefix="${1#--prefix=}"; shift ;;
     --skip-deps) skip_deps=true; shift ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -58,3 +59,5 @@ install_atomically "$bin/junction-install" "$prefix/usr/local/bin/junction-insta
 for object in "$bpf_out"/*.o; do
   install_atomically "$object" "$prefix/usr/local/lib/junction/bpf/$(basename "$object")"
 done
+# The node proxy the agent runs for Ingress and CiliumEnvoyConfig (`--envoy PATH`).
+"$repo/install/envoy/install-envoy.sh" "$prefix/usr/local/lib/junction/envoy/envoy"

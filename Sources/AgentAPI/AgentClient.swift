@@ -133,6 +133,11 @@ public struct AgentClient: Sendable {
     try decode(try expectSuccess(request("GET", "/v1/services")))
   }
 
+  /// GET /v1/envoy/configs: the CiliumEnvoyConfigs and Ingresses the node's Envoy serves.
+  public func envoyConfigs() throws(Failure) -> EnvoyListResponse {
+    try decode(try expectSuccess(request("GET", "/v1/envoy/configs")))
+  }
+
   /// GET /v1/lrp: the Local Redirect Policies as this node applies them.
   public func redirectPolicies() throws(Failure) -> [RedirectPolicyStatus] {
     try decode(try expectSuccess(request("GET", "/v1/lrp")))

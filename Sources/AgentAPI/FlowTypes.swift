@@ -6,9 +6,12 @@ public struct Flow: Codable, Equatable, Sendable {
   public var time: String
   /// The agent's --node-name.
   public var nodeName: String
-  /// "trace" (a packet passed), "drop", or "sock" (socket LB translated a connect or send).
+  /// "trace" (a packet passed), "drop", "sock" (socket LB translated a connect or send), or
+  /// "l7" (an HTTP request or response through the node's Envoy; tracePoint "http-request" or
+  /// "http-response", details in `l7`).
   public var type: String
-  /// Where it was seen: "from-endpoint", "to-endpoint", "from-netdev", "to-netdev", "sock".
+  /// Where it was seen: "from-endpoint", "to-endpoint", "from-netdev", "to-netdev", "sock",
+  /// "to-proxy" (handed to the node's L7 proxy: verdict "REDIRECTED").
   public var tracePoint: String
   /// "FORWARDED", "DROPPED" or "TRANSLATED".
   public var verdict: String
@@ -48,6 +51,11 @@ public struct Flow: Codable, Equatable, Sendable {
   /// true when the frontend is a Local Redirect Policy's (redirected to a node-local pod);
   /// absent otherwise.
   public var localRedirect: Bool?
+  /// L7 flows only: the HTTP request or response.
+  public var l7: FlowHTTP? = nil
+  /// At the "to-proxy" trace point: the node's L7 proxy listener port the connection was
+  /// handed to (its destination stays the Service frontend); absent otherwise.
+  public var proxyPort: Int?
 
   public init(
     time: String, nodeName: String, type: String, tracePoint: String, verdict: String,
@@ -56,8 +64,9 @@ public struct Flow: Codable, Equatable, Sendable {
     sourceService: FlowService? = nil, original: String? = nil, tcpFlags: [String]? = nil,
     isReply: Bool?, newConnection: Bool, trafficDirection: String? = nil,
     interfaceIndex: Int? = nil, northSouth: String? = nil, snat: String? = nil,
-    localRedirect: Bool? = nil
+    localRedirect: Bool? = nil, proxyPort: Int? = nil
   ) {
+    self.proxyPort = proxyPort
     self.time = time
     self.nodeName = nodeName
     self.type = type
@@ -139,5 +148,25 @@ public struct LostEvents: Codable, Equatable, Sendable {
   public init(source: String, count: UInt64) {
     self.source = source
     self.count = count
+  }
+}
+
+/// The HTTP side of an L7 flow (Hubble's `l7.http` and `l7.latency_ns`).
+public struct FlowHTTP: Codable, Equatable, Sendable {
+  public var method: String
+  /// "http://authority/path", as the client asked (before any rewrite).
+  public var url: String
+  public var `protocol`: String
+  /// The status, on the response.
+  public var code: Int?
+  /// Request to last response byte, on the response.
+  public var latencyNs: Int64?
+
+  public init(method: String, url: String, protocol: String, code: Int?, latencyNs: Int64?) {
+    self.method = method
+    self.url = url
+    self.protocol = `protocol`
+    self.code = code
+    self.latencyNs = latencyNs
   }
 }

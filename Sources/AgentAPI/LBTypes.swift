@@ -53,11 +53,14 @@ public struct LBServiceEntry: Codable, Equatable, Sendable {
   public var flagNames: [String]
   /// Seconds (frontend only, with the affinity flag).
   public var affinityTimeout: Int
+  /// Frontend only, with the "l7-proxy" flag: the proxy listener port (nil otherwise).
+  public var proxyPort: Int?
 
   public init(
     address: String, port: Int, proto: String, slot: Int, backendID: UInt32, count: Int,
-    revNatID: Int, flags: Int, flagNames: [String], affinityTimeout: Int
+    revNatID: Int, flags: Int, flagNames: [String], affinityTimeout: Int, proxyPort: Int? = nil
   ) {
+    self.proxyPort = proxyPort
     self.address = address
     self.port = port
     self.proto = proto

@@ -66,12 +66,16 @@ public struct ServiceStatus: Codable, Equatable, Sendable {
   /// (ClusterIP) is Local: only this node's backends are listed and used. "Cluster"
   /// otherwise (nil from agents that predate it).
   public var trafficPolicy: String?
+  /// The node's L7 proxy listener port when this frontend's connections go to the proxy
+  /// (a CiliumEnvoyConfig, an Ingress, or --proxy-redirect) instead of `backends`.
+  public var proxyPort: Int?
 
   public init(
     id: Int, frontend: String, type: String, service: String, portName: String,
     backends: [Backend], affinityTimeout: Int?, algorithm: String, mode: String? = nil,
-    trafficPolicy: String? = nil
+    trafficPolicy: String? = nil, proxyPort: Int? = nil
   ) {
+    self.proxyPort = proxyPort
     self.mode = mode
     self.trafficPolicy = trafficPolicy
     self.id = id

@@ -29,6 +29,8 @@ public enum APIRoute: Equatable, Sendable {
   case dropCounters
   /// GET /v1/flows: the flow buffer as NDJSON, filtered by the query; follow=true streams.
   case flows
+  /// GET /v1/envoy/configs: the L7 configs the node's Envoy serves (`junctionctl envoy list`).
+  case envoyConfigs
   /// 400: the path names an endpoint in a way that can never be valid.
   case badEndpointID(message: String)
   /// 405.
@@ -54,6 +56,8 @@ public enum APIRoute: Equatable, Sendable {
       return method == "GET" ? .listServices : .methodNotAllowed(allowed: ["GET"])
     case ("flows", 3):
       return method == "GET" ? .flows : .methodNotAllowed(allowed: ["GET"])
+    case ("envoy", 4) where segments[3] == "configs":
+      return method == "GET" ? .envoyConfigs : .methodNotAllowed(allowed: ["GET"])
     case ("lrp", 3):
       return method == "GET" ? .listRedirectPolicies : .methodNotAllowed(allowed: ["GET"])
     case ("bpf", 4) where segments[3] == "lb":

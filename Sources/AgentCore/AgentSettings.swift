@@ -6,8 +6,9 @@ import FoundationEssentials
 /// "log-level", "lb-mode", "node-port-range", "snat-port-range", "cgroup-root", "socket-lb" (a
 /// JSON boolean), and the map sizes "lb-services-max", "lb-backends-max", "conntrack-max",
 /// "affinity-max" as JSON numbers, the Kubernetes API's "kubeconfig", "k8s-api-server",
-/// "k8s-service-proxy-name", and the flows' "monitor-level" and "flow-buffer-size" (a JSON
-/// number)). Flags given on the command line win over the file.
+/// "k8s-service-proxy-name", the flows' "monitor-level" and "flow-buffer-size" (a JSON
+/// number), "proxy-redirect" (an array of NS/NAME[:PORT,...]=PROXYPORT strings), and "envoy"
+/// (the Envoy binary for L7)). Flags given on the command line win over the file.
 public struct AgentConfigFile: Equatable, Sendable {
   public var nodeName: String?
   public var socket: String?
@@ -30,6 +31,8 @@ public struct AgentConfigFile: Equatable, Sendable {
   public var k8sServiceProxyName: String?
   public var monitorLevel: String?
   public var flowBufferSize: Int?
+  public var envoy: String?
+  public var proxyRedirects: [String]?
 
   public init(
     nodeName: String? = nil, socket: String? = nil, stateDir: String? = nil, bpfFS: String? = nil,
@@ -38,8 +41,11 @@ public struct AgentConfigFile: Equatable, Sendable {
     affinityMax: Int? = nil, lbMode: String? = nil, nodePortRange: String? = nil,
     snatPortRange: String? = nil, socketLB: Bool? = nil, cgroupRoot: String? = nil,
     kubeconfig: String? = nil, k8sAPIServer: String? = nil, k8sServiceProxyName: String? = nil,
-    monitorLevel: String? = nil, flowBufferSize: Int? = nil
+    monitorLevel: String? = nil, flowBufferSize: Int? = nil, proxyRedirects: [String]? = nil,
+    envoy: String? = nil
   ) {
+    self.envoy = envoy
+    self.proxyRedirects = proxyRedirects
     self.kubeconfig = kubeconfig
     self.k8sAPIServer = k8sAPIServer
     self.k8sServiceProxyName = k8sServiceProxyName
@@ -68,6 +74,7 @@ public struct AgentConfigFile: Equatable, Sendable {
     "lb-services-max", "lb-backends-max", "conntrack-max", "affinity-max", "lb-mode",
     "node-port-range", "snat-port-range", "socket-lb", "cgroup-root", "kubeconfig",
     "k8s-api-server", "k8s-service-proxy-name", "monitor-level", "flow-buffer-size",
+    "proxy-redirect",
   ]
 
   public struct Failure: Error, Equatable, Sendable, CustomStringConvertible {
@@ -107,6 +114,8 @@ public struct AgentConfigFile: Equatable, Sendable {
         let description =
           if key == "devices" {
             "'devices' must be an array of interface names or a comma-separated string"
+          } else if key == "proxy-redirect" {
+            "'proxy-redirect' must be an array of NS/NAME[:PORT,...]=PROXYPORT strings"
           } else if key == "socket-lb" {
             "'socket-lb' must be true or false"
           } else if MapSizes.flags.contains(where: { $0.flag == "--" + key })
@@ -174,7 +183,10 @@ public struct AgentConfigFile: Equatable, Sendable {
         cgroupRoot: try string("cgroup-root"), kubeconfig: try string("kubeconfig"),
         k8sAPIServer: try string("k8s-api-server"),
         k8sServiceProxyName: try string("k8s-service-proxy-name"),
-        monitorLevel: try string("monitor-level"), flowBufferSize: try number("flow-buffer-size"))
+        monitorLevel: try string("monitor-level"), flowBufferSize: try number("flow-buffer-size"),
+        proxyRedirects: try container.decodeIfPresent(
+          [String].self, forKey: AnyKey(stringValue: "proxy-redirect")),
+        envoy: try string("envoy"))
     }
   }
 }
@@ -198,6 +210,13 @@ public struct AgentSettings: Equatable, Sendable {
   public var k8sAPIServer: String?
   public var k8sServiceProxyName: String?
   public var flows: FlowSettings
+  /// `--envoy PATH`: the Envoy binary the agent runs for CiliumEnvoyConfig and Ingress; nil:
+  /// L7 resources are stored but not served.
+  public var envoy: String?
+  /// `--proxy-redirect` (ProxyRedirectFlag); `proxyRedirectProblem` says why one could not
+  /// be read.
+  public var proxyRedirects: [ProxyRedirectFlag] = []
+  public var proxyRedirectProblem: String?
 
   public static let defaultSocket = "/run/junction/junction.sock"
   public static let defaultStateDir = "/var/lib/junction"
@@ -215,8 +234,9 @@ public struct AgentSettings: Equatable, Sendable {
     devices: [String], logLevel: String, mapSizes: MapSizes = MapSizes(),
     northSouth: NorthSouthSettings = NorthSouthSettings(), northSouthProblem: String? = nil,
     kubeconfig: String? = nil, k8sAPIServer: String? = nil, k8sServiceProxyName: String? = nil,
-    flows: FlowSettings = FlowSettings()
+    flows: FlowSettings = FlowSettings(), envoy: String? = nil
   ) {
+    self.envoy = envoy
     self.kubeconfig = kubeconfig
     self.k8sAPIServer = k8sAPIServer
     self.k8sServiceProxyName = k8sServiceProxyName
@@ -268,7 +288,7 @@ public struct AgentSettings: Equatable, Sendable {
         northSouthProblem = "\(flag) \"\(text)\" is not LOW-HIGH with 1 <= LOW <= HIGH <= 65535"
       }
     }
-    return AgentSettings(
+    var settings = AgentSettings(
       nodeName: flags.nodeName ?? file.nodeName ?? hostname,
       socket: flags.socket ?? file.socket ?? socketFromEnvironment ?? defaultSocket,
       stateDir: flags.stateDir ?? file.stateDir ?? defaultStateDir,
@@ -288,6 +308,17 @@ public struct AgentSettings: Equatable, Sendable {
       flows: FlowSettings(
         levelText: flags.monitorLevel ?? file.monitorLevel ?? FlowSettings.defaultLevel.rawValue,
         bufferSize: flags.flowBufferSize ?? file.flowBufferSize ?? FlowSettings.defaultBufferSize))
+    settings.envoy = flags.envoy ?? file.envoy
+    for text in flags.proxyRedirects ?? file.proxyRedirects ?? [] {
+      switch ProxyRedirectFlag.parse(text) {
+      case .success(let redirect): settings.proxyRedirects.append(redirect)
+      case .failure(let error):
+        if settings.proxyRedirectProblem == nil {
+          settings.proxyRedirectProblem = error.description
+        }
+      }
+    }
+    return settings
   }
 
   /// The first problem with these settings, or nil.
@@ -313,6 +344,7 @@ public struct AgentSettings: Equatable, Sendable {
     }
     if let problem = northSouthProblem ?? northSouth.problem { return problem }
     if let problem = flows.problem { return problem }
+    if let problem = proxyRedirectProblem { return problem }
     return mapSizes.problem
   }
 }

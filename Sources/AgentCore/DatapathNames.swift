@@ -20,6 +20,7 @@ public enum DatapathNames {
     JUNCTION_DROP_FRAG_NEEDED.rawValue: "Fragmentation needed",
     JUNCTION_DROP_NO_NAT_PORT.rawValue: "No free SNAT port",
     JUNCTION_DROP_FIB_FAILED.rawValue: "FIB lookup failed",
+    JUNCTION_DROP_PROXY_UNAVAILABLE.rawValue: "Proxy listener unavailable",
   ]
 
   /// Direction (trace point) code → its name, as Hubble names observation points.
@@ -29,6 +30,7 @@ public enum DatapathNames {
     JUNCTION_DIR_FROM_NETDEV.rawValue: "from-netdev",
     JUNCTION_DIR_TO_NETDEV.rawValue: "to-netdev",
     JUNCTION_DIR_SOCKET.rawValue: "sock",
+    JUNCTION_DIR_TO_PROXY.rawValue: "to-proxy",
   ]
 
   public static func dropReason(_ code: UInt32) -> String {

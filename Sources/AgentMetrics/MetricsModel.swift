@@ -111,6 +111,7 @@ public enum MetricsModel {
     case .loadBalancerMaps: "/v1/bpf/lb"
     case .dropCounters: "/v1/bpf/drops"
     case .flows: "/v1/flows"
+    case .envoyConfigs: "/v1/envoy/configs"
     case .badEndpointID: "/v1/endpoints/{id}"
     case .methodNotAllowed: "method-not-allowed"
     case .notFound: "not-found"

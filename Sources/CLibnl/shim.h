@@ -1,5 +1,5 @@
 // The parts of libnl-3 / libnl-route-3 that NetKit wraps: links (veth), addresses,
-// routes, neighbours and tc filters, plus the one request libnl has no call for (the id a
+// routes, policy rules, neighbours and tc filters, plus the one request libnl has no call for (the id a
 // namespace gives another). Nothing else in Junction includes libnl directly.
 #pragma once
 #include <netlink/netlink.h>
@@ -10,6 +10,7 @@
 #include <netlink/route/link/veth.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/route.h>
+#include <netlink/route/rule.h>
 #include <netlink/route/nexthop.h>
 #include <netlink/route/neighbour.h>
 #include <netlink/route/classifier.h>

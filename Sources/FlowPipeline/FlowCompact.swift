@@ -74,7 +74,14 @@ public enum FlowCompact {
   }
 
   static func summary(_ flow: Flow) -> String {
-    switch flow.proto {
+    // Hubble's L7 summary: "HTTP/1.1 GET http://web/" and, on the response, the status and
+    // the latency ("HTTP/1.1 200 4ms GET http://web/").
+    if let http = flow.l7 {
+      let status = http.code.map { " \($0)" } ?? ""
+      let latency = http.latencyNs.map { " \($0 / 1_000_000)ms" } ?? ""
+      return "\(http.protocol)\(status)\(latency) \(http.method) \(http.url)"
+    }
+    return switch flow.proto {
     case "TCP": "TCP Flags: \((flow.tcpFlags ?? []).joined(separator: ", "))"
     case let proto?: proto
     case nil: "non-IPv4"

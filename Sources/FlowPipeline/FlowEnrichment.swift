@@ -1,5 +1,6 @@
 import AgentAPI
 import AgentCore
+import DatapathABI
 
 extension FlowRecord {
   /// The API's flow: codes named (DatapathNames), addresses given their pods and Services
@@ -56,7 +57,9 @@ extension FlowRecord {
           "\(dottedQuad(self.destination)):\(destinationPort)/\(protoName ?? "")"]
       if kind == .sock, self.source == 0 { source = FlowPeer(ip: "0.0.0.0") }
     }
-    let pointName = DatapathNames.direction(point)
+    let pointName =
+      http.map { $0.isResponse ? "http-response" : "http-request" }
+      ?? DatapathNames.direction(point)
     let northSouth: String? =
       isSNAT
       ? "snat"
@@ -64,19 +67,26 @@ extension FlowRecord {
         ? "dsr"
         : isTranslated && (pointName == "from-netdev" || pointName == "to-netdev")
           ? "local" : nil
-    return Flow(
+    var flow = Flow(
       time: Timestamp.format(nanoseconds: time), nodeName: nodeName, type: Self.typeName(kind),
       tracePoint: pointName, verdict: Self.verdictName(verdict),
       dropReason: kind == .drop ? DatapathNames.dropReason(dropReason) : nil,
       dropReasonCode: kind == .drop ? Int(dropReason) : nil, proto: protoName, source: source,
       destination: destination, destinationService: destinationService,
       sourceService: sourceService, original: original,
-      tcpFlags: proto == 6 ? Self.tcpFlagNames(tcpFlags) : nil,
+      tcpFlags: proto == 6 && kind != .l7 ? Self.tcpFlagNames(tcpFlags) : nil,
       isReply: isReplyKnown ? isReply : nil, newConnection: isNew,
       trafficDirection: pointName == "from-endpoint"
         ? "egress" : pointName == "to-endpoint" ? "ingress" : nil,
-      interfaceIndex: kind == .sock ? nil : Int(ifindex), northSouth: northSouth, snat: snat,
-      localRedirect: isLocalRedirect ? true : nil)
+      interfaceIndex: kind == .sock || kind == .l7 ? nil : Int(ifindex), northSouth: northSouth,
+      snat: snat, localRedirect: isLocalRedirect ? true : nil,
+      proxyPort: point == JUNCTION_DIR_TO_PROXY.rawValue && kind != .l7 ? Int(natPort) : nil)
+    if let http {
+      flow.l7 = FlowHTTP(
+        method: http.method, url: http.url, protocol: http.protocolName, code: http.code,
+        latencyNs: http.latencyNanoseconds)
+    }
+    return flow
   }
 
   static func typeName(_ kind: Kind) -> String {
@@ -84,6 +94,7 @@ extension FlowRecord {
     case .trace: "trace"
     case .drop: "drop"
     case .sock: "sock"
+    case .l7: "l7"
     }
   }
 
@@ -91,6 +102,7 @@ extension FlowRecord {
     switch verdict {
     case 1: "FORWARDED"
     case 2: "DROPPED"
+    case 5: "REDIRECTED"
     case 7: "TRANSLATED"
     default: "VERDICT_\(verdict)"
     }

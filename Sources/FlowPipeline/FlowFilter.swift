@@ -94,8 +94,8 @@ public struct FlowFilter: Equatable, Sendable {
     if let verdict, !["FORWARDED", "DROPPED", "TRANSLATED"].contains(verdict.uppercased()) {
       return "verdict \"\(verdict)\" is not FORWARDED, DROPPED or TRANSLATED"
     }
-    if let type, !["trace", "drop", "sock"].contains(type.lowercased()) {
-      return "type \"\(type)\" is not trace, drop or sock"
+    if let type, !["trace", "drop", "sock", "l7"].contains(type.lowercased()) {
+      return "type \"\(type)\" is not trace, drop, sock or l7"
     }
     for (name, value) in [("port", port), ("to-port", toPort)] {
       if let value, !(0...65535).contains(value) { return "\(name) \(value) is not a port" }

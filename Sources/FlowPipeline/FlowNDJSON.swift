@@ -101,6 +101,16 @@ public enum FlowNDJSON {
       number("dropReasonCode", flow.dropReasonCode)
       number("interfaceIndex", flow.interfaceIndex)
       bool("isReply", flow.isReply)
+      if let http = flow.l7 {
+        key("l7")
+        open()
+        number("code", http.code)
+        number("latencyNs", http.latencyNs)
+        string("method", http.method)
+        string("protocol", http.protocol)
+        string("url", http.url)
+        close()
+      }
       bool("localRedirect", flow.localRedirect)
       bool("newConnection", flow.newConnection)
       string("nodeName", flow.nodeName)

@@ -8,6 +8,33 @@ public struct FlowRecord: Equatable, Sendable {
     case trace = 1
     case drop = 2
     case sock = 3
+    /// An HTTP request or response from the node's Envoy (its access log), never from the
+    /// ring (the datapath has no kind this high).
+    case l7 = 128
+  }
+
+  /// An L7 flow's HTTP side (Hubble's `l7.http`).
+  public struct HTTP: Equatable, Sendable {
+    public var method: String
+    public var url: String
+    public var protocolName: String
+    /// The response's status; nil on the request.
+    public var code: Int?
+    /// Request to response, on the response.
+    public var latencyNanoseconds: Int64?
+    public var isResponse: Bool
+
+    public init(
+      method: String, url: String, protocolName: String, code: Int? = nil,
+      latencyNanoseconds: Int64? = nil, isResponse: Bool
+    ) {
+      self.method = method
+      self.url = url
+      self.protocolName = protocolName
+      self.code = code
+      self.latencyNanoseconds = latencyNanoseconds
+      self.isResponse = isResponse
+    }
   }
 
   /// Nanoseconds since the Unix epoch.
@@ -34,6 +61,8 @@ public struct FlowRecord: Equatable, Sendable {
   /// client a reply went back to.
   public var snatAddress: UInt32
   public var snatPort: UInt16
+  /// Set on `.l7` records only.
+  public var http: HTTP? = nil
 
   public init(
     time: Int64, kind: Kind, point: UInt32, verdict: UInt8, dropReason: UInt32 = 0,

@@ -5,6 +5,7 @@ import FlowPipeline
 import FoundationEssentials
 import Hummingbird
 import Logging
+import ProxyManager
 import ServiceCore
 
 #if canImport(Glibc)
@@ -26,6 +27,8 @@ struct APIResponder: HTTPResponder {
   let flows: FlowBuffer
   let shutdown: ShutdownFlag
   let logger: Logger
+  /// `--envoy`: the node's Envoy; nil when the agent runs without one.
+  var proxy: ProxyManager? = nil
 
   func respond(to request: Request, context: Context) async throws -> Response {
     let started = ContinuousClock.now
@@ -99,6 +102,8 @@ struct APIResponder: HTTPResponder {
       } catch {
         return self.error(.internalServerError, "cannot read the drop counters: \(error)")
       }
+    case .envoyConfigs:
+      return try json(.ok, proxy?.list() ?? EnvoyListResponse(pid: nil, starts: 0, configs: []))
     case .flows:
       return await flowLines(query: request.uri.query ?? "")
     case .badEndpointID(let message):

@@ -67,6 +67,15 @@ struct AgentCommand: AsyncParsableCommand {
   var bpfObjects: String?
 
   @Option(
+    name: .customLong("proxy-redirect"),
+    help: ArgumentHelp(
+      "Send the TCP connections of Service NS/NAME (its PORTs, default all) to a proxy "
+        + "listening with IP_TRANSPARENT on PROXYPORT in the node's namespace, instead of its "
+        + "backends; repeatable. For an externally managed proxy, and tests.",
+      valueName: "ns/name[:port,...]=proxyport"))
+  var proxyRedirect: [String] = []
+
+  @Option(
     help: ArgumentHelp(
       "The node's external devices, comma-separated (default: none). NodePorts are served on "
         + "their IPv4 addresses (read at start: each must exist and have one) and on 0.0.0.0.",
@@ -186,6 +195,14 @@ struct AgentCommand: AsyncParsableCommand {
 
   @Option(
     help: ArgumentHelp(
+      "The Envoy binary (1.40, install/envoy/) serving CiliumEnvoyConfig and Ingress: started "
+        + "when the first one exists, restarted with backoff when it dies, admin API on "
+        + "STATE-DIR/envoy/envoy-admin.sock (default: none; L7 resources are kept but not "
+        + "served). L4 Services never depend on it.", valueName: "path"))
+  var envoy: String?
+
+  @Option(
+    help: ArgumentHelp(
       "A JSON file whose keys are long flag names, e.g. {\"socket\": \"/run/j.sock\", "
         + "\"devices\": [\"eth0\"]}; flags win over it.", valueName: "file"))
   var config: String?
@@ -257,7 +274,8 @@ struct AgentCommand: AsyncParsableCommand {
       snatPortRange: snatPortRange, socketLB: socketLB ? true : nil, cgroupRoot: cgroupRoot,
       kubeconfig: kubeconfig, k8sAPIServer: k8sAPIServer,
       k8sServiceProxyName: k8sServiceProxyName, monitorLevel: monitorLevel,
-      flowBufferSize: flowBufferSize)
+      flowBufferSize: flowBufferSize, proxyRedirects: proxyRedirect.isEmpty ? nil : proxyRedirect,
+      envoy: envoy)
     let settings = AgentSettings.resolve(
       flags: flags, file: file, environment: Self.environment(), hostname: Self.hostname())
     if let problem = settings.problem { throw StartFailure(problem) }

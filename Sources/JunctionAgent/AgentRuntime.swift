@@ -1,11 +1,13 @@
 import AgentAPI
 import AgentCore
 import AgentMetrics
+import Dispatch
 import FlowPipeline
 import Hummingbird
 import KubernetesClient
 import Logging
 import NetKit
+import ProxyManager
 import ServiceLifecycle
 import Synchronization
 
@@ -39,6 +41,8 @@ struct AgentRuntime {
   let flowConsumer: FlowConsumer?
   /// `--prometheus-serve-addr`: where /metrics is served; nil: not served.
   var metricsAddress: MetricsAddress? = nil
+  /// `--envoy`: the node's Envoy and its configuration; nil: L7 resources are not served.
+  var proxy: ProxyManager? = nil
 
   static func start(
     settings: AgentSettings, cluster: ClusterConfig?, shutdownGrace: Double,
@@ -160,9 +164,28 @@ struct AgentRuntime {
       services = try ServiceManager(
         stateDirectory: settings.stateDir, nodeName: settings.nodeName,
         nodeAddresses: NodeDevices.addresses(of: devices), northSouth: settings.northSouth,
-        datapath: datapath, logger: Logger(label: "services"))
+        proxyRedirects: settings.proxyRedirects.map(\.proxyRedirect),
+        proxyRouting: datapath.isLoaded ? NodeProxyRouting.apply : nil, datapath: datapath,
+        logger: Logger(label: "services"))
     } catch {
       throw StartFailure("cannot restore the services: \(error)")
+    }
+    // 5a. The node's Envoy (`--envoy`), fed by the ServiceManager; started on the first L7
+    // resource. Its redirects go through ProxyRedirectTarget (the service side's call point).
+    var proxy: ProxyManager?
+    if let envoy = settings.envoy {
+      let target = ServiceManagerRedirects(services: services, logger: Logger(label: "envoy"))
+      do {
+        proxy = try ProxyManager(
+          settings: ProxySettings(
+            envoyPath: envoy, runDirectory: PathNames.join(settings.stateDir, "envoy"),
+            nodeID: settings.nodeName),
+          logger: Logger(label: "envoy"),
+          redirectSink: orderedRedirectSink(target))
+      } catch {
+        close(lock)
+        throw StartFailure("cannot prepare Envoy's directory: \(error)")
+      }
     }
     // 5b. The Kubernetes API, when one is configured: followed once serving starts.
     var follower: ClusterFollower?
@@ -195,7 +218,7 @@ struct AgentRuntime {
       logger: logger, datapath: datapath,
       registry: registry, services: services, shutdown: shutdown, stateLock: lock,
       socketLB: socketLB, cluster: follower, flows: flows, flowConsumer: flowConsumer,
-      metricsAddress: metricsAddress)
+      metricsAddress: metricsAddress, proxy: proxy)
   }
 
   private static func lockDirectory(_ directory: String) throws(StartFailure) -> Int32 {
@@ -217,6 +240,31 @@ struct AgentRuntime {
   /// Replays the deletion queue, reconciles, serves; returns after a clean shutdown.
   func serve() async throws {
     defer { socketLB?.stop() }
+    defer { proxy?.stop() }
+    var accessLog: Task<Void, Never>?
+    if let proxy {
+      let services = self.services
+      let logger = self.logger
+      await services.connect(
+        proxy: ProxyWiring(manager: proxy) { edits in
+          // From the proxy's queue: wait, so generated Services are applied in order.
+          let done = DispatchSemaphore(value: 0)
+          Task {
+            do {
+              try await services.apply(edits: edits)
+            } catch {
+              logger.error("cannot apply the Ingress Services: \(error)")
+            }
+            done.signal()
+          }
+          done.wait()
+        })
+      let flows = AccessLogFlows(
+        follower: AccessLogFollower(path: proxy.settings.translation.layout.accessLogPath),
+        flows: self.flows)
+      accessLog = Task { await flows.run() }
+    }
+    defer { accessLog?.cancel() }
     await registry.replayDeleteQueue()
     await registry.reconcile()
 
@@ -229,7 +277,8 @@ struct AgentRuntime {
       conntrackMax: settings.mapSizes.conntrack, affinityMax: settings.mapSizes.affinity)
     let responder = APIResponder(
       registry: registry, services: services, cluster: cluster, config: config,
-      datapath: datapath, flows: flows, shutdown: shutdown, logger: Logger(label: "api"))
+      datapath: datapath, flows: flows, shutdown: shutdown, logger: Logger(label: "api"),
+      proxy: proxy)
     let socket = SocketFile(path: settings.socket)
     let logger = self.logger
     let registry = self.registry

@@ -48,8 +48,10 @@ struct LBMapReader {
               (Int(JUNCTION_SVC_F_EXTERNAL), "external"), (Int(JUNCTION_SVC_F_DSR), "dsr"),
               (Int(JUNCTION_SVC_F_LOCAL_REDIRECT), "local-redirect"),
               (Int(JUNCTION_SVC_F_SKIP_FROM_BACKEND), "skip-from-backend"),
+              (Int(JUNCTION_SVC_F_L7_PROXY), "l7-proxy"),
             ]),
-          affinityTimeout: Int(value.affinity_timeout)))
+          affinityTimeout: Int(value.affinity_timeout),
+          proxyPort: flags & Int(JUNCTION_SVC_F_L7_PROXY) != 0 ? Int(value.proxy_port) : nil))
     }
     dump.services.sort {
       ($0.address.ipv4SortKey, $0.port, $0.proto, $0.slot)

@@ -28,8 +28,24 @@ actor ServiceManager {
 
   private var table: ServiceTable
   private var store: ServiceStore
+  /// Redirects from the agent's configuration (--proxy-redirect: an externally managed
+  /// proxy, or tests), always in force; `setProxyRedirects` adds the proxy manager's.
+  private let staticProxyRedirects: [ProxyRedirect]
+  private var dynamicProxyRedirects: [ProxyRedirect] = []
+  /// Puts the node's proxy routing in place (true) or takes it away (false): present while
+  /// any redirect is, installed before the first redirected frontend is programmed and
+  /// removed after the last is gone (nil in tests without a kernel).
+  private let proxyRouting: (@Sendable (_ present: Bool) throws -> Void)?
   private let datapath: any Datapath
   private let logger: Logger
+  /// The L7 side (`--envoy`): told after every committed change; nil without Envoy.
+  private var proxy: ProxyWiring?
+
+  /// Connects the L7 side and hands it the current state.
+  func connect(proxy: ProxyWiring) {
+    self.proxy = proxy
+    proxy.resourcesChanged(table.resources, frontends: table.frontends.values)
+  }
 
   /// Loads what a previous run stored and programs it: maps pinned from a previous run are
   /// rewritten with the same values, so a restart changes nothing a packet can see.
@@ -41,15 +57,26 @@ actor ServiceManager {
   /// its flags.
   init(
     stateDirectory: String, nodeName: String, nodeAddresses: [IPAddress] = [],
-    northSouth: NorthSouthSettings = NorthSouthSettings(), datapath: any Datapath, logger: Logger
+    northSouth: NorthSouthSettings = NorthSouthSettings(), proxyRedirects: [ProxyRedirect] = [],
+    proxyRouting: (@Sendable (_ present: Bool) throws -> Void)? = nil, datapath: any Datapath,
+    logger: Logger
   ) throws {
+    staticProxyRedirects = proxyRedirects
+    self.proxyRouting = proxyRouting
+    // Also takes away what a previous run left when nothing is redirected now: best effort,
+    // so a node without policy routing still starts when it needs none.
+    if proxyRedirects.isEmpty {
+      try? proxyRouting?(false)
+    } else {
+      try proxyRouting?(true)
+    }
     store = ServiceStore(directory: PathNames.join(stateDirectory, "services"))
     let stored = try store.load()
     if let warning = stored.warning { logger.warning("\(warning)") }
     let restored = ServiceTable(
       resources: stored.resources, ids: stored.ids,
       northSouth: NorthSouthPolicy(nodeAddresses: nodeAddresses, settings: northSouth),
-      nodeName: nodeName)
+      nodeName: nodeName, proxyRedirects: proxyRedirects)
     try datapath.programServices(DesiredStateDiff(from: DesiredState(), to: restored.desiredState))
     if !restored.frontends.isEmpty {
       logger.info("services restored", metadata: ["frontends": "\(restored.frontends.count)"])
@@ -94,6 +121,49 @@ actor ServiceManager {
     return update.notes + update.conflicts
   }
 
+  /// Replaces the L7 proxy's redirect set (the proxy manager's whole current set; the
+  /// configured static ones stay): the named Services' frontends are re-planned and
+  /// programmed in one change, all or nothing, as a resource change is. Returns its notes.
+  @discardableResult
+  func setProxyRedirects(_ redirects: [ProxyRedirect]) throws(Failure) -> [String] {
+    let all = staticProxyRedirects + redirects
+    guard ProxyRedirectIndex(all) != table.proxyRedirects else {
+      dynamicProxyRedirects = redirects
+      return []
+    }
+    guard let update = try? table.prepare([], proxyRedirects: all, refusingNewConflicts: false)
+    else { return [] }
+    if !all.isEmpty { try routeToProxy(true) }
+    try program([], update)
+    dynamicProxyRedirects = redirects
+    if all.isEmpty {
+      // The maps no longer send anything to it: a rule left behind only costs a lookup.
+      do {
+        try proxyRouting?(false)
+      } catch {
+        logger.warning("cannot remove the proxy routing: \(error)")
+      }
+    }
+    logger.info(
+      "proxy redirects set",
+      metadata: [
+        "redirects": "\(table.proxyRedirects.redirects.map(\.description))",
+        "frontends": "\(update.diff.changedFrontends.count)",
+      ])
+    return update.notes + update.conflicts
+  }
+
+  private func routeToProxy(_ present: Bool) throws(Failure) {
+    do {
+      try proxyRouting?(present)
+    } catch {
+      throw .datapath("cannot install the proxy routing: \(error)")
+    }
+  }
+
+  /// The redirects in force (static and the proxy manager's), sorted.
+  var proxyRedirects: [ProxyRedirect] { table.proxyRedirects.redirects }
+
   /// The objects the node holds now (restored, applied, or followed).
   var resources: ResourceSet { table.resources }
 
@@ -121,6 +191,7 @@ actor ServiceManager {
     }
     mapWrites += update.diff.steps.count
     table.commit(update)
+    proxy?.resourcesChanged(table.resources, frontends: table.frontends.values)
     do {
       // The snapshot is written off the actor: the changes that follow wait for a rename,
       // not for the whole state to be encoded and written (see ServiceStore).
@@ -170,7 +241,8 @@ actor ServiceManager {
         },
         affinityTimeout: frontend.affinityTimeout, algorithm: frontend.algorithm.rawValue,
         mode: frontend.isExternal ? (frontend.usesDSR ? "DSR" : "SNAT") : nil,
-        trafficPolicy: frontend.isLocalPolicy ? "Local" : "Cluster")
+        trafficPolicy: frontend.isLocalPolicy ? "Local" : "Cluster",
+        proxyPort: frontend.proxyPort.map(Int.init))
     }
   }
 

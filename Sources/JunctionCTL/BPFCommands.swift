@@ -143,7 +143,8 @@ extension Views {
         if entry.flagNames.contains("affinity") {
           notes.append("affinity \(entry.affinityTimeout)s")
         }
-        notes += entry.flagNames.filter { $0 != "maglev" && $0 != "affinity" }
+        notes += entry.flagNames.filter { $0 != "maglev" && $0 != "affinity" && $0 != "l7-proxy" }
+        if let port = entry.proxyPort { notes.append("l7-proxy :\(port)") }
         return [service, "0.0.0.0:0 \(ids) [\(notes.joined(separator: ", "))]"]
       }
       guard let backend = backends[entry.backendID] else {

@@ -31,8 +31,9 @@ extension JunctionCTL {
         (a Local Redirect Policy). The arrow is <- for a reply (the client stays \
         on the left) and <> when the datapath does not know. TYPE is the trace point \
         (from-endpoint: leaving a pod; to-endpoint: entering it; from-netdev, to-netdev, \
-        sock) or, for a drop, its reason. VERDICT is FORWARDED, DROPPED or TRANSLATED \
-        (socket LB). The summary has the TCP flags.
+        sock; to-proxy: handed to the node's L7 proxy) or, for a drop, its reason. VERDICT \
+        is FORWARDED, DROPPED, TRANSLATED (socket LB) or REDIRECTED (to-proxy). The summary \
+        has the TCP flags.
 
         Filters combine (all must hold). --pod, --from-pod, --to-pod take \
         [NAMESPACE/]POD-PREFIX (no namespace: "default"; "NS/" any pod of NS); --ip and \
@@ -76,7 +77,10 @@ extension JunctionCTL {
     var proto: String?
     @Option(help: ArgumentHelp("FORWARDED, DROPPED or TRANSLATED.", valueName: "verdict"))
     var verdict: String?
-    @Option(name: [.short, .long], help: ArgumentHelp("trace, drop or sock.", valueName: "type"))
+    @Option(
+      name: [.short, .long],
+      help: ArgumentHelp(
+        "trace, drop, sock or l7 (HTTP through the node's Envoy).", valueName: "type"))
     var type: String?
     @Option(help: ArgumentHelp("Connections to this Service.", valueName: "ns/name"))
     var toService: String?

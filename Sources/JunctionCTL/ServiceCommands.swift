@@ -160,3 +160,34 @@ extension JunctionCTL {
     }
   }
 }
+
+extension JunctionCTL {
+  struct EnvoyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "envoy",
+      abstract: "The node's Envoy: the CiliumEnvoyConfigs and Ingresses it serves.",
+      subcommands: [List.self]
+    )
+
+    struct List: ParsableCommand {
+      static let configuration = CommandConfiguration(
+        abstract: "List each config, its Services, listener ports and whether Envoy accepted it.",
+        discussion: """
+          A config Envoy refused shows Envoy's own message; the version it accepted before           (if any) keeps serving (`serving`). Notes say what translation for stock Envoy           changed: Cilium-only filters dropped, typed_config filled in, proxy ports.
+
+          Examples:
+            junctionctl envoy list
+            junctionctl envoy list -o json
+          """)
+
+      @ParentCommand var root: JunctionCTL
+      @OptionGroup var format: OutputOption
+
+      func run() throws {
+        try Agent.run(socket: root.socket) { client in
+          try format.show(try client.envoyConfigs(), table: Views.envoyTable)
+        }
+      }
+    }
+  }
+}

@@ -125,11 +125,15 @@ enum Views {
 
   /// `service list`: one row per backend, the frontend's columns on its first row only.
   /// Flags: "SNAT" or "DSR" on external frontends (how remote backends are reached), "Local"
-  /// under a Local traffic policy; a backend on this node is marked "[local]".
+  /// under a Local traffic policy, "L7 proxy :PORT" when its connections go to the node's
+  /// proxy instead of the backends; a backend on this node is marked "[local]".
   static func serviceTable(_ services: [ServiceStatus]) -> String {
     var rows: [[String]] = []
     for service in services {
-      let flags = [service.mode, service.trafficPolicy == "Local" ? "Local" : nil]
+      let flags = [
+        service.mode, service.trafficPolicy == "Local" ? "Local" : nil,
+        service.proxyPort.map { "L7 proxy :\($0)" },
+      ]
       let first = [
         "\(service.id)", service.frontend, service.type,
         flags.compactMap { $0 }.joined(separator: ", "),
@@ -173,5 +177,28 @@ enum Views {
     }
     return Output.table(
       header: ["Policy", "Matcher", "Frontend", "State", "Backends", "Local pods"], rows: rows)
+  }
+
+  /// `envoy list`: a line per config, then its services, listeners, message and notes.
+  static func envoyTable(_ list: EnvoyListResponse) -> String {
+    var rows: [[String]] = []
+    for config in list.configs {
+      let state =
+        config.accepted ? "accepted" : (config.serving ? "refused (previous serving)" : "refused")
+      rows.append([
+        config.kind, config.namespace.isEmpty ? config.name : "\(config.namespace)/\(config.name)",
+        state,
+        config.listeners.sorted { $0.key < $1.key }.map { "\($0.key) :\($0.value)" }.joined(
+          separator: ", "),
+        config.services.joined(separator: ", "),
+      ])
+      if let message = config.message { rows.append(["", "  envoy: \(message)", "", "", ""]) }
+      for note in config.notes { rows.append(["", "  note: \(note)", "", "", ""]) }
+    }
+    let envoy =
+      list.pid.map { "Envoy: pid \($0), started \(list.starts) time(s)\n" }
+      ?? "Envoy: not running\n"
+    return envoy
+      + Output.table(header: ["Kind", "Name", "State", "Listeners", "Services"], rows: rows)
   }
 }

@@ -21,6 +21,7 @@ struct JunctionCTL: ParsableCommand {
         junctionctl endpoint get 4f9c2a1d:eth0
         junctionctl apply -f droids.yaml
         junctionctl service list
+        junctionctl envoy list
         junctionctl bpf lb list
         junctionctl bpf drops
         junctionctl observe --to-pod default/web -f
@@ -28,7 +29,7 @@ struct JunctionCTL: ParsableCommand {
       """,
     subcommands: [
       Status.self, EndpointCommand.self, ServiceCommand.self, RedirectPolicyCommand.self,
-      Apply.self, Delete.self,
+      EnvoyCommand.self, Apply.self, Delete.self,
       BPFCommand.self, Observe.self, UI.self,
     ]
   )

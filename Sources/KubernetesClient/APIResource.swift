@@ -102,7 +102,8 @@ extension APIResource {
   }
 
   /// What a node agent follows: Services, EndpointSlices, its own Node, the Pods on its
-  /// node, and both redirect policy CRDs.
+  /// node, both redirect policy CRDs, and the L7 kinds its Envoy serves (Cilium's envoy
+  /// config CRDs, Ingresses, and TLS Secrets only: `type=kubernetes.io/tls`).
   public static func followed(nodeName: String, serviceProxyName: String?) -> [APIResource] {
     let selector = serviceSelector(serviceProxyName: serviceProxyName)
     return [
@@ -123,6 +124,17 @@ extension APIResource {
       APIResource(
         group: "cilium.io", version: "v2", plural: "ciliumlocalredirectpolicies",
         kind: "CiliumLocalRedirectPolicy", isCustom: true),
+      APIResource(
+        group: "cilium.io", version: "v2", plural: "ciliumenvoyconfigs",
+        kind: "CiliumEnvoyConfig", isCustom: true),
+      APIResource(
+        group: "cilium.io", version: "v2", plural: "ciliumclusterwideenvoyconfigs",
+        kind: "CiliumClusterwideEnvoyConfig", isCustom: true),
+      APIResource(
+        group: "networking.k8s.io", version: "v1", plural: "ingresses", kind: "Ingress"),
+      APIResource(
+        group: "", version: "v1", plural: "secrets", kind: "Secret",
+        fieldSelector: "type=kubernetes.io/tls"),
     ]
   }
 }

@@ -44,6 +44,10 @@ public final class HTTPTransport: APITransport {
       tlsConfiguration: tls,
       timeout: HTTPClient.Configuration.Timeout(connect: .seconds(3), read: .seconds(660)))
     configuration.httpVersion = .http1Only
+    // One long-lived HTTP/1.1 watch per followed collection (ten with the L7 kinds), plus a
+    // list or a relist at a time: the default of 8 connections per host would leave the last
+    // watches waiting for a connection forever.
+    configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 32
     client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
   }
 

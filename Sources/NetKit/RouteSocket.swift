@@ -49,7 +49,7 @@ public struct VethEnd: Sendable {
 /// typed calls for links, addresses, routes and neighbours. Every call is one request and
 /// its acknowledgement; nothing is cached between calls.
 public final class RouteSocket {
-  private let socket: OpaquePointer
+  let socket: OpaquePointer
 
   /// A socket in the calling thread's namespace, or in `namespace`.
   public init(in namespace: NetworkNamespace? = nil) throws(NetKitError) {

@@ -41,6 +41,15 @@ public struct ResourceSet: Equatable, Sendable {
   public var redirectPolicies: [RedirectPolicy] {
     sorted.compactMap { if case .redirectPolicy(let value) = $0 { value } else { nil } }
   }
+  public var envoyConfigs: [EnvoyConfigResource] {
+    sorted.compactMap { if case .envoyConfig(let value) = $0 { value } else { nil } }
+  }
+  public var ingresses: [IngressResource] {
+    sorted.compactMap { if case .ingress(let value) = $0 { value } else { nil } }
+  }
+  public var tlsSecrets: [TLSSecret] {
+    sorted.compactMap { if case .tlsSecret(let value) = $0 { value } else { nil } }
+  }
 }
 
 /// Why an apply or delete was refused: every problem in the whole input, so one run shows

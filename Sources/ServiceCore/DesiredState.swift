@@ -112,13 +112,17 @@ public struct ServiceFrontend: Hashable, Sendable {
   public var isLocalPolicy: Bool
   /// Set on a `localRedirect` frontend (see `FrontendRedirect`).
   public var redirect: FrontendRedirect?
+  /// The node-local L7 proxy's listener port when the Service's connections on this frontend
+  /// go to the proxy instead of `backends` (a `ProxyRedirect`; JUNCTION_SVC_F_L7_PROXY).
+  public var proxyPort: UInt16?
 
   public init(
     id: UInt16, key: FrontendKey, type: FrontendType, service: NamespacedName, portName: String,
     backends: [ServiceBackend], affinityTimeout: Int? = nil, algorithm: LBAlgorithm = .random,
     isExternal: Bool? = nil, usesDSR: Bool = false, isLocalPolicy: Bool = false,
-    redirect: FrontendRedirect? = nil
+    redirect: FrontendRedirect? = nil, proxyPort: UInt16? = nil
   ) {
+    self.proxyPort = proxyPort
     self.isExternal = isExternal ?? type.isExternal
     self.usesDSR = usesDSR
     self.isLocalPolicy = isLocalPolicy

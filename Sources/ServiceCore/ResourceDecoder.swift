@@ -125,7 +125,7 @@ public enum ResourceDecoder {
     }
     // A known kind under another apiVersion is a different schema (apps/v1 has no Service,
     // discovery.k8s.io/v1beta1 slices lack fields v1 made required): refuse, do not guess.
-    if !apiVersion.isEmpty && apiVersion != kind.apiVersion {
+    if !apiVersion.isEmpty && !kind.apiVersions.contains(apiVersion) {
       root.fail(
         "apiVersion",
         "\"\(apiVersion)\" is not supported for kind \(kind.rawValue) (expected \"\(kind.apiVersion)\")"
@@ -158,6 +158,27 @@ public enum ResourceDecoder {
         RedirectPolicy(
           meta: meta, apiVersion: apiVersion, kind: kind.rawValue, spec: root.raw("spec") ?? .null,
           redirect: RedirectPolicyDecoding.decode(root, meta: meta)))
+    case .ciliumEnvoyConfig, .ciliumClusterwideEnvoyConfig:
+      resource = .envoyConfig(
+        L7Decoding.envoyConfig(
+          root, meta: meta, clusterwide: kind == .ciliumClusterwideEnvoyConfig,
+          apiVersion: apiVersion))
+    case .ingress:
+      let ingress = L7Decoding.ingress(root, meta: meta)
+      if !ingress.isServed {
+        notes.append(
+          "\(object): ingressClassName \(ingress.ingressClassName.map { "\"\($0)\"" } ?? "(none)") is not junction or cilium; kept but not served"
+        )
+      }
+      resource = .ingress(ingress)
+    case .secret:
+      // Only TLS Secrets matter (Ingress certificates); a dump's other Secrets are skipped.
+      guard let secret = L7Decoding.tlsSecret(root, meta: meta) else {
+        result.skipped.append(
+          SkippedObject(kind: kindText, apiVersion: apiVersion, name: rawName, location: location))
+        return
+      }
+      resource = .tlsSecret(secret)
     }
     if sink.issues.isEmpty {
       result.resources.append(resource)

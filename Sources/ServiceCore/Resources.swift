@@ -313,6 +313,11 @@ public enum ResourceKind: String, Hashable, Sendable, CaseIterable, Comparable {
   case pod = "Pod"
   case localRedirectPolicy = "LocalRedirectPolicy"
   case ciliumLocalRedirectPolicy = "CiliumLocalRedirectPolicy"
+  // The L7 kinds (issue 14), served by the node's Envoy.
+  case ciliumEnvoyConfig = "CiliumEnvoyConfig"
+  case ciliumClusterwideEnvoyConfig = "CiliumClusterwideEnvoyConfig"
+  case ingress = "Ingress"
+  case secret = "Secret"
 
   /// Our own API group, for LocalRedirectPolicy.
   public static let junctionGroupVersion = "junction.io/v1alpha1"
@@ -323,10 +328,21 @@ public enum ResourceKind: String, Hashable, Sendable, CaseIterable, Comparable {
     case .endpointSlice: "discovery.k8s.io/v1"
     case .localRedirectPolicy: Self.junctionGroupVersion
     case .ciliumLocalRedirectPolicy: "cilium.io/v2"
+    case .ciliumEnvoyConfig, .ciliumClusterwideEnvoyConfig: "cilium.io/v2"
+    case .ingress: "networking.k8s.io/v1"
+    case .secret: "v1"
     }
   }
 
-  public var isNamespaced: Bool { self != .node }
+  /// Every apiVersion accepted for the kind (the envoy configs have the same spec in v2alpha1).
+  public var apiVersions: Set<String> {
+    switch self {
+    case .ciliumEnvoyConfig, .ciliumClusterwideEnvoyConfig: L7Decoding.envoyConfigVersions
+    default: [apiVersion]
+    }
+  }
+
+  public var isNamespaced: Bool { self != .node && self != .ciliumClusterwideEnvoyConfig }
 
   public static func < (lhs: ResourceKind, rhs: ResourceKind) -> Bool {
     allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
@@ -361,6 +377,9 @@ public enum Resource: Hashable, Sendable {
   case node(KubeNode)
   case pod(Pod)
   case redirectPolicy(RedirectPolicy)
+  case envoyConfig(EnvoyConfigResource)
+  case ingress(IngressResource)
+  case tlsSecret(TLSSecret)
 
   public var key: ResourceKey {
     switch self {
@@ -375,6 +394,12 @@ public enum Resource: Hashable, Sendable {
         kind: policy.kind == ResourceKind.ciliumLocalRedirectPolicy.rawValue
           ? .ciliumLocalRedirectPolicy : .localRedirectPolicy,
         namespace: policy.meta.namespace, name: policy.meta.name)
+    case .envoyConfig(let config):
+      ResourceKey(kind: config.kind, namespace: config.meta.namespace, name: config.meta.name)
+    case .ingress(let ingress):
+      ResourceKey(kind: .ingress, namespace: ingress.meta.namespace, name: ingress.meta.name)
+    case .tlsSecret(let secret):
+      ResourceKey(kind: .secret, namespace: secret.meta.namespace, name: secret.meta.name)
     }
   }
 }

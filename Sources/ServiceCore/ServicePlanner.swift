@@ -30,6 +30,9 @@ public struct FrontendClaim: Hashable, Sendable {
   public var isLocalPolicy = false
   /// Set when a Local Redirect Policy took the frontend over (`LocalRedirectPlanner`).
   public var redirect: Redirect? = nil
+  /// The Service port this frontend serves (the nodePort frontends' own port differs): what
+  /// a `ProxyRedirect` names. 0 for a frontend that is no Service's (a policy's address).
+  public var servicePort: UInt16 = 0
 }
 
 /// Everything one Service contributes to the node's state, computed from that Service and its
@@ -71,10 +74,12 @@ public enum ServicePlanner {
   /// The whole state at once: what `ServiceTable` keeps up to date change by change.
   public static func plan(
     _ resources: ResourceSet, ids: inout LoadBalancerIDs,
-    northSouth: NorthSouthPolicy = NorthSouthPolicy(), nodeName: String? = nil
+    northSouth: NorthSouthPolicy = NorthSouthPolicy(), nodeName: String? = nil,
+    proxyRedirects: [ProxyRedirect] = []
   ) -> DesiredState {
     let table = ServiceTable(
-      resources: resources, ids: ids, northSouth: northSouth, nodeName: nodeName)
+      resources: resources, ids: ids, northSouth: northSouth, nodeName: nodeName,
+      proxyRedirects: proxyRedirects)
     ids = table.ids
     return table.desiredState
   }
@@ -130,7 +135,7 @@ public enum ServicePlanner {
             affinityTimeout: service.sessionAffinity.timeoutSeconds, algorithm: service.algorithm,
             isExternal: type.isExternal,
             usesDSR: type.isExternal && northSouth.dsrProtocols.contains(port.proto),
-            isLocalPolicy: isLocalPolicy))
+            isLocalPolicy: isLocalPolicy, servicePort: port.port))
       }
     }
     return result

@@ -45,6 +45,9 @@ public struct ServiceTable: Sendable {
   private var backendUsers: [BackendKey: Int] = [:]
   /// Local Redirect Policies: see ServiceTable+LocalRedirect.swift.
   var redirects = RedirectIndex()
+  /// Services whose TCP frontends go to the node's L7 proxy (`ProxyRedirectIndex`): an
+  /// input beside the resources, changed through `prepare(_:proxyRedirects:)` like them.
+  public private(set) var proxyRedirects = ProxyRedirectIndex()
 
   public init(
     ids: LoadBalancerIDs = LoadBalancerIDs(), northSouth: NorthSouthPolicy = NorthSouthPolicy(),
@@ -59,14 +62,15 @@ public struct ServiceTable: Sendable {
   /// stored) and releasing those nothing uses any more.
   public init(
     resources: ResourceSet, ids: LoadBalancerIDs,
-    northSouth: NorthSouthPolicy = NorthSouthPolicy(), nodeName: String? = nil
+    northSouth: NorthSouthPolicy = NorthSouthPolicy(), nodeName: String? = nil,
+    proxyRedirects: [ProxyRedirect] = []
   ) {
     self.init(ids: ids, northSouth: northSouth, nodeName: nodeName)
     let edits = resources.objects.keys.sorted().map {
       ResourceEdit.upsert(resources.objects[$0]!, document: resources.documents[$0])
     }
     // Conflicts already stored are reported (`conflicts`), not refused.
-    commit(try! prepare(edits, refusingNewConflicts: false))
+    commit(try! prepare(edits, proxyRedirects: proxyRedirects, refusingNewConflicts: false))
     self.ids.services.table.retain(only: Set(frontends.keys.map(\.description)))
     self.ids.backends.table.retain(only: Set(backendUsers.keys.map(\.description)))
   }
@@ -76,7 +80,8 @@ public struct ServiceTable: Sendable {
     let services = contributions.keys.sorted()
     return DesiredState(
       frontends: frontends.keys.sorted().map { frontends[$0]! },
-      notes: services.flatMap { contributions[$0]!.notes } + redirects.notes,
+      notes: services.flatMap { contributions[$0]!.notes } + redirects.notes
+        + proxyRedirects.notes + missingProxyServices(proxyRedirects),
       conflicts: claimants.keys.sorted().flatMap { Self.conflicts($0, claimants[$0]!) })
   }
 
@@ -100,6 +105,7 @@ public struct ServiceTable: Sendable {
     fileprivate var backendIDs: StableIDDraft
     fileprivate var zone: String?
     var redirects = RedirectIndex.Changes()
+    fileprivate var proxyRedirects: ProxyRedirectIndex?
 
     /// What the id tables gain and lose (for the journal).
     public var idChanges: LoadBalancerIDChanges {
@@ -107,12 +113,14 @@ public struct ServiceTable: Sendable {
     }
   }
 
-  /// Works out `edits` (applied in order; the last edit of a key wins). With
-  /// `refusingNewConflicts`, a frontend conflict the edits introduce refuses them all;
-  /// conflicts already present are not the edits' fault.
-  public func prepare(_ edits: [ResourceEdit], refusingNewConflicts: Bool = true)
-    throws(ApplyRejected) -> Update
-  {
+  /// Works out `edits` (applied in order; the last edit of a key wins) and, when given, the
+  /// new whole set of `proxyRedirects` (nil: unchanged). With `refusingNewConflicts`, a
+  /// frontend conflict the edits introduce refuses them all; conflicts already present are
+  /// not the edits' fault.
+  public func prepare(
+    _ edits: [ResourceEdit], proxyRedirects newRedirects: [ProxyRedirect]? = nil,
+    refusingNewConflicts: Bool = true
+  ) throws(ApplyRejected) -> Update {
     var changed: [ResourceKey: (Resource, YAMLValue?)?] = [:]
     for edit in edits {
       switch edit {
@@ -145,6 +153,15 @@ public struct ServiceTable: Sendable {
         affected.insert(name)
       }
     }
+    // A redirect set that changes re-plans the Services it names, before and after.
+    var proxyIndex = proxyRedirects
+    if let newRedirects {
+      let index = ProxyRedirectIndex(newRedirects)
+      if index != proxyRedirects {
+        affected.formUnion(Self.changedProxyServices(proxyRedirects, index))
+        proxyIndex = index
+      }
+    }
     var slicesLeaving: [NamespacedName: [ResourceKey]] = [:]
     var slicesJoining: [NamespacedName: [ResourceKey]] = [:]
     for key in changed.keys {
@@ -169,6 +186,7 @@ public struct ServiceTable: Sendable {
       serviceIDs: ids.services.table.draft(), backendIDs: ids.backends.table.draft(),
       zone: node.zone)
     update.resources = changed
+    update.proxyRedirects = proxyIndex
     var frontendKeys: Set<FrontendKey> = []
     update.redirects = redirects.prepare(
       changed: Set(changed.keys), object: object, nodeName: node.nodeName,
@@ -284,7 +302,11 @@ public struct ServiceTable: Sendable {
         redirect: claim.redirect.map {
           FrontendRedirect(
             policy: $0.policy, skipFromBackend: $0.skipFromBackend, origin: $0.origin.map(entries))
-        })
+        },
+        proxyPort: claim.redirect != nil
+          ? nil
+          : proxyIndex.proxyPort(
+            service: owner, servicePort: claim.servicePort, proto: claim.key.proto))
       update.frontends[key] = .some(frontend)
       new.append(frontend)
     }
@@ -328,6 +350,24 @@ public struct ServiceTable: Sendable {
     ids.backends.table.apply(update.backendIDs)
     topology.zone = update.zone
     redirects.commit(update.redirects)
+    if let index = update.proxyRedirects { proxyRedirects = index }
+  }
+
+  /// The Services whose redirects differ between two sets.
+  private static func changedProxyServices(_ old: ProxyRedirectIndex, _ new: ProxyRedirectIndex)
+    -> Set<NamespacedName>
+  {
+    let before = Set(old.redirects)
+    let after = Set(new.redirects)
+    return Set(before.symmetricDifference(after).map(\.service))
+  }
+
+  /// Redirects naming a Service the node does not hold: nothing is redirected (yet).
+  private func missingProxyServices(_ index: ProxyRedirectIndex) -> [String] {
+    index.redirects.compactMap { redirect in
+      contributions[redirect.service] == nil
+        ? "proxy redirect \(redirect): no such Service: nothing redirected" : nil
+    }
   }
 
   private static func owner(_ resource: Resource?) -> NamespacedName? {

@@ -6,8 +6,8 @@ public struct FrontendChange: Equatable, Sendable {
   public var removedBackends: [ServiceBackend]
   /// Backends present in both whose state or locality changed (new values).
   public var stateChangedBackends: [ServiceBackend]
-  /// Affinity, algorithm, type, owner, north-south flags (external, DSR, Local policy) or
-  /// redirect changed (the service entry must be rewritten even if no backend did).
+  /// Affinity, algorithm, type, owner, north-south flags (external, DSR, Local policy),
+  /// redirect or proxy port changed (the service entry must be rewritten even if no backend did).
   public var settingsChanged: Bool
 }
 
@@ -95,7 +95,7 @@ public struct DesiredStateDiff: Equatable, Sendable {
           || previous.id != frontend.id || previous.isExternal != frontend.isExternal
           || previous.usesDSR != frontend.usesDSR
           || previous.isLocalPolicy != frontend.isLocalPolicy
-          || previous.redirect != frontend.redirect)
+          || previous.redirect != frontend.redirect || previous.proxyPort != frontend.proxyPort)
       for backend in frontend.backends {
         if let was = before[backend.key] {
           if was.state != backend.state || was.isLocal != backend.isLocal {

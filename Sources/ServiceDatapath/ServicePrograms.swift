@@ -107,14 +107,15 @@ public struct ServicePrograms {
         serviceKey(frontend.key, slot: UInt16(index + 1), scope: scope),
         junction_lb4_service(
           backend_id: backend.id, affinity_timeout: 0, count: 0, rev_nat_id: frontend.id, flags: 0,
-          pad: 0))
+          proxy_port: 0))
     }
     try services.update(
       serviceKey(frontend.key, slot: 0, scope: scope),
       junction_lb4_service(
         backend_id: 0,
         affinity_timeout: UInt32(scope == .default ? frontend.affinityTimeout ?? 0 : 0),
-        count: UInt16(slots.count), rev_nat_id: frontend.id, flags: flags, pad: 0))
+        count: UInt16(slots.count), rev_nat_id: frontend.id, flags: flags,
+        proxy_port: scope == .default ? frontend.proxyPort ?? 0 : 0))
     if previousCount > slots.count {
       for slot in (slots.count + 1)...previousCount {
         try services.delete(serviceKey(frontend.key, slot: UInt16(slot), scope: scope))
@@ -149,6 +150,9 @@ public struct ServicePrograms {
       flags |= UInt16(JUNCTION_SVC_F_LOCAL_REDIRECT)
       if redirect.skipFromBackend { flags |= UInt16(JUNCTION_SVC_F_SKIP_FROM_BACKEND) }
     }
+    // The backends' slots stay written under it: taking the flag off (the redirect removed)
+    // gives the frontend back to BPF balancing in one write.
+    if frontend.proxyPort != nil { flags |= UInt16(JUNCTION_SVC_F_L7_PROXY) }
     return flags
   }
 

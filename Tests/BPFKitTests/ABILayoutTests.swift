@@ -64,7 +64,19 @@ final class ABILayoutTests: XCTestCase {
     XCTAssertEqual(MemoryLayout<T>.offset(of: \.count), 8)
     XCTAssertEqual(MemoryLayout<T>.offset(of: \.rev_nat_id), 10)
     XCTAssertEqual(MemoryLayout<T>.offset(of: \.flags), 12)
-    XCTAssertEqual(MemoryLayout<T>.offset(of: \.pad), 14)
+    XCTAssertEqual(MemoryLayout<T>.offset(of: \.proxy_port), 14)
+  }
+
+  /// The L7 proxy redirect: a frontend flag, the port in the former pad (same size, so
+  /// pinned maps of the same ABI version stay compatible: their zero reads "no proxy"), a
+  /// trace point, a verdict and a drop reason appended to their enums.
+  func testProxyRedirect() {
+    XCTAssertEqual(JUNCTION_SVC_F_L7_PROXY, 64)
+    XCTAssertEqual(JUNCTION_DIR_TO_PROXY.rawValue, 5)
+    XCTAssertEqual(JUNCTION_VERDICT_REDIRECTED.rawValue, 5)
+    XCTAssertEqual(JUNCTION_DROP_PROXY_UNAVAILABLE.rawValue, 13)
+    XCTAssertEqual(UInt32(JUNCTION_MARK_TO_PROXY) & ~UInt32(JUNCTION_MARK_TO_PROXY_MASK), 0)
+    assertLayout(junction_flow_event.self, size: 64, alignment: 8)
   }
 
   func testBackend() {

@@ -109,6 +109,26 @@ final class FlowPipelineTests: XCTestCase {
     XCTAssertNil(flow.isReply, "the datapath does not say")
   }
 
+  /// A connection handed to the L7 proxy: seen at to-proxy, REDIRECTED, still addressed to
+  /// the Service (no translation), with the proxy port.
+  func testAToProxyFlowNamesTheServiceAndTheProxyPort() {
+    let record = FlowRecord(
+      time: time, kind: .trace, point: JUNCTION_DIR_TO_PROXY.rawValue,
+      verdict: UInt8(JUNCTION_VERDICT_REDIRECTED.rawValue), proto: 6, tcpFlags: 0x02,
+      flags: UInt8(JUNCTION_FLOW_F_NEW | JUNCTION_FLOW_F_REPLY_KNOWN), source: client,
+      sourcePort: 40000, destination: vip, destinationPort: 80, natPort: 15001, revNatID: 7,
+      ifindex: 12)
+    let flow = record.flow(directory: directory, nodeName: "n")
+    XCTAssertEqual(flow.tracePoint, "to-proxy")
+    XCTAssertEqual(flow.verdict, "REDIRECTED")
+    XCTAssertEqual(flow.destination, FlowPeer(ip: "10.96.0.10", port: 80))
+    XCTAssertEqual(flow.destinationService, FlowService(namespace: "droids", name: "web"))
+    XCTAssertEqual(flow.proxyPort, 15001)
+    XCTAssertNil(flow.original)
+    XCTAssertTrue(FlowCompact.line(flow).contains(" to-proxy REDIRECTED (TCP Flags: SYN)"))
+    XCTAssertNil(syn().flow(directory: directory, nodeName: "n").proxyPort)
+  }
+
   func testCompactLinesHaveHubblesShape() {
     XCTAssertEqual(
       FlowCompact.line(syn().flow(directory: directory, nodeName: "n")),
@@ -290,7 +310,7 @@ final class FlowPipelineTests: XCTestCase {
     XCTAssertEqual(try FlowQuery.parse("pod=a%2Fb").filter.pod, "a/b")
     XCTAssertEqual(try FlowQuery.parse(""), FlowQuery())
     for bad in [
-      "verdict=MAYBE", "type=l7", "ip=10.0.0.300", "port=x", "last=-1", "follow=yes",
+      "verdict=MAYBE", "type=dns", "ip=10.0.0.300", "port=x", "last=-1", "follow=yes",
       "since=yesterday", "colour=red", "pod=%zz",
     ] {
       XCTAssertThrowsError(try FlowQuery.parse(bad), bad)

@@ -25,7 +25,12 @@ final class ProtocolTests: XCTestCase {
       [
         "services", "endpointslices.discovery.k8s.io", "nodes", "pods",
         "localredirectpolicies.junction.io", "ciliumlocalredirectpolicies.cilium.io",
+        "ciliumenvoyconfigs.cilium.io", "ciliumclusterwideenvoyconfigs.cilium.io",
+        "ingresses.networking.k8s.io", "secrets",
       ])
+    XCTAssertEqual(
+      followed[9].listQuery(limit: 10, continueToken: nil, resourceVersion: "0"),
+      "/api/v1/secrets?limit=10&resourceVersion=0&fieldSelector=type%3Dkubernetes.io%2Ftls")
     XCTAssertEqual(
       APIResource.serviceSelector(serviceProxyName: "junction"),
       "!service.kubernetes.io/headless,service.kubernetes.io/service-proxy-name=junction")

@@ -36,6 +36,11 @@ KINDS = {
     "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices", True),
     "LocalRedirectPolicy": ("/apis/junction.io/v1alpha1", "localredirectpolicies", True),
     "CiliumLocalRedirectPolicy": ("/apis/cilium.io/v2", "ciliumlocalredirectpolicies", True),
+    # The L7 kinds (issue 14).
+    "CiliumEnvoyConfig": ("/apis/cilium.io/v2", "ciliumenvoyconfigs", True),
+    "CiliumClusterwideEnvoyConfig": ("/apis/cilium.io/v2", "ciliumclusterwideenvoyconfigs", False),
+    "Ingress": ("/apis/networking.k8s.io/v1", "ingresses", True),
+    "Secret": ("/api/v1", "secrets", True),
 }
 # The agents' resources as their status names them -> kind.
 FOLLOWED = {
@@ -45,6 +50,9 @@ FOLLOWED = {
     "pods": "Pod",
     "localredirectpolicies.junction.io": "LocalRedirectPolicy",
     "ciliumlocalredirectpolicies.cilium.io": "CiliumLocalRedirectPolicy",
+    "ciliumenvoyconfigs.cilium.io": "CiliumEnvoyConfig",
+    "ciliumclusterwideenvoyconfigs.cilium.io": "CiliumClusterwideEnvoyConfig",
+    "ingresses.networking.k8s.io": "Ingress",
 }
 # The label selector the agents follow Services and EndpointSlices with (kube-proxy's).
 SKIPPED_LABELS = ("service.kubernetes.io/headless", "service.kubernetes.io/service-proxy-name")

@@ -24,6 +24,7 @@ BIN=$BIN
 PLUGIN=$PLUGIN
 DRIVER=$DRIVER
 BPF=$BPF
+AGENT_ARGS=(${AGENT_ARGS[@]+$(printf '%q ' "${AGENT_ARGS[@]}")})
 ENV
 
   ip netns add "$LAB-underlay"
@@ -147,7 +148,7 @@ start_agent() {
   start_detached "$dir/agent.log" ip netns exec "$ns" "$BIN/junction-agent" --node-name "$node" \
     --socket "$dir/run/agent.sock" --state-dir "$dir/state" --bpf-fs "$dir/bpf" --bpf-objects "$BPF" \
     --devices eth0 --lb-mode "${LB_MODE:-snat}" --socket-lb --cgroup-root "$dir/cgroup" \
-    --kubeconfig "$(lab_dir)/apiserver/kubeconfig"
+    --kubeconfig "$(lab_dir)/apiserver/kubeconfig" ${AGENT_ARGS[@]+"${AGENT_ARGS[@]}"}
   echo "$LAST_PID" >"$dir/agent.pid"
   local _
   for _ in $(seq 200); do

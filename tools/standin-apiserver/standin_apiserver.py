@@ -52,9 +52,18 @@ RESOURCES = {
     ("discovery.k8s.io", "v1", "endpointslices"): ("EndpointSlice", True),
     ("junction.io", "v1alpha1", "localredirectpolicies"): ("LocalRedirectPolicy", True),
     ("cilium.io", "v2", "ciliumlocalredirectpolicies"): ("CiliumLocalRedirectPolicy", True),
+    # The L7 kinds (issue 14).
+    ("cilium.io", "v2", "ciliumenvoyconfigs"): ("CiliumEnvoyConfig", True),
+    ("cilium.io", "v2", "ciliumclusterwideenvoyconfigs"): ("CiliumClusterwideEnvoyConfig", False),
+    ("networking.k8s.io", "v1", "ingresses"): ("Ingress", True),
+    ("", "v1", "secrets"): ("Secret", True),
 }
-CRDS = {"localredirectpolicies.junction.io", "ciliumlocalredirectpolicies.cilium.io"}
-FIELDS = {"metadata.name", "metadata.namespace", "spec.nodeName"}
+CRDS = {
+    "localredirectpolicies.junction.io", "ciliumlocalredirectpolicies.cilium.io",
+    "ciliumenvoyconfigs.cilium.io", "ciliumclusterwideenvoyconfigs.cilium.io",
+}
+# "type": Secrets by type (the agent lists kubernetes.io/tls ones only).
+FIELDS = {"metadata.name", "metadata.namespace", "spec.nodeName", "type"}
 
 
 def api_version(group, version):

@@ -1,0 +1,100 @@
+import Foundation
+import XCTest
+
+/// The seed's Ingress end to end on `install/lab`: one node whose agent runs Envoy
+/// (`--agent-arg --envoy=...`), the foo-app and bar-app pods and Services of the seed, and its
+/// Ingress (class cilium) with a LoadBalancer address in its status (the lab has no LB
+/// allocator). The agent generates `junction-ingress-cilium-ingress` (LoadBalancer) redirected
+/// to the Ingress listener; the external client reaches it through the LB IP: /foo → foo,
+/// /bar → bar, `Server: envoy`.
+final class EnvoyIngressLabTests: XCTestCase {
+  private static let node1 = "172.30.0.11"
+  private static let loadBalancerIP = "192.0.2.31"
+
+  private static let services = """
+    apiVersion: v1
+    kind: Service
+    metadata: {name: foo-app, namespace: default, labels: {run: foo-app}}
+    spec:
+      clusterIP: 10.96.61.10
+      selector: {run: foo-app}
+      ports: [{port: 5678, targetPort: 5678, protocol: TCP}]
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata: {name: bar-app, namespace: default, labels: {run: bar-app}}
+    spec:
+      clusterIP: 10.96.61.20
+      selector: {run: bar-app}
+      ports: [{port: 5678, targetPort: 5678, protocol: TCP}]
+    """
+
+  /// hashicorp/http-echo's behaviour: answers its -text on 5678.
+  private static let echo = """
+    import http.server, sys
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = (sys.argv[1] + "\\n").encode()
+            self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+            self.wfile.write(body)
+        def log_message(self, *a): pass
+    http.server.ThreadingHTTPServer(("0.0.0.0", 5678), H).serve_forever()
+    """
+
+  func testSeedIngressFromTheExternalClientThroughTheLoadBalancerIP() throws {
+    try LabHarness.requirePrerequisites(tools: ["python3", "curl"])
+    guard FileManager.default.isExecutableFile(atPath: EnvoyL7Tests.envoyPath) else {
+      let message = "Envoy not installed at \(EnvoyL7Tests.envoyPath) (install/deps.sh test)"
+      if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail(message) }
+      throw XCTSkip(message)
+    }
+    let lab = try LabHarness(scratch: "ingress")
+    defer { lab.tearDown() }
+    let echo = try lab.write(Self.echo, to: "echo.py")
+    try lab.must(["up", "--nodes", "1", "--agent-arg", "--envoy=\(EnvoyL7Tests.envoyPath)"])
+    let agentPIDs = try lab.agentPIDs(nodes: 1)
+    for name in ["foo", "bar"] {
+      try lab.must(["pod", "add", "\(name)-app", "--node", "node1", "--label", "run=\(name)-app"])
+      try lab.must(["exec", "--detach", "\(name)-app", "--", "python3", echo, name])
+    }
+    try lab.apply(Self.services, as: "services.yaml")
+    let ingress =
+      SeedEnvoyManifests.ingress + """
+
+        status:
+          loadBalancer:
+            ingress: [{ip: \(Self.loadBalancerIP)}]
+        """
+    try lab.apply(ingress, as: "ingress.yaml")
+    try lab.must([
+      "exec-client", "--", "ip", "route", "add", Self.loadBalancerIP + "/32", "via", Self.node1,
+    ])
+
+    func get(_ path: String) throws -> String {
+      var output = ""
+      for _ in 0..<40 {
+        let answer = try lab.run([
+          "exec-client", "--", "curl", "-s", "-i", "--max-time", "3",
+          "http://\(Self.loadBalancerIP)\(path)",
+        ])
+        output = answer.stdout
+        if output.lowercased().contains("server: envoy") && output.contains(" 200 ") { break }
+        usleep(300_000)
+      }
+      return output
+    }
+    let foo = try get("/foo")
+    XCTAssertTrue(foo.lowercased().contains("server: envoy"), foo)
+    XCTAssertTrue(foo.hasSuffix("foo\n"), foo)
+    let bar = try get("/bar")
+    XCTAssertTrue(bar.hasSuffix("bar\n"), bar)
+    let services = try lab.must(["ctl", "node1", "service", "list"])
+    XCTAssertTrue(
+      services.split(separator: "\n").contains {
+        $0.contains("\(Self.loadBalancerIP):80/TCP") && $0.contains("L7 proxy")
+      }, services)
+
+    try lab.must(["down"])
+    lab.assertNoTrace(agentPIDs: agentPIDs)
+  }
+}
