@@ -107,14 +107,14 @@ static __always_inline void jnc_emit_to_proxy(const struct __sk_buff *skb,
 	     !jnc_tcp_closes(packet)))
 		return;
 	event = jnc_event_reserve_skb(skb, JUNCTION_FLOW_TRACE, JUNCTION_DIR_TO_PROXY,
-				      JUNCTION_VERDICT_REDIRECTED);
+				      JUNCTION_VERDICT_REDIRECTED, 0);
 	if (!event)
 		return;
 	jnc_event_packet(event, packet);
 	event->flags = flags;
 	event->nat_port = bpf_htons(service->proxy_port);
 	event->rev_nat_id = service->rev_nat_id;
-	bpf_ringbuf_submit(event, 0);
+	jnc_event_submit(event);
 }
 
 /*
