@@ -80,10 +80,9 @@ endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: true}}]
 YAML
   done
 }
-# The seed's CEC (Tests/IntegrationTests/EnvoySeedManifests.swift), the substitution varied.
+# The seed's CEC (install/lab-examples/service-mesh), the substitution varied.
 cec() {
-  sed -n '/static let envoyConfig = """/,/^    """/p' "$repo/Tests/IntegrationTests/EnvoySeedManifests.swift" \
-    | sed '1d;$d' | sed 's/^    //' | sed "s|substitution: \"/\"|substitution: \"$1\"|"
+  sed "s|substitution: \"/\"|substitution: \"$1\"|" "$repo/install/lab-examples/service-mesh/envoy-lb-listener.yaml"
 }
 { services; cec /; } | ctl apply -f - >/dev/null
 port=""

@@ -427,6 +427,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
+        # A watch's connection is closed when the watch ends (below): say so, or a client
+        # that pools connections reuses it for its next request and finds it closed.
+        self.send_header("Connection", "close")
         self.end_headers()
 
         def send_raw(data):
