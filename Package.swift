@@ -166,7 +166,8 @@ let package = Package(
     .testTarget(
       name: "ProxyManagerTests",
       dependencies: [
-        "ProxyManager", "ServiceCore", "AgentAPI", "CNIKit", .product(name: "Logging", package: "swift-log"),
+        "ProxyManager", "ServiceCore", "AgentAPI", "CNIKit",
+        .product(name: "Logging", package: "swift-log"),
       ]),
     // The agent's own parts that need no datapath (the service store on a temporary directory).
     .testTarget(

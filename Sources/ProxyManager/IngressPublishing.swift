@@ -68,7 +68,9 @@ public enum IngressPublishing {
     var byName: [NamespacedName: Service] = [:]
     for service in services { byName[service.meta.namespacedName] = service }
     var actions: [Action] = []
-    for ingress in ingresses.filter(\.isServed).sorted(by: { $0.meta.namespacedName < $1.meta.namespacedName }) {
+    for ingress in ingresses.filter(\.isServed).sorted(by: {
+      $0.meta.namespacedName < $1.meta.namespacedName
+    }) {
       let namespace = ingress.meta.namespace
       let name = IngressTranslation.serviceName(ingress)
       guard let service = byName[NamespacedName(namespace: namespace, name: name)] else {

@@ -226,7 +226,8 @@ final class StandinTests: XCTestCase {
         try server.request("GET", "/apis/networking.k8s.io/v1/namespaces/shop/ingresses/web").utf8
       ))
     XCTAssertEqual(stored["status"]?["loadBalancer"]?["ingress"], [["ip": "192.0.2.8"]])
-    XCTAssertEqual(stored["spec"], ["ingressClassName": "junction"], "the status patch's spec ignored")
+    XCTAssertEqual(
+      stored["spec"], ["ingressClassName": "junction"], "the status patch's spec ignored")
     do {
       try await api.mergePatch(
         .services, namespace: "shop", name: "junction-ingress-web", patch: ["status": [:]],
