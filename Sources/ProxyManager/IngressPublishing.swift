@@ -10,7 +10,7 @@ import ServiceCore
 public enum IngressPublishing {
   public static let ingressLabel = "ingress.junction.io/name"
 
-  public enum Action: Hashable, Sendable {
+  public enum Action: Equatable, Sendable {
     /// POST the Service (409 AlreadyExists is success). Create only: an existing Service is
     /// never updated, so nobody fights over its fields (its ports stay as first created).
     case createService(namespace: String, name: String, object: JSONValue)
