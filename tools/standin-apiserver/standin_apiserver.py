@@ -12,7 +12,8 @@ concepts (kubernetes.io/docs/reference/using-api/api-concepts):
   missing); PUT and PATCH of the `status` subresource (only .status changes; a PATCH of the
   object keeps its status), as the agent writes an Ingress's status and a test, acting as the
   LB provider, a Service's; deleting an object deletes the objects
-  whose ownerReferences name its uid (the garbage collector, at once);
+  whose ownerReferences name its uid, and an object written with ownerReferences none of
+  which exists is deleted too (the garbage collector, at once);
 - LIST with limit/continue (all pages one snapshot; resourceVersion=0 ignores limit, as the
   watch cache does); an expired continue token is 410;
 - WATCH (?watch=true) from a resourceVersion: ADDED/MODIFIED/DELETED as objects enter, change
@@ -593,6 +594,11 @@ class Handler(BaseHTTPRequestHandler):
                 stored = current  # a write that changes nothing is no new version
             else:
                 stored = store.write(group, plural, ns, name, obj)
+            owners = {r.get("uid") for r in stored["metadata"].get("ownerReferences") or []}
+            if owners and not any(o["metadata"].get("uid") in owners for o in store.objects.values()):
+                # Every owner is gone: the garbage collector deletes it (after the answer, in
+                # the real one; here at once, as a DELETED event after the ADDED).
+                store.write(group, plural, ns, name, None)
         self.send_json(201 if create else 200, self.complete(stored, group, version, plural))
 
     def do_DELETE(self):
