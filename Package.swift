@@ -171,7 +171,8 @@ let package = Package(
       ]),
     // The agent's own parts that need no datapath (the service store on a temporary directory).
     .testTarget(
-      name: "JunctionAgentTests", dependencies: ["JunctionAgent", "AgentCore", "ServiceCore"]),
+      name: "JunctionAgentTests",
+      dependencies: ["JunctionAgent", "AgentCore", "ServiceCore", "KubernetesClient", "CNIKit"]),
     // tools/standin-apiserver driven from tests (the client's and the integration tests).
     .target(name: "StandinSupport", path: "Tests/StandinSupport"),
     .testTarget(
