@@ -2,12 +2,13 @@ import Foundation
 import XCTest
 
 /// The seed's Ingress end to end on `install/lab`, whose agents follow the lab's stand-in API
-/// server: one node whose agent runs Envoy (`--agent-arg --envoy=...`), the foo-app and
+/// server: two nodes whose agents run Envoy (`--agent-arg --envoy=...`), the foo-app and
 /// bar-app pods and Services of the seed, and its Ingress (class cilium). The agent creates
 /// `junction-ingress-cilium-ingress` (LoadBalancer, owned by the Ingress) in the API; the
 /// test, acting as the LB provider, writes an address into that Service's status; the agent
 /// copies it into the Ingress's status, and the external client reaches the Ingress through
-/// it: /foo → foo, /bar → bar, `Server: envoy`. Deleting the Ingress deletes the Service
+/// it: /foo → foo, /bar → bar, `Server: envoy`. Both agents write; once the address is in, the
+/// Ingress is not rewritten (no churn). Deleting the Ingress deletes the Service
 /// (the stand-in's garbage collector, by the owner reference).
 final class EnvoyIngressLabTests: XCTestCase {
   private static let node1 = "172.30.0.11"
@@ -53,8 +54,9 @@ final class EnvoyIngressLabTests: XCTestCase {
     let lab = try LabHarness(scratch: "ingress")
     defer { lab.tearDown() }
     let echo = try lab.write(Self.echo, to: "echo.py")
-    try lab.must(["up", "--nodes", "1", "--agent-arg", "--envoy=\(EnvoyL7Tests.envoyPath)"])
-    let agentPIDs = try lab.agentPIDs(nodes: 1)
+    // Two nodes: both agents write (create, status); they must converge without churn.
+    try lab.must(["up", "--nodes", "2", "--agent-arg", "--envoy=\(EnvoyL7Tests.envoyPath)"])
+    let agentPIDs = try lab.agentPIDs(nodes: 2)
     for name in ["foo", "bar"] {
       try lab.must(["pod", "add", "\(name)-app", "--node", "node1", "--label", "run=\(name)-app"])
       try lab.must(["exec", "--detach", "\(name)-app", "--", "python3", echo, name])
@@ -103,9 +105,17 @@ final class EnvoyIngressLabTests: XCTestCase {
       "set-status", "Service", serviceName,
       #"{"loadBalancer":{"ingress":[{"ip":"\#(Self.loadBalancerIP)"}]}}"#,
     ])
-    _ = try object("Ingress", "default/cilium-ingress") {
+    let withAddress = try object("Ingress", "default/cilium-ingress") {
       loadBalancerIPs($0) == [Self.loadBalancerIP]
     }
+    // Both agents have seen the address; neither writes again (no churn between them).
+    func resourceVersion(_ object: [String: Any]) -> String? {
+      (object["metadata"] as? [String: Any])?["resourceVersion"] as? String
+    }
+    sleep(2)
+    let settled = try object("Ingress", "default/cilium-ingress") { _ in true }
+    XCTAssertEqual(
+      resourceVersion(settled), resourceVersion(withAddress), "the Ingress is rewritten")
     try lab.must([
       "exec-client", "--", "ip", "route", "add", Self.loadBalancerIP + "/32", "via", Self.node1,
     ])
