@@ -55,8 +55,9 @@ final class ProxyWiring: Sendable {
   /// remove what the last config served).
   private let hadL7 = Atomic<Bool>(false)
 
-  /// Applies the generated Services (Ingress → `junction-ingress-<name>`): upserts, and
-  /// removals of keys generated before.
+  /// Standalone (no API server followed): applies the generated Services (Ingress →
+  /// `junction-ingress-<name>`) to the node's Services: upserts, and removals of keys
+  /// generated before.
   let applyGenerated: @Sendable ([ResourceEdit]) -> Void
   private let generated = Mutex<Set<ResourceKey>>([])
 

@@ -146,6 +146,10 @@ public final class HTTPTransport: APITransport, APIWriter {
     guard code == 200 else {
       var target = resource
       if status { target.plural += "/status" }
+      // 404 here is the object (deleted meanwhile), not a resource that is not installed.
+      if code == 404 {
+        throw APIError.status(code: 404, detail: "\(resource.kind) \(namespace)/\(name) not found")
+      }
       throw APIError.from(statusCode: code, body: body, verb: "patch", resource: target)
     }
   }

@@ -241,7 +241,9 @@ final class StandinTests: XCTestCase {
       try await api.mergePatch(
         .ingresses, namespace: "shop", name: "gone", patch: ["status": [:]], status: true)
       XCTFail("404 expected")
-    } catch {}
+    } catch {
+      XCTAssertEqual("\(error)", "HTTP 404: Ingress shop/gone not found")
+    }
     await api.shutdown()
   }
 }

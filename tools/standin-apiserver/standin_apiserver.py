@@ -508,11 +508,18 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             self.close_connection = True
 
-    def body(self):
+    def read_body(self):
+        """Every writing verb reads its request's body first: an answer sent without reading
+        it (401, 403, 404) would leave it on the kept-alive connection, to be parsed as the
+        next request. (One handler serves every request of a connection.)"""
         length = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(length) or b"{}")
+        self._body = self.rfile.read(length)
+
+    def body(self):
+        return json.loads(self._body or b"{}")
 
     def do_POST(self):
+        self.read_body()
         if not self.authorized():
             return
         if self.path.startswith("/standin/"):
@@ -532,10 +539,12 @@ class Handler(BaseHTTPRequestHandler):
         self.write_object(create=True)
 
     def do_PUT(self):
+        self.read_body()
         if self.authorized():
             self.write_object(create=False)
 
     def do_PATCH(self):
+        self.read_body()
         if self.authorized():
             self.write_object(create=False, patch=True)
 
