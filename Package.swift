@@ -166,11 +166,13 @@ let package = Package(
     .testTarget(
       name: "ProxyManagerTests",
       dependencies: [
-        "ProxyManager", "ServiceCore", "AgentAPI", .product(name: "Logging", package: "swift-log"),
+        "ProxyManager", "ServiceCore", "AgentAPI", "CNIKit",
+        .product(name: "Logging", package: "swift-log"),
       ]),
     // The agent's own parts that need no datapath (the service store on a temporary directory).
     .testTarget(
-      name: "JunctionAgentTests", dependencies: ["JunctionAgent", "AgentCore", "ServiceCore"]),
+      name: "JunctionAgentTests",
+      dependencies: ["JunctionAgent", "AgentCore", "ServiceCore", "KubernetesClient", "CNIKit"]),
     // tools/standin-apiserver driven from tests (the client's and the integration tests).
     .target(name: "StandinSupport", path: "Tests/StandinSupport"),
     .testTarget(

@@ -246,7 +246,14 @@ struct AgentRuntime {
       let services = self.services
       let logger = self.logger
       await services.connect(
-        proxy: ProxyWiring(manager: proxy) { edits in
+        proxy: ProxyWiring(
+          manager: proxy,
+          publisher: cluster.map { follower in
+            IngressPublisher(
+              writer: follower.transport, logger: Logger(label: "ingress"),
+              isReady: { await follower.isSynced })
+          }
+        ) { edits in
           // From the proxy's queue: wait, so generated Services are applied in order.
           let done = DispatchSemaphore(value: 0)
           Task {

@@ -28,7 +28,8 @@ actor ClusterFollower: ServiceLifecycle.Service {
   private let services: ServiceManager
   private let logger: Logger
   private nonisolated let informers: [Informer]
-  private let transport: HTTPTransport
+  /// Also the Ingress side's writes (IngressPublisher): the same TLS and credentials.
+  let transport: HTTPTransport
   private var mirror = ClusterMirror()
   private var listed: Set<String> = []
   private var syncedAt: String?

@@ -55,13 +55,23 @@ final class ProxyWiring: Sendable {
   /// remove what the last config served).
   private let hadL7 = Atomic<Bool>(false)
 
-  /// Applies the generated Services (Ingress → `junction-ingress-<name>`): upserts, and
-  /// removals of keys generated before.
+  /// Standalone (no API server followed): applies the generated Services (Ingress →
+  /// `junction-ingress-<name>`) to the node's Services: upserts, and removals of keys
+  /// generated before.
   let applyGenerated: @Sendable ([ResourceEdit]) -> Void
   private let generated = Mutex<Set<ResourceKey>>([])
 
-  init(manager: ProxyManager, applyGenerated: @escaping @Sendable ([ResourceEdit]) -> Void) {
+  /// Where an API server is followed: the generated Services are created in the API instead
+  /// (the followed Service, with the address the LB provider gave it, is what the datapath
+  /// serves), and no local duplicate is made.
+  let publisher: IngressPublisher?
+
+  init(
+    manager: ProxyManager, publisher: IngressPublisher? = nil,
+    applyGenerated: @escaping @Sendable ([ResourceEdit]) -> Void
+  ) {
     self.manager = manager
+    self.publisher = publisher
     self.applyGenerated = applyGenerated
   }
 
@@ -92,6 +102,7 @@ final class ProxyWiring: Sendable {
     let any = !configs.isEmpty || !ingresses.isEmpty
     guard any || hadL7.exchange(false, ordering: .relaxed) else { return }
     if any { hadL7.store(true, ordering: .relaxed) }
+    publisher?.update(resources)
     let inputs = L7Inputs(
       envoyConfigs: configs, ingresses: ingresses, secrets: resources.tlsSecrets,
       backends: any ? ServiceEndpoints.backendSets(frontends) : [])
@@ -113,6 +124,7 @@ final class ProxyWiring: Sendable {
         return (value, state.resources)
       }) {
         manager.update(next)
+        guard publisher == nil else { continue }
         let edits = generatedEdits(next, current: resources)
         if !edits.isEmpty { applyGenerated(edits) }
       }

@@ -13,7 +13,7 @@ import Synchronization
 /// configured CA (always), the bearer token read from its file for every request (a bound
 /// service-account token is rewritten by the kubelet before it expires, so the next request
 /// carries the new one) or a client certificate.
-public final class HTTPTransport: APITransport {
+public final class HTTPTransport: APITransport, APIWriter {
   public let config: ClusterConfig
   private let client: HTTPClient
   private let readFile: FileReader
@@ -123,10 +123,62 @@ public final class HTTPTransport: APITransport {
     }
   }
 
-  private func send(_ pathAndQuery: String, deadline: NIODeadline) async throws(APIError)
-    -> HTTPClientResponse
+  public func create(_ resource: APIResource, namespace: String, object: JSONValue)
+    async throws(APIError) -> CreateOutcome
   {
+    let (code, body) = try await write(
+      .POST, resource.objectPath(namespace: namespace, name: nil), object,
+      contentType: "application/json")
+    switch code {
+    case 200, 201, 202: return .created
+    case 409: return .alreadyExists
+    default:
+      throw APIError.from(statusCode: code, body: body, verb: "create", resource: resource)
+    }
+  }
+
+  public func mergePatch(
+    _ resource: APIResource, namespace: String, name: String, patch: JSONValue, status: Bool
+  ) async throws(APIError) {
+    let (code, body) = try await write(
+      .PATCH, resource.objectPath(namespace: namespace, name: name, status: status), patch,
+      contentType: "application/merge-patch+json")
+    guard code == 200 else {
+      var target = resource
+      if status { target.plural += "/status" }
+      // 404 here is the object (deleted meanwhile), not a resource that is not installed.
+      if code == 404 {
+        throw APIError.status(code: 404, detail: "\(resource.kind) \(namespace)/\(name) not found")
+      }
+      throw APIError.from(statusCode: code, body: body, verb: "patch", resource: target)
+    }
+  }
+
+  /// One write: its status code and body (the body is small: one object or a Status).
+  private func write(
+    _ method: HTTPMethod, _ path: String, _ object: JSONValue, contentType: String
+  ) async throws(APIError) -> (Int, [UInt8]) {
+    let response = try await send(
+      path, deadline: .now() + .seconds(30), method: method,
+      body: (object.serialized(), contentType))
+    do {
+      let body = try await response.body.collect(upTo: 4 << 20)
+      return (Int(response.status.code), Array(body.readableBytesView))
+    } catch {
+      throw classify(error)
+    }
+  }
+
+  private func send(
+    _ pathAndQuery: String, deadline: NIODeadline, method: HTTPMethod = .GET,
+    body: (bytes: [UInt8], contentType: String)? = nil
+  ) async throws(APIError) -> HTTPClientResponse {
     var request = HTTPClientRequest(url: config.server + pathAndQuery)
+    request.method = method
+    if let body {
+      request.headers.add(name: "Content-Type", value: body.contentType)
+      request.body = .bytes(body.bytes)
+    }
     request.headers.add(name: "Accept", value: "application/json")
     request.headers.add(name: "User-Agent", value: "junction-agent")
     if let token = try bearerToken() {

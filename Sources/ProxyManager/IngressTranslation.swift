@@ -182,8 +182,7 @@ public enum IngressTranslation {
       !$0.hasSuffix("filled in (OriginalDst)") && !$0.hasSuffix("filled in (TlsInspector)")
     }
     // The generated LoadBalancer Service (dedicated mode) and its redirect to the listener.
-    var servicePorts = [ServicePort(name: "http", port: 80)]
-    if !ingress.tls.isEmpty { servicePorts.append(ServicePort(name: "https", port: 443)) }
+    let servicePorts = IngressPublishing.servicePorts(ingress)
     var meta = ObjectMeta(name: serviceName(ingress), namespace: namespace)
     meta.labels["ingress.junction.io/name"] = ingress.meta.name
     out.generatedService = Service(meta: meta, type: .loadBalancer, ports: servicePorts)

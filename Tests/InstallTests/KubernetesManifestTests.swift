@@ -36,21 +36,28 @@ final class KubernetesManifestTests: XCTestCase {
   }
 
   /// RBAC is exactly list and watch of what the agent follows (APIResource.followed), and
-  /// that covers every kind ServiceCore decodes.
-  func testClusterRoleIsExactlyListAndWatchOfWhatTheAgentFollows() throws {
+  /// that covers every kind ServiceCore decodes; plus exactly the Ingress side's two writes
+  /// (create Services, patch the Ingress status subresource).
+  func testClusterRoleIsExactlyListAndWatchOfWhatTheAgentFollowsAndTheIngressWrites() throws {
     let role = try XCTUnwrap(
       try Self.load("junction.yaml").first { $0["kind"] as? String == "ClusterRole" })
     let rules = try XCTUnwrap(role["rules"] as? [[String: Any]])
     var granted: Set<String> = []
+    var writes: Set<String> = []
     for rule in rules {
-      XCTAssertEqual(
-        Set(rule["verbs"] as? [String] ?? []), ["list", "watch"], "list and watch only: \(rule)")
+      let verbs = Set(rule["verbs"] as? [String] ?? [])
       for group in rule["apiGroups"] as? [String] ?? [] {
         for resource in rule["resources"] as? [String] ?? [] {
-          granted.insert(group.isEmpty ? resource : "\(resource).\(group)")
+          let name = group.isEmpty ? resource : "\(resource).\(group)"
+          if verbs == ["list", "watch"] {
+            granted.insert(name)
+          } else {
+            for verb in verbs { writes.insert("\(verb) \(name)") }
+          }
         }
       }
     }
+    XCTAssertEqual(writes, ["create services", "patch ingresses/status.networking.k8s.io"])
     let followed = APIResource.followed(nodeName: "node", serviceProxyName: nil)
     XCTAssertEqual(granted, Set(followed.map(\.rbacName)))
     XCTAssertEqual(

@@ -199,4 +199,51 @@ final class StandinTests: XCTestCase {
     XCTAssertEqual(informer.status.objects, 3)
     await api.shutdown()
   }
+
+  /// The Ingress side's writes: a create is idempotent (409 is `.alreadyExists`), a status
+  /// merge patch changes only the status, and RBAC's 403 names the verb and subresource.
+  func testCreateIsIdempotentAndAStatusPatchChangesOnlyTheStatus() async throws {
+    let server = try StandinServer(arguments: ["--forbid", "patch:services/status"])
+    let api = try transport(server)
+    let object: JSONValue = [
+      "apiVersion": "v1", "kind": "Service",
+      "metadata": ["name": "junction-ingress-web", "labels": ["a": "b"]],
+      "spec": ["type": "LoadBalancer", "ports": [["name": "http", "port": 80]]],
+    ]
+    var outcome = try await api.create(.services, namespace: "shop", object: object)
+    XCTAssertEqual(outcome, .created)
+    outcome = try await api.create(.services, namespace: "shop", object: object)
+    XCTAssertEqual(outcome, .alreadyExists)
+    try server.request(
+      "POST", "/apis/networking.k8s.io/v1/namespaces/shop/ingresses",
+      #"{"metadata":{"name":"web"},"spec":{"ingressClassName":"junction"}}"#)
+    try await api.mergePatch(
+      .ingresses, namespace: "shop", name: "web",
+      patch: ["status": ["loadBalancer": ["ingress": [["ip": "192.0.2.8"]]]], "spec": ["x": 1]],
+      status: true)
+    let stored = try JSONValue.parse(
+      Array(
+        try server.request("GET", "/apis/networking.k8s.io/v1/namespaces/shop/ingresses/web").utf8
+      ))
+    XCTAssertEqual(stored["status"]?["loadBalancer"]?["ingress"], [["ip": "192.0.2.8"]])
+    XCTAssertEqual(
+      stored["spec"], ["ingressClassName": "junction"], "the status patch's spec ignored")
+    do {
+      try await api.mergePatch(
+        .services, namespace: "shop", name: "junction-ingress-web", patch: ["status": [:]],
+        status: true)
+      XCTFail("forbidden expected")
+    } catch {
+      XCTAssertTrue(
+        "\(error)".contains("RBAC does not allow patch on services/status"), "\(error)")
+    }
+    do {
+      try await api.mergePatch(
+        .ingresses, namespace: "shop", name: "gone", patch: ["status": [:]], status: true)
+      XCTFail("404 expected")
+    } catch {
+      XCTAssertEqual("\(error)", "HTTP 404: Ingress shop/gone not found")
+    }
+    await api.shutdown()
+  }
 }

@@ -7,6 +7,10 @@ LAB-underlay`).
     cluster.py LAB_DIR LAB_NAME delete FILE|-   delete them
     cluster.py LAB_DIR LAB_NAME nodes           a v1/Node per lab node, with its zone
     cluster.py LAB_DIR LAB_NAME sync            the Pods and EndpointSlices of the lab's pods
+    cluster.py LAB_DIR LAB_NAME get KIND NS/NAME         print the object (JSON), exit 1 if none
+    cluster.py LAB_DIR LAB_NAME set-status KIND NS/NAME JSON
+                                                merge-patch its status subresource (the lab
+                                                playing a controller, e.g. the LB provider)
 
 Every command then derives the lab's Pods and EndpointSlices (derive.py) from the cluster's
 Services and the lab's pods, writes what changed, deletes what is stale, and waits until
@@ -80,7 +84,8 @@ class API:
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self.token}")
         if data is not None:
-            request.add_header("Content-Type", "application/json")
+            request.add_header(
+                "Content-Type", "application/merge-patch+json" if method == "PATCH" else "application/json")
         try:
             with urllib.request.urlopen(request, context=self.context, timeout=30) as response:
                 return response.status, json.loads(response.read() or b"{}")
@@ -202,11 +207,13 @@ class Cluster:
 
     def wait(self):
         """Until every node's agent has applied what it follows (or WAIT_SECONDS)."""
-        objects = {kind: self.api.list(kind) for kind in FOLLOWED.values()}
         deadline = time.monotonic() + WAIT_SECONDS
         for node in node_names(self.lab_dir):
-            want = expected(node, objects, self.deleted)
             while True:
+                # Listed again on every try: agents write too (an Ingress's Service), so
+                # the cluster may have moved on since the change this waits for.
+                objects = {kind: self.api.list(kind) for kind in FOLLOWED.values()}
+                want = expected(node, objects, self.deleted)
                 seen = agent_view(self.lab_dir, node)
                 if seen is not None and caught_up(seen, want):
                     break
@@ -290,6 +297,20 @@ def main():
         fail(__doc__)
     lab_dir, lab, command = sys.argv[1:4]
     cluster = Cluster(lab_dir, lab)
+    if command in ("get", "set-status"):
+        if len(sys.argv) < (6 if command == "get" else 7) or "/" not in sys.argv[5]:
+            fail(f"usage: {command} KIND NAMESPACE/NAME" + (" JSON" if command == "set-status" else ""))
+        namespace, name = sys.argv[5].split("/", 1)
+        collection, _ = path_of({"kind": sys.argv[4], "metadata": {"name": name, "namespace": namespace}})
+        if command == "get":
+            code, answer = cluster.api.request("GET", f"{collection}/{name}")
+        else:
+            code, answer = cluster.api.request(
+                "PATCH", f"{collection}/{name}/status", {"status": json.loads(sys.argv[6])})
+        if code != 200:
+            fail(f"{sys.argv[4].lower()}/{sys.argv[5]}: {answer.get('message', code)}")
+        print(json.dumps(answer))
+        return
     if command == "apply":
         for doc in documents(sys.argv[4]):
             cluster.put(doc)

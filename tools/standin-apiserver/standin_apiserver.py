@@ -6,8 +6,14 @@ machines, so this serves the small part of the API the agent follows, written fr
 concepts (kubernetes.io/docs/reference/using-api/api-concepts):
 
 - objects in memory (and in --state, so a restart keeps them), one resourceVersion counter;
-- GET collections (all namespaces, or /namespaces/NS/...) and single objects; POST, PUT and
-  DELETE objects (the API's own verbs, which tests use to change the cluster);
+- GET collections (all namespaces, or /namespaces/NS/...) and single objects; POST, PUT,
+  PATCH (JSON merge patch only) and DELETE objects (the API's own verbs, which tests use to
+  change the cluster; a PUT of the object replaces it whole, status too, and creates it when
+  missing); PUT and PATCH of the `status` subresource (only .status changes; a PATCH of the
+  object keeps its status), as the agent writes an Ingress's status and a test, acting as the
+  LB provider, a Service's; deleting an object deletes the objects
+  whose ownerReferences name its uid, and an object written with ownerReferences none of
+  which exists is deleted too (the garbage collector, at once);
 - LIST with limit/continue (all pages one snapshot; resourceVersion=0 ignores limit, as the
   watch cache does); an expired continue token is 410;
 - WATCH (?watch=true) from a resourceVersion: ADDED/MODIFIED/DELETED as objects enter, change
@@ -311,6 +317,11 @@ class Handler(BaseHTTPRequestHandler):
         if len(rest) >= 3 and rest[0] == "namespaces":
             namespace, rest = rest[1], rest[2:]
         plural, name = rest[0], (rest[1] if len(rest) > 1 else None)
+        # The status subresource (PUT/PATCH .../NAME/status): recorded for write_object.
+        self.subresource = rest[2] if len(rest) > 2 else None
+        if self.subresource not in (None, "status"):
+            self.status(404, "NotFound", f"the server could not find the requested resource ({parsed.path})")
+            return None
         known = RESOURCES.get((group, version, plural))
         if known is None or rbac_name(group, plural) in self.server.without:
             self.status(404, "NotFound", "the server could not find the requested resource")
@@ -500,11 +511,18 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             self.close_connection = True
 
-    def body(self):
+    def read_body(self):
+        """Every writing verb reads its request's body first: an answer sent without reading
+        it (401, 403, 404) would leave it on the kept-alive connection, to be parsed as the
+        next request. (One handler serves every request of a connection.)"""
         length = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(length) or b"{}")
+        self._body = self.rfile.read(length)
+
+    def body(self):
+        return json.loads(self._body or b"{}")
 
     def do_POST(self):
+        self.read_body()
         if not self.authorized():
             return
         if self.path.startswith("/standin/"):
@@ -524,17 +542,50 @@ class Handler(BaseHTTPRequestHandler):
         self.write_object(create=True)
 
     def do_PUT(self):
+        self.read_body()
         if self.authorized():
             self.write_object(create=False)
 
-    def write_object(self, create):
+    def do_PATCH(self):
+        self.read_body()
+        if self.authorized():
+            self.write_object(create=False, patch=True)
+
+    def write_object(self, create, patch=False):
         routed = self.route()
         if routed is None:
             return
         group, version, plural, namespace, name, _ = routed
-        if not self.allowed("create" if create else "update", group, plural):
+        subresource = self.subresource
+        if create and subresource:
+            self.status(405, "MethodNotAllowed", "create is not allowed on a subresource")
+            return
+        verb = "create" if create else "patch" if patch else "update"
+        if not self.allowed(verb, group, plural + ("/" + subresource if subresource else "")):
             return
         obj = self.body()
+        if patch or subresource:
+            # PATCH (JSON merge patch, RFC 7386: application/merge-patch+json only) and the
+            # status subresource (only .status changes; the rest of the body is ignored).
+            if patch and self.headers.get("Content-Type") != "application/merge-patch+json":
+                self.status(415, "UnsupportedMediaType", "the stand-in takes merge patches only")
+                return
+            _, namespaced = RESOURCES[(group, version, plural)]
+            key = (group, plural, (namespace or "default") if namespaced else "", name)
+            with self.server.store.lock:
+                current = copy.deepcopy(self.server.store.objects.get(key))
+            if current is None:
+                self.status(404, "NotFound", f'{plural} "{name}" not found')
+                return
+            merged = merge_patch(current, obj) if patch else dict(current, status=obj.get("status"))
+            if subresource:
+                merged = dict(current, status=merged.get("status"))
+            else:
+                merged["status"] = current.get("status")
+            if merged.get("status") is None:
+                merged.pop("status", None)
+            merged["metadata"] = current["metadata"]
+            obj = merged
         name = name or obj.get("metadata", {}).get("name")
         _, namespaced = RESOURCES[(group, version, plural)]
         ns = (namespace or obj.get("metadata", {}).get("namespace") or "default") if namespaced else ""
@@ -542,14 +593,24 @@ class Handler(BaseHTTPRequestHandler):
             self.status(422, "Invalid", "metadata.name: Required value")
             return
         store = self.server.store
-        with store.lock:
-            exists = (group, plural, ns, name) in store.objects
-        if create and exists:
-            self.status(409, "AlreadyExists", f'{plural} "{name}" already exists')
-            return
         obj.pop("kind", None)
         obj.pop("apiVersion", None)
-        stored = store.write(group, plural, ns, name, obj)
+        # One lock over the check and the write (the Condition's lock is re-entrant): of
+        # agents creating the same object at once, one gets 201 and the others 409.
+        with store.lock:
+            current = store.objects.get((group, plural, ns, name))
+            if create and current is not None:
+                self.status(409, "AlreadyExists", f'{plural} "{name}" already exists')
+                return
+            if (patch or subresource) and obj == current:
+                stored = current  # a write that changes nothing is no new version
+            else:
+                stored = store.write(group, plural, ns, name, obj)
+            owners = {r.get("uid") for r in stored["metadata"].get("ownerReferences") or []}
+            if owners and not any(o["metadata"].get("uid") in owners for o in store.objects.values()):
+                # Every owner is gone: the garbage collector deletes it (after the answer, in
+                # the real one; here at once, as a DELETED event after the ADDED).
+                store.write(group, plural, ns, name, None)
         self.send_json(201 if create else 200, self.complete(stored, group, version, plural))
 
     def do_DELETE(self):
@@ -564,7 +625,33 @@ class Handler(BaseHTTPRequestHandler):
         if gone is None:
             self.status(404, "NotFound", f'{plural} "{name}" not found')
         else:
+            self.collect_garbage(gone["metadata"].get("uid"))
             self.send_json(200, self.complete(gone, group, version, plural))
+
+    def collect_garbage(self, uid):
+        """The garbage collector's part the agent relies on: objects owned (ownerReferences)
+        by a deleted object are deleted too (background propagation, at once)."""
+        store = self.server.store
+        with store.lock:
+            owned = [k for k, o in store.objects.items()
+                     if uid and any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])]
+        for key in owned:
+            gone = store.write(*key, None)
+            if gone is not None:
+                self.collect_garbage(gone["metadata"].get("uid"))
+
+
+def merge_patch(target, patch):
+    """RFC 7386: objects merge member by member, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
 
 
 def make_certificates(directory, host):
