@@ -136,9 +136,17 @@ YAML
 # the Ingress in the backends' namespace (selectors are per namespace).
 manifest() { cat "$repo/install/lab-examples/service-mesh/$1.yaml"; }
 manifest envoy-lb-listener >"$tmp/cec.yaml"
-{ manifest cilium-ingress | sed 's/namespace: default/namespace: cilium-test/'; printf 'status:\n  loadBalancer:\n    ingress: [{ip: %s}]\n' "$lb_ip"; } >"$tmp/ingress.yaml"
+manifest cilium-ingress | sed 's/namespace: default/namespace: cilium-test/' >"$tmp/ingress.yaml"
 "${lab[@]}" apply -f "$tmp/cec.yaml" >&2
 "${lab[@]}" apply -f "$tmp/ingress.yaml" >&2
+# The agent creates the Ingress's LoadBalancer Service in the API server; the bench plays the
+# LB provider and gives it its address (the agent copies it into the Ingress's status).
+for _ in $(seq 100); do
+  "${lab[@]}" get Service cilium-test/junction-ingress-cilium-ingress >/dev/null 2>&1 && break
+  sleep 0.2
+done
+"${lab[@]}" set-status Service cilium-test/junction-ingress-cilium-ingress \
+  "{\"loadBalancer\":{\"ingress\":[{\"ip\":\"$lb_ip\"}]}}" >&2
 "${lab[@]}" exec-client -- ip route add "$lb_ip/32" via "$node" >&2
 
 listener_port() { # the first listener port of the config whose name contains $1, once accepted
