@@ -7,8 +7,8 @@
 #     the backend alone (nginx answering its URI);
 #   - CEC apply → new route serving, p50/p99 over N changes (junctionctl apply, then curl
 #     until the new rewrite answers).
-# Not measured here: the datapath redirect's cost against direct Envoy (needs pods; see
-# Tests/IntegrationTests/EnvoyDatapathTests for the path itself).
+# The path through the datapath redirect: bench/envoy-redirect.sh (see also
+# Tests/IntegrationTests/EnvoyDatapathTests).
 #
 #   bench/envoy.sh [SECONDS] [CHANGES]      defaults: 10, 20
 set -euo pipefail
