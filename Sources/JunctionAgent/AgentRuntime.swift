@@ -332,7 +332,8 @@ struct AgentRuntime {
           ]
         } ?? []) + [
           .init(
-            service: CounterSweeper(registry: registry, interval: counterSweepInterval),
+            // Counter entries of no endpoint (the start-up sweep is reconcile's).
+            service: Periodic(interval: counterSweepInterval) { await registry.sweepCounters() },
             serviceName: "counter-sweep"),
           .init(
             service: Periodic(interval: deleteQueueInterval) {
@@ -371,8 +372,8 @@ struct AgentRuntime {
   }
 }
 
-/// Runs `work` every `interval` seconds until shutdown begins (the deletion queue's replay
-/// while the agent runs; the start-up replay is `serve`'s).
+/// Runs `work` every `interval` seconds until shutdown begins (the counter sweep and the
+/// deletion queue's replay while the agent runs).
 struct Periodic: Service {
   let interval: Double
   let work: @Sendable () async -> Void
@@ -388,27 +389,6 @@ struct Periodic: Service {
       }
       if Task.isShuttingDownGracefully || Task.isCancelled { return }
       await work()
-    }
-  }
-}
-
-/// Sweeps counter entries of no endpoint every `interval` seconds until shutdown begins
-/// (the start-up sweep is reconcile's).
-struct CounterSweeper: Service {
-  let registry: EndpointRegistry
-  let interval: Double
-
-  func run() async throws {
-    while !Task.isShuttingDownGracefully {
-      do {
-        try await cancelOnGracefulShutdown {
-          try await Task.sleep(for: .milliseconds(Int(interval * 1000)))
-        }
-      } catch {
-        return  // shutting down (or cancelled)
-      }
-      if Task.isShuttingDownGracefully || Task.isCancelled { return }
-      await registry.sweepCounters()
     }
   }
 }
