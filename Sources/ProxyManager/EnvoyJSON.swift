@@ -4,58 +4,13 @@ import ServiceCore
 /// which Envoy reads for filesystem xDS and bootstraps alike. Keys are sorted so the same
 /// resources always give the same bytes (a changed file means a changed config).
 public enum EnvoyJSON {
+  /// The same writer as the agent's stored documents (`DocumentWriter`). A float JSON cannot
+  /// hold (YAML's `.inf`, `.nan`) is written as `null`, which Envoy's validation then refuses
+  /// with its own message on that resource.
   public static func encode(_ value: YAMLValue) -> String {
-    var out = ""
-    write(value, into: &out)
-    return out
-  }
-
-  static func write(_ value: YAMLValue, into out: inout String) {
-    switch value {
-    case .null: out += "null"
-    case .bool(let flag): out += flag ? "true" : "false"
-    case .int(let number): out += String(number)
-    case .float(let number):
-      out += number.isFinite ? String(number) : "null"
-    case .string(let text): writeString(text, into: &out)
-    case .list(let items):
-      out += "["
-      for (index, item) in items.enumerated() {
-        if index > 0 { out += "," }
-        write(item, into: &out)
-      }
-      out += "]"
-    case .map(let map):
-      out += "{"
-      for (index, key) in map.keys.sorted().enumerated() {
-        if index > 0 { out += "," }
-        writeString(key, into: &out)
-        out += ":"
-        write(map[key]!, into: &out)
-      }
-      out += "}"
-    }
-  }
-
-  static func writeString(_ text: String, into out: inout String) {
-    out += "\""
-    for scalar in text.unicodeScalars {
-      switch scalar {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\r": out += "\\r"
-      case "\t": out += "\\t"
-      default:
-        if scalar.value < 0x20 {
-          let hex = String(scalar.value, radix: 16)
-          out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        } else {
-          out.unicodeScalars.append(scalar)
-        }
-      }
-    }
-    out += "\""
+    var out: [UInt8] = []
+    DocumentWriter.appendNullingNonFinite(value, to: &out)
+    return String(decoding: out, as: UTF8.self)
   }
 }
 

@@ -11,12 +11,27 @@ public enum DocumentWriter {
   /// Appends `value` as JSON. Throws for a float that JSON cannot hold (infinity, NaN), as
   /// `JSONEncoder` does.
   public static func append(_ value: YAMLValue, to out: inout [UInt8]) throws {
+    try append(value, to: &out, nonFiniteAsNull: false)
+  }
+
+  /// Appends `value` as JSON, a float JSON cannot hold as `null` (never throws then).
+  public static func appendNullingNonFinite(_ value: YAMLValue, to out: inout [UInt8]) {
+    try? append(value, to: &out, nonFiniteAsNull: true)
+  }
+
+  private static func append(_ value: YAMLValue, to out: inout [UInt8], nonFiniteAsNull: Bool)
+    throws
+  {
     switch value {
     case .null: out.append(contentsOf: "null".utf8)
     case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
     case .int(let number): out.append(contentsOf: String(number).utf8)
     case .float(let number):
       guard number.isFinite else {
+        if nonFiniteAsNull {
+          out.append(contentsOf: "null".utf8)
+          return
+        }
         throw EncodingError.invalidValue(
           number, .init(codingPath: [], debugDescription: "\(number) is not a JSON number"))
       }
@@ -26,7 +41,7 @@ public enum DocumentWriter {
       out.append(UInt8(ascii: "["))
       for (index, item) in items.enumerated() {
         if index > 0 { out.append(UInt8(ascii: ",")) }
-        try append(item, to: &out)
+        try append(item, to: &out, nonFiniteAsNull: nonFiniteAsNull)
       }
       out.append(UInt8(ascii: "]"))
     case .map(let members):
@@ -35,7 +50,7 @@ public enum DocumentWriter {
         if index > 0 { out.append(UInt8(ascii: ",")) }
         appendString(key, to: &out)
         out.append(UInt8(ascii: ":"))
-        try append(members[key]!, to: &out)
+        try append(members[key]!, to: &out, nonFiniteAsNull: nonFiniteAsNull)
       }
       out.append(UInt8(ascii: "}"))
     }
