@@ -21,7 +21,8 @@ swift build --build-tests
 # CI=true turns a test that cannot run into a failure instead of a skip. The tests are
 # XCTest; Swift Testing is switched off so its empty run does not print the last word.
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+demo_log="$(mktemp)"
+trap 'rm -f "$log" "$demo_log"' EXIT
 set +e
 CI="${CI:-true}" swift test --skip-build --disable-swift-testing 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
@@ -29,13 +30,20 @@ status=${PIPESTATUS[0]}
 # What users run: the release build the installer makes (a release build with
 # cross-module optimization can fail where the debug build passes), and the main job, the
 # demo, on those installed binaries. Each counts as one test in the closing line.
-bash install/demo.sh
-demo=$?
+bash install/demo.sh 2>&1 | tee "$demo_log"
+demo=${PIPESTATUS[0]}
 # Each fuzz harness 30 s (issue 16; ~2 min for its own small -sanitize=fuzzer build and
 # ~2 min of fuzzing, well inside the suite's budget); a crash fails this check.
 bash fuzz/run.sh --seconds 30
 fuzz=$?
 set -e
+
+# CI keeps only the end of a long run's output: repeat why the demo failed just above the
+# closing line, where it is still visible.
+if ((demo != 0)); then
+  echo "== release-install+demo failed (exit status $demo); its last 60 lines:"
+  tail -n 60 "$demo_log"
+fi
 
 # One plain closing line, "tests: N passed, N failed, N skipped", counted per test; a crash
 # of the test process names the test and counts as a failure (install/test-summary.sh).

@@ -35,11 +35,7 @@ final class EnvoyDatapathTests: XCTestCase {
     """
 
   func testPodToClusterIPGoesThroughEnvoyWithTheSeedsSplitAndRewrite() throws {
-    guard FileManager.default.isExecutableFile(atPath: EnvoyL7Tests.envoyPath) else {
-      let message = "Envoy not installed at \(EnvoyL7Tests.envoyPath) (install/deps.sh test)"
-      if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail(message) }
-      throw XCTSkip(message)
-    }
+    try EnvoyL7Tests.requireEnvoy()
     let node = try TestNode(
       podSubnet: "10.240.141.0/24", agentArguments: ["--envoy", EnvoyL7Tests.envoyPath])
     nodes.append(node)

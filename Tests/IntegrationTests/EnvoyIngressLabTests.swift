@@ -46,11 +46,7 @@ final class EnvoyIngressLabTests: XCTestCase {
 
   func testSeedIngressGetsItsServiceAndAddressThroughTheAPIAndAnswersTheExternalClient() throws {
     try LabHarness.requirePrerequisites(tools: ["python3", "curl"])
-    guard FileManager.default.isExecutableFile(atPath: EnvoyL7Tests.envoyPath) else {
-      let message = "Envoy not installed at \(EnvoyL7Tests.envoyPath) (install/deps.sh test)"
-      if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail(message) }
-      throw XCTSkip(message)
-    }
+    try EnvoyL7Tests.requireEnvoy()
     let lab = try LabHarness(scratch: "ingress")
     defer { lab.tearDown() }
     let echo = try lab.write(Self.echo, to: "echo.py")
