@@ -36,6 +36,18 @@ final class LimitTests: XCTestCase {
     XCTAssertEqual(report["oldPodReattached"] as? Bool, true, "\(report)")
   }
 
+  /// SNAT ports exhausted (a two-node lab, `--snat-port-range` of 4 ports): 4 connections
+  /// through node1's NodePort to node2's backend are held, a fifth fails with "No free SNAT
+  /// port" counted on node1 while the 4 keep working; after they close, new connections
+  /// succeed again (the close timeout) and the range can be held whole again.
+  func testSNATPortsExhaustedDropCountedAndRecoverAfterClose() throws {
+    try LabHarness.requirePrerequisites(tools: ["python3"])
+    let report = try limit("snat-exhausted", "--snat-ports", "40000-40003")
+    let drops = try XCTUnwrap(report["noPortDrops"] as? [Int], "\(report)")
+    XCTAssertGreaterThan(drops.count == 3 ? drops[1] - drops[0] : 0, 0, "\(report)")
+    XCTAssertEqual(report["otherDrops"] as? [String: Int], [:], "\(report)")
+  }
+
   /// Runs one limit; fails unless the script judged the behaviour the promised one.
   private func limit(_ name: String, _ arguments: String...) throws -> [String: Any] {
     try TestNode.requirePrerequisites()
