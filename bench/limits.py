@@ -6,6 +6,8 @@ namespace (the node of bench/soak.py, native mode, host-local):
     bench/limits.py concurrent-api [--count 1000]   N API requests at once
     bench/limits.py big-apply [--megabytes 100]     one apply of that size
     bench/limits.py bpffs-gone                      the agent's bpffs unmounted under it
+    bench/limits.py cgroup-gone                     the cgroup2 of --socket-lb unmounted
+                                                    under the agent
     bench/limits.py conntrack-full [--count 2000] --agent-arg=--conntrack-max --agent-arg=256
                                                     N UDP flows through a ClusterIP, small map
     bench/limits.py snat-exhausted [--snat-ports 40000-40003]
@@ -23,6 +25,11 @@ exits 1 when the behaviour is not the one promised:
 - bpffs gone: ADD fails with an error that names the missing pins, /v1/healthz says so
   (degraded, so CNI STATUS fails too), DEL still succeeds, the running pod keeps its datapath; after remounting and restarting the agent, ADD succeeds
   and the old pod's programs are attached again.
+- cgroup2 gone (--socket-lb on a cgroup root the agent mounted, unmounted under it):
+  /v1/healthz's socketLB component warns (status stays ok: pods do not depend on it), the
+  node's own connections to a ClusterIP keep being balanced (the programs hold the cgroup,
+  not the mount), ADD works, the agent stops cleanly, and after a restart (which mounts it
+  again) socketLB is ok and the node still reaches the service.
 - conntrack full: new flows dropped with a CT_MAP_FULL count, established entries kept.
   Not met today (jnc_ct4 is an LRU map: it evicts the oldest entries instead, silently), so
   no test runs it; bench/results/reliability.md has the figures.
@@ -254,6 +261,88 @@ class Limits(soak.Soak):
             "drops": json.loads(drops) if drops else None,
         }
         report["ok"] = first_kept and "ct" in json.dumps(report["drops"]).lower()
+        return report
+
+    # ---- the cgroup2 mount vanishing -----------------------------------------------------
+
+    def node_query(self):
+        """One datagram from the node's own namespace to the ClusterIP on a connected UDP
+        socket: answered only through socket LB (the node has no per-packet path to a
+        ClusterIP), and only an answer from the service address counts."""
+        script = ("import socket\n"
+                  "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                  "u.settimeout(2)\n"
+                  f"u.connect(('{soak.VIP}', {soak.VIP_PORT}))\n"
+                  "u.send(b'who')\n"
+                  "print(u.recv(100).decode())\n")
+        result = soak.run(["ip", "netns", "exec", self.node, "python3", "-c", script])
+        return result.returncode == 0 and b"echo" in result.stdout
+
+    def health(self):
+        status, body = soak.api(self.socket, "GET", "/v1/healthz")
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, {}
+
+    def cgroup_gone(self):
+        """The agent runs with --socket-lb on a cgroup root of its own (it mounts cgroup2
+        there, in the mount namespace `ip netns exec` gave it); the mount is taken away
+        under it."""
+        backend = self.new_pod()
+        result = self.driver("add", backend)
+        if result.returncode != 0:
+            raise RuntimeError(f"ADD failed: {result.stdout.decode()}")
+        self.p0_ip = json.loads(result.stdout)["ips"][0]["address"].split("/")[0]
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", backend, "python3", "-c",
+             "import socket\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+             f"u.bind(('0.0.0.0', {soak.BACKEND_PORT}))\n"
+             "while True:\n    d, p = u.recvfrom(100)\n    u.sendto(b'echo', p)\n"])
+        self.processes.append(server)
+        self.apply_service()
+        before = any(self.node_query() for _ in range(10))
+        health_before = self.health()
+        soak.must(["nsenter", "-t", str(self.agent.pid), "-m", "umount", "-l",
+                   self.cgroup_root])
+        time.sleep(0.5)
+        health_status, health = self.health()
+        during = self.node_query()
+        # A pod ADD does not depend on the cgroup.
+        second = self.new_pod()
+        add_during = self.driver("add", second).returncode
+        # The recovery path: a restart (the agent mounts cgroup2 again).
+        pid = self.agent.pid
+        started = time.monotonic()
+        self.stop_agent()
+        stop_seconds = round(time.monotonic() - started, 1)
+        exit_code = None
+        log = (self.directory / "agent.log").read_bytes().decode(errors="replace")
+        stop_lines = [line for line in log.splitlines()
+                      if "cgroup" in line or "socket LB" in line][-6:]
+        self.start_agent()
+        after = any(self.node_query() for _ in range(10))
+        health_after = self.health()
+        for pod in (second, backend):
+            self.driver("del", pod)
+            self.remove_pod(pod)
+        report = {
+            "cgroupRoot": self.cgroup_root, "agentPid": pid,
+            "nodeReachedServiceBefore": before, "healthBefore": health_before[1].get("components"),
+            "healthWithoutMount": {"status": health_status, "body": health},
+            "nodeReachedServiceWithoutMount": during, "addWithoutMount": add_during,
+            "stopSeconds": stop_seconds, "agentLogAtStop": stop_lines,
+            "nodeReachedServiceAfterRestart": after,
+            "healthAfterRestart": health_after[1].get("components"),
+            "left": self.leftovers(),
+        }
+        components = health.get("components", {}) if isinstance(health, dict) else {}
+        report["healthSaysMountGone"] = components.get("socketLB", "").startswith(
+            "warning: the cgroup2")
+        report["ok"] = (before and report["healthSaysMountGone"] and add_during == 0
+                        and health.get("status") == "ok" and during
+                        and after and health_after[1].get("components", {}).get("socketLB") == "ok"
+                        and not any(report["left"].values()))
         return report
 
     # ---- the bpffs vanishing -------------------------------------------------------------
@@ -488,7 +577,8 @@ class SNATLab:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("limit", choices=["concurrent-adds", "concurrent-api", "big-apply",
-                                          "bpffs-gone", "conntrack-full", "snat-exhausted"])
+                                          "bpffs-gone", "conntrack-full", "snat-exhausted",
+                                          "cgroup-gone"])
     parser.add_argument("--count", type=int, default=None)
     parser.add_argument("--megabytes", type=int, default=100)
     parser.add_argument("--snat-ports", default="40000-40003",
@@ -527,6 +617,9 @@ def main():
             lab.teardown()
         return finish(report, args)
     limits = Limits(args)
+    if args.limit == "cgroup-gone":
+        limits.cgroup_root = str(limits.directory / "cgroupv2")
+        args.agent_arg += ["--socket-lb", "--cgroup-root", limits.cgroup_root]
     try:
         limits.setup_node()
         if args.limit == "concurrent-adds":
@@ -535,6 +628,8 @@ def main():
             report = limits.concurrent_api(args.count or 1000, args.memory_bound_mb)
         elif args.limit == "big-apply":
             report = limits.big_apply(args.megabytes, args.memory_bound_mb)
+        elif args.limit == "cgroup-gone":
+            report = limits.cgroup_gone()
         elif args.limit == "conntrack-full":
             report = limits.conntrack_full(args.count or 2000)
         else:

@@ -1,6 +1,7 @@
 import AgentAPI
 import AgentCore
 import AgentMetrics
+import BPFKit
 import FlowPipeline
 import FoundationEssentials
 import Hummingbird
@@ -29,6 +30,8 @@ struct APIResponder: HTTPResponder {
   let logger: Logger
   /// `--envoy`: the node's Envoy; nil when the agent runs without one.
   var proxy: ProxyManager? = nil
+  /// `--socket-lb`: the cgroup2 directory its programs are attached to; nil without.
+  var socketLBRoot: String? = nil
 
   func respond(to request: Request, context: Context) async throws -> Response {
     let started = ContinuousClock.now
@@ -325,6 +328,11 @@ struct APIResponder: HTTPResponder {
       nodeName: config.nodeName, datapathLoaded: datapath.isLoaded, endpoints: await registry.count,
       stateProblem: await registry.stateProblem, shuttingDown: shutdown.isSet,
       datapathProblem: pinsProblem())
+    if let root = socketLBRoot {
+      // Reported, never degrading: see HealthSummary.socketLBComponent.
+      health.components["socketLB"] = HealthSummary.socketLBComponent(
+        cgroupRoot: root, stillMounted: CgroupFilesystem.isCgroup2(root))
+    }
     if let cluster {
       let status = await cluster.status()
       health.cluster = status

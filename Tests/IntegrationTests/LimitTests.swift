@@ -36,6 +36,16 @@ final class LimitTests: XCTestCase {
     XCTAssertEqual(report["oldPodReattached"] as? Bool, true, "\(report)")
   }
 
+  /// The cgroup2 of --socket-lb unmounted under the agent: /v1/healthz's socketLB component
+  /// warns and names the path (the status stays ok), the node's own connections to a
+  /// ClusterIP keep being balanced, ADD works, and after a restart the mount is back.
+  func testCgroupMountVanishingIsReportedAndRecoverable() throws {
+    let report = try limit("cgroup-gone")
+    XCTAssertEqual(report["healthSaysMountGone"] as? Bool, true, "\(report)")
+    XCTAssertEqual(report["nodeReachedServiceWithoutMount"] as? Bool, true, "\(report)")
+    XCTAssertEqual(report["nodeReachedServiceAfterRestart"] as? Bool, true, "\(report)")
+  }
+
   /// SNAT ports exhausted (a two-node lab, `--snat-port-range` of 4 ports): 4 connections
   /// through node1's NodePort to node2's backend are held, a fifth fails with "No free SNAT
   /// port" counted on node1 while the 4 keep working; after they close, new connections
