@@ -103,6 +103,42 @@ def post_reading_early(socket_path, path, body, timeout=120):
         return 0, b"", sent[0]
 
 
+def post_writing_first(socket_path, path, body, timeout=120):
+    """POST `body` as a naive client does: the whole request written before anything is
+    read. A server that refuses early must close (or keep reading) for the write to end;
+    then the answer is read. (status, body, bytes sent, how the write ended)."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.settimeout(timeout)
+    connection.connect(socket_path)
+    view = memoryview(body)
+    sent, ended = 0, "complete"
+    try:
+        connection.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: agent\r\nContent-Type: application/yaml\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode())
+        while sent < len(body):
+            sent += connection.send(view[sent:sent + (1 << 20)])
+    except OSError as error:
+        ended = type(error).__name__
+    data = b""
+    try:
+        while True:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError as error:
+        if not data:
+            ended += f", read: {type(error).__name__}"
+    finally:
+        connection.close()
+    head, _, answer = data.partition(b"\r\n\r\n")
+    try:
+        return int(head.split(b" ")[1]), answer, sent, ended
+    except (ValueError, IndexError):
+        return 0, b"", sent, ended
+
+
 class Limits(soak.Soak):
     def endpoints(self):
         status, body = soak.api(self.socket, "GET", "/v1/endpoints")
@@ -209,17 +245,25 @@ class Limits(soak.Soak):
         started = time.monotonic()
         status, answer, sent = post_reading_early(self.socket, "/v1/resources/apply", body)
         seconds = time.monotonic() - started
+        # A client that writes everything before it reads (as `requests` does).
+        started = time.monotonic()
+        naive = post_writing_first(self.socket, "/v1/resources/apply", body, timeout=90)
+        naive_seconds = time.monotonic() - started
         alive = self.agent.poll() is None and \
             soak.api(self.socket, "GET", "/v1/healthz")[0] == 200
         _, services_after = soak.api(self.socket, "GET", "/v1/services")
         peak = memory_kb(pid, "VmHWM") if alive else 0
         report = {
             "megabytes": megabytes, "status": status, "bytesSentBeforeAnswer": sent, "answer": answer[:300].decode(errors="replace"),
-            "seconds": round(seconds, 2), "agentAlive": alive,
+            "seconds": round(seconds, 2),
+            "writingFirst": {"status": naive[0], "bytesSent": naive[2], "writeEnded": naive[3],
+                             "seconds": round(naive_seconds, 2)},
+            "agentAlive": alive,
             "servicesUnchanged": services_before == services_after,
             "rssBeforeKB": before, "peakRssKB": peak, "boundMB": bound_mb,
         }
-        report["ok"] = status == 413 and alive and services_before == services_after \
+        report["ok"] = status == 413 and naive[0] == 413 and naive_seconds < 10 \
+            and alive and services_before == services_after \
             and peak - before < bound_mb * 1024
         return report
 

@@ -17,7 +17,7 @@ import ServiceCore
 /// this type turns routes into registry calls and JSON responses. Every non-2xx answer has
 /// an `APIErrorBody`; a request that fails validation changes nothing.
 struct APIResponder: HTTPResponder {
-  typealias Context = BasicRequestContext
+  typealias Context = APIRequestContext
 
   let registry: EndpointRegistry
   let services: ServiceManager
@@ -42,6 +42,7 @@ struct APIResponder: HTTPResponder {
     // A body nobody read is dropped (bounded) so that a client still sending it is not
     // left blocked before it reads the answer.
     if !bodyRead { try await discard(request.body) }
+    if response.headers[.connection] == "close" { context.closeAfterResponse() }
     AgentMetrics.shared.observeAPIRequest(
       route: route, method: request.method.rawValue, code: response.status.code,
       seconds: (ContinuousClock.now - started).metricSeconds)
@@ -368,10 +369,11 @@ struct APIResponder: HTTPResponder {
     }
   }
 
-  /// How much of a refused body is read and dropped before answering 413. A client that
-  /// sends its whole body before reading (and asked for `Connection: close`) would
-  /// otherwise block: the server does not read a body it refused. Beyond this the answer
-  /// is sent anyway.
+  /// How much of a refused body is read and dropped before answering 413: a body up to
+  /// this size is taken whole, so even a client that writes everything before reading (and
+  /// over TCP, where closing on unread bytes resets) gets the answer. Beyond it the answer
+  /// is sent anyway and the connection closed after it (`APIRequestContext`): the client's
+  /// next write fails and it reads the 413.
   static let discardLimit = 16 << 20
 
   private func discard(_ body: RequestBody) async throws {
@@ -382,7 +384,7 @@ struct APIResponder: HTTPResponder {
     }
   }
 
-  /// 413, with `Connection: close`.
+  /// 413, with `Connection: close`, which `respond` follows with the close.
   private func tooLarge(_ message: String) -> Response {
     var response = error(.contentTooLarge, message)
     response.headers[.connection] = "close"
