@@ -170,7 +170,10 @@ struct APIResponder: HTTPResponder {
     case .refused(let response): return response
     }
     guard let yaml = String(validating: body, as: UTF8.self), !yaml.isEmpty else {
-      return error(.badRequest, "the body must be Kubernetes YAML (or JSON), in UTF-8")
+      // A ResourceChange like every other 400 of apply/delete (its `error` keeps it an
+      // APIErrorBody too); a bare APIErrorBody broke the document (schemathesis, issue 16).
+      let problem = "the body must be Kubernetes YAML (or JSON), in UTF-8"
+      return try json(.badRequest, ResourceChange(errors: [problem], error: problem))
     }
     do {
       let change = try await services.change(yaml: yaml, delete: delete)
