@@ -6,8 +6,14 @@ namespace (the node of bench/soak.py, native mode, host-local):
     bench/limits.py concurrent-api [--count 1000]   N API requests at once
     bench/limits.py big-apply [--megabytes 100]     one apply of that size
     bench/limits.py bpffs-gone                      the agent's bpffs unmounted under it
+    bench/limits.py cgroup-gone                     the cgroup2 of --socket-lb unmounted
+                                                    under the agent
     bench/limits.py conntrack-full [--count 2000] --agent-arg=--conntrack-max --agent-arg=256
                                                     N UDP flows through a ClusterIP, small map
+    bench/limits.py snat-exhausted [--snat-ports 40000-40003]
+                                                    more TCP connections through an SNAT
+                                                    NodePort than the range has ports (a
+                                                    two-node install/lab, not the soak's node)
 
 Each prints one JSON object (what happened, the agent's peak memory, what was left) and
 exits 1 when the behaviour is not the one promised:
@@ -19,9 +25,19 @@ exits 1 when the behaviour is not the one promised:
 - bpffs gone: ADD fails with an error that names the missing pins, /v1/healthz says so
   (degraded, so CNI STATUS fails too), DEL still succeeds, the running pod keeps its datapath; after remounting and restarting the agent, ADD succeeds
   and the old pod's programs are attached again.
+- cgroup2 gone (--socket-lb on a cgroup root the agent mounted, unmounted under it):
+  /v1/healthz's socketLB component warns (status stays ok: pods do not depend on it), the
+  node's own connections to a ClusterIP keep being balanced (the programs hold the cgroup,
+  not the mount), ADD works, the agent stops cleanly, and after a restart (which mounts it
+  again) socketLB is ok and the node still reaches the service.
 - conntrack full: new flows dropped with a CT_MAP_FULL count, established entries kept.
   Not met today (jnc_ct4 is an LRU map: it evicts the oldest entries instead, silently), so
   no test runs it; bench/results/reliability.md has the figures.
+- SNAT ports exhausted: as many connections as ports held open from the external client
+  through node1's NodePort to a backend on node2; one more fails, with "No free SNAT port"
+  counted on node1, while the held ones keep working; once they are closed a new
+  connection succeeds (a closed connection's port is free after the datapath's 10 s close
+  timeout, bpf/lib/snat.h) and the whole range can be held again.
 Run as root from a built tree; everything made is removed at the end.
 """
 
@@ -85,6 +101,42 @@ def post_reading_early(socket_path, path, body, timeout=120):
         return int(head.split(b" ")[1]), answer, sent[0]
     except (ValueError, IndexError):
         return 0, b"", sent[0]
+
+
+def post_writing_first(socket_path, path, body, timeout=120):
+    """POST `body` as a naive client does: the whole request written before anything is
+    read. A server that refuses early must close (or keep reading) for the write to end;
+    then the answer is read. (status, body, bytes sent, how the write ended)."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.settimeout(timeout)
+    connection.connect(socket_path)
+    view = memoryview(body)
+    sent, ended = 0, "complete"
+    try:
+        connection.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: agent\r\nContent-Type: application/yaml\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode())
+        while sent < len(body):
+            sent += connection.send(view[sent:sent + (1 << 20)])
+    except OSError as error:
+        ended = type(error).__name__
+    data = b""
+    try:
+        while True:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError as error:
+        if not data:
+            ended += f", read: {type(error).__name__}"
+    finally:
+        connection.close()
+    head, _, answer = data.partition(b"\r\n\r\n")
+    try:
+        return int(head.split(b" ")[1]), answer, sent, ended
+    except (ValueError, IndexError):
+        return 0, b"", sent, ended
 
 
 class Limits(soak.Soak):
@@ -193,17 +245,25 @@ class Limits(soak.Soak):
         started = time.monotonic()
         status, answer, sent = post_reading_early(self.socket, "/v1/resources/apply", body)
         seconds = time.monotonic() - started
+        # A client that writes everything before it reads (as `requests` does).
+        started = time.monotonic()
+        naive = post_writing_first(self.socket, "/v1/resources/apply", body, timeout=90)
+        naive_seconds = time.monotonic() - started
         alive = self.agent.poll() is None and \
             soak.api(self.socket, "GET", "/v1/healthz")[0] == 200
         _, services_after = soak.api(self.socket, "GET", "/v1/services")
         peak = memory_kb(pid, "VmHWM") if alive else 0
         report = {
             "megabytes": megabytes, "status": status, "bytesSentBeforeAnswer": sent, "answer": answer[:300].decode(errors="replace"),
-            "seconds": round(seconds, 2), "agentAlive": alive,
+            "seconds": round(seconds, 2),
+            "writingFirst": {"status": naive[0], "bytesSent": naive[2], "writeEnded": naive[3],
+                             "seconds": round(naive_seconds, 2)},
+            "agentAlive": alive,
             "servicesUnchanged": services_before == services_after,
             "rssBeforeKB": before, "peakRssKB": peak, "boundMB": bound_mb,
         }
-        report["ok"] = status == 413 and alive and services_before == services_after \
+        report["ok"] = status == 413 and naive[0] == 413 and naive_seconds < 10 \
+            and alive and services_before == services_after \
             and peak - before < bound_mb * 1024
         return report
 
@@ -245,6 +305,88 @@ class Limits(soak.Soak):
             "drops": json.loads(drops) if drops else None,
         }
         report["ok"] = first_kept and "ct" in json.dumps(report["drops"]).lower()
+        return report
+
+    # ---- the cgroup2 mount vanishing -----------------------------------------------------
+
+    def node_query(self):
+        """One datagram from the node's own namespace to the ClusterIP on a connected UDP
+        socket: answered only through socket LB (the node has no per-packet path to a
+        ClusterIP), and only an answer from the service address counts."""
+        script = ("import socket\n"
+                  "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                  "u.settimeout(2)\n"
+                  f"u.connect(('{soak.VIP}', {soak.VIP_PORT}))\n"
+                  "u.send(b'who')\n"
+                  "print(u.recv(100).decode())\n")
+        result = soak.run(["ip", "netns", "exec", self.node, "python3", "-c", script])
+        return result.returncode == 0 and b"echo" in result.stdout
+
+    def health(self):
+        status, body = soak.api(self.socket, "GET", "/v1/healthz")
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, {}
+
+    def cgroup_gone(self):
+        """The agent runs with --socket-lb on a cgroup root of its own (it mounts cgroup2
+        there, in the mount namespace `ip netns exec` gave it); the mount is taken away
+        under it."""
+        backend = self.new_pod()
+        result = self.driver("add", backend)
+        if result.returncode != 0:
+            raise RuntimeError(f"ADD failed: {result.stdout.decode()}")
+        self.p0_ip = json.loads(result.stdout)["ips"][0]["address"].split("/")[0]
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", backend, "python3", "-c",
+             "import socket\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+             f"u.bind(('0.0.0.0', {soak.BACKEND_PORT}))\n"
+             "while True:\n    d, p = u.recvfrom(100)\n    u.sendto(b'echo', p)\n"])
+        self.processes.append(server)
+        self.apply_service()
+        before = any(self.node_query() for _ in range(10))
+        health_before = self.health()
+        soak.must(["nsenter", "-t", str(self.agent.pid), "-m", "umount", "-l",
+                   self.cgroup_root])
+        time.sleep(0.5)
+        health_status, health = self.health()
+        during = self.node_query()
+        # A pod ADD does not depend on the cgroup.
+        second = self.new_pod()
+        add_during = self.driver("add", second).returncode
+        # The recovery path: a restart (the agent mounts cgroup2 again).
+        pid = self.agent.pid
+        started = time.monotonic()
+        self.stop_agent()
+        stop_seconds = round(time.monotonic() - started, 1)
+        exit_code = None
+        log = (self.directory / "agent.log").read_bytes().decode(errors="replace")
+        stop_lines = [line for line in log.splitlines()
+                      if "cgroup" in line or "socket LB" in line][-6:]
+        self.start_agent()
+        after = any(self.node_query() for _ in range(10))
+        health_after = self.health()
+        for pod in (second, backend):
+            self.driver("del", pod)
+            self.remove_pod(pod)
+        report = {
+            "cgroupRoot": self.cgroup_root, "agentPid": pid,
+            "nodeReachedServiceBefore": before, "healthBefore": health_before[1].get("components"),
+            "healthWithoutMount": {"status": health_status, "body": health},
+            "nodeReachedServiceWithoutMount": during, "addWithoutMount": add_during,
+            "stopSeconds": stop_seconds, "agentLogAtStop": stop_lines,
+            "nodeReachedServiceAfterRestart": after,
+            "healthAfterRestart": health_after[1].get("components"),
+            "left": self.leftovers(),
+        }
+        components = health.get("components", {}) if isinstance(health, dict) else {}
+        report["healthSaysMountGone"] = components.get("socketLB", "").startswith(
+            "warning: the cgroup2")
+        report["ok"] = (before and report["healthSaysMountGone"] and add_during == 0
+                        and health.get("status") == "ok" and during
+                        and after and health_after[1].get("components", {}).get("socketLB") == "ok"
+                        and not any(report["left"].values()))
         return report
 
     # ---- the bpffs vanishing -------------------------------------------------------------
@@ -301,12 +443,190 @@ class Limits(soak.Soak):
         return report
 
 
+# ---- SNAT ports exhausted (a two-node install/lab, not the soak's node) ----------------
+
+SNAT_SERVER = r"""
+import socket, sys, threading
+def serve(c, peer):
+    try:
+        c.sendall(("hello %s\n" % peer[0]).encode())
+        while True:
+            data = c.recv(200)
+            if not data:
+                break
+            c.sendall(data)
+    except OSError:
+        pass
+    c.close()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(64)
+while True:
+    c, peer = s.accept()
+    threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+"""
+
+# The external client: phases separated by a line on stdin, each reported as one JSON line.
+SNAT_CLIENT = r"""
+import json, socket, sys, time
+host, port, ports = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def connect(timeout):
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.settimeout(5)
+    if not s.recv(200).startswith(b"hello"):
+        raise OSError("no greeting")
+    return s
+def say(report):
+    print(json.dumps(report), flush=True)
+    sys.stdin.readline()
+held, failed = [], []
+for _ in range(ports):
+    # While few ports are free a SYN may find none in its probes: TCP sends it again.
+    try:
+        held.append(connect(10))
+    except OSError as error:
+        failed.append(str(error))
+say({"held": len(held), "failedToOpen": failed})
+# One more than the range holds: every SYN finds every port taken.
+started = time.monotonic()
+try:
+    held.append(connect(4))
+    extra = "connected"
+except OSError as error:
+    extra = str(error) or type(error).__name__
+working = 0
+for s in held:
+    try:
+        s.sendall(b"ping\n")
+        working += s.recv(200) == b"ping\n"
+    except OSError:
+        pass
+say({"extra": extra, "extraSeconds": round(time.monotonic() - started, 1), "heldWorking": working})
+for s in held:
+    s.close()
+closed = time.monotonic()
+# Recovery: a new connection as soon as a closed one's port may be claimed again.
+first, attempts = None, 0
+while time.monotonic() - closed < 40:
+    attempts += 1
+    try:
+        held = [connect(1.5)]
+        first = round(time.monotonic() - closed, 1)
+        break
+    except OSError:
+        pass
+reopened = len(held) if first is not None else 0
+if first is not None:
+    for _ in range(ports - 1):
+        try:
+            held.append(connect(10))
+            reopened += 1
+        except OSError:
+            pass
+say({"recoveredAfterSeconds": first, "attempts": attempts, "reopened": reopened})
+"""
+
+
+class SNATLab:
+    """A two-node install/lab in SNAT mode with a tiny --snat-port-range; the one backend
+    pod on node2, the NodePort asked from the external client at node1."""
+
+    NODE1, NODE_PORT = "172.30.0.11", 30080
+
+    def __init__(self, args):
+        self.name = f"lim{os.getpid() % 100000}"
+        self.args = args
+        self.directory = Path(f"/tmp/{self.name}-snat")
+        self.env = dict(os.environ, LAB_DRIVER=args.driver, LAB_BPF=args.bpf_objects)
+
+    def lab(self, *arguments, check=True, timeout=180):
+        result = subprocess.run(
+            ["bash", str(soak.REPO / "install/lab"), "--name", self.name, *arguments],
+            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"lab {' '.join(arguments)}: "
+                               f"{result.stdout.decode()}{result.stderr.decode()}")
+        return result
+
+    def drops(self):
+        out = self.lab("ctl", "node1", "bpf", "drops", "-o", "json").stdout
+        return {d["reason"]: d["packets"] for d in json.loads(out)["drops"]}
+
+    def run(self, low, high):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / "server.py").write_text(SNAT_SERVER)
+        (self.directory / "client.py").write_text(SNAT_CLIENT)
+        manifest = self.directory / "service.yaml"
+        manifest.write_text(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: echo, namespace: default}\n"
+            "spec:\n  type: NodePort\n  clusterIP: 10.96.52.10\n  selector: {app: echo}\n"
+            f"  ports:\n  - {{port: 80, targetPort: 8080, nodePort: {self.NODE_PORT}, "
+            "protocol: TCP}\n")
+        binaries = str(Path(self.args.agent).parent)
+        self.lab("up", "--nodes", "2", "--lb-mode", "snat", "--bin", binaries,
+                 "--agent-arg", f"--snat-port-range={low}-{high}", timeout=300)
+        self.lab("pod", "add", "echo2", "--node", "node2", "--label", "app=echo")
+        self.lab("exec", "--detach", "echo2", "--", "python3",
+                 str(self.directory / "server.py"), "8080")
+        self.lab("apply", "-f", str(manifest))
+        # The server is up once the pod's port answers (straight, no NAT involved).
+        for _ in range(50):
+            if self.lab("exec", "echo2", "--", "python3", "-c",
+                         "import socket; socket.create_connection(('127.0.0.1', 8080), 1)",
+                         check=False).returncode == 0:
+                break
+            time.sleep(0.2)
+        ports = high - low + 1
+        client = subprocess.Popen(
+            ["bash", str(soak.REPO / "install/lab"), "--name", self.name, "exec-client", "--",
+             "python3", str(self.directory / "client.py"), self.NODE1, str(self.NODE_PORT),
+             str(ports)],
+            env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        phases, drops = [], []
+        try:
+            for _ in range(3):
+                line = client.stdout.readline()
+                if not line:
+                    break
+                phases.append(json.loads(line))
+                drops.append(self.drops())
+                client.stdin.write("\n")
+                client.stdin.flush()
+            client.wait(timeout=60)
+        finally:
+            if client.poll() is None:
+                client.kill()
+        report = {"ports": ports, "range": f"{low}-{high}", "phases": phases}
+        no_port = "No free SNAT port"
+        report["noPortDrops"] = [d.get(no_port, 0) for d in drops]
+        report["otherDrops"] = {k: v for k, v in (drops[-1] if drops else {}).items()
+                                if k != no_port}
+        if len(phases) == 3:
+            held, extra, recovery = phases
+            report["ok"] = (held["held"] == ports and extra["extra"] != "connected"
+                            and extra["heldWorking"] == ports
+                            and report["noPortDrops"][1] > report["noPortDrops"][0]
+                            and recovery["recoveredAfterSeconds"] is not None
+                            and recovery["reopened"] == ports)
+        else:
+            report["ok"] = False
+        return report
+
+    def teardown(self):
+        self.lab("down", check=False)
+        subprocess.run(["rm", "-rf", str(self.directory)])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("limit", choices=["concurrent-adds", "concurrent-api", "big-apply",
-                                          "bpffs-gone", "conntrack-full"])
+                                          "bpffs-gone", "conntrack-full", "snat-exhausted",
+                                          "cgroup-gone"])
     parser.add_argument("--count", type=int, default=None)
     parser.add_argument("--megabytes", type=int, default=100)
+    parser.add_argument("--snat-ports", default="40000-40003",
+                        help="snat-exhausted: the agents' --snat-port-range (LOW-HIGH)")
     parser.add_argument("--memory-bound-mb", type=int, default=64,
                         help="how much the agent's peak RSS may grow")
     parser.add_argument("--json", help="write the report here (else stdout)")
@@ -332,7 +652,18 @@ def main():
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
 
+    if args.limit == "snat-exhausted":
+        low, high = (int(p) for p in args.snat_ports.split("-"))
+        lab = SNATLab(args)
+        try:
+            report = lab.run(low, high)
+        finally:
+            lab.teardown()
+        return finish(report, args)
     limits = Limits(args)
+    if args.limit == "cgroup-gone":
+        limits.cgroup_root = str(limits.directory / "cgroupv2")
+        args.agent_arg += ["--socket-lb", "--cgroup-root", limits.cgroup_root]
     try:
         limits.setup_node()
         if args.limit == "concurrent-adds":
@@ -341,12 +672,18 @@ def main():
             report = limits.concurrent_api(args.count or 1000, args.memory_bound_mb)
         elif args.limit == "big-apply":
             report = limits.big_apply(args.megabytes, args.memory_bound_mb)
+        elif args.limit == "cgroup-gone":
+            report = limits.cgroup_gone()
         elif args.limit == "conntrack-full":
             report = limits.conntrack_full(args.count or 2000)
         else:
             report = limits.bpffs_gone()
     finally:
         limits.teardown()
+    return finish(report, args)
+
+
+def finish(report, args):
     report["limit"] = args.limit
     text = json.dumps(report, indent=2)
     if args.json:

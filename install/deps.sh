@@ -63,6 +63,20 @@ python_client() {
   cp "$requirements" "$venv/requirements.txt"
 }
 
+# schemathesis (pinned, with what it pulls, in tools/schemathesis/requirements.txt) in
+# .venv-schemathesis: the API's property-based test against docs/openapi.yaml (issue 16).
+# Only for `test` and `bench`; redone when the requirements change.
+schemathesis_venv() {
+  local venv="$repo/.venv-schemathesis" requirements="$repo/tools/schemathesis/requirements.txt"
+  if [[ -x "$venv/bin/schemathesis" ]] && cmp -s "$requirements" "$venv/requirements.txt"; then
+    return 0
+  fi
+  echo "deps: installing schemathesis into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$requirements"
+  cp "$requirements" "$venv/requirements.txt"
+}
+
 # The node proxy (issue 14) for the tests, the benchmarks and a node's runtime.
 envoy() {
   "$repo/install/envoy/install-envoy.sh" "${JUNCTION_ENVOY:-/usr/local/lib/junction/envoy/envoy}"
@@ -71,7 +85,7 @@ after_packages() {
   case "${1:-build}" in
     build) ;;
     envoy) envoy ;;
-    *) python_client; envoy ;;
+    *) python_client; schemathesis_venv; envoy ;;
   esac
 }
 

@@ -14,6 +14,8 @@ public enum HealthSummary {
   /// - Parameters:
   ///   - stateProblem: the last state-write failure, nil when writes work.
   ///   - datapathProblem: why a loaded datapath cannot serve new pods (its pins gone), or nil.
+  /// - Note: a "socketLB" component, added by the caller, never changes the status
+  ///   (`socketLBComponent`).
   public static func make(
     nodeName: String, datapathLoaded: Bool, endpoints: Int, stateProblem: String?,
     shuttingDown: Bool, datapathProblem: String? = nil, version: String = AgentVersion.current
@@ -41,6 +43,20 @@ extension HealthSummary {
     }
     if let warning = status.serverWarning { return "warning: \(warning)" }
     return status.synced ? ok : "syncing"
+  }
+}
+
+extension HealthSummary {
+  /// The "socketLB" component (with --socket-lb): ok while `cgroupRoot` is still a cgroup2.
+  /// Unmounted under the agent, the programs stay attached to the cgroup itself (a BPF link
+  /// holds the cgroup, not the mount), so the node's connections are still balanced: a
+  /// warning that says so and how to recover, not an error. It does not degrade the status:
+  /// pods do not depend on it, and a degraded status fails CNI STATUS (issue 16).
+  public static func socketLBComponent(cgroupRoot: String, stillMounted: Bool) -> String {
+    if stillMounted { return ok }
+    return "warning: the cgroup2 at \(cgroupRoot) is no longer mounted (unmounted under the "
+      + "running agent): the socket programs stay attached to its cgroup, so the node's "
+      + "connections to services are still balanced; restart the agent to mount it again"
   }
 }
 

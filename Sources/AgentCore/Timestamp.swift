@@ -71,7 +71,12 @@ public enum Timestamp {
     parts.tm_hour = hour
     parts.tm_min = minute
     parts.tm_sec = second
-    return Int64(timegm(&parts)) * 1_000_000_000 + nanoseconds
+    // Nanoseconds since the epoch fit an Int64 only from 1677 to 2262: a time outside is not
+    // one we can hold (an unchecked product trapped on `since=3519-...`, found by
+    // schemathesis, issue 16).
+    let (scaled, overflow) = Int64(timegm(&parts)).multipliedReportingOverflow(by: 1_000_000_000)
+    let (total, carry) = scaled.addingReportingOverflow(nanoseconds)
+    return overflow || carry ? nil : total
   }
 
   private static func format(seconds: Int, fraction: String) -> String {

@@ -1,6 +1,7 @@
 import AgentAPI
 import AgentCore
 import AgentMetrics
+import BPFKit
 import FlowPipeline
 import FoundationEssentials
 import Hummingbird
@@ -16,7 +17,7 @@ import ServiceCore
 /// this type turns routes into registry calls and JSON responses. Every non-2xx answer has
 /// an `APIErrorBody`; a request that fails validation changes nothing.
 struct APIResponder: HTTPResponder {
-  typealias Context = BasicRequestContext
+  typealias Context = APIRequestContext
 
   let registry: EndpointRegistry
   let services: ServiceManager
@@ -29,6 +30,8 @@ struct APIResponder: HTTPResponder {
   let logger: Logger
   /// `--envoy`: the node's Envoy; nil when the agent runs without one.
   var proxy: ProxyManager? = nil
+  /// `--socket-lb`: the cgroup2 directory its programs are attached to; nil without.
+  var socketLBRoot: String? = nil
 
   func respond(to request: Request, context: Context) async throws -> Response {
     let started = ContinuousClock.now
@@ -39,6 +42,7 @@ struct APIResponder: HTTPResponder {
     // A body nobody read is dropped (bounded) so that a client still sending it is not
     // left blocked before it reads the answer.
     if !bodyRead { try await discard(request.body) }
+    if response.headers[.connection] == "close" { context.closeAfterResponse() }
     AgentMetrics.shared.observeAPIRequest(
       route: route, method: request.method.rawValue, code: response.status.code,
       seconds: (ContinuousClock.now - started).metricSeconds)
@@ -166,7 +170,10 @@ struct APIResponder: HTTPResponder {
     case .refused(let response): return response
     }
     guard let yaml = String(validating: body, as: UTF8.self), !yaml.isEmpty else {
-      return error(.badRequest, "the body must be Kubernetes YAML (or JSON), in UTF-8")
+      // A ResourceChange like every other 400 of apply/delete (its `error` keeps it an
+      // APIErrorBody too); a bare APIErrorBody broke the document (schemathesis, issue 16).
+      let problem = "the body must be Kubernetes YAML (or JSON), in UTF-8"
+      return try json(.badRequest, ResourceChange(errors: [problem], error: problem))
     }
     do {
       let change = try await services.change(yaml: yaml, delete: delete)
@@ -325,6 +332,11 @@ struct APIResponder: HTTPResponder {
       nodeName: config.nodeName, datapathLoaded: datapath.isLoaded, endpoints: await registry.count,
       stateProblem: await registry.stateProblem, shuttingDown: shutdown.isSet,
       datapathProblem: pinsProblem())
+    if let root = socketLBRoot {
+      // Reported, never degrading: see HealthSummary.socketLBComponent.
+      health.components["socketLB"] = HealthSummary.socketLBComponent(
+        cgroupRoot: root, stillMounted: CgroupFilesystem.isCgroup2(root))
+    }
     if let cluster {
       let status = await cluster.status()
       health.cluster = status
@@ -360,10 +372,11 @@ struct APIResponder: HTTPResponder {
     }
   }
 
-  /// How much of a refused body is read and dropped before answering 413. A client that
-  /// sends its whole body before reading (and asked for `Connection: close`) would
-  /// otherwise block: the server does not read a body it refused. Beyond this the answer
-  /// is sent anyway.
+  /// How much of a refused body is read and dropped before answering 413: a body up to
+  /// this size is taken whole, so even a client that writes everything before reading (and
+  /// over TCP, where closing on unread bytes resets) gets the answer. Beyond it the answer
+  /// is sent anyway and the connection closed after it (`APIRequestContext`): the client's
+  /// next write fails and it reads the 413.
   static let discardLimit = 16 << 20
 
   private func discard(_ body: RequestBody) async throws {
@@ -374,7 +387,7 @@ struct APIResponder: HTTPResponder {
     }
   }
 
-  /// 413, with `Connection: close`.
+  /// 413, with `Connection: close`, which `respond` follows with the close.
   private func tooLarge(_ message: String) -> Response {
     var response = error(.contentTooLarge, message)
     response.headers[.connection] = "close"

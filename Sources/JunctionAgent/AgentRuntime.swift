@@ -285,7 +285,7 @@ struct AgentRuntime {
     let responder = APIResponder(
       registry: registry, services: services, cluster: cluster, config: config,
       datapath: datapath, flows: flows, shutdown: shutdown, logger: Logger(label: "api"),
-      proxy: proxy)
+      proxy: proxy, socketLBRoot: socketLB?.cgroupRoot)
     let socket = SocketFile(path: settings.socket)
     let logger = self.logger
     let registry = self.registry

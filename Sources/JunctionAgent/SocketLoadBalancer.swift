@@ -89,8 +89,16 @@ final class SocketLoadBalancer {
     }
   }
 
+  /// The cgroup2 directory the programs are attached to.
+  var cgroupRoot: String { root.path }
+
   /// Turns translation off, detaches, and unmounts and removes only what start made.
   func stop() {
+    if !CgroupFilesystem.isCgroup2(root.path) {
+      logger.warning(
+        "the cgroup2 of socket LB is no longer mounted (unmounted under the agent): detaching all the same, nothing to unmount",
+        metadata: ["cgroup_root": "\(root.path)"])
+    }
     do {
       try nodeConfig.update { $0.host_netns_cookie = 0 }
     } catch {

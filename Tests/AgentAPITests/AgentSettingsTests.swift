@@ -140,6 +140,15 @@ final class AgentSettingsTests: XCTestCase {
     XCTAssertTrue(pinsGone.datapathLoaded)
   }
 
+  /// The cgroup2 of --socket-lb unmounted under the agent: a warning naming the path and the
+  /// recovery; ok while mounted.
+  func testSocketLBComponentWarnsWhenTheCgroupMountIsGone() {
+    XCTAssertEqual(HealthSummary.socketLBComponent(cgroupRoot: "/c", stillMounted: true), "ok")
+    let gone = HealthSummary.socketLBComponent(cgroupRoot: "/c", stillMounted: false)
+    XCTAssertTrue(gone.hasPrefix("warning: the cgroup2 at /c is no longer mounted"), gone)
+    XCTAssertTrue(gone.contains("restart the agent"), gone)
+  }
+
   func testReconcileDecisions() {
     let spec = sampleSpec()
     XCTAssertEqual(

@@ -255,6 +255,11 @@ final class FlowPipelineTests: XCTestCase {
     XCTAssertEqual(Timestamp.parse("2026-12-06T03:08:02.5Z"), 1_796_526_482_500_000_000)
     XCTAssertNil(Timestamp.parse("2026-12-06 03:08:02Z"))
     XCTAssertNil(Timestamp.parse("2026-12-06T03:08:02+01:00"))
+    // Beyond what Int64 nanoseconds hold (1677..2262): refused, not a trap (schemathesis).
+    XCTAssertNil(Timestamp.parse("3519-03-09T03:45:59Z"))
+    XCTAssertNil(Timestamp.parse("9999-12-31T23:59:59.999999999Z"))
+    XCTAssertNil(Timestamp.parse("0001-01-01T00:00:00Z"))
+    XCTAssertEqual(Timestamp.parse("2262-04-11T23:47:16Z"), 9_223_372_036_000_000_000)
     XCTAssertEqual(FlowCompact.stampMilli("2026-01-16T00:00:00.004Z"), "Jan 16 00:00:00.004")
   }
 
@@ -311,7 +316,7 @@ final class FlowPipelineTests: XCTestCase {
     XCTAssertEqual(try FlowQuery.parse(""), FlowQuery())
     for bad in [
       "verdict=MAYBE", "type=dns", "ip=10.0.0.300", "port=x", "last=-1", "follow=yes",
-      "since=yesterday", "colour=red", "pod=%zz",
+      "since=yesterday", "colour=red", "pod=%zz", "since=3519-03-09T03:45:59Z",
     ] {
       XCTAssertThrowsError(try FlowQuery.parse(bad), bad)
     }

@@ -19,11 +19,15 @@ final class LimitTests: XCTestCase {
     XCTAssertEqual(report["statuses"] as? [String: Int], ["200": 1000], "\(report)")
   }
 
-  /// A 100 MB apply is refused with 413 (read while it is sent, as curl does), nothing
-  /// changes, the agent stays up with bounded memory.
+  /// A 100 MB apply is refused with 413, both to a client that reads while it sends (as curl
+  /// does) and to one that writes the whole body before reading (the agent closes after the
+  /// answer, so its write fails at once and it reads the 413, instead of waiting for the
+  /// 60 s idle timeout); nothing changes, the agent stays up with bounded memory.
   func testHundredMegabyteApplyIsRefusedWithNothingChanged() throws {
     let report = try limit("big-apply", "--megabytes", "100", "--memory-bound-mb", "64")
     XCTAssertEqual(report["status"] as? Int, 413, "\(report)")
+    let writingFirst = try XCTUnwrap(report["writingFirst"] as? [String: Any], "\(report)")
+    XCTAssertEqual(writingFirst["status"] as? Int, 413, "\(report)")
     XCTAssertEqual(report["servicesUnchanged"] as? Bool, true, "\(report)")
   }
 
@@ -34,6 +38,28 @@ final class LimitTests: XCTestCase {
     let report = try limit("bpffs-gone")
     XCTAssertEqual(report["healthSaysPinsMissing"] as? Bool, true, "\(report)")
     XCTAssertEqual(report["oldPodReattached"] as? Bool, true, "\(report)")
+  }
+
+  /// The cgroup2 of --socket-lb unmounted under the agent: /v1/healthz's socketLB component
+  /// warns and names the path (the status stays ok), the node's own connections to a
+  /// ClusterIP keep being balanced, ADD works, and after a restart the mount is back.
+  func testCgroupMountVanishingIsReportedAndRecoverable() throws {
+    let report = try limit("cgroup-gone")
+    XCTAssertEqual(report["healthSaysMountGone"] as? Bool, true, "\(report)")
+    XCTAssertEqual(report["nodeReachedServiceWithoutMount"] as? Bool, true, "\(report)")
+    XCTAssertEqual(report["nodeReachedServiceAfterRestart"] as? Bool, true, "\(report)")
+  }
+
+  /// SNAT ports exhausted (a two-node lab, `--snat-port-range` of 4 ports): 4 connections
+  /// through node1's NodePort to node2's backend are held, a fifth fails with "No free SNAT
+  /// port" counted on node1 while the 4 keep working; after they close, new connections
+  /// succeed again (the close timeout) and the range can be held whole again.
+  func testSNATPortsExhaustedDropCountedAndRecoverAfterClose() throws {
+    try LabHarness.requirePrerequisites(tools: ["python3"])
+    let report = try limit("snat-exhausted", "--snat-ports", "40000-40003")
+    let drops = try XCTUnwrap(report["noPortDrops"] as? [Int], "\(report)")
+    XCTAssertGreaterThan(drops.count == 3 ? drops[1] - drops[0] : 0, 0, "\(report)")
+    XCTAssertEqual(report["otherDrops"] as? [String: Int], [:], "\(report)")
   }
 
   /// Runs one limit; fails unless the script judged the behaviour the promised one.
