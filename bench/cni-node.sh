@@ -35,7 +35,7 @@ cni_node_options() {
   command_line="$(printf '%q ' bash "$0" "$@")"
   command_line="${command_line% }"
   local variable
-  for variable in JUNCTION_BPF_OBJECTS JUNCTION_AGENT_BIN JUNCTION_BIN; do
+  for variable in CNI_LATENCY_IP_FAMILY JUNCTION_BPF_OBJECTS JUNCTION_AGENT_BIN JUNCTION_BIN; do
     if [[ -n "${!variable:-}" ]]; then
       command_line="$variable=$(printf '%q' "${!variable}") $command_line"
     fi

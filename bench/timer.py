@@ -320,8 +320,13 @@ class Runner:
             ok = "1.0.0" in result.get("supportedVersions", [])
         else:
             ips = result.get("ips") or []
-            subnet_prefix = self.args.subnets[plugin]
-            ok = bool(ips) and all(ip.get("address", "").startswith(subnet_prefix) for ip in ips)
+            # One prefix per family the pods get ("10.250.1.,fd00:250:1::" for dual-stack):
+            # every address from one of them, and one address from each.
+            prefixes = self.args.subnets[plugin].split(",")
+            addresses = [ip.get("address", "") for ip in ips]
+            ok = (len(addresses) == len(prefixes)
+                  and all(any(a.startswith(p) for p in prefixes) for a in addresses)
+                  and all(any(a.startswith(p) for a in addresses) for p in prefixes))
         if not ok:
             raise BenchmarkAborted(
                 f"{plugin} {command} ({container_id or '-'}) exited 0 with an unexpected result:\n"
@@ -640,7 +645,8 @@ def main() -> None:
     run.add_argument("--ptp-conf", required=True)
     run.add_argument("--junction-ipam-dir", required=True)
     run.add_argument("--ptp-ipam-dir", required=True)
-    run.add_argument("--junction-subnet-prefix", required=True, help="e.g. 10.250.1.")
+    run.add_argument("--junction-subnet-prefix", required=True,
+                     help="e.g. 10.250.1. (comma-separated, one per family, for dual-stack)")
     run.add_argument("--ptp-subnet-prefix", required=True)
     run.add_argument("--network", default="benchnet")
     run.add_argument("--agent-socket", help="junction-agent's socket: also time its API round trips")

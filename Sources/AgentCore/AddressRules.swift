@@ -23,6 +23,22 @@ public enum AddressRules {
     return nil
   }
 
+  /// The address's bytes and the prefix length of a valid CIDR, nil for anything else: two
+  /// spellings of one IPv6 address ("fd00::5/128", "fd00:0:0::5/128") compare equal.
+  public static func cidrKey(_ text: String) -> [UInt8]? {
+    guard cidr(text) == nil, let slash = text.firstIndex(of: "/"),
+      let length = UInt8(text[text.index(after: slash)...])
+    else { return nil }
+    let address = String(text[..<slash])
+    var v4 = in_addr()
+    if inet_pton(AF_INET, address, &v4) == 1 {
+      return withUnsafeBytes(of: &v4) { Array($0) } + [length]
+    }
+    var v6 = in6_addr()
+    guard inet_pton(AF_INET6, address, &v6) == 1 else { return nil }
+    return withUnsafeBytes(of: &v6) { Array($0) } + [length]
+  }
+
   /// 32 for IPv4, 128 for IPv6, nil for anything else.
   public static func addressBits(_ text: String) -> Int? {
     guard !text.isEmpty, !text.utf8.contains(0) else { return nil }

@@ -171,7 +171,11 @@ public enum EndpointValidation {
     for (index, ip) in spec.ips.prefix(64).enumerated() {
       check("ips[\(index)]", AddressRules.cidr(ip))
     }
-    if Set(spec.ips).count != spec.ips.count { problems.append("ips has duplicates") }
+    // By value, not by text: an IPv6 address has many spellings.
+    let keys = spec.ips.compactMap(AddressRules.cidrKey)
+    if Set(spec.ips).count != spec.ips.count || Set(keys).count != keys.count {
+      problems.append("ips has duplicates")
+    }
     if let mac = spec.mac { check("mac", AddressRules.mac(mac)) }
     if let mac = spec.hostMAC { check("hostMAC", AddressRules.mac(mac)) }
     return problems

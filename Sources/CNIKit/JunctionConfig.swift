@@ -111,6 +111,8 @@ public struct JunctionConfig: Sendable {
         throw ipam.fail("type", "must be a plugin name found on CNI_PATH, got \"\(type)\"")
       }
       ipamType = type
+      // Only on ADD: DEL and GC must release what an older, looser config allocated.
+      if command == .add, type == "host-local" { try HostLocalRanges.validate(ipam) }
     }
     if mode == .native, ipamType == nil, command != .version {
       throw reader.fail(

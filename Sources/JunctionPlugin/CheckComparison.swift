@@ -8,13 +8,16 @@ public struct ObservedAttachment: Sendable {
   public var podRoutes: [RouteInfo]
   public var hostLink: LinkInfo?
   public var hostRoutes: [RouteInfo]
+  /// Pod addresses the kernel holds back: IPv6 still tentative, or DAD failed.
+  public var unusablePodAddresses: [AddressInfo]
 
   public init(
     podLink: LinkInfo?, podAddresses: [IPPrefix], podRoutes: [RouteInfo], hostLink: LinkInfo?,
-    hostRoutes: [RouteInfo]
+    hostRoutes: [RouteInfo], unusablePodAddresses: [AddressInfo] = []
   ) {
     self.podLink = podLink
     self.podAddresses = podAddresses
+    self.unusablePodAddresses = unusablePodAddresses
     self.podRoutes = podRoutes
     self.hostLink = hostLink
     self.hostRoutes = hostRoutes
@@ -51,6 +54,14 @@ public enum CheckComparison {
       for ip in expected.ips where ip.interface == podIndex {
         if !observed.podAddresses.contains(ip.address) {
           problems.append("address \(ip.address) is missing from \(request.ifname)")
+        } else if let held = observed.unusablePodAddresses.first(where: {
+          $0.prefix == ip.address
+        }) {
+          problems.append(
+            "address \(ip.address) on \(request.ifname) is "
+              + (held.dadFailed
+                ? "unusable: duplicate address detection failed"
+                : "tentative: duplicate address detection has not finished"))
         }
       }
       for route in expected.routes {

@@ -68,6 +68,9 @@ struct NativeMode {
         }
         try hostSocket.setAlias(index: hostLink.index, alias)
         try enableForwarding(for: addressing)
+        if addressing.ipv6 != nil {
+          try prepareIPv6(pod: netns, podInterface: request.ifname, hostInterface: hostName)
+        }
         try configurePod(podSocket, index: podLink.index, addressing: addressing, hostMAC: host.mac)
         try configureHost(
           hostSocket, index: hostLink.index, addressing: addressing, podMAC: pod.mac)
@@ -121,6 +124,25 @@ struct NativeMode {
   private func enableForwarding(for addressing: PodAddressing) throws(NetKitError) {
     if addressing.ipv4 != nil { try Sysctl.set("net/ipv4/ip_forward", "1") }
     if addressing.ipv6 != nil { try Sysctl.set("net/ipv6/conf/all/forwarding", "1") }
+  }
+
+  /// IPv6 on both ends of the veth before the pod's end comes up. In the pod: IPv6 on (a
+  /// new namespace can start with disable_ipv6=1), no duplicate address detection on its
+  /// interface, so its link-local address is usable at once as the IPAM addresses added
+  /// with IFA_F_NODAD are (DAD holds a pod back a second or more), and no router
+  /// advertisements (its routes are ours). On the node: IPv6 on the host end (a node whose
+  /// default is disable_ipv6=1 would drop what it forwards there). Neighbour discovery
+  /// needs nothing more: each end has the other as a permanent neighbour, as for ARP.
+  private func prepareIPv6(pod: NetworkNamespace, podInterface: String, hostInterface: String)
+    throws(NetKitError)
+  {
+    try pod.perform { () throws(NetKitError) in
+      try Sysctl.set("net/ipv6/conf/all/disable_ipv6", "0")
+      try Sysctl.set("net/ipv6/conf/\(podInterface)/disable_ipv6", "0")
+      try Sysctl.set("net/ipv6/conf/\(podInterface)/accept_dad", "0")
+      try Sysctl.set("net/ipv6/conf/\(podInterface)/accept_ra", "0")
+    }
+    try Sysctl.set("net/ipv6/conf/\(hostInterface)/disable_ipv6", "0")
   }
 
   /// Inside the pod: loopback up (`ctr run --cni` does not run the loopback plugin),
@@ -275,14 +297,16 @@ struct NativeMode {
       let podSocket = try RouteSocket(in: netns)
       let hostSocket = try RouteSocket()
       let podLink = try podSocket.link(named: request.ifname)
+      let podAddresses =
+        try podLink.map { link throws(NetKitError) in
+          try podSocket.addressDetails(index: link.index)
+        } ?? []
       return ObservedAttachment(
-        podLink: podLink,
-        podAddresses: try podLink.map { link throws(NetKitError) in
-          try podSocket.addresses(index: link.index)
-        } ?? [],
+        podLink: podLink, podAddresses: podAddresses.map(\.prefix),
         podRoutes: try podSocket.routes(family: AF_INET) + podSocket.routes(family: AF_INET6),
         hostLink: try hostSocket.link(named: hostName),
-        hostRoutes: try hostSocket.routes(family: AF_INET) + hostSocket.routes(family: AF_INET6))
+        hostRoutes: try hostSocket.routes(family: AF_INET) + hostSocket.routes(family: AF_INET6),
+        unusablePodAddresses: podAddresses.filter { $0.isTentative || $0.dadFailed })
     }
     var problems = CheckComparison.differences(
       expected: expected, request: request, hostName: hostName,

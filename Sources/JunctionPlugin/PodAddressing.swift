@@ -51,6 +51,12 @@ public struct PodAddressing: Equatable, Sendable {
         if route.gw == nil { route.gw = gateway }
         return route
       }
+      if let crossed = routes.first(where: { $0.gw.map(\.isIPv4) == !ipv4 }) {
+        throw CNIError(
+          .delegatedPluginFailed,
+          "the IPAM plugin returned the route \(crossed.dst) via \(crossed.gw!), a gateway of "
+            + "the other address family")
+      }
       return Family(addresses: addresses, gateway: gateway, routes: routes)
     }
     return PodAddressing(

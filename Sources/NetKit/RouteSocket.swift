@@ -23,6 +23,21 @@ public struct LinkInfo: Equatable, Sendable {
   public var peerNamespaceID: Int32? = nil
 }
 
+/// An address on a link as the kernel reports it.
+public struct AddressInfo: Equatable, Sendable {
+  public var prefix: IPPrefix
+  /// IPv6 duplicate address detection still running: the kernel will not use it yet.
+  public var isTentative: Bool
+  /// IPv6 duplicate address detection found another holder: never used.
+  public var dadFailed: Bool
+
+  public init(prefix: IPPrefix, isTentative: Bool = false, dadFailed: Bool = false) {
+    self.prefix = prefix
+    self.isTentative = isTentative
+    self.dadFailed = dadFailed
+  }
+}
+
 /// A route of the main table as the kernel reports it.
 public struct RouteInfo: Equatable, Sendable {
   public var destination: IPPrefix
@@ -216,10 +231,16 @@ public final class RouteSocket {
 
   /// The addresses on a link (IPv6 link-local ones included).
   public func addresses(index: Int32) throws(NetKitError) -> [IPPrefix] {
+    try addressDetails(index: index).map(\.prefix)
+  }
+
+  /// The addresses on a link with whether each can be used: an IPv6 address still in
+  /// duplicate address detection (tentative) or that failed it is not.
+  public func addressDetails(index: Int32) throws(NetKitError) -> [AddressInfo] {
     var cache: OpaquePointer?
     try check(rtnl_addr_alloc_cache(socket, &cache), "list addresses")
     defer { nl_cache_free(cache) }
-    var result: [IPPrefix] = []
+    var result: [AddressInfo] = []
     var object = nl_cache_get_first(cache)
     while let current = object {
       let address = current
@@ -227,7 +248,11 @@ public final class RouteSocket {
         let ip = ipAddress(local),
         let prefix = IPPrefix(address: ip, length: Int(rtnl_addr_get_prefixlen(address)))
       {
-        result.append(prefix)
+        let flags = rtnl_addr_get_flags(address)
+        result.append(
+          AddressInfo(
+            prefix: prefix, isTentative: flags & UInt32(IFA_F_TENTATIVE) != 0,
+            dadFailed: flags & UInt32(IFA_F_DADFAILED) != 0))
       }
       object = nl_cache_get_next(current)
     }

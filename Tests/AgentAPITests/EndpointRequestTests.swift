@@ -125,6 +125,11 @@ final class EndpointRequestTests: XCTestCase {
       ("ips", ["10.0.0.1/+8"], "ips[0]"),
       ("ips", ["10.0.0.256/32"], "ips[0]"),
       ("ips", ["10.0.0.1/32", "10.0.0.1/32"], "duplicates"),
+      ("ips", ["fd00::5"], "ips[0]"),
+      ("ips", ["fd00:::5/128"], "ips[0]"),
+      ("ips", ["fd00::g/128"], "ips[0]"),
+      ("ips", ["fe80::1%eth0/128"], "ips[0]"),
+      ("ips", ["10.0.0.1/32", "fd00::5/128", "fd00:0:0::5/128"], "duplicates"),
       ("mac", "0a:58:0a:f4:01", "mac"),
       ("hostMAC", "zz:58:0a:f4:01:05", "hostMAC"),
       ("podNamespace", "Default", "podNamespace"),
@@ -142,6 +147,13 @@ final class EndpointRequestTests: XCTestCase {
         problems.contains { $0.contains(mentioned) },
         "\(field)=\(value): \(problems) lacks \(mentioned)")
     }
+  }
+
+  func testDualStackAddressesAreAccepted() throws {
+    var object = sampleObject()
+    object["ips"] = ["10.240.1.5/32", "fd00:10:240:1::5/128", "::ffff:10.0.0.1/128"]
+    let spec = try EndpointRequest.decode(bytes(object))
+    XCTAssertEqual(spec.ips, ["10.240.1.5/32", "fd00:10:240:1::5/128", "::ffff:10.0.0.1/128"])
   }
 
   func testAllValueProblemsAreReportedTogether() {

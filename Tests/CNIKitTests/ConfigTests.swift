@@ -202,6 +202,84 @@ final class ConfigTests: XCTestCase {
       try parse(config(["ipam": "host-local"])), code: .invalidConfig, mentioning: ["\"ipam\""])
   }
 
+  // MARK: - host-local ranges (dual-stack)
+
+  private func hostLocal(_ fields: [String: JSONValue]) -> JSONValue {
+    var ipam: [String: JSONValue] = ["type": "host-local"]
+    for (key, value) in fields { ipam[key] = value }
+    return config(["ipam": .object(ipam)])
+  }
+
+  func testDualStackRangesAndRoutesParse() throws {
+    let parsed = try parse(
+      hostLocal([
+        "ranges": [
+          [["subnet": "10.1.0.0/24", "gateway": "10.1.0.1"]],
+          [
+            [
+              "subnet": "fd00:10:1::/64", "rangeStart": "fd00:10:1::10",
+              "rangeEnd": "fd00:10:1::ff",
+            ]
+          ],
+        ],
+        "routes": [["dst": "0.0.0.0/0"], ["dst": "::/0", "gw": "fd00:10:1::1"]],
+      ]))
+    XCTAssertEqual(parsed.ipamType, "host-local")
+  }
+
+  func testRangeSetMixingFamiliesIsCode7() {
+    assertCNIError(
+      try parse(
+        hostLocal(["ranges": [[["subnet": "10.1.0.0/24"], ["subnet": "fd00:10:1::/64"]]]])),
+      code: .invalidConfig, mentioning: ["\"ipam.ranges[0]\"", "mixes IPv4 and IPv6", "[["])
+  }
+
+  func testRangeAddressOfTheOtherFamilyOrOutsideTheSubnetIsCode7() {
+    assertCNIError(
+      try parse(
+        hostLocal([
+          "ranges": [
+            [["subnet": "10.1.0.0/24"]], [["subnet": "fd00::/64", "gateway": "10.1.0.1"]],
+          ]
+        ])),
+      code: .invalidConfig, mentioning: ["\"ipam.ranges[1][0].gateway\"", "IPv4", "fd00::/64"])
+    assertCNIError(
+      try parse(hostLocal(["ranges": [[["subnet": "fd00::/64", "rangeEnd": "fd01::9"]]]])),
+      code: .invalidConfig, mentioning: ["\"ipam.ranges[0][0].rangeEnd\"", "outside"])
+    assertCNIError(
+      try parse(hostLocal(["subnet": "fd00::/64", "gateway": "fd00:1::1"])),
+      code: .invalidConfig, mentioning: ["\"ipam.gateway\"", "outside"])
+  }
+
+  func testMalformedRangesAreCode7() {
+    assertCNIError(
+      try parse(hostLocal(["ranges": [[["subnet": "fd00::/129"]]]])), code: .invalidConfig,
+      mentioning: ["\"ipam.ranges[0][0].subnet\""])
+    assertCNIError(
+      try parse(hostLocal(["ranges": [["subnet": "fd00::/64"]]])), code: .invalidConfig,
+      mentioning: ["\"ipam.ranges[0]\"", "range set"])
+    assertCNIError(
+      try parse(hostLocal(["ranges": [[]]])), code: .invalidConfig,
+      mentioning: ["\"ipam.ranges[0]\""])
+  }
+
+  func testRouteViaAGatewayOfTheOtherFamilyIsCode7() {
+    assertCNIError(
+      try parse(
+        hostLocal([
+          "ranges": [[["subnet": "fd00::/64"]]], "routes": [["dst": "::/0", "gw": "10.1.0.1"]],
+        ])),
+      code: .invalidConfig, mentioning: ["\"ipam.routes[0].gw\"", "::/0"])
+  }
+
+  func testRangesAreJudgedOnlyOnAddAndOnlyForHostLocal() throws {
+    let mixed: JSONValue = [[["subnet": "10.1.0.0/24"], ["subnet": "fd00::/64"]]]
+    // DEL must release what an older, looser config allocated.
+    _ = try parse(hostLocal(["ranges": mixed]), for: .del)
+    // Another IPAM plugin's "ranges" may mean something else.
+    _ = try parse(config(["ipam": ["type": "whereabouts", "ranges": mixed]]))
+  }
+
   // MARK: - prevResult
 
   func testNativeAddWithPrevResultIsCode7() {

@@ -152,6 +152,46 @@ final class LabDerivationTests: XCTestCase {
     XCTAssertEqual(try objects(stalePath).map(name).sorted(), ["old", "removed-lab0"])
   }
 
+  /// `--ip-family dual` and `ipv6` pods: every address in the v1 Pod's `podIPs` (`podIP` the
+  /// first), the IPv4 slice with the IPv4 address only, an IPv6-only pod left out of it.
+  func testDualStackAndIPv6OnlyPodsInPodsAndSlices() throws {
+    for (pod, ips) in [
+      ("dual", ["10.240.1.2", "fd00:10:240:1::2"]), ("six", ["fd00:10:240:2::2"]),
+    ] {
+      try write("node1\n", "lab/pods/\(pod)/node")
+      try write("app=web\n", "lab/pods/\(pod)/labels")
+      try write("\(ips[0])\n", "lab/pods/\(pod)/ip")
+      try write(ips.joined(separator: "\n") + "\n", "lab/pods/\(pod)/ips")
+    }
+    try write(
+      #"{"apiVersion": "v1", "kind": "List", "items": ["#
+        + service("web", selector: #""selector": {"app": "web"},"#, targetPort: "80") + "]}",
+      "services.json")
+    try write(#"{"apiVersion": "v1", "kind": "List", "items": []}"#, "existing.json")
+    let desiredPath = directory.appendingPathComponent("desired.json").path
+    let result = try Shell.run([
+      "python3", LabDerivationTests.script, directory.appendingPathComponent("lab").path, "t",
+      directory.appendingPathComponent("services.json").path,
+      directory.appendingPathComponent("existing.json").path, desiredPath,
+      directory.appendingPathComponent("stale.json").path,
+    ])
+    XCTAssertEqual(result.status, 0, result.stderr)
+    let desired = try objects(desiredPath)
+    func status(_ pod: String) -> [String: Any]? {
+      desired.first { $0["kind"] as? String == "Pod" && name($0) == pod }?["status"]
+        as? [String: Any]
+    }
+    XCTAssertEqual(status("dual")?["podIP"] as? String, "10.240.1.2")
+    XCTAssertEqual(
+      (status("dual")?["podIPs"] as? [[String: String]])?.compactMap { $0["ip"] },
+      ["10.240.1.2", "fd00:10:240:1::2"])
+    XCTAssertEqual(status("six")?["podIP"] as? String, "fd00:10:240:2::2")
+    let slices = desired.filter { $0["kind"] as? String == "EndpointSlice" }
+    XCTAssertEqual(slices.map(name), ["web-lab0"])
+    XCTAssertEqual(slices.first?["addressType"] as? String, "IPv4")
+    XCTAssertEqual(slices.first.map(addresses), ["10.240.1.2"])
+  }
+
   func objects(_ path: String) throws -> [[String: Any]] {
     let list = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
     return try XCTUnwrap((list as? [String: Any])?["items"] as? [[String: Any]])

@@ -154,6 +154,18 @@ final class CheckComparisonTests: XCTestCase {
     assertOneDifference(try differences(observed), mentioning: ["fd00::5/128", "eth0"])
   }
 
+  func testTentativeOrDADFailedAddress() throws {
+    var observed = clean
+    observed.unusablePodAddresses = [AddressInfo(prefix: prefix("fd00::5/128"), isTentative: true)]
+    assertOneDifference(
+      try differences(observed), mentioning: ["fd00::5/128", "eth0", "tentative"])
+    observed.unusablePodAddresses = [AddressInfo(prefix: prefix("fd00::5/128"), dadFailed: true)]
+    assertOneDifference(try differences(observed), mentioning: ["fd00::5/128", "failed"])
+    // A tentative address ADD did not give (the kernel's link-local) is not ours to judge.
+    observed.unusablePodAddresses = [AddressInfo(prefix: prefix("fe80::2/64"), isTentative: true)]
+    XCTAssertEqual(try differences(observed), [])
+  }
+
   func testMissingPodLink() throws {
     var observed = clean
     observed.podLink = nil

@@ -85,6 +85,18 @@ final class PodAddressingTests: XCTestCase {
     XCTAssertEqual(planned.ipv4?.gateway, address("10.2.0.1"))
   }
 
+  func testRouteViaAGatewayOfTheOtherFamilyIsCode102() {
+    assertCNIError(
+      try plan(
+        CNIResult(
+          ips: [
+            .init(address: prefix("10.1.0.5/24"), gateway: address("10.1.0.1")),
+            .init(address: prefix("fd00::5/64"), gateway: address("fd00::1")),
+          ],
+          routes: [.init(dst: prefix("::/0"), gw: address("10.1.0.1"))])),
+      code: .delegatedPluginFailed, mentioning: ["::/0", "10.1.0.1", "other address family"])
+  }
+
   func testNoIPsIsCode102() {
     assertCNIError(
       try plan(CNIResult(routes: [.init(dst: prefix("0.0.0.0/0"))])), code: .delegatedPluginFailed,

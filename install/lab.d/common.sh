@@ -1,11 +1,12 @@
 # Shared by install/lab's parts: where a lab keeps its state, and small helpers.
 # A lab's state lives in $LAB_ROOT/LAB/ (default /run/junction-lab/LAB):
-#   lab.env                 mode, node count, binaries (sourced by every command)
+#   lab.env                 mode, IP family, node count, binaries (sourced by every command)
 #   apiserver/              the stand-in API server's CA, token, kubeconfig and url;
 #                           apiserver.pid, apiserver.log beside it
-#   nodes/nodeN/            ip, cidr, zone, agent.pid, agent.log, run/agent.sock, state/,
+#   nodes/nodeN/            ip, cidr (and ip6, cidr6 with IPv6), zone, agent.pid, agent.log, run/agent.sock, state/,
 #                           bpf/ (a bpffs mount), conf/ (conflist), ipam/, cache/, bin/
-#   pods/NAME/              node, namespace, state (ready, not-ready or terminating), ip,
+#   pods/NAME/              node, namespace, state (ready, not-ready or terminating), ip
+#                           (the first address), ips (every address, IPv4 first),
 #                           labels (k=v lines), ports (name=number lines),
 #                           pids (processes started with `exec --detach`)
 # Everything is recorded before it is created, so `down` can undo a half-finished `up`.
@@ -34,6 +35,15 @@ pod_ns() { echo "$LAB-pod-$1"; }
 
 node_ip() { echo "$UNDERLAY_PREFIX.$((10 + $1))"; }
 node_cidr() { echo "10.240.$1.0/24"; }
+# IPv6 (--ip-family ipv6 or dual): the underlay gets fd00:172:30::/64 beside 172.30.0.0/24
+# (node N at ::(10+N), the client at ::100), and node N's pods fd00:10:240:N::/64.
+UNDERLAY6_PREFIX=fd00:172:30:
+CLIENT_IP6="$UNDERLAY6_PREFIX:100"
+node_ip6() { echo "$UNDERLAY6_PREFIX:$((10 + $1))"; }
+node_cidr6() { echo "fd00:10:240:$1::/64"; }
+# The families pods get: IP_FAMILY (lab.env) is ipv4, ipv6 or dual.
+has_ipv4() { [[ "${IP_FAMILY:-ipv4}" != ipv6 ]]; }
+has_ipv6() { [[ "${IP_FAMILY:-ipv4}" != ipv4 ]]; }
 node_zone() { if (($1 % 2)); then echo zone-a; else echo zone-b; fi; }
 
 # Loads lab.env of an existing lab, or dies.

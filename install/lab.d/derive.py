@@ -34,6 +34,9 @@ def read_pods(lab_dir):
     for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
         d = os.path.join(root, name)
         ip = (read_lines(os.path.join(d, "ip")) or [None])[0]
+        # Every address (IPv4 first in a dual-stack lab); a pod recorded before `ips`
+        # existed has only `ip`.
+        ips = read_lines(os.path.join(d, "ips")) or ([ip] if ip else [])
         node = (read_lines(os.path.join(d, "node")) or [None])[0]
         if not ip or not node:
             continue  # still being made
@@ -42,7 +45,7 @@ def read_pods(lab_dir):
         zone = (read_lines(os.path.join(lab_dir, "nodes", node, "zone")) or [None])[0]
         namespace = (read_lines(os.path.join(d, "namespace")) or ["default"])[0]
         state = (read_lines(os.path.join(d, "state")) or ["ready"])[0]
-        pods.append({"name": name, "ip": ip, "node": node, "labels": labels, "ports": ports,
+        pods.append({"name": name, "ip": ip, "ips": ips, "node": node, "labels": labels, "ports": ports,
                      "zone": zone, "namespace": namespace, "state": state})
     return pods
 
@@ -77,7 +80,7 @@ def pod_object(pod, lab):
         "kind": "Pod",
         "metadata": meta,
         "spec": {"nodeName": pod["node"]},
-        "status": {"phase": "Running", "podIP": pod["ip"], "podIPs": [{"ip": pod["ip"]}],
+        "status": {"phase": "Running", "podIP": pod["ip"], "podIPs": [{"ip": ip} for ip in pod["ips"]],
                    "conditions": [{"type": "Ready", "status": ready}]},
     }
 
@@ -111,12 +114,18 @@ def endpoint_slices(service, pods, lab):
     for pod in pods:
         if pod["namespace"] != namespace or any(pod["labels"].get(k) != v for k, v in selector.items()):
             continue
+        # These slices are addressType IPv4: the pod's IPv4 address, and a pod without one
+        # (an IPv6-only lab) is left out, as the controller does per family. IPv6 slices
+        # (by the Service's ipFamilies) are for the IPv6 Services work.
+        address = next((ip for ip in pod["ips"] if ":" not in ip), None)
+        if address is None:
+            continue
         ports = resolve_ports(spec.get("ports", []), pod, name)
         if ports is None:
             continue
         # targetRef as the EndpointSlice controller writes it: what names a remote backend
         # in flows (a node's agent knows only its own node's pods otherwise).
-        endpoint = {"addresses": [pod["ip"]],
+        endpoint = {"addresses": [address],
                     "conditions": dict(CONDITIONS[pod["state"]]),
                     "nodeName": pod["node"],
                     "targetRef": {"kind": "Pod", "namespace": pod["namespace"], "name": pod["name"]}}

@@ -1,8 +1,9 @@
 # `lab up`, `lab down`, `lab status`: the nodes, the underlay they share, their agents.
 
 lab_up() {
-  local nodes="$1" mode="$2" lb_mode="${3:-snat}"
+  local nodes="$1" mode="$2" lb_mode="${3:-snat}" ip_family="${4:-ipv4}"
   ((nodes >= 1 && nodes <= 50)) || die "--nodes must be 1..50"
+  [[ "$ip_family" =~ ^(ipv4|ipv6|dual)$ ]] || die "--ip-family must be ipv4, ipv6 or dual"
   [[ "$mode" == native || "$mode" == chained ]] || die "--mode must be native or chained"
   [[ "$lb_mode" =~ ^(snat|dsr|hybrid)$ ]] || die "--lb-mode must be snat, dsr or hybrid"
   [[ -e "$(lab_dir)" ]] && die "lab '$LAB' already exists at $(lab_dir); run: install/lab down --name $LAB"
@@ -12,7 +13,7 @@ lab_up() {
   [[ -x "$DRIVER" ]] || die "the CNI driver $DRIVER is missing (install/build-driver.sh)"
   [[ -f "$BPF/endpoint.o" && -f "$BPF/netdev.o" ]] || die "the BPF objects are missing at $BPF (install/build-bpf.sh)"
 
-  MODE="$mode" LB_MODE="$lb_mode"
+  MODE="$mode" LB_MODE="$lb_mode" IP_FAMILY="$ip_family"
   mkdir -p "$(lab_dir)/nodes" "$(lab_dir)/pods"
   # From here on, any failure (or Ctrl-C) takes down what was made so far.
   trap 'note "up failed; cleaning up"; lab_down >/dev/null' EXIT
@@ -20,6 +21,7 @@ lab_up() {
   cat >"$(lab_dir)/lab.env" <<ENV
 MODE=$mode
 LB_MODE=$lb_mode
+IP_FAMILY=$ip_family
 BIN=$BIN
 PLUGIN=$PLUGIN
 DRIVER=$DRIVER
@@ -41,8 +43,9 @@ ENV
   # A v1/Node per node, with its zone; returns once every agent has synced and has it.
   cluster nodes || die "the agents did not sync with the API server"
   trap - EXIT INT TERM
-  echo "lab $LAB: $nodes nodes ($mode mode, lb-mode $lb_mode), client $CLIENT_IP," \
-    "API server https://$API_IP:$API_PORT; state in $(lab_dir)"
+  echo "lab $LAB: $nodes nodes ($mode mode, lb-mode $lb_mode, pods $ip_family), client" \
+    "$CLIENT_IP$(has_ipv6 && echo " $CLIENT_IP6"), API server https://$API_IP:$API_PORT;" \
+    "state in $(lab_dir)"
 }
 
 # The stand-in Kubernetes API server (tools/standin-apiserver: test support, not the
@@ -67,12 +70,20 @@ start_apiserver() {
   die "the stand-in API server did not come up"
 }
 
-# Plugs namespace $1 into the underlay bridge as eth0 with address $2 (port name $3).
+# Plugs namespace $1 into the underlay bridge as eth0 with address $2 (port name $3) and,
+# with IPv6, address $4. The lab's addresses are assigned, never contested: no duplicate
+# address detection (nodad, and accept_dad=0 for the links made later, such as a chained
+# bridge's cni0), so nothing waits on it.
 attach_underlay() {
-  local ns="$1" address="$2" port="$3"
+  local ns="$1" address="$2" port="$3" address6="${4:-}"
   ip link add eth0 netns "$ns" type veth peer name "$port" netns "$LAB-underlay"
   ip -n "$LAB-underlay" link set "$port" master br0 up
   ip -n "$ns" addr add "$address/24" dev eth0
+  if [[ -n "$address6" ]]; then
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.eth0.disable_ipv6=0 \
+      net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.eth0.accept_dad=0
+    ip -n "$ns" addr add "$address6/64" dev eth0 nodad
+  fi
   ip -n "$ns" link set eth0 up
 }
 
@@ -83,10 +94,14 @@ make_node() {
   mkdir -p "$dir/run" "$dir/state" "$dir/bpf" "$dir/conf" "$dir/bin"
   node_ip "$n" >"$dir/ip"
   node_cidr "$n" >"$dir/cidr"
+  if has_ipv6; then
+    node_ip6 "$n" >"$dir/ip6"
+    node_cidr6 "$n" >"$dir/cidr6"
+  fi
   node_zone "$n" >"$dir/zone"
   ip netns add "$ns"
   ip -n "$ns" link set lo up
-  attach_underlay "$ns" "$(node_ip "$n")" "$node"
+  attach_underlay "$ns" "$(node_ip "$n")" "$node" "$(has_ipv6 && node_ip6 "$n")"
   # ip_forward: pods are routed, and the north-south programs (--devices eth0) forward with
   # bpf_fib_lookup, which refuses to route for a device without forwarding. rp_filter off
   # (eth0's own value counts too: the kernel takes the larger of it and "all"): a node
@@ -94,31 +109,46 @@ make_node() {
   # from the ingress node, neither of which its reverse route check needs to judge.
   ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
     net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
+  # IPv6 pods are routed too (the plugin turns this on at the first IPv6 pod as well).
+  has_ipv6 && ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.forwarding=1
   ln -s "$PLUGIN" "$dir/bin/junction"
   write_conflist "$node"
 }
 
-# Every other node's pod CIDR is reached through that node's underlay address: native
-# routing, no tunnel.
+# Every other node's pod CIDR (each family's) is reached through that node's underlay
+# address of the family: native routing, no tunnel.
 route_pod_cidrs() {
   local ns="$1" nodes="$2" self="${3:-0}" m
   for m in $(seq "$nodes"); do
     ((m == self)) && continue
     ip -n "$ns" route add "$(node_cidr "$m")" via "$(node_ip "$m")" dev eth0
+    if has_ipv6; then
+      ip -n "$ns" -6 route add "$(node_cidr6 "$m")" via "$(node_ip6 "$m")" dev eth0
+    fi
   done
 }
 
 make_client() {
   ip netns add "$LAB-client"
   ip -n "$LAB-client" link set lo up
-  attach_underlay "$LAB-client" "$CLIENT_IP" client
+  attach_underlay "$LAB-client" "$CLIENT_IP" client "$(has_ipv6 && echo "$CLIENT_IP6")"
   route_pod_cidrs "$LAB-client" "$1"
+}
+
+# host-local's ranges: one range set per family the pods get, IPv4 first (so a dual-stack
+# pod's first address is its IPv4 one, as with containerd's default ip_pref).
+ipam_ranges() {
+  local dir="$1" sets=()
+  has_ipv4 && sets+=("[{\"subnet\": \"$(cat "$dir/cidr")\"}]")
+  has_ipv6 && sets+=("[{\"subnet\": \"$(cat "$dir/cidr6")\"}]")
+  local IFS=,
+  echo "[${sets[*]}]"
 }
 
 write_conflist() {
   local node="$1" dir
   dir="$(node_dir "$node")"
-  local ipam="{\"type\": \"host-local\", \"dataDir\": \"$dir/ipam\", \"ranges\": [[{\"subnet\": \"$(cat "$dir/cidr")\"}]]}"
+  local ipam="{\"type\": \"host-local\", \"dataDir\": \"$dir/ipam\", \"ranges\": $(ipam_ranges "$dir")}"
   local common="\"agentSocket\": \"$dir/run/agent.sock\", \"logFile\": \"$dir/cni.log\", \"logLevel\": \"info\""
   if [[ "$MODE" == native ]]; then
     cat >"$dir/conf/10-pods.conflist" <<CONF
@@ -218,7 +248,7 @@ lab_down() {
 lab_status() {
   load_lab
   local node pod state
-  echo "lab $LAB ($MODE mode, lb-mode ${LB_MODE:-snat}), state in $(lab_dir)"
+  echo "lab $LAB ($MODE mode, lb-mode ${LB_MODE:-snat}, pods ${IP_FAMILY:-ipv4}), state in $(lab_dir)"
   local api=down
   kill -0 "$(cat "$(lab_dir)/apiserver.pid" 2>/dev/null)" 2>/dev/null && api="up (pid $(cat "$(lab_dir)/apiserver.pid"))"
   echo "API server (stand-in): https://$API_IP:$API_PORT, $api; kubeconfig $(lab_dir)/apiserver/kubeconfig"
@@ -226,14 +256,19 @@ lab_status() {
   for node in $(node_names); do
     state=down
     agent_running "$node" && ctl "$node" status >/dev/null 2>&1 && state="up (pid $(cat "$(node_dir "$node")/agent.pid"))"
-    printf '%-8s %-14s %-14s %-8s %s\n' "$node" "$(cat "$(node_dir "$node")/ip")" \
-      "$(cat "$(node_dir "$node")/cidr")" "$(cat "$(node_dir "$node")/zone")" "$state"
+    # With IPv6: both underlay addresses, and the pod CIDR of each family pods get.
+    local dir cidrs
+    dir="$(node_dir "$node")" cidrs=""
+    has_ipv4 && cidrs="$(cat "$dir/cidr")"
+    has_ipv6 && cidrs="${cidrs:+$cidrs,}$(cat "$dir/cidr6")"
+    printf '%-8s %-14s %-14s %-8s %s\n' "$node" "$(cat "$dir/ip" "$dir/ip6" 2>/dev/null | paste -sd,)" \
+      "$cidrs" "$(cat "$dir/zone")" "$state"
   done
   echo
   printf '%-16s %-12s %-8s %-14s %-11s %s\n' POD NAMESPACE NODE ADDRESS STATE LABELS
   for pod in $(pod_names); do
     printf '%-16s %-12s %-8s %-14s %-11s %s\n' "$pod" "$(pod_namespace "$pod")" \
-      "$(cat "$(pod_dir "$pod")/node")" "$(cat "$(pod_dir "$pod")/ip" 2>/dev/null)" \
+      "$(cat "$(pod_dir "$pod")/node")" "$(paste -sd, "$(pod_dir "$pod")/ips" 2>/dev/null || cat "$(pod_dir "$pod")/ip" 2>/dev/null)" \
       "$(cat "$(pod_dir "$pod")/state" 2>/dev/null || echo ready)" "$(paste -sd, "$(pod_dir "$pod")/labels")"
   done
 }

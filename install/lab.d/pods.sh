@@ -49,11 +49,14 @@ pod_add() {
     remove_pod "$pod" quiet
     die "CNI ADD of $pod on $node failed"
   fi
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["ips"][0]["address"].split("/")[0])' \
-    <<<"$result" >"$dir/ip"
+  # ip: the first address (IPv4 in a dual-stack lab), what Services and tests have always
+  # read; ips: every address, one a line, in the result's order.
+  python3 -c 'import json,sys; [print(i["address"].split("/")[0]) for i in json.load(sys.stdin)["ips"]]' \
+    <<<"$result" >"$dir/ips"
+  head -n 1 "$dir/ips" >"$dir/ip"
   ip -n "$(pod_ns "$pod")" link set lo up
   sync_cluster_state
-  echo "pod $(pod_namespace "$pod")/$pod on $node: $(cat "$dir/ip")"
+  echo "pod $(pod_namespace "$pod")/$pod on $node: $(paste -sd' ' "$dir/ips")"
 }
 
 # The pod's readiness as the EndpointSlice controller sees it: ready, not-ready (failing its
