@@ -34,10 +34,6 @@ final class RestartUnderLoadTests: XCTestCase {
       for style in ["keepalive", "close"] {
         let load = figures[style] as? [String: Any]
         XCTAssertGreaterThan(load?["requests"] as? Int ?? 0, 0, "\(path) \(style): \(summary)")
-        // Socket LB's programs hang on links the agent holds (README, "Socket LB"): while
-        // an agent is down, a node's new connections to a ClusterIP are not translated. Its
-        // keep-alive connections are held to the rule below; its new ones are not yet.
-        if path == "clusterip-host" && style == "close" { continue }
         XCTAssertEqual(load?["failed"] as? Int, 0, "\(path) \(style) failed: \(summary)")
       }
       XCTAssertEqual(figures["rstClient"] as? Int, 0, "\(path) RSTs at the client: \(summary)")
