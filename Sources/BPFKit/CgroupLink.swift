@@ -69,7 +69,7 @@ public final class CgroupLink {
   ) throws(BPFError) -> CgroupLink {
     let cgroup = try cgroupID(cgroupPath)
     if let fd = try? BPFFilesystem.openPinned(at: pin, kind: "link") {
-      if linkTarget(fd) == (cgroup, hook.attachType.rawValue),
+      if let target = linkTarget(fd), target == (cgroup, hook.attachType.rawValue),
         bpf_link_update(fd, program.fd, nil) == 0
       {
         return CgroupLink(fd: fd, hook: hook, programID: program.id)

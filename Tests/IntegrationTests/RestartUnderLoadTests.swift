@@ -5,7 +5,7 @@ import XCTest
 /// a ClusterIP from a pod (per-packet) and from a node's own namespace (socket LB), a
 /// NodePort in SNAT and in DSR mode from the external client, and a Local Redirect Policy
 /// frontend, with keep-alive connections and a connection per request; meanwhile every agent
-/// is restarted 5 times (SIGTERM and SIGKILL mixed) and upgraded once to BPF objects whose
+/// is restarted 4 times (SIGTERM and SIGKILL, two each) and upgraded once to BPF objects whose
 /// programs differ (bpf/lib/variant.h). No request fails, tcpdump sees no RST at either end
 /// of any path, every attached program is replaced (and by the new build after the
 /// upgrade), and nothing leaks (agents, pins, tc filters, endpoints, services).
@@ -20,13 +20,13 @@ final class RestartUnderLoadTests: XCTestCase {
     let result = try Shell.run(
       [
         "python3", Artifacts.repoRoot.appendingPathComponent("bench/restarts.py").path,
-        "--restarts", "5", "--upgrade-at", "3", "--pause", "1", "--json", report.path,
+        "--restarts", "4", "--upgrade-at", "2", "--pause", "0.5", "--json", report.path,
       ], timeout: 400)
     let json = try? JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any]
     let summary = json.map { "\($0)" } ?? "\(result.stdout)\(result.stderr)"
     XCTAssertNil(json?["failure"], summary)
-    XCTAssertEqual(json?["restarts"] as? Int, 5, summary)
-    XCTAssertEqual(json?["signals"] as? [String: Int], ["TERM": 3, "KILL": 2], summary)
+    XCTAssertEqual(json?["restarts"] as? Int, 4, summary)
+    XCTAssertEqual(json?["signals"] as? [String: Int], ["TERM": 2, "KILL": 2], summary)
     let paths = try XCTUnwrap(json?["paths"] as? [String: [String: Any]], summary)
     XCTAssertEqual(
       Set(paths.keys), ["clusterip-pod", "clusterip-host", "nodeport-snat", "nodeport-dsr", "lrp"])
