@@ -34,6 +34,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "junction_abi.h"
+#include "lib/variant.h"
 #include "lib/counters.h"
 #include "lib/events.h"
 #include "lib/hairpin.h"
@@ -210,6 +211,7 @@ static __always_inline int from_endpoint_ipv4(struct __sk_buff *skb, struct jnc_
 SEC("tc")
 int from_endpoint(struct __sk_buff *skb)
 {
+	JNC_VARIANT_MARK();
 	struct jnc_trace trace = {};
 	struct jnc_packet packet = {};
 
@@ -229,6 +231,7 @@ int from_endpoint(struct __sk_buff *skb)
 SEC("tc")
 int to_endpoint(struct __sk_buff *skb)
 {
+	JNC_VARIANT_MARK();
 	struct jnc_trace trace = {};
 	struct jnc_packet packet = {};
 

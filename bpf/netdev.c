@@ -41,6 +41,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "junction_abi.h"
+#include "lib/variant.h"
 #include "lib/counters.h"
 #include "lib/dsr.h"
 #include "lib/events.h"
@@ -378,6 +379,7 @@ static __always_inline int dsr_record(const struct jnc_packet *packet,
 SEC("tc")
 int from_netdev(struct __sk_buff *skb)
 {
+	JNC_VARIANT_MARK();
 	const __u32 point = JUNCTION_DIR_FROM_NETDEV;
 	struct junction_lb4_service_key frontend = {};
 	struct junction_lb4_service *service;
@@ -418,6 +420,7 @@ int from_netdev(struct __sk_buff *skb)
 SEC("tc")
 int to_netdev(struct __sk_buff *skb)
 {
+	JNC_VARIANT_MARK();
 	struct junction_lb4_revnat_key revnat_key = {};
 	struct junction_lb4_revnat *revnat;
 	struct junction_ct4_entry *entry;

@@ -29,6 +29,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "junction_abi.h"
+#include "lib/variant.h"
 #include "lib/events.h"
 #include "lib/lb4.h"
 #include "lib/maps.h"
@@ -208,12 +209,14 @@ static __always_inline int translate_to_frontend(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int sock_connect4(struct bpf_sock_addr *ctx)
 {
+	JNC_VARIANT_MARK();
 	return translate_to_backend(ctx, 1);
 }
 
 SEC("cgroup/sendmsg4")
 int sock_sendmsg4(struct bpf_sock_addr *ctx)
 {
+	JNC_VARIANT_MARK();
 	return translate_to_backend(ctx, 0);
 }
 
@@ -221,11 +224,13 @@ int sock_sendmsg4(struct bpf_sock_addr *ctx)
 SEC("cgroup/recvmsg4")
 int sock_recvmsg4(struct bpf_sock_addr *ctx)
 {
+	JNC_VARIANT_MARK();
 	return translate_to_frontend(ctx);
 }
 
 SEC("cgroup/getpeername4")
 int sock_getpeername4(struct bpf_sock_addr *ctx)
 {
+	JNC_VARIANT_MARK();
 	return translate_to_frontend(ctx);
 }

@@ -7,6 +7,8 @@
 # stderr), so callers can capture them. The agent loads endpoint.o; the tests build into a
 # temporary directory with this script.
 #
+# Extra compiler flags: $BPF_CFLAGS (e.g. -DJNC_BUILD_VARIANT=2, bpf/lib/variant.h).
+#
 # Compiler: $CLANG if set, else the Swift toolchain's clang (it has the BPF backend, so the
 # machine needs no second LLVM), else `clang` on PATH. Headers: libbpf-dev (bpf/bpf_helpers.h)
 # and linux-libc-dev (linux/bpf.h, asm/types.h).
@@ -75,7 +77,8 @@ for src in "${sources[@]}"; do
     # -g: BTF, which libbpf needs for the map definitions (__type) and the kernel for
     # verifier messages with source lines. -mcpu=v3: fixed ISA (kernel >= 5.1) rather than
     # whatever the compiler defaults to.
-    if ! "$clang_bin" -target bpf -mcpu=v3 -O2 -g -Wall -Werror \
+    # shellcheck disable=SC2086 # BPF_CFLAGS: extra flags, word-split on purpose.
+    if ! "$clang_bin" -target bpf -mcpu=v3 -O2 -g -Wall -Werror ${BPF_CFLAGS:-} \
         -I "$repo_root/bpf" -I "/usr/include/$multiarch" \
         -c "$src" -o "$tmp"; then
         rm -f "$tmp"

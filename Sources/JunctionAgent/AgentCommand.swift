@@ -107,7 +107,8 @@ struct AgentCommand: AsyncParsableCommand {
     name: .customLong("socket-lb"),
     help: ArgumentHelp(
       "Translate service addresses at connect()/sendmsg() for the node's own processes "
-        + "(cgroup v2 socket programs, under --cgroup-root)."))
+        + "(cgroup v2 socket programs, under --cgroup-root). They stay attached while the "
+        + "agent is down (links pinned under --bpf-fs); a start without this flag detaches them."))
   var socketLB: Bool = false
 
   @Option(

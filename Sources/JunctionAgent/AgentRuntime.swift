@@ -211,6 +211,10 @@ struct AgentRuntime {
         close(lock)
         throw StartFailure("\(error)")
       }
+    } else {
+      // Socket LB's links are pinned and outlive an agent: a start without --socket-lb is
+      // how it is turned off.
+      SocketLoadBalancer.removePinnedLinks(bpfFS: settings.bpfFS, logger: logger)
     }
     return AgentRuntime(
       settings: settings, shutdownGrace: shutdownGrace,

@@ -13,10 +13,12 @@ import ServiceDatapath
 /// `--cgroup-root`, so the node's own processes reach services by connecting straight to a
 /// backend (connect4/sendmsg4) and see the service address back (recvmsg4/getpeername4).
 ///
-/// The programs are attached with BPF links this object holds: they go away with the agent
-/// process, even when it is killed, and the next start attaches them again. That is the one
-/// part of the datapath that does not outlive the agent (connections already made keep
-/// their backend: the translation happened at connect time). The maps are the pinned ones
+/// The programs are attached with BPF links pinned under `--bpf-fs` (`<program>_link`), so,
+/// like the tc programs, they outlive the agent, stopped or killed: without that, every
+/// restart left the node's processes a window (seconds) in which a connect to a ClusterIP
+/// was not translated and failed (bench/restarts.py found it). The next start replaces each
+/// link's program in place (BPF_LINK_UPDATE), with no moment without one; a start without
+/// `--socket-lb` removes the links (`removePinnedLinks`). The maps are the pinned ones
 /// endpoint.o uses, so the services the agent writes are the ones the sockets see.
 ///
 /// Only sockets in the agent's own network namespace are translated: its cookie goes to
@@ -24,13 +26,11 @@ import ServiceDatapath
 /// side, each touching only its own namespace's sockets.
 final class SocketLoadBalancer {
   private let links: [CgroupLink]
-  private let nodeConfig: NodeConfigMap
   private let root: CgroupRoot
   private let logger: Logger
 
-  private init(links: [CgroupLink], nodeConfig: NodeConfigMap, root: CgroupRoot, logger: Logger) {
+  private init(links: [CgroupLink], root: CgroupRoot, logger: Logger) {
     self.links = links
-    self.nodeConfig = nodeConfig
     self.root = root
     self.logger = logger
   }
@@ -71,7 +71,10 @@ final class SocketLoadBalancer {
     var links: [CgroupLink] = []
     do {
       for (name, hook) in programs {
-        links.append(try CgroupLink.attach(object.program(named: name), to: cgroupRoot, hook: hook))
+        links.append(
+          try CgroupLink.attachPinned(
+            object.program(named: name), to: cgroupRoot, hook: hook,
+            pin: linkPin(bpfFS: bpfFS, program: name)))
       }
       let nodeConfig = try NodeConfigMap(object)
       try nodeConfig.update { $0.host_netns_cookie = cookie }
@@ -81,9 +84,10 @@ final class SocketLoadBalancer {
           "cgroup_root": "\(cgroupRoot)", "netns_cookie": "\(cookie)",
           "programs": "\(links.map { "\($0.hook)=\($0.programID)" }.joined(separator: ","))",
         ])
-      return SocketLoadBalancer(links: links, nodeConfig: nodeConfig, root: root, logger: logger)
+      return SocketLoadBalancer(links: links, root: root, logger: logger)
     } catch {
       for link in links { link.detach() }
+      for (name, _) in programs { CgroupLink.removePinned(linkPin(bpfFS: bpfFS, program: name)) }
       root.release(logger: logger)
       throw DatapathStartFailure("--socket-lb: cannot attach to \(cgroupRoot): \(error)")
     }
@@ -92,21 +96,35 @@ final class SocketLoadBalancer {
   /// The cgroup2 directory the programs are attached to.
   var cgroupRoot: String { root.path }
 
-  /// Turns translation off, detaches, and unmounts and removes only what start made.
+  /// Lets go of the links (their pins keep the programs attached and translating for the
+  /// next start to take over), and unmounts and removes only what start made.
   func stop() {
     if !CgroupFilesystem.isCgroup2(root.path) {
       logger.warning(
-        "the cgroup2 of socket LB is no longer mounted (unmounted under the agent): detaching all the same, nothing to unmount",
+        "the cgroup2 of socket LB is no longer mounted (unmounted under the agent): nothing to unmount",
         metadata: ["cgroup_root": "\(root.path)"])
-    }
-    do {
-      try nodeConfig.update { $0.host_netns_cookie = 0 }
-    } catch {
-      logger.warning("cannot turn socket LB off in jnc_node_cfg", metadata: ["error": "\(error)"])
     }
     for link in links { link.detach() }
     root.release(logger: logger)
-    logger.info("socket LB detached", metadata: ["cgroup_root": "\(root.path)"])
+    logger.info(
+      "socket LB left attached for the next start", metadata: ["cgroup_root": "\(root.path)"])
+  }
+
+  /// Where the link of program `program` is pinned.
+  static func linkPin(bpfFS: String, program: String) -> String {
+    PathNames.join(bpfFS, "\(program)_link")
+  }
+
+  /// Detaches and unpins the links a `--socket-lb` run left (none: nothing happens). The
+  /// namespace's cookie may stay in jnc_node_cfg: only these programs read it.
+  static func removePinnedLinks(bpfFS: String, logger: Logger) {
+    let removed = programs.filter {
+      CgroupLink.removePinned(linkPin(bpfFS: bpfFS, program: $0.name))
+    }
+    if !removed.isEmpty {
+      logger.info(
+        "socket LB detached (started without --socket-lb)", metadata: ["links": "\(removed.count)"])
+    }
   }
 }
 

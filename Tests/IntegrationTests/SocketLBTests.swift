@@ -10,7 +10,8 @@ import XCTest
 /// Socket load balancing (issue 6, part 3): with `--socket-lb`, the node's own processes
 /// (`ip netns exec NODE ...`, not a pod) reach ClusterIP and NodePort services through the
 /// cgroup programs of bpf/sock.c, UDP clients see the service address as their peer, other
-/// namespaces are left alone, and the attachments and the cgroup2 mount go with the agent.
+/// namespaces are left alone, the attachments outlive the agent (pinned links) until a start
+/// without `--socket-lb`, and the cgroup2 mount goes with the agent.
 /// Backends are python3 servers in pods wired up by the plugin; services are applied with
 /// junctionctl.
 final class SocketLBTests: XCTestCase {
@@ -310,7 +311,7 @@ final class SocketLBTests: XCTestCase {
     }
   }
 
-  func testStoppingTheAgentDetachesAndUnmounts() throws {
+  func testTheProgramsOutliveTheAgentUntilAStartWithoutSocketLB() throws {
     let (node, cgroupRoot) = try makeNode(podSubnet: "10.240.64.0/24")
     let agent = try agent(node)
     let root = try mountCgroup2()
@@ -337,21 +338,47 @@ final class SocketLBTests: XCTestCase {
     try assertAttached(ids, at: root, true)
     try assertAttached(previous, at: root, false)
 
-    // Killed: the links die with the process.
+    // Killed: the pinned links keep the programs attached (no window in which the node's
+    // connects go untranslated); the next start replaces them in place.
+    let alpha = try startBackend("alpha", on: node)
+    try node.apply(service("sock-web", clusterIP: Self.clusterIP, backends: [alpha]))
     agent.kill()
-    try assertAttached(ids, at: root, false)
-    try agent.start()
-    ids = try attachedIDs(agent)
     try assertAttached(ids, at: root, true)
-
-    // Stopped: nothing attached, socket LB off, the directory it made is gone, and so is
-    // its mount (it lived in the agent's mount namespace; none leaked into ours).
-    XCTAssertEqual(agent.stop(), 0)
-    try assertAttached(ids, at: root, false)
     XCTAssertEqual(
+      try python(in: node.name, Self.tcpClient, [Self.clusterIP, "80"]),
+      ["alpha peer=\(Self.clusterIP):80"], "a connect while the agent is down")
+    try agent.start()
+    let beforeKill = ids
+    ids = try attachedIDs(agent)
+    XCTAssertNotEqual(ids, beforeKill)
+    try assertAttached(ids, at: root, true)
+    try assertAttached(beforeKill, at: root, false)
+
+    // Stopped: still attached and translating, for the next start to take over; the
+    // directory it made is gone, and so is its mount (it lived in the agent's mount
+    // namespace; none leaked into ours).
+    XCTAssertEqual(agent.stop(), 0)
+    try assertAttached(ids, at: root, true)
+    XCTAssertEqual(
+      try python(in: node.name, Self.tcpClient, [Self.clusterIP, "80"]),
+      ["alpha peer=\(Self.clusterIP):80"], "a connect while the agent is stopped")
+    XCTAssertNotEqual(
       try config.lookup(UInt32(0), as: junction_node_config.self)?.host_netns_cookie, 0)
     XCTAssertFalse(FileManager.default.fileExists(atPath: cgroupRoot), "\(cgroupRoot) is left")
     XCTAssertEqual(TestAgent.mounts(under: cgroupRoot), [])
+
+    // A start without --socket-lb turns it off: nothing attached, no link pinned.
+    agent.extraArguments.removeAll { $0 == "--socket-lb" }
+    try agent.start()
+    try assertAttached(ids, at: root, false)
+    for name in [
+      JUNCTION_PROG_SOCK_CONNECT4, JUNCTION_PROG_SOCK_SENDMSG4, JUNCTION_PROG_SOCK_RECVMSG4,
+      JUNCTION_PROG_SOCK_GETPEERNAME4,
+    ] {
+      XCTAssertFalse(
+        FileManager.default.fileExists(atPath: "\(agent.bpfFS)/\(name)_link"), "\(name)_link")
+    }
+    XCTAssertEqual(agent.stop(), 0)
   }
 
   /// In the test's own mount namespace (no `ip netns exec`), the mount the agent makes is

@@ -174,7 +174,8 @@ start_agent() {
   # The bpffs is mounted here, in our mount namespace, before the agent starts: `ip netns
   # exec` gives each process a private mount namespace (and /sys), and the plugin, run
   # later through another `ip netns exec`, must see the agent's pins.
-  mount -t bpf bpf "$dir/bpf"
+  # Not again on a restart: a second mount would be a new, empty bpffs over the pins.
+  mountpoint -q "$dir/bpf" || mount -t bpf bpf "$dir/bpf"
   start_detached "$dir/agent.log" ip netns exec "$ns" "$BIN/junction-agent" --node-name "$node" \
     --socket "$dir/run/agent.sock" --state-dir "$dir/state" --bpf-fs "$dir/bpf" --bpf-objects "$BPF" \
     --devices eth0 --lb-mode "${LB_MODE:-snat}" --socket-lb --cgroup-root "$dir/cgroup" \
@@ -215,6 +216,29 @@ stop_agent() {
   done
   note "$node's agent (pid $pid) ignored SIGTERM; killing it"
   kill -KILL "$pid" 2>/dev/null || true
+}
+
+# `restart-agent`: node $1's agent stopped with signal $2 (TERM or KILL; TERM that is not
+# obeyed in 10 s becomes KILL) and started again as `up` starts it, with the BPF objects of
+# directory $3 when given (an upgrade to other programs; later restarts without it go back
+# to the lab's). The pods, their programs and the pinned maps stay.
+restart_agent() {
+  local node="$1" signal="${2:-TERM}" objects="${3:-}" pid _
+  [[ "$signal" =~ ^(TERM|KILL)$ ]] || die "restart-agent: --signal TERM or KILL"
+  [[ -z "$objects" || (-f "$objects/endpoint.o" && -f "$objects/netdev.o") ]] ||
+    die "restart-agent: no BPF objects at $objects"
+  pid="$(cat "$(node_dir "$node")/agent.pid" 2>/dev/null)" || die "$node has no agent pid"
+  kill "-$signal" "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    note "$node's agent (pid $pid) ignored SIG$signal; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.2
+  fi
+  BPF="${objects:-$BPF}" start_agent "$node"
 }
 
 # Removes everything the lab made, whatever state it is in. Never fails.
