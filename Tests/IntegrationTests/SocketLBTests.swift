@@ -318,7 +318,7 @@ final class SocketLBTests: XCTestCase {
 
     // Running: cgroup2 mounted at --cgroup-root (in the agent's mount namespace), the four
     // programs attached to the hierarchy's root, the namespace's cookie in jnc_node_cfg.
-    let mountinfo = try String(contentsOfFile: "/proc/\(agent.pid)/mountinfo", encoding: .utf8)
+    let mountinfo = try XCTUnwrap(TestAgent.procText("/proc/\(agent.pid)/mountinfo"))
     XCTAssertTrue(
       mountinfo.split(separator: "\n").contains {
         $0.contains(" \(cgroupRoot) ") && $0.contains(" - cgroup2 ")

@@ -177,7 +177,7 @@ struct LabHarness {
     XCTAssertEqual(leftover, [], "namespaces left", file: file, line: line)
     let links = (try? Shell.run(["ip", "-o", "link"]))?.stdout ?? ""
     XCTAssertFalse(links.contains(name), "links left: \(links)", file: file, line: line)
-    let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+    let mounts = TestAgent.procText("/proc/self/mounts") ?? ""
     XCTAssertFalse(mounts.contains("\(state)/"), "mounts left: \(mounts)", file: file, line: line)
     XCTAssertFalse(
       FileManager.default.fileExists(atPath: state), "lab dir left", file: file, line: line)

@@ -248,10 +248,16 @@ final class TestAgent {
     return last ?? []
   }
 
+  /// A procfs file read to its end. `String(contentsOfFile:)` trusts the size procfs reports
+  /// and was seen to return only part of a mountinfo past 4 KiB (a lab or two mounted).
+  static func procText(_ path: String) -> String? {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+    defer { try? handle.close() }
+    return String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+  }
+
   private static func mountsOnce(under path: String) -> [String]? {
-    guard let table = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else {
-      return nil
-    }
+    guard let table = procText("/proc/self/mountinfo") else { return nil }
     return table.split(separator: "\n").compactMap { line -> String? in
       let fields = line.split(separator: " ")
       guard fields.count > 4 else { return nil }
