@@ -49,32 +49,31 @@ esac
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# The Python `kubernetes` client (pinned, with what it pulls, in
-# tools/standin-apiserver/requirements.txt) in .venv-standin, for the stand-in API server's
-# check. Only for `test` and `bench`; redone when the requirements change.
-python_client() {
-  local venv="$repo/.venv-standin" requirements="$repo/tools/standin-apiserver/requirements.txt"
-  if [[ -x "$venv/bin/python3" ]] && cmp -s "$requirements" "$venv/requirements.txt"; then
+# A virtualenv VENV with the pinned packages of REQUIREMENTS (each with its wheel hashes),
+# redone when the requirements change; CHECK is the file that proves it installed.
+pinned_venv() {
+  local what="$1" venv="$repo/$2" requirements="$repo/$3" check="$4"
+  if [[ -x "$venv/$check" ]] && cmp -s "$requirements" "$venv/requirements.txt"; then
     return 0
   fi
-  echo "deps: installing the Python kubernetes client into $venv"
+  echo "deps: installing $what into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$requirements"
   cp "$requirements" "$venv/requirements.txt"
 }
 
-# schemathesis (pinned, with what it pulls, in tools/schemathesis/requirements.txt) in
-# .venv-schemathesis: the API's property-based test against docs/openapi.yaml (issue 16).
-# Only for `test` and `bench`; redone when the requirements change.
+# Only for `test` and `bench`:
+# - the Python `kubernetes` client (pinned, with what it pulls) in .venv-standin, for the
+#   stand-in API server's check;
+# - schemathesis in .venv-schemathesis: the API's property-based test against
+#   docs/openapi.yaml (issue 16).
+python_client() {
+  pinned_venv "the Python kubernetes client" .venv-standin \
+    tools/standin-apiserver/requirements.txt bin/python3
+}
 schemathesis_venv() {
-  local venv="$repo/.venv-schemathesis" requirements="$repo/tools/schemathesis/requirements.txt"
-  if [[ -x "$venv/bin/schemathesis" ]] && cmp -s "$requirements" "$venv/requirements.txt"; then
-    return 0
-  fi
-  echo "deps: installing schemathesis into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$requirements"
-  cp "$requirements" "$venv/requirements.txt"
+  pinned_venv schemathesis .venv-schemathesis tools/schemathesis/requirements.txt \
+    bin/schemathesis
 }
 
 # The node proxy (issue 14) for the tests, the benchmarks and a node's runtime.
