@@ -60,7 +60,11 @@ func makeDatapath(
     let reader = LBMapReader(
       services: services.services, backends: services.backends, reverseNAT: services.reverseNAT,
       maglev: services.maglev, affinity: try object.map(named: JUNCTION_MAP_LB4_AFFINITY),
-      conntrack: try object.map(named: JUNCTION_MAP_CT4), nodeConfig: try NodeConfigMap(object))
+      conntrack: try object.map(named: JUNCTION_MAP_CT4), nodeConfig: try NodeConfigMap(object),
+      services6: services.services6, backends6: services.backends6,
+      reverseNAT6: services.reverseNAT6,
+      affinity6: try object.map(named: JUNCTION_MAP_LB6_AFFINITY),
+      conntrack6: try object.map(named: JUNCTION_MAP_CT6))
     let netdev =
       devices.isEmpty
       ? nil
