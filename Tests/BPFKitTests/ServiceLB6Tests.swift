@@ -195,6 +195,59 @@ final class ServiceLB6Tests: XCTestCase {
     XCTAssertEqual(seen.count, 3, "60 connections over 3 backends reach each")
   }
 
+  /// Maglev tables are shared with IPv4 (jnc_lb4_maglev, by rev-NAT id); the IPv6 hash folds
+  /// each address to the XOR of its four words (junction_abi.h), then hashes as IPv4 does.
+  func testMaglevChoiceFollowsTheDocumentedIPv6Hash() throws {
+    try program(
+      backends: backendAddresses.enumerated().map { (UInt32($0.offset + 1), $0.element, 8080) },
+      flags: JUNCTION_SVC_F_MAGLEV)
+    let maglev = try datapath.object.map(named: JUNCTION_MAP_LB4_MAGLEV)
+    let size = MaglevTable.size
+    let table = (0..<size).map { UInt32($0 % 3 + 1) }
+    try MaglevTable.install(table, revNatID: 1, in: maglev)
+    func fold(_ address: [UInt8]) -> [UInt8] {
+      (0..<4).map { address[$0] ^ address[$0 + 4] ^ address[$0 + 8] ^ address[$0 + 12] }
+    }
+    var seen = Set<Int>()
+    for port in UInt16(43000)..<43030 {
+      let slot = maglevSlot(
+        source: fold(client), destination: fold(vip), sourcePort: port, destinationPort: 80,
+        proto: 6, seed: UInt32(JUNCTION_MAGLEV_HASH_SEED), tableSize: size)
+      let expected = Int(table[slot]) - 1
+      for key in try conntrack6.keys(as: junction_ct6_key.self) { try conntrack6.delete(key) }
+      let result = try ProgramTestRun.run(program: from, packet: request(sourcePort: port).build())
+      XCTAssertEqual(
+        ParsedFrame6(result.output).destination, backendAddresses[expected], "port \(port)")
+      seen.insert(expected)
+    }
+    XCTAssertEqual(seen.count, 3, "the hash spreads over the table")
+    XCTAssertTrue(try MaglevTable.remove(revNatID: 1, in: maglev))
+  }
+
+  func testClientIPAffinityKeepsOneIPv6ClientOnOneBackend() throws {
+    try program(
+      backends: backendAddresses.enumerated().map { (UInt32($0.offset + 1), $0.element, 8080) },
+      flags: JUNCTION_SVC_F_AFFINITY)
+    var frontend = try XCTUnwrap(
+      services6.lookup(frontendKey(vip, 80, .tcp, slot: 0), as: junction_lb4_service.self))
+    frontend.affinity_timeout = 10800
+    try services6.update(frontendKey(vip, 80, .tcp, slot: 0), frontend)
+    let first = ParsedFrame6(
+      try ProgramTestRun.run(program: from, packet: request().build()).output
+    ).destination
+    for port in UInt16(45000)..<45030 {
+      let result = try ProgramTestRun.run(program: from, packet: request(sourcePort: port).build())
+      XCTAssertEqual(ParsedFrame6(result.output).destination, first, "port \(port)")
+    }
+    let affinity = try datapath.object.map(named: JUNCTION_MAP_LB6_AFFINITY)
+    var key = junction_lb6_affinity_key()
+    key.client = be128(client)
+    key.rev_nat_id = 1
+    let entry = try XCTUnwrap(affinity.lookup(key, as: junction_lb4_affinity.self))
+    XCTAssertEqual(
+      entry.backend_id, UInt32(try XCTUnwrap(backendAddresses.firstIndex(of: first)) + 1))
+  }
+
   // MARK: - Extension headers, ICMPv6, malformed headers
 
   /// bpf/lib/parse6.h walks the chain: the ports come from past it, the headers stay.
