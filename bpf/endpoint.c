@@ -19,6 +19,11 @@
  *                  proxy's transparent socket with VIP:port as source, need nothing;
  *   to_endpoint    a reply from a backend of a connection in conntrack -> source rewritten
  *                  back to the VIP:port (reverse NAT), wherever the backend lives.
+ * IPv6 (lib/parse6.h, lib/lb6.h, lib/nat6.h): ClusterIP balancing and reverse NAT over the
+ * jnc_lb6_* maps and jnc_ct6, the same selection as IPv4; no hairpin, Local Redirect Policy,
+ * L7 proxy or flow events yet (such a frontend is balanced to its slots as a plain one).
+ * ICMPv6 (Neighbor Discovery, Packet Too Big) and fragments pass untouched; a malformed
+ * header or extension header chain is dropped with its reason.
  * Both write flow events (lib/events.h) for what they pass: a connection's first packet with
  * its service translation, FIN and RST (every packet at the ALL level); drops write theirs
  * in count_drop. Everything else passes untouched. Layout (Cilium / Katran style): the maps declared once
@@ -39,10 +44,14 @@
 #include "lib/events.h"
 #include "lib/hairpin.h"
 #include "lib/icmp.h"
+#include "lib/icmp6.h"
 #include "lib/lb4.h"
+#include "lib/lb6.h"
 #include "lib/maps.h"
 #include "lib/nat.h"
+#include "lib/nat6.h"
 #include "lib/parse.h"
+#include "lib/parse6.h"
 #include "lib/proxy.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -123,6 +132,99 @@ static __always_inline int lb4_reverse_nat(struct __sk_buff *skb, const struct j
 	trace->nat_port = revnat->port;
 	trace->rev_nat_id = entry->rev_nat_id;
 	return TC_ACT_OK;
+}
+
+/* ---- IPv6 ------------------------------------------------------------------------------ */
+
+/* from_endpoint, for a packet to an IPv6 service frontend: pick, record, DNAT. */
+static __always_inline int lb6_service(struct __sk_buff *skb, const struct jnc_packet6 *packet,
+				       const struct junction_lb6_service_key *frontend,
+				       const struct junction_lb4_service *service)
+{
+	const __u32 direction = JUNCTION_DIR_FROM_ENDPOINT;
+	struct junction_lb6_backend *backend = NULL;
+	__u64 now = bpf_ktime_get_ns();
+	__u32 id;
+
+	if (service->count == 0) {
+		count_drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
+		return jnc_icmp6_port_unreachable(skb, packet);
+	}
+	id = ct6_lookup_service(packet, service, now, &backend);
+	if (!id) {
+		id = select_backend6(packet, frontend, service, now, &backend);
+		if (!id || !backend)
+			return drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
+		if (ct6_create(packet, backend, id, service->rev_nat_id, now) < 0)
+			return drop(skb, JUNCTION_DROP_CT_MAP_FULL, direction);
+	}
+	if (jnc_nat6_rewrite(skb, packet, JNC_IPV6_DADDR_OFF, packet->daddr, backend->address,
+			     packet->l4_off + 2, packet->dport, backend->port) < 0)
+		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
+	return TC_ACT_OK;
+}
+
+/* to_endpoint: a reply of an IPv6 service connection gets the VIP:port back as source. */
+static __always_inline int lb6_reverse_nat(struct __sk_buff *skb, const struct jnc_packet6 *packet)
+{
+	const struct junction_ct6_key key = ct6_key_of(packet, JUNCTION_CT_REPLY);
+	struct junction_lb4_revnat_key revnat_key = {};
+	struct junction_lb6_revnat *revnat;
+	struct junction_ct6_entry *entry;
+
+	entry = bpf_map_lookup_elem(&jnc_ct6, &key);
+	if (!entry)
+		return TC_ACT_OK;
+	revnat_key.rev_nat_id = entry->rev_nat_id;
+	revnat = bpf_map_lookup_elem(&jnc_lb6_revnat, &revnat_key);
+	if (!revnat)
+		return TC_ACT_OK;
+	entry->last_seen = bpf_ktime_get_ns();
+	if (jnc_nat6_rewrite(skb, packet, JNC_IPV6_SADDR_OFF, packet->saddr, revnat->address,
+			     packet->l4_off, packet->sport, revnat->port) < 0)
+		return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_ENDPOINT);
+	return TC_ACT_OK;
+}
+
+/* The verdict for an IPv6 frame the parser did not hand over (`parsed` is not OK). */
+static __always_inline int untranslated6(struct __sk_buff *skb, int parsed, __u32 direction)
+{
+	switch (parsed) {
+	case JNC_PARSE_INVALID:
+		return drop(skb, JUNCTION_DROP_INVALID_PACKET, direction);
+	case JNC_PARSE_INVALID_EXTHDR:
+		return drop(skb, JUNCTION_DROP_INVALID_EXTHDR, direction);
+	default:
+		return TC_ACT_OK;
+	}
+}
+
+static __always_inline int from_endpoint_ipv6(struct __sk_buff *skb)
+{
+	struct junction_lb6_service_key frontend = {};
+	struct jnc_packet6 packet = {};
+	struct junction_lb4_service *service;
+	int parsed = jnc_parse_ipv6(skb, &packet);
+
+	if (parsed != JNC_PARSE_OK)
+		return untranslated6(skb, parsed, JUNCTION_DIR_FROM_ENDPOINT);
+	jnc_addr6_copy(frontend.address, packet.daddr);
+	frontend.port = packet.dport;
+	frontend.proto = packet.proto;
+	service = bpf_map_lookup_elem(&jnc_lb6_svc, &frontend);
+	if (!service)
+		return TC_ACT_OK;
+	return lb6_service(skb, &packet, &frontend, service);
+}
+
+static __always_inline int to_endpoint_ipv6(struct __sk_buff *skb)
+{
+	struct jnc_packet6 packet = {};
+	int parsed = jnc_parse_ipv6(skb, &packet);
+
+	if (parsed != JNC_PARSE_OK)
+		return untranslated6(skb, parsed, JUNCTION_DIR_TO_ENDPOINT);
+	return lb6_reverse_nat(skb, &packet);
 }
 
 /* ---- Local Redirect Policy ------------------------------------------------------------ */
@@ -216,6 +318,8 @@ int from_endpoint(struct __sk_buff *skb)
 	struct jnc_packet packet = {};
 
 	count_endpoint(skb, JUNCTION_DIR_FROM_ENDPOINT);
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return from_endpoint_ipv6(skb);
 	switch (jnc_parse_ipv4(skb, &packet)) {
 	case JNC_PARSE_OK:
 		break;
@@ -236,6 +340,8 @@ int to_endpoint(struct __sk_buff *skb)
 	struct jnc_packet packet = {};
 
 	count_endpoint(skb, JUNCTION_DIR_TO_ENDPOINT);
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return to_endpoint_ipv6(skb);
 	switch (jnc_parse_ipv4(skb, &packet)) {
 	case JNC_PARSE_OK:
 		return jnc_traced(skb, &packet, JUNCTION_DIR_TO_ENDPOINT, &trace,

@@ -25,7 +25,7 @@
 #include <linux/types.h>
 
 /* Bumped on any change to a struct, enum value, map type or size below. */
-#define JUNCTION_ABI_VERSION 3
+#define JUNCTION_ABI_VERSION 4
 
 /* ---- Names ---------------------------------------------------------------------------- */
 
@@ -43,6 +43,12 @@
 #define JUNCTION_MAP_LB4_AFFINITY "jnc_lb4_aff"
 #define JUNCTION_MAP_LB4_MAGLEV "jnc_lb4_maglev"
 #define JUNCTION_MAP_CT4 "jnc_ct4"
+/* Service load balancing (IPv6): see "Service load balancing (IPv6)" below. */
+#define JUNCTION_MAP_LB6_SERVICES "jnc_lb6_svc"
+#define JUNCTION_MAP_LB6_BACKENDS "jnc_lb6_be"
+#define JUNCTION_MAP_LB6_REVNAT "jnc_lb6_revnat"
+#define JUNCTION_MAP_LB6_AFFINITY "jnc_lb6_aff"
+#define JUNCTION_MAP_CT6 "jnc_ct6"
 /* North-south and socket load balancing: see "Node devices" and "Socket load balancing". */
 #define JUNCTION_MAP_DEVICES "jnc_devices"
 #define JUNCTION_MAP_NODE_CONFIG "jnc_node_cfg"
@@ -92,6 +98,12 @@
 #define JUNCTION_LB4_MAGLEV_MAX 65535
 /* Two entries per connection (request and reply direction). */
 #define JUNCTION_CT4_MAX 262144
+/* IPv6 twins of the maps above (not yet sized from the agent's flags). */
+#define JUNCTION_LB6_SERVICES_MAX 65536
+#define JUNCTION_LB6_BACKENDS_MAX 65536
+#define JUNCTION_LB6_REVNAT_MAX 65535
+#define JUNCTION_LB6_AFFINITY_MAX 65536
+#define JUNCTION_CT6_MAX 262144
 /* Node devices the agent serves north-south (--devices). */
 #define JUNCTION_DEVICES_MAX 64
 /* Connected or sending sockets translated by socket LB (one entry per socket and backend). */
@@ -159,6 +171,8 @@ enum junction_drop_reason {
 	JUNCTION_DROP_NO_NAT_PORT = 11,       /* SNAT: no free source port in the range */
 	JUNCTION_DROP_FIB_FAILED = 12,        /* no route or neighbour to forward to */
 	JUNCTION_DROP_PROXY_UNAVAILABLE = 13, /* L7 proxy frontend, no listener on its port */
+	JUNCTION_DROP_INVALID_EXTHDR = 14,    /* IPv6: more extension headers than walked, or
+					       * one cut short */
 };
 
 /* ---- Map: JUNCTION_MAP_ENDPOINT_COUNTERS (BPF_MAP_TYPE_PERCPU_HASH) ------------------- */
@@ -365,6 +379,80 @@ struct junction_ct4_entry {
 	__be32 nat_address; /* SNAT and DSR: see JUNCTION_CT_F_SNAT, JUNCTION_CT_F_DSR; else 0 */
 	__be16 nat_port;
 	__u16 pad;
+};
+
+/* ---- Service load balancing (IPv6) ---------------------------------------------------- */
+
+/*
+ * The IPv6 twins of the maps above, one table per family as Cilium's lb6_* maps and as
+ * kube-proxy's per-family proxiers: a v4-only Service has no entry here, so IPv6 traffic can
+ * never match it, and a dual-stack Service's IPv6 frontend has IPv6 backends only.
+ *
+ *   jnc_lb6_svc     HASH      {VIP6, port, proto, scope, slot} -> junction_lb4_service
+ *                             (the value has no address: one layout for both families)
+ *   jnc_lb6_be      HASH      junction_lb4_backend_key -> junction_lb6_backend
+ *   jnc_lb6_revnat  HASH      junction_lb4_revnat_key -> junction_lb6_revnat
+ *   jnc_lb6_aff     LRU_HASH  {client IPv6, rev_nat_id} -> junction_lb4_affinity
+ *   jnc_ct6         LRU_HASH  junction_ct6_key -> junction_ct6_entry
+ *   Maglev tables stay in jnc_lb4_maglev: it is keyed by rev_nat_id, and rev_nat_ids and
+ *   backend ids come from one allocator for both families, so they never collide.
+ *
+ * Addresses are the 16 network-order bytes as in the packet (four __be32 so that keys are
+ * 4-byte aligned and compare word by word). The flags, directions and ids mean what they
+ * mean for IPv4.
+ *
+ * The datapath's IPv6 Maglev hash folds each address into one word (the XOR of its four
+ * words, as loaded from the packet, then in host order) and hashes it as the IPv4 one
+ * (JUNCTION_MAGLEV_HASH_SEED).
+ */
+struct junction_lb6_service_key {
+	__be32 address[4]; /* VIP */
+	__be16 port;
+	__u8 proto;
+	__u8 scope; /* JUNCTION_SCOPE_* */
+	__u16 slot; /* 0: the frontend; 1..count: backend slots */
+	__u16 pad2;
+};
+
+struct junction_lb6_backend {
+	__be32 address[4];
+	__be16 port;
+	__u8 proto;
+	__u8 flags; /* JUNCTION_BE_F_*; 0 = active */
+};
+
+struct junction_lb6_revnat {
+	__be32 address[4]; /* VIP */
+	__be16 port;
+	__u16 pad;
+};
+
+struct junction_lb6_affinity_key {
+	__be32 client[4];
+	__u16 rev_nat_id;
+	__u16 pad;
+};
+
+struct junction_ct6_key {
+	__be32 saddr[4];
+	__be32 daddr[4];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 direction; /* enum junction_ct_direction */
+	__u16 pad;
+};
+
+struct junction_ct6_entry {
+	__u64 last_seen; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the last packet */
+	__u32 backend_id;
+	__u16 rev_nat_id;
+	__u16 flags; /* JUNCTION_CT_F_*; only 0 so far (no IPv6 north-south or hairpin yet) */
+	/* Reserved for IPv6 SNAT and DSR (as junction_ct4_entry's); 0 until they exist. */
+	__be32 nat_address[4];
+	__be16 nat_port;
+	__u16 pad;
+	__u32 pad2;
 };
 
 /* ---- Node devices (north-south) ------------------------------------------------------- */

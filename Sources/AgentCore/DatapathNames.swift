@@ -21,6 +21,8 @@ public enum DatapathNames {
     JUNCTION_DROP_NO_NAT_PORT.rawValue: "No free SNAT port",
     JUNCTION_DROP_FIB_FAILED.rawValue: "FIB lookup failed",
     JUNCTION_DROP_PROXY_UNAVAILABLE.rawValue: "Proxy listener unavailable",
+    // Cilium: DROP_INVALID_EXTHDR.
+    JUNCTION_DROP_INVALID_EXTHDR.rawValue: "Invalid IPv6 extension header",
   ]
 
   /// Direction (trace point) code → its name, as Hubble names observation points.

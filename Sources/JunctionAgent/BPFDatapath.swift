@@ -60,7 +60,11 @@ func makeDatapath(
     let reader = LBMapReader(
       services: services.services, backends: services.backends, reverseNAT: services.reverseNAT,
       maglev: services.maglev, affinity: try object.map(named: JUNCTION_MAP_LB4_AFFINITY),
-      conntrack: try object.map(named: JUNCTION_MAP_CT4), nodeConfig: try NodeConfigMap(object))
+      conntrack: try object.map(named: JUNCTION_MAP_CT4), nodeConfig: try NodeConfigMap(object),
+      services6: services.services6, backends6: services.backends6,
+      reverseNAT6: services.reverseNAT6,
+      affinity6: try object.map(named: JUNCTION_MAP_LB6_AFFINITY),
+      conntrack6: try object.map(named: JUNCTION_MAP_CT6))
     let netdev =
       devices.isEmpty
       ? nil
@@ -238,8 +242,8 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
 
   func forgetFlows(ips: [String]) -> Int {
     let addresses = FlowPurge.addresses(ofCIDRs: ips)
-    if addresses.isEmpty { return 0 }
-    var removed = 0
+    var removed = forgetFlows6(FlowPurge.addresses6(ofCIDRs: ips))
+    if addresses.isEmpty { return removed }
     // A key deleted while walking can make the walk restart and show a key twice: a
     // second delete of it finds nothing and counts nothing.
     for key in (try? reader.conntrack.keys(as: junction_ct4_key.self)) ?? []
@@ -249,6 +253,24 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
     for key in (try? reader.affinity.keys(as: junction_lb4_affinity_key.self)) ?? []
     where addresses.contains(key.client) {
       if (try? reader.affinity.delete(key)) == true { removed += 1 }
+    }
+    return removed
+  }
+
+  /// forgetFlows for the endpoint's IPv6 addresses: jnc_ct6 and jnc_lb6_aff.
+  private func forgetFlows6(_ addresses: Set<[UInt8]>) -> Int {
+    if addresses.isEmpty { return 0 }
+    func bytes(_ address: (UInt32, UInt32, UInt32, UInt32)) -> [UInt8] {
+      withUnsafeBytes(of: address) { Array($0) }
+    }
+    var removed = 0
+    for key in (try? reader.conntrack6.keys(as: junction_ct6_key.self)) ?? []
+    where addresses.contains(bytes(key.saddr)) || addresses.contains(bytes(key.daddr)) {
+      if (try? reader.conntrack6.delete(key)) == true { removed += 1 }
+    }
+    for key in (try? reader.affinity6.keys(as: junction_lb6_affinity_key.self)) ?? []
+    where addresses.contains(bytes(key.client)) {
+      if (try? reader.affinity6.delete(key)) == true { removed += 1 }
     }
     return removed
   }

@@ -1,5 +1,6 @@
 import AgentAPI
 import BPFKit
+import CNIKit
 import DatapathABI
 import ServiceDatapath
 
@@ -16,10 +17,19 @@ struct LBMapReader {
   let affinity: BPFMap
   let conntrack: BPFMap
   let nodeConfig: NodeConfigMap
+  /// The IPv6 twins (jnc_lb6_svc, jnc_lb6_be, jnc_lb6_revnat, jnc_lb6_aff, jnc_ct6).
+  let services6: BPFMap
+  let backends6: BPFMap
+  let reverseNAT6: BPFMap
+  let affinity6: BPFMap
+  let conntrack6: BPFMap
 
   /// Each map's name and max_entries, as loaded.
   func maps() -> [LBMapInfo] {
-    [services, backends, reverseNAT, maglev, affinity, conntrack].map {
+    [
+      services, backends, reverseNAT, maglev, affinity, conntrack, services6, backends6,
+      reverseNAT6, affinity6, conntrack6,
+    ].map {
       LBMapInfo(name: $0.name, maxEntries: $0.maxEntries)
     }
   }
@@ -35,27 +45,24 @@ struct LBMapReader {
       guard seenServices.insert(Self.bytes(of: key)).inserted,
         let value = try services.lookup(key, as: junction_lb4_service.self)
       else { continue }
-      let flags = Int(value.flags)
       dump.services.append(
-        LBServiceEntry(
-          address: Self.address(key.address), port: Int(UInt16(bigEndian: key.port)),
-          proto: Self.protocolName(key.proto), slot: Int(key.slot), backendID: value.backend_id,
-          count: Int(value.count), revNatID: Int(value.rev_nat_id), flags: flags,
-          flagNames: Self.names(
-            flags,
-            [
-              (Int(JUNCTION_SVC_F_AFFINITY), "affinity"), (Int(JUNCTION_SVC_F_MAGLEV), "maglev"),
-              (Int(JUNCTION_SVC_F_EXTERNAL), "external"), (Int(JUNCTION_SVC_F_DSR), "dsr"),
-              (Int(JUNCTION_SVC_F_LOCAL_REDIRECT), "local-redirect"),
-              (Int(JUNCTION_SVC_F_SKIP_FROM_BACKEND), "skip-from-backend"),
-              (Int(JUNCTION_SVC_F_L7_PROXY), "l7-proxy"),
-            ]),
-          affinityTimeout: Int(value.affinity_timeout),
-          proxyPort: flags & Int(JUNCTION_SVC_F_L7_PROXY) != 0 ? Int(value.proxy_port) : nil))
+        Self.serviceEntry(
+          address: Self.address(key.address), port: key.port, proto: key.proto, slot: key.slot,
+          value))
+    }
+    var seenServices6 = Set<[UInt8]>()
+    for key in try services6.keys(as: junction_lb6_service_key.self) {
+      guard seenServices6.insert(Self.bytes(of: key)).inserted,
+        let value = try services6.lookup(key, as: junction_lb4_service.self)
+      else { continue }
+      dump.services.append(
+        Self.serviceEntry(
+          address: Self.address6(key.address), port: key.port, proto: key.proto, slot: key.slot,
+          value))
     }
     dump.services.sort {
-      ($0.address.ipv4SortKey, $0.port, $0.proto, $0.slot)
-        < ($1.address.ipv4SortKey, $1.port, $1.proto, $1.slot)
+      ($0.address.familySortKey, $0.address.ipv4SortKey, $0.address, $0.port, $0.proto, $0.slot)
+        < ($1.address.familySortKey, $1.address.ipv4SortKey, $1.address, $1.port, $1.proto, $1.slot)
     }
 
     var seenBackends = Set<UInt32>()
@@ -63,16 +70,19 @@ struct LBMapReader {
       guard seenBackends.insert(key.backend_id).inserted,
         let value = try backends.lookup(key, as: junction_lb4_backend.self)
       else { continue }
-      let flags = Int(value.flags)
       dump.backends.append(
-        LBBackendEntry(
-          id: key.backend_id, address: Self.address(value.address),
-          port: Int(UInt16(bigEndian: value.port)), proto: Self.protocolName(value.proto),
-          flags: flags,
-          flagNames: Self.names(
-            flags,
-            [(Int(JUNCTION_BE_F_TERMINATING), "terminating"), (Int(JUNCTION_BE_F_LOCAL), "local")]
-          )))
+        Self.backendEntry(
+          id: key.backend_id, address: Self.address(value.address), port: value.port,
+          proto: value.proto, flags: value.flags))
+    }
+    for key in try backends6.keys(as: junction_lb4_backend_key.self) {
+      guard seenBackends.insert(key.backend_id).inserted,
+        let value = try backends6.lookup(key, as: junction_lb6_backend.self)
+      else { continue }
+      dump.backends.append(
+        Self.backendEntry(
+          id: key.backend_id, address: Self.address6(value.address), port: value.port,
+          proto: value.proto, flags: value.flags))
     }
     dump.backends.sort { $0.id < $1.id }
 
@@ -87,8 +97,17 @@ struct LBMapReader {
           port: Int(UInt16(bigEndian: value.port)), maglev: maglevIDs.contains(Int(key.rev_nat_id))
         ))
     }
+    for key in try reverseNAT6.keys(as: junction_lb4_revnat_key.self) {
+      guard seenRevNAT.insert(key.rev_nat_id).inserted,
+        let value = try reverseNAT6.lookup(key, as: junction_lb6_revnat.self)
+      else { continue }
+      dump.reverseNAT.append(
+        LBRevNATEntry(
+          id: Int(key.rev_nat_id), address: Self.address6(value.address),
+          port: Int(UInt16(bigEndian: value.port)), maglev: maglevIDs.contains(Int(key.rev_nat_id))
+        ))
+    }
     dump.reverseNAT.sort { $0.id < $1.id }
-
     let config = try nodeConfig.read()
     dump.nodeConfig = LBNodeConfig(
       nodePortMin: Int(config.nodeport_min), nodePortMax: Int(config.nodeport_max),
@@ -98,9 +117,48 @@ struct LBMapReader {
     return dump
   }
 
+  /// One jnc_lb4_svc or jnc_lb6_svc entry (same value layout), its address already printed.
+  private static func serviceEntry(
+    address: String, port: UInt16, proto: UInt8, slot: UInt16, _ value: junction_lb4_service
+  ) -> LBServiceEntry {
+    let flags = Int(value.flags)
+    return
+      LBServiceEntry(
+        address: address, port: Int(UInt16(bigEndian: port)),
+        proto: Self.protocolName(proto), slot: Int(slot), backendID: value.backend_id,
+        count: Int(value.count), revNatID: Int(value.rev_nat_id), flags: flags,
+        flagNames: Self.names(
+          flags,
+          [
+            (Int(JUNCTION_SVC_F_AFFINITY), "affinity"), (Int(JUNCTION_SVC_F_MAGLEV), "maglev"),
+            (Int(JUNCTION_SVC_F_EXTERNAL), "external"), (Int(JUNCTION_SVC_F_DSR), "dsr"),
+            (Int(JUNCTION_SVC_F_LOCAL_REDIRECT), "local-redirect"),
+            (Int(JUNCTION_SVC_F_SKIP_FROM_BACKEND), "skip-from-backend"),
+            (Int(JUNCTION_SVC_F_L7_PROXY), "l7-proxy"),
+          ]),
+        affinityTimeout: Int(value.affinity_timeout),
+        proxyPort: flags & Int(JUNCTION_SVC_F_L7_PROXY) != 0 ? Int(value.proxy_port) : nil)
+  }
+
+  private static func backendEntry(
+    id: UInt32, address: String, port: UInt16, proto: UInt8, flags: UInt8
+  ) -> LBBackendEntry {
+    LBBackendEntry(
+      id: id, address: address, port: Int(UInt16(bigEndian: port)),
+      proto: Self.protocolName(proto), flags: Int(flags),
+      flagNames: Self.names(
+        Int(flags),
+        [(Int(JUNCTION_BE_F_TERMINATING), "terminating"), (Int(JUNCTION_BE_F_LOCAL), "local")]))
+  }
+
   /// The network-order address as the maps store it, dotted.
   static func address(_ stored: UInt32) -> String {
     withUnsafeBytes(of: stored) { $0.map(String.init).joined(separator: ".") }
+  }
+
+  /// A jnc_lb6_* address (four network-order words), printed as `ip` does.
+  static func address6(_ stored: (UInt32, UInt32, UInt32, UInt32)) -> String {
+    withUnsafeBytes(of: stored) { IPAddress(bytes: Array($0))?.description ?? "?" }
   }
 
   static func protocolName(_ proto: UInt8) -> String {
@@ -130,6 +188,9 @@ struct LBMapReader {
 }
 
 extension String {
+  /// IPv4 entries first, then IPv6.
+  fileprivate var familySortKey: Int { contains(":") ? 1 : 0 }
+
   /// "10.96.0.10" → 0x0a60000a, to sort addresses numerically (0 for anything else).
   fileprivate var ipv4SortKey: UInt32 {
     let parts = split(separator: ".").compactMap { UInt32($0) }

@@ -1,6 +1,6 @@
 import CNIKit
 
-/// An L4 address, "10.96.0.10:53/UDP": a frontend's (what a packet's destination is matched
+/// An L4 address, "10.96.0.10:53/UDP" or "[fd00:96::a]:53/UDP": a frontend's (what a packet's destination is matched
 /// against) or a backend's (its description is also its Maglev name, and the id tables' key).
 public struct L4Address: Hashable, Sendable, Comparable, CustomStringConvertible {
   public var address: IPAddress
@@ -13,7 +13,10 @@ public struct L4Address: Hashable, Sendable, Comparable, CustomStringConvertible
     self.proto = proto
   }
 
-  public var description: String { "\(address):\(port)/\(proto.rawValue)" }
+  public var description: String {
+    address.isIPv4
+      ? "\(address):\(port)/\(proto.rawValue)" : "[\(address)]:\(port)/\(proto.rawValue)"
+  }
 
   public static func < (lhs: L4Address, rhs: L4Address) -> Bool {
     (lhs.address.bytes.lexicographicallyPrecedes(rhs.address.bytes))

@@ -85,7 +85,10 @@ public enum LocalRedirectPlanner {
         result.notes.append("\(label): Service \(name) not found: nothing redirected yet")
         return result
       }
-      if service.clusterIPs.isEmpty {
+      // Local Redirect Policies are IPv4 only so far (their pods' IPv4 addresses): a
+      // dual-stack Service's IPv6 frontend keeps its own backends.
+      let clusterIPs = service.clusterIPs.filter(\.isIPv4)
+      if clusterIPs.isEmpty {
         result.notes.append("\(label): Service \(name) has no IPv4 clusterIP: nothing redirected")
       }
       for port in service.ports {
@@ -100,7 +103,7 @@ public enum LocalRedirectPlanner {
         }
         let frontendPort = RedirectPort(name: port.name, port: port.port, proto: port.proto)
         guard let planned = backends(frontendPort) else { continue }
-        for address in service.clusterIPs {
+        for address in clusterIPs {
           result.claims.append(
             RedirectClaim(
               key: FrontendKey(address: address, port: port.port, proto: port.proto),

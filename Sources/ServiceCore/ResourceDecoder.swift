@@ -143,9 +143,9 @@ public enum ResourceDecoder {
       resource = .service(ServiceDecoding.decode(root, meta: meta))
     case .endpointSlice:
       let slice = ServiceDecoding.decodeSlice(root, meta: meta)
-      if slice.addressType != .ipv4 {
+      if slice.addressType == .fqdn {
         notes.append(
-          "\(object): addressType \(slice.addressType.rawValue) is not programmed yet (IPv4 only); its endpoints are ignored"
+          "\(object): addressType FQDN is not programmed (deprecated; names, not addresses); its endpoints are ignored"
         )
       }
       resource = .endpointSlice(slice)

@@ -96,6 +96,21 @@ public enum SessionAffinity: Hashable, Sendable {
   }
 }
 
+/// `spec.ipFamilies` entries.
+public enum IPFamily: String, Hashable, Sendable, CaseIterable {
+  case ipv4 = "IPv4"
+  case ipv6 = "IPv6"
+
+  public init(of address: IPAddress) { self = address.isIPv4 ? .ipv4 : .ipv6 }
+}
+
+/// `spec.ipFamilyPolicy`. Unset means SingleStack (Kubernetes' default).
+public enum IPFamilyPolicy: String, Hashable, Sendable, CaseIterable {
+  case singleStack = "SingleStack"
+  case preferDualStack = "PreferDualStack"
+  case requireDualStack = "RequireDualStack"
+}
+
 public struct ServicePort: Hashable, Sendable {
   /// "" when the service has a single unnamed port.
   public var name: String
@@ -121,9 +136,15 @@ public struct ServicePort: Hashable, Sendable {
 public struct Service: Hashable, Sendable {
   public var meta: ObjectMeta
   public var type: ServiceType
-  /// The IPv4 cluster IPs (clusterIPs, else clusterIP). Empty when headless, ExternalName, or
-  /// when no address was given (no allocator outside a cluster).
+  /// The cluster IPs (clusterIPs, else clusterIP), at most one per family, primary first:
+  /// each is a ClusterIP frontend of its family. Empty when headless, ExternalName, or when no
+  /// address was given (no allocator outside a cluster).
   public var clusterIPs: [IPAddress]
+  /// `spec.ipFamilies` as given, else the families of `clusterIPs` (what the API server
+  /// would have defaulted). Informational: the frontends follow `clusterIPs`.
+  public var ipFamilies: [IPFamily]
+  /// `spec.ipFamilyPolicy`; nil when unset (SingleStack).
+  public var ipFamilyPolicy: IPFamilyPolicy?
   /// `clusterIP: None`: DNS-only, no frontend.
   public var isHeadless: Bool
   public var ports: [ServicePort]
@@ -145,11 +166,14 @@ public struct Service: Hashable, Sendable {
     sessionAffinity: SessionAffinity = .none, externalIPs: [IPAddress] = [],
     loadBalancerIngress: [IPAddress] = [], externalTrafficPolicy: String? = nil,
     internalTrafficPolicy: String? = nil, trafficDistribution: String? = nil,
-    algorithm: LBAlgorithm = .random, externalName: String? = nil
+    algorithm: LBAlgorithm = .random, externalName: String? = nil, ipFamilies: [IPFamily]? = nil,
+    ipFamilyPolicy: IPFamilyPolicy? = nil
   ) {
     self.meta = meta
     self.type = type
     self.clusterIPs = clusterIPs
+    self.ipFamilies = ipFamilies ?? clusterIPs.map(IPFamily.init(of:))
+    self.ipFamilyPolicy = ipFamilyPolicy
     self.isHeadless = isHeadless
     self.ports = ports
     self.selector = selector

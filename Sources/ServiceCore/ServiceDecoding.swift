@@ -87,9 +87,9 @@ enum ServiceDecoding {
         clusterIPs.append(parsed)
       }
     }
-    // IPv4 only for now: a dual-stack service keeps its IPv4 frontend.
     service.clusterIPs =
-      service.isHeadless || service.type == .externalName ? [] : clusterIPs.filter(\.isIPv4)
+      service.isHeadless || service.type == .externalName ? [] : clusterIPs
+    decodeFamilies(spec, into: &service, givenIPs: clusterIPs)
 
     service.ports = decodePorts(spec, type: service.type)
     if service.ports.isEmpty && !service.isHeadless && service.type != .externalName {
@@ -138,6 +138,69 @@ enum ServiceDecoding {
       }
     }
     return service
+  }
+
+  /// `ipFamilies`, `ipFamilyPolicy` and their agreement with `clusterIPs`, as the API
+  /// server's ValidateService (validateIPFamilies, validateServiceClusterIPsRelatedFields):
+  /// at most two distinct families; two families or two IPs need a dual-stack policy; IPs
+  /// one per family, in `ipFamilies` order; neither field on an ExternalName Service.
+  static func decodeFamilies(
+    _ spec: FieldReader, into service: inout Service, givenIPs: [IPAddress]
+  ) {
+    let sink = spec.sink
+    var families: [IPFamily] = []
+    for item in spec.strings("ipFamilies") {
+      guard let family = IPFamily(rawValue: item.value) else {
+        sink.add(
+          item.path, "unsupported value \"\(item.value)\": supported values: \"IPv4\", \"IPv6\"")
+        continue
+      }
+      if families.contains(family) {
+        sink.add(item.path, "duplicate family \"\(item.value)\"")
+        continue
+      }
+      families.append(family)
+    }
+    if spec.strings("ipFamilies").count > 2 {
+      spec.fail("ipFamilies", "may contain at most 2 entries")
+    }
+    let policy = oneOf(spec, "ipFamilyPolicy", IPFamilyPolicy.allCases.map(\.rawValue))
+      .flatMap(IPFamilyPolicy.init(rawValue:))
+    if service.type == .externalName {
+      if !families.isEmpty { spec.fail("ipFamilies", "must not be set for ExternalName services") }
+      if policy != nil { spec.fail("ipFamilyPolicy", "must not be set for ExternalName services") }
+      return
+    }
+    if givenIPs.count > 2 {
+      spec.fail("clusterIPs", "may contain at most 2 entries (one per family)")
+    } else if givenIPs.count == 2 && givenIPs[0].isIPv4 == givenIPs[1].isIPv4 {
+      spec.fail("clusterIPs", "may specify no more than one IP for each IP family")
+    }
+    let singleStack = policy == nil || policy == .singleStack
+    if singleStack && families.count > 1 {
+      spec.fail(
+        "ipFamilyPolicy",
+        "must be RequireDualStack or PreferDualStack when multiple 'ipFamilies' are specified")
+    }
+    if singleStack && givenIPs.count > 1 {
+      spec.fail(
+        "ipFamilyPolicy",
+        "must be RequireDualStack or PreferDualStack when multiple 'clusterIPs' are specified")
+    }
+    for (index, address) in givenIPs.enumerated() where index < families.count {
+      if IPFamily(of: address) != families[index] {
+        sink.add(
+          "spec.ipFamilies[\(index)]",
+          "\"\(families[index].rawValue)\" must be the family of spec.clusterIPs[\(index)] (\"\(address)\")"
+        )
+      }
+    }
+    service.ipFamilyPolicy = policy
+    // What the API server defaults: the given families, then those of the given IPs.
+    for address in givenIPs where !families.contains(IPFamily(of: address)) {
+      families.append(IPFamily(of: address))
+    }
+    service.ipFamilies = families
   }
 
   static func decodePorts(_ spec: FieldReader, type: ServiceType) -> [ServicePort] {

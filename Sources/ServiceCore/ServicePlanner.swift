@@ -60,7 +60,8 @@ public struct ServiceContribution: Hashable, Sendable {
 /// numeric `targetPort` (default: `port`); a named `targetPort` cannot be resolved without
 /// the pods' container ports, so that case is a note.
 ///
-/// Frontends: every IPv4 cluster IP × port (ClusterIP), every externalIP × port
+/// Frontends: every cluster IP × port (ClusterIP; IPv4 and IPv6, each with the backends of
+/// its own family), every externalIP × port
 /// (ExternalIPs), every `status.loadBalancer.ingress[].ip` × port (LoadBalancer), and, when
 /// the port has a nodePort, each of `NorthSouthPolicy.nodePortAddresses` × nodePort
 /// (NodePort: the node's device addresses and 0.0.0.0). Headless and ExternalName services
@@ -84,7 +85,8 @@ public enum ServicePlanner {
     return table.desiredState
   }
 
-  /// One Service's frontends and backends. `slices` are the Service's IPv4 EndpointSlices.
+  /// One Service's frontends and backends. `slices` are the Service's IPv4 and IPv6
+  /// EndpointSlices.
   public static func contribution(
     of service: Service, slices: [EndpointSlice],
     northSouth: NorthSouthPolicy = NorthSouthPolicy(), topology: NodeTopology = NodeTopology()
@@ -100,7 +102,7 @@ public enum ServicePlanner {
       return result
     }
     if service.clusterIPs.isEmpty {
-      result.notes.append("Service \(name): no IPv4 clusterIP: no ClusterIP frontend")
+      result.notes.append("Service \(name): no clusterIP: no ClusterIP frontend")
     }
     let slices = slices.sorted { $0.meta.name < $1.meta.name }
     var claimed: Set<FrontendKey> = []
@@ -113,9 +115,17 @@ public enum ServicePlanner {
           topology.nodeName != nil && resolved[index].nodeName == topology.nodeName
       }
       if TopologyFilter.isTopologyAware(service, resolved) { result.isTopologyAware = true }
-      let clusterWide = TopologyFilter.apply(
-        resolved, distribution: service.trafficDistribution, node: topology)
-      let local = TrafficPolicyFilter.localOnly(resolved)
+      // Each family's frontends get that family's endpoints only (its own EndpointSlices),
+      // filtered per family as kube-proxy's per-family proxiers do: an IPv6 VIP is never
+      // DNATed to an IPv4 pod, and topology falls back within the family.
+      let families = [true, false].map { ipv4 in
+        let own = resolved.filter { $0.key.address.isIPv4 == ipv4 }
+        return (
+          clusterWide: TopologyFilter.apply(
+            own, distribution: service.trafficDistribution, node: topology),
+          local: TrafficPolicyFilter.localOnly(own)
+        )
+      }
       var keys: [(FrontendKey, FrontendType)] = []
       func claim(_ address: IPAddress, _ number: UInt16, _ type: FrontendType) {
         keys.append((FrontendKey(address: address, port: number, proto: port.proto), type))
@@ -128,10 +138,11 @@ public enum ServicePlanner {
       }
       for (key, type) in keys where claimed.insert(key).inserted {
         let isLocalPolicy = TrafficPolicyFilter.isLocal(service, for: type)
+        let family = families[key.address.isIPv4 ? 0 : 1]
         result.claims.append(
           FrontendClaim(
             key: key, type: type, portName: port.name,
-            backends: isLocalPolicy ? local : clusterWide,
+            backends: isLocalPolicy ? family.local : family.clusterWide,
             affinityTimeout: service.sessionAffinity.timeoutSeconds, algorithm: service.algorithm,
             isExternal: type.isExternal,
             usesDSR: type.isExternal && northSouth.dsrProtocols.contains(port.proto),

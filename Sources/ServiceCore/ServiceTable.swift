@@ -36,7 +36,7 @@ public struct ServiceTable: Sendable {
   /// `Node` of that name.
   public private(set) var topology: NodeTopology
   public private(set) var frontends: [FrontendKey: ServiceFrontend] = [:]
-  /// Each Service's IPv4 EndpointSlices (by the `kubernetes.io/service-name` label).
+  /// Each Service's IPv4 and IPv6 EndpointSlices (by the `kubernetes.io/service-name` label).
   private var slicesByService: [NamespacedName: Set<ResourceKey>] = [:]
   private var contributions: [NamespacedName: ServiceContribution] = [:]
   /// The Services claiming each frontend, sorted: the first holds it.
@@ -371,7 +371,7 @@ public struct ServiceTable: Sendable {
   }
 
   private static func owner(_ resource: Resource?) -> NamespacedName? {
-    guard case .endpointSlice(let slice) = resource, slice.addressType == .ipv4 else { return nil }
+    guard case .endpointSlice(let slice) = resource, slice.addressType != .fqdn else { return nil }
     return slice.serviceName
   }
 

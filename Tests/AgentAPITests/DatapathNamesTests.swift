@@ -3,9 +3,9 @@ import AgentCore
 import XCTest
 
 final class DatapathNamesTests: XCTestCase {
-  /// Every reason the datapath can count has words (1...12 today; 0 is "not dropped").
+  /// Every reason the datapath can count has words (1...14 today; 0 is "not dropped").
   func testEveryDropReasonHasWords() {
-    for code in UInt32(1)...12 {
+    for code in UInt32(1)...14 {
       XCTAssertNotNil(DatapathNames.dropReasons[code], "reason \(code) has no text")
     }
     XCTAssertNil(DatapathNames.dropReasons[0])

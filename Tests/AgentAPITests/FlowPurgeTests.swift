@@ -16,6 +16,15 @@ final class FlowPurgeTests: XCTestCase {
       [pod, backend])
   }
 
+  func testIPv6AddressesAreTheirSixteenBytes() {
+    XCTAssertEqual(
+      FlowPurge.addresses6(ofCIDRs: ["10.243.0.4/32", "fd00:10:244:1::5/128", "fd00::9", "x::y"]),
+      [
+        [0xfd, 0, 0, 0x10, 0x02, 0x44, 0, 0x01, 0, 0, 0, 0, 0, 0, 0, 0x05],
+        [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x09],
+      ])
+  }
+
   func testUnreadableAddressesAreLeftOut() {
     XCTAssertEqual(
       FlowPurge.addresses(ofCIDRs: ["", "10.243.0/32", "10.243.0.256/32", "a.b.c.d", "1.2.3.4.5"]),

@@ -133,6 +133,56 @@ final class ABILayoutTests: XCTestCase {
     XCTAssertEqual(MemoryLayout<V>.offset(of: \.nat_port), 20)
   }
 
+  /// The IPv6 twins: addresses are four __be32 (16 bytes, 4-byte aligned).
+  func testIPv6ServiceMaps() {
+    typealias S = junction_lb6_service_key
+    assertLayout(S.self, size: 24, alignment: 4)
+    XCTAssertEqual(MemoryLayout<S>.offset(of: \.address), 0)
+    XCTAssertEqual(MemoryLayout<S>.offset(of: \.port), 16)
+    XCTAssertEqual(MemoryLayout<S>.offset(of: \.proto), 18)
+    XCTAssertEqual(MemoryLayout<S>.offset(of: \.scope), 19)
+    XCTAssertEqual(MemoryLayout<S>.offset(of: \.slot), 20)
+    XCTAssertEqual(MemoryLayout<S>.offset(of: \.pad2), 22)
+    typealias B = junction_lb6_backend
+    assertLayout(B.self, size: 20, alignment: 4)
+    XCTAssertEqual(MemoryLayout<B>.offset(of: \.address), 0)
+    XCTAssertEqual(MemoryLayout<B>.offset(of: \.port), 16)
+    XCTAssertEqual(MemoryLayout<B>.offset(of: \.proto), 18)
+    XCTAssertEqual(MemoryLayout<B>.offset(of: \.flags), 19)
+    typealias R = junction_lb6_revnat
+    assertLayout(R.self, size: 20, alignment: 4)
+    XCTAssertEqual(MemoryLayout<R>.offset(of: \.address), 0)
+    XCTAssertEqual(MemoryLayout<R>.offset(of: \.port), 16)
+    XCTAssertEqual(MemoryLayout<R>.offset(of: \.pad), 18)
+    typealias A = junction_lb6_affinity_key
+    assertLayout(A.self, size: 20, alignment: 4)
+    XCTAssertEqual(MemoryLayout<A>.offset(of: \.client), 0)
+    XCTAssertEqual(MemoryLayout<A>.offset(of: \.rev_nat_id), 16)
+    XCTAssertEqual(MemoryLayout<A>.offset(of: \.pad), 18)
+  }
+
+  func testIPv6Conntrack() {
+    typealias K = junction_ct6_key
+    assertLayout(K.self, size: 40, alignment: 4)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.saddr), 0)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.daddr), 16)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.sport), 32)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.dport), 34)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.proto), 36)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.direction), 37)
+    XCTAssertEqual(MemoryLayout<K>.offset(of: \.pad), 38)
+    typealias V = junction_ct6_entry
+    assertLayout(V.self, size: 40, alignment: 8)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.last_seen), 0)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.backend_id), 8)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.rev_nat_id), 12)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.flags), 14)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.nat_address), 16)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.nat_port), 32)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.pad), 34)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.pad2), 36)
+  }
+
   func testNorthSouth() {
     assertLayout(junction_dsr_opt4.self, size: 8, alignment: 4)
     XCTAssertEqual(MemoryLayout<junction_dsr_opt4>.offset(of: \.port), 2)
@@ -207,7 +257,7 @@ final class ABILayoutTests: XCTestCase {
   }
 
   func testConstants() {
-    XCTAssertEqual(JUNCTION_ABI_VERSION, 3)
+    XCTAssertEqual(JUNCTION_ABI_VERSION, 4)
     XCTAssertEqual(JUNCTION_MAP_ENDPOINT_COUNTERS, "jnc_ep_counters")
     XCTAssertEqual(JUNCTION_MAP_DROPS, "jnc_drops")
     XCTAssertEqual(JUNCTION_PROG_FROM_ENDPOINT, "from_endpoint")
@@ -226,6 +276,16 @@ final class ABILayoutTests: XCTestCase {
     XCTAssertEqual(JUNCTION_LB4_AFFINITY_MAX, 65536)
     XCTAssertEqual(JUNCTION_LB4_MAGLEV_MAX, 65535)
     XCTAssertEqual(JUNCTION_CT4_MAX, 262144)
+    XCTAssertEqual(JUNCTION_MAP_LB6_SERVICES, "jnc_lb6_svc")
+    XCTAssertEqual(JUNCTION_MAP_LB6_BACKENDS, "jnc_lb6_be")
+    XCTAssertEqual(JUNCTION_MAP_LB6_REVNAT, "jnc_lb6_revnat")
+    XCTAssertEqual(JUNCTION_MAP_LB6_AFFINITY, "jnc_lb6_aff")
+    XCTAssertEqual(JUNCTION_MAP_CT6, "jnc_ct6")
+    XCTAssertEqual(JUNCTION_LB6_SERVICES_MAX, 65536)
+    XCTAssertEqual(JUNCTION_LB6_BACKENDS_MAX, 65536)
+    XCTAssertEqual(JUNCTION_LB6_REVNAT_MAX, 65535)
+    XCTAssertEqual(JUNCTION_LB6_AFFINITY_MAX, 65536)
+    XCTAssertEqual(JUNCTION_CT6_MAX, 262144)
     // Maglev: a prime table size and a seed every node shares.
     XCTAssertEqual(JUNCTION_MAGLEV_TABLE_SIZE, 16381)
     XCTAssertTrue((2..<128).allSatisfy { JUNCTION_MAGLEV_TABLE_SIZE % $0 != 0 })
@@ -246,7 +306,8 @@ final class ABILayoutTests: XCTestCase {
       JUNCTION_PROG_TO_ENDPOINT, JUNCTION_MAP_LB4_SERVICES, JUNCTION_MAP_LB4_BACKENDS,
       JUNCTION_MAP_LB4_REVNAT, JUNCTION_MAP_LB4_AFFINITY, JUNCTION_MAP_LB4_MAGLEV,
       JUNCTION_MAP_CT4, JUNCTION_MAP_EVENTS, JUNCTION_MAP_EVENTS_LOST,
-      JUNCTION_MAP_MONITOR_CONFIG,
+      JUNCTION_MAP_MONITOR_CONFIG, JUNCTION_MAP_LB6_SERVICES, JUNCTION_MAP_LB6_BACKENDS,
+      JUNCTION_MAP_LB6_REVNAT, JUNCTION_MAP_LB6_AFFINITY, JUNCTION_MAP_CT6,
     ] {
       XCTAssertLessThanOrEqual(name.utf8.count, 15, name)
       // bpffs refuses pin names with a dot.
@@ -263,6 +324,7 @@ final class ABILayoutTests: XCTestCase {
       (JUNCTION_DROP_UNSUPPORTED_L3, 3), (JUNCTION_DROP_NO_SERVICE, 4),
       (JUNCTION_DROP_NO_BACKEND, 5), (JUNCTION_DROP_CT_MAP_FULL, 6),
       (JUNCTION_DROP_NAT_FAILED, 7), (JUNCTION_DROP_CSUM_FAILED, 8), (JUNCTION_DROP_POLICY, 9),
+      (JUNCTION_DROP_PROXY_UNAVAILABLE, 13), (JUNCTION_DROP_INVALID_EXTHDR, 14),
     ]
     for (reason, value) in reasons {
       XCTAssertEqual(reason.rawValue, value, "\(reason)")

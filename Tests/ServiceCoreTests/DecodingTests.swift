@@ -283,7 +283,7 @@ final class DecodingTests: XCTestCase {
       ])
   }
 
-  func testIPv6SliceIsNotedAndIgnored() {
+  func testIPv6SliceIsAcceptedAndFQDNIsNoted() {
     let yaml = """
       apiVersion: discovery.k8s.io/v1
       kind: EndpointSlice
@@ -294,8 +294,17 @@ final class DecodingTests: XCTestCase {
       """
     let decoded = ResourceDecoder.decode(yaml: yaml)
     XCTAssertEqual(decoded.problems, [])
-    XCTAssertEqual(decoded.notes.count, 1)
-    XCTAssertTrue(decoded.notes[0].contains("addressType IPv6"))
+    XCTAssertEqual(decoded.notes, [])
+    guard case .endpointSlice(let slice)? = decoded.resources.first else { return XCTFail() }
+    XCTAssertEqual(slice.addressType, .ipv6)
+    XCTAssertEqual(slice.endpoints.first?.addresses, [IPAddress("fd00::1")!])
+
+    let fqdn = ResourceDecoder.decode(
+      yaml: yaml.replacingOccurrences(of: "addressType: IPv6", with: "addressType: FQDN")
+        .replacingOccurrences(of: "fd00::1", with: "api.example.com"))
+    XCTAssertEqual(fqdn.problems, [])
+    XCTAssertEqual(fqdn.notes.count, 1)
+    XCTAssertTrue(fqdn.notes[0].contains("addressType FQDN"))
   }
 
   func testSyntaxErrorAndNonObject() {

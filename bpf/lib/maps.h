@@ -118,6 +118,51 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } jnc_ct4 SEC(".maps");
 
+/* The IPv6 twins of the service, backend, reverse-NAT, affinity and conntrack maps, with
+ * the same properties (junction_abi.h, "Service load balancing (IPv6)"). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct junction_lb6_service_key);
+	__type(value, struct junction_lb4_service);
+	__uint(max_entries, JUNCTION_LB6_SERVICES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} jnc_lb6_svc SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct junction_lb4_backend_key);
+	__type(value, struct junction_lb6_backend);
+	__uint(max_entries, JUNCTION_LB6_BACKENDS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} jnc_lb6_be SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct junction_lb4_revnat_key);
+	__type(value, struct junction_lb6_revnat);
+	__uint(max_entries, JUNCTION_LB6_REVNAT_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} jnc_lb6_revnat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct junction_lb6_affinity_key);
+	__type(value, struct junction_lb4_affinity);
+	__uint(max_entries, JUNCTION_LB6_AFFINITY_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} jnc_lb6_aff SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct junction_ct6_key);
+	__type(value, struct junction_ct6_entry);
+	__uint(max_entries, JUNCTION_CT6_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} jnc_ct6 SEC(".maps");
+
 /* Node devices served north-south, by ifindex; written by the agent. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

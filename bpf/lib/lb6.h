@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * IPv6 service load balancing, the twin of lb4.h over the jnc_lb6_* maps and jnc_ct6:
+ * backend selection (conntrack, ClientIP affinity, Maglev, random) and the conntrack
+ * entries of a connection. The same rules as lb4.h (read its comments); only the address
+ * width differs. Maglev tables are shared with IPv4 in jnc_lb4_maglev (keyed by rev_nat_id).
+ */
+#ifndef JUNCTION_LIB_LB6_H
+#define JUNCTION_LIB_LB6_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "lib/jhash.h"
+#include "lib/lb4.h"
+#include "lib/maps.h"
+#include "lib/parse6.h"
+
+static __always_inline struct junction_lb6_backend *active_backend6(__u32 id)
+{
+	const struct junction_lb4_backend_key key = { .backend_id = id };
+	struct junction_lb6_backend *backend;
+
+	if (!id)
+		return NULL;
+	backend = bpf_map_lookup_elem(&jnc_lb6_be, &key);
+	if (!backend || (backend->flags & JUNCTION_BE_F_TERMINATING))
+		return NULL;
+	return backend;
+}
+
+static __always_inline __u32 select_random6(const struct junction_lb6_service_key *frontend,
+					    const struct junction_lb4_service *service,
+					    struct junction_lb6_backend **chosen)
+{
+	struct junction_lb6_service_key key = *frontend;
+	__u32 count = service->count;
+	__u32 start = bpf_get_prandom_u32() % count;
+	struct junction_lb4_service *slot;
+
+	for (__u32 probe = 0; probe < JNC_LB_SLOT_PROBES && probe < count; probe++) {
+		key.slot = (start + probe) % count + 1;
+		slot = bpf_map_lookup_elem(&jnc_lb6_svc, &key);
+		if (slot && (*chosen = active_backend6(slot->backend_id)))
+			return slot->backend_id;
+	}
+	return 0;
+}
+
+/* An address folded to one word for the Maglev hash (junction_abi.h documents it). */
+static __always_inline __u32 fold6(const __be32 *address)
+{
+	return bpf_ntohl(address[0] ^ address[1] ^ address[2] ^ address[3]);
+}
+
+static __always_inline __u32 maglev_hash6(const struct jnc_packet6 *packet, int client_only)
+{
+	__u32 sport = client_only ? 0 : bpf_ntohs(packet->sport);
+
+	return jnc_jhash_3words(fold6(packet->saddr), fold6(packet->daddr),
+				(sport << 16) | bpf_ntohs(packet->dport),
+				JUNCTION_MAGLEV_HASH_SEED + packet->proto);
+}
+
+static __always_inline __u32 select_maglev6(const struct jnc_packet6 *packet,
+					    const struct junction_lb4_service *service,
+					    struct junction_lb6_backend **chosen)
+{
+	const struct junction_lb4_revnat_key key = { .rev_nat_id = service->rev_nat_id };
+	const __u32 zero = 0;
+	__u32 *table;
+	__u32 index;
+	void *inner;
+
+	inner = bpf_map_lookup_elem(&jnc_lb4_maglev, &key);
+	if (!inner)
+		return 0;
+	table = bpf_map_lookup_elem(inner, &zero);
+	if (!table)
+		return 0;
+	index = maglev_hash6(packet, service->flags & JUNCTION_SVC_F_AFFINITY) %
+		JUNCTION_MAGLEV_TABLE_SIZE;
+	asm volatile("" : "+r"(index));
+	if (index >= JUNCTION_MAGLEV_TABLE_SIZE)
+		return 0;
+	return (*chosen = active_backend6(table[index])) ? table[index] : 0;
+}
+
+static __always_inline __u32 select_affinity6(const struct junction_lb6_affinity_key *key,
+					      const struct junction_lb4_service *service,
+					      __u64 now, struct junction_lb6_backend **chosen)
+{
+	struct junction_lb4_affinity *entry = bpf_map_lookup_elem(&jnc_lb6_aff, key);
+
+	if (!entry || now - entry->last_used > (__u64)service->affinity_timeout * 1000000000ULL)
+		return 0;
+	return (*chosen = active_backend6(entry->backend_id)) ? entry->backend_id : 0;
+}
+
+static __always_inline __u32 select_backend6(const struct jnc_packet6 *packet,
+					     const struct junction_lb6_service_key *frontend,
+					     const struct junction_lb4_service *service, __u64 now,
+					     struct junction_lb6_backend **chosen)
+{
+	struct junction_lb6_affinity_key affinity_key = { .rev_nat_id = service->rev_nat_id };
+	int affinity = service->flags & JUNCTION_SVC_F_AFFINITY;
+	__u32 id = 0;
+
+	jnc_addr6_copy(affinity_key.client, packet->saddr);
+	if (affinity)
+		id = select_affinity6(&affinity_key, service, now, chosen);
+	if (!id && (service->flags & JUNCTION_SVC_F_MAGLEV))
+		id = select_maglev6(packet, service, chosen);
+	if (!id)
+		id = select_random6(frontend, service, chosen);
+	if (id && affinity) {
+		const struct junction_lb4_affinity entry = { .last_used = now, .backend_id = id };
+
+		bpf_map_update_elem(&jnc_lb6_aff, &affinity_key, &entry, BPF_ANY);
+	}
+	return id;
+}
+
+/* ---- Conntrack ------------------------------------------------------------------------ */
+
+static __always_inline struct junction_ct6_key ct6_key(const __be32 *saddr, const __be32 *daddr,
+						       __be16 sport, __be16 dport, __u8 proto,
+						       __u8 direction)
+{
+	struct junction_ct6_key key = {
+		.sport = sport,
+		.dport = dport,
+		.proto = proto,
+		.direction = direction,
+	};
+
+	jnc_addr6_copy(key.saddr, saddr);
+	jnc_addr6_copy(key.daddr, daddr);
+	return key;
+}
+
+static __always_inline struct junction_ct6_key ct6_key_of(const struct jnc_packet6 *packet,
+							  __u8 direction)
+{
+	return ct6_key(packet->saddr, packet->daddr, packet->sport, packet->dport, packet->proto,
+		       direction);
+}
+
+/* Both directions of a new connection, reply first (see lb4.h ct_insert). */
+static __always_inline int ct6_create(const struct jnc_packet6 *packet,
+				      const struct junction_lb6_backend *backend, __u32 backend_id,
+				      __u16 rev_nat_id, __u64 now)
+{
+	const struct junction_ct6_key service_key = ct6_key_of(packet, JUNCTION_CT_SERVICE);
+	const struct junction_ct6_key reply_key =
+		ct6_key(backend->address, packet->saddr, backend->port, packet->sport,
+			packet->proto, JUNCTION_CT_REPLY);
+	const struct junction_ct6_entry entry = {
+		.last_seen = now,
+		.backend_id = backend_id,
+		.rev_nat_id = rev_nat_id,
+	};
+	int err;
+
+	err = bpf_map_update_elem(&jnc_ct6, &reply_key, &entry, BPF_ANY);
+	if (err < 0)
+		return err;
+	return bpf_map_update_elem(&jnc_ct6, &service_key, &entry, BPF_ANY);
+}
+
+/* The backend of an existing connection, or 0 for a new one (lb4.h ct_lookup_service). */
+static __always_inline __u32 ct6_lookup_service(const struct jnc_packet6 *packet,
+						const struct junction_lb4_service *service,
+						__u64 now, struct junction_lb6_backend **chosen)
+{
+	const struct junction_ct6_key key = ct6_key_of(packet, JUNCTION_CT_SERVICE);
+	struct junction_lb4_backend_key backend_key = {};
+	struct junction_lb6_backend *backend;
+	struct junction_ct6_entry *entry;
+
+	entry = bpf_map_lookup_elem(&jnc_ct6, &key);
+	if (!entry || entry->rev_nat_id != service->rev_nat_id)
+		return 0;
+	backend_key.backend_id = entry->backend_id;
+	backend = bpf_map_lookup_elem(&jnc_lb6_be, &backend_key);
+	if (!backend || (jnc_tcp6_opens(packet) && (backend->flags & JUNCTION_BE_F_TERMINATING)))
+		return 0;
+	entry->last_seen = now;
+	*chosen = backend;
+	return entry->backend_id;
+}
+
+#endif /* JUNCTION_LIB_LB6_H */
