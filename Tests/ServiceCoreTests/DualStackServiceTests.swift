@@ -5,7 +5,7 @@ import XCTest
 
 /// `ipFamilies`, `ipFamilyPolicy`, `clusterIPs` and IPv6 EndpointSlices: decoded and
 /// validated as the API server does, and planned one family per frontend.
-final class DualStackTests: XCTestCase {
+final class DualStackServiceTests: XCTestCase {
   private func service(_ spec: String, type: String = "ClusterIP") -> String {
     """
     apiVersion: v1
