@@ -82,7 +82,8 @@ final class ProxyListeners: Sendable {
     guard !plan.fill.isEmpty else { return }
     let listeners = ProxyListenerScan.listeners(
       inProcNetTCP: String(
-        decoding: (try? FileIO.read("/proc/self/net/tcp", limit: 256 << 20)) ?? [], as: UTF8.self))
+        decoding: (try? AtomicFile.read("/proc/self/net/tcp", limit: 256 << 20)) ?? [],
+        as: UTF8.self))
     var wantedInodes: [UInt64: UInt16] = [:]
     for port in plan.fill {
       if let listener = ProxyListenerScan.choose(listeners, port: port) {
@@ -122,9 +123,9 @@ final class ProxyListeners: Sendable {
     var found: [(Int32, Int32, UInt64)] = []
     var missing = inodes
     var buffer = [CChar](repeating: 0, count: 64)
-    for name in (try? FileIO.list("/proc")) ?? [] where !missing.isEmpty {
+    for name in (try? AtomicFile.list("/proc")) ?? [] where !missing.isEmpty {
       guard let pid = Int32(name), pid != getpid() else { continue }
-      for fdName in (try? FileIO.list("/proc/\(pid)/fd")) ?? [] where !missing.isEmpty {
+      for fdName in (try? AtomicFile.list("/proc/\(pid)/fd")) ?? [] where !missing.isEmpty {
         guard let fd = Int32(fdName) else { continue }
         let count = readlink("/proc/\(pid)/fd/\(fd)", &buffer, buffer.count - 1)
         guard count > 0 else { continue }

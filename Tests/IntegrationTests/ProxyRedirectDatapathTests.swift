@@ -88,7 +88,7 @@ final class ProxyRedirectDatapathTests: XCTestCase {
     while True:
         c, peer = s.accept()
         local = c.getsockname()
-        c.sendall(("proxy %s:%d %s:%d\n" % (peer[0], peer[1], local[0], local[1])).encode())
+        c.sendall(("proxy %s:%d %s:%d\\n" % (peer[0], peer[1], local[0], local[1])).encode())
         c.close()
     """
 
@@ -99,7 +99,7 @@ final class ProxyRedirectDatapathTests: XCTestCase {
   static let reusingClient = """
     import socket, sys, time
     def syn_retrans():
-        lines = open("/proc/net/netstat").read().split("\n")
+        lines = open("/proc/net/netstat").read().split("\\n")
         names, values = lines[0].split(), lines[1].split()
         return int(values[names.index("TCPSynRetrans")])
     before = syn_retrans()
