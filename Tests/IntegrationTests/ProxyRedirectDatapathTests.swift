@@ -306,6 +306,11 @@ final class ProxyRedirectDatapathTests: XCTestCase {
     let agent = try XCTUnwrap(node.agent)
     agent.extraArguments = []
     try agent.restart()
+    // The restarted agent took over the pinned socket-lookup link (its program replaced in
+    // place), rather than failing over to tc's bpf_sk_assign.
+    XCTAssertFalse(agent.log.contains("no proxy socket lookup"), agent.log)
+    XCTAssertTrue(
+      FileManager.default.fileExists(atPath: agent.bpfFS + "/proxy_lookup_link"), agent.log)
     XCTAssertEqual(
       try run(node, from: client.pod, "10.96.140.10").first?.split(separator: "|").first,
       "backend")
