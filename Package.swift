@@ -105,7 +105,7 @@ let package = Package(
       name: "JunctionAgent",
       dependencies: [
         "AgentAPI", "AgentCore", "BPFKit", "NetKit", "CNIKit", "ServiceCore", "ServiceDatapath",
-        "KubernetesClient",
+        "KubernetesClient", "CJunctionSys",
         "FlowPipeline",
         "AgentMetrics",
         "ProxyManager",

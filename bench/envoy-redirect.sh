@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The L7 path as users reach it (issue 14): the seed's CiliumEnvoyConfig through the datapath
-# redirect (a pod → the Service's ClusterIP → bpf_sk_assign → the node's Envoy) and the seed's
+# redirect (a pod → the Service's ClusterIP → the mark, then the kernel's socket lookup
+# (bpf/proxy_lookup.c) → the node's Envoy) and the seed's
 # Ingress through its LoadBalancer address (the lab's external client → the node's device →
 # Envoy), each next to the same Envoy listener reached directly (no redirect), Debian's nginx
 # with the same routes, and the backend pod straight. See "envoy-redirect.sh" in
@@ -170,19 +171,29 @@ for _ in $(seq 100); do
 done
 [[ -n "$serving" ]] || { echo "envoy-redirect: Envoy did not serve the CEC and the Ingress" >&2; exit 1; }
 
+# The client namespace's SYN retransmissions so far (TcpExt TCPSynRetrans): a SYN the
+# redirect lost shows here (a client reusing a port whose 4-tuple is in the proxy's TIME_WAIT).
+syn_retrans() {
+  "${lab[@]}" "$@" -- awk '/^TcpExt:/ { if (!seen) { split($0, names); seen = 1 } else {
+    split($0, values); for (i in names) if (names[i] == "TCPSynRetrans") print values[i] } }' \
+    /proc/net/netstat
+}
+
 # One wrk run: label, where (pod: the client pod; external: the lab's external client), URL, mode.
 measure() {
-  local label="$1" where="$2" url="$3" mode="$4" extra=() out
+  local label="$1" where="$2" url="$3" mode="$4" extra=() out before after
   [[ "$mode" == close ]] && extra=(-H "Connection: close")
   local runner=(exec client)
   [[ "$where" == external ]] && runner=(exec-client)
+  before="$(syn_retrans "${runner[@]}")"
   out="$("${lab[@]}" "${runner[@]}" -- wrk -t2 -c"$connections" -d"${seconds}s" --latency "${extra[@]}" "$url")"
+  after="$(syn_retrans "${runner[@]}")"
   local rps p50 p99 errors
   rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
   p50="$(awk '$1=="50%" {print $2}' <<<"$out")"
   p99="$(awk '$1=="99%" {print $2}' <<<"$out")"
   errors="$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | paste -sd ';' - || true)"
-  echo "$label|$mode|$rps|$p50|$p99|${errors:-none}" >>"$tmp/results.txt"
+  echo "$label|$mode|$rps|$p50|$p99|${errors:-none}|$((after - before))" >>"$tmp/results.txt"
 }
 : >"$tmp/results.txt"
 for _ in $(seq "$rounds"); do for mode in keepalive close; do
@@ -207,13 +218,13 @@ def ms(text):  # wrk's latency: 465.00us, 8.34ms, 1.02s
     raise ValueError(text)
 runs = {}
 for line in open(results):
-    label, mode, rps, p50, p99, errors = line.rstrip("\n").split("|")
-    runs.setdefault((label, mode), []).append((float(rps), ms(p50), ms(p99), errors.strip()))
+    label, mode, rps, p50, p99, errors, synretrans = line.rstrip("\n").split("|")
+    runs.setdefault((label, mode), []).append((float(rps), ms(p50), ms(p99), errors.strip(), int(synretrans)))
 rows = {}
 for key, values in runs.items():
-    errors = "; ".join(sorted({e for *_, e in values if e != "none"})) or "none"
+    errors = "; ".join(sorted({v[3] for v in values if v[3] != "none"})) or "none"
     rows[key] = (statistics.median(v[0] for v in values), f"{statistics.median(v[1] for v in values):.2f} ms",
-                 f"{statistics.median(v[2] for v in values):.2f} ms", errors)
+                 f"{statistics.median(v[2] for v in values):.2f} ms", errors, sum(v[4] for v in values))
 what = {
     "cec-redirect": "pod → ClusterIP 10.96.80.1:8080 → redirect → Envoy (seed CEC)",
     "cec-direct": "pod → node:listener, the same Envoy listener, no redirect",
@@ -227,17 +238,18 @@ print("# L7 path through the datapath redirect (bench/envoy-redirect.sh)\n")
 print(f"- date: {started}")
 print(header)
 print(f"- Envoy: {version} (the agent's, 2 workers); wrk -t2 -c{connections} -d{seconds}s --latency, {rounds} interleaved rounds, medians; nginx-light, one worker")
-print("- keep-alive: one connection per wrk connection; close: `Connection: close`, a new connection per request\n")
-print("| path | what | mode | requests/s | p50 | p99 | errors | vs direct Envoy | vs nginx |")
-print("|---|---|---|---:|---:|---:|---|---:|---:|")
+print("- keep-alive: one connection per wrk connection; close: `Connection: close`, a new connection per request")
+print("- SYN retx: the client's SYN retransmissions (TcpExt TCPSynRetrans), summed over the rounds\n")
+print("| path | what | mode | requests/s | p50 | p99 | errors | SYN retx | vs direct Envoy | vs nginx |")
+print("|---|---|---|---:|---:|---:|---|---:|---:|---:|")
 for mode in ["keepalive", "close"]:
     for group, direct, nginx in [("cec", "cec-direct", "cec-nginx"), ("ingress", "ingress-direct", "ingress-nginx")]:
         labels = [l for l in what if l.startswith(group)] + (["pod-straight"] if group == "cec" else [])
         for label in labels:
-            rps, p50, p99, errors = rows[(label, mode)]
+            rps, p50, p99, errors, synretrans = rows[(label, mode)]
             vs_direct = rps / rows[(direct, mode)][0]
             vs_nginx = rps / rows[(nginx, mode)][0]
-            print(f"| {label} | {what[label]} | {mode} | {rps:,.0f} | {p50} | {p99} | {errors} | {vs_direct:.3f} | {vs_nginx:.3f} |")
+            print(f"| {label} | {what[label]} | {mode} | {rps:,.0f} | {p50} | {p99} | {errors} | {synretrans} | {vs_direct:.3f} | {vs_nginx:.3f} |")
 print("\nGoals (issue 14), this run:\n")
 for mode in ["keepalive", "close"]:
     for path, direct in [("cec-redirect", "cec-direct"), ("ingress-lb", "ingress-direct")]:

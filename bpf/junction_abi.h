@@ -53,6 +53,8 @@
 #define JUNCTION_MAP_DEVICES "jnc_devices"
 #define JUNCTION_MAP_NODE_CONFIG "jnc_node_cfg"
 #define JUNCTION_MAP_LB4_SOCK_REVNAT "jnc_lb4_sk_rev"
+/* L7 proxy redirect: see "L7 proxy redirect" below. */
+#define JUNCTION_MAP_PROXY_LISTENERS "jnc_proxy_lsn"
 /* Flow events: see "Flow events" below. */
 #define JUNCTION_MAP_EVENTS "jnc_events"
 #define JUNCTION_MAP_EVENTS_LOST "jnc_ev_lost"
@@ -72,6 +74,10 @@
 #define JUNCTION_PROG_SOCK_SENDMSG4 "sock_sendmsg4"
 #define JUNCTION_PROG_SOCK_RECVMSG4 "sock_recvmsg4"
 #define JUNCTION_PROG_SOCK_GETPEERNAME4 "sock_getpeername4"
+/* bpf/proxy_lookup.c: the node namespace's socket lookup (BPF_SK_LOOKUP), L7 proxy redirect.
+ * Attached with a BPF link the agent pins under this name with the suffix below. */
+#define JUNCTION_PROG_PROXY_LOOKUP "proxy_lookup"
+#define JUNCTION_LINK_PROXY_LOOKUP "proxy_lookup_link"
 
 /* ---- Sizes ---------------------------------------------------------------------------- */
 
@@ -517,6 +523,24 @@ struct junction_node_config {
 #define JUNCTION_PROXY_ROUTE_TABLE 2027
 /* The rule's priority: after the local table's (0), before main's (32766). */
 #define JUNCTION_PROXY_RULE_PRIORITY 9
+
+/*
+ * Map: JUNCTION_MAP_PROXY_LISTENERS (SOCKHASH). The node's proxy listeners, by proxy port:
+ * the agent finds the listening socket on proxy_port in the proxy's process and inserts it
+ * (value: the socket's descriptor on update, its cookie on a lookup from user space); the
+ * kernel removes an entry when its socket closes. With an entry, a redirected SYN is not
+ * bpf_sk_assign-ed at tc: it only gets the mark, and JUNCTION_PROG_PROXY_LOOKUP hands it to
+ * the listener from the kernel's own listener lookup, which runs after the established and
+ * TIME_WAIT lookup, so a SYN that reuses the 4-tuple of the proxy's TIME_WAIT connection
+ * opens a new connection as on a directly reached listener (bpf_sk_assign skips that lookup,
+ * and the kernel then drops the SYN as a duplicate: the client retransmits after 1 s).
+ * Without an entry (no agent to insert it yet) tc assigns the listener itself, as before.
+ */
+struct junction_proxy_listener_key {
+	__u32 proxy_port; /* host order */
+};
+
+#define JUNCTION_PROXY_LISTENERS_MAX 256
 
 /* ---- Socket load balancing ------------------------------------------------------------ */
 

@@ -43,6 +43,9 @@ struct AgentRuntime {
   var metricsAddress: MetricsAddress? = nil
   /// `--envoy`: the node's Envoy and its configuration; nil: L7 resources are not served.
   var proxy: ProxyManager? = nil
+  /// The L7 redirect's socket lookup and its listener map (nil without a datapath, or when
+  /// the kernel refused it: redirects then keep tc's bpf_sk_assign).
+  var proxyListeners: ProxyListeners? = nil
 
   static func start(
     settings: AgentSettings, cluster: ClusterConfig?, shutdownGrace: Double,
@@ -170,6 +173,13 @@ struct AgentRuntime {
     } catch {
       throw StartFailure("cannot restore the services: \(error)")
     }
+    // 4b. The L7 redirect's socket lookup: attached whether or not anything is redirected
+    // yet (it passes what it does not know), so a redirect never waits for it.
+    let proxyListeners =
+      datapath.isLoaded
+      ? ProxyListeners.start(
+        bpfFS: settings.bpfFS, objectDirectory: settings.bpfObjects,
+        mapSizes: settings.mapSizes, logger: Logger(label: "proxy-listeners")) : nil
     // 5a. The node's Envoy (`--envoy`), fed by the ServiceManager; started on the first L7
     // resource. Its redirects go through ProxyRedirectTarget (the service side's call point).
     var proxy: ProxyManager?
@@ -222,7 +232,7 @@ struct AgentRuntime {
       logger: logger, datapath: datapath,
       registry: registry, services: services, shutdown: shutdown, stateLock: lock,
       socketLB: socketLB, cluster: follower, flows: flows, flowConsumer: flowConsumer,
-      metricsAddress: metricsAddress, proxy: proxy)
+      metricsAddress: metricsAddress, proxy: proxy, proxyListeners: proxyListeners)
   }
 
   private static func lockDirectory(_ directory: String) throws(StartFailure) -> Int32 {
@@ -325,6 +335,8 @@ struct AgentRuntime {
     let gate = ShutdownGate(shutdown: shutdown, grace: shutdownGrace, logger: logger)
     let metricsServices: [ServiceGroupConfiguration.ServiceConfiguration] =
       metricsServer().map { [.init(service: $0, serviceName: "metrics")] } ?? []
+    let proxyListenerServices: [ServiceGroupConfiguration.ServiceConfiguration] =
+      proxyListenerSync().map { [.init(service: $0, serviceName: "proxy-listeners")] } ?? []
     let group = ServiceGroup(
       configuration: ServiceGroupConfiguration(
         // Shut down in reverse: the gate, the API, the counter sweep, then the Kubernetes
@@ -345,7 +357,7 @@ struct AgentRuntime {
             },
             serviceName: "delete-queue-replay"),
           .init(service: app, serviceName: "api"),
-        ] + metricsServices + [
+        ] + proxyListenerServices + metricsServices + [
           .init(service: gate, serviceName: "shutdown-gate")
         ]
           // Last, so shut down first: it ends the flow followers' streaming answers,
@@ -364,6 +376,17 @@ struct AgentRuntime {
     if socket.removeIfOurs() { AgentDiscovery.remove(socketPath: socket.path) }
     close(stateLock)
     logger.info("stopped")
+  }
+
+  /// Every second: the proxy listeners of the redirects in force into the datapath's map
+  /// (a proxy that started, restarted or changed its listeners is found within a second;
+  /// until then tc's own hand-off serves it).
+  private func proxyListenerSync() -> Periodic? {
+    guard let proxyListeners else { return nil }
+    let services = self.services
+    return Periodic(interval: ProxyListeners.syncInterval) {
+      proxyListeners.sync(ports: Set(await services.proxyRedirects.map(\.proxyPort)))
+    }
   }
 
   static func describeServeError(_ error: any Error, socket: String) -> String {

@@ -79,6 +79,21 @@ final class ABILayoutTests: XCTestCase {
     assertLayout(junction_flow_event.self, size: 64, alignment: 8)
   }
 
+  /// The proxy listener map (SOCKHASH): keyed by the proxy port, host order, 4 bytes;
+  /// the sk_lookup program and its link pin are named within the kernel's 15 characters.
+  func testProxyListeners() {
+    assertLayout(junction_proxy_listener_key.self, size: 4, alignment: 4)
+    XCTAssertEqual(MemoryLayout.offset(of: \junction_proxy_listener_key.proxy_port), 0)
+    XCTAssertEqual(JUNCTION_MAP_PROXY_LISTENERS, "jnc_proxy_lsn")
+    XCTAssertEqual(JUNCTION_PROG_PROXY_LOOKUP, "proxy_lookup")
+    XCTAssertEqual(JUNCTION_LINK_PROXY_LOOKUP, "proxy_lookup_link")
+    XCTAssertEqual(JUNCTION_PROXY_LISTENERS_MAX, 256)
+    for name in [JUNCTION_MAP_PROXY_LISTENERS, JUNCTION_PROG_PROXY_LOOKUP] {
+      XCTAssertLessThanOrEqual(name.utf8.count, 15, name)
+      XCTAssertFalse(name.contains("."), name)
+    }
+  }
+
   func testBackend() {
     assertLayout(junction_lb4_backend_key.self, size: 4, alignment: 4)
     typealias T = junction_lb4_backend

@@ -83,6 +83,14 @@ final class EnvoyDatapathTests: XCTestCase {
     guard first?.headers.lowercased().contains("server: envoy") == true else { return }
     let list = try node.junctionctl(["service", "list"]).stdout
     XCTAssertTrue(list.contains("L7 proxy"), list)
+    // Envoy's listener is taken into the socket lookup's map (the redirect's TIME_WAIT-safe
+    // hand-off, bpf/proxy_lookup.c) within a second or so of it listening.
+    var mapped = false
+    for _ in 0..<50 where !mapped {
+      mapped = node.agent?.log.contains("proxy listener mapped") ?? false
+      if !mapped { usleep(100_000) }
+    }
+    XCTAssertTrue(mapped, node.agent?.log.suffix(6000).description ?? "")
 
     var counts: [String: Int] = [:]
     for _ in 0..<60 {

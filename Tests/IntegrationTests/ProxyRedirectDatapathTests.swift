@@ -75,6 +75,59 @@ final class ProxyRedirectDatapathTests: XCTestCase {
     except OSError as e: print("error:" + str(e))
     """
 
+  /// A stand-in proxy that closes first, as Envoy does for a request with `Connection:
+  /// close`: "proxy PEER_IP:PORT LOCAL_IP:PORT\n", then close. Its side of each connection
+  /// (VIP:port ↔ client:port) is left in TIME_WAIT.
+  static let closingProxy = """
+    import socket, sys
+    IP_TRANSPARENT = 19
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_IP, IP_TRANSPARENT, 1)
+    s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(128)
+    while True:
+        c, peer = s.accept()
+        local = c.getsockname()
+        c.sendall(("proxy %s:%d %s:%d\\n" % (peer[0], peer[1], local[0], local[1])).encode())
+        c.close()
+    """
+
+  /// A client that reuses one source port: argv[3] connections from argv[4] (SO_REUSEADDR,
+  /// bound to that port) to argv[1]:argv[2], each read to the end (the server closes
+  /// first); prints each first line, then "synretrans N": the pod's TCPSynRetrans counter
+  /// over the run (SYNs the client had to send again, /proc/net/netstat of its namespace).
+  static let reusingClient = """
+    import socket, sys, time
+    def syn_retrans():
+        lines = open("/proc/net/netstat").read().split("\\n")
+        names, values = lines[0].split(), lines[1].split()
+        return int(values[names.index("TCPSynRetrans")])
+    before = syn_retrans()
+    for i in range(int(sys.argv[3])):
+        for attempt in range(50):
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            c.settimeout(10)
+            try:
+                c.bind(("0.0.0.0", int(sys.argv[4])))
+                c.connect((sys.argv[1], int(sys.argv[2])))
+                break
+            except OSError as e:
+                # The previous connection's last ACK not yet acknowledged (LAST_ACK): the
+                # 4-tuple is still taken on this side.
+                c.close()
+                if attempt == 49: raise
+                time.sleep(0.02)
+        data = b""
+        while True:
+            chunk = c.recv(4096)
+            if not chunk: break
+            data += chunk
+        c.close()
+        print(data.decode().strip(), flush=True)
+    print("synretrans %d" % (syn_retrans() - before), flush=True)
+    """
+
   private static let backendServer = """
     import socket, sys, threading
     name = sys.argv[1].encode() + b"\\n"
@@ -201,6 +254,44 @@ final class ProxyRedirectDatapathTests: XCTestCase {
     XCTAssertEqual(try run(node, from: client.pod, "10.96.140.10"), ["refused"])
   }
 
+  /// The proxy closes first (its side goes to TIME_WAIT) and the client opens the next
+  /// connection from the same port: every SYN reopens the 4-tuple at once, as on a directly
+  /// reached listener. Handed over with bpf_sk_assign, the kernel dropped each such SYN as a
+  /// duplicate of the TIME_WAIT socket and the client sent it again 1 s later; through the
+  /// socket lookup (bpf/proxy_lookup.c) no SYN is sent twice.
+  func testAClientReusingItsPortAfterTheProxyClosedFirstIsAcceptedAtOnce() throws {
+    let (node, client) = try setUpNode()
+    _ = try processes.spawn(in: node.name, Self.closingProxy, ["\(proxyPort)"])
+    let agent = try XCTUnwrap(node.agent)
+    // The agent puts the proxy's listener into its map within a second of it listening.
+    var mapped = false
+    for _ in 0..<100 where !mapped {
+      mapped = agent.log.contains("proxy listener mapped")
+      if !mapped { usleep(100_000) }
+    }
+    XCTAssertTrue(mapped, agent.log)
+
+    let connections = 25
+    let clientPort = 40_123
+    let result = try node.exec(
+      in: client.pod,
+      [
+        "python3", "-c", Self.reusingClient, "10.96.140.10", "80", "\(connections)",
+        "\(clientPort)",
+      ], timeout: 120)
+    XCTAssertEqual(result.status, 0, result.stderr)
+    let lines = result.stdout.split(separator: "\n").map(String.init)
+    let expected = "proxy \(client.address):\(clientPort) 10.96.140.10:80"
+    XCTAssertEqual(lines.filter { $0 == expected }.count, connections, result.stdout)
+    XCTAssertEqual(lines.last, "synretrans 0", result.stdout)
+    // The case it is about: the proxy's side of the 4-tuple is in TIME_WAIT.
+    let timeWait = try Shell.must([
+      "ip", "netns", "exec", node.name, "ss", "-Htn", "state", "time-wait",
+      "src", "10.96.140.10", "dst", "\(client.address):\(clientPort)",
+    ])
+    XCTAssertFalse(timeWait.isEmpty, "no TIME_WAIT socket on the proxy's side")
+  }
+
   /// The redirect removed (the agent restarted without it): the Service is balanced by BPF
   /// again (the backend answers, not the still-running proxy), and the proxy routing the
   /// agent installed is gone from the node.
@@ -215,6 +306,11 @@ final class ProxyRedirectDatapathTests: XCTestCase {
     let agent = try XCTUnwrap(node.agent)
     agent.extraArguments = []
     try agent.restart()
+    // The restarted agent took over the pinned socket-lookup link (its program replaced in
+    // place), rather than failing over to tc's bpf_sk_assign.
+    XCTAssertFalse(agent.log.contains("no proxy socket lookup"), agent.log)
+    XCTAssertTrue(
+      FileManager.default.fileExists(atPath: agent.bpfFS + "/proxy_lookup_link"), agent.log)
     XCTAssertEqual(
       try run(node, from: client.pod, "10.96.140.10").first?.split(separator: "|").first,
       "backend")

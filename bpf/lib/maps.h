@@ -192,6 +192,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } jnc_lb4_sk_rev SEC(".maps");
 
+/* The node's L7 proxy listeners by proxy port (junction_abi.h); written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__type(key, struct junction_proxy_listener_key);
+	__type(value, __u64);
+	__uint(max_entries, JUNCTION_PROXY_LISTENERS_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} jnc_proxy_lsn SEC(".maps");
+
 /* Flow events for the agent (lib/events.h); one ring for every CPU and program. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

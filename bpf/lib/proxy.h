@@ -7,7 +7,10 @@
  *      connection of the proxy whose SYN is retransmitted, bound to VIP:port);
  *   2. else the proxy's listener on proxy_port (any local address), which accepts the
  *      connection with the packet's destination (VIP:port) as its local address.
- * That for a SYN; later packets only get the mark (see jnc_proxy_assign).
+ * That for a SYN; later packets only get the mark (see jnc_proxy_assign). When the agent has
+ * put the proxy's listener in JUNCTION_MAP_PROXY_LISTENERS, the SYN too only gets the mark,
+ * and bpf/proxy_lookup.c hands it to the listener from the kernel's socket lookup (after its
+ * TIME_WAIT lookup, which bpf_sk_assign skips: junction_abi.h says why that matters).
  * The packet itself is unchanged: the proxy sees the client's address as peer and the
  * Service's as local (its original destination). skb->mark JUNCTION_MARK_TO_PROXY makes the
  * node route it to itself (the agent's rule and table, junction_abi.h): with a non-local
@@ -44,6 +47,21 @@ static __always_inline int jnc_to_proxy_wanted(const struct jnc_packet *packet,
 	       service->proxy_port != 0;
 }
 
+/* Whether the agent put a listening socket for proxy_port in JUNCTION_MAP_PROXY_LISTENERS
+ * (the kernel drops the entry when the socket closes). */
+static __always_inline int jnc_proxy_listener_mapped(__u16 proxy_port)
+{
+	struct junction_proxy_listener_key key = { .proxy_port = proxy_port };
+	struct bpf_sock *sk = bpf_map_lookup_elem(&jnc_proxy_lsn, &key);
+	int listening;
+
+	if (!sk)
+		return 0;
+	listening = sk->state == BPF_TCP_LISTEN;
+	bpf_sk_release(sk);
+	return listening;
+}
+
 /*
  * The socket for the packet (see the top), assigned to it; 0, or < 0 when there is none.
  * Only a connection's SYN needs one: every later packet of it is addressed to a socket of
@@ -61,6 +79,12 @@ static __always_inline long jnc_proxy_assign(struct __sk_buff *skb,
 	long err;
 
 	if (!jnc_tcp_opens(packet))
+		return 0;
+	/* The listener is in JUNCTION_MAP_PROXY_LISTENERS: the mark alone takes the SYN to
+	 * the kernel's socket lookup, where bpf/proxy_lookup.c hands it to the listener
+	 * unless the flow's own socket answers first (a request socket, or a TIME_WAIT one
+	 * that lets the SYN reopen the 4-tuple: what bpf_sk_assign would prevent). */
+	if (jnc_proxy_listener_mapped(proxy_port))
 		return 0;
 
 	tuple.ipv4.saddr = packet->saddr;
