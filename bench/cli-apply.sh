@@ -4,11 +4,14 @@
 # CPU (and a perf profile with --perf). Needs root.
 #
 #   sudo bash bench/cli-apply.sh [--agent BIN] [--ctl BIN] [--services N] [--backends B] [--perf]
+#        [--tty]
+# --tty runs junctionctl on a pseudo-terminal (script(1)) and keeps what it wrote, so the
+# waiting line can be seen (in "$tmp/err", printed with cat -A).
 set -euo pipefail
 bench="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$bench")"
 agent_bin="$repo/.build/release/junction-agent" ctl="$repo/.build/debug/junctionctl"
-services=10000 backends=10 perf=false
+services=10000 backends=10 perf=false tty=false
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --agent) agent_bin="$2"; shift 2 ;;
@@ -16,6 +19,7 @@ while [[ $# -gt 0 ]]; do
     --services) services="$2"; shift 2 ;;
     --backends) backends="$2"; shift 2 ;;
     --perf) perf=true; shift ;;
+    --tty) tty=true; shift ;;
     *) echo "cli-apply: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -54,7 +58,12 @@ if $perf; then
   sleep 1
 fi
 start="$(date +%s.%N)"
-"$ctl" --socket "$tmp/run/junction.sock" apply -f "$tmp/all.yaml" >"$tmp/out" 2>"$tmp/err" && rc=0 || rc=$?
+if $tty; then
+  script -qec "'$ctl' --socket '$tmp/run/junction.sock' apply -f '$tmp/all.yaml' >'$tmp/out'" \
+    "$tmp/err" >/dev/null && rc=0 || rc=$?
+else
+  "$ctl" --socket "$tmp/run/junction.sock" apply -f "$tmp/all.yaml" >"$tmp/out" 2>"$tmp/err" && rc=0 || rc=$?
+fi
 end="$(date +%s.%N)"
 after="$(cpu)"
 if $perf; then
@@ -62,9 +71,15 @@ if $perf; then
   perf report -i "$tmp/perf.data" --no-children --sort dso,symbol -g none --stdio 2>/dev/null \
     >"$tmp/report" || true
   grep '%' "$tmp/report" | head -30 >&2 || true
+  # Inclusive shares of the frames that say where the time goes (parse, decode, program).
+  perf report -i "$tmp/perf.data" --children --sort symbol -g none --stdio 2>/dev/null \
+    >"$tmp/children" || true
+  echo "--- inclusive (children) ---" >&2
+  grep -E 'compose_all|YAMLValue.*documents|YAMLValueOyAC4Yams4NodeOcfC|Node.*hash|ServiceManager|bpf_map_update|sys_bpf|JSONEncoder|encode|write' \
+    "$tmp/children" | head -25 >&2 || true
 fi
 ticks="$(getconf CLK_TCK)"
 echo "services=$services backends=$backends bytes=$(stat -c %s "$tmp/all.yaml") exit=$rc"
 echo "wall_s=$(echo "$end - $start" | bc) agent_cpu_s=$(echo "scale=2; ($after - $before) / $ticks" | bc)"
-echo "configured=$(grep -c configured "$tmp/out" || true) stderr=$(head -c 300 "$tmp/err")"
+echo "configured=$(grep -c configured "$tmp/out" || true) stderr(last 300 bytes)=$(tail -c 300 "$tmp/err" | cat -A)"
 echo "agent_rss=$(awk '/VmHWM/ {print $2 $3}' "/proc/$agent_pid/status")"

@@ -15,7 +15,9 @@ extension JunctionCTL {
         FILE holds one or more documents (---) or a `kind: List`, as `kubectl get -o yaml` \
         prints them; "-" reads standard input. All or nothing: when any object is invalid, \
         every problem is printed with its field path, nothing is applied, and the exit \
-        status is 1. Objects of kinds the agent does not handle are reported and skipped.
+        status is 1. Objects of kinds the agent does not handle are reported and skipped. \
+        Waits as long as the agent takes (10,000 Services take seconds); on a terminal, \
+        stderr shows how long it has waited.
 
         Examples:
           junctionctl apply -f droids.yaml
@@ -35,7 +37,7 @@ extension JunctionCTL {
       abstract: "Delete the Kubernetes objects named in YAML.",
       discussion: """
         The same input as apply; an object that is not there is not an error. All or \
-        nothing, like apply.
+        nothing, and waits as long as the agent takes, like apply.
 
         Example:
           junctionctl delete -f droids.yaml
