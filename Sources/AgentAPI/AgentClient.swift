@@ -121,10 +121,18 @@ public struct AgentClient: Sendable {
 
   /// Applies (or, with `delete`, removes) the Kubernetes objects in `yaml`. A 400 with the
   /// reasons comes back as a `ResourceChange` whose `errors` are set, not as a failure.
-  public func changeResources(yaml: String, delete: Bool) throws(Failure) -> ResourceChange {
+  ///
+  /// Waits as long as the agent takes (10,000 Services take seconds, and a time-out here
+  /// would only hide a change that still lands): `tick` gets the whole seconds waited, once
+  /// a second. The connect and the send keep `timeout`; an agent that dies closes the
+  /// connection, which ends the wait with `closedWithoutAnswer`.
+  public func changeResources(
+    yaml: String, delete: Bool, tick: @escaping (Int) -> Void = { _ in }
+  ) throws(Failure) -> ResourceChange {
     let path = delete ? "/v1/resources/delete" : "/v1/resources/apply"
     let response = try request(
-      "POST", path, body: Array(yaml.utf8), contentType: "application/yaml")
+      "POST", path, body: Array(yaml.utf8), contentType: "application/yaml",
+      wait: .untilAnswered(tick: tick))
     if response.status == 400, let change: ResourceChange = try? decode(response) { return change }
     return try decode(try expectSuccess(response))
   }
@@ -176,9 +184,19 @@ public struct AgentClient: Sendable {
 
   // MARK: - HTTP over the socket
 
+  /// How long `request` waits for the answer once the request is sent.
+  public enum Wait {
+    /// At most `timeout` between two reads.
+    case timeout
+    /// Until the agent answers or closes the connection; `tick` is called with the whole
+    /// seconds waited, about once a second, while nothing arrives.
+    case untilAnswered(tick: (Int) -> Void)
+  }
+
   /// One request on a fresh connection.
   public func request(
-    _ method: String, _ path: String, body: [UInt8] = [], contentType: String = "application/json"
+    _ method: String, _ path: String, body: [UInt8] = [], contentType: String = "application/json",
+    wait: Wait = .timeout
   ) throws(Failure) -> Response {
     let fd = try connect()
     defer { close(fd) }
@@ -189,7 +207,7 @@ public struct AgentClient: Sendable {
     }
     head += "\r\n"
     try send(fd, Array(head.utf8) + body)
-    return try receive(fd)
+    return try receive(fd, wait: wait)
   }
 
   func connect() throws(Failure) -> Int32 {
@@ -243,11 +261,17 @@ public struct AgentClient: Sendable {
     }
   }
 
-  private func receive(_ fd: Int32) throws(Failure) -> Response {
+  private func receive(_ fd: Int32, wait: Wait) throws(Failure) -> Response {
     var data: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
     var parsed: (status: Int, bodyStart: Int, length: Int?)?
+    let started = ContinuousClock.now
     while true {
+      if case .untilAnswered(let tick) = wait {
+        // poll() first so that recv() never meets SO_RCVTIMEO: it is only called once
+        // there is data, or the end of the connection, to read.
+        try awaitReadable(fd) { tick(Int((ContinuousClock.now - started).components.seconds)) }
+      }
       let count = recv(fd, &buffer, buffer.count, 0)
       if count < 0 {
         if errno == EINTR { continue }
@@ -263,6 +287,22 @@ public struct AgentClient: Sendable {
     guard let parsed else { throw .closedWithoutAnswer(bytes: data.count) }
     let end = parsed.length.map { min(data.count, parsed.bodyStart + $0) } ?? data.count
     return Response(status: parsed.status, body: Array(data[parsed.bodyStart..<end]))
+  }
+
+  /// Blocks until `fd` can be read (data, end of stream or an error), calling `idle` each
+  /// second that passes without.
+  private func awaitReadable(_ fd: Int32, idle: () -> Void) throws(Failure) {
+    var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    while true {
+      let ready = poll(&entry, 1, 1000)
+      if ready > 0 { return }
+      if ready == 0 {
+        idle()
+        continue
+      }
+      if errno == EINTR { continue }
+      throw .io("poll: \(String(cString: strerror(errno)))")
+    }
   }
 }
 

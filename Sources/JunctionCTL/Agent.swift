@@ -60,7 +60,7 @@ enum Agent {
     throw ExitCode.failure
   }
 
-  private static func writeStandardError(_ text: String) {
+  static func writeStandardError(_ text: String) {
     var bytes = Array(text.utf8)[...]
     while !bytes.isEmpty {
       let written = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }

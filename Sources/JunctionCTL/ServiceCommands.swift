@@ -15,7 +15,9 @@ extension JunctionCTL {
         FILE holds one or more documents (---) or a `kind: List`, as `kubectl get -o yaml` \
         prints them; "-" reads standard input. All or nothing: when any object is invalid, \
         every problem is printed with its field path, nothing is applied, and the exit \
-        status is 1. Objects of kinds the agent does not handle are reported and skipped.
+        status is 1. Objects of kinds the agent does not handle are reported and skipped. \
+        Waits as long as the agent takes (10,000 Services take seconds); on a terminal, \
+        stderr shows how long it has waited.
 
         Examples:
           junctionctl apply -f droids.yaml
@@ -35,7 +37,7 @@ extension JunctionCTL {
       abstract: "Delete the Kubernetes objects named in YAML.",
       discussion: """
         The same input as apply; an object that is not there is not an error. All or \
-        nothing, like apply.
+        nothing, and waits as long as the agent takes, like apply.
 
         Example:
           junctionctl delete -f droids.yaml
@@ -92,7 +94,17 @@ enum ResourceFile {
   static func change(_ path: String, delete: Bool, socket: String?) throws {
     let yaml = try read(path)
     try Agent.run(socket: socket) { client in
-      let change = try client.changeResources(yaml: yaml, delete: delete)
+      let progress = WaitingProgress(
+        verb: delete ? "deleting" : "applying", source: path == "-" ? "stdin" : path,
+        bytes: yaml.utf8.count)
+      let change: ResourceChange
+      do {
+        change = try client.changeResources(yaml: yaml, delete: delete, tick: progress.show)
+        progress.finish()
+      } catch {
+        progress.finish()
+        throw error
+      }
       for line in change.skipped { print("skipped: \(line)") }
       for line in change.notes { print("note: \(line)") }
       guard change.errors.isEmpty else {
@@ -102,6 +114,35 @@ enum ResourceFile {
             + problems)
       }
       for object in change.changed { print("\(object) \(delete ? "deleted" : "configured")") }
+    }
+  }
+
+  /// The waiting line on stderr while the agent works, only when stderr is a terminal (a
+  /// script or a pipe gets nothing extra); nothing at all for an answer within a second.
+  final class WaitingProgress {
+    let verb: String
+    let source: String
+    let bytes: Int
+    private let enabled = isatty(STDERR_FILENO) == 1
+    private var shown = false
+
+    init(verb: String, source: String, bytes: Int) {
+      self.verb = verb
+      self.source = source
+      self.bytes = bytes
+    }
+
+    func show(seconds: Int) {
+      guard enabled else { return }
+      shown = true
+      Agent.writeStandardError(
+        WaitingLine.redraw(
+          WaitingLine.text(verb: verb, source: source, bytes: bytes, seconds: seconds)))
+    }
+
+    func finish() {
+      if shown { Agent.writeStandardError(WaitingLine.clear) }
+      shown = false
     }
   }
 

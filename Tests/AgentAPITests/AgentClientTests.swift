@@ -66,6 +66,65 @@ final class AgentClientTests: XCTestCase {
     }
   }
 
+  /// An apply waits past the client's timeout for as long as the agent works, and says
+  /// each second that it is still waiting.
+  func testAnApplyWaitsPastTheTimeoutUntilTheAgentAnswers() throws {
+    let directory = try temporaryDirectory(self)
+    let path = directory + "/agent.sock"
+    let listener = try listeningSocket(at: path)
+    defer { close(listener) }
+    let server = Thread {
+      let connection = accept(listener, nil, nil)
+      var buffer = [UInt8](repeating: 0, count: 4096)
+      _ = recv(connection, &buffer, buffer.count, 0)
+      sleep(3)
+      let body = #"{"changed":["Service default/slow"],"skipped":[],"notes":[],"errors":[]}"#
+      let answer = Array(
+        "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+      _ = answer.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, 0) }
+      close(connection)
+    }
+    server.start()
+    let client = AgentClient(socketPath: path, timeout: 1)
+    let ticks = TickLog()
+    let change = try client.changeResources(yaml: "kind: Service", delete: false) {
+      ticks.append($0)
+    }
+    XCTAssertEqual(change.changed, ["Service default/slow"])
+    XCTAssertGreaterThanOrEqual(ticks.values.count, 2, "\(ticks.values)")
+    XCTAssertEqual(ticks.values, ticks.values.sorted())
+  }
+
+  /// An agent that dies during a long apply ends the wait at once, with a clear failure.
+  func testAnApplyWhoseAgentGoesAwayIsClosedWithoutAnswer() throws {
+    let directory = try temporaryDirectory(self)
+    let path = directory + "/agent.sock"
+    let listener = try listeningSocket(at: path)
+    defer { close(listener) }
+    let server = Thread {
+      let connection = accept(listener, nil, nil)
+      var buffer = [UInt8](repeating: 0, count: 4096)
+      _ = recv(connection, &buffer, buffer.count, 0)
+      sleep(2)
+      close(connection)
+    }
+    server.start()
+    let client = AgentClient(socketPath: path, timeout: 1)
+    XCTAssertThrowsError(try client.changeResources(yaml: "kind: Service", delete: true)) {
+      XCTAssertEqual($0 as? AgentClient.Failure, .closedWithoutAnswer(bytes: 0))
+    }
+  }
+
+  func testWaitingLine() {
+    XCTAssertEqual(
+      WaitingLine.text(verb: "applying", source: "all.yaml", bytes: 13_490_470, seconds: 7),
+      "applying all.yaml (13.5 MB)… 7s")
+    XCTAssertEqual(WaitingLine.size(999), "999 bytes")
+    XCTAssertEqual(WaitingLine.size(12_345), "12 kB")
+    XCTAssertEqual(WaitingLine.size(1_000_000), "1.0 MB")
+    XCTAssertEqual(WaitingLine.redraw("x"), "\rx\u{1B}[K")
+  }
+
   private func listeningSocket(at path: String) throws -> Int32 {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
     var address = sockaddr_un()
@@ -84,4 +143,10 @@ final class AgentClientTests: XCTestCase {
     }
     return fd
   }
+}
+
+/// Ticks as the client reports them (from the calling thread only).
+private final class TickLog: @unchecked Sendable {
+  var values: [Int] = []
+  func append(_ value: Int) { values.append(value) }
 }
