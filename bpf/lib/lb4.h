@@ -63,11 +63,9 @@ static __always_inline __u32 maglev_hash(const struct jnc_packet *packet, int cl
 				JUNCTION_MAGLEV_HASH_SEED + packet->proto);
 }
 
-/* The table's backend for this connection; 0 when the service has no table yet or the
- * slot's backend is gone or terminating (the caller falls back to random). */
-static __always_inline __u32 select_maglev(const struct jnc_packet *packet,
-					   const struct junction_lb4_service *service,
-					   struct junction_lb4_backend **chosen)
+/* The backend id in the slot of the service's Maglev table that `hash` falls in; 0 when the
+ * service has no table yet. Both families share the table map (it is keyed by rev-NAT id). */
+static __always_inline __u32 maglev_slot(const struct junction_lb4_service *service, __u32 hash)
 {
 	const struct junction_lb4_revnat_key key = { .rev_nat_id = service->rev_nat_id };
 	const __u32 zero = 0;
@@ -81,13 +79,24 @@ static __always_inline __u32 select_maglev(const struct jnc_packet *packet,
 	table = bpf_map_lookup_elem(inner, &zero);
 	if (!table)
 		return 0;
-	index = maglev_hash(packet, service->flags & JUNCTION_SVC_F_AFFINITY) %
-		JUNCTION_MAGLEV_TABLE_SIZE;
+	index = hash % JUNCTION_MAGLEV_TABLE_SIZE;
 	/* Hide the modulo from clang so the bound check the verifier needs stays in. */
 	asm volatile("" : "+r"(index));
 	if (index >= JUNCTION_MAGLEV_TABLE_SIZE)
 		return 0;
-	return (*chosen = active_backend(table[index])) ? table[index] : 0;
+	return table[index];
+}
+
+/* The table's backend for this connection; 0 when the service has no table yet or the
+ * slot's backend is gone or terminating (the caller falls back to random). */
+static __always_inline __u32 select_maglev(const struct jnc_packet *packet,
+					   const struct junction_lb4_service *service,
+					   struct junction_lb4_backend **chosen)
+{
+	__u32 id = maglev_slot(service,
+			       maglev_hash(packet, service->flags & JUNCTION_SVC_F_AFFINITY));
+
+	return id && (*chosen = active_backend(id)) ? id : 0;
 }
 
 /* The client's affinity backend, if the entry is younger than the service's timeout and

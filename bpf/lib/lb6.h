@@ -66,24 +66,10 @@ static __always_inline __u32 select_maglev6(const struct jnc_packet6 *packet,
 					    const struct junction_lb4_service *service,
 					    struct junction_lb6_backend **chosen)
 {
-	const struct junction_lb4_revnat_key key = { .rev_nat_id = service->rev_nat_id };
-	const __u32 zero = 0;
-	__u32 *table;
-	__u32 index;
-	void *inner;
+	__u32 id = maglev_slot(service,
+			       maglev_hash6(packet, service->flags & JUNCTION_SVC_F_AFFINITY));
 
-	inner = bpf_map_lookup_elem(&jnc_lb4_maglev, &key);
-	if (!inner)
-		return 0;
-	table = bpf_map_lookup_elem(inner, &zero);
-	if (!table)
-		return 0;
-	index = maglev_hash6(packet, service->flags & JUNCTION_SVC_F_AFFINITY) %
-		JUNCTION_MAGLEV_TABLE_SIZE;
-	asm volatile("" : "+r"(index));
-	if (index >= JUNCTION_MAGLEV_TABLE_SIZE)
-		return 0;
-	return (*chosen = active_backend6(table[index])) ? table[index] : 0;
+	return id && (*chosen = active_backend6(id)) ? id : 0;
 }
 
 static __always_inline __u32 select_affinity6(const struct junction_lb6_affinity_key *key,
