@@ -100,11 +100,17 @@ final class ProxyListeners: Sendable {
   private func insert(port: UInt16, pid: Int32, fd: Int32) {
     let copy = junction_pidfd_getfd(pid, fd)
     guard copy >= 0 else {
-      logger.warning(
-        "cannot take the proxy listener's socket",
-        metadata: [
-          "port": "\(port)", "pid": "\(pid)", "error": "\(String(cString: strerror(errno)))",
-        ])
+      let code = errno
+      var metadata: Logger.Metadata = [
+        "port": "\(port)", "pid": "\(pid)", "error": "\(String(cString: strerror(code)))",
+      ]
+      if code == EPERM {
+        // pidfd_getfd is a ptrace-attach check: Envoy started by the agent passes it (same
+        // user, no capability the agent lacks); another owner's proxy needs CAP_SYS_PTRACE.
+        metadata["hint"] =
+          "needs ptrace access to the proxy: run it as the agent's user with no capability the agent lacks, or give the agent CAP_SYS_PTRACE"
+      }
+      logger.warning("cannot take the proxy listener's socket", metadata: metadata)
       return
     }
     defer { close(copy) }
