@@ -68,7 +68,10 @@ final class PrivilegeTests: XCTestCase {
     let granted = Capability.datapath
     let node = try TestNode(
       podSubnet: "10.240.160.0/24",
-      agentArguments: ["--proxy-redirect", "default/web=\(proxyPort)"],
+      agentArguments: [
+        "--proxy-redirect", "default/web=\(proxyPort)", "--proxy-redirect",
+        "default/rooted=\(proxyPort + 1)",
+      ],
       agentLauncher: Self.launcher(granted),
       beforeAgent: { namespace in
         for command in [
@@ -121,6 +124,27 @@ final class PrivilegeTests: XCTestCase {
           + "print(c.makefile().readline().strip())",
       ])
     XCTAssertTrue(answer.stdout.hasPrefix("proxy "), answer.stdout + answer.stderr)
+
+    // A proxy with more capabilities than the agent (root's full set) is out of its reach
+    // without CAP_SYS_PTRACE, and the agent says so (redirects keep tc's hand-off).
+    try node.apply(
+      ServiceManifest.clusterIP(
+        name: "rooted", clusterIP: "10.96.160.30", backends: [addresses[0]]))
+    try processes.spawn(
+      in: node.name, ProxyRedirectDatapathTests.standinProxy, ["\(proxyPort + 1)"])
+    var warned: String?
+    for _ in 0..<100 where warned == nil {
+      warned = agent.log.split(separator: "\n").first {
+        $0.contains("cannot find the proxy listener's process") && $0.contains("CAP_SYS_PTRACE")
+          && $0.contains("port=\(proxyPort + 1)")
+      }.map(String.init)
+      if warned == nil { usleep(100_000) }
+    }
+    XCTAssertNotNil(warned, "no warning naming CAP_SYS_PTRACE:\n\(agent.log)")
+    usleep(2_500_000)  // two more syncs (one a second) that must not repeat it
+    XCTAssertEqual(
+      agent.log.components(separatedBy: "cannot find the proxy listener's process").count, 2,
+      "warned once, not at every sync")
 
     let health = try agent.request("GET", "/v1/healthz")
     XCTAssertEqual(health.status, 200, health.text)
