@@ -51,11 +51,17 @@ final class PrivilegeTests: XCTestCase {
     ]
   }
 
-  /// CapEff of process `pid`.
-  private func effectiveCapabilities(of pid: Int32) throws -> CapabilitySet {
+  /// CapEff of process `pid`, which must be `name`.
+  private func effectiveCapabilities(of pid: Int32, name: String = "junction-agent") throws
+    -> CapabilitySet
+  {
     let status = try XCTUnwrap(TestAgent.procText("/proc/\(pid)/status"), "no process \(pid)")
-    XCTAssertTrue(status.contains("junction-agent"), "process \(pid) is not the agent: \(status)")
+    XCTAssertTrue(status.contains("Name:\t\(name)"), "process \(pid) is not \(name): \(status)")
     return try XCTUnwrap(CapabilitySet(procStatus: status), status)
+  }
+
+  static func bits(_ capabilities: [Capability]) -> CapabilitySet {
+    CapabilitySet(bits: capabilities.reduce(0) { $0 | 1 << UInt64($1.rawValue) })
   }
 
   /// One node whose agent has only `Capability.datapath`: a pod ADDed through the plugin,
@@ -86,7 +92,7 @@ final class PrivilegeTests: XCTestCase {
     let agent = try XCTUnwrap(node.agent)
     XCTAssertEqual(
       try effectiveCapabilities(of: agent.pid),
-      CapabilitySet(bits: granted.reduce(0) { $0 | 1 << UInt64($1.rawValue) }),
+      Self.bits(granted),
       "the agent runs with exactly \(granted.map(\.name))")
     XCTAssertTrue(agent.log.contains("datapath loaded"), agent.log)
     XCTAssertTrue(agent.log.contains("north-south programs attached"), agent.log)
@@ -168,6 +174,91 @@ final class PrivilegeTests: XCTestCase {
     }
     // The running agent was not disturbed by them.
     XCTAssertEqual(try agent.request("GET", "/v1/healthz").status, 200)
+  }
+
+  /// Envoy supervised by an agent with only its three capabilities: started with them (and no
+  /// more), it accepts the seed's CiliumEnvoyConfig and serves it from the Services'
+  /// backend.
+  func testTheAgentsEnvoyRunsAndServesWithTheSameCapabilities() throws {
+    try requireTools()
+    try EnvoyL7Tests.requireEnvoy()
+    let agent = try TestAgent(
+      arguments: ["--envoy", EnvoyL7Tests.envoyPath], premountBPFFS: true,
+      launcher: Self.launcher(Capability.datapath))
+    agents.append(agent)
+    let port = UInt16(32760 + Int(getpid() % 160))
+    let backend = """
+      import http.server, sys
+      class H(http.server.BaseHTTPRequestHandler):
+          def do_GET(self):
+              body = ("echo %s\\n" % self.path).encode()
+              self.send_response(200); self.send_header("Content-Length", str(len(body)))
+              self.end_headers(); self.wfile.write(body)
+          def log_message(self, *a): pass
+      http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+      """
+    let server = Process()
+    server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+    server.arguments = ["-c", backend, "\(port)"]
+    try server.run()
+    defer {
+      server.terminate()
+      server.waitUntilExit()
+    }
+    var services = ""
+    for (index, name) in ["echo-same-node", "echo-other-node"].enumerated() {
+      services += """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: \(name), namespace: cilium-test}
+        spec:
+          clusterIP: 10.96.\(162 + index).\(getpid() % 200 + 1)
+          ports: [{name: http, port: 8080, targetPort: \(port)}]
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata:
+          name: \(name)-1
+          namespace: cilium-test
+          labels: {kubernetes.io/service-name: \(name)}
+        addressType: IPv4
+        ports: [{name: http, port: \(port), protocol: TCP}]
+        endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: true}}]
+        ---
+
+        """
+    }
+    let ctl = [Artifacts.junctionctl, "--socket", agent.socketPath]
+    let applied = try Shell.run(
+      ctl + ["apply", "-f", "-"], stdin: services + SeedEnvoyManifests.envoyConfig)
+    XCTAssertEqual(applied.status, 0, applied.stderr + agent.log)
+    var listener: Int?
+    var list: [String: Any] = [:]
+    let deadline = Date().addingTimeInterval(20)
+    while Date() < deadline, listener == nil {
+      list = try Shell.run(ctl + ["envoy", "list", "-o", "json"]).json ?? [:]
+      if let config = (list["configs"] as? [[String: Any]])?.first,
+        config["accepted"] as? Bool == true
+      {
+        listener = (config["listeners"] as? [String: Int])?.values.first
+      } else {
+        usleep(100_000)
+      }
+    }
+    let listenerPort = try XCTUnwrap(listener, "\(list)\n\(agent.log)")
+    let envoy = try XCTUnwrap(list["pid"] as? Int, "\(list)")
+    XCTAssertEqual(
+      try effectiveCapabilities(of: Int32(envoy), name: "envoy"), Self.bits(Capability.datapath),
+      "Envoy has the agent's capabilities, no more")
+    var body: String?
+    let served = Date().addingTimeInterval(20)
+    while Date() < served, body?.hasPrefix("echo") != true {
+      let result = try Shell.run(
+        ["curl", "-s", "--max-time", "3", "http://127.0.0.1:\(listenerPort)/foo/x"])
+      body = result.status == 0 ? result.stdout : nil
+      if body?.hasPrefix("echo") != true { usleep(100_000) }
+    }
+    XCTAssertEqual(body, "echo /\n", agent.log)
   }
 
   /// Mounting a bpffs is the one thing the agent may do that its capabilities do not allow
