@@ -194,7 +194,8 @@ let package = Package(
     .testTarget(
       name: "InstallTests",
       dependencies: [
-        "ServiceCore", "KubernetesClient", .product(name: "Yams", package: "Yams"),
+        "ServiceCore", "KubernetesClient", "AgentCore", "DatapathABI",
+        .product(name: "Yams", package: "Yams"),
       ]),
     .testTarget(
       name: "JunctionPluginTests",
@@ -205,7 +206,7 @@ let package = Package(
       name: "IntegrationTests",
       dependencies: [
         "CNIKit", "BPFKit", "DatapathABI", "JunctionPlugin", "StandinSupport", "ProxyManager",
-        "ServiceCore", "AgentAPI", .product(name: "Logging", package: "swift-log"),
+        "ServiceCore", "AgentAPI", "AgentCore", .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: [.swiftLanguageMode(.v5)]
     ),

@@ -86,7 +86,9 @@ func makeDatapath(
   } catch let failure as DatapathStartFailure {
     throw failure
   } catch {
-    throw DatapathStartFailure("cannot load the datapath from \(objectPath): \(error)")
+    throw DatapathStartFailure(
+      "cannot load the datapath from \(objectPath): \(error)"
+        + capabilityHint(for: error, needed: Capability.datapath, doing: "loading the datapath"))
   }
 }
 
@@ -130,7 +132,9 @@ private func prepareBPFFilesystem(_ path: String, logger: Logger) throws {
     try BPFFilesystem.mount(at: path)
     logger.info("mounted a bpffs", metadata: ["path": "\(path)"])
   } catch {
-    throw DatapathStartFailure("no bpffs at \(path) and cannot mount one: \(error)")
+    throw DatapathStartFailure(
+      "no bpffs at \(path) and cannot mount one: \(error)"
+        + capabilityHint(for: error, needed: [.sysAdmin], doing: "mounting a bpffs"))
   }
 }
 

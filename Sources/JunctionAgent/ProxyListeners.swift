@@ -3,6 +3,7 @@ import BPFKit
 import CJunctionSys
 import DatapathABI
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -21,6 +22,9 @@ final class ProxyListeners: Sendable {
   private let map: BPFMap
   private let link: NetnsLink
   private let logger: Logger
+  /// Ports whose listener no readable /proc/PID/fd showed, already warned about (once per
+  /// port until it is mapped: `sync` runs every second).
+  private let unreadable = Mutex<Set<UInt16>>([])
 
   private init(map: BPFMap, link: NetnsLink, logger: Logger) {
     self.map = map
@@ -93,18 +97,36 @@ final class ProxyListeners: Sendable {
     guard !wantedInodes.isEmpty else { return }
     for (pid, fd, inode) in Self.descriptors(of: Set(wantedInodes.keys)) {
       guard let port = wantedInodes.removeValue(forKey: inode) else { continue }
+      unreadable.withLock { _ = $0.remove(port) }
       insert(port: port, pid: pid, fd: fd)
+    }
+    // Listening, but no descriptor of it found: its process's /proc/PID/fd was unreadable
+    // (a ptrace read check, as pidfd_getfd's) or it closed meanwhile.
+    for port in Set(wantedInodes.values) where unreadable.withLock({ $0.insert(port).inserted }) {
+      logger.warning(
+        "cannot find the proxy listener's process",
+        metadata: [
+          "port": "\(port)",
+          "hint":
+            "reading its /proc/PID/fd needs ptrace access: run the proxy as the agent's user with no capability the agent lacks, or give the agent CAP_SYS_PTRACE",
+        ])
     }
   }
 
   private func insert(port: UInt16, pid: Int32, fd: Int32) {
     let copy = junction_pidfd_getfd(pid, fd)
     guard copy >= 0 else {
-      logger.warning(
-        "cannot take the proxy listener's socket",
-        metadata: [
-          "port": "\(port)", "pid": "\(pid)", "error": "\(String(cString: strerror(errno)))",
-        ])
+      let code = errno
+      var metadata: Logger.Metadata = [
+        "port": "\(port)", "pid": "\(pid)", "error": "\(String(cString: strerror(code)))",
+      ]
+      if code == EPERM {
+        // pidfd_getfd is a ptrace-attach check: Envoy started by the agent passes it (same
+        // user, no capability the agent lacks); another owner's proxy needs CAP_SYS_PTRACE.
+        metadata["hint"] =
+          "needs ptrace access to the proxy: run it as the agent's user with no capability the agent lacks, or give the agent CAP_SYS_PTRACE"
+      }
+      logger.warning("cannot take the proxy listener's socket", metadata: metadata)
       return
     }
     defer { close(copy) }

@@ -65,7 +65,9 @@ final class SocketLoadBalancer {
       // The same sizes as endpoint.o's: libbpf reuses a pinned map only when they match.
       object = try BPFObject.loadSized(path: objectPath, bpfFS: bpfFS, mapSizes: mapSizes)
     } catch {
-      throw DatapathStartFailure("--socket-lb: cannot load \(objectPath): \(error)")
+      throw DatapathStartFailure(
+        "--socket-lb: cannot load \(objectPath): \(error)"
+          + capabilityHint(for: error, needed: Capability.datapath, doing: "socket LB"))
     }
     let root = try CgroupRoot.prepare(cgroupRoot, stateDirectory: stateDirectory, logger: logger)
     var links: [CgroupLink] = []
@@ -89,7 +91,9 @@ final class SocketLoadBalancer {
       for link in links { link.detach() }
       for (name, _) in programs { CgroupLink.removePinned(linkPin(bpfFS: bpfFS, program: name)) }
       root.release(logger: logger)
-      throw DatapathStartFailure("--socket-lb: cannot attach to \(cgroupRoot): \(error)")
+      throw DatapathStartFailure(
+        "--socket-lb: cannot attach to \(cgroupRoot): \(error)"
+          + capabilityHint(for: error, needed: Capability.datapath, doing: "socket LB"))
     }
   }
 
@@ -172,7 +176,9 @@ struct CgroupRoot {
         try CgroupFilesystem.mount(at: path)
       } catch {
         CgroupRoot(record: record, recordFile: recordFile).release(logger: logger)
-        throw DatapathStartFailure("--cgroup-root \(path) is not a cgroup2 and \(error)")
+        throw DatapathStartFailure(
+          "--cgroup-root \(path) is not a cgroup2 and \(error)"
+            + capabilityHint(for: error, needed: [.sysAdmin], doing: "mounting a cgroup2"))
       }
       record.mounted = true
       logger.info("mounted a cgroup2", metadata: ["path": "\(path)"])

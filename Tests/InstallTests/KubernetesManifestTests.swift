@@ -1,3 +1,4 @@
+import AgentCore
 import Foundation
 import KubernetesClient
 import ServiceCore
@@ -97,7 +98,6 @@ final class KubernetesManifestTests: XCTestCase {
     try Self.checkSelectorAndVolumes(daemonSet)
 
     let agent = try Self.container(pod, "agent", initContainer: false)
-    XCTAssertEqual((agent["securityContext"] as? [String: Any])?["privileged"] as? Bool, true)
     let hostPaths = try Self.hostPaths(pod)
     // The plugin on the node finds the socket, the pins and the state at these paths, so
     // they are mounted at the node's own path.
@@ -109,7 +109,7 @@ final class KubernetesManifestTests: XCTestCase {
       let mount = try XCTUnwrap(mounts[path], "agent mounts \(path)")
       XCTAssertEqual(hostPaths[mount["name"] as? String ?? ""], path, "\(path) is the node's")
     }
-    XCTAssertEqual(mounts["/sys/fs/bpf"]?["mountPropagation"] as? String, "Bidirectional")
+    XCTAssertEqual(mounts["/sys/fs/bpf"]?["mountPropagation"] as? String, "HostToContainer")
     XCTAssertEqual(mounts["/run/netns"]?["mountPropagation"] as? String, "HostToContainer")
     let args = agent["args"] as? [String] ?? []
     for flag in [
@@ -134,6 +134,57 @@ final class KubernetesManifestTests: XCTestCase {
     XCTAssertTrue(script.contains("--first-in"), script)
     let keeper = try Self.container(pod, "cni-chain", initContainer: false)
     XCTAssertTrue(try Self.script(keeper).contains("junction-install chain"))
+  }
+
+  /// Least privilege: one privileged container, the init container that only mounts the
+  /// bpffs (a mount, and Bidirectional propagation, which Kubernetes allows only there); the
+  /// agent has exactly `Capability.datapath` (what PrivilegeTests runs it with) and nothing
+  /// else; the CNI install containers have no capability at all.
+  func testOnlyTheBPFFSMountIsPrivilegedAndTheAgentHasExactlyItsNamedCapabilities() throws {
+    let pod = try Self.podSpec(try XCTUnwrap(try Self.load("junction.yaml").last))
+    let containers =
+      (pod["initContainers"] as? [[String: Any]] ?? [])
+      + (pod["containers"] as? [[String: Any]] ?? [])
+    XCTAssertEqual(
+      (pod["initContainers"] as? [[String: Any]])?.first?["name"] as? String, "mount-bpf-fs",
+      "the bpffs is mounted before anything else runs")
+    for container in containers {
+      let name = container["name"] as? String ?? "?"
+      let context = container["securityContext"] as? [String: Any] ?? [:]
+      let capabilities = context["capabilities"] as? [String: Any] ?? [:]
+      let propagation = Set(
+        (container["volumeMounts"] as? [[String: Any]] ?? []).compactMap {
+          $0["mountPropagation"] as? String
+        })
+      if name == "mount-bpf-fs" {
+        XCTAssertEqual(context["privileged"] as? Bool, true)
+        XCTAssertEqual(
+          (container["volumeMounts"] as? [[String: Any]])?.map { $0["mountPath"] as? String },
+          ["/sys/fs/bpf"], "it sees nothing of the node but the bpffs")
+        XCTAssertEqual(propagation, ["Bidirectional"])
+        let script = try Self.script(container)
+        XCTAssertTrue(script.contains("mount -t bpf bpf /sys/fs/bpf"), script)
+        continue
+      }
+      XCTAssertNil(context["privileged"], "\(name) is not privileged")
+      XCTAssertFalse(propagation.contains("Bidirectional"), "\(name): Bidirectional is privileged")
+      XCTAssertEqual(context["allowPrivilegeEscalation"] as? Bool, false, name)
+      XCTAssertEqual(capabilities["drop"] as? [String], ["ALL"], name)
+      let added = capabilities["add"] as? [String] ?? []
+      if name == "agent" {
+        XCTAssertEqual(
+          added, Capability.datapath.map { String($0.name.dropFirst("CAP_".count)) },
+          "the agent's capabilities are the ones PrivilegeTests proves")
+        // pidfd_getfd under the runtime's default seccomp profile, pins under /sys/fs under
+        // its default AppArmor profile.
+        XCTAssertEqual(
+          (context["seccompProfile"] as? [String: Any])?["type"] as? String, "Unconfined")
+        XCTAssertEqual(
+          (context["appArmorProfile"] as? [String: Any])?["type"] as? String, "Unconfined")
+      } else {
+        XCTAssertEqual(added, [], "\(name) needs no capability")
+      }
+    }
   }
 
   func testUninstallDaemonSetUnchainsOnEveryNode() throws {

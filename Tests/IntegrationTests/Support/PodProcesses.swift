@@ -6,14 +6,17 @@ import XCTest
 final class PodProcesses {
   private var processes: [Process] = []
 
-  /// Starts python3 `script` with `arguments` in `pod`, its stdout into `stdout` when given.
+  /// Starts python3 `script` with `arguments` in `pod`, its stdout into `stdout` when given,
+  /// through `launcher` (e.g. setpriv with a capability set) when given.
   @discardableResult
-  func spawn(in pod: String, _ script: String, _ arguments: [String], stdout: URL? = nil)
-    throws -> Process
-  {
+  func spawn(
+    in pod: String, _ script: String, _ arguments: [String], stdout: URL? = nil,
+    through launcher: [String] = []
+  ) throws -> Process {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["ip", "netns", "exec", pod, "python3", "-c", script] + arguments
+    process.arguments =
+      ["ip", "netns", "exec", pod] + launcher + ["python3", "-c", script] + arguments
     if let stdout {
       _ = FileManager.default.createFile(atPath: stdout.path, contents: nil)
       process.standardOutput = try FileHandle(forWritingTo: stdout)

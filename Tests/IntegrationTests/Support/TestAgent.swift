@@ -39,6 +39,9 @@ final class TestAgent {
   let namespace: String?
   /// Flags added to the standard ones on every start (e.g. ["--shutdown-grace", "3"]).
   var extraArguments: [String]
+  /// A command the agent is started through, inside the namespace (e.g. setpriv with a
+  /// capability set); empty: the agent itself.
+  var launcher: [String] = []
   var readyTimeout: TimeInterval = 20
   var stopTimeout: TimeInterval = 10
 
@@ -60,7 +63,7 @@ final class TestAgent {
   ///   - start: start it now.
   init(
     namespace: String? = nil, arguments: [String] = [], premountBPFFS: Bool? = nil,
-    start: Bool = true
+    launcher: [String] = [], start: Bool = true
   ) throws {
     try TestAgent.requirePrerequisites()
     TestAgent.counter += 1
@@ -71,6 +74,7 @@ final class TestAgent {
     bpfFS = directory.appendingPathComponent("bpf").path
     self.namespace = namespace
     extraArguments = arguments
+    self.launcher = launcher
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     if premountBPFFS ?? (namespace != nil) {
       try FileManager.default.createDirectory(atPath: bpfFS, withIntermediateDirectories: true)
@@ -116,7 +120,8 @@ final class TestAgent {
 
   /// The command line that runs the agent with `arguments` (in the namespace, if any).
   func commandLine(_ arguments: [String]) -> [String] {
-    (namespace.map { ["ip", "netns", "exec", $0] } ?? []) + [TestAgent.binary] + arguments
+    (namespace.map { ["ip", "netns", "exec", $0] } ?? []) + launcher + [TestAgent.binary]
+      + arguments
   }
 
   private var logFile: URL { directory.appendingPathComponent("agent.log") }

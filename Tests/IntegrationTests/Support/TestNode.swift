@@ -40,7 +40,7 @@ final class TestNode {
   init(
     nodeIP: String = "192.168.240.1", podSubnet: String = "10.240.1.0/24",
     ipam extra: [String: Any] = [:], mtu: Int = 1500, startAgent: Bool = true,
-    agentArguments: [String] = [],
+    agentArguments: [String] = [], agentLauncher: [String] = [],
     chainedAfter previousPlugin: ((_ ipam: [String: Any]) -> [String: Any])? = nil,
     beforeAgent: ((_ namespace: String) throws -> [String])? = nil
   ) throws {
@@ -53,7 +53,7 @@ final class TestNode {
     do {
       try setUp(
         ipam: extra, mtu: mtu, startAgent: startAgent, agentArguments: agentArguments,
-        beforeAgent: beforeAgent)
+        agentLauncher: agentLauncher, beforeAgent: beforeAgent)
     } catch {
       tearDown()  // a half-made node must not outlive the failed test
       throw error
@@ -64,7 +64,7 @@ final class TestNode {
   /// start an API server there), and gives more agent arguments.
   private func setUp(
     ipam extra: [String: Any], mtu: Int, startAgent: Bool, agentArguments: [String],
-    beforeAgent: ((_ namespace: String) throws -> [String])?
+    agentLauncher: [String], beforeAgent: ((_ namespace: String) throws -> [String])?
   ) throws {
     try FileManager.default.createDirectory(at: binDir, withIntermediateDirectories: true)
     try FileManager.default.createDirectory(at: confDir, withIntermediateDirectories: true)
@@ -77,7 +77,8 @@ final class TestNode {
     try Shell.must(["ip", "-n", name, "addr", "add", "\(nodeIP)/32", "dev", "lo"])
     let agentArguments = agentArguments + (try beforeAgent?(name) ?? [])
     if startAgent {
-      let agent = try TestAgent(namespace: name, arguments: agentArguments)
+      let agent = try TestAgent(
+        namespace: name, arguments: agentArguments, launcher: agentLauncher)
       self.agent = agent
       agentSocket = agent.socketPath
     } else {
