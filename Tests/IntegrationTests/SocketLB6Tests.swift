@@ -93,16 +93,22 @@ final class SocketLB6Tests: XCTestCase {
   }
 
   /// An IPv6 (or, with `family` IPv4, IPv4) Service with TCP port 80 and UDP port 53 to 8080,
-  /// and its EndpointSlice; ClientIP affinity when `affinity`.
+  /// and its EndpointSlice; ClientIP affinity when `affinity`; the `terminating` backends
+  /// serving but terminating.
   private func manifest(
     _ name: String, clusterIP: String, family: String = "IPv6", backends: [String],
-    affinity: Bool = false
+    affinity: Bool = false, terminating: Set<String> = []
   ) -> String {
     let endpoints =
       backends.isEmpty
       ? "endpoints: []"
       : "endpoints:\n"
-        + backends.map { "- addresses: [\"\($0)\"]\n  conditions: {ready: true}" }
+        + backends.map {
+          let conditions =
+            terminating.contains($0)
+            ? "{ready: false, serving: true, terminating: true}" : "{ready: true}"
+          return "- addresses: [\"\($0)\"]\n  conditions: \(conditions)"
+        }
         .joined(separator: "\n")
     let sessionAffinity =
       affinity
@@ -343,6 +349,21 @@ final class SocketLB6Tests: XCTestCase {
       ])
     XCTAssertEqual(
       four.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "alpha \(Self.clusterIP4) 80")
+  }
+
+  /// A terminating backend gets no new connection from the node's sockets (the slots and
+  /// lib/lb6.h's active_backend6, as on the per-packet path).
+  func testATerminatingIPv6BackendGetsNoNewConnection() throws {
+    let node = try makeNode(subnet: 69)
+    let alpha = try startBackend("alpha", on: node)
+    let beta = try startBackend("beta", on: node)
+    try node.apply(
+      manifest(
+        "six", clusterIP: Self.vip, backends: [alpha.v6, beta.v6], terminating: [beta.v6]))
+    let names = try python(on: node, Self.tcpClient, [Self.vip, "80", "12", "-"]).map {
+      String($0.split(separator: " ").first ?? "")
+    }
+    XCTAssertEqual(names, Array(repeating: "alpha", count: 12))
   }
 
   /// ClientIP affinity is one table for both paths: a client the socket path placed keeps
