@@ -53,6 +53,7 @@
 #define JUNCTION_MAP_DEVICES "jnc_devices"
 #define JUNCTION_MAP_NODE_CONFIG "jnc_node_cfg"
 #define JUNCTION_MAP_LB4_SOCK_REVNAT "jnc_lb4_sk_rev"
+#define JUNCTION_MAP_LB6_SOCK_REVNAT "jnc_lb6_sk_rev"
 /* L7 proxy redirect: see "L7 proxy redirect" below. */
 #define JUNCTION_MAP_PROXY_LISTENERS "jnc_proxy_lsn"
 /* Flow events: see "Flow events" below. */
@@ -74,6 +75,10 @@
 #define JUNCTION_PROG_SOCK_SENDMSG4 "sock_sendmsg4"
 #define JUNCTION_PROG_SOCK_RECVMSG4 "sock_recvmsg4"
 #define JUNCTION_PROG_SOCK_GETPEERNAME4 "sock_getpeername4"
+#define JUNCTION_PROG_SOCK_CONNECT6 "sock_connect6"
+#define JUNCTION_PROG_SOCK_SENDMSG6 "sock_sendmsg6"
+#define JUNCTION_PROG_SOCK_RECVMSG6 "sock_recvmsg6"
+#define JUNCTION_PROG_SOCK_GETPEERNAME6 "sock_getpeername6"
 /* bpf/proxy_lookup.c: the node namespace's socket lookup (BPF_SK_LOOKUP), L7 proxy redirect.
  * Attached with a BPF link the agent pins under this name with the suffix below. */
 #define JUNCTION_PROG_PROXY_LOOKUP "proxy_lookup"
@@ -114,6 +119,7 @@
 #define JUNCTION_DEVICES_MAX 64
 /* Connected or sending sockets translated by socket LB (one entry per socket and backend). */
 #define JUNCTION_LB4_SOCK_REVNAT_MAX 65536
+#define JUNCTION_LB6_SOCK_REVNAT_MAX 65536
 
 /*
  * The flow event ring (BPF_MAP_TYPE_RINGBUF): bytes, a power of 2 and a multiple of the page
@@ -558,6 +564,26 @@ struct junction_lb4_sock_key {
 
 struct junction_lb4_sock_revnat {
 	__be32 address; /* frontend */
+	__be16 port;
+	__u16 rev_nat_id;
+};
+
+/*
+ * Map: JUNCTION_MAP_LB6_SOCK_REVNAT (LRU_HASH), the IPv6 twin: connect6/sendmsg6 to an IPv6
+ * frontend record it, recvmsg6 and getpeername6 read it. An IPv4-mapped address
+ * (::ffff:a.b.c.d) on a dual-stack AF_INET6 socket is an IPv4 frontend: the IPv4 service
+ * maps translate it and its entry goes to JUNCTION_MAP_LB4_SOCK_REVNAT (the v4 address).
+ */
+struct junction_lb6_sock_key {
+	__u64 cookie;
+	__be32 address[4]; /* backend */
+	__be16 port;
+	__u16 pad;
+	__u32 pad2;
+};
+
+struct junction_lb6_sock_revnat {
+	__be32 address[4]; /* frontend */
 	__be16 port;
 	__u16 rev_nat_id;
 };

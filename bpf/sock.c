@@ -2,25 +2,37 @@
 /*
  * Socket load balancing for the node's own processes, attached by the agent (--socket-lb)
  * to a cgroup v2 with BPF links:
- *   sock_connect4      connect() of a TCP or UDP socket to a service frontend: pick a
- *                      backend and connect to it instead (once per connection, no per-packet
- *                      NAT and no conntrack entry);
- *   sock_sendmsg4      sendto()/sendmsg() with an address on an unconnected UDP socket: the
- *                      same, per datagram;
- *   sock_recvmsg4      recvfrom()/recvmsg() on UDP: a datagram from a backend this socket was
- *                      sent to is reported as coming from the frontend;
- *   sock_getpeername4  getpeername(): the frontend, not the backend, for a translated socket.
+ *   sock_connect4/6      connect() of a TCP or UDP socket to a service frontend: pick a
+ *                        backend and connect to it instead (once per connection, no
+ *                        per-packet NAT and no conntrack entry);
+ *   sock_sendmsg4/6      sendto()/sendmsg() with an address on an unconnected UDP socket:
+ *                        the same, per datagram;
+ *   sock_recvmsg4/6      recvfrom()/recvmsg() on UDP: a datagram from a backend this socket
+ *                        was sent to is reported as coming from the frontend;
+ *   sock_getpeername4/6  getpeername(): the frontend, not the backend, for a translated
+ *                        socket.
  * An L7 proxy frontend's TCP connect goes to the proxy on 127.0.0.1:proxy_port instead of a
  * backend (remembered the same way, so getpeername still shows the frontend).
+ *
+ * The IPv6 hooks serve IPv6 frontends (jnc_lb6_svc, lib/lb6.h's selection, reverse entries
+ * in jnc_lb6_sk_rev) and, on a dual-stack AF_INET6 socket (not IPV6_V6ONLY), IPv4-mapped
+ * addresses: ::ffff:<v4 frontend> is an IPv4 frontend, translated by the IPv4 path to
+ * ::ffff:<v4 backend> (as Cilium's sock6_xlate_v4_in_v6), its reverse entry in
+ * jnc_lb4_sk_rev. (The kernel runs sendmsg4, not sendmsg6, for a datagram sent to a mapped
+ * address, and connect6, recvmsg6, getpeername6 for the rest: both ways end in the same
+ * IPv4 translation.) An IPv6 frontend's L7 proxy flag is not served (the per-packet IPv6
+ * path balances it to its slots too), nor a NodePort on [::1] or [::], and IPv6
+ * translations write no flow events yet (the event layout is IPv4's).
  *
  * Only sockets in the node's network namespace are translated (jnc_node_cfg's
  * host_netns_cookie, as Cilium's socketLB.hostNamespaceOnly): pods are translated per packet
  * by from_endpoint, and lab nodes on one machine share one cgroup hierarchy, so each node's
  * programs see every process of the machine and must leave the other namespaces alone.
  *
- * Backend selection is the datapath's (lib/lb4.h): ClientIP affinity, Maglev, random. The
- * frontend a socket was translated from is remembered per (socket cookie, backend) in
- * jnc_lb4_sk_rev for the reverse direction.
+ * Backend selection is the datapath's (lib/lb4.h, lib/lb6.h): ClientIP affinity, Maglev,
+ * random, over the slots the agent wrote (active, topology-filtered backends). The frontend
+ * a socket was translated from is remembered per (socket cookie, backend) in jnc_lb4_sk_rev
+ * or jnc_lb6_sk_rev for the reverse direction.
  */
 #include <linux/bpf.h>
 #include <linux/errno.h>
@@ -32,6 +44,7 @@
 #include "lib/variant.h"
 #include "lib/events.h"
 #include "lib/lb4.h"
+#include "lib/lb6.h"
 #include "lib/maps.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -109,37 +122,41 @@ static __always_inline void socket_as_packet(struct bpf_sock_addr *ctx, __u8 pro
 	packet->proto = proto;
 }
 
-/* connect4 and sendmsg4: a frontend's address becomes one of its backends'. Each
- * translation or refusal is a flow event (lib/events.h; `connect`: one per connection). */
-static __always_inline int translate_to_backend(struct bpf_sock_addr *ctx, int connect)
+/* What a frontend lookup decided for one destination address (else a negative errno: the
+ * call fails with it). */
+#define JNC_SOCK_UNTOUCHED 0 /* not a frontend: the call goes on unchanged */
+#define JNC_SOCK_XLATED 1    /* a frontend: the backend came back */
+
+/*
+ * An IPv4 destination (address:port, `proto`): a frontend's address becomes one of its
+ * backends' (in *to), its reverse entry recorded. Each translation or refusal is a flow
+ * event (lib/events.h; `connect`: one per connection).
+ */
+static __always_inline int frontend_to_backend4(struct bpf_sock_addr *ctx,
+						const struct junction_node_config *config,
+						int connect, __be32 address, __be16 port, __u8 proto,
+						struct junction_lb4_backend *to)
 {
 	struct junction_lb4_service_key key = {};
 	struct junction_lb4_backend *backend = NULL;
-	const struct junction_node_config *config;
 	struct junction_lb4_sock_key reverse_key = {};
 	struct junction_lb4_sock_revnat reverse = {};
 	struct junction_lb4_service *service;
 	struct junction_lb4_backend proxy = {};
 	struct jnc_packet packet = {};
-	__u8 proto = ctx->protocol;
 	__u8 lrp;
 	__u32 id;
 
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
-		return JNC_SYS_PROCEED;
-	config = host_socket_config(ctx);
-	if (!config)
-		return JNC_SYS_PROCEED;
-	key.address = ctx->user_ip4;
-	key.port = (__be16)ctx->user_port;
+	key.address = address;
+	key.port = port;
 	key.proto = proto;
-	/* What the application asked for; recvmsg4 and getpeername4 give it back. */
-	reverse.address = key.address;
-	reverse.port = key.port;
+	/* What the application asked for; recvmsg and getpeername give it back. */
+	reverse.address = address;
+	reverse.port = port;
 	service = lookup_frontend(&key, config);
 	if (!service)
-		return JNC_SYS_PROCEED;
-	socket_as_packet(ctx, proto, reverse.address, reverse.port, &packet);
+		return JNC_SOCK_UNTOUCHED;
+	socket_as_packet(ctx, proto, address, port, &packet);
 	lrp = service->flags & JUNCTION_SVC_F_LOCAL_REDIRECT ? JUNCTION_FLOW_F_LRP : 0;
 	/* An L7 proxy frontend: the node's own connections go to the proxy's listener on
 	 * 127.0.0.1:proxy_port (as Cilium's socket LB does for host-namespace clients), which
@@ -156,15 +173,13 @@ static __always_inline int translate_to_backend(struct bpf_sock_addr *ctx, int c
 	if (service->count == 0) {
 		jnc_emit_sock(bpf_get_socket_cookie(ctx), &packet, NULL, service->rev_nat_id,
 			      JUNCTION_DROP_NO_BACKEND, connect, lrp);
-		bpf_set_retval(-ECONNREFUSED);
-		return JNC_SYS_REJECT;
+		return -ECONNREFUSED;
 	}
 	id = select_backend(&packet, &key, service, bpf_ktime_get_ns(), &backend);
 	if (!id || !backend) {
 		jnc_emit_sock(bpf_get_socket_cookie(ctx), &packet, NULL, service->rev_nat_id,
 			      JUNCTION_DROP_NO_BACKEND, connect, lrp);
-		bpf_set_retval(-ECONNREFUSED);
-		return JNC_SYS_REJECT;
+		return -ECONNREFUSED;
 	}
 translate:
 	reverse_key.cookie = bpf_get_socket_cookie(ctx);
@@ -175,32 +190,225 @@ translate:
 	 * would see answers from an address it never sent to, so fail the send instead. TCP
 	 * only loses getpeername's frontend. */
 	if (bpf_map_update_elem(&jnc_lb4_sk_rev, &reverse_key, &reverse, BPF_ANY) < 0 &&
-	    proto == IPPROTO_UDP) {
-		bpf_set_retval(-ENOMEM);
-		return JNC_SYS_REJECT;
-	}
+	    proto == IPPROTO_UDP)
+		return -ENOMEM;
 	jnc_emit_sock(reverse_key.cookie, &packet, backend, service->rev_nat_id, 0, connect, lrp);
-	ctx->user_ip4 = backend->address;
-	ctx->user_port = (__u32)backend->port;
-	return JNC_SYS_PROCEED;
+	*to = *backend;
+	return JNC_SOCK_XLATED;
+}
+
+/* The IPv6 connection as lib/lb6.h's selection sees a packet (socket_as_packet's rules). */
+static __always_inline void socket_as_packet6(struct bpf_sock_addr *ctx, __u8 proto,
+					      const __be32 *daddr, __be16 dport,
+					      struct jnc_packet6 *packet)
+{
+	struct bpf_sock *sk = ctx->sk;
+	__u16 sport = 0;
+
+	if (sk) {
+		packet->saddr[0] = sk->src_ip6[0];
+		packet->saddr[1] = sk->src_ip6[1];
+		packet->saddr[2] = sk->src_ip6[2];
+		packet->saddr[3] = sk->src_ip6[3];
+		sport = sk->src_port;
+	}
+	if (!sport)
+		sport = bpf_get_prandom_u32();
+	packet->sport = bpf_htons(sport);
+	jnc_addr6_copy(packet->daddr, daddr);
+	packet->dport = dport;
+	packet->proto = proto;
+}
+
+/*
+ * An IPv6 destination: frontend_to_backend4's twin over jnc_lb6_svc and lib/lb6.h's
+ * select_backend6 (the per-packet path's selection, so affinity entries are shared with it).
+ */
+static __always_inline int frontend_to_backend6(struct bpf_sock_addr *ctx, const __be32 *address,
+						__be16 port, __u8 proto,
+						struct junction_lb6_backend *to)
+{
+	struct junction_lb6_service_key key = {};
+	struct junction_lb6_backend *backend = NULL;
+	struct junction_lb6_sock_key reverse_key = {};
+	struct junction_lb6_sock_revnat reverse = {};
+	struct junction_lb4_service *service;
+	struct jnc_packet6 packet = {};
+	__u32 id;
+
+	jnc_addr6_copy(key.address, address);
+	key.port = port;
+	key.proto = proto;
+	service = bpf_map_lookup_elem(&jnc_lb6_svc, &key);
+	if (!service)
+		return JNC_SOCK_UNTOUCHED;
+	if (service->count == 0)
+		return -ECONNREFUSED;
+	socket_as_packet6(ctx, proto, address, port, &packet);
+	id = select_backend6(&packet, &key, service, bpf_ktime_get_ns(), &backend);
+	if (!id || !backend)
+		return -ECONNREFUSED;
+	reverse_key.cookie = bpf_get_socket_cookie(ctx);
+	jnc_addr6_copy(reverse_key.address, backend->address);
+	reverse_key.port = backend->port;
+	jnc_addr6_copy(reverse.address, address);
+	reverse.port = port;
+	reverse.rev_nat_id = service->rev_nat_id;
+	/* As for IPv4: a UDP send without its reverse entry would get unrecognisable replies. */
+	if (bpf_map_update_elem(&jnc_lb6_sk_rev, &reverse_key, &reverse, BPF_ANY) < 0 &&
+	    proto == IPPROTO_UDP)
+		return -ENOMEM;
+	*to = *backend;
+	return JNC_SOCK_XLATED;
+}
+
+/* The call's verdict for a lookup's outcome: a negative errno fails it with that error. */
+static __always_inline int verdict(int outcome)
+{
+	if (outcome >= 0)
+		return JNC_SYS_PROCEED;
+	bpf_set_retval(outcome);
+	return JNC_SYS_REJECT;
+}
+
+/* connect4 and sendmsg4. */
+static __always_inline int translate_to_backend4(struct bpf_sock_addr *ctx, int connect)
+{
+	const struct junction_node_config *config;
+	struct junction_lb4_backend backend = {};
+	__u8 proto = ctx->protocol;
+	int outcome;
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return JNC_SYS_PROCEED;
+	config = host_socket_config(ctx);
+	if (!config)
+		return JNC_SYS_PROCEED;
+	outcome = frontend_to_backend4(ctx, config, connect, ctx->user_ip4,
+				       (__be16)ctx->user_port, proto, &backend);
+	if (outcome == JNC_SOCK_XLATED) {
+		ctx->user_ip4 = backend.address;
+		ctx->user_port = (__u32)backend.port;
+	}
+	return verdict(outcome);
+}
+
+/* ::ffff:a.b.c.d, an IPv4 address on a dual-stack AF_INET6 socket. */
+static __always_inline int is_v4_mapped(const __be32 *address)
+{
+	return address[0] == 0 && address[1] == 0 && address[2] == bpf_htonl(0xffff);
+}
+
+/* user_ip6 is read and written one 32-bit word at a time: the only access size the
+ * verifier allows for a write (and the one it allows on every kernel for a read). */
+static __always_inline void user_address6(const struct bpf_sock_addr *ctx, __be32 *address)
+{
+	address[0] = ctx->user_ip6[0];
+	address[1] = ctx->user_ip6[1];
+	address[2] = ctx->user_ip6[2];
+	address[3] = ctx->user_ip6[3];
+}
+
+static __always_inline void set_user_address6(struct bpf_sock_addr *ctx, const __be32 *address)
+{
+	ctx->user_ip6[0] = address[0];
+	ctx->user_ip6[1] = address[1];
+	ctx->user_ip6[2] = address[2];
+	ctx->user_ip6[3] = address[3];
+}
+
+/* connect6 and sendmsg6: an IPv6 frontend, or an IPv4 one in a mapped address. */
+static __always_inline int translate_to_backend6(struct bpf_sock_addr *ctx, int connect)
+{
+	const struct junction_node_config *config;
+	struct junction_lb6_backend backend6 = {};
+	struct junction_lb4_backend backend4 = {};
+	__be16 port = (__be16)ctx->user_port;
+	__u8 proto = ctx->protocol;
+	__be32 address[4];
+	int outcome;
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return JNC_SYS_PROCEED;
+	config = host_socket_config(ctx);
+	if (!config)
+		return JNC_SYS_PROCEED;
+	user_address6(ctx, address);
+	if (is_v4_mapped(address)) {
+		outcome = frontend_to_backend4(ctx, config, connect, address[3], port, proto,
+					       &backend4);
+		if (outcome == JNC_SOCK_XLATED) {
+			/* The prefix stays: the socket connects to ::ffff:<backend>. */
+			ctx->user_ip6[3] = backend4.address;
+			ctx->user_port = (__u32)backend4.port;
+		}
+		return verdict(outcome);
+	}
+	outcome = frontend_to_backend6(ctx, address, port, proto, &backend6);
+	if (outcome == JNC_SOCK_XLATED) {
+		set_user_address6(ctx, backend6.address);
+		ctx->user_port = (__u32)backend6.port;
+	}
+	return verdict(outcome);
+}
+
+/* The frontend socket `cookie` was translated from, for an IPv4 backend address:port. */
+static __always_inline struct junction_lb4_sock_revnat *frontend_of4(__u64 cookie, __be32 address,
+								     __be16 port)
+{
+	struct junction_lb4_sock_key key = {};
+
+	key.cookie = cookie;
+	key.address = address;
+	key.port = port;
+	return bpf_map_lookup_elem(&jnc_lb4_sk_rev, &key);
 }
 
 /* recvmsg4 and getpeername4: a backend this socket was translated to reads as its frontend. */
-static __always_inline int translate_to_frontend(struct bpf_sock_addr *ctx)
+static __always_inline int translate_to_frontend4(struct bpf_sock_addr *ctx)
 {
-	struct junction_lb4_sock_key key = {};
 	struct junction_lb4_sock_revnat *reverse;
 
 	if (!host_socket_config(ctx))
 		return JNC_SYS_PROCEED;
-	key.cookie = bpf_get_socket_cookie(ctx);
-	key.address = ctx->user_ip4;
-	key.port = (__be16)ctx->user_port;
-	reverse = bpf_map_lookup_elem(&jnc_lb4_sk_rev, &key);
+	reverse = frontend_of4(bpf_get_socket_cookie(ctx), ctx->user_ip4, (__be16)ctx->user_port);
 	if (!reverse)
 		return JNC_SYS_PROCEED;
 	ctx->user_ip4 = reverse->address;
 	ctx->user_port = (__u32)reverse->port;
+	return JNC_SYS_PROCEED;
+}
+
+/* recvmsg6 and getpeername6: the same, for an IPv6 backend or an IPv4-mapped one. */
+static __always_inline int translate_to_frontend6(struct bpf_sock_addr *ctx)
+{
+	struct junction_lb6_sock_key key = {};
+	struct junction_lb4_sock_revnat *reverse4;
+	struct junction_lb6_sock_revnat *reverse6;
+	__be16 port = (__be16)ctx->user_port;
+	__u64 cookie;
+	__be32 address[4];
+
+	if (!host_socket_config(ctx))
+		return JNC_SYS_PROCEED;
+	cookie = bpf_get_socket_cookie(ctx);
+	user_address6(ctx, address);
+	if (is_v4_mapped(address)) {
+		reverse4 = frontend_of4(cookie, address[3], port);
+		if (!reverse4)
+			return JNC_SYS_PROCEED;
+		ctx->user_ip6[3] = reverse4->address;
+		ctx->user_port = (__u32)reverse4->port;
+		return JNC_SYS_PROCEED;
+	}
+	key.cookie = cookie;
+	jnc_addr6_copy(key.address, address);
+	key.port = port;
+	reverse6 = bpf_map_lookup_elem(&jnc_lb6_sk_rev, &key);
+	if (!reverse6)
+		return JNC_SYS_PROCEED;
+	set_user_address6(ctx, reverse6->address);
+	ctx->user_port = (__u32)reverse6->port;
 	return JNC_SYS_PROCEED;
 }
 
@@ -210,14 +418,14 @@ SEC("cgroup/connect4")
 int sock_connect4(struct bpf_sock_addr *ctx)
 {
 	JNC_VARIANT_MARK();
-	return translate_to_backend(ctx, 1);
+	return translate_to_backend4(ctx, 1);
 }
 
 SEC("cgroup/sendmsg4")
 int sock_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	JNC_VARIANT_MARK();
-	return translate_to_backend(ctx, 0);
+	return translate_to_backend4(ctx, 0);
 }
 
 /* recvmsg and getpeername hooks must return 1: they can only rewrite, never refuse. */
@@ -225,12 +433,40 @@ SEC("cgroup/recvmsg4")
 int sock_recvmsg4(struct bpf_sock_addr *ctx)
 {
 	JNC_VARIANT_MARK();
-	return translate_to_frontend(ctx);
+	return translate_to_frontend4(ctx);
 }
 
 SEC("cgroup/getpeername4")
 int sock_getpeername4(struct bpf_sock_addr *ctx)
 {
 	JNC_VARIANT_MARK();
-	return translate_to_frontend(ctx);
+	return translate_to_frontend4(ctx);
+}
+
+SEC("cgroup/connect6")
+int sock_connect6(struct bpf_sock_addr *ctx)
+{
+	JNC_VARIANT_MARK();
+	return translate_to_backend6(ctx, 1);
+}
+
+SEC("cgroup/sendmsg6")
+int sock_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	JNC_VARIANT_MARK();
+	return translate_to_backend6(ctx, 0);
+}
+
+SEC("cgroup/recvmsg6")
+int sock_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	JNC_VARIANT_MARK();
+	return translate_to_frontend6(ctx);
+}
+
+SEC("cgroup/getpeername6")
+int sock_getpeername6(struct bpf_sock_addr *ctx)
+{
+	JNC_VARIANT_MARK();
+	return translate_to_frontend6(ctx);
 }

@@ -59,8 +59,8 @@ public struct NorthSouthSettings: Equatable, Sendable {
   public var lbMode: LBMode
   public var nodePortRange: PortRange
   public var snatPortRange: PortRange
-  /// Socket LB (cgroup v2 connect4/sendmsg4/recvmsg4/getpeername4) for the node's own
-  /// processes.
+  /// Socket LB (cgroup v2 connect, sendmsg, recvmsg and getpeername, IPv4 and IPv6) for the
+  /// node's own processes.
   public var socketLB: Bool
   /// The cgroup v2 directory the socket programs attach to; a cgroup2 is mounted there when
   /// none is.

@@ -11,6 +11,10 @@ public enum CgroupHook: Sendable, CaseIterable {
   case sendmsg4
   case recvmsg4
   case getpeername4
+  case connect6
+  case sendmsg6
+  case recvmsg6
+  case getpeername6
 
   var attachType: bpf_attach_type {
     switch self {
@@ -18,6 +22,10 @@ public enum CgroupHook: Sendable, CaseIterable {
     case .sendmsg4: BPF_CGROUP_UDP4_SENDMSG
     case .recvmsg4: BPF_CGROUP_UDP4_RECVMSG
     case .getpeername4: BPF_CGROUP_INET4_GETPEERNAME
+    case .connect6: BPF_CGROUP_INET6_CONNECT
+    case .sendmsg6: BPF_CGROUP_UDP6_SENDMSG
+    case .recvmsg6: BPF_CGROUP_UDP6_RECVMSG
+    case .getpeername6: BPF_CGROUP_INET6_GETPEERNAME
     }
   }
 }

@@ -9,9 +9,11 @@ import ServiceDatapath
   import Glibc
 #endif
 
-/// Socket load balancing (`--socket-lb`): bpf/sock.c's four programs on the cgroup v2 at
-/// `--cgroup-root`, so the node's own processes reach services by connecting straight to a
-/// backend (connect4/sendmsg4) and see the service address back (recvmsg4/getpeername4).
+/// Socket load balancing (`--socket-lb`): bpf/sock.c's eight programs on the cgroup v2 at
+/// `--cgroup-root`, so the node's own processes reach services, IPv4 and IPv6 (and IPv4
+/// ones through IPv4-mapped addresses on dual-stack sockets), by connecting straight to a
+/// backend (connect4/6, sendmsg4/6) and see the service address back (recvmsg4/6,
+/// getpeername4/6).
 ///
 /// The programs are attached with BPF links pinned under `--bpf-fs` (`<program>_link`), so,
 /// like the tc programs, they outlive the agent, stopped or killed: without that, every
@@ -39,6 +41,8 @@ final class SocketLoadBalancer {
   static let programs: [(name: String, hook: CgroupHook)] = [
     (JUNCTION_PROG_SOCK_CONNECT4, .connect4), (JUNCTION_PROG_SOCK_SENDMSG4, .sendmsg4),
     (JUNCTION_PROG_SOCK_RECVMSG4, .recvmsg4), (JUNCTION_PROG_SOCK_GETPEERNAME4, .getpeername4),
+    (JUNCTION_PROG_SOCK_CONNECT6, .connect6), (JUNCTION_PROG_SOCK_SENDMSG6, .sendmsg6),
+    (JUNCTION_PROG_SOCK_RECVMSG6, .recvmsg6), (JUNCTION_PROG_SOCK_GETPEERNAME6, .getpeername6),
   ]
 
   /// Loads sock.o against the pinned maps under `bpfFS` (endpoint.o loaded them first),

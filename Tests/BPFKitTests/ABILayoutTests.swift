@@ -218,6 +218,14 @@ final class ABILayoutTests: XCTestCase {
     typealias V = junction_lb4_sock_revnat
     assertLayout(V.self, size: 8, alignment: 4)
     XCTAssertEqual(MemoryLayout<V>.offset(of: \.rev_nat_id), 6)
+    typealias K6 = junction_lb6_sock_key
+    assertLayout(K6.self, size: 32, alignment: 8)
+    XCTAssertEqual(MemoryLayout<K6>.offset(of: \.address), 8)
+    XCTAssertEqual(MemoryLayout<K6>.offset(of: \.port), 24)
+    typealias V6 = junction_lb6_sock_revnat
+    assertLayout(V6.self, size: 20, alignment: 4)
+    XCTAssertEqual(MemoryLayout<V6>.offset(of: \.port), 16)
+    XCTAssertEqual(MemoryLayout<V6>.offset(of: \.rev_nat_id), 18)
   }
 
   /// The flow event record the datapath writes to the jnc_events ring and the agent reads
@@ -300,6 +308,8 @@ final class ABILayoutTests: XCTestCase {
     XCTAssertEqual(JUNCTION_LB6_BACKENDS_MAX, 65536)
     XCTAssertEqual(JUNCTION_LB6_REVNAT_MAX, 65535)
     XCTAssertEqual(JUNCTION_LB6_AFFINITY_MAX, 65536)
+    XCTAssertEqual(JUNCTION_MAP_LB6_SOCK_REVNAT, "jnc_lb6_sk_rev")
+    XCTAssertEqual(JUNCTION_LB6_SOCK_REVNAT_MAX, JUNCTION_LB4_SOCK_REVNAT_MAX)
     XCTAssertEqual(JUNCTION_CT6_MAX, 262144)
     // Maglev: a prime table size and a seed every node shares.
     XCTAssertEqual(JUNCTION_MAGLEV_TABLE_SIZE, 16381)

@@ -57,6 +57,8 @@ final class CgroupLinkTests: XCTestCase {
     let programs: [(String, CgroupHook)] = [
       (JUNCTION_PROG_SOCK_CONNECT4, .connect4), (JUNCTION_PROG_SOCK_SENDMSG4, .sendmsg4),
       (JUNCTION_PROG_SOCK_RECVMSG4, .recvmsg4), (JUNCTION_PROG_SOCK_GETPEERNAME4, .getpeername4),
+      (JUNCTION_PROG_SOCK_CONNECT6, .connect6), (JUNCTION_PROG_SOCK_SENDMSG6, .sendmsg6),
+      (JUNCTION_PROG_SOCK_RECVMSG6, .recvmsg6), (JUNCTION_PROG_SOCK_GETPEERNAME6, .getpeername6),
     ]
     var links: [CgroupLink] = []
     for (name, hook) in programs {

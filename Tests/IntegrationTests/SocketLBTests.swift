@@ -316,8 +316,8 @@ final class SocketLBTests: XCTestCase {
     let agent = try agent(node)
     let root = try mountCgroup2()
 
-    // Running: cgroup2 mounted at --cgroup-root (in the agent's mount namespace), the four
-    // programs attached to the hierarchy's root, the namespace's cookie in jnc_node_cfg.
+    // Running: cgroup2 mounted at --cgroup-root (in the agent's mount namespace), the eight
+    // programs (both families) attached to the hierarchy's root, the namespace's cookie in jnc_node_cfg.
     let mountinfo = try XCTUnwrap(TestAgent.procText("/proc/\(agent.pid)/mountinfo"))
     XCTAssertTrue(
       mountinfo.split(separator: "\n").contains {
@@ -373,7 +373,8 @@ final class SocketLBTests: XCTestCase {
     try assertAttached(ids, at: root, false)
     for name in [
       JUNCTION_PROG_SOCK_CONNECT4, JUNCTION_PROG_SOCK_SENDMSG4, JUNCTION_PROG_SOCK_RECVMSG4,
-      JUNCTION_PROG_SOCK_GETPEERNAME4,
+      JUNCTION_PROG_SOCK_GETPEERNAME4, JUNCTION_PROG_SOCK_CONNECT6, JUNCTION_PROG_SOCK_SENDMSG6,
+      JUNCTION_PROG_SOCK_RECVMSG6, JUNCTION_PROG_SOCK_GETPEERNAME6,
     ] {
       XCTAssertFalse(
         FileManager.default.fileExists(atPath: "\(agent.bpfFS)/\(name)_link"), "\(name)_link")

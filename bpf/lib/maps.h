@@ -192,6 +192,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } jnc_lb4_sk_rev SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct junction_lb6_sock_key);
+	__type(value, struct junction_lb6_sock_revnat);
+	__uint(max_entries, JUNCTION_LB6_SOCK_REVNAT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} jnc_lb6_sk_rev SEC(".maps");
+
 /* The node's L7 proxy listeners by proxy port (junction_abi.h); written by the agent. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
