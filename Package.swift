@@ -72,12 +72,15 @@ let package = Package(
       name: "ServiceDatapath",
       dependencies: ["BPFKit", "DatapathABI", "ServiceCore", "CNIKit"]
     ),
+    // What the API server sends, decoded (JSON, watch events, LIST pages, errors) and the
+    // collections' addresses: pure, without NIO, so that the fuzzer builds it alone.
+    .target(name: "KubernetesWire", dependencies: ["CNIKit"]),
     // The agent's Kubernetes API client: cluster access (in-cluster, kubeconfig), list and
     // watch over async-http-client, and the reflector's pure state machine.
     .target(
       name: "KubernetesClient",
       dependencies: [
-        "CNIKit",
+        "CNIKit", "KubernetesWire",
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -141,7 +144,9 @@ let package = Package(
     // harness with `fuzz/run.sh` (-sanitize=fuzzer -DFUZZING, its own build path).
     .executableTarget(
       name: "JunctionFuzz",
-      dependencies: ["AgentCore", "CNIConfigEditing", "CNIKit", "ServiceCore"],
+      dependencies: [
+        "AgentCore", "CNIConfigEditing", "CNIKit", "FlowPipeline", "KubernetesWire", "ServiceCore",
+      ],
       path: "fuzz/Sources/JunctionFuzz"
     ),
     .executableTarget(

@@ -32,8 +32,8 @@ status=${PIPESTATUS[0]}
 # demo, on those installed binaries. Each counts as one test in the closing line.
 bash install/demo.sh 2>&1 | tee "$demo_log"
 demo=${PIPESTATUS[0]}
-# Each fuzz harness 30 s (issue 16; ~2 min for its own small -sanitize=fuzzer build and
-# ~2 min of fuzzing, well inside the suite's budget); a crash fails this check.
+# Each of the 6 fuzz harnesses 30 s (issue 16; ~2 min for its own small -sanitize=fuzzer
+# build and 3 min of fuzzing, well inside the suite's budget); a crash fails this check.
 bash fuzz/run.sh --seconds 30
 fuzz=$?
 set -e

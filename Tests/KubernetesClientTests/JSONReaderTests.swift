@@ -30,6 +30,24 @@ final class JSONReaderTests: XCTestCase {
     }
   }
 
+  /// Found by fuzz/run.sh k8s-api: a number past Double's range became an infinity, which
+  /// `serialized()` cannot write (the whole document came out as `null`). Refused now, as
+  /// Foundation's decoder refuses it; the largest finite numbers still read and write back.
+  func testRefusesANumberPastDoublesRange() throws {
+    let texts = [
+      "1e999", "-1E400", #"{"code":1e309}"#, "[0, 2.5e+308]",
+      String(repeating: "9", count: 400),
+    ]
+    for text in texts {
+      XCTAssertThrowsError(try JSONReader.parse(Array(text.utf8)), text)
+      XCTAssertThrowsError(try JSONValue.parse(Array(text.utf8)), text)
+    }
+    for text in ["1.7976931348623157e308", "-1.7976931348623157E+308", "4.9e-324", "1e-999"] {
+      let value = try JSONReader.parse(Array(text.utf8))
+      XCTAssertEqual(try JSONReader.parse(value.serialized()), value, text)
+    }
+  }
+
   func testRefusesNestingBeyondTheBound() {
     let deep =
       String(repeating: "[", count: JSONReader.maximumDepth + 1)
