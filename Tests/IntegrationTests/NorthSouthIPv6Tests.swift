@@ -235,9 +235,14 @@ final class NorthSouthIPv6Tests: XCTestCase {
       let atNode1 = try finish(node1Capture)
       let atNode2 = try finish(node2Capture)
 
+      // To the backend port: "ADDR.8080:", or "> 8080:" after the DSTOPT header's line part.
+      func toBackend(_ packet: String) -> Bool {
+        packet.contains(".8080:") || packet.contains("> 8080:")
+      }
       let syn = try XCTUnwrap(
-        atNode2.first { $0.contains("Flags [S]") && $0.contains(".8080:") }, "\(atNode2)")
-      XCTAssertTrue(syn.contains("\(NorthSouthIPv6Tests.client)."), "client source kept: \(syn)")
+        atNode2.first { $0.contains("Flags [S]") && toBackend($0) }, "\(atNode2)")
+      XCTAssertTrue(
+        syn.contains("\(NorthSouthIPv6Tests.client) > "), "client source kept: \(syn)")
       XCTAssertTrue(syn.contains("DSTOPT"), "a Destination Options header: \(syn)")
       // The header, from byte 40 of the IPv6 packet: next header TCP (06), length 2, option
       // 0x1b of 20 bytes naming node1:nodePort, two Pad1 bytes.
@@ -255,12 +260,12 @@ final class NorthSouthIPv6Tests: XCTestCase {
         atNode1.contains { $0.contains(".8080 > ") || $0.contains(frontend) },
         "no reply crosses node1: \(atNode1)")
       let later = atNode2.filter {
-        $0.contains(".8080:") && $0.contains("Flags [") && !$0.contains("Flags [S]")
+        toBackend($0) && $0.contains("Flags [") && !$0.contains("Flags [S]")
       }
       XCTAssertFalse(later.isEmpty)
       XCTAssertFalse(later.contains { $0.contains("DSTOPT") }, "only the SYN carries it")
       let datagram = try XCTUnwrap(
-        atNode2.first { $0.contains("UDP") && $0.contains(".8080:") }, "\(atNode2)")
+        atNode2.first { $0.contains("UDP") && toBackend($0) }, "\(atNode2)")
       XCTAssertTrue(datagram.contains("DSTOPT"), "every UDP datagram: \(datagram)")
       try assertBulk(lab, peer: NorthSouthIPv6Tests.client)
     }
