@@ -95,13 +95,26 @@ final class NorthSouthIPv6Tests: XCTestCase {
     tcp()
     """
 
-  /// The client: `who tcp|udp HOST PORT` prints the answer (UDP on a connected socket, so
+  /// The client: `bigudp HOST PORT` sends a datagram filling the 1500-byte MTU exactly,
+  /// don't-fragment, twice, printing "EMSGSIZE" when the second is refused because a Packet
+  /// Too Big lowered the path MTU; `who tcp|udp HOST PORT` prints the answer (UDP on a connected socket, so
   /// only an answer from the address asked counts); `get|put HOST PORT N` prints the bytes
   /// received (get) or the server's "ok PEER" (put), within 30 s.
   private static let asker = """
-    import socket, sys
+    import errno, socket, sys, time
     verb = sys.argv[1]
-    if verb == "who":
+    if verb == "bigudp":
+        u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        u.setsockopt(socket.IPPROTO_IPV6, 23, 2)  # IPV6_MTU_DISCOVER = IPV6_PMTUDISC_DO
+        u.connect((sys.argv[2], int(sys.argv[3])))
+        u.send(b"x" * 1452)
+        time.sleep(0.5)
+        try:
+            u.send(b"x" * 1452)
+            print("sent")
+        except OSError as e:
+            print("EMSGSIZE" if e.errno == errno.EMSGSIZE else str(e))
+    elif verb == "who":
         proto, host, port = sys.argv[2], sys.argv[3], int(sys.argv[4])
         if proto == "tcp":
             c = socket.create_connection((host, port), timeout=3); c.sendall(b"who\\n")
@@ -268,6 +281,18 @@ final class NorthSouthIPv6Tests: XCTestCase {
         atNode2.first { $0.contains("UDP") && toBackend($0) }, "\(atNode2)")
       XCTAssertTrue(datagram.contains("DSTOPT"), "every UDP datagram: \(datagram)")
       try assertBulk(lab, peer: NorthSouthIPv6Tests.client)
+
+      // A datagram filling the MTU has no room for the 24-byte header: node1 answers ICMPv6
+      // Packet Too Big with 1476, and the client's kernel refuses the next one.
+      let script = lab.directory.appendingPathComponent("ask6.py").path
+      let big = try lab.must([
+        "exec-client", "--", "python3", script, "bigudp", NorthSouthIPv6Tests.node1,
+        "\(NorthSouthIPv6Tests.nodePort)",
+      ])
+      XCTAssertEqual(big.trimmingCharacters(in: .whitespacesAndNewlines), "EMSGSIZE")
+      let route = try lab.must(
+        ["exec-client", "--", "ip", "-6", "route", "get", NorthSouthIPv6Tests.node1])
+      XCTAssertTrue(route.contains("mtu 1476"), route)
     }
   }
 
