@@ -173,7 +173,9 @@ static __always_inline int lb6_reverse_nat(struct __sk_buff *skb, const struct j
 	struct junction_ct6_entry *entry;
 
 	entry = bpf_map_lookup_elem(&jnc_ct6, &key);
-	if (!entry)
+	/* North-south entries are translated on the node's device (lib/nodeport6.h). */
+	if (!entry || (entry->flags & (JUNCTION_CT_F_SNAT | JUNCTION_CT_F_DSR |
+					JUNCTION_CT_F_EXTERNAL)))
 		return TC_ACT_OK;
 	revnat_key.rev_nat_id = entry->rev_nat_id;
 	revnat = bpf_map_lookup_elem(&jnc_lb6_revnat, &revnat_key);

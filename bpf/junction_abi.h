@@ -25,7 +25,7 @@
 #include <linux/types.h>
 
 /* Bumped on any change to a struct, enum value, map type or size below. */
-#define JUNCTION_ABI_VERSION 4
+#define JUNCTION_ABI_VERSION 5
 
 /* ---- Names ---------------------------------------------------------------------------- */
 
@@ -459,8 +459,9 @@ struct junction_ct6_entry {
 	__u64 last_seen; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the last packet */
 	__u32 backend_id;
 	__u16 rev_nat_id;
-	__u16 flags; /* JUNCTION_CT_F_*; only 0 so far (no IPv6 north-south or hairpin yet) */
-	/* Reserved for IPv6 SNAT and DSR (as junction_ct4_entry's); 0 until they exist. */
+	__u16 flags; /* JUNCTION_CT_F_*: as IPv4's (north-south: SNAT, DSR, EXTERNAL, CLOSING) */
+	/* SNAT and DSR: as junction_ct4_entry's (the node's or the client's IPv6 address, or
+	 * the DSR option's frontend); else 0. */
 	__be32 nat_address[4];
 	__be16 nat_port;
 	__u16 pad;
@@ -493,6 +494,35 @@ struct junction_device_key {
 struct junction_device {
 	__be32 address; /* the node's IPv4 address on it: the SNAT source */
 	__u32 mtu;      /* the DSR option must fit in it */
+	/* The node's first global IPv6 address on it (never link-local): the IPv6 SNAT source;
+	 * all zero when it has none (IPv6 NodePort connections to remote backends by SNAT
+	 * are then dropped, NAT_FAILED). */
+	__be32 address6[4];
+};
+
+/*
+ * DSR over IPv6, Cilium's encoding (bpf/lib/nodeport.h, struct dsr_opt_v6), so that a Junction
+ * node and a Cilium node can be each other's ingress or backend node: a Destination Options
+ * extension header inserted right after the 40-byte IPv6 header of the SYN (TCP) or of every
+ * datagram (UDP) forwarded to a remote backend; payload_len += 24. The header: next header
+ * (what followed the IPv6 header), length 2 ((2 + 1) x 8 = 24 bytes), then one option of type
+ * 0x1b (high bits 00: a node that does not know it skips it; change bit 0) and length 20:
+ * the frontend's 16-byte address and its port (network order), then 2 zero bytes (two Pad1
+ * options).
+ */
+#define JUNCTION_DSR6_OPT_TYPE 0x1b
+#define JUNCTION_DSR6_OPT_LEN 20
+#define JUNCTION_DSR6_EXT_LEN 24
+#define JUNCTION_DSR6_NEXTHDR_DEST 60
+
+struct junction_dsr_opt6 {
+	__u8 nexthdr;
+	__u8 hdrlen; /* 8-byte units beyond the first 8: 2 */
+	__u8 type;   /* JUNCTION_DSR6_OPT_TYPE */
+	__u8 len;    /* JUNCTION_DSR6_OPT_LEN */
+	__be32 address[4];
+	__be16 port;
+	__u16 pad;
 };
 
 /* The agent's default ranges (--node-port-range: Kubernetes' default; --snat-port-range:

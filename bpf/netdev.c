@@ -5,7 +5,7 @@
  *   from_netdev  tc ingress = packets the node receives from the network
  *   to_netdev    tc egress  = packets the node sends to it
  *
- * from_netdev, IPv4 TCP/UDP only:
+ * from_netdev, IPv4 TCP/UDP:
  *   - a reply to a connection this node SNATed (REPLY entry with JUNCTION_CT_F_SNAT): the
  *     destination goes back to the client, the source to the frontend; forwarded by FIB;
  *   - a packet carrying the DSR option (the backend's node): a REPLY entry backend -> client
@@ -27,8 +27,10 @@
  *     the proxy answers from the frontend itself, so its replies need nothing here.
  * to_netdev: a packet matching a REPLY entry flagged EXTERNAL (source := the frontend of
  * its rev_nat_id) or DSR (source := the entry's frontend from the option).
- * Everything else passes untouched both ways: the node's own traffic, ARP, IPv6, ICMP,
- * fragments, even malformed IPv4 (the kernel judges it). Drops are counted with
+ * IPv6: the same cases over jnc_lb6_* and jnc_ct6, in lib/nodeport6.h (DSR by Cilium's
+ * Destination Options header, lib/dsr6.h; Packet Too Big instead of fragmentation-needed).
+ * Everything else passes untouched both ways: the node's own traffic, ARP, ICMP and ICMPv6,
+ * fragments, even malformed IPv4 or IPv6 (the kernel judges it). Drops are counted with
  * JUNCTION_DIR_FROM_NETDEV / JUNCTION_DIR_TO_NETDEV.
  * Flow events (lib/events.h) for the north-south packets handled here, never the node's own:
  * a connection's first packet with its translation and how it leaves (JUNCTION_FLOW_F_DSR,
@@ -50,6 +52,7 @@
 #include "lib/lb4.h"
 #include "lib/maps.h"
 #include "lib/nat.h"
+#include "lib/nodeport6.h"
 #include "lib/parse.h"
 #include "lib/proxy.h"
 #include "lib/snat.h"
@@ -376,6 +379,26 @@ static __always_inline int dsr_record(const struct jnc_packet *packet,
 
 /* ---- Entry points ---------------------------------------------------------------------- */
 
+/* from_netdev's IPv6 half (lib/nodeport6.h), a program of its own reached by a tail call:
+ * IPv4's 480-byte frame is then not under IPv6's (512 bytes for all frames at once). */
+SEC("tc")
+int from_netdev6(struct __sk_buff *skb)
+{
+	JNC_VARIANT_MARK();
+	return jnc_from_netdev6(skb);
+}
+
+/* The tail call's table, filled by libbpf when the object loads (not pinned: each load of
+ * this object has its own, holding its own from_netdev6). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32)); /* a size, not a BTF type: the kernel refuses BTF here */
+	__array(values, int(struct __sk_buff *));
+} jnc_nd_calls SEC(".maps") = {
+	.values = { [0] = (void *)&from_netdev6 },
+};
+
 SEC("tc")
 int from_netdev(struct __sk_buff *skb)
 {
@@ -389,6 +412,10 @@ int from_netdev(struct __sk_buff *skb)
 	struct jnc_trace trace = {};
 	struct junction_ct4_key key;
 
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		bpf_tail_call(skb, &jnc_nd_calls, 0);
+		return TC_ACT_OK; /* no from_netdev6 (not loaded): untouched, as before */
+	}
 	if (jnc_parse_ipv4(skb, &packet) != JNC_PARSE_OK)
 		return TC_ACT_OK;
 	key = ct_key_of(&packet, JUNCTION_CT_REPLY);
@@ -430,6 +457,8 @@ int to_netdev(struct __sk_buff *skb)
 	__be32 address;
 	__be16 port;
 
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return jnc_to_netdev6(skb);
 	if (jnc_parse_ipv4(skb, &packet) != JNC_PARSE_OK)
 		return TC_ACT_OK;
 	key = ct_key_of(&packet, JUNCTION_CT_REPLY);

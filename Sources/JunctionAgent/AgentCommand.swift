@@ -78,7 +78,8 @@ struct AgentCommand: AsyncParsableCommand {
   @Option(
     help: ArgumentHelp(
       "The node's external devices, comma-separated (default: none). NodePorts are served on "
-        + "their IPv4 addresses (read at start: each must exist and have one) and on 0.0.0.0.",
+        + "their IPv4 addresses (read at start: each must exist and have one), on their "
+        + "global IPv6 addresses for IPv6 Services, and on 0.0.0.0.",
       valueName: "if,..."))
   var devices: String?
 

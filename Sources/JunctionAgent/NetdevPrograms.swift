@@ -41,6 +41,17 @@ struct NetdevPrograms {
         $0.loadUnaligned(as: UInt32.self)
       }
       entry.mtu = UInt32(device.mtu)
+      // The first global IPv6 address: the IPv6 SNAT source (all zero: none).
+      if let address6 = device.addresses6.first {
+        entry.address6 = address6.bytes.withUnsafeBytes {
+          (
+            $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self),
+            $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self),
+            $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self),
+            $0.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
+          )
+        }
+      }
       try table.update(junction_device_key(ifindex: UInt32(bitPattern: device.index)), entry)
     }
     // The map first, then the programs: a packet never meets a program without its device.
@@ -52,6 +63,7 @@ struct NetdevPrograms {
         metadata: [
           "device": "\(device.name)", "ifindex": "\(device.index)",
           "address": "\(device.addresses.first?.description ?? "")",
+          "address6": "\(device.addresses6.first?.description ?? "")",
           "mtu": "\(device.mtu)", "from_netdev": "\(from.id)", "to_netdev": "\(to.id)",
         ])
     }

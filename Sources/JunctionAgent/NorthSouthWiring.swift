@@ -4,7 +4,7 @@ import ServiceCore
 
 extension NorthSouthPolicy {
   /// The planner's view of `--devices` and `--lb-mode`: NodePorts on every node address (the
-  /// devices' IPv4 addresses) and on 0.0.0.0 when there is one, or when socket LB serves
+  /// devices' IPv4 and global IPv6 addresses) and on 0.0.0.0 when there is one, or when socket LB serves
   /// host processes; DSR for the protocols `LBMode.usesDSR(tcp:)` names.
   init(nodeAddresses: [IPAddress], settings: NorthSouthSettings) {
     self.init(

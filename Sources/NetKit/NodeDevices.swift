@@ -9,6 +9,25 @@ public struct NodeDevice: Equatable, Sendable {
   public var mtu: Int
   /// Its IPv4 addresses, in the order the kernel lists them (the first is the SNAT source).
   public var addresses: [IPAddress]
+  /// Its global IPv6 addresses (link-local fe80::/10 left out: not an address a client can
+  /// reach without naming the link, and Cilium once picked one by mistake, cilium#36752), in
+  /// the kernel's order (the first is the IPv6 SNAT source). May be empty.
+  public var addresses6: [IPAddress]
+
+  public init(
+    name: String, index: Int32, mtu: Int, addresses: [IPAddress], addresses6: [IPAddress] = []
+  ) {
+    self.name = name
+    self.index = index
+    self.mtu = mtu
+    self.addresses = addresses
+    self.addresses6 = addresses6
+  }
+}
+
+extension IPAddress {
+  /// fe80::/10.
+  public var isIPv6LinkLocal: Bool { !isIPv4 && bytes[0] == 0xfe && bytes[1] & 0xc0 == 0x80 }
 }
 
 /// Why the node's devices cannot be served; `description` is one line for a start failure.
@@ -37,10 +56,14 @@ public enum NodeDevices {
       var devices: [NodeDevice] = []
       for name in names {
         guard let link = try socket.link(named: name) else { throw NodeDeviceProblem.missing(name) }
-        let addresses = try socket.addresses(index: link.index).map(\.address).filter(\.isIPv4)
+        let all = try socket.addresses(index: link.index).map(\.address)
+        let addresses = all.filter(\.isIPv4)
         guard !addresses.isEmpty else { throw NodeDeviceProblem.noIPv4Address(name) }
+        let addresses6 = all.filter { !$0.isIPv4 && !$0.isIPv6LinkLocal }
         devices.append(
-          NodeDevice(name: name, index: link.index, mtu: link.mtu, addresses: addresses))
+          NodeDevice(
+            name: name, index: link.index, mtu: link.mtu, addresses: addresses,
+            addresses6: addresses6))
       }
       return devices
     } catch let problem as NodeDeviceProblem {
@@ -50,10 +73,12 @@ public enum NodeDevices {
     }
   }
 
-  /// Every IPv4 address of `devices`, each once, in device order: the node addresses
-  /// NodePorts are frontends on.
+  /// Every IPv4 address of `devices`, then every global IPv6 one, each once, in device
+  /// order: the node addresses NodePorts are frontends on.
   public static func addresses(of devices: [NodeDevice]) -> [IPAddress] {
     var seen: Set<IPAddress> = []
-    return devices.flatMap(\.addresses).filter { seen.insert($0).inserted }
+    return (devices.flatMap(\.addresses) + devices.flatMap(\.addresses6)).filter {
+      seen.insert($0).inserted
+    }
   }
 }

@@ -7,7 +7,8 @@ import CNIKit
 /// `LBMode.usesDSR(tcp:)` in AgentCore, the one place that decision is made); ServiceCore
 /// only applies it, so it stays free of the agent's flags.
 public struct NorthSouthPolicy: Hashable, Sendable {
-  /// The node's IPv4 addresses on its external devices: one NodePort frontend each.
+  /// The node's addresses on its external devices, IPv4 and IPv6: one NodePort frontend each
+  /// (for the Services of that family).
   public var nodeAddresses: [IPAddress]
   /// Whether every NodePort is also a frontend on 0.0.0.0:nodePort, the one the socket
   /// programs look up for a host process connecting to 0.0.0.0 or 127.x.
@@ -24,8 +25,9 @@ public struct NorthSouthPolicy: Hashable, Sendable {
     nodeAddresses: [IPAddress] = [], nodePortWildcard: Bool? = nil,
     dsrProtocols: Set<L4Protocol> = []
   ) {
-    self.nodeAddresses = nodeAddresses.filter(\.isIPv4)
-    self.nodePortWildcard = nodePortWildcard ?? !self.nodeAddresses.isEmpty
+    self.nodeAddresses = nodeAddresses
+    // The wildcard is IPv4's 0.0.0.0 (socket LB's NodePort on any address): only with IPv4.
+    self.nodePortWildcard = nodePortWildcard ?? self.nodeAddresses.contains(where: \.isIPv4)
     self.dsrProtocols = dsrProtocols
   }
 
@@ -33,6 +35,15 @@ public struct NorthSouthPolicy: Hashable, Sendable {
   /// wildcard.
   public var nodePortAddresses: [IPAddress] {
     nodeAddresses + (nodePortWildcard ? [Self.wildcardAddress] : [])
+  }
+
+  /// Those of `nodePortAddresses` a Service of `families` is served on: kube-proxy runs one
+  /// proxier per family and a Service goes only to those of its `ipFamilies`, so a
+  /// SingleStack IPv4 Service has no NodePort on the node's IPv6 addresses (and the reverse).
+  /// No family known (no clusterIP, no ipFamilies): IPv4, as before IPv6 existed.
+  public func nodePortAddresses(for families: [IPFamily]) -> [IPAddress] {
+    let served = Set(families.isEmpty ? [.ipv4] : families)
+    return nodePortAddresses.filter { served.contains(IPFamily(of: $0)) }
   }
 }
 

@@ -64,7 +64,7 @@ public struct ServiceContribution: Hashable, Sendable {
 /// its own family), every externalIP × port
 /// (ExternalIPs), every `status.loadBalancer.ingress[].ip` × port (LoadBalancer), and, when
 /// the port has a nodePort, each of `NorthSouthPolicy.nodePortAddresses` × nodePort
-/// (NodePort: the node's device addresses and 0.0.0.0). Headless and ExternalName services
+/// (NodePort: the node's device addresses of the Service's families, and 0.0.0.0 for IPv4). Headless and ExternalName services
 /// have none. All but ClusterIP are external; an external frontend uses DSR when its
 /// protocol is in `NorthSouthPolicy.dsrProtocols`.
 ///
@@ -134,7 +134,9 @@ public enum ServicePlanner {
       for address in service.externalIPs { claim(address, port.port, .externalIP) }
       for address in service.loadBalancerIngress { claim(address, port.port, .loadBalancer) }
       if let nodePort = port.nodePort, service.type == .nodePort || service.type == .loadBalancer {
-        for address in northSouth.nodePortAddresses { claim(address, nodePort, .nodePort) }
+        for address in northSouth.nodePortAddresses(for: service.ipFamilies) {
+          claim(address, nodePort, .nodePort)
+        }
       }
       for (key, type) in keys where claimed.insert(key).inserted {
         let isLocalPolicy = TrafficPolicyFilter.isLocal(service, for: type)

@@ -203,7 +203,14 @@ final class ABILayoutTests: XCTestCase {
     XCTAssertEqual(MemoryLayout<junction_dsr_opt4>.offset(of: \.port), 2)
     XCTAssertEqual(MemoryLayout<junction_dsr_opt4>.offset(of: \.address), 4)
     assertLayout(junction_device_key.self, size: 4, alignment: 4)
-    assertLayout(junction_device.self, size: 8, alignment: 4)
+    assertLayout(junction_device.self, size: 24, alignment: 4)
+    XCTAssertEqual(MemoryLayout<junction_device>.offset(of: \.address6), 8)
+    // Cilium's struct dsr_opt_v6, byte for byte (24 bytes: the extension header's length 2).
+    assertLayout(junction_dsr_opt6.self, size: 24, alignment: 4)
+    XCTAssertEqual(MemoryLayout<junction_dsr_opt6>.offset(of: \.type), 2)
+    XCTAssertEqual(MemoryLayout<junction_dsr_opt6>.offset(of: \.address), 4)
+    XCTAssertEqual(MemoryLayout<junction_dsr_opt6>.offset(of: \.port), 20)
+    XCTAssertEqual(JUNCTION_DSR6_EXT_LEN, 24)
     typealias C = junction_node_config
     assertLayout(C.self, size: 16, alignment: 8)
     XCTAssertEqual(MemoryLayout<C>.offset(of: \.snat_port_min), 8)
@@ -280,7 +287,7 @@ final class ABILayoutTests: XCTestCase {
   }
 
   func testConstants() {
-    XCTAssertEqual(JUNCTION_ABI_VERSION, 4)
+    XCTAssertEqual(JUNCTION_ABI_VERSION, 5)
     XCTAssertEqual(JUNCTION_MAP_ENDPOINT_COUNTERS, "jnc_ep_counters")
     XCTAssertEqual(JUNCTION_MAP_DROPS, "jnc_drops")
     XCTAssertEqual(JUNCTION_PROG_FROM_ENDPOINT, "from_endpoint")

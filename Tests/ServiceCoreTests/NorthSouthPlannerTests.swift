@@ -92,6 +92,57 @@ final class NorthSouthPlannerTests: XCTestCase {
     XCTAssertTrue(NorthSouthPolicy().nodePortAddresses.isEmpty)
   }
 
+  /// NodePort on the node's IPv6 address too, for the Services of that family only (as
+  /// kube-proxy's per-family proxiers): an IPv4 Service is not served on the IPv6 address,
+  /// an IPv6 one not on the IPv4 address nor on the (IPv4) wildcard, a dual-stack one on both,
+  /// each frontend with its own family's backends.
+  func testNodePortOnIPv6NodeAddressesFollowsTheServiceFamilies() throws {
+    let node6 = IPAddress("fd00:172:30::11")!
+    let policy = NorthSouthPolicy(nodeAddresses: [nodeAddress, node6], dsrProtocols: [.tcp])
+    XCTAssertEqual(
+      policy.nodePortAddresses.map(\.description), ["172.18.0.2", "fd00:172:30::11", "0.0.0.0"])
+    XCTAssertEqual(
+      NorthSouthPolicy(nodeAddresses: [node6]).nodePortAddresses.map(\.description),
+      ["fd00:172:30::11"], "the IPv4 wildcard only with an IPv4 node address")
+    func nodePorts(_ families: String, _ clusterIPs: String) throws -> [String] {
+      let yaml = """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web, namespace: default}
+        spec:
+          type: NodePort
+          ipFamilyPolicy: PreferDualStack
+          ipFamilies: \(families)
+          clusterIPs: \(clusterIPs)
+          ports: [{port: 80, targetPort: 8080, nodePort: 30080, protocol: TCP}]
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata: {name: web-6, namespace: default, labels: {kubernetes.io/service-name: web}}
+        addressType: IPv6
+        ports: [{port: 8080, protocol: TCP}]
+        endpoints:
+        - addresses: ["fd00:10:240:2::5"]
+          conditions: {ready: true}
+          nodeName: node2
+        """
+      var ids = LoadBalancerIDs()
+      let resources = try ApplyPlan(.apply, yaml: yaml).result(applyingTo: ResourceSet())
+      let state = ServicePlanner.plan(resources, ids: &ids, northSouth: policy, nodeName: "node1")
+      return state.frontends.filter { $0.type == .nodePort }.map {
+        "\($0.key) \($0.backends.map(\.key.address.description)) dsr=\($0.usesDSR)"
+      }.sorted()
+    }
+    XCTAssertEqual(
+      try nodePorts("[IPv4]", "[10.96.0.7]"),
+      ["0.0.0.0:30080/TCP [] dsr=true", "172.18.0.2:30080/TCP [] dsr=true"])
+    XCTAssertEqual(
+      try nodePorts("[IPv6]", "[\"fd00:10:96::7\"]"),
+      ["[fd00:172:30::11]:30080/TCP [\"fd00:10:240:2::5\"] dsr=true"])
+    XCTAssertEqual(
+      try nodePorts("[IPv4, IPv6]", "[10.96.0.7, \"fd00:10:96::7\"]").count, 3)
+  }
+
   func testExternalAndDSRFlagsFollowTheFrontendTypeAndProtocol() throws {
     // hybrid: DSR for TCP only.
     let hybrid = try plan(yaml([local, remote]), dsr: [.tcp])

@@ -54,7 +54,7 @@ static __always_inline int jnc_ttl_decrement(struct __sk_buff *skb)
  * goes out as it is. The L4 header length is TCP's data offset (options included), or
  * UDP's 8 bytes (for UDP GSO, gso_size is each datagram's payload).
  */
-static __always_inline __u32 jnc_wire_len(struct __sk_buff *skb, const struct jnc_packet *packet)
+static __always_inline __u32 jnc_wire_len_at(struct __sk_buff *skb, __u32 l4_off, __u8 proto)
 {
 	__u32 whole = skb->len - ETH_HLEN;
 	/* Read once: a second read after the helper call below could be compiled as a load
@@ -66,13 +66,20 @@ static __always_inline __u32 jnc_wire_len(struct __sk_buff *skb, const struct jn
 
 	if (gso_size == 0)
 		return whole;
-	if (packet->proto == IPPROTO_TCP) {
-		if (bpf_skb_load_bytes(skb, packet->l4_off + 12, &offset, 1) < 0)
+	if (proto == IPPROTO_TCP) {
+		if (bpf_skb_load_bytes(skb, l4_off + 12, &offset, 1) < 0)
 			return whole;
 		l4_len = (offset >> 4) * 4;
 	}
-	segment = packet->l4_off - ETH_HLEN + l4_len + gso_size;
+	segment = l4_off - ETH_HLEN + l4_len + gso_size;
 	return segment < whole ? segment : whole;
+}
+
+/* jnc_wire_len_at for a parsed IPv4 packet. (An IPv6 packet's is the same sum: its L4 offset
+ * counts the 40-byte header and the extension headers, which every segment repeats.) */
+static __always_inline __u32 jnc_wire_len(struct __sk_buff *skb, const struct jnc_packet *packet)
+{
+	return jnc_wire_len_at(skb, packet->l4_off, packet->proto);
 }
 
 /*

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * ICMPv6 "port unreachable" (destination unreachable, code 4; RFC 4443 §3.1) for an IPv6
- * service without backends, the twin of icmp.h's: the client fails at once (ECONNREFUSED)
- * as with kube-proxy's REJECT. The checksum covers the pseudo-header (RFC 4443 §2.3), and
+ * ICMPv6 errors the datapath answers itself, the twins of icmp.h's: "port unreachable"
+ * (destination unreachable, code 4; RFC 4443 §3.1) for an IPv6 service without backends, so
+ * the client fails at once (ECONNREFUSED) as with kube-proxy's REJECT; Packet Too Big (§3.2)
+ * for a north-south packet that would not fit the route's MTU once forwarded. The checksum covers the pseudo-header (RFC 4443 §2.3), and
  * the quote is the offending packet's headers up to 8 bytes of its L4 header, cut at
  * JNC_ICMP6_QUOTE_MAX (an error may be truncated; this keeps it far below the 1280-byte
  * minimum MTU).
@@ -17,6 +18,7 @@
 
 #define JNC_ICMP6_DEST_UNREACH 1
 #define JNC_ICMP6_PORT_UNREACH 4
+#define JNC_ICMP6_PACKET_TOO_BIG 2
 /* The IPv6 header, up to 80 bytes of extension headers, 8 bytes of L4 header. */
 #define JNC_ICMP6_QUOTE_MAX 128
 
@@ -39,9 +41,13 @@ struct jnc_ipv6_pseudo {
 #define JNC_ICMP6_HEADERS_LEN (sizeof(struct ethhdr) + sizeof(struct jnc_ipv6hdr) + \
 			       sizeof(struct jnc_icmphdr))
 
-/* Rewrites the skb into the answer and sends it back to where it came from (as icmp.h). */
-static __always_inline int jnc_icmp6_port_unreachable(struct __sk_buff *skb,
-						      const struct jnc_packet6 *packet)
+/*
+ * Rewrites the skb into an ICMPv6 error of `type`/`code` about it, with `mtu` in the word after
+ * the checksum (Packet Too Big's MTU; 0 = unused), from the address the client asked for, and
+ * sends it back to where it came from (as icmp.h).
+ */
+static __always_inline int jnc_icmp6_error(struct __sk_buff *skb, const struct jnc_packet6 *packet,
+					   __u8 type, __u8 code, __u32 mtu)
 {
 	struct jnc_icmp6_reply reply = {};
 	struct jnc_ipv6_pseudo pseudo = {};
@@ -72,8 +78,9 @@ static __always_inline int jnc_icmp6_port_unreachable(struct __sk_buff *skb,
 	jnc_addr6_copy(pseudo.daddr, reply.ip.daddr);
 	pseudo.length = bpf_htonl(sizeof(struct jnc_icmphdr) + quote_len);
 	pseudo.nexthdr = bpf_htonl(JNC_NEXTHDR_ICMPV6);
-	reply.icmp.type = JNC_ICMP6_DEST_UNREACH;
-	reply.icmp.code = JNC_ICMP6_PORT_UNREACH;
+	reply.icmp.type = type;
+	reply.icmp.code = code;
+	reply.icmp.unused = bpf_htonl(mtu);
 	sum = bpf_csum_diff(NULL, 0, (__be32 *)&pseudo, sizeof(pseudo), 0);
 	if (sum < 0)
 		return TC_ACT_SHOT;
@@ -91,6 +98,20 @@ static __always_inline int jnc_icmp6_port_unreachable(struct __sk_buff *skb,
 	if (bpf_skb_store_bytes(skb, JNC_ICMP6_HEADERS_LEN, reply.quote, quote_len, 0) < 0)
 		return TC_ACT_SHOT;
 	return bpf_redirect(skb->ifindex, 0);
+}
+
+static __always_inline int jnc_icmp6_port_unreachable(struct __sk_buff *skb,
+						      const struct jnc_packet6 *packet)
+{
+	return jnc_icmp6_error(skb, packet, JNC_ICMP6_DEST_UNREACH, JNC_ICMP6_PORT_UNREACH, 0);
+}
+
+/* Packet Too Big (RFC 4443 §3.2): a forwarded packet would not fit `mtu` (IPv6 routers
+ * never fragment). */
+static __always_inline int jnc_icmp6_packet_too_big(struct __sk_buff *skb,
+						    const struct jnc_packet6 *packet, __u32 mtu)
+{
+	return jnc_icmp6_error(skb, packet, JNC_ICMP6_PACKET_TOO_BIG, 0, mtu);
 }
 
 #endif /* JUNCTION_LIB_ICMP6_H */

@@ -156,4 +156,15 @@ static __always_inline int jnc_tcp6_opens(const struct jnc_packet6 *packet)
 	       (packet->tcp_flags & (JNC_TCP_FLAG_SYN | JNC_TCP_FLAG_ACK)) == JNC_TCP_FLAG_SYN;
 }
 
+static __always_inline int jnc_tcp6_closes(const struct jnc_packet6 *packet)
+{
+	return packet->proto == IPPROTO_TCP &&
+	       (packet->tcp_flags & (JNC_TCP_FLAG_FIN | JNC_TCP_FLAG_RST));
+}
+
+static __always_inline int jnc_addr6_is_zero(const __be32 *a)
+{
+	return !(a[0] | a[1] | a[2] | a[3]);
+}
+
 #endif /* JUNCTION_LIB_PARSE6_H */

@@ -20,7 +20,7 @@ final class NetdevFixture {
   private(set) var to: BPFProgram!
   /// Where the programs run (`perform`), so their FIB lookups see the routes above.
   private(set) var namespace: NetworkNamespace!
-  private var namespaceName: String?
+  private(set) var namespaceName: String?
 
   /// `prefix` names the namespace (with the PID and a random suffix, so runs cannot collide).
   init(prefix: String) throws {

@@ -1,0 +1,182 @@
+import BPFKit
+import DatapathABI
+import Foundation
+import NetKit
+import XCTest
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// North-south over IPv6 (bpf/lib/nodeport6.h, reached from from_netdev by a tail call) run
+/// with BPF_PROG_TEST_RUN on NetdevFixture's ve0, given IPv6 too: fd00:192::1/64, backends
+/// fd00:10:2::/64 via fd00:192::2 and clients fd00:198::/64 via fd00:192::3, both permanent
+/// neighbours with the fixture's MACs. Checksums are checked by `Checksum6` (computed from
+/// the RFC in Swift, not by the datapath) over the rewritten pseudo-header.
+final class NetdevIPv6Tests: XCTestCase {
+  private var fixture: NetdevFixture!
+  private var datapath: ServiceObject! { fixture.datapath }
+  private var from: BPFProgram! { fixture.from }
+  private var to: BPFProgram! { fixture.to }
+
+  private let node = ipv6("fd00:192::1")
+  private let client = ipv6("fd00:198::5")
+  private let backend = ipv6("fd00:10:2::b")
+  private let backendGatewayMAC: [UInt8] = [0x02, 0, 0, 0, 0, 0x22]
+  private let nodePort: UInt16 = 30080
+
+  override func setUpWithError() throws {
+    try requireRoot()
+    fixture = try NetdevFixture(prefix: "jnc-nd6")
+    let name = try XCTUnwrap(fixture.namespaceName)
+    try Shell.must([
+      "ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0",
+      "net.ipv6.conf.ve0.disable_ipv6=0", "net.ipv6.conf.all.forwarding=1",
+    ])
+    for command in [
+      ["addr", "add", "fd00:192::1/64", "dev", "ve0", "nodad"],
+      [
+        "neigh", "add", "fd00:192::2", "lladdr", "02:00:00:00:00:22", "dev", "ve0", "nud",
+        "permanent",
+      ],
+      [
+        "neigh", "add", "fd00:192::3", "lladdr", "02:00:00:00:00:33", "dev", "ve0", "nud",
+        "permanent",
+      ],
+      ["route", "add", "fd00:10:2::/64", "via", "fd00:192::2", "dev", "ve0"],
+      ["route", "add", "fd00:198::/64", "via", "fd00:192::3", "dev", "ve0"],
+    ] {
+      try Shell.must(["ip", "-n", name, "-6"] + command)
+    }
+    var entry = junction_device()
+    entry.mtu = UInt32(fixture.device.mtu)
+    entry.address6 = be128(node)
+    try datapath.object.map(named: JUNCTION_MAP_DEVICES).update(
+      junction_device_key(ifindex: UInt32(bitPattern: fixture.device.index)), entry)
+  }
+
+  override func tearDown() {
+    fixture?.remove()
+    fixture = nil
+  }
+
+  /// The NodePort [node]:30080 with one remote backend [backend]:8080 (id 5, rev-NAT id 1).
+  private func program(proto: PacketBuilder.L4 = .tcp, dsr: Bool) throws {
+    var entry = junction_lb6_backend()
+    entry.address = be128(backend)
+    entry.port = be16(8080)
+    entry.proto = proto.rawValue
+    try datapath.object.map(named: JUNCTION_MAP_LB6_BACKENDS).update(
+      junction_lb4_backend_key(backend_id: 5), entry)
+    var reverse = junction_lb6_revnat()
+    reverse.address = be128(node)
+    reverse.port = be16(nodePort)
+    try datapath.object.map(named: JUNCTION_MAP_LB6_REVNAT).update(
+      junction_lb4_revnat_key(rev_nat_id: 1, pad: 0), reverse)
+    let services = try datapath.object.map(named: JUNCTION_MAP_LB6_SERVICES)
+    var key = junction_lb6_service_key()
+    key.address = be128(node)
+    key.port = be16(nodePort)
+    key.proto = proto.rawValue
+    key.slot = 1
+    var slot = junction_lb4_service()
+    slot.backend_id = 5
+    try services.update(key, slot)
+    key.slot = 0
+    var frontend = junction_lb4_service()
+    frontend.count = 1
+    frontend.rev_nat_id = 1
+    frontend.flags = UInt16(JUNCTION_SVC_F_EXTERNAL) | UInt16(dsr ? JUNCTION_SVC_F_DSR : 0)
+    try services.update(key, frontend)
+  }
+
+  private func run(_ program: BPFProgram, _ frame: [UInt8]) throws -> ProgramTestRun.Result {
+    var outcome: Result<ProgramTestRun.Result, any Error>?
+    let index = fixture.device.index
+    try fixture.namespace.perform { () throws(NetKitError) in
+      do {
+        outcome = .success(try ProgramTestRun.run(program: program, packet: frame, ifindex: index))
+      } catch {
+        outcome = .failure(error)
+      }
+    }
+    return try XCTUnwrap(outcome).get()
+  }
+
+  func testSNATForwardsFromTheNodesIPv6AddressAndTranslatesTheReplyBack() throws {
+    for proto in [PacketBuilder.L4.tcp, .udp] {
+      try program(proto: proto, dsr: false)
+      let request = PacketBuilder6(proto, from: client, 40000, to: node, nodePort)
+      let result = try run(from, request.build())
+
+      XCTAssertEqual(result.verdict, .redirect, "\(proto): forwarded by FIB")
+      XCTAssertEqual(Array(result.output[0..<6]), backendGatewayMAC)
+      let out = ParsedFrame6(result.output)
+      XCTAssertEqual(out.destination, backend)
+      XCTAssertEqual(out.destinationPort, 8080)
+      XCTAssertEqual(out.source, node, "SNAT to the device's IPv6 address")
+      XCTAssertTrue((32768...65535).contains(out.sourcePort), "\(out.sourcePort)")
+      XCTAssertTrue(out.l4ChecksumValid, "\(proto) checksum over the new pseudo-header")
+      XCTAssertEqual(result.output[21], 63, "hop limit decremented")
+
+      var answer = PacketBuilder6(proto, from: backend, 8080, to: node, out.sourcePort)
+      answer.tcpFlags = 0x12
+      let back = try run(from, answer.build())
+      XCTAssertEqual(back.verdict, .redirect, "\(proto): the reply, back to the client")
+      let reply = ParsedFrame6(back.output)
+      XCTAssertEqual(reply.source, node)
+      XCTAssertEqual(reply.sourcePort, nodePort, "from the frontend")
+      XCTAssertEqual(reply.destination, client)
+      XCTAssertEqual(reply.destinationPort, 40000)
+      XCTAssertTrue(reply.l4ChecksumValid, "\(proto) reply checksum")
+    }
+  }
+
+  func testDSRInsertsCiliumsDestinationOptionsHeaderOnTheSYN() throws {
+    try program(dsr: true)
+    let syn = PacketBuilder6(.tcp, from: client, 40000, to: node, nodePort)
+    let input = syn.build()
+    let result = try run(from, input)
+
+    XCTAssertEqual(result.verdict, .redirect)
+    let output = result.output
+    XCTAssertEqual(output[20], 60, "next header: destination options")
+    let payload = Int(output[18]) << 8 | Int(output[19])
+    XCTAssertEqual(payload, (Int(input[18]) << 8 | Int(input[19])) + 24)
+    XCTAssertEqual(
+      Array(output[54..<78]), [6, 2, 0x1b, 20] + node + bytes(nodePort) + [0, 0],
+      "Cilium's dsr_opt_v6: TCP next, length 2, option 0x1b of 20 naming the frontend")
+    let out = ParsedFrame6(output)
+    XCTAssertEqual(out.source, client, "the client's address kept")
+    XCTAssertEqual(out.destination, backend)
+    XCTAssertEqual(out.destinationPort, 8080)
+    XCTAssertTrue(out.l4ChecksumValid, "the header changes no checksum; DNAT's is right")
+
+    // The backend's node reads it back: the reply leaves with the frontend as source.
+    let backendNode = try run(from, output)
+    XCTAssertEqual(backendNode.verdict, .ok, "up to the pod")
+    var answer = PacketBuilder6(.tcp, from: backend, 8080, to: client, 40000)
+    answer.tcpFlags = 0x12
+    let egress = try run(to, answer.build())
+    let reply = ParsedFrame6(egress.output)
+    XCTAssertEqual(reply.source, node)
+    XCTAssertEqual(reply.sourcePort, nodePort)
+    XCTAssertTrue(reply.l4ChecksumValid)
+
+    // A later segment of the connection carries no header.
+    let ack = PacketBuilder6(.tcp, from: client, 40000, to: node, nodePort, tcpFlags: 0x10)
+    let later = try run(from, ack.build())
+    XCTAssertEqual(later.verdict, .redirect)
+    XCTAssertEqual(later.output[20], 6, "TCP straight after the IPv6 header")
+  }
+
+  func testNeighborDiscoveryPassesTheDeviceUntouched() throws {
+    try program(dsr: false)
+    let solicitation = icmp6Frame(
+      type: 135, from: client, to: ipv6("ff02::1:ff00:1"), body: [0, 0, 0, 0] + node,
+      hopLimit: 255)
+    let result = try run(from, solicitation)
+    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(Array(result.output.prefix(solicitation.count)), solicitation)
+  }
+}
