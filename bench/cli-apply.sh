@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # One `junctionctl apply -f` of N Services x B backends (a `junction-bench yaml` file) to a
 # real junction-agent in a throwaway netns: wall time as the CLI sees it, and the agent's
-# CPU (and a perf profile with --perf). Needs root.
+# CPU (and a perf profile with --perf), and its memory: resident size before, its peak while
+# applying (VmHWM) and the resident size --settle seconds after (VmRSS). Needs root.
 #
 #   sudo bash bench/cli-apply.sh [--agent BIN] [--ctl BIN] [--services N] [--backends B] [--perf]
-#        [--tty]
+#        [--tty] [--chunk N] [--settle S]
+# --chunk N applies the file in parts of N Services (with their slices) one after another:
+# the agent takes at most 64 MiB per apply, and 50,000 Services × 10 are 68 MB.
 # --tty runs junctionctl on a pseudo-terminal (script(1)) and keeps what it wrote, so the
 # waiting line can be seen (in "$tmp/err", printed with cat -A).
 set -euo pipefail
 bench="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$bench")"
 agent_bin="$repo/.build/release/junction-agent" ctl="$repo/.build/debug/junctionctl"
-services=10000 backends=10 perf=false tty=false
+services=10000 backends=10 perf=false tty=false chunk=0 settle=5
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --agent) agent_bin="$2"; shift 2 ;;
@@ -20,6 +23,8 @@ while [[ $# -gt 0 ]]; do
     --backends) backends="$2"; shift 2 ;;
     --perf) perf=true; shift ;;
     --tty) tty=true; shift ;;
+    --chunk) chunk="$2"; shift 2 ;;
+    --settle) settle="$2"; shift 2 ;;
     *) echo "cli-apply: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -39,6 +44,14 @@ cleanup() {
 }
 trap cleanup EXIT
 "$repo/.build/debug/junction-bench" yaml --services "$services" --backends "$backends" >"$tmp/all.yaml"
+parts=("$tmp/all.yaml")
+if [[ "$chunk" -gt 0 && "$chunk" -lt "$services" ]]; then
+  # Each Service is two documents (the Service, its slice), each starting with `---`.
+  awk -v per=$((chunk * 2)) -v out="$tmp/part" \
+    '/^---$/ { n++ } { print > (out "." sprintf("%04d", int((n - 1) / per)) ".yaml") }' \
+    "$tmp/all.yaml"
+  parts=("$tmp"/part.*.yaml)
+fi
 mkdir -p "$tmp/bpf" "$tmp/run" "$tmp/state"
 mount -t bpf -o mode=0700 bpf "$tmp/bpf"
 ip netns add "$ns"
@@ -51,6 +64,8 @@ agent_pid=$!
 for _ in $(seq 300); do [[ -S "$tmp/run/junction.sock" ]] && break; sleep 0.1; done
 "$ctl" --socket "$tmp/run/junction.sock" status >/dev/null 2>&1 || sleep 2
 cpu() { awk '{print $14 + $15}' "/proc/$agent_pid/stat"; }
+kib() { awk -v key="$1:" '$1 == key {print $2}' "/proc/$agent_pid/status"; }
+rss_idle="$(kib VmRSS)"
 before="$(cpu)"
 if $perf; then
   perf record -F 499 -g -p "$agent_pid" -o "$tmp/perf.data" 2>/dev/null &
@@ -62,7 +77,10 @@ if $tty; then
   script -qec "'$ctl' --socket '$tmp/run/junction.sock' apply -f '$tmp/all.yaml' >'$tmp/out'" \
     "$tmp/err" >/dev/null && rc=0 || rc=$?
 else
-  "$ctl" --socket "$tmp/run/junction.sock" apply -f "$tmp/all.yaml" >"$tmp/out" 2>"$tmp/err" && rc=0 || rc=$?
+  rc=0
+  for part in "${parts[@]}"; do
+    "$ctl" --socket "$tmp/run/junction.sock" apply -f "$part" >>"$tmp/out" 2>>"$tmp/err" || rc=$?
+  done
 fi
 end="$(date +%s.%N)"
 after="$(cpu)"
@@ -82,4 +100,6 @@ ticks="$(getconf CLK_TCK)"
 echo "services=$services backends=$backends bytes=$(stat -c %s "$tmp/all.yaml") exit=$rc"
 echo "wall_s=$(echo "$end - $start" | bc) agent_cpu_s=$(echo "scale=2; ($after - $before) / $ticks" | bc)"
 echo "configured=$(grep -c configured "$tmp/out" || true) stderr(last 300 bytes)=$(tail -c 300 "$tmp/err" | cat -A)"
-echo "agent_rss=$(awk '/VmHWM/ {print $2 $3}' "/proc/$agent_pid/status")"
+peak="$(kib VmHWM)"
+sleep "$settle"
+echo "parts=${#parts[@]} agent_rss_idle_mib=$((rss_idle / 1024)) agent_peak_mib=$((peak / 1024)) agent_rss_steady_mib=$(($(kib VmRSS) / 1024)) (after ${settle} s)"

@@ -164,12 +164,14 @@ struct APIResponder: HTTPResponder {
           + "source of Services, so \(delete ? "delete" : "apply") is refused; change the objects "
           + "in the cluster (kubectl) instead")
     }
-    let body: [UInt8]
+    // The bytes go as soon as they are text: not a second copy of up to 64 MiB held while
+    // the change is applied.
+    let text: String?
     switch try await readBody(&request, limit: Self.maximumResourceBody) {
-    case .body(let bytes): body = bytes
+    case .body(let bytes): text = String(validating: bytes, as: UTF8.self)
     case .refused(let response): return response
     }
-    guard let yaml = String(validating: body, as: UTF8.self), !yaml.isEmpty else {
+    guard let yaml = text, !yaml.isEmpty else {
       // A ResourceChange like every other 400 of apply/delete (its `error` keeps it an
       // APIErrorBody too); a bare APIErrorBody broke the document (schemathesis, issue 16).
       let problem = "the body must be Kubernetes YAML (or JSON), in UTF-8"

@@ -89,6 +89,15 @@ actor ServiceManager {
   /// Validates, stores (one journal line) and programs one apply or delete. The work is
   /// proportional to what the input touches, not to how many services the node holds.
   func change(yaml: String, delete: Bool) throws(Failure) -> ResourceChange {
+    let outcome = Result { () throws(Failure) in try planAndProgram(yaml: yaml, delete: delete) }
+    // Parsing, planning and journaling a large input leave as many megabytes freed in the
+    // allocator's arenas (the plan is gone once planAndProgram returns): hand them back, or
+    // the resident size stays at the apply's peak (bench/results/agent-memory.md).
+    FreedMemory.release()
+    return try outcome.get()
+  }
+
+  private func planAndProgram(yaml: String, delete: Bool) throws(Failure) -> ResourceChange {
     let plan = ApplyPlan(delete ? .delete : .apply, yaml: yaml)
     let skipped = plan.skipped.map(\.description)
     let edits = plan.edits

@@ -64,6 +64,14 @@ extension YAMLValue {
   /// Every document of a (possibly multi-document, `---`-separated) YAML stream. Empty
   /// documents (a leading `---`, a trailing comment) are dropped, as kubectl drops them.
   public static func documents(_ text: String) throws(YAMLSyntaxError) -> [YAMLValue] {
+    // The common case without Yams' Node tree (same result; see YAMLEventReader).
+    if let documents = YAMLEventReader.documents(text) { return documents }
+    return try documentsWithYams(text)
+  }
+
+  /// The whole stream through Yams: tags, anchors, aliases, duplicate keys and syntax errors
+  /// (public for junction-bench's comparison of both paths).
+  public static func documentsWithYams(_ text: String) throws(YAMLSyntaxError) -> [YAMLValue] {
     do {
       var result: [YAMLValue] = []
       // The sequence stops at a syntax error and keeps it, rather than throwing it.

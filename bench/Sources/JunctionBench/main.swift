@@ -12,6 +12,7 @@ let usage = """
          junction-bench programming --bpffs DIR [--services 10000] [--backends 10] [--changes 20]
                                     [--object PATH]
          junction-bench yaml [--services 10000] [--backends 10] [--change 0|1]
+         junction-bench decode [--services 10000] [--backends 10] [--yams 0|1] [--repeat 3]
   """
 
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -31,6 +32,7 @@ do {
     let layout = ServiceLayout(services: services, backendsPerService: backends)
     let change = try options.int("change", default: -1)
     print(change < 0 ? layout.fullYAML() : layout.changedSliceYAML(variant: change), terminator: "")
+  case "decode": try DecodeBenchmark(options).run()
   default:
     standardError(usage)
     exit(2)
