@@ -135,7 +135,7 @@ struct AgentCommand: AsyncParsableCommand {
   @Option(
     help: ArgumentHelp(
       "Size of the conntrack map jnc_ct4 (preallocated; two entries per connection; when "
-        + "full, new connections are dropped, counted as \"CT map full\", and established "
+        + "full, new connections are dropped, counted as \"CT: Map insertion failed\", and established "
         + "ones keep working) (default: \(MapSizes.defaultConntrack)).", valueName: "n"))
   var conntrackMax: Int?
 
@@ -144,8 +144,8 @@ struct AgentCommand: AsyncParsableCommand {
       "Seconds between sweeps deleting expired conntrack entries (the maps never evict): "
         + "idle past \(ConntrackExpiry.datapath.tcpLifetime / 1_000_000_000) s for TCP, "
         + "\(ConntrackExpiry.datapath.closeTimeout / 1_000_000_000) s once a FIN or RST "
-        + "was seen, \(ConntrackExpiry.datapath.nonTCPLifetime / 1_000_000_000) s for UDP "
-        + "(default: \(Int(ConntrackExpiry.defaultInterval))).", valueName: "seconds"))
+        + "was seen, \(ConntrackExpiry.datapath.nonTCPLifetime / 1_000_000_000) s for UDP.",
+      valueName: "seconds"))
   var conntrackSweepInterval: Double = ConntrackExpiry.defaultInterval
 
   @Option(
