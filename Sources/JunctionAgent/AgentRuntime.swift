@@ -27,6 +27,8 @@ struct AgentRuntime {
   let deleteQueueInterval: Double
   /// Seconds between sweeps of expired conntrack entries (`ConntrackExpiry`).
   var conntrackSweepInterval: Double = ConntrackExpiry.defaultInterval
+  /// Entries those sweeps deleted, IPv4 and IPv6 (/metrics `junction_conntrack_swept_total`).
+  let conntrackSwept = ConntrackSweptTotals()
   let logger: Logger
   let datapath: any Datapath
   let registry: EndpointRegistry
@@ -359,8 +361,10 @@ struct AgentRuntime {
             serviceName: "counter-sweep"),
           .init(
             // The conntrack maps never evict: expired entries go here.
-            service: Periodic(interval: conntrackSweepInterval) { [datapath, logger] in
+            service: Periodic(interval: conntrackSweepInterval) {
+              [datapath, logger, conntrackSwept] in
               let swept = datapath.sweepConntrack()
+              conntrackSwept.add(swept)
               if swept.deleted > 0 {
                 logger.debug(
                   "conntrack sweep",
@@ -459,5 +463,20 @@ struct ShutdownGate: Service {
     if grace > 0 {
       try? await Task.sleep(for: .milliseconds(Int(grace * 1000)))
     }
+  }
+}
+
+/// Running totals of the conntrack sweep's deletions, read by /metrics.
+final class ConntrackSweptTotals: Sendable {
+  private let ipv4 = Atomic<UInt64>(0)
+  private let ipv6 = Atomic<UInt64>(0)
+
+  func add(_ result: ConntrackSweepResult) {
+    ipv4.add(UInt64(result.deleted4), ordering: .relaxed)
+    ipv6.add(UInt64(result.deleted6), ordering: .relaxed)
+  }
+
+  var byFamily: [String: UInt64] {
+    ["ipv4": ipv4.load(ordering: .relaxed), "ipv6": ipv6.load(ordering: .relaxed)]
   }
 }
