@@ -8,8 +8,12 @@ namespace (the node of bench/soak.py, native mode, host-local):
     bench/limits.py bpffs-gone                      the agent's bpffs unmounted under it
     bench/limits.py cgroup-gone                     the cgroup2 of --socket-lb unmounted
                                                     under the agent
-    bench/limits.py conntrack-full [--count 2000] --agent-arg=--conntrack-max --agent-arg=256
-                                                    N UDP flows through a ClusterIP, small map
+    bench/limits.py conntrack-full [--conntrack-max 8]
+                                                    TCP connections through a ClusterIP until
+                                                    the conntrack map is full, then one more
+    bench/limits.py conntrack-upgrade               an agent with ABI 4's LRU conntrack maps
+                                                    replaced by this tree's, under held
+                                                    connections
     bench/limits.py snat-exhausted [--snat-ports 40000-40003]
                                                     more TCP connections through an SNAT
                                                     NodePort than the range has ports (a
@@ -30,9 +34,12 @@ exits 1 when the behaviour is not the one promised:
   node's own connections to a ClusterIP keep being balanced (the programs hold the cgroup,
   not the mount), ADD works, the agent stops cleanly, and after a restart (which mounts it
   again) socketLB is ok and the node still reaches the service.
-- conntrack full: new flows dropped with a CT_MAP_FULL count, established entries kept.
-  Not met today (jnc_ct4 is an LRU map: it evicts the oldest entries instead, silently), so
-  no test runs it; bench/results/reliability.md has the figures.
+- conntrack full (--conntrack-max N, --conntrack-sweep-interval 1): N/2 connections held,
+  one more refused with its SYNs counted as "CT: Map insertion failed" while the first one
+  keeps echoing; the others closed, a new connection succeeds once their entries have
+  expired (the 10 s close timeout) and been swept, and the first one still echoes.
+- conntrack upgrade: the pinned LRU jnc_ct4 replaced by a hash map holding all its entries,
+  no `_abi4` pin left, the held connections still echoing and a new one working.
 - SNAT ports exhausted: as many connections as ports held open from the external client
   through node1's NodePort to a backend on node2; one more fails, with "No free SNAT port"
   counted on node1, while the held ones keep working; once they are closed a new
@@ -269,43 +276,164 @@ class Limits(soak.Soak):
 
     # ---- the conntrack map full ----------------------------------------------------------
 
-    def conntrack_full(self, flows):
-        """One pod opens `flows` UDP flows (distinct source ports) through a ClusterIP whose
-        backend is another pod, with the agent's conntrack map far smaller (--agent-arg
-        --conntrack-max N). Promised: new flows fail closed with a counted drop (CT_MAP_FULL)
-        and the established ones keep their entries."""
+    def ct_setup(self):
+        """A backend pod running the echo server behind the TCP ClusterIP CT_VIP:80, and a
+        client pod; returns (client, backend)."""
         backend, client = self.new_pod(), self.new_pod()
+        addresses = {}
         for pod in (backend, client):
             result = self.driver("add", pod)
             if result.returncode != 0:
                 raise RuntimeError(f"ADD failed: {result.stdout.decode()}")
-            if pod == backend:
-                self.p0_ip = json.loads(result.stdout)["ips"][0]["address"].split("/")[0]
-        self.apply_service()
-        script = (
-            "import socket\n"
-            f"for port in range(20000, 20000 + {flows}):\n"
-            "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-            "    s.bind(('0.0.0.0', port))\n"
-            f"    s.sendto(b'x', ('{soak.VIP}', {soak.VIP_PORT}))\n"
-            "    s.close()\n")
-        soak.must(["ip", "netns", "exec", client, "python3", "-c", script])
-        keys = soak.map_keys(str(self.bpffs / "jnc_ct4"), 16) or []
-        service_keys = [k for k in keys if k[12] == 17 and k[13] == 0]
-        ports = sorted(int.from_bytes(k[8:10], "big") for k in service_keys)
-        _, drops = soak.api(self.socket, "GET", "/v1/bpf/drops")
-        first_kept = 20000 in ports
+            addresses[pod] = json.loads(result.stdout)["ips"][0]["address"].split("/")[0]
+        manifest = f"""apiVersion: v1
+kind: Service
+metadata: {{name: ctfull, namespace: default}}
+spec:
+  clusterIP: {CT_VIP}
+  ports:
+  - {{name: t, port: 80, protocol: TCP, targetPort: 8080}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: ctfull-1
+  namespace: default
+  labels: {{kubernetes.io/service-name: ctfull}}
+addressType: IPv4
+ports:
+- {{name: t, port: 8080, protocol: TCP}}
+endpoints:
+- addresses: ["{addresses[backend]}"]
+  conditions: {{ready: true}}
+"""
+        status, body = soak.api(self.socket, "POST", "/v1/resources/apply",
+                                body=manifest.encode())
+        if status != 200:
+            raise RuntimeError(f"applying the service answered {status}: {body[:300]}")
+        server = subprocess.Popen(["ip", "netns", "exec", backend, "python3", "-c",
+                                   SNAT_SERVER, "8080"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        self.processes.append(server)
+        for _ in range(50):
+            if soak.run(["ip", "netns", "exec", backend, "python3", "-c",
+                         "import socket; socket.create_connection(('127.0.0.1', 8080), 1)"]
+                        ).returncode == 0:
+                break
+            time.sleep(0.2)
+        return client, backend
+
+    def conntrack_upgrade(self, old_objects, new_objects, count=3):
+        """The agent started with objects whose conntrack maps are ABI 4's LRU maps; a
+        client holds `count` connections through a ClusterIP; the agent is restarted with
+        this tree's objects (plain hash maps). Promised: the pinned maps are replaced by
+        hash maps holding every old entry before the new programs run, the old pins are
+        gone, and the held connections keep echoing (none reset)."""
+        client, backend = self.ct_setup()
+        holder = subprocess.Popen(
+            ["ip", "netns", "exec", client, "python3", "-c", CT_HOLDER, CT_VIP, "80",
+             str(count)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.processes.append(holder)
+        pin = str(self.bpffs / "jnc_ct4")
+        phases = []
+        report = {"oldObjects": old_objects, "count": count}
+        try:
+            phases.append(json.loads(holder.stdout.readline() or "null"))
+            report["typeBefore"] = map_type_of(pin)
+            before = set(soak.map_keys(pin, 16) or [])
+            self.args.bpf_objects = new_objects
+            started = time.monotonic()
+            self.restart_agent()
+            report["restartSeconds"] = round(time.monotonic() - started, 1)
+            report["typeAfter"] = map_type_of(pin)
+            after = set(soak.map_keys(pin, 16) or [])
+            report["entriesBefore"] = len(before)
+            report["entriesAfter"] = len(after)
+            report["entriesKept"] = len(before & after)
+            report["legacyPinsLeft"] = sorted(
+                name for name in os.listdir(self.bpffs) if name.endswith("_abi4"))
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            phases.append(json.loads(holder.stdout.readline() or "null"))
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            holder.wait(timeout=30)
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+        with open(self.directory / "agent.log", "rb") as log:
+            report["migrationLog"] = [line.decode(errors="replace").strip()
+                                      for line in log
+                                      if b"aside" in line or b"copied" in line
+                                      or b"migration finished" in line]
         for pod in (client, backend):
             self.driver("del", pod)
             self.remove_pod(pod)
-        report = {
-            "flows": flows, "conntrackEntries": len(keys),
-            "serviceEntries": len(service_keys), "firstFlowKept": first_kept,
-            "lowestPortKept": ports[0] if ports else None,
-            "drops": json.loads(drops) if drops else None,
-        }
-        report["ok"] = first_kept and "ct" in json.dumps(report["drops"]).lower()
+        report["phases"] = phases
+        report["ok"] = (len(phases) == 2 and phases[0] is not None and phases[1] is not None
+                        and phases[0]["held"] == count
+                        and report["typeBefore"] == "lru_hash"
+                        and report["typeAfter"] == "hash"
+                        and len(before) == 2 * count and report["entriesKept"] == len(before)
+                        and not report["legacyPinsLeft"]
+                        and phases[1]["echoing"] == count and phases[1]["newConnection"])
         return report
+
+    def conntrack_full(self, conntrack_max):
+        """A TCP ClusterIP (its backend another pod) and a client pod, the agent's jnc_ct4
+        sized to `conntrack_max` entries (two per connection) and swept every second. The
+        client holds conntrack_max / 2 connections (the map full), one of them the
+        "established" one; promised: one more connection is refused with drops counted as
+        "CT: Map insertion failed" while the established one keeps echoing; once the others
+        are closed and their entries expired (the 10 s close timeout) and swept, a new
+        connection gets through."""
+        client, backend = self.ct_setup()
+        ct_client = subprocess.Popen(
+            ["ip", "netns", "exec", client, "python3", "-c", CT_CLIENT, CT_VIP, "80",
+             str(conntrack_max // 2)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.processes.append(ct_client)
+        phases, drops, entries = [], [], []
+        try:
+            for _ in range(3):
+                line = ct_client.stdout.readline()
+                if not line:
+                    break
+                phases.append(json.loads(line))
+                drops.append(self.ct_full_drops())
+                entries.append(len(soak.map_keys(str(self.bpffs / "jnc_ct4"), 16) or []))
+                ct_client.stdin.write("\n")
+                ct_client.stdin.flush()
+            ct_client.wait(timeout=60)
+        finally:
+            if ct_client.poll() is None:
+                ct_client.kill()
+        map_type = map_type_of(str(self.bpffs / "jnc_ct4"))
+        for pod in (client, backend):
+            self.driver("del", pod)
+            self.remove_pod(pod)
+        report = {"conntrackMax": conntrack_max, "mapType": map_type, "phases": phases,
+                  "ctFullDrops": drops, "conntrackEntries": entries}
+        if len(phases) == 3:
+            held, extra, recovery = phases
+            report["ok"] = (held["held"] == conntrack_max // 2
+                            and extra["extra"] != "connected"
+                            and extra["establishedWorking"]
+                            and drops[1] > drops[0]
+                            and recovery["recoveredAfterSeconds"] is not None
+                            and recovery["establishedWorking"])
+        else:
+            report["ok"] = False
+        return report
+
+    def ct_full_drops(self):
+        status, body = soak.api(self.socket, "GET", "/v1/bpf/drops")
+        if status != 200:
+            return None
+        return sum(d["packets"] for d in json.loads(body)["drops"]
+                   if d["reason"] == "CT: Map insertion failed")
 
     # ---- the cgroup2 mount vanishing -----------------------------------------------------
 
@@ -441,6 +569,123 @@ class Limits(soak.Soak):
                         and second_del.returncode == 0 and after.returncode == 0 and reattached
                         and dels == [0, 0] and not any(report["left"].values()))
         return report
+
+
+# ---- the conntrack map full ------------------------------------------------------------
+
+CT_VIP = "10.96.250.11"
+
+# The client pod: phases separated by a line on stdin, each reported as one JSON line.
+CT_CLIENT = r"""
+import json, socket, sys, time
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def connect(timeout):
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.settimeout(5)
+    if not s.recv(200).startswith(b"hello"):
+        raise OSError("no greeting")
+    return s
+def echoes(s):
+    try:
+        s.sendall(b"ping\n")
+        return s.recv(200) == b"ping\n"
+    except OSError:
+        return False
+def say(report):
+    print(json.dumps(report), flush=True)
+    sys.stdin.readline()
+held, failed = [], []
+for _ in range(count):
+    try:
+        held.append(connect(5))
+    except OSError as error:
+        failed.append(str(error))
+say({"held": len(held), "failedToOpen": failed})
+# The map holds `count` connections: one more is refused (its SYNs dropped).
+started = time.monotonic()
+try:
+    held.append(connect(3))
+    extra = "connected"
+except OSError as error:
+    extra = str(error) or type(error).__name__
+established = held[0] if held else None
+say({"extra": extra, "extraSeconds": round(time.monotonic() - started, 1),
+     "establishedWorking": established is not None and echoes(established)})
+# All but the established one closed: their entries expire (close timeout) and are swept.
+for s in held[1:]:
+    s.close()
+closed = time.monotonic()
+first, attempts = None, 0
+while time.monotonic() - closed < 60:
+    attempts += 1
+    try:
+        connect(1.5).close()
+        first = round(time.monotonic() - closed, 1)
+        break
+    except OSError:
+        pass
+say({"recoveredAfterSeconds": first, "attempts": attempts,
+     "establishedWorking": established is not None and echoes(established)})
+"""
+
+# Holds `count` connections; after a line on stdin, says how many still echo and whether a
+# new connection works.
+CT_HOLDER = r"""
+import json, socket, sys
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def connect(timeout):
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.settimeout(5)
+    if not s.recv(200).startswith(b"hello"):
+        raise OSError("no greeting")
+    return s
+def echoes(s):
+    try:
+        s.sendall(b"ping\n")
+        return s.recv(200) == b"ping\n"
+    except OSError:
+        return False
+held = []
+for _ in range(count):
+    try:
+        held.append(connect(5))
+    except OSError:
+        pass
+print(json.dumps({"held": len(held), "echoing": sum(echoes(s) for s in held)}), flush=True)
+sys.stdin.readline()
+try:
+    connect(3).close()
+    fresh = True
+except OSError:
+    fresh = False
+print(json.dumps({"echoing": sum(echoes(s) for s in held), "newConnection": fresh}),
+      flush=True)
+sys.stdin.readline()
+"""
+
+
+def map_type_of(pin):
+    """The pinned map's type ("hash", "lru_hash" or the number), or None when it is missing:
+    BPF_OBJ_GET, then BPF_OBJ_GET_INFO_BY_FD (bpf_map_info.type is its first field)."""
+    import ctypes
+    import struct
+    path = ctypes.create_string_buffer(pin.encode())
+    attr = ctypes.create_string_buffer(128)
+    struct.pack_into("<QII", attr, 0, ctypes.addressof(path), 0, 0)
+    fd, _ = soak.bpf(soak.BPF_OBJ_GET, attr)
+    if fd < 0:
+        return None
+    try:
+        info = ctypes.create_string_buffer(88)
+        attr = ctypes.create_string_buffer(128)
+        struct.pack_into("<IIQ", attr, 0, fd, 88, ctypes.addressof(info))
+        result, _ = soak.bpf(15, attr)  # BPF_OBJ_GET_INFO_BY_FD
+        if result < 0:
+            return None
+        kind = struct.unpack_from("<I", info.raw, 0)[0]
+        return {1: "hash", 9: "lru_hash"}.get(kind, str(kind))
+    finally:
+        os.close(fd)
 
 
 # ---- SNAT ports exhausted (a two-node install/lab, not the soak's node) ----------------
@@ -621,12 +866,16 @@ class SNATLab:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("limit", choices=["concurrent-adds", "concurrent-api", "big-apply",
-                                          "bpffs-gone", "conntrack-full", "snat-exhausted",
+                                          "bpffs-gone", "conntrack-full", "conntrack-upgrade",
+                                          "snat-exhausted",
                                           "cgroup-gone"])
     parser.add_argument("--count", type=int, default=None)
     parser.add_argument("--megabytes", type=int, default=100)
     parser.add_argument("--snat-ports", default="40000-40003",
                         help="snat-exhausted: the agents' --snat-port-range (LOW-HIGH)")
+    parser.add_argument("--conntrack-max", type=int, default=8,
+                        help="conntrack-full: the agent's --conntrack-max (two entries a "
+                             "connection)")
     parser.add_argument("--memory-bound-mb", type=int, default=64,
                         help="how much the agent's peak RSS may grow")
     parser.add_argument("--json", help="write the report here (else stdout)")
@@ -660,7 +909,22 @@ def main():
         finally:
             lab.teardown()
         return finish(report, args)
+    if args.limit == "conntrack-full":
+        args.agent_arg += ["--conntrack-max", str(args.conntrack_max),
+                           "--conntrack-sweep-interval", "1"]
     limits = Limits(args)
+    if args.limit == "conntrack-upgrade":
+        # This tree's programs with ABI 4's LRU conntrack maps (bpf/lib/maps.h
+        # JNC_CT_MAP_TYPE), built beside the node's directory: the "old" agent's objects.
+        new_objects = args.bpf_objects
+        old_objects = str(limits.directory / "bpf-abi4")
+        build = subprocess.run(
+            ["bash", str(soak.REPO / "install/build-bpf.sh"), old_objects],
+            env=dict(os.environ, BPF_CFLAGS="-DJNC_CT_MAP_TYPE=BPF_MAP_TYPE_LRU_HASH"),
+            capture_output=True, text=True)
+        if build.returncode != 0:
+            raise RuntimeError(f"building the LRU objects failed: {build.stderr[-500:]}")
+        args.bpf_objects = old_objects
     if args.limit == "cgroup-gone":
         limits.cgroup_root = str(limits.directory / "cgroupv2")
         args.agent_arg += ["--socket-lb", "--cgroup-root", limits.cgroup_root]
@@ -675,7 +939,9 @@ def main():
         elif args.limit == "cgroup-gone":
             report = limits.cgroup_gone()
         elif args.limit == "conntrack-full":
-            report = limits.conntrack_full(args.count or 2000)
+            report = limits.conntrack_full(args.conntrack_max)
+        elif args.limit == "conntrack-upgrade":
+            report = limits.conntrack_upgrade(old_objects, new_objects)
         else:
             report = limits.bpffs_gone()
     finally:

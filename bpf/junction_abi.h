@@ -96,8 +96,8 @@
  * Defaults for the load-balancing maps. The agent may size them from its config with
  * BPFObject.setMaxEntries before load (a different size is a different pinned map: see the
  * ABI rule at the top). Services, backends and rev-NAT are not preallocated, so a generous
- * maximum costs nothing until used; conntrack and affinity are LRU maps, which the kernel
- * always preallocates (~100 bytes per entry).
+ * maximum costs nothing until used; conntrack (a preallocated hash) and affinity (LRU) are
+ * always preallocated by the kernel (~100 bytes per entry).
  */
 /* Frontends x (1 master + one slot per active backend): 65536 is ~6k services of 10. */
 #define JUNCTION_LB4_SERVICES_MAX 65536
@@ -175,7 +175,7 @@ enum junction_drop_reason {
 	JUNCTION_DROP_UNSUPPORTED_L3 = 3,     /* a protocol the datapath refuses */
 	JUNCTION_DROP_NO_SERVICE = 4,         /* reserved: service lookup policy */
 	JUNCTION_DROP_NO_BACKEND = 5,         /* reserved: a service VIP with no backends */
-	JUNCTION_DROP_CT_MAP_FULL = 6,        /* reserved: conntrack could not insert */
+	JUNCTION_DROP_CT_MAP_FULL = 6,        /* conntrack full: a new connection refused */
 	JUNCTION_DROP_NAT_FAILED = 7,         /* reserved: DNAT/SNAT rewrite failed */
 	JUNCTION_DROP_CSUM_FAILED = 8,        /* reserved: checksum fix-up failed */
 	JUNCTION_DROP_POLICY = 9,             /* reserved: denied by policy */
@@ -235,7 +235,8 @@ struct junction_drop_counters {
  *                             is one value, written in one update, and swapped into the
  *                             outer map atomically; memory only for services using Maglev.
  *   jnc_lb4_aff     LRU_HASH  {client IP, rev_nat_id} -> backend id, last used
- *   jnc_ct4         LRU_HASH  5-tuple + direction -> backend id, rev_nat_id, last seen
+ *   jnc_ct4         HASH      5-tuple + direction -> backend id, rev_nat_id, last seen
+ *                             (preallocated; full: new connections dropped, never evicted)
  *
  * Addresses and ports are in network byte order (__be*) exactly as in the packet; ids,
  * counts and timeouts in host order. Backend id 0 and rev_nat_id 0 mean "none".
@@ -304,13 +305,29 @@ struct junction_drop_counters {
  * translated on the device's egress (to_netdev), not in to_endpoint. */
 #define JUNCTION_CT_F_EXTERNAL 8
 /*
- * With SNAT: the connection is closing. from_netdev sets it on both entries (SERVICE and
- * REPLY) when it sees a TCP FIN or RST either way. A closing connection's SNAT port may be
- * claimed again once the REPLY entry has been idle for the close timeout (bpf/lib/snat.h),
- * and a SYN on a closing SERVICE entry is a new connection (the client reused its port),
- * which gets a backend and a port of its own.
+ * The connection is closing: a TCP FIN or RST went through the entry (every IPv4 entry the
+ * datapath looks up on a packet; with SNAT from_netdev sets it on both entries, SERVICE and
+ * REPLY, when it sees one either way). The agent's conntrack sweep deletes a closing entry
+ * once it has been idle for the close timeout (10 s) instead of the TCP lifetime. A closing
+ * connection's SNAT port may be claimed again once the REPLY entry has been idle for the
+ * close timeout (bpf/lib/snat.h), and a SYN on a closing SNAT SERVICE entry is a new
+ * connection (the client reused its port), which gets a backend and a port of its own; a
+ * SYN on another closing SERVICE entry clears the flag (the tuple is in use again).
  */
 #define JUNCTION_CT_F_CLOSING 16
+
+/*
+ * Conntrack lifetimes, in seconds of idleness (now - last_seen, CLOCK_MONOTONIC), Cilium's:
+ * the agent's sweep deletes an entry idle longer (jnc_ct4 and jnc_ct6 never evict), and an
+ * SNAT port's expired REPLY entry may be taken over earlier (bpf/lib/snat.h).
+ *   CLOSE    a TCP entry with JUNCTION_CT_F_CLOSING: enough for the last ACKs and
+ *            retransmitted FINs to get through;
+ *   TCP      an open TCP connection (keep-alive probes refresh it sooner);
+ *   NONTCP   a UDP flow (no close to see; DNS-like flows are short).
+ */
+#define JUNCTION_CT_CLOSE_TIMEOUT_SECONDS 10
+#define JUNCTION_CT_TCP_LIFETIME_SECONDS 21600
+#define JUNCTION_CT_NONTCP_LIFETIME_SECONDS 60
 
 struct junction_lb4_service_key {
 	__be32 address; /* VIP */
@@ -405,7 +422,7 @@ struct junction_ct4_entry {
  *   jnc_lb6_be      HASH      junction_lb4_backend_key -> junction_lb6_backend
  *   jnc_lb6_revnat  HASH      junction_lb4_revnat_key -> junction_lb6_revnat
  *   jnc_lb6_aff     LRU_HASH  {client IPv6, rev_nat_id} -> junction_lb4_affinity
- *   jnc_ct6         LRU_HASH  junction_ct6_key -> junction_ct6_entry
+ *   jnc_ct6         HASH      junction_ct6_key -> junction_ct6_entry (as jnc_ct4)
  *   Maglev tables stay in jnc_lb4_maglev: it is keyed by rev_nat_id, and rev_nat_ids and
  *   backend ids come from one allocator for both families, so they never collide.
  *

@@ -160,6 +160,7 @@ static __always_inline int forward_snat(struct __sk_buff *skb, const struct jnc_
 	__be32 node;
 	__be16 port;
 	int verdict;
+	int full;
 
 	verdict = jnc_fib_route(skb, &route, packet->saddr, backend->address, packet->proto,
 				jnc_wire_len(skb, packet));
@@ -192,9 +193,10 @@ static __always_inline int forward_snat(struct __sk_buff *skb, const struct jnc_
 		if (!device || !device->address)
 			return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
 		node = device->address;
-		port = jnc_snat_claim_port(packet, backend, node, &reply);
+		port = jnc_snat_claim_port(packet, backend, node, &reply, &full);
 		if (!port)
-			return drop(skb, JUNCTION_DROP_NO_NAT_PORT, direction);
+			return drop(skb, full ? JUNCTION_DROP_CT_MAP_FULL : JUNCTION_DROP_NO_NAT_PORT,
+				    direction);
 		request.nat_address = node;
 		request.nat_port = port;
 		if (bpf_map_update_elem(&jnc_ct4, &key, &request, BPF_ANY) < 0) {
@@ -349,7 +351,7 @@ static __always_inline int snat_reverse(struct __sk_buff *skb, const struct jnc_
  * already there for the same frontend (every UDP datagram carries the option) is only
  * refreshed, and the packet is not a new connection.
  */
-static __always_inline int dsr_record(const struct jnc_packet *packet,
+static __always_inline int dsr_record(struct __sk_buff *skb, const struct jnc_packet *packet,
 				      const struct junction_dsr_opt4 *option,
 				      struct jnc_trace *trace)
 {
@@ -371,9 +373,10 @@ static __always_inline int dsr_record(const struct jnc_packet *packet,
 		return TC_ACT_OK;
 	}
 	trace->flags |= JUNCTION_FLOW_F_NEW;
-	/* Best effort: without the entry the replies leave with the pod's address and the
-	 * client resets them; dropping the request would not do better. */
-	bpf_map_update_elem(&jnc_ct4, &key, &entry, BPF_ANY);
+	/* The map full (it never evicts): refused, counted, as on the ingress node; without
+	 * the entry the replies would leave with the pod's address and the client reset them. */
+	if (bpf_map_update_elem(&jnc_ct4, &key, &entry, BPF_ANY) < 0)
+		return drop(skb, JUNCTION_DROP_CT_MAP_FULL, JUNCTION_DIR_FROM_NETDEV);
 	return TC_ACT_OK;
 }
 
@@ -429,7 +432,7 @@ int from_netdev(struct __sk_buff *skb)
 
 		sent.daddr = option.address;
 		sent.dport = option.port;
-		return jnc_traced(skb, &sent, point, &trace, dsr_record(&packet, &option, &trace));
+		return jnc_traced(skb, &sent, point, &trace, dsr_record(skb, &packet, &option, &trace));
 	}
 	frontend.address = packet.daddr;
 	frontend.port = packet.dport;
@@ -480,6 +483,7 @@ int to_netdev(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	entry->last_seen = bpf_ktime_get_ns();
+	ct_note_close(entry, &packet);
 	if (jnc_nat_rewrite(skb, &packet, JNC_IPV4_SADDR_OFF, packet.saddr, address,
 			    packet.l4_off, packet.sport, port) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_NETDEV);

@@ -26,6 +26,7 @@ public final class AgentMetrics: Sendable {
     var flowsProcessed = CounterDeltas()
     var flowsLost = CounterDeltas()
     var relists = CounterDeltas()
+    var conntrackSwept = CounterDeltas()
   }
 
   public init() {
@@ -55,6 +56,7 @@ public final class AgentMetrics: Sendable {
     public static let networkProgramming = "kubeproxy_network_programming_duration_seconds"
     public static let watchEvents = "junction_k8s_watch_events_total"
     public static let relists = "junction_k8s_relists_total"
+    public static let conntrackSwept = "junction_conntrack_swept_total"
   }
 
   enum Help {
@@ -73,6 +75,8 @@ public final class AgentMetrics: Sendable {
     static let snatPortsInUse = "North-south connections holding a SNAT source port."
     static let flowEventsProcessed = "Flow events the agent read from the datapath's ring."
     static let flowEventsLost = "Flow events lost, by where (datapath_ring: the ring was full)."
+    static let conntrackSwept =
+      "Expired conntrack entries the agent deleted (the maps never evict), by family."
     static let apiDuration = "Time to answer an agent API request, by method, path and code."
     static let datapathProgramming = "Time to write one service change into the datapath maps."
     static let networkProgramming =
@@ -155,6 +159,10 @@ public final class AgentMetrics: Sendable {
       state.flowsProcessed.increments([
         CounterReading(labels: [], value: agent.flowEventsProcessed)
       ]))
+    add(
+      Name.conntrackSwept, Help.conntrackSwept, ["family"],
+      state.conntrackSwept.increments(
+        agent.conntrackSwept.map { CounterReading(labels: [$0.key], value: $0.value) }))
     add(
       Name.flowEventsLost, Help.flowEventsLost, ["source"],
       state.flowsLost.increments([

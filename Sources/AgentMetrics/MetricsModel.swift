@@ -52,6 +52,9 @@ public struct AgentSample: Equatable, Sendable {
   public var flowEventsProcessed: UInt64 = 0
   /// Relists per followed resource (healthz `cluster.resources[].relists`); empty standalone.
   public var relists: [String: Int] = [:]
+  /// Expired conntrack entries the agent's sweep deleted since it started, by family
+  /// ("ipv4", "ipv6").
+  public var conntrackSwept: [String: UInt64] = [:]
 
   public init() {}
 }

@@ -135,9 +135,19 @@ struct AgentCommand: AsyncParsableCommand {
 
   @Option(
     help: ArgumentHelp(
-      "Size of the conntrack map jnc_ct4 (LRU; two entries per connection) "
-        + "(default: \(MapSizes.defaultConntrack)).", valueName: "n"))
+      "Size of the conntrack map jnc_ct4 (preallocated; two entries per connection; when "
+        + "full, new connections are dropped, counted as \"CT: Map insertion failed\", and established "
+        + "ones keep working) (default: \(MapSizes.defaultConntrack)).", valueName: "n"))
   var conntrackMax: Int?
+
+  @Option(
+    help: ArgumentHelp(
+      "Seconds between sweeps deleting expired conntrack entries (the maps never evict): "
+        + "idle past \(ConntrackExpiry.datapath.tcpLifetime / 1_000_000_000) s for TCP, "
+        + "\(ConntrackExpiry.datapath.closeTimeout / 1_000_000_000) s once a FIN or RST "
+        + "was seen, \(ConntrackExpiry.datapath.nonTCPLifetime / 1_000_000_000) s for UDP.",
+      valueName: "seconds"))
+  var conntrackSweepInterval: Double = ConntrackExpiry.defaultInterval
 
   @Option(
     help: ArgumentHelp(
@@ -242,7 +252,8 @@ struct AgentCommand: AsyncParsableCommand {
           settings: settings, environment: Self.environment()),
         shutdownGrace: max(0, shutdownGrace),
         counterSweepInterval: max(0.1, counterSweepInterval),
-        deleteQueueInterval: max(0.1, deleteQueueInterval), metricsAddress: metricsAddress)
+        deleteQueueInterval: max(0.1, deleteQueueInterval),
+        conntrackSweepInterval: max(0.1, conntrackSweepInterval), metricsAddress: metricsAddress)
       try await runtime.serve()
     } catch let failure as StartFailure {
       Self.printFailure(failure.reason)

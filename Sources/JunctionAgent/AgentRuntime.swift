@@ -25,6 +25,10 @@ struct AgentRuntime {
   let counterSweepInterval: Double
   /// Seconds between replays of the deletion queue while running.
   let deleteQueueInterval: Double
+  /// Seconds between sweeps of expired conntrack entries (`ConntrackExpiry`).
+  var conntrackSweepInterval: Double = ConntrackExpiry.defaultInterval
+  /// Entries those sweeps deleted, IPv4 and IPv6 (/metrics `junction_conntrack_swept_total`).
+  let conntrackSwept = ConntrackSweptTotals()
   let logger: Logger
   let datapath: any Datapath
   let registry: EndpointRegistry
@@ -51,6 +55,7 @@ struct AgentRuntime {
     settings: AgentSettings, cluster: ClusterConfig?, shutdownGrace: Double,
     counterSweepInterval: Double = CounterSweep.interval,
     deleteQueueInterval: Double = DeleteQueue.replayInterval,
+    conntrackSweepInterval: Double = ConntrackExpiry.defaultInterval,
     metricsAddress: MetricsAddress? = nil
   ) throws(StartFailure) -> AgentRuntime {
     let level = Logger.Level(rawValue: settings.logLevel) ?? .info
@@ -229,7 +234,7 @@ struct AgentRuntime {
     return AgentRuntime(
       settings: settings, shutdownGrace: shutdownGrace,
       counterSweepInterval: counterSweepInterval, deleteQueueInterval: deleteQueueInterval,
-      logger: logger, datapath: datapath,
+      conntrackSweepInterval: conntrackSweepInterval, logger: logger, datapath: datapath,
       registry: registry, services: services, shutdown: shutdown, stateLock: lock,
       socketLB: socketLB, cluster: follower, flows: flows, flowConsumer: flowConsumer,
       metricsAddress: metricsAddress, proxy: proxy, proxyListeners: proxyListeners)
@@ -288,6 +293,9 @@ struct AgentRuntime {
     defer { accessLog?.cancel() }
     await registry.replayDeleteQueue()
     await registry.reconcile()
+    // Every endpoint has the new programs now: the old LRU conntrack maps (an upgrade from
+    // ABI 4) are no longer written to; the entries they got meanwhile are copied.
+    datapath.finishConntrackMigration()
 
     let config = AgentConfig(
       version: AgentVersion.current, nodeName: settings.nodeName, socket: settings.socket,
@@ -351,6 +359,22 @@ struct AgentRuntime {
             // Counter entries of no endpoint (the start-up sweep is reconcile's).
             service: Periodic(interval: counterSweepInterval) { await registry.sweepCounters() },
             serviceName: "counter-sweep"),
+          .init(
+            // The conntrack maps never evict: expired entries go here.
+            service: Periodic(interval: conntrackSweepInterval) {
+              [datapath, logger, conntrackSwept] in
+              let swept = datapath.sweepConntrack()
+              conntrackSwept.add(swept)
+              if swept.deleted > 0 {
+                logger.debug(
+                  "conntrack sweep",
+                  metadata: [
+                    "deleted4": "\(swept.deleted4)", "scanned4": "\(swept.scanned4)",
+                    "deleted6": "\(swept.deleted6)", "scanned6": "\(swept.scanned6)",
+                  ])
+              }
+            },
+            serviceName: "conntrack-sweep"),
           .init(
             service: Periodic(interval: deleteQueueInterval) {
               await registry.replayDeleteQueue()
@@ -439,5 +463,20 @@ struct ShutdownGate: Service {
     if grace > 0 {
       try? await Task.sleep(for: .milliseconds(Int(grace * 1000)))
     }
+  }
+}
+
+/// Running totals of the conntrack sweep's deletions, read by /metrics.
+final class ConntrackSweptTotals: Sendable {
+  private let ipv4 = Atomic<UInt64>(0)
+  private let ipv6 = Atomic<UInt64>(0)
+
+  func add(_ result: ConntrackSweepResult) {
+    ipv4.add(UInt64(result.deleted4), ordering: .relaxed)
+    ipv6.add(UInt64(result.deleted6), ordering: .relaxed)
+  }
+
+  var byFamily: [String: UInt64] {
+    ["ipv4": ipv4.load(ordering: .relaxed), "ipv6": ipv6.load(ordering: .relaxed)]
   }
 }

@@ -48,8 +48,16 @@ func makeDatapath(
   // libbpf does not reuse a pinned map of another size (the load fails), and replacing it
   // would drop its state: refuse before touching anything, and say what to do.
   try checkPinnedSizes(bpfFS: bpfFS, mapSizes: mapSizes)
+  // ABI 4's LRU conntrack pins would make the load fail: moved aside, copied after it.
+  try ConntrackMaps.moveLegacyPinsAside(bpfFS: bpfFS, logger: logger)
   do {
     let object = try BPFObject.loadSized(path: objectPath, bpfFS: bpfFS, mapSizes: mapSizes)
+    let conntrack = ConntrackMaps(
+      conntrack4: try object.map(named: JUNCTION_MAP_CT4),
+      conntrack6: try object.map(named: JUNCTION_MAP_CT6), bpfFS: bpfFS)
+    // Before any new program is attached (netdev's below, the endpoints' at reconcile): an
+    // established connection's first packet through them finds its entry.
+    if conntrack.hasLegacyPins { conntrack.copyLegacyEntries(logger: logger) }
     let from = try object.pinnedProgram(named: JUNCTION_PROG_FROM_ENDPOINT, bpfFS: bpfFS)
     let to = try object.pinnedProgram(named: JUNCTION_PROG_TO_ENDPOINT, bpfFS: bpfFS)
     let fromPin = bpfFS + "/" + JUNCTION_PROG_FROM_ENDPOINT
@@ -60,11 +68,11 @@ func makeDatapath(
     let reader = LBMapReader(
       services: services.services, backends: services.backends, reverseNAT: services.reverseNAT,
       maglev: services.maglev, affinity: try object.map(named: JUNCTION_MAP_LB4_AFFINITY),
-      conntrack: try object.map(named: JUNCTION_MAP_CT4), nodeConfig: try NodeConfigMap(object),
+      conntrack: conntrack.conntrack4, nodeConfig: try NodeConfigMap(object),
       services6: services.services6, backends6: services.backends6,
       reverseNAT6: services.reverseNAT6,
       affinity6: try object.map(named: JUNCTION_MAP_LB6_AFFINITY),
-      conntrack6: try object.map(named: JUNCTION_MAP_CT6))
+      conntrack6: conntrack.conntrack6)
     let netdev =
       devices.isEmpty
       ? nil
@@ -82,7 +90,8 @@ func makeDatapath(
     return BPFDatapath(
       object: object, fromEndpoint: from, toEndpoint: to, counters: counters, drops: drops,
       services: services,
-      reader: reader, fromEndpointPin: fromPin, toEndpointPin: toPin, netdev: netdev)
+      reader: reader, fromEndpointPin: fromPin, toEndpointPin: toPin, netdev: netdev,
+      conntrack: conntrack, logger: logger)
   } catch let failure as DatapathStartFailure {
     throw failure
   } catch {
@@ -151,12 +160,17 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
   let toEndpointPin: String
   /// The north-south programs, when the agent serves --devices.
   let netdev: NetdevPrograms?
+  private let conntrack: ConntrackMaps
+  private let logger: Logger
 
   init(
     object: BPFObject, fromEndpoint: BPFProgram, toEndpoint: BPFProgram, counters: BPFMap,
     drops: BPFMap, services: ServicePrograms, reader: LBMapReader, fromEndpointPin: String,
-    toEndpointPin: String, netdev: NetdevPrograms? = nil
+    toEndpointPin: String, netdev: NetdevPrograms? = nil, conntrack: ConntrackMaps,
+    logger: Logger
   ) {
+    self.conntrack = conntrack
+    self.logger = logger
     self.netdev = netdev
     self.reader = reader
     self.services = services
@@ -277,6 +291,14 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
       if (try? reader.affinity6.delete(key)) == true { removed += 1 }
     }
     return removed
+  }
+
+  func sweepConntrack() -> ConntrackSweepResult {
+    conntrack.sweep()
+  }
+
+  func finishConntrackMigration() {
+    conntrack.finishMigration(logger: logger)
   }
 
   func counterKeys() throws -> [Int] {

@@ -29,6 +29,11 @@ protocol Datapath: Sendable {
   func forgetFlows(ips: [String]) -> Int
   /// The host ifindexes the counter map holds entries for (registered or not).
   func counterKeys() throws -> [Int]
+  /// Deletes the expired conntrack entries (`ConntrackExpiry`; the maps never evict).
+  func sweepConntrack() -> ConntrackSweepResult
+  /// After every endpoint has the new programs: the last copy from ABI 4's LRU conntrack
+  /// maps, whose pins then go (`ConntrackMaps`); nothing when there were none.
+  func finishConntrackMigration()
   /// Writes the service maps for `diff`, in its order (no frontend resolves to nothing).
   func programServices(_ diff: DesiredStateDiff) throws
   /// The service maps as the kernel holds them now (GET /v1/bpf/lb).
@@ -59,6 +64,8 @@ struct UnloadedDatapath: Datapath {
   func forget(hostIfindex: Int) {}
   func forgetFlows(ips: [String]) -> Int { 0 }
   func counterKeys() throws -> [Int] { [] }
+  func sweepConntrack() -> ConntrackSweepResult { ConntrackSweepResult() }
+  func finishConntrackMigration() {}
   func programServices(_ diff: DesiredStateDiff) throws {}
   func dumpLoadBalancer() throws -> LBMapDump { .empty }
   func dropCounters() throws -> [DatapathNames.RawDrop] { [] }

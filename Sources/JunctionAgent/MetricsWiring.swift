@@ -14,6 +14,7 @@ extension AgentRuntime {
     let services = self.services
     let cluster = self.cluster
     let flows = self.flows
+    let conntrackSwept = self.conntrackSwept
     return MetricsServer(
       address: metricsAddress, metrics: metrics,
       reader: DatapathReader(
@@ -26,6 +27,7 @@ extension AgentRuntime {
         sample.backends = counts.backends
         sample.endpoints = await registry.count
         sample.flowEventsProcessed = flows.total
+        sample.conntrackSwept = conntrackSwept.byFamily
         if let cluster {
           for resource in await cluster.status().resources {
             sample.relists[resource.resource] = resource.relists

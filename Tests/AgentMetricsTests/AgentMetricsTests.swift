@@ -93,6 +93,7 @@ final class AgentMetricsTests: XCTestCase {
     agent.endpoints = 5
     agent.flowEventsProcessed = 9
     agent.relists = ["services": 1]
+    agent.conntrackSwept = ["ipv4": 7, "ipv6": 0]
     var datapath = DatapathSample()
     datapath.drops = [noBackend]
     datapath.conntrack = MapUsage(entries: 64, max: 256)
@@ -113,6 +114,7 @@ final class AgentMetricsTests: XCTestCase {
       #"junction_bpf_map_pressure{map_name="jnc_ct4"} 0.25"#,
       #"junction_bpf_map_pressure{map_name="snat"} 0.25"#,
       "junction_flow_events_processed_total 9",
+      #"junction_conntrack_swept_total{family="ipv4"} 7"#,
       #"junction_flow_events_lost_total{source="datapath_ring"} 2"#,
       #"junction_k8s_relists_total{resource="services"} 1"#,
       #"junction_k8s_watch_events_total{resource="services"} 2"#,

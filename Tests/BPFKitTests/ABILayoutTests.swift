@@ -288,6 +288,12 @@ final class ABILayoutTests: XCTestCase {
 
   func testConstants() {
     XCTAssertEqual(JUNCTION_ABI_VERSION, 5)
+    // The conntrack lifetimes the datapath (SNAT take-over) and the agent's sweep share.
+    XCTAssertEqual(
+      [
+        JUNCTION_CT_CLOSE_TIMEOUT_SECONDS, JUNCTION_CT_TCP_LIFETIME_SECONDS,
+        JUNCTION_CT_NONTCP_LIFETIME_SECONDS,
+      ], [10, 21600, 60])
     XCTAssertEqual(JUNCTION_MAP_ENDPOINT_COUNTERS, "jnc_ep_counters")
     XCTAssertEqual(JUNCTION_MAP_DROPS, "jnc_drops")
     XCTAssertEqual(JUNCTION_PROG_FROM_ENDPOINT, "from_endpoint")

@@ -62,6 +62,33 @@ final class LimitTests: XCTestCase {
     XCTAssertEqual(report["otherDrops"] as? [String: Int], [:], "\(report)")
   }
 
+  /// The conntrack map full (`--conntrack-max 8`: four connections, swept every second):
+  /// a fifth connection is refused with its SYNs counted as "CT: Map insertion failed"
+  /// while the first keeps echoing (the map is a plain hash: it refuses instead of evicting);
+  /// once the other three are closed, their entries expire (the 10 s close timeout) and the
+  /// agent's sweep deletes them, a new connection works and the first still echoes.
+  func testConntrackMapFullRefusesNewConnectionsKeepsEstablishedAndRecovers() throws {
+    let report = try limit("conntrack-full", "--conntrack-max", "8")
+    XCTAssertEqual(report["mapType"] as? String, "hash", "\(report)")
+    let drops = try XCTUnwrap(report["ctFullDrops"] as? [Int], "\(report)")
+    XCTAssertGreaterThan(drops.count == 3 ? drops[1] - drops[0] : 0, 0, "\(report)")
+    let phases = try XCTUnwrap(report["phases"] as? [[String: Any]], "\(report)")
+    XCTAssertEqual(phases.last?["establishedWorking"] as? Bool, true, "\(report)")
+  }
+
+  /// An upgrade from ABI 4's LRU conntrack maps (objects built with
+  /// -DJNC_CT_MAP_TYPE=BPF_MAP_TYPE_LRU_HASH) under three held connections: the agent
+  /// started with this tree's objects replaces the pinned LRU jnc_ct4 by a hash map holding
+  /// every old entry, removes the old pin, and the three connections keep echoing.
+  func testConntrackLRUMapIsMigratedOnUpgradeKeepingConnections() throws {
+    let report = try limit("conntrack-upgrade")
+    XCTAssertEqual(report["typeBefore"] as? String, "lru_hash", "\(report)")
+    XCTAssertEqual(report["typeAfter"] as? String, "hash", "\(report)")
+    XCTAssertEqual(report["entriesKept"] as? Int, 6, "\(report)")
+    let phases = try XCTUnwrap(report["phases"] as? [[String: Any]], "\(report)")
+    XCTAssertEqual(phases.last?["echoing"] as? Int, 3, "\(report)")
+  }
+
   /// Runs one limit; fails unless the script judged the behaviour the promised one.
   private func limit(_ name: String, _ arguments: String...) throws -> [String: Any] {
     try TestNode.requirePrerequisites()

@@ -190,7 +190,21 @@ static __always_inline int ct_insert(const struct junction_ct4_key *request,
 		if (err < 0)
 			return err;
 	}
-	return bpf_map_update_elem(&jnc_ct4, request, entry, BPF_ANY);
+	err = bpf_map_update_elem(&jnc_ct4, request, entry, BPF_ANY);
+	/* The map is full (-E2BIG: it never evicts): the connection is refused, so its reply
+	 * entry would only hold a slot until the agent's sweep. */
+	if (err < 0 && reply)
+		bpf_map_delete_elem(&jnc_ct4, reply);
+	return err;
+}
+
+/* A TCP FIN or RST through `entry`: closing (the agent's sweep then keeps it only for the
+ * close timeout, not the TCP lifetime). */
+static __always_inline void ct_note_close(struct junction_ct4_entry *entry,
+					  const struct jnc_packet *packet)
+{
+	if (jnc_tcp_closes(packet))
+		entry->flags |= JUNCTION_CT_F_CLOSING;
 }
 
 /* Records both directions of a new connection, with `flags` (JUNCTION_CT_F_*; HAIRPIN is
@@ -242,6 +256,11 @@ static __always_inline __u32 ct_lookup_service(const struct jnc_packet *packet,
 	if (!backend || (syn && (backend->flags & JUNCTION_BE_F_TERMINATING)))
 		return 0;
 	entry->last_seen = now;
+	ct_note_close(entry, packet);
+	/* A SYN reusing a closing tuple opens it again (SNAT entries excepted: from_netdev
+	 * gives such a SYN a connection and a port of its own). */
+	if (syn && !(entry->flags & JUNCTION_CT_F_SNAT))
+		entry->flags &= ~JUNCTION_CT_F_CLOSING;
 	*chosen = backend;
 	if (found)
 		*found = entry;

@@ -151,7 +151,10 @@ static __always_inline int ct6_create(const struct jnc_packet6 *packet,
 	err = bpf_map_update_elem(&jnc_ct6, &reply_key, &entry, BPF_ANY);
 	if (err < 0)
 		return err;
-	return bpf_map_update_elem(&jnc_ct6, &service_key, &entry, BPF_ANY);
+	err = bpf_map_update_elem(&jnc_ct6, &service_key, &entry, BPF_ANY);
+	if (err < 0) /* full: refused, so no reply entry either (lb4.h ct_insert) */
+		bpf_map_delete_elem(&jnc_ct6, &reply_key);
+	return err;
 }
 
 /* The backend of an existing connection, or 0 for a new one (lb4.h ct_lookup_service). */

@@ -106,12 +106,20 @@ struct {
 /*
  * Connections to services, two entries each (JUNCTION_CT_SERVICE as the client sends,
  * JUNCTION_CT_REPLY as the backend answers), so both directions are one exact lookup.
- * LRU: a full table evicts the coldest connection rather than failing new ones. Nothing
- * deletes entries on a timer; an SNAT port's REPLY entry is taken over by a new connection
- * once it has expired (closed for 10 s, or idle past its lifetime: lib/snat.h).
+ * A plain preallocated hash, not LRU: a full table refuses a new connection (its packet is
+ * dropped as JUNCTION_DROP_CT_MAP_FULL) instead of silently evicting an established one.
+ * The agent deletes expired entries (idle past their lifetime, shorter once closing:
+ * AgentCore's ConntrackExpiry, the lifetimes of lib/snat.h); between two of its sweeps an
+ * SNAT port's expired REPLY entry may also be taken over by a new connection (lib/snat.h).
  */
+/* The conntrack maps' type; -DJNC_CT_MAP_TYPE=BPF_MAP_TYPE_LRU_HASH builds them as ABI 4 did
+ * (LRU), for the upgrade test that migrates such pinned maps (ConntrackMigrationTests). */
+#ifndef JNC_CT_MAP_TYPE
+#define JNC_CT_MAP_TYPE BPF_MAP_TYPE_HASH
+#endif
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, JNC_CT_MAP_TYPE);
 	__type(key, struct junction_ct4_key);
 	__type(value, struct junction_ct4_entry);
 	__uint(max_entries, JUNCTION_CT4_MAX);
@@ -156,7 +164,7 @@ struct {
 } jnc_lb6_aff SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, JNC_CT_MAP_TYPE); /* not LRU: as jnc_ct4 */
 	__type(key, struct junction_ct6_key);
 	__type(value, struct junction_ct6_entry);
 	__uint(max_entries, JUNCTION_CT6_MAX);

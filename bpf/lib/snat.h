@@ -8,6 +8,7 @@
 #define JUNCTION_LIB_SNAT_H
 
 #include <linux/bpf.h>
+#include <linux/errno.h>
 #include <bpf/bpf_helpers.h>
 
 #include "lib/lb4.h"
@@ -21,20 +22,15 @@
 #define JNC_SNAT_PORT_PROBES 32
 
 /*
- * When a port held by an earlier connection may be claimed again. jnc_ct4 is an LRU map:
- * it evicts only when full, so without these a finished connection would keep its port
- * forever and a connection-per-request load would use up the range (about 32k
- * connections per backend). The values are Cilium's conntrack lifetimes:
- *   CLOSE    a connection that saw a FIN or RST (JUNCTION_CT_F_CLOSING), idle this long:
- *            enough for the last ACKs and retransmitted FINs to get through;
- *   TCP      an open TCP connection idle this long (keep-alive probes refresh it sooner);
- *   NONTCP   a UDP flow idle this long (no close to see; DNS-like flows are short).
- * Idle = since last_seen, which every translated packet refreshes.
+ * When a port held by an earlier connection may be claimed again, without waiting for the
+ * agent's sweep to delete the expired entries (jnc_ct4 never evicts): the conntrack
+ * lifetimes of junction_abi.h (Cilium's), the ones the sweep applies. Idle = since
+ * last_seen, which every translated packet refreshes.
  */
 #define JNC_SNAT_SECOND_NS 1000000000ULL
-#define JNC_SNAT_CLOSE_TIMEOUT_NS (10 * JNC_SNAT_SECOND_NS)
-#define JNC_SNAT_TCP_LIFETIME_NS (21600 * JNC_SNAT_SECOND_NS)
-#define JNC_SNAT_NONTCP_LIFETIME_NS (60 * JNC_SNAT_SECOND_NS)
+#define JNC_SNAT_CLOSE_TIMEOUT_NS (JUNCTION_CT_CLOSE_TIMEOUT_SECONDS * JNC_SNAT_SECOND_NS)
+#define JNC_SNAT_TCP_LIFETIME_NS (JUNCTION_CT_TCP_LIFETIME_SECONDS * JNC_SNAT_SECOND_NS)
+#define JNC_SNAT_NONTCP_LIFETIME_NS (JUNCTION_CT_NONTCP_LIFETIME_SECONDS * JNC_SNAT_SECOND_NS)
 
 /* Whether an SNAT connection last seen at `last_seen` with `flags` no longer holds its port. */
 static __always_inline int jnc_snat_expired(__u64 last_seen, __u16 flags, __u8 proto, __u64 now)
@@ -123,11 +119,13 @@ static __always_inline int jnc_snat_take_over(const struct junction_ct4_key *key
  * other fields, last_seen = now). A free port is claimed by the BPF_NOEXIST insert itself:
  * two CPUs picking the same port for the same backend cannot both win; a taken one only
  * when its connection has expired (jnc_snat_take_over). Returns the port (network order),
- * or 0 when none of the probed ports could be had.
+ * or 0 when none of the probed ports could be had; *full is then set when the reason is the
+ * conntrack map being full (the insert's -E2BIG: the map never evicts), not the range.
  */
 static __always_inline __be16 jnc_snat_claim_port(const struct jnc_packet *packet,
 						  const struct junction_lb4_backend *backend,
-						  __be32 node, const struct junction_ct4_entry *reply)
+						  __be32 node, const struct junction_ct4_entry *reply,
+						  int *full)
 {
 	struct junction_ct4_key key =
 		ct_key(backend->address, node, backend->port, 0, packet->proto, JUNCTION_CT_REPLY);
@@ -141,12 +139,20 @@ static __always_inline __be16 jnc_snat_claim_port(const struct jnc_packet *packe
 		high = config->snat_port_max;
 	}
 	span = high - low + 1;
+	*full = 0;
 	for (__u32 probe = 0; probe < JNC_SNAT_PORT_PROBES; probe++) {
+		long err;
+
 		key.dport = bpf_htons((__u16)(low + bpf_get_prandom_u32() % span));
-		if (bpf_map_update_elem(&jnc_ct4, &key, reply, BPF_NOEXIST) == 0)
+		err = bpf_map_update_elem(&jnc_ct4, &key, reply, BPF_NOEXIST);
+		if (err == 0)
 			return key.dport;
 		if (jnc_snat_take_over(&key, reply) == 0)
 			return key.dport;
+		if (err == -E2BIG) {
+			*full = 1;
+			return 0;
+		}
 	}
 	return 0;
 }
@@ -154,7 +160,7 @@ static __always_inline __be16 jnc_snat_claim_port(const struct jnc_packet *packe
 /*
  * A FIN or RST of an SNAT connection seen either way: both of its entries become closing.
  * `service` and `reply` are the two keys (reply: backend -> node:port); either entry may
- * already be gone (LRU).
+ * already be gone (swept, or deleted by FlowPurge).
  */
 static __always_inline void jnc_snat_mark_closing(const struct junction_ct4_key *service,
 						  const struct junction_ct4_key *reply)
