@@ -183,6 +183,7 @@ static __always_inline int lb6_reverse_nat(struct __sk_buff *skb, const struct j
 	if (!revnat)
 		return TC_ACT_OK;
 	entry->last_seen = bpf_ktime_get_ns();
+	ct6_note_close(entry, packet);
 	if (jnc_nat6_rewrite(skb, packet, JNC_IPV6_SADDR_OFF, packet->saddr, revnat->address,
 			     packet->l4_off, packet->sport, revnat->port) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_ENDPOINT);

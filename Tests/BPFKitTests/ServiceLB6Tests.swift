@@ -178,6 +178,36 @@ final class ServiceLB6Tests: XCTestCase {
     XCTAssertEqual(result.output, unrelated)
   }
 
+  /// jnc_ct6 never evicts (a plain hash): a FIN or RST must mark both entries closing, so the
+  /// agent's sweep drops them after the close timeout, not the 6 h TCP lifetime.
+  func testAFINOrRSTMarksBothIPv6EntriesClosingAndASYNReopens() throws {
+    try program(backends: [(2, backendAddresses[1], 8080)])
+    let serviceKey = conntrackKey(client, 40000, vip, 80, .tcp, JUNCTION_CT_SERVICE)
+    let replyKey = conntrackKey(backendAddresses[1], 8080, client, 40000, .tcp, JUNCTION_CT_REPLY)
+    func closing(_ key: junction_ct6_key) throws -> Bool {
+      let entry = try conntrack6.lookup(key, as: junction_ct6_entry.self)
+      XCTAssertNotNil(entry)
+      return (entry?.flags ?? 0) & UInt16(JUNCTION_CT_F_CLOSING) != 0
+    }
+    XCTAssertEqual(try ProgramTestRun.run(program: from, packet: request().build()).verdict, .ok)
+    XCTAssertFalse(try closing(serviceKey))
+    XCTAssertFalse(try closing(replyKey))
+
+    var fin = request()
+    fin.tcpFlags = 0x11  // FIN, ACK
+    XCTAssertEqual(try ProgramTestRun.run(program: from, packet: fin.build()).verdict, .ok)
+    XCTAssertTrue(try closing(serviceKey), "the client's FIN")
+    XCTAssertFalse(try closing(replyKey))
+    let reset = PacketBuilder6(
+      .tcp, from: backendAddresses[1], 8080, to: client, 40000, tcpFlags: 0x04)
+    XCTAssertEqual(try ProgramTestRun.run(program: to, packet: reset.build()).verdict, .ok)
+    XCTAssertTrue(try closing(replyKey), "the backend's RST")
+
+    // The client reuses its port: the SYN opens the service entry again.
+    XCTAssertEqual(try ProgramTestRun.run(program: from, packet: request().build()).verdict, .ok)
+    XCTAssertFalse(try closing(serviceKey), "a SYN reopens")
+  }
+
   func testAConnectionKeepsItsBackendAndRandomSelectionUsesEveryBackend() throws {
     try program(
       backends: backendAddresses.enumerated().map { (UInt32($0.offset + 1), $0.element, 8080) })

@@ -157,6 +157,15 @@ static __always_inline int ct6_create(const struct jnc_packet6 *packet,
 	return err;
 }
 
+/* lb4.h's ct_note_close over jnc_ct6: a TCP FIN or RST makes the entry closing, so the
+ * agent's sweep keeps it for the close timeout, not the TCP lifetime (the map never evicts). */
+static __always_inline void ct6_note_close(struct junction_ct6_entry *entry,
+					   const struct jnc_packet6 *packet)
+{
+	if (jnc_tcp6_closes(packet))
+		entry->flags |= JUNCTION_CT_F_CLOSING;
+}
+
 /* The backend of an existing connection, or 0 for a new one (lb4.h ct_lookup_service). */
 static __always_inline __u32 ct6_lookup_service(const struct jnc_packet6 *packet,
 						const struct junction_lb4_service *service,
@@ -175,6 +184,11 @@ static __always_inline __u32 ct6_lookup_service(const struct jnc_packet6 *packet
 	if (!backend || (jnc_tcp6_opens(packet) && (backend->flags & JUNCTION_BE_F_TERMINATING)))
 		return 0;
 	entry->last_seen = now;
+	ct6_note_close(entry, packet);
+	/* A SYN reusing a closing tuple opens it again (as lb4.h; SNAT entries are
+	 * nodeport6.h's). */
+	if (jnc_tcp6_opens(packet) && !(entry->flags & JUNCTION_CT_F_SNAT))
+		entry->flags &= ~JUNCTION_CT_F_CLOSING;
 	*chosen = backend;
 	return entry->backend_id;
 }
