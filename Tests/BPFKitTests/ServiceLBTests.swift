@@ -215,6 +215,38 @@ final class ServiceLBTests: XCTestCase {
     XCTAssertEqual(seen, [0, 1, 2])
   }
 
+  /// jnc_ct4 never evicts (a plain hash): a FIN or RST must mark both entries closing, so the
+  /// agent's sweep drops them after the close timeout, not the 6 h TCP lifetime.
+  func testAFINOrRSTMarksBothEntriesClosingAndASYNReopens() throws {
+    var service = threeBackends()
+    service.backends = [service.backends[1]]
+    try program(service)
+    let serviceKey = ServiceObject.conntrackKey(client, 40000, vip, 80, .tcp, JUNCTION_CT_SERVICE)
+    let replyKey = ServiceObject.conntrackKey(
+      backendAddresses[1], 8080, client, 40000, .tcp, JUNCTION_CT_REPLY)
+    func closing(_ key: junction_ct4_key) throws -> Bool {
+      let entry = try datapath.conntrack.lookup(key, as: junction_ct4_entry.self)
+      XCTAssertNotNil(entry)
+      return (entry?.flags ?? 0) & UInt16(JUNCTION_CT_F_CLOSING) != 0
+    }
+    XCTAssertEqual(try runFrom(request().build()).verdict, .ok)
+    XCTAssertFalse(try closing(serviceKey))
+    XCTAssertFalse(try closing(replyKey))
+
+    var fin = request()
+    fin.tcpFlags = 0x11  // FIN, ACK
+    XCTAssertEqual(try runFrom(fin.build()).verdict, .ok)
+    XCTAssertTrue(try closing(serviceKey), "the client's FIN")
+    XCTAssertFalse(try closing(replyKey))
+    var reset = PacketBuilder(.tcp, from: backendAddresses[1], 8080, to: client, 40000)
+    reset.tcpFlags = 0x04  // RST
+    XCTAssertEqual(try runTo(reset.build()).verdict, .ok)
+    XCTAssertTrue(try closing(replyKey), "the backend's RST")
+
+    XCTAssertEqual(try runFrom(request().build()).verdict, .ok)
+    XCTAssertFalse(try closing(serviceKey), "a SYN reopens")
+  }
+
   func testRepliesAreReverseNATedToTheVIP() throws {
     try program(threeBackends())
     for l4 in [PacketBuilder.L4.tcp, .udp] {
