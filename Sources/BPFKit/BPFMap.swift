@@ -15,6 +15,8 @@ public final class BPFMap: Sendable {
   public let keySize: Int
   public let valueSize: Int
   public let maxEntries: Int
+  /// The map's creation flags (`BPF_F_*`, e.g. BPF_F_NO_PREALLOC).
+  public let flags: UInt32
   /// The kernel's map type (a `bpf_map_type` raw value: BPF_MAP_TYPE_HASH, ...).
   public let type: UInt32
   /// Per-CPU maps (PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH) hold one value per possible
@@ -44,6 +46,7 @@ public final class BPFMap: Sendable {
     self.valueSize = Int(info.value_size)
     self.maxEntries = Int(info.max_entries)
     self.type = info.type
+    self.flags = info.map_flags
     let perCPU: [bpf_map_type] = [
       BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_PERCPU_HASH,
       BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,

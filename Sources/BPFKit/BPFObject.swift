@@ -105,6 +105,30 @@ public final class BPFObject {
     return names
   }
 
+  /// The pins of this object's maps that libbpf's `load()` would refuse to reuse (EINVAL):
+  /// a map pinned under the pin root with another type, key size, value size, max_entries
+  /// or flags than declared (after `setMaxEntries`), which is an earlier ABI's map
+  /// (junction_abi.h). Before `load()`; pins that are not maps are left to the load to refuse.
+  public func pinsOfAnotherLayout() -> [String] {
+    var pins: [String] = []
+    var map = bpf_object__next_map(object, nil)
+    while let current = map {
+      map = bpf_object__next_map(object, current)
+      guard let pinPath = bpf_map__pin_path(current) else { continue }
+      let pin = String(cString: pinPath)
+      guard access(pin, F_OK) == 0, let pinned = try? BPFMap.openPinned(at: pin) else { continue }
+      if pinned.type != bpf_map__type(current).rawValue
+        || pinned.keySize != Int(bpf_map__key_size(current))
+        || pinned.valueSize != Int(bpf_map__value_size(current))
+        || pinned.maxEntries != Int(bpf_map__max_entries(current))
+        || pinned.flags != bpf_map__map_flags(current)
+      {
+        pins.append(pin)
+      }
+    }
+    return pins
+  }
+
   /// The loaded program named `name` (its C function name), with its own descriptor.
   public func program(named name: String) throws(BPFError) -> BPFProgram {
     guard let program = bpf_object__find_program_by_name(object, name) else {

@@ -51,7 +51,8 @@ func makeDatapath(
   // ABI 4's LRU conntrack pins would make the load fail: moved aside, copied after it.
   try ConntrackMaps.moveLegacyPinsAside(bpfFS: bpfFS, logger: logger)
   do {
-    let object = try BPFObject.loadSized(path: objectPath, bpfFS: bpfFS, mapSizes: mapSizes)
+    let object = try BPFObject.loadSized(
+      path: objectPath, bpfFS: bpfFS, mapSizes: mapSizes, logger: logger)
     let conntrack = ConntrackMaps(
       conntrack4: try object.map(named: JUNCTION_MAP_CT4),
       conntrack6: try object.map(named: JUNCTION_MAP_CT6), bpfFS: bpfFS)

@@ -25,7 +25,8 @@ struct NetdevPrograms {
     objectPath: String, bpfFS: String, mapSizes: MapSizes, devices: [NodeDevice],
     logger: Logger
   ) throws -> NetdevPrograms {
-    let object = try BPFObject.loadSized(path: objectPath, bpfFS: bpfFS, mapSizes: mapSizes)
+    let object = try BPFObject.loadSized(
+      path: objectPath, bpfFS: bpfFS, mapSizes: mapSizes, logger: logger)
     let from = try object.pinnedProgram(named: JUNCTION_PROG_FROM_NETDEV, bpfFS: bpfFS)
     let to = try object.pinnedProgram(named: JUNCTION_PROG_TO_NETDEV, bpfFS: bpfFS)
 

@@ -47,7 +47,8 @@ final class ProxyListeners: Sendable {
   {
     let path = PathNames.join(objectDirectory, "proxy_lookup.o")
     do {
-      let object = try BPFObject.loadSized(path: path, bpfFS: bpfFS, mapSizes: mapSizes)
+      let object = try BPFObject.loadSized(
+        path: path, bpfFS: bpfFS, mapSizes: mapSizes, logger: logger)
       let program = try object.pinnedProgram(named: JUNCTION_PROG_PROXY_LOOKUP, bpfFS: bpfFS)
       let map = try object.map(named: JUNCTION_MAP_PROXY_LISTENERS)
       let link = try NetnsLink.attachSocketLookup(program, pinnedAt: linkPin(bpfFS: bpfFS))

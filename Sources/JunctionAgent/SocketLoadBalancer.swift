@@ -67,7 +67,8 @@ final class SocketLoadBalancer {
     let object: BPFObject
     do {
       // The same sizes as endpoint.o's: libbpf reuses a pinned map only when they match.
-      object = try BPFObject.loadSized(path: objectPath, bpfFS: bpfFS, mapSizes: mapSizes)
+      object = try BPFObject.loadSized(
+        path: objectPath, bpfFS: bpfFS, mapSizes: mapSizes, logger: logger)
     } catch {
       throw DatapathStartFailure(
         "--socket-lb: cannot load \(objectPath): \(error)"

@@ -1,3 +1,5 @@
+import BPFKit
+import DatapathABI
 import Foundation
 import XCTest
 
@@ -122,6 +124,39 @@ final class LBMapTests: XCTestCase {
     XCTAssertEqual(try maxEntries(of: "jnc_ct4"), 65536)
     XCTAssertTrue(
       entries(try dump(), "services").contains { $0["address"] as? String == "10.96.7.11" })
+  }
+
+  /// An upgrade across an ABI change (bpf/junction_abi.h): libbpf refuses to reuse a pinned
+  /// map of another layout, so before the fix a node running the previous release could not
+  /// start this one (ABI 4's jnc_devices had a shorter junction_device). Such a pin is
+  /// replaced, logged; every other map keeps its pin and contents.
+  func testAPinnedMapOfAnEarlierABILayoutIsReplacedAndTheOtherMapsKept() throws {
+    let agent = try TestAgent()
+    self.agent = agent
+    let yaml = manifest(clusterIP: "10.96.7.12", backends: ["10.240.7.41"])
+    XCTAssertEqual(try junctionctl(["apply", "-f", "-"], stdin: yaml).status, 0)
+    agent.stop()
+
+    let pin = agent.bpfFS + "/" + JUNCTION_MAP_DEVICES
+    let current = try BPFMap.openPinned(at: pin)
+    XCTAssertEqual(unlink(pin), 0)
+    let earlier = try BPFMap.create(
+      .hash, name: JUNCTION_MAP_DEVICES, keySize: current.keySize,
+      valueSize: current.valueSize - 16, maxEntries: current.maxEntries, flags: current.flags)
+    try earlier.pin(at: pin)
+    let before = try pinIdentities(agent.bpfFS)
+
+    try agent.start()
+
+    XCTAssertEqual(try BPFMap.openPinned(at: pin).valueSize, current.valueSize)
+    XCTAssertTrue(agent.log.contains("map of an earlier datapath ABI replaced"), agent.log)
+    let after = try pinIdentities(agent.bpfFS)
+    XCTAssertNotEqual(after[JUNCTION_MAP_DEVICES], before[JUNCTION_MAP_DEVICES])
+    for (name, inode) in before where name.hasPrefix("jnc_") && name != JUNCTION_MAP_DEVICES {
+      XCTAssertEqual(after[name], inode, "\(name) was replaced")
+    }
+    XCTAssertTrue(
+      entries(try dump(), "services").contains { $0["address"] as? String == "10.96.7.12" })
   }
 
   /// max_entries of `map` as GET /v1/bpf/lb reports it from the kernel.
