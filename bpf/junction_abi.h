@@ -17,7 +17,9 @@
  *
  * Pinned maps outlive the agent, and libbpf reuses a pinned map only when its type, key
  * size, value size, max_entries and flags match. So a layout or max-entries change is an
- * ABI change: bump JUNCTION_ABI_VERSION, and the agent pins the new maps beside the old.
+ * ABI change: bump JUNCTION_ABI_VERSION. At start the agent replaces a pin of another
+ * layout with the new map and writes it (SizedObject.swift); a map whose entries must survive
+ * the upgrade (conntrack) is copied instead (ConntrackMaps.swift).
  */
 #ifndef JUNCTION_ABI_H
 #define JUNCTION_ABI_H
