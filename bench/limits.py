@@ -286,27 +286,8 @@ class Limits(soak.Soak):
             if result.returncode != 0:
                 raise RuntimeError(f"ADD failed: {result.stdout.decode()}")
             addresses[pod] = json.loads(result.stdout)["ips"][0]["address"].split("/")[0]
-        manifest = f"""apiVersion: v1
-kind: Service
-metadata: {{name: ctfull, namespace: default}}
-spec:
-  clusterIP: {CT_VIP}
-  ports:
-  - {{name: t, port: 80, protocol: TCP, targetPort: 8080}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: ctfull-1
-  namespace: default
-  labels: {{kubernetes.io/service-name: ctfull}}
-addressType: IPv4
-ports:
-- {{name: t, port: 8080, protocol: TCP}}
-endpoints:
-- addresses: ["{addresses[backend]}"]
-  conditions: {{ready: true}}
-"""
+        manifest = soak.service_manifest("ctfull", CT_VIP, "t", 80, "TCP", 8080,
+                                         addresses[backend])
         status, body = soak.api(self.socket, "POST", "/v1/resources/apply",
                                 body=manifest.encode())
         if status != 200:
