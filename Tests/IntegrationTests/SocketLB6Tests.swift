@@ -16,16 +16,7 @@ import XCTest
 /// backend whichever path it comes through.
 /// The node is dual-stack (host-local with one range set per family); backends are python3
 /// servers in its pods listening on [::]:8080 for both families.
-final class SocketLB6Tests: XCTestCase {
-  private var nodes: [TestNode] = []
-  private let processes = PodProcesses()
-
-  override func tearDown() {
-    processes.stopAll()
-    for node in nodes { node.tearDown() }
-    nodes = []
-    super.tearDown()
-  }
+final class SocketLB6Tests: PodNodesTestCase {
 
   // MARK: - Helpers
 

@@ -51,6 +51,21 @@ final class PodProcesses {
   }
 }
 
+/// Tests that run TestNodes (`nodes`) and processes in their pods (`processes`): both are
+/// gone when a test ends, also when it failed; the processes first, while their namespaces
+/// are still there.
+class PodNodesTestCase: XCTestCase {
+  var nodes: [TestNode] = []
+  let processes = PodProcesses()
+
+  override func tearDown() {
+    processes.stopAll()
+    for node in nodes { node.tearDown() }
+    nodes = []
+    super.tearDown()
+  }
+}
+
 extension TestNode {
   /// Whether something listens on TCP port 8080 and is bound to UDP port 8080 in `pod`
   /// (the IPv6 tables when `ipv6`, which a dual-family [::] socket shows in) within five
