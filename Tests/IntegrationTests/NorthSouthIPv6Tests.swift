@@ -185,6 +185,18 @@ final class NorthSouthIPv6Tests: XCTestCase {
     return (nil, failure)
   }
 
+  /// node1's NodePort asked over TCP, then UDP: the peer the backend saw is `expected` both
+  /// times.
+  private func assertPeersSeen(
+    _ lab: LabHarness, _ expected: String, _ tcpWhy: String, _ udpWhy: String,
+    file: StaticString = #filePath, line: UInt = #line
+  ) throws {
+    for (proto, why) in [("tcp", tcpWhy), ("udp", udpWhy)] {
+      XCTAssertEqual(
+        try peerSeen(lab, proto, file: file, line: line), expected, why, file: file, line: line)
+    }
+  }
+
   /// The peer the backend saw for a "who" over `proto` to node1's NodePort, asserting that
   /// echo2 answered.
   private func peerSeen(
@@ -219,11 +231,8 @@ final class NorthSouthIPv6Tests: XCTestCase {
 
   func testSNATModeTheBackendSeesTheIngressNodesIPv6AddressAndMegabytesCross() throws {
     try withLab(lbMode: "snat") { lab in
-      XCTAssertEqual(
-        try peerSeen(lab, "tcp"), NorthSouthIPv6Tests.node1,
-        "SNAT: the backend sees node1's IPv6 address")
-      XCTAssertEqual(
-        try peerSeen(lab, "udp"), NorthSouthIPv6Tests.node1,
+      try assertPeersSeen(
+        lab, NorthSouthIPv6Tests.node1, "SNAT: the backend sees node1's IPv6 address",
         "UDP too, and the answer comes from the frontend")
       try assertBulk(lab, peer: NorthSouthIPv6Tests.node1)
       // node2's address is a frontend too; node2 holds the backend: DNAT only, the
@@ -239,11 +248,8 @@ final class NorthSouthIPv6Tests: XCTestCase {
     try withLab(lbMode: "dsr") { lab in
       let node1Capture = try startCapture(lab, node: "node1")
       let node2Capture = try startCapture(lab, node: "node2")
-      XCTAssertEqual(
-        try peerSeen(lab, "tcp"), NorthSouthIPv6Tests.client,
-        "DSR: the backend sees the client's address")
-      XCTAssertEqual(
-        try peerSeen(lab, "udp"), NorthSouthIPv6Tests.client,
+      try assertPeersSeen(
+        lab, NorthSouthIPv6Tests.client, "DSR: the backend sees the client's address",
         "UDP too, and the answer comes from the frontend")
       let atNode1 = try node1Capture.finish(filter: "ip6")
       let atNode2 = try node2Capture.finish(filter: "ip6")
