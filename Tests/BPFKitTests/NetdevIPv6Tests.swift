@@ -28,26 +28,7 @@ final class NetdevIPv6Tests: XCTestCase {
   override func setUpWithError() throws {
     try requireRoot()
     fixture = try NetdevFixture(prefix: "jnc-nd6")
-    let name = try XCTUnwrap(fixture.namespaceName)
-    try Shell.must([
-      "ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0",
-      "net.ipv6.conf.ve0.disable_ipv6=0", "net.ipv6.conf.all.forwarding=1",
-    ])
-    for command in [
-      ["addr", "add", "fd00:192::1/64", "dev", "ve0", "nodad"],
-      [
-        "neigh", "add", "fd00:192::2", "lladdr", "02:00:00:00:00:22", "dev", "ve0", "nud",
-        "permanent",
-      ],
-      [
-        "neigh", "add", "fd00:192::3", "lladdr", "02:00:00:00:00:33", "dev", "ve0", "nud",
-        "permanent",
-      ],
-      ["route", "add", "fd00:10:2::/64", "via", "fd00:192::2", "dev", "ve0"],
-      ["route", "add", "fd00:198::/64", "via", "fd00:192::3", "dev", "ve0"],
-    ] {
-      try Shell.must(["ip", "-n", name, "-6"] + command)
-    }
+    try fixture.addIPv6()
     var entry = junction_device()
     entry.mtu = UInt32(fixture.device.mtu)
     entry.address6 = be128(node)
@@ -91,16 +72,7 @@ final class NetdevIPv6Tests: XCTestCase {
   }
 
   private func run(_ program: BPFProgram, _ frame: [UInt8]) throws -> ProgramTestRun.Result {
-    var outcome: Result<ProgramTestRun.Result, any Error>?
-    let index = fixture.device.index
-    try fixture.namespace.perform { () throws(NetKitError) in
-      do {
-        outcome = .success(try ProgramTestRun.run(program: program, packet: frame, ifindex: index))
-      } catch {
-        outcome = .failure(error)
-      }
-    }
-    return try XCTUnwrap(outcome).get()
+    try fixture.run(program, frame)
   }
 
   func testSNATForwardsFromTheNodesIPv6AddressAndTranslatesTheReplyBack() throws {
