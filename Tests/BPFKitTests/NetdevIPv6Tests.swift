@@ -27,7 +27,13 @@ final class NetdevIPv6Tests: XCTestCase {
 
   override func setUpWithError() throws {
     try requireRoot()
-    fixture = try NetdevFixture(prefix: "jnc-nd6")
+    try makeFixture()
+  }
+
+  /// NetdevFixture with IPv6, ve0's device entry carrying the node's IPv6 address.
+  private func makeFixture(mapSizes: [String: Int] = [:]) throws {
+    fixture?.remove()
+    fixture = try NetdevFixture(prefix: "jnc-nd6", mapSizes: mapSizes)
     try fixture.addIPv6()
     var entry = junction_device()
     entry.mtu = UInt32(fixture.device.mtu)
@@ -102,6 +108,26 @@ final class NetdevIPv6Tests: XCTestCase {
       XCTAssertEqual(reply.destinationPort, 40000)
       XCTAssertTrue(reply.l4ChecksumValid, "\(proto) reply checksum")
     }
+  }
+
+  func testSNATClaimRefusedByAFullConntrackMapIsCountedAsMapFullNotAsNoFreePort() throws {
+    // jnc_ct6 of one entry, taken by another flow: the port claim's insert gets -E2BIG.
+    try makeFixture(mapSizes: [JUNCTION_MAP_CT6: 1])
+    try program(dsr: false)
+    var other = junction_ct6_key()
+    other.saddr = be128(ipv6("fd00:198::99"))
+    other.daddr = be128(node)
+    other.proto = PacketBuilder.L4.tcp.rawValue
+    try datapath.object.map(named: JUNCTION_MAP_CT6).update(other, junction_ct6_entry())
+
+    let request = PacketBuilder6(.tcp, from: client, 40000, to: node, nodePort)
+    XCTAssertEqual(try run(from, request.build()).verdict, .shot, "refused")
+    XCTAssertEqual(
+      try datapath.dropCount(JUNCTION_DROP_CT_MAP_FULL, JUNCTION_DIR_FROM_NETDEV), 1,
+      "counted as the conntrack map full")
+    XCTAssertEqual(
+      try datapath.dropCount(JUNCTION_DROP_NO_NAT_PORT, JUNCTION_DIR_FROM_NETDEV), 0,
+      "not as no free SNAT port: the range has them all")
   }
 
   func testDSRInsertsCiliumsDestinationOptionsHeaderOnTheSYN() throws {

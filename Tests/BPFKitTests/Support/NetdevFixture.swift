@@ -22,8 +22,9 @@ final class NetdevFixture {
   private(set) var namespace: NetworkNamespace!
   private(set) var namespaceName: String?
 
-  /// `prefix` names the namespace (with the PID and a random suffix, so runs cannot collide).
-  init(prefix: String) throws {
+  /// `prefix` names the namespace (with the PID and a random suffix, so runs cannot collide);
+  /// `mapSizes` as ServiceObject's.
+  init(prefix: String, mapSizes: [String: Int] = [:]) throws {
     let path = try DatapathBuild.netdevObject()
     let name = "\(prefix)-\(getpid())-\(UUID().uuidString.prefix(6).lowercased())"
     try Shell.must(["ip", "netns", "add", name])
@@ -57,7 +58,7 @@ final class NetdevFixture {
         read = Result { () throws(NodeDeviceProblem) in try NodeDevices.read(["ve0"]) }
       }
       device = try XCTUnwrap(try XCTUnwrap(read).get().first)
-      let datapath = try ServiceObject(path: path)
+      let datapath = try ServiceObject(path: path, mapSizes: mapSizes)
       self.datapath = datapath
       from = try datapath.object.program(named: JUNCTION_PROG_FROM_NETDEV)
       to = try datapath.object.program(named: JUNCTION_PROG_TO_NETDEV)
