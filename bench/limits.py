@@ -286,27 +286,8 @@ class Limits(soak.Soak):
             if result.returncode != 0:
                 raise RuntimeError(f"ADD failed: {result.stdout.decode()}")
             addresses[pod] = json.loads(result.stdout)["ips"][0]["address"].split("/")[0]
-        manifest = f"""apiVersion: v1
-kind: Service
-metadata: {{name: ctfull, namespace: default}}
-spec:
-  clusterIP: {CT_VIP}
-  ports:
-  - {{name: t, port: 80, protocol: TCP, targetPort: 8080}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: ctfull-1
-  namespace: default
-  labels: {{kubernetes.io/service-name: ctfull}}
-addressType: IPv4
-ports:
-- {{name: t, port: 8080, protocol: TCP}}
-endpoints:
-- addresses: ["{addresses[backend]}"]
-  conditions: {{ready: true}}
-"""
+        manifest = soak.service_manifest("ctfull", CT_VIP, "t", 80, "TCP", 8080,
+                                         addresses[backend])
         status, body = soak.api(self.socket, "POST", "/v1/resources/apply",
                                 body=manifest.encode())
         if status != 200:
@@ -395,21 +376,10 @@ endpoints:
              str(conntrack_max // 2)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.processes.append(ct_client)
-        phases, drops, entries = [], [], []
-        try:
-            for _ in range(3):
-                line = ct_client.stdout.readline()
-                if not line:
-                    break
-                phases.append(json.loads(line))
-                drops.append(self.ct_full_drops())
-                entries.append(len(soak.map_keys(str(self.bpffs / "jnc_ct4"), 16) or []))
-                ct_client.stdin.write("\n")
-                ct_client.stdin.flush()
-            ct_client.wait(timeout=60)
-        finally:
-            if ct_client.poll() is None:
-                ct_client.kill()
+        phases, probes = drive_phases(ct_client, 3, lambda: (
+            self.ct_full_drops(), len(soak.map_keys(str(self.bpffs / "jnc_ct4"), 16) or [])))
+        drops = [d for d, _ in probes]
+        entries = [e for _, e in probes]
         map_type = map_type_of(str(self.bpffs / "jnc_ct4"))
         for pod in (client, backend):
             self.driver("del", pod)
@@ -575,10 +545,11 @@ endpoints:
 
 CT_VIP = "10.96.250.11"
 
-# The client pod: phases separated by a line on stdin, each reported as one JSON line.
-CT_CLIENT = r"""
+# What every client script below starts with: `connect` to (host, port), which the script
+# sets from its arguments, expecting the echo server's greeting; `echoes`, whether a held
+# connection still answers; `say`, one phase's JSON line, then wait for the driver's line.
+CLIENT_PRELUDE = r"""
 import json, socket, sys, time
-host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def connect(timeout):
     s = socket.create_connection((host, port), timeout=timeout)
     s.settimeout(5)
@@ -594,6 +565,11 @@ def echoes(s):
 def say(report):
     print(json.dumps(report), flush=True)
     sys.stdin.readline()
+"""
+
+# The client pod: phases separated by a line on stdin, each reported as one JSON line.
+CT_CLIENT = CLIENT_PRELUDE + r"""
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 held, failed = [], []
 for _ in range(count):
     try:
@@ -630,21 +606,8 @@ say({"recoveredAfterSeconds": first, "attempts": attempts,
 
 # Holds `count` connections; after a line on stdin, says how many still echo and whether a
 # new connection works.
-CT_HOLDER = r"""
-import json, socket, sys
+CT_HOLDER = CLIENT_PRELUDE + r"""
 host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-def connect(timeout):
-    s = socket.create_connection((host, port), timeout=timeout)
-    s.settimeout(5)
-    if not s.recv(200).startswith(b"hello"):
-        raise OSError("no greeting")
-    return s
-def echoes(s):
-    try:
-        s.sendall(b"ping\n")
-        return s.recv(200) == b"ping\n"
-    except OSError:
-        return False
 held = []
 for _ in range(count):
     try:
@@ -663,6 +626,27 @@ print(json.dumps({"echoing": sum(echoes(s) for s in held), "newConnection": fres
 sys.stdin.readline()
 """
 
+
+def drive_phases(client, count, probe):
+    """Reads up to `count` phase lines (JSON) from a client script started with pipes,
+    calling `probe` after each and only then letting the client go on (a line on its
+    stdin); returns the phases and the probes' results. The client is killed if it has not
+    ended 60 s after its last phase, or on any error."""
+    phases, probes = [], []
+    try:
+        for _ in range(count):
+            line = client.stdout.readline()
+            if not line:
+                break
+            phases.append(json.loads(line))
+            probes.append(probe())
+            client.stdin.write("\n")
+            client.stdin.flush()
+        client.wait(timeout=60)
+    finally:
+        if client.poll() is None:
+            client.kill()
+    return phases, probes
 
 def map_type_of(pin):
     """The pinned map's type ("hash", "lru_hash" or the number), or None when it is missing:
@@ -713,18 +697,8 @@ while True:
 """
 
 # The external client: phases separated by a line on stdin, each reported as one JSON line.
-SNAT_CLIENT = r"""
-import json, socket, sys, time
+SNAT_CLIENT = CLIENT_PRELUDE + r"""
 host, port, ports = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-def connect(timeout):
-    s = socket.create_connection((host, port), timeout=timeout)
-    s.settimeout(5)
-    if not s.recv(200).startswith(b"hello"):
-        raise OSError("no greeting")
-    return s
-def say(report):
-    print(json.dumps(report), flush=True)
-    sys.stdin.readline()
 held, failed = [], []
 for _ in range(ports):
     # While few ports are free a SYN may find none in its probes: TCP sends it again.
@@ -740,13 +714,7 @@ try:
     extra = "connected"
 except OSError as error:
     extra = str(error) or type(error).__name__
-working = 0
-for s in held:
-    try:
-        s.sendall(b"ping\n")
-        working += s.recv(200) == b"ping\n"
-    except OSError:
-        pass
+working = sum(echoes(s) for s in held)
 say({"extra": extra, "extraSeconds": round(time.monotonic() - started, 1), "heldWorking": working})
 for s in held:
     s.close()
@@ -828,20 +796,7 @@ class SNATLab:
              "python3", str(self.directory / "client.py"), self.NODE1, str(self.NODE_PORT),
              str(ports)],
             env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        phases, drops = [], []
-        try:
-            for _ in range(3):
-                line = client.stdout.readline()
-                if not line:
-                    break
-                phases.append(json.loads(line))
-                drops.append(self.drops())
-                client.stdin.write("\n")
-                client.stdin.flush()
-            client.wait(timeout=60)
-        finally:
-            if client.poll() is None:
-                client.kill()
+        phases, drops = drive_phases(client, 3, self.drops)
         report = {"ports": ports, "range": f"{low}-{high}", "phases": phases}
         no_port = "No free SNAT port"
         report["noPortDrops"] = [d.get(no_port, 0) for d in drops]

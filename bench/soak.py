@@ -192,6 +192,34 @@ def api(socket_path, method, path, timeout=3, body=b"", wait_to_connect=False):
         return 0, b""
 
 
+def service_manifest(name, vip, port_name, port, protocol, target_port, backend,
+                     affinity=None):
+    """A ClusterIP Service `name` in namespace default (vip:port) and its one EndpointSlice
+    (`name`-1, IPv4) with the one ready backend address, as YAML for /v1/resources/apply
+    (bench/limits.py uses it too)."""
+    affinity_line = f"  sessionAffinity: {affinity}\n" if affinity else ""
+    return f"""apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec:
+  clusterIP: {vip}
+{affinity_line}  ports:
+  - {{name: {port_name}, port: {port}, protocol: {protocol}, targetPort: {target_port}}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-1
+  namespace: default
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv4
+ports:
+- {{name: {port_name}, port: {target_port}, protocol: {protocol}}}
+endpoints:
+- addresses: ["{backend}"]
+  conditions: {{ready: true}}
+"""
+
 class Soak:
     def __init__(self, args):
         self.args = args
@@ -313,28 +341,8 @@ class Soak:
 
     def apply_service(self):
         """A ClusterIP service with ClientIP affinity whose one backend is P0."""
-        manifest = f"""apiVersion: v1
-kind: Service
-metadata: {{name: soak, namespace: default}}
-spec:
-  clusterIP: {VIP}
-  sessionAffinity: ClientIP
-  ports:
-  - {{name: d, port: {VIP_PORT}, protocol: UDP, targetPort: {BACKEND_PORT}}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: soak-1
-  namespace: default
-  labels: {{kubernetes.io/service-name: soak}}
-addressType: IPv4
-ports:
-- {{name: d, port: {BACKEND_PORT}, protocol: UDP}}
-endpoints:
-- addresses: ["{self.p0_ip}"]
-  conditions: {{ready: true}}
-"""
+        manifest = service_manifest("soak", VIP, "d", VIP_PORT, "UDP", BACKEND_PORT,
+                                    self.p0_ip, affinity="ClientIP")
         status, body = api(self.socket, "POST", "/v1/resources/apply", body=manifest.encode())
         if status != 200:
             raise RuntimeError(f"applying the soak service answered {status}: {body[:300]}")

@@ -90,15 +90,7 @@ public enum JSONReader {
         try expect(UInt8(ascii: ":"), "':'")
         skipSpace()
         members[name] = try value(depth: depth + 1)
-        skipSpace()
-        guard index < bytes.count else { throw failure("unexpected end in an object") }
-        let next = bytes[index]
-        index += 1
-        if next == UInt8(ascii: "}") { return .object(members) }
-        guard next == UInt8(ascii: ",") else {
-          index -= 1
-          throw failure("expected ',' or '}'")
-        }
+        if try closes(UInt8(ascii: "}"), "an object") { return .object(members) }
       }
     }
 
@@ -113,16 +105,25 @@ public enum JSONReader {
       while true {
         skipSpace()
         items.append(try value(depth: depth + 1))
-        skipSpace()
-        guard index < bytes.count else { throw failure("unexpected end in an array") }
-        let next = bytes[index]
-        index += 1
-        if next == UInt8(ascii: "]") { return .array(items) }
-        guard next == UInt8(ascii: ",") else {
-          index -= 1
-          throw failure("expected ',' or ']'")
-        }
+        if try closes(UInt8(ascii: "]"), "an array") { return .array(items) }
       }
+    }
+
+    /// After an object's member or an array's item: true past the `closing` bracket, false
+    /// past a ','; anything else fails at that byte (`container` names it in the reason).
+    mutating func closes(_ closing: UInt8, _ container: String) throws(Failure) -> Bool {
+      skipSpace()
+      guard index < bytes.count else { throw failure("unexpected end in \(container)") }
+      let next = bytes[index]
+      if next == closing {
+        index += 1
+        return true
+      }
+      guard next == UInt8(ascii: ",") else {
+        throw failure("expected ',' or '\(Character(Unicode.Scalar(closing)))'")
+      }
+      index += 1
+      return false
     }
 
     mutating func literal(_ word: StaticString, _ value: JSONValue) throws(Failure) -> JSONValue {

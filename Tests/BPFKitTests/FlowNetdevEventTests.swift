@@ -14,7 +14,6 @@ import XCTest
 final class FlowNetdevEventTests: XCTestCase {
   private var fixture: NetdevFixture!
   private var datapath: ServiceObject! { fixture.datapath }
-  private var namespace: NetworkNamespace! { fixture.namespace }
   private var device: NodeDevice! { fixture.device }
   private var from: BPFProgram! { fixture.from }
   private var to: BPFProgram! { fixture.to }
@@ -93,16 +92,7 @@ final class FlowNetdevEventTests: XCTestCase {
   /// Runs `program` on `frame` as if on ve0; the verdict must not be a drop.
   @discardableResult
   private func run(_ program: BPFProgram, _ frame: [UInt8]) throws -> ProgramTestRun.Result {
-    var outcome: Result<ProgramTestRun.Result, any Error>?
-    let index = device.index
-    try namespace.perform { () throws(NetKitError) in
-      do {
-        outcome = .success(try ProgramTestRun.run(program: program, packet: frame, ifindex: index))
-      } catch {
-        outcome = .failure(error)
-      }
-    }
-    let result = try XCTUnwrap(outcome).get()
+    let result = try fixture.run(program, frame)
     XCTAssertNotEqual(result.verdict, .shot)
     return result
   }

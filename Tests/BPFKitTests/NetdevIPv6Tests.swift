@@ -27,27 +27,14 @@ final class NetdevIPv6Tests: XCTestCase {
 
   override func setUpWithError() throws {
     try requireRoot()
-    fixture = try NetdevFixture(prefix: "jnc-nd6")
-    let name = try XCTUnwrap(fixture.namespaceName)
-    try Shell.must([
-      "ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0",
-      "net.ipv6.conf.ve0.disable_ipv6=0", "net.ipv6.conf.all.forwarding=1",
-    ])
-    for command in [
-      ["addr", "add", "fd00:192::1/64", "dev", "ve0", "nodad"],
-      [
-        "neigh", "add", "fd00:192::2", "lladdr", "02:00:00:00:00:22", "dev", "ve0", "nud",
-        "permanent",
-      ],
-      [
-        "neigh", "add", "fd00:192::3", "lladdr", "02:00:00:00:00:33", "dev", "ve0", "nud",
-        "permanent",
-      ],
-      ["route", "add", "fd00:10:2::/64", "via", "fd00:192::2", "dev", "ve0"],
-      ["route", "add", "fd00:198::/64", "via", "fd00:192::3", "dev", "ve0"],
-    ] {
-      try Shell.must(["ip", "-n", name, "-6"] + command)
-    }
+    try makeFixture()
+  }
+
+  /// NetdevFixture with IPv6, ve0's device entry carrying the node's IPv6 address.
+  private func makeFixture(mapSizes: [String: Int] = [:]) throws {
+    fixture?.remove()
+    fixture = try NetdevFixture(prefix: "jnc-nd6", mapSizes: mapSizes)
+    try fixture.addIPv6()
     var entry = junction_device()
     entry.mtu = UInt32(fixture.device.mtu)
     entry.address6 = be128(node)
@@ -91,16 +78,7 @@ final class NetdevIPv6Tests: XCTestCase {
   }
 
   private func run(_ program: BPFProgram, _ frame: [UInt8]) throws -> ProgramTestRun.Result {
-    var outcome: Result<ProgramTestRun.Result, any Error>?
-    let index = fixture.device.index
-    try fixture.namespace.perform { () throws(NetKitError) in
-      do {
-        outcome = .success(try ProgramTestRun.run(program: program, packet: frame, ifindex: index))
-      } catch {
-        outcome = .failure(error)
-      }
-    }
-    return try XCTUnwrap(outcome).get()
+    try fixture.run(program, frame)
   }
 
   func testSNATForwardsFromTheNodesIPv6AddressAndTranslatesTheReplyBack() throws {
@@ -130,6 +108,26 @@ final class NetdevIPv6Tests: XCTestCase {
       XCTAssertEqual(reply.destinationPort, 40000)
       XCTAssertTrue(reply.l4ChecksumValid, "\(proto) reply checksum")
     }
+  }
+
+  func testSNATClaimRefusedByAFullConntrackMapIsCountedAsMapFullNotAsNoFreePort() throws {
+    // jnc_ct6 of one entry, taken by another flow: the port claim's insert gets -E2BIG.
+    try makeFixture(mapSizes: [JUNCTION_MAP_CT6: 1])
+    try program(dsr: false)
+    var other = junction_ct6_key()
+    other.saddr = be128(ipv6("fd00:198::99"))
+    other.daddr = be128(node)
+    other.proto = PacketBuilder.L4.tcp.rawValue
+    try datapath.object.map(named: JUNCTION_MAP_CT6).update(other, junction_ct6_entry())
+
+    let request = PacketBuilder6(.tcp, from: client, 40000, to: node, nodePort)
+    XCTAssertEqual(try run(from, request.build()).verdict, .shot, "refused")
+    XCTAssertEqual(
+      try datapath.dropCount(JUNCTION_DROP_CT_MAP_FULL, JUNCTION_DIR_FROM_NETDEV), 1,
+      "counted as the conntrack map full")
+    XCTAssertEqual(
+      try datapath.dropCount(JUNCTION_DROP_NO_NAT_PORT, JUNCTION_DIR_FROM_NETDEV), 0,
+      "not as no free SNAT port: the range has them all")
   }
 
   func testDSRInsertsCiliumsDestinationOptionsHeaderOnTheSYN() throws {

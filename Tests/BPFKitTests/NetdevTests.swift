@@ -15,7 +15,6 @@ import XCTest
 final class NetdevTests: XCTestCase {
   private var fixture: NetdevFixture!
   private var datapath: ServiceObject! { fixture.datapath }
-  private var namespace: NetworkNamespace! { fixture.namespace }
   private var device: NodeDevice! { fixture.device }
   private var from: BPFProgram! { fixture.from }
   private var to: BPFProgram! { fixture.to }
@@ -102,22 +101,12 @@ final class NetdevTests: XCTestCase {
   private func run(_ program: BPFProgram, _ frame: [UInt8], gsoSize: UInt32? = nil) throws
     -> ProgramTestRun.Result
   {
-    var outcome: Result<ProgramTestRun.Result, any Error>?
-    let index = device.index
     // The segments the kernel would cut: the payload (past 14 + 20 + L4 header) in gsoSize
     // pieces.
     let gso = gsoSize.map { size in
       (size: size, segments: (UInt32(frame.count - 54) + size - 1) / size)
     }
-    try namespace.perform { () throws(NetKitError) in
-      do {
-        outcome = .success(
-          try ProgramTestRun.run(program: program, packet: frame, ifindex: index, gso: gso))
-      } catch {
-        outcome = .failure(error)
-      }
-    }
-    return try XCTUnwrap(outcome).get()
+    return try fixture.run(program, frame, gso: gso)
   }
 
   private func entry(

@@ -13,33 +13,6 @@ final class EnvoyAgentTests: XCTestCase {
       [Artifacts.junctionctl, "--socket", agent.socketPath] + arguments, stdin: stdin)
   }
 
-  func services(backendPort: UInt16) -> String {
-    var text = ""
-    for (index, name) in ["echo-same-node", "echo-other-node"].enumerated() {
-      text += """
-        apiVersion: v1
-        kind: Service
-        metadata: {name: \(name), namespace: cilium-test}
-        spec:
-          clusterIP: 10.96.\(200 + index).\(getpid() % 200 + 1)
-          ports: [{name: http, port: 8080, targetPort: \(backendPort)}]
-        ---
-        apiVersion: discovery.k8s.io/v1
-        kind: EndpointSlice
-        metadata:
-          name: \(name)-1
-          namespace: cilium-test
-          labels: {kubernetes.io/service-name: \(name)}
-        addressType: IPv4
-        ports: [{name: http, port: \(backendPort), protocol: TCP}]
-        endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: true}}]
-        ---
-
-        """
-    }
-    return text
-  }
-
   func testAgentServesTheSeedConfigListsItAndRefusesABadVersion() throws {
     try EnvoyL7Tests.requireEnvoy()
     let agent = try TestAgent(arguments: ["--envoy", EnvoyL7Tests.envoyPath])
@@ -69,7 +42,8 @@ final class EnvoyAgentTests: XCTestCase {
 
     var applied = try ctl(
       agent, ["apply", "-f", "-"],
-      stdin: services(backendPort: port) + SeedEnvoyManifests.envoyConfig)
+      stdin: SeedEnvoyManifests.echoServices(backendPort: port, subnet: 200)
+        + SeedEnvoyManifests.envoyConfig)
     XCTAssertEqual(applied.status, 0, applied.stderr + agent.log)
     var listener: Int?
     var list: [String: Any] = [:]

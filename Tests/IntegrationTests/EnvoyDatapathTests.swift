@@ -7,16 +7,7 @@ import XCTest
 /// the frontend hands the connection to Envoy's listener, which splits it over the two
 /// Services' backend pods, rewrites /foo.* to /, and answers with `server: envoy`. Deleting the
 /// config gives the Service back to BPF balancing.
-final class EnvoyDatapathTests: XCTestCase {
-  private var nodes: [TestNode] = []
-  private let processes = PodProcesses()
-
-  override func tearDown() {
-    processes.stopAll()
-    for node in nodes { node.tearDown() }
-    nodes = []
-    super.tearDown()
-  }
+final class EnvoyDatapathTests: PodNodesTestCase {
 
   /// HTTP/1.1 on :8080 answering "<name> <path>".
   static let backendServer = """

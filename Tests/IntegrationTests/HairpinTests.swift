@@ -94,13 +94,7 @@ final class HairpinTests: XCTestCase {
     process.arguments = ["ip", "netns", "exec", pod, "python3", "-c", Self.server, "me"]
     try process.run()
     servers.append(process)
-    var listening = false
-    for _ in 0..<50 where !listening {
-      let tcp = try node.exec(in: pod, ["grep", "-q", ":1F90 ", "/proc/net/tcp"]).status == 0
-      let udp = try node.exec(in: pod, ["grep", "-q", ":1F90 ", "/proc/net/udp"]).status == 0
-      listening = tcp && udp
-      if !listening { usleep(100_000) }
-    }
+    let listening = try node.servesPort8080(in: pod, ipv6: false)
     XCTAssertTrue(listening, "the server did not start")
 
     let ctl = Artifacts.junctionctl

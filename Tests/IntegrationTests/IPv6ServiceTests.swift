@@ -148,13 +148,7 @@ final class IPv6ServiceTests: XCTestCase {
       backends.append(pod)
     }
     for pod in backends {
-      var listening = false
-      for _ in 0..<50 where !listening {
-        let tcp = try node.exec(in: pod, ["grep", "-q", ":1F90 ", "/proc/net/tcp6"]).status == 0
-        let udp = try node.exec(in: pod, ["grep", "-q", ":1F90 ", "/proc/net/udp6"]).status == 0
-        listening = tcp && udp
-        if !listening { usleep(100_000) }
-      }
+      let listening = try node.servesPort8080(in: pod, ipv6: true)
       XCTAssertTrue(listening, "the server in \(pod) did not start")
     }
     // Plain routing first: the client reaches a backend directly (ND through the programs).

@@ -185,6 +185,18 @@ final class NorthSouthIPv6Tests: XCTestCase {
     return (nil, failure)
   }
 
+  /// node1's NodePort asked over TCP, then UDP: the peer the backend saw is `expected` both
+  /// times.
+  private func assertPeersSeen(
+    _ lab: LabHarness, _ expected: String, _ tcpWhy: String, _ udpWhy: String,
+    file: StaticString = #filePath, line: UInt = #line
+  ) throws {
+    for (proto, why) in [("tcp", tcpWhy), ("udp", udpWhy)] {
+      XCTAssertEqual(
+        try peerSeen(lab, proto, file: file, line: line), expected, why, file: file, line: line)
+    }
+  }
+
   /// The peer the backend saw for a "who" over `proto` to node1's NodePort, asserting that
   /// echo2 answered.
   private func peerSeen(
@@ -219,11 +231,8 @@ final class NorthSouthIPv6Tests: XCTestCase {
 
   func testSNATModeTheBackendSeesTheIngressNodesIPv6AddressAndMegabytesCross() throws {
     try withLab(lbMode: "snat") { lab in
-      XCTAssertEqual(
-        try peerSeen(lab, "tcp"), NorthSouthIPv6Tests.node1,
-        "SNAT: the backend sees node1's IPv6 address")
-      XCTAssertEqual(
-        try peerSeen(lab, "udp"), NorthSouthIPv6Tests.node1,
+      try assertPeersSeen(
+        lab, NorthSouthIPv6Tests.node1, "SNAT: the backend sees node1's IPv6 address",
         "UDP too, and the answer comes from the frontend")
       try assertBulk(lab, peer: NorthSouthIPv6Tests.node1)
       // node2's address is a frontend too; node2 holds the backend: DNAT only, the
@@ -239,14 +248,11 @@ final class NorthSouthIPv6Tests: XCTestCase {
     try withLab(lbMode: "dsr") { lab in
       let node1Capture = try startCapture(lab, node: "node1")
       let node2Capture = try startCapture(lab, node: "node2")
-      XCTAssertEqual(
-        try peerSeen(lab, "tcp"), NorthSouthIPv6Tests.client,
-        "DSR: the backend sees the client's address")
-      XCTAssertEqual(
-        try peerSeen(lab, "udp"), NorthSouthIPv6Tests.client,
+      try assertPeersSeen(
+        lab, NorthSouthIPv6Tests.client, "DSR: the backend sees the client's address",
         "UDP too, and the answer comes from the frontend")
-      let atNode1 = try finish(node1Capture)
-      let atNode2 = try finish(node2Capture)
+      let atNode1 = try node1Capture.finish(filter: "ip6")
+      let atNode2 = try node2Capture.finish(filter: "ip6")
 
       // To the backend port: "ADDR.8080:", or "> 8080:" after the DSTOPT header's line part.
       func toBackend(_ packet: String) -> Bool {
@@ -260,7 +266,8 @@ final class NorthSouthIPv6Tests: XCTestCase {
       // The header, from byte 40 of the IPv6 packet: next header TCP (06), length 2, option
       // 0x1b of 20 bytes naming node1:nodePort, two Pad1 bytes.
       XCTAssertEqual(
-        String(hex(syn).dropFirst(80).prefix(48)), "06021b14" + optionNamingNode1 + "0000",
+        String(NodeCapture.hex(syn).dropFirst(80).prefix(48)),
+        "06021b14" + optionNamingNode1 + "0000",
         "Cilium's dsr_opt_v6 naming [\(NorthSouthIPv6Tests.node1)]:\(NorthSouthIPv6Tests.nodePort)")
       let frontend =
         "\(NorthSouthIPv6Tests.node1).\(NorthSouthIPv6Tests.nodePort) > \(NorthSouthIPv6Tests.client)."
@@ -307,60 +314,11 @@ final class NorthSouthIPv6Tests: XCTestCase {
 
   // MARK: - Captures
 
-  private struct Capture {
-    let pid: String
-    let file: String
-  }
-
-  /// tcpdump on `node`'s eth0 into a file (immediate mode, packet-buffered), started in the
-  /// node's namespace by the lab; pings from the client until a packet is in the file.
-  private func startCapture(_ lab: LabHarness, node: String) throws -> Capture {
-    let file = lab.directory.appendingPathComponent("\(node).pcap").path
-    let out = try lab.must([
-      "exec-node", "--detach", node, "--", "tcpdump", "-i", "eth0", "-nn", "-U",
-      "--immediate-mode", "-w", file,
-    ])
-    let pid = out.split(separator: " ").last.map {
-      $0.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
+  /// tcpdump on `node`'s eth0 (NodeCapture), pinged from the client at the node's IPv6
+  /// address.
+  private func startCapture(_ lab: LabHarness, node: String) throws -> NodeCapture {
     let address = "fd00:172:30::\(10 + Int(node.dropFirst("node".count))!)"
-    for _ in 0..<50 {
-      let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
-      if size > 24 { break }
-      _ = try lab.run(["exec-client", "--", "ping", "-6", "-c", "1", "-W", "1", address])
-      usleep(100_000)
-    }
-    return Capture(pid: pid ?? "", file: file)
-  }
-
-  /// Stops the capture: its IPv6 packets as `tcpdump -r -nn -v -x` prints them, one string per
-  /// packet (header lines and hex dump joined).
-  private func finish(_ capture: Capture) throws -> [String] {
-    if let pid = Int32(capture.pid) {
-      kill(pid, SIGINT)
-      for _ in 0..<50 where kill(pid, 0) == 0 { usleep(100_000) }
-    }
-    let read = try Shell.run(["tcpdump", "-r", capture.file, "-nn", "-v", "-x", "ip6"])
-    var packets: [String] = []
-    for line in read.stdout.split(separator: "\n", omittingEmptySubsequences: true) {
-      if line.first?.isNumber == true {
-        packets.append(String(line))
-      } else if !packets.isEmpty {
-        packets[packets.count - 1] += "\n" + line
-      }
-    }
-    return packets
-  }
-
-  /// The bytes of a packet's hex dump (from the IPv6 header on), as one hex string.
-  private func hex(_ packet: String) -> String {
-    packet.split(separator: "\n").filter {
-      $0.trimmingCharacters(in: .whitespaces).hasPrefix("0x")
-    }.map { line in
-      line.split(separator: ":", maxSplits: 1).last.map {
-        $0.replacingOccurrences(of: " ", with: "")
-      } ?? ""
-    }.joined()
+    return try NodeCapture.start(lab, node: node, address: address, ping: ["ping", "-6"])
   }
 
   /// node1's address and the NodePort as the option carries them, in hex.

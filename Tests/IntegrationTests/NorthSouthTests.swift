@@ -186,11 +186,6 @@ final class NorthSouthTests: XCTestCase {
 
   // MARK: - Captures
 
-  private struct Capture {
-    let pid: String
-    let file: String
-  }
-
   /// The NodePort on node1 asked from the external client over TCP, then UDP: the peer the
   /// backend saw each time (node1 when SNATed, the client by DSR) is `tcp` and `udp`.
   private func assertNodePortPeers(
@@ -205,59 +200,10 @@ final class NorthSouthTests: XCTestCase {
     }
   }
 
-  /// tcpdump on `node`'s eth0 into a file (immediate mode, packet-buffered: every packet is
-  /// in the file as soon as it is seen, none left in the ring when it stops), started in the node's namespace
-  /// by the lab (so `down` would stop it too).
-  private func startCapture(_ lab: LabHarness, node: String) throws -> Capture {
-    let file = lab.directory.appendingPathComponent("\(node).pcap").path
-    let out = try lab.must(
-      [
-        "exec-node", "--detach", node, "--", "tcpdump", "-i", "eth0", "-nn", "-U",
-        "--immediate-mode", "-w", file,
-      ])
-    let pid = out.split(separator: " ").last.map {
-      $0.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-    // tcpdump writes the file's header before it captures: pings from the client to the
-    // node until one is in the file (more than the 24-byte header) show it is listening.
+  /// tcpdump on `node`'s eth0 (NodeCapture), pinged from the client at the node's address.
+  private func startCapture(_ lab: LabHarness, node: String) throws -> NodeCapture {
     let address = "172.30.0.\(10 + Int(node.dropFirst("node".count))!)"
-    for _ in 0..<50 {
-      let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
-      if size > 24 { break }
-      _ = try lab.run(["exec-client", "--", "ping", "-c", "1", "-W", "1", address])
-      usleep(100_000)
-    }
-    return Capture(pid: pid ?? "", file: file)
-  }
-
-  /// Stops the capture and returns its packets as `tcpdump -r -nn -v -x` prints them, one
-  /// string per packet (header lines and hex dump joined).
-  private func finish(_ capture: Capture) throws -> [String] {
-    if let pid = Int32(capture.pid) {
-      kill(pid, SIGINT)
-      for _ in 0..<50 where kill(pid, 0) == 0 { usleep(100_000) }
-    }
-    let read = try Shell.run(["tcpdump", "-r", capture.file, "-nn", "-v", "-x", "ip"])
-    var packets: [String] = []
-    for line in read.stdout.split(separator: "\n", omittingEmptySubsequences: true) {
-      if line.first?.isNumber == true {
-        packets.append(String(line))
-      } else if !packets.isEmpty {
-        packets[packets.count - 1] += "\n" + line
-      }
-    }
-    return packets
-  }
-
-  /// The bytes of a packet's hex dump (`-x`: from the IPv4 header on), as one hex string.
-  private func hex(_ packet: String) -> String {
-    packet.split(separator: "\n").filter {
-      $0.trimmingCharacters(in: .whitespaces).hasPrefix("0x")
-    }.map { line in
-      line.split(separator: ":", maxSplits: 1).last.map {
-        $0.replacingOccurrences(of: " ", with: "")
-      } ?? ""
-    }.joined()
+    return try NodeCapture.start(lab, node: node, address: address, ping: ["ping"])
   }
 
   /// The DSR option naming node1:nodePort, as hex: 9a 08, the port, the address.
@@ -276,7 +222,7 @@ final class NorthSouthTests: XCTestCase {
       try assertNodePortPeers(
         lab, tcp: NorthSouthTests.node1, udp: NorthSouthTests.node1,
         "SNAT: the backend sees node1's address", "UDP too, and the answer comes from the frontend")
-      let atNode2 = try finish(node2Capture)
+      let atNode2 = try node2Capture.finish(filter: "ip")
       let syn = atNode2.first { $0.contains("Flags [S]") && $0.contains(".8080:") }
       XCTAssertNotNil(syn, "the SYN reaches node2: \(atNode2)")
       XCTAssertTrue(syn?.contains("\(NorthSouthTests.node1).") == true, syn ?? "")
@@ -327,16 +273,17 @@ final class NorthSouthTests: XCTestCase {
         lab, tcp: NorthSouthTests.client, udp: NorthSouthTests.client,
         "DSR: the backend sees the client's address",
         "UDP too, and the answer comes from the frontend")
-      let atNode1 = try finish(node1Capture)
-      let atNode2 = try finish(node2Capture)
+      let atNode1 = try node1Capture.finish(filter: "ip")
+      let atNode2 = try node2Capture.finish(filter: "ip")
 
       let syn = try XCTUnwrap(
         atNode2.first { $0.contains("Flags [S]") && $0.contains(".8080:") }, "\(atNode2)")
       XCTAssertTrue(syn.contains("\(NorthSouthTests.client)."), "client source kept: \(syn)")
       XCTAssertTrue(syn.contains("options (unknown 154)"), syn)
       XCTAssertTrue(
-        hex(syn).hasPrefix("47") && hex(syn).dropFirst(40).hasPrefix(optionNamingNode1),
-        "ihl 7, then the option naming node1:\(NorthSouthTests.nodePort): \(hex(syn))")
+        NodeCapture.hex(syn).hasPrefix("47")
+          && NodeCapture.hex(syn).dropFirst(40).hasPrefix(optionNamingNode1),
+        "ihl 7, then the option naming node1:\(NorthSouthTests.nodePort): \(NodeCapture.hex(syn))")
       let frontend =
         "\(NorthSouthTests.node1).\(NorthSouthTests.nodePort) > \(NorthSouthTests.client)."
       XCTAssertTrue(
@@ -378,7 +325,7 @@ final class NorthSouthTests: XCTestCase {
       try assertNodePortPeers(
         lab, tcp: NorthSouthTests.client, udp: NorthSouthTests.node1,
         "TCP by DSR", "UDP by SNAT")
-      let atNode2 = try finish(node2Capture)
+      let atNode2 = try node2Capture.finish(filter: "ip")
       let syn = try XCTUnwrap(
         atNode2.first { $0.contains("Flags [S]") && $0.contains(".8080:") }, "\(atNode2)")
       XCTAssertTrue(syn.contains("options (unknown 154)"), syn)

@@ -205,29 +205,7 @@ final class PrivilegeTests: XCTestCase {
       server.terminate()
       server.waitUntilExit()
     }
-    var services = ""
-    for (index, name) in ["echo-same-node", "echo-other-node"].enumerated() {
-      services += """
-        apiVersion: v1
-        kind: Service
-        metadata: {name: \(name), namespace: cilium-test}
-        spec:
-          clusterIP: 10.96.\(162 + index).\(getpid() % 200 + 1)
-          ports: [{name: http, port: 8080, targetPort: \(port)}]
-        ---
-        apiVersion: discovery.k8s.io/v1
-        kind: EndpointSlice
-        metadata:
-          name: \(name)-1
-          namespace: cilium-test
-          labels: {kubernetes.io/service-name: \(name)}
-        addressType: IPv4
-        ports: [{name: http, port: \(port), protocol: TCP}]
-        endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: true}}]
-        ---
-
-        """
-    }
+    let services = SeedEnvoyManifests.echoServices(backendPort: port, subnet: 162)
     let ctl = [Artifacts.junctionctl, "--socket", agent.socketPath]
     let applied = try Shell.run(
       ctl + ["apply", "-f", "-"], stdin: services + SeedEnvoyManifests.envoyConfig)

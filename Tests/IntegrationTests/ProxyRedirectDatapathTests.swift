@@ -6,17 +6,8 @@ import XCTest
 /// same entry point) sends its new TCP connections to a stand-in for Envoy, a python3 server
 /// listening with IP_TRANSPARENT on 0.0.0.0:15001 in the node's namespace, which tells each
 /// connection how it sees it (peer and local address) and then echoes what it gets.
-final class ProxyRedirectDatapathTests: XCTestCase {
-  private var nodes: [TestNode] = []
-  private let processes = PodProcesses()
+final class ProxyRedirectDatapathTests: PodNodesTestCase {
   private let proxyPort = 15001
-
-  override func tearDown() {
-    processes.stopAll()
-    for node in nodes { node.tearDown() }
-    nodes = []
-    super.tearDown()
-  }
 
   /// The stand-in proxy: "proxy PEER_IP:PORT LOCAL_IP:PORT\n" first, then an echo.
   static let standinProxy = """

@@ -16,16 +16,7 @@ import XCTest
 /// backend whichever path it comes through.
 /// The node is dual-stack (host-local with one range set per family); backends are python3
 /// servers in its pods listening on [::]:8080 for both families.
-final class SocketLB6Tests: XCTestCase {
-  private var nodes: [TestNode] = []
-  private let processes = PodProcesses()
-
-  override func tearDown() {
-    processes.stopAll()
-    for node in nodes { node.tearDown() }
-    nodes = []
-    super.tearDown()
-  }
+final class SocketLB6Tests: PodNodesTestCase {
 
   // MARK: - Helpers
 
@@ -81,13 +72,7 @@ final class SocketLB6Tests: XCTestCase {
     let v4 = try XCTUnwrap(addresses.first { !$0.contains(":") }, result.stdout)
     let v6 = try XCTUnwrap(addresses.first { $0.contains(":") }, result.stdout)
     try processes.spawn(in: pod, Self.server, [name])
-    var listening = false
-    for _ in 0..<50 where !listening {
-      let tcp = try node.exec(in: pod, ["grep", "-q", ":1F90 ", "/proc/net/tcp6"]).status == 0
-      let udp = try node.exec(in: pod, ["grep", "-q", ":1F90 ", "/proc/net/udp6"]).status == 0
-      listening = tcp && udp
-      if !listening { usleep(100_000) }
-    }
+    let listening = try node.servesPort8080(in: pod, ipv6: true)
     XCTAssertTrue(listening, "backend \(name) did not start on 8080")
     return (v4, v6)
   }

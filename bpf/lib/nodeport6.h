@@ -169,6 +169,7 @@ static __noinline int jnc_np6_snat_new(struct __sk_buff *skb, const struct jnc_p
 	struct junction_ct6_key key;
 	struct junction_device *device;
 	__u32 egress;
+	int full;
 
 	{
 		struct bpf_fib_lookup route = {};
@@ -185,9 +186,9 @@ static __noinline int jnc_np6_snat_new(struct __sk_buff *skb, const struct jnc_p
 	if (!device || jnc_addr6_is_zero(device->address6))
 		return JUNCTION_DROP_NAT_FAILED;
 	jnc_addr6_copy(snat->node, device->address6);
-	snat->port = jnc_snat6_claim_port(packet, backend, snat->node, &reply);
+	snat->port = jnc_snat6_claim_port(packet, backend, snat->node, &reply, &full);
 	if (!snat->port)
-		return JUNCTION_DROP_NO_NAT_PORT;
+		return full ? JUNCTION_DROP_CT_MAP_FULL : JUNCTION_DROP_NO_NAT_PORT;
 	/* The SERVICE entry: the same, with the node's address and port. */
 	jnc_addr6_copy(reply.nat_address, snat->node);
 	reply.nat_port = snat->port;

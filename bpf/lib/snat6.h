@@ -73,11 +73,12 @@ static __always_inline int jnc_snat6_take_over(const struct junction_ct6_key *ke
 	return bpf_map_update_elem(&jnc_ct6, key, reply, BPF_ANY);
 }
 
-/* snat.h's jnc_snat_claim_port over jnc_ct6: the port (network order), or 0. */
+/* snat.h's jnc_snat_claim_port over jnc_ct6: the port (network order), or 0; *full is then
+ * set when the reason is the conntrack map being full (the insert's -E2BIG), not the range. */
 static __always_inline __be16 jnc_snat6_claim_port(const struct jnc_packet6 *packet,
 						   const struct junction_lb6_backend *backend,
 						   const __be32 *node,
-						   const struct junction_ct6_entry *reply)
+						   const struct junction_ct6_entry *reply, int *full)
 {
 	struct junction_ct6_key key = ct6_key(backend->address, node, backend->port, 0,
 					      packet->proto, JUNCTION_CT_REPLY);
@@ -91,12 +92,20 @@ static __always_inline __be16 jnc_snat6_claim_port(const struct jnc_packet6 *pac
 		high = config->snat_port_max;
 	}
 	span = high - low + 1;
+	*full = 0;
 	for (__u32 probe = 0; probe < JNC_SNAT_PORT_PROBES; probe++) {
+		long err;
+
 		key.dport = bpf_htons((__u16)(low + bpf_get_prandom_u32() % span));
-		if (bpf_map_update_elem(&jnc_ct6, &key, reply, BPF_NOEXIST) == 0)
+		err = bpf_map_update_elem(&jnc_ct6, &key, reply, BPF_NOEXIST);
+		if (err == 0)
 			return key.dport;
 		if (jnc_snat6_take_over(&key, reply) == 0)
 			return key.dport;
+		if (err == -E2BIG) {
+			*full = 1;
+			return 0;
+		}
 	}
 	return 0;
 }

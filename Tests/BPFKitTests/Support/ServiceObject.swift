@@ -14,10 +14,13 @@ struct ServiceObject {
   let conntrack: BPFMap
   let drops: BPFMap
 
-  init(path: String) throws {
+  /// `mapSizes`: max_entries set before the load, by map name (a small conntrack map to
+  /// fill, say).
+  init(path: String, mapSizes: [String: Int] = [:]) throws {
     bpffs = try ScratchBPFFilesystem()
     do {
       object = try BPFObject.open(path: path, pinRoot: bpffs.path)
+      for (name, size) in mapSizes { try object.setMaxEntries(size, forMap: name) }
       try object.load()
       services = try object.map(named: JUNCTION_MAP_LB4_SERVICES)
       backends = try object.map(named: JUNCTION_MAP_LB4_BACKENDS)

@@ -51,7 +51,36 @@ final class PodProcesses {
   }
 }
 
+/// Tests that run TestNodes (`nodes`) and processes in their pods (`processes`): both are
+/// gone when a test ends, also when it failed; the processes first, while their namespaces
+/// are still there.
+class PodNodesTestCase: XCTestCase {
+  var nodes: [TestNode] = []
+  let processes = PodProcesses()
+
+  override func tearDown() {
+    processes.stopAll()
+    for node in nodes { node.tearDown() }
+    nodes = []
+    super.tearDown()
+  }
+}
+
 extension TestNode {
+  /// Whether something listens on TCP port 8080 and is bound to UDP port 8080 in `pod`
+  /// (the IPv6 tables when `ipv6`, which a dual-family [::] socket shows in) within five
+  /// seconds.
+  func servesPort8080(in pod: String, ipv6: Bool) throws -> Bool {
+    let suffix = ipv6 ? "6" : ""
+    for _ in 0..<50 {
+      let tcp = try exec(in: pod, ["grep", "-q", ":1F90 ", "/proc/net/tcp\(suffix)"]).status == 0
+      let udp = try exec(in: pod, ["grep", "-q", ":1F90 ", "/proc/net/udp\(suffix)"]).status == 0
+      if tcp && udp { return true }
+      usleep(100_000)
+    }
+    return false
+  }
+
   /// `yaml` applied to this node's agent with `junctionctl apply -f -`; a test failure with
   /// its output when it is refused.
   func apply(_ yaml: String, file: StaticString = #filePath, line: UInt = #line) throws {

@@ -6,20 +6,18 @@ import ServiceCore
 /// then decoded into resources, each timed, best of `--repeat` runs. The agent's apply does
 /// both before it plans (bench/cli-apply.sh measures the whole apply).
 struct DecodeBenchmark {
-  let services: Int
-  let backends: Int
+  let layout: ServiceLayout
   let yams: Bool
   let rounds: Int
 
   init(_ options: Options) throws {
-    services = try options.int("services", default: 10000)
-    backends = try options.int("backends", default: 10)
+    layout = try ServiceLayout(options)
     yams = try options.int("yams", default: 0) == 1
     rounds = max(1, try options.int("repeat", default: 3))
   }
 
   func run() throws {
-    let text = ServiceLayout(services: services, backendsPerService: backends).fullYAML()
+    let text = layout.fullYAML()
     var parse = Duration.seconds(1_000_000)
     var decode = parse
     var objects = 0
@@ -37,7 +35,7 @@ struct DecodeBenchmark {
     }
     let path = yams ? "Yams compose_all" : "YAMLValue.documents"
     print(
-      "| \(services) × \(backends) | \(text.utf8.count) bytes | \(objects) objects | \(path) | "
+      "| \(layout.services) × \(layout.backendsPerService) | \(text.utf8.count) bytes | \(objects) objects | \(path) | "
         + "parse \(seconds(parse)) s | decode \(seconds(decode)) s |")
   }
 

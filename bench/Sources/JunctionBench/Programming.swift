@@ -16,9 +16,7 @@ struct ProgrammingBenchmark {
   let bpffs: String
 
   init(_ options: Options) throws {
-    layout = ServiceLayout(
-      services: try options.int("services", default: 10000),
-      backendsPerService: try options.int("backends", default: 10))
+    layout = try ServiceLayout(options)
     changes = max(1, try options.int("changes", default: 20))
     objectPath = try options.objectPath()
     bpffs = try options.bpffs()

@@ -12,6 +12,19 @@ struct ServiceLayout {
 
   static let changedBackend: UInt32 = 0x0AC8_0001  // 10.200.0.1
 
+  /// The layout every command takes from `--services` (default 10,000) and `--backends`
+  /// (per Service, default 10).
+  init(_ options: Options) throws {
+    self.init(
+      services: try options.int("services", default: 10000),
+      backendsPerService: try options.int("backends", default: 10))
+  }
+
+  init(services: Int, backendsPerService: Int) {
+    self.services = services
+    self.backendsPerService = backendsPerService
+  }
+
   func vip(_ service: Int) -> UInt32 { 0x0A60_0000 + UInt32(service) + 1 }
 
   func backend(_ service: Int, _ index: Int, variant: Int = 0) -> UInt32 {

@@ -27,9 +27,7 @@ do {
   case "per-packet": try PerPacketBenchmark(options).run()
   case "programming": try ProgrammingBenchmark(options).run()
   case "yaml":
-    let services = try options.int("services", default: 10000)
-    let backends = try options.int("backends", default: 10)
-    let layout = ServiceLayout(services: services, backendsPerService: backends)
+    let layout = try ServiceLayout(options)
     let change = try options.int("change", default: -1)
     print(change < 0 ? layout.fullYAML() : layout.changedSliceYAML(variant: change), terminator: "")
   case "decode": try DecodeBenchmark(options).run()
