@@ -59,18 +59,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* The device's entry in jnc_devices: the route's egress device, else the ingress one. */
-static __always_inline struct junction_device *device_of(__u32 egress, __u32 ingress)
-{
-	struct junction_device_key key = { .ifindex = egress };
-	struct junction_device *device = bpf_map_lookup_elem(&jnc_devices, &key);
-
-	if (device)
-		return device;
-	key.ifindex = ingress;
-	return bpf_map_lookup_elem(&jnc_devices, &key);
-}
-
 /* ---- Forwarding to a backend --------------------------------------------------------- */
 
 /* A backend on this node: DNAT, and the kernel delivers it to the pod. */
@@ -131,7 +119,7 @@ static __always_inline int forward_dsr(struct __sk_buff *skb, const struct jnc_p
 	verdict = jnc_fib_route(skb, &route, packet->saddr, backend->address, packet->proto, wire);
 	if (!route_usable(verdict))
 		return route_refused(skb, packet, verdict, route.mtu_result - grow, trace);
-	device = device_of(route.ifindex, skb->ifindex);
+	device = jnc_device_of(route.ifindex, skb->ifindex);
 	if (with_option && device && wire > device->mtu)
 		return route_refused(skb, packet, BPF_FIB_LKUP_RET_FRAG_NEEDED, device->mtu - grow,
 				     trace);
@@ -189,7 +177,7 @@ static __always_inline int forward_snat(struct __sk_buff *skb, const struct jnc_
 		struct junction_ct4_entry request = reply;
 		const struct junction_ct4_key key = ct_key_of(packet, JUNCTION_CT_SERVICE);
 
-		device = device_of(route.ifindex, skb->ifindex);
+		device = jnc_device_of(route.ifindex, skb->ifindex);
 		if (!device || !device->address)
 			return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
 		node = device->address;

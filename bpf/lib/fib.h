@@ -17,6 +17,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "maps.h"
 #include "parse.h"
 
 /* linux/socket.h's AF_INET needs the C library's headers. */
@@ -136,6 +137,18 @@ static __always_inline int jnc_fib_redirect(struct __sk_buff *skb, struct bpf_fi
 		return bpf_redirect_neigh(params->ifindex, &next_hop, sizeof(next_hop), 0);
 	}
 	return -1;
+}
+
+/* The device's entry in jnc_devices: the route's egress device, else the ingress one. */
+static __always_inline struct junction_device *jnc_device_of(__u32 egress, __u32 ingress)
+{
+	struct junction_device_key key = { .ifindex = egress };
+	struct junction_device *device = bpf_map_lookup_elem(&jnc_devices, &key);
+
+	if (device)
+		return device;
+	key.ifindex = ingress;
+	return bpf_map_lookup_elem(&jnc_devices, &key);
 }
 
 #endif /* JUNCTION_LIB_FIB_H */

@@ -38,18 +38,6 @@
 #include "lib/parse6.h"
 #include "lib/snat6.h"
 
-/* The device's entry in jnc_devices: the route's egress device, else the ingress one. */
-static __always_inline struct junction_device *jnc_device6_of(__u32 egress, __u32 ingress)
-{
-	struct junction_device_key key = { .ifindex = egress };
-	struct junction_device *device = bpf_map_lookup_elem(&jnc_devices, &key);
-
-	if (device)
-		return device;
-	key.ifindex = ingress;
-	return bpf_map_lookup_elem(&jnc_devices, &key);
-}
-
 static __always_inline int jnc_route6_usable(int verdict)
 {
 	return verdict == BPF_FIB_LKUP_RET_SUCCESS || verdict == BPF_FIB_LKUP_RET_NO_NEIGH;
@@ -128,7 +116,7 @@ static __noinline int jnc_np6_forward_dsr(struct __sk_buff *skb, const struct jn
 				 wire);
 	if (!jnc_route6_usable(verdict))
 		return jnc_route6_refused(skb, verdict, route.mtu_result - grow, mtu_out);
-	device = jnc_device6_of(route.ifindex, skb->ifindex);
+	device = jnc_device_of(route.ifindex, skb->ifindex);
 	if (with_option && device && wire > device->mtu)
 		return jnc_route6_refused(skb, BPF_FIB_LKUP_RET_FRAG_NEEDED, device->mtu - grow,
 					  mtu_out);
@@ -182,7 +170,7 @@ static __noinline int jnc_np6_snat_new(struct __sk_buff *skb, const struct jnc_p
 		egress = route.ifindex;
 	}
 	jnc_addr6_copy(reply.nat_address, packet->saddr);
-	device = jnc_device6_of(egress, skb->ifindex);
+	device = jnc_device_of(egress, skb->ifindex);
 	if (!device || jnc_addr6_is_zero(device->address6))
 		return JUNCTION_DROP_NAT_FAILED;
 	jnc_addr6_copy(snat->node, device->address6);
