@@ -32,6 +32,13 @@ final class LoadedDatapath {
       max(services * backendsPerService + 16, Int(JUNCTION_LB4_BACKENDS_MAX)),
       forMap: JUNCTION_MAP_LB4_BACKENDS)
     try object.setMaxEntries(max(conntrack, Int(JUNCTION_CT4_MAX)), forMap: JUNCTION_MAP_CT4)
+    // The IPv6 twins, sized alike (the per-packet run may load either family's services).
+    try object.setMaxEntries(
+      max(slots, Int(JUNCTION_LB6_SERVICES_MAX)), forMap: JUNCTION_MAP_LB6_SERVICES)
+    try object.setMaxEntries(
+      max(services * backendsPerService + 16, Int(JUNCTION_LB6_BACKENDS_MAX)),
+      forMap: JUNCTION_MAP_LB6_BACKENDS)
+    try object.setMaxEntries(max(conntrack, Int(JUNCTION_CT6_MAX)), forMap: JUNCTION_MAP_CT6)
     try object.load()
     maps = try ServiceMaps(object)
   }
