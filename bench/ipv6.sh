@@ -41,35 +41,8 @@ lbnet_run "$bench_bin" per-packet --bpffs "$tmp/per-packet-bpffs" --object "$bpf
   --families ipv4,ipv6 --services "$pp_sizes" --rounds "$pp_rounds" --samples "$pp_samples" \
   --repeat "$pp_repeat" >"$tmp/per-packet.md"
 
-# Connections: the floor node, then per size one dual-stack node per mechanism.
-echo "ipv6: node plain" >&2
-lbnet_node plain plain
-targets=(
-  "floor4=${lbnet_client[plain]}=${lbnet_backend[plain]}:8081"
-  "floor6=${lbnet_client[plain]}=$lbnet_backend6:8081"
-)
-loads=()
-IFS=, read -r -a size_list <<<"$sizes"
-for size in "${size_list[@]}"; do
-  for mech in junction iptables nft; do
-    name="$mech-$size"
-    echo "ipv6: node $name ($size services x $backends backends, each family)" >&2
-    lbnet_node "$mech" "$name" "$size" "$backends"
-    loads+=("$name/4=${lbnet_load[$name]}" "$name/6=${lbnet_load6[$name]}")
-    targets+=("${mech}4/$size/vip=${lbnet_client[$name]}=${lbnet_vip[$name]}:80")
-    targets+=("${mech}6/$size/vip=${lbnet_client[$name]}=${lbnet_vip6[$name]}:80")
-    targets+=("${mech}4/$size/direct=${lbnet_client[$name]}=${lbnet_backend[$name]}:8081")
-    targets+=("${mech}6/$size/direct=${lbnet_client[$name]}=$lbnet_backend6:8081")
-  done
-done
-
-"$conncost" measure "$tmp/check.txt" 1 1 0 "${targets[@]}" 2>"$tmp/check.err" ||
-  { cat "$tmp/check.err" >&2; echo "ipv6: a target does not answer" >&2; exit 1; }
-echo "ipv6: measuring ${#targets[@]} targets, $rounds rounds x $count connections (+$warmup warm-up each)" >&2
-lbnet_run "$conncost" measure "$tmp/samples.txt" "$rounds" "$count" "$warmup" "${targets[@]}"
-for pid in "${lbnet_pids[@]}"; do
-  lbnet_alive "$pid" || { echo "ipv6: pid $pid (agent or server) died during the run" >&2; exit 1; }
-done
+lbnet_nodes ipv6 "$sizes" "$backends"
+lbnet_measure ipv6 "$tmp/samples.txt" "$rounds" "$count" "$warmup" "${lbnet_targets[@]}"
 
 {
   echo "# IPv6 against IPv4: per-packet cost and connection cost (issue 15)"
@@ -88,7 +61,7 @@ done
   echo "## New TCP connection through a ClusterIP ($backends backends per Service)"
   echo
   python3 "$bench/e2e.py" conncost6 --samples "$tmp/samples.txt" --sizes "$sizes" --backends "$backends" \
-    --rounds "$rounds" --count "$count" --warmup "$warmup" --loads "${loads[@]}"
+    --rounds "$rounds" --count "$count" --warmup "$warmup" --loads "${lbnet_loads[@]}"
 } >"$tmp/report.md"
 cat "$tmp/report.md"
 if [[ -n "$write" ]]; then cp "$tmp/report.md" "$write"; fi

@@ -113,6 +113,54 @@ lbnet_binaries() {
     { echo "lbnet: no complete install under $p" >&2; return 1; }
 }
 
+# The nodes of connection-cost.sh and ipv6.sh, all alive at once: "plain" (the floor), then
+# per size in $2 (comma-separated) one per mechanism, $3 backends per Service. Fills
+# lbnet_targets (LABEL=NETNS=IP:PORT) and lbnet_loads (NAME=MS). IPv4 alone: labels floor,
+# MECH/SIZE/vip|direct, loads NAME=MS; with IPv6 too, per family floor4 and floor6,
+# MECH4/SIZE/... and MECH6/SIZE/..., loads NAME/4=MS and NAME/6=MS. $1: the script's name.
+lbnet_nodes() {
+  local script="$1" sizes="$2" backends="$3" size mech name f4="" dual=false
+  local -a size_list
+  if [[ " $lbnet_families " == *" ipv6 "* ]]; then dual=true f4=4; fi
+  echo "$script: node plain" >&2
+  lbnet_node plain plain
+  lbnet_targets=("floor$f4=${lbnet_client[plain]}=${lbnet_backend[plain]}:8081")
+  if $dual; then lbnet_targets+=("floor6=${lbnet_client[plain]}=$lbnet_backend6:8081"); fi
+  lbnet_loads=()
+  IFS=, read -r -a size_list <<<"$sizes"
+  for size in "${size_list[@]}"; do
+    for mech in junction iptables nft; do
+      name="$mech-$size"
+      echo "$script: node $name ($size services x $backends backends$($dual && echo ', each family'))" >&2
+      lbnet_node "$mech" "$name" "$size" "$backends"
+      lbnet_loads+=("$name${f4:+/4}=${lbnet_load[$name]}")
+      lbnet_targets+=("$mech$f4/$size/vip=${lbnet_client[$name]}=${lbnet_vip[$name]}:80")
+      lbnet_targets+=("$mech$f4/$size/direct=${lbnet_client[$name]}=${lbnet_backend[$name]}:8081")
+      if $dual; then
+        lbnet_loads+=("$name/6=${lbnet_load6[$name]}")
+        lbnet_targets+=("${mech}6/$size/vip=${lbnet_client[$name]}=${lbnet_vip6[$name]}:80")
+        lbnet_targets+=("${mech}6/$size/direct=${lbnet_client[$name]}=$lbnet_backend6:8081")
+      fi
+    done
+  done
+}
+
+# The connection measurement of connection-cost.sh and ipv6.sh: one untimed connection to
+# every target (each must answer), then `conncost measure` into $2 ($3 rounds of $4 timed
+# connections, $5 warm-up) over the rest of the arguments (LABEL=NETNS=IP:PORT), then every
+# agent and server must still be alive. $1: the script's name for messages.
+lbnet_measure() {
+  local script="$1" out="$2" rounds="$3" count="$4" warmup="$5" pid
+  shift 5
+  "$conncost" measure "$tmp/check.txt" 1 1 0 "$@" 2>"$tmp/check.err" ||
+    { cat "$tmp/check.err" >&2; echo "$script: a target does not answer" >&2; return 1; }
+  echo "$script: measuring $# targets, $rounds rounds x $count connections (+$warmup warm-up each)" >&2
+  lbnet_run "$conncost" measure "$out" "$rounds" "$count" "$warmup" "$@"
+  for pid in "${lbnet_pids[@]}"; do
+    lbnet_alive "$pid" || { echo "$script: pid $pid (agent or server) died during the run" >&2; return 1; }
+  done
+}
+
 # One CNI ADD of pod netns $2 (created here) through plugin config $3, run in node $1;
 # prints the pod's IPv4 address.
 lbnet_pod() {
