@@ -140,8 +140,10 @@ struct PerPacketBenchmark {
     let conntrack = 4 * rounds * samples + 2 * rounds
     var subjects: [Subject] = []
     defer { for subject in subjects { subject.datapath.unpin() } }
-    for family in families {
-      for size in sizes {
+    // Size-major: the two families' copies of a count sit next to each other in the
+    // rotation, so they are measured close in time and their per-round ratio is paired.
+    for size in sizes {
+      for family in families {
         standardError("per-packet: loading the datapath with \(size) \(family) services")
         subjects.append(
           try Subject(services: size, family: family, conntrack: conntrack, bench: self))

@@ -102,6 +102,10 @@ extension PerPacketBenchmark {
       "\(format(pair.ipv4)) / \(format(pair.ipv6)) / **\(format(pair.ratio, 2))**"
     }
     text += "#### IPv6 against IPv4 (IPv4 ns / IPv6 ns / IPv6 ÷ IPv4)\n\n"
+    text += "Repeated runs: the medians over rounds, and the median of the per-round ratios "
+    text += "(both copies of a count are measured one after the other in every round, so a slow "
+    text += "moment of the shared machine cancels; it can differ from the ratio of the medians). "
+    text += "Single runs: the p50s and their ratio.\n\n"
     text += "| services | established, repeat=\(repeatCount) (from_endpoint) | "
     text += "reply, repeat=\(repeatCount) (to_endpoint, reverse NAT) | no service | "
     text += "first packet p50 | established, repeat=1 p50 |\n"
