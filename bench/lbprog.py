@@ -12,9 +12,10 @@ dataplanes, written as kube-proxy writes them, and through junction-agent's API.
       `junction-bench yaml`), then M applies of service 0's EndpointSlice alone with its
       first backend swapped back and forth.
 
-  lbprog.py gen --dir D --services N --measured IP [--iperf IP]
+  lbprog.py gen --dir D --services N --measured IP [--iperf IP] [--family ipv4|ipv6]
       Writes the same services for iptables-restore, nft -f and the agent's API into D,
-      one of them pointing at a real backend (connection-cost.sh, throughput.sh).
+      one of them pointing at a real backend (connection-cost.sh, throughput.sh; with
+      --family ipv6 for ip6tables-restore, nft's ip6 table and IPv6 Services: ipv6.sh).
   lbprog.py apply --socket PATH --file YAML
       POST /v1/resources/apply of one file.
 
