@@ -1,11 +1,12 @@
 // The cost of a new TCP connection: connect() + close() in a tight loop, timed per
 // connection with CLOCK_MONOTONIC. Built by bench/connection-cost.sh with gcc -O2.
 //
-//   conncost serve PORT
-//       Listen on 0.0.0.0:PORT, accept and close every connection, forever (the backend).
+//   conncost serve PORT [6]
+//       Listen on 0.0.0.0:PORT (with 6: on [::]:PORT, IPv6 only), accept and close every
+//       connection, forever (the backend).
 //       The scripts run two: 8080 behind the ClusterIP, 8081 for straight connections, so a
 //       straight connection never reuses the 4-tuple a translated one had on the wire.
-//   conncost measure OUT ROUNDS COUNT WARMUP LABEL=NETNS=IP:PORT ...
+//   conncost measure OUT ROUNDS COUNT WARMUP LABEL=NETNS=IP:PORT ...   (IP: IPv4 or IPv6)
 //       For each round, for each target (the order rotates by one every round, so drift
 //       hits every target alike): enter the target's network namespace (setns on the file
 //       /run/netns/NAME, so no `ip netns exec` is ever timed), make WARMUP untimed
@@ -26,13 +27,18 @@
 #include <time.h>
 #include <unistd.h>
 
-static int serve(int port) {
+static int serve(int port, int ipv6) {
   signal(SIGPIPE, SIG_IGN);
-  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  int listener = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
   int one = 1;
   setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // IPv6 only, so an IPv4 listener on the same port can sit beside it.
+  if (ipv6) setsockopt(listener, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port)};
-  if (bind(listener, (struct sockaddr *)&address, sizeof address) != 0 || listen(listener, 4096) != 0) {
+  struct sockaddr_in6 address6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+  struct sockaddr *bound = ipv6 ? (struct sockaddr *)&address6 : (struct sockaddr *)&address;
+  socklen_t length = ipv6 ? sizeof address6 : sizeof address;
+  if (bind(listener, bound, length) != 0 || listen(listener, 4096) != 0) {
     perror("conncost serve");
     return 1;
   }
@@ -45,7 +51,8 @@ static int serve(int port) {
 struct target {
   char *label;
   int netns;
-  struct sockaddr_in address;
+  struct sockaddr_storage address;
+  socklen_t length;
 };
 
 static long long now_ns(void) {
@@ -57,14 +64,14 @@ static long long now_ns(void) {
 // One connection: socket, connect (returns once the SYN-ACK is in and the ACK sent),
 // close (the FIN goes out; TIME_WAIT stays with the client). Returns the nanoseconds from
 // before socket() to after close(), or -1.
-static long long one_connection(const struct sockaddr_in *address) {
+static long long one_connection(const struct target *target) {
   long long start = now_ns();
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int fd = socket(target->address.ss_family, SOCK_STREAM, 0);
   if (fd < 0) return -1;
   // A lost SYN shows as a 1 s sample; fail after two retries rather than wait two minutes.
   int syn_retries = 2;
   setsockopt(fd, IPPROTO_TCP, TCP_SYNCNT, &syn_retries, sizeof syn_retries);
-  if (connect(fd, (const struct sockaddr *)address, sizeof *address) != 0) {
+  if (connect(fd, (const struct sockaddr *)&target->address, target->length) != 0) {
     int saved = errno;
     close(fd);
     errno = saved;
@@ -75,7 +82,7 @@ static long long one_connection(const struct sockaddr_in *address) {
 }
 
 static int parse_target(char *spec, struct target *target) {
-  // LABEL=NETNS=IP:PORT
+  // LABEL=NETNS=IP:PORT, the port after the last colon (so IP may be IPv6)
   char *netns = strchr(spec, '=');
   if (!netns) return -1;
   *netns++ = 0;
@@ -93,8 +100,22 @@ static int parse_target(char *spec, struct target *target) {
     perror(path);
     return -1;
   }
-  target->address = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(atoi(port))};
-  return inet_pton(AF_INET, ip, &target->address.sin_addr) == 1 ? 0 : -1;
+  struct sockaddr_in *v4 = (struct sockaddr_in *)&target->address;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&target->address;
+  memset(&target->address, 0, sizeof target->address);
+  if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(atoi(port));
+    target->length = sizeof *v4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(atoi(port));
+    target->length = sizeof *v6;
+    return 0;
+  }
+  return -1;
 }
 
 static int measure(int argc, char **argv) {
@@ -121,7 +142,7 @@ static int measure(int argc, char **argv) {
         return 1;
       }
       for (int i = 0; i < warmup + count; i++) {
-        long long elapsed = one_connection(&target->address);
+        long long elapsed = one_connection(target);
         if (elapsed < 0) {
           fprintf(stderr, "conncost: %s: connect: %s\n", target->label, strerror(errno));
           return 1;
@@ -153,7 +174,7 @@ static int pace(int argc, char **argv) {
     long long due = start + (long long)(i * 1e9 / rate);
     struct timespec at = {.tv_sec = due / 1000000000LL, .tv_nsec = due % 1000000000LL};
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL);
-    if (one_connection(&target.address) < 0) failed++;
+    if (one_connection(&target) < 0) failed++;
     else made++;
   }
   fprintf(out, "%s made %lld failed %lld seconds %.3f\n", target.label, made, failed,
@@ -162,11 +183,12 @@ static int pace(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-  if (argc == 3 && strcmp(argv[1], "serve") == 0) return serve(atoi(argv[2]));
+  if (argc == 3 && strcmp(argv[1], "serve") == 0) return serve(atoi(argv[2]), 0);
+  if (argc == 4 && strcmp(argv[1], "serve") == 0 && strcmp(argv[3], "6") == 0) return serve(atoi(argv[2]), 1);
   if (argc >= 7 && strcmp(argv[1], "measure") == 0) return measure(argc - 2, argv + 2);
   if (argc == 6 && strcmp(argv[1], "pace") == 0) return pace(argc - 2, argv + 2);
   fprintf(stderr,
-          "usage: conncost serve PORT\n"
+          "usage: conncost serve PORT [6]\n"
           "       conncost measure OUT ROUNDS COUNT WARMUP LABEL=NETNS=IP:PORT ...\n"
           "       conncost pace OUT RATE SECONDS LABEL=NETNS=IP:PORT\n");
   return 2;

@@ -24,32 +24,8 @@ lbnet_setup connection-cost /tmp/junction-conncost.XXXXXX "jcc$$"
 header="$(machine_lines)"
 started="$(date -u '+%Y-%m-%d %H:%M UTC')"
 
-# The nodes: one plain (the floor), then per size one per mechanism, all alive at once.
-echo "connection-cost: node plain" >&2
-lbnet_node plain plain
-targets=("floor=${lbnet_client[plain]}=${lbnet_backend[plain]}:8081")
-loads=()
-IFS=, read -r -a size_list <<<"$sizes"
-for size in "${size_list[@]}"; do
-  for mech in junction iptables nft; do
-    name="$mech-$size"
-    echo "connection-cost: node $name ($size services x $backends backends)" >&2
-    lbnet_node "$mech" "$name" "$size" "$backends"
-    loads+=("$name=${lbnet_load[$name]}")
-    targets+=("$mech/$size/vip=${lbnet_client[$name]}=${lbnet_vip[$name]}:80")
-    targets+=("$mech/$size/direct=${lbnet_client[$name]}=${lbnet_backend[$name]}:8081")
-  done
-done
-
-# Every target must answer before timing starts (one connection each, untimed).
-"$conncost" measure "$tmp/check.txt" 1 1 0 "${targets[@]}" 2>"$tmp/check.err" ||
-  { cat "$tmp/check.err" >&2; echo "connection-cost: a target does not answer" >&2; exit 1; }
-
-echo "connection-cost: measuring ${#targets[@]} targets, $rounds rounds x $count connections (+$warmup warm-up each)" >&2
-lbnet_run "$conncost" measure "$tmp/samples.txt" "$rounds" "$count" "$warmup" "${targets[@]}"
-for pid in "${lbnet_pids[@]}"; do
-  lbnet_alive "$pid" || { echo "connection-cost: pid $pid (agent or server) died during the run" >&2; exit 1; }
-done
+lbnet_nodes connection-cost "$sizes" "$backends"
+lbnet_measure connection-cost "$tmp/samples.txt" "$rounds" "$count" "$warmup" "${lbnet_targets[@]}"
 
 {
   echo "# New TCP connection cost through a ClusterIP: Junction, iptables, nftables"
@@ -62,7 +38,7 @@ done
   echo "- IPVS: not measured, this kernel has no IPVS (no /proc/net/ip_vs, no loadable modules)"
   echo
   python3 "$bench/e2e.py" conncost --samples "$tmp/samples.txt" --sizes "$sizes" --backends "$backends" \
-    --rounds "$rounds" --count "$count" --warmup "$warmup" --loads "${loads[@]}"
+    --rounds "$rounds" --count "$count" --warmup "$warmup" --loads "${lbnet_loads[@]}"
 } >"$tmp/report.md"
 cat "$tmp/report.md"
 if [[ -n "$write" ]]; then cp "$tmp/report.md" "$write"; fi

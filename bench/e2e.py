@@ -4,6 +4,9 @@
   e2e.py conncost --samples FILE --sizes 100,1000,10000 ... --loads NAME=MS ...
       FILE has one line per timed connection, "LABEL ROUND NANOSECONDS", LABEL "floor" or
       MECH/SIZE/vip|direct (bench/conncost.c). Prints the Markdown tables.
+  e2e.py conncost6 --samples FILE --sizes 100,1000,10000 ... --loads NAME=MS ...
+      The same from bench/ipv6.sh: LABEL "floor4", "floor6" or MECH{4|6}/SIZE/vip|direct.
+      Prints the IPv6-against-IPv4 tables and the verdict on issue 15's connection goal.
   e2e.py iperf --results DIR ...
       DIR holds one iperf3 JSON per run, named LABEL.STREAMS.ROUND.json. Prints the tables.
 """
@@ -48,15 +51,32 @@ def median_ci(values: list[float], confidence: float = 0.95) -> tuple[float, flo
     return ordered[k - 1], ordered[n - k]
 
 
-def conncost(args: argparse.Namespace) -> None:
+def read_samples(path: str) -> tuple[dict[str, list[float]], dict[str, dict[int, list[float]]]]:
+    """conncost's "LABEL ROUND NANOSECONDS" lines: µs per label, and per label and round."""
     samples: dict[str, list[float]] = defaultdict(list)
     per_round: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    with open(args.samples) as f:
+    with open(path) as f:
         for line in f:
             label, rnd, ns = line.split()
             us = int(ns) / 1000
             samples[label].append(us)
             per_round[label][int(rnd)].append(us)
+    return samples, per_round
+
+
+def paired_rounds(per_round: dict[str, dict[int, list[float]]], label: str, base: str) -> list[float]:
+    """Per round: this label's p50 minus the base's p50 of the same round (paired, so a slow
+    round on the shared machine cancels out)."""
+    return [pct(per_round[label][r], 50) - pct(per_round[base][r], 50) for r in sorted(per_round[base])]
+
+
+def paired_text(values: list[float]) -> str:
+    low, high = median_ci(values)
+    return f"{statistics.median(values):+.1f} [{low:+.1f}, {high:+.1f}]"
+
+
+def conncost(args: argparse.Namespace) -> None:
+    samples, per_round = read_samples(args.samples)
     sizes = [int(s) for s in args.sizes.split(",")]
     loads = dict(item.split("=", 1) for item in args.loads)
     floor = samples["floor"]
@@ -64,13 +84,9 @@ def conncost(args: argparse.Namespace) -> None:
     rounds = sorted(per_round["floor"])
 
     def paired(label: str, base: str = "floor") -> list[float]:
-        """Per round: this label's p50 minus the base's p50 of the same round (paired, so a
-        slow round on the shared machine cancels out)."""
-        return [pct(per_round[label][r], 50) - pct(per_round[base][r], 50) for r in rounds]
+        return paired_rounds(per_round, label, base)
 
-    def paired_cell(values: list[float]) -> str:
-        low, high = median_ci(values)
-        return f"{statistics.median(values):+.1f} [{low:+.1f}, {high:+.1f}]"
+    paired_cell = paired_text
 
     print(
         f"Method: every target gets {args.rounds} rounds of {args.count} timed connections "
@@ -151,6 +167,78 @@ def conncost(args: argparse.Namespace) -> None:
         print(f"| {size:,} | {loads.get(f'junction-{size}', '')} | {loads.get(f'iptables-{size}', '')} | {loads.get(f'nft-{size}', '')} |")
 
 
+FAMILY_NAMES = {
+    "junction4": "Junction, IPv4",
+    "junction6": "Junction, IPv6",
+    "nft4": "kube-proxy nftables mode, IPv4 (ip table)",
+    "nft6": "kube-proxy nftables mode, IPv6 (ip6 table)",
+    "iptables4": "kube-proxy iptables mode, IPv4 (iptables-legacy)",
+    "iptables6": "kube-proxy iptables mode, IPv6 (ip6tables-legacy)",
+}
+
+
+def conncost6(args: argparse.Namespace) -> None:
+    """bench/ipv6.sh's connection half: every mechanism in both families, each against the
+    floor of its own family; then issue 15's goal, Junction IPv6 against nftables IPv6."""
+    samples, per_round = read_samples(args.samples)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    loads = dict(item.split("=", 1) for item in args.loads)
+    floors = {fam: samples[f"floor{fam}"] for fam in "46"}
+    print(
+        f"Method: as lb-connection-cost.md (bench/conncost.c; socket(), blocking connect(), close() "
+        f"per connection, timed with CLOCK_MONOTONIC inside the client pod's netns), {args.rounds} rounds of "
+        f"{args.count} timed connections per target ({args.warmup} untimed before each batch), every "
+        "target once per round in an order that rotates by one each round, IPv4 and IPv6 targets "
+        "interleaved in the same rounds. Overheads are per-round p50 differences against the floor of "
+        "the same family (plain ptp pods, no rules, straight to the backend), median over rounds with a "
+        "95% distribution-free interval.\n"
+    )
+    print("| floor | p50 (µs) | mean (µs) | p90 (µs) | connections |")
+    print("|---|---:|---:|---:|---:|")
+    for fam, values in floors.items():
+        print(f"| IPv{fam} | {pct(values, 50):.1f} | {statistics.fmean(values):.1f} | {pct(values, 90):.1f} | {len(values)} |")
+    print()
+    overhead: dict[tuple[str, int], float] = {}
+    for kind, title in (("vip", "Through the ClusterIP"), ("direct", "Straight to the backend's IP in the same node")):
+        print(f"### {title}: overhead above the floor of the same family\n")
+        print("| services | mechanism | p50 (µs) | mean (µs) | paired overhead [95% CI] (µs) |")
+        print("|---:|---|---:|---:|---|")
+        for size in sizes:
+            for mech, name in FAMILY_NAMES.items():
+                label = f"{mech}/{size}/{kind}"
+                if label not in samples:
+                    continue
+                values, diffs = samples[label], paired_rounds(per_round, label, f"floor{mech[-1]}")
+                if kind == "vip":
+                    overhead[(mech, size)] = statistics.median(diffs)
+                print(f"| {size:,} | {name} | {pct(values, 50):.1f} | {statistics.fmean(values):.1f} | {paired_text(diffs)} |")
+        print()
+    print("### Goal (issue 15): Junction's IPv6 connection overhead no more than nftables' IPv6, at every size\n")
+    print(
+        "Junction6 − nft6: per round, Junction's IPv6 ClusterIP p50 minus nftables' IPv6 ClusterIP p50, "
+        "median over rounds [95% CI]; met when ≤ 0, \"within noise\" when above 0 with an interval that "
+        "includes 0. IPv6 ÷ IPv4: Junction's overhead in each family (paired medians above).\n"
+    )
+    print("| services | Junction IPv4 (µs) | Junction IPv6 (µs) | Junction IPv6 ÷ IPv4 | nft IPv6 (µs) | ip6tables (µs) | Junction6 − nft6 [95% CI] (µs) | verdict |")
+    print("|---:|---:|---:|---:|---:|---:|---|---|")
+    for size in sizes:
+        j4, j6 = overhead[("junction4", size)], overhead[("junction6", size)]
+        n6, i6 = overhead[("nft6", size)], overhead[("iptables6", size)]
+        diff = paired_rounds(per_round, f"junction6/{size}/vip", f"nft6/{size}/vip")
+        d, (low, high) = statistics.median(diff), median_ci(diff)
+        verdict = "met" if d <= 0 else "not met, within noise" if low <= 0 else "**not met**"
+        # A ratio of overheads means something only when both are clearly above the floor.
+        ratio = f"{j6 / j4:.2f}" if min(j4, j6) > 0.5 else "n/a (an overhead ≤ 0.5 µs)"
+        print(f"| {size:,} | {j4:+.1f} | {j6:+.1f} | {ratio} | {n6:+.1f} | {i6:+.1f} | {paired_text(diff)} | {verdict} |")
+    print()
+    print("### Programming the nodes (setup, one sample each)\n")
+    print("| services | Junction IPv4 apply (ms) | Junction IPv6 apply (ms) | iptables-legacy-restore (ms) | ip6tables-legacy-restore (ms) | nft ip (ms) | nft ip6 (ms) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for size in sizes:
+        cells = [loads.get(f"{m}-{size}{fam}", "") for m in ("junction", "iptables", "nft") for fam in ("/4", "/6")]
+        print(f"| {size:,} | " + " | ".join(cells) + " |")
+
+
 def iperf(args: argparse.Namespace) -> None:
     runs: dict[tuple[str, int], list[float]] = defaultdict(list)
     by_round: dict[tuple[str, int], dict[int, float]] = defaultdict(dict)
@@ -204,13 +292,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("conncost")
-    c.add_argument("--samples", required=True)
-    c.add_argument("--sizes", required=True)
-    c.add_argument("--backends", type=int, required=True)
-    c.add_argument("--rounds", type=int, required=True)
-    c.add_argument("--count", type=int, required=True)
-    c.add_argument("--warmup", type=int, required=True)
-    c.add_argument("--loads", nargs="*", default=[])
+    c6 = sub.add_parser("conncost6")
+    for c in (c, c6):
+        c.add_argument("--samples", required=True)
+        c.add_argument("--sizes", required=True)
+        c.add_argument("--backends", type=int, required=True)
+        c.add_argument("--rounds", type=int, required=True)
+        c.add_argument("--count", type=int, required=True)
+        c.add_argument("--warmup", type=int, required=True)
+        c.add_argument("--loads", nargs="*", default=[])
     i = sub.add_parser("iperf")
     i.add_argument("--results", required=True)
     i.add_argument("--seconds", type=int, required=True)
@@ -218,7 +308,7 @@ def main() -> None:
     i.add_argument("--services", type=int, required=True)
     i.add_argument("--backends", type=int, required=True)
     args = parser.parse_args()
-    {"conncost": conncost, "iperf": iperf}[args.command](args)
+    {"conncost": conncost, "conncost6": conncost6, "iperf": iperf}[args.command](args)
 
 
 if __name__ == "__main__":

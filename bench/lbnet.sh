@@ -9,6 +9,13 @@
 #             (bench/lbprog.py gen), loaded with iptables-legacy-restore in the node netns
 #   nft       ptp pods, the services as kube-proxy's nftables mode writes them, nft -f
 #
+# lbnet_families (default "ipv4"): the families every node's services are written in. With
+# "ipv4 ipv6" (bench/ipv6.sh) each node is also given IPv6: every pod an address (client
+# fd00:64::c, backend fd00:64::b, the same in every node, each node being its own netns) with
+# the node's fe80::1 as gateway, the backend conncost IPv6 listeners too, and the services
+# written a second time as IPv6 Services (lbprog.py gen --family ipv6: the agent's API,
+# ip6tables-legacy-restore, nft's ip6 table).
+#
 # The caller sets repo and bench and calls lbnet_setup (which sets tmp, prefix, the traps,
 # the binaries and conncost). Everything this file makes lives under $tmp or in a netns
 # named "$prefix-..."; processes are stopped by the PIDs recorded here.
@@ -16,7 +23,10 @@
 lbnet_pids=()   # agents and servers, stopped by PID
 lbnet_fg=""     # the measurement running now (lbnet_run), stopped by PID
 lbnet_mounts=() # bpffs mounts, unmounted before $tmp is removed
-declare -A lbnet_client lbnet_backend lbnet_vip lbnet_load lbnet_socket
+declare -A lbnet_client lbnet_backend lbnet_vip lbnet_load lbnet_socket lbnet_vip6 lbnet_load6
+lbnet_families="${lbnet_families:-ipv4}"
+lbnet_client6=fd00:64::c
+lbnet_backend6=fd00:64::b
 
 lbnet_alive() { kill -0 "$1" 2>/dev/null; }
 
@@ -70,7 +80,7 @@ lbnet_cleanup() {
 lbnet_setup() {
   local script="$1" tool
   [[ $EUID -eq 0 ]] || { echo "$script: needs root" >&2; exit 1; }
-  for tool in ip gcc python3 iperf3 iptables-legacy-restore nft mount umount mountpoint /usr/lib/cni/ptp /usr/lib/cni/host-local; do
+  for tool in ip gcc python3 iperf3 iptables-legacy-restore ip6tables-legacy-restore nft mount umount mountpoint /usr/lib/cni/ptp /usr/lib/cni/host-local; do
     command -v "$tool" >/dev/null || {
       echo "$script: $tool is missing (apt-get install gcc iperf3 iptables nftables containernetworking-plugins)" >&2
       exit 1
@@ -103,6 +113,54 @@ lbnet_binaries() {
     { echo "lbnet: no complete install under $p" >&2; return 1; }
 }
 
+# The nodes of connection-cost.sh and ipv6.sh, all alive at once: "plain" (the floor), then
+# per size in $2 (comma-separated) one per mechanism, $3 backends per Service. Fills
+# lbnet_targets (LABEL=NETNS=IP:PORT) and lbnet_loads (NAME=MS). IPv4 alone: labels floor,
+# MECH/SIZE/vip|direct, loads NAME=MS; with IPv6 too, per family floor4 and floor6,
+# MECH4/SIZE/... and MECH6/SIZE/..., loads NAME/4=MS and NAME/6=MS. $1: the script's name.
+lbnet_nodes() {
+  local script="$1" sizes="$2" backends="$3" size mech name f4="" dual=false
+  local -a size_list
+  if [[ " $lbnet_families " == *" ipv6 "* ]]; then dual=true f4=4; fi
+  echo "$script: node plain" >&2
+  lbnet_node plain plain
+  lbnet_targets=("floor$f4=${lbnet_client[plain]}=${lbnet_backend[plain]}:8081")
+  if $dual; then lbnet_targets+=("floor6=${lbnet_client[plain]}=$lbnet_backend6:8081"); fi
+  lbnet_loads=()
+  IFS=, read -r -a size_list <<<"$sizes"
+  for size in "${size_list[@]}"; do
+    for mech in junction iptables nft; do
+      name="$mech-$size"
+      echo "$script: node $name ($size services x $backends backends$($dual && echo ', each family'))" >&2
+      lbnet_node "$mech" "$name" "$size" "$backends"
+      lbnet_loads+=("$name${f4:+/4}=${lbnet_load[$name]}")
+      lbnet_targets+=("$mech$f4/$size/vip=${lbnet_client[$name]}=${lbnet_vip[$name]}:80")
+      lbnet_targets+=("$mech$f4/$size/direct=${lbnet_client[$name]}=${lbnet_backend[$name]}:8081")
+      if $dual; then
+        lbnet_loads+=("$name/6=${lbnet_load6[$name]}")
+        lbnet_targets+=("${mech}6/$size/vip=${lbnet_client[$name]}=${lbnet_vip6[$name]}:80")
+        lbnet_targets+=("${mech}6/$size/direct=${lbnet_client[$name]}=$lbnet_backend6:8081")
+      fi
+    done
+  done
+}
+
+# The connection measurement of connection-cost.sh and ipv6.sh: one untimed connection to
+# every target (each must answer), then `conncost measure` into $2 ($3 rounds of $4 timed
+# connections, $5 warm-up) over the rest of the arguments (LABEL=NETNS=IP:PORT), then every
+# agent and server must still be alive. $1: the script's name for messages.
+lbnet_measure() {
+  local script="$1" out="$2" rounds="$3" count="$4" warmup="$5" pid
+  shift 5
+  "$conncost" measure "$tmp/check.txt" 1 1 0 "$@" 2>"$tmp/check.err" ||
+    { cat "$tmp/check.err" >&2; echo "$script: a target does not answer" >&2; return 1; }
+  echo "$script: measuring $# targets, $rounds rounds x $count connections (+$warmup warm-up each)" >&2
+  lbnet_run "$conncost" measure "$out" "$rounds" "$count" "$warmup" "$@"
+  for pid in "${lbnet_pids[@]}"; do
+    lbnet_alive "$pid" || { echo "$script: pid $pid (agent or server) died during the run" >&2; return 1; }
+  done
+}
+
 # One CNI ADD of pod netns $2 (created here) through plugin config $3, run in node $1;
 # prints the pod's IPv4 address.
 lbnet_pod() {
@@ -116,6 +174,25 @@ lbnet_pod() {
     return 1
   fi
   python3 -c 'import json, sys; print(json.loads(sys.argv[1])["ips"][0]["address"].split("/")[0])' "$out"
+}
+
+# IPv6 for pod $2 of node $1: address $3/128 without duplicate address detection (nothing
+# else holds it, and DAD would leave it tentative for a second), the node's fe80::1 on the
+# pod's host veth as its gateway, a host route back. The recipe of IPv6ServiceTests, which
+# works the same under the junction plugin and ptp.
+lbnet_ipv6_pod() {
+  local node="$1" pod="$2" address="$3" index veth setting
+  for setting in all.disable_ipv6=0 default.disable_ipv6=0 eth0.disable_ipv6=0 eth0.accept_dad=0 eth0.accept_ra=0; do
+    ip netns exec "$pod" sysctl -qw "net.ipv6.conf.$setting"
+  done
+  ip -n "$pod" -6 addr add "$address/128" dev eth0 nodad
+  index="$(ip -n "$pod" -o link show eth0 | sed -n 's/.*@if\([0-9]*\).*/\1/p')"
+  veth="$(ip -n "$node" -o link show | awk -F': ' -v i="$index" '$1 == i {split($2, a, "@"); print a[1]}')"
+  [[ -n "$veth" ]] || { echo "lbnet: no host veth for $pod" >&2; return 1; }
+  ip netns exec "$node" sysctl -qw "net.ipv6.conf.$veth.disable_ipv6=0"
+  ip -n "$node" -6 addr add fe80::1/64 dev "$veth" nodad
+  ip -n "$node" -6 route add "$address/128" dev "$veth"
+  ip -n "$pod" -6 route add default via fe80::1 dev eth0
 }
 
 # A node: netns "$prefix-$name", a client pod and a backend pod, the backend serving
@@ -158,7 +235,17 @@ EOF
   backend_ip="$(lbnet_pod "$node" "$node-b" "$conf")"
   # The client makes tens of thousands of connections per destination: every port, and
   # TIME_WAIT ports reused (safe with timestamps), so it never runs out.
+  # (Both are net.ipv4 sysctls that IPv6 TCP obeys too.)
   ip netns exec "$client" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
+  if [[ " $lbnet_families " == *" ipv6 "* ]]; then
+    ip netns exec "$node" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.all.forwarding=1
+    lbnet_ipv6_pod "$node" "$client" "$lbnet_client6"
+    lbnet_ipv6_pod "$node" "$node-b" "$lbnet_backend6"
+    ip netns exec "$node-b" "$conncost" serve 8080 6 &
+    lbnet_pids+=($!)
+    ip netns exec "$node-b" "$conncost" serve 8081 6 &
+    lbnet_pids+=($!)
+  fi
   # 8080 behind the ClusterIP, 8081 straight: the two never share a 4-tuple on the wire
   # (a client port reused for a straight connection while a translated one to the same
   # backend port sits in TIME_WAIT would look, on the wire, like the old connection).
@@ -172,23 +259,38 @@ EOF
   lbnet_backend[$name]="$backend_ip"
   lbnet_vip[$name]=""
   lbnet_load[$name]=""
+  lbnet_vip6[$name]=""
+  lbnet_load6[$name]=""
   [[ $mech == plain ]] && return 0
 
-  lbnet_vip[$name]="$(python3 "$bench/lbprog.py" gen --dir "$dir/rules" --services "$size" \
-    --backends "$backends" --measured "$backend_ip" --iperf "$backend_ip")"
+  if [[ " $lbnet_families " == *" ipv4 "* ]]; then
+    lbnet_vip[$name]="$(python3 "$bench/lbprog.py" gen --dir "$dir/rules" --services "$size" \
+      --backends "$backends" --measured "$backend_ip" --iperf "$backend_ip")"
+    lbnet_load[$name]="$(lbnet_program "$mech" "$node" "$dir" iptables-legacy-restore)"
+  fi
+  if [[ " $lbnet_families " == *" ipv6 "* ]]; then
+    lbnet_vip6[$name]="$(python3 "$bench/lbprog.py" gen --dir "$dir/rules" --services "$size" \
+      --backends "$backends" --measured "$lbnet_backend6" --family ipv6)"
+    lbnet_load6[$name]="$(lbnet_program "$mech" "$node" "$dir" ip6tables-legacy-restore)"
+  fi
+}
+
+# Loads the rules lbprog.py gen wrote into $3/rules through mechanism $1 in node $2 (iptables
+# with $4), removes them, and prints the milliseconds it took.
+lbnet_program() {
+  local mech="$1" node="$2" dir="$3" restore="$4" started f
   started=$(date +%s%N)
   case "$mech" in
     junction)
       python3 "$bench/lbprog.py" apply --socket "$dir/run/junction.sock" --file "$dir/rules/objects.yaml" >/dev/null
       ;;
     iptables)
-      ip netns exec "$node" iptables-legacy-restore <"$dir/rules/iptables.rules"
+      ip netns exec "$node" "$restore" <"$dir/rules/iptables.rules"
       ;;
     nft)
-      local f
       for f in "$dir"/rules/nft-*.nft; do ip netns exec "$node" nft -f "$f"; done
       ;;
   esac
-  lbnet_load[$name]=$((($(date +%s%N) - started) / 1000000))
+  echo $((($(date +%s%N) - started) / 1000000))
   rm -rf "$dir/rules"
 }

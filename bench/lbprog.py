@@ -12,9 +12,10 @@ dataplanes, written as kube-proxy writes them, and through junction-agent's API.
       `junction-bench yaml`), then M applies of service 0's EndpointSlice alone with its
       first backend swapped back and forth.
 
-  lbprog.py gen --dir D --services N --measured IP [--iperf IP]
+  lbprog.py gen --dir D --services N --measured IP [--iperf IP] [--family ipv4|ipv6]
       Writes the same services for iptables-restore, nft -f and the agent's API into D,
-      one of them pointing at a real backend (connection-cost.sh, throughput.sh).
+      one of them pointing at a real backend (connection-cost.sh, throughput.sh; with
+      --family ipv6 for ip6tables-restore, nft's ip6 table and IPv6 Services: ipv6.sh).
   lbprog.py apply --socket PATH --file YAML
       POST /v1/resources/apply of one file.
 
@@ -41,14 +42,39 @@ import time
 CHANGED = "10.200.0.1"
 
 
-def vip(i: int) -> str:
+def vip(i: int, family: str = "ipv4") -> str:
+    if family == "ipv6":
+        return str(ipaddress.IPv6Address("fd00:96::") + i + 1)
     return str(ipaddress.IPv4Address(0x0A600000 + i + 1))
 
 
-def backend(i: int, j: int, b: int, variant: int = 0) -> str:
+def backend(i: int, j: int, b: int, variant: int = 0, family: str = "ipv4") -> str:
+    if family == "ipv6":
+        return str(ipaddress.IPv6Address("fd00:128::") + i * b + j + 1)
     if variant == 1 and i == 0 and j == 0:
         return CHANGED
     return str(ipaddress.IPv4Address(0x0A800000 + i * b + j + 1))
+
+
+# The IPv6 twins (bench/ipv6.sh): ClusterIPs fd00:96::/64, backends fd00:128::/64, the
+# cluster's own addresses fd00::/8 (10.0.0.0/8 for IPv4); each rule set says the family the
+# way its tool does. A family is read off an address, so one Svc carries it.
+
+
+def is6(address: str) -> bool:
+    return ":" in address
+
+
+def host(address: str) -> str:
+    return f"{address}/128" if is6(address) else f"{address}/32"
+
+
+def cluster(address: str) -> str:
+    return "fd00::/8" if is6(address) else "10.0.0.0/8"
+
+
+def hostport(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if is6(address) else f"{address}:{port}"
 
 
 @dataclass(frozen=True)
@@ -62,9 +88,14 @@ class Svc:
     backends: tuple[tuple[str, int], ...]
 
 
-def layout(n: int, b: int, variant: int = 0) -> list[Svc]:
-    """The benchmark's services: svc-i at vip(i):80 -> backend(i, j):8080."""
-    return [Svc(f"svc-{i}", vip(i), 80, tuple((backend(i, j, b, variant), 8080) for j in range(b))) for i in range(n)]
+def layout(n: int, b: int, variant: int = 0, family: str = "ipv4") -> list[Svc]:
+    """The benchmark's services: svc-i at vip(i):80 -> backend(i, j):8080 (IPv6: svc6-i, so
+    one agent can hold both families' sets)."""
+    name = "svc6" if family == "ipv6" else "svc"
+    return [
+        Svc(f"{name}-{i}", vip(i, family), 80, tuple((backend(i, j, b, variant, family), 8080) for j in range(b)))
+        for i in range(n)
+    ]
 
 
 def short_hash(text: str) -> str:
@@ -95,7 +126,7 @@ def ipt_top(services: list[Svc]) -> tuple[list[str], list[str]]:
     for s in services:
         rules.append(
             f'-A KUBE-SERVICES -m comment --comment "bench/{s.name}:http cluster IP" '
-            f"-m tcp -p tcp -d {s.vip}/32 --dport {s.port} -j {ipt_svc(s)}"
+            f"-m tcp -p tcp -d {host(s.vip)} --dport {s.port} -j {ipt_svc(s)}"
         )
     return lines, rules
 
@@ -105,7 +136,7 @@ def ipt_service(s: Svc) -> tuple[list[str], list[str]]:
     chains = [f":{ipt_svc(s)} - [0:0]"] + [f":{ipt_sep(s, ep, port)} - [0:0]" for ep, port in s.backends]
     rules = [
         f'-A {ipt_svc(s)} -m comment --comment "bench/{s.name}:http cluster IP" -m tcp -p tcp '
-        f"-d {s.vip}/32 --dport {s.port} ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ"
+        f"-d {host(s.vip)} --dport {s.port} ! -s {cluster(s.vip)} -j KUBE-MARK-MASQ"
     ]
     for j, (ep, port) in enumerate(s.backends):
         left = b - j
@@ -114,9 +145,9 @@ def ipt_service(s: Svc) -> tuple[list[str], list[str]]:
             f'-A {ipt_svc(s)} -m comment --comment "bench/{s.name}:http -> {ep}:{port}" {stat}-j {ipt_sep(s, ep, port)}'
         )
     for ep, port in s.backends:
-        rules.append(f"-A {ipt_sep(s, ep, port)} -m comment --comment bench/{s.name}:http -s {ep}/32 -j KUBE-MARK-MASQ")
+        rules.append(f"-A {ipt_sep(s, ep, port)} -m comment --comment bench/{s.name}:http -s {host(ep)} -j KUBE-MARK-MASQ")
         rules.append(
-            f"-A {ipt_sep(s, ep, port)} -m comment --comment bench/{s.name}:http -m tcp -p tcp -j DNAT --to-destination {ep}:{port}"
+            f"-A {ipt_sep(s, ep, port)} -m comment --comment bench/{s.name}:http -m tcp -p tcp -j DNAT --to-destination {hostport(ep, port)}"
         )
     return chains, rules
 
@@ -163,43 +194,54 @@ def nft_svc(s: Svc) -> str:
 
 
 def nft_ep(s: Svc, ep: str, port: int) -> str:
-    return f"endpoint-{short_hash(f'bench/{s.name}:httptcp{ep}:{port}')[:8]}-bench/{s.name}/tcp/http__{ep}/{port}"
+    # A colon cannot appear in a chain name: an IPv6 endpoint's is written with dots.
+    shown = ep.replace(":", ".")
+    return f"endpoint-{short_hash(f'bench/{s.name}:httptcp{ep}:{port}')[:8]}-bench/{s.name}/tcp/http__{shown}/{port}"
 
 
 T = "ip kube-proxy"
+T6 = "ip6 kube-proxy"
+
+
+def nft_family(address: str) -> tuple[str, str]:
+    """The table kube-proxy's nftables mode uses for an address's family, and its keyword."""
+    return (T6, "ip6") if is6(address) else (T, "ip")
 
 
 def nft_service(s: Svc, flush: bool) -> list[str]:
+    t, ip = nft_family(s.vip)
     lines = []
     for ep, port in s.backends:
         lines += [
-            f"add chain {T} {nft_ep(s, ep, port)}",
-            f"add rule {T} {nft_ep(s, ep, port)} ip saddr {ep} jump mark-for-masquerade",
-            f"add rule {T} {nft_ep(s, ep, port)} meta l4proto tcp dnat to {ep}:{port}",
+            f"add chain {t} {nft_ep(s, ep, port)}",
+            f"add rule {t} {nft_ep(s, ep, port)} {ip} saddr {ep} jump mark-for-masquerade",
+            f"add rule {t} {nft_ep(s, ep, port)} meta l4proto tcp dnat to {hostport(ep, port)}",
         ]
     vmap = " , ".join(f"{j} : goto {nft_ep(s, ep, port)}" for j, (ep, port) in enumerate(s.backends))
-    lines += [f"add chain {T} {nft_svc(s)}"]
+    lines += [f"add chain {t} {nft_svc(s)}"]
     if flush:
-        lines += [f"flush chain {T} {nft_svc(s)}"]
+        lines += [f"flush chain {t} {nft_svc(s)}"]
     lines += [
-        f"add rule {T} {nft_svc(s)} ip daddr {s.vip} tcp dport {s.port} ip saddr != 10.0.0.0/8 jump mark-for-masquerade",
-        f"add rule {T} {nft_svc(s)} numgen random mod {len(s.backends)} vmap {{ {vmap} }}",
+        f"add rule {t} {nft_svc(s)} {ip} daddr {s.vip} tcp dport {s.port} {ip} saddr != {cluster(s.vip)} jump mark-for-masquerade",
+        f"add rule {t} {nft_svc(s)} numgen random mod {len(s.backends)} vmap {{ {vmap} }}",
     ]
     return lines
 
 
-def nft_base() -> list[str]:
+def nft_base(family: str = "ipv4") -> list[str]:
+    t, ip = nft_family("::" if family == "ipv6" else "0.0.0.0")
+    kind = "ipv6_addr" if family == "ipv6" else "ipv4_addr"
     return [
-        f"add table {T}",
-        f"add chain {T} mark-for-masquerade",
-        f"add rule {T} mark-for-masquerade mark set mark or 0x4000",
-        f"add chain {T} services",
-        f"add map {T} service-ips {{ type ipv4_addr . inet_proto . inet_service : verdict ; }}",
-        f"add rule {T} services ip daddr . meta l4proto . th dport vmap @service-ips",
-        f"add chain {T} nat-prerouting {{ type nat hook prerouting priority -100 ; }}",
-        f"add rule {T} nat-prerouting jump services",
-        f"add chain {T} nat-output {{ type nat hook output priority -100 ; }}",
-        f"add rule {T} nat-output jump services",
+        f"add table {t}",
+        f"add chain {t} mark-for-masquerade",
+        f"add rule {t} mark-for-masquerade mark set mark or 0x4000",
+        f"add chain {t} services",
+        f"add map {t} service-ips {{ type {kind} . inet_proto . inet_service : verdict ; }}",
+        f"add rule {t} services {ip} daddr . meta l4proto . th dport vmap @service-ips",
+        f"add chain {t} nat-prerouting {{ type nat hook prerouting priority -100 ; }}",
+        f"add rule {t} nat-prerouting jump services",
+        f"add chain {t} nat-output {{ type nat hook output priority -100 ; }}",
+        f"add rule {t} nat-output jump services",
     ]
 
 
@@ -207,7 +249,8 @@ def nft_services(services: list[Svc]) -> list[str]:
     lines = []
     for s in services:
         lines += nft_service(s, flush=False)
-        lines.append(f"add element {T} service-ips {{ {s.vip} . tcp . {s.port} : goto {nft_svc(s)} }}")
+        t = nft_family(s.vip)[0]
+        lines.append(f"add element {t} service-ips {{ {s.vip} . tcp . {s.port} : goto {nft_svc(s)} }}")
     return lines
 
 
@@ -216,13 +259,13 @@ def nft_full(services: list[Svc]) -> str:
     return "\n".join(nft_base() + nft_services(services)) + "\n"
 
 
-def nft_batches(services: list[Svc], per: int) -> list[str]:
+def nft_batches(services: list[Svc], per: int, family: str = "ipv4") -> list[str]:
     """The same ruleset in several transactions of `per` services each. kube-proxy never
     splits a sync; this exists because this kernel's cost per transaction grows with the
     square of its size (see bench/README.md), and the end result is the same ruleset."""
     out = []
     for k in range(0, max(len(services), 1), per):
-        head = nft_base() if k == 0 else []
+        head = nft_base(family) if k == 0 else []
         out.append("\n".join(head + nft_services(services[k : k + per])) + "\n")
     return out
 
@@ -244,16 +287,18 @@ def yaml_objects(services: list[Svc]) -> str:
     parts = []
     for s in services:
         target = s.backends[0][1] if s.backends else s.port
+        # IPv6: the Service says its family as a single-stack IPv6 Service does.
+        family = f"  clusterIPs: [{s.vip}]\n  ipFamilies: [IPv6]\n  ipFamilyPolicy: SingleStack\n" if is6(s.vip) else ""
         parts.append(
             "---\napiVersion: v1\nkind: Service\n"
             f"metadata: {{name: {s.name}, namespace: bench}}\n"
-            f"spec:\n  clusterIP: {s.vip}\n  ports:\n"
+            f"spec:\n  clusterIP: {s.vip}\n{family}  ports:\n"
             f"  - {{name: http, port: {s.port}, protocol: TCP, targetPort: {target}}}\n"
         )
         parts.append(
             "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n"
             f"  name: {s.name}-1\n  namespace: bench\n  labels: {{kubernetes.io/service-name: {s.name}}}\n"
-            f"addressType: IPv4\nports:\n- {{name: http, port: {target}, protocol: TCP}}\nendpoints:\n"
+            f"addressType: {'IPv6' if is6(s.vip) else 'IPv4'}\nports:\n- {{name: http, port: {target}, protocol: TCP}}\nendpoints:\n"
         )
         for ep, _ in s.backends:
             parts.append(f'- addresses: ["{ep}"]\n  conditions: {{ready: true, serving: true, terminating: false}}\n')
@@ -485,11 +530,11 @@ def report(args: argparse.Namespace) -> None:
         finished = f"{len(done)} finished, then " if done else ""
         print(f"| {name} | > {limit * 1000:.0f} ({finished}killed at the time limit) {empty} not measured |")
 
-def measured_layout(n: int, b: int, measured: str, iperf: str | None) -> list[Svc]:
+def measured_layout(n: int, b: int, measured: str, iperf: str | None, family: str = "ipv4") -> list[Svc]:
     """The benchmark's n services, with service n // 2 (the middle of KUBE-SERVICES, where a
     service picked at random sits on average) pointing at one real backend, measured:8080;
     with `iperf`, one more service, svc-iperf at 10.97.0.1:5201 -> iperf:5201, last."""
-    services = layout(n, b)
+    services = layout(n, b, family=family)
     m = n // 2
     services[m] = Svc(services[m].name, services[m].vip, 80, ((measured, 8080),))
     if iperf:
@@ -501,11 +546,11 @@ def gen(args: argparse.Namespace) -> None:
     """Writes the same services three ways into --dir: iptables.rules (for
     iptables-restore), nft-K.nft (for nft -f, --nft-batch services per file), objects.yaml
     (for POST /v1/resources/apply); prints the measured service's ClusterIP."""
-    services = measured_layout(args.services, args.backends, args.measured, args.iperf)
+    services = measured_layout(args.services, args.backends, args.measured, args.iperf, args.family)
     os.makedirs(args.dir, exist_ok=True)
     with open(os.path.join(args.dir, "iptables.rules"), "w") as f:
         f.write(ipt_full(services))
-    for k, text in enumerate(nft_batches(services, args.nft_batch)):
+    for k, text in enumerate(nft_batches(services, args.nft_batch, args.family)):
         with open(os.path.join(args.dir, f"nft-{k:04d}.nft"), "w") as f:
             f.write(text)
     with open(os.path.join(args.dir, "objects.yaml"), "w") as f:
@@ -550,6 +595,7 @@ def main() -> None:
     g.add_argument("--measured", required=True, help="the real backend's IP")
     g.add_argument("--iperf", help="the iperf3 server's IP (adds svc-iperf)")
     g.add_argument("--nft-batch", type=int, default=500)
+    g.add_argument("--family", choices=["ipv4", "ipv6"], default="ipv4", help="ipv6: ip6tables-restore, nft ip6, IPv6 Services")
     p = sub.add_parser("apply")
     p.add_argument("--socket", required=True)
     p.add_argument("--file", required=True)

@@ -24,14 +24,19 @@ final class LoadedDatapath {
     }
     object = try BPFObject.open(path: objectPath, pinRoot: pinDirectory)
     // Never smaller than the header's defaults; bigger when the run needs it: every frontend
-    // takes 1 + backends entries in jnc_lb4_svc (see junction_abi.h).
-    let slots = services * (1 + backendsPerService)
-    try object.setMaxEntries(
-      max(slots, Int(JUNCTION_LB4_SERVICES_MAX)), forMap: JUNCTION_MAP_LB4_SERVICES)
-    try object.setMaxEntries(
-      max(services * backendsPerService + 16, Int(JUNCTION_LB4_BACKENDS_MAX)),
-      forMap: JUNCTION_MAP_LB4_BACKENDS)
-    try object.setMaxEntries(max(conntrack, Int(JUNCTION_CT4_MAX)), forMap: JUNCTION_MAP_CT4)
+    // takes 1 + backends entries in jnc_lb4_svc (see junction_abi.h). The IPv6 twins are
+    // sized alike (the per-packet run may load either family's services).
+    let wanted: [(map: String, entries: Int, floor: Int32)] = [
+      (JUNCTION_MAP_LB4_SERVICES, services * (1 + backendsPerService), JUNCTION_LB4_SERVICES_MAX),
+      (JUNCTION_MAP_LB4_BACKENDS, services * backendsPerService + 16, JUNCTION_LB4_BACKENDS_MAX),
+      (JUNCTION_MAP_CT4, conntrack, JUNCTION_CT4_MAX),
+      (JUNCTION_MAP_LB6_SERVICES, services * (1 + backendsPerService), JUNCTION_LB6_SERVICES_MAX),
+      (JUNCTION_MAP_LB6_BACKENDS, services * backendsPerService + 16, JUNCTION_LB6_BACKENDS_MAX),
+      (JUNCTION_MAP_CT6, conntrack, JUNCTION_CT6_MAX),
+    ]
+    for (map, entries, floor) in wanted {
+      try object.setMaxEntries(max(entries, Int(floor)), forMap: map)
+    }
     try object.load()
     maps = try ServiceMaps(object)
   }

@@ -69,3 +69,69 @@ extension PerPacketBenchmark {
     return text
   }
 }
+
+/// The report of a run over both families (bench/ipv6.sh): each family's table as above,
+/// then IPv6 against IPv4 at each service count and issue 15's goal (IPv6 ≤ 1.1× IPv4 per
+/// packet).
+extension PerPacketBenchmark {
+  static let familyGoal = 1.1
+
+  func familyReport(_ subjects: [Subject]) -> String {
+    var text = ""
+    for family in families {
+      text += "#### \(family == .ipv6 ? "IPv6" : "IPv4")\n\n"
+      text += report(subjects.filter { $0.layout.family == family })
+      text += "\n"
+    }
+    guard families.contains(.ipv4), families.contains(.ipv6) else { return text }
+    /// One metric of both families: (IPv4, IPv6, IPv6 ÷ IPv4). For the repeated runs the
+    /// ratio is the median of the per-round ratios (both copies measured in the same round,
+    /// so a slow round cancels); for single runs, the ratio of the p50s.
+    struct Pair {
+      var ipv4, ipv6, ratio: Double
+    }
+    func perRound(_ v4: [Double], _ v6: [Double]) -> Pair {
+      Pair(ipv4: median(v4), ipv6: median(v6), ratio: median(zip(v6, v4).map { $0 / $1 }))
+    }
+    func p50(_ v4: [UInt32], _ v6: [UInt32]) -> Pair {
+      let a = Double(percentile(v4.sorted(), 50))
+      let b = Double(percentile(v6.sorted(), 50))
+      return Pair(ipv4: a, ipv6: b, ratio: b / max(a, 1))
+    }
+    func cell(_ pair: Pair) -> String {
+      "\(format(pair.ipv4)) / \(format(pair.ipv6)) / **\(format(pair.ratio, 2))**"
+    }
+    text += "#### IPv6 against IPv4 (IPv4 ns / IPv6 ns / IPv6 ÷ IPv4)\n\n"
+    text += "Repeated runs: the medians over rounds, and the median of the per-round ratios "
+    text += "(both copies of a count are measured one after the other in every round, so a slow "
+    text += "moment of the shared machine cancels; it can differ from the ratio of the medians). "
+    text += "Single runs: the p50s and their ratio.\n\n"
+    text += "| services | established, repeat=\(repeatCount) (from_endpoint) | "
+    text += "reply, repeat=\(repeatCount) (to_endpoint, reverse NAT) | no service | "
+    text += "first packet p50 | established, repeat=1 p50 |\n"
+    text += "|---:|---:|---:|---:|---:|---:|\n"
+    var worst: [(String, Double)] = []
+    for size in sizes {
+      guard let v4 = subjects.first(where: { $0.services == size && $0.layout.family == .ipv4 }),
+        let v6 = subjects.first(where: { $0.services == size && $0.layout.family == .ipv6 })
+      else { continue }
+      let pairs = [
+        ("established", perRound(v4.established, v6.established)),
+        ("reply", perRound(v4.reply, v6.reply)),
+        ("no service", perRound(v4.miss, v6.miss)),
+        ("first packet", p50(v4.firstPacket, v6.firstPacket)),
+        ("established repeat=1", p50(v4.establishedSingle, v6.establishedSingle)),
+      ]
+      text += "| \(size) | " + pairs.map { cell($0.1) }.joined(separator: " | ") + " |\n"
+      worst += pairs.map { ($0.0, $0.1.ratio) }
+    }
+    text += "\nGoal (issue 15): IPv6 ≤ \(Self.familyGoal)× IPv4 per packet, worst over the service "
+    text += "counts:\n\n"
+    for name in ["established", "reply", "no service", "first packet", "established repeat=1"] {
+      let ratio = worst.filter { $0.0 == name }.map(\.1).max() ?? 0
+      text += "- \(name): \(format(ratio, 2)): "
+      text += ratio <= Self.familyGoal ? "**met**\n" : "**not met**\n"
+    }
+    return text
+  }
+}

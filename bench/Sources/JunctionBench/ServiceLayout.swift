@@ -6,9 +6,16 @@ import ServiceCore
 /// same services: service i (0-based) is bench/svc-i, ClusterIP 10.96.0.0 + i + 1, port
 /// 80/TCP named "http", targetPort 8080; its backend j is pod 10.128.0.0 + i × B + j + 1
 /// on port 8080. The one-backend change replaces service 0's first backend by 10.200.0.1.
+/// The IPv6 layout (per-packet --families) is the same with ClusterIP fd00:96:: + i + 1 and
+/// backends fd00:128:: + i × B + j + 1 (bench/lbprog.py's --family ipv6).
 struct ServiceLayout {
+  enum Family: String, CaseIterable {
+    case ipv4, ipv6
+  }
+
   let services: Int
   let backendsPerService: Int
+  var family = Family.ipv4
 
   static let changedBackend: UInt32 = 0x0AC8_0001  // 10.200.0.1
 
@@ -20,9 +27,10 @@ struct ServiceLayout {
       backendsPerService: try options.int("backends", default: 10))
   }
 
-  init(services: Int, backendsPerService: Int) {
+  init(services: Int, backendsPerService: Int, family: Family = .ipv4) {
     self.services = services
     self.backendsPerService = backendsPerService
+    self.family = family
   }
 
   func vip(_ service: Int) -> UInt32 { 0x0A60_0000 + UInt32(service) + 1 }
@@ -30,6 +38,23 @@ struct ServiceLayout {
   func backend(_ service: Int, _ index: Int, variant: Int = 0) -> UInt32 {
     if variant == 1, service == 0, index == 0 { return Self.changedBackend }
     return 0x0A80_0000 + UInt32(service * backendsPerService + index) + 1
+  }
+
+  /// Service i's ClusterIP in this layout's family, network-order bytes.
+  func vipAddress(_ service: Int) -> [UInt8] {
+    family == .ipv6 ? ipv6(0xfd00_0096, UInt32(service) + 1) : Frames.bytes(vip(service))
+  }
+
+  /// Backend j of service i in this layout's family, network-order bytes.
+  func backendAddress(_ service: Int, _ index: Int) -> [UInt8] {
+    family == .ipv6
+      ? ipv6(0xfd00_0128, UInt32(service * backendsPerService + index) + 1)
+      : Frames.bytes(backend(service, index))
+  }
+
+  /// `prefix`::`low`: the first 32 bits and the last 32 bits of an IPv6 address.
+  private func ipv6(_ prefix: UInt32, _ low: UInt32) -> [UInt8] {
+    Frames.bytes(prefix) + [UInt8](repeating: 0, count: 8) + Frames.bytes(low)
   }
 
   /// The desired state the planner would produce for these services (ids as its allocator
@@ -42,13 +67,15 @@ struct ServiceLayout {
       let backends = (0..<backendsPerService).map { index in
         ServiceBackend(
           id: UInt32(service * backendsPerService + index) + 1,
-          key: BackendKey(address: address(backend(service, index)), port: 8080, proto: .tcp),
+          key: BackendKey(
+            address: IPAddress(bytes: backendAddress(service, index))!, port: 8080, proto: .tcp),
           state: .active)
       }
       frontends.append(
         ServiceFrontend(
           id: UInt16(service + 1),
-          key: FrontendKey(address: address(vip(service)), port: 80, proto: .tcp),
+          key: FrontendKey(
+            address: IPAddress(bytes: vipAddress(service))!, port: 80, proto: .tcp),
           type: .clusterIP, service: NamespacedName(namespace: "bench", name: "svc-\(service)"),
           portName: "http", backends: backends))
     }
@@ -111,8 +138,5 @@ func dotted(_ address: UInt32) -> String {
   "\(address >> 24).\(address >> 16 & 0xff).\(address >> 8 & 0xff).\(address & 0xff)"
 }
 
-func address(_ value: UInt32) -> IPAddress {
-  IPAddress(bytes: [
-    UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff),
-  ])!
-}
+/// An address's text, either family.
+func text(_ bytes: [UInt8]) -> String { IPAddress(bytes: bytes)?.description ?? "\(bytes)" }

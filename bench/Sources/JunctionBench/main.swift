@@ -9,6 +9,7 @@
 let usage = """
   usage: junction-bench per-packet --bpffs DIR [--services 1,1000,10000,50000] [--repeat 1000000]
                                    [--rounds 10] [--samples 1000] [--object PATH] [--seed N]
+                                   [--families ipv4|ipv4,ipv6]
          junction-bench programming --bpffs DIR [--services 10000] [--backends 10] [--changes 20]
                                     [--object PATH]
          junction-bench yaml [--services 10000] [--backends 10] [--change 0|1]
