@@ -18,12 +18,16 @@
  *                  unchanged (lib/proxy.h: bpf_sk_assign), and its replies, from the
  *                  proxy's transparent socket with VIP:port as source, need nothing;
  *   to_endpoint    a reply from a backend of a connection in conntrack -> source rewritten
- *                  back to the VIP:port (reverse NAT), wherever the backend lives.
+ *                  back to the VIP:port (reverse NAT), wherever the backend lives; an ICMP
+ *                  or ICMPv6 error about such a connection (port unreachable, fragmentation
+ *                  needed / Packet Too Big, time exceeded) gets its quote's destination back
+ *                  to VIP:port and, from the backend, the VIP as source (lib/icmp_error.h,
+ *                  lib/icmp_error6.h), so the client's socket sees it.
  * IPv6 (lib/parse6.h, lib/lb6.h, lib/nat6.h): ClusterIP balancing and reverse NAT over the
  * jnc_lb6_* maps and jnc_ct6, the same selection as IPv4; no hairpin, Local Redirect Policy,
  * L7 proxy or flow events yet (such a frontend is balanced to its slots as a plain one).
- * ICMPv6 (Neighbor Discovery, Packet Too Big) and fragments pass untouched; a malformed
- * header or extension header chain is dropped with its reason.
+ * Other ICMPv6 (Neighbor Discovery, Packet Too Big about untranslated traffic) and fragments
+ * pass untouched; a malformed header or extension header chain is dropped with its reason.
  * Both write flow events (lib/events.h) for what they pass: a connection's first packet with
  * its service translation, FIN and RST (every packet at the ALL level); drops write theirs
  * in count_drop. Everything else passes untouched. Layout (Cilium / Katran style): the maps declared once
@@ -45,6 +49,8 @@
 #include "lib/hairpin.h"
 #include "lib/icmp.h"
 #include "lib/icmp6.h"
+#include "lib/icmp_error.h"
+#include "lib/icmp_error6.h"
 #include "lib/lb4.h"
 #include "lib/lb6.h"
 #include "lib/maps.h"
@@ -226,6 +232,9 @@ static __always_inline int to_endpoint_ipv6(struct __sk_buff *skb)
 	struct jnc_packet6 packet = {};
 	int parsed = jnc_parse_ipv6(skb, &packet);
 
+	/* ICMPv6 passes, except an error about a service connection (lib/icmp_error6.h). */
+	if (parsed == JNC_PARSE_PASS && jnc_icmp6_error_rev_nat(skb) < 0)
+		return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_ENDPOINT);
 	if (parsed != JNC_PARSE_OK)
 		return untranslated6(skb, parsed, JUNCTION_DIR_TO_ENDPOINT);
 	return lb6_reverse_nat(skb, &packet);
@@ -353,6 +362,9 @@ int to_endpoint(struct __sk_buff *skb)
 	case JNC_PARSE_INVALID:
 		return drop(skb, JUNCTION_DROP_INVALID_PACKET, JUNCTION_DIR_TO_ENDPOINT);
 	default:
+		/* ICMP passes, except an error about a service connection (lib/icmp_error.h). */
+		if (jnc_icmp_error_rev_nat(skb) < 0)
+			return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_ENDPOINT);
 		return TC_ACT_OK;
 	}
 }
