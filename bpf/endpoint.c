@@ -24,8 +24,10 @@
  *                  to VIP:port and, from the backend, the VIP as source (lib/icmp_error.h,
  *                  lib/icmp_error6.h), so the client's socket sees it.
  * IPv6 (lib/parse6.h, lib/lb6.h, lib/nat6.h): ClusterIP balancing and reverse NAT over the
- * jnc_lb6_* maps and jnc_ct6, the same selection as IPv4; no hairpin, Local Redirect Policy,
- * L7 proxy or flow events yet (such a frontend is balanced to its slots as a plain one).
+ * jnc_lb6_* maps and jnc_ct6, the same selection as IPv4; Local Redirect Policy with
+ * skipRedirectFromBackend (lib/lrp6.h) and hairpin through the IPv6 service loopback
+ * address (lib/hairpin6.h) as IPv4; no L7 proxy or flow events yet (such a frontend is
+ * balanced to its slots as a plain one).
  * Other ICMPv6 (Neighbor Discovery, Packet Too Big about untranslated traffic) and fragments
  * pass untouched; a malformed header or extension header chain is dropped with its reason.
  * Both write flow events (lib/events.h) for what they pass: a connection's first packet with
@@ -47,12 +49,14 @@
 #include "lib/counters.h"
 #include "lib/events.h"
 #include "lib/hairpin.h"
+#include "lib/hairpin6.h"
 #include "lib/icmp.h"
 #include "lib/icmp6.h"
 #include "lib/icmp_error.h"
 #include "lib/icmp_error6.h"
 #include "lib/lb4.h"
 #include "lib/lb6.h"
+#include "lib/lrp6.h"
 #include "lib/maps.h"
 #include "lib/nat.h"
 #include "lib/nat6.h"
@@ -143,7 +147,8 @@ static __always_inline int lb4_reverse_nat(struct __sk_buff *skb, const struct j
 
 /* ---- IPv6 ------------------------------------------------------------------------------ */
 
-/* from_endpoint, for a packet to an IPv6 service frontend: pick, record, DNAT. */
+/* from_endpoint, for a packet to an IPv6 service frontend: pick, record, DNAT; a hairpin
+ * goes straight back to the pod (lib/hairpin6.h). */
 static __always_inline int lb6_service(struct __sk_buff *skb, const struct jnc_packet6 *packet,
 				       const struct junction_lb6_service_key *frontend,
 				       const struct junction_lb4_service *service)
@@ -168,6 +173,11 @@ static __always_inline int lb6_service(struct __sk_buff *skb, const struct jnc_p
 	if (jnc_nat6_rewrite(skb, packet, JNC_IPV6_DADDR_OFF, packet->daddr, backend->address,
 			     packet->l4_off + 2, packet->dport, backend->port) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
+	if (jnc_addr6_equal(backend->address, packet->saddr)) {
+		int verdict = jnc_hairpin6_request(skb, packet);
+
+		return verdict < 0 ? drop(skb, JUNCTION_DROP_NAT_FAILED, direction) : verdict;
+	}
 	return TC_ACT_OK;
 }
 
@@ -218,10 +228,20 @@ static __always_inline int from_endpoint_ipv6(struct __sk_buff *skb)
 
 	if (parsed != JNC_PARSE_OK)
 		return untranslated6(skb, parsed, JUNCTION_DIR_FROM_ENDPOINT);
+	if (jnc_is_service_loopback6(packet.daddr)) {
+		int verdict = jnc_hairpin6_reply(skb, &packet);
+
+		if (verdict != JNC_NOT_HAIRPIN)
+			return verdict < 0 ? drop(skb, JUNCTION_DROP_NAT_FAILED,
+						  JUNCTION_DIR_FROM_ENDPOINT) : verdict;
+	}
 	jnc_addr6_copy(frontend.address, packet.daddr);
 	frontend.port = packet.dport;
 	frontend.proto = packet.proto;
 	service = bpf_map_lookup_elem(&jnc_lb6_svc, &frontend);
+	if (!service)
+		return TC_ACT_OK;
+	service = lrp6_skip_from_backend(&packet, &frontend, service);
 	if (!service)
 		return TC_ACT_OK;
 	return lb6_service(skb, &packet, &frontend, service);

@@ -290,6 +290,21 @@ struct junction_drop_counters {
  */
 #define JUNCTION_SERVICE_LOOPBACK_IPV4 0xa9fe2a01
 /*
+ * The IPv6 service loopback address, 100::a9fe:2a01, as its four 32-bit words (host order,
+ * most significant first; each goes through htonl). The same role as the IPv4 one for an
+ * IPv6 hairpin (jnc_ct6 entries flagged JUNCTION_CT_F_HAIRPIN; bpf/lib/hairpin6.h). In the
+ * discard-only prefix 100::/64 (RFC 6666), so it is never a pod's, a Service's or a node's
+ * address and never leaves the pod's veth. Not Cilium's default fe80::1: a link-local
+ * destination makes the pod answer an unconnected UDP socket from its own link-local address
+ * (source address selection, RFC 6724), which no hairpin entry matches, and is reachable
+ * only when it is also the pod's gateway; a global-scope one goes out through the pod's
+ * default route with the pod's own address as source, as 169.254.42.1 does for IPv4.
+ */
+#define JUNCTION_SERVICE_LOOPBACK_IPV6_W0 0x01000000
+#define JUNCTION_SERVICE_LOOPBACK_IPV6_W1 0x00000000
+#define JUNCTION_SERVICE_LOOPBACK_IPV6_W2 0x00000000
+#define JUNCTION_SERVICE_LOOPBACK_IPV6_W3 0xa9fe2a01
+/*
  * North-south, on the ingress node, a remote backend reached through SNAT. The SERVICE entry's
  * nat_address:nat_port is the node address and source port the connection leaves with; the
  * REPLY entry (keyed backend -> node address:nat port) holds the client's address:port.

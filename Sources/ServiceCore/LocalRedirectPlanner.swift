@@ -25,7 +25,8 @@ public struct RedirectContribution: Hashable, Sendable {
   public var pods: [LocalPod] = []
 }
 
-/// A pod a policy redirects to.
+/// A pod a policy redirects to, with one of its addresses (a dual-stack pod is listed once per
+/// family).
 public struct LocalPod: Hashable, Sendable {
   public var name: NamespacedName
   public var address: IPAddress
@@ -33,16 +34,18 @@ public struct LocalPod: Hashable, Sendable {
 
 /// Local Redirect Policy planning, per node (Cilium's redirectpolicy controller, per agent):
 ///
-/// - Backends: the pods of the policy's namespace on this node that are Ready, have an IPv4
-///   address and match `localEndpointSelector`, on the backend port each frontend port maps
-///   to (`LocalRedirectSpec.backendPort(for:)`).
-/// - `serviceMatcher`: every IPv4 cluster IP × Service port (or only the ports its `toPorts`
-///   names, by name or number). The frontend keeps its key and rev-NAT id and becomes type
-///   `LocalRedirect` with the local pods as its only backends; with none ready it stays the
-///   Service's (traffic falls back to the original Service).
-/// - `addressMatcher`: a `LocalRedirect` frontend at ip:port for each of its ports, present
-///   only while a local backend is ready; an address another Service already serves is left
-///   to that Service (Cilium: "refusing to override").
+/// - Backends: the pods of the policy's namespace on this node that are Ready and match
+///   `localEndpointSelector`, on the backend port each frontend port maps to
+///   (`LocalRedirectSpec.backendPort(for:)`), at their address of the frontend's family (an
+///   IPv6 frontend goes to the pods' IPv6 addresses, as kube-proxy and Cilium keep families
+///   apart; a pod without one is no backend of it).
+/// - `serviceMatcher`: every cluster IP of either family × Service port (or only the ports
+///   its `toPorts` names, by name or number). The frontend keeps its key and rev-NAT id and
+///   becomes type `LocalRedirect` with the local pods as its only backends; with none ready
+///   (of that family) it stays the Service's (traffic falls back to the original Service).
+/// - `addressMatcher`: a `LocalRedirect` frontend at ip:port (IPv4 or IPv6) for each of its
+///   ports, present only while a local backend of that family is ready; an address another
+///   Service already serves is left to that Service (Cilium: "refusing to override").
 /// - `skipRedirectFromBackend`: the backends' own traffic to the frontend is not redirected
 ///   back to them (it gets the original Service, or passes untouched).
 public enum LocalRedirectPlanner {
@@ -55,13 +58,21 @@ public enum LocalRedirectPlanner {
     let pods = localPods.filter {
       $0.ready && $0.meta.namespace == policy.meta.namespace
         && spec.selector.matches($0.meta.labels)
-        && $0.podIPs.contains(where: \.isIPv4)
+        && !$0.podIPs.isEmpty
     }.sorted { $0.meta.name < $1.meta.name }
-    result.pods = pods.map {
-      LocalPod(name: $0.meta.namespacedName, address: $0.podIPs.first(where: \.isIPv4)!)
+    // One address per family (a pod's first of each), IPv4 first.
+    func address(of pod: Pod, ipv4: Bool) -> IPAddress? {
+      pod.podIPs.first { $0.isIPv4 == ipv4 }
+    }
+    result.pods = pods.flatMap { pod in
+      [true, false].compactMap { ipv4 in
+        address(of: pod, ipv4: ipv4).map { LocalPod(name: pod.meta.namespacedName, address: $0) }
+      }
     }
 
-    func backends(_ frontendPort: RedirectPort) -> [PlannedBackend]? {
+    /// The local backends of an IPv4 (`ipv4`) or IPv6 frontend on `frontendPort`; nil
+    /// when the port maps to no backend port.
+    func backends(_ frontendPort: RedirectPort, ipv4: Bool) -> [PlannedBackend]? {
       guard let target = spec.backendPort(for: frontendPort) else {
         result.notes.append(
           "\(label): frontend port \(frontendPort) has no matching redirectBackend port: not redirected"
@@ -70,7 +81,7 @@ public enum LocalRedirectPlanner {
       }
       var seen: Set<BackendKey> = []
       return pods.compactMap { pod in
-        let address = pod.podIPs.first(where: \.isIPv4)!
+        guard let address = address(of: pod, ipv4: ipv4) else { return nil }
         let key = BackendKey(address: address, port: target.port, proto: target.proto)
         guard seen.insert(key).inserted else { return nil }
         return PlannedBackend(
@@ -85,11 +96,18 @@ public enum LocalRedirectPlanner {
         result.notes.append("\(label): Service \(name) not found: nothing redirected yet")
         return result
       }
-      // Local Redirect Policies are IPv4 only so far (their pods' IPv4 addresses): a
-      // dual-stack Service's IPv6 frontend keeps its own backends.
-      let clusterIPs = service.clusterIPs.filter(\.isIPv4)
+      // Both families: each cluster IP goes to the pods' addresses of its own family.
+      let clusterIPs = service.clusterIPs
       if clusterIPs.isEmpty {
-        result.notes.append("\(label): Service \(name) has no IPv4 clusterIP: nothing redirected")
+        result.notes.append("\(label): Service \(name) has no clusterIP: nothing redirected")
+      }
+      for ipv4 in [true, false]
+      where clusterIPs.contains(where: { $0.isIPv4 == ipv4 }) && !pods.isEmpty
+        && !pods.contains(where: { address(of: $0, ipv4: ipv4) != nil })
+      {
+        result.notes.append(
+          "\(label): no selected pod here has an \(ipv4 ? "IPv4" : "IPv6") address: the "
+            + "Service's \(ipv4 ? "IPv4" : "IPv6") clusterIP keeps its own backends")
       }
       for port in service.ports {
         if !wanted.isEmpty
@@ -102,8 +120,11 @@ public enum LocalRedirectPlanner {
           continue
         }
         let frontendPort = RedirectPort(name: port.name, port: port.port, proto: port.proto)
-        guard let planned = backends(frontendPort) else { continue }
+        guard let planned4 = backends(frontendPort, ipv4: true),
+          let planned6 = backends(frontendPort, ipv4: false)
+        else { continue }
         for address in clusterIPs {
+          let planned = address.isIPv4 ? planned4 : planned6
           result.claims.append(
             RedirectClaim(
               key: FrontendKey(address: address, port: port.port, proto: port.proto),
@@ -113,7 +134,7 @@ public enum LocalRedirectPlanner {
       }
     case .address(let address, let ports):
       for port in ports {
-        guard let planned = backends(port) else { continue }
+        guard let planned = backends(port, ipv4: address.isIPv4) else { continue }
         result.claims.append(
           RedirectClaim(
             key: FrontendKey(address: address, port: port.port, proto: port.proto),

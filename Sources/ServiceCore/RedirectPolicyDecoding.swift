@@ -67,10 +67,11 @@ enum RedirectPolicyDecoding {
   static func decodeAddressMatcher(_ matcher: FieldReader) -> RedirectFrontend? {
     var address: IPAddress?
     if let text = matcher.string("ip") {
-      if let parsed = IPAddress(text), parsed.isIPv4 {
+      // Either family: an IPv6 address is redirected to the pods' IPv6 addresses.
+      if let parsed = IPAddress(text) {
         address = parsed
       } else {
-        matcher.fail("ip", "\"\(text)\" is not an IPv4 address")
+        matcher.fail("ip", "\"\(text)\" is not an IP address")
       }
     } else {
       matcher.fail("ip", "is required")

@@ -130,7 +130,7 @@ final class LocalRedirectTests: XCTestCase {
         "spec.redirectFrontend.serviceMatcher.namespace: \"other\" must be the policy's own namespace \"ns\""
       ), service)
     XCTAssertTrue(
-      service.contains("spec.redirectFrontend.addressMatcher.ip: \"1.2.3\" is not an IPv4 address"),
+      service.contains("spec.redirectFrontend.addressMatcher.ip: \"1.2.3\" is not an IP address"),
       service)
     XCTAssertTrue(
       service.contains(

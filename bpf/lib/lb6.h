@@ -132,21 +132,37 @@ static __always_inline struct junction_ct6_key ct6_key_of(const struct jnc_packe
 		       direction);
 }
 
-/* Both directions of a new connection, reply first (see lb4.h ct_insert). */
+/* JUNCTION_SERVICE_LOOPBACK_IPV6 (junction_abi.h) in network order, into `address`. */
+static __always_inline void jnc_service_loopback6(__be32 *address)
+{
+	address[0] = bpf_htonl(JUNCTION_SERVICE_LOOPBACK_IPV6_W0);
+	address[1] = bpf_htonl(JUNCTION_SERVICE_LOOPBACK_IPV6_W1);
+	address[2] = bpf_htonl(JUNCTION_SERVICE_LOOPBACK_IPV6_W2);
+	address[3] = bpf_htonl(JUNCTION_SERVICE_LOOPBACK_IPV6_W3);
+}
+
+/* Both directions of a new connection, reply first (see lb4.h ct_insert). A client that is
+ * its own backend is a hairpin (lib/hairpin6.h), as in lb4.h ct_create. */
 static __always_inline int ct6_create(const struct jnc_packet6 *packet,
 				      const struct junction_lb6_backend *backend, __u32 backend_id,
 				      __u16 rev_nat_id, __u64 now)
 {
+	const int hairpin = jnc_addr6_equal(backend->address, packet->saddr);
 	const struct junction_ct6_key service_key = ct6_key_of(packet, JUNCTION_CT_SERVICE);
-	const struct junction_ct6_key reply_key =
+	struct junction_ct6_key reply_key =
 		ct6_key(backend->address, packet->saddr, backend->port, packet->sport,
 			packet->proto, JUNCTION_CT_REPLY);
 	const struct junction_ct6_entry entry = {
 		.last_seen = now,
 		.backend_id = backend_id,
 		.rev_nat_id = rev_nat_id,
+		.flags = hairpin ? JUNCTION_CT_F_HAIRPIN : 0,
 	};
 	int err;
+
+	/* A hairpin's requests arrive from the service loopback address: so do its replies. */
+	if (hairpin)
+		jnc_service_loopback6(reply_key.daddr);
 
 	err = bpf_map_update_elem(&jnc_ct6, &reply_key, &entry, BPF_ANY);
 	if (err < 0)
