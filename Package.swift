@@ -91,7 +91,8 @@ let package = Package(
     ),
     // Flows (issue 13): datapath events decoded, named (pods, Services), filtered, kept in
     // a bounded buffer with followers (pure; the agent's consumer feeds it).
-    .target(name: "FlowPipeline", dependencies: ["AgentAPI", "AgentCore", "DatapathABI"]),
+    .target(
+      name: "FlowPipeline", dependencies: ["AgentAPI", "AgentCore", "CNIKit", "DatapathABI"]),
     // Prometheus metrics (issue 13): their definitions, the datapath counters read on
     // scrape and turned into metric values, and the /metrics server.
     .target(

@@ -24,10 +24,10 @@
  *                  to VIP:port and, from the backend, the VIP as source (lib/icmp_error.h,
  *                  lib/icmp_error6.h), so the client's socket sees it.
  * IPv6 (lib/parse6.h, lib/lb6.h, lib/nat6.h): ClusterIP balancing and reverse NAT over the
- * jnc_lb6_* maps and jnc_ct6, the same selection as IPv4; Local Redirect Policy with
- * skipRedirectFromBackend (lib/lrp6.h) and hairpin through the IPv6 service loopback
- * address (lib/hairpin6.h) as IPv4; no L7 proxy or flow events yet (such a frontend is
- * balanced to its slots as a plain one).
+ * jnc_lb6_* maps and jnc_ct6, the same selection as IPv4, with the same flow events
+ * (lib/events6.h); Local Redirect Policy with skipRedirectFromBackend (lib/lrp6.h) and
+ * hairpin through the IPv6 service loopback address (lib/hairpin6.h) as IPv4; no L7 proxy
+ * yet (such a frontend is balanced to its slots as a plain one).
  * Other ICMPv6 (Neighbor Discovery, Packet Too Big about untranslated traffic) and fragments
  * pass untouched; a malformed header or extension header chain is dropped with its reason.
  * Both write flow events (lib/events.h) for what they pass: a connection's first packet with
@@ -48,6 +48,7 @@
 #include "lib/variant.h"
 #include "lib/counters.h"
 #include "lib/events.h"
+#include "lib/events6.h"
 #include "lib/hairpin.h"
 #include "lib/hairpin6.h"
 #include "lib/icmp.h"
@@ -151,7 +152,8 @@ static __always_inline int lb4_reverse_nat(struct __sk_buff *skb, const struct j
  * goes straight back to the pod (lib/hairpin6.h). */
 static __always_inline int lb6_service(struct __sk_buff *skb, const struct jnc_packet6 *packet,
 				       const struct junction_lb6_service_key *frontend,
-				       const struct junction_lb4_service *service)
+				       const struct junction_lb4_service *service,
+				       struct jnc_trace6 *trace)
 {
 	const __u32 direction = JUNCTION_DIR_FROM_ENDPOINT;
 	struct junction_lb6_backend *backend = NULL;
@@ -159,6 +161,7 @@ static __always_inline int lb6_service(struct __sk_buff *skb, const struct jnc_p
 	__u32 id;
 
 	if (service->count == 0) {
+		trace->skip = 1; /* the drop event tells it */
 		count_drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
 		return jnc_icmp6_port_unreachable(skb, packet);
 	}
@@ -169,10 +172,12 @@ static __always_inline int lb6_service(struct __sk_buff *skb, const struct jnc_p
 			return drop(skb, JUNCTION_DROP_NO_BACKEND, direction);
 		if (ct6_create(packet, backend, id, service->rev_nat_id, now) < 0)
 			return drop(skb, JUNCTION_DROP_CT_MAP_FULL, direction);
+		trace->flags |= JUNCTION_FLOW_F_NEW;
 	}
 	if (jnc_nat6_rewrite(skb, packet, JNC_IPV6_DADDR_OFF, packet->daddr, backend->address,
 			     packet->l4_off + 2, packet->dport, backend->port) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
+	jnc_trace6_xlated(trace, backend->address, backend->port, service, now);
 	if (jnc_addr6_equal(backend->address, packet->saddr)) {
 		int verdict = jnc_hairpin6_request(skb, packet);
 
@@ -182,7 +187,8 @@ static __always_inline int lb6_service(struct __sk_buff *skb, const struct jnc_p
 }
 
 /* to_endpoint: a reply of an IPv6 service connection gets the VIP:port back as source. */
-static __always_inline int lb6_reverse_nat(struct __sk_buff *skb, const struct jnc_packet6 *packet)
+static __always_inline int lb6_reverse_nat(struct __sk_buff *skb, const struct jnc_packet6 *packet,
+					   struct jnc_trace6 *trace)
 {
 	const struct junction_ct6_key key = ct6_key_of(packet, JUNCTION_CT_REPLY);
 	struct junction_lb4_revnat_key revnat_key = {};
@@ -203,6 +209,7 @@ static __always_inline int lb6_reverse_nat(struct __sk_buff *skb, const struct j
 	if (jnc_nat6_rewrite(skb, packet, JNC_IPV6_SADDR_OFF, packet->saddr, revnat->address,
 			     packet->l4_off, packet->sport, revnat->port) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_ENDPOINT);
+	jnc_trace6_reply(trace, revnat->address, revnat->port, entry->rev_nat_id);
 	return TC_ACT_OK;
 }
 
@@ -223,6 +230,7 @@ static __always_inline int from_endpoint_ipv6(struct __sk_buff *skb)
 {
 	struct junction_lb6_service_key frontend = {};
 	struct jnc_packet6 packet = {};
+	struct jnc_trace6 trace = {};
 	struct junction_lb4_service *service;
 	int parsed = jnc_parse_ipv6(skb, &packet);
 
@@ -231,25 +239,30 @@ static __always_inline int from_endpoint_ipv6(struct __sk_buff *skb)
 	if (jnc_is_service_loopback6(packet.daddr)) {
 		int verdict = jnc_hairpin6_reply(skb, &packet);
 
-		if (verdict != JNC_NOT_HAIRPIN)
-			return verdict < 0 ? drop(skb, JUNCTION_DROP_NAT_FAILED,
-						  JUNCTION_DIR_FROM_ENDPOINT) : verdict;
+		if (verdict < 0)
+			return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_FROM_ENDPOINT);
+		if (verdict != JNC_NOT_HAIRPIN) {
+			trace.flags = JUNCTION_FLOW_F_REPLY | JUNCTION_FLOW_F_REPLY_KNOWN;
+			return jnc_traced6(skb, &packet, JUNCTION_DIR_FROM_ENDPOINT, &trace, verdict);
+		}
 	}
 	jnc_addr6_copy(frontend.address, packet.daddr);
 	frontend.port = packet.dport;
 	frontend.proto = packet.proto;
 	service = bpf_map_lookup_elem(&jnc_lb6_svc, &frontend);
 	if (!service)
-		return TC_ACT_OK;
+		return jnc_traced6(skb, &packet, JUNCTION_DIR_FROM_ENDPOINT, &trace, TC_ACT_OK);
 	service = lrp6_skip_from_backend(&packet, &frontend, service);
 	if (!service)
-		return TC_ACT_OK;
-	return lb6_service(skb, &packet, &frontend, service);
+		return jnc_traced6(skb, &packet, JUNCTION_DIR_FROM_ENDPOINT, &trace, TC_ACT_OK);
+	return jnc_traced6(skb, &packet, JUNCTION_DIR_FROM_ENDPOINT, &trace,
+			   lb6_service(skb, &packet, &frontend, service, &trace));
 }
 
 static __always_inline int to_endpoint_ipv6(struct __sk_buff *skb)
 {
 	struct jnc_packet6 packet = {};
+	struct jnc_trace6 trace = {};
 	int parsed = jnc_parse_ipv6(skb, &packet);
 
 	/* ICMPv6 passes, except an error about a service connection (lib/icmp_error6.h). */
@@ -257,7 +270,8 @@ static __always_inline int to_endpoint_ipv6(struct __sk_buff *skb)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_ENDPOINT);
 	if (parsed != JNC_PARSE_OK)
 		return untranslated6(skb, parsed, JUNCTION_DIR_TO_ENDPOINT);
-	return lb6_reverse_nat(skb, &packet);
+	return jnc_traced6(skb, &packet, JUNCTION_DIR_TO_ENDPOINT, &trace,
+			   lb6_reverse_nat(skb, &packet, &trace));
 }
 
 /* ---- Local Redirect Policy ------------------------------------------------------------ */

@@ -27,7 +27,7 @@
 #include <linux/types.h>
 
 /* Bumped on any change to a struct, enum value, map type or size below. */
-#define JUNCTION_ABI_VERSION 5
+#define JUNCTION_ABI_VERSION 6
 
 /* ---- Names ---------------------------------------------------------------------------- */
 
@@ -125,8 +125,9 @@
 
 /*
  * The flow event ring (BPF_MAP_TYPE_RINGBUF): bytes, a power of 2 and a multiple of the page
- * size. 1 MiB holds ~14,500 events of 64 bytes (+ 8 bytes of ring header each): a burst of
- * that many new connections or drops between two polls of the agent before one is lost.
+ * size. 1 MiB holds ~14,500 IPv4 events of 64 bytes (+ 8 bytes of ring header each), or
+ * ~8,700 IPv6 ones of 112: a burst of that many new connections or drops between two polls
+ * of the agent before one is lost.
  */
 #define JUNCTION_EVENTS_RING_SIZE (1 << 20)
 
@@ -655,14 +656,15 @@ struct junction_lb6_sock_revnat {
 /* ---- Flow events --------------------------------------------------------------------- */
 
 /*
- * The datapath writes one junction_flow_event per observed packet to JUNCTION_MAP_EVENTS (a
- * BPF ring buffer, one for all CPUs) and the agent's consumer reads them (GET /v1/flows).
+ * The datapath writes one junction_flow_event (IPv6: junction_flow_event6) per observed
+ * packet to JUNCTION_MAP_EVENTS (a BPF ring buffer, one for all CPUs) and the agent's
+ * consumer reads them (GET /v1/flows).
  * What is written depends on the monitor level in JUNCTION_MAP_MONITOR_CONFIG:
  * - OFF: nothing (also before the agent has written the level);
  * - FLOWS: a connection's first packet (TCP SYN, or a new service connection of any
  *   protocol, with its translation), TCP FIN and RST, every drop, socket LB's connect
  *   translations; established packets write nothing;
- * - ALL: every IPv4 TCP/UDP packet the endpoint programs pass, every north-south packet
+ * - ALL: every TCP/UDP packet the endpoint programs pass, every north-south packet
  *   the device programs translate, every drop, every socket translation (sendmsg4 per
  *   datagram).
  * The device programs (netdev.c) trace only the north-south traffic they handle (a packet to
@@ -671,6 +673,17 @@ struct junction_lb6_sock_revnat {
  * connection leaves the node (neither: a backend on this node).
  * A full ring never delays or drops a packet: the event is not written and
  * JUNCTION_MAP_EVENTS_LOST (per CPU) counts it.
+ *
+ * Two record layouts share the ring: junction_flow_event (64 bytes) for IPv4 packets and
+ * sockets, junction_flow_event6 (112 bytes) for IPv6 ones, the same fields with 16-byte
+ * addresses. A reader tells them apart by the record's length (a ring record carries its
+ * exact length; no other record has either size). Why two and not one widened layout:
+ * IPv4 keeps its 64 bytes, its ~14,500 events per MiB and its memset/copy cost per event
+ * (one 112-byte layout for all would cut the ring to ~8,700 events and add 48 zeroed bytes to
+ * every IPv4 event); and an IPv4 event of an earlier datapath still attached to a pod (the
+ * ring is pinned) reads the same as a new one. A drop of an IPv6 frame is an IPv6 event;
+ * a dual-stack socket's IPv4-mapped translation (::ffff:a.b.c.d) is an IPv4 event, as the
+ * IPv4 path translates it.
  */
 enum junction_monitor_level {
 	JUNCTION_MONITOR_OFF = 0,
@@ -734,6 +747,35 @@ struct junction_flow_event {
 	__u8 flags;          /* JUNCTION_FLOW_F_* */
 	__be32 snat_address; /* with JUNCTION_FLOW_F_SNAT */
 	__be16 snat_port;
+	__u8 pad[6];
+};
+
+/* JUNCTION_MAP_EVENTS' IPv6 records: junction_flow_event's fields (same meanings), the four
+ * addresses 16 bytes each (network order, as in the IPv6 header), grouped so that saddr and
+ * daddr are contiguous as in the header (one bpf_skb_load_bytes fills both) and the
+ * ports are too (one load of the L4 header's first 4 bytes). proto: the upper-layer
+ * protocol (TCP, UDP, ICMPv6) past the extension headers, 0 when not read. */
+struct junction_flow_event6 {
+	__u64 timestamp;
+	__u64 socket_cookie;
+	__u32 ifindex;
+	__u32 length;
+	__be32 saddr[4];
+	__be32 daddr[4];
+	__be32 nat_address[4];
+	__be32 snat_address[4];
+	__be16 sport;
+	__be16 dport;
+	__be16 nat_port;
+	__be16 snat_port;
+	__u16 rev_nat_id;
+	__u16 drop_reason;
+	__u8 kind;
+	__u8 point;
+	__u8 verdict;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 flags;
 	__u8 pad[6];
 };
 

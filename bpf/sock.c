@@ -21,8 +21,8 @@
  * jnc_lb4_sk_rev. (The kernel runs sendmsg4, not sendmsg6, for a datagram sent to a mapped
  * address, and connect6, recvmsg6, getpeername6 for the rest: both ways end in the same
  * IPv4 translation.) An IPv6 frontend's L7 proxy flag is not served (the per-packet IPv6
- * path balances it to its slots too), nor a NodePort on [::1] or [::], and IPv6
- * translations write no flow events yet (the event layout is IPv4's).
+ * path balances it to its slots too), nor a NodePort on [::1] or [::]. IPv6 translations and
+ * refusals write IPv6 flow events (lib/events6.h), mapped ones IPv4 events.
  *
  * Only sockets in the node's network namespace are translated (jnc_node_cfg's
  * host_netns_cookie, as Cilium's socketLB.hostNamespaceOnly): pods are translated per packet
@@ -43,6 +43,7 @@
 #include "junction_abi.h"
 #include "lib/variant.h"
 #include "lib/events.h"
+#include "lib/events6.h"
 #include "lib/lb4.h"
 #include "lib/lb6.h"
 #include "lib/maps.h"
@@ -224,8 +225,8 @@ static __always_inline void socket_as_packet6(struct bpf_sock_addr *ctx, __u8 pr
  * An IPv6 destination: frontend_to_backend4's twin over jnc_lb6_svc and lib/lb6.h's
  * select_backend6 (the per-packet path's selection, so affinity entries are shared with it).
  */
-static __always_inline int frontend_to_backend6(struct bpf_sock_addr *ctx, const __be32 *address,
-						__be16 port, __u8 proto,
+static __always_inline int frontend_to_backend6(struct bpf_sock_addr *ctx, int connect,
+						const __be32 *address, __be16 port, __u8 proto,
 						struct junction_lb6_backend *to)
 {
 	struct junction_lb6_service_key key = {};
@@ -234,6 +235,7 @@ static __always_inline int frontend_to_backend6(struct bpf_sock_addr *ctx, const
 	struct junction_lb6_sock_revnat reverse = {};
 	struct junction_lb4_service *service;
 	struct jnc_packet6 packet = {};
+	__u8 lrp;
 	__u32 id;
 
 	jnc_addr6_copy(key.address, address);
@@ -242,12 +244,19 @@ static __always_inline int frontend_to_backend6(struct bpf_sock_addr *ctx, const
 	service = bpf_map_lookup_elem(&jnc_lb6_svc, &key);
 	if (!service)
 		return JNC_SOCK_UNTOUCHED;
-	if (service->count == 0)
-		return -ECONNREFUSED;
 	socket_as_packet6(ctx, proto, address, port, &packet);
-	id = select_backend6(&packet, &key, service, bpf_ktime_get_ns(), &backend);
-	if (!id || !backend)
+	lrp = service->flags & JUNCTION_SVC_F_LOCAL_REDIRECT ? JUNCTION_FLOW_F_LRP : 0;
+	if (service->count == 0) {
+		jnc_emit_sock6(bpf_get_socket_cookie(ctx), &packet, NULL, service->rev_nat_id,
+			       JUNCTION_DROP_NO_BACKEND, connect, lrp);
 		return -ECONNREFUSED;
+	}
+	id = select_backend6(&packet, &key, service, bpf_ktime_get_ns(), &backend);
+	if (!id || !backend) {
+		jnc_emit_sock6(bpf_get_socket_cookie(ctx), &packet, NULL, service->rev_nat_id,
+			       JUNCTION_DROP_NO_BACKEND, connect, lrp);
+		return -ECONNREFUSED;
+	}
 	reverse_key.cookie = bpf_get_socket_cookie(ctx);
 	jnc_addr6_copy(reverse_key.address, backend->address);
 	reverse_key.port = backend->port;
@@ -258,6 +267,7 @@ static __always_inline int frontend_to_backend6(struct bpf_sock_addr *ctx, const
 	if (bpf_map_update_elem(&jnc_lb6_sk_rev, &reverse_key, &reverse, BPF_ANY) < 0 &&
 	    proto == IPPROTO_UDP)
 		return -ENOMEM;
+	jnc_emit_sock6(reverse_key.cookie, &packet, backend, service->rev_nat_id, 0, connect, lrp);
 	*to = *backend;
 	return JNC_SOCK_XLATED;
 }
@@ -344,7 +354,7 @@ static __always_inline int translate_to_backend6(struct bpf_sock_addr *ctx, int 
 		}
 		return verdict(outcome);
 	}
-	outcome = frontend_to_backend6(ctx, address, port, proto, &backend6);
+	outcome = frontend_to_backend6(ctx, connect, address, port, proto, &backend6);
 	if (outcome == JNC_SOCK_XLATED) {
 		set_user_address6(ctx, backend6.address);
 		ctx->user_port = (__u32)backend6.port;

@@ -1,6 +1,6 @@
 /// One flow as GET /v1/flows returns it (one JSON object per line): a datapath event
-/// (bpf/junction_abi.h, struct junction_flow_event) named with what the agent knows, after
-/// Hubble's Flow. `junctionctl observe` prints it.
+/// (bpf/junction_abi.h, struct junction_flow_event or _event6) named with what the agent
+/// knows, after Hubble's Flow. `junctionctl observe` prints it.
 public struct Flow: Codable, Equatable, Sendable {
   /// RFC 3339 UTC with nanoseconds, "2026-12-06T02:59:24.123456789Z".
   public var time: String

@@ -9,7 +9,7 @@ import AgentCore
 /// drop reason for a drop), verdict, summary. The arrow is `->`, or `<-` for a reply with
 /// the two sides swapped so the client stays on the left, or `<>` when the datapath does not
 /// know. A side is `namespace/pod:port`, or `namespace/service:port` for a Service address,
-/// or `ip:port`; the backend side of a translated connection is followed by the Service and
+/// or `ip:port` (`[ip]:port` for IPv6); the backend side of a translated connection is followed by the Service and
 /// the address dialled, then how it was reached: `SNAT ip:port` or `DSR` (north-south), `local
 /// backend` (north-south to a pod of this node), `local redirect` (a Local Redirect Policy):
 ///
@@ -70,7 +70,8 @@ public enum FlowCompact {
       return "\(namespace)/\(name)\(port)"
     }
     if let service { return "\(service.namespace)/\(service.name)\(port)" }
-    return "\(peer.ip)\(port)"
+    // An IPv6 address with a port is bracketed, as in a URL: "[fd00::5]:80".
+    return peer.ip.contains(":") && peer.port != nil ? "[\(peer.ip)]\(port)" : "\(peer.ip)\(port)"
   }
 
   static func summary(_ flow: Flow) -> String {
@@ -84,7 +85,7 @@ public enum FlowCompact {
     return switch flow.proto {
     case "TCP": "TCP Flags: \((flow.tcpFlags ?? []).joined(separator: ", "))"
     case let proto?: proto
-    case nil: "non-IPv4"
+    case nil: "protocol unknown"
     }
   }
 

@@ -1,4 +1,5 @@
 import AgentAPI
+import CNIKit
 
 /// What the agent knows to name a flow's addresses, as of one moment: its endpoints (pods on
 /// this node) and the Pods it follows, by address, with their labels, and its Service
@@ -77,14 +78,14 @@ public struct FlowDirectory: Sendable {
     var pods: [String: Pod] = [:]
     for backend in backends {
       for ip in backend.ips {
-        pods[ip] = Pod(namespace: backend.namespace, name: backend.name)
+        pods[Self.canonical(ip)] = Pod(namespace: backend.namespace, name: backend.name)
       }
     }
     for pod in known {
       let labels = pod.labels.map { "\($0.key)=\($0.value)" }.sorted()
       labelsByName["\(pod.namespace)/\(pod.name)"] = labels
       for ip in pod.ips {
-        pods[ip] = Pod(namespace: pod.namespace, name: pod.name, labels: labels)
+        pods[Self.canonical(ip)] = Pod(namespace: pod.namespace, name: pod.name, labels: labels)
       }
     }
     for endpoint in endpoints {
@@ -93,7 +94,7 @@ public struct FlowDirectory: Sendable {
       }
       for ip in endpoint.spec.ips {
         let address = ip.split(separator: "/").first.map(String.init) ?? ip
-        pods[address] = Pod(
+        pods[Self.canonical(address)] = Pod(
           namespace: namespace, name: name, labels: labelsByName["\(namespace)/\(name)"] ?? [])
       }
     }
@@ -107,5 +108,12 @@ public struct FlowDirectory: Sendable {
       byFrontend[status.frontend] = service
     }
     self.init(pods: pods, servicesByID: byID, servicesByFrontend: byFrontend)
+  }
+
+  /// An IPv6 address as flows print it (RFC 5952, FlowIPv6's description), so that
+  /// "fd00:0:0::5" from an object names the pod of a flow's "fd00::5"; IPv4 as given.
+  static func canonical(_ ip: String) -> String {
+    guard ip.contains(":"), let address = IPAddress(ip) else { return ip }
+    return address.description
   }
 }

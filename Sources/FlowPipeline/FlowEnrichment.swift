@@ -17,21 +17,24 @@ extension FlowRecord {
   /// with as `snat`; a reply to it has the client (not the node's port) as destination; on
   /// the backend's node of a DSR connection the frontend comes from the option, so the
   /// Service is found by that frontend (or the NodePort's 0.0.0.0 one).
+  ///
+  /// IPv6 addresses are written as `ip` prints them ("fd00::5"), and "address:port" values
+  /// (`original`, `snat`) as "[fd00::5]:80", the form Service frontends are named in.
   public func flow(directory: FlowDirectory, nodeName: String) -> Flow {
     let protoName = Self.protocolName(proto)
-    func peer(_ address: UInt32, _ port: UInt16) -> FlowPeer {
-      let ip = dottedQuad(address)
+    func peer(_ ip: String, _ port: UInt16) -> FlowPeer {
       let pod = directory.pods[ip]
       return FlowPeer(
         ip: ip, port: protoName == "TCP" || protoName == "UDP" ? Int(port) : nil,
         namespace: pod?.namespace, podName: pod?.name,
         labels: pod.flatMap { $0.labels.isEmpty ? nil : $0.labels })
     }
-    func byFrontend(_ address: UInt32, _ port: UInt16) -> FlowService? {
-      directory.servicesByFrontend["\(dottedQuad(address)):\(port)/\(protoName ?? "")"]
+    func byFrontend(_ ip: String, _ port: UInt16) -> FlowService? {
+      directory.servicesByFrontend["\(endpoint(ip, port))/\(protoName ?? "")"]
     }
-    var source = peer(self.source, sourcePort)
-    var destination = peer(self.destination, destinationPort)
+    let (sourceIP, destinationIP) = (self.sourceIP, self.destinationIP)
+    var source = peer(sourceIP, sourcePort)
+    var destination = peer(destinationIP, destinationPort)
     var destinationService: FlowService?
     var sourceService: FlowService?
     var original: String?
@@ -39,23 +42,22 @@ extension FlowRecord {
     var snat: String?
     if isTranslated && isReply {
       sourceService = service
-      original = "\(dottedQuad(natAddress)):\(natPort)"
+      original = endpoint(natIP, natPort)
       if isSNAT {
-        snat = "\(dottedQuad(self.destination)):\(destinationPort)"
-        destination = peer(snatAddress, snatPort)
+        snat = endpoint(destinationIP, destinationPort)
+        destination = peer(snatIP, snatPort)
       }
     } else if isTranslated {
+      // A NodePort's wildcard frontend is IPv4's only (0.0.0.0:port, socket LB).
       destinationService =
-        service ?? byFrontend(self.destination, destinationPort) ?? byFrontend(0, destinationPort)
-      original = "\(dottedQuad(self.destination)):\(destinationPort)"
-      destination = peer(natAddress, natPort)
-      if isSNAT { snat = "\(dottedQuad(snatAddress)):\(snatPort)" }
+        service ?? byFrontend(destinationIP, destinationPort)
+        ?? (ipv6 == nil ? byFrontend("0.0.0.0", destinationPort) : nil)
+      original = endpoint(destinationIP, destinationPort)
+      destination = peer(natIP, natPort)
+      if isSNAT { snat = endpoint(snatIP, snatPort) }
     } else {
-      destinationService =
-        service
-        ?? directory.servicesByFrontend[
-          "\(dottedQuad(self.destination)):\(destinationPort)/\(protoName ?? "")"]
-      if kind == .sock, self.source == 0 { source = FlowPeer(ip: "0.0.0.0") }
+      destinationService = service ?? byFrontend(destinationIP, destinationPort)
+      if kind == .sock, sourceIsUnspecified { source = FlowPeer(ip: sourceIP) }
     }
     let pointName =
       http.map { $0.isResponse ? "http-response" : "http-request" }

@@ -1,4 +1,5 @@
 import AgentAPI
+import CNIKit
 
 /// Which flows a reader wants (GET /v1/flows query, `junctionctl observe` flags), after
 /// Hubble's FlowFilter: every criterion given must hold (AND); "either side" criteria (pod,
@@ -10,7 +11,8 @@ public struct FlowFilter: Equatable, Sendable {
   public var toPod: String?
   public var pod: String?
   public var namespace: String?
-  /// An address or a CIDR.
+  /// An address or a CIDR, IPv4 or IPv6 ("10.0.0.0/8", "fd00:10:244::/48"); an address of
+  /// the other family never matches.
   public var fromIP: String?
   public var toIP: String?
   public var ip: String?
@@ -73,11 +75,10 @@ public struct FlowFilter: Equatable, Sendable {
   }
 
   static func address(_ wanted: String, _ ip: String) -> Bool {
-    guard let (network, bits) = CIDR.parse(wanted), let address = CIDR.ipv4(ip) else {
+    guard let (network, bits) = CIDR.parse(wanted), let address = IPAddress(ip) else {
       return false
     }
-    let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << (32 - UInt32(bits))
-    return address & mask == network & mask
+    return CIDR.contains(network: network.bytes, bits: bits, address.bytes)
   }
 
   static func portOf(_ endpoint: String) -> Int? {
@@ -88,7 +89,7 @@ public struct FlowFilter: Equatable, Sendable {
   public func problem() -> String? {
     for (name, value) in [("from-ip", fromIP), ("to-ip", toIP), ("ip", ip)] {
       if let value, CIDR.parse(value) == nil {
-        return "\(name) \"\(value)\" is not an IPv4 address or CIDR"
+        return "\(name) \"\(value)\" is not an IPv4 or IPv6 address or CIDR"
       }
     }
     if let verdict, !["FORWARDED", "DROPPED", "TRANSLATED"].contains(verdict.uppercased()) {
@@ -105,23 +106,27 @@ public struct FlowFilter: Equatable, Sendable {
 }
 
 enum CIDR {
-  /// "10.0.0.0/8" → (0x0a000000, 8); "10.0.1.5" → (0x0a000105, 32).
-  static func parse(_ text: String) -> (UInt32, Int)? {
+  /// "10.0.0.0/8" → (10.0.0.0, 8); "10.0.1.5" → (10.0.1.5, 32); "fd00::/8" → (fd00::, 8);
+  /// "fd00::5" → (fd00::5, 128).
+  static func parse(_ text: String) -> (IPAddress, Int)? {
     let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-    guard parts.count <= 2, let address = ipv4(String(parts[0])) else { return nil }
-    guard parts.count == 2 else { return (address, 32) }
-    guard let bits = Int(parts[1]), (0...32).contains(bits) else { return nil }
+    guard parts.count <= 2, let address = IPAddress(String(parts[0])) else { return nil }
+    let maximum = address.bytes.count * 8
+    guard parts.count == 2 else { return (address, maximum) }
+    guard let bits = Int(parts[1]), (0...maximum).contains(bits) else { return nil }
     return (address, bits)
   }
 
-  static func ipv4(_ text: String) -> UInt32? {
-    let octets = text.split(separator: ".", omittingEmptySubsequences: false)
-    guard octets.count == 4 else { return nil }
-    var value: UInt32 = 0
-    for octet in octets {
-      guard octet.count <= 3, let byte = UInt8(octet) else { return nil }
-      value = value << 8 | UInt32(byte)
+  /// Whether `address` has the first `bits` bits of `network` (both network-order bytes,
+  /// of one family: a different length never matches).
+  static func contains(network: [UInt8], bits: Int, _ address: [UInt8]) -> Bool {
+    guard network.count == address.count else { return false }
+    for index in 0..<network.count {
+      let remaining = bits - index * 8
+      guard remaining > 0 else { break }
+      let mask: UInt8 = remaining >= 8 ? 0xff : ~(0xff >> UInt8(remaining))
+      if network[index] & mask != address[index] & mask { return false }
     }
-    return value
+    return true
   }
 }

@@ -1,8 +1,11 @@
+import CNIKit
 import DatapathABI
 
-/// One datapath flow event (struct junction_flow_event, bpf/junction_abi.h) in plain Swift:
-/// what the ring carried, with its time on the wall clock. Addresses are host-order IPv4
-/// values (10.0.1.5 is 0x0a000105), ports host order.
+/// One datapath flow event (struct junction_flow_event or junction_flow_event6,
+/// bpf/junction_abi.h) in plain Swift: what the ring carried, with its time on the wall clock.
+/// IPv4 addresses are host-order values (10.0.1.5 is 0x0a000105) in `source`, `destination`,
+/// `natAddress` and `snatAddress`; an IPv6 event has them in `ipv6` instead (those four then
+/// 0). Ports host order. `sourceIP` and the like give either family as text.
 public struct FlowRecord: Equatable, Sendable {
   public enum Kind: UInt8, Sendable {
     case trace = 1
@@ -63,6 +66,25 @@ public struct FlowRecord: Equatable, Sendable {
   public var snatPort: UInt16
   /// Set on `.l7` records only.
   public var http: HTTP? = nil
+  /// An IPv6 event's addresses; nil for IPv4.
+  public var ipv6: IPv6Addresses? = nil
+
+  /// The four addresses of an IPv6 event (junction_flow_event6), the roles of the IPv4 fields.
+  public struct IPv6Addresses: Equatable, Sendable {
+    public var source: FlowIPv6
+    public var destination: FlowIPv6
+    public var nat: FlowIPv6
+    public var snat: FlowIPv6
+
+    public init(
+      source: FlowIPv6, destination: FlowIPv6, nat: FlowIPv6 = .zero, snat: FlowIPv6 = .zero
+    ) {
+      self.source = source
+      self.destination = destination
+      self.nat = nat
+      self.snat = snat
+    }
+  }
 
   public init(
     time: Int64, kind: Kind, point: UInt32, verdict: UInt8, dropReason: UInt32 = 0,
@@ -90,13 +112,18 @@ public struct FlowRecord: Equatable, Sendable {
     self.snatPort = snatPort
   }
 
-  /// Reads one ring record; nil when it is not a junction_flow_event (wrong size, unknown
-  /// kind). `monotonicToWall`: nanoseconds to add to the datapath's CLOCK_MONOTONIC stamp to
-  /// get the wall clock (CLOCK_REALTIME − CLOCK_MONOTONIC, read by the consumer).
+  /// Reads one ring record; nil when it is neither a junction_flow_event nor a
+  /// junction_flow_event6 (told apart by their sizes, as junction_abi.h says) or its kind is
+  /// unknown. `monotonicToWall`: nanoseconds to add to the datapath's CLOCK_MONOTONIC stamp
+  /// to get the wall clock (CLOCK_REALTIME − CLOCK_MONOTONIC, read by the consumer).
   /// Kept out of cross-module optimization: it reads an imported C struct (see
   /// ServiceDatapath/NodeConfigMap.swift for the Swift 6.3.1 release-build crash).
   @_semantics("optimize.no.crossmodule")
   public init?(record: UnsafeRawBufferPointer, monotonicToWall: Int64) {
+    if record.count == MemoryLayout<junction_flow_event6>.size {
+      self.init(event6: record.loadUnaligned(as: junction_flow_event6.self), monotonicToWall)
+      return
+    }
     guard record.count == MemoryLayout<junction_flow_event>.size else { return nil }
     let event = record.loadUnaligned(as: junction_flow_event.self)
     guard let kind = Kind(rawValue: event.kind) else { return nil }
@@ -113,6 +140,36 @@ public struct FlowRecord: Equatable, Sendable {
       snatPort: UInt16(bigEndian: event.snat_port))
   }
 
+  /// An IPv6 record (junction_flow_event6).
+  @_semantics("optimize.no.crossmodule")
+  init?(event6 event: junction_flow_event6, _ monotonicToWall: Int64) {
+    guard let kind = Kind(rawValue: event.kind) else { return nil }
+    self.init(
+      time: Int64(bitPattern: event.timestamp) &+ monotonicToWall, kind: kind,
+      point: UInt32(event.point), verdict: event.verdict, dropReason: UInt32(event.drop_reason),
+      proto: event.proto, tcpFlags: event.tcp_flags, flags: event.flags, source: 0,
+      sourcePort: UInt16(bigEndian: event.sport), destination: 0,
+      destinationPort: UInt16(bigEndian: event.dport), natPort: UInt16(bigEndian: event.nat_port),
+      revNatID: event.rev_nat_id, ifindex: event.ifindex,
+      snatPort: UInt16(bigEndian: event.snat_port))
+    ipv6 = IPv6Addresses(
+      source: FlowIPv6(words: event.saddr), destination: FlowIPv6(words: event.daddr),
+      nat: FlowIPv6(words: event.nat_address), snat: FlowIPv6(words: event.snat_address))
+  }
+
+  /// The addresses as text, either family: "10.0.1.5", "fd00:10:244:1::5".
+  public var sourceIP: String { ipv6?.source.description ?? dottedQuad(source) }
+  public var destinationIP: String { ipv6?.destination.description ?? dottedQuad(destination) }
+  public var natIP: String { ipv6?.nat.description ?? dottedQuad(natAddress) }
+  public var snatIP: String { ipv6?.snat.description ?? dottedQuad(snatAddress) }
+  /// Whether the source is unset (a socket LB event of an unbound socket).
+  public var sourceIsUnspecified: Bool { ipv6.map { $0.source == .zero } ?? (source == 0) }
+
+  /// "10.0.1.5:80", or for IPv6 "[fd00::5]:80" (the form Services' frontends are named in).
+  public func endpoint(_ ip: String, _ port: UInt16) -> String {
+    ipv6 == nil ? "\(ip):\(port)" : "[\(ip)]:\(port)"
+  }
+
   public var isReplyKnown: Bool { flags & UInt8(JUNCTION_FLOW_F_REPLY_KNOWN) != 0 }
   public var isReply: Bool { flags & UInt8(JUNCTION_FLOW_F_REPLY) != 0 }
   public var isNew: Bool { flags & UInt8(JUNCTION_FLOW_F_NEW) != 0 }
@@ -123,6 +180,47 @@ public struct FlowRecord: Equatable, Sendable {
   public var isSNAT: Bool { flags & UInt8(JUNCTION_FLOW_F_SNAT) != 0 }
   /// A Local Redirect Policy's frontend, redirected to a pod of this node.
   public var isLocalRedirect: Bool { flags & UInt8(JUNCTION_FLOW_F_LRP) != 0 }
+}
+
+/// An IPv6 address as a flow event carries it: 16 bytes, kept as two host-order halves
+/// (fd00::5 is high 0xfd00_0000_0000_0000, low 5).
+public struct FlowIPv6: Hashable, Sendable, CustomStringConvertible {
+  public var high: UInt64
+  public var low: UInt64
+
+  public static let zero = FlowIPv6(high: 0, low: 0)
+
+  public init(high: UInt64, low: UInt64) {
+    self.high = high
+    self.low = low
+  }
+
+  /// From the datapath's four network-order words (`__be32 addr[4]`).
+  public init(words: (UInt32, UInt32, UInt32, UInt32)) {
+    high = UInt64(UInt32(bigEndian: words.0)) << 32 | UInt64(UInt32(bigEndian: words.1))
+    low = UInt64(UInt32(bigEndian: words.2)) << 32 | UInt64(UInt32(bigEndian: words.3))
+  }
+
+  /// "fd00::5" (any form inet_pton takes); nil for anything else, IPv4 included.
+  public init?(_ text: String) {
+    guard let address = IPAddress(text), !address.isIPv4 else { return nil }
+    self.init(bytes: address.bytes)
+  }
+
+  /// 16 network-order bytes.
+  public init(bytes: [UInt8]) {
+    precondition(bytes.count == 16, "an IPv6 address is 16 bytes")
+    high = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
+    low = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+  }
+
+  public var bytes: [UInt8] {
+    (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * $0)) }
+      + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * $0)) }
+  }
+
+  /// RFC 5952's form, as `ip` prints it (inet_ntop): "fd00:10:244:1::5".
+  public var description: String { IPAddress(bytes: bytes)?.description ?? "?" }
 }
 
 /// "10.0.1.5" for 0x0a000105.

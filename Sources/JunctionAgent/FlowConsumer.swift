@@ -37,7 +37,8 @@ final class FlowConsumer: Service, @unchecked Sendable {
   init(events: BPFMap, buffer: FlowBuffer, logger: Logger) throws {
     self.buffer = buffer
     self.logger = logger
-    // A record that is not a junction_flow_event (another ABI's datapath) is skipped.
+    // A record that is neither a junction_flow_event nor a junction_flow_event6 (another
+    // ABI's datapath) is skipped.
     ring = try BPFRingBuffer(map: events) { [batch] bytes in
       if let record = FlowRecord(record: bytes, monotonicToWall: batch.monotonicToWall) {
         batch.records.append(record)

@@ -22,7 +22,8 @@ extension JunctionCTL {
           TIME: SOURCE -> DESTINATION TYPE VERDICT (SUMMARY)
 
         TIME is UTC. A side is namespace/pod:port for a pod of this node, \
-        namespace/service:port for a Service address, else ip:port. A connection to a \
+        namespace/service:port for a Service address, else ip:port ([ip]:port for IPv6). \
+        A connection to a \
         Service shows the backend pod it went to, followed by "(service NS/NAME IP:PORT)": \
         the Service and the address dialled, then how it was reached when it was not the \
         usual way: "SNAT IP:PORT" (north-south, from the node's address and port), "DSR" \
@@ -37,7 +38,7 @@ extension JunctionCTL {
 
         Filters combine (all must hold). --pod, --from-pod, --to-pod take \
         [NAMESPACE/]POD-PREFIX (no namespace: "default"; "NS/" any pod of NS); --ip and \
-        its kin take an address or a CIDR; --to-service and --from-service NAMESPACE/NAME. \
+        its kin take an IPv4 or IPv6 address or CIDR; --to-service and --from-service NAMESPACE/NAME. \
         Without --follow the last 20 matching flows are printed (--last N); with --follow \
         new ones are printed as they come (after the last N when --last is given) until \
         interrupted. A reader too slow for the flows gets "EVENTS LOST" lines, as do flows \

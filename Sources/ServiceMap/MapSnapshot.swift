@@ -59,7 +59,7 @@ public struct FlowRow: Codable, Equatable, Sendable {
     switch flow.proto {
     case "TCP": summary = "TCP Flags: " + (flow.tcpFlags ?? []).joined(separator: ", ")
     case let proto?: summary = proto
-    case nil: summary = "non-IPv4"
+    case nil: summary = "protocol unknown"
     }
     switch flow.isReply {
     case true?: arrow = "<-"
@@ -73,6 +73,7 @@ public struct FlowRow: Codable, Equatable, Sendable {
     if let namespace = peer.namespace, let name = peer.podName {
       return "\(namespace)/\(name)\(port)"
     }
-    return peer.ip + port
+    // IPv6 with a port: "[fd00::5]:80", as `junctionctl observe` prints it.
+    return peer.ip.contains(":") && peer.port != nil ? "[\(peer.ip)]\(port)" : peer.ip + port
   }
 }

@@ -255,6 +255,27 @@ final class ABILayoutTests: XCTestCase {
     }
   }
 
+  /// The IPv6 record (ABI 6) in the same ring: told from the IPv4 one by its size alone, so
+  /// the two sizes must differ; saddr/daddr and sport/dport contiguous (one load each).
+  func testFlowEvent6() {
+    typealias T = junction_flow_event6
+    assertLayout(T.self, size: 112, alignment: 8)
+    XCTAssertNotEqual(MemoryLayout<T>.size, MemoryLayout<junction_flow_event>.size)
+    let offsets: [(PartialKeyPath<T>, Int, String)] = [
+      (\.timestamp, 0, "timestamp"), (\.socket_cookie, 8, "socket_cookie"),
+      (\.ifindex, 16, "ifindex"), (\.length, 20, "length"), (\.saddr, 24, "saddr"),
+      (\.daddr, 40, "daddr"), (\.nat_address, 56, "nat_address"),
+      (\.snat_address, 72, "snat_address"), (\.sport, 88, "sport"), (\.dport, 90, "dport"),
+      (\.nat_port, 92, "nat_port"), (\.snat_port, 94, "snat_port"),
+      (\.rev_nat_id, 96, "rev_nat_id"), (\.drop_reason, 98, "drop_reason"), (\.kind, 100, "kind"),
+      (\.point, 101, "point"), (\.verdict, 102, "verdict"), (\.proto, 103, "proto"),
+      (\.tcp_flags, 104, "tcp_flags"), (\.flags, 105, "flags"), (\.pad, 106, "pad"),
+    ]
+    for (path, offset, name) in offsets {
+      XCTAssertEqual(MemoryLayout<T>.offset(of: path), offset, name)
+    }
+  }
+
   func testMonitorConfigAndLostCounter() {
     assertLayout(junction_monitor_config.self, size: 8, alignment: 4)
     XCTAssertEqual(MemoryLayout<junction_monitor_config>.offset(of: \.level), 0)
@@ -287,7 +308,7 @@ final class ABILayoutTests: XCTestCase {
   }
 
   func testConstants() {
-    XCTAssertEqual(JUNCTION_ABI_VERSION, 5)
+    XCTAssertEqual(JUNCTION_ABI_VERSION, 6)
     // The conntrack lifetimes the datapath (SNAT take-over) and the agent's sweep share.
     XCTAssertEqual(
       [

@@ -181,5 +181,27 @@ final class IPv6ServiceTests: XCTestCase {
       XCTAssertEqual(Array(parts[3...]), [vip, "80"], line)
     }
     XCTAssertEqual(answered, ["b0", "b1"], "24 random choices over 2 backends reach both")
+
+    // The connections are IPv6 flows (bpf/lib/events6.h): each SYN from the client with the
+    // ClusterIP it dialled, found by an IPv6 CIDR (the agent reads the ring every 20 ms).
+    var flows: [String] = []
+    for _ in 0..<50 {
+      let observed = try node.junctionctl([
+        "observe", "--from-ip", "fd00:64::/64", "--to-service", "default/six", "--last", "200",
+      ])
+      XCTAssertEqual(observed.status, 0, observed.stderr)
+      flows = observed.stdout.split(separator: "\n").map(String.init)
+      if flows.filter({ $0.hasSuffix("FORWARDED (TCP Flags: SYN)") }).count >= 12 { break }
+      usleep(100_000)
+    }
+    let syns = flows.filter { $0.hasSuffix(" from-endpoint FORWARDED (TCP Flags: SYN)") }
+    XCTAssertEqual(syns.count, 12, flows.joined(separator: "\n"))
+    XCTAssertTrue(
+      syns.allSatisfy {
+        $0.contains(" [\(clientAddress)]:") && $0.contains("(service default/six [\(vip)]:80)")
+      }, syns.joined(separator: "\n"))
+    XCTAssertTrue(
+      flows.contains { $0.hasSuffix(" from-endpoint FORWARDED (UDP)") },
+      "a new UDP service connection: \(flows.joined(separator: "\n"))")
   }
 }

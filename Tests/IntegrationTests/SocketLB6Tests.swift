@@ -287,6 +287,36 @@ final class SocketLB6Tests: PodNodesTestCase {
       try python(on: node, Self.tcpClient, [Self.emptyVIP, "80", "1", "-"]), ["refused"])
     XCTAssertEqual(
       try python(on: node, Self.udpClient, [Self.emptyVIP, "53", "connected"]), ["refused"])
+
+    // Each translation and refusal is an IPv6 flow (bpf/lib/events6.h), shown with the
+    // ClusterIP dialled and found by an IPv6 CIDR filter.
+    let translated = try observe(
+      node, ["--type", "sock", "--to-ip", "fd00:10:66::/64", "--last", "100"], atLeast: 16)
+    XCTAssertTrue(
+      translated.allSatisfy {
+        $0.contains("(service default/six [\(Self.vip)]:80)") && $0.contains(" sock TRANSLATED")
+          || $0.contains("(service default/six [\(Self.vip)]:53)")
+      }, translated.joined(separator: "\n"))
+    let refused = try observe(node, ["--type", "drop", "--ip", Self.emptyVIP], atLeast: 2)
+    XCTAssertTrue(
+      refused.allSatisfy { $0.contains("default/six-empty:") && $0.contains("DROPPED") },
+      refused.joined(separator: "\n"))
+  }
+
+  /// `observe`'s lines once it has at least `lines` (the agent reads the ring every 20 ms).
+  private func observe(_ node: TestNode, _ arguments: [String], atLeast lines: Int) throws
+    -> [String]
+  {
+    var output: [String] = []
+    for _ in 0..<50 {
+      let result = try node.junctionctl(["observe"] + arguments)
+      XCTAssertEqual(result.status, 0, result.stderr)
+      output = result.stdout.split(separator: "\n").map(String.init)
+      if output.count >= lines { break }
+      usleep(100_000)
+    }
+    XCTAssertGreaterThanOrEqual(output.count, lines, output.joined(separator: "\n"))
+    return output
   }
 
   func testAnIPv4MappedAddressOnADualStackSocketReachesTheIPv4Service() throws {

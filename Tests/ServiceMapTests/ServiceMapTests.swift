@@ -149,6 +149,15 @@ final class MapSnapshotTests: XCTestCase {
     XCTAssertEqual(row.arrow, "<>")
     XCTAssertEqual(FlowRow(flow(1, reply: true)).arrow, "<-")
   }
+
+  func testAnIPv6AddressWithAPortIsBracketedAsObserveShowsIt() {
+    var ipv6 = flow(1)
+    ipv6.destination = FlowPeer(ip: "fd00:10:244:2::b", port: 8080)
+    ipv6.source = FlowPeer(ip: "::")
+    let row = FlowRow(ipv6)
+    XCTAssertEqual(row.destination, "[fd00:10:244:2::b]:8080")
+    XCTAssertEqual(row.source, "::", "no port: bare")
+  }
 }
 
 final class MapRequestTests: XCTestCase {

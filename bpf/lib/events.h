@@ -25,6 +25,7 @@
 
 #include "lib/maps.h"
 #include "lib/parse.h"
+#include "lib/parse6.h"
 
 /* The service translation of a traced packet (JUNCTION_FLOW_F_XLATED), and whether it is a
  * connection's first packet or a reply, as the program learnt them on its way. */
@@ -49,20 +50,26 @@ static __always_inline __u32 jnc_monitor_level(void)
 	return config ? config->level : JUNCTION_MONITOR_OFF;
 }
 
+/* An event the full ring could not take. */
+static __always_inline void jnc_event_lost(void)
+{
+	const __u32 zero = 0;
+	struct junction_events_lost *lost = bpf_map_lookup_elem(&jnc_ev_lost, &zero);
+
+	if (lost)
+		lost->events++;
+}
+
 /* A zeroed event in the ring stamped `stamp` (0: now), or NULL (ring full: counted as
  * lost). */
 static __always_inline struct junction_flow_event *
 jnc_event_reserve_at(__u8 kind, __u8 point, __u8 verdict, __u64 stamp)
 {
 	struct junction_flow_event *event;
-	const __u32 zero = 0;
 
 	event = bpf_ringbuf_reserve(&jnc_events, sizeof(*event), 0);
 	if (!event) {
-		struct junction_events_lost *lost = bpf_map_lookup_elem(&jnc_ev_lost, &zero);
-
-		if (lost)
-			lost->events++;
+		jnc_event_lost();
 		return NULL;
 	}
 	__builtin_memset(event, 0, sizeof(*event));
@@ -86,15 +93,50 @@ static __always_inline struct junction_flow_event *jnc_event_reserve(__u8 kind, 
  * past the mark, which would make each pay a wakeup while a backlog drains). With producers
  * on several CPUs reserving at once the crossing can be missed; the timer still reads it.
  */
-static __always_inline void jnc_event_submit(struct junction_flow_event *event)
+static __always_inline void jnc_event_commit(void *event, __u64 size)
 {
 	const __u64 half = JUNCTION_EVENTS_RING_SIZE / 2;
 	/* What this record takes in the ring: the kernel's 8-byte header and the record. */
-	const __u64 taken = sizeof(*event) + 8;
+	const __u64 taken = size + 8;
 	__u64 queued = bpf_ringbuf_query(&jnc_events, BPF_RB_AVAIL_DATA);
 
 	bpf_ringbuf_submit(event, queued >= half && queued < half + taken ? BPF_RB_FORCE_WAKEUP
 									 : BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline void jnc_event_submit(struct junction_flow_event *event)
+{
+	jnc_event_commit(event, sizeof(*event));
+}
+
+/* The IPv6 record (junction_flow_event6), zeroed, stamped `stamp` (0: now), with the skb's
+ * interface and length when there is one; or NULL (ring full: counted as lost). */
+static __always_inline struct junction_flow_event6 *
+jnc_event6_reserve(const struct __sk_buff *skb, __u8 kind, __u8 point, __u8 verdict,
+		   __u64 stamp)
+{
+	struct junction_flow_event6 *event;
+
+	event = bpf_ringbuf_reserve(&jnc_events, sizeof(*event), 0);
+	if (!event) {
+		jnc_event_lost();
+		return NULL;
+	}
+	__builtin_memset(event, 0, sizeof(*event));
+	event->timestamp = stamp ? stamp : bpf_ktime_get_ns();
+	event->kind = kind;
+	event->point = point;
+	event->verdict = verdict;
+	if (skb) {
+		event->ifindex = skb->ifindex;
+		event->length = skb->len;
+	}
+	return event;
+}
+
+static __always_inline void jnc_event6_submit(struct junction_flow_event6 *event)
+{
+	jnc_event_commit(event, sizeof(*event));
 }
 
 /* An event about a packet: also its interface and length. */
@@ -124,9 +166,41 @@ static __always_inline void jnc_event_packet(struct junction_flow_event *event,
 }
 
 /*
+ * A dropped IPv6 frame (jnc_emit_drop's IPv6 half): its addresses, read straight into the
+ * record (no copy on the stack, which the IPv6 paths have little of), and its ports and TCP
+ * flags when TCP or UDP follows the fixed header directly. Behind extension headers (or a
+ * header cut short) the ports are left 0: a drop is rare, and the walk (lib/parse6.h) is
+ * not worth repeating here.
+ */
+static __always_inline void jnc_emit_drop6(const struct __sk_buff *skb, __u32 reason, __u32 point)
+{
+	const __u32 l4_off = ETH_HLEN + 40;
+	struct junction_flow_event6 *event;
+	__u8 nexthdr;
+
+	event = jnc_event6_reserve(skb, JUNCTION_FLOW_DROP, point, JUNCTION_VERDICT_DROPPED, 0);
+	if (!event)
+		return;
+	event->drop_reason = reason;
+	/* saddr and daddr: 32 contiguous bytes at offset 8 of the header, and of the record. */
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + 8, event->saddr, 32) < 0 ||
+	    bpf_skb_load_bytes(skb, ETH_HLEN + 6, &nexthdr, 1) < 0)
+		goto submit;
+	if (nexthdr == IPPROTO_TCP || nexthdr == IPPROTO_UDP || nexthdr == JNC_NEXTHDR_ICMPV6)
+		event->proto = nexthdr;
+	if (nexthdr == IPPROTO_TCP || nexthdr == IPPROTO_UDP)
+		bpf_skb_load_bytes(skb, l4_off, &event->sport, 4);
+	if (nexthdr == IPPROTO_TCP)
+		bpf_skb_load_bytes(skb, l4_off + 13, &event->tcp_flags, 1);
+submit:
+	jnc_event6_submit(event);
+}
+
+/*
  * A dropped packet, read from the skb as it is at the drop (count_drop calls this, so every
  * program's drops are covered): addresses, ports and TCP flags when it is IPv4 with the L4
- * header there, else only what is known (ifindex, length, reason).
+ * header there (an IPv6 frame: jnc_emit_drop6), else only what is known (ifindex, length,
+ * reason).
  */
 static __always_inline void jnc_emit_drop(const struct __sk_buff *skb, __u32 reason, __u32 point)
 {
@@ -137,12 +211,17 @@ static __always_inline void jnc_emit_drop(const struct __sk_buff *skb, __u32 rea
 
 	if (jnc_monitor_level() == JUNCTION_MONITOR_OFF)
 		return;
+	if (bpf_skb_load_bytes(skb, 12, &eth_proto, sizeof(eth_proto)) < 0)
+		eth_proto = 0;
+	if (eth_proto == bpf_htons(ETH_P_IPV6)) {
+		jnc_emit_drop6(skb, reason, point);
+		return;
+	}
 	event = jnc_event_reserve_skb(skb, JUNCTION_FLOW_DROP, point, JUNCTION_VERDICT_DROPPED, 0);
 	if (!event)
 		return;
 	event->drop_reason = reason;
-	if (bpf_skb_load_bytes(skb, 12, &eth_proto, sizeof(eth_proto)) < 0 ||
-	    eth_proto != bpf_htons(ETH_P_IP) ||
+	if (eth_proto != bpf_htons(ETH_P_IP) ||
 	    bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0 || ip.version != 4)
 		goto submit;
 	event->saddr = ip.saddr;

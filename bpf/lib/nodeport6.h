@@ -17,8 +17,10 @@
  * or DSR gets the frontend back as source.
  * Everything else passes untouched: ICMPv6 (Neighbor Discovery keeps its hop limit 255 and
  * its addresses; Packet Too Big reaches its destination as sent), fragments, malformed
- * headers (the kernel judges them), L7 proxy frontends (IPv4 only). No flow events yet: the
- * event layout holds IPv4 addresses only (drops are still counted).
+ * headers (the kernel judges them), L7 proxy frontends (IPv4 only).
+ * Flow events as netdev.c's IPv4 ones (lib/events6.h): a connection's first packet with its
+ * translation and how it leaves (JUNCTION_FLOW_F_DSR, _SNAT, neither for a local backend),
+ * FIN and RST, every handled packet at the ALL level; drops through count_drop.
  */
 #ifndef JUNCTION_LIB_NODEPORT6_H
 #define JUNCTION_LIB_NODEPORT6_H
@@ -30,6 +32,7 @@
 #include "junction_abi.h"
 #include "lib/counters.h"
 #include "lib/dsr6.h"
+#include "lib/events6.h"
 #include "lib/fib6.h"
 #include "lib/icmp6.h"
 #include "lib/lb6.h"
@@ -41,6 +44,30 @@
 static __always_inline int jnc_route6_usable(int verdict)
 {
 	return verdict == BPF_FIB_LKUP_RET_SUCCESS || verdict == BPF_FIB_LKUP_RET_NO_NEIGH;
+}
+
+/* The flow event of a north-south packet passed on at `point` (lib/events6.h): translated to
+ * nat:nat_port (`flags` says which way), with an SNAT connection's other end snat:snat_port
+ * (snat NULL: none). Written straight into the ring, nothing more on the caller's stack. */
+static __always_inline void jnc_np6_trace(const struct __sk_buff *skb,
+					  const struct jnc_packet6 *packet, __u32 point, __u8 flags,
+					  const __be32 *nat, __be16 nat_port, __u16 rev_nat_id,
+					  const __be32 *snat, __be16 snat_port)
+{
+	struct junction_flow_event6 *event = jnc_trace6_begin(
+		skb, packet, packet->daddr, packet->dport, point,
+		flags | JUNCTION_FLOW_F_XLATED | JUNCTION_FLOW_F_REPLY_KNOWN, 0);
+
+	if (!event)
+		return;
+	jnc_addr6_copy(event->nat_address, nat);
+	event->nat_port = nat_port;
+	event->rev_nat_id = rev_nat_id;
+	if (snat) {
+		jnc_addr6_copy(event->snat_address, snat);
+		event->snat_port = snat_port;
+	}
+	jnc_event6_submit(event);
 }
 
 
@@ -384,7 +411,12 @@ static __noinline int jnc_np6_snat_reverse(struct __sk_buff *skb,
 	    jnc_nat6_rewrite(skb, packet, JNC_IPV6_SADDR_OFF, packet->saddr, revnat->address,
 			     packet->l4_off, packet->sport, revnat->port) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
-	return jnc_fib6_send(skb, &route, verdict);
+	verdict = jnc_fib6_send(skb, &route, verdict);
+	if (verdict != TC_ACT_SHOT)
+		jnc_np6_trace(skb, packet, direction,
+			      JUNCTION_FLOW_F_REPLY | JUNCTION_FLOW_F_SNAT, revnat->address,
+			      revnat->port, entry->rev_nat_id, client, client_port);
+	return verdict;
 }
 
 /*
@@ -400,8 +432,10 @@ static __noinline int jnc_np6_dsr_record(struct __sk_buff *skb, const struct jnc
 		ct6_key(packet->daddr, packet->saddr, packet->dport, packet->sport, packet->proto,
 			JUNCTION_CT_REPLY);
 	struct junction_ct6_entry entry = {};
+	struct junction_flow_event6 *event;
 	struct junction_dsr_opt6 option;
 	struct junction_ct6_entry *known;
+	__u8 flags = JUNCTION_FLOW_F_DSR | JUNCTION_FLOW_F_XLATED | JUNCTION_FLOW_F_REPLY_KNOWN;
 
 	if (!jnc_dsr6_read_option(skb, packet, &option))
 		return -1;
@@ -413,11 +447,44 @@ static __noinline int jnc_np6_dsr_record(struct __sk_buff *skb, const struct jnc
 	if (known && known->flags == JUNCTION_CT_F_DSR &&
 	    jnc_addr6_equal(known->nat_address, option.address) && known->nat_port == option.port) {
 		known->last_seen = entry.last_seen;
-		return TC_ACT_OK;
+	} else {
+		if (bpf_map_update_elem(&jnc_ct6, &key, &entry, BPF_ANY) < 0)
+			return drop(skb, JUNCTION_DROP_CT_MAP_FULL, JUNCTION_DIR_FROM_NETDEV);
+		flags |= JUNCTION_FLOW_F_NEW;
 	}
-	if (bpf_map_update_elem(&jnc_ct6, &key, &entry, BPF_ANY) < 0)
-		return drop(skb, JUNCTION_DROP_CT_MAP_FULL, JUNCTION_DIR_FROM_NETDEV);
+	/* Traced as the client sent it (netdev.c's IPv4 twin): to the option's frontend, which
+	 * became the backend the packet is addressed to. */
+	event = jnc_trace6_begin(skb, packet, option.address, option.port,
+				 JUNCTION_DIR_FROM_NETDEV, flags, entry.last_seen);
+	if (event) {
+		jnc_addr6_copy(event->nat_address, packet->daddr);
+		event->nat_port = packet->dport;
+		jnc_event6_submit(event);
+	}
 	return TC_ACT_OK;
+}
+
+/* The flow event of a packet to an external frontend that was forwarded (`kind`:
+ * jnc_np6_lb's), in a frame of its own (see the stack note above). */
+static __noinline void jnc_np6_trace_lb(const struct __sk_buff *skb,
+					const struct jnc_packet6 *packet,
+					const struct junction_lb6_backend *backend,
+					const struct jnc_np6_snat *snat, __u32 kind)
+{
+	__u8 flags = kind & JNC_NP6_NEW ? JUNCTION_FLOW_F_NEW : 0;
+
+	switch (kind & ~JNC_NP6_NEW) {
+	case JUNCTION_CT_F_DSR:
+		flags |= JUNCTION_FLOW_F_DSR;
+		break;
+	case JUNCTION_CT_F_SNAT:
+		jnc_np6_trace(skb, packet, JUNCTION_DIR_FROM_NETDEV, flags | JUNCTION_FLOW_F_SNAT,
+			      backend->address, backend->port, snat->rev_nat_id, snat->node,
+			      snat->port);
+		return;
+	}
+	jnc_np6_trace(skb, packet, JUNCTION_DIR_FROM_NETDEV, flags, backend->address,
+		      backend->port, snat->rev_nat_id, NULL, 0);
 }
 
 /* A forward's verdict, with TOO_BIG answered by Packet Too Big (counted FRAG_NEEDED). */
@@ -479,7 +546,8 @@ static __always_inline int jnc_from_netdev6(struct __sk_buff *skb)
 		/* A backend on this node: DNAT, the kernel delivers it to the pod. */
 		if (jnc_np6_dnat(skb, &packet, backend) < 0)
 			return drop(skb, JUNCTION_DROP_NAT_FAILED, direction);
-		return TC_ACT_OK;
+		verdict = TC_ACT_OK;
+		break;
 	case JUNCTION_CT_F_DSR:
 		verdict = jnc_np6_forward_dsr(skb, &packet, backend, &mtu);
 		break;
@@ -501,6 +569,8 @@ static __always_inline int jnc_from_netdev6(struct __sk_buff *skb)
 		/* An east-west entry on this tuple (a pod's connection): not ours. */
 		return TC_ACT_OK;
 	}
+	if (verdict != JNC_NP6_TOO_BIG && verdict != TC_ACT_SHOT)
+		jnc_np6_trace_lb(skb, &packet, backend, &snat, kind);
 	return jnc_np6_answer(skb, &packet, verdict, mtu);
 }
 
@@ -514,6 +584,7 @@ static __noinline int jnc_to_netdev6(struct __sk_buff *skb)
 	struct junction_ct6_key key;
 	__be32 address[4];
 	__be16 port;
+	__u8 flags = JUNCTION_FLOW_F_REPLY;
 
 	if (jnc_parse_ipv6(skb, &packet) != JNC_PARSE_OK)
 		return TC_ACT_OK;
@@ -524,6 +595,7 @@ static __noinline int jnc_to_netdev6(struct __sk_buff *skb)
 	if (entry->flags & JUNCTION_CT_F_DSR) {
 		jnc_addr6_copy(address, entry->nat_address);
 		port = entry->nat_port;
+		flags |= JUNCTION_FLOW_F_DSR;
 	} else if (entry->flags & JUNCTION_CT_F_EXTERNAL) {
 		revnat_key.rev_nat_id = entry->rev_nat_id;
 		revnat = bpf_map_lookup_elem(&jnc_lb6_revnat, &revnat_key);
@@ -538,6 +610,8 @@ static __noinline int jnc_to_netdev6(struct __sk_buff *skb)
 	if (jnc_nat6_rewrite(skb, &packet, JNC_IPV6_SADDR_OFF, packet.saddr, address,
 			     packet.l4_off, packet.sport, port) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_NETDEV);
+	jnc_np6_trace(skb, &packet, JUNCTION_DIR_TO_NETDEV, flags, address, port,
+		      entry->rev_nat_id, NULL, 0);
 	return TC_ACT_OK;
 }
 
