@@ -266,7 +266,7 @@ static __always_inline int to_endpoint_ipv6(struct __sk_buff *skb)
 	int parsed = jnc_parse_ipv6(skb, &packet);
 
 	/* ICMPv6 passes, except an error about a service connection (lib/icmp_error6.h). */
-	if (parsed == JNC_PARSE_PASS && jnc_icmp6_error_rev_nat(skb) < 0)
+	if (parsed == JNC_PARSE_PASS && jnc_icmp6_error_rev_nat(skb, 0) < 0)
 		return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_ENDPOINT);
 	if (parsed != JNC_PARSE_OK)
 		return untranslated6(skb, parsed, JUNCTION_DIR_TO_ENDPOINT);
@@ -397,7 +397,7 @@ int to_endpoint(struct __sk_buff *skb)
 		return drop(skb, JUNCTION_DROP_INVALID_PACKET, JUNCTION_DIR_TO_ENDPOINT);
 	default:
 		/* ICMP passes, except an error about a service connection (lib/icmp_error.h). */
-		if (jnc_icmp_error_rev_nat(skb) < 0)
+		if (jnc_icmp_error_rev_nat(skb, 0) < 0)
 			return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_ENDPOINT);
 		return TC_ACT_OK;
 	}

@@ -26,11 +26,16 @@
  *   - an L7 proxy frontend's TCP packet: to the node's proxy, unchanged (lib/proxy.h);
  *     the proxy answers from the frontend itself, so its replies need nothing here.
  * to_netdev: a packet matching a REPLY entry flagged EXTERNAL (source := the frontend of
- * its rev_nat_id) or DSR (source := the entry's frontend from the option).
+ * its rev_nat_id) or DSR (source := the entry's frontend from the option); an ICMP or
+ * ICMPv6 error about an EXTERNAL connection (a local backend's) gets the frontend back in its
+ * quote and, from the backend, as source (lib/icmp_error_ns.h).
  * IPv6: the same cases over jnc_lb6_* and jnc_ct6, in lib/nodeport6.h (DSR by Cilium's
  * Destination Options header, lib/dsr6.h; Packet Too Big instead of fragmentation-needed).
- * Everything else passes untouched both ways: the node's own traffic, ARP, ICMP and ICMPv6,
- * fragments, even malformed IPv4 or IPv6 (the kernel judges it). Drops are counted with
+ * ICMP and ICMPv6 errors about an SNAT connection (addressed to the node, quoting
+ * node:snatport -> backend) go back to the client translated (lib/icmp_error_ns.h, the
+ * from_netdev_icmp tail call).
+ * Everything else passes untouched both ways: the node's own traffic, ARP, other ICMP and
+ * ICMPv6, fragments, even malformed IPv4 or IPv6 (the kernel judges it). Drops are counted with
  * JUNCTION_DIR_FROM_NETDEV / JUNCTION_DIR_TO_NETDEV.
  * Flow events (lib/events.h) for the north-south packets handled here, never the node's own:
  * a connection's first packet with its translation and how it leaves (JUNCTION_FLOW_F_DSR,
@@ -49,6 +54,7 @@
 #include "lib/events.h"
 #include "lib/fib.h"
 #include "lib/icmp.h"
+#include "lib/icmp_error_ns.h"
 #include "lib/lb4.h"
 #include "lib/maps.h"
 #include "lib/nat.h"
@@ -379,15 +385,30 @@ int from_netdev6(struct __sk_buff *skb)
 	return jnc_from_netdev6(skb);
 }
 
-/* The tail call's table, filled by libbpf when the object loads (not pinned: each load of
- * this object has its own, holding its own from_netdev6). */
+/* ICMP and ICMPv6 errors about an SNAT connection (lib/icmp_error_ns.h), also reached by a
+ * tail call: neither from_netdev's frame nor from_netdev6's instructions carry it. */
+SEC("tc")
+int from_netdev_icmp(struct __sk_buff *skb)
+{
+	JNC_VARIANT_MARK();
+	return jnc_icmp_error_ns(skb);
+}
+
+#define JNC_ND_CALL_IPV6 0
+#define JNC_ND_CALL_ICMP 1
+
+/* The tail calls' table, filled by libbpf when the object loads (not pinned: each load of
+ * this object has its own, holding its own programs). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__uint(key_size, sizeof(__u32)); /* a size, not a BTF type: the kernel refuses BTF here */
 	__array(values, int(struct __sk_buff *));
 } jnc_nd_calls SEC(".maps") = {
-	.values = { [0] = (void *)&from_netdev6 },
+	.values = {
+		[JNC_ND_CALL_IPV6] = (void *)&from_netdev6,
+		[JNC_ND_CALL_ICMP] = (void *)&from_netdev_icmp,
+	},
 };
 
 SEC("tc")
@@ -403,8 +424,11 @@ int from_netdev(struct __sk_buff *skb)
 	struct jnc_trace trace = {};
 	struct junction_ct4_key key;
 
+	/* Not loaded: on as before (ICMP passes untouched). */
+	if (jnc_icmp_error_ns_candidate(skb))
+		bpf_tail_call(skb, &jnc_nd_calls, JNC_ND_CALL_ICMP);
 	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		bpf_tail_call(skb, &jnc_nd_calls, 0);
+		bpf_tail_call(skb, &jnc_nd_calls, JNC_ND_CALL_IPV6);
 		return TC_ACT_OK; /* no from_netdev6 (not loaded): untouched, as before */
 	}
 	if (jnc_parse_ipv4(skb, &packet) != JNC_PARSE_OK)
@@ -448,6 +472,9 @@ int to_netdev(struct __sk_buff *skb)
 	__be32 address;
 	__be16 port;
 
+	/* An ICMP or ICMPv6 error from a local backend (lib/icmp_error_ns.h), else untouched. */
+	if (jnc_icmp_error_ns_candidate(skb))
+		return jnc_icmp_error_ns_local(skb);
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
 		return jnc_to_netdev6(skb);
 	if (jnc_parse_ipv4(skb, &packet) != JNC_PARSE_OK)

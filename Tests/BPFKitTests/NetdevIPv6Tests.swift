@@ -22,6 +22,7 @@ final class NetdevIPv6Tests: XCTestCase {
   private let node = ipv6("fd00:192::1")
   private let client = ipv6("fd00:198::5")
   private let backend = ipv6("fd00:10:2::b")
+  private let localBackend = ipv6("fd00:10:9::7")
   private let backendGatewayMAC: [UInt8] = [0x02, 0, 0, 0, 0, 0x22]
   private let nodePort: UInt16 = 30080
 
@@ -48,9 +49,11 @@ final class NetdevIPv6Tests: XCTestCase {
   }
 
   /// The NodePort [node]:30080 with one remote backend [backend]:8080 (id 5, rev-NAT id 1).
-  private func program(proto: PacketBuilder.L4 = .tcp, dsr: Bool) throws {
+  /// `local`: the backend [local]:8080 on this node instead.
+  private func program(proto: PacketBuilder.L4 = .tcp, dsr: Bool, local: Bool = false) throws {
     var entry = junction_lb6_backend()
-    entry.address = be128(backend)
+    entry.address = be128(local ? localBackend : backend)
+    entry.flags = local ? UInt8(JUNCTION_BE_F_LOCAL) : 0
     entry.port = be16(8080)
     entry.proto = proto.rawValue
     try datapath.object.map(named: JUNCTION_MAP_LB6_BACKENDS).update(
@@ -177,4 +180,84 @@ final class NetdevIPv6Tests: XCTestCase {
     XCTAssertEqual(result.verdict, .ok)
     XCTAssertEqual(Array(result.output.prefix(solicitation.count)), solicitation)
   }
+
+  // MARK: - ICMPv6 errors about SNAT connections (bpf/lib/icmp_error_ns.h)
+
+  /// The backend's ICMPv6 port unreachable (addressed to the node, quoting
+  /// [node]:snatPort -> [backend]:8080) and a router's Packet Too Big (TCP, with its MTU) go
+  /// back to the client, forwarded toward it (hop limit one less): the quote
+  /// [client]:40000 -> [node]:nodePort, from the frontend when the backend sent it; byte for
+  /// byte what a server at the frontend would have sent, the ICMPv6 checksum over the new
+  /// pseudo-header and the quoted UDP/TCP checksum checked independently too.
+  func testICMPv6ErrorsAboutAnSNATConnectionGoBackToTheClient() throws {
+    let router = ipv6("fd00:10:2::1")
+    for proto in [PacketBuilder.L4.udp, .tcp] {
+      try program(proto: proto, dsr: false)
+      var sent = PacketBuilder6(proto, from: client, 40000, to: node, nodePort)
+      sent.payload = Array("a question".utf8)
+      let forwarded = try run(from, sent.build())
+      XCTAssertEqual(forwarded.verdict, .redirect)
+      var asForwarded = sent
+      asForwarded.hopLimit = 63
+      let (type, code, rest, source): (UInt8, UInt8, [UInt8], [UInt8]) =
+        proto == .udp ? (1, 4, [0, 0, 0, 0], backend) : (2, 0, [0, 0, 0x05, 0x00], router)
+
+      for length in [nil, 48] {
+        let error = icmp6ErrorFrame(
+          type: type, code: code, rest: rest, from: source, to: node,
+          quote: quote(forwarded.output, length))
+        let result = try run(from, error)
+
+        XCTAssertEqual(result.verdict, .redirect, "\(proto) quote \(length ?? 0)")
+        XCTAssertEqual(
+          Array(result.output[0..<6]), [0x02, 0, 0, 0, 0, 0x33], "to the client's gateway")
+        let expected = icmp6ErrorFrame(
+          type: type, code: code, rest: rest, from: proto == .udp ? node : router, to: client,
+          quote: quote(asForwarded.build(), length), hopLimit: 63)
+        XCTAssertEqual(
+          Array(result.output[12...]), Array(expected[12...]), "\(proto) quote \(length ?? 0)")
+        let parsed = ParsedFrame6(result.output)
+        XCTAssertEqual(parsed.destination, client)
+        XCTAssertTrue(parsed.l4ChecksumValid, "ICMPv6 checksum over the new pseudo-header")
+        if length == nil {
+          let quoted = ParsedFrame6(ethernet6() + Array(result.output[62...]))
+          XCTAssertTrue(quoted.l4ChecksumValid, "the quoted \(proto) checksum")
+          XCTAssertEqual(quoted.destination, node)
+          XCTAssertEqual(quoted.destinationPort, nodePort)
+        }
+      }
+    }
+  }
+
+  /// An ICMPv6 error about no connection of this node's passes byte for byte.
+  func testICMPv6AboutNoSNATConnectionPassesUntouched() throws {
+    try program(proto: .udp, dsr: false)
+    let error = icmp6ErrorFrame(
+      type: 1, code: 4, from: backend, to: node,
+      quote: quote(PacketBuilder6(.udp, from: node, 40300, to: backend, 8080).build(), 48))
+    let result = try run(from, error)
+    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.output, error)
+  }
+
+  /// A backend on this node: its ICMPv6 port unreachable leaves by to_netdev with the
+  /// frontend as source and in the quote (the ICMPv6 checksum over the new pseudo-header).
+  func testAnICMPv6PortUnreachableFromALocalBackendLeavesFromTheFrontend() throws {
+    try program(proto: .udp, dsr: false, local: true)
+    let sent = PacketBuilder6(.udp, from: client, 40000, to: node, nodePort)
+    let delivered = try run(from, sent.build())
+    XCTAssertEqual(delivered.verdict, .ok)
+
+    for length in [nil, 48] {
+      let error = icmp6ErrorFrame(
+        type: 1, code: 4, from: localBackend, to: client, quote: quote(delivered.output, length))
+      let result = try run(to, error)
+      XCTAssertEqual(result.verdict, .ok)
+      let expected = icmp6ErrorFrame(
+        type: 1, code: 4, from: node, to: client, quote: quote(sent.build(), length))
+      XCTAssertEqual(result.output, expected, "quote of \(length ?? 0) bytes")
+      XCTAssertTrue(ParsedFrame6(result.output).l4ChecksumValid, "ICMPv6 checksum")
+    }
+  }
+
 }

@@ -588,4 +588,123 @@ final class NetdevTests: XCTestCase {
     XCTAssertEqual(out.destination, client)
     assertChecksums(answer.output)
   }
+
+  // MARK: - ICMP errors about SNAT connections (bpf/lib/icmp_error_ns.h)
+
+  /// Runs `frame` (an ICMP error arriving on ve0) through from_netdev and checks it comes out
+  /// redirected toward the client as `expected` (its MACs then the route's; TTL one less,
+  /// as a router's), every checksum checked independently too.
+  private func assertTranslated(
+    _ frame: [UInt8], _ expected: [UInt8], _ message: String, file: StaticString = #filePath,
+    line: UInt = #line
+  ) throws {
+    let result = try run(from, frame)
+    XCTAssertEqual(result.verdict, .redirect, message, file: file, line: line)
+    XCTAssertEqual(macs(result.output).destination, clientGatewayMAC, file: file, line: line)
+    XCTAssertEqual(macs(result.output).source, nodeMAC, file: file, line: line)
+    XCTAssertEqual(
+      Array(result.output[12...]), Array(expected[12...]), message, file: file, line: line)
+    assertIPv4ChecksumsValid(result.output, file: file, line: line)
+  }
+
+  /// The remote backend has no socket on its port: its port unreachable, addressed to the
+  /// node and quoting node:snatPort -> backend:8080, goes back to the client from the
+  /// frontend, quoting client:40000 -> node:nodePort: byte for byte what a server at the
+  /// frontend would have sent (with the TTL the node took from the quoted datagram), for a
+  /// whole quoted datagram (its UDP checksum fixed too) and for RFC 792's 8 L4 bytes.
+  func testAPortUnreachableFromTheBackendOfAnSNATConnectionGoesBackToTheClient() throws {
+    try setSNATPorts(40100...40199)
+    try program(backend: remoteBackend, local: false, dsr: false, proto: .udp)
+    var sent = request(.udp)
+    sent.payload = Array("a question".utf8)
+    let forwarded = try run(from, sent.build())
+    XCTAssertEqual(forwarded.verdict, .redirect)
+    var asForwarded = sent
+    asForwarded.ttl = 63
+
+    for length in [nil, 28] {
+      let error = icmpFrame(
+        type: 3, code: 3, from: remoteBackend, to: nodeAddress,
+        quote: quote(forwarded.output, length))
+      let expected = icmpFrame(
+        type: 3, code: 3, from: nodeAddress, to: client,
+        quote: quote(asForwarded.build(), length), ttl: 63)
+      try assertTranslated(error, expected, "quote of \(length ?? 0) bytes")
+    }
+  }
+
+  /// A router between the node and the backend: fragmentation needed (TCP, with its MTU)
+  /// and time exceeded keep the router as source; the rest is translated as above.
+  func testAnErrorFromARouterOnTheWayToTheBackendKeepsItsSource() throws {
+    try setSNATPorts(40100...40199)
+    let router: [UInt8] = [10, 0, 2, 1]
+    for proto in [PacketBuilder.L4.tcp, .udp] {
+      try program(backend: remoteBackend, local: false, dsr: false, proto: proto)
+      var sent = request(proto)
+      sent.sourcePort = proto == .tcp ? 40000 : 40001
+      let forwarded = try run(from, sent.build())
+      XCTAssertEqual(forwarded.verdict, .redirect)
+      var asForwarded = sent
+      asForwarded.ttl = 63
+      let (type, code, rest): (UInt8, UInt8, [UInt8]) =
+        proto == .tcp ? (3, 4, [0, 0, 0x05, 0x78]) : (11, 0, [0, 0, 0, 0])
+
+      for length in [nil, 28] {
+        let error = icmpFrame(
+          type: type, code: code, rest: rest, from: router, to: nodeAddress,
+          quote: quote(forwarded.output, length))
+        let expected = icmpFrame(
+          type: type, code: code, rest: rest, from: router, to: client,
+          quote: quote(asForwarded.build(), length), ttl: 63)
+        try assertTranslated(error, expected, "\(proto) quote of \(length ?? 0) bytes")
+        if length == nil {
+          let result = try run(from, error)
+          let quoted = ParsedFrame(Array(result.output[0..<14]) + Array(result.output[42...]))
+          XCTAssertTrue(quoted.l4ChecksumValid, "the quoted \(proto) checksum")
+        }
+      }
+    }
+  }
+
+  /// An error about no connection of this node's (another SNAT port), and ICMP that is no
+  /// error, pass byte for byte.
+  func testICMPAboutNoSNATConnectionPassesUntouched() throws {
+    try setSNATPorts(40100...40199)
+    try program(backend: remoteBackend, local: false, dsr: false, proto: .udp)
+    XCTAssertEqual(try run(from, request(.udp).build()).verdict, .redirect)
+    let frames = [
+      icmpFrame(
+        type: 3, code: 3, from: remoteBackend, to: nodeAddress,
+        quote: quote(
+          PacketBuilder(.udp, from: nodeAddress, 40300, to: remoteBackend, 8080).build(), 28)),
+      icmpFrame(type: 8, code: 0, rest: [0, 1, 0, 1], from: client, to: nodeAddress, quote: []),
+    ]
+    for frame in frames {
+      let result = try run(from, frame)
+      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.output, frame)
+    }
+  }
+
+  /// A backend on this node (the client's address kept): its port unreachable leaves by
+  /// to_netdev from the pod, quoting client:40000 -> pod:8080; it gets the frontend back as
+  /// source and in the quote, byte for byte what a server at the frontend would have sent.
+  func testAPortUnreachableFromALocalBackendLeavesFromTheFrontend() throws {
+    try program(backend: localBackend, local: true, dsr: false, proto: .udp)
+    let sent = request(.udp)
+    let delivered = try run(from, sent.build())
+    XCTAssertEqual(delivered.verdict, .ok)
+
+    for length in [nil, 28] {
+      let error = icmpFrame(
+        type: 3, code: 3, from: localBackend, to: client, quote: quote(delivered.output, length))
+      let result = try run(to, error)
+      XCTAssertEqual(result.verdict, .ok)
+      let expected = icmpFrame(
+        type: 3, code: 3, from: nodeAddress, to: client, quote: quote(sent.build(), length))
+      XCTAssertEqual(result.output, expected, "quote of \(length ?? 0) bytes")
+      assertIPv4ChecksumsValid(result.output)
+    }
+  }
+
 }

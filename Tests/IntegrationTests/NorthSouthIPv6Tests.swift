@@ -13,6 +13,8 @@ final class NorthSouthIPv6Tests: XCTestCase {
   private static let node1 = "fd00:172:30::11"
   private static let node2 = "fd00:172:30::12"
   private static let nodePort = 30086
+  /// A UDP NodePort of the Service to a port the backend has no socket on.
+  private static let silentNodePort = 30096
   /// Bytes moved each way through the NodePort.
   private static let bytes = 32 << 20
 
@@ -31,6 +33,7 @@ final class NorthSouthIPv6Tests: XCTestCase {
       ports:
       - {name: tcp, port: 80, targetPort: 8080, nodePort: \(nodePort), protocol: TCP}
       - {name: udp, port: 80, targetPort: 8080, nodePort: \(nodePort), protocol: UDP}
+      - {name: silent, port: 90, targetPort: 9090, nodePort: \(silentNodePort), protocol: UDP}
     ---
     apiVersion: discovery.k8s.io/v1
     kind: EndpointSlice
@@ -42,6 +45,7 @@ final class NorthSouthIPv6Tests: XCTestCase {
     ports:
     - {name: tcp, port: 8080, protocol: TCP}
     - {name: udp, port: 8080, protocol: UDP}
+    - {name: silent, port: 9090, protocol: UDP}
     endpoints:
     - addresses: [\(backend)]
       conditions: {ready: true, serving: true, terminating: false}
@@ -240,6 +244,19 @@ final class NorthSouthIPv6Tests: XCTestCase {
       let (answer, failure) = try ask(
         lab, ["who", "tcp", NorthSouthIPv6Tests.node2, "\(NorthSouthIPv6Tests.nodePort)"])
       XCTAssertEqual(answer, "echo2 \(NorthSouthIPv6Tests.client)", failure)
+
+      // The backend's ICMPv6 port unreachable for a port without a socket, translated back
+      // (on node1 for its SNAT connection, on node2's egress for its local backend), reaches
+      // the client's connected socket as ECONNREFUSED; untranslated it would match no socket
+      // and the client would time out. (The port is programmed with the UDP port that
+      // answered above, so node1's own kernel never sees the datagram.)
+      for node in [NorthSouthIPv6Tests.node1, NorthSouthIPv6Tests.node2] {
+        let silent = try ask(
+          lab, ["who", "udp", node, "\(NorthSouthIPv6Tests.silentNodePort)"], tries: 1)
+        XCTAssertNil(silent.answer)
+        XCTAssertTrue(
+          silent.failure.contains("ConnectionRefusedError"), "[\(node)]: \(silent.failure)")
+      }
     }
   }
   // MARK: - DSR

@@ -16,8 +16,11 @@ final class NorthSouthTests: XCTestCase {
   private static let externalIP = "192.0.2.10"
   private static let loadBalancerIP = "192.0.2.20"
   private static let nodePort = 30080
+  /// A UDP NodePort of `echo` to a port the backend has no socket on.
+  private static let silentNodePort = 30090
 
-  /// The Services: `echo` (NodePort 30080 TCP and UDP, an ExternalIP), `echo-lb`
+  /// The Services: `echo` (NodePort 30080 TCP and UDP, an ExternalIP; NodePort 30090 UDP to
+  /// a port nothing listens on), `echo-lb`
   /// (LoadBalancer with an ingress IP), `echo-local` (externalTrafficPolicy Local), and
   /// `itp` (ClusterIP, internalTrafficPolicy Local, over the `app: itp` pods).
   private static let manifest = """
@@ -32,6 +35,7 @@ final class NorthSouthTests: XCTestCase {
       ports:
       - {name: tcp, port: 80, targetPort: 8080, nodePort: \(nodePort), protocol: TCP}
       - {name: udp, port: 80, targetPort: 8080, nodePort: \(nodePort), protocol: UDP}
+      - {name: silent, port: 90, targetPort: 9090, nodePort: \(silentNodePort), protocol: UDP}
     ---
     apiVersion: v1
     kind: Service
@@ -248,6 +252,19 @@ final class NorthSouthTests: XCTestCase {
       XCTAssertEqual(
         try peerSeen(lab, "tcp", NorthSouthTests.node2, 30082), NorthSouthTests.client,
         "eTP=Local keeps the client's address")
+
+      // The backend's kernel answers a datagram to a port without a socket with a port
+      // unreachable: translated back (on node1 for its SNAT connection, on node2's egress
+      // for its local backend) it reaches the client's connected socket as ECONNREFUSED.
+      // Untranslated it would quote the node's SNAT port or the pod's address, match no
+      // socket, and the client would time out. (The port is `echo`'s, programmed with the
+      // UDP port that answered above, so node1's own kernel never sees the datagram.)
+      for node in [NorthSouthTests.node1, NorthSouthTests.node2] {
+        let silent = try ask(lab, "udp", node, NorthSouthTests.silentNodePort, tries: 1)
+        XCTAssertNil(silent.answer)
+        XCTAssertTrue(
+          silent.failure.contains("ConnectionRefusedError"), "\(node): \(silent.failure)")
+      }
 
       // internalTrafficPolicy=Local: a pod on node1 only ever reaches node1's backend.
       try startBackend(lab, pod: "itp1", node: "node1", label: "app=itp")

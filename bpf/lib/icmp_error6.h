@@ -31,113 +31,125 @@
 #define JNC_ICMP6_TIME_EXCEEDED 3
 #define JNC_ICMP6_PARAMPROB 4
 
+/* An ICMPv6 error as loaded (icmp_error.h's jnc_icmp_error4): the offsets are fixed, the
+ * outer header followed directly by ICMPv6, the quoted one directly by TCP/UDP. */
+#define JNC_ICMP6_ERROR_ICMP_OFF (ETH_HLEN + JNC_IPV6_HLEN)
+#define JNC_ICMP6_ERROR_INNER_OFF (JNC_ICMP6_ERROR_ICMP_OFF + sizeof(struct jnc_icmphdr))
+#define JNC_ICMP6_ERROR_INNER_L4_OFF (JNC_ICMP6_ERROR_INNER_OFF + JNC_IPV6_HLEN)
+
+struct jnc_icmp6_error {
+	struct jnc_ipv6hdr outer;
+	struct jnc_ipv6hdr quote_ip;
+	struct jnc_icmp_quote_l4 quote_l4;
+	struct jnc_icmphdr icmp;
+};
+
+/* Loads an ICMPv6 error (destination unreachable, Packet Too Big, time exceeded, parameter
+ * problem) quoting a TCP/UDP packet with its ports: 0, else -1. */
+static __always_inline int jnc_icmp6_error_load(struct __sk_buff *skb, struct jnc_icmp6_error *e)
+{
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &e->outer, sizeof(e->outer)) < 0)
+		return -1;
+	if ((e->outer.version_class >> 4) != 6 || e->outer.nexthdr != JNC_NEXTHDR_ICMPV6)
+		return -1;
+	if (bpf_skb_load_bytes(skb, JNC_ICMP6_ERROR_ICMP_OFF, &e->icmp, sizeof(e->icmp)) < 0)
+		return -1;
+	if (e->icmp.type != JNC_ICMP6_DEST_UNREACH && e->icmp.type != JNC_ICMP6_PACKET_TOO_BIG &&
+	    e->icmp.type != JNC_ICMP6_TIME_EXCEEDED && e->icmp.type != JNC_ICMP6_PARAMPROB)
+		return -1;
+	if (bpf_skb_load_bytes(skb, JNC_ICMP6_ERROR_INNER_OFF, &e->quote_ip, sizeof(e->quote_ip)) <
+	    0)
+		return -1;
+	if ((e->quote_ip.version_class >> 4) != 6 ||
+	    (e->quote_ip.nexthdr != IPPROTO_TCP && e->quote_ip.nexthdr != IPPROTO_UDP))
+		return -1;
+	if (bpf_skb_load_bytes(skb, JNC_ICMP6_ERROR_INNER_L4_OFF, &e->quote_l4,
+			       sizeof(e->quote_l4)) < 0)
+		return -1;
+	return 0;
+}
+
 /*
- * Translates an ICMPv6 error about an IPv6 service connection back for the client. 0
+ * Rewrites the loaded error `e`: the quote's addresses to `quote_addrs` (saddr then daddr,
+ * 8 words) and its ports to sport -> dport, the outer addresses to `outer_addrs` (likewise),
+ * the quoted TCP/UDP checksum (when quoted, icmp_error.h's rule) and the ICMPv6 one (its
+ * pseudo-header holds the outer addresses) fixed. 0, or a negative errno (drop the packet).
+ */
+static __always_inline int jnc_icmp6_error_rewrite(struct __sk_buff *skb,
+						   struct jnc_icmp6_error *e,
+						   __be32 *quote_addrs, __be16 sport, __be16 dport,
+						   __be32 *outer_addrs)
+{
+	struct jnc_icmp_quote_l4 new_l4 = e->quote_l4;
+	__s64 sum, pseudo;
+
+	new_l4.sport = sport;
+	new_l4.dport = dport;
+	/* The quoted TCP/UDP pseudo-header: the quote's addresses (a zero UDP checksum is
+	 * invalid over IPv6 and stays so). */
+	pseudo = bpf_csum_diff(e->quote_ip.saddr, 32, quote_addrs, 32, 0);
+	if (pseudo < 0)
+		return pseudo;
+	/* The ICMPv6 checksum: the quote's 8 L4 bytes and TCP's tail, its addresses, and the
+	 * pseudo-header's (the outer) addresses. */
+	sum = jnc_icmp_quote_l4_rewrite(skb, JNC_ICMP6_ERROR_INNER_L4_OFF, e->quote_ip.nexthdr,
+					pseudo, &e->quote_l4, &new_l4, (__u16)~e->icmp.checksum);
+	if (sum < 0)
+		return sum;
+	sum = bpf_csum_diff(e->quote_ip.saddr, 32, quote_addrs, 32, sum);
+	if (sum < 0)
+		return sum;
+	sum = bpf_csum_diff(e->outer.saddr, 32, outer_addrs, 32, sum);
+	if (sum < 0)
+		return sum;
+	e->icmp.checksum = jnc_csum_fold(sum);
+
+	if (bpf_skb_store_bytes(skb, JNC_IPV6_SADDR_OFF, outer_addrs, 32, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, JNC_ICMP6_ERROR_INNER_OFF + 8, quote_addrs, 32, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, JNC_ICMP6_ERROR_ICMP_OFF + 2, &e->icmp.checksum,
+				sizeof(e->icmp.checksum), 0) < 0)
+		return -1;
+	return 0;
+}
+
+/* The REPLY conntrack key of the quoted packet's connection (icmp_error.h's twin). */
+static __always_inline struct junction_ct6_key jnc_icmp6_error_reply_key(const struct jnc_icmp6_error *e)
+{
+	return ct6_key(e->quote_ip.daddr, e->quote_ip.saddr, e->quote_l4.dport, e->quote_l4.sport,
+		       e->quote_ip.nexthdr, JUNCTION_CT_REPLY);
+}
+
+/*
+ * Translates an ICMPv6 error about an IPv6 service connection back for the client (`kind`
+ * as icmp_error.h's jnc_icmp_error_rev_nat). 0
  * (translated or left alone), or a negative errno from a helper (drop the packet).
  */
-static __always_inline int jnc_icmp6_error_rev_nat(struct __sk_buff *skb)
+static __always_inline int jnc_icmp6_error_rev_nat(struct __sk_buff *skb, __u16 kind)
 {
-	const __u32 icmp_off = ETH_HLEN + JNC_IPV6_HLEN;
-	const __u32 inner_off = icmp_off + sizeof(struct jnc_icmphdr);
-	const __u32 inner_l4_off = inner_off + JNC_IPV6_HLEN;
-	struct jnc_icmp_quote_tcp_tail old_tail = {}, new_tail;
 	struct junction_lb4_revnat_key revnat_key = {};
-	struct jnc_icmp_quote_l4 old_l4, new_l4;
 	struct junction_lb6_revnat *revnat;
 	struct junction_ct6_entry *entry;
 	struct junction_ct6_key key;
-	struct jnc_ipv6hdr outer, old_ip, new_ip;
-	struct jnc_icmphdr icmp;
-	int has_tail;
-	__s64 sum;
+	struct jnc_icmp6_error e;
+	__be32 quote[8], outer[8];
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &outer, sizeof(outer)) < 0)
+	if (jnc_icmp6_error_load(skb, &e) < 0)
 		return 0;
-	if ((outer.version_class >> 4) != 6 || outer.nexthdr != JNC_NEXTHDR_ICMPV6)
-		return 0;
-	if (bpf_skb_load_bytes(skb, icmp_off, &icmp, sizeof(icmp)) < 0)
-		return 0;
-	if (icmp.type != JNC_ICMP6_DEST_UNREACH && icmp.type != JNC_ICMP6_PACKET_TOO_BIG &&
-	    icmp.type != JNC_ICMP6_TIME_EXCEEDED && icmp.type != JNC_ICMP6_PARAMPROB)
-		return 0;
-	if (bpf_skb_load_bytes(skb, inner_off, &old_ip, sizeof(old_ip)) < 0)
-		return 0;
-	if ((old_ip.version_class >> 4) != 6 ||
-	    (old_ip.nexthdr != IPPROTO_TCP && old_ip.nexthdr != IPPROTO_UDP))
-		return 0;
-	if (bpf_skb_load_bytes(skb, inner_l4_off, &old_l4, sizeof(old_l4)) < 0)
-		return 0;
-
-	key = ct6_key(old_ip.daddr, old_ip.saddr, old_l4.dport, old_l4.sport, old_ip.nexthdr,
-		      JUNCTION_CT_REPLY);
+	key = jnc_icmp6_error_reply_key(&e);
 	entry = bpf_map_lookup_elem(&jnc_ct6, &key);
-	if (!entry || (entry->flags & JNC_ICMP_ERROR_CT_SKIP))
+	if (!entry || (entry->flags & JNC_ICMP_ERROR_CT_SKIP) != kind)
 		return 0;
 	revnat_key.rev_nat_id = entry->rev_nat_id;
 	revnat = bpf_map_lookup_elem(&jnc_lb6_revnat, &revnat_key);
 	if (!revnat)
 		return 0;
-
-	new_ip = old_ip;
-	jnc_addr6_copy(new_ip.daddr, revnat->address);
-	new_l4 = old_l4;
-	new_l4.dport = revnat->port;
-	has_tail = old_ip.nexthdr == IPPROTO_TCP &&
-		   bpf_skb_load_bytes(skb, inner_l4_off + 16, &old_tail, sizeof(old_tail)) == 0;
-	new_tail = old_tail;
-	if (old_ip.nexthdr == IPPROTO_UDP || has_tail) {
-		__sum16 old_check = old_ip.nexthdr == IPPROTO_UDP ? old_l4.udp_check : old_tail.check;
-		__sum16 new_check;
-
-		/* The pseudo-header's daddr and the ports word changed. */
-		sum = bpf_csum_diff(old_ip.daddr, sizeof(old_ip.daddr), new_ip.daddr,
-				    sizeof(new_ip.daddr), 0);
-		if (sum < 0)
-			return sum;
-		sum = jnc_csum_adjusted(old_check, (__be32 *)&old_l4, (__be32 *)&new_l4, 4, sum);
-		if (sum < 0)
-			return sum;
-		new_check = jnc_csum_fold(sum);
-		if (old_ip.nexthdr == IPPROTO_UDP)
-			new_l4.udp_check = new_check ? new_check : 0xffff;
-		else
-			new_tail.check = new_check;
-	}
-
-	/* The ICMPv6 checksum: the quote's header, its 8 L4 bytes, TCP's tail ... */
-	sum = bpf_csum_diff((__be32 *)&old_l4, sizeof(old_l4), (__be32 *)&new_l4, sizeof(new_l4),
-			    (__u16)~icmp.checksum);
-	if (sum < 0)
-		return sum;
-	if (has_tail) {
-		sum = bpf_csum_diff((__be32 *)&old_tail, sizeof(old_tail), (__be32 *)&new_tail,
-				    sizeof(new_tail), sum);
-		if (sum < 0)
-			return sum;
-	}
-	sum = bpf_csum_diff(old_ip.daddr, sizeof(old_ip.daddr), new_ip.daddr, sizeof(new_ip.daddr),
-			    sum);
-	if (sum < 0)
-		return sum;
-	/* ... and the pseudo-header's source: from the backend itself, the VIP instead. */
-	if (jnc_addr6_equal(outer.saddr, old_ip.daddr)) {
-		sum = bpf_csum_diff(outer.saddr, sizeof(outer.saddr), new_ip.daddr,
-				    sizeof(new_ip.daddr), sum);
-		if (sum < 0)
-			return sum;
-		if (bpf_skb_store_bytes(skb, JNC_IPV6_SADDR_OFF, new_ip.daddr, sizeof(new_ip.daddr),
-					0) < 0)
-			return -1;
-	}
-	icmp.checksum = jnc_csum_fold(sum);
-
-	if (bpf_skb_store_bytes(skb, inner_off + 24, new_ip.daddr, sizeof(new_ip.daddr), 0) < 0 ||
-	    bpf_skb_store_bytes(skb, inner_l4_off, &new_l4, sizeof(new_l4), 0) < 0 ||
-	    (has_tail &&
-	     bpf_skb_store_bytes(skb, inner_l4_off + 16, &new_tail, sizeof(new_tail), 0) < 0) ||
-	    bpf_skb_store_bytes(skb, icmp_off + 2, &icmp.checksum, sizeof(icmp.checksum), 0) < 0)
-		return -1;
-	return 0;
+	/* The quote's destination, and the source when the backend itself sent it: the VIP. */
+	jnc_addr6_copy(quote, e.quote_ip.saddr);
+	jnc_addr6_copy(quote + 4, revnat->address);
+	jnc_addr6_copy(outer, jnc_addr6_equal(e.outer.saddr, e.quote_ip.daddr) ? revnat->address
+									       : e.outer.saddr);
+	jnc_addr6_copy(outer + 4, e.outer.daddr);
+	return jnc_icmp6_error_rewrite(skb, &e, quote, e.quote_l4.sport, revnat->port, outer);
 }
 
 #endif /* JUNCTION_LIB_ICMP_ERROR6_H */

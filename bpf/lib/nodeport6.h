@@ -15,8 +15,10 @@
  * Every conntrack insert is checked: a failed one drops the packet as CT_MAP_FULL (jnc_ct6
  * may be a plain hash map that refuses when full). to_netdev: a REPLY entry flagged EXTERNAL
  * or DSR gets the frontend back as source.
- * Everything else passes untouched: ICMPv6 (Neighbor Discovery keeps its hop limit 255 and
- * its addresses; Packet Too Big reaches its destination as sent), fragments, malformed
+ * ICMPv6 never reaches this file: from_netdev hands it to from_netdev_icmp, which translates
+ * errors about SNAT connections back (lib/icmp_error_ns.h) and passes the rest (Neighbor
+ * Discovery keeps its hop limit 255 and its addresses). Everything else passes untouched:
+ * fragments, malformed
  * headers (the kernel judges them), L7 proxy frontends (IPv4 only).
  * Flow events as netdev.c's IPv4 ones (lib/events6.h): a connection's first packet with its
  * translation and how it leaves (JUNCTION_FLOW_F_DSR, _SNAT, neither for a local backend),

@@ -164,11 +164,12 @@ struct ParsedFrame6 {
 
 /// ICMPv6 frames the datapath must leave alone: `type` 135 (Neighbor Solicitation), 136
 /// (Neighbor Advertisement) with hop limit 255 (RFC 4861), or 2 (Packet Too Big, quoting
-/// `quote`), with a correct checksum.
+/// `quote`), with a correct checksum. `code`: other messages' (ICMPErrorFrames.swift).
 func icmp6Frame(
-  type: UInt8, from source: [UInt8], to destination: [UInt8], body: [UInt8], hopLimit: UInt8
+  type: UInt8, code: UInt8 = 0, from source: [UInt8], to destination: [UInt8], body: [UInt8],
+  hopLimit: UInt8
 ) -> [UInt8] {
-  var message: [UInt8] = [type, 0, 0, 0] + body
+  var message: [UInt8] = [type, code, 0, 0] + body
   let sum = Checksum6.upperLayer(
     source: source, destination: destination, nextHeader: 58, body: message)
   message.replaceSubrange(2..<4, with: bytes(sum))
