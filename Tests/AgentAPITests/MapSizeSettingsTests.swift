@@ -27,6 +27,22 @@ final class MapSizeSettingsTests: XCTestCase {
       ["--lb-services-max", "--lb-backends-max", "--conntrack-max", "--affinity-max"])
   }
 
+  /// Each flag sizes its IPv6 twin alike: --conntrack-max jnc_ct6 as well as jnc_ct4.
+  func testEachFlagSizesBothFamiliesMaps() {
+    let sizes = MapSizes(lbServices: 100, lbBackends: 200, conntrack: 300, affinity: 400)
+    XCTAssertEqual(
+      sizes.allMaps.map { "\($0.map)=\($0.maxEntries)" },
+      [
+        "jnc_lb4_svc=100", "jnc_lb4_be=200", "jnc_ct4=300", "jnc_lb4_aff=400",
+        "jnc_lb6_svc=100", "jnc_lb6_be=200", "jnc_ct6=300", "jnc_lb6_aff=400",
+      ])
+    XCTAssertEqual(sizes.maxEntries(of: "jnc_ct6"), 300)
+    XCTAssertEqual(sizes.maxEntries(of: "jnc_ct4"), 300)
+    XCTAssertEqual(
+      sizes.allMaps.filter { $0.map == "jnc_ct6" }.map(\.flag), ["--conntrack-max"])
+    XCTAssertNil(sizes.maxEntries(of: "jnc_devices"), "not sized by a flag")
+  }
+
   func testFlagsWinOverTheFile() throws {
     let file = try AgentConfigFile.parse(
       Array(
