@@ -350,9 +350,10 @@ public struct AgentSettings: Equatable, Sendable {
 }
 
 /// max_entries of the datapath maps the agent sizes (bpf/junction_abi.h), applied before the
-/// object is loaded. The defaults are the header's.
+/// object is loaded. The defaults are the header's. Each size is that of an IPv4 map and of
+/// its IPv6 twin (jnc_lb6_svc, jnc_lb6_be, jnc_ct6, jnc_lb6_aff) alike.
 public struct MapSizes: Equatable, Sendable {
-  /// jnc_lb4_svc (and jnc_lb6_svc, as each of `allMaps`' IPv6 twins): one entry per frontend plus one per backend slot, so it must hold
+  /// jnc_lb4_svc: one entry per frontend plus one per backend slot, so it must hold
   /// frontends × (1 + backends).
   public var lbServices: Int
   /// jnc_lb4_be: one entry per backend (shared by the frontends that name it).
