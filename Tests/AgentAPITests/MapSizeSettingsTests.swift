@@ -119,4 +119,26 @@ final class MapSizeSettingsTests: XCTestCase {
     XCTAssertEqual(dump.backends[0].endpoint, "10.240.0.2:8080/TCP")
     XCTAssertEqual(try JSONDecoder().decode(LBMapDump.self, from: JSONEncoder().encode(dump)), dump)
   }
+
+  /// jnc_lb6_* entries print their addresses in brackets, so the port is not a ninth group.
+  func testIPv6EntriesPrintTheirAddressInBrackets() {
+    let frontend = LBServiceEntry(
+      address: "fd00:10:96::a", port: 80, proto: "TCP", slot: 0, backendID: 0, count: 1,
+      revNatID: 6, flags: 0, flagNames: [], affinityTimeout: 0)
+    XCTAssertEqual(frontend.frontend, "[fd00:10:96::a]:80/TCP")
+    XCTAssertTrue(frontend.isIPv6)
+    let backend = LBBackendEntry(
+      id: 8, address: "fd00:10:240:1::2", port: 8080, proto: "UDP", flags: 0, flagNames: [])
+    XCTAssertEqual(backend.endpoint, "[fd00:10:240:1::2]:8080/UDP")
+    XCTAssertEqual(
+      LBRevNATEntry(id: 6, address: "fd00:10:96::a", port: 80, maglev: false).source,
+      "[fd00:10:96::a]:80")
+    XCTAssertEqual(
+      LBRevNATEntry(id: 5, address: "10.96.0.10", port: 80, maglev: false).source, "10.96.0.10:80")
+    XCTAssertFalse(
+      LBServiceEntry(
+        address: "10.96.0.10", port: 80, proto: "TCP", slot: 0, backendID: 0, count: 1,
+        revNatID: 5, flags: 0, flagNames: [], affinityTimeout: 0
+      ).isIPv6)
+  }
 }

@@ -196,6 +196,12 @@ final class LabDualStackServiceTests: XCTestCase {
       }
     }
 
+    // node1's maps as `bpf lb list` prints them: the IPv6 frontend and backends in brackets.
+    let maps = try lab.must(["ctl", "node1", "bpf", "lb", "list"])
+    XCTAssertTrue(maps.contains("[fd00:10:96::20]:80/TCP (0)"), maps)
+    XCTAssertTrue(maps.contains("[::]:0"), maps)
+    XCTAssertTrue(maps.contains("[\(backends["web2"]![1])]:8080/TCP"), maps)
+
     // From a pod on every node, both cluster IPs; the backend sees the pod's own address of
     // that family (no SNAT inside the cluster).
     for client in ["c1", "c2"] {
