@@ -5,6 +5,7 @@
 # scenario on the installed binaries
 # (install/lab-demo.sh): a three-node lab, `role: jedi` pods on every node behind the
 # `droids` Service, queried from a client pod on each node, printing which backend answered;
+# the lab is dual-stack and droids a RequireDualStack Service, asked on both families;
 # then the service maps and the endpoints' eBPF counters, and the lab is taken down (also
 # on failure or Ctrl-C: lab-demo.sh always runs `lab down`).
 #

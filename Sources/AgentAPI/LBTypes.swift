@@ -73,8 +73,17 @@ public struct LBServiceEntry: Codable, Equatable, Sendable {
     self.affinityTimeout = affinityTimeout
   }
 
-  /// "10.96.0.10:80/TCP".
-  public var frontend: String { "\(address):\(port)/\(proto)" }
+  /// "10.96.0.10:80/TCP", "[fd00:10:96::a]:80/TCP".
+  public var frontend: String { "\(hostPort(address, port))/\(proto)" }
+
+  /// Whether the entry is a jnc_lb6_svc one.
+  public var isIPv6: Bool { address.contains(":") }
+}
+
+/// "ADDRESS:PORT", an IPv6 address in brackets (as `service list` and Cilium print it), so
+/// its port cannot be read as a ninth group.
+func hostPort(_ address: String, _ port: Int) -> String {
+  address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
 }
 
 /// One jnc_lb4_be entry.
@@ -98,8 +107,8 @@ public struct LBBackendEntry: Codable, Equatable, Sendable {
     self.flagNames = flagNames
   }
 
-  /// "10.240.8.2:8080/TCP".
-  public var endpoint: String { "\(address):\(port)/\(proto)" }
+  /// "10.240.8.2:8080/TCP", "[fd00:10:240:1::2]:8080/TCP".
+  public var endpoint: String { "\(hostPort(address, port))/\(proto)" }
 }
 
 /// One jnc_lb4_revnat entry: the source a reply from this frontend's backends gets back.
@@ -116,6 +125,9 @@ public struct LBRevNATEntry: Codable, Equatable, Sendable {
     self.port = port
     self.maglev = maglev
   }
+
+  /// "10.96.0.10:80", "[fd00:10:96::a]:80".
+  public var source: String { hostPort(address, port) }
 }
 
 /// A map's size as loaded.

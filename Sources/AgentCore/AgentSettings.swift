@@ -350,14 +350,15 @@ public struct AgentSettings: Equatable, Sendable {
 }
 
 /// max_entries of the datapath maps the agent sizes (bpf/junction_abi.h), applied before the
-/// object is loaded. The defaults are the header's.
+/// object is loaded. The defaults are the header's. Each size is that of an IPv4 map and of
+/// its IPv6 twin (jnc_lb6_svc, jnc_lb6_be, jnc_ct6, jnc_lb6_aff) alike.
 public struct MapSizes: Equatable, Sendable {
   /// jnc_lb4_svc: one entry per frontend plus one per backend slot, so it must hold
   /// frontends × (1 + backends).
   public var lbServices: Int
   /// jnc_lb4_be: one entry per backend (shared by the frontends that name it).
   public var lbBackends: Int
-  /// jnc_ct4 (LRU): two entries per connection through a service (both directions).
+  /// jnc_ct4 and jnc_ct6: two entries per connection through a service (both directions).
   public var conntrack: Int
   /// jnc_lb4_aff (LRU): one entry per client and ClientIP-affinity frontend.
   public var affinity: Int
@@ -388,9 +389,28 @@ public struct MapSizes: Equatable, Sendable {
     ("--conntrack-max", JUNCTION_MAP_CT4), ("--affinity-max", JUNCTION_MAP_LB4_AFFINITY),
   ]
 
-  /// Each map's flag, name and the size asked for it.
+  /// Each flag's IPv6 twin, sized alike: a flag sizes its table for both families (as
+  /// Cilium's bpf-ct-global-tcp-max sizes its CT4 and CT6 maps alike), in `flags`' order.
+  public static let ipv6Twins: [String] = [
+    JUNCTION_MAP_LB6_SERVICES, JUNCTION_MAP_LB6_BACKENDS, JUNCTION_MAP_CT6,
+    JUNCTION_MAP_LB6_AFFINITY,
+  ]
+
+  /// Each flag's own (IPv4) map, its name and the size asked for it: the maps whose pinned
+  /// size an operator's change is checked against.
   public var byMap: [(flag: String, map: String, maxEntries: Int)] {
     zip(Self.flags, [lbServices, lbBackends, conntrack, affinity]).map { ($0.flag, $0.map, $1) }
+  }
+
+  /// Every map the sizes apply to, both families': what an object is sized with before it
+  /// is loaded.
+  public var allMaps: [(flag: String, map: String, maxEntries: Int)] {
+    byMap + zip(byMap, Self.ipv6Twins).map { ($0.flag, $1, $0.maxEntries) }
+  }
+
+  /// The size asked for map `name` (either family), or nil for a map the agent does not size.
+  public func maxEntries(of name: String) -> Int? {
+    allMaps.first { $0.map == name }?.maxEntries
   }
 
   /// The first size out of range, or nil.

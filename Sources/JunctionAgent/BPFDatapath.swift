@@ -48,8 +48,9 @@ func makeDatapath(
   // libbpf does not reuse a pinned map of another size (the load fails), and replacing it
   // would drop its state: refuse before touching anything, and say what to do.
   try checkPinnedSizes(bpfFS: bpfFS, mapSizes: mapSizes)
-  // ABI 4's LRU conntrack pins would make the load fail: moved aside, copied after it.
-  try ConntrackMaps.moveLegacyPinsAside(bpfFS: bpfFS, logger: logger)
+  // ABI 4's LRU conntrack pins (and a jnc_ct6 of another size) would make the load fail:
+  // moved aside, copied after it.
+  try ConntrackMaps.moveLegacyPinsAside(bpfFS: bpfFS, mapSizes: mapSizes, logger: logger)
   do {
     let object = try BPFObject.loadSized(
       path: objectPath, bpfFS: bpfFS, mapSizes: mapSizes, logger: logger)

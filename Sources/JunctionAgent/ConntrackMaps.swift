@@ -31,25 +31,34 @@ struct ConntrackMaps: @unchecked Sendable {
   static let names = [JUNCTION_MAP_CT4, JUNCTION_MAP_CT6]
 
   /// Before the datapath object is loaded: moves each conntrack pin that is not a plain
-  /// hash (ABI 4's LRU) to `<pin>_abi4`; returns the names moved.
-  static func moveLegacyPinsAside(bpfFS: String, logger: Logger) throws -> [String] {
+  /// hash (ABI 4's LRU), or not of the size `mapSizes` asks, to `<pin>_abi4`; returns the
+  /// names moved. A size differs only for jnc_ct6 (jnc_ct4's is checked first, and a
+  /// changed one refused): agents before --conntrack-max sized both left it at the
+  /// header's size, and its connections must survive the upgrade as ABI 4's do.
+  static func moveLegacyPinsAside(bpfFS: String, mapSizes: MapSizes, logger: Logger) throws
+    -> [String]
+  {
     var moved: [String] = []
     for name in names {
       let pin = bpfFS + "/" + name
       guard access(pin, F_OK) == 0 else { continue }
-      let type: UInt32
+      let pinned: BPFMap
       do {
-        type = try BPFMap.openPinned(at: pin).type
+        pinned = try BPFMap.openPinned(at: pin)
       } catch {
         throw DatapathStartFailure("cannot read the pinned map \(pin): \(error)")
       }
-      if type == BPF_MAP_TYPE_HASH.rawValue { continue }
+      if pinned.type == BPF_MAP_TYPE_HASH.rawValue
+        && pinned.maxEntries == (mapSizes.maxEntries(of: name) ?? pinned.maxEntries)
+      {
+        continue
+      }
       guard rename(pin, pin + legacySuffix) == 0 else {
         throw DatapathStartFailure(
           "cannot move the old conntrack map \(pin) aside: \(String(cString: strerror(errno)))")
       }
       logger.notice(
-        "conntrack map of an earlier ABI (LRU) moved aside for migration",
+        "conntrack map of an earlier ABI (LRU) or size moved aside for migration",
         metadata: ["pin": "\(pin)", "to": "\(pin + legacySuffix)"])
       moved.append(name)
     }

@@ -16,11 +16,14 @@ extension BPFObject {
   /// old map until they are replaced, and the agent writes the new one as on a fresh node.
   /// The conntrack maps, whose entries must survive, are migrated before this instead
   /// (ConntrackMaps); a size the operator changed is refused before it (checkPinnedSizes).
+  /// An IPv6 twin pinned at another size than its flag asks (agents before the flags sized
+  /// both families left them at the header's) is such a pin too: replaced, or, jnc_ct6,
+  /// migrated.
   static func loadSized(
     path: String, bpfFS: String, mapSizes: MapSizes, logger: Logger
   ) throws -> BPFObject {
     let object = try BPFObject.open(path: path, pinRoot: bpfFS)
-    for (_, map, maxEntries) in mapSizes.byMap {
+    for (_, map, maxEntries) in mapSizes.allMaps {
       try object.setMaxEntries(maxEntries, forMap: map)
     }
     for pin in object.pinsOfAnotherLayout() {

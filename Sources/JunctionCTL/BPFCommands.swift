@@ -66,7 +66,8 @@ extension JunctionCTL.BPFCommand.LBCommand {
           SERVICE ADDRESS      VIP:PORT/PROTO (SLOT)
           BACKEND ADDRESS      ADDRESS:PORT/PROTO (REVNAT_ID) (SLOT)
 
-        Slot 0 is the frontend entry: its backend column is 0.0.0.0:0, and the brackets \
+        Slot 0 is the frontend entry: its backend column is 0.0.0.0:0 ([::]:0 for an IPv6 \
+        one; IPv6 addresses are printed in brackets), and the brackets \
         hold the service type (from the agent, when it knows the frontend), "count N" (the \
         slots 1..N new connections choose from), "maglev" when the frontend selects through \
         a Maglev table (and "no table" when none is installed), and "affinity Ns" for \
@@ -145,7 +146,9 @@ extension Views {
         }
         notes += entry.flagNames.filter { $0 != "maglev" && $0 != "affinity" && $0 != "l7-proxy" }
         if let port = entry.proxyPort { notes.append("l7-proxy :\(port)") }
-        return [service, "0.0.0.0:0 \(ids) [\(notes.joined(separator: ", "))]"]
+        // The frontend entry's empty backend, of the frontend's family (as Cilium prints it).
+        let none = entry.isIPv6 ? "[::]:0" : "0.0.0.0:0"
+        return [service, "\(none) \(ids) [\(notes.joined(separator: ", "))]"]
       }
       guard let backend = backends[entry.backendID] else {
         return [service, "backend \(entry.backendID) \(ids) [missing]"]
@@ -174,7 +177,7 @@ extension Views {
 
   /// `bpf lb list --revnat`.
   static func lbRevNATTable(_ dump: LBMapDump) -> String {
-    let rows = dump.reverseNAT.map { ["\($0.id)", "\($0.address):\($0.port)", yesNo($0.maglev)] }
+    let rows = dump.reverseNAT.map { ["\($0.id)", $0.source, yesNo($0.maglev)] }
     return Output.table(header: ["ID", "ADDRESS", "MAGLEV"], rows: rows)
   }
 }

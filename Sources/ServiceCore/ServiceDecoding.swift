@@ -110,8 +110,10 @@ enum ServiceDecoding {
       }
     }
 
+    // Both families: an IPv6 externalIP or load-balancer address is an IPv6 north-south
+    // frontend (served by the Service's IPv6 endpoints), as kube-proxy's IPv6 proxier does.
     for item in spec.strings("externalIPs") {
-      if let parsed = address(item.value, path: item.path, sink: sink), parsed.isIPv4 {
+      if let parsed = address(item.value, path: item.path, sink: sink) {
         service.externalIPs.append(parsed)
       }
     }
@@ -122,7 +124,7 @@ enum ServiceDecoding {
 
     for entry in root.reader("status")?.reader("loadBalancer")?.readers("ingress") ?? [] {
       if let ip = entry.string("ip"),
-        let parsed = address(ip, path: entry.fieldPath("ip"), sink: sink), parsed.isIPv4
+        let parsed = address(ip, path: entry.fieldPath("ip"), sink: sink)
       {
         service.loadBalancerIngress.append(parsed)
       }

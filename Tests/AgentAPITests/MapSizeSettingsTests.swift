@@ -27,6 +27,22 @@ final class MapSizeSettingsTests: XCTestCase {
       ["--lb-services-max", "--lb-backends-max", "--conntrack-max", "--affinity-max"])
   }
 
+  /// Each flag sizes its IPv6 twin alike: --conntrack-max jnc_ct6 as well as jnc_ct4.
+  func testEachFlagSizesBothFamiliesMaps() {
+    let sizes = MapSizes(lbServices: 100, lbBackends: 200, conntrack: 300, affinity: 400)
+    XCTAssertEqual(
+      sizes.allMaps.map { "\($0.map)=\($0.maxEntries)" },
+      [
+        "jnc_lb4_svc=100", "jnc_lb4_be=200", "jnc_ct4=300", "jnc_lb4_aff=400",
+        "jnc_lb6_svc=100", "jnc_lb6_be=200", "jnc_ct6=300", "jnc_lb6_aff=400",
+      ])
+    XCTAssertEqual(sizes.maxEntries(of: "jnc_ct6"), 300)
+    XCTAssertEqual(sizes.maxEntries(of: "jnc_ct4"), 300)
+    XCTAssertEqual(
+      sizes.allMaps.filter { $0.map == "jnc_ct6" }.map(\.flag), ["--conntrack-max"])
+    XCTAssertNil(sizes.maxEntries(of: "jnc_devices"), "not sized by a flag")
+  }
+
   func testFlagsWinOverTheFile() throws {
     let file = try AgentConfigFile.parse(
       Array(
@@ -102,5 +118,27 @@ final class MapSizeSettingsTests: XCTestCase {
     XCTAssertEqual(dump.services[0].frontend, "10.96.0.10:80/TCP")
     XCTAssertEqual(dump.backends[0].endpoint, "10.240.0.2:8080/TCP")
     XCTAssertEqual(try JSONDecoder().decode(LBMapDump.self, from: JSONEncoder().encode(dump)), dump)
+  }
+
+  /// jnc_lb6_* entries print their addresses in brackets, so the port is not a ninth group.
+  func testIPv6EntriesPrintTheirAddressInBrackets() {
+    let frontend = LBServiceEntry(
+      address: "fd00:10:96::a", port: 80, proto: "TCP", slot: 0, backendID: 0, count: 1,
+      revNatID: 6, flags: 0, flagNames: [], affinityTimeout: 0)
+    XCTAssertEqual(frontend.frontend, "[fd00:10:96::a]:80/TCP")
+    XCTAssertTrue(frontend.isIPv6)
+    let backend = LBBackendEntry(
+      id: 8, address: "fd00:10:240:1::2", port: 8080, proto: "UDP", flags: 0, flagNames: [])
+    XCTAssertEqual(backend.endpoint, "[fd00:10:240:1::2]:8080/UDP")
+    XCTAssertEqual(
+      LBRevNATEntry(id: 6, address: "fd00:10:96::a", port: 80, maglev: false).source,
+      "[fd00:10:96::a]:80")
+    XCTAssertEqual(
+      LBRevNATEntry(id: 5, address: "10.96.0.10", port: 80, maglev: false).source, "10.96.0.10:80")
+    XCTAssertFalse(
+      LBServiceEntry(
+        address: "10.96.0.10", port: 80, proto: "TCP", slot: 0, backendID: 0, count: 1,
+        revNatID: 5, flags: 0, flagNames: [], affinityTimeout: 0
+      ).isIPv6)
   }
 }

@@ -102,6 +102,7 @@ final class LBMapTests: XCTestCase {
     XCTAssertEqual(fields["affinityMax"] as? Int, 65536)
     // The kernel's word for it: the loaded (and pinned) map's max_entries.
     XCTAssertEqual(try maxEntries(of: "jnc_ct4"), 65536)
+    XCTAssertEqual(try maxEntries(of: "jnc_ct6"), 65536, "the flag sizes both families")
     XCTAssertTrue(agent.log.contains("conntrack_max=65536"), agent.log)
     let yaml = manifest(clusterIP: "10.96.7.11", backends: ["10.240.7.31"])
     XCTAssertEqual(try junctionctl(["apply", "-f", "-"], stdin: yaml).status, 0)
@@ -124,6 +125,38 @@ final class LBMapTests: XCTestCase {
     XCTAssertEqual(try maxEntries(of: "jnc_ct4"), 65536)
     XCTAssertTrue(
       entries(try dump(), "services").contains { $0["address"] as? String == "10.96.7.11" })
+  }
+
+  /// Agents before --conntrack-max sized both families left jnc_ct6 at the header's size.
+  /// Such a pin, met by an agent asking another size, is migrated (moved aside, its entries
+  /// copied into the new map of the asked size, the old pin removed), never refused.
+  func testAJncCt6PinnedAtTheHeadersSizeIsMigratedToTheFlagsSize() throws {
+    let agent = try TestAgent(arguments: ["--conntrack-max", "65536"])
+    self.agent = agent
+    agent.stop()
+    let pin = agent.bpfFS + "/" + JUNCTION_MAP_CT6
+    let current = try BPFMap.openPinned(at: pin)
+    XCTAssertEqual(current.maxEntries, 65536)
+    XCTAssertEqual(unlink(pin), 0)
+    let earlier = try BPFMap.create(
+      .hash, name: JUNCTION_MAP_CT6, keySize: current.keySize, valueSize: current.valueSize,
+      maxEntries: Int(JUNCTION_CT6_MAX), flags: current.flags)
+    var key = junction_ct6_key()
+    key.sport = 4321
+    key.dport = 80
+    key.proto = 6
+    try earlier.update(key, junction_ct6_entry(), mode: .createOnly)
+    try earlier.pin(at: pin)
+
+    try agent.start()
+    XCTAssertEqual(try maxEntries(of: "jnc_ct6"), 65536)
+    XCTAssertEqual(try maxEntries(of: "jnc_ct4"), 65536)
+    XCTAssertTrue(agent.log.contains("moved aside for migration"), agent.log)
+    XCTAssertTrue(
+      agent.log.contains("conntrack entries copied from the old map")
+        && agent.log.contains("copied=1"), agent.log)
+    XCTAssertFalse(
+      FileManager.default.fileExists(atPath: pin + "_abi4"), "the old pin is removed at the end")
   }
 
   /// An upgrade across an ABI change (bpf/junction_abi.h): libbpf refuses to reuse a pinned

@@ -192,6 +192,76 @@ final class LabDerivationTests: XCTestCase {
     XCTAssertEqual(slices.first.map(addresses), ["10.240.1.2"])
   }
 
+  /// A Service's slices follow its families, as the controller's (one set per family):
+  /// addressType IPv6 from the pods' IPv6 addresses for an IPv6 family, none of a family the
+  /// Service lacks (ipFamilies, else its clusterIPs' families, else IPv4).
+  func testSlicesPerFamilyOfTheService() throws {
+    for (pod, ips) in [
+      ("dual", ["10.240.1.2", "fd00:10:240:1::2"]), ("six", ["fd00:10:240:2::2"]),
+      ("four", ["10.240.2.3"]),
+    ] {
+      try write("node1\n", "lab/pods/\(pod)/node")
+      try write("app=web\n", "lab/pods/\(pod)/labels")
+      try write("\(ips[0])\n", "lab/pods/\(pod)/ip")
+      try write(ips.joined(separator: "\n") + "\n", "lab/pods/\(pod)/ips")
+    }
+    func spec(_ name: String, _ fields: String, selector: String = #"{"app": "web"}"#) -> String {
+      """
+      {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "\(name)", "namespace": "default"},
+       "spec": {\(fields) "selector": \(selector), "ports": [{"port": 80, "targetPort": 8080}]}}
+      """
+    }
+    let services = [
+      spec(
+        "both",
+        #""ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv6", "IPv4"], "clusterIPs": ["fd00:10:96::a", "10.96.0.10"],"#
+      ),
+      spec("sixonly", #""clusterIP": "fd00:10:96::b","#),
+      spec("fouronly", #""ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack","#),
+      spec(
+        "nobody", #""ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "PreferDualStack","#,
+        selector: #"{"app": "none"}"#),
+    ]
+    try write(
+      #"{"apiVersion": "v1", "kind": "List", "items": ["# + services.joined(separator: ",") + "]}",
+      "services.json")
+    try write(#"{"apiVersion": "v1", "kind": "List", "items": []}"#, "existing.json")
+    let desiredPath = directory.appendingPathComponent("desired.json").path
+    let result = try Shell.run([
+      "python3", LabDerivationTests.script, directory.appendingPathComponent("lab").path, "t",
+      directory.appendingPathComponent("services.json").path,
+      directory.appendingPathComponent("existing.json").path, desiredPath,
+      directory.appendingPathComponent("stale.json").path,
+    ])
+    XCTAssertEqual(result.status, 0, result.stderr)
+    let slices = try objects(desiredPath).filter { $0["kind"] as? String == "EndpointSlice" }
+    var byName: [String: (type: String, addresses: [String])] = [:]
+    for slice in slices {
+      byName[name(slice)] = (slice["addressType"] as? String ?? "", addresses(slice))
+    }
+    XCTAssertEqual(
+      byName.keys.sorted(),
+      [
+        "both-ipv6-lab0", "both-lab0", "fouronly-lab0", "nobody-ipv6-lab0", "nobody-lab0",
+        "sixonly-ipv6-lab0",
+      ])
+    XCTAssertEqual(byName["both-lab0"]?.type, "IPv4")
+    XCTAssertEqual(byName["both-lab0"]?.addresses, ["10.240.1.2", "10.240.2.3"])
+    XCTAssertEqual(byName["both-ipv6-lab0"]?.type, "IPv6")
+    XCTAssertEqual(byName["both-ipv6-lab0"]?.addresses, ["fd00:10:240:1::2", "fd00:10:240:2::2"])
+    XCTAssertEqual(byName["sixonly-ipv6-lab0"]?.type, "IPv6", "the clusterIP's family")
+    XCTAssertEqual(
+      byName["sixonly-ipv6-lab0"]?.addresses, ["fd00:10:240:1::2", "fd00:10:240:2::2"])
+    XCTAssertEqual(byName["fouronly-lab0"]?.addresses, ["10.240.1.2", "10.240.2.3"])
+    XCTAssertEqual(byName["nobody-ipv6-lab0"]?.type, "IPv6")
+    XCTAssertEqual(byName["nobody-ipv6-lab0"]?.addresses, [], "an empty slice per family")
+    let v6 = try XCTUnwrap(slices.first { name($0) == "both-ipv6-lab0" })
+    XCTAssertEqual(
+      ((v6["metadata"] as? [String: Any])?["labels"] as? [String: String])?[
+        "kubernetes.io/service-name"], "both")
+    XCTAssertEqual((v6["ports"] as? [[String: Any]])?.first?["port"] as? Int, 8080)
+  }
+
   func objects(_ path: String) throws -> [[String: Any]] {
     let list = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
     return try XCTUnwrap((list as? [String: Any])?["items"] as? [[String: Any]])

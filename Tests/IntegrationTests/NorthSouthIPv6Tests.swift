@@ -18,8 +18,8 @@ final class NorthSouthIPv6Tests: XCTestCase {
   /// Bytes moved each way through the NodePort.
   private static let bytes = 32 << 20
 
-  /// The Service, without a selector: the lab derives IPv4 EndpointSlices only, so the IPv6
-  /// one (the backend pod's IPv6 address) is written by the test.
+  /// The Service, without a selector: its IPv6 EndpointSlice (the backend pod's IPv6
+  /// address) is written by the test, naming the backend exactly.
   private static func manifest(backend: String) -> String {
     """
     apiVersion: v1

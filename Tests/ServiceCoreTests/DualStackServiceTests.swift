@@ -182,4 +182,77 @@ final class DualStackServiceTests: XCTestCase {
     XCTAssertEqual(state.frontends.map(\.key.description), ["[fd00:96::a]:80/TCP"])
     XCTAssertEqual(state.frontends[0].backends, [])
   }
+
+  /// IPv6 externalIPs and load-balancer ingress addresses are IPv6 north-south frontends
+  /// (external, DSR as the IPv4 ones when asked), served by the IPv6 endpoints only; an IPv4
+  /// one beside them by the IPv4 endpoints.
+  func testIPv6ExternalAndLoadBalancerAddressesAreIPv6NorthSouthFrontends() throws {
+    let yaml =
+      service(
+        """
+          clusterIPs: [10.96.0.10, fd00:96::a]
+          ipFamilies: [IPv4, IPv6]
+          ipFamilyPolicy: RequireDualStack
+          externalIPs: [192.0.2.10, "2001:db8::10"]
+        status:
+          loadBalancer:
+            ingress: [{ip: "2001:db8::20"}, {ip: 198.51.100.20}]
+        """, type: "LoadBalancer")
+      + "\n" + slice("web-v4", family: "IPv4", ["10.244.1.7"])
+      + "\n" + slice("web-v6", family: "IPv6", ["fd00:10:244:1::7"])
+    let decoded = try XCTUnwrap(decode(yaml))
+    XCTAssertEqual(decoded.externalIPs, [IPAddress("192.0.2.10")!, IPAddress("2001:db8::10")!])
+    XCTAssertEqual(
+      decoded.loadBalancerIngress, [IPAddress("2001:db8::20")!, IPAddress("198.51.100.20")!])
+
+    var ids = LoadBalancerIDs()
+    let set = try ApplyPlan(.apply, yaml: yaml).result(applyingTo: ResourceSet())
+    let state = ServicePlanner.plan(
+      set, ids: &ids, northSouth: NorthSouthPolicy(dsrProtocols: [.tcp]))
+    XCTAssertEqual(state.conflicts, [])
+    func frontend(_ key: String) -> ServiceFrontend? {
+      state.frontends.first { $0.key.description == key }
+    }
+    for (key, type) in [
+      ("[2001:db8::10]:80/TCP", FrontendType.externalIP),
+      ("[2001:db8::20]:80/TCP", FrontendType.loadBalancer),
+    ] {
+      let v6 = try XCTUnwrap(frontend(key), "\(state.frontends.map(\.key.description))")
+      XCTAssertEqual(v6.type, type, key)
+      XCTAssertTrue(v6.isExternal, key)
+      XCTAssertTrue(v6.usesDSR, key)
+      XCTAssertEqual(v6.backends.map(\.key.description), ["[fd00:10:244:1::7]:8080/TCP"], key)
+    }
+    for key in ["192.0.2.10:80/TCP", "198.51.100.20:80/TCP"] {
+      XCTAssertEqual(
+        frontend(key)?.backends.map(\.key.description), ["10.244.1.7:8080/TCP"], key)
+    }
+  }
+
+  /// eTP Local on an IPv6 load-balancer address keeps this node's IPv6 endpoints only.
+  func testExternalTrafficPolicyLocalOnAnIPv6LoadBalancerAddress() throws {
+    let yaml =
+      service(
+        """
+          clusterIP: fd00:96::a
+          externalTrafficPolicy: Local
+        status:
+          loadBalancer:
+            ingress: [{ip: "2001:db8::20"}]
+        """, type: "LoadBalancer")
+      + "\n"
+      + slice("web-v6", family: "IPv6", ["fd00:10:244:1::7", "fd00:10:244:2::9"])
+      .replacingOccurrences(
+        of: "- addresses: [\"fd00:10:244:1::7\"]",
+        with: "- addresses: [\"fd00:10:244:1::7\"]\n  nodeName: n1")
+    var ids = LoadBalancerIDs()
+    let set = try ApplyPlan(.apply, yaml: yaml).result(applyingTo: ResourceSet())
+    let state = ServicePlanner.plan(set, ids: &ids, nodeName: "n1")
+    let lb = try XCTUnwrap(state.frontends.first { $0.type == .loadBalancer })
+    XCTAssertEqual(lb.key.description, "[2001:db8::20]:80/TCP")
+    XCTAssertTrue(lb.isLocalPolicy)
+    XCTAssertEqual(lb.backends.map(\.key.description), ["[fd00:10:244:1::7]:8080/TCP"])
+    let cluster = try XCTUnwrap(state.frontends.first { $0.type == .clusterIP })
+    XCTAssertEqual(cluster.backends.count, 2, "iTP Cluster: both")
+  }
 }

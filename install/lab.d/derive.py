@@ -7,8 +7,8 @@ state directory) and the cluster's Services, the objects the cluster would have.
 SERVICES_JSON: a List of the cluster's Services (as the stand-in API server lists them).
 EXISTING_JSON: a List of the lab-made objects the cluster holds. DESIRED_JSON: a List of a
 v1/Pod per lab pod and, for each Service with a selector, the EndpointSlices the controller
-would make from the ready, not-ready and terminating pods of the Service's namespace (one
-slice per distinct set of resolved ports). STALE_JSON: the lab-made objects no longer desired
+would make from the ready, not-ready and terminating pods of the Service's namespace (per
+family of the Service's ipFamilies, one slice per distinct set of resolved ports). STALE_JSON: the lab-made objects no longer desired
 (a deleted pod, the slices of a deleted Service). install/lab.d/cluster.py uses the functions.
 Standard library only: this is lab plumbing, not product.
 """
@@ -103,21 +103,53 @@ def resolve_ports(service_ports, pod, service_name):
     return resolved
 
 
+def is_ipv6(address):
+    return ":" in address
+
+
+def service_families(spec):
+    """The Service's address families, as the API server defaults them: spec.ipFamilies,
+    else the families of its clusterIPs (clusterIP), else IPv4 (a single-stack IPv4
+    cluster's default, and the lab's)."""
+    families = [f for f in spec.get("ipFamilies") or [] if f in ("IPv4", "IPv6")]
+    if families:
+        return families
+    ips = [ip for ip in spec.get("clusterIPs") or [spec.get("clusterIP")] if ip and ip != "None"]
+    return ["IPv6" if is_ipv6(ip) else "IPv4" for ip in ips] or ["IPv4"]
+
+
+def slice_name(service_name, family, index):
+    """IPv4 slices keep the names they always had; IPv6 ones are told apart by a suffix (the
+    controller's names are <service>-<random>, one slice set per family)."""
+    return f"{service_name}-lab{index}" if family == "IPv4" else f"{service_name}-ipv6-lab{index}"
+
+
 def endpoint_slices(service, pods, lab):
-    meta = service.get("metadata") or {}
+    """The Service's slices: one set per family of the Service (addressType IPv4 from the
+    pods' IPv4 addresses, IPv6 from their IPv6 ones), as the EndpointSlice controller makes
+    them; none of a family the Service does not have."""
     spec = service.get("spec") or {}
     selector = spec.get("selector")
     if not selector or spec.get("type") == "ExternalName":
         return []
+    slices = []
+    for family in service_families(spec):
+        slices.extend(family_slices(service, pods, lab, family))
+    return slices
+
+
+def family_slices(service, pods, lab, family):
+    meta = service.get("metadata") or {}
+    spec = service.get("spec") or {}
+    selector = spec.get("selector")
     name, namespace = meta.get("name"), meta.get("namespace") or "default"
     groups = {}  # resolved ports (as JSON) -> endpoints
     for pod in pods:
         if pod["namespace"] != namespace or any(pod["labels"].get(k) != v for k, v in selector.items()):
             continue
-        # These slices are addressType IPv4: the pod's IPv4 address, and a pod without one
-        # (an IPv6-only lab) is left out, as the controller does per family. IPv6 slices
-        # (by the Service's ipFamilies) are for the IPv6 Services work.
-        address = next((ip for ip in pod["ips"] if ":" not in ip), None)
+        # The pod's address of this family; a pod without one (an IPv6-only pod for an
+        # IPv4 slice) is left out, as the controller does per family.
+        address = next((ip for ip in pod["ips"] if is_ipv6(ip) == (family == "IPv6")), None)
         if address is None:
             continue
         ports = resolve_ports(spec.get("ports", []), pod, name)
@@ -139,11 +171,11 @@ def endpoint_slices(service, pods, lab):
         slices.append({
             "apiVersion": "discovery.k8s.io/v1",
             "kind": "EndpointSlice",
-            "metadata": {"name": f"{name}-lab{index}", "namespace": namespace,
+            "metadata": {"name": slice_name(name, family, index), "namespace": namespace,
                          "labels": {SLICE_LABEL: name,
                                     "endpointslice.kubernetes.io/managed-by": "junction-lab"},
                          "annotations": {MARK: lab}},
-            "addressType": "IPv4",
+            "addressType": family,
             "ports": json.loads(ports),
             "endpoints": endpoints,
         })
