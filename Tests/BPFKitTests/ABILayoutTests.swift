@@ -235,6 +235,16 @@ final class ABILayoutTests: XCTestCase {
     XCTAssertEqual(MemoryLayout<V6>.offset(of: \.rev_nat_id), 18)
   }
 
+  func testPodNetnsMap() {
+    assertLayout(junction_pod_netns_key.self, size: 8, alignment: 8)
+    typealias V = junction_pod_netns
+    assertLayout(V.self, size: 24, alignment: 4)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.flags), 4)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.address6), 8)
+    XCTAssertEqual(JUNCTION_POD_NETNS_F_NO_SOCKET_LB, 1)
+    XCTAssertEqual(JUNCTION_MAP_POD_NETNS, "jnc_pod_netns")
+  }
+
   /// The flow event record the datapath writes to the jnc_events ring and the agent reads
   /// byte for byte (no key or value size check protects it: the ring carries raw records).
   func testFlowEvent() {
@@ -287,7 +297,7 @@ final class ABILayoutTests: XCTestCase {
   }
 
   func testConstants() {
-    XCTAssertEqual(JUNCTION_ABI_VERSION, 5)
+    XCTAssertEqual(JUNCTION_ABI_VERSION, 6)
     // The conntrack lifetimes the datapath (SNAT take-over) and the agent's sweep share.
     XCTAssertEqual(
       [
