@@ -69,6 +69,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 struct jnc_sock_client {
 	__be32 address4;
 	__be32 address6[4];
+	__u8 pod; /* a pod's socket, not the node's */
 };
 
 /*
@@ -93,6 +94,7 @@ socket_config(struct bpf_sock_addr *ctx, struct jnc_sock_client *client)
 	if (!pod || (pod->flags & JUNCTION_POD_NETNS_F_NO_SOCKET_LB))
 		return NULL;
 	if (client) {
+		client->pod = 1;
 		client->address4 = pod->address4;
 		jnc_addr6_copy(client->address6, pod->address6);
 	}
@@ -113,13 +115,18 @@ static __always_inline int is_local_wildcard(__be32 address)
  * then 0, so the slots are looked up under the wildcard as well).
  */
 static __always_inline struct junction_lb4_service *
-lookup_frontend(struct junction_lb4_service_key *key, const struct junction_node_config *config)
+lookup_frontend(struct junction_lb4_service_key *key, const struct junction_node_config *config,
+		const struct jnc_sock_client *client)
 {
 	struct junction_lb4_service *service = bpf_map_lookup_elem(&jnc_lb4_svc, key);
 	__u16 port = bpf_ntohs(key->port);
 
 	if (service)
 		return service;
+	/* A pod's 0.0.0.0 and 127.0.0.0/8 are its own loopback, no NodePort's (as per packet,
+	 * where such packets never leave the pod). */
+	if (client->pod)
+		return NULL;
 	if (!is_local_wildcard(key->address) || !config->nodeport_max || port < config->nodeport_min ||
 	    port > config->nodeport_max)
 		return NULL;
@@ -188,14 +195,18 @@ static __always_inline int frontend_to_backend4(struct bpf_sock_addr *ctx,
 	/* What the application asked for; recvmsg and getpeername give it back. */
 	reverse.address = address;
 	reverse.port = port;
-	service = lookup_frontend(&key, config);
+	service = lookup_frontend(&key, config, client);
 	if (!service)
 		return JNC_SOCK_UNTOUCHED;
 	socket_as_packet(ctx, client, proto, address, port, &packet);
 	lrp = service->flags & JUNCTION_SVC_F_LOCAL_REDIRECT ? JUNCTION_FLOW_F_LRP : 0;
 	/* An L7 proxy frontend: the node's own connections go to the proxy's listener on
 	 * 127.0.0.1:proxy_port (as Cilium's socket LB does for host-namespace clients), which
-	 * stands in for the backend below; the packet path never sees the VIP. */
+	 * stands in for the backend below; the packet path never sees the VIP. A pod's
+	 * 127.0.0.1 is its own: its connection is left to from_endpoint, which hands it to the
+	 * proxy per packet (lib/proxy.h). */
+	if (proto == IPPROTO_TCP && (service->flags & JUNCTION_SVC_F_L7_PROXY) && client->pod)
+		return JNC_SOCK_UNTOUCHED;
 	if (proto == IPPROTO_TCP && (service->flags & JUNCTION_SVC_F_L7_PROXY) &&
 	    service->proxy_port) {
 		proxy.address = bpf_htonl(0x7f000001);
