@@ -56,6 +56,7 @@
 #include "lib/icmp_error.h"
 #include "lib/icmp_error6.h"
 #include "lib/lb4.h"
+#include "lib/lrp.h"
 #include "lib/lb6.h"
 #include "lib/lrp6.h"
 #include "lib/maps.h"
@@ -272,55 +273,6 @@ static __always_inline int to_endpoint_ipv6(struct __sk_buff *skb)
 		return untranslated6(skb, parsed, JUNCTION_DIR_TO_ENDPOINT);
 	return jnc_traced6(skb, &packet, JUNCTION_DIR_TO_ENDPOINT, &trace,
 			   lb6_reverse_nat(skb, &packet, &trace));
-}
-
-/* ---- Local Redirect Policy ------------------------------------------------------------ */
-
-/* A redirect frontend has this node's pods of the policy as its slots; skipRedirectFromBackend
- * looks at most this many of them for the client (a node runs a handful of such pods). */
-#define JNC_LRP_MAX_SLOTS 16
-
-/* Whether `client` is one of the backends in the frontend's slots. */
-static __always_inline int lrp_client_is_backend(const struct junction_lb4_service_key *frontend,
-						 const struct junction_lb4_service *service,
-						 __be32 client)
-{
-	struct junction_lb4_service_key key = *frontend;
-	struct junction_lb4_backend_key backend_key = {};
-	struct junction_lb4_backend *backend;
-	struct junction_lb4_service *slot;
-
-	for (__u16 index = 1; index <= JNC_LRP_MAX_SLOTS; index++) {
-		if (index > service->count)
-			break;
-		key.slot = index;
-		slot = bpf_map_lookup_elem(&jnc_lb4_svc, &key);
-		if (!slot)
-			continue;
-		backend_key.backend_id = slot->backend_id;
-		backend = bpf_map_lookup_elem(&jnc_lb4_be, &backend_key);
-		if (backend && backend->address == client)
-			return 1;
-	}
-	return 0;
-}
-
-/*
- * skipRedirectFromBackend: a policy's own pod reaching its redirected frontend gets the
- * original Service (the REDIRECT_ORIGIN-scope entry) instead of itself, or, for an address
- * with no origin, passes untouched (NULL). Anything else keeps `service`.
- */
-static __always_inline struct junction_lb4_service *
-lrp_skip_from_backend(const struct jnc_packet *packet, struct junction_lb4_service_key *frontend,
-		      struct junction_lb4_service *service)
-{
-	const __u16 skip = JUNCTION_SVC_F_LOCAL_REDIRECT | JUNCTION_SVC_F_SKIP_FROM_BACKEND;
-
-	if ((service->flags & skip) != skip ||
-	    !lrp_client_is_backend(frontend, service, packet->saddr))
-		return service;
-	frontend->scope = JUNCTION_SCOPE_REDIRECT_ORIGIN;
-	return bpf_map_lookup_elem(&jnc_lb4_svc, frontend);
 }
 
 /* ---- Entry points ---------------------------------------------------------------------- */

@@ -56,6 +56,7 @@
 #define JUNCTION_MAP_NODE_CONFIG "jnc_node_cfg"
 #define JUNCTION_MAP_LB4_SOCK_REVNAT "jnc_lb4_sk_rev"
 #define JUNCTION_MAP_LB6_SOCK_REVNAT "jnc_lb6_sk_rev"
+#define JUNCTION_MAP_POD_NETNS "jnc_pod_netns"
 /* L7 proxy redirect: see "L7 proxy redirect" below. */
 #define JUNCTION_MAP_PROXY_LISTENERS "jnc_proxy_lsn"
 /* Flow events: see "Flow events" below. */
@@ -122,6 +123,7 @@
 /* Connected or sending sockets translated by socket LB (one entry per socket and backend). */
 #define JUNCTION_LB4_SOCK_REVNAT_MAX 65536
 #define JUNCTION_LB6_SOCK_REVNAT_MAX 65536
+#define JUNCTION_POD_NETNS_MAX 16384
 
 /*
  * The flow event ring (BPF_MAP_TYPE_RINGBUF): bytes, a power of 2 and a multiple of the page
@@ -571,7 +573,8 @@ struct junction_dsr_opt6 {
 /* Map: JUNCTION_MAP_NODE_CONFIG (ARRAY, one entry, key __u32 0), written by the agent. */
 struct junction_node_config {
 	/* The network namespace of the node (bpf_get_netns_cookie of the agent's own): socket LB
-	 * translates only sockets in it, as Cilium's socketLB.hostNamespaceOnly (pods are
+	 * translates sockets in it and in the pods' namespaces of JUNCTION_MAP_POD_NETNS (empty
+	 * with --socket-lb-hostns-only, as Cilium's socketLB.hostNamespaceOnly: pods are then
 	 * translated per packet by from_endpoint). 0 = socket LB off. */
 	__u64 host_netns_cookie;
 	__u16 snat_port_min; /* SNAT source ports, host order, inclusive */
@@ -651,6 +654,28 @@ struct junction_lb6_sock_revnat {
 	__be32 address[4]; /* frontend */
 	__be16 port;
 	__u16 rev_nat_id;
+};
+
+/*
+ * Map: JUNCTION_MAP_POD_NETNS (HASH). This node's pods, by the cookie of their network
+ * namespace (bpf_get_netns_cookie; SO_NETNS_COOKIE from user space), written by the agent
+ * when an endpoint registers and deleted when it goes, only with --socket-lb (not
+ * --socket-lb-hostns-only). The socket programs translate a socket whose namespace is in it,
+ * unless flagged JUNCTION_POD_NETNS_F_NO_SOCKET_LB (the pod's per-packet path then does, as
+ * for a pod of no entry). The addresses are the client's for the selection (ClientIP
+ * affinity, Maglev, skipRedirectFromBackend) when the socket is not bound to one yet: the
+ * source address its packets will carry, as the per-packet path sees it. 0 / :: = none.
+ */
+struct junction_pod_netns_key {
+	__u64 cookie;
+};
+
+#define JUNCTION_POD_NETNS_F_NO_SOCKET_LB 1
+
+struct junction_pod_netns {
+	__be32 address4;
+	__u32 flags;
+	__be32 address6[4];
 };
 
 /* ---- Flow events --------------------------------------------------------------------- */

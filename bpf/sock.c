@@ -24,10 +24,19 @@
  * path balances it to its slots too), nor a NodePort on [::1] or [::]. IPv6 translations and
  * refusals write IPv6 flow events (lib/events6.h), mapped ones IPv4 events.
  *
- * Only sockets in the node's network namespace are translated (jnc_node_cfg's
- * host_netns_cookie, as Cilium's socketLB.hostNamespaceOnly): pods are translated per packet
- * by from_endpoint, and lab nodes on one machine share one cgroup hierarchy, so each node's
- * programs see every process of the machine and must leave the other namespaces alone.
+ * Only sockets in the node's network namespace (jnc_node_cfg's host_netns_cookie) and in
+ * this node's pods' (jnc_pod_netns, by netns cookie, written by the agent as endpoints
+ * register; empty with --socket-lb-hostns-only, as Cilium's socketLB.hostNamespaceOnly) are
+ * translated: a pod that opted out, or of no entry, is translated per packet by
+ * from_endpoint, and lab nodes on one machine share one cgroup hierarchy, so each node's
+ * programs see every process of the machine and must leave the other namespaces alone. A
+ * socket translated here sends to the backend itself, so from_endpoint sees no frontend and
+ * translates nothing again (no conntrack entry either).
+ *
+ * A pod's unbound socket stands for its pod's address (recorded in jnc_pod_netns) in the
+ * selection, as the per-packet path sees the packets' source: ClientIP affinity, Maglev and
+ * skipRedirectFromBackend (lib/lrp.h, shared with from_endpoint) decide alike on both paths.
+ * A pod reaching itself through a service connects to its own address (no hairpin NAT).
  *
  * Backend selection is the datapath's (lib/lb4.h, lib/lb6.h): ClientIP affinity, Maglev,
  * random, over the slots the agent wrote (active, topology-filtered backends). The frontend
@@ -46,6 +55,8 @@
 #include "lib/events6.h"
 #include "lib/lb4.h"
 #include "lib/lb6.h"
+#include "lib/lrp.h"
+#include "lib/lrp6.h"
 #include "lib/maps.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -55,17 +66,40 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define JNC_SYS_PROCEED 1
 #define JNC_SYS_REJECT 0
 
-/* The node's settings when this socket lives in the node's network namespace and socket LB
- * is on; NULL for every other socket (pods, other lab nodes, the machine's own). */
-static __always_inline const struct junction_node_config *host_socket_config(struct bpf_sock_addr *ctx)
+/* The client a socket stands for when it is not bound to an address yet: its pod's
+ * addresses, or none (0, ::) for the node's own sockets. */
+struct jnc_sock_client {
+	__be32 address4;
+	__be32 address6[4];
+	__u8 pod; /* a pod's socket, not the node's */
+};
+
+/*
+ * The node's settings when socket LB is on and this socket lives in the node's network
+ * namespace or in one of this node's pods' that did not opt out (its addresses then in
+ * *client); NULL for every other socket (opted-out pods, other lab nodes, the machine's own).
+ */
+static __always_inline const struct junction_node_config *
+socket_config(struct bpf_sock_addr *ctx, struct jnc_sock_client *client)
 {
 	const __u32 zero = 0;
 	const struct junction_node_config *config = bpf_map_lookup_elem(&jnc_node_cfg, &zero);
+	struct junction_pod_netns_key key = {};
+	struct junction_pod_netns *pod;
 
 	if (!config || !config->host_netns_cookie)
 		return NULL;
-	if (bpf_get_netns_cookie(ctx) != config->host_netns_cookie)
+	key.cookie = bpf_get_netns_cookie(ctx);
+	if (key.cookie == config->host_netns_cookie)
+		return config;
+	pod = bpf_map_lookup_elem(&jnc_pod_netns, &key);
+	if (!pod || (pod->flags & JUNCTION_POD_NETNS_F_NO_SOCKET_LB))
 		return NULL;
+	if (client) {
+		client->pod = 1;
+		client->address4 = pod->address4;
+		jnc_addr6_copy(client->address6, pod->address6);
+	}
 	return config;
 }
 
@@ -83,13 +117,18 @@ static __always_inline int is_local_wildcard(__be32 address)
  * then 0, so the slots are looked up under the wildcard as well).
  */
 static __always_inline struct junction_lb4_service *
-lookup_frontend(struct junction_lb4_service_key *key, const struct junction_node_config *config)
+lookup_frontend(struct junction_lb4_service_key *key, const struct junction_node_config *config,
+		const struct jnc_sock_client *client)
 {
 	struct junction_lb4_service *service = bpf_map_lookup_elem(&jnc_lb4_svc, key);
 	__u16 port = bpf_ntohs(key->port);
 
 	if (service)
 		return service;
+	/* A pod's 0.0.0.0 and 127.0.0.0/8 are its own loopback, no NodePort's (as per packet,
+	 * where such packets never leave the pod). */
+	if (client->pod)
+		return NULL;
 	if (!is_local_wildcard(key->address) || !config->nodeport_max || port < config->nodeport_min ||
 	    port > config->nodeport_max)
 		return NULL;
@@ -99,13 +138,14 @@ lookup_frontend(struct junction_lb4_service_key *key, const struct junction_node
 
 /*
  * The connection as lib/lb4.h's selection sees a packet. The client is the socket's bound
- * address, or 0 for an unbound one (the node itself: its affinity is one client, whichever
- * source address routing gives it later). The source port is not chosen yet when an unbound
- * socket connects; a random one stands in, so Maglev spreads the node's connections over the
- * table instead of sending them all to one slot.
+ * address, else its pod's address (the source its packets will carry), else 0 (the node
+ * itself: its affinity is one client, whichever source address routing gives it later). The
+ * source port is not chosen yet when an unbound socket connects; a random one stands in, so
+ * Maglev spreads the connections over the table instead of sending them all to one slot.
  */
-static __always_inline void socket_as_packet(struct bpf_sock_addr *ctx, __u8 proto, __be32 daddr,
-					     __be16 dport, struct jnc_packet *packet)
+static __always_inline void socket_as_packet(struct bpf_sock_addr *ctx,
+					     const struct jnc_sock_client *client, __u8 proto,
+					     __be32 daddr, __be16 dport, struct jnc_packet *packet)
 {
 	struct bpf_sock *sk = ctx->sk;
 	__u16 sport = 0;
@@ -115,6 +155,8 @@ static __always_inline void socket_as_packet(struct bpf_sock_addr *ctx, __u8 pro
 		packet->saddr = sk->src_ip4;
 		sport = sk->src_port; /* host order in struct bpf_sock */
 	}
+	if (!packet->saddr)
+		packet->saddr = client->address4;
 	if (!sport)
 		sport = bpf_get_prandom_u32();
 	packet->sport = bpf_htons(sport);
@@ -135,7 +177,8 @@ static __always_inline void socket_as_packet(struct bpf_sock_addr *ctx, __u8 pro
  */
 static __always_inline int frontend_to_backend4(struct bpf_sock_addr *ctx,
 						const struct junction_node_config *config,
-						int connect, __be32 address, __be16 port, __u8 proto,
+						const struct jnc_sock_client *client, int connect,
+						__be32 address, __be16 port, __u8 proto,
 						struct junction_lb4_backend *to)
 {
 	struct junction_lb4_service_key key = {};
@@ -154,14 +197,18 @@ static __always_inline int frontend_to_backend4(struct bpf_sock_addr *ctx,
 	/* What the application asked for; recvmsg and getpeername give it back. */
 	reverse.address = address;
 	reverse.port = port;
-	service = lookup_frontend(&key, config);
+	service = lookup_frontend(&key, config, client);
 	if (!service)
 		return JNC_SOCK_UNTOUCHED;
-	socket_as_packet(ctx, proto, address, port, &packet);
+	socket_as_packet(ctx, client, proto, address, port, &packet);
 	lrp = service->flags & JUNCTION_SVC_F_LOCAL_REDIRECT ? JUNCTION_FLOW_F_LRP : 0;
 	/* An L7 proxy frontend: the node's own connections go to the proxy's listener on
 	 * 127.0.0.1:proxy_port (as Cilium's socket LB does for host-namespace clients), which
-	 * stands in for the backend below; the packet path never sees the VIP. */
+	 * stands in for the backend below; the packet path never sees the VIP. A pod's
+	 * 127.0.0.1 is its own: its connection is left to from_endpoint, which hands it to the
+	 * proxy per packet (lib/proxy.h). */
+	if (proto == IPPROTO_TCP && (service->flags & JUNCTION_SVC_F_L7_PROXY) && client->pod)
+		return JNC_SOCK_UNTOUCHED;
 	if (proto == IPPROTO_TCP && (service->flags & JUNCTION_SVC_F_L7_PROXY) &&
 	    service->proxy_port) {
 		proxy.address = bpf_htonl(0x7f000001);
@@ -170,6 +217,11 @@ static __always_inline int frontend_to_backend4(struct bpf_sock_addr *ctx,
 		backend = &proxy;
 		goto translate;
 	}
+	/* skipRedirectFromBackend, as from_endpoint decides it: the original Service's frontend,
+	 * or none (the call goes on untouched, as the packet would pass). */
+	service = lrp_skip_from_backend(&packet, &key, service);
+	if (!service)
+		return JNC_SOCK_UNTOUCHED;
 	/* As kube-proxy's REJECT for a service without endpoints: refused at once. */
 	if (service->count == 0) {
 		jnc_emit_sock(bpf_get_socket_cookie(ctx), &packet, NULL, service->rev_nat_id,
@@ -199,7 +251,8 @@ translate:
 }
 
 /* The IPv6 connection as lib/lb6.h's selection sees a packet (socket_as_packet's rules). */
-static __always_inline void socket_as_packet6(struct bpf_sock_addr *ctx, __u8 proto,
+static __always_inline void socket_as_packet6(struct bpf_sock_addr *ctx,
+					      const struct jnc_sock_client *client, __u8 proto,
 					      const __be32 *daddr, __be16 dport,
 					      struct jnc_packet6 *packet)
 {
@@ -213,6 +266,8 @@ static __always_inline void socket_as_packet6(struct bpf_sock_addr *ctx, __u8 pr
 		packet->saddr[3] = sk->src_ip6[3];
 		sport = sk->src_port;
 	}
+	if (!(packet->saddr[0] | packet->saddr[1] | packet->saddr[2] | packet->saddr[3]))
+		jnc_addr6_copy(packet->saddr, client->address6);
 	if (!sport)
 		sport = bpf_get_prandom_u32();
 	packet->sport = bpf_htons(sport);
@@ -225,7 +280,8 @@ static __always_inline void socket_as_packet6(struct bpf_sock_addr *ctx, __u8 pr
  * An IPv6 destination: frontend_to_backend4's twin over jnc_lb6_svc and lib/lb6.h's
  * select_backend6 (the per-packet path's selection, so affinity entries are shared with it).
  */
-static __always_inline int frontend_to_backend6(struct bpf_sock_addr *ctx, int connect,
+static __always_inline int frontend_to_backend6(struct bpf_sock_addr *ctx,
+						const struct jnc_sock_client *client, int connect,
 						const __be32 *address, __be16 port, __u8 proto,
 						struct junction_lb6_backend *to)
 {
@@ -244,8 +300,12 @@ static __always_inline int frontend_to_backend6(struct bpf_sock_addr *ctx, int c
 	service = bpf_map_lookup_elem(&jnc_lb6_svc, &key);
 	if (!service)
 		return JNC_SOCK_UNTOUCHED;
-	socket_as_packet6(ctx, proto, address, port, &packet);
+	socket_as_packet6(ctx, client, proto, address, port, &packet);
 	lrp = service->flags & JUNCTION_SVC_F_LOCAL_REDIRECT ? JUNCTION_FLOW_F_LRP : 0;
+	/* skipRedirectFromBackend, as from_endpoint decides it (lib/lrp6.h). */
+	service = lrp6_skip_from_backend(&packet, &key, service);
+	if (!service)
+		return JNC_SOCK_UNTOUCHED;
 	if (service->count == 0) {
 		jnc_emit_sock6(bpf_get_socket_cookie(ctx), &packet, NULL, service->rev_nat_id,
 			       JUNCTION_DROP_NO_BACKEND, connect, lrp);
@@ -286,15 +346,16 @@ static __always_inline int translate_to_backend4(struct bpf_sock_addr *ctx, int 
 {
 	const struct junction_node_config *config;
 	struct junction_lb4_backend backend = {};
+	struct jnc_sock_client client = {};
 	__u8 proto = ctx->protocol;
 	int outcome;
 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return JNC_SYS_PROCEED;
-	config = host_socket_config(ctx);
+	config = socket_config(ctx, &client);
 	if (!config)
 		return JNC_SYS_PROCEED;
-	outcome = frontend_to_backend4(ctx, config, connect, ctx->user_ip4,
+	outcome = frontend_to_backend4(ctx, config, &client, connect, ctx->user_ip4,
 				       (__be16)ctx->user_port, proto, &backend);
 	if (outcome == JNC_SOCK_XLATED) {
 		ctx->user_ip4 = backend.address;
@@ -333,6 +394,7 @@ static __always_inline int translate_to_backend6(struct bpf_sock_addr *ctx, int 
 	const struct junction_node_config *config;
 	struct junction_lb6_backend backend6 = {};
 	struct junction_lb4_backend backend4 = {};
+	struct jnc_sock_client client = {};
 	__be16 port = (__be16)ctx->user_port;
 	__u8 proto = ctx->protocol;
 	__be32 address[4];
@@ -340,13 +402,13 @@ static __always_inline int translate_to_backend6(struct bpf_sock_addr *ctx, int 
 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return JNC_SYS_PROCEED;
-	config = host_socket_config(ctx);
+	config = socket_config(ctx, &client);
 	if (!config)
 		return JNC_SYS_PROCEED;
 	user_address6(ctx, address);
 	if (is_v4_mapped(address)) {
-		outcome = frontend_to_backend4(ctx, config, connect, address[3], port, proto,
-					       &backend4);
+		outcome = frontend_to_backend4(ctx, config, &client, connect, address[3], port,
+					       proto, &backend4);
 		if (outcome == JNC_SOCK_XLATED) {
 			/* The prefix stays: the socket connects to ::ffff:<backend>. */
 			ctx->user_ip6[3] = backend4.address;
@@ -354,7 +416,7 @@ static __always_inline int translate_to_backend6(struct bpf_sock_addr *ctx, int 
 		}
 		return verdict(outcome);
 	}
-	outcome = frontend_to_backend6(ctx, connect, address, port, proto, &backend6);
+	outcome = frontend_to_backend6(ctx, &client, connect, address, port, proto, &backend6);
 	if (outcome == JNC_SOCK_XLATED) {
 		set_user_address6(ctx, backend6.address);
 		ctx->user_port = (__u32)backend6.port;
@@ -379,7 +441,7 @@ static __always_inline int translate_to_frontend4(struct bpf_sock_addr *ctx)
 {
 	struct junction_lb4_sock_revnat *reverse;
 
-	if (!host_socket_config(ctx))
+	if (!socket_config(ctx, NULL))
 		return JNC_SYS_PROCEED;
 	reverse = frontend_of4(bpf_get_socket_cookie(ctx), ctx->user_ip4, (__be16)ctx->user_port);
 	if (!reverse)
@@ -399,7 +461,7 @@ static __always_inline int translate_to_frontend6(struct bpf_sock_addr *ctx)
 	__u64 cookie;
 	__be32 address[4];
 
-	if (!host_socket_config(ctx))
+	if (!socket_config(ctx, NULL))
 		return JNC_SYS_PROCEED;
 	cookie = bpf_get_socket_cookie(ctx);
 	user_address6(ctx, address);

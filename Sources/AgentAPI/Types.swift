@@ -21,12 +21,16 @@ public struct EndpointSpec: Codable, Equatable, Sendable {
   /// The pod interface's MAC.
   public var mac: String?
   public var hostMAC: String?
+  /// false: the pod opts out of socket LB (CNI_ARGS JUNCTION_SOCKET_LB=false), for a pod whose
+  /// own proxy must see the service address (an Istio sidecar); its connections are
+  /// translated per packet. Absent: socket LB covers it when the agent runs --socket-lb.
+  public var socketLB: Bool?
 
   public init(
     containerID: String, ifname: String, network: String, podNamespace: String? = nil,
     podName: String? = nil, podUID: String? = nil, netns: String, hostInterface: String,
     hostIfindex: Int, podInterfaceIndex: Int? = nil, ips: [String], mac: String? = nil,
-    hostMAC: String? = nil
+    hostMAC: String? = nil, socketLB: Bool? = nil
   ) {
     self.containerID = containerID
     self.ifname = ifname
@@ -41,6 +45,7 @@ public struct EndpointSpec: Codable, Equatable, Sendable {
     self.ips = ips
     self.mac = mac
     self.hostMAC = hostMAC
+    self.socketLB = socketLB
   }
 
   /// The endpoint id: "containerID:ifname". Neither part may contain ':' or '/' (CNI rules),
@@ -49,7 +54,7 @@ public struct EndpointSpec: Codable, Equatable, Sendable {
 
   public static let fieldNames: Set<String> = [
     "containerID", "ifname", "network", "podNamespace", "podName", "podUID", "netns",
-    "hostInterface", "hostIfindex", "podInterfaceIndex", "ips", "mac", "hostMAC",
+    "hostInterface", "hostIfindex", "podInterfaceIndex", "ips", "mac", "hostMAC", "socketLB",
   ]
 }
 

@@ -62,6 +62,8 @@ public struct NorthSouthSettings: Equatable, Sendable {
   /// Socket LB (cgroup v2 connect, sendmsg, recvmsg and getpeername, IPv4 and IPv6) for the
   /// node's own processes.
   public var socketLB: Bool
+  /// With socketLB: only the node's own processes, not its pods (--socket-lb-hostns-only).
+  public var socketLBHostNamespaceOnly = false
   /// The cgroup v2 directory the socket programs attach to; a cgroup2 is mounted there when
   /// none is.
   public var cgroupRoot: String

@@ -109,8 +109,17 @@ struct AgentCommand: AsyncParsableCommand {
     help: ArgumentHelp(
       "Translate service addresses at connect()/sendmsg() for the node's own processes "
         + "(cgroup v2 socket programs, under --cgroup-root). They stay attached while the "
-        + "agent is down (links pinned under --bpf-fs); a start without this flag detaches them."))
+        + "agent is down (links pinned under --bpf-fs); a start without this flag detaches them. "
+        + "Also this node's pods (each recognised by its network namespace, recorded when it "
+        + "registers), except those registered with CNI_ARGS JUNCTION_SOCKET_LB=false."))
   var socketLB: Bool = false
+
+  @Flag(
+    name: .customLong("socket-lb-hostns-only"),
+    help: ArgumentHelp(
+      "Socket LB (implies --socket-lb) for the node's own processes only: pods are "
+        + "translated per packet, as Cilium's socketLB.hostNamespaceOnly."))
+  var socketLBHostnsOnly: Bool = false
 
   @Option(
     help: ArgumentHelp(
@@ -289,9 +298,13 @@ struct AgentCommand: AsyncParsableCommand {
       k8sServiceProxyName: k8sServiceProxyName, monitorLevel: monitorLevel,
       flowBufferSize: flowBufferSize, proxyRedirects: proxyRedirect.isEmpty ? nil : proxyRedirect,
       envoy: envoy)
-    let settings = AgentSettings.resolve(
+    var settings = AgentSettings.resolve(
       flags: flags, file: file, environment: Self.environment(), hostname: Self.hostname())
     if let problem = settings.problem { throw StartFailure(problem) }
+    if socketLBHostnsOnly {
+      settings.northSouth.socketLB = true
+      settings.northSouth.socketLBHostNamespaceOnly = true
+    }
     return settings
   }
 

@@ -164,9 +164,20 @@ struct AgentRuntime {
     logger.info("loaded endpoints", metadata: ["count": "\(loaded.endpoints.count)"])
 
     let shutdown = ShutdownFlag()
+    // Socket LB for pods: the map rewritten from the registered endpoints (a start with
+    // --socket-lb-hostns-only or without socket LB empties it instead).
+    var podSockets: PodSocketTable?
+    if datapath.isLoaded {
+      if settings.northSouth.socketLB && !settings.northSouth.socketLBHostNamespaceOnly {
+        podSockets = PodSocketTable.open(bpfFS: settings.bpfFS, logger: logger)
+        podSockets?.sync(loaded.endpoints.map(\.spec))
+      } else {
+        PodSocketTable.clear(bpfFS: settings.bpfFS, logger: logger)
+      }
+    }
     let registry = EndpointRegistry(
       endpoints: loaded.endpoints, store: store, datapath: datapath, socketPath: settings.socket,
-      shutdown: shutdown, logger: logger)
+      shutdown: shutdown, logger: logger, podSockets: podSockets)
     let services: ServiceManager
     do {
       services = try ServiceManager(

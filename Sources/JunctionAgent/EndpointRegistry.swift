@@ -26,13 +26,16 @@ actor EndpointRegistry {
   private let socketPath: String
   private let shutdown: ShutdownFlag
   private let logger: Logger
+  /// Socket LB's pods (--socket-lb without --socket-lb-hostns-only); nil otherwise.
+  private let podSockets: PodSocketTable?
   /// The last state write that failed, until one succeeds again (reported by /v1/healthz).
   private(set) var stateProblem: String?
 
   init(
     endpoints: [Endpoint], store: FileEndpointStore, datapath: any Datapath, socketPath: String,
-    shutdown: ShutdownFlag, logger: Logger
+    shutdown: ShutdownFlag, logger: Logger, podSockets: PodSocketTable? = nil
   ) {
+    self.podSockets = podSockets
     self.table = EndpointTable(endpoints)
     self.store = store
     self.datapath = datapath
@@ -68,6 +71,7 @@ actor EndpointRegistry {
           previous.spec == endpoint.spec ? "endpoint re-registered unchanged" : "endpoint replaced",
           metadata: metadata(endpoint))
       }
+      podSockets?.register(spec)
       return outcome
     } catch {
       stateProblem = "\(error)"
@@ -84,6 +88,7 @@ actor EndpointRegistry {
       guard let removed = try table.delete(id: id, store: store) else { return false }
       stateProblem = nil
       forgetDatapathState(of: removed.spec)
+      podSockets?.forget(removed.spec)
       logger.info("endpoint deregistered", metadata: metadata(removed))
       return true
     } catch {
@@ -172,6 +177,7 @@ actor EndpointRegistry {
             if let registered { forgetFlows(of: registered.spec) }
             if let removed = try table.delete(id: record.id, store: store) {
               forgetDatapathState(of: removed.spec)
+              podSockets?.forget(removed.spec)
               logger.info(
                 "endpoint deregistered from the deletion queue",
                 metadata: ["id": "\(record.id)", "queued_at": "\(record.queuedAt)"])
@@ -252,6 +258,7 @@ actor EndpointRegistry {
           forgetFlows(of: spec)
           _ = try table.delete(id: endpoint.id, store: store)
           forgetDatapathState(of: spec)
+          podSockets?.forget(spec)
           removed += 1
           logger.info(
             "stale endpoint removed", metadata: ["id": "\(endpoint.id)", "reason": "\(reason)"])

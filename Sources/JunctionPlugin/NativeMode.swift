@@ -83,7 +83,8 @@ struct NativeMode {
         podUID: request.arg("K8S_POD_UID"), netns: request.netns, hostInterface: hostName,
         hostIfindex: Int(hostIndex), podInterfaceIndex: Int(podIndex),
         ips: addressing.families.flatMap(\.addresses).map(\.description),
-        mac: pod.mac.description, hostMAC: host.mac.description)
+        mac: pod.mac.description, hostMAC: host.mac.description,
+        socketLB: SocketLBOptOut.socketLB(request.arg(SocketLBOptOut.key)))
       // A PUT that timed out may still have landed: take it back if ADD fails after all.
       undo.push("deregister \(spec.id)") { () throws(CNIError) in
         _ = try? agent.client.deleteEndpoint(spec.id)

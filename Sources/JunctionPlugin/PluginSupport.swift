@@ -82,3 +82,14 @@ func requireNoGCFailures(_ failures: [String]) throws(CNIError) {
       details: failures.joined(separator: "; "))
   }
 }
+
+/// The per-pod opt-out of socket LB: CNI_ARGS JUNCTION_SOCKET_LB=false (a runtime or Multus
+/// passes it per pod) registers the endpoint with `socketLB: false`, so the agent leaves its
+/// sockets to the per-packet path. Any other value, or none, is the default (covered).
+enum SocketLBOptOut {
+  static let key = "JUNCTION_SOCKET_LB"
+
+  static func socketLB(_ value: String?) -> Bool? {
+    value?.lowercased() == "false" ? false : nil
+  }
+}

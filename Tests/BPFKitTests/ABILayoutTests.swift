@@ -235,6 +235,16 @@ final class ABILayoutTests: XCTestCase {
     XCTAssertEqual(MemoryLayout<V6>.offset(of: \.rev_nat_id), 18)
   }
 
+  func testPodNetnsMap() {
+    assertLayout(junction_pod_netns_key.self, size: 8, alignment: 8)
+    typealias V = junction_pod_netns
+    assertLayout(V.self, size: 24, alignment: 4)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.flags), 4)
+    XCTAssertEqual(MemoryLayout<V>.offset(of: \.address6), 8)
+    XCTAssertEqual(JUNCTION_POD_NETNS_F_NO_SOCKET_LB, 1)
+    XCTAssertEqual(JUNCTION_MAP_POD_NETNS, "jnc_pod_netns")
+  }
+
   /// The flow event record the datapath writes to the jnc_events ring and the agent reads
   /// byte for byte (no key or value size check protects it: the ring carries raw records).
   func testFlowEvent() {

@@ -163,7 +163,8 @@ final class FlowNorthSouthTests: XCTestCase {
         && (flow["source"] as? [String: Any])?["podName"] as? String == "trooper1"
     }
     if let flow = redirected.first {
-      XCTAssertEqual(flow["tracePoint"] as? String, "from-endpoint", "\(flow)")
+      // The lab's agents run --socket-lb, which covers pods: translated at connect().
+      XCTAssertEqual(flow["tracePoint"] as? String, "sock", "\(flow)")
       XCTAssertEqual(flow["original"] as? String, "10.96.0.10:80")
       XCTAssertEqual(
         (flow["destinationService"] as? [String: Any])?["name"] as? String, "droids", "\(flow)")

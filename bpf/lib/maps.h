@@ -208,6 +208,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } jnc_lb6_sk_rev SEC(".maps");
 
+/* Socket LB's pods, by network namespace cookie; written only by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct junction_pod_netns_key);
+	__type(value, struct junction_pod_netns);
+	__uint(max_entries, JUNCTION_POD_NETNS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} jnc_pod_netns SEC(".maps");
+
 /* The node's L7 proxy listeners by proxy port (junction_abi.h); written by the agent. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
