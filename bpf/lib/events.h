@@ -60,19 +60,30 @@ static __always_inline void jnc_event_lost(void)
 		lost->events++;
 }
 
+/* A zeroed record of `size` bytes in the ring, or NULL (ring full: counted as lost). Both
+ * record types (junction_flow_event, junction_flow_event6) start here; `size` is a constant
+ * once inlined, as the reserve and the memset need. */
+static __always_inline void *jnc_event_alloc(__u64 size)
+{
+	void *event = bpf_ringbuf_reserve(&jnc_events, size, 0);
+
+	if (!event) {
+		jnc_event_lost();
+		return NULL;
+	}
+	__builtin_memset(event, 0, size);
+	return event;
+}
+
 /* A zeroed event in the ring stamped `stamp` (0: now), or NULL (ring full: counted as
  * lost). */
 static __always_inline struct junction_flow_event *
 jnc_event_reserve_at(__u8 kind, __u8 point, __u8 verdict, __u64 stamp)
 {
-	struct junction_flow_event *event;
+	struct junction_flow_event *event = jnc_event_alloc(sizeof(*event));
 
-	event = bpf_ringbuf_reserve(&jnc_events, sizeof(*event), 0);
-	if (!event) {
-		jnc_event_lost();
+	if (!event)
 		return NULL;
-	}
-	__builtin_memset(event, 0, sizeof(*event));
 	event->timestamp = stamp ? stamp : bpf_ktime_get_ns();
 	event->kind = kind;
 	event->point = point;
@@ -115,14 +126,10 @@ static __always_inline struct junction_flow_event6 *
 jnc_event6_reserve(const struct __sk_buff *skb, __u8 kind, __u8 point, __u8 verdict,
 		   __u64 stamp)
 {
-	struct junction_flow_event6 *event;
+	struct junction_flow_event6 *event = jnc_event_alloc(sizeof(*event));
 
-	event = bpf_ringbuf_reserve(&jnc_events, sizeof(*event), 0);
-	if (!event) {
-		jnc_event_lost();
+	if (!event)
 		return NULL;
-	}
-	__builtin_memset(event, 0, sizeof(*event));
 	event->timestamp = stamp ? stamp : bpf_ktime_get_ns();
 	event->kind = kind;
 	event->point = point;
