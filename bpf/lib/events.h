@@ -292,6 +292,35 @@ static __always_inline int jnc_traced(const struct __sk_buff *skb,
 	return verdict;
 }
 
+/* What jnc_emit_sock and jnc_emit_sock6 (lib/events6.h) share, by whether the socket was
+ * `translated` (else refused). Written at all? A translated send (not `per_connection`)
+ * only at ALL, as every packet is; connects and refusals from FLOWS on. */
+static __always_inline int jnc_sock_event_wanted(int translated, int per_connection)
+{
+	__u32 level = jnc_monitor_level();
+
+	return level != JUNCTION_MONITOR_OFF &&
+	       !(level == JUNCTION_MONITOR_FLOWS && translated && !per_connection);
+}
+
+static __always_inline __u8 jnc_sock_event_kind(int translated)
+{
+	return translated ? JUNCTION_FLOW_SOCK : JUNCTION_FLOW_DROP;
+}
+
+static __always_inline __u8 jnc_sock_event_verdict(int translated)
+{
+	return translated ? JUNCTION_VERDICT_TRANSLATED : JUNCTION_VERDICT_DROPPED;
+}
+
+/* The record's flags: the caller's, the reply direction known, NEW for a connection,
+ * XLATED when translated. */
+static __always_inline __u8 jnc_sock_event_flags(__u8 flags, int translated, int per_connection)
+{
+	return flags | JUNCTION_FLOW_F_REPLY_KNOWN | (per_connection ? JUNCTION_FLOW_F_NEW : 0) |
+	       (translated ? JUNCTION_FLOW_F_XLATED : 0);
+}
+
 /*
  * Socket LB (sock.c): a connect or send to a frontend, as the application asked for it
  * (`packet`: the socket's bound address or 0, its port or a stand-in, the frontend), either
@@ -306,25 +335,19 @@ static __always_inline void jnc_emit_sock(__u64 cookie, const struct jnc_packet 
 					  __u8 flags)
 {
 	struct junction_flow_event *event;
-	__u32 level = jnc_monitor_level();
 
-	if (level == JUNCTION_MONITOR_OFF ||
-	    (level == JUNCTION_MONITOR_FLOWS && backend && !per_connection))
+	if (!jnc_sock_event_wanted(backend != NULL, per_connection))
 		return;
-	event = backend ? jnc_event_reserve(JUNCTION_FLOW_SOCK, JUNCTION_DIR_SOCKET,
-					    JUNCTION_VERDICT_TRANSLATED)
-			: jnc_event_reserve(JUNCTION_FLOW_DROP, JUNCTION_DIR_SOCKET,
-					    JUNCTION_VERDICT_DROPPED);
+	event = jnc_event_reserve(jnc_sock_event_kind(backend != NULL), JUNCTION_DIR_SOCKET,
+				  jnc_sock_event_verdict(backend != NULL));
 	if (!event)
 		return;
 	event->socket_cookie = cookie;
 	jnc_event_packet(event, packet); /* tcp_flags: 0, a socket has no packet yet */
 	event->rev_nat_id = rev_nat_id;
 	event->drop_reason = reason;
-	event->flags = flags | JUNCTION_FLOW_F_REPLY_KNOWN |
-		       (per_connection ? JUNCTION_FLOW_F_NEW : 0);
+	event->flags = jnc_sock_event_flags(flags, backend != NULL, per_connection);
 	if (backend) {
-		event->flags |= JUNCTION_FLOW_F_XLATED;
 		event->nat_address = backend->address;
 		event->nat_port = backend->port;
 	}
