@@ -6,15 +6,7 @@ import XCTest
 /// BPF_PROG_TEST_RUN on bpf/endpoint.c: the request gets the IPv6 service loopback address
 /// as source and goes back out of the veth it came in on; the pod's answer to that address
 /// gets VIP:port -> pod. Checksums are recomputed from scratch over the pseudo-header.
-final class Hairpin6Tests: XCTestCase {
-  private var datapath: ServiceObject!
-  private var from: BPFProgram!
-  private var to: BPFProgram!
-  private var services6: BPFMap!
-  private var backends6: BPFMap!
-  private var revNat6: BPFMap!
-  private var conntrack6: BPFMap!
-
+final class Hairpin6Tests: EndpointTestCase {
   private let vip = ipv6("fd00:96::a")
   private let pod = ipv6("fd00:10:244:1::5")
   private let other = ipv6("fd00:10:244:1::6")
@@ -23,61 +15,10 @@ final class Hairpin6Tests: XCTestCase {
   private let podMAC: [UInt8] = [0x02, 0, 0, 0, 0, 0x01]
   private let hostMAC: [UInt8] = [0x02, 0, 0, 0, 0, 0x02]
 
-  override func setUpWithError() throws {
-    try requireRoot()
-    datapath = try ServiceObject(path: try DatapathBuild.endpointObject())
-    from = try datapath.object.program(named: JUNCTION_PROG_FROM_ENDPOINT)
-    to = try datapath.object.program(named: JUNCTION_PROG_TO_ENDPOINT)
-    services6 = try datapath.object.map(named: JUNCTION_MAP_LB6_SERVICES)
-    backends6 = try datapath.object.map(named: JUNCTION_MAP_LB6_BACKENDS)
-    revNat6 = try datapath.object.map(named: JUNCTION_MAP_LB6_REVNAT)
-    conntrack6 = try datapath.object.map(named: JUNCTION_MAP_CT6)
-  }
-
-  override func tearDown() {
-    let bpffs = datapath?.bpffs
-    datapath = nil
-    bpffs?.remove()
-  }
-
   /// [VIP]:80 → [`backend`]:8080 (backend id 1, rev-NAT id 1), in the agent's order.
   private func program(backend: [UInt8], proto: PacketBuilder.L4) throws {
-    var entry = junction_lb6_backend()
-    entry.address = be128(backend)
-    entry.port = be16(8080)
-    entry.proto = proto.rawValue
-    try backends6.update(junction_lb4_backend_key(backend_id: 1), entry)
-    var reverse = junction_lb6_revnat()
-    reverse.address = be128(vip)
-    reverse.port = be16(80)
-    try revNat6.update(junction_lb4_revnat_key(rev_nat_id: 1, pad: 0), reverse)
-    var key = junction_lb6_service_key()
-    key.address = be128(vip)
-    key.port = be16(80)
-    key.proto = proto.rawValue
-    key.slot = 1
-    var slot = junction_lb4_service()
-    slot.backend_id = 1
-    try services6.update(key, slot)
-    key.slot = 0
-    var frontend = junction_lb4_service()
-    frontend.count = 1
-    frontend.rev_nat_id = 1
-    try services6.update(key, frontend)
-  }
-
-  private func conntrackKey(
-    _ source: [UInt8], _ sourcePort: UInt16, _ destination: [UInt8], _ destinationPort: UInt16,
-    _ proto: PacketBuilder.L4, _ direction: junction_ct_direction
-  ) -> junction_ct6_key {
-    var key = junction_ct6_key()
-    key.saddr = be128(source)
-    key.daddr = be128(destination)
-    key.sport = be16(sourcePort)
-    key.dport = be16(destinationPort)
-    key.proto = proto.rawValue
-    key.direction = UInt8(direction.rawValue)
-    return key
+    try fixture.writeBackend6(1, backend, 8080, proto)
+    try fixture.writeFrontend6(vip, 80, proto, revNatID: 1, backendIDs: [1])
   }
 
   /// What the pod's socket must see, byte for byte: `expected` with the MACs turned round.
@@ -112,37 +53,39 @@ final class Hairpin6Tests: XCTestCase {
       try program(backend: pod, proto: l4)
       let request = PacketBuilder6(l4, from: pod, 40000, to: vip, 80)
 
-      let sent = try ProgramTestRun.run(program: from, packet: request.build())
+      let sent = try ProgramTestRun.run(program: fixture.from, packet: request.build())
 
       var delivered = request
       delivered.source = loopback
       delivered.destination = pod
       delivered.destinationPort = 8080
       assertReturnedToPod(sent, as: delivered)
-      let service = try conntrack6.lookup(
-        conntrackKey(pod, 40000, vip, 80, l4, JUNCTION_CT_SERVICE), as: junction_ct6_entry.self)
+      let service = try fixture.conntrack6.lookup(
+        EndpointFixture.conntrackKey6(pod, 40000, vip, 80, l4, JUNCTION_CT_SERVICE),
+        as: junction_ct6_entry.self)
       XCTAssertEqual(service?.flags, UInt16(JUNCTION_CT_F_HAIRPIN), "\(l4)")
-      let reply = try conntrack6.lookup(
-        conntrackKey(pod, 8080, loopback, 40000, l4, JUNCTION_CT_REPLY),
+      let reply = try fixture.conntrack6.lookup(
+        EndpointFixture.conntrackKey6(pod, 8080, loopback, 40000, l4, JUNCTION_CT_REPLY),
         as: junction_ct6_entry.self)
       XCTAssertEqual(reply?.flags, UInt16(JUNCTION_CT_F_HAIRPIN), "reply keyed as it arrives")
       XCTAssertNil(
-        try conntrack6.lookup(
-          conntrackKey(pod, 8080, pod, 40000, l4, JUNCTION_CT_REPLY), as: junction_ct6_entry.self))
+        try fixture.conntrack6.lookup(
+          EndpointFixture.conntrackKey6(pod, 8080, pod, 40000, l4, JUNCTION_CT_REPLY),
+          as: junction_ct6_entry.self))
 
       // The request delivered to the pod is not a reply: to_endpoint leaves it.
-      let onEgress = try ProgramTestRun.run(program: to, packet: sent.output)
+      let onEgress = try ProgramTestRun.run(program: fixture.to, packet: sent.output)
       XCTAssertEqual(onEgress.verdict, .ok)
       XCTAssertEqual(onEgress.output, sent.output)
 
       var answer = PacketBuilder6(l4, from: pod, 8080, to: loopback, 40000, tcpFlags: 0x12)
       answer.payload = Array("it is me".utf8)
-      let answered = try ProgramTestRun.run(program: from, packet: answer.build())
+      let answered = try ProgramTestRun.run(program: fixture.from, packet: answer.build())
 
       var expected = PacketBuilder6(l4, from: vip, 80, to: pod, 40000, tcpFlags: 0x12)
       expected.payload = answer.payload
       assertReturnedToPod(answered, as: expected)
-      let back = try ProgramTestRun.run(program: to, packet: answered.output)
+      let back = try ProgramTestRun.run(program: fixture.to, packet: answered.output)
       XCTAssertEqual(back.output, answered.output, "not translated twice")
 
       // Later requests of the same connection take the same way.
@@ -151,7 +94,7 @@ final class Hairpin6Tests: XCTestCase {
       var nextExpected = delivered
       nextExpected.tcpFlags = 0x10
       assertReturnedToPod(
-        try ProgramTestRun.run(program: from, packet: next.build()), as: nextExpected)
+        try ProgramTestRun.run(program: fixture.from, packet: next.build()), as: nextExpected)
     }
   }
 
@@ -160,16 +103,17 @@ final class Hairpin6Tests: XCTestCase {
   func testOnlyTheBackendItselfIsHairpinnedOverIPv6() throws {
     try program(backend: pod, proto: .tcp)
     let result = try ProgramTestRun.run(
-      program: from, packet: PacketBuilder6(.tcp, from: other, 41000, to: vip, 80).build())
+      program: fixture.from, packet: PacketBuilder6(.tcp, from: other, 41000, to: vip, 80).build())
     XCTAssertEqual(result.verdict, .ok)
     XCTAssertEqual(
       result.output, PacketBuilder6(.tcp, from: other, 41000, to: pod, 8080).build())
-    let reply = try conntrack6.lookup(
-      conntrackKey(pod, 8080, other, 41000, .tcp, JUNCTION_CT_REPLY), as: junction_ct6_entry.self)
+    let reply = try fixture.conntrack6.lookup(
+      EndpointFixture.conntrackKey6(pod, 8080, other, 41000, .tcp, JUNCTION_CT_REPLY),
+      as: junction_ct6_entry.self)
     XCTAssertEqual(reply?.flags, 0)
 
     let stray = PacketBuilder6(.tcp, from: pod, 8080, to: loopback, 41000).build()
-    let passed = try ProgramTestRun.run(program: from, packet: stray)
+    let passed = try ProgramTestRun.run(program: fixture.from, packet: stray)
     XCTAssertEqual(passed.verdict, .ok)
     XCTAssertEqual(passed.output, stray)
   }

@@ -5,11 +5,7 @@ import XCTest
 /// Hairpin (a pod whose service connection lands on itself), run with BPF_PROG_TEST_RUN on
 /// bpf/endpoint.c: the request gets the service loopback address as source and goes back
 /// out of the veth it came in on; the pod's answer to that address gets VIP:port -> pod.
-final class HairpinTests: XCTestCase {
-  private var datapath: ServiceObject!
-  private var from: BPFProgram!
-  private var to: BPFProgram!
-
+final class HairpinTests: EndpointTestCase {
   private let vip: [UInt8] = [10, 96, 0, 10]
   private let pod: [UInt8] = [10, 0, 1, 5]
   private let other: [UInt8] = [10, 0, 1, 6]
@@ -18,46 +14,10 @@ final class HairpinTests: XCTestCase {
   private let podMAC: [UInt8] = [0x02, 0, 0, 0, 0, 0x01]
   private let hostMAC: [UInt8] = [0x02, 0, 0, 0, 0, 0x02]
 
-  override func setUpWithError() throws {
-    try requireRoot()
-    datapath = try ServiceObject(path: try DatapathBuild.endpointObject())
-    from = try datapath.object.program(named: JUNCTION_PROG_FROM_ENDPOINT)
-    to = try datapath.object.program(named: JUNCTION_PROG_TO_ENDPOINT)
-  }
-
-  override func tearDown() {
-    let bpffs = datapath?.bpffs
-    datapath = nil
-    bpffs?.remove()
-  }
-
   /// VIP:80 → `backend`:8080 (backend id 1, rev-NAT id 1), written in the agent's order.
   private func program(backend: [UInt8], proto: PacketBuilder.L4) throws {
-    var entry = junction_lb4_backend()
-    entry.address = be32(backend)
-    entry.port = be16(8080)
-    entry.proto = proto.rawValue
-    try datapath.backends.update(
-      junction_lb4_backend_key(backend_id: 1), entry)
-    var reverse = junction_lb4_revnat()
-    reverse.address = be32(vip)
-    reverse.port = be16(80)
-    try datapath.revNat.update(
-      junction_lb4_revnat_key(rev_nat_id: 1, pad: 0), reverse)
-    let services = datapath.services
-    var key = junction_lb4_service_key()
-    key.address = be32(vip)
-    key.port = be16(80)
-    key.proto = proto.rawValue
-    key.slot = 1
-    var slot = junction_lb4_service()
-    slot.backend_id = 1
-    try services.update(key, slot)
-    key.slot = 0
-    var frontend = junction_lb4_service()
-    frontend.count = 1
-    frontend.rev_nat_id = 1
-    try services.update(key, frontend)
+    try fixture.writeBackend(1, backend, 8080, proto)
+    try fixture.writeFrontend(vip, 80, proto, revNatID: 1, backendIDs: [1])
   }
 
   private func packet(
@@ -93,37 +53,37 @@ final class HairpinTests: XCTestCase {
       try program(backend: pod, proto: l4)
       let request = packet(l4, from: pod, 40000, to: vip, 80)
 
-      let sent = try ProgramTestRun.run(program: from, packet: request.build())
+      let sent = try ProgramTestRun.run(program: fixture.from, packet: request.build())
 
       assertReturnedToPod(sent, as: packet(l4, from: loopback, 40000, to: pod, 8080))
-      let service = try datapath.conntrack.lookup(
+      let service = try fixture.datapath.conntrack.lookup(
         ServiceObject.conntrackKey(pod, 40000, vip, 80, l4, JUNCTION_CT_SERVICE),
         as: junction_ct4_entry.self)
       XCTAssertEqual(service?.flags, UInt16(JUNCTION_CT_F_HAIRPIN))
-      let reply = try datapath.conntrack.lookup(
+      let reply = try fixture.datapath.conntrack.lookup(
         ServiceObject.conntrackKey(pod, 8080, loopback, 40000, l4, JUNCTION_CT_REPLY),
         as: junction_ct4_entry.self)
       XCTAssertEqual(reply?.flags, UInt16(JUNCTION_CT_F_HAIRPIN), "reply keyed as it arrives")
       XCTAssertNil(
-        try datapath.conntrack.lookup(
+        try fixture.datapath.conntrack.lookup(
           ServiceObject.conntrackKey(pod, 8080, pod, 40000, l4, JUNCTION_CT_REPLY),
           as: junction_ct4_entry.self))
 
       // The request delivered to the pod is not a reply: to_endpoint leaves it.
-      let delivered = try ProgramTestRun.run(program: to, packet: sent.output)
+      let delivered = try ProgramTestRun.run(program: fixture.to, packet: sent.output)
       XCTAssertEqual(delivered.verdict, .ok)
       XCTAssertEqual(delivered.output, sent.output)
 
       var answer = packet(l4, from: pod, 8080, to: loopback, 40000)
       answer.tcpFlags = 0x12
       answer.payload = Array("it is me".utf8)
-      let answered = try ProgramTestRun.run(program: from, packet: answer.build())
+      let answered = try ProgramTestRun.run(program: fixture.from, packet: answer.build())
 
       var expected = packet(l4, from: vip, 80, to: pod, 40000)
       expected.tcpFlags = 0x12
       expected.payload = answer.payload
       assertReturnedToPod(answered, as: expected)
-      let back = try ProgramTestRun.run(program: to, packet: answered.output)
+      let back = try ProgramTestRun.run(program: fixture.to, packet: answered.output)
       XCTAssertEqual(back.output, answered.output, "not translated twice")
 
       // Later requests of the same connection take the same way.
@@ -132,7 +92,7 @@ final class HairpinTests: XCTestCase {
       var nextExpected = packet(l4, from: loopback, 40000, to: pod, 8080)
       nextExpected.tcpFlags = 0x10
       assertReturnedToPod(
-        try ProgramTestRun.run(program: from, packet: next.build()), as: nextExpected)
+        try ProgramTestRun.run(program: fixture.from, packet: next.build()), as: nextExpected)
     }
   }
 
@@ -141,16 +101,16 @@ final class HairpinTests: XCTestCase {
   func testOnlyTheBackendItselfIsHairpinned() throws {
     try program(backend: pod, proto: .tcp)
     let result = try ProgramTestRun.run(
-      program: from, packet: packet(.tcp, from: other, 41000, to: vip, 80).build())
+      program: fixture.from, packet: packet(.tcp, from: other, 41000, to: vip, 80).build())
     XCTAssertEqual(result.verdict, .ok)
     XCTAssertEqual(result.output, packet(.tcp, from: other, 41000, to: pod, 8080).build())
-    let reply = try datapath.conntrack.lookup(
+    let reply = try fixture.datapath.conntrack.lookup(
       ServiceObject.conntrackKey(pod, 8080, other, 41000, .tcp, JUNCTION_CT_REPLY),
       as: junction_ct4_entry.self)
     XCTAssertEqual(reply?.flags, 0)
 
     let stray = packet(.tcp, from: pod, 8080, to: loopback, 41000).build()
-    let passed = try ProgramTestRun.run(program: from, packet: stray)
+    let passed = try ProgramTestRun.run(program: fixture.from, packet: stray)
     XCTAssertEqual(passed.verdict, .ok)
     XCTAssertEqual(passed.output, stray)
   }

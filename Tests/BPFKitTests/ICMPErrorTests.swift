@@ -13,11 +13,7 @@ import XCTest
 /// What comes out must be byte for byte the error the client would have got had it talked to
 /// the backend as VIP:port: every checksum (outer IPv4 header, quoted IPv4 header, quoted
 /// TCP/UDP, ICMP / ICMPv6 over its pseudo-header) recomputed from scratch in Swift.
-final class ICMPErrorTests: XCTestCase {
-  private var datapath: ServiceObject!
-  private var from: BPFProgram!
-  private var to: BPFProgram!
-
+final class ICMPErrorTests: EndpointTestCase {
   private let vip: [UInt8] = [10, 96, 0, 10]
   private let client: [UInt8] = [10, 0, 1, 5]
   private let backend: [UInt8] = [10, 0, 2, 11]
@@ -28,78 +24,21 @@ final class ICMPErrorTests: XCTestCase {
   private let backend6 = ipv6("fd00:10:244:2::b")
   private let router6 = ipv6("fd00:10:244::1")
 
-  override func setUpWithError() throws {
-    try requireRoot()
-    datapath = try ServiceObject(path: try DatapathBuild.endpointObject())
-    from = try datapath.object.program(named: JUNCTION_PROG_FROM_ENDPOINT)
-    to = try datapath.object.program(named: JUNCTION_PROG_TO_ENDPOINT)
-  }
-
-  override func tearDown() {
-    let bpffs = datapath?.bpffs
-    datapath = nil
-    bpffs?.remove()
-  }
-
   // MARK: - Services, as the agent programs them (one backend each)
 
   /// VIP:80/TCP and VIP:53/UDP, both to the backend's port 8080.
   private func programIPv4() throws {
-    for (proto, port, revNatID) in [(PacketBuilder.L4.tcp, UInt16(80), UInt16(1)), (.udp, 53, 2)] {
-      var backendValue = junction_lb4_backend()
-      backendValue.address = be32(backend)
-      backendValue.port = be16(8080)
-      backendValue.proto = proto.rawValue
-      let backendID = UInt32(revNatID)
-      try datapath.backends.update(junction_lb4_backend_key(backend_id: backendID), backendValue)
-      var reverse = junction_lb4_revnat()
-      reverse.address = be32(vip)
-      reverse.port = be16(port)
-      try datapath.revNat.update(junction_lb4_revnat_key(rev_nat_id: revNatID, pad: 0), reverse)
-      var key = junction_lb4_service_key()
-      key.address = be32(vip)
-      key.port = be16(port)
-      key.proto = proto.rawValue
-      key.slot = 1
-      var slot = junction_lb4_service()
-      slot.backend_id = backendID
-      try datapath.services.update(key, slot)
-      key.slot = 0
-      var frontend = junction_lb4_service()
-      frontend.count = 1
-      frontend.rev_nat_id = revNatID
-      try datapath.services.update(key, frontend)
+    for (proto, port, id) in [(PacketBuilder.L4.tcp, UInt16(80), UInt16(1)), (.udp, 53, 2)] {
+      try fixture.writeBackend(UInt32(id), backend, 8080, proto)
+      try fixture.writeFrontend(vip, port, proto, revNatID: id, backendIDs: [UInt32(id)])
     }
   }
 
+  /// The same at [VIP6]:80/TCP and [VIP6]:53/UDP to [backend6]:8080.
   private func programIPv6() throws {
-    let services6 = try datapath.object.map(named: JUNCTION_MAP_LB6_SERVICES)
-    let backends6 = try datapath.object.map(named: JUNCTION_MAP_LB6_BACKENDS)
-    let revNat6 = try datapath.object.map(named: JUNCTION_MAP_LB6_REVNAT)
-    for (proto, port, revNatID) in [(PacketBuilder.L4.tcp, UInt16(80), UInt16(1)), (.udp, 53, 2)] {
-      var backendValue = junction_lb6_backend()
-      backendValue.address = be128(backend6)
-      backendValue.port = be16(8080)
-      backendValue.proto = proto.rawValue
-      let backendID = UInt32(revNatID)
-      try backends6.update(junction_lb4_backend_key(backend_id: backendID), backendValue)
-      var reverse = junction_lb6_revnat()
-      reverse.address = be128(vip6)
-      reverse.port = be16(port)
-      try revNat6.update(junction_lb4_revnat_key(rev_nat_id: revNatID, pad: 0), reverse)
-      var key = junction_lb6_service_key()
-      key.address = be128(vip6)
-      key.port = be16(port)
-      key.proto = proto.rawValue
-      key.slot = 1
-      var slot = junction_lb4_service()
-      slot.backend_id = backendID
-      try services6.update(key, slot)
-      key.slot = 0
-      var frontend = junction_lb4_service()
-      frontend.count = 1
-      frontend.rev_nat_id = revNatID
-      try services6.update(key, frontend)
+    for (proto, port, id) in [(PacketBuilder.L4.tcp, UInt16(80), UInt16(1)), (.udp, 53, 2)] {
+      try fixture.writeBackend6(UInt32(id), backend6, 8080, proto)
+      try fixture.writeFrontend6(vip6, port, proto, revNatID: id, backendIDs: [UInt32(id)])
     }
   }
 
@@ -113,7 +52,8 @@ final class ICMPErrorTests: XCTestCase {
     try programIPv4()
     var request = PacketBuilder(.udp, from: client, 40000, to: vip, 53)
     request.payload = Array("a question".utf8)
-    XCTAssertEqual(try ProgramTestRun.run(program: from, packet: request.build()).verdict, .ok)
+    XCTAssertEqual(
+      try ProgramTestRun.run(program: fixture.from, packet: request.build()).verdict, .ok)
     var translated = request
     translated.destination = backend
     translated.destinationPort = 8080
@@ -121,7 +61,7 @@ final class ICMPErrorTests: XCTestCase {
     for length in [nil, 28] {
       let error = icmpFrame(
         type: 3, code: 3, from: backend, to: client, quote: quote(translated.build(), length))
-      let result = try ProgramTestRun.run(program: to, packet: error)
+      let result = try ProgramTestRun.run(program: fixture.to, packet: error)
 
       XCTAssertEqual(result.verdict, .ok)
       let expected = icmpFrame(
@@ -147,7 +87,8 @@ final class ICMPErrorTests: XCTestCase {
     let tcp = PacketBuilder(.tcp, from: client, 40000, to: vip, 80)
     let udp = PacketBuilder(.udp, from: client, 40001, to: vip, 53)
     for packet in [tcp, udp] {
-      XCTAssertEqual(try ProgramTestRun.run(program: from, packet: packet.build()).verdict, .ok)
+      XCTAssertEqual(
+        try ProgramTestRun.run(program: fixture.from, packet: packet.build()).verdict, .ok)
     }
     let cases: [(PacketBuilder, UInt8, UInt8, [UInt8], Int?)] = [
       (tcp, 3, 4, [0, 0, 0x05, 0x78], nil),  // fragmentation needed, MTU 1400, whole quote
@@ -161,7 +102,7 @@ final class ICMPErrorTests: XCTestCase {
       let error = icmpFrame(
         type: type, code: code, rest: rest, from: router, to: client,
         quote: quote(translated.build(), length))
-      let result = try ProgramTestRun.run(program: to, packet: error)
+      let result = try ProgramTestRun.run(program: fixture.to, packet: error)
 
       XCTAssertEqual(result.verdict, .ok)
       let expected = icmpFrame(
@@ -183,7 +124,7 @@ final class ICMPErrorTests: XCTestCase {
     try programIPv4()
     XCTAssertEqual(
       try ProgramTestRun.run(
-        program: from, packet: PacketBuilder(.udp, from: client, 40000, to: vip, 53).build()
+        program: fixture.from, packet: PacketBuilder(.udp, from: client, 40000, to: vip, 53).build()
       ).verdict, .ok)
     let frames = [
       // Another client port: no conntrack entry.
@@ -198,7 +139,7 @@ final class ICMPErrorTests: XCTestCase {
       icmpFrame(type: 0, code: 0, rest: [0, 1, 0, 1], from: backend, to: client, quote: []),
     ]
     for frame in frames {
-      let result = try ProgramTestRun.run(program: to, packet: frame)
+      let result = try ProgramTestRun.run(program: fixture.to, packet: frame)
       XCTAssertEqual(result.verdict, .ok)
       XCTAssertEqual(result.output, frame)
     }
@@ -212,7 +153,8 @@ final class ICMPErrorTests: XCTestCase {
     try programIPv6()
     var request = PacketBuilder6(.udp, from: client6, 40000, to: vip6, 53)
     request.payload = Array("a question".utf8)
-    XCTAssertEqual(try ProgramTestRun.run(program: from, packet: request.build()).verdict, .ok)
+    XCTAssertEqual(
+      try ProgramTestRun.run(program: fixture.from, packet: request.build()).verdict, .ok)
     var translated = request
     translated.destination = backend6
     translated.destinationPort = 8080
@@ -220,7 +162,7 @@ final class ICMPErrorTests: XCTestCase {
     for length in [nil, 48] {
       let error = icmp6ErrorFrame(
         type: 1, code: 4, from: backend6, to: client6, quote: quote(translated.build(), length))
-      let result = try ProgramTestRun.run(program: to, packet: error)
+      let result = try ProgramTestRun.run(program: fixture.to, packet: error)
 
       XCTAssertEqual(result.verdict, .ok)
       let expected = icmp6ErrorFrame(
@@ -245,7 +187,8 @@ final class ICMPErrorTests: XCTestCase {
   func testAPacketTooBigFromARouterAboutAnIPv6ServiceConnectionIsTranslated() throws {
     try programIPv6()
     let request = PacketBuilder6(.tcp, from: client6, 40000, to: vip6, 80)
-    XCTAssertEqual(try ProgramTestRun.run(program: from, packet: request.build()).verdict, .ok)
+    XCTAssertEqual(
+      try ProgramTestRun.run(program: fixture.from, packet: request.build()).verdict, .ok)
     var translated = request
     translated.destination = backend6
     translated.destinationPort = 8080
@@ -255,7 +198,7 @@ final class ICMPErrorTests: XCTestCase {
       let error = icmp6ErrorFrame(
         type: 2, code: 0, rest: mtu, from: router6, to: client6,
         quote: quote(translated.build(), length))
-      let result = try ProgramTestRun.run(program: to, packet: error)
+      let result = try ProgramTestRun.run(program: fixture.to, packet: error)
 
       XCTAssertEqual(result.verdict, .ok)
       let expected = icmp6ErrorFrame(
@@ -275,7 +218,8 @@ final class ICMPErrorTests: XCTestCase {
     try programIPv6()
     XCTAssertEqual(
       try ProgramTestRun.run(
-        program: from, packet: PacketBuilder6(.udp, from: client6, 40000, to: vip6, 53).build()
+        program: fixture.from,
+        packet: PacketBuilder6(.udp, from: client6, 40000, to: vip6, 53).build()
       ).verdict, .ok)
     let frames = [
       icmp6ErrorFrame(
@@ -287,7 +231,7 @@ final class ICMPErrorTests: XCTestCase {
       icmp6ErrorFrame(type: 129, code: 0, from: backend6, to: client6, quote: []),
     ]
     for frame in frames {
-      let result = try ProgramTestRun.run(program: to, packet: frame)
+      let result = try ProgramTestRun.run(program: fixture.to, packet: frame)
       XCTAssertEqual(result.verdict, .ok)
       XCTAssertEqual(result.output, frame)
     }

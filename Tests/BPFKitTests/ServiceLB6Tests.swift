@@ -10,51 +10,14 @@ import XCTest
 /// BPF_PROG_TEST_RUN on frames built byte by byte (PacketBuilder6), services programmed
 /// through the maps the way the agent does. Every checksum the programs touch is recomputed
 /// from scratch in Swift over the IPv6 pseudo-header and compared.
-final class ServiceLB6Tests: XCTestCase {
-  private var datapath: ServiceObject!
-  private var from: BPFProgram!
-  private var to: BPFProgram!
-  private var services6: BPFMap!
-  private var backends6: BPFMap!
-  private var revNat6: BPFMap!
-  private var conntrack6: BPFMap!
-
+final class ServiceLB6Tests: EndpointTestCase {
   private let vip = ipv6("fd00:96::a")
   private let client = ipv6("fd00:10:244:1::5")
   private let backendAddresses = [
     ipv6("fd00:10:244:2::b"), ipv6("fd00:10:244:2::c"), ipv6("fd00:10:244:3::d"),
   ]
 
-  override func setUpWithError() throws {
-    try requireRoot()
-    let path = try DatapathBuild.endpointObject()
-    datapath = try ServiceObject(path: path)
-    from = try datapath.object.program(named: JUNCTION_PROG_FROM_ENDPOINT)
-    to = try datapath.object.program(named: JUNCTION_PROG_TO_ENDPOINT)
-    services6 = try datapath.object.map(named: JUNCTION_MAP_LB6_SERVICES)
-    backends6 = try datapath.object.map(named: JUNCTION_MAP_LB6_BACKENDS)
-    revNat6 = try datapath.object.map(named: JUNCTION_MAP_LB6_REVNAT)
-    conntrack6 = try datapath.object.map(named: JUNCTION_MAP_CT6)
-  }
-
-  override func tearDown() {
-    let bpffs = datapath?.bpffs
-    datapath = nil
-    bpffs?.remove()
-  }
-
   // MARK: - Programming services, as the agent does (ServicePrograms' order)
-
-  private func frontendKey(
-    _ address: [UInt8], _ port: UInt16, _ proto: PacketBuilder.L4, slot: UInt16
-  ) -> junction_lb6_service_key {
-    var key = junction_lb6_service_key()
-    key.address = be128(address)
-    key.port = be16(port)
-    key.proto = proto.rawValue
-    key.slot = slot
-    return key
-  }
 
   /// A service at `vip`:`port` with `backends` (id, address, port), all active.
   private func program(
@@ -62,46 +25,16 @@ final class ServiceLB6Tests: XCTestCase {
     backends: [(UInt32, [UInt8], UInt16)], flags: Int32 = 0
   ) throws {
     for (id, address, backendPort) in backends {
-      var backend = junction_lb6_backend()
-      backend.address = be128(address)
-      backend.port = be16(backendPort)
-      backend.proto = proto.rawValue
-      try backends6.update(junction_lb4_backend_key(backend_id: id), backend)
+      try fixture.writeBackend6(id, address, backendPort, proto)
     }
-    var reverse = junction_lb6_revnat()
-    reverse.address = be128(vip)
-    reverse.port = be16(port)
-    try revNat6.update(junction_lb4_revnat_key(rev_nat_id: revNatID, pad: 0), reverse)
-    for (index, backend) in backends.enumerated() {
-      var slot = junction_lb4_service()
-      slot.backend_id = backend.0
-      try services6.update(frontendKey(vip, port, proto, slot: UInt16(index + 1)), slot)
-    }
-    var frontend = junction_lb4_service()
-    frontend.count = UInt16(backends.count)
-    frontend.rev_nat_id = revNatID
-    frontend.flags = UInt16(flags)
-    try services6.update(frontendKey(vip, port, proto, slot: 0), frontend)
+    try fixture.writeFrontend6(
+      vip, port, proto, revNatID: revNatID, backendIDs: backends.map(\.0), flags: flags)
   }
 
   private func request(_ l4: PacketBuilder.L4 = .tcp, sourcePort: UInt16 = 40000)
     -> PacketBuilder6
   {
     PacketBuilder6(l4, from: client, sourcePort, to: vip, l4 == .tcp ? 80 : 53)
-  }
-
-  private func conntrackKey(
-    _ source: [UInt8], _ sourcePort: UInt16, _ destination: [UInt8], _ destinationPort: UInt16,
-    _ proto: PacketBuilder.L4, _ direction: junction_ct_direction
-  ) -> junction_ct6_key {
-    var key = junction_ct6_key()
-    key.saddr = be128(source)
-    key.daddr = be128(destination)
-    key.sport = be16(sourcePort)
-    key.dport = be16(destinationPort)
-    key.proto = proto.rawValue
-    key.direction = UInt8(direction.rawValue)
-    return key
   }
 
   // MARK: - DNAT and reverse NAT
@@ -117,7 +50,7 @@ final class ServiceLB6Tests: XCTestCase {
       let input = packet.build()
       XCTAssertTrue(ParsedFrame6(input).l4ChecksumValid, "the builder's own checksum")
 
-      let result = try ProgramTestRun.run(program: from, packet: input)
+      let result = try ProgramTestRun.run(program: fixture.from, packet: input)
 
       XCTAssertEqual(result.verdict, .ok)
       let out = ParsedFrame6(result.output)
@@ -134,15 +67,17 @@ final class ServiceLB6Tests: XCTestCase {
       XCTAssertEqual(result.output, expected.build(), "\(l4)")
     }
 
-    let forward = try conntrack6.lookup(
-      conntrackKey(client, 40000, vip, 80, .tcp, JUNCTION_CT_SERVICE), as: junction_ct6_entry.self)
+    let forward = try fixture.conntrack6.lookup(
+      EndpointFixture.conntrackKey6(client, 40000, vip, 80, .tcp, JUNCTION_CT_SERVICE),
+      as: junction_ct6_entry.self)
     XCTAssertEqual(forward?.backend_id, 2)
     XCTAssertEqual(forward?.rev_nat_id, 1)
-    let reply = try conntrack6.lookup(
-      conntrackKey(backendAddresses[1], 8080, client, 40000, .tcp, JUNCTION_CT_REPLY),
+    let reply = try fixture.conntrack6.lookup(
+      EndpointFixture.conntrackKey6(
+        backendAddresses[1], 8080, client, 40000, .tcp, JUNCTION_CT_REPLY),
       as: junction_ct6_entry.self)
     XCTAssertEqual(reply?.backend_id, 2)
-    XCTAssertEqual(try datapath.conntrack.keys(as: junction_ct4_key.self).count, 0)
+    XCTAssertEqual(try fixture.datapath.conntrack.keys(as: junction_ct4_key.self).count, 0)
   }
 
   func testIPv6RepliesAreReverseNATedToTheVIP() throws {
@@ -153,11 +88,11 @@ final class ServiceLB6Tests: XCTestCase {
       (.udp, backendAddresses[2], 5353, 53),
     ] {
       XCTAssertEqual(
-        try ProgramTestRun.run(program: from, packet: request(l4).build()).verdict, .ok)
+        try ProgramTestRun.run(program: fixture.from, packet: request(l4).build()).verdict, .ok)
       var answer = PacketBuilder6(l4, from: backend, backendPort, to: client, 40000, tcpFlags: 0x12)
       answer.payload = Array("an answer".utf8)
 
-      let result = try ProgramTestRun.run(program: to, packet: answer.build())
+      let result = try ProgramTestRun.run(program: fixture.to, packet: answer.build())
 
       XCTAssertEqual(result.verdict, .ok)
       let out = ParsedFrame6(result.output)
@@ -173,7 +108,7 @@ final class ServiceLB6Tests: XCTestCase {
     }
     // Something from a backend that is no service reply passes untouched.
     let unrelated = PacketBuilder6(.tcp, from: backendAddresses[1], 8080, to: client, 40999).build()
-    let result = try ProgramTestRun.run(program: to, packet: unrelated)
+    let result = try ProgramTestRun.run(program: fixture.to, packet: unrelated)
     XCTAssertEqual(result.verdict, .ok)
     XCTAssertEqual(result.output, unrelated)
   }
@@ -182,29 +117,33 @@ final class ServiceLB6Tests: XCTestCase {
   /// agent's sweep drops them after the close timeout, not the 6 h TCP lifetime.
   func testAFINOrRSTMarksBothIPv6EntriesClosingAndASYNReopens() throws {
     try program(backends: [(2, backendAddresses[1], 8080)])
-    let serviceKey = conntrackKey(client, 40000, vip, 80, .tcp, JUNCTION_CT_SERVICE)
-    let replyKey = conntrackKey(backendAddresses[1], 8080, client, 40000, .tcp, JUNCTION_CT_REPLY)
+    let serviceKey = EndpointFixture.conntrackKey6(
+      client, 40000, vip, 80, .tcp, JUNCTION_CT_SERVICE)
+    let replyKey = EndpointFixture.conntrackKey6(
+      backendAddresses[1], 8080, client, 40000, .tcp, JUNCTION_CT_REPLY)
     func closing(_ key: junction_ct6_key) throws -> Bool {
-      let entry = try conntrack6.lookup(key, as: junction_ct6_entry.self)
+      let entry = try fixture.conntrack6.lookup(key, as: junction_ct6_entry.self)
       XCTAssertNotNil(entry)
       return (entry?.flags ?? 0) & UInt16(JUNCTION_CT_F_CLOSING) != 0
     }
-    XCTAssertEqual(try ProgramTestRun.run(program: from, packet: request().build()).verdict, .ok)
+    XCTAssertEqual(
+      try ProgramTestRun.run(program: fixture.from, packet: request().build()).verdict, .ok)
     XCTAssertFalse(try closing(serviceKey))
     XCTAssertFalse(try closing(replyKey))
 
     var fin = request()
     fin.tcpFlags = 0x11  // FIN, ACK
-    XCTAssertEqual(try ProgramTestRun.run(program: from, packet: fin.build()).verdict, .ok)
+    XCTAssertEqual(try ProgramTestRun.run(program: fixture.from, packet: fin.build()).verdict, .ok)
     XCTAssertTrue(try closing(serviceKey), "the client's FIN")
     XCTAssertFalse(try closing(replyKey))
     let reset = PacketBuilder6(
       .tcp, from: backendAddresses[1], 8080, to: client, 40000, tcpFlags: 0x04)
-    XCTAssertEqual(try ProgramTestRun.run(program: to, packet: reset.build()).verdict, .ok)
+    XCTAssertEqual(try ProgramTestRun.run(program: fixture.to, packet: reset.build()).verdict, .ok)
     XCTAssertTrue(try closing(replyKey), "the backend's RST")
 
     // The client reuses its port: the SYN opens the service entry again.
-    XCTAssertEqual(try ProgramTestRun.run(program: from, packet: request().build()).verdict, .ok)
+    XCTAssertEqual(
+      try ProgramTestRun.run(program: fixture.from, packet: request().build()).verdict, .ok)
     XCTAssertFalse(try closing(serviceKey), "a SYN reopens")
   }
 
@@ -213,13 +152,14 @@ final class ServiceLB6Tests: XCTestCase {
       backends: backendAddresses.enumerated().map { (UInt32($0.offset + 1), $0.element, 8080) })
     var seen = Set<[UInt8]>()
     for port in UInt16(41000)..<41060 {
-      let result = try ProgramTestRun.run(program: from, packet: request(sourcePort: port).build())
+      let result = try ProgramTestRun.run(
+        program: fixture.from, packet: request(sourcePort: port).build())
       let first = ParsedFrame6(result.output).destination
       XCTAssertTrue(backendAddresses.contains(first))
       seen.insert(first)
       var again = request(sourcePort: port)
       again.tcpFlags = 0x10  // ACK
-      let next = try ProgramTestRun.run(program: from, packet: again.build())
+      let next = try ProgramTestRun.run(program: fixture.from, packet: again.build())
       XCTAssertEqual(ParsedFrame6(next.output).destination, first, "port \(port) keeps its backend")
     }
     XCTAssertEqual(seen.count, 3, "60 connections over 3 backends reach each")
@@ -231,7 +171,7 @@ final class ServiceLB6Tests: XCTestCase {
     try program(
       backends: backendAddresses.enumerated().map { (UInt32($0.offset + 1), $0.element, 8080) },
       flags: JUNCTION_SVC_F_MAGLEV)
-    let maglev = try datapath.object.map(named: JUNCTION_MAP_LB4_MAGLEV)
+    let maglev = try fixture.datapath.object.map(named: JUNCTION_MAP_LB4_MAGLEV)
     let size = MaglevTable.size
     let table = (0..<size).map { UInt32($0 % 3 + 1) }
     try MaglevTable.install(table, revNatID: 1, in: maglev)
@@ -244,8 +184,11 @@ final class ServiceLB6Tests: XCTestCase {
         source: fold(client), destination: fold(vip), sourcePort: port, destinationPort: 80,
         proto: 6, seed: UInt32(JUNCTION_MAGLEV_HASH_SEED), tableSize: size)
       let expected = Int(table[slot]) - 1
-      for key in try conntrack6.keys(as: junction_ct6_key.self) { try conntrack6.delete(key) }
-      let result = try ProgramTestRun.run(program: from, packet: request(sourcePort: port).build())
+      for key in try fixture.conntrack6.keys(as: junction_ct6_key.self) {
+        try fixture.conntrack6.delete(key)
+      }
+      let result = try ProgramTestRun.run(
+        program: fixture.from, packet: request(sourcePort: port).build())
       XCTAssertEqual(
         ParsedFrame6(result.output).destination, backendAddresses[expected], "port \(port)")
       seen.insert(expected)
@@ -259,17 +202,19 @@ final class ServiceLB6Tests: XCTestCase {
       backends: backendAddresses.enumerated().map { (UInt32($0.offset + 1), $0.element, 8080) },
       flags: JUNCTION_SVC_F_AFFINITY)
     var frontend = try XCTUnwrap(
-      services6.lookup(frontendKey(vip, 80, .tcp, slot: 0), as: junction_lb4_service.self))
+      fixture.services6.lookup(
+        EndpointFixture.serviceKey6(vip, 80, .tcp, slot: 0), as: junction_lb4_service.self))
     frontend.affinity_timeout = 10800
-    try services6.update(frontendKey(vip, 80, .tcp, slot: 0), frontend)
+    try fixture.services6.update(EndpointFixture.serviceKey6(vip, 80, .tcp, slot: 0), frontend)
     let first = ParsedFrame6(
-      try ProgramTestRun.run(program: from, packet: request().build()).output
+      try ProgramTestRun.run(program: fixture.from, packet: request().build()).output
     ).destination
     for port in UInt16(45000)..<45030 {
-      let result = try ProgramTestRun.run(program: from, packet: request(sourcePort: port).build())
+      let result = try ProgramTestRun.run(
+        program: fixture.from, packet: request(sourcePort: port).build())
       XCTAssertEqual(ParsedFrame6(result.output).destination, first, "port \(port)")
     }
-    let affinity = try datapath.object.map(named: JUNCTION_MAP_LB6_AFFINITY)
+    let affinity = try fixture.datapath.object.map(named: JUNCTION_MAP_LB6_AFFINITY)
     var key = junction_lb6_affinity_key()
     key.client = be128(client)
     key.rev_nat_id = 1
@@ -290,7 +235,7 @@ final class ServiceLB6Tests: XCTestCase {
       let input = packet.build()
       XCTAssertEqual(input[20], 0, "hop-by-hop first")
 
-      let result = try ProgramTestRun.run(program: from, packet: input)
+      let result = try ProgramTestRun.run(program: fixture.from, packet: input)
 
       XCTAssertEqual(result.verdict, .ok)
       let out = ParsedFrame6(result.output)
@@ -306,7 +251,7 @@ final class ServiceLB6Tests: XCTestCase {
       // And the reply, with a routing header on the way back.
       var answer = PacketBuilder6(l4, from: backendAddresses[0], backendPort, to: client, 40000)
       answer.extensions = [.init(type: 43, units: 0)]
-      let back = try ProgramTestRun.run(program: to, packet: answer.build())
+      let back = try ProgramTestRun.run(program: fixture.to, packet: answer.build())
       XCTAssertEqual(ParsedFrame6(back.output).source, vip)
       XCTAssertTrue(ParsedFrame6(back.output).l4ChecksumValid)
     }
@@ -331,13 +276,13 @@ final class ServiceLB6Tests: XCTestCase {
     let echo = icmp6Frame(type: 128, from: client, to: vip, body: [0, 1, 0, 1], hopLimit: 64)
     for frame in [solicit, advert, tooBig, echo] {
       XCTAssertTrue(ParsedFrame6(frame).l4ChecksumValid)
-      for program in [from!, to!] {
+      for program in [fixture.from, fixture.to] {
         let result = try ProgramTestRun.run(program: program, packet: frame)
         XCTAssertEqual(result.verdict, .ok, "ICMPv6 type \(frame[54])")
         XCTAssertEqual(result.output, frame, "ICMPv6 type \(frame[54]) untouched")
       }
     }
-    XCTAssertEqual(try conntrack6.keys(as: junction_ct6_key.self).count, 0)
+    XCTAssertEqual(try fixture.conntrack6.keys(as: junction_ct6_key.self).count, 0)
   }
 
   func testAMalformedIPv6HeaderIsDroppedWithItsReasonCounted() throws {
@@ -356,14 +301,16 @@ final class ServiceLB6Tests: XCTestCase {
     ]
     for frame in invalid {
       XCTAssertEqual(
-        try ProgramTestRun.run(program: from, packet: frame).verdict, .shot, "\(frame.count) bytes")
+        try ProgramTestRun.run(program: fixture.from, packet: frame).verdict, .shot,
+        "\(frame.count) bytes")
     }
     XCTAssertEqual(
-      try datapath.dropCount(JUNCTION_DROP_INVALID_PACKET, JUNCTION_DIR_FROM_ENDPOINT),
+      try fixture.datapath.dropCount(JUNCTION_DROP_INVALID_PACKET, JUNCTION_DIR_FROM_ENDPOINT),
       UInt64(invalid.count))
     // Less than a whole IPv6 header the kernel refuses to even build as a test skb (as for
     // IPv4); the programs still check it (bpf_skb_load_bytes fails: INVALID_PACKET).
-    XCTAssertThrowsError(try ProgramTestRun.run(program: from, packet: Array(full[..<44]))) {
+    XCTAssertThrowsError(try ProgramTestRun.run(program: fixture.from, packet: Array(full[..<44])))
+    {
       XCTAssertEqual(($0 as? BPFError)?.errno, EINVAL)
     }
 
@@ -378,16 +325,16 @@ final class ServiceLB6Tests: XCTestCase {
       .init(type: 0), .init(type: 60), .init(type: 43), .init(type: 60), .init(type: 60),
     ]
     for frame in [cutFrame, long.build()] {
-      XCTAssertEqual(try ProgramTestRun.run(program: from, packet: frame).verdict, .shot)
+      XCTAssertEqual(try ProgramTestRun.run(program: fixture.from, packet: frame).verdict, .shot)
     }
     XCTAssertEqual(
-      try datapath.dropCount(JUNCTION_DROP_INVALID_EXTHDR, JUNCTION_DIR_FROM_ENDPOINT), 2)
-    XCTAssertEqual(try ProgramTestRun.run(program: to, packet: cutFrame).verdict, .shot)
+      try fixture.datapath.dropCount(JUNCTION_DROP_INVALID_EXTHDR, JUNCTION_DIR_FROM_ENDPOINT), 2)
+    XCTAssertEqual(try ProgramTestRun.run(program: fixture.to, packet: cutFrame).verdict, .shot)
     XCTAssertEqual(
-      try datapath.dropCount(JUNCTION_DROP_INVALID_EXTHDR, JUNCTION_DIR_TO_ENDPOINT), 1)
+      try fixture.datapath.dropCount(JUNCTION_DROP_INVALID_EXTHDR, JUNCTION_DIR_TO_ENDPOINT), 1)
     // Four headers are walked: the same service packet is translated.
     long.extensions.removeLast()
-    let four = try ProgramTestRun.run(program: from, packet: long.build())
+    let four = try ProgramTestRun.run(program: fixture.from, packet: long.build())
     XCTAssertEqual(four.verdict, .ok)
     XCTAssertEqual(ParsedFrame6(four.output).destination, backendAddresses[0])
     XCTAssertTrue(ParsedFrame6(four.output).l4ChecksumValid)
@@ -400,7 +347,7 @@ final class ServiceLB6Tests: XCTestCase {
     var later = request(.udp)
     later.extensions = [.init(type: 44, fragmentOffset: 3)]
     for frame in [first.build(), later.build()] {
-      let result = try ProgramTestRun.run(program: from, packet: frame)
+      let result = try ProgramTestRun.run(program: fixture.from, packet: frame)
       XCTAssertEqual(result.verdict, .ok)
       XCTAssertEqual(result.output, frame)
     }
@@ -417,27 +364,27 @@ final class ServiceLB6Tests: XCTestCase {
     backend.address = be32([10, 0, 2, 11])
     backend.port = be16(8080)
     backend.proto = 6
-    try datapath.backends.update(junction_lb4_backend_key(backend_id: 9), backend)
+    try fixture.datapath.backends.update(junction_lb4_backend_key(backend_id: 9), backend)
     var slot = junction_lb4_service()
     slot.backend_id = 9
     frontend.slot = 1
-    try datapath.services.update(frontend, slot)
+    try fixture.datapath.services.update(frontend, slot)
     var master = junction_lb4_service()
     master.count = 1
     master.rev_nat_id = 9
     frontend.slot = 0
-    try datapath.services.update(frontend, master)
+    try fixture.datapath.services.update(frontend, master)
 
     let mapped = PacketBuilder6(.tcp, from: client, 40000, to: ipv6("::ffff:10.96.0.10"), 80)
       .build()
-    let result = try ProgramTestRun.run(program: from, packet: mapped)
+    let result = try ProgramTestRun.run(program: fixture.from, packet: mapped)
     XCTAssertEqual(result.verdict, .ok)
     XCTAssertEqual(result.output, mapped)
-    XCTAssertEqual(try conntrack6.keys(as: junction_ct6_key.self).count, 0)
+    XCTAssertEqual(try fixture.conntrack6.keys(as: junction_ct6_key.self).count, 0)
 
     // The IPv4 Service itself still works beside the IPv6 tables.
     let v4 = PacketBuilder(.tcp, from: [10, 0, 1, 5], 40000, to: [10, 96, 0, 10], 80).build()
-    let translated = try ProgramTestRun.run(program: from, packet: v4)
+    let translated = try ProgramTestRun.run(program: fixture.from, packet: v4)
     XCTAssertEqual(ParsedFrame(translated.output).destination, [10, 0, 2, 11])
   }
 
@@ -454,7 +401,7 @@ final class ServiceLB6Tests: XCTestCase {
       }(),
     ] {
       let input = packet.build()
-      let result = try ProgramTestRun.run(program: from, packet: input)
+      let result = try ProgramTestRun.run(program: fixture.from, packet: input)
       XCTAssertEqual(result.verdict, .redirect)
       let out = result.output
       let quoteLength = input.count - 14 - (packet.payload.count)  // headers + 20-byte TCP header
@@ -473,7 +420,8 @@ final class ServiceLB6Tests: XCTestCase {
       XCTAssertTrue(parsed.l4ChecksumValid, "ICMPv6 checksum over the pseudo-header")
       XCTAssertEqual(Array(out[62...]), Array(input[14..<(14 + quoted)]), "the quote")
     }
-    XCTAssertEqual(try datapath.dropCount(JUNCTION_DROP_NO_BACKEND, JUNCTION_DIR_FROM_ENDPOINT), 2)
-    XCTAssertEqual(try conntrack6.keys(as: junction_ct6_key.self).count, 0)
+    XCTAssertEqual(
+      try fixture.datapath.dropCount(JUNCTION_DROP_NO_BACKEND, JUNCTION_DIR_FROM_ENDPOINT), 2)
+    XCTAssertEqual(try fixture.conntrack6.keys(as: junction_ct6_key.self).count, 0)
   }
 }

@@ -8,52 +8,14 @@ import XCTest
 /// gave it and whom that pod saw; each client line ends with the peer its socket saw.
 final class IPv6LocalTrafficTests: XCTestCase {
   private var node: TestNode?
-  private var servers: [Process] = []
+  private let processes = PodProcesses()
 
   override func tearDown() {
-    for server in servers where server.isRunning {
-      server.terminate()
-      server.waitUntilExit()
-    }
-    servers = []
+    processes.stopAll()
     node?.tearDown()
     node = nil
     super.tearDown()
   }
-
-  /// Answers TCP connections and UDP datagrams on [::]:8080 with "name peer-address".
-  private static let server = """
-    import socket, sys, threading
-    name = sys.argv[1]
-    def tcp():
-        s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("::", 8080)); s.listen(16)
-        while True:
-            c, peer = s.accept(); c.sendall(f"{name} {peer[0]}\\n".encode()); c.close()
-    threading.Thread(target=tcp, daemon=True).start()
-    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind(("::", 8080))
-    while True:
-        _, peer = u.recvfrom(2048); u.sendto(f"{name} {peer[0]}".encode(), peer)
-    """
-
-  /// One TCP connection, then one UDP exchange, with [vip]:80: "answer | peer-address port"
-  /// each, or "timeout" / "error:...".
-  private static let client = """
-    import socket, sys
-    vip = sys.argv[1]
-    try:
-        c = socket.create_connection((vip, 80), timeout=3)
-        answer = c.makefile("rb").readline().decode().strip()
-        print(answer, "|", *c.getpeername()[:2]); c.close()
-    except socket.timeout: print("timeout")
-    except OSError as e: print("error:" + str(e))
-    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.settimeout(3)
-    try:
-        u.sendto(b"who", (vip, 80)); data, peer = u.recvfrom(2048)
-        print(data.decode(), "|", *peer[:2])
-    except socket.timeout: print("timeout")
-    except OSError as e: print("error:" + str(e))
-    """
 
   /// A dual-stack native-mode node (pod subnets 10.240.`n`.0/24 and fd00:10:240:`n`::/64).
   private func dualStackNode(_ n: Int) throws -> TestNode {
@@ -74,50 +36,15 @@ final class IPv6LocalTrafficTests: XCTestCase {
     }
     let v4 = try XCTUnwrap(ips.first { !$0.contains(":") }, result.stdout)
     let v6 = try XCTUnwrap(ips.first { $0.contains(":") }, result.stdout)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["ip", "netns", "exec", pod, "python3", "-c", Self.server, name]
-    try process.run()
-    servers.append(process)
+    try processes.spawn(in: pod, EchoScripts.server(ipv6: true), [name])
     XCTAssertTrue(try node.servesPort8080(in: pod, ipv6: true), "\(name): the server did not start")
     return (pod, v4, v6)
   }
 
   private func call(_ vip: String, from pod: String, on node: TestNode) throws -> [String] {
-    let result = try node.exec(in: pod, ["python3", "-c", Self.client, vip], timeout: 30)
+    let result = try node.exec(in: pod, ["python3", "-c", EchoScripts.client, vip], timeout: 30)
     XCTAssertEqual(result.status, 0, result.stderr)
     return result.stdout.split(separator: "\n").map(String.init)
-  }
-
-  /// An IPv6-only Service `name` at `vip`:80 (TCP and UDP) over `backends` (IPv6) on 8080.
-  private func service(_ name: String, vip: String, backends: [String]) -> String {
-    """
-    apiVersion: v1
-    kind: Service
-    metadata: {name: \(name), namespace: default}
-    spec:
-      type: ClusterIP
-      clusterIP: \(vip)
-      clusterIPs: [\(vip)]
-      ipFamilies: [IPv6]
-      ipFamilyPolicy: SingleStack
-      ports:
-      - {name: tcp, port: 80, protocol: TCP, targetPort: 8080}
-      - {name: udp, port: 80, protocol: UDP, targetPort: 8080}
-    ---
-    apiVersion: discovery.k8s.io/v1
-    kind: EndpointSlice
-    metadata:
-      name: \(name)-v6
-      namespace: default
-      labels: {kubernetes.io/service-name: \(name)}
-    addressType: IPv6
-    ports:
-    - {name: tcp, port: 8080, protocol: TCP}
-    - {name: udp, port: 8080, protocol: UDP}
-    endpoints:
-    \(backends.map { "- {addresses: [\"\($0)\"], conditions: {ready: true}}" }.joined(separator: "\n"))
-    """
   }
 
   /// A pod object on `node` (what the API would say about a pod the plugin wired).
@@ -144,7 +71,7 @@ final class IPv6LocalTrafficTests: XCTestCase {
     let node = try dualStackNode(63)
     let (pod, _, v6) = try servingPod("me", on: node)
     let vip = "fd00:96::63"
-    try node.apply(service("myself", vip: vip, backends: [v6]))
+    try node.apply(ServiceManifest.ipv6TCPAndUDP(name: "myself", vip: vip, backends: [v6]))
     for _ in 0..<2 {
       XCTAssertEqual(
         try call(vip, from: pod, on: node),
@@ -163,7 +90,7 @@ final class IPv6LocalTrafficTests: XCTestCase {
     let (droidPod, droidV4, droidV6) = try servingPod("droid", on: node)
     _ = jediPod
     let vip = "fd00:96::64"
-    try node.apply(service("droids", vip: vip, backends: [jediV6]))
+    try node.apply(ServiceManifest.ipv6TCPAndUDP(name: "droids", vip: vip, backends: [jediV6]))
     XCTAssertEqual(
       try call(vip, from: client, on: node),
       ["jedi \(clientV6) | \(vip) 80", "jedi \(clientV6) | \(vip) 80"], "the Service first")

@@ -6,7 +6,7 @@ import XCTest
 /// Local Redirect Policies over IPv6 (`LocalRedirectPlanner` through `ServiceTable`): each
 /// family's frontend goes to the local pods' addresses of that family, by Service and by
 /// address; a family no local pod has keeps the Service's backends.
-final class LocalRedirect6Tests: XCTestCase {
+final class LocalRedirect6Tests: XCTestCase, LocalRedirectScenario {
   /// A dual-stack Service, IPv4 first, with one backend per family on each of two nodes.
   private let droids = """
     apiVersion: v1
@@ -38,46 +38,6 @@ final class LocalRedirect6Tests: XCTestCase {
     - {addresses: ["fd00:10:244:1::5"], nodeName: node1}
     - {addresses: ["fd00:10:244:2::5"], nodeName: node2}
     """
-
-  private func droidsPolicy(skip: Bool = false) -> String {
-    """
-    apiVersion: cilium.io/v2
-    kind: CiliumLocalRedirectPolicy
-    metadata: {name: droids, namespace: landspeeder}
-    spec:
-      redirectFrontend:
-        serviceMatcher: {serviceName: droids, namespace: landspeeder}
-      redirectBackend:
-        localEndpointSelector: {matchLabels: {role: droid}}
-        toPorts: [{port: "80", protocol: TCP}]
-      skipRedirectFromBackend: \(skip)
-    """
-  }
-
-  /// A ready pod in "landspeeder" (unless told) with `ips` as podIPs.
-  private func pod(
-    _ name: String, node: String = "node1", ips: [String], labels: String = "{role: droid}",
-    namespace: String = "landspeeder"
-  ) -> String {
-    """
-    apiVersion: v1
-    kind: Pod
-    metadata: {name: \(name), namespace: \(namespace), labels: \(labels)}
-    spec: {nodeName: \(node)}
-    status:
-      podIP: "\(ips[0])"
-      podIPs: [\(ips.map { "{ip: \"\($0)\"}" }.joined(separator: ", "))]
-      conditions: [{type: Ready, status: "True"}]
-    """
-  }
-
-  private func apply(_ table: inout ServiceTable, _ documents: String..., delete: Bool = false)
-    throws
-  {
-    let plan = ApplyPlan(delete ? .delete : .apply, yaml: documents.joined(separator: "\n---\n"))
-    XCTAssertEqual(plan.errors, [])
-    table.commit(try plan.update(for: table))
-  }
 
   private let vip4 = FrontendKey(address: IPAddress("10.96.0.10")!, port: 80, proto: .tcp)
   private let vip6 = FrontendKey(address: IPAddress("fd00:96::10")!, port: 80, proto: .tcp)

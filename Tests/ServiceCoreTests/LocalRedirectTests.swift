@@ -5,7 +5,7 @@ import XCTest
 
 /// Local Redirect Policies: decoding with field errors, and the frontends a node plans for
 /// them (`LocalRedirectPlanner` through `ServiceTable`).
-final class LocalRedirectTests: XCTestCase {
+final class LocalRedirectTests: XCTestCase, LocalRedirectScenario {
   private let droids = """
     apiVersion: v1
     kind: Service
@@ -25,21 +25,6 @@ final class LocalRedirectTests: XCTestCase {
     - {addresses: [10.0.2.5], nodeName: node2}
     """
 
-  private func droidsPolicy(skip: Bool = false) -> String {
-    """
-    apiVersion: cilium.io/v2
-    kind: CiliumLocalRedirectPolicy
-    metadata: {name: droids, namespace: landspeeder}
-    spec:
-      redirectFrontend:
-        serviceMatcher: {serviceName: droids, namespace: landspeeder}
-      redirectBackend:
-        localEndpointSelector: {matchLabels: {role: droid}}
-        toPorts: [{port: "80", protocol: TCP}]
-      skipRedirectFromBackend: \(skip)
-    """
-  }
-
   /// A CiliumLocalRedirectPolicy `name` in namespace "ns": `frontend` and `backend` are the
   /// YAML lines under redirectFrontend and redirectBackend.
   private func policy(_ name: String, frontend: [String], backend: [String]) -> String {
@@ -50,29 +35,6 @@ final class LocalRedirectTests: XCTestCase {
     return
       (head + frontend.map { "    " + $0 } + ["  redirectBackend:"] + backend.map { "    " + $0 })
       .joined(separator: "\n")
-  }
-
-  private func pod(
-    _ name: String, node: String, ip: String, labels: String = "{role: droid}",
-    namespace: String = "landspeeder", ready: Bool = true
-  ) -> String {
-    """
-    apiVersion: v1
-    kind: Pod
-    metadata: {name: \(name), namespace: \(namespace), labels: \(labels)}
-    spec: {nodeName: \(node)}
-    status:
-      podIP: \(ip)
-      conditions: [{type: Ready, status: "\(ready ? "True" : "False")"}]
-    """
-  }
-
-  private func apply(_ table: inout ServiceTable, _ documents: String..., delete: Bool = false)
-    throws
-  {
-    let plan = ApplyPlan(delete ? .delete : .apply, yaml: documents.joined(separator: "\n---\n"))
-    XCTAssertEqual(plan.errors, [])
-    table.commit(try plan.update(for: table))
   }
 
   private let vip = FrontendKey(address: IPAddress("10.96.0.10")!, port: 80, proto: .tcp)

@@ -60,19 +60,30 @@ static __always_inline void jnc_event_lost(void)
 		lost->events++;
 }
 
+/* A zeroed record of `size` bytes in the ring, or NULL (ring full: counted as lost). Both
+ * record types (junction_flow_event, junction_flow_event6) start here; `size` is a constant
+ * once inlined, as the reserve and the memset need. */
+static __always_inline void *jnc_event_alloc(__u64 size)
+{
+	void *event = bpf_ringbuf_reserve(&jnc_events, size, 0);
+
+	if (!event) {
+		jnc_event_lost();
+		return NULL;
+	}
+	__builtin_memset(event, 0, size);
+	return event;
+}
+
 /* A zeroed event in the ring stamped `stamp` (0: now), or NULL (ring full: counted as
  * lost). */
 static __always_inline struct junction_flow_event *
 jnc_event_reserve_at(__u8 kind, __u8 point, __u8 verdict, __u64 stamp)
 {
-	struct junction_flow_event *event;
+	struct junction_flow_event *event = jnc_event_alloc(sizeof(*event));
 
-	event = bpf_ringbuf_reserve(&jnc_events, sizeof(*event), 0);
-	if (!event) {
-		jnc_event_lost();
+	if (!event)
 		return NULL;
-	}
-	__builtin_memset(event, 0, sizeof(*event));
 	event->timestamp = stamp ? stamp : bpf_ktime_get_ns();
 	event->kind = kind;
 	event->point = point;
@@ -115,14 +126,10 @@ static __always_inline struct junction_flow_event6 *
 jnc_event6_reserve(const struct __sk_buff *skb, __u8 kind, __u8 point, __u8 verdict,
 		   __u64 stamp)
 {
-	struct junction_flow_event6 *event;
+	struct junction_flow_event6 *event = jnc_event_alloc(sizeof(*event));
 
-	event = bpf_ringbuf_reserve(&jnc_events, sizeof(*event), 0);
-	if (!event) {
-		jnc_event_lost();
+	if (!event)
 		return NULL;
-	}
-	__builtin_memset(event, 0, sizeof(*event));
 	event->timestamp = stamp ? stamp : bpf_ktime_get_ns();
 	event->kind = kind;
 	event->point = point;
@@ -285,6 +292,35 @@ static __always_inline int jnc_traced(const struct __sk_buff *skb,
 	return verdict;
 }
 
+/* What jnc_emit_sock and jnc_emit_sock6 (lib/events6.h) share, by whether the socket was
+ * `translated` (else refused). Written at all? A translated send (not `per_connection`)
+ * only at ALL, as every packet is; connects and refusals from FLOWS on. */
+static __always_inline int jnc_sock_event_wanted(int translated, int per_connection)
+{
+	__u32 level = jnc_monitor_level();
+
+	return level != JUNCTION_MONITOR_OFF &&
+	       !(level == JUNCTION_MONITOR_FLOWS && translated && !per_connection);
+}
+
+static __always_inline __u8 jnc_sock_event_kind(int translated)
+{
+	return translated ? JUNCTION_FLOW_SOCK : JUNCTION_FLOW_DROP;
+}
+
+static __always_inline __u8 jnc_sock_event_verdict(int translated)
+{
+	return translated ? JUNCTION_VERDICT_TRANSLATED : JUNCTION_VERDICT_DROPPED;
+}
+
+/* The record's flags: the caller's, the reply direction known, NEW for a connection,
+ * XLATED when translated. */
+static __always_inline __u8 jnc_sock_event_flags(__u8 flags, int translated, int per_connection)
+{
+	return flags | JUNCTION_FLOW_F_REPLY_KNOWN | (per_connection ? JUNCTION_FLOW_F_NEW : 0) |
+	       (translated ? JUNCTION_FLOW_F_XLATED : 0);
+}
+
 /*
  * Socket LB (sock.c): a connect or send to a frontend, as the application asked for it
  * (`packet`: the socket's bound address or 0, its port or a stand-in, the frontend), either
@@ -299,25 +335,19 @@ static __always_inline void jnc_emit_sock(__u64 cookie, const struct jnc_packet 
 					  __u8 flags)
 {
 	struct junction_flow_event *event;
-	__u32 level = jnc_monitor_level();
 
-	if (level == JUNCTION_MONITOR_OFF ||
-	    (level == JUNCTION_MONITOR_FLOWS && backend && !per_connection))
+	if (!jnc_sock_event_wanted(backend != NULL, per_connection))
 		return;
-	event = backend ? jnc_event_reserve(JUNCTION_FLOW_SOCK, JUNCTION_DIR_SOCKET,
-					    JUNCTION_VERDICT_TRANSLATED)
-			: jnc_event_reserve(JUNCTION_FLOW_DROP, JUNCTION_DIR_SOCKET,
-					    JUNCTION_VERDICT_DROPPED);
+	event = jnc_event_reserve(jnc_sock_event_kind(backend != NULL), JUNCTION_DIR_SOCKET,
+				  jnc_sock_event_verdict(backend != NULL));
 	if (!event)
 		return;
 	event->socket_cookie = cookie;
 	jnc_event_packet(event, packet); /* tcp_flags: 0, a socket has no packet yet */
 	event->rev_nat_id = rev_nat_id;
 	event->drop_reason = reason;
-	event->flags = flags | JUNCTION_FLOW_F_REPLY_KNOWN |
-		       (per_connection ? JUNCTION_FLOW_F_NEW : 0);
+	event->flags = jnc_sock_event_flags(flags, backend != NULL, per_connection);
 	if (backend) {
-		event->flags |= JUNCTION_FLOW_F_XLATED;
 		event->nat_address = backend->address;
 		event->nat_port = backend->port;
 	}

@@ -138,15 +138,11 @@ static __always_inline void jnc_emit_sock6(__u64 cookie, const struct jnc_packet
 					   __u8 flags)
 {
 	struct junction_flow_event6 *event;
-	__u32 level = jnc_monitor_level();
 
-	if (level == JUNCTION_MONITOR_OFF ||
-	    (level == JUNCTION_MONITOR_FLOWS && backend && !per_connection))
+	if (!jnc_sock_event_wanted(backend != NULL, per_connection))
 		return;
-	event = backend ? jnc_event6_reserve(NULL, JUNCTION_FLOW_SOCK, JUNCTION_DIR_SOCKET,
-					     JUNCTION_VERDICT_TRANSLATED, 0)
-			: jnc_event6_reserve(NULL, JUNCTION_FLOW_DROP, JUNCTION_DIR_SOCKET,
-					     JUNCTION_VERDICT_DROPPED, 0);
+	event = jnc_event6_reserve(NULL, jnc_sock_event_kind(backend != NULL), JUNCTION_DIR_SOCKET,
+				   jnc_sock_event_verdict(backend != NULL), 0);
 	if (!event)
 		return;
 	event->socket_cookie = cookie;
@@ -157,10 +153,8 @@ static __always_inline void jnc_emit_sock6(__u64 cookie, const struct jnc_packet
 	event->proto = packet->proto;
 	event->rev_nat_id = rev_nat_id;
 	event->drop_reason = reason;
-	event->flags = flags | JUNCTION_FLOW_F_REPLY_KNOWN |
-		       (per_connection ? JUNCTION_FLOW_F_NEW : 0);
+	event->flags = jnc_sock_event_flags(flags, backend != NULL, per_connection);
 	if (backend) {
-		event->flags |= JUNCTION_FLOW_F_XLATED;
 		jnc_addr6_copy(event->nat_address, backend->address);
 		event->nat_port = backend->port;
 	}

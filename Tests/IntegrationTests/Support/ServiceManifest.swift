@@ -54,4 +54,36 @@ enum ServiceManifest {
       endpoints:\(backends.isEmpty ? " []" : "\n" + endpoints)
       """
   }
+
+  /// An IPv6-only (SingleStack) ClusterIP Service `name` at `vip`:80, TCP and UDP (port
+  /// names "tcp" and "udp") → 8080, and its IPv6 EndpointSlice over `backends`.
+  static func ipv6TCPAndUDP(name: String, vip: String, backends: [String]) -> String {
+    """
+    apiVersion: v1
+    kind: Service
+    metadata: {name: \(name), namespace: default}
+    spec:
+      type: ClusterIP
+      clusterIP: \(vip)
+      clusterIPs: [\(vip)]
+      ipFamilies: [IPv6]
+      ipFamilyPolicy: SingleStack
+      ports:
+      - {name: tcp, port: 80, protocol: TCP, targetPort: 8080}
+      - {name: udp, port: 80, protocol: UDP, targetPort: 8080}
+    ---
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata:
+      name: \(name)-v6
+      namespace: default
+      labels: {kubernetes.io/service-name: \(name)}
+    addressType: IPv6
+    ports:
+    - {name: tcp, port: 8080, protocol: TCP}
+    - {name: udp, port: 8080, protocol: UDP}
+    endpoints:
+    \(backends.map { "- {addresses: [\"\($0)\"], conditions: {ready: true}}" }.joined(separator: "\n"))
+    """
+  }
 }
