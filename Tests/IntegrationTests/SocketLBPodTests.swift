@@ -63,23 +63,6 @@ final class SocketLBPodTests: PodNodesTestCase {
     except OSError as e: print("error:" + str(e))
     """
 
-  /// UDP connected (connect + send + recvfrom + getpeername) or not (sendto + recvfrom).
-  private static let udpClient = """
-    import socket, sys
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
-    target = (sys.argv[1], int(sys.argv[2]))
-    try:
-        if sys.argv[3] == "connected":
-            s.connect(target); s.send(b"hi")
-            data, source = s.recvfrom(2048)
-            print(data.decode(), "from=%s:%d" % source, "peer=%s:%d" % s.getpeername())
-        else:
-            s.sendto(b"hi", target)
-            data, source = s.recvfrom(2048)
-            print(data.decode(), "from=%s:%d" % source)
-    except OSError as e: print("error:" + str(e))
-    """
-
   /// One TCP connection: a first exchange, then, once file argv[3] exists, a second one on
   /// the same connection.
   private static let longClient = """
@@ -143,10 +126,10 @@ final class SocketLBPodTests: PodNodesTestCase {
       try python(in: client, Self.tcpClient, [Self.tcpClusterIP, "80"]),
       ["tcp-a hi peer=\(Self.tcpClusterIP):80"])
     XCTAssertEqual(
-      try python(in: client, Self.udpClient, [Self.udpClusterIP, "53", "connected"]),
+      try python(in: client, EchoScripts.udpClient, [Self.udpClusterIP, "53", "connected"]),
       ["udp-a from=\(Self.udpClusterIP):53 peer=\(Self.udpClusterIP):53"])
     XCTAssertEqual(
-      try python(in: client, Self.udpClient, [Self.udpClusterIP, "53", "unconnected"]),
+      try python(in: client, EchoScripts.udpClient, [Self.udpClusterIP, "53", "unconnected"]),
       ["udp-a from=\(Self.udpClusterIP):53"])
   }
 

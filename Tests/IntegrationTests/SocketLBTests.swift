@@ -110,25 +110,6 @@ final class SocketLBTests: XCTestCase {
     except OSError as e: print("error:" + str(e))
     """
 
-  /// UDP to address:port, connected (connect + send + recvfrom + getpeername) or not (sendto
-  /// + recvfrom): "NAME from=IP:PORT [peer=IP:PORT]".
-  private static let udpClient = """
-    import socket, sys
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
-    target = (sys.argv[1], int(sys.argv[2]))
-    try:
-        if sys.argv[3] == "connected":
-            s.connect(target); s.send(b"hi")
-            data, source = s.recvfrom(2048)
-            print(data.decode(), "from=%s:%d" % source, "peer=%s:%d" % s.getpeername())
-        else:
-            s.sendto(b"hi", target)
-            data, source = s.recvfrom(2048)
-            print(data.decode(), "from=%s:%d" % source)
-    except socket.timeout: print("timeout")
-    except OSError as e: print("error:" + str(e))
-    """
-
   /// A UDP socket's cookie (SO_COOKIE), then a connect to address:port: "COOKIE PEER".
   private static let cookieClient = """
     import socket, sys
@@ -232,10 +213,10 @@ final class SocketLBTests: XCTestCase {
       service("sock-dns", clusterIP: Self.udpClusterIP, backends: [backend], udp: true))
 
     XCTAssertEqual(
-      try python(in: node.name, Self.udpClient, [Self.udpClusterIP, "53", "connected"]),
+      try python(in: node.name, EchoScripts.udpClient, [Self.udpClusterIP, "53", "connected"]),
       ["udp-alpha from=\(Self.udpClusterIP):53 peer=\(Self.udpClusterIP):53"])
     XCTAssertEqual(
-      try python(in: node.name, Self.udpClient, [Self.udpClusterIP, "53", "unconnected"]),
+      try python(in: node.name, EchoScripts.udpClient, [Self.udpClusterIP, "53", "unconnected"]),
       ["udp-alpha from=\(Self.udpClusterIP):53"])
   }
 
@@ -274,7 +255,7 @@ final class SocketLBTests: XCTestCase {
       }, ["\(Self.udpClusterIP):53"], podLine)
     // And reaches the service.
     XCTAssertEqual(
-      try python(in: client, Self.udpClient, [Self.udpClusterIP, "53", "unconnected"]),
+      try python(in: client, EchoScripts.udpClient, [Self.udpClusterIP, "53", "unconnected"]),
       ["udp-alpha from=\(Self.udpClusterIP):53"])
   }
 

@@ -49,4 +49,24 @@ enum EchoScripts {
         except OSError as e: print("error:" + str(e))
         u.close()
     """
+
+  /// The socket LB tests' IPv4 UDP client: to address:port, connected (connect + send +
+  /// recvfrom + getpeername) or not (sendto + recvfrom): "NAME from=IP:PORT [peer=IP:PORT]",
+  /// or "timeout" / "error:...".
+  static let udpClient = """
+    import socket, sys
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+    target = (sys.argv[1], int(sys.argv[2]))
+    try:
+        if sys.argv[3] == "connected":
+            s.connect(target); s.send(b"hi")
+            data, source = s.recvfrom(2048)
+            print(data.decode(), "from=%s:%d" % source, "peer=%s:%d" % s.getpeername())
+        else:
+            s.sendto(b"hi", target)
+            data, source = s.recvfrom(2048)
+            print(data.decode(), "from=%s:%d" % source)
+    except socket.timeout: print("timeout")
+    except OSError as e: print("error:" + str(e))
+    """
 }
