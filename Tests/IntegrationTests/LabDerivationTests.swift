@@ -68,28 +68,13 @@ final class LabDerivationTests: XCTestCase {
       service(
         "elsewhere", selector: #""selector": {"app": "web"},"#, targetPort: "80", namespace: "prod"),
     ]
-    try write(
-      #"{"apiVersion": "v1", "kind": "List", "items": ["# + services.joined(separator: ",") + "]}",
-      "services.json")
     // Lab-made objects in the cluster: one still desired, two stale.
     let existing = [
       labMade("EndpointSlice", "removed-lab0"), labMade("Pod", "old"), labMade("Pod", "a"),
     ]
-    try write(
-      #"{"apiVersion": "v1", "kind": "List", "items": ["# + existing.joined(separator: ",") + "]}",
-      "existing.json")
-
-    let desiredPath = directory.appendingPathComponent("desired.json").path
-    let stalePath = directory.appendingPathComponent("stale.json").path
-    let result = try Shell.run([
-      "python3", LabDerivationTests.script, directory.appendingPathComponent("lab").path, "t",
-      directory.appendingPathComponent("services.json").path,
-      directory.appendingPathComponent("existing.json").path, desiredPath, stalePath,
-    ])
-    XCTAssertEqual(result.status, 0, result.stderr)
+    let (result, desired) = try derive(services: services, existing: existing)
     XCTAssertTrue(result.stderr.contains("pod b has no port named 'http'"), result.stderr)
 
-    let desired = try objects(desiredPath)
     let pods = desired.filter { $0["kind"] as? String == "Pod" }
     XCTAssertEqual(pods.map(name).sorted(), ["a", "b", "c", "d"])
     let podA = try XCTUnwrap(pods.first { name($0) == "a" })
@@ -149,7 +134,9 @@ final class LabDerivationTests: XCTestCase {
       (elsewhere["endpoints"] as? [[String: Any]])?.first?["conditions"] as? [String: Bool],
       ["ready": false, "serving": false, "terminating": false], "d is not ready")
 
-    XCTAssertEqual(try objects(stalePath).map(name).sorted(), ["old", "removed-lab0"])
+    XCTAssertEqual(
+      try objects(directory.appendingPathComponent("stale.json").path).map(name).sorted(),
+      ["old", "removed-lab0"])
   }
 
   /// `--ip-family dual` and `ipv6` pods: every address in the v1 Pod's `podIPs` (`podIP` the
@@ -163,20 +150,9 @@ final class LabDerivationTests: XCTestCase {
       try write("\(ips[0])\n", "lab/pods/\(pod)/ip")
       try write(ips.joined(separator: "\n") + "\n", "lab/pods/\(pod)/ips")
     }
-    try write(
-      #"{"apiVersion": "v1", "kind": "List", "items": ["#
-        + service("web", selector: #""selector": {"app": "web"},"#, targetPort: "80") + "]}",
-      "services.json")
-    try write(#"{"apiVersion": "v1", "kind": "List", "items": []}"#, "existing.json")
-    let desiredPath = directory.appendingPathComponent("desired.json").path
-    let result = try Shell.run([
-      "python3", LabDerivationTests.script, directory.appendingPathComponent("lab").path, "t",
-      directory.appendingPathComponent("services.json").path,
-      directory.appendingPathComponent("existing.json").path, desiredPath,
-      directory.appendingPathComponent("stale.json").path,
+    let (_, desired) = try derive(services: [
+      service("web", selector: #""selector": {"app": "web"},"#, targetPort: "80")
     ])
-    XCTAssertEqual(result.status, 0, result.stderr)
-    let desired = try objects(desiredPath)
     func status(_ pod: String) -> [String: Any]? {
       desired.first { $0["kind"] as? String == "Pod" && name($0) == pod }?["status"]
         as? [String: Any]
@@ -222,19 +198,9 @@ final class LabDerivationTests: XCTestCase {
         "nobody", #""ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "PreferDualStack","#,
         selector: #"{"app": "none"}"#),
     ]
-    try write(
-      #"{"apiVersion": "v1", "kind": "List", "items": ["# + services.joined(separator: ",") + "]}",
-      "services.json")
-    try write(#"{"apiVersion": "v1", "kind": "List", "items": []}"#, "existing.json")
-    let desiredPath = directory.appendingPathComponent("desired.json").path
-    let result = try Shell.run([
-      "python3", LabDerivationTests.script, directory.appendingPathComponent("lab").path, "t",
-      directory.appendingPathComponent("services.json").path,
-      directory.appendingPathComponent("existing.json").path, desiredPath,
-      directory.appendingPathComponent("stale.json").path,
-    ])
-    XCTAssertEqual(result.status, 0, result.stderr)
-    let slices = try objects(desiredPath).filter { $0["kind"] as? String == "EndpointSlice" }
+    let slices = try derive(services: services).desired.filter {
+      $0["kind"] as? String == "EndpointSlice"
+    }
     var byName: [String: (type: String, addresses: [String])] = [:]
     for slice in slices {
       byName[name(slice)] = (slice["addressType"] as? String ?? "", addresses(slice))
@@ -260,6 +226,28 @@ final class LabDerivationTests: XCTestCase {
       ((v6["metadata"] as? [String: Any])?["labels"] as? [String: String])?[
         "kubernetes.io/service-name"], "both")
     XCTAssertEqual((v6["ports"] as? [[String: Any]])?.first?["port"] as? Int, 8080)
+  }
+
+  /// Runs derive.py over the lab directory, the cluster's `services` and the lab-made
+  /// `existing` objects (JSON texts; stale ones go to stale.json): its output, checked to
+  /// have succeeded, and the desired objects it wrote.
+  func derive(services: [String], existing: [String] = []) throws -> (
+    result: CommandOutput, desired: [[String: Any]]
+  ) {
+    func list(_ items: [String]) -> String {
+      #"{"apiVersion": "v1", "kind": "List", "items": ["# + items.joined(separator: ",") + "]}"
+    }
+    try write(list(services), "services.json")
+    try write(list(existing), "existing.json")
+    let desiredPath = directory.appendingPathComponent("desired.json").path
+    let result = try Shell.run([
+      "python3", LabDerivationTests.script, directory.appendingPathComponent("lab").path, "t",
+      directory.appendingPathComponent("services.json").path,
+      directory.appendingPathComponent("existing.json").path, desiredPath,
+      directory.appendingPathComponent("stale.json").path,
+    ])
+    XCTAssertEqual(result.status, 0, result.stderr)
+    return (result, try objects(desiredPath))
   }
 
   func objects(_ path: String) throws -> [[String: Any]] {
