@@ -14,12 +14,9 @@
 #include <bpf/bpf_helpers.h>
 
 #include "junction_abi.h"
+#include "lib/lrp.h" /* JNC_LRP_MAX_SLOTS: the same bound for both families */
 #include "lib/maps.h"
 #include "lib/parse6.h"
-
-/* As IPv4's JNC_LRP_MAX_SLOTS: the most slots looked at for the client (a node runs a
- * handful of a policy's pods). */
-#define JNC_LRP6_MAX_SLOTS 16
 
 /* Whether `client` is one of the backends in the frontend's slots. */
 static __always_inline int lrp6_client_is_backend(const struct junction_lb6_service_key *frontend,
@@ -31,7 +28,7 @@ static __always_inline int lrp6_client_is_backend(const struct junction_lb6_serv
 	struct junction_lb6_backend *backend;
 	struct junction_lb4_service *slot;
 
-	for (__u16 index = 1; index <= JNC_LRP6_MAX_SLOTS; index++) {
+	for (__u16 index = 1; index <= JNC_LRP_MAX_SLOTS; index++) {
 		if (index > service->count)
 			break;
 		key.slot = index;
