@@ -25,12 +25,17 @@ public struct EndpointSpec: Codable, Equatable, Sendable {
   /// own proxy must see the service address (an Istio sidecar); its connections are
   /// translated per packet. Absent: socket LB covers it when the agent runs --socket-lb.
   public var socketLB: Bool?
+  /// The cookie of the pod's network namespace (SO_NETNS_COOKIE, what bpf_get_netns_cookie
+  /// returns for its sockets), read by the plugin from the socket it already has in there,
+  /// so the agent needs no setns (CAP_SYS_ADMIN) to record the pod for socket LB. Absent
+  /// from older plugins and on kernels before 5.14: the agent then reads it itself.
+  public var netnsCookie: UInt64?
 
   public init(
     containerID: String, ifname: String, network: String, podNamespace: String? = nil,
     podName: String? = nil, podUID: String? = nil, netns: String, hostInterface: String,
     hostIfindex: Int, podInterfaceIndex: Int? = nil, ips: [String], mac: String? = nil,
-    hostMAC: String? = nil, socketLB: Bool? = nil
+    hostMAC: String? = nil, socketLB: Bool? = nil, netnsCookie: UInt64? = nil
   ) {
     self.containerID = containerID
     self.ifname = ifname
@@ -46,6 +51,7 @@ public struct EndpointSpec: Codable, Equatable, Sendable {
     self.mac = mac
     self.hostMAC = hostMAC
     self.socketLB = socketLB
+    self.netnsCookie = netnsCookie
   }
 
   /// The endpoint id: "containerID:ifname". Neither part may contain ':' or '/' (CNI rules),
@@ -55,6 +61,7 @@ public struct EndpointSpec: Codable, Equatable, Sendable {
   public static let fieldNames: Set<String> = [
     "containerID", "ifname", "network", "podNamespace", "podName", "podUID", "netns",
     "hostInterface", "hostIfindex", "podInterfaceIndex", "ips", "mac", "hostMAC", "socketLB",
+    "netnsCookie",
   ]
 }
 

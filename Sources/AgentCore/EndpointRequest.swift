@@ -65,10 +65,11 @@ public enum EndpointRequest {
       spec = try JSONDecoder().decode(EndpointSpec.self, from: data)
     } catch let error as DecodingError {
       if case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
-        // The syntax passed above, so this is a number that does not fit its Int field
+        // The syntax passed above, so this is a number that does not fit its integer field
         // (1.5, 1e40); FoundationEssentials does not say which, so look.
         let field = (try? JSONDecoder().decode(IntegerFieldProbe.self, from: data))?.badField
-        throw .wrongType(field: field ?? "hostIfindex or podInterfaceIndex", expected: "an integer")
+        throw .wrongType(
+          field: field ?? "hostIfindex, podInterfaceIndex or netnsCookie", expected: "an integer")
       }
       throw classify(error)
     } catch {
@@ -178,22 +179,28 @@ public enum EndpointValidation {
     }
     if let mac = spec.mac { check("mac", AddressRules.mac(mac)) }
     if let mac = spec.hostMAC { check("hostMAC", AddressRules.mac(mac)) }
+    // No namespace has cookie 0 (the kernel's counter starts at 1): a 0 is a broken client.
+    if spec.netnsCookie == 0 {
+      problems.append("netnsCookie must be between 1 and \(UInt64.max), not 0")
+    }
     return problems
   }
 }
 
-/// Finds the first integer field of an EndpointSpec whose number is not an Int.
+/// Finds the first integer field of an EndpointSpec whose number does not fit its type.
 struct IntegerFieldProbe: Decodable {
-  static let fields = ["hostIfindex", "podInterfaceIndex"]
+  static let fields = ["hostIfindex", "podInterfaceIndex", "netnsCookie"]
   var badField: String?
 
   init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: AnyKey.self)
     for field in Self.fields {
       let key = AnyKey(stringValue: field)
-      if container.contains(key), (try? container.decodeNil(forKey: key)) != true,
-        (try? container.decode(Int.self, forKey: key)) == nil
-      {
+      let fits =
+        field == "netnsCookie"
+        ? (try? container.decode(UInt64.self, forKey: key)) != nil
+        : (try? container.decode(Int.self, forKey: key)) != nil
+      if container.contains(key), (try? container.decodeNil(forKey: key)) != true, !fits {
         badField = field
         return
       }

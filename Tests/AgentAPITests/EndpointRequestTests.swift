@@ -149,6 +149,37 @@ final class EndpointRequestTests: XCTestCase {
     }
   }
 
+  /// netnsCookie is a UInt64 (written as JSON text here: a Double on the way would round
+  /// the large ones), absent for older plugins, never 0.
+  func testNetnsCookie() throws {
+    var without = sampleObject()
+    without["netnsCookie"] = nil
+    func body(_ value: String) -> [UInt8] {
+      Array("{\"netnsCookie\":\(value),".utf8) + bytes(without).dropFirst()
+    }
+    XCTAssertNil(try EndpointRequest.decode(bytes(without)).netnsCookie)
+    XCTAssertEqual(try EndpointRequest.decode(body("4097")).netnsCookie, 4097)
+    XCTAssertEqual(
+      try EndpointRequest.decode(body("18446744073709551615")).netnsCookie, UInt64.max)
+    XCTAssertNil(try EndpointRequest.decode(body("null")).netnsCookie)
+    guard case .invalidValues(let problems) = decodeError(body("0")) else {
+      return XCTFail("\(String(describing: decodeError(body("0"))))")
+    }
+    XCTAssertEqual(problems, ["netnsCookie must be between 1 and \(UInt64.max), not 0"])
+    for value in ["-1", "1.5", "\"7\"", "18446744073709551616", "1e40", "true"] {
+      guard case .wrongType(let field, _) = decodeError(body(value)) else {
+        XCTFail("netnsCookie=\(value): \(String(describing: decodeError(body(value))))")
+        continue
+      }
+      XCTAssertEqual(field, "netnsCookie", value)
+    }
+    // A spec with a cookie survives the trip the endpoint record takes.
+    var spec = sampleSpec()
+    spec.netnsCookie = UInt64.max - 1
+    XCTAssertEqual(
+      try JSONDecoder().decode(EndpointSpec.self, from: JSONEncoder().encode(spec)), spec)
+  }
+
   func testDualStackAddressesAreAccepted() throws {
     var object = sampleObject()
     object["ips"] = ["10.240.1.5/32", "fd00:10:240:1::5/128", "::ffff:10.0.0.1/128"]

@@ -11,7 +11,8 @@ func sampleSpec(containerID: String = "ctr1", ifname: String = "eth0") -> Endpoi
     podName: "web-0", podUID: "0f1e2d3c-aaaa-bbbb-cccc-123456789abc", netns: "/var/run/netns/pod1",
     hostInterface: "jx1a2b3c4d", hostIfindex: 12, podInterfaceIndex: 2,
     ips: ["10.244.1.5/32", "fd00::5/128"],
-    mac: "0a:58:0a:f4:01:05", hostMAC: "ee:ee:ee:ee:ee:ee", socketLB: false)
+    mac: "0a:58:0a:f4:01:05", hostMAC: "ee:ee:ee:ee:ee:ee", socketLB: false,
+    netnsCookie: 4242)
 }
 
 /// The spec as a JSON object, to edit field by field.
