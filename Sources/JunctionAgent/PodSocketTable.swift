@@ -12,9 +12,12 @@ import NetKit
 /// Socket LB for pods (`--socket-lb` without `--socket-lb-hostns-only`): this node's pods in
 /// jnc_pod_netns, by the cookie of their network namespace, so bpf/sock.c's programs
 /// translate their sockets too (junction_abi.h, JUNCTION_MAP_POD_NETNS). An entry is written
-/// when an endpoint registers and deleted when it goes; the agent, not the CNI plugin, reads
-/// the cookie (from a socket made inside the pod's namespace, SO_NETNS_COOKIE), so the
-/// plugin's per-call work is unchanged.
+/// when an endpoint registers and deleted when it goes. The cookie is the registration's
+/// `netnsCookie` (the plugin reads it inside the pod's namespace, where ADD works anyway), so
+/// the agent needs no setns and no CAP_SYS_ADMIN; the endpoint record keeps it, so a restart
+/// rebuilds the map the same way. Only a registration without one (an older plugin, a kernel
+/// before 5.14, a record written before) makes the agent enter the namespace and read it
+/// itself (SO_NETNS_COOKIE on a socket made there), which needs CAP_SYS_ADMIN.
 ///
 /// Entries are removed by the pod's address (the namespace may be gone by DEL, and with it
 /// the way to its cookie); a cookie is never reused, so an entry missed that way only holds
@@ -57,20 +60,25 @@ final class PodSocketTable: @unchecked Sendable {
     for spec in specs { register(spec) }
   }
 
-  /// Records `spec`'s pod. A pod whose namespace cannot be entered is left to the per-packet
-  /// path (logged): registration itself never fails for socket LB's sake.
+  /// Records `spec`'s pod. A pod without a cookie in its registration whose namespace
+  /// cannot be entered is left to the per-packet path (logged): registration itself never
+  /// fails for socket LB's sake.
   func register(_ spec: EndpointSpec) {
     let cookie: UInt64
-    do {
-      let namespace = try NetworkNamespace.open(spec.netns)
-      cookie = try namespace.perform { () throws(NetKitError) in
-        try NetworkNamespace.currentCookie()
+    if let given = spec.netnsCookie, given != 0 {
+      cookie = given
+    } else {
+      do {
+        let namespace = try NetworkNamespace.open(spec.netns)
+        cookie = try namespace.perform { () throws(NetKitError) in
+          try NetworkNamespace.currentCookie()
+        }
+      } catch {
+        logger.warning(
+          "cannot read a pod's network namespace cookie (none registered): its sockets are translated per packet",
+          metadata: ["id": "\(spec.id)", "netns": "\(spec.netns)", "error": "\(error)"])
+        return
       }
-    } catch {
-      logger.warning(
-        "cannot read a pod's network namespace cookie: its sockets are translated per packet",
-        metadata: ["id": "\(spec.id)", "netns": "\(spec.netns)", "error": "\(error)"])
-      return
     }
     // A re-registration with other addresses: the old entry goes first.
     forget(spec)

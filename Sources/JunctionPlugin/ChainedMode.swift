@@ -56,7 +56,8 @@ struct ChainedMode {
         hostInterface: pair.host.name, hostIfindex: Int(pair.host.index),
         podInterfaceIndex: Int(pair.pod.index), ips: addresses.map(\.description),
         mac: pair.pod.mac?.description, hostMAC: pair.host.mac?.description,
-        socketLB: SocketLBOptOut.socketLB(request.arg(SocketLBOptOut.key)))
+        socketLB: SocketLBOptOut.socketLB(request.arg(SocketLBOptOut.key)),
+        netnsCookie: PodNamespace.cookie(podSocket, logger: logger))
       // A PUT that timed out may still have landed: take it back if ADD fails after all.
       undo.push("deregister \(spec.id)") { () throws(CNIError) in
         _ = try? agent.client.deleteEndpoint(spec.id)

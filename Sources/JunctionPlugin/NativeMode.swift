@@ -84,7 +84,8 @@ struct NativeMode {
         hostIfindex: Int(hostIndex), podInterfaceIndex: Int(podIndex),
         ips: addressing.families.flatMap(\.addresses).map(\.description),
         mac: pod.mac.description, hostMAC: host.mac.description,
-        socketLB: SocketLBOptOut.socketLB(request.arg(SocketLBOptOut.key)))
+        socketLB: SocketLBOptOut.socketLB(request.arg(SocketLBOptOut.key)),
+        netnsCookie: PodNamespace.cookie(podSocket, logger: logger))
       // A PUT that timed out may still have landed: take it back if ADD fails after all.
       undo.push("deregister \(spec.id)") { () throws(CNIError) in
         _ = try? agent.client.deleteEndpoint(spec.id)

@@ -26,6 +26,23 @@ enum PodNamespace {
   }
 }
 
+extension PodNamespace {
+  /// The pod namespace's cookie for the registration, read from the rtnetlink socket ADD
+  /// already holds in there (one getsockopt; no socket, no setns), so the agent can record
+  /// the pod for socket LB without entering the namespace itself. nil before Linux 5.14
+  /// (no SO_NETNS_COOKIE): the agent then reads it, if it may; ADD never fails for it.
+  static func cookie(_ podSocket: RouteSocket, logger: Logger) -> UInt64? {
+    do {
+      let cookie = try podSocket.namespaceCookie()
+      return cookie == 0 ? nil : cookie
+    } catch {
+      logger.debug(
+        "no network namespace cookie for the registration", metadata: ["error": "\(error)"])
+      return nil
+    }
+  }
+}
+
 /// Runs kernel work and reports a failure as a CNI error naming the operation.
 func netlink<T>(_ body: () throws(NetKitError) -> T) throws(CNIError) -> T {
   do {

@@ -69,6 +69,9 @@ final class PluginAgentTests: XCTestCase {
     XCTAssertEqual(spec["hostInterface"] as? String, hostName)
     XCTAssertEqual(spec["netns"] as? String, "/var/run/netns/\(pod)")
     XCTAssertEqual(spec["network"] as? String, node.network)
+    // The pod's netns cookie, read by the plugin in there, so the agent needs no setns.
+    XCTAssertEqual(
+      (spec["netnsCookie"] as? NSNumber)?.uint64Value, try node.netnsCookie(of: pod), "\(spec)")
     XCTAssertEqual(registered["datapathAttached"] as? Bool, true)
 
     let (ingress, egress) = try filters(node, hostName)

@@ -1,6 +1,12 @@
 import AgentCore
+import BPFKit
+import DatapathABI
 import Foundation
 import XCTest
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// Least privilege (issue 16, part 5), on a real kernel: the agent runs with exactly the
 /// capabilities the DaemonSet grants it (`Capability.datapath`: CAP_BPF, CAP_NET_ADMIN,
@@ -16,6 +22,8 @@ final class PrivilegeTests: XCTestCase {
   private let processes = PodProcesses()
   private var agents: [TestAgent] = []
   private var directory = ""
+  /// Run after the node is gone (a cgroup2 mount the agent used), last first.
+  private var cleanups: [() -> Void] = []
   private let proxyPort = 15001
 
   override func tearDown() {
@@ -25,6 +33,8 @@ final class PrivilegeTests: XCTestCase {
     agents = []
     node?.tearDown()
     node = nil
+    for cleanup in cleanups.reversed() { cleanup() }
+    cleanups = []
     if !directory.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
     super.tearDown()
   }
@@ -174,6 +184,87 @@ final class PrivilegeTests: XCTestCase {
     }
     // The running agent was not disturbed by them.
     XCTAssertEqual(try agent.request("GET", "/v1/healthz").status, 200)
+  }
+
+  /// Socket LB for pods with only the three capabilities (no CAP_SYS_ADMIN, so no setns):
+  /// the plugin registers each pod's netns cookie and the agent records the pod under it in
+  /// jnc_pod_netns (the cookie the pod's own sockets carry); the pod's connections to a
+  /// ClusterIP are translated at the socket (no conntrack entry); after a restart the map is
+  /// rebuilt from the endpoint records, still without setns. A registration without a cookie
+  /// (an older plugin) is the one case that needs setns: the agent says so and records
+  /// nothing for it. The cgroup2 is mounted beforehand, since mounting one needs
+  /// CAP_SYS_ADMIN (README, "Privilege").
+  func testSocketLBRecordsPodsByTheRegisteredCookieWithoutCapSysAdmin() throws {
+    try requireTools()
+    try TestNode.requirePrerequisites()
+    let cgroupRoot = NSTemporaryDirectory() + TestNode.uniqueName("privcg")
+    try FileManager.default.createDirectory(atPath: cgroupRoot, withIntermediateDirectories: false)
+    cleanups.append { try? FileManager.default.removeItem(atPath: cgroupRoot) }
+    try CgroupFilesystem.mount(at: cgroupRoot)
+    cleanups.append { _ = umount2(cgroupRoot, Int32(MNT_DETACH)) }
+
+    let granted = Capability.datapath
+    let node = try TestNode(
+      podSubnet: "10.240.165.0/24",
+      agentArguments: ["--socket-lb", "--cgroup-root", cgroupRoot],
+      agentLauncher: Self.launcher(granted))
+    self.node = node
+    let agent = try XCTUnwrap(node.agent)
+    XCTAssertEqual(try effectiveCapabilities(of: agent.pid), Self.bits(granted))
+    XCTAssertTrue(agent.log.contains("datapath loaded"), agent.log)
+
+    let traffic = PodTraffic(node: node)
+    self.traffic = traffic
+    let client = try node.makePodNamespace()
+    var clientAddress = in_addr()
+    XCTAssertEqual(inet_pton(AF_INET, try node.addPod(client), &clientAddress), 1)
+    let backend = try node.makePodNamespace()
+    let backendAddress = try node.addPod(backend)
+    try traffic.startBackend("leia", in: backend)
+    let cookie = try node.netnsCookie(of: client)
+
+    func assertTranslatedAtTheSocket(_ when: String) throws {
+      let entry = try PodNetnsMap.entries(bpfFS: agent.bpfFS)[cookie]
+      XCTAssertEqual(entry?.address4, clientAddress.s_addr, "\(when): no entry for \(cookie)")
+      XCTAssertEqual(
+        try traffic.connect(from: client, to: "10.96.165.10", port: 80, count: 5),
+        Array(repeating: "leia", count: 5), when)
+      let conntrack = try BPFMap.openPinned(at: agent.bpfFS + "/" + JUNCTION_MAP_CT4)
+      XCTAssertEqual(
+        try conntrack.keys(as: junction_ct4_key.self).count, 0,
+        "\(when): translated per packet, not at the socket")
+    }
+    try node.apply(
+      ServiceManifest.clusterIP(
+        name: "rebels", clusterIP: "10.96.165.10", backends: [backendAddress]))
+    try assertTranslatedAtTheSocket("after ADD")
+    XCTAssertFalse(agent.log.contains("cannot read a pod's network namespace cookie"), agent.log)
+
+    try agent.restart()
+    XCTAssertEqual(try effectiveCapabilities(of: agent.pid), Self.bits(granted))
+    try assertTranslatedAtTheSocket("after a restart")
+    XCTAssertFalse(agent.log.contains("cannot read a pod's network namespace cookie"), agent.log)
+
+    // An older plugin's registration (no netnsCookie): the agent would have to enter the
+    // namespace, which it may not.
+    let old = try node.makePodNamespace()
+    try agent.register([
+      "containerID": "ctr-old-plugin", "ifname": "eth0", "network": node.network,
+      "netns": "/var/run/netns/\(old)", "hostInterface": "jxold0", "hostIfindex": 4000,
+      "ips": ["10.240.165.250/32"],
+    ])
+    var oldAddress = in_addr()
+    XCTAssertEqual(inet_pton(AF_INET, "10.240.165.250", &oldAddress), 1)
+    XCTAssertFalse(
+      try PodNetnsMap.entries(bpfFS: agent.bpfFS).values.contains {
+        $0.address4 == oldAddress.s_addr
+      })
+    XCTAssertTrue(
+      agent.log.split(separator: "\n").contains {
+        $0.contains("cannot read a pod's network namespace cookie")
+          && $0.contains("ctr-old-plugin:eth0") && $0.contains("setns")
+      }, agent.log)
+    XCTAssertEqual(try agent.request("DELETE", "/v1/endpoints/ctr-old-plugin:eth0").status, 204)
   }
 
   /// Envoy supervised by an agent with only its three capabilities: started with them (and no

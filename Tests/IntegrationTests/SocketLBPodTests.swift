@@ -93,11 +93,12 @@ final class SocketLBPodTests: PodNodesTestCase {
   }
 
   private func podEntries(_ node: TestNode) throws -> [junction_pod_netns] {
+    Array(try podEntriesByCookie(node).values)
+  }
+
+  private func podEntriesByCookie(_ node: TestNode) throws -> [UInt64: junction_pod_netns] {
     let agent = try XCTUnwrap(node.agent)
-    let map = try BPFMap.openPinned(at: agent.bpfFS + "/" + JUNCTION_MAP_POD_NETNS)
-    return try map.keys(as: junction_pod_netns_key.self).compactMap {
-      try map.lookup($0, as: junction_pod_netns.self)
-    }
+    return try PodNetnsMap.entries(bpfFS: agent.bpfFS)
   }
 
   /// A node with a TCP and a UDP backend pod behind the two ClusterIPs.
@@ -138,10 +139,13 @@ final class SocketLBPodTests: PodNodesTestCase {
     try withServices(node)
     let client = try node.makePodNamespace()
     let address = try node.addPod(client)
-    // The registration recorded the pod (and its backends' pods) with its address.
+    // The registration recorded the pod (and its backends' pods) with its address, under
+    // the cookie its own sockets carry.
     var parsed = in_addr()
     XCTAssertEqual(inet_pton(AF_INET, address, &parsed), 1)
-    XCTAssertTrue(try podEntries(node).contains { $0.address4 == parsed.s_addr && $0.flags == 0 })
+    let entry = try podEntriesByCookie(node)[try node.netnsCookie(of: client)]
+    XCTAssertEqual(entry?.address4, parsed.s_addr)
+    XCTAssertEqual(entry?.flags, 0)
     try assertClientsSeeTheClusterIP(from: client)
     XCTAssertEqual(try conntrackEntries(node), 0, "the per-packet path translated too")
     // DEL takes the pod's entry away.
