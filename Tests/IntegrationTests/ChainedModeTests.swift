@@ -104,6 +104,9 @@ final class ChainedModeTests: XCTestCase {
       line: line)
     XCTAssertEqual(spec["hostInterface"] as? String, hostVeth, file: file, line: line)
     XCTAssertEqual(spec["ips"] as? [String], ["\(address)/32"], file: file, line: line)
+    XCTAssertEqual(
+      (spec["netnsCookie"] as? NSNumber)?.uint64Value, try node.netnsCookie(of: pod),
+      "the pod's netns cookie", file: file, line: line)
     let attached = try filters(node, on: hostVeth)
     XCTAssertTrue(attached.contains("from_endpoint"), attached, file: file, line: line)
     XCTAssertTrue(attached.contains("to_endpoint"), attached, file: file, line: line)
