@@ -26,6 +26,7 @@
 #include "lib/maps.h"
 #include "lib/parse.h"
 #include "lib/parse6.h"
+#include "lib/stages.h"
 
 /* The service translation of a traced packet (JUNCTION_FLOW_F_XLATED), and whether it is a
  * connection's first packet or a reply, as the program learnt them on its way. */
@@ -258,7 +259,7 @@ static __always_inline void jnc_emit_trace(const struct __sk_buff *skb,
 	__u8 flags = trace->flags;
 	__u32 level;
 
-	if (trace->skip)
+	if (trace->skip || jnc_skip(JNC_STAGE_FLOW_EVENT))
 		return;
 	if (jnc_tcp_opens(packet))
 		flags |= JUNCTION_FLOW_F_NEW | JUNCTION_FLOW_F_REPLY_KNOWN;

@@ -9,6 +9,7 @@
 #define JUNCTION_LIB_NAT_H
 
 #include "parse.h"
+#include "stages.h"
 
 static __always_inline __u32 jnc_l4_csum_off(const struct jnc_packet *packet)
 {
@@ -29,6 +30,8 @@ static __always_inline int jnc_nat_rewrite(struct __sk_buff *skb, const struct j
 	__u32 csum_off = jnc_l4_csum_off(packet);
 	int err;
 
+	if (jnc_skip(JNC_STAGE_NAT))
+		return 0;
 	if (old_addr != new_addr) {
 		err = bpf_l4_csum_replace(skb, csum_off, old_addr, new_addr,
 					  l4_flags | BPF_F_PSEUDO_HDR | sizeof(new_addr));
