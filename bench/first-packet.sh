@@ -50,7 +50,8 @@ trap 'exit 130' INT TERM
 stages=(
   "skip-flow-event 0x801" "skip-lrp 0x802" "skip-hairpin 0x804" "skip-affinity 0x808"
   "skip-select 0x810" "skip-ct-reply 0x820" "skip-ct-request 0x840" "skip-nat 0x880"
-  "skip-ct-lookup 0x900" "skip-count 0xa00" "skip-proxy 0xc00" "skip-all 0xfff"
+  "skip-ct-lookup 0x900" "skip-count 0xa00" "skip-proxy 0xc00" "skip-event-query 0x1800"
+  "skip-all 0x1fff"
 )
 
 build() { # name, source tree, mask

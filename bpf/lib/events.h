@@ -110,7 +110,8 @@ static __always_inline void jnc_event_commit(void *event, __u64 size)
 	const __u64 half = JUNCTION_EVENTS_RING_SIZE / 2;
 	/* What this record takes in the ring: the kernel's 8-byte header and the record. */
 	const __u64 taken = size + 8;
-	__u64 queued = bpf_ringbuf_query(&jnc_events, BPF_RB_AVAIL_DATA);
+	__u64 queued = jnc_skip(JNC_STAGE_EVENT_QUERY) ? 0
+						       : bpf_ringbuf_query(&jnc_events, BPF_RB_AVAIL_DATA);
 
 	bpf_ringbuf_submit(event, queued >= half && queued < half + taken ? BPF_RB_FORCE_WAKEUP
 									 : BPF_RB_NO_WAKEUP);

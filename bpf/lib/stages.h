@@ -25,9 +25,11 @@
 #define JNC_STAGE_CT_LOOKUP 0x100   /* the conntrack lookup (a miss for a first packet) */
 #define JNC_STAGE_COUNT 0x200       /* the per-endpoint packet and byte counters */
 #define JNC_STAGE_PROXY 0x400       /* the L7 proxy frontend test */
+#define JNC_STAGE_EVENT_QUERY 0x1000 /* the ring fill query of a flow event (never wake) */
 /* Not a stage: the conntrack lookup always misses, so a run repeated over one packet
  * (BPF_PROG_TEST_RUN repeat=N) takes the first-packet path every time; the inserts then
- * replace the entries the previous run wrote (BPF_ANY). */
+ * replace the entries the previous run wrote (BPF_ANY), and the DNAT is undone after it
+ * (lib/nat.h), since every run of a repeated test run sees the same skb. */
 #define JNC_STAGE_ALWAYS_NEW 0x800
 
 #define jnc_skip(stage) ((JNC_BENCH_SKIP & (stage)) != 0)
