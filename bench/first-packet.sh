@@ -3,7 +3,8 @@
 # before and after a change, with BPF_PROG_TEST_RUN: see "first-packet.sh" in bench/README.md.
 # Needs root (BPF, a bpffs mount).
 #
-#   sudo bash bench/first-packet.sh [--before REV] [--write FILE] [junction-bench first-packet options]
+#   sudo bash bench/first-packet.sh [--before REV] [--write FILE] [--no-stages]
+#                                   [junction-bench first-packet options]
 #
 # Builds, all from the same compiler and flags (install/build-bpf.sh):
 #   before, after           endpoint.o of REV (default HEAD; git archive of bpf/) and of the
@@ -11,6 +12,7 @@
 #   before-new, after-new   the same with -DJNC_BENCH_SKIP=JNC_STAGE_ALWAYS_NEW (bpf/lib/stages.h:
 #                           REV must have it), so a repeated run is a first packet every time
 #   skip-<stage>            after-new without one stage (bpf/lib/stages.h), and skip-all
+#                           (not with --no-stages: before and after only)
 # and times them interleaved in one run; deltas are to after-new. Options after --write go to
 # `junction-bench first-packet` (defaults: --services 1000 --rounds 10 --samples 300
 # --repeat 5000 --monitor flows --seed 1).
@@ -21,11 +23,13 @@ repo="$(dirname "$bench")"
 . "$bench/lib.sh"
 
 before="HEAD"
+stages_wanted=true
 write=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
   --before) before="$2"; shift 2 ;;
   --write) write="$2"; shift 2 ;;
+  --no-stages) stages_wanted=false; shift ;;
   *) break ;;
   esac
 done
@@ -68,6 +72,7 @@ build before "$tmp/before" 0
 build after "$repo" 0
 build before-new "$tmp/before" 0x800
 build after-new "$repo" 0x800
+$stages_wanted || stages=()
 for stage in "${stages[@]}"; do
   read -r name mask <<<"$stage"
   build "$name" "$repo" "$mask"
