@@ -65,6 +65,7 @@
 #include "lib/parse.h"
 #include "lib/parse6.h"
 #include "lib/proxy.h"
+#include "lib/stages.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -108,7 +109,7 @@ static __always_inline int lb4_service(struct __sk_buff *skb, const struct jnc_p
 	trace->stamp = now;
 	if (service->flags & JUNCTION_SVC_F_LOCAL_REDIRECT)
 		trace->flags |= JUNCTION_FLOW_F_LRP;
-	if (backend->address == packet->saddr) {
+	if (!jnc_skip(JNC_STAGE_HAIRPIN) && backend->address == packet->saddr) {
 		int verdict = jnc_hairpin_request(skb, packet, packet->saddr);
 
 		return verdict < 0 ? drop(skb, JUNCTION_DROP_NAT_FAILED, direction) : verdict;
@@ -284,7 +285,7 @@ static __always_inline int from_endpoint_ipv4(struct __sk_buff *skb, struct jnc_
 	struct junction_lb4_service_key frontend = {};
 	struct junction_lb4_service *service;
 
-	if (packet->daddr == jnc_service_loopback()) {
+	if (!jnc_skip(JNC_STAGE_HAIRPIN) && packet->daddr == jnc_service_loopback()) {
 		int verdict = jnc_hairpin_reply(skb, packet);
 
 		if (verdict < 0)

@@ -11,6 +11,7 @@
 
 #include "lib/events.h"
 #include "lib/maps.h"
+#include "lib/stages.h"
 
 
 /*
@@ -35,6 +36,8 @@ static __always_inline void count_endpoint(const struct __sk_buff *skb, __u32 di
 	const struct junction_endpoint_counters zero = {};
 	struct junction_endpoint_counters *counters;
 
+	if (jnc_skip(JNC_STAGE_COUNT))
+		return;
 	counters = lookup_or_init(&jnc_ep_counters, &key, &zero);
 	if (!counters)
 		return;

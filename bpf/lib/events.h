@@ -26,6 +26,7 @@
 #include "lib/maps.h"
 #include "lib/parse.h"
 #include "lib/parse6.h"
+#include "lib/stages.h"
 
 /* The service translation of a traced packet (JUNCTION_FLOW_F_XLATED), and whether it is a
  * connection's first packet or a reply, as the program learnt them on its way. */
@@ -109,7 +110,8 @@ static __always_inline void jnc_event_commit(void *event, __u64 size)
 	const __u64 half = JUNCTION_EVENTS_RING_SIZE / 2;
 	/* What this record takes in the ring: the kernel's 8-byte header and the record. */
 	const __u64 taken = size + 8;
-	__u64 queued = bpf_ringbuf_query(&jnc_events, BPF_RB_AVAIL_DATA);
+	__u64 queued = jnc_skip(JNC_STAGE_EVENT_QUERY) ? 0
+						       : bpf_ringbuf_query(&jnc_events, BPF_RB_AVAIL_DATA);
 
 	bpf_ringbuf_submit(event, queued >= half && queued < half + taken ? BPF_RB_FORCE_WAKEUP
 									 : BPF_RB_NO_WAKEUP);
@@ -258,7 +260,7 @@ static __always_inline void jnc_emit_trace(const struct __sk_buff *skb,
 	__u8 flags = trace->flags;
 	__u32 level;
 
-	if (trace->skip)
+	if (trace->skip || jnc_skip(JNC_STAGE_FLOW_EVENT))
 		return;
 	if (jnc_tcp_opens(packet))
 		flags |= JUNCTION_FLOW_F_NEW | JUNCTION_FLOW_F_REPLY_KNOWN;

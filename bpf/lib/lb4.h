@@ -12,6 +12,7 @@
 #include "lib/jhash.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
+#include "lib/stages.h"
 
 
 /* How many slots random selection tries past a terminating or vanished backend: the agent
@@ -129,13 +130,17 @@ static __always_inline __u32 select_backend(const struct jnc_packet *packet,
 	int affinity = service->flags & JUNCTION_SVC_F_AFFINITY;
 	__u32 id = 0;
 
-	if (affinity)
+	if (jnc_skip(JNC_STAGE_SELECT)) {
+		*chosen = active_backend(1);
+		return 1;
+	}
+	if (affinity && !jnc_skip(JNC_STAGE_AFFINITY))
 		id = select_affinity(&affinity_key, service, now, chosen);
 	if (!id && (service->flags & JUNCTION_SVC_F_MAGLEV))
 		id = select_maglev(packet, service, chosen);
 	if (!id)
 		id = select_random(frontend, service, chosen);
-	if (id && affinity) {
+	if (id && affinity && !jnc_skip(JNC_STAGE_AFFINITY)) {
 		/* Timed from the last new connection, as kube-proxy's "recent" match does. */
 		const struct junction_lb4_affinity entry = { .last_used = now, .backend_id = id };
 
@@ -185,12 +190,13 @@ static __always_inline int ct_insert(const struct junction_ct4_key *request,
 {
 	int err;
 
-	if (reply) {
+	if (reply && !jnc_skip(JNC_STAGE_CT_REPLY)) {
 		err = bpf_map_update_elem(&jnc_ct4, reply, entry, BPF_ANY);
 		if (err < 0)
 			return err;
 	}
-	err = bpf_map_update_elem(&jnc_ct4, request, entry, BPF_ANY);
+	err = jnc_skip(JNC_STAGE_CT_REQUEST) ? 0
+					     : bpf_map_update_elem(&jnc_ct4, request, entry, BPF_ANY);
 	/* The map is full (-E2BIG: it never evicts): the connection is refused, so its reply
 	 * entry would only hold a slot until the agent's sweep. */
 	if (err < 0 && reply)
@@ -213,7 +219,7 @@ static __always_inline int ct_create(const struct jnc_packet *packet,
 				     const struct junction_lb4_backend *backend, __u32 backend_id,
 				     __u16 rev_nat_id, __u16 flags, __u64 now)
 {
-	const int hairpin = backend->address == packet->saddr;
+	const int hairpin = !jnc_skip(JNC_STAGE_HAIRPIN) && backend->address == packet->saddr;
 	const struct junction_ct4_key service_key = ct_key_of(packet, JUNCTION_CT_SERVICE);
 	struct junction_ct4_key reply_key = ct_reply_key(packet, backend->address, backend->port);
 	const struct junction_ct4_entry entry = {
@@ -248,7 +254,11 @@ static __always_inline __u32 ct_lookup_service(const struct jnc_packet *packet,
 	struct junction_ct4_entry *entry;
 	int syn = jnc_tcp_opens(packet);
 
+	if (jnc_skip(JNC_STAGE_CT_LOOKUP))
+		return 0;
 	entry = bpf_map_lookup_elem(&jnc_ct4, &key);
+	if (jnc_skip(JNC_STAGE_ALWAYS_NEW))
+		return 0;
 	if (!entry || entry->rev_nat_id != service->rev_nat_id)
 		return 0;
 	backend_key.backend_id = entry->backend_id;

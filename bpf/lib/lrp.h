@@ -11,6 +11,7 @@
 
 #include "lib/maps.h"
 #include "lib/parse.h"
+#include "lib/stages.h"
 
 /* A redirect frontend has this node's pods of the policy as its slots; skipRedirectFromBackend
  * looks at most this many of them for the client (a node runs a handful of such pods). */
@@ -52,7 +53,7 @@ lrp_skip_from_backend(const struct jnc_packet *packet, struct junction_lb4_servi
 {
 	const __u16 skip = JUNCTION_SVC_F_LOCAL_REDIRECT | JUNCTION_SVC_F_SKIP_FROM_BACKEND;
 
-	if ((service->flags & skip) != skip ||
+	if (jnc_skip(JNC_STAGE_LRP) || (service->flags & skip) != skip ||
 	    !lrp_client_is_backend(frontend, service, packet->saddr))
 		return service;
 	frontend->scope = JUNCTION_SCOPE_REDIRECT_ORIGIN;

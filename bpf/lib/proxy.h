@@ -38,12 +38,14 @@
 #include "lib/icmp.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
+#include "lib/stages.h"
 
 /* Whether the frontend's packet goes to the proxy (TCP only: the proxy listens on TCP). */
 static __always_inline int jnc_to_proxy_wanted(const struct jnc_packet *packet,
 					       const struct junction_lb4_service *service)
 {
-	return packet->proto == IPPROTO_TCP && (service->flags & JUNCTION_SVC_F_L7_PROXY) &&
+	return !jnc_skip(JNC_STAGE_PROXY) && packet->proto == IPPROTO_TCP &&
+	       (service->flags & JUNCTION_SVC_F_L7_PROXY) &&
 	       service->proxy_port != 0;
 }
 

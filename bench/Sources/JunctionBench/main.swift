@@ -10,6 +10,9 @@ let usage = """
   usage: junction-bench per-packet --bpffs DIR [--services 1,1000,10000,50000] [--repeat 1000000]
                                    [--rounds 10] [--samples 1000] [--object PATH] [--seed N]
                                    [--families ipv4|ipv4,ipv6]
+         junction-bench first-packet --bpffs DIR --objects NAME=PATH,... [--baseline NAME]
+                                     [--services 1000] [--rounds 10] [--samples 300]
+                                     [--repeat 5000] [--monitor flows|off] [--seed N]
          junction-bench programming --bpffs DIR [--services 10000] [--backends 10] [--changes 20]
                                     [--object PATH]
          junction-bench yaml [--services 10000] [--backends 10] [--change 0|1]
@@ -26,6 +29,7 @@ do {
   let options = try Options(parsing: arguments)
   switch command {
   case "per-packet": try PerPacketBenchmark(options).run()
+  case "first-packet": try FirstPacketBenchmark(options).run()
   case "programming": try ProgrammingBenchmark(options).run()
   case "yaml":
     let layout = try ServiceLayout(options)
