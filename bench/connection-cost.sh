@@ -7,6 +7,12 @@
 #
 #   sudo [JUNCTION_PREFIX=DIR] bash bench/connection-cost.sh [--write FILE]
 #        [--sizes 100,1000,10000] [--backends 10] [--rounds 200] [--count 100] [--warmup 10]
+#        [--socket-lb]
+#
+# --socket-lb: Junction's agents run with --socket-lb (pods in cgroups under its
+# --cgroup-root, see lbnet.sh); Junction is measured twice per size, a pod in the socket
+# path (junction-sock) and a pod opted out with JUNCTION_SOCKET_LB=false (per packet), against
+# the goal of socket-path overhead <= 1 µs above the floor.
 #
 # JUNCTION_PREFIX: a tree made by install/install.sh --prefix DIR (release build); without
 # it the script makes one in its temp dir first (several minutes).
@@ -17,9 +23,10 @@ repo="$(dirname "$bench")"
 . "$bench/lib.sh"
 . "$bench/lbnet.sh"
 
-write="" sizes=100,1000,10000 backends=10 rounds=200 count=100 warmup=10
+write="" sizes=100,1000,10000 backends=10 rounds=200 count=100 warmup=10 socket_lb=false
 args=("$@")
-value_options connection-cost "write sizes backends rounds count warmup" "$@"
+value_options connection-cost "write sizes backends rounds count warmup socket-lb!" "$@"
+lbnet_socket_lb=$socket_lb
 lbnet_setup connection-cost /tmp/junction-conncost.XXXXXX "jcc$$"
 header="$(machine_lines)"
 started="$(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -28,7 +35,11 @@ lbnet_nodes connection-cost "$sizes" "$backends"
 lbnet_measure connection-cost "$tmp/samples.txt" "$rounds" "$count" "$warmup" "${lbnet_targets[@]}"
 
 {
-  echo "# New TCP connection cost through a ClusterIP: Junction, iptables, nftables"
+  if $socket_lb; then
+    echo "# New TCP connection cost from a pod through a ClusterIP: Junction's socket LB, Junction per packet, iptables, nftables"
+  else
+    echo "# New TCP connection cost through a ClusterIP: Junction, iptables, nftables"
+  fi
   echo
   echo "- date: $started"
   echo "$header"
@@ -38,7 +49,7 @@ lbnet_measure connection-cost "$tmp/samples.txt" "$rounds" "$count" "$warmup" "$
   echo "- IPVS: not measured, this kernel has no IPVS (no /proc/net/ip_vs, no loadable modules)"
   echo
   python3 "$bench/e2e.py" conncost --samples "$tmp/samples.txt" --sizes "$sizes" --backends "$backends" \
-    --rounds "$rounds" --count "$count" --warmup "$warmup" --loads "${lbnet_loads[@]}"
+    --rounds "$rounds" --count "$count" --warmup "$warmup" $($socket_lb && echo --socket-lb) --loads "${lbnet_loads[@]}"
 } >"$tmp/report.md"
 cat "$tmp/report.md"
 if [[ -n "$write" ]]; then cp "$tmp/report.md" "$write"; fi
