@@ -149,8 +149,8 @@ def conncost(args: argparse.Namespace) -> None:
         print("### Goal (issue 17): socket path connection overhead ≤ 1 µs above the floor at every size\n")
         print(
             "Overhead: per round, the socket-path pod's ClusterIP p50 minus the floor's p50 (same round), "
-            "median over rounds with its 95% confidence interval. Met when the median is ≤ 1 µs; "
-            "\"within noise\" when it is above 1 µs but the interval includes 1 µs. For comparison: the same "
+            "median over rounds with its 95% confidence interval. Met when the whole interval is ≤ 1 µs, "
+            "not met when it is entirely above 1 µs, undecided otherwise. For comparison: the same "
             "against the socket-path pod's own straight connection (same node, same cgroup), and the per-packet "
             "path's (opted-out pod) overhead.\n"
         )
@@ -160,7 +160,9 @@ def conncost(args: argparse.Namespace) -> None:
             diff = paired(f"junction-sock/{size}/vip")
             d = statistics.median(diff)
             low, high = median_ci(diff)
-            verdict = "met" if d <= 1 else ("not met, within noise" if low <= 1 else "**not met**")
+            # Met only when the whole interval is at or below 1 µs: a median below 1 µs from a
+            # wide interval (a node whose samples are faster than the floor's) proves nothing.
+            verdict = "met" if high <= 1 else ("**not met**" if low > 1 else "undecided (the interval contains 1 µs)")
             own = paired(f"junction-sock/{size}/vip", f"junction-sock/{size}/direct")
             pp = paired(f"junction-sock/{size}/vip", f"junction/{size}/vip")
             print(
