@@ -7,7 +7,10 @@
 #
 #   sudo [JUNCTION_PREFIX=DIR] bash bench/connection-cost.sh [--write FILE]
 #        [--sizes 100,1000,10000] [--backends 10] [--rounds 200] [--count 100] [--warmup 10]
-#        [--socket-lb]
+#        [--socket-lb] [--cpu N]
+#
+# --cpu N: the measuring client and every backend server pinned to CPU N (taskset), so no
+# node's servers are faster by the chance of sharing the client's CPU (see lbnet.sh).
 #
 # --socket-lb: Junction's agents run with --socket-lb (pods in cgroups under its
 # --cgroup-root, see lbnet.sh); Junction is measured twice per size, a pod in the socket
@@ -23,10 +26,11 @@ repo="$(dirname "$bench")"
 . "$bench/lib.sh"
 . "$bench/lbnet.sh"
 
-write="" sizes=100,1000,10000 backends=10 rounds=200 count=100 warmup=10 socket_lb=false
+write="" sizes=100,1000,10000 backends=10 rounds=200 count=100 warmup=10 socket_lb=false cpu=""
 args=("$@")
-value_options connection-cost "write sizes backends rounds count warmup socket-lb!" "$@"
+value_options connection-cost "write sizes backends rounds count warmup socket-lb! cpu" "$@"
 lbnet_socket_lb=$socket_lb
+if [[ -n "$cpu" ]]; then lbnet_pin=(taskset -c "$cpu"); fi
 lbnet_setup connection-cost /tmp/junction-conncost.XXXXXX "jcc$$"
 header="$(machine_lines)"
 started="$(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -46,6 +50,7 @@ lbnet_measure connection-cost "$tmp/samples.txt" "$rounds" "$count" "$warmup" "$
   echo "- command: \`sudo bash bench/connection-cost.sh ${args[*]}\`"
   echo "- junction: release build \`$junction_bin\`, agent \`$agent_bin\`, datapath \`$bpf_objects/endpoint.o\`"
   echo "- tools: $(iptables-legacy --version), $(nft --version), $(gcc --version | head -n1), $(iperf3 --version | head -n1)"
+  if [[ -n "$cpu" ]]; then echo "- pinned: the measuring client and every backend server on CPU $cpu (taskset); agents and the rest unpinned"; fi
   echo "- IPVS: not measured, this kernel has no IPVS (no /proc/net/ip_vs, no loadable modules)"
   echo
   python3 "$bench/e2e.py" conncost --samples "$tmp/samples.txt" --sizes "$sizes" --backends "$backends" \

@@ -36,6 +36,11 @@ lbnet_fg=""     # the measurement running now (lbnet_run), stopped by PID
 lbnet_mounts=() # bpffs mounts, unmounted before $tmp is removed
 declare -A lbnet_client_pp lbnet_cgroup_pod lbnet_cgroup_pp
 lbnet_socket_lb="${lbnet_socket_lb:-false}"
+# lbnet_pin: a command prefix for the measuring client and every backend server, (taskset -c N)
+# from connection-cost.sh --cpu N, or empty. On 2 busy vCPUs a server that the scheduler
+# keeps on the client's CPU answers ~20-30 µs faster than one on the other CPU; which
+# server lands where is chance and sticks for the run, so nodes differed by that much.
+lbnet_pin=()
 lbnet_cgroup="" # the cgroup2 mount (socket LB runs only), unmounted by lbnet_cleanup
 declare -A lbnet_client lbnet_backend lbnet_vip lbnet_load lbnet_socket lbnet_vip6 lbnet_load6
 lbnet_families="${lbnet_families:-ipv4}"
@@ -198,7 +203,7 @@ lbnet_measure() {
     { cat "$tmp/check.err" >&2; echo "$script: a target does not answer" >&2; return 1; }
   if $lbnet_socket_lb; then lbnet_check_socket_lb "$script" 80 8080 || return 1; fi
   echo "$script: measuring $# targets, $rounds rounds x $count connections (+$warmup warm-up each)" >&2
-  lbnet_run "$conncost" measure "$out" "$rounds" "$count" "$warmup" "$@"
+  lbnet_run "${lbnet_pin[@]}" "$conncost" measure "$out" "$rounds" "$count" "$warmup" "$@"
   for pid in "${lbnet_pids[@]}"; do
     lbnet_alive "$pid" || { echo "$script: pid $pid (agent or server) died during the run" >&2; return 1; }
   done
@@ -335,17 +340,17 @@ EOF
     ip netns exec "$node" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.all.forwarding=1
     lbnet_ipv6_pod "$node" "$client" "$lbnet_client6"
     lbnet_ipv6_pod "$node" "$node-b" "$lbnet_backend6"
-    ip netns exec "$node-b" "$conncost" serve 8080 6 &
+    "${lbnet_pin[@]}" ip netns exec "$node-b" "$conncost" serve 8080 6 &
     lbnet_pids+=($!)
-    ip netns exec "$node-b" "$conncost" serve 8081 6 &
+    "${lbnet_pin[@]}" ip netns exec "$node-b" "$conncost" serve 8081 6 &
     lbnet_pids+=($!)
   fi
   # 8080 behind the ClusterIP, 8081 straight: the two never share a 4-tuple on the wire
   # (a client port reused for a straight connection while a translated one to the same
   # backend port sits in TIME_WAIT would look, on the wire, like the old connection).
-  ip netns exec "$node-b" "$conncost" serve 8080 &
+  "${lbnet_pin[@]}" ip netns exec "$node-b" "$conncost" serve 8080 &
   lbnet_pids+=($!)
-  ip netns exec "$node-b" "$conncost" serve 8081 &
+  "${lbnet_pin[@]}" ip netns exec "$node-b" "$conncost" serve 8081 &
   lbnet_pids+=($!)
   ip netns exec "$node-b" iperf3 --server --port 5201 >/dev/null 2>&1 &
   lbnet_pids+=($!)
