@@ -6,9 +6,12 @@
 //       connection, forever (the backend).
 //       The scripts run two: 8080 behind the ClusterIP, 8081 for straight connections, so a
 //       straight connection never reuses the 4-tuple a translated one had on the wire.
-//   conncost measure OUT ROUNDS COUNT WARMUP LABEL=NETNS=IP:PORT ...   (IP: IPv4 or IPv6)
+//   conncost measure OUT ROUNDS COUNT WARMUP LABEL=NETNS=IP:PORT[=CGROUP] ...   (IP: IPv4 or IPv6)
 //       For each round, for each target (the order rotates by one every round, so drift
-//       hits every target alike): enter the target's network namespace (setns on the file
+//       hits every target alike): with CGROUP (a cgroup v2 directory), move this process
+//       into it first (its pid into CGROUP/cgroup.procs), as kubelet puts a pod's processes
+//       in the pod's cgroup, so the cgroup socket programs attached above it see its
+//       sockets; enter the target's network namespace (setns on the file
 //       /run/netns/NAME, so no `ip netns exec` is ever timed), make WARMUP untimed
 //       connections, then COUNT timed ones. Writes "LABEL ROUND NANOSECONDS" per timed
 //       connection to OUT. Any failed connect aborts the run (exit 1).
@@ -51,6 +54,7 @@ static int serve(int port, int ipv6) {
 struct target {
   char *label;
   int netns;
+  char *cgroup; // NULL: stay in the cgroup we are in
   struct sockaddr_storage address;
   socklen_t length;
 };
@@ -82,13 +86,15 @@ static long long one_connection(const struct target *target) {
 }
 
 static int parse_target(char *spec, struct target *target) {
-  // LABEL=NETNS=IP:PORT, the port after the last colon (so IP may be IPv6)
+  // LABEL=NETNS=IP:PORT[=CGROUP], the port after the last colon (so IP may be IPv6)
   char *netns = strchr(spec, '=');
   if (!netns) return -1;
   *netns++ = 0;
   char *ip = strchr(netns, '=');
   if (!ip) return -1;
   *ip++ = 0;
+  target->cgroup = strchr(ip, '=');
+  if (target->cgroup) *target->cgroup++ = 0;
   char *port = strrchr(ip, ':');
   if (!port) return -1;
   *port++ = 0;
@@ -118,6 +124,16 @@ static int parse_target(char *spec, struct target *target) {
   return -1;
 }
 
+// Moves this process (all of it: it has one thread) into cgroup v2 directory PATH.
+static int enter_cgroup(const char *path) {
+  char file[512];
+  snprintf(file, sizeof file, "%s/cgroup.procs", path);
+  FILE *procs = fopen(file, "w");
+  if (!procs) return -1;
+  fprintf(procs, "%d\n", getpid());
+  return fclose(procs) == 0 ? 0 : -1;
+}
+
 static int measure(int argc, char **argv) {
   FILE *out = fopen(argv[0], "w");
   int rounds = atoi(argv[1]), count = atoi(argv[2]), warmup = atoi(argv[3]);
@@ -137,6 +153,10 @@ static int measure(int argc, char **argv) {
   for (int round = 0; round < rounds; round++) {
     for (int k = 0; k < targets; k++) {
       struct target *target = &list[(round + k) % targets];
+      if (target->cgroup && enter_cgroup(target->cgroup) != 0) {
+        perror(target->cgroup);
+        return 1;
+      }
       if (setns(target->netns, CLONE_NEWNET) != 0) {
         perror("setns");
         return 1;
@@ -189,7 +209,7 @@ int main(int argc, char **argv) {
   if (argc == 6 && strcmp(argv[1], "pace") == 0) return pace(argc - 2, argv + 2);
   fprintf(stderr,
           "usage: conncost serve PORT [6]\n"
-          "       conncost measure OUT ROUNDS COUNT WARMUP LABEL=NETNS=IP:PORT ...\n"
+          "       conncost measure OUT ROUNDS COUNT WARMUP LABEL=NETNS=IP:PORT[=CGROUP] ...\n"
           "       conncost pace OUT RATE SECONDS LABEL=NETNS=IP:PORT\n");
   return 2;
 }

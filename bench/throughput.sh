@@ -5,7 +5,11 @@
 # bench/README.md. Needs root, gcc, iperf3, iptables, nftables, containernetworking-plugins.
 #
 #   sudo [JUNCTION_PREFIX=DIR] bash bench/throughput.sh [--write FILE] [--seconds 10]
-#        [--rounds 3] [--streams 1,8] [--services 100] [--backends 10]
+#        [--rounds 3] [--streams 1,8] [--services 100] [--backends 10] [--socket-lb]
+#
+# --socket-lb: the Junction node's agent runs with --socket-lb; "junction-sock" is a pod in
+# the socket path (iperf3 client in its cgroup under the agent's --cgroup-root), "junction"
+# the pod opted out with JUNCTION_SOCKET_LB=false (per packet). See lbnet.sh.
 set -euo pipefail
 
 bench="$(cd "$(dirname "$0")" && pwd)"
@@ -13,15 +17,16 @@ repo="$(dirname "$bench")"
 . "$bench/lib.sh"
 . "$bench/lbnet.sh"
 
-write="" seconds=10 rounds=3 streams=1,8 services=100 backends=10
+write="" seconds=10 rounds=3 streams=1,8 services=100 backends=10 socket_lb=false
 args=("$@")
-value_options throughput "write seconds rounds streams services backends" "$@"
+value_options throughput "write seconds rounds streams services backends socket-lb!" "$@"
+lbnet_socket_lb=$socket_lb
 lbnet_setup throughput /tmp/junction-throughput.XXXXXX "jtp$$"
 header="$(machine_lines)"
 started="$(date -u '+%Y-%m-%d %H:%M UTC')"
 
-# label -> "client netns=IP:PORT"
-declare -A target
+# label -> "client netns=IP:PORT"; label -> the cgroup its client runs in (socket LB runs)
+declare -A target cgroup
 lbnet_node plain straight
 target[straight]="${lbnet_client[straight]}=${lbnet_backend[straight]}:5201"
 for mech in junction nft iptables; do
@@ -31,9 +36,21 @@ for mech in junction nft iptables; do
 done
 # Straight in the Junction node too: Junction's programs run on every packet, translated or not.
 target[junction-straight]="${lbnet_client[junction]}=${lbnet_backend[junction]}:5201"
+labels=(straight junction junction-straight nft iptables)
+if $socket_lb; then
+  # junction-sock: the pod in the socket path; junction: the opted-out pod (per packet).
+  target[junction-sock]="${lbnet_client[junction]}=10.97.0.1:5201"
+  target[junction]="${lbnet_client_pp[junction]}=10.97.0.1:5201"
+  for label in straight nft iptables; do cgroup[$label]="$lbnet_cgroup/$prefix/home"; done
+  cgroup[junction-sock]="${lbnet_cgroup_pod[junction]}"
+  cgroup[junction-straight]="${lbnet_cgroup_pod[junction]}"
+  cgroup[junction]="${lbnet_cgroup_pp[junction]}"
+  labels=(straight junction-sock junction junction-straight nft iptables)
+  # The measured service's ClusterIP (port 80 -> 8080): proves each pod's path before timing.
+  lbnet_check_socket_lb throughput 80 8080
+fi
 
 mkdir -p "$tmp/results"
-labels=(straight junction junction-straight nft iptables)
 IFS=, read -r -a stream_list <<<"$streams"
 for ((round = 0; round < rounds; round++)); do
   for s in "${stream_list[@]}"; do
@@ -42,7 +59,9 @@ for ((round = 0; round < rounds; round++)); do
       ns="${target[$label]%%=*}" dest="${target[$label]#*=}"
       echo "throughput: round $((round + 1))/$rounds, $s stream(s), $label ($dest)" >&2
       # -O 1: the first second (slow start, the first packets' translation) is not counted.
-      lbnet_run ip netns exec "$ns" iperf3 --client "${dest%:*}" --port "${dest#*:}" --time "$seconds" --omit 1 \
+      in_cgroup=()
+      [[ -n "${cgroup[$label]:-}" ]] && in_cgroup=(lbnet_in_cgroup "${cgroup[$label]}")
+      lbnet_run "${in_cgroup[@]}" ip netns exec "$ns" iperf3 --client "${dest%:*}" --port "${dest#*:}" --time "$seconds" --omit 1 \
         --parallel "$s" --json >"$tmp/results/$label.$s.$round.json" ||
         { echo "throughput: iperf3 to $label failed:" >&2; tail -n 20 "$tmp/results/$label.$s.$round.json" >&2; exit 1; }
     done
@@ -50,7 +69,11 @@ for ((round = 0; round < rounds; round++)); do
 done
 
 {
-  echo "# TCP throughput through a ClusterIP (iperf3): Junction, nftables, iptables, straight"
+  if $socket_lb; then
+    echo "# TCP throughput from a pod through a ClusterIP (iperf3): Junction's socket LB, Junction per packet, nftables, iptables, straight"
+  else
+    echo "# TCP throughput through a ClusterIP (iperf3): Junction, nftables, iptables, straight"
+  fi
   echo
   echo "- date: $started"
   echo "$header"
