@@ -38,7 +38,8 @@ public struct ServiceTable: Sendable {
   public private(set) var frontends: [FrontendKey: ServiceFrontend] = [:]
   /// Each Service's IPv4 and IPv6 EndpointSlices (by the `kubernetes.io/service-name` label).
   private var slicesByService: [NamespacedName: Set<ResourceKey>] = [:]
-  private var contributions: [NamespacedName: ServiceContribution] = [:]
+  /// Each Service's plan as far as it is needed later (`PlanSummary`): not its backends.
+  private var contributions: [NamespacedName: PlanSummary] = [:]
   /// The Services claiming each frontend, sorted: the first holds it.
   private var claimants: [FrontendKey: [NamespacedName]] = [:]
   /// How many frontends reference each backend: its entry (and id) lives while this is > 0.
@@ -197,26 +198,24 @@ public struct ServiceTable: Sendable {
       for key in slicesLeaving[name] ?? [] { slices.remove(key) }
       for key in slicesJoining[name] ?? [] { slices.insert(key) }
       update.slicesByService[name] = slices
-      let serviceKey = ResourceKey(kind: .service, namespace: name.namespace, name: name.name)
-      var contribution: ServiceContribution?
-      if case .service(let service) = object(serviceKey) {
-        let sliceObjects = slices.sorted().compactMap { key -> EndpointSlice? in
-          if case .endpointSlice(let slice) = object(key) { return slice }
-          return nil
-        }
-        contribution = ServicePlanner.contribution(
-          of: service, slices: sliceObjects, northSouth: northSouth, topology: node)
-      }
+      let contribution = plan(name, slices: slices, object: object, topology: node)
       update.contributions[name] = .some(contribution)
-      for claim in contributions[name]?.claims ?? [] { frontendKeys.insert(claim.key) }
+      for key in contributions[name]?.claimKeys ?? [] { frontendKeys.insert(key) }
       for claim in contribution?.claims ?? [] {
         frontendKeys.insert(claim.key)
         newClaims[claim.key, default: []].append(name)
       }
     }
+    // A Service the edits leave alone is planned again only when its claim is needed (it
+    // takes over a frontend): its resources are unchanged, so this gives the claims it had.
+    var replanned: [NamespacedName: ServiceContribution] = [:]
     func contribution(_ name: NamespacedName) -> ServiceContribution? {
       if let planned = update.contributions[name] { return planned }
-      return contributions[name]
+      guard contributions[name] != nil else { return nil }
+      if let planned = replanned[name] { return planned }
+      let planned = plan(name, slices: slicesByService[name] ?? [], object: object, topology: node)
+      replanned[name] = planned
+      return planned
     }
 
     // Who holds each touched frontend now, and which conflicts that makes.
@@ -342,7 +341,9 @@ public struct ServiceTable: Sendable {
     for (name, slices) in update.slicesByService {
       slicesByService[name] = slices.isEmpty ? nil : slices
     }
-    for (name, contribution) in update.contributions { contributions[name] = contribution }
+    for (name, contribution) in update.contributions {
+      contributions[name] = contribution.map(PlanSummary.init)
+    }
     for (key, names) in update.claimants { claimants[key] = names.isEmpty ? nil : names }
     for (key, frontend) in update.frontends { frontends[key] = frontend }
     for (backend, count) in update.backendUsers { backendUsers[backend] = count > 0 ? count : nil }
@@ -351,6 +352,38 @@ public struct ServiceTable: Sendable {
     topology.zone = update.zone
     redirects.commit(update.redirects)
     if let index = update.proxyRedirects { proxyRedirects = index }
+  }
+
+  /// One Service's contribution from its object and `slices` as `object` gives them; nil when
+  /// there is no such Service.
+  private func plan(
+    _ name: NamespacedName, slices: Set<ResourceKey>, object: (ResourceKey) -> Resource?,
+    topology: NodeTopology
+  ) -> ServiceContribution? {
+    let serviceKey = ResourceKey(kind: .service, namespace: name.namespace, name: name.name)
+    guard case .service(let service) = object(serviceKey) else { return nil }
+    let sliceObjects = slices.sorted().compactMap { key -> EndpointSlice? in
+      if case .endpointSlice(let slice) = object(key) { return slice }
+      return nil
+    }
+    return ServicePlanner.contribution(
+      of: service, slices: sliceObjects, northSouth: northSouth, topology: topology)
+  }
+
+  /// What the table keeps of a Service's contribution after `commit`: the frontend keys it
+  /// claims, its notes and whether it depends on the node's zone. Not the claims' backends
+  /// (100,000 `PlannedBackend`s at 10,000 Services × 10): the holder's are in `frontends`,
+  /// and a claimant taking a frontend over is planned again (`prepare`).
+  struct PlanSummary: Sendable {
+    var claimKeys: [FrontendKey]
+    var notes: [String]
+    var isTopologyAware: Bool
+
+    init(_ contribution: ServiceContribution) {
+      claimKeys = contribution.claims.map(\.key)
+      notes = contribution.notes
+      isTopologyAware = contribution.isTopologyAware
+    }
   }
 
   /// The Services whose redirects differ between two sets.

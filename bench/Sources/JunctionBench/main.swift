@@ -17,6 +17,7 @@ let usage = """
                                     [--object PATH]
          junction-bench yaml [--services 10000] [--backends 10] [--change 0|1]
          junction-bench decode [--services 10000] [--backends 10] [--yams 0|1] [--repeat 3]
+         junction-bench table [--services 10000] [--backends 10]
   """
 
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -36,6 +37,7 @@ do {
     let change = try options.int("change", default: -1)
     print(change < 0 ? layout.fullYAML() : layout.changedSliceYAML(variant: change), terminator: "")
   case "decode": try DecodeBenchmark(options).run()
+  case "table": try TableMemoryBenchmark(options).run()
   default:
     standardError(usage)
     exit(2)
