@@ -5,13 +5,13 @@ public struct ResourceSet: Equatable, Sendable {
   public private(set) var objects: [ResourceKey: Resource] = [:]
   /// The documents the objects came from, which the agent stores (absent for objects built
   /// in code rather than decoded).
-  public private(set) var documents: [ResourceKey: YAMLValue] = [:]
+  public private(set) var documents: [ResourceKey: StoredDocument] = [:]
 
   public init(_ resources: [Resource] = []) {
     for resource in resources { objects[resource.key] = resource }
   }
 
-  public mutating func upsert(_ resource: Resource, document: YAMLValue? = nil) {
+  public mutating func upsert(_ resource: Resource, document: StoredDocument? = nil) {
     objects[resource.key] = resource
     documents[resource.key] = document
   }

@@ -31,7 +31,7 @@ extension YAMLValue {
 public struct ClusterMirror: Sendable {
   public struct Entry: Equatable, Sendable {
     public var resource: Resource
-    public var document: YAMLValue
+    public var document: StoredDocument
   }
 
   public private(set) var objects: [ResourceKey: Entry] = [:]
@@ -51,7 +51,7 @@ public struct ClusterMirror: Sendable {
   @discardableResult
   public mutating func upsert(_ document: YAMLValue) -> [String] {
     let decoded = ResourceDecoder.decode(documents: [document])
-    guard let resource = decoded.resources.first else {
+    guard let resource = decoded.resources.first, let document = decoded.documents.first else {
       skipped += 1
       let problems = decoded.problems.flatMap(\.messages)
       return problems.isEmpty ? decoded.skipped.map(\.description) : problems

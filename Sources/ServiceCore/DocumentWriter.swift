@@ -61,6 +61,16 @@ public enum DocumentWriter {
     try append(.list(documents), to: &out)
   }
 
+  /// `[doc,doc,...]` of stored documents: the same bytes as of their trees, concatenated.
+  public static func appendList(_ documents: [StoredDocument], to out: inout [UInt8]) throws {
+    out.append(UInt8(ascii: "["))
+    for (index, document) in documents.enumerated() {
+      if index > 0 { out.append(UInt8(ascii: ",")) }
+      try document.append(to: &out)
+    }
+    out.append(UInt8(ascii: "]"))
+  }
+
   /// Appends `value` as `JSONEncoder` writes it (keys sorted, slashes unescaped).
   static func appendEncoded<T: Encodable>(_ value: T, to out: inout [UInt8]) throws {
     let encoder = JSONEncoder()

@@ -30,8 +30,9 @@ public struct ResourceProblem: Error, Hashable, Sendable, CustomStringConvertibl
 /// notes (valid but partly unused input, e.g. an IPv6 EndpointSlice), and problems.
 public struct DecodedResources: Sendable {
   public var resources: [Resource] = []
-  /// Each resource's document as written, parallel to `resources` (what the agent persists).
-  public var documents: [YAMLValue] = []
+  /// Each resource's document as written, parallel to `resources` (what the agent persists),
+  /// as its JSON rather than a tree (see `StoredDocument`).
+  public var documents: [StoredDocument] = []
   public var skipped: [SkippedObject] = []
   public var notes: [String] = []
   public var problems: [ResourceProblem] = []
@@ -46,7 +47,8 @@ public struct DecodedResources: Sendable {
 public enum ResourceDecoder {
   public static func decode(yaml: String) -> DecodedResources {
     do {
-      return decode(documents: try YAMLValue.documents(yaml))
+      var documents = try YAMLValue.documents(yaml)
+      return decode(releasing: &documents)
     } catch {
       var result = DecodedResources()
       result.problems.append(
@@ -57,12 +59,40 @@ public enum ResourceDecoder {
     }
   }
 
-  /// Already-parsed documents (the agent's stored state, kept as JSON).
+  /// Already-parsed documents.
   public static func decode(documents: [YAMLValue]) -> DecodedResources {
+    var documents = documents
+    return decode(releasing: &documents)
+  }
+
+  /// The agent's stored documents, each read back into a tree only while it is decoded.
+  public static func decode(stored: [StoredDocument]) -> DecodedResources {
     var result = DecodedResources()
-    for (index, document) in documents.enumerated() {
+    for (index, document) in stored.enumerated() {
+      let location = "document \(index + 1)"
+      do {
+        decodeTop(try document.value, location: location, into: &result)
+      } catch {
+        result.problems.append(
+          ResourceProblem(
+            object: location, location: location,
+            issues: [FieldIssue(path: "", message: "unreadable stored document: \(error)")]))
+      }
+    }
+    return result
+  }
+
+  /// Decodes `documents`, dropping each tree once it is decoded (emptying the array): a big
+  /// input's trees are freed while its resources and stored documents are made, rather than
+  /// all held until the end (the apply's peak memory, bench/results/agent-memory.md).
+  private static func decode(releasing documents: inout [YAMLValue]) -> DecodedResources {
+    var result = DecodedResources()
+    for index in documents.indices {
+      let document = documents[index]
+      documents[index] = .null
       decodeTop(document, location: "document \(index + 1)", into: &result)
     }
+    documents = []
     return result
   }
 
@@ -182,7 +212,7 @@ public enum ResourceDecoder {
     }
     if sink.issues.isEmpty {
       result.resources.append(resource)
-      result.documents.append(value)
+      result.documents.append(StoredDocument(value))
       result.notes.append(contentsOf: notes.map { "\(location): \($0)" })
     } else {
       result.problems.append(

@@ -2,7 +2,7 @@ import CNIKit
 
 /// One object to store or remove.
 public enum ResourceEdit: Sendable {
-  case upsert(Resource, document: YAMLValue?)
+  case upsert(Resource, document: StoredDocument?)
   case remove(ResourceKey)
 
   public var key: ResourceKey {
@@ -96,7 +96,7 @@ public struct ServiceTable: Sendable {
     /// Conflicts the touched frontends have after the change (including ones already there).
     public fileprivate(set) var conflicts: [String] = []
 
-    fileprivate var resources: [ResourceKey: (Resource, YAMLValue?)?] = [:]
+    fileprivate var resources: [ResourceKey: (Resource, StoredDocument?)?] = [:]
     fileprivate var slicesByService: [NamespacedName: Set<ResourceKey>] = [:]
     fileprivate var contributions: [NamespacedName: ServiceContribution?] = [:]
     fileprivate var claimants: [FrontendKey: [NamespacedName]] = [:]
@@ -122,7 +122,7 @@ public struct ServiceTable: Sendable {
     _ edits: [ResourceEdit], proxyRedirects newRedirects: [ProxyRedirect]? = nil,
     refusingNewConflicts: Bool = true
   ) throws(ApplyRejected) -> Update {
-    var changed: [ResourceKey: (Resource, YAMLValue?)?] = [:]
+    var changed: [ResourceKey: (Resource, StoredDocument?)?] = [:]
     for edit in edits {
       switch edit {
       case .upsert(let resource, let document): changed[edit.key] = .some((resource, document))

@@ -121,12 +121,12 @@ public struct ServiceJournalRecord: Codable, Equatable, Sendable {
   /// Counts up from the snapshot's; records at or below the snapshot's are already in it.
   public var sequence: UInt64
   /// The documents stored (their objects replace any of the same kind/namespace/name).
-  public var stored: [YAMLValue]
+  public var stored: [StoredDocument]
   public var removed: [ResourceKey]
   public var ids: LoadBalancerIDChanges
 
   public init(
-    sequence: UInt64, stored: [YAMLValue], removed: [ResourceKey], ids: LoadBalancerIDChanges
+    sequence: UInt64, stored: [StoredDocument], removed: [ResourceKey], ids: LoadBalancerIDChanges
   ) {
     self.sequence = sequence
     self.stored = stored
@@ -136,7 +136,7 @@ public struct ServiceJournalRecord: Codable, Equatable, Sendable {
 
   /// The record for a prepared table update made of `edits`.
   public init(sequence: UInt64, edits: [ResourceEdit], update: ServiceTable.Update) {
-    var stored: [YAMLValue] = []
+    var stored: [StoredDocument] = []
     var removed: [ResourceKey] = []
     for edit in edits {
       switch edit {
@@ -152,7 +152,7 @@ public struct ServiceJournalRecord: Codable, Equatable, Sendable {
 public struct ServiceSnapshot: Codable, Equatable, Sendable {
   public var apiVersion = "v1"
   public var kind = "List"
-  public var items: [YAMLValue]
+  public var items: [StoredDocument]
   public var junction: Header
 
   public struct Header: Codable, Equatable, Sendable {
@@ -241,8 +241,8 @@ public enum ServiceJournal {
     var resources = ResourceSet()
     var ids = snapshot?.junction.ids ?? LoadBalancerIDs()
     var sequence = snapshot?.junction.sequence ?? 0
-    func store(_ documents: [YAMLValue], _ origin: String) throws(StoredStateError) {
-      let decoded = ResourceDecoder.decode(documents: documents)
+    func store(_ documents: [StoredDocument], _ origin: String) throws(StoredStateError) {
+      let decoded = ResourceDecoder.decode(stored: documents)
       if let problem = decoded.problems.first {
         throw StoredStateError(description: "\(origin): \(problem)")
       }

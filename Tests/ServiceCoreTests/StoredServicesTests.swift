@@ -5,7 +5,8 @@ import XCTest
 
 /// The agent's stored service state: a snapshot plus a journal of changes, replayed on start.
 final class StoredServicesTests: XCTestCase {
-  private let web = Fixtures.service(name: "web", clusterIP: "10.96.0.40")
+  static let webYAML = Fixtures.service(name: "web", clusterIP: "10.96.0.40")
+  private let web = StoredServicesTests.webYAML
   private let webSlice = Fixtures.slice(
     service: "web", endpoints: [("10.0.0.7", true, true, false)])
 
@@ -150,7 +151,8 @@ extension DocumentWriterTests {
     }
     for key in ["10.0.0.1:8080/TCP", "10.0.0.2:8080/TCP"] { _ = table.id(for: key, in: &backends) }
     let record = ServiceJournalRecord(
-      sequence: 7, stored: [.map(["kind": .string("Service"), "spec": .map(["x": .int(1)])])],
+      sequence: 7,
+      stored: [StoredDocument(.map(["kind": .string("Service"), "spec": .map(["x": .int(1)])]))],
       removed: [ResourceKey(kind: .service, namespace: "default", name: "old")],
       ids: LoadBalancerIDChanges(services: services, backends: backends))
     let encoder = JSONEncoder()
@@ -159,5 +161,62 @@ extension DocumentWriterTests {
       String(decoding: try ServiceJournal.encode(record), as: UTF8.self),
       String(decoding: try encoder.encode(record), as: UTF8.self) + "\n")
     XCTAssertEqual(try ServiceJournal.parse(try ServiceJournal.encode(record)).records, [record])
+  }
+}
+
+/// Documents are kept as their JSON bytes (`StoredDocument`), not as trees.
+final class StoredDocumentTests: XCTestCase {
+  private let tree: YAMLValue = .map([
+    "apiVersion": .string("v1"), "kind": .string("Service"),
+    "metadata": .map(["name": .string("web"), "labels": .map(["a/b": .string("q\"é")])]),
+    "spec": .map(["ports": .list([.map(["port": .int(80), "ratio": .float(0.5)])])]),
+  ])
+
+  /// The bytes kept are what `DocumentWriter` writes for the tree, and read back as it.
+  func testKeepsTheWritersBytesAndReadsBackTheTree() throws {
+    let document = StoredDocument(tree)
+    var kept: [UInt8] = []
+    try DocumentWriter.appendList([document, document], to: &kept)
+    var written: [UInt8] = []
+    try DocumentWriter.appendList([tree, tree], to: &written)
+    XCTAssertEqual(String(decoding: kept, as: UTF8.self), String(decoding: written, as: UTF8.self))
+    XCTAssertEqual(try document.value, tree)
+    XCTAssertEqual(StoredDocument(try document.value), document)
+    XCTAssertNotEqual(StoredDocument(.map(["kind": .string("Service")])), document)
+  }
+
+  /// A float JSON cannot hold is refused when the document is journaled, as before.
+  func testANonFiniteFloatStillFailsWhenWritten() throws {
+    let document = StoredDocument(.map(["x": .float(.infinity)]))
+    XCTAssertEqual(try document.value, .map(["x": .float(.infinity)]))
+    var out: [UInt8] = []
+    XCTAssertThrowsError(try DocumentWriter.appendList([document], to: &out))
+    let record = ServiceJournalRecord(
+      sequence: 1, stored: [document], removed: [],
+      ids: LoadBalancerIDChanges(
+        services: StableIDTable(maxID: 10).draft(), backends: StableIDTable(maxID: 10).draft()))
+    XCTAssertThrowsError(try ServiceJournal.encode(record))
+  }
+
+  /// An apply's decoded documents are the stored form of each object's tree, also for the
+  /// items of a `kind: List`, and restore decodes the same resources from them.
+  func testDecodedDocumentsAreEachObjectsBytes() throws {
+    let yaml = Fixtures.list + "\n---\n" + StoredServicesTests.webYAML
+    let decoded = ResourceDecoder.decode(yaml: yaml)
+    XCTAssertTrue(decoded.problems.isEmpty, "\(decoded.problems)")
+    XCTAssertEqual(decoded.documents.count, decoded.resources.count)
+    let trees = try YAMLValue.documents(yaml)
+    var objects: [YAMLValue] = []
+    for tree in trees {
+      if case .map(let map) = tree, case .list(let items)? = map["items"] {
+        objects += items
+      } else {
+        objects.append(tree)
+      }
+    }
+    XCTAssertEqual(decoded.documents, objects.map(StoredDocument.init))
+    let again = ResourceDecoder.decode(stored: decoded.documents)
+    XCTAssertEqual(again.resources, decoded.resources)
+    XCTAssertEqual(again.documents, decoded.documents)
   }
 }

@@ -1,0 +1,63 @@
+import FoundationEssentials
+
+/// An object's document as the agent keeps it: its compact JSON, the very bytes
+/// `DocumentWriter` writes into the journal and the snapshot.
+///
+/// Why not the `YAMLValue` tree: the agent keeps every object's document only to write it to
+/// disk again (journal records, snapshots). As trees, 10,000 Services × 10 backends held
+/// ≈ 70 MiB of small dictionaries and strings (heaptrack, bench/results/agent-memory.md); as
+/// JSON they are about the size of the YAML (≈ 0.7 KB per object), and writing a record or a
+/// snapshot becomes a concatenation. The tree is read back (`value`) only when needed.
+public struct StoredDocument: Hashable, Sendable {
+  private enum Storage: Hashable, Sendable {
+    case json([UInt8])
+    /// A document holding a float JSON cannot (infinity, NaN; YAML's `.inf`): kept as the
+    /// tree so that writing it still throws where it did, when it is journaled.
+    case tree(YAMLValue)
+  }
+
+  private let storage: Storage
+
+  public init(_ value: YAMLValue) {
+    var scratch: [UInt8] = []
+    do {
+      try DocumentWriter.append(value, to: &scratch)
+    } catch {
+      storage = .tree(value)
+      return
+    }
+    // An exact-size copy: the writer's buffer grew by doubling, up to twice the bytes.
+    storage = .json(
+      [UInt8](unsafeUninitializedCapacity: scratch.count) { buffer, count in
+        count = buffer.initialize(fromContentsOf: scratch)
+      })
+  }
+
+  /// The document as a tree again (JSON is YAML, so this is what parsing it gives).
+  public var value: YAMLValue {
+    get throws {
+      switch storage {
+      case .json(let bytes): try JSONDecoder().decode(YAMLValue.self, from: Data(bytes))
+      case .tree(let value): value
+      }
+    }
+  }
+
+  /// Appends the document's JSON; throws for a float JSON cannot hold (see `Storage.tree`).
+  func append(to out: inout [UInt8]) throws {
+    switch storage {
+    case .json(let bytes): out.append(contentsOf: bytes)
+    case .tree(let value): try DocumentWriter.append(value, to: &out)
+    }
+  }
+}
+
+extension StoredDocument: Codable {
+  public init(from decoder: any Decoder) throws {
+    self.init(try YAMLValue(from: decoder))
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    try value.encode(to: encoder)
+  }
+}
