@@ -131,17 +131,7 @@ final class FlowNorthSouthTests: XCTestCase {
     lab.assertNoTrace(agentPIDs: agentPIDs)
   }
 
-  private static let droidsPolicy = """
-    apiVersion: cilium.io/v2
-    kind: CiliumLocalRedirectPolicy
-    metadata: {name: droids, namespace: default}
-    spec:
-      redirectFrontend:
-        serviceMatcher: {serviceName: droids, namespace: default}
-      redirectBackend:
-        localEndpointSelector: {matchLabels: {role: droid}}
-        toPorts: [{port: "80", protocol: TCP}]
-    """
+  private static let droidsPolicy = ServiceManifest.droidsRedirectPolicy()
 
   /// A Local Redirect Policy sends the droids Service to the node's droid: the flow says it
   /// was a local redirect, and both pods carry their labels.

@@ -99,18 +99,9 @@ final class IPv6LocalTrafficTests: XCTestCase {
       [
         try podObject("jedi", node: node, role: "jedi", v4: jediV4, v6: jediV6),
         try podObject("droid", node: node, role: "droid", v4: droidV4, v6: droidV6),
+        ServiceManifest.droidsRedirectPolicy(
+          toPorts: ServiceManifest.tcpAndUDP8080, skipRedirectFromBackend: true),
         """
-        apiVersion: cilium.io/v2
-        kind: CiliumLocalRedirectPolicy
-        metadata: {name: droids, namespace: default}
-        spec:
-          redirectFrontend:
-            serviceMatcher: {serviceName: droids, namespace: default}
-          redirectBackend:
-            localEndpointSelector: {matchLabels: {role: droid}}
-            toPorts: [{port: "8080", name: tcp, protocol: TCP}, {port: "8080", name: udp, protocol: UDP}]
-          skipRedirectFromBackend: true
-        ---
         apiVersion: cilium.io/v2
         kind: CiliumLocalRedirectPolicy
         metadata: {name: metadata6, namespace: default}

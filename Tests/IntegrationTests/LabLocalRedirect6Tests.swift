@@ -51,18 +51,7 @@ final class LabLocalRedirect6Tests: XCTestCase {
   }
 
   private func droidsPolicy(skip: Bool) -> String {
-    """
-    apiVersion: cilium.io/v2
-    kind: CiliumLocalRedirectPolicy
-    metadata: {name: droids6, namespace: default}
-    spec:
-      redirectFrontend:
-        serviceMatcher: {serviceName: droids6, namespace: default}
-      redirectBackend:
-        localEndpointSelector: {matchLabels: {role: droid}}
-        toPorts: [{port: "80", protocol: TCP}]
-      skipRedirectFromBackend: \(skip)
-    """
+    ServiceManifest.droidsRedirectPolicy(service: "droids6", skipRedirectFromBackend: skip)
   }
 
   func testIPv6LocalRedirectByServiceAndByAddressInADualStackLab() throws {

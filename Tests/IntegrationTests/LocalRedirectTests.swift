@@ -19,18 +19,7 @@ final class LocalRedirectTests: XCTestCase {
   }
 
   func droidsPolicy(skip: Bool) -> String {
-    """
-    apiVersion: cilium.io/v2
-    kind: CiliumLocalRedirectPolicy
-    metadata: {name: droids, namespace: default}
-    spec:
-      redirectFrontend:
-        serviceMatcher: {serviceName: droids, namespace: default}
-      redirectBackend:
-        localEndpointSelector: {matchLabels: {role: droid}}
-        toPorts: [{port: "80", protocol: TCP}]
-      skipRedirectFromBackend: \(skip)
-    """
+    ServiceManifest.droidsRedirectPolicy(skipRedirectFromBackend: skip)
   }
 
   /// The seed's scenario: the droids Service (jedi backends on both nodes) redirected to the

@@ -395,18 +395,8 @@ final class SocketLBEquivalenceTests: PodNodesTestCase {
         [
           service("droids", vip: "10.96.84.10", [Endpoint(address: jedi.v4)]),
           podObject("jedi", jedi), podObject("droid", droid),
-          """
-          apiVersion: cilium.io/v2
-          kind: CiliumLocalRedirectPolicy
-          metadata: {name: droids, namespace: default}
-          spec:
-            redirectFrontend:
-              serviceMatcher: {serviceName: droids, namespace: default}
-            redirectBackend:
-              localEndpointSelector: {matchLabels: {role: droid}}
-              toPorts: [{port: "8080", name: tcp, protocol: TCP}, {port: "8080", name: udp, protocol: UDP}]
-            skipRedirectFromBackend: true
-          """,
+          ServiceManifest.droidsRedirectPolicy(
+            toPorts: ServiceManifest.tcpAndUDP8080, skipRedirectFromBackend: true),
         ].joined(separator: "\n---\n"))
       let redirected = try callAllKinds(node, from: client, "10.96.84.10", count: 2)
       XCTAssertEqual(Self.names(redirected), ["droid"], "a client: \(redirected)")

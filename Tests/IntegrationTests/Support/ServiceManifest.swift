@@ -1,6 +1,29 @@
 /// A Service and its EndpointSlice, as Kubernetes YAML, for the service tests: one port
 /// (→ 8080), every endpoint ready unless named terminating.
 enum ServiceManifest {
+  /// A CiliumLocalRedirectPolicy sending Service `service` to this node's pods labelled
+  /// role=droid, on `toPorts` (a YAML flow list); `skipRedirectFromBackend` nil leaves it out.
+  static func droidsRedirectPolicy(
+    service: String = "droids", toPorts: String = #"[{port: "80", protocol: TCP}]"#,
+    skipRedirectFromBackend: Bool? = nil
+  ) -> String {
+    """
+    apiVersion: cilium.io/v2
+    kind: CiliumLocalRedirectPolicy
+    metadata: {name: \(service), namespace: default}
+    spec:
+      redirectFrontend:
+        serviceMatcher: {serviceName: \(service), namespace: default}
+      redirectBackend:
+        localEndpointSelector: {matchLabels: {role: droid}}
+        toPorts: \(toPorts)
+    """ + (skipRedirectFromBackend.map { "\n  skipRedirectFromBackend: \($0)" } ?? "")
+  }
+
+  /// TCP and UDP on 8080, named as the tests' services name their ports.
+  static let tcpAndUDP8080 =
+    #"[{port: "8080", name: tcp, protocol: TCP}, {port: "8080", name: udp, protocol: UDP}]"#
+
   /// A ClusterIP Service on port 80 → 8080 (port name "http").
   static func clusterIP(name: String, clusterIP: String, backends: [String]) -> String {
     service(name: name, clusterIP: clusterIP, backends: backends)
