@@ -29,3 +29,15 @@ static inline int junction_pidfd_getfd(int pid, int target_fd) {
   errno = saved;
   return fd;
 }
+
+#include <malloc.h>
+
+/// The agent's allocator settings (see FreedMemory.swift): a fixed mmap threshold, so that
+/// glibc does not raise it (up to 32 MiB) each time a large buffer is freed and then serve
+/// the next large buffers from the arenas, where they fragment the long-lived heap.
+static inline void junction_malloc_fix_mmap_threshold(int bytes) {
+  mallopt(M_MMAP_THRESHOLD, bytes);
+}
+
+/// Releases the free pages of every arena (malloc_trim(0)); 1 if memory was released.
+static inline int junction_malloc_trim(void) { return malloc_trim(0); }

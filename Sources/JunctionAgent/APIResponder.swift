@@ -164,21 +164,21 @@ struct APIResponder: HTTPResponder {
           + "source of Services, so \(delete ? "delete" : "apply") is refused; change the objects "
           + "in the cluster (kubectl) instead")
     }
-    // The bytes go as soon as they are text: not a second copy of up to 64 MiB held while
-    // the change is applied.
-    let text: String?
+    // The bytes go as soon as they are text, and the text is handed over (`take`, `consume`)
+    // so that it goes once decoded: not up to 64 MiB held while the change is applied.
+    var text: String?
     switch try await readBody(&request, limit: Self.maximumResourceBody) {
     case .body(let bytes): text = String(validating: bytes, as: UTF8.self)
     case .refused(let response): return response
     }
-    guard let yaml = text, !yaml.isEmpty else {
+    guard let yaml = text.take(), !yaml.isEmpty else {
       // A ResourceChange like every other 400 of apply/delete (its `error` keeps it an
       // APIErrorBody too); a bare APIErrorBody broke the document (schemathesis, issue 16).
       let problem = "the body must be Kubernetes YAML (or JSON), in UTF-8"
       return try json(.badRequest, ResourceChange(errors: [problem], error: problem))
     }
     do {
-      let change = try await services.change(yaml: yaml, delete: delete)
+      let change = try await services.change(yaml: consume yaml, delete: delete)
       return try json(change.errors.isEmpty ? .ok : .badRequest, change)
     } catch {
       return self.error(.internalServerError, "\(error); nothing was changed")

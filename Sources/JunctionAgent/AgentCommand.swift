@@ -247,6 +247,7 @@ struct AgentCommand: AsyncParsableCommand {
   var deleteQueueInterval: Double = DeleteQueue.replayInterval
 
   func run() async throws {
+    FreedMemory.configure()
     do {
       let settings = try resolveSettings()
       let metricsAddress = try prometheusServeAddr.map { text throws(StartFailure) in

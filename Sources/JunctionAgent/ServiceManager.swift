@@ -88,8 +88,14 @@ actor ServiceManager {
 
   /// Validates, stores (one journal line) and programs one apply or delete. The work is
   /// proportional to what the input touches, not to how many services the node holds.
-  func change(yaml: String, delete: Bool) throws(Failure) -> ResourceChange {
-    let outcome = Result { () throws(Failure) in try planAndProgram(yaml: yaml, delete: delete) }
+  /// Takes the text (`consuming`), so that it is freed once decoded (see `ApplyPlan`).
+  func change(yaml: consuming String, delete: Bool) throws(Failure) -> ResourceChange {
+    let outcome: Result<ResourceChange, Failure>
+    do {
+      outcome = .success(try planAndProgram(yaml: consume yaml, delete: delete))
+    } catch {
+      outcome = .failure(error)
+    }
     // Parsing, planning and journaling a large input leave as many megabytes freed in the
     // allocator's arenas (the plan is gone once planAndProgram returns): hand them back, or
     // the resident size stays at the apply's peak (bench/results/agent-memory.md).
@@ -97,8 +103,10 @@ actor ServiceManager {
     return try outcome.get()
   }
 
-  private func planAndProgram(yaml: String, delete: Bool) throws(Failure) -> ResourceChange {
-    let plan = ApplyPlan(delete ? .delete : .apply, yaml: yaml)
+  private func planAndProgram(yaml: consuming String, delete: Bool) throws(Failure)
+    -> ResourceChange
+  {
+    let plan = ApplyPlan(delete ? .delete : .apply, yaml: consume yaml)
     let skipped = plan.skipped.map(\.description)
     let edits = plan.edits
     let update: ServiceTable.Update
@@ -198,7 +206,7 @@ actor ServiceManager {
       try? store.rewrite(table.resources, table.ids)
       throw .datapath("\(error)")
     }
-    mapWrites += update.diff.steps.count
+    mapWrites += update.diff.stepCount
     table.commit(update)
     proxy?.resourcesChanged(table.resources, frontends: table.frontends.values)
     do {

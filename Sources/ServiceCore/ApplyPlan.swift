@@ -71,9 +71,12 @@ public struct ApplyPlan: Sendable {
   public let action: Action
   public let decoded: DecodedResources
 
-  public init(_ action: Action, yaml: String) {
+  /// Takes the text (`consuming`): a caller that hands it over lets up to 64 MiB go as soon
+  /// as it is decoded, not after the whole change is applied.
+  public init(_ action: Action, yaml: consuming String) {
     self.action = action
     decoded = ResourceDecoder.decode(yaml: yaml)
+    _ = consume yaml
   }
 
   /// Objects to create/replace (apply) or remove (delete), in input order.

@@ -18,6 +18,21 @@ public struct L4Address: Hashable, Sendable, Comparable, CustomStringConvertible
       ? "\(address):\(port)/\(proto.rawValue)" : "[\(address)]:\(port)/\(proto.rawValue)"
   }
 
+  /// The address `description` gave ("10.96.0.10:53/UDP", "[fd00:96::a]:53/UDP"), nil for
+  /// any other text.
+  public init?(description text: String) {
+    guard let slash = text.lastIndex(of: "/"),
+      let proto = L4Protocol(rawValue: String(text[text.index(after: slash)...])),
+      let colon = text[..<slash].lastIndex(of: ":"),
+      let port = UInt16(text[text.index(after: colon)..<slash])
+    else { return nil }
+    var host = text[..<colon]
+    let bracketed = host.hasPrefix("[") && host.hasSuffix("]")
+    if bracketed { host = host.dropFirst().dropLast() }
+    guard let address = IPAddress(String(host)), address.isIPv4 != bracketed else { return nil }
+    self.init(address: address, port: port, proto: proto)
+  }
+
   public static func < (lhs: L4Address, rhs: L4Address) -> Bool {
     (lhs.address.bytes.lexicographicallyPrecedes(rhs.address.bytes))
       || (lhs.address == rhs.address && (lhs.port, lhs.proto) < (rhs.port, rhs.proto))

@@ -61,6 +61,11 @@ public enum DocumentWriter {
     try append(.list(documents), to: &out)
   }
 
+  /// The bytes `appendList(_:to:)` writes for `documents` (see `StoredDocument.encodedSize`).
+  static func listSize(_ documents: [StoredDocument]) -> Int {
+    documents.reduce(2 + max(documents.count - 1, 0)) { $0 + $1.encodedSize }
+  }
+
   /// `[doc,doc,...]` of stored documents: the same bytes as of their trees, concatenated.
   public static func appendList(_ documents: [StoredDocument], to out: inout [UInt8]) throws {
     out.append(UInt8(ascii: "["))

@@ -46,8 +46,19 @@ public struct DecodedResources: Sendable {
 /// into a node either.
 public enum ResourceDecoder {
   public static func decode(yaml: String) -> DecodedResources {
+    // Each document is decoded as soon as it is read and its tree dropped: a 13 MB apply
+    // never holds the trees of all its documents at once (bench/results/agent-memory.md).
+    var streamed = DecodedResources()
+    var count = 0
+    let complete = YAMLEventReader.forEachDocument(yaml) { document in
+      count += 1
+      decodeTop(document, location: "document \(count)", into: &streamed)
+    }
+    if complete { return streamed }
+    // What the event reader does not model: the whole stream again, through Yams.
+    streamed = DecodedResources()
     do {
-      var documents = try YAMLValue.documents(yaml)
+      var documents = try YAMLValue.documentsWithYams(yaml)
       return decode(releasing: &documents)
     } catch {
       var result = DecodedResources()

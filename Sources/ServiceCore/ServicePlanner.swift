@@ -119,7 +119,11 @@ public enum ServicePlanner {
       // filtered per family as kube-proxy's per-family proxiers do: an IPv6 VIP is never
       // DNATed to an IPv4 pod, and topology falls back within the family.
       let families = [true, false].map { ipv4 in
-        let own = resolved.filter { $0.key.address.isIPv4 == ipv4 }
+        // A single-stack Service's family shares `resolved` rather than copying it (a copy
+        // per Service was 12 MiB of an apply's peak at 10,000 Services × 10).
+        let own =
+          resolved.allSatisfy { $0.key.address.isIPv4 == ipv4 }
+          ? resolved : resolved.filter { $0.key.address.isIPv4 == ipv4 }
         return (
           clusterWide: TopologyFilter.apply(
             own, distribution: service.trafficDistribution, node: topology),

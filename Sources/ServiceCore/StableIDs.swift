@@ -1,11 +1,34 @@
+/// What a `StableIDTable` is keyed by: a value in memory, its text on disk.
+///
+/// Why not the text in memory too: the backend table holds one key per backend, and
+/// "10.128.3.7:8080/TCP" is longer than a `String` keeps inline, so 100,000 backends were
+/// 100,000 heap strings (≈ 6.4 MiB, bench/results/agent-memory.md) beside the addresses the
+/// table already holds, and formatting them was part of every change's planning.
+public protocol StableIDKey: Hashable, Sendable {
+  /// The key as the stored tables write it.
+  var storedText: String { get }
+  /// The key a stored table wrote, nil when `text` names none.
+  init?(storedText text: String)
+}
+
+extension String: StableIDKey {
+  public var storedText: String { self }
+  public init?(storedText text: String) { self = text }
+}
+
+extension L4Address: StableIDKey {
+  public var storedText: String { description }
+  public init?(storedText text: String) { self.init(description: text) }
+}
+
 /// A persisted key → numeric id table. Ids are handed out from a cursor that only moves
 /// forward (wrapping to 1 after `maxID`, skipping ids in use), so an id is never reused while
 /// its key exists, and a released id comes back only after every other free id has been used:
 /// a stale conntrack or reverse-NAT entry naming an old id has as long as possible to expire
 /// before that id means something else. Encoded as JSON beside the agent's endpoint state;
 /// decoding the saved table on restart gives every frontend and backend the id it had.
-public struct StableIDTable: Codable, Equatable, Sendable {
-  public private(set) var ids: [String: UInt32]
+public struct StableIDTable<Key: StableIDKey>: Codable, Equatable, Sendable {
+  public private(set) var ids: [Key: UInt32]
   /// The next id to try.
   public private(set) var cursor: UInt32
   public let maxID: UInt32
@@ -24,7 +47,7 @@ public struct StableIDTable: Codable, Equatable, Sendable {
 
   public init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: CodingKeys.self)
-    ids = try container.decode([String: UInt32].self, forKey: .ids)
+    ids = try Self.keyed(container.decode([String: UInt32].self, forKey: .ids))
     cursor = try container.decode(UInt32.self, forKey: .cursor)
     maxID = try container.decode(UInt32.self, forKey: .maxID)
     inUse = Set(ids.values)
@@ -38,7 +61,7 @@ public struct StableIDTable: Codable, Equatable, Sendable {
 
   public func encode(to encoder: any Encoder) throws {
     var container = encoder.container(keyedBy: CodingKeys.self)
-    try container.encode(ids, forKey: .ids)
+    try container.encode(Self.texts(ids), forKey: .ids)
     try container.encode(cursor, forKey: .cursor)
     try container.encode(maxID, forKey: .maxID)
   }
@@ -47,10 +70,28 @@ public struct StableIDTable: Codable, Equatable, Sendable {
     lhs.ids == rhs.ids && lhs.cursor == rhs.cursor && lhs.maxID == rhs.maxID
   }
 
-  public func lookup(_ key: String) -> UInt32? { ids[key] }
+  /// `ids` with their keys as stored text.
+  static func texts(_ ids: [Key: UInt32]) -> [String: UInt32] {
+    Dictionary(uniqueKeysWithValues: ids.map { ($0.key.storedText, $0.value) })
+  }
+
+  /// Stored text keys read back; throws for text that names no key, or two texts naming one.
+  static func keyed(_ stored: [String: UInt32]) throws -> [Key: UInt32] {
+    var ids: [Key: UInt32] = [:]
+    ids.reserveCapacity(stored.count)
+    for (text, id) in stored {
+      guard let key = Key(storedText: text), ids.updateValue(id, forKey: key) == nil else {
+        throw DecodingError.dataCorrupted(
+          .init(codingPath: [], debugDescription: "id table key \"\(text)\" is not valid"))
+      }
+    }
+    return ids
+  }
+
+  public func lookup(_ key: Key) -> UInt32? { ids[key] }
 
   /// The key's id, allocating one if it has none; nil when every id is taken.
-  public mutating func id(for key: String) -> UInt32? {
+  public mutating func id(for key: Key) -> UInt32? {
     if let existing = ids[key] { return existing }
     guard UInt64(inUse.count) < UInt64(maxID) else { return nil }
     var candidate = cursor
@@ -62,7 +103,7 @@ public struct StableIDTable: Codable, Equatable, Sendable {
   }
 
   /// Releases the ids of keys not in `keys` (their frontends or backends are gone).
-  public mutating func retain(only keys: Set<String>) {
+  public mutating func retain(only keys: Set<Key>) {
     for (key, id) in ids where !keys.contains(key) {
       ids[key] = nil
       inUse.remove(id)
@@ -74,9 +115,9 @@ public struct StableIDTable: Codable, Equatable, Sendable {
 /// refused, or fails to persist, leaves the table as it was), applied with `apply(_:)`.
 /// Releases take effect on apply: an id released here is not handed out again in the same
 /// draft, exactly as the cursor would have skipped it.
-public struct StableIDDraft: Equatable, Sendable {
-  public fileprivate(set) var assigned: [String: UInt32] = [:]
-  public fileprivate(set) var released: [String: UInt32] = [:]
+public struct StableIDDraft<Key: StableIDKey>: Equatable, Sendable {
+  public fileprivate(set) var assigned: [Key: UInt32] = [:]
+  public fileprivate(set) var released: [Key: UInt32] = [:]
   public fileprivate(set) var cursor: UInt32
   /// The values of `assigned`, for O(1) "is this id free".
   fileprivate var assignedIDs: Set<UInt32> = []
@@ -84,22 +125,22 @@ public struct StableIDDraft: Equatable, Sendable {
   init(cursor: UInt32) { self.cursor = cursor }
 
   /// For decoding a stored draft.
-  mutating func assign(_ key: String, _ id: UInt32) {
+  mutating func assign(_ key: Key, _ id: UInt32) {
     assigned[key] = id
     assignedIDs.insert(id)
   }
 
-  mutating func markReleased(_ key: String, _ id: UInt32) { released[key] = id }
+  mutating func markReleased(_ key: Key, _ id: UInt32) { released[key] = id }
 
   public var isEmpty: Bool { assigned.isEmpty && released.isEmpty }
 }
 
 extension StableIDTable {
-  public func draft() -> StableIDDraft { StableIDDraft(cursor: cursor) }
+  public func draft() -> StableIDDraft<Key> { StableIDDraft(cursor: cursor) }
 
   /// The key's id as the draft stands, allocating one if it has none; nil when every id is
   /// taken.
-  public func id(for key: String, in draft: inout StableIDDraft) -> UInt32? {
+  public func id(for key: Key, in draft: inout StableIDDraft<Key>) -> UInt32? {
     if let existing = draft.released.removeValue(forKey: key) { return existing }
     if let existing = ids[key] ?? draft.assigned[key] { return existing }
     guard UInt64(inUse.count + draft.assigned.count) < UInt64(maxID) else { return nil }
@@ -113,7 +154,7 @@ extension StableIDTable {
     return candidate
   }
 
-  public func release(_ key: String, in draft: inout StableIDDraft) {
+  public func release(_ key: Key, in draft: inout StableIDDraft<Key>) {
     if let id = draft.assigned.removeValue(forKey: key) {
       draft.assignedIDs.remove(id)
       return
@@ -121,7 +162,10 @@ extension StableIDTable {
     if let id = ids[key] { draft.released[key] = id }
   }
 
-  public mutating func apply(_ draft: StableIDDraft) {
+  public mutating func apply(_ draft: StableIDDraft<Key>) {
+    // Grown once to its final size, not by doubling with the old table alive at each step.
+    ids.reserveCapacity(ids.count + draft.assigned.count)
+    inUse.reserveCapacity(inUse.count + draft.assigned.count)
     for (key, id) in draft.released {
       ids[key] = nil
       inUse.remove(id)
@@ -138,16 +182,16 @@ extension StableIDTable {
 /// `rev_nat_index`, so the datapath can carry it in conntrack entries cheaply; 0 means none.
 public struct ServiceIDAllocator: Codable, Equatable, Sendable {
   public static let maxID: UInt32 = 65535
-  public var table = StableIDTable(maxID: ServiceIDAllocator.maxID)
+  public var table = StableIDTable<FrontendKey>(maxID: ServiceIDAllocator.maxID)
 
   public init() {}
 
   public mutating func id(for frontend: FrontendKey) -> UInt16? {
-    table.id(for: frontend.description).map { UInt16($0) }
+    table.id(for: frontend).map { UInt16($0) }
   }
 
   public func lookup(_ frontend: FrontendKey) -> UInt16? {
-    table.lookup(frontend.description).map { UInt16($0) }
+    table.lookup(frontend).map { UInt16($0) }
   }
 }
 
@@ -155,15 +199,15 @@ public struct ServiceIDAllocator: Codable, Equatable, Sendable {
 /// (a pod behind two services is one backend entry). 32 bits, like Cilium's backend ids.
 public struct BackendIDAllocator: Codable, Equatable, Sendable {
   public static let maxID: UInt32 = UInt32.max
-  public var table = StableIDTable(maxID: BackendIDAllocator.maxID)
+  public var table = StableIDTable<BackendKey>(maxID: BackendIDAllocator.maxID)
 
   public init() {}
 
   public mutating func id(for backend: BackendKey) -> UInt32? {
-    table.id(for: backend.description)
+    table.id(for: backend)
   }
 
-  public func lookup(_ backend: BackendKey) -> UInt32? { table.lookup(backend.description) }
+  public func lookup(_ backend: BackendKey) -> UInt32? { table.lookup(backend) }
 }
 
 /// Both tables, persisted together as one JSON file (e.g. `lb-ids.json` in the state dir).

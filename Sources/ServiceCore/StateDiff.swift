@@ -132,13 +132,31 @@ public struct DesiredStateDiff: Equatable, Sendable {
     return result
   }
 
-  /// The writes, in the order documented above.
+  /// The writes, in the order documented above, handed to `body` one at a time. Why not
+  /// an array: a 10,000-Service apply has 110,000 steps, and building (and concatenating)
+  /// them took 48 MiB at the apply's peak (bench/results/agent-memory.md).
+  public func forEachStep<Failure: Error>(_ body: (LBStep) throws(Failure) -> Void)
+    throws(Failure)
+  {
+    for entry in created { try body(.createBackend(id: entry.id, key: entry.key)) }
+    for frontend in addedFrontends { try body(.writeFrontend(frontend)) }
+    for change in changedFrontends { try body(.writeFrontend(change.new)) }
+    for frontend in removedFrontends { try body(.deleteFrontend(frontend)) }
+    for entry in deleted { try body(.deleteBackend(id: entry.id, key: entry.key)) }
+  }
+
+  /// How many steps `forEachStep` hands out.
+  public var stepCount: Int {
+    created.count + addedFrontends.count + changedFrontends.count + removedFrontends.count
+      + deleted.count
+  }
+
+  /// The writes as an array (tests; the agent goes through `forEachStep`).
   public var steps: [LBStep] {
-    created.map { .createBackend(id: $0.id, key: $0.key) }
-      + addedFrontends.map { .writeFrontend($0) }
-      + changedFrontends.map { .writeFrontend($0.new) }
-      + removedFrontends.map { .deleteFrontend($0) }
-      + deleted.map { .deleteBackend(id: $0.id, key: $0.key) }
+    var steps: [LBStep] = []
+    steps.reserveCapacity(stepCount)
+    forEachStep { steps.append($0) }
+    return steps
   }
 
   public static func == (lhs: DesiredStateDiff, rhs: DesiredStateDiff) -> Bool {

@@ -52,28 +52,26 @@ extension StableIDDraft: Codable {
   public init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: CodingKeys.self)
     self.init(cursor: try container.decode(UInt32.self, forKey: .cursor))
-    for (key, id) in try container.decode([String: UInt32].self, forKey: .assigned) {
-      assign(key, id)
-    }
-    for (key, id) in try container.decode([String: UInt32].self, forKey: .released) {
-      markReleased(key, id)
-    }
+    let assigned = try container.decode([String: UInt32].self, forKey: .assigned)
+    for (key, id) in try StableIDTable<Key>.keyed(assigned) { assign(key, id) }
+    let released = try container.decode([String: UInt32].self, forKey: .released)
+    for (key, id) in try StableIDTable<Key>.keyed(released) { markReleased(key, id) }
   }
 
   public func encode(to encoder: any Encoder) throws {
     var container = encoder.container(keyedBy: CodingKeys.self)
-    try container.encode(assigned, forKey: .assigned)
-    try container.encode(released, forKey: .released)
+    try container.encode(StableIDTable<Key>.texts(assigned), forKey: .assigned)
+    try container.encode(StableIDTable<Key>.texts(released), forKey: .released)
     try container.encode(cursor, forKey: .cursor)
   }
 }
 
 /// Both id tables' changes in one journal record.
 public struct LoadBalancerIDChanges: Codable, Equatable, Sendable {
-  public var services: StableIDDraft
-  public var backends: StableIDDraft
+  public var services: StableIDDraft<FrontendKey>
+  public var backends: StableIDDraft<BackendKey>
 
-  public init(services: StableIDDraft, backends: StableIDDraft) {
+  public init(services: StableIDDraft<FrontendKey>, backends: StableIDDraft<BackendKey>) {
     self.services = services
     self.backends = backends
   }
@@ -90,14 +88,16 @@ extension LoadBalancerIDChanges {
     out.append(UInt8(ascii: "}"))
   }
 
-  private static func append(_ draft: StableIDDraft, to out: inout [UInt8]) {
-    func table(_ ids: [String: UInt32]) {
+  private static func append(_ draft: StableIDDraft<L4Address>, to out: inout [UInt8]) {
+    func table(_ ids: [L4Address: UInt32]) {
       out.append(UInt8(ascii: "{"))
-      for (index, key) in ids.keys.sorted().enumerated() {
+      // Sorted by their text, as `JSONEncoder` sorts keys.
+      let entries = ids.map { (text: $0.key.storedText, id: $0.value) }.sorted { $0.text < $1.text }
+      for (index, entry) in entries.enumerated() {
         if index > 0 { out.append(UInt8(ascii: ",")) }
-        DocumentWriter.appendString(key, to: &out)
+        DocumentWriter.appendString(entry.text, to: &out)
         out.append(UInt8(ascii: ":"))
-        out.append(contentsOf: String(ids[key]!).utf8)
+        out.append(contentsOf: String(entry.id).utf8)
       }
       out.append(UInt8(ascii: "}"))
     }
@@ -168,13 +168,19 @@ public struct ServiceSnapshot: Codable, Equatable, Sendable {
 
   /// As `JSONEncoder` would write it (keys sorted), the items written by `DocumentWriter`.
   public func encoded() throws -> [UInt8] {
+    // The header (with every id) first, so that the output is allocated once at its final
+    // size: grown by doubling, a 14 MB snapshot passed through buffers of up to twice that,
+    // two of them alive at each step (the agent's peak, bench/results/agent-memory.md).
+    var header: [UInt8] = []
+    try DocumentWriter.appendEncoded(junction, to: &header)
     var out: [UInt8] = []
+    out.reserveCapacity(64 + header.count + DocumentWriter.listSize(items))
     out.append(contentsOf: #"{"apiVersion":"#.utf8)
     DocumentWriter.appendString(apiVersion, to: &out)
     out.append(contentsOf: #","items":"#.utf8)
     try DocumentWriter.appendList(items, to: &out)
     out.append(contentsOf: #","junction":"#.utf8)
-    try DocumentWriter.appendEncoded(junction, to: &out)
+    out.append(contentsOf: header)
     out.append(contentsOf: #","kind":"#.utf8)
     DocumentWriter.appendString(kind, to: &out)
     out.append(UInt8(ascii: "}"))
@@ -223,12 +229,16 @@ public enum ServiceJournal {
   /// One line: the record as `JSONEncoder` would write it (keys sorted), the documents
   /// written by `DocumentWriter` (see there why).
   public static func encode(_ record: ServiceJournalRecord) throws -> [UInt8] {
+    // Allocated once at its final size, as `ServiceSnapshot.encoded` is (see there why).
+    var head: [UInt8] = []
+    head.append(contentsOf: #"{"ids":"#.utf8)
+    record.ids.appendJSON(to: &head)
+    head.append(contentsOf: #","removed":"#.utf8)
+    try DocumentWriter.appendEncoded(record.removed, to: &head)
+    head.append(contentsOf: #","sequence":\#(record.sequence),"stored":"#.utf8)
     var out: [UInt8] = []
-    out.append(contentsOf: #"{"ids":"#.utf8)
-    record.ids.appendJSON(to: &out)
-    out.append(contentsOf: #","removed":"#.utf8)
-    try DocumentWriter.appendEncoded(record.removed, to: &out)
-    out.append(contentsOf: #","sequence":\#(record.sequence),"stored":"#.utf8)
+    out.reserveCapacity(head.count + DocumentWriter.listSize(record.stored) + 2)
+    out.append(contentsOf: head)
     try DocumentWriter.appendList(record.stored, to: &out)
     out.append(contentsOf: "}\n".utf8)
     return out

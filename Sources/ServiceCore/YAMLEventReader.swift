@@ -23,12 +23,26 @@ enum YAMLEventReader {
   /// Every document's value (empty documents dropped, as `YAMLValue.documents` does), or nil
   /// when the stream needs Yams (see the type).
   static func documents(_ text: String) -> [YAMLValue]? {
+    var result: [YAMLValue] = []
+    return forEachDocument(text) { result.append($0) } ? result : nil
+  }
+
+  /// Hands each document's value to `body` as soon as it is read (empty documents dropped),
+  /// so that a caller can decode it and let its tree go before the next one is built; false
+  /// when the stream needs Yams, after `body` may have seen the documents before the point
+  /// where this reader gave up (the caller then starts again with Yams).
+  static func forEachDocument(_ text: String, _ body: (YAMLValue) -> Void) -> Bool {
     var text = text
     text.makeContiguousUTF8()
-    return text.utf8.withContiguousStorageIfAvailable { bytes -> [YAMLValue]? in
+    return text.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
       let events = EventStream(bytes)
-      return try? events.documents()
-    } ?? nil
+      do {
+        try events.forEachDocument(body)
+        return true
+      } catch {
+        return false
+      }
+    } ?? false
   }
 
   /// A plain (unquoted, untagged) scalar as YAML 1.1 types it, as Yams' default resolver and
@@ -114,17 +128,16 @@ private final class EventStream {
 
   private var type: yaml_event_type_t { event.pointee.type }
 
-  func documents() throws(NeedsYams) -> [YAMLValue] {
+  func forEachDocument(_ body: (YAMLValue) -> Void) throws(NeedsYams) {
     try next()  // stream start
-    var result: [YAMLValue] = []
     while true {
       try next()  // document start, or the stream's end
-      if type == YAML_STREAM_END_EVENT { return result }
+      if type == YAML_STREAM_END_EVENT { return }
       try next()
       let value = try node()
       try next()  // document end
       if case .null = value { continue }
-      result.append(value)
+      body(value)
     }
   }
 

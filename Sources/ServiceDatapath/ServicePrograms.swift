@@ -47,7 +47,7 @@ public struct ServicePrograms {
   }
 
   public func apply(_ diff: DesiredStateDiff) throws(BPFError) {
-    for step in diff.steps {
+    try diff.forEachStep { (step) throws(BPFError) in
       switch step {
       case .createBackend(let id, let key):
         // Its flags (terminating, local) are written with the frontend that uses it, next.

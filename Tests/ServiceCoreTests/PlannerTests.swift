@@ -216,7 +216,7 @@ final class PlannerTests: XCTestCase {
   }
 
   func testIDTableWrapsAndNeverHandsOutAnIDInUse() {
-    var table = StableIDTable(maxID: 3)
+    var table = StableIDTable<String>(maxID: 3)
     XCTAssertEqual(table.id(for: "a"), 1)
     XCTAssertEqual(table.id(for: "b"), 2)
     XCTAssertEqual(table.id(for: "c"), 3)

@@ -190,11 +190,10 @@ final class ServiceTableTests: XCTestCase {
       XCTAssertEqual(model.backends, table.desiredState.backends, message)
       // Ids: one per live key, unique, and an unchanged frontend keeps its id.
       XCTAssertEqual(
-        Set(table.ids.services.table.ids.keys), Set(table.frontends.keys.map(\.description)),
-        message)
+        Set(table.ids.services.table.ids.keys), Set(table.frontends.keys), message)
       XCTAssertEqual(
-        Set(table.ids.backends.table.ids.keys),
-        Set(table.desiredState.backends.values.map(\.description)), message)
+        Set(table.ids.backends.table.ids.keys), Set(table.desiredState.backends.values),
+        message)
       for frontend in before.frontends {
         if let now = table.frontends[frontend.key] { XCTAssertEqual(now.id, frontend.id, message) }
       }

@@ -143,13 +143,16 @@ final class DocumentWriterTests: XCTestCase {
 extension DocumentWriterTests {
   /// A journal record written directly is what `JSONEncoder` writes for it (keys sorted).
   func testAJournalRecordIsWhatJSONEncoderWrites() throws {
-    let table = StableIDTable(maxID: 100)
+    let table = StableIDTable<L4Address>(maxID: 100)
     var services = table.draft()
     var backends = table.draft()
-    for key in ["default/web:80/TCP", "default/a\"b:53/UDP"] {
-      _ = table.id(for: key, in: &services)
+    // Sorted as text ("10.96.0.10" before "10.96.0.9"), as JSONEncoder sorts keys.
+    for key in ["10.96.0.9:80/TCP", "10.96.0.10:53/UDP", "[fd00:96::a]:53/UDP"] {
+      _ = table.id(for: try XCTUnwrap(L4Address(description: key)), in: &services)
     }
-    for key in ["10.0.0.1:8080/TCP", "10.0.0.2:8080/TCP"] { _ = table.id(for: key, in: &backends) }
+    for key in ["10.0.0.1:8080/TCP", "10.0.0.2:8080/TCP"] {
+      _ = table.id(for: try XCTUnwrap(L4Address(description: key)), in: &backends)
+    }
     let record = ServiceJournalRecord(
       sequence: 7,
       stored: [StoredDocument(.map(["kind": .string("Service"), "spec": .map(["x": .int(1)])]))],
