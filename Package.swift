@@ -38,6 +38,7 @@ let package = Package(
       providers: [.apt(["libbpf-dev"])]
     ),
     .systemLibrary(name: "CJunctionSys"),
+    .systemLibrary(name: "CZlib"),
     // bpf/junction_abi.h, the one header every map layout lives in, seen from Swift.
     .systemLibrary(name: "DatapathABI"),
     .target(name: "CNIKit"),
@@ -64,7 +65,7 @@ let package = Package(
     // node programs, and Maglev tables (pure). Not linked into the CNI binary.
     .target(
       name: "ServiceCore",
-      dependencies: ["CNIKit", .product(name: "Yams", package: "Yams")]
+      dependencies: ["CNIKit", "CZlib", .product(name: "Yams", package: "Yams")]
     ),
     // Writes the datapath's service maps from ServiceCore's diffs (the agent's and the
     // benchmark's one implementation).

@@ -9,7 +9,8 @@
 set -euo pipefail
 
 # libbpf-dev + linux-libc-dev: BPF headers for bpf/*.c (built with the Swift toolchain's clang).
-build_packages=(pkg-config libnl-3-dev libnl-route-3-dev libbpf-dev linux-libc-dev)
+# zlib1g-dev: the agent keeps its stored documents deflated (ServiceCore, CZlib).
+build_packages=(pkg-config libnl-3-dev libnl-route-3-dev libbpf-dev linux-libc-dev zlib1g-dev)
 # containernetworking-plugins: host-local IPAM and the reference ptp/bridge plugins.
 # golang-go + golang-github-appc-cni-dev: the libcni test driver (tools/cnidriver).
 # containerd + runc + busybox-static: the containerd test (`ctr run --cni` on a busybox
