@@ -5,7 +5,9 @@
 # applying (VmHWM) and the resident size --settle seconds after (VmRSS). Needs root.
 #
 #   sudo bash bench/cli-apply.sh [--agent BIN] [--ctl BIN] [--services N] [--backends B] [--perf]
-#        [--tty] [--chunk N] [--settle S]
+#        [--tty] [--chunk N] [--settle S] [--pod-refs]
+# --pod-refs gives every endpoint a nodeName and a targetRef to its Pod, as the EndpointSlice
+# controller writes them in a cluster (without: addresses and conditions only).
 # --chunk N applies the file in parts of N Services (with their slices) one after another:
 # the agent takes at most 64 MiB per apply, and 50,000 Services × 10 are 68 MB.
 # --tty runs junctionctl on a pseudo-terminal (script(1)) and keeps what it wrote, so the
@@ -14,7 +16,7 @@ set -euo pipefail
 bench="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$bench")"
 agent_bin="$repo/.build/release/junction-agent" ctl="$repo/.build/debug/junctionctl"
-services=10000 backends=10 perf=false tty=false chunk=0 settle=5
+services=10000 backends=10 perf=false tty=false chunk=0 settle=5 pod_refs=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --agent) agent_bin="$2"; shift 2 ;;
@@ -25,6 +27,7 @@ while [[ $# -gt 0 ]]; do
     --tty) tty=true; shift ;;
     --chunk) chunk="$2"; shift 2 ;;
     --settle) settle="$2"; shift 2 ;;
+    --pod-refs) pod_refs=1; shift ;;
     *) echo "cli-apply: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -43,7 +46,8 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-"$repo/.build/debug/junction-bench" yaml --services "$services" --backends "$backends" >"$tmp/all.yaml"
+"$repo/.build/debug/junction-bench" yaml --services "$services" --backends "$backends" \
+  --pod-refs "$pod_refs" >"$tmp/all.yaml"
 parts=("$tmp/all.yaml")
 if [[ "$chunk" -gt 0 && "$chunk" -lt "$services" ]]; then
   # Each Service is two documents (the Service, its slice), each starting with `---`.

@@ -260,7 +260,13 @@ public struct EndpointSlice: Hashable, Sendable {
   public var meta: ObjectMeta
   public var addressType: EndpointAddressType
   public var ports: [EndpointPort]
-  public var endpoints: [Endpoint]
+  /// Kept packed (see `PackedEndpoints` why): each read unpacks them, so read once and keep
+  /// the array while using it; each write packs them all again.
+  public var endpoints: [Endpoint] {
+    get { packedEndpoints.endpoints }
+    set { packedEndpoints = PackedEndpoints(newValue) }
+  }
+  private var packedEndpoints: PackedEndpoints
 
   public init(
     meta: ObjectMeta, addressType: EndpointAddressType = .ipv4, ports: [EndpointPort] = [],
@@ -269,7 +275,7 @@ public struct EndpointSlice: Hashable, Sendable {
     self.meta = meta
     self.addressType = addressType
     self.ports = ports
-    self.endpoints = endpoints
+    packedEndpoints = PackedEndpoints(endpoints)
   }
 
   /// The Service this slice belongs to (same namespace), from its label.

@@ -16,6 +16,10 @@ struct ServiceLayout {
   let services: Int
   let backendsPerService: Int
   var family = Family.ipv4
+  /// The YAML's endpoints also carry what the EndpointSlice controller writes in a cluster:
+  /// `nodeName` and a `targetRef` to their Pod (`--pod-refs 1`; without, only addresses and
+  /// conditions).
+  var podRefs = false
 
   static let changedBackend: UInt32 = 0x0AC8_0001  // 10.200.0.1
 
@@ -25,6 +29,7 @@ struct ServiceLayout {
     self.init(
       services: try options.int("services", default: 10000),
       backendsPerService: try options.int("backends", default: 10))
+    podRefs = try options.int("pod-refs", default: 0) != 0
   }
 
   init(services: Int, backendsPerService: Int, family: Family = .ipv4) {
@@ -129,6 +134,15 @@ struct ServiceLayout {
     for index in 0..<backendsPerService {
       text += "- addresses: [\"\(dotted(backend(service, index, variant: variant)))\"]\n"
       text += "  conditions: {ready: true, serving: true, terminating: false}\n"
+      if podRefs {
+        // A Deployment's pod name (hash, random suffix) and a uid, as long as real ones.
+        let pod = service * backendsPerService + index
+        let suffix = String(String(pod, radix: 36).reversed()).padding(toLength: 5, with: "0")
+        let uid = String(pod, radix: 16).leftPadded(toLength: 12)
+        text += "  nodeName: node-\(pod % 50)\n"
+        text += "  targetRef: {kind: Pod, name: svc-\(service)-5f7d8c9b4-\(suffix), "
+        text += "namespace: bench, uid: 3f2a9c1e-7b4d-4e8a-9c6f-\(uid)}\n"
+      }
     }
     return text
   }
@@ -140,3 +154,15 @@ func dotted(_ address: UInt32) -> String {
 
 /// An address's text, either family.
 func text(_ bytes: [UInt8]) -> String { IPAddress(bytes: bytes)?.description ?? "\(bytes)" }
+
+extension String {
+  /// Cut or padded with `pad` at the end to `length` characters.
+  fileprivate func padding(toLength length: Int, with pad: Character) -> String {
+    count >= length ? String(prefix(length)) : self + String(repeating: pad, count: length - count)
+  }
+
+  /// Padded with zeros in front to `length` characters.
+  fileprivate func leftPadded(toLength length: Int) -> String {
+    count >= length ? self : String(repeating: "0", count: length - count) + self
+  }
+}
