@@ -43,6 +43,18 @@ public enum AtomicFile {
   public static func write(
     _ bytes: [UInt8], to path: String, mode: mode_t = 0o600, durability: Durability = .powerLoss
   ) throws(FileError) {
+    try onlyFileErrors {
+      try write(to: path, mode: mode, durability: durability) { write in try write(bytes) }
+    }
+  }
+
+  /// `write(_:to:)` of a file that `produce` hands to `write` in pieces, so that a large file
+  /// (a snapshot of every object) is never held whole. An error `produce` throws leaves the
+  /// old file, as a failed write does.
+  public static func write(
+    to path: String, mode: mode_t = 0o600, durability: Durability = .powerLoss,
+    producing produce: (_ write: ([UInt8]) throws(FileError) -> Void) throws -> Void
+  ) throws {
     let directory = PathNames.directory(of: path)
     let temporary =
       "\(directory)/.\(PathNames.base(of: path)).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -52,8 +64,8 @@ public enum AtomicFile {
     defer {
       if !closed { close(fd) }
     }
-    do throws(FileError) {
-      try writeAll(bytes, to: fd, path: temporary)
+    do {
+      try produce { bytes throws(FileError) in try writeAll(bytes, to: fd, path: temporary) }
       // The mode given to open() is filtered by the umask; say it again exactly.
       if fchmod(fd, mode) != 0 { throw FileError("chmod", temporary, errno) }
       if durability == .powerLoss, fsync(fd) != 0 { throw FileError("fsync", temporary, errno) }
@@ -76,11 +88,29 @@ public enum AtomicFile {
   public static func append(
     _ bytes: [UInt8], to path: String, mode: mode_t = 0o600, durability: Durability = .powerLoss
   ) throws(FileError) {
+    try onlyFileErrors {
+      try append(to: path, mode: mode, durability: durability) { write in try write(bytes) }
+    }
+  }
+
+  /// `append(_:to:)` of a record that `produce` hands to `write` in pieces, so that a large
+  /// record is never held whole; still one fdatasync. If a write or `produce` fails, the
+  /// file is cut back to where the record began: no part of it stays in front of the next.
+  public static func append(
+    to path: String, mode: mode_t = 0o600, durability: Durability = .powerLoss,
+    producing produce: (_ write: ([UInt8]) throws(FileError) -> Void) throws -> Void
+  ) throws {
     let created = !exists(path)
     let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode)
     guard fd >= 0 else { throw FileError("open for append", path, errno) }
     defer { close(fd) }
-    try writeAll(bytes, to: fd, path: path)
+    let start = lseek(fd, 0, SEEK_END)
+    do {
+      try produce { bytes throws(FileError) in try writeAll(bytes, to: fd, path: path) }
+    } catch {
+      if start >= 0 { _ = ftruncate(fd, start) }
+      throw error
+    }
     guard durability == .powerLoss else { return }
     if fdatasync(fd) != 0 { throw FileError("fdatasync", path, errno) }
     if created { try syncDirectory(PathNames.directory(of: path)) }
@@ -93,6 +123,18 @@ public enum AtomicFile {
     defer { close(fd) }
     if ftruncate(fd, off_t(length)) != 0 { throw FileError("truncate", path, errno) }
     if fsync(fd) != 0 { throw FileError("fsync", path, errno) }
+  }
+
+  /// Runs `body`, whose only errors are `FileError`s (a producer that writes bytes it
+  /// already has), with that type.
+  private static func onlyFileErrors(_ body: () throws -> Void) throws(FileError) {
+    do {
+      try body()
+    } catch let error as FileError {
+      throw error
+    } catch {
+      preconditionFailure("only writes can fail here: \(error)")
+    }
   }
 
   private static func writeAll(_ bytes: [UInt8], to fd: Int32, path: String) throws(FileError) {

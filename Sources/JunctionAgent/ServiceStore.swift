@@ -99,7 +99,9 @@ struct ServiceStore {
   mutating func append(_ edits: [ResourceEdit], _ update: ServiceTable.Update) throws {
     try AtomicFile.makeDirectory(directory, mode: 0o700)
     let record = ServiceJournalRecord(sequence: sequence + 1, edits: edits, update: update)
-    try AtomicFile.append(try ServiceJournal.encode(record), to: journalPath)
+    try AtomicFile.append(to: journalPath) { write in
+      try ServiceJournal.encode(record, flushingAt: StoredWriting.chunk, write)
+    }
     sequence += 1
     recordsSinceSnapshot += 1
   }
@@ -139,19 +141,12 @@ struct ServiceStore {
   /// journal segment, synchronously.
   private mutating func writeSnapshot(_ resources: ResourceSet, _ ids: LoadBalancerIDs) throws {
     try AtomicFile.makeDirectory(directory, mode: 0o700)
-    let bytes = try ServiceStore.encode(resources, ids, sequence)
-    try writer.publish(bytes, sequence: sequence, to: snapshotPath) {
+    try writer.publish(resources, ids, sequence: sequence, to: snapshotPath) {
       for path in [journalPath, closedJournalPath, legacyResourcesPath, legacyIDsPath] {
         _ = try AtomicFile.remove(path)
       }
     }
     recordsSinceSnapshot = 0
-  }
-
-  fileprivate static func encode(
-    _ resources: ResourceSet, _ ids: LoadBalancerIDs, _ sequence: UInt64
-  ) throws -> [UInt8] {
-    try ServiceSnapshot(resources: resources, ids: ids, sequence: sequence).encoded()
   }
 
   /// A closed journal segment to fold into a snapshot: `run` it once, anywhere (the
@@ -175,8 +170,7 @@ struct ServiceStore {
 
     /// The snapshot, durably under `snapshot.json`; nothing when a newer one is there.
     func publish() throws {
-      let bytes = try ServiceStore.encode(resources, ids, sequence)
-      try writer.publish(bytes, sequence: sequence, to: snapshotPath) {}
+      try writer.publish(resources, ids, sequence: sequence, to: snapshotPath) {}
     }
 
     func removeClosedSegment() throws {
@@ -216,14 +210,19 @@ final class SnapshotWriter: Sendable {
 
   func end() { compacting.store(false, ordering: .releasing) }
 
-  /// Writes `bytes` (a snapshot up to `sequence`) to `path` unless a newer snapshot is there,
-  /// then runs `after` (removing what it covers), all under the lock.
+  /// Writes the snapshot of `resources` and `ids` (the state up to `sequence`) to `path`
+  /// unless a newer snapshot is there, then runs `after` (removing what it covers), all
+  /// under the lock. Encoded while it is written, never whole in memory (`StoredWriting`).
   func publish(
-    _ bytes: [UInt8], sequence: UInt64, to path: String, after: () throws -> Void
+    _ resources: ResourceSet, _ ids: LoadBalancerIDs, sequence: UInt64, to path: String,
+    after: () throws -> Void
   ) throws {
+    let snapshot = ServiceSnapshot(resources: resources, ids: ids, sequence: sequence)
     try published.withLock { published in
       if let published, published > sequence { return }
-      try AtomicFile.write(bytes, to: path)
+      try AtomicFile.write(to: path) { write in
+        try snapshot.encode(flushingAt: StoredWriting.chunk, write)
+      }
       published = sequence
       try after()
     }

@@ -61,17 +61,25 @@ public enum DocumentWriter {
     try append(.list(documents), to: &out)
   }
 
-  /// The bytes `appendList(_:to:)` writes for `documents` (see `StoredDocument.encodedSize`).
-  static func listSize(_ documents: [StoredDocument]) -> Int {
-    documents.reduce(2 + max(documents.count - 1, 0)) { $0 + $1.encodedSize }
-  }
-
   /// `[doc,doc,...]` of stored documents: the same bytes as of their trees, concatenated.
   public static func appendList(_ documents: [StoredDocument], to out: inout [UInt8]) throws {
+    try appendList(documents, to: &out, flushingAt: .max) { _ in }
+  }
+
+  /// The same, handing `out` to `flush` and emptying it whenever it holds `chunk` bytes or
+  /// more: a list of every object is written out in pieces, never held whole.
+  static func appendList(
+    _ documents: [StoredDocument], to out: inout [UInt8], flushingAt chunk: Int,
+    _ flush: ([UInt8]) throws -> Void
+  ) throws {
     out.append(UInt8(ascii: "["))
     for (index, document) in documents.enumerated() {
       if index > 0 { out.append(UInt8(ascii: ",")) }
       try document.append(to: &out)
+      if out.count >= chunk {
+        try flush(out)
+        out.removeAll(keepingCapacity: true)
+      }
     }
     out.append(UInt8(ascii: "]"))
   }

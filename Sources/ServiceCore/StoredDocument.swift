@@ -59,16 +59,6 @@ public struct StoredDocument: Hashable, Sendable {
     }
   }
 
-  /// The bytes `append(to:)` adds, for sizing a record or snapshot before it is written (a
-  /// document kept as a tree counts 0: it is the rare non-finite float, written as it goes).
-  var encodedSize: Int {
-    switch storage {
-    case .json(let bytes): bytes.count
-    case .deflated(_, let size): size
-    case .tree: 0
-    }
-  }
-
   /// Appends the document's JSON; throws for a float JSON cannot hold (see `Storage.tree`).
   func append(to out: inout [UInt8]) throws {
     switch storage {

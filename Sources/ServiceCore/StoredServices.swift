@@ -148,6 +148,21 @@ public struct ServiceJournalRecord: Codable, Equatable, Sendable {
   }
 }
 
+/// How the journal records and snapshots are written: in pieces of about `chunk` bytes
+/// (`StoredWriting.chunk`), each document inflated into the piece as it is written. Whole,
+/// a 10,000-Service record or snapshot was one 14–30 MB buffer on top of everything else
+/// alive at that moment: the apply's peak (bench/results/agent-memory.md).
+public enum StoredWriting {
+  public static let chunk = 1 << 20
+
+  /// An empty buffer with room for a piece and the document that ends it.
+  static func buffer(_ chunk: Int) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(chunk == .max ? 1 << 16 : chunk + (1 << 16))
+    return out
+  }
+}
+
 /// `snapshot.json`: a `kind: List` of the stored objects, plus what only the agent reads.
 public struct ServiceSnapshot: Codable, Equatable, Sendable {
   public var apiVersion = "v1"
@@ -168,23 +183,24 @@ public struct ServiceSnapshot: Codable, Equatable, Sendable {
 
   /// As `JSONEncoder` would write it (keys sorted), the items written by `DocumentWriter`.
   public func encoded() throws -> [UInt8] {
-    // The header (with every id) first, so that the output is allocated once at its final
-    // size: grown by doubling, a 14 MB snapshot passed through buffers of up to twice that,
-    // two of them alive at each step (the agent's peak, bench/results/agent-memory.md).
-    var header: [UInt8] = []
-    try DocumentWriter.appendEncoded(junction, to: &header)
-    var out: [UInt8] = []
-    out.reserveCapacity(64 + header.count + DocumentWriter.listSize(items))
+    var bytes: [UInt8] = []
+    try encode(flushingAt: .max) { bytes.append(contentsOf: $0) }
+    return bytes
+  }
+
+  /// `encoded()` handed to `write` in pieces of about `chunk` bytes (`StoredWriting`).
+  public func encode(flushingAt chunk: Int, _ write: ([UInt8]) throws -> Void) throws {
+    var out = StoredWriting.buffer(chunk)
     out.append(contentsOf: #"{"apiVersion":"#.utf8)
     DocumentWriter.appendString(apiVersion, to: &out)
     out.append(contentsOf: #","items":"#.utf8)
-    try DocumentWriter.appendList(items, to: &out)
+    try DocumentWriter.appendList(items, to: &out, flushingAt: chunk, write)
     out.append(contentsOf: #","junction":"#.utf8)
-    out.append(contentsOf: header)
+    try DocumentWriter.appendEncoded(junction, to: &out)
     out.append(contentsOf: #","kind":"#.utf8)
     DocumentWriter.appendString(kind, to: &out)
     out.append(UInt8(ascii: "}"))
-    return out
+    try write(out)
   }
 }
 
@@ -229,19 +245,24 @@ public enum ServiceJournal {
   /// One line: the record as `JSONEncoder` would write it (keys sorted), the documents
   /// written by `DocumentWriter` (see there why).
   public static func encode(_ record: ServiceJournalRecord) throws -> [UInt8] {
-    // Allocated once at its final size, as `ServiceSnapshot.encoded` is (see there why).
-    var head: [UInt8] = []
-    head.append(contentsOf: #"{"ids":"#.utf8)
-    record.ids.appendJSON(to: &head)
-    head.append(contentsOf: #","removed":"#.utf8)
-    try DocumentWriter.appendEncoded(record.removed, to: &head)
-    head.append(contentsOf: #","sequence":\#(record.sequence),"stored":"#.utf8)
-    var out: [UInt8] = []
-    out.reserveCapacity(head.count + DocumentWriter.listSize(record.stored) + 2)
-    out.append(contentsOf: head)
-    try DocumentWriter.appendList(record.stored, to: &out)
+    var bytes: [UInt8] = []
+    try encode(record, flushingAt: .max) { bytes.append(contentsOf: $0) }
+    return bytes
+  }
+
+  /// `encode(_:)` handed to `write` in pieces of about `chunk` bytes (`StoredWriting`).
+  public static func encode(
+    _ record: ServiceJournalRecord, flushingAt chunk: Int, _ write: ([UInt8]) throws -> Void
+  ) throws {
+    var out = StoredWriting.buffer(chunk)
+    out.append(contentsOf: #"{"ids":"#.utf8)
+    record.ids.appendJSON(to: &out)
+    out.append(contentsOf: #","removed":"#.utf8)
+    try DocumentWriter.appendEncoded(record.removed, to: &out)
+    out.append(contentsOf: #","sequence":\#(record.sequence),"stored":"#.utf8)
+    try DocumentWriter.appendList(record.stored, to: &out, flushingAt: chunk, write)
     out.append(contentsOf: "}\n".utf8)
-    return out
+    try write(out)
   }
 
   /// The objects and ids after the snapshot and the records that follow it.
