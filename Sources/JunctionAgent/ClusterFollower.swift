@@ -141,7 +141,7 @@ actor ClusterFollower: ServiceLifecycle.Service {
     if !delivery.changes.isEmpty { firstArrival = min(firstArrival ?? arrival, arrival) }
     if delivery.isList {
       listed.insert(delivery.resource.rbacName)
-    } else {
+    } else if !delivery.isListPart {
       AgentMetrics.shared.countWatchEvents(
         resource: delivery.resource.rbacName, delivery.changes.count)
     }

@@ -9,6 +9,9 @@ public struct InformerDelivery: Sendable {
   public var changes: [ObjectChange]
   /// True for the result of a (re)list: from now on the collection is synced.
   public var isList: Bool
+  /// A page of a (re)list that has more to come: its upserts, handed on early so that no
+  /// list is held whole (its deletes come with the last page, `isList`).
+  public var isListPart = false
   /// When the events arrived (for the programming latency when an object carries no
   /// trigger time).
   public var arrival: Date
@@ -76,9 +79,12 @@ public final class Informer: Sendable {
       switch action.step {
       case .list(let version):
         do {
-          let (items, listVersion) = try await listAll(resourceVersion: version)
-          let (changes, unnamed) = store.replace(with: items)
+          var relist = InformerStore.Relist()
+          let (changes, listVersion) = try await listPages(
+            resourceVersion: version, against: store, into: &relist)
+          let deletes = store.finish(relist)
           let relisted = reflector.resourceVersion != nil
+          let unnamed = relist.unnamed
           note { status in
             status.synced = true
             status.notInstalled = false
@@ -90,7 +96,8 @@ public final class Informer: Sendable {
             logger.warning("\(resource): \(unnamed) object(s) without a name skipped")
           }
           await deliver(
-            InformerDelivery(resource: resource, changes: changes, isList: true, arrival: Date()))
+            InformerDelivery(
+              resource: resource, changes: changes + deletes, isList: true, arrival: Date()))
           action = reflector.listed(resourceVersion: listVersion)
         } catch {
           if case .notInstalled = error {
@@ -162,16 +169,42 @@ public final class Informer: Sendable {
 
   /// Every page of one LIST (following `continue`), with the list's version. An expired
   /// continue token starts the list again as a consistent read.
-  private func listAll(resourceVersion: String?) async throws(APIError) -> ([JSONValue], String) {
-    var items: [JSONValue] = []
+  /// Reads a list page by page, and each page `pageSize` objects at a time: each batch's
+  /// changes against `store` (recorded in `relist`) are delivered at once (`isListPart`) but
+  /// for the very last batch's, returned with the list's version for the caller to deliver
+  /// with what it adds.
+  /// Neither the pages nor a page's objects are gathered as trees: the API server answers a
+  /// LIST at version 0 in one page, and 10,000 EndpointSlices as JSON trees were 40 MiB held
+  /// at once, the initial sync's peak (bench/results/agent-memory.md).
+  private func listPages(
+    resourceVersion: String?, against store: InformerStore,
+    into relist: inout InformerStore.Relist
+  ) async throws(APIError) -> ([ObjectChange], String) {
     var token: String?
     repeat {
       let page = try await transport.list(
         resource, limit: pageSize, continueToken: token, resourceVersion: resourceVersion)
       recovered()
-      items += page.items
       token = page.continueToken
-      if token == nil { return (items, page.resourceVersion) }
+      var items = page.makeItemIterator()
+      var batch: [JSONValue] = []
+      batch.reserveCapacity(min(pageSize, page.itemCount))
+      var remaining = page.itemCount
+      while let item = items.next() {
+        batch.append(item)
+        remaining -= 1
+        guard batch.count == pageSize || remaining == 0 else { continue }
+        let found = store.changes(inPage: batch, relist: &relist)
+        batch.removeAll(keepingCapacity: true)
+        if token == nil && remaining == 0 { return (found, page.resourceVersion) }
+        if !found.isEmpty {
+          var part = InformerDelivery(
+            resource: resource, changes: found, isList: false, arrival: Date())
+          part.isListPart = true
+          await deliver(part)
+        }
+      }
+      if token == nil { return ([], page.resourceVersion) }
     } while !Task.isCancelled
     throw .unreachable(server: "", detail: "cancelled")
   }

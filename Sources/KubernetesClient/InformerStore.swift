@@ -50,7 +50,32 @@ public enum ObjectChange: Equatable, Sendable {
 public struct InformerStore: Sendable {
   struct Entry: Sendable {
     var fingerprint: JSONFingerprint
-    var identity: JSONValue
+    var identity: Identity
+  }
+
+  /// What a delete hands on, kept as its few strings rather than as a JSON tree (three
+  /// dictionaries per object, ≈ 8 MiB at 10,000 Services and their slices); `kind` and
+  /// `apiVersion` only when they differ from the collection's, as they never do in practice.
+  struct Identity: Sendable {
+    var kind: JSONValue?
+    var apiVersion: JSONValue?
+    var name: JSONValue?
+    var namespace: JSONValue?
+    var uid: JSONValue?
+    var resourceVersion: JSONValue?
+
+    func value(in resource: APIResource) -> JSONValue {
+      var identity: [String: JSONValue] = [:]
+      identity["kind"] = kind ?? .string(resource.kind)
+      identity["apiVersion"] = apiVersion ?? .string(resource.apiVersion)
+      var metadata: [String: JSONValue] = [:]
+      metadata["name"] = name
+      metadata["namespace"] = namespace
+      metadata["uid"] = uid
+      metadata["resourceVersion"] = resourceVersion
+      identity["metadata"] = .object(metadata)
+      return .object(identity)
+    }
   }
 
   private var entries: [ObjectKey: Entry] = [:]
@@ -73,30 +98,50 @@ public struct InformerStore: Sendable {
     return .object(members)
   }
 
-  /// The whole collection as a (re)list found it → the changes against the cache. Items
-  /// without a name are returned in `unnamed` (counted and skipped by the caller).
-  public mutating func replace(with items: [JSONValue]) -> (changes: [ObjectChange], unnamed: Int) {
-    var fresh: [ObjectKey: (object: JSONValue, entry: Entry)] = [:]
-    fresh.reserveCapacity(items.count)
-    var unnamed = 0
+  /// A (re)list under way: the entries of the pages seen so far. The cache changes only
+  /// when it is finished (`finish`), so a list that fails part-way leaves it as it was.
+  public struct Relist: Sendable {
+    fileprivate var fresh: [ObjectKey: Entry] = [:]
+    /// Items without a name (counted and skipped by the caller).
+    public fileprivate(set) var unnamed = 0
+
+    public init() {}
+  }
+
+  /// One page of a (re)list → the upserts of the objects that differ from the cache, in
+  /// key order. Page by page, so that a list of 10,000 objects is never held whole: each
+  /// page's objects are handed on, and can be let go, before the next page is read.
+  public func changes(inPage items: [JSONValue], relist: inout Relist) -> [ObjectChange] {
+    var upserts: [(key: ObjectKey, object: JSONValue)] = []
     for item in items {
       let object = completed(item)
       guard let key = ObjectKey(of: object) else {
-        unnamed += 1
+        relist.unnamed += 1
         continue
       }
-      fresh[key] = (object, Self.entry(object))
+      let entry = self.entry(object)
+      relist.fresh[key] = entry
+      if entries[key]?.fingerprint != entry.fingerprint { upserts.append((key, object)) }
     }
-    var changes: [ObjectChange] = []
-    for key in fresh.keys.sorted() {
-      let (object, entry) = fresh[key]!
-      if entries[key]?.fingerprint != entry.fingerprint { changes.append(.upsert(key, object)) }
+    return upserts.sorted { $0.key < $1.key }.map { .upsert($0.key, $0.object) }
+  }
+
+  /// The end of a (re)list: the deletes of the cached objects it did not find, and the
+  /// cache becomes what it found.
+  public mutating func finish(_ relist: Relist) -> [ObjectChange] {
+    let deletes = entries.keys.sorted().filter { relist.fresh[$0] == nil }.map {
+      ObjectChange.delete($0, entries[$0]!.identity.value(in: resource))
     }
-    for key in entries.keys.sorted() where fresh[key] == nil {
-      changes.append(.delete(key, entries[key]!.identity))
-    }
-    entries = fresh.mapValues(\.entry)
-    return (changes, unnamed)
+    entries = relist.fresh
+    return deletes
+  }
+
+  /// The whole collection as a (re)list found it → the changes against the cache. Items
+  /// without a name are returned in `unnamed` (counted and skipped by the caller).
+  public mutating func replace(with items: [JSONValue]) -> (changes: [ObjectChange], unnamed: Int) {
+    var relist = Relist()
+    let upserts = changes(inPage: items, relist: &relist)
+    return (upserts + finish(relist), relist.unnamed)
   }
 
   /// One ADDED/MODIFIED/DELETED event → its change, nil when it changes nothing. Throws for
@@ -108,27 +153,26 @@ public struct InformerStore: Sendable {
     }
     switch event.type {
     case .added, .modified:
-      let entry = Self.entry(object)
+      let entry = self.entry(object)
       if entries[key]?.fingerprint == entry.fingerprint { return nil }
       entries[key] = entry
       return .upsert(key, object)
     case .deleted:
       guard let old = entries.removeValue(forKey: key) else { return nil }
-      return .delete(key, old.identity)
+      return .delete(key, old.identity.value(in: resource))
     case .bookmark, .error:
       return nil
     }
   }
 
-  static func entry(_ object: JSONValue) -> Entry {
-    var identity: [String: JSONValue] = [:]
-    for field in ["kind", "apiVersion"] { identity[field] = object[field] }
-    var metadata: [String: JSONValue] = [:]
-    for field in ["name", "namespace", "uid", "resourceVersion"] {
-      metadata[field] = object["metadata"]?[field]
-    }
-    identity["metadata"] = .object(metadata)
-    return Entry(fingerprint: JSONFingerprint(object), identity: .object(identity))
+  func entry(_ object: JSONValue) -> Entry {
+    let metadata = object["metadata"]
+    let identity = Identity(
+      kind: object["kind"] == .string(resource.kind) ? nil : object["kind"],
+      apiVersion: object["apiVersion"] == .string(resource.apiVersion) ? nil : object["apiVersion"],
+      name: metadata?["name"], namespace: metadata?["namespace"], uid: metadata?["uid"],
+      resourceVersion: metadata?["resourceVersion"])
+    return Entry(fingerprint: JSONFingerprint(object), identity: identity)
   }
 }
 

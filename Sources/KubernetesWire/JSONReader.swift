@@ -35,6 +35,47 @@ public enum JSONReader {
     return try result.get()
   }
 
+  /// A LIST body read without keeping its items: the top-level object with every member
+  /// but `items`, and the byte range of each of `items`' elements (each parsed once here, so
+  /// the whole body is checked, then dropped). nil ranges: no `items` array (absent, null or
+  /// another type, left in the members). What lets a LIST of 10,000 objects be turned into
+  /// changes a few hundred objects at a time (`ListPage`), never all as trees at once.
+  public static func parseList(_ bytes: [UInt8]) throws(Failure) -> (
+    members: JSONValue, items: [Range<Int>]?
+  ) {
+    let result: Result<(JSONValue, [Range<Int>]?), Failure> = bytes.withUnsafeBufferPointer {
+      buffer in
+      var reader = Reader(bytes: buffer)
+      do throws(Failure) {
+        reader.skipSpace()
+        let list = try reader.listObject()
+        reader.skipSpace()
+        guard reader.index == buffer.count else { throw reader.failure("text after the value") }
+        return .success(list)
+      } catch {
+        return .failure(error)
+      }
+    }
+    return try result.get()
+  }
+
+  /// The value in `range` of `bytes` (a range `parseList` gave).
+  public static func parse(_ bytes: [UInt8], in range: Range<Int>) throws(Failure) -> JSONValue {
+    let result: Result<JSONValue, Failure> = bytes.withUnsafeBufferPointer { whole in
+      var reader = Reader(bytes: UnsafeBufferPointer(rebasing: whole[range]))
+      do throws(Failure) {
+        reader.skipSpace()
+        let value = try reader.value(depth: 1)
+        reader.skipSpace()
+        guard reader.index == range.count else { throw reader.failure("text after the value") }
+        return .success(value)
+      } catch {
+        return .failure(Failure(offset: range.lowerBound + error.offset, reason: error.reason))
+      }
+    }
+    return try result.get()
+  }
+
   private struct Reader {
     let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
@@ -91,6 +132,58 @@ public enum JSONReader {
         skipSpace()
         members[name] = try value(depth: depth + 1)
         if try closes(UInt8(ascii: "}"), "an object") { return .object(members) }
+      }
+    }
+
+    /// `parseList`'s walk: a top-level object whose `items` array is checked item by item
+    /// and kept as ranges; any other top-level value is returned whole, without ranges.
+    mutating func listObject() throws(Failure) -> (JSONValue, [Range<Int>]?) {
+      guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else {
+        return (try value(depth: 0), nil)
+      }
+      index += 1
+      var members: [String: JSONValue] = [:]
+      var items: [Range<Int>]?
+      skipSpace()
+      if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+        index += 1
+        return (.object(members), nil)
+      }
+      while true {
+        skipSpace()
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+          throw failure("expected a member name")
+        }
+        let name = try string()
+        try expect(UInt8(ascii: ":"), "':'")
+        skipSpace()
+        // A repeated key keeps its last value, as `object` does.
+        if name == "items", index < bytes.count, bytes[index] == UInt8(ascii: "[") {
+          items = try itemRanges()
+          members[name] = nil
+        } else {
+          members[name] = try value(depth: 1)
+          if name == "items" { items = nil }
+        }
+        if try closes(UInt8(ascii: "}"), "an object") { return (.object(members), items) }
+      }
+    }
+
+    /// The `items` array's elements, each parsed (to check it) and dropped.
+    mutating func itemRanges() throws(Failure) -> [Range<Int>] {
+      index += 1
+      var ranges: [Range<Int>] = []
+      skipSpace()
+      if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+        index += 1
+        return ranges
+      }
+      while true {
+        skipSpace()
+        let start = index
+        _ = try value(depth: 2)
+        ranges.append(start..<index)
+        if try closes(UInt8(ascii: "]"), "an array") { return ranges }
       }
     }
 

@@ -106,18 +106,48 @@ final class InformerTests: XCTestCase {
         "list rv=- continue=-", "watch rv=30",
       ])
     let seen = deliveries.withLock { $0 }
-    XCTAssertEqual(seen.map(\.isList), [true, false, true])
-    XCTAssertEqual(seen[0].changes.map(\.key.name), ["a", "b"])
-    XCTAssertEqual(seen[1].changes.map(\.key.name), ["c"])
+    // The first page is handed on as it arrives (a part), the list ends with the last one.
+    XCTAssertEqual(seen.map(\.isListPart), [true, false, false, false])
+    XCTAssertEqual(seen.map(\.isList), [false, true, false, true])
+    XCTAssertEqual(seen[0].changes.map(\.key.name), ["a"])
+    XCTAssertEqual(seen[1].changes.map(\.key.name), ["b"])
+    XCTAssertEqual(seen[2].changes.map(\.key.name), ["c"])
     // Only b's delete: a and c came back unchanged.
-    XCTAssertEqual(seen[2].changes.count, 1)
-    guard case .delete(let key, _) = seen[2].changes.first else { return XCTFail() }
+    XCTAssertEqual(seen[3].changes.count, 1)
+    guard case .delete(let key, _) = seen[3].changes.first else { return XCTFail() }
     XCTAssertEqual(key.name, "b")
     let status = informer.status
     XCTAssertTrue(status.synced)
     XCTAssertEqual(status.objects, 2)
     XCTAssertEqual(status.relists, 1)
     XCTAssertNil(status.lastError)
+  }
+
+  /// A list that fails after its first page was handed on leaves the cache as it was: the
+  /// relist hands that page on again, and only the finished list syncs.
+  func testAListFailingPartWayLeavesTheCacheAndIsReadAgain() async throws {
+    let transport = ScriptedTransport([
+      .page(ListPage(items: [service("a", "1")], resourceVersion: "10", continueToken: "p2")),
+      .failure(.unreachable(server: "s", detail: "connection reset")),
+      .page(ListPage(items: [service("a", "1")], resourceVersion: "12", continueToken: "p2")),
+      .page(ListPage(items: [service("b", "2")], resourceVersion: "12", continueToken: nil)),
+    ])
+    let deliveries = Mutex<[InformerDelivery]>([])
+    let informer = Informer(
+      resource: services, transport: transport, logger: Logger(label: "test"), pageSize: 1,
+      watchTimeout: { 300 }, deliver: { delivery in deliveries.withLock { $0.append(delivery) } })
+    let task = Task { await informer.run(backoff: Backoff(initial: 0.001, cap: 0.01)) }
+    for _ in 0..<200 where !informer.status.synced {
+      try await Task.sleep(for: .milliseconds(10))
+    }
+    task.cancel()
+    await task.value
+    let seen = deliveries.withLock { $0 }
+    XCTAssertEqual(seen.map(\.isListPart), [true, true, false])
+    XCTAssertEqual(seen.map(\.isList), [false, false, true])
+    XCTAssertEqual(seen.map { $0.changes.map(\.key.name) }, [["a"], ["a"], ["b"]])
+    XCTAssertEqual(informer.status.objects, 2)
+    XCTAssertEqual(informer.status.errors, 1)
   }
 
   /// A watch line that is not an event (the stream throws `malformed`) ends that watch: it

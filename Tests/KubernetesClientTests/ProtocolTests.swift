@@ -122,6 +122,32 @@ final class ProtocolTests: XCTestCase {
     XCTAssertNil(last.continueToken)
     XCTAssertEqual(last.items, [])
   }
+
+  /// A page keeps its body and reads each item when reached: the same items, however they
+  /// are spelled (brackets and escapes inside strings, blanks, a repeated `items`).
+  func testListPageItemsAreReadOneByOneFromTheBody() throws {
+    let body = #"""
+      { "items" : [ 1 ], "metadata":{"resourceVersion":"7"},
+        "items": [ {"a":"]},\"[{"} , [ ] ,{"b":[1,2,{"c":null}]}, "x\u00e9" ,-1.5e2 ] }
+      """#
+    let page = try ListPage.decode(Array(body.utf8))
+    XCTAssertEqual(page.itemCount, 5)
+    let expected: [JSONValue] = [
+      ["a": .string("]},\"[{")], .array([]), ["b": .array([1, 2, ["c": .null]])], .string("xé"),
+      .number(-150),
+    ]
+    XCTAssertEqual(page.items, expected)
+    var iterator = page.makeItemIterator()
+    XCTAssertEqual(iterator.next(), expected[0])
+    XCTAssertEqual(iterator.next(), expected[1])
+    // What is not JSON anywhere in the body, an item included, refuses the page.
+    for broken in [
+      #"{"items":[{"a":1},{"b":]}"#, #"{"items":[1,2"#, #"{"items":{}}"#, #"{"metadata":{}}"#,
+      #"[{"items":[]}]"#,
+    ] {
+      XCTAssertThrowsError(try ListPage.decode(Array(broken.utf8)), broken)
+    }
+  }
 }
 
 final class ServerAddressCheckTests: XCTestCase {
