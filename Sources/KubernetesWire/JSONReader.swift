@@ -20,19 +20,7 @@ public enum JSONReader {
   public static let maximumDepth = 512
 
   public static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
-    let result: Result<JSONValue, Failure> = bytes.withUnsafeBufferPointer { buffer in
-      var reader = Reader(bytes: buffer)
-      do throws(Failure) {
-        reader.skipSpace()
-        let value = try reader.value(depth: 0)
-        reader.skipSpace()
-        guard reader.index == buffer.count else { throw reader.failure("text after the value") }
-        return .success(value)
-      } catch {
-        return .failure(error)
-      }
-    }
-    return try result.get()
+    try whole(bytes) { (reader) throws(Failure) in try reader.value(depth: 0) }
   }
 
   /// A LIST body read without keeping its items: the top-level object with every member
@@ -43,29 +31,26 @@ public enum JSONReader {
   public static func parseList(_ bytes: [UInt8]) throws(Failure) -> (
     members: JSONValue, items: [Range<Int>]?
   ) {
-    let result: Result<(JSONValue, [Range<Int>]?), Failure> = bytes.withUnsafeBufferPointer {
-      buffer in
-      var reader = Reader(bytes: buffer)
-      do throws(Failure) {
-        reader.skipSpace()
-        let list = try reader.listObject()
-        reader.skipSpace()
-        guard reader.index == buffer.count else { throw reader.failure("text after the value") }
-        return .success(list)
-      } catch {
-        return .failure(error)
-      }
-    }
-    return try result.get()
+    try whole(bytes) { (reader) throws(Failure) in try reader.listObject() }
   }
 
   /// The value in `range` of `bytes` (a range `parseList` gave).
   public static func parse(_ bytes: [UInt8], in range: Range<Int>) throws(Failure) -> JSONValue {
-    let result: Result<JSONValue, Failure> = bytes.withUnsafeBufferPointer { whole in
-      var reader = Reader(bytes: UnsafeBufferPointer(rebasing: whole[range]))
+    try whole(bytes, in: range) { (reader) throws(Failure) in try reader.value(depth: 1) }
+  }
+
+  /// `read` over `bytes[range]` (all of them by default) as one JSON text: blanks around
+  /// it, nothing else after it. A failure's offset counts from the start of `bytes`.
+  private static func whole<Value>(
+    _ bytes: [UInt8], in range: Range<Int>? = nil,
+    _ read: (inout Reader) throws(Failure) -> Value
+  ) throws(Failure) -> Value {
+    let range = range ?? 0..<bytes.count
+    let result: Result<Value, Failure> = bytes.withUnsafeBufferPointer { all in
+      var reader = Reader(bytes: UnsafeBufferPointer(rebasing: all[range]))
       do throws(Failure) {
         reader.skipSpace()
-        let value = try reader.value(depth: 1)
+        let value = try read(&reader)
         reader.skipSpace()
         guard reader.index == range.count else { throw reader.failure("text after the value") }
         return .success(value)
@@ -115,24 +100,11 @@ public enum JSONReader {
     }
 
     mutating func object(depth: Int) throws(Failure) -> JSONValue {
-      index += 1
       var members: [String: JSONValue] = [:]
-      skipSpace()
-      if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-        index += 1
-        return .object(members)
+      try forEachMember { (reader, name) throws(Failure) in
+        members[name] = try reader.value(depth: depth + 1)
       }
-      while true {
-        skipSpace()
-        guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
-          throw failure("expected a member name")
-        }
-        let name = try string()
-        try expect(UInt8(ascii: ":"), "':'")
-        skipSpace()
-        members[name] = try value(depth: depth + 1)
-        if try closes(UInt8(ascii: "}"), "an object") { return .object(members) }
-      }
+      return .object(members)
     }
 
     /// `parseList`'s walk: a top-level object whose `items` array is checked item by item
@@ -141,13 +113,33 @@ public enum JSONReader {
       guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else {
         return (try value(depth: 0), nil)
       }
-      index += 1
       var members: [String: JSONValue] = [:]
       var items: [Range<Int>]?
+      try forEachMember { (reader, name) throws(Failure) in
+        // A repeated key keeps its last value, as `object` does.
+        if name == "items", reader.index < reader.bytes.count,
+          reader.bytes[reader.index] == UInt8(ascii: "[")
+        {
+          items = try reader.itemRanges()
+          members[name] = nil
+        } else {
+          members[name] = try reader.value(depth: 1)
+          if name == "items" { items = nil }
+        }
+      }
+      return (.object(members), items)
+    }
+
+    /// Walks the object at `index`: `member` gets each member's name with the reader at its
+    /// value, which it must read.
+    mutating func forEachMember(
+      _ member: (inout Reader, String) throws(Failure) -> Void
+    ) throws(Failure) {
+      index += 1
       skipSpace()
       if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
         index += 1
-        return (.object(members), nil)
+        return
       }
       while true {
         skipSpace()
@@ -157,15 +149,8 @@ public enum JSONReader {
         let name = try string()
         try expect(UInt8(ascii: ":"), "':'")
         skipSpace()
-        // A repeated key keeps its last value, as `object` does.
-        if name == "items", index < bytes.count, bytes[index] == UInt8(ascii: "[") {
-          items = try itemRanges()
-          members[name] = nil
-        } else {
-          members[name] = try value(depth: 1)
-          if name == "items" { items = nil }
-        }
-        if try closes(UInt8(ascii: "}"), "an object") { return (.object(members), items) }
+        try member(&self, name)
+        if try closes(UInt8(ascii: "}"), "an object") { return }
       }
     }
 

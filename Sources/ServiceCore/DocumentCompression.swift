@@ -52,38 +52,44 @@ enum DocumentCompression {
       + #""serving":true,"terminating":false}}"#)
       .utf8)
 
+  private static let deflaters = StreamPool<Deflater>()
+  private static let inflaters = StreamPool<Inflater>()
+
   /// `json` deflated, exact-size; nil when that is not smaller (or zlib fails).
   static func deflate(_ json: [UInt8]) -> [UInt8]? {
-    guard let deflater = Deflater.take() else { return nil }
-    defer { Deflater.give(deflater) }
+    guard let deflater = deflaters.take({ Deflater() }) else { return nil }
+    defer { deflaters.give(deflater) }
     return deflater.deflate(json)
   }
 
   /// Appends the `size` bytes that `compressed` deflates; false (and `out` as it was) if
   /// they cannot be inflated, which only a bug here can cause.
   static func inflate(_ compressed: [UInt8], size: Int, appendingTo out: inout [UInt8]) -> Bool {
-    guard let inflater = Inflater.take() else { return false }
-    defer { Inflater.give(inflater) }
+    guard let inflater = inflaters.take({ Inflater() }) else { return false }
+    defer { inflaters.give(inflater) }
     return inflater.inflate(compressed, size: size, appendingTo: &out)
   }
 
-  /// One zlib stream, reset for each document (setting a stream up costs more than
-  /// deflating a small document). Idle ones wait in a small pool; each is used by one
-  /// thread at a time (taken out of the pool), hence `@unchecked Sendable`.
+  /// zlib streams are reset for each document (setting one up costs more than deflating a
+  /// small document): idle ones wait here, a few at most. A stream is used by one thread at
+  /// a time (taken out of the pool), hence the streams' `@unchecked Sendable`.
+  private final class StreamPool<Stream: AnyObject & Sendable>: Sendable {
+    private let idle = Mutex<[Stream]>([])
+
+    func take(_ make: () -> Stream?) -> Stream? {
+      idle.withLock { $0.popLast() } ?? make()
+    }
+
+    func give(_ stream: Stream) {
+      idle.withLock { if $0.count < 4 { $0.append(stream) } }
+    }
+  }
+
   private final class Deflater: @unchecked Sendable {
-    private static let idle = Mutex<[Deflater]>([])
     private let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
     private var scratch: [UInt8] = []
 
-    static func take() -> Deflater? {
-      idle.withLock { $0.popLast() } ?? Deflater()
-    }
-
-    static func give(_ deflater: Deflater) {
-      idle.withLock { if $0.count < 4 { $0.append(deflater) } }
-    }
-
-    private init?() {
+    init?() {
       stream.initialize(to: z_stream())
       guard junction_deflate_init(stream, level, windowBits, memoryLevel) == Z_OK else {
         stream.deallocate()
@@ -120,18 +126,9 @@ enum DocumentCompression {
   }
 
   private final class Inflater: @unchecked Sendable {
-    private static let idle = Mutex<[Inflater]>([])
     private let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
 
-    static func take() -> Inflater? {
-      idle.withLock { $0.popLast() } ?? Inflater()
-    }
-
-    static func give(_ inflater: Inflater) {
-      idle.withLock { if $0.count < 4 { $0.append(inflater) } }
-    }
-
-    private init?() {
+    init?() {
       stream.initialize(to: z_stream())
       guard junction_inflate_init(stream, windowBits) == Z_OK else {
         stream.deallocate()
