@@ -7,8 +7,9 @@ import FoundationEssentials
 /// Why not the `YAMLValue` tree: the agent keeps every object's document only to write it to
 /// disk again (journal records, snapshots). As trees, 10,000 Services × 10 backends held
 /// ≈ 70 MiB of small dictionaries and strings (heaptrack, bench/results/agent-memory.md); as
-/// JSON they are about the size of the YAML (≈ 0.7 KB per object), and writing a record or a
-/// snapshot becomes a concatenation. The tree is read back (`value`) only when needed.
+/// JSON they are about the size of the YAML (≈ 0.7 KB per object, a tenth of that deflated),
+/// and writing a record or a snapshot inflates each into the output, no tree rebuilt. The
+/// tree is read back (`value`) only when needed.
 public struct StoredDocument: Hashable, Sendable {
   private enum Storage: Hashable, Sendable {
     /// The JSON deflated (`DocumentCompression`), and its length inflated: how documents are
