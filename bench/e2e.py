@@ -326,6 +326,15 @@ def iperf(args: argparse.Namespace) -> None:
         print()
 
 
+def pairdiff(args: argparse.Namespace) -> None:
+    """One table cell group for veth-prog-cost.sh: "BASE P50|TARGET P50|PAIRED [95% CI]"."""
+    samples, per_round = read_samples(args.samples)
+    print(
+        f"{pct(samples[args.base], 50):.1f}|{pct(samples[args.target], 50):.1f}|"
+        f"{paired_text(paired_rounds(per_round, args.target, args.base))}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -346,8 +355,12 @@ def main() -> None:
     i.add_argument("--rounds", type=int, required=True)
     i.add_argument("--services", type=int, required=True)
     i.add_argument("--backends", type=int, required=True)
+    d = sub.add_parser("pairdiff")
+    d.add_argument("--samples", required=True)
+    d.add_argument("--base", required=True)
+    d.add_argument("--target", required=True)
     args = parser.parse_args()
-    {"conncost": conncost, "conncost6": conncost6, "iperf": iperf}[args.command](args)
+    {"conncost": conncost, "conncost6": conncost6, "iperf": iperf, "pairdiff": pairdiff}[args.command](args)
 
 
 if __name__ == "__main__":

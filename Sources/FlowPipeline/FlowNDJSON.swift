@@ -16,7 +16,7 @@ public enum FlowNDJSON {
 
   /// One line and its "\n".
   public static func append(_ line: FlowsLine, to out: inout [UInt8]) {
-    var w = Writer(out: out)
+    var w = SortedKeyJSONWriter(out: out)
     out = []  // `w` owns the buffer now: appends do not copy it
     w.open()
     if let flow = line.flow {
@@ -34,145 +34,68 @@ public enum FlowNDJSON {
     w.out.append(UInt8(ascii: "\n"))
     swap(&out, &w.out)
   }
+}
 
-  /// Writes JSON objects into `out`; `first` says whether the open object has no member yet.
-  struct Writer {
-    var out: [UInt8]
-    var first = true
-
-    mutating func open() {
-      out.append(UInt8(ascii: "{"))
-      first = true
+/// The flow types' members, in sorted key order.
+extension SortedKeyJSONWriter {
+  mutating func flow(_ flow: Flow) {
+    open()
+    key("destination")
+    peer(flow.destination)
+    if let service = flow.destinationService {
+      key("destinationService")
+      self.service(service)
     }
-
-    mutating func close() {
-      out.append(UInt8(ascii: "}"))
-      first = false
-    }
-
-    /// A member's key (plain ASCII: nothing to escape); its value comes next.
-    mutating func key(_ name: StaticString) {
-      if !first { out.append(UInt8(ascii: ",")) }
-      first = false
-      out.append(UInt8(ascii: "\""))
-      name.withUTF8Buffer { out.append(contentsOf: $0) }
-      out.append(UInt8(ascii: "\""))
-      out.append(UInt8(ascii: ":"))
-    }
-
-    mutating func string(_ name: StaticString, _ value: String?) {
-      guard let value else { return }
-      key(name)
-      FlowNDJSON.string(value, to: &out)
-    }
-
-    mutating func strings(_ name: StaticString, _ values: [String]?) {
-      guard let values else { return }
-      key(name)
-      out.append(UInt8(ascii: "["))
-      for (index, value) in values.enumerated() {
-        if index > 0 { out.append(UInt8(ascii: ",")) }
-        FlowNDJSON.string(value, to: &out)
-      }
-      out.append(UInt8(ascii: "]"))
-    }
-
-    mutating func number(_ name: StaticString, _ value: (some BinaryInteger)?) {
-      guard let value else { return }
-      key(name)
-      out.append(contentsOf: String(value).utf8)
-    }
-
-    mutating func bool(_ name: StaticString, _ value: Bool?) {
-      guard let value else { return }
-      key(name)
-      out.append(contentsOf: (value ? "true" : "false").utf8)
-    }
-
-    mutating func flow(_ flow: Flow) {
+    string("dropReason", flow.dropReason)
+    number("dropReasonCode", flow.dropReasonCode)
+    number("interfaceIndex", flow.interfaceIndex)
+    bool("isReply", flow.isReply)
+    if let http = flow.l7 {
+      key("l7")
       open()
-      key("destination")
-      peer(flow.destination)
-      if let service = flow.destinationService {
-        key("destinationService")
-        self.service(service)
-      }
-      string("dropReason", flow.dropReason)
-      number("dropReasonCode", flow.dropReasonCode)
-      number("interfaceIndex", flow.interfaceIndex)
-      bool("isReply", flow.isReply)
-      if let http = flow.l7 {
-        key("l7")
-        open()
-        number("code", http.code)
-        number("latencyNs", http.latencyNs)
-        string("method", http.method)
-        string("protocol", http.protocol)
-        string("url", http.url)
-        close()
-      }
-      bool("localRedirect", flow.localRedirect)
-      bool("newConnection", flow.newConnection)
-      string("nodeName", flow.nodeName)
-      string("northSouth", flow.northSouth)
-      string("original", flow.original)
-      string("proto", flow.proto)
-      string("snat", flow.snat)
-      key("source")
-      peer(flow.source)
-      if let service = flow.sourceService {
-        key("sourceService")
-        self.service(service)
-      }
-      strings("tcpFlags", flow.tcpFlags)
-      string("time", flow.time)
-      string("tracePoint", flow.tracePoint)
-      string("trafficDirection", flow.trafficDirection)
-      string("type", flow.type)
-      string("verdict", flow.verdict)
+      number("code", http.code)
+      number("latencyNs", http.latencyNs)
+      string("method", http.method)
+      string("protocol", http.protocol)
+      string("url", http.url)
       close()
     }
-
-    mutating func peer(_ peer: FlowPeer) {
-      open()
-      string("ip", peer.ip)
-      strings("labels", peer.labels)
-      string("namespace", peer.namespace)
-      string("podName", peer.podName)
-      number("port", peer.port)
-      close()
+    bool("localRedirect", flow.localRedirect)
+    bool("newConnection", flow.newConnection)
+    string("nodeName", flow.nodeName)
+    string("northSouth", flow.northSouth)
+    string("original", flow.original)
+    string("proto", flow.proto)
+    string("snat", flow.snat)
+    key("source")
+    peer(flow.source)
+    if let service = flow.sourceService {
+      key("sourceService")
+      self.service(service)
     }
-
-    mutating func service(_ service: FlowService) {
-      open()
-      string("name", service.name)
-      string("namespace", service.namespace)
-      close()
-    }
+    strings("tcpFlags", flow.tcpFlags)
+    string("time", flow.time)
+    string("tracePoint", flow.tracePoint)
+    string("trafficDirection", flow.trafficDirection)
+    string("type", flow.type)
+    string("verdict", flow.verdict)
+    close()
   }
 
-  /// A JSON string, escaped as JSONEncoder does (without `.withoutEscapingSlashes`).
-  static func string(_ value: String, to out: inout [UInt8]) {
-    out.append(UInt8(ascii: "\""))
-    for byte in value.utf8 {
-      switch byte {
-      case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-      case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-      case UInt8(ascii: "/"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "/")])
-      case 0x08: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "b")])
-      case 0x0C: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
-      case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-      case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-      case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-      case 0..<0x20:
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
-        out.append(contentsOf: [
-          UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-          hex[Int(byte >> 4)], hex[Int(byte & 0xF)],
-        ])
-      default: out.append(byte)
-      }
-    }
-    out.append(UInt8(ascii: "\""))
+  mutating func peer(_ peer: FlowPeer) {
+    open()
+    string("ip", peer.ip)
+    strings("labels", peer.labels)
+    string("namespace", peer.namespace)
+    string("podName", peer.podName)
+    number("port", peer.port)
+    close()
+  }
+
+  mutating func service(_ service: FlowService) {
+    open()
+    string("name", service.name)
+    string("namespace", service.namespace)
+    close()
   }
 }

@@ -108,4 +108,45 @@ final class ReflectorTests: XCTestCase {
     XCTAssertNil(try store.apply(WatchEvent(type: .deleted, object: service("zz", "1"))))
     XCTAssertThrowsError(try store.apply(WatchEvent(type: .added, object: ["spec": [:]])))
   }
+
+  /// A delete hands on the identity the object came with, whether it is the usual one (kept
+  /// as two strings) or not (kept whole): other kind or apiVersion, a namespace of "", a
+  /// number where a string belongs, no uid.
+  func testADeleteHandsOnTheIdentityAsItCame() throws {
+    let resource = APIResource.followed(nodeName: "n", serviceProxyName: nil)[0]
+    func identity(_ object: JSONValue) -> JSONValue {
+      var metadata: [String: JSONValue] = [:]
+      for name in ["name", "namespace", "uid", "resourceVersion"] {
+        metadata[name] = object["metadata"]?[name]
+      }
+      return [
+        "kind": object["kind"] ?? .string(resource.kind),
+        "apiVersion": object["apiVersion"] ?? .string(resource.apiVersion),
+        "metadata": .object(metadata),
+      ]
+    }
+    let objects: [JSONValue] = [
+      [
+        "metadata": [
+          "name": "usual", "namespace": "default", "uid": "0b6f2d84-5d1e-4a5c-9f0e-6a1e2c3d4e5f",
+          "resourceVersion": "12", "labels": ["a": "b"],
+        ]
+      ],
+      ["metadata": ["name": "cluster-scoped", "resourceVersion": "3"]],
+      ["kind": "Other", "metadata": ["name": "kind", "namespace": "x", "resourceVersion": "4"]],
+      ["apiVersion": "v2", "metadata": ["name": "version", "namespace": "x"]],
+      ["metadata": ["name": "empty-namespace", "namespace": "", "uid": "u"]],
+      ["metadata": ["name": "number", "namespace": "x", "resourceVersion": 7]],
+    ]
+    var store = InformerStore(resource: resource)
+    XCTAssertEqual(store.replace(with: objects).changes.count, objects.count)
+    for object in objects {
+      let change = try store.apply(WatchEvent(type: .deleted, object: object))
+      guard case .delete(_, let last) = change else {
+        return XCTFail("\(String(describing: change))")
+      }
+      XCTAssertEqual(last, identity(store.completed(object)), "\(object)")
+    }
+    XCTAssertEqual(store.count, 0)
+  }
 }

@@ -46,8 +46,6 @@ final class PlannerTests: XCTestCase {
     XCTAssertEqual(http?.affinityTimeout, 600)
     XCTAssertEqual(http?.algorithm, .maglev)
     XCTAssertEqual(http?.portName, "http")
-    XCTAssertEqual(
-      http?.backends.first { $0.key.address == IPAddress("10.244.1.7") }?.zone, "zone-1")
     // The metrics port pairs with the slice port named "metrics" (9100), not the http one.
     XCTAssertEqual(
       describe(state.frontend(key("10.96.12.34:9090/TCP"))).first, "10.244.1.3:9100/TCP (active)")

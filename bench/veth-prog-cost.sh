@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# What Junction's endpoint programs cost a pod's connections that need no translation: one
+# node of the kind connection-cost.sh builds (a client and a backend pod made by the junction
+# CNI plugin, 100 Services applied) beside the floor (plain ptp pods), the client connecting
+# straight to the backend pod's IP, in three phases on the same pods:
+#
+#   junction  from_endpoint / to_endpoint as the plugin attached them
+#   empty     both replaced by a program that only returns TC_ACT_OK (the cost of having a
+#             tc program on the veth at all)
+#   none      the clsact qdiscs removed (no program: should match the floor)
+#
+# Per phase: the paired overhead above the floor (median over rounds of the round's p50
+# difference), and the kernel's own accounting of the programs (kernel.bpf_stats_enabled,
+# restored afterwards): runs per connection and nanoseconds per run. See bench/README.md.
+#
+#   sudo [JUNCTION_PREFIX=DIR] bash bench/veth-prog-cost.sh [--rounds 20] [--count 100]
+#        [--warmup 10] [--cpu 1] [--write FILE]
+set -euo pipefail
+
+bench="$(cd "$(dirname "$0")" && pwd)"
+repo="$(dirname "$bench")"
+. "$bench/lib.sh"
+. "$bench/lbnet.sh"
+
+write="" rounds=20 count=100 warmup=10 cpu=1
+args=("$@")
+value_options veth-prog-cost "write rounds count warmup cpu" "$@"
+lbnet_pin=(taskset -c "$cpu")
+stats_before="$(sysctl -n kernel.bpf_stats_enabled)"
+lbnet_setup veth-prog-cost /tmp/junction-vethcost.XXXXXX "jvc$$"
+trap 'sysctl -qw kernel.bpf_stats_enabled="$stats_before"; lbnet_cleanup' EXIT
+header="$(machine_lines)"
+started="$(date -u '+%Y-%m-%d %H:%M UTC')"
+
+# The empty program, built with the clang that builds the datapath.
+clang="${CLANG:-/opt/swift/usr/bin/clang}"
+[[ -x "$clang" ]] || clang=clang
+cat >"$tmp/empty.bpf.c" <<'C'
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+SEC("tc") int empty(struct __sk_buff *skb) { return TC_ACT_OK; }
+C
+"$clang" -O2 -target bpf -I"/usr/include/$(gcc -dumpmachine)" -c "$tmp/empty.bpf.c" -o "$tmp/empty.o"
+
+echo "veth-prog-cost: nodes" >&2
+lbnet_node plain plain
+lbnet_node junction j 100 10
+node="$prefix-j"
+targets=("floor=${lbnet_client[plain]}=${lbnet_backend[plain]}:8081"
+  "junction=${lbnet_client[j]}=${lbnet_backend[j]}:8081")
+host_veths() { ip -n "$node" -o link show | awk -F'[ :@]+' '$2 != "lo" {print $2}'; }
+program_ids() {
+  local link dir
+  for link in $(host_veths); do
+    for dir in ingress egress; do
+      ip netns exec "$node" tc filter show dev "$link" "$dir"
+    done
+  done | { grep -o ' id [0-9]*' || true; } | awk '{print $2}' | sort -un
+}
+
+rows=()
+phase() {
+  local name="$1" ids id runs ns total_runs=0 per=""
+  sysctl -qw kernel.bpf_stats_enabled=1
+  lbnet_measure veth-prog-cost "$tmp/$name.txt" "$rounds" "$count" "$warmup" "${targets[@]}"
+  ids="$(program_ids)"
+  for id in $ids; do
+    read -r _ runs ns < <(python3 "$bench/progstats.py" "$id")
+    total_runs=$((total_runs + runs))
+    per+="${per:+ / }$(awk -v n="$ns" -v r="$runs" 'BEGIN {printf "%.0f", r ? n / r : 0}')"
+  done
+  sysctl -qw kernel.bpf_stats_enabled=0
+  # Connections through the junction pods: the check's one, then warm-up and timed ones.
+  rows+=("$name|$(python3 "$bench/e2e.py" pairdiff --samples "$tmp/$name.txt" --base floor --target junction)|$(awk -v r="$total_runs" -v c="$((rounds * (count + warmup) + 1))" 'BEGIN {printf "%.1f", r / c}')|${per:-none}")
+}
+
+phase junction
+for link in $(host_veths); do
+  ip netns exec "$node" tc qdisc del dev "$link" clsact
+  ip netns exec "$node" tc qdisc add dev "$link" clsact
+  for dir in ingress egress; do
+    ip netns exec "$node" tc filter add dev "$link" "$dir" bpf direct-action obj "$tmp/empty.o" sec tc
+  done
+done
+phase empty
+for link in $(host_veths); do ip netns exec "$node" tc qdisc del dev "$link" clsact; done
+phase none
+
+{
+  echo "# A pod's straight connection (no Service): what the veth programs cost"
+  echo
+  echo "- date: $started"
+  echo "$header"
+  echo "- command: \`sudo bash bench/veth-prog-cost.sh ${args[*]}\`"
+  echo "- junction: \`$junction_bin\`, agent \`$agent_bin\`, datapath \`$bpf_objects/endpoint.o\`; 100 Services × 10 applied"
+  echo "- pinned: the measuring client and every server on CPU $cpu"
+  echo "- $rounds rounds × $count connections (+$warmup warm-up) per target; connect() + close() to the backend pod's IP"
+  echo
+  echo "| programs on the pods' host veths | floor p50 (µs) | junction pod p50 (µs) | paired overhead: median of per-round p50 differences [95% CI] (µs) | program runs per connection (all programs) | ns per run, by program id (kernel accounting, its own ~20-40 ns included) |"
+  echo "|---|---:|---:|---|---:|---|"
+  for row in "${rows[@]}"; do echo "| ${row//|/ | } |"; done
+} >"$tmp/report.md"
+cat "$tmp/report.md"
+if [[ -n "$write" ]]; then cp "$tmp/report.md" "$write"; fi
