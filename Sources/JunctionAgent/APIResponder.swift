@@ -325,7 +325,7 @@ struct APIResponder: HTTPResponder {
       }
     }
     return FlowDirectory(
-      endpoints: await registry.list(), services: await services.list(), pods: pods,
+      endpoints: await registry.list(), services: await services.list(backends: false), pods: pods,
       backends: backends)
   }
 
