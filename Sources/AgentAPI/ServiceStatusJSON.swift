@@ -1,9 +1,8 @@
 /// GET /v1/services written straight into bytes: the JSON JSONEncoder with `.sortedKeys`
 /// gives for `[ServiceStatus]`, byte for byte (AgentAPITests compare them). At 10,000
-/// Services × 10 backends JSONEncoder boxed every value first and took the agent's resident
-/// size from ≈ 110 to 180 MiB for one listing (bench/results/agent-memory.md); this writes
-/// the ≈ 10 MB body and nothing else. A field added to ServiceStatus must be added here, in
-/// sorted place.
+/// Services × 10 backends JSONEncoder boxed every value first: one listing took the agent's
+/// peak from ≈ 145 to 198 MiB (bench/results/agent-memory.md); this writes the ≈ 10 MB body
+/// and nothing else. A field added to ServiceStatus must be added here, in sorted place.
 extension ServiceStatus {
   /// The JSON array of `statuses`, followed by "\n" as the API's bodies are.
   public static func jsonArray(_ statuses: [ServiceStatus]) -> [UInt8] {

@@ -248,8 +248,9 @@ actor ServiceManager {
     (atWrites: Int, counts: (services: Int, frontends: Int, backends: Int))?
 
   /// Every frontend, by id. Without `backends` their lists are left empty: flows are named
-  /// by frontend, and at 10,000 Services × 10 the 100,000 backend statuses took a flow
-  /// follower's name refresh (once a second) ≈ 100 ms and 10 MiB each time.
+  /// by frontend, and at 10,000 Services × 10 (Pod refs) the 100,000 backend statuses took
+  /// each flow name refresh (GET /v1/flows, and once a second per follower) ≈ 300 ms and
+  /// 27 MiB of peak (bench/results/agent-memory.md).
   func list(backends: Bool = true) -> [ServiceStatus] {
     table.frontends.values.sorted { $0.id < $1.id }.map { frontend in
       ServiceStatus(

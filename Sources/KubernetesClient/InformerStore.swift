@@ -229,7 +229,6 @@ public struct InformerStore: Sendable {
     Entry(
       fingerprint: JSONFingerprint(object), identity: Identity(of: object, key: key, in: resource))
   }
-
 }
 
 /// A 128-bit digest of a JSON value's content, the same for equal values (object members in
