@@ -46,6 +46,19 @@ final class PlannerTests: XCTestCase {
     XCTAssertEqual(http?.affinityTimeout, 600)
     XCTAssertEqual(http?.algorithm, .maglev)
     XCTAssertEqual(http?.portName, "http")
+    // The zone reaches the plan, where topology is decided (the table's backends keep only
+    // what the datapath needs).
+    var service: Service?
+    var slices: [EndpointSlice] = []
+    for object in set(Fixtures.list).objects.values {
+      if case .service(let value) = object { service = value }
+      if case .endpointSlice(let value) = object { slices.append(value) }
+    }
+    guard let service else { return XCTFail("no Service in Fixtures.list") }
+    let planned = ServicePlanner.contribution(of: service, slices: slices).claims
+      .first { $0.key == key("10.96.12.34:80/TCP") }?.backends
+    XCTAssertEqual(
+      planned?.first { $0.key.address == IPAddress("10.244.1.7") }?.zone, "zone-1")
     // The metrics port pairs with the slice port named "metrics" (9100), not the http one.
     XCTAssertEqual(
       describe(state.frontend(key("10.96.12.34:9090/TCP"))).first, "10.244.1.3:9100/TCP (active)")
