@@ -180,7 +180,9 @@ let package = Package(
     // The agent's own parts that need no datapath (the service store on a temporary directory).
     .testTarget(
       name: "JunctionAgentTests",
-      dependencies: ["JunctionAgent", "AgentCore", "ServiceCore", "KubernetesClient", "CNIKit"]),
+      dependencies: [
+        "JunctionAgent", "AgentCore", "ServiceCore", "KubernetesClient", "CNIKit", "BPFKit",
+      ]),
     // tools/standin-apiserver driven from tests (the client's and the integration tests).
     .target(name: "StandinSupport", path: "Tests/StandinSupport"),
     .testTarget(

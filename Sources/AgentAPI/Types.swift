@@ -150,13 +150,17 @@ public struct AgentConfig: Codable, Equatable, Sendable {
   public var lbBackendsMax: Int?
   public var conntrackMax: Int?
   public var affinityMax: Int?
+  /// The hook the CNI plugin attaches the endpoint programs to: "clsact" or "tcx" (the
+  /// agent's --tc-hook, resolved). Absent from older agents: clsact.
+  public var tcHook: String?
 
   public init(
     version: String, nodeName: String, socket: String, stateDir: String, bpfFS: String,
     fromEndpointProgram: String, toEndpointProgram: String, devices: [String],
     lbServicesMax: Int? = nil, lbBackendsMax: Int? = nil, conntrackMax: Int? = nil,
-    affinityMax: Int? = nil
+    affinityMax: Int? = nil, tcHook: String? = nil
   ) {
+    self.tcHook = tcHook
     self.lbServicesMax = lbServicesMax
     self.lbBackendsMax = lbBackendsMax
     self.conntrackMax = conntrackMax

@@ -7,8 +7,8 @@ import FoundationEssentials
 /// JSON boolean), and the map sizes "lb-services-max", "lb-backends-max", "conntrack-max",
 /// "affinity-max" as JSON numbers, the Kubernetes API's "kubeconfig", "k8s-api-server",
 /// "k8s-service-proxy-name", the flows' "monitor-level" and "flow-buffer-size" (a JSON
-/// number), "proxy-redirect" (an array of NS/NAME[:PORT,...]=PROXYPORT strings), and "envoy"
-/// (the Envoy binary for L7)). Flags given on the command line win over the file.
+/// number), "proxy-redirect" (an array of NS/NAME[:PORT,...]=PROXYPORT strings), "envoy"
+/// (the Envoy binary for L7) and "tc-hook"). Flags given on the command line win over the file.
 public struct AgentConfigFile: Equatable, Sendable {
   public var nodeName: String?
   public var socket: String?
@@ -33,6 +33,7 @@ public struct AgentConfigFile: Equatable, Sendable {
   public var flowBufferSize: Int?
   public var envoy: String?
   public var proxyRedirects: [String]?
+  public var tcHook: String?
 
   public init(
     nodeName: String? = nil, socket: String? = nil, stateDir: String? = nil, bpfFS: String? = nil,
@@ -42,8 +43,9 @@ public struct AgentConfigFile: Equatable, Sendable {
     snatPortRange: String? = nil, socketLB: Bool? = nil, cgroupRoot: String? = nil,
     kubeconfig: String? = nil, k8sAPIServer: String? = nil, k8sServiceProxyName: String? = nil,
     monitorLevel: String? = nil, flowBufferSize: Int? = nil, proxyRedirects: [String]? = nil,
-    envoy: String? = nil
+    envoy: String? = nil, tcHook: String? = nil
   ) {
+    self.tcHook = tcHook
     self.envoy = envoy
     self.proxyRedirects = proxyRedirects
     self.kubeconfig = kubeconfig
@@ -74,7 +76,7 @@ public struct AgentConfigFile: Equatable, Sendable {
     "lb-services-max", "lb-backends-max", "conntrack-max", "affinity-max", "lb-mode",
     "node-port-range", "snat-port-range", "socket-lb", "cgroup-root", "kubeconfig",
     "k8s-api-server", "k8s-service-proxy-name", "monitor-level", "flow-buffer-size",
-    "proxy-redirect",
+    "proxy-redirect", "envoy", "tc-hook",
   ]
 
   public struct Failure: Error, Equatable, Sendable, CustomStringConvertible {
@@ -186,7 +188,7 @@ public struct AgentConfigFile: Equatable, Sendable {
         monitorLevel: try string("monitor-level"), flowBufferSize: try number("flow-buffer-size"),
         proxyRedirects: try container.decodeIfPresent(
           [String].self, forKey: AnyKey(stringValue: "proxy-redirect")),
-        envoy: try string("envoy"))
+        envoy: try string("envoy"), tcHook: try string("tc-hook"))
     }
   }
 }
@@ -217,6 +219,9 @@ public struct AgentSettings: Equatable, Sendable {
   /// be read.
   public var proxyRedirects: [ProxyRedirectFlag] = []
   public var proxyRedirectProblem: String?
+  /// `--tc-hook`: where the endpoint and north-south programs attach (TCHookChoice).
+  public var tcHook: TCHookChoice = .clsact
+  public var tcHookProblem: String?
 
   public static let defaultSocket = "/run/junction/junction.sock"
   public static let defaultStateDir = "/var/lib/junction"
@@ -309,6 +314,14 @@ public struct AgentSettings: Equatable, Sendable {
         levelText: flags.monitorLevel ?? file.monitorLevel ?? FlowSettings.defaultLevel.rawValue,
         bufferSize: flags.flowBufferSize ?? file.flowBufferSize ?? FlowSettings.defaultBufferSize))
     settings.envoy = flags.envoy ?? file.envoy
+    if let text = flags.tcHook ?? file.tcHook {
+      if let choice = TCHookChoice(rawValue: text) {
+        settings.tcHook = choice
+      } else {
+        settings.tcHookProblem =
+          "--tc-hook \"\(text)\" is not one of \(TCHookChoice.allCases.map(\.rawValue).joined(separator: ", "))"
+      }
+    }
     for text in flags.proxyRedirects ?? file.proxyRedirects ?? [] {
       switch ProxyRedirectFlag.parse(text) {
       case .success(let redirect): settings.proxyRedirects.append(redirect)
@@ -345,6 +358,7 @@ public struct AgentSettings: Equatable, Sendable {
     if let problem = northSouthProblem ?? northSouth.problem { return problem }
     if let problem = flows.problem { return problem }
     if let problem = proxyRedirectProblem { return problem }
+    if let problem = tcHookProblem { return problem }
     return mapSizes.problem
   }
 }
@@ -477,4 +491,16 @@ public struct FlowSettings: Equatable, Sendable {
     }
     return nil
   }
+}
+
+/// `--tc-hook`: the kernel hook Junction's tc programs attach to on pods' veths and on
+/// `--devices`. `clsact` (the default) is a clsact qdisc with a cls_bpf filter, on every
+/// kernel; `tcx` is the kernel's tcx hook (6.6 and later), which skips the qdisc and
+/// classifier layers (about 1.4 µs less per pod connection, bench/veth-prog-cost.sh); `auto`
+/// takes tcx where the kernel has it. The agent resolves it at start and tells the CNI plugin
+/// (GET /v1/config, `tcHook`); re-attaching moves Junction's programs from the other hook.
+public enum TCHookChoice: String, Sendable, CaseIterable {
+  case auto
+  case clsact
+  case tcx
 }

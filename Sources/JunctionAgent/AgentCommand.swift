@@ -123,6 +123,15 @@ struct AgentCommand: AsyncParsableCommand {
 
   @Option(
     help: ArgumentHelp(
+      "Where the tc programs attach on pods' veths and --devices: clsact (a clsact qdisc and "
+        + "a cls_bpf filter, any kernel), tcx (the kernel's tcx hook, 6.6 or later: no qdisc "
+        + "or classifier layer, about 1.4 us less per pod connection) or auto (tcx where the "
+        + "kernel has it). A start with another hook moves Junction's programs "
+        + "(default: clsact).", valueName: "hook"))
+  var tcHook: String?
+
+  @Option(
+    help: ArgumentHelp(
       "The cgroup v2 directory the socket programs attach to; a cgroup2 is mounted there "
         + "when none is (default: \(NorthSouthSettings.defaultCgroupRoot)).", valueName: "dir"))
   var cgroupRoot: String?
@@ -298,7 +307,7 @@ struct AgentCommand: AsyncParsableCommand {
       kubeconfig: kubeconfig, k8sAPIServer: k8sAPIServer,
       k8sServiceProxyName: k8sServiceProxyName, monitorLevel: monitorLevel,
       flowBufferSize: flowBufferSize, proxyRedirects: proxyRedirect.isEmpty ? nil : proxyRedirect,
-      envoy: envoy)
+      envoy: envoy, tcHook: tcHook)
     var settings = AgentSettings.resolve(
       flags: flags, file: file, environment: Self.environment(), hostname: Self.hostname())
     if let problem = settings.problem { throw StartFailure(problem) }

@@ -89,7 +89,7 @@ struct AgentRuntime {
     do {
       datapath = try makeDatapath(
         bpfFS: settings.bpfFS, objectDirectory: settings.bpfObjects, mapSizes: settings.mapSizes,
-        devices: devices, logger: logger)
+        devices: devices, tcHook: try resolveTCHook(settings.tcHook), logger: logger)
     } catch {
       close(lock)
       throw StartFailure("\(error)")
@@ -314,7 +314,8 @@ struct AgentRuntime {
       fromEndpointProgram: datapath.fromEndpointPin,
       toEndpointProgram: datapath.toEndpointPin, devices: settings.devices,
       lbServicesMax: settings.mapSizes.lbServices, lbBackendsMax: settings.mapSizes.lbBackends,
-      conntrackMax: settings.mapSizes.conntrack, affinityMax: settings.mapSizes.affinity)
+      conntrackMax: settings.mapSizes.conntrack, affinityMax: settings.mapSizes.affinity,
+      tcHook: datapath.tcHookName)
     let responder = APIResponder(
       registry: registry, services: services, cluster: cluster, config: config,
       datapath: datapath, flows: flows, shutdown: shutdown, logger: Logger(label: "api"),

@@ -24,7 +24,7 @@ import ServiceDatapath
 /// (netdev.o) are loaded as well and attached to each of them (`NetdevPrograms`).
 func makeDatapath(
   bpfFS: String, objectDirectory: String, mapSizes: MapSizes, devices: [NodeDevice] = [],
-  logger: Logger
+  tcHook: TrafficControl.Hook = .clsact, logger: Logger
 ) throws -> any Datapath {
   // libbpf prints to stderr by default, also on normal paths (querying a link without a
   // clsact): keep its words, in the agent's log format.
@@ -80,12 +80,12 @@ func makeDatapath(
       ? nil
       : try NetdevPrograms.load(
         objectPath: netdevPath, bpfFS: bpfFS, mapSizes: mapSizes, devices: devices,
-        logger: logger)
+        hook: tcHook, logger: logger)
     logger.info(
       "datapath loaded",
       metadata: [
         "object": "\(objectPath)", "bpf_fs": "\(bpfFS)", "from_endpoint": "\(from.id)",
-        "to_endpoint": "\(to.id)", "counters_map": "\(counters.id)",
+        "to_endpoint": "\(to.id)", "counters_map": "\(counters.id)", "tc_hook": "\(tcHook)",
         "map_sizes":
           "\(reader.maps().map { "\($0.name)=\($0.maxEntries)" }.joined(separator: ","))",
       ])
@@ -93,7 +93,7 @@ func makeDatapath(
       object: object, fromEndpoint: from, toEndpoint: to, counters: counters, drops: drops,
       services: services,
       reader: reader, fromEndpointPin: fromPin, toEndpointPin: toPin, netdev: netdev,
-      conntrack: conntrack, logger: logger)
+      conntrack: conntrack, tcHook: tcHook, logger: logger)
   } catch let failure as DatapathStartFailure {
     throw failure
   } catch {
@@ -120,6 +120,23 @@ private func checkPinnedSizes(bpfFS: String, mapSizes: MapSizes) throws {
         "\(name) is pinned with \(pinned) entries, \(flag) asks \(wanted): "
           + "remove \(pin) (drops its state) or keep the size")
     }
+  }
+}
+
+/// `--tc-hook` against this kernel: auto takes tcx where the kernel has it; tcx asked for on
+/// a kernel without it fails the start rather than quietly falling back.
+func resolveTCHook(_ choice: TCHookChoice, kernelHasTCX: () -> Bool = TrafficControl.kernelHasTCX)
+  throws(DatapathStartFailure) -> TrafficControl.Hook
+{
+  switch choice {
+  case .clsact: return .clsact
+  case .auto: return kernelHasTCX() ? .tcx : .clsact
+  case .tcx:
+    guard kernelHasTCX() else {
+      throw DatapathStartFailure(
+        "--tc-hook tcx: this kernel has no tcx hook (Linux 6.6 or later); use clsact or auto")
+    }
+    return .tcx
   }
 }
 
@@ -164,13 +181,16 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
   let netdev: NetdevPrograms?
   private let conntrack: ConntrackMaps
   private let logger: Logger
+  /// Where the endpoint programs go (--tc-hook, resolved); the plugin is told the same.
+  let tcHook: TrafficControl.Hook
 
   init(
     object: BPFObject, fromEndpoint: BPFProgram, toEndpoint: BPFProgram, counters: BPFMap,
     drops: BPFMap, services: ServicePrograms, reader: LBMapReader, fromEndpointPin: String,
     toEndpointPin: String, netdev: NetdevPrograms? = nil, conntrack: ConntrackMaps,
-    logger: Logger
+    tcHook: TrafficControl.Hook = .clsact, logger: Logger
   ) {
+    self.tcHook = tcHook
     self.conntrack = conntrack
     self.logger = logger
     self.netdev = netdev
@@ -186,6 +206,7 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
   }
 
   var isLoaded: Bool { true }
+  var tcHookName: String { tcHook.rawValue }
 
   func counters(hostIfindex: Int) -> EndpointCounters? {
     let key = junction_endpoint_key(ifindex: UInt32(truncatingIfNeeded: hostIfindex))
@@ -200,14 +221,19 @@ final class BPFDatapath: Datapath, @unchecked Sendable {
 
   func isAttached(hostIfindex: Int) -> Bool {
     let index = Int32(truncatingIfNeeded: hostIfindex)
-    return (try? TrafficControl.query(ifindex: index, direction: .ingress)) == fromEndpoint.id
-      && (try? TrafficControl.query(ifindex: index, direction: .egress)) == toEndpoint.id
+    // On this agent's hook: programs on the other one (a start with another --tc-hook) are
+    // re-attached, which moves them.
+    return (try? TrafficControl.query(ifindex: index, direction: .ingress, on: tcHook))
+      == fromEndpoint.id
+      && (try? TrafficControl.query(ifindex: index, direction: .egress, on: tcHook))
+        == toEndpoint.id
   }
 
   func reattach(hostIfindex: Int) throws {
     let index = Int32(truncatingIfNeeded: hostIfindex)
-    try TrafficControl.attach(program: fromEndpoint, ifindex: index, direction: .ingress)
-    try TrafficControl.attach(program: toEndpoint, ifindex: index, direction: .egress)
+    try TrafficControl.attach(
+      program: fromEndpoint, ifindex: index, direction: .ingress, hook: tcHook)
+    try TrafficControl.attach(program: toEndpoint, ifindex: index, direction: .egress, hook: tcHook)
   }
 
   func programServices(_ diff: DesiredStateDiff) throws {

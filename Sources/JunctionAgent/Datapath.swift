@@ -15,6 +15,8 @@ protocol Datapath: Sendable {
   var fromEndpointPin: String { get }
   /// Absolute pin path of the to-endpoint program (tc egress on the host veth).
   var toEndpointPin: String { get }
+  /// The hook the endpoint programs attach to ("clsact" or "tcx"), as the plugin is told.
+  var tcHookName: String { get }
   /// The endpoint's packet and byte counters; nil when unknown or not loaded.
   func counters(hostIfindex: Int) -> EndpointCounters?
   /// Whether both endpoint programs are attached on the interface now.
@@ -73,4 +75,8 @@ struct UnloadedDatapath: Datapath {
   func flowEventsLost() -> UInt64 { 0 }
   func makeFlowConsumer(buffer: FlowBuffer, logger: Logger) throws -> FlowConsumer? { nil }
   func configureNorthSouth(_ settings: NorthSouthSettings) throws {}
+}
+
+extension Datapath {
+  var tcHookName: String { "clsact" }
 }

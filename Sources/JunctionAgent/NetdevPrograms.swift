@@ -23,7 +23,7 @@ struct NetdevPrograms {
   /// place on a restart.
   static func load(
     objectPath: String, bpfFS: String, mapSizes: MapSizes, devices: [NodeDevice],
-    logger: Logger
+    hook: TrafficControl.Hook, logger: Logger
   ) throws -> NetdevPrograms {
     let object = try BPFObject.loadSized(
       path: objectPath, bpfFS: bpfFS, mapSizes: mapSizes, logger: logger)
@@ -57,8 +57,9 @@ struct NetdevPrograms {
     }
     // The map first, then the programs: a packet never meets a program without its device.
     for device in devices {
-      try TrafficControl.attach(program: from, ifindex: device.index, direction: .ingress)
-      try TrafficControl.attach(program: to, ifindex: device.index, direction: .egress)
+      try TrafficControl.attach(
+        program: from, ifindex: device.index, direction: .ingress, hook: hook)
+      try TrafficControl.attach(program: to, ifindex: device.index, direction: .egress, hook: hook)
       logger.info(
         "north-south programs attached",
         metadata: [
@@ -66,6 +67,7 @@ struct NetdevPrograms {
           "address": "\(device.addresses.first?.description ?? "")",
           "address6": "\(device.addresses6.first?.description ?? "")",
           "mtu": "\(device.mtu)", "from_netdev": "\(from.id)", "to_netdev": "\(to.id)",
+          "tc_hook": "\(hook)",
         ])
     }
     return NetdevPrograms(object: object, fromNetdev: from, toNetdev: to, devices: devices)

@@ -11,6 +11,8 @@ import NetKit
 struct EndpointPrograms {
   let fromEndpoint: BPFProgram
   let toEndpoint: BPFProgram
+  /// The hook the agent named (its --tc-hook); clsact from agents that name none.
+  let hook: TrafficControl.Hook
 
   /// Opens the pins the agent named in its config. Missing pins mean the agent has not
   /// loaded its datapath yet: transient, code 11, and nothing has been created.
@@ -18,7 +20,8 @@ struct EndpointPrograms {
     do {
       return EndpointPrograms(
         fromEndpoint: try BPFProgram.openPinned(at: config.fromEndpointProgram),
-        toEndpoint: try BPFProgram.openPinned(at: config.toEndpointProgram))
+        toEndpoint: try BPFProgram.openPinned(at: config.toEndpointProgram),
+        hook: config.tcHook.flatMap(TrafficControl.Hook.init(rawValue:)) ?? .clsact)
     } catch {
       throw CNIError(
         .tryAgainLater, "the Junction agent's datapath programs are not available",
@@ -26,11 +29,13 @@ struct EndpointPrograms {
     }
   }
 
-  /// Idempotent: a second attach replaces Junction's filter in place.
+  /// Idempotent: a second attach replaces Junction's program in place.
   func attach(hostIfindex: Int32) throws(CNIError) {
     do {
-      try TrafficControl.attach(program: fromEndpoint, ifindex: hostIfindex, direction: .ingress)
-      try TrafficControl.attach(program: toEndpoint, ifindex: hostIfindex, direction: .egress)
+      try TrafficControl.attach(
+        program: fromEndpoint, ifindex: hostIfindex, direction: .ingress, hook: hook)
+      try TrafficControl.attach(
+        program: toEndpoint, ifindex: hostIfindex, direction: .egress, hook: hook)
     } catch {
       throw CNIError(.datapathAttachFailed, "attaching the endpoint programs failed: \(error)")
     }

@@ -21,6 +21,29 @@ final class AgentSettingsTests: XCTestCase {
     XCTAssertEqual(try AgentConfigFile.parse(Array("{}".utf8)), AgentConfigFile())
   }
 
+  /// Every key the parser decodes is one the file may hold ("envoy" was decoded but refused
+  /// as unknown before it was listed).
+  func testTheEnvoyAndTCHookKeysAreAccepted() throws {
+    let file = try AgentConfigFile.parse(
+      Array(#"{"envoy": "/usr/local/bin/envoy", "tc-hook": "tcx"}"#.utf8))
+    XCTAssertEqual(file.envoy, "/usr/local/bin/envoy")
+    XCTAssertEqual(file.tcHook, "tcx")
+  }
+
+  func testTCHookFlagThenFileThenClsact() {
+    func resolve(flag: String?, file: String?) -> AgentSettings {
+      AgentSettings.resolve(
+        flags: AgentConfigFile(tcHook: flag), file: AgentConfigFile(tcHook: file),
+        environment: [:], hostname: "n1")
+    }
+    XCTAssertEqual(resolve(flag: nil, file: nil).tcHook, .clsact)
+    XCTAssertEqual(resolve(flag: nil, file: "auto").tcHook, .auto)
+    XCTAssertEqual(resolve(flag: "tcx", file: "clsact").tcHook, .tcx)
+    XCTAssertNil(resolve(flag: "tcx", file: nil).problem)
+    XCTAssertEqual(
+      resolve(flag: "xdp", file: nil).problem, #"--tc-hook "xdp" is not one of auto, clsact, tcx"#)
+  }
+
   func testConfigFileErrorsAreOneLine() {
     let cases: [(String, String)] = [
       ("{", "not valid JSON"),

@@ -1,6 +1,8 @@
-import BPFKit
+import CLibbpf
 import DatapathABI
 import XCTest
+
+@testable import BPFKit
 
 /// The endpoint programs attached the way the CNI plugin attaches them (opened from their
 /// pins, tc ingress = from-endpoint, tc egress = to-endpoint) on a real veth whose peer is
@@ -119,11 +121,22 @@ final class TrafficControlTests: XCTestCase {
   /// egress) and its replies cross from-endpoint (host end's ingress), and both count
   /// under the host end's ifindex.
   func testTrafficThroughTheVethIsCountedUnderTheHostEnd() throws {
+    try trafficIsCounted(on: .clsact)
+  }
+
+  func testTrafficThroughTheVethIsCountedOnTheTCXHookToo() throws {
+    try requireTCX()
+    try trafficIsCounted(on: .tcx)
+    XCTAssertFalse(try hasClsact(), "tcx needs no qdisc")
+  }
+
+  private func trafficIsCounted(on hook: TrafficControl.Hook) throws {
     let ifindex = link!.hostIndex
     try TrafficControl.attach(
-      program: pinned(JUNCTION_PROG_FROM_ENDPOINT), ifindex: ifindex, direction: .ingress)
+      program: pinned(JUNCTION_PROG_FROM_ENDPOINT), ifindex: ifindex, direction: .ingress,
+      hook: hook)
     try TrafficControl.attach(
-      program: pinned(JUNCTION_PROG_TO_ENDPOINT), ifindex: ifindex, direction: .egress)
+      program: pinned(JUNCTION_PROG_TO_ENDPOINT), ifindex: ifindex, direction: .egress, hook: hook)
     try requirePrerequisite(
       Shell.run(["ping", "-V"]).status == 0, "ping is missing (apt-get install iputils-ping)")
 
@@ -153,5 +166,103 @@ final class TrafficControlTests: XCTestCase {
     XCTAssertEqual(counters?.from_bytes, 60)
     XCTAssertNil(
       try map.lookupSum(junction_endpoint_key(ifindex: 1), as: junction_endpoint_counters.self))
+  }
+
+  // MARK: the tcx hook
+
+  /// This kernel (6.18 on the lab and CI machines) has tcx; a kernel before 6.6 would not, and
+  /// these tests would say so rather than pass.
+  private func requireTCX() throws {
+    try requirePrerequisite(
+      TrafficControl.kernelHasTCX(), "this kernel has no tcx hook (Linux 6.6 or later)")
+  }
+
+  /// A program of another tool's (not one of Junction's names) on the tcx hook: returns
+  /// TC_ACT_UNSPEC (-1, "go on").
+  private func foreignProgram() throws -> BPFProgram {
+    var instructions = [
+      bpf_insn(code: 0xb7, dst_reg: 0, src_reg: 0, off: 0, imm: -1),  // r0 = -1
+      bpf_insn(code: 0x95, dst_reg: 0, src_reg: 0, off: 0, imm: 0),  // exit
+    ]
+    let fd = bpf_prog_load(
+      BPF_PROG_TYPE_SCHED_CLS, "other_tool", "GPL", &instructions, instructions.count, nil)
+    XCTAssertGreaterThanOrEqual(fd, 0, "bpf_prog_load: \(-fd)")
+    return try BPFProgram(owning: fd, describedAs: "other_tool")
+  }
+
+  func testTCXPutsJunctionFirstAndReplacesItInPlace() throws {
+    try requireTCX()
+    let ifindex = link!.hostIndex
+    let from = try pinned(JUNCTION_PROG_FROM_ENDPOINT)
+    let to = try pinned(JUNCTION_PROG_TO_ENDPOINT)
+    let other = try foreignProgram()
+    XCTAssertEqual(try TrafficControl.tcxPrograms(ifindex: ifindex, direction: .ingress), [])
+    // Another tool's program, at the end of an empty list.
+    XCTAssertEqual(
+      bpf_prog_attach_opts(other.fd, ifindex, TrafficControl.Direction.ingress.tcxAttachType, nil),
+      0)
+    defer {
+      withExtendedLifetime(other) {
+        _ = bpf_prog_detach2(other.fd, ifindex, TrafficControl.Direction.ingress.tcxAttachType)
+      }
+    }
+
+    for _ in 0..<2 {
+      try TrafficControl.attach(program: from, ifindex: ifindex, direction: .ingress, hook: .tcx)
+      XCTAssertEqual(
+        try TrafficControl.tcxPrograms(ifindex: ifindex, direction: .ingress), [from.id, other.id])
+      XCTAssertEqual(try TrafficControl.query(ifindex: ifindex, direction: .ingress), from.id)
+      XCTAssertEqual(
+        try TrafficControl.query(ifindex: ifindex, direction: .ingress, on: .tcx), from.id)
+      XCTAssertNil(try TrafficControl.query(ifindex: ifindex, direction: .ingress, on: .clsact))
+    }
+    XCTAssertFalse(try hasClsact(), "tcx created a clsact qdisc")
+    XCTAssertNil(try TrafficControl.query(ifindex: ifindex, direction: .egress))
+
+    // Another of Junction's programs replaces it where it stands.
+    try TrafficControl.attach(program: to, ifindex: ifindex, direction: .ingress, hook: .tcx)
+    XCTAssertEqual(
+      try TrafficControl.tcxPrograms(ifindex: ifindex, direction: .ingress), [to.id, other.id])
+
+    // Detach takes Junction's off and leaves the other tool's; twice is fine.
+    try TrafficControl.detach(ifindex: ifindex, direction: .ingress)
+    XCTAssertEqual(
+      try TrafficControl.tcxPrograms(ifindex: ifindex, direction: .ingress), [other.id])
+    try TrafficControl.detach(ifindex: ifindex, direction: .ingress)
+    XCTAssertNil(try TrafficControl.query(ifindex: ifindex, direction: .ingress))
+  }
+
+  /// Re-attaching on the other hook moves Junction's program: never on both at once after
+  /// the call, so no packet runs it twice.
+  func testAttachingOnTheOtherHookMovesJunctionsProgram() throws {
+    try requireTCX()
+    let ifindex = link!.hostIndex
+    let from = try pinned(JUNCTION_PROG_FROM_ENDPOINT)
+
+    try TrafficControl.attach(program: from, ifindex: ifindex, direction: .ingress, hook: .clsact)
+    XCTAssertEqual(try filters("ingress").count, 1)
+    XCTAssertEqual(try TrafficControl.tcxPrograms(ifindex: ifindex, direction: .ingress), [])
+
+    try TrafficControl.attach(program: from, ifindex: ifindex, direction: .ingress, hook: .tcx)
+    XCTAssertEqual(try filters("ingress").count, 0, "the clsact filter stayed beside tcx")
+    XCTAssertEqual(try TrafficControl.tcxPrograms(ifindex: ifindex, direction: .ingress), [from.id])
+    XCTAssertNil(try TrafficControl.query(ifindex: ifindex, direction: .ingress, on: .clsact))
+
+    try TrafficControl.attach(program: from, ifindex: ifindex, direction: .ingress, hook: .clsact)
+    XCTAssertEqual(try TrafficControl.tcxPrograms(ifindex: ifindex, direction: .ingress), [])
+    XCTAssertEqual(try filters("ingress").count, 1)
+    XCTAssertEqual(
+      try TrafficControl.query(ifindex: ifindex, direction: .ingress, on: .clsact), from.id)
+  }
+
+  func testTCXOnAMissingInterfaceIsAnError() throws {
+    try requireTCX()
+    let program = try pinned(JUNCTION_PROG_FROM_ENDPOINT)
+    XCTAssertThrowsError(
+      try TrafficControl.attach(
+        program: program, ifindex: 0x7fff_fff0, direction: .ingress, hook: .tcx)
+    ) { XCTAssertEqual(($0 as? BPFError)?.isNotFound, true, "\($0)") }
+    XCTAssertThrowsError(
+      try TrafficControl.query(ifindex: 0x7fff_fff0, direction: .ingress, on: .tcx))
   }
 }
