@@ -7,7 +7,9 @@
 #
 #   sudo [JUNCTION_PREFIX=DIR] bash bench/connection-cost.sh [--write FILE]
 #        [--sizes 100,1000,10000] [--backends 10] [--rounds 200] [--count 100] [--warmup 10]
-#        [--socket-lb] [--cpu N]
+#        [--socket-lb] [--cpu N] [--tc-hook clsact|tcx]
+#
+# --tc-hook: Junction's agents attach the endpoint programs there (default clsact).
 #
 # --cpu N: the measuring client and every backend server pinned to CPU N (taskset), so no
 # node's servers are faster by the chance of sharing the client's CPU (see lbnet.sh).
@@ -27,9 +29,11 @@ repo="$(dirname "$bench")"
 . "$bench/lbnet.sh"
 
 write="" sizes=100,1000,10000 backends=10 rounds=200 count=100 warmup=10 socket_lb=false cpu=""
+tc_hook=clsact
 args=("$@")
-value_options connection-cost "write sizes backends rounds count warmup socket-lb! cpu" "$@"
+value_options connection-cost "write sizes backends rounds count warmup socket-lb! cpu tc-hook" "$@"
 lbnet_socket_lb=$socket_lb
+lbnet_tc_hook=$tc_hook
 if [[ -n "$cpu" ]]; then lbnet_pin=(taskset -c "$cpu"); fi
 lbnet_setup connection-cost /tmp/junction-conncost.XXXXXX "jcc$$"
 header="$(machine_lines)"
@@ -48,7 +52,7 @@ lbnet_measure connection-cost "$tmp/samples.txt" "$rounds" "$count" "$warmup" "$
   echo "- date: $started"
   echo "$header"
   echo "- command: \`sudo bash bench/connection-cost.sh ${args[*]}\`"
-  echo "- junction: release build \`$junction_bin\`, agent \`$agent_bin\`, datapath \`$bpf_objects/endpoint.o\`"
+  echo "- junction: release build \`$junction_bin\`, agent \`$agent_bin\`, datapath \`$bpf_objects/endpoint.o\`, --tc-hook $tc_hook"
   echo "- tools: $(iptables-legacy --version), $(nft --version), $(gcc --version | head -n1), $(iperf3 --version | head -n1)"
   if [[ -n "$cpu" ]]; then echo "- pinned: the measuring client and every backend server on CPU $cpu (taskset); agents and the rest unpinned"; fi
   echo "- IPVS: not measured, this kernel has no IPVS (no /proc/net/ip_vs, no loadable modules)"

@@ -44,6 +44,8 @@ lbnet_pin=()
 lbnet_cgroup="" # the cgroup2 mount (socket LB runs only), unmounted by lbnet_cleanup
 declare -A lbnet_client lbnet_backend lbnet_vip lbnet_load lbnet_socket lbnet_vip6 lbnet_load6
 lbnet_families="${lbnet_families:-ipv4}"
+# The agents' --tc-hook (clsact or tcx), read by lbnet_node when it starts one.
+lbnet_tc_hook="${lbnet_tc_hook:-clsact}"
 lbnet_client6=fd00:64::c
 lbnet_backend6=fd00:64::b
 
@@ -306,6 +308,7 @@ lbnet_node() {
       lbnet_cgroup_pp[$name]="$lbnet_cgroup/$prefix/$name/pod-o"
     fi
     ip netns exec "$node" "$agent_bin" --node-name "$name" --socket "$dir/run/junction.sock" "${socket_args[@]}" \
+      --tc-hook "$lbnet_tc_hook" \
       --state-dir "$dir/state" --bpf-fs "$dir/bpf" --bpf-objects "$bpf_objects" \
       --lb-services-max $((size * (1 + backends) + 1024)) --lb-backends-max $((size * backends + 1024)) \
       >"$dir/agent.log" 2>&1 &

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# What Junction's endpoint programs cost a pod's connections that need no translation: one
-# node of the kind connection-cost.sh builds (a client and a backend pod made by the junction
-# CNI plugin, 100 Services applied) beside the floor (plain ptp pods), the client connecting
+# What Junction's endpoint programs cost a pod's connections that need no translation, on
+# both hooks the agent can use (--tc-hook clsact and tcx): two nodes of the kind
+# connection-cost.sh builds (a client and a backend pod made by the junction CNI plugin, 100
+# Services applied), one per hook, beside the floor (plain ptp pods), the client connecting
 # straight to the backend pod's IP, in three phases on the same pods:
 #
 #   junction  from_endpoint / to_endpoint as the plugin attached them
 #   empty     both replaced by a program that only returns TC_ACT_OK (the cost of having a
-#             tc program on the veth at all)
-#   none      the clsact qdiscs removed (no program: should match the floor)
+#             tc program on the veth at all, on that hook)
+#   none      the programs removed (the clsact qdiscs deleted, the tcx hooks emptied): should
+#             match the floor
 #
-# Per phase: the paired overhead above the floor (median over rounds of the round's p50
-# difference), and the kernel's own accounting of the programs (kernel.bpf_stats_enabled,
-# restored afterwards): runs per connection and nanoseconds per run. See bench/README.md.
+# Per phase and hook: the paired overhead above the floor (median over rounds of the round's
+# p50 difference), and the kernel's own accounting of the programs
+# (kernel.bpf_stats_enabled, restored afterwards): runs per connection and nanoseconds per
+# run. See bench/README.md.
 #
 #   sudo [JUNCTION_PREFIX=DIR] bash bench/veth-prog-cost.sh [--rounds 20] [--count 100]
 #        [--warmup 10] [--cpu 1] [--write FILE]
@@ -47,13 +50,20 @@ C
 echo "veth-prog-cost: nodes" >&2
 lbnet_node plain plain
 lbnet_node junction j 100 10
-node="$prefix-j"
+lbnet_tc_hook=tcx lbnet_node junction jt 100 10
 targets=("floor=${lbnet_client[plain]}=${lbnet_backend[plain]}:8081"
-  "junction=${lbnet_client[j]}=${lbnet_backend[j]}:8081")
-host_veths() { ip -n "$node" -o link show | awk -F'[ :@]+' '$2 != "lo" {print $2}'; }
+  "clsact=${lbnet_client[j]}=${lbnet_backend[j]}:8081"
+  "tcx=${lbnet_client[jt]}=${lbnet_backend[jt]}:8081")
+host_veths() { ip -n "$1" -o link show | awk -F'[ :@]+' '$2 != "lo" {print $2}'; }
+# The ids of the programs on the host veths of node $1, on hook $2.
 program_ids() {
-  local link dir
-  for link in $(host_veths); do
+  local node="$1" link dir
+  if [[ $2 == tcx ]]; then
+    # shellcheck disable=SC2046
+    ip netns exec "$node" python3 "$bench/tcxprog.py" ids $(host_veths "$node") | sort -un
+    return
+  fi
+  for link in $(host_veths "$node"); do
     for dir in ingress egress; do
       ip netns exec "$node" tc filter show dev "$link" "$dir"
     done
@@ -62,30 +72,38 @@ program_ids() {
 
 rows=()
 phase() {
-  local name="$1" ids id runs ns total_runs=0 per=""
+  local name="$1" hook node ids id runs ns total_runs per
   sysctl -qw kernel.bpf_stats_enabled=1
   lbnet_measure veth-prog-cost "$tmp/$name.txt" "$rounds" "$count" "$warmup" "${targets[@]}"
-  ids="$(program_ids)"
-  for id in $ids; do
-    read -r _ runs ns < <(python3 "$bench/progstats.py" "$id")
-    total_runs=$((total_runs + runs))
-    per+="${per:+ / }$(awk -v n="$ns" -v r="$runs" 'BEGIN {printf "%.0f", r ? n / r : 0}')"
+  for hook in clsact tcx; do
+    node="$prefix-j" total_runs=0 per=""
+    [[ $hook == tcx ]] && node="$prefix-jt"
+    ids="$(program_ids "$node" "$hook")"
+    for id in $ids; do
+      read -r _ runs ns < <(python3 "$bench/progstats.py" "$id")
+      total_runs=$((total_runs + runs))
+      per+="${per:+ / }$(awk -v n="$ns" -v r="$runs" 'BEGIN {printf "%.0f", r ? n / r : 0}')"
+    done
+    # Connections through the junction pods: the check's one, then warm-up and timed ones.
+    rows+=("$name|$hook|$(python3 "$bench/e2e.py" pairdiff --samples "$tmp/$name.txt" --base floor --target "$hook")|$(awk -v r="$total_runs" -v c="$((rounds * (count + warmup) + 1))" 'BEGIN {printf "%.1f", r / c}')|${per:-none}")
   done
   sysctl -qw kernel.bpf_stats_enabled=0
-  # Connections through the junction pods: the check's one, then warm-up and timed ones.
-  rows+=("$name|$(python3 "$bench/e2e.py" pairdiff --samples "$tmp/$name.txt" --base floor --target junction)|$(awk -v r="$total_runs" -v c="$((rounds * (count + warmup) + 1))" 'BEGIN {printf "%.1f", r / c}')|${per:-none}")
 }
 
 phase junction
-for link in $(host_veths); do
-  ip netns exec "$node" tc qdisc del dev "$link" clsact
-  ip netns exec "$node" tc qdisc add dev "$link" clsact
+for link in $(host_veths "$prefix-j"); do
+  ip netns exec "$prefix-j" tc qdisc del dev "$link" clsact
+  ip netns exec "$prefix-j" tc qdisc add dev "$link" clsact
   for dir in ingress egress; do
-    ip netns exec "$node" tc filter add dev "$link" "$dir" bpf direct-action obj "$tmp/empty.o" sec tc
+    ip netns exec "$prefix-j" tc filter add dev "$link" "$dir" bpf direct-action obj "$tmp/empty.o" sec tc
   done
 done
+# shellcheck disable=SC2046
+ip netns exec "$prefix-jt" python3 "$bench/tcxprog.py" replace-empty $(host_veths "$prefix-jt")
 phase empty
-for link in $(host_veths); do ip netns exec "$node" tc qdisc del dev "$link" clsact; done
+for link in $(host_veths "$prefix-j"); do ip netns exec "$prefix-j" tc qdisc del dev "$link" clsact; done
+# shellcheck disable=SC2046
+ip netns exec "$prefix-jt" python3 "$bench/tcxprog.py" clear $(host_veths "$prefix-jt")
 phase none
 
 {
@@ -94,12 +112,12 @@ phase none
   echo "- date: $started"
   echo "$header"
   echo "- command: \`sudo bash bench/veth-prog-cost.sh ${args[*]}\`"
-  echo "- junction: \`$junction_bin\`, agent \`$agent_bin\`, datapath \`$bpf_objects/endpoint.o\`; 100 Services × 10 applied"
+  echo "- junction: \`$junction_bin\`, agent \`$agent_bin\`, datapath \`$bpf_objects/endpoint.o\`; 100 Services × 10 applied, on each node (one agent with --tc-hook clsact, one with tcx)"
   echo "- pinned: the measuring client and every server on CPU $cpu"
   echo "- $rounds rounds × $count connections (+$warmup warm-up) per target; connect() + close() to the backend pod's IP"
   echo
-  echo "| programs on the pods' host veths | floor p50 (µs) | junction pod p50 (µs) | paired overhead: median of per-round p50 differences [95% CI] (µs) | program runs per connection (all programs) | ns per run, by program id (kernel accounting, its own ~20-40 ns included) |"
-  echo "|---|---:|---:|---|---:|---|"
+  echo "| programs on the pods' host veths | hook (--tc-hook) | floor p50 (µs) | junction pod p50 (µs) | paired overhead: median of per-round p50 differences [95% CI] (µs) | program runs per connection (all programs) | ns per run, by program id (kernel accounting, its own ~20-40 ns included) |"
+  echo "|---|---|---:|---:|---|---:|---|"
   for row in "${rows[@]}"; do echo "| ${row//|/ | } |"; done
 } >"$tmp/report.md"
 cat "$tmp/report.md"

@@ -40,12 +40,18 @@ struct LBMapReader {
       try maglev.keys(as: junction_lb4_revnat_key.self).map { Int($0.rev_nat_id) })
     dump.maglevTables = maglevIDs.sorted()
 
-    var seenServices = Set<[UInt8]>()
+    // Sorted by family, then address (IPv4 numerically), port, protocol, slot. The IPv4
+    // order key comes from the map's own bytes: parsing the printed addresses inside the
+    // comparison cost seconds at 110,000 entries (GET /v1/bpf/lb at 10,000 Services × 10).
+    var entries: [LBServiceEntry] = []
+    var order: [(family: UInt8, address4: UInt32, index: Int)] = []
+    var seenServices = Set<ServiceKey4>()
     for key in try services.keys(as: junction_lb4_service_key.self) {
-      guard seenServices.insert(Self.bytes(of: key)).inserted,
+      guard seenServices.insert(ServiceKey4(key)).inserted,
         let value = try services.lookup(key, as: junction_lb4_service.self)
       else { continue }
-      dump.services.append(
+      order.append((0, UInt32(bigEndian: key.address), entries.count))
+      entries.append(
         Self.serviceEntry(
           address: Self.address(key.address), port: key.port, proto: key.proto, slot: key.slot,
           value))
@@ -55,15 +61,21 @@ struct LBMapReader {
       guard seenServices6.insert(Self.bytes(of: key)).inserted,
         let value = try services6.lookup(key, as: junction_lb4_service.self)
       else { continue }
-      dump.services.append(
+      order.append((1, 0, entries.count))
+      entries.append(
         Self.serviceEntry(
           address: Self.address6(key.address), port: key.port, proto: key.proto, slot: key.slot,
           value))
     }
-    dump.services.sort {
-      ($0.address.familySortKey, $0.address.ipv4SortKey, $0.address, $0.port, $0.proto, $0.slot)
-        < ($1.address.familySortKey, $1.address.ipv4SortKey, $1.address, $1.port, $1.proto, $1.slot)
+    order.sort { a, b in
+      if a.family != b.family { return a.family < b.family }
+      if a.family == 0, a.address4 != b.address4 { return a.address4 < b.address4 }
+      let x = entries[a.index]
+      let y = entries[b.index]
+      return (x.address, x.port, x.proto, x.slot) < (y.address, y.port, y.proto, y.slot)
     }
+    dump.services = order.map { entries[$0.index] }
+    entries = []
 
     var seenBackends = Set<UInt32>()
     for key in try backends.keys(as: junction_lb4_backend_key.self) {
@@ -187,14 +199,19 @@ struct LBMapReader {
   }
 }
 
-extension String {
-  /// IPv4 entries first, then IPv6.
-  fileprivate var familySortKey: Int { contains(":") ? 1 : 0 }
+/// A jnc_lb4_svc key as a Set element: the map may hand a key out twice while it changes.
+private struct ServiceKey4: Hashable {
+  let address: UInt32
+  let port: UInt16
+  let slot: UInt16
+  let proto: UInt8
+  let scope: UInt8
 
-  /// "10.96.0.10" → 0x0a60000a, to sort addresses numerically (0 for anything else).
-  fileprivate var ipv4SortKey: UInt32 {
-    let parts = split(separator: ".").compactMap { UInt32($0) }
-    guard parts.count == 4 else { return 0 }
-    return parts.reduce(0) { $0 << 8 | $1 }
+  init(_ key: junction_lb4_service_key) {
+    address = key.address
+    port = key.port
+    slot = key.slot
+    proto = key.proto
+    scope = key.scope
   }
 }

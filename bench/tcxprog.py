@@ -1,0 +1,70 @@
+"""The programs on interfaces' tcx hooks (Linux 6.6+), through the bpf(2) syscall, for
+veth-prog-cost.sh (Debian 12's tc(8) and no bpftool here can show or change tcx):
+
+    python3 bench/tcxprog.py ids IFNAME...           ids of every program on their tcx hooks
+    python3 bench/tcxprog.py replace-empty IFNAME... every program there replaced by one that
+                                                     only returns TC_ACT_OK (loaded here)
+    python3 bench/tcxprog.py clear IFNAME...         every program there detached
+
+Run it in the interfaces' network namespace (ip netns exec). Attachments made with
+BPF_PROG_ATTACH live as long as the interface, as Junction's own (--tc-hook tcx).
+"""
+
+import ctypes
+import os
+import socket
+import struct
+import sys
+
+SYS_BPF = 321  # x86_64
+BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_DETACH = 5, 8, 9
+BPF_PROG_GET_FD_BY_ID, BPF_PROG_QUERY = 13, 16
+BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47
+BPF_PROG_TYPE_SCHED_CLS = 3
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def bpf(command, attr):
+    buffer = ctypes.create_string_buffer(attr, 144)
+    result = libc.syscall(SYS_BPF, command, buffer, 144)
+    if result < 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"bpf command {command}: {os.strerror(error)}")
+    return result, buffer
+
+
+def attached(index, attach_type):
+    ids = (ctypes.c_uint32 * 64)()
+    _, reply = bpf(BPF_PROG_QUERY, struct.pack("<IIIIQI", index, attach_type, 0, 0, ctypes.addressof(ids), 64))
+    return list(ids[: struct.unpack_from("<I", reply.raw, 24)[0]])
+
+
+def empty_program():
+    # r0 = 0 (TC_ACT_OK); exit
+    code = ctypes.create_string_buffer(struct.pack("<BBhiBBhi", 0xB7, 0, 0, 0, 0x95, 0, 0, 0))
+    license_text = ctypes.create_string_buffer(b"GPL")
+    attr = struct.pack("<IIQQIIQII16s", BPF_PROG_TYPE_SCHED_CLS, 2, ctypes.addressof(code),
+                       ctypes.addressof(license_text), 0, 0, 0, 0, 0, b"empty")
+    return bpf(BPF_PROG_LOAD, attr)[0]
+
+
+def main():
+    command, names = sys.argv[1], sys.argv[2:]
+    empty = empty_program() if command == "replace-empty" else None
+    for name in names:
+        index = socket.if_nametoindex(name)
+        for attach_type in (BPF_TCX_INGRESS, BPF_TCX_EGRESS):
+            for prog_id in attached(index, attach_type):
+                if command == "ids":
+                    print(prog_id)
+                    continue
+                fd = bpf(BPF_PROG_GET_FD_BY_ID, struct.pack("<I", prog_id))[0]
+                if command == "replace-empty":
+                    bpf(BPF_PROG_ATTACH, struct.pack("<IIIII", index, empty, attach_type, 1 << 2, fd))
+                else:
+                    bpf(BPF_PROG_DETACH, struct.pack("<IIII", index, fd, attach_type, 0))
+                os.close(fd)
+
+
+if __name__ == "__main__":
+    main()
