@@ -13,18 +13,9 @@ import re
 import struct
 import sys
 
+from bpfsyscall import bpf
+
 BPF_MAP_LOOKUP_ELEM, BPF_MAP_GET_NEXT_KEY, BPF_OBJ_GET = 1, 4, 7
-SYS_BPF = {"x86_64": 321, "aarch64": 280}[os.uname().machine]
-libc = ctypes.CDLL(None, use_errno=True)
-
-
-def bpf(command, attributes):
-    buffer = ctypes.create_string_buffer(attributes, 128)
-    result = libc.syscall(SYS_BPF, command, buffer, 128)
-    if result < 0:
-        error = ctypes.get_errno()
-        raise OSError(error, os.strerror(error))
-    return result
 
 
 def possible_cpus():

@@ -16,26 +16,17 @@ import socket
 import struct
 import sys
 
-SYS_BPF = 321  # x86_64
+from bpfsyscall import bpf, bpf_call
+
 BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_DETACH = 5, 8, 9
 BPF_PROG_GET_FD_BY_ID, BPF_PROG_QUERY = 13, 16
 BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47
 BPF_PROG_TYPE_SCHED_CLS = 3
-libc = ctypes.CDLL(None, use_errno=True)
-
-
-def bpf(command, attr):
-    buffer = ctypes.create_string_buffer(attr, 144)
-    result = libc.syscall(SYS_BPF, command, buffer, 144)
-    if result < 0:
-        error = ctypes.get_errno()
-        raise OSError(error, f"bpf command {command}: {os.strerror(error)}")
-    return result, buffer
 
 
 def attached(index, attach_type):
     ids = (ctypes.c_uint32 * 64)()
-    _, reply = bpf(BPF_PROG_QUERY, struct.pack("<IIIIQI", index, attach_type, 0, 0, ctypes.addressof(ids), 64))
+    _, reply = bpf_call(BPF_PROG_QUERY, struct.pack("<IIIIQI", index, attach_type, 0, 0, ctypes.addressof(ids), 64))
     return list(ids[: struct.unpack_from("<I", reply.raw, 24)[0]])
 
 
@@ -45,7 +36,7 @@ def empty_program():
     license_text = ctypes.create_string_buffer(b"GPL")
     attr = struct.pack("<IIQQIIQII16s", BPF_PROG_TYPE_SCHED_CLS, 2, ctypes.addressof(code),
                        ctypes.addressof(license_text), 0, 0, 0, 0, 0, b"empty")
-    return bpf(BPF_PROG_LOAD, attr)[0]
+    return bpf(BPF_PROG_LOAD, attr)
 
 
 def main():
@@ -58,7 +49,7 @@ def main():
                 if command == "ids":
                     print(prog_id)
                     continue
-                fd = bpf(BPF_PROG_GET_FD_BY_ID, struct.pack("<I", prog_id))[0]
+                fd = bpf(BPF_PROG_GET_FD_BY_ID, struct.pack("<I", prog_id))
                 if command == "replace-empty":
                     bpf(BPF_PROG_ATTACH, struct.pack("<IIIII", index, empty, attach_type, 1 << 2, fd))
                 else:

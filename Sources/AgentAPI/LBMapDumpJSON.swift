@@ -9,80 +9,58 @@ extension LBMapDump {
     var w = SortedKeyJSONWriter()
     // ≈ 200 bytes per service-map entry, 120 per backend: one allocation for most dumps.
     w.out.reserveCapacity(1024 + 200 * services.count + 120 * backends.count)
-    w.open()
-    w.key("backends")
-    w.openArray()
-    for backend in backends {
-      w.element()
-      w.open()
-      w.string("address", backend.address)
-      w.strings("flagNames", backend.flagNames)
-      w.number("flags", backend.flags)
-      w.number("id", backend.id)
-      w.number("port", backend.port)
-      w.string("proto", backend.proto)
-      w.close()
+    w.object { w in
+      w.array("backends", backends) { w, backend in
+        w.object { w in
+          w.string("address", backend.address)
+          w.strings("flagNames", backend.flagNames)
+          w.number("flags", backend.flags)
+          w.number("id", backend.id)
+          w.number("port", backend.port)
+          w.string("proto", backend.proto)
+        }
+      }
+      w.array("maglevTables", maglevTables) { w, id in w.out.append(contentsOf: String(id).utf8) }
+      w.array("maps", maps) { w, map in
+        w.object { w in
+          w.number("maxEntries", map.maxEntries)
+          w.string("name", map.name)
+        }
+      }
+      if let nodeConfig {
+        w.key("nodeConfig")
+        w.object { w in
+          w.number("hostNetnsCookie", nodeConfig.hostNetnsCookie)
+          w.number("nodePortMax", nodeConfig.nodePortMax)
+          w.number("nodePortMin", nodeConfig.nodePortMin)
+          w.number("snatPortMax", nodeConfig.snatPortMax)
+          w.number("snatPortMin", nodeConfig.snatPortMin)
+        }
+      }
+      w.array("reverseNAT", reverseNAT) { w, entry in
+        w.object { w in
+          w.string("address", entry.address)
+          w.number("id", entry.id)
+          w.bool("maglev", entry.maglev)
+          w.number("port", entry.port)
+        }
+      }
+      w.array("services", services) { w, entry in
+        w.object { w in
+          w.string("address", entry.address)
+          w.number("affinityTimeout", entry.affinityTimeout)
+          w.number("backendID", entry.backendID)
+          w.number("count", entry.count)
+          w.strings("flagNames", entry.flagNames)
+          w.number("flags", entry.flags)
+          w.number("port", entry.port)
+          w.string("proto", entry.proto)
+          w.number("proxyPort", entry.proxyPort)
+          w.number("revNatID", entry.revNatID)
+          w.number("slot", entry.slot)
+        }
+      }
     }
-    w.closeArray()
-    w.key("maglevTables")
-    w.openArray()
-    for id in maglevTables {
-      w.element()
-      w.out.append(contentsOf: String(id).utf8)
-    }
-    w.closeArray()
-    w.key("maps")
-    w.openArray()
-    for map in maps {
-      w.element()
-      w.open()
-      w.number("maxEntries", map.maxEntries)
-      w.string("name", map.name)
-      w.close()
-    }
-    w.closeArray()
-    if let nodeConfig {
-      w.key("nodeConfig")
-      w.open()
-      w.number("hostNetnsCookie", nodeConfig.hostNetnsCookie)
-      w.number("nodePortMax", nodeConfig.nodePortMax)
-      w.number("nodePortMin", nodeConfig.nodePortMin)
-      w.number("snatPortMax", nodeConfig.snatPortMax)
-      w.number("snatPortMin", nodeConfig.snatPortMin)
-      w.close()
-    }
-    w.key("reverseNAT")
-    w.openArray()
-    for entry in reverseNAT {
-      w.element()
-      w.open()
-      w.string("address", entry.address)
-      w.number("id", entry.id)
-      w.bool("maglev", entry.maglev)
-      w.number("port", entry.port)
-      w.close()
-    }
-    w.closeArray()
-    w.key("services")
-    w.openArray()
-    for entry in services {
-      w.element()
-      w.open()
-      w.string("address", entry.address)
-      w.number("affinityTimeout", entry.affinityTimeout)
-      w.number("backendID", entry.backendID)
-      w.number("count", entry.count)
-      w.strings("flagNames", entry.flagNames)
-      w.number("flags", entry.flags)
-      w.number("port", entry.port)
-      w.string("proto", entry.proto)
-      w.number("proxyPort", entry.proxyPort)
-      w.number("revNatID", entry.revNatID)
-      w.number("slot", entry.slot)
-      w.close()
-    }
-    w.closeArray()
-    w.close()
     w.out.append(UInt8(ascii: "\n"))
     return w.out
   }

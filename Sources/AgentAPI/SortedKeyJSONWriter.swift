@@ -38,6 +38,26 @@ public struct SortedKeyJSONWriter {
     first = false
   }
 
+  /// A member whose value is an array, `write` writing each item (an object, usually).
+  public mutating func array<Item>(
+    _ name: StaticString, _ items: some Sequence<Item>, _ write: (inout Self, Item) -> Void
+  ) {
+    key(name)
+    openArray()
+    for item in items {
+      element()
+      write(&self, item)
+    }
+    closeArray()
+  }
+
+  /// An object: `{`, the members `write` writes (in sorted key order), `}`.
+  public mutating func object(_ write: (inout Self) -> Void) {
+    open()
+    write(&self)
+    close()
+  }
+
   /// A member's key (plain ASCII: nothing to escape); its value comes next.
   public mutating func key(_ name: StaticString) {
     if !first { out.append(UInt8(ascii: ",")) }

@@ -40,12 +40,21 @@ final class TCXHookTests: XCTestCase {
       .uint64Value ?? 0
   }
 
-  func testPodsServiceTrafficRunsOnTCXAndMovesToClsactOnAnotherStart() throws {
-    let node = try TestNode(podSubnet: "10.240.42.0/24", agentArguments: ["--tc-hook", "tcx"])
+  /// A node whose agent runs with `--tc-hook hook`, and that agent.
+  private func node(subnet: String, hook: String) throws -> (TestNode, TestAgent) {
+    let node = try TestNode(podSubnet: subnet, agentArguments: ["--tc-hook", hook])
     nodes.append(node)
-    let agent = try XCTUnwrap(node.agent)
-    XCTAssertEqual(
-      (try agent.request("GET", "/v1/config").json as? [String: Any])?["tcHook"] as? String, "tcx")
+    return (node, try XCTUnwrap(node.agent))
+  }
+
+  /// The hook the agent tells the plugin (GET /v1/config).
+  private func announcedHook(_ agent: TestAgent) throws -> String? {
+    (try agent.request("GET", "/v1/config").json as? [String: Any])?["tcHook"] as? String
+  }
+
+  func testPodsServiceTrafficRunsOnTCXAndMovesToClsactOnAnotherStart() throws {
+    let (node, agent) = try node(subnet: "10.240.42.0/24", hook: "tcx")
+    XCTAssertEqual(try announcedHook(agent), "tcx")
 
     let backends = PodTraffic(node: node)
     traffic.append(backends)
@@ -73,9 +82,7 @@ final class TCXHookTests: XCTestCase {
     XCTAssertEqual(agent.stop(), 0)
     agent.extraArguments = ["--tc-hook", "clsact"]
     try agent.start()
-    XCTAssertEqual(
-      (try agent.request("GET", "/v1/config").json as? [String: Any])?["tcHook"] as? String,
-      "clsact")
+    XCTAssertEqual(try announcedHook(agent), "clsact")
     let moved = try TCXWitness.programs(in: node.name, link: veth)
     XCTAssertEqual(moved.ingress + moved.egress, [], "left on tcx after the move")
     let filters = try clsactFilters(node, veth)
@@ -95,11 +102,8 @@ final class TCXHookTests: XCTestCase {
 
   func testAnAgentAskedForTCXOnlyStartsWhereTheKernelHasIt() throws {
     // This kernel has tcx, so the start succeeds and says so in its log.
-    let node = try TestNode(podSubnet: "10.240.43.0/24", agentArguments: ["--tc-hook", "auto"])
-    nodes.append(node)
-    let agent = try XCTUnwrap(node.agent)
-    XCTAssertEqual(
-      (try agent.request("GET", "/v1/config").json as? [String: Any])?["tcHook"] as? String, "tcx")
+    let (_, agent) = try node(subnet: "10.240.43.0/24", hook: "auto")
+    XCTAssertEqual(try announcedHook(agent), "tcx")
     let loaded = agent.log.split(separator: "\n").filter { $0.contains("datapath loaded") }
     XCTAssertTrue(
       loaded.contains { $0.contains("tc_hook") && $0.contains("tcx") },
