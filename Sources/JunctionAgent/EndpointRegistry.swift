@@ -20,7 +20,11 @@ actor EndpointRegistry {
     case persist(FileError)
   }
 
-  private var table: EndpointTable
+  private var table: EndpointTable {
+    didSet { version &+= 1 }
+  }
+  /// Changes whenever an endpoint is added, changed or removed (see ServiceManager.version).
+  private(set) var version: UInt64 = 0
   private let store: FileEndpointStore
   private let datapath: any Datapath
   private let socketPath: String

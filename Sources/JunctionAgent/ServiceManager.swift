@@ -26,7 +26,14 @@ actor ServiceManager {
     }
   }
 
-  private var table: ServiceTable
+  /// Every change of it bumps `version` (a didSet that does not read the old value, so
+  /// changes still happen in place).
+  private var table: ServiceTable {
+    didSet { version &+= 1 }
+  }
+  /// Changes whenever the Services or the objects behind them do: a flow follower rebuilds
+  /// its names only then.
+  private(set) var version: UInt64 = 0
   private var store: ServiceStore
   /// Redirects from the agent's configuration (--proxy-redirect: an externally managed
   /// proxy, or tests), always in force; `setProxyRedirects` adds the proxy manager's.

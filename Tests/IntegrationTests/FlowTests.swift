@@ -15,7 +15,10 @@ final class FlowTests: XCTestCase {
   }
 
   override func tearDown() {
-    for process in followers where process.isRunning { process.terminate() }
+    for process in followers where process.isRunning {
+      process.terminate()
+      process.waitUntilExit()
+    }
     traffic?.tearDown()
     node?.tearDown()
     super.tearDown()
@@ -173,14 +176,14 @@ final class FlowTests: XCTestCase {
     XCTAssertTrue(bad.stderr.contains("MAYBE"), bad.stderr)
   }
 
-  func testFollowStreamsANewFlowWithinASecond() throws {
-    let client = try pod("default", "client")
-    let backend = try pod("droids", "r2d2")
-    try traffic.startBackend("r2d2", in: backend.netns)
-
+  /// `junctionctl observe -f` with `arguments`, running until the test ends: the process,
+  /// its standard output and error, and what it has written so far.
+  private func follow(_ arguments: [String]) throws -> (
+    process: Process, pipe: Pipe, errors: Pipe, output: () -> String
+  ) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: Artifacts.junctionctl)
-    process.arguments = ["--socket", node.agentSocket, "observe", "-f", "--to-pod", "droids/r2d2"]
+    process.arguments = ["--socket", node.agentSocket, "observe", "-f"] + arguments
     let pipe = Pipe()
     process.standardOutput = pipe
     let errors = Pipe()
@@ -195,21 +198,64 @@ final class FlowTests: XCTestCase {
     }
     try process.run()
     followers.append(process)
-
     usleep(500_000)  // connected and following
     XCTAssertTrue(process.isRunning)
+    return (
+      process, pipe, errors,
+      {
+        lock.lock()
+        defer { lock.unlock() }
+        return received as String
+      }
+    )
+  }
+
+  /// What `output` has once it contains `text`, or after `seconds`.
+  private func waitFor(_ text: String, in output: () -> String, seconds: TimeInterval) -> String {
+    let start = Date()
+    var seen = output()
+    while !seen.contains(text), Date().timeIntervalSince(start) < seconds {
+      usleep(20_000)
+      seen = output()
+    }
+    return seen
+  }
+
+  /// The names a follower gives flows are rebuilt when the Services change (and only then):
+  /// a Service applied after it started is named in its flows.
+  func testAFollowerNamesAServiceAppliedAfterItStarted() throws {
+    let client = try pod("default", "client")
+    let backend = try pod("droids", "r2d2")
+    try traffic.startBackend("r2d2", in: backend.netns)
+    let (_, _, _, output) = try follow(["--to-pod", "droids/r2d2"])
+    // A flow before the Service exists, so the follower has named a batch already.
+    XCTAssertEqual(
+      try traffic.connect(from: client.netns, to: backend.address, port: 8080, count: 1), ["r2d2"])
+    _ = waitFor("TCP Flags: SYN)", in: output, seconds: 2)
+
+    let applied = try junctionctl(
+      ["apply", "-f", "-"],
+      stdin: ServiceManifest.clusterIP(
+        name: "droids", clusterIP: "10.96.27.10", backends: [backend.address]))
+    XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr)
+    usleep(1_200_000)  // past the follower's once-a-second look at the names
+    XCTAssertEqual(
+      try traffic.connect(from: client.netns, to: "10.96.27.10", port: 80, count: 1), ["r2d2"])
+    let seen = waitFor("(service default/droids 10.96.27.10:80)", in: output, seconds: 3)
+    XCTAssertTrue(
+      seen.contains("(service default/droids 10.96.27.10:80)"),
+      "the follower did not name the Service applied after it started:\n\(seen)")
+  }
+
+  func testFollowStreamsANewFlowWithinASecond() throws {
+    let client = try pod("default", "client")
+    let backend = try pod("droids", "r2d2")
+    try traffic.startBackend("r2d2", in: backend.netns)
+    let (process, pipe, errors, output) = try follow(["--to-pod", "droids/r2d2"])
 
     let answers = try traffic.connect(from: client.netns, to: backend.address, port: 8080, count: 1)
     XCTAssertEqual(answers, ["r2d2"])
-    let sent = Date()
-    var seen = ""
-    while Date().timeIntervalSince(sent) < 1 {
-      lock.lock()
-      seen = received as String
-      lock.unlock()
-      if seen.contains("TCP Flags: SYN)") { break }
-      usleep(20_000)
-    }
+    let seen = waitFor("TCP Flags: SYN)", in: output, seconds: 1)
     XCTAssertTrue(
       seen.contains(
         #/default/client:\d+ -> droids/r2d2:8080 to-endpoint FORWARDED \(TCP Flags: SYN\)/#),
