@@ -2,14 +2,16 @@ import AgentAPI
 
 /// What each command shows, as text: the agent's types in, finished output out.
 enum Views {
-  static func status(_ health: Health) -> String {
-    var text = Output.block([
-      ("Status", health.status),
-      ("Version", health.version),
-      ("Node", health.nodeName),
-      ("Datapath loaded", yesNo(health.datapathLoaded)),
-      ("Endpoints", String(health.endpoints)),
-    ])
+  /// `tcHook`: where the agent attaches its tc programs (GET /v1/config), shown because
+  /// Debian 12's tc(8) cannot list the tcx hook; nil when the agent did not say.
+  static func status(_ health: Health, tcHook: String? = nil) -> String {
+    var text = Output.block(
+      [
+        ("Status", health.status),
+        ("Version", health.version),
+        ("Node", health.nodeName),
+        ("Datapath loaded", yesNo(health.datapathLoaded)),
+      ] + (tcHook.map { [("TC hook", $0)] } ?? []) + [("Endpoints", String(health.endpoints))])
     if health.components.isEmpty {
       return text + "Components:  none reported\n"
     }

@@ -82,7 +82,9 @@ extension JunctionCTL {
     func run() throws {
       try Agent.run(socket: root.socket) { client in
         let health = try Agent.health(client)
-        try format.show(health, table: Views.status)
+        // Older agents name no hook: theirs is clsact.
+        let hook = (try? client.config()).map { $0.tcHook ?? "clsact" }
+        try format.show(health) { Views.status($0, tcHook: hook) }
       }
     }
   }

@@ -29,6 +29,7 @@ final class CTLTests: XCTestCase {
     XCTAssertEqual(block["Endpoints"], "0", status.stdout)
     XCTAssertEqual(block["Status"], "ok", status.stdout)
     XCTAssertEqual(block["Datapath loaded"], "yes", status.stdout)
+    XCTAssertEqual(block["TC hook"], "clsact", status.stdout)
     XCTAssertNotNil(block["Version"], status.stdout)
     XCTAssertEqual(block["api"], "ok", "components are listed: \(status.stdout)")
 

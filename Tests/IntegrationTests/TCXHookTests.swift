@@ -102,8 +102,14 @@ final class TCXHookTests: XCTestCase {
 
   func testAnAgentAskedForTCXOnlyStartsWhereTheKernelHasIt() throws {
     // This kernel has tcx, so the start succeeds and says so in its log.
-    let (_, agent) = try node(subnet: "10.240.43.0/24", hook: "auto")
+    let (node, agent) = try node(subnet: "10.240.43.0/24", hook: "auto")
     XCTAssertEqual(try announcedHook(agent), "tcx")
+    let status = try node.junctionctl(["status"])
+    XCTAssertTrue(
+      status.stdout.split(separator: "\n").contains {
+        $0.hasPrefix("TC hook:") && $0.hasSuffix(" tcx")
+      },
+      status.stdout)
     let loaded = agent.log.split(separator: "\n").filter { $0.contains("datapath loaded") }
     XCTAssertTrue(
       loaded.contains { $0.contains("tc_hook") && $0.contains("tcx") },
