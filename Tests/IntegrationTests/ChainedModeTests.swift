@@ -32,9 +32,9 @@ final class ChainedModeTests: XCTestCase {
   }
 
   /// A node whose conflist is ptp (a /32 route per pod on the node, a default route in the
-  /// pod) + junction chained.
-  private func ptpNode(podSubnet: String) throws -> TestNode {
-    let node = try TestNode(podSubnet: podSubnet) { ipam in
+  /// pod) + junction chained; its agent started with `agentArguments`.
+  private func ptpNode(podSubnet: String, agentArguments: [String] = []) throws -> TestNode {
+    let node = try TestNode(podSubnet: podSubnet, agentArguments: agentArguments) { ipam in
       var withRoute = ipam
       withRoute["routes"] = [["dst": "0.0.0.0/0"]]
       return ["type": "ptp", "ipMasq": false, "ipam": withRoute]
@@ -49,11 +49,16 @@ final class ChainedModeTests: XCTestCase {
     try node.junctionctl(arguments, stdin: stdin)
   }
 
-  /// The tc filters on both hooks of `link` in the node (empty when none).
+  /// The tc filters on both hooks of `link` in the node, and the programs on its tcx hooks
+  /// (a "tcx: NAME ..." line when there are any): empty when none.
   private func filters(_ node: TestNode, on link: String) throws -> String {
     var text = ""
     for hook in ["ingress", "egress"] {
       text += try Shell.run(["tc", "-n", node.name, "filter", "show", "dev", link, hook]).stdout
+    }
+    let tcx = try TCXWitness.programs(in: node.name, link: link)
+    if !(tcx.ingress + tcx.egress).isEmpty {
+      text += "tcx: " + (tcx.ingress + tcx.egress).joined(separator: " ") + "\n"
     }
     return text
   }
@@ -115,8 +120,11 @@ final class ChainedModeTests: XCTestCase {
 
   /// A client pod and two backend pods of one node reach each other through a ClusterIP,
   /// then CHECK, DEL (twice), and DEL without prevResult, leaving nothing of Junction's.
+  /// `tcx`: the agent runs with `--tc-hook tcx`, so the programs must be on the veths' tcx
+  /// hooks and no clsact qdisc anywhere.
   private func exercise(
-    _ node: TestNode, clusterIP: String, hostInterfaceAt hostIndex: Int, interfaceCount: Int
+    _ node: TestNode, clusterIP: String, hostInterfaceAt hostIndex: Int, interfaceCount: Int,
+    tcx: Bool = false
   ) throws {
     let backends = PodTraffic(node: node)
     traffic.append(backends)
@@ -137,6 +145,11 @@ final class ChainedModeTests: XCTestCase {
       node, ["apply", "-f", "-"],
       stdin: ServiceManifest.clusterIP(name: "droids", clusterIP: clusterIP, backends: addresses))
     XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr)
+    if tcx {
+      XCTAssertEqual(try clsactQdiscs(node), [], "tcx mode added a qdisc to ptp's links")
+      let attached = try filters(node, on: clientVeth)
+      XCTAssertTrue(attached.contains("tcx: from_endpoint to_endpoint"), attached)
+    }
 
     let answers = try backends.connect(from: client, to: clusterIP, port: 80, count: 30)
     XCTAssertEqual(answers.count, 30)
@@ -194,6 +207,14 @@ final class ChainedModeTests: XCTestCase {
     let node = try ptpNode(podSubnet: "10.240.21.0/24")
     // ptp reports [host veth, eth0].
     try exercise(node, clusterIP: "10.96.0.21", hostInterfaceAt: 0, interfaceCount: 2)
+    XCTAssertEqual(try node.hostLinks(), [])
+  }
+
+  /// The same with the agent on `--tc-hook tcx`: the programs go on the veths' tcx hooks (no
+  /// qdisc is ever added to the other plugin's links), and DEL takes them off.
+  func testChainedAfterPtpOnTheTCXHook() throws {
+    let node = try ptpNode(podSubnet: "10.240.44.0/24", agentArguments: ["--tc-hook", "tcx"])
+    try exercise(node, clusterIP: "10.96.0.44", hostInterfaceAt: 0, interfaceCount: 2, tcx: true)
     XCTAssertEqual(try node.hostLinks(), [])
   }
 

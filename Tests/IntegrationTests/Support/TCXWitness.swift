@@ -32,7 +32,12 @@ enum TCXWitness {
     for attach_type in (46, 47):  # BPF_TCX_INGRESS, BPF_TCX_EGRESS
         ids = (ctypes.c_uint32 * 64)()
         attr = ctypes.create_string_buffer(struct.pack("<IIIIQI", index, attach_type, 0, 0, ctypes.addressof(ids), 64), 64)
-        bpf(16, attr)  # BPF_PROG_QUERY
+        try:
+            bpf(16, attr)  # BPF_PROG_QUERY
+        except OSError as error:
+            if error.errno != 22:  # EINVAL: a kernel without tcx, so nothing there
+                raise
+            print(); continue
         count = struct.unpack_from("<I", attr.raw, 24)[0]
         names = []
         for i in range(count):
