@@ -496,7 +496,7 @@ public struct FlowSettings: Equatable, Sendable {
 /// `--tc-hook`: the kernel hook Junction's tc programs attach to on pods' veths and on
 /// `--devices`. `clsact` (the default) is a clsact qdisc with a cls_bpf filter, on every
 /// kernel; `tcx` is the kernel's tcx hook (6.6 and later), which skips the qdisc and
-/// classifier layers (about 1.4 µs less per pod connection, bench/veth-prog-cost.sh); `auto`
+/// classifier layers (about 1.3 µs less per pod connection, bench/veth-prog-cost.sh); `auto`
 /// takes tcx where the kernel has it. The agent resolves it at start and tells the CNI plugin
 /// (GET /v1/config, `tcHook`); re-attaching moves Junction's programs from the other hook.
 public enum TCHookChoice: String, Sendable, CaseIterable {

@@ -15,7 +15,7 @@ import DatapathABI
 ///   at other handles or priorities are left alone.
 /// - `tcx`: the kernel's tcx hook (6.6 and later), attached with BPF_PROG_ATTACH (no link, so,
 ///   like a filter, the attachment lives as long as the device). The kernel runs it without
-///   the qdisc and classifier layers: on a pod's veth that is about 1.4 µs less per
+///   the qdisc and classifier layers: on a pod's veth that is about 1.3 µs less per
 ///   connection (bench/veth-prog-cost.sh). Junction's program is recognised by its name
 ///   (`junctionPrograms`), replaced in place (BPF_F_REPLACE), and put first (BPF_F_BEFORE) when
 ///   new, ahead of other tools' tcx programs, as priority 1 is on clsact. tcx runs before

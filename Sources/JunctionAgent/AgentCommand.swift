@@ -125,7 +125,7 @@ struct AgentCommand: AsyncParsableCommand {
     help: ArgumentHelp(
       "Where the tc programs attach on pods' veths and --devices: clsact (a clsact qdisc and "
         + "a cls_bpf filter, any kernel), tcx (the kernel's tcx hook, 6.6 or later: no qdisc "
-        + "or classifier layer, about 1.4 us less per pod connection) or auto (tcx where the "
+        + "or classifier layer, about 1.3 us less per pod connection) or auto (tcx where the "
         + "kernel has it). A start with another hook moves Junction's programs "
         + "(default: clsact).", valueName: "hook"))
   var tcHook: String?
