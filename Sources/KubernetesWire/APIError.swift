@@ -70,8 +70,11 @@ public enum APIError: Error, Equatable, Sendable, CustomStringConvertible {
 
   /// The error an ERROR watch event carries (a `Status` object).
   public static func fromStatus(_ object: JSONValue?, resource: APIResource) -> APIError {
+    // Int(exactly:): a code that is not a whole number in Int's range (an API server or a
+    // proxy in between may send anything, e.g. 91e99) is no code at all, not a trap.
     let code =
-      object?["code"].flatMap { if case .number(let n) = $0 { Int(n) } else { nil } } ?? 500
+      object?["code"].flatMap { if case .number(let n) = $0 { Int(exactly: n) } else { nil } }
+      ?? 500
     let reason = object?["reason"]?.stringValue
     let message = object?["message"]?.stringValue ?? "watch error"
     if code == 410 || reason == "Expired" || reason == "Gone" { return .expired(detail: message) }

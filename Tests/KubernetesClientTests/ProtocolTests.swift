@@ -100,6 +100,14 @@ final class ProtocolTests: XCTestCase {
     XCTAssertEqual(gone, .expired(detail: "too old resource version: 1 (3171407)"))
     XCTAssertTrue(gone.needsRelist)
     XCTAssertFalse(APIError.unreachable(server: "s", detail: "d").needsRelist)
+    // A code out of Int's range or not whole (found by the k8s-api fuzz harness: it trapped)
+    // is no code: the error reads as a 500.
+    for code in [JSONValue.number(91e99), .number(-1e300), .number(403.5)] {
+      XCTAssertEqual(
+        APIError.fromStatus(
+          ["kind": "Status", "status": "Failure", "message": "m", "code": code], resource: slices),
+        .status(code: 500, detail: "m"), "\(code)")
+    }
   }
 
   func testListPageDecodesARealServersShape() throws {
