@@ -83,7 +83,7 @@ final class TestSummaryTests: XCTestCase {
   private func summary(_ log: String, status: Int32, checks: [String] = []) throws -> [String] {
     let file = FileManager.default.temporaryDirectory
       .appendingPathComponent("test-summary-\(getpid())-\(UUID().uuidString).log")
-    try log.write(to: file, atomically: false, encoding: .utf8)
+    try log.write(to: file, atomically: true, encoding: .utf8)
     defer { try? FileManager.default.removeItem(at: file) }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/bin/bash")

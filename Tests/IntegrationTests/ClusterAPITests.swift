@@ -387,7 +387,8 @@ final class ClusterAPIPermissionTests: XCTestCase {
     XCTAssertTrue(forbidden.contains("degraded"), forbidden)
     XCTAssertTrue(forbidden.contains("not-installed"), "the missing CRD is noted: \(forbidden)")
     // The token is refused from now on (rotated on the server, not in the agent's file).
-    try replaceFile(atPath: api.directory + "/tokens", with: "a-token-the-agent-does-not-have")
+    try "a-token-the-agent-does-not-have".write(
+      toFile: api.directory + "/tokens", atomically: true, encoding: .utf8)
     _ = try waitFor("401 Unauthorized")
     XCTAssertTrue(try XCTUnwrap(node.agent).isRunning)
   }
@@ -422,7 +423,7 @@ final class ClusterAPICredentialTests: XCTestCase {
       let kubeconfig = try String(contentsOfFile: self.api.kubeconfig, encoding: .utf8)
         .replacingOccurrences(of: self.api.directory + "/ca.crt", with: other.directory + "/ca.crt")
       let path = self.api.directory + "/kubeconfig-wrong-ca"
-      try kubeconfig.write(toFile: path, atomically: false, encoding: .utf8)
+      try kubeconfig.write(toFile: path, atomically: true, encoding: .utf8)
       return ["--kubeconfig", path]
     }
   }
@@ -476,9 +477,10 @@ final class ClusterAPICredentialTests: XCTestCase {
     // is rewritten would refuse whatever request the agent happens to send in between.)
     let old = api.token.trimmingCharacters(in: .whitespacesAndNewlines)
     let new = "rotated-\(getpid())"
-    try replaceFile(atPath: api.directory + "/tokens", with: "\(old)\n\(new)\n")
-    try replaceFile(atPath: api.directory + "/token", with: new)
-    try replaceFile(atPath: api.directory + "/tokens", with: "\(new)\n")
+    try "\(old)\n\(new)\n".write(
+      toFile: api.directory + "/tokens", atomically: true, encoding: .utf8)
+    try new.write(toFile: api.directory + "/token", atomically: true, encoding: .utf8)
+    try "\(new)\n".write(toFile: api.directory + "/tokens", atomically: true, encoding: .utf8)
     try api.request("POST", "/standin/drop-watches")
     try api.createService("droids", clusterIP: "10.96.0.33")
     try waitUntil("the Service after the rotation") { try frontends().contains("10.96.0.33") }

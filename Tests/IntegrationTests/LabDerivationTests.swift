@@ -26,7 +26,7 @@ final class LabDerivationTests: XCTestCase {
     let url = directory.appendingPathComponent(path)
     try FileManager.default.createDirectory(
       at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-    try text.write(to: url, atomically: false, encoding: .utf8)
+    try text.write(to: url, atomically: true, encoding: .utf8)
   }
 
   func service(_ name: String, selector: String, targetPort: String, namespace: String = "default")

@@ -113,7 +113,7 @@ final class LabTests: XCTestCase {
     }
     let agent = bin.appendingPathComponent("junction-agent")
     try "#!/bin/sh\necho 'fake agent: refusing to start' >&2\nexit 1\n".write(
-      to: agent, atomically: false, encoding: .utf8)
+      to: agent, atomically: true, encoding: .utf8)
     chmod(agent.path, 0o755)
 
     let up = try lab.run(["up", "--nodes", "2", "--bin", bin.path])

@@ -94,7 +94,7 @@ final class MetricsTests: XCTestCase {
         scrape_interval: 1s
         static_configs:
           - targets: ["\(metricsAddress)"]
-    """.write(to: config, atomically: false, encoding: .utf8)
+    """.write(to: config, atomically: true, encoding: .utf8)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
     if !FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") {

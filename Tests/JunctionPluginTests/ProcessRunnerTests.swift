@@ -19,7 +19,7 @@ final class ProcessRunnerTests: XCTestCase {
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     scratch = directory
     let path = directory.appendingPathComponent("plugin").path
-    try ("#!/bin/sh\n" + body + "\n").write(toFile: path, atomically: false, encoding: .utf8)
+    try ("#!/bin/sh\n" + body + "\n").write(toFile: path, atomically: true, encoding: .utf8)
     chmod(path, 0o755)
     return path
   }

@@ -80,7 +80,8 @@ final class StandinTests: XCTestCase {
     let api = try transport(server)
     _ = try await api.list(services, limit: 10, continueToken: nil, resourceVersion: "0")
     // The server now accepts only a new token: the client's file still has the old one.
-    try replaceFile(atPath: server.directory + "/tokens", with: "rotated-token\n")
+    try "rotated-token\n".write(
+      toFile: server.directory + "/tokens", atomically: true, encoding: .utf8)
     do {
       _ = try await api.list(services, limit: 10, continueToken: nil, resourceVersion: "0")
       XCTFail("the old token was accepted")
@@ -89,7 +90,8 @@ final class StandinTests: XCTestCase {
       XCTAssertTrue(error.description.hasPrefix("401 Unauthorized"), error.description)
     }
     // The kubelet rewrites the projected token: the next request carries it.
-    try replaceFile(atPath: server.directory + "/token", with: "rotated-token")
+    try "rotated-token".write(
+      toFile: server.directory + "/token", atomically: true, encoding: .utf8)
     let page = try await api.list(services, limit: 10, continueToken: nil, resourceVersion: "0")
     XCTAssertEqual(page.items, [])
     await api.shutdown()

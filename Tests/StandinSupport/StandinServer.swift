@@ -133,18 +133,3 @@ public func requireOrSkip(_ condition: Bool, _ reason: String) throws {
   }
   throw XCTSkip(reason)
 }
-
-/// Replaces the file at `path` with `text` the way a kubelet rotates a token: written beside
-/// it, then renamed over it, so a reader sees the old text or the new, never a half-written
-/// file. (Foundation's `write(toFile:atomically: true)` does the same through a
-/// /tmp/TemporaryDirectory.* it never removes: every call left one behind.)
-public func replaceFile(atPath path: String, with text: String) throws {
-  let temporary = path + ".new-\(getpid())"
-  try text.write(toFile: temporary, atomically: false, encoding: .utf8)
-  guard rename(temporary, path) == 0 else {
-    let code = errno
-    unlink(temporary)
-    throw StandinFailure(
-      description: "cannot rename \(temporary) to \(path): \(String(cString: strerror(code)))")
-  }
-}

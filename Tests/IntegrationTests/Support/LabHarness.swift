@@ -87,7 +87,7 @@ struct LabHarness {
   @discardableResult
   func write(_ text: String, to file: String) throws -> String {
     let url = directory.appendingPathComponent(file)
-    try text.write(to: url, atomically: false, encoding: .utf8)
+    try text.write(to: url, atomically: true, encoding: .utf8)
     return url.path
   }
 
@@ -124,7 +124,7 @@ struct LabHarness {
     let root = directory.appendingPathComponent(pod)
     try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     try "\(pod)\n".write(
-      to: root.appendingPathComponent("index.html"), atomically: false, encoding: .utf8)
+      to: root.appendingPathComponent("index.html"), atomically: true, encoding: .utf8)
     try must(
       ["exec", "--detach", pod, "--", "busybox", "httpd", "-f", "-p", "\(port)", "-h", root.path])
   }
