@@ -137,19 +137,7 @@ public final class CgroupLink {
     let cgroup = try checkSyscall(
       open(cgroupPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC), "open cgroup \(cgroupPath)")
     defer { close(cgroup) }
-    // The count first, then the ids: programs may come and go in between, so retry on
-    // ENOSPC with the larger count the kernel reports.
-    var capacity: UInt32 = 64
-    while true {
-      var ids = [UInt32](repeating: 0, count: Int(capacity))
-      var count = capacity
-      let result = bpf_prog_query(cgroup, hook.attachType, 0, nil, &ids, &count)
-      if result == 0 { return Array(ids.prefix(Int(count))) }
-      if -result == ENOSPC, count > capacity {
-        capacity = count
-        continue
-      }
-      throw .system("bpf_prog_query \(cgroupPath) (\(hook))", errno: -result)
-    }
+    return try attachedProgramIDs(
+      target: cgroup, attachType: hook.attachType, "bpf_prog_query \(cgroupPath) (\(hook))")
   }
 }

@@ -26,6 +26,26 @@ func checkSyscall(_ result: Int32, _ operation: @autoclosure () -> String) throw
   return result
 }
 
+/// The ids of the programs attached to `target` (a cgroup's descriptor, or an interface index
+/// for tcx) at `attachType`, by BPF_PROG_QUERY. Programs may come and go between the count
+/// and the ids: an ENOSPC with a larger count is retried with that count.
+func attachedProgramIDs(
+  target: Int32, attachType: bpf_attach_type, _ operation: @autoclosure () -> String
+) throws(BPFError) -> [UInt32] {
+  var capacity: UInt32 = 8
+  while true {
+    var ids = [UInt32](repeating: 0, count: Int(capacity))
+    var count = capacity
+    let result = bpf_prog_query(target, attachType, 0, nil, &ids, &count)
+    if result == 0 { return Array(ids.prefix(Int(count))) }
+    if -result == ENOSPC, count > capacity {
+      capacity = count
+      continue
+    }
+    throw .system(operation(), errno: -result)
+  }
+}
+
 /// A second descriptor for `fd`, close-on-exec, that the caller owns. Programs and maps taken
 /// from a BPFObject get their own descriptor this way, so they outlive the object.
 func duplicate(_ fd: Int32, _ what: @autoclosure () -> String) throws(BPFError) -> Int32 {

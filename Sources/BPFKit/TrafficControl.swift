@@ -193,19 +193,12 @@ public enum TrafficControl {
     -> [UInt32]?
   {
     guard ifindex > 0 else { throw .invalid("tc: interface index \(ifindex) is not valid") }
-    // The count may grow between calls: retry with the larger count the kernel reports.
-    var capacity: UInt32 = 8
-    while true {
-      var ids = [UInt32](repeating: 0, count: Int(capacity))
-      var count = capacity
-      let result = bpf_prog_query(ifindex, direction.tcxAttachType, 0, nil, &ids, &count)
-      if result == 0 { return Array(ids.prefix(Int(count))) }
-      if result == -EINVAL { return nil }
-      if -result == ENOSPC, count > capacity {
-        capacity = count
-        continue
-      }
-      throw .system("query tcx \(direction) of ifindex \(ifindex)", errno: -result)
+    do {
+      return try attachedProgramIDs(
+        target: ifindex, attachType: direction.tcxAttachType,
+        "query tcx \(direction) of ifindex \(ifindex)")
+    } catch  where error.errno == EINVAL {
+      return nil
     }
   }
 
