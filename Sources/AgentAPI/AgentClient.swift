@@ -100,20 +100,27 @@ public struct AgentClient: Sendable {
   /// Creates or replaces the endpoint. Only the status is checked: the plugin, its one
   /// caller, has no use for the agent's copy of the record, and decoding it is a first use
   /// of Codable's runtime machinery that costs a short-lived process about a millisecond.
-  public func putEndpoint(_ spec: EndpointSpec) throws(Failure) {
+  ///
+  /// `issuedAt` (`IssuedAt.now()`, the plugin's) lets the agent refuse this request when it
+  /// gets to it after a newer one of the same endpoint (see `IssuedAt`).
+  public func putEndpoint(_ spec: EndpointSpec, issuedAt: UInt64? = nil) throws(Failure) {
     let body: [UInt8]
     do {
       body = Array(try JSONEncoder().encode(spec))
     } catch {
       throw .io("encoding the endpoint: \(error)")
     }
-    _ = try expectSuccess(request("PUT", "/v1/endpoints/\(spec.id)", body: body))
+    _ = try expectSuccess(
+      request(
+        "PUT", "/v1/endpoints/\(spec.id)", body: body, headers: IssuedAt.headers(issuedAt)))
   }
 
-  /// True when it existed, false when the agent did not know it (404).
+  /// True when it existed, false when the agent did not know it (404). `issuedAt`: as for
+  /// `putEndpoint`.
   @discardableResult
-  public func deleteEndpoint(_ id: String) throws(Failure) -> Bool {
-    let response = try request("DELETE", "/v1/endpoints/\(id)")
+  public func deleteEndpoint(_ id: String, issuedAt: UInt64? = nil) throws(Failure) -> Bool {
+    let response = try request(
+      "DELETE", "/v1/endpoints/\(id)", headers: IssuedAt.headers(issuedAt))
     if response.status == 404 { return false }
     _ = try expectSuccess(response)
     return true
@@ -196,12 +203,13 @@ public struct AgentClient: Sendable {
   /// One request on a fresh connection.
   public func request(
     _ method: String, _ path: String, body: [UInt8] = [], contentType: String = "application/json",
-    wait: Wait = .timeout
+    headers: [(String, String)] = [], wait: Wait = .timeout
   ) throws(Failure) -> Response {
     let fd = try connect()
     defer { close(fd) }
     var head = "\(method) \(path) HTTP/1.1\r\nHost: junction-agent\r\nConnection: close\r\n"
     head += "Accept: application/json\r\n"
+    for (name, value) in headers { head += "\(name): \(value)\r\n" }
     if !body.isEmpty || method == "PUT" || method == "POST" {
       head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
     }

@@ -51,10 +51,20 @@ public enum DeleteQueue {
   /// timeout answers its backlog when it thaws; in chained mode the interface is bridge's
   /// and outlives the rollback, only the programs go). Timestamps are RFC 3339 of one
   /// fixed width (`Timestamp`), so they compare as strings.
+  ///
+  /// `newestApplied`: the `IssuedAt` reading of the newest request for this endpoint the
+  /// agent applied since it started (`RequestOrder`), when it knows one. With the record's
+  /// own reading it settles the question exactly, whatever order the agent read them in:
+  /// a DEL issued after it deregisters, one issued before it is a later ADD's to keep.
+  /// (Only this process's readings compare with the record's: the same boot.)
   public static func action(
-    for record: Record, registeredAt createdAt: String?, hostInterfaceAttached: Bool
+    for record: Record, registeredAt createdAt: String?, hostInterfaceAttached: Bool,
+    newestApplied: UInt64? = nil
   ) -> ReplayAction {
     guard let createdAt else { return .dropRecord }
+    if let issued = record.issuedAt, let newestApplied, issued != newestApplied {
+      return issued > newestApplied ? .deregister : .dropRecord
+    }
     if createdAt <= record.queuedAt || !hostInterfaceAttached { return .deregister }
     return .dropRecord
   }
@@ -67,10 +77,15 @@ public enum DeleteQueue {
     public var queuedAt: String
     /// The agent socket the deletion was meant for.
     public var socket: String?
+    /// The plugin's CLOCK_BOOTTIME reading when it sent the DEL (`RequestOrder`): a
+    /// registration issued before it that the agent gets to later is refused.
+    public var issuedAt: UInt64?
 
     public init(
-      containerID: String, ifname: String, queuedAt: String = Timestamp.now(), socket: String? = nil
+      containerID: String, ifname: String, queuedAt: String = Timestamp.now(), socket: String? = nil,
+      issuedAt: UInt64? = nil
     ) {
+      self.issuedAt = issuedAt
       self.id = EndpointID.make(containerID: containerID, ifname: ifname)
       self.containerID = containerID
       self.ifname = ifname
@@ -118,7 +133,7 @@ public enum DeleteQueue {
   public static func encode(_ record: Record) -> [UInt8] {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
-    // Five strings cannot fail to encode.
+    // Five strings and a number cannot fail to encode.
     return ((try? encoder.encode(record)).map(Array.init) ?? []) + [UInt8(ascii: "\n")]
   }
 

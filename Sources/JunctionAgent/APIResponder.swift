@@ -83,7 +83,8 @@ struct APIResponder: HTTPResponder {
       return try await put(id, &request)
     case .deleteEndpoint(let id):
       do {
-        return try await registry.delete(id) ? Response(status: .noContent) : notFound(id)
+        return try await registry.delete(id, issuedAt: Self.issuedAt(request))
+          ? Response(status: .noContent) : notFound(id)
       } catch {
         return failure(error, doing: "remove endpoint \(id)")
       }
@@ -207,7 +208,7 @@ struct APIResponder: HTTPResponder {
     }
     let outcome: EndpointTable.PutOutcome
     do {
-      outcome = try await registry.put(spec)
+      outcome = try await registry.put(spec, issuedAt: Self.issuedAt(request))
     } catch {
       return failure(error, doing: "store endpoint \(id)")
     }
@@ -391,7 +392,20 @@ struct APIResponder: HTTPResponder {
     case .shuttingDown: error(.serviceUnavailable, Self.shuttingDown)
     case .persist(let problem):
       error(.internalServerError, "cannot \(what): \(problem); nothing changed")
+    case .superseded:
+      error(
+        .conflict,
+        "cannot \(what): a request for it issued later (\(IssuedAt.header)) was already "
+          + "applied; nothing changed")
     }
+  }
+
+  /// The plugin's `IssuedAt` reading, when the request carries a well-formed one (a
+  /// malformed one is ignored, as an absent one: the request is then applied in the order
+  /// it is read, as before the header existed).
+  private static func issuedAt(_ request: Request) -> UInt64? {
+    let name = IssuedAt.header.lowercased()
+    return IssuedAt.parse(request.headers.first { $0.name.canonicalName == name }?.value)
   }
 
   /// How much of a refused body is read and dropped before answering 413: a body up to

@@ -18,6 +18,9 @@ actor EndpointRegistry {
   enum Failure: Error {
     case shuttingDown
     case persist(FileError)
+    /// The plugin issued this request before another of the same endpoint that was already
+    /// applied (`RequestOrder`): it lost a race in a thawed agent's backlog.
+    case superseded
   }
 
   private var table: EndpointTable {
@@ -34,6 +37,9 @@ actor EndpointRegistry {
   private let podSockets: PodSocketTable?
   /// The last state write that failed, until one succeeds again (reported by /v1/healthz).
   private(set) var stateProblem: String?
+  /// The plugin's newest applied request per endpoint, so an older one read late changes
+  /// nothing (a registration made after its pod's deletion would stay for good).
+  private var requestOrder = RequestOrder()
 
   init(
     endpoints: [Endpoint], store: FileEndpointStore, datapath: any Datapath, socketPath: String,
@@ -56,12 +62,15 @@ actor EndpointRegistry {
 
   func get(_ id: String) -> Endpoint? { table[id].map(live) }
 
-  func put(_ spec: EndpointSpec) throws(Failure) -> EndpointTable.PutOutcome {
+  /// `issuedAt`: the plugin's `IssuedAt` reading, when the request carried one.
+  func put(_ spec: EndpointSpec, issuedAt: UInt64? = nil) throws(Failure) -> EndpointTable.PutOutcome {
     // Checked here, inside the actor, so a request that raced the signal changes nothing.
     if shutdown.isSet { throw .shuttingDown }
+    try refuseIfSuperseded(spec.id, issuedAt: issuedAt, doing: "registration")
     do {
       let outcome = try table.put(spec, now: Timestamp.now(), store: store)
       stateProblem = nil
+      requestOrder.applied(spec.id, issuedAt: issuedAt)
       switch outcome {
       case .created(let endpoint):
         logger.info("endpoint registered", metadata: metadata(endpoint))
@@ -84,12 +93,17 @@ actor EndpointRegistry {
     }
   }
 
-  /// True when it existed.
-  func delete(_ id: String) throws(Failure) -> Bool {
+  /// True when it existed. `issuedAt`: as for `put`.
+  func delete(_ id: String, issuedAt: UInt64? = nil) throws(Failure) -> Bool {
     if shutdown.isSet { throw .shuttingDown }
+    try refuseIfSuperseded(id, issuedAt: issuedAt, doing: "deregistration")
     do {
       if let existing = table[id] { forgetFlows(of: existing.spec) }
-      guard let removed = try table.delete(id: id, store: store) else { return false }
+      let removed = try table.delete(id: id, store: store)
+      // Also when nothing was registered: a registration issued before it, read later, is
+      // then refused.
+      requestOrder.applied(id, issuedAt: issuedAt)
+      guard let removed else { return false }
       stateProblem = nil
       forgetDatapathState(of: removed.spec)
       podSockets?.forget(removed.spec)
@@ -100,6 +114,16 @@ actor EndpointRegistry {
       logger.error("cannot remove endpoint state", metadata: ["id": "\(id)", "error": "\(error)"])
       throw .persist(error)
     }
+  }
+
+  private func refuseIfSuperseded(_ id: String, issuedAt: UInt64?, doing what: String)
+    throws(Failure)
+  {
+    guard requestOrder.isStale(id, issuedAt: issuedAt) else { return }
+    logger.warning(
+      "refused a \(what) the plugin issued before a newer request of the same endpoint",
+      metadata: ["id": "\(id)", "issued_at": "\(issuedAt ?? 0)"])
+    throw .superseded
   }
 
   /// The conntrack and affinity entries of an endpoint's addresses, which a later pod given
@@ -175,7 +199,8 @@ actor EndpointRegistry {
           let registered = table[record.id]
           switch DeleteQueue.action(
             for: record, registeredAt: registered?.createdAt,
-            hostInterfaceAttached: registered.map { hostInterfaceAttached($0.spec) } ?? false)
+            hostInterfaceAttached: registered.map { hostInterfaceAttached($0.spec) } ?? false,
+            newestApplied: requestOrder.newestApplied(record.id))
           {
           case .deregister:
             if let registered { forgetFlows(of: registered.spec) }
@@ -199,6 +224,7 @@ actor EndpointRegistry {
                 "queued deletion of an unknown endpoint", metadata: ["id": "\(record.id)"])
             }
           }
+          requestOrder.applied(record.id, issuedAt: record.issuedAt)
           try AtomicFile.remove(entry.path)
         } catch {
           logger.error(

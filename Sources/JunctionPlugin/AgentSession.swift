@@ -44,7 +44,7 @@ struct AgentSession {
 
   func register(_ spec: EndpointSpec) throws(CNIError) {
     do {
-      try client.putEndpoint(spec)
+      try client.putEndpoint(spec, issuedAt: IssuedAt.now())
     } catch .api(let status, let message) where (400..<500).contains(status) {
       throw CNIError(.agentRejected, "the Junction agent refused endpoint \(spec.id): \(message)")
     } catch {
@@ -71,14 +71,16 @@ struct AgentSession {
   /// kubelet retries instead of the endpoint leaking.
   func deregister(_ attachment: Attachment, logger: Logger) throws(CNIError) {
     let id = EndpointID.make(containerID: attachment.containerID, ifname: attachment.ifname)
+    let issuedAt = IssuedAt.now()
     do {
-      let existed = try client.deleteEndpoint(id)
+      let existed = try client.deleteEndpoint(id, issuedAt: issuedAt)
       logger.debug("deregistered", metadata: ["endpoint": "\(id)", "existed": "\(existed)"])
     } catch let failure where failure.isRetryable {
       do {
         try DeleteQueue.enqueue(
           DeleteQueue.Record(
-            containerID: attachment.containerID, ifname: attachment.ifname, socket: socketPath),
+            containerID: attachment.containerID, ifname: attachment.ifname, socket: socketPath,
+            issuedAt: issuedAt),
           socketPath: socketPath)
         logger.warning(
           "deregistration not applied; deletion queued for the agent's next start",
@@ -156,7 +158,7 @@ struct AgentSession {
       guard !keep.contains(attachment) else { continue }
       if let failure = release(endpoint.spec) { failures.append(failure) }
       do {
-        try client.deleteEndpoint(endpoint.id)
+        try client.deleteEndpoint(endpoint.id, issuedAt: IssuedAt.now())
         logger.info("GC deregistered a stale endpoint", metadata: ["endpoint": "\(endpoint.id)"])
       } catch {
         failures.append("endpoint \(endpoint.id): \(error)")

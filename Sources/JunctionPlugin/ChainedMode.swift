@@ -60,7 +60,7 @@ struct ChainedMode {
         netnsCookie: PodNamespace.cookie(podSocket, logger: logger))
       // A PUT that timed out may still have landed: take it back if ADD fails after all.
       undo.push("deregister \(spec.id)") { () throws(CNIError) in
-        _ = try? agent.client.deleteEndpoint(spec.id)
+        _ = try? agent.client.deleteEndpoint(spec.id, issuedAt: IssuedAt.now())
       }
       try agent.register(spec)
     } catch {

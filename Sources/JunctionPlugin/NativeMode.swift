@@ -88,7 +88,7 @@ struct NativeMode {
         netnsCookie: PodNamespace.cookie(podSocket, logger: logger))
       // A PUT that timed out may still have landed: take it back if ADD fails after all.
       undo.push("deregister \(spec.id)") { () throws(CNIError) in
-        _ = try? agent.client.deleteEndpoint(spec.id)
+        _ = try? agent.client.deleteEndpoint(spec.id, issuedAt: IssuedAt.now())
       }
       try agent.register(spec)
       logger.info(

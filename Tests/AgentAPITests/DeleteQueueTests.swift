@@ -34,6 +34,19 @@ final class DeleteQueueTests: XCTestCase {
     XCTAssertNil(try DeleteQueue.decode(Array(minimal.utf8)).socket)
   }
 
+  func testARecordCarriesThePluginsIssuedAtReadingWhenItHasOne() throws {
+    let record = DeleteQueue.Record(
+      containerID: "abc", ifname: "eth0", queuedAt: "2025-01-01T00:00:00.000Z",
+      issuedAt: 18_446_744_073_709_551_615)
+    let decoded = try DeleteQueue.decode(DeleteQueue.encode(record))
+    XCTAssertEqual(decoded, record)
+    XCTAssertEqual(decoded.issuedAt, UInt64.max)
+    // Records written before the field existed still read.
+    let old = try DeleteQueue.decode(
+      Array(#"{"id":"abc:eth0","containerID":"abc","ifname":"eth0","queuedAt":"x"}"#.utf8))
+    XCTAssertNil(old.issuedAt)
+  }
+
   func testDecodeRefusesBadRecords() {
     for text in [
       "{", #"{"id":"../x","containerID":"..","ifname":"x","queuedAt":"t"}"#,
@@ -138,6 +151,37 @@ final class DeleteQueueTests: XCTestCase {
       DeleteQueue.action(
         for: record(queuedAt: "2026-12-06T08:00:01.000Z"), registeredAt: nil,
         hostInterfaceAttached: false),
+      .dropRecord)
+  }
+
+  func testThePluginsReadingsDecideWhenBothAreKnown() {
+    var late = record(queuedAt: "2026-12-06T08:00:01.000Z")
+    late.issuedAt = 2_000
+    // The registration's PUT (issued at 1,000) was read after the DEL was queued, and its
+    // interface still looks attached (an agent without a datapath cannot tell): the
+    // readings say the DEL came later.
+    XCTAssertEqual(
+      DeleteQueue.action(
+        for: late, registeredAt: "2026-12-06T08:00:02.000Z", hostInterfaceAttached: true,
+        newestApplied: 1_000),
+      .deregister)
+    // A registration issued after the DEL (ADD again) stays, whatever the agent's clock.
+    XCTAssertEqual(
+      DeleteQueue.action(
+        for: late, registeredAt: "2026-12-06T08:00:00.000Z", hostInterfaceAttached: false,
+        newestApplied: 3_000),
+      .dropRecord)
+    // Without the registration's reading (an agent restarted since, an older plugin): the
+    // timestamps and the interface decide, as before.
+    XCTAssertEqual(
+      DeleteQueue.action(
+        for: late, registeredAt: "2026-12-06T08:00:02.000Z", hostInterfaceAttached: true,
+        newestApplied: nil),
+      .dropRecord)
+    // Nothing registered: nothing to deregister.
+    XCTAssertEqual(
+      DeleteQueue.action(
+        for: late, registeredAt: nil, hostInterfaceAttached: false, newestApplied: 1_000),
       .dropRecord)
   }
 }

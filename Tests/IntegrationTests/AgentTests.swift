@@ -456,6 +456,120 @@ final class AgentTests: XCTestCase {
     XCTAssertTrue(agent.log.contains("endpoint deregistered from the deletion queue"), agent.log)
   }
 
+  // MARK: - Requests the plugin issued in one order, read in another
+
+  private static let issuedAt = "Junction-Issued-At"
+
+  func testARequestIssuedBeforeANewerOneOfTheSameEndpointChangesNothing() throws {
+    let node = try makeNode()
+    let agent = try makeAgent(in: node)
+    let spec = try node.addPod()
+    let path = "/v1/endpoints/\(Self.id(spec))"
+    let body = Self.json(spec)
+    func put(_ issued: String?) throws -> HTTPResponse {
+      try agent.request("PUT", path, body: body, headers: issued.map { [Self.issuedAt: $0] } ?? [:])
+    }
+    func delete(_ issued: String) throws -> HTTPResponse {
+      try agent.request("DELETE", path, headers: [Self.issuedAt: issued])
+    }
+
+    // DEL of an endpoint the agent does not know (yet): 404, and it orders what comes later.
+    XCTAssertEqual(try delete("2000").status, 404)
+    let stale = try put("1000")
+    XCTAssertEqual(stale.status, 409, stale.text)
+    XCTAssertTrue(stale.errorMessage?.contains("nothing changed") ?? false, stale.text)
+    XCTAssertEqual(try agent.endpointIDs(), [])
+    XCTAssertEqual(agent.stateFiles(), ["endpoints"])
+
+    // An ADD issued after it registers; a DEL issued before that ADD leaves it.
+    XCTAssertEqual(try put("3000").status, 201)
+    let staleDelete = try delete("2500")
+    XCTAssertEqual(staleDelete.status, 409, staleDelete.text)
+    XCTAssertEqual(try agent.endpointIDs(), [Self.id(spec)])
+    // Without the header (an older plugin, a person with curl): applied as read.
+    XCTAssertEqual(try put(nil).status, 200)
+    // A malformed header is no header.
+    XCTAssertEqual(try put("soon").status, 200)
+    XCTAssertEqual(try delete("4000").status, 204)
+    XCTAssertEqual(try agent.endpointIDs(), [])
+    XCTAssertTrue(agent.log.contains("refused a registration the plugin issued before"), agent.log)
+  }
+
+  /// What the chained soak found (seed 61): an agent frozen past the plugin's time-out reads
+  /// its backlog when it thaws, in its own order. The ADD that gave up (its PUT still in the
+  /// backlog) and the DEL after it (its DELETE too, and its record in the deletion queue)
+  /// must leave nothing registered, whichever the agent gets to first.
+  func testAThawedAgentKeepsNoRegistrationItsPluginGaveUpOn() throws {
+    let node = try makeNode()
+    let agent = try makeAgent(in: node, arguments: ["--delete-queue-interval", "0.1"])
+    let queue = URL(fileURLWithPath: agent.socketPath).deletingLastPathComponent()
+      .appendingPathComponent("delete-queue")
+    try FileManager.default.createDirectory(at: queue, withIntermediateDirectories: true)
+    let pid = agent.pid
+    XCTAssertGreaterThan(pid, 0)
+
+    // Each round one read order: the DELETE's connection ahead of the PUT's, the queue's
+    // record with the PUT alone, and the PUT ahead of the DELETE.
+    for order in ["delete-first", "queue-only", "put-first"] {
+      let spec = try node.addPod(hostOutlivesPod: true)
+      let id = Self.id(spec)
+      let path = "/v1/endpoints/\(id)"
+      let socket = agent.socketPath
+      let body = Self.json(spec)
+      let put = { () -> Void in
+        _ = try? UnixHTTP.request(
+          socket: socket, method: "PUT", path: path, body: body,
+          headers: [Self.issuedAt: "1000"], timeout: 1)
+      }
+      let delete = { () -> Void in
+        _ = try? UnixHTTP.request(
+          socket: socket, method: "DELETE", path: path, headers: [Self.issuedAt: "2000"],
+          timeout: 1)
+      }
+      XCTAssertEqual(kill(pid, SIGSTOP), 0)
+      var frozen = true
+      defer { if frozen { kill(pid, SIGCONT) } }
+      let group = DispatchGroup()
+      func inBackground(_ work: @escaping () -> Void) {
+        DispatchQueue.global().async(group: group) { work() }
+        usleep(100_000)  // connected and sent: in the frozen agent's backlog, in this order
+      }
+      switch order {
+      case "delete-first":
+        inBackground(delete)
+        inBackground(put)
+      case "queue-only":
+        inBackground(put)
+      default:
+        inBackground(put)
+        inBackground(delete)
+      }
+      // Both clients give up, as the plugin does after its time-out.
+      XCTAssertEqual(group.wait(timeout: .now() + 10), .success)
+      if order == "queue-only" {
+        let record: [String: Any] = [
+          "id": id, "containerID": spec["containerID"]!, "ifname": spec["ifname"]!,
+          "queuedAt": "2000-01-01T00:00:00.000Z", "issuedAt": 2000,
+        ]
+        try Self.json(record).write(to: queue.appendingPathComponent("\(id).json"))
+      }
+      XCTAssertEqual(kill(pid, SIGCONT), 0)
+      frozen = false
+
+      // Until the backlog and the queue are read (the listing answers after both).
+      let deadline = Date().addingTimeInterval(5)
+      while Date() < deadline,
+        (try? FileManager.default.contentsOfDirectory(atPath: queue.path))?.isEmpty == false
+      {
+        usleep(50_000)
+      }
+      usleep(500_000)
+      XCTAssertEqual(try agent.endpointIDs(), [], "\(order): \(agent.log)")
+      XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: queue.path), [], order)
+      XCTAssertEqual(agent.stateFiles(), ["endpoints"], order)
+    }
+  }
+
   /// A chunked transfer encoding of `body`, in 64 KiB chunks.
   private static func chunked(_ body: Data) -> Data {
     var result = Data()
