@@ -82,7 +82,8 @@ public enum DeleteQueue {
     public var issuedAt: UInt64?
 
     public init(
-      containerID: String, ifname: String, queuedAt: String = Timestamp.now(), socket: String? = nil,
+      containerID: String, ifname: String, queuedAt: String = Timestamp.now(),
+      socket: String? = nil,
       issuedAt: UInt64? = nil
     ) {
       self.issuedAt = issuedAt

@@ -63,7 +63,9 @@ actor EndpointRegistry {
   func get(_ id: String) -> Endpoint? { table[id].map(live) }
 
   /// `issuedAt`: the plugin's `IssuedAt` reading, when the request carried one.
-  func put(_ spec: EndpointSpec, issuedAt: UInt64? = nil) throws(Failure) -> EndpointTable.PutOutcome {
+  func put(_ spec: EndpointSpec, issuedAt: UInt64? = nil) throws(Failure)
+    -> EndpointTable.PutOutcome
+  {
     // Checked here, inside the actor, so a request that raced the signal changes nothing.
     if shutdown.isSet { throw .shuttingDown }
     try refuseIfSuperseded(spec.id, issuedAt: issuedAt, doing: "registration")
