@@ -66,6 +66,7 @@
 #include "lib/parse6.h"
 #include "lib/proxy.h"
 #include "lib/stages.h"
+#include "lib/verdict.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -310,10 +311,8 @@ static __always_inline int from_endpoint_ipv4(struct __sk_buff *skb, struct jnc_
 	return lb4_service(skb, packet, &frontend, service, trace);
 }
 
-SEC("tc")
-int from_endpoint(struct __sk_buff *skb)
+static __always_inline int from_endpoint_verdict(struct __sk_buff *skb)
 {
-	JNC_VARIANT_MARK();
 	struct jnc_trace trace = {};
 	struct jnc_packet packet = {};
 
@@ -332,10 +331,8 @@ int from_endpoint(struct __sk_buff *skb)
 		      from_endpoint_ipv4(skb, &packet, &trace));
 }
 
-SEC("tc")
-int to_endpoint(struct __sk_buff *skb)
+static __always_inline int to_endpoint_verdict(struct __sk_buff *skb)
 {
-	JNC_VARIANT_MARK();
 	struct jnc_trace trace = {};
 	struct jnc_packet packet = {};
 
@@ -354,4 +351,19 @@ int to_endpoint(struct __sk_buff *skb)
 			return drop(skb, JUNCTION_DROP_NAT_FAILED, JUNCTION_DIR_TO_ENDPOINT);
 		return TC_ACT_OK;
 	}
+}
+
+/* Every packet let through goes on to the hook's next program (lib/verdict.h). */
+SEC("tc")
+int from_endpoint(struct __sk_buff *skb)
+{
+	JNC_VARIANT_MARK();
+	return jnc_hook_verdict(from_endpoint_verdict(skb));
+}
+
+SEC("tc")
+int to_endpoint(struct __sk_buff *skb)
+{
+	JNC_VARIANT_MARK();
+	return jnc_hook_verdict(to_endpoint_verdict(skb));
 }

@@ -62,6 +62,7 @@
 #include "lib/parse.h"
 #include "lib/proxy.h"
 #include "lib/snat.h"
+#include "lib/verdict.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -382,7 +383,7 @@ SEC("tc")
 int from_netdev6(struct __sk_buff *skb)
 {
 	JNC_VARIANT_MARK();
-	return jnc_from_netdev6(skb);
+	return jnc_hook_verdict(jnc_from_netdev6(skb));
 }
 
 /* ICMP and ICMPv6 errors about an SNAT connection (lib/icmp_error_ns.h), also reached by a
@@ -391,7 +392,7 @@ SEC("tc")
 int from_netdev_icmp(struct __sk_buff *skb)
 {
 	JNC_VARIANT_MARK();
-	return jnc_icmp_error_ns(skb);
+	return jnc_hook_verdict(jnc_icmp_error_ns(skb));
 }
 
 #define JNC_ND_CALL_IPV6 0
@@ -411,10 +412,8 @@ struct {
 	},
 };
 
-SEC("tc")
-int from_netdev(struct __sk_buff *skb)
+static __always_inline int from_netdev_verdict(struct __sk_buff *skb)
 {
-	JNC_VARIANT_MARK();
 	const __u32 point = JUNCTION_DIR_FROM_NETDEV;
 	struct junction_lb4_service_key frontend = {};
 	struct junction_lb4_service *service;
@@ -459,10 +458,8 @@ int from_netdev(struct __sk_buff *skb)
 			  nodeport_lb(skb, &packet, &frontend, service, &trace));
 }
 
-SEC("tc")
-int to_netdev(struct __sk_buff *skb)
+static __always_inline int to_netdev_verdict(struct __sk_buff *skb)
 {
-	JNC_VARIANT_MARK();
 	struct junction_lb4_revnat_key revnat_key = {};
 	struct junction_lb4_revnat *revnat;
 	struct junction_ct4_entry *entry;
@@ -507,4 +504,20 @@ int to_netdev(struct __sk_buff *skb)
 	trace.nat_port = port;
 	trace.rev_nat_id = entry->rev_nat_id;
 	return jnc_traced(skb, &packet, JUNCTION_DIR_TO_NETDEV, &trace, TC_ACT_OK);
+}
+
+/* Every packet let through goes on to the hook's next program (lib/verdict.h); the tail
+ * calls' programs above say the same for theirs. */
+SEC("tc")
+int from_netdev(struct __sk_buff *skb)
+{
+	JNC_VARIANT_MARK();
+	return jnc_hook_verdict(from_netdev_verdict(skb));
+}
+
+SEC("tc")
+int to_netdev(struct __sk_buff *skb)
+{
+	JNC_VARIANT_MARK();
+	return jnc_hook_verdict(to_netdev_verdict(skb));
 }

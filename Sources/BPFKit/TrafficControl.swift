@@ -49,7 +49,11 @@ public enum TrafficControl {
 
   /// What a tc program returns (TC_ACT_* in linux/pkt_cls.h), e.g. from a test run.
   public enum Verdict: Int32, Sendable {
-    case unspecified = -1
+    /// TC_ACT_UNSPEC, tcx's TCX_NEXT: the packet goes on to the hook's next program, and into
+    /// the stack when none follows. What Junction's programs return for every packet they
+    /// let through (bpf/lib/verdict.h), so a chained tool's program after them still runs.
+    case next = -1
+    /// TC_ACT_OK: passes the packet and ends the hook (no later filter or program runs).
     case ok = 0
     case reclassify = 1
     case shot = 2

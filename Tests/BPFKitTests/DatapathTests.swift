@@ -78,7 +78,9 @@ final class DatapathTests: XCTestCase {
     var object: BPFObject? = try loadAndPin()
     let program = try object!.program(named: JUNCTION_PROG_FROM_ENDPOINT)
     object = nil
-    XCTAssertEqual(try ProgramTestRun.run(program: program, packet: udpFrame()).returnValue, 0)
+    XCTAssertEqual(
+      try ProgramTestRun.run(program: program, packet: udpFrame()).returnValue,
+      UInt32(bitPattern: -1), "TC_ACT_UNSPEC: passed on")
   }
 
   func testOpeningPinsChecksWhatIsThere() throws {
@@ -114,8 +116,8 @@ final class DatapathTests: XCTestCase {
 
     let result = try ProgramTestRun.run(program: program, packet: frame)
 
-    XCTAssertEqual(result.returnValue, 0)
-    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.returnValue, UInt32(bitPattern: -1), "TC_ACT_UNSPEC: passed on")
+    XCTAssertEqual(result.verdict, .next)
     XCTAssertEqual(result.output, frame)
     let after = try counters(map, ifindex: 1)
     XCTAssertEqual(after.from_packets - before.from_packets, 1)
@@ -134,7 +136,7 @@ final class DatapathTests: XCTestCase {
 
     let result = try ProgramTestRun.run(program: program, packet: frame, repeat: 3)
 
-    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.verdict, .next)
     XCTAssertEqual(result.output, frame)
     let after = try counters(map, ifindex: 1)
     XCTAssertEqual(after.to_packets - before.to_packets, 3, "one per repetition")

@@ -75,7 +75,7 @@ final class Hairpin6Tests: EndpointTestCase {
 
       // The request delivered to the pod is not a reply: to_endpoint leaves it.
       let onEgress = try ProgramTestRun.run(program: fixture.to, packet: sent.output)
-      XCTAssertEqual(onEgress.verdict, .ok)
+      XCTAssertEqual(onEgress.verdict, .next)
       XCTAssertEqual(onEgress.output, sent.output)
 
       var answer = PacketBuilder6(l4, from: pod, 8080, to: loopback, 40000, tcpFlags: 0x12)
@@ -104,7 +104,7 @@ final class Hairpin6Tests: EndpointTestCase {
     try program(backend: pod, proto: .tcp)
     let result = try ProgramTestRun.run(
       program: fixture.from, packet: PacketBuilder6(.tcp, from: other, 41000, to: vip, 80).build())
-    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.verdict, .next)
     XCTAssertEqual(
       result.output, PacketBuilder6(.tcp, from: other, 41000, to: pod, 8080).build())
     let reply = try fixture.conntrack6.lookup(
@@ -114,7 +114,7 @@ final class Hairpin6Tests: EndpointTestCase {
 
     let stray = PacketBuilder6(.tcp, from: pod, 8080, to: loopback, 41000).build()
     let passed = try ProgramTestRun.run(program: fixture.from, packet: stray)
-    XCTAssertEqual(passed.verdict, .ok)
+    XCTAssertEqual(passed.verdict, .next)
     XCTAssertEqual(passed.output, stray)
   }
 }

@@ -71,7 +71,7 @@ final class HairpinTests: EndpointTestCase {
 
       // The request delivered to the pod is not a reply: to_endpoint leaves it.
       let delivered = try ProgramTestRun.run(program: fixture.to, packet: sent.output)
-      XCTAssertEqual(delivered.verdict, .ok)
+      XCTAssertEqual(delivered.verdict, .next)
       XCTAssertEqual(delivered.output, sent.output)
 
       var answer = packet(l4, from: pod, 8080, to: loopback, 40000)
@@ -102,7 +102,7 @@ final class HairpinTests: EndpointTestCase {
     try program(backend: pod, proto: .tcp)
     let result = try ProgramTestRun.run(
       program: fixture.from, packet: packet(.tcp, from: other, 41000, to: vip, 80).build())
-    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.verdict, .next)
     XCTAssertEqual(result.output, packet(.tcp, from: other, 41000, to: pod, 8080).build())
     let reply = try fixture.datapath.conntrack.lookup(
       ServiceObject.conntrackKey(pod, 8080, other, 41000, .tcp, JUNCTION_CT_REPLY),
@@ -111,7 +111,7 @@ final class HairpinTests: EndpointTestCase {
 
     let stray = packet(.tcp, from: pod, 8080, to: loopback, 41000).build()
     let passed = try ProgramTestRun.run(program: fixture.from, packet: stray)
-    XCTAssertEqual(passed.verdict, .ok)
+    XCTAssertEqual(passed.verdict, .next)
     XCTAssertEqual(passed.output, stray)
   }
 }

@@ -53,7 +53,7 @@ final class ICMPErrorTests: EndpointTestCase {
     var request = PacketBuilder(.udp, from: client, 40000, to: vip, 53)
     request.payload = Array("a question".utf8)
     XCTAssertEqual(
-      try ProgramTestRun.run(program: fixture.from, packet: request.build()).verdict, .ok)
+      try ProgramTestRun.run(program: fixture.from, packet: request.build()).verdict, .next)
     var translated = request
     translated.destination = backend
     translated.destinationPort = 8080
@@ -63,7 +63,7 @@ final class ICMPErrorTests: EndpointTestCase {
         type: 3, code: 3, from: backend, to: client, quote: quote(translated.build(), length))
       let result = try ProgramTestRun.run(program: fixture.to, packet: error)
 
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       let expected = icmpFrame(
         type: 3, code: 3, from: vip, to: client, quote: quote(request.build(), length))
       XCTAssertEqual(result.output, expected, "quote of \(length ?? 0) bytes")
@@ -88,7 +88,7 @@ final class ICMPErrorTests: EndpointTestCase {
     let udp = PacketBuilder(.udp, from: client, 40001, to: vip, 53)
     for packet in [tcp, udp] {
       XCTAssertEqual(
-        try ProgramTestRun.run(program: fixture.from, packet: packet.build()).verdict, .ok)
+        try ProgramTestRun.run(program: fixture.from, packet: packet.build()).verdict, .next)
     }
     let cases: [(PacketBuilder, UInt8, UInt8, [UInt8], Int?)] = [
       (tcp, 3, 4, [0, 0, 0x05, 0x78], nil),  // fragmentation needed, MTU 1400, whole quote
@@ -104,7 +104,7 @@ final class ICMPErrorTests: EndpointTestCase {
         quote: quote(translated.build(), length))
       let result = try ProgramTestRun.run(program: fixture.to, packet: error)
 
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       let expected = icmpFrame(
         type: type, code: code, rest: rest, from: router, to: client,
         quote: quote(packet.build(), length))
@@ -125,7 +125,7 @@ final class ICMPErrorTests: EndpointTestCase {
     XCTAssertEqual(
       try ProgramTestRun.run(
         program: fixture.from, packet: PacketBuilder(.udp, from: client, 40000, to: vip, 53).build()
-      ).verdict, .ok)
+      ).verdict, .next)
     let frames = [
       // Another client port: no conntrack entry.
       icmpFrame(
@@ -140,7 +140,7 @@ final class ICMPErrorTests: EndpointTestCase {
     ]
     for frame in frames {
       let result = try ProgramTestRun.run(program: fixture.to, packet: frame)
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       XCTAssertEqual(result.output, frame)
     }
   }
@@ -154,7 +154,7 @@ final class ICMPErrorTests: EndpointTestCase {
     var request = PacketBuilder6(.udp, from: client6, 40000, to: vip6, 53)
     request.payload = Array("a question".utf8)
     XCTAssertEqual(
-      try ProgramTestRun.run(program: fixture.from, packet: request.build()).verdict, .ok)
+      try ProgramTestRun.run(program: fixture.from, packet: request.build()).verdict, .next)
     var translated = request
     translated.destination = backend6
     translated.destinationPort = 8080
@@ -164,7 +164,7 @@ final class ICMPErrorTests: EndpointTestCase {
         type: 1, code: 4, from: backend6, to: client6, quote: quote(translated.build(), length))
       let result = try ProgramTestRun.run(program: fixture.to, packet: error)
 
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       let expected = icmp6ErrorFrame(
         type: 1, code: 4, from: vip6, to: client6, quote: quote(request.build(), length))
       XCTAssertEqual(result.output, expected, "quote of \(length ?? 0) bytes")
@@ -188,7 +188,7 @@ final class ICMPErrorTests: EndpointTestCase {
     try programIPv6()
     let request = PacketBuilder6(.tcp, from: client6, 40000, to: vip6, 80)
     XCTAssertEqual(
-      try ProgramTestRun.run(program: fixture.from, packet: request.build()).verdict, .ok)
+      try ProgramTestRun.run(program: fixture.from, packet: request.build()).verdict, .next)
     var translated = request
     translated.destination = backend6
     translated.destinationPort = 8080
@@ -200,7 +200,7 @@ final class ICMPErrorTests: EndpointTestCase {
         quote: quote(translated.build(), length))
       let result = try ProgramTestRun.run(program: fixture.to, packet: error)
 
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       let expected = icmp6ErrorFrame(
         type: 2, code: 0, rest: mtu, from: router6, to: client6,
         quote: quote(request.build(), length))
@@ -220,7 +220,7 @@ final class ICMPErrorTests: EndpointTestCase {
       try ProgramTestRun.run(
         program: fixture.from,
         packet: PacketBuilder6(.udp, from: client6, 40000, to: vip6, 53).build()
-      ).verdict, .ok)
+      ).verdict, .next)
     let frames = [
       icmp6ErrorFrame(
         type: 1, code: 4, from: backend6, to: client6,
@@ -232,7 +232,7 @@ final class ICMPErrorTests: EndpointTestCase {
     ]
     for frame in frames {
       let result = try ProgramTestRun.run(program: fixture.to, packet: frame)
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       XCTAssertEqual(result.output, frame)
     }
   }

@@ -31,7 +31,7 @@ final class LocalRedirect6Tests: EndpointTestCase {
     for (l4, port) in [(PacketBuilder.L4.udp, UInt16(5353)), (.tcp, 8053)] {
       let request = PacketBuilder6(l4, from: client, 40000, to: clusterIP, 53)
       let result = try ProgramTestRun.run(program: fixture.from, packet: request.build())
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       var expected = request
       expected.destination = localPod
       expected.destinationPort = port
@@ -55,7 +55,7 @@ final class LocalRedirect6Tests: EndpointTestCase {
       address, 80, .tcp, revNatID: 7, backendIDs: [7], flags: JUNCTION_SVC_F_LOCAL_REDIRECT)
     let request = PacketBuilder6(.tcp, from: client, 40100, to: address, 80)
     let result = try ProgramTestRun.run(program: fixture.from, packet: request.build())
-    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.verdict, .next)
     var expected = request
     expected.destination = localPod
     expected.destinationPort = 8080
@@ -81,7 +81,7 @@ final class LocalRedirect6Tests: EndpointTestCase {
 
     let own = PacketBuilder6(.tcp, from: localPod, 40001, to: clusterIP, 80).build()
     let untouched = try ProgramTestRun.run(program: fixture.from, packet: own)
-    XCTAssertEqual(untouched.verdict, .ok)
+    XCTAssertEqual(untouched.verdict, .next)
     XCTAssertEqual(untouched.output, own, "no origin: untouched")
     XCTAssertNil(
       try fixture.conntrack6.lookup(
@@ -94,7 +94,7 @@ final class LocalRedirect6Tests: EndpointTestCase {
       clusterIP, 80, .tcp, revNatID: 1, backendIDs: [2], flags: 0,
       scope: JUNCTION_SCOPE_REDIRECT_ORIGIN)
     let result = try ProgramTestRun.run(program: fixture.from, packet: own)
-    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.verdict, .next)
     let out = ParsedFrame6(result.output)
     XCTAssertEqual(out.destination, remoteBackend, "the original Service's backend")
     XCTAssertEqual(out.source, localPod)

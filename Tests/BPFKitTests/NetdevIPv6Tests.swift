@@ -155,7 +155,7 @@ final class NetdevIPv6Tests: XCTestCase {
 
     // The backend's node reads it back: the reply leaves with the frontend as source.
     let backendNode = try run(from, output)
-    XCTAssertEqual(backendNode.verdict, .ok, "up to the pod")
+    XCTAssertEqual(backendNode.verdict, .next, "up to the pod")
     var answer = PacketBuilder6(.tcp, from: backend, 8080, to: client, 40000)
     answer.tcpFlags = 0x12
     let egress = try run(to, answer.build())
@@ -177,7 +177,7 @@ final class NetdevIPv6Tests: XCTestCase {
       type: 135, from: client, to: ipv6("ff02::1:ff00:1"), body: [0, 0, 0, 0] + node,
       hopLimit: 255)
     let result = try run(from, solicitation)
-    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.verdict, .next)
     XCTAssertEqual(Array(result.output.prefix(solicitation.count)), solicitation)
   }
 
@@ -236,7 +236,7 @@ final class NetdevIPv6Tests: XCTestCase {
       type: 1, code: 4, from: backend, to: node,
       quote: quote(PacketBuilder6(.udp, from: node, 40300, to: backend, 8080).build(), 48))
     let result = try run(from, error)
-    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.verdict, .next)
     XCTAssertEqual(result.output, error)
   }
 
@@ -246,13 +246,13 @@ final class NetdevIPv6Tests: XCTestCase {
     try program(proto: .udp, dsr: false, local: true)
     let sent = PacketBuilder6(.udp, from: client, 40000, to: node, nodePort)
     let delivered = try run(from, sent.build())
-    XCTAssertEqual(delivered.verdict, .ok)
+    XCTAssertEqual(delivered.verdict, .next)
 
     for length in [nil, 48] {
       let error = icmp6ErrorFrame(
         type: 1, code: 4, from: localBackend, to: client, quote: quote(delivered.output, length))
       let result = try run(to, error)
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       let expected = icmp6ErrorFrame(
         type: 1, code: 4, from: node, to: client, quote: quote(sent.build(), length))
       XCTAssertEqual(result.output, expected, "quote of \(length ?? 0) bytes")

@@ -149,10 +149,10 @@ final class NetdevTests: XCTestCase {
     toNode.destinationPort = 22
     for frame in [arpFrame(), request().build(), toNode.build()] {
       let result = try run(from, frame)
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       XCTAssertEqual(result.output, frame)
       let egress = try run(to, frame)
-      XCTAssertEqual(egress.verdict, .ok)
+      XCTAssertEqual(egress.verdict, .next)
       XCTAssertEqual(egress.output, frame)
     }
     XCTAssertTrue(try datapath.conntrack.keys(as: junction_ct4_key.self).isEmpty)
@@ -163,7 +163,7 @@ final class NetdevTests: XCTestCase {
   func testALocalBackendIsDNATedAndItsRepliesGetTheFrontendOnEgress() throws {
     try program(backend: localBackend, local: true, dsr: true)
     let result = try run(from, request().build())
-    XCTAssertEqual(result.verdict, .ok, "the kernel routes it to the pod")
+    XCTAssertEqual(result.verdict, .next, "the kernel routes it to the pod")
     let out = ParsedFrame(result.output)
     XCTAssertEqual(out.destination, localBackend)
     XCTAssertEqual(out.destinationPort, 8080)
@@ -176,7 +176,7 @@ final class NetdevTests: XCTestCase {
     XCTAssertEqual(back.flags, UInt16(JUNCTION_CT_F_EXTERNAL))
 
     let answer = try run(to, reply(from: localBackend, 8080, to: client, 40000).build())
-    XCTAssertEqual(answer.verdict, .ok)
+    XCTAssertEqual(answer.verdict, .next)
     XCTAssertEqual(ParsedFrame(answer.output).source, nodeAddress)
     XCTAssertEqual(ParsedFrame(answer.output).sourcePort, nodePort)
     assertChecksums(answer.output)
@@ -573,7 +573,7 @@ final class NetdevTests: XCTestCase {
     request.options = [0x9a, 8] + bytes(nodePort) + frontend
     let frame = request.build()
     let result = try run(from, frame)
-    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.verdict, .next)
     XCTAssertEqual(result.output, frame, "passed to the pod as it came")
     let recorded = try XCTUnwrap(try entry(remoteBackend, 8080, client, 40000, JUNCTION_CT_REPLY))
     XCTAssertEqual(recorded.flags, UInt16(JUNCTION_CT_F_DSR))
@@ -581,7 +581,7 @@ final class NetdevTests: XCTestCase {
     XCTAssertEqual(recorded.nat_port, be16(nodePort))
 
     let answer = try run(to, reply(from: remoteBackend, 8080, to: client, 40000).build())
-    XCTAssertEqual(answer.verdict, .ok)
+    XCTAssertEqual(answer.verdict, .next)
     let out = ParsedFrame(answer.output)
     XCTAssertEqual(out.source, frontend)
     XCTAssertEqual(out.sourcePort, nodePort)
@@ -681,7 +681,7 @@ final class NetdevTests: XCTestCase {
     ]
     for frame in frames {
       let result = try run(from, frame)
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       XCTAssertEqual(result.output, frame)
     }
   }
@@ -693,13 +693,13 @@ final class NetdevTests: XCTestCase {
     try program(backend: localBackend, local: true, dsr: false, proto: .udp)
     let sent = request(.udp)
     let delivered = try run(from, sent.build())
-    XCTAssertEqual(delivered.verdict, .ok)
+    XCTAssertEqual(delivered.verdict, .next)
 
     for length in [nil, 28] {
       let error = icmpFrame(
         type: 3, code: 3, from: localBackend, to: client, quote: quote(delivered.output, length))
       let result = try run(to, error)
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       let expected = icmpFrame(
         type: 3, code: 3, from: nodeAddress, to: client, quote: quote(sent.build(), length))
       XCTAssertEqual(result.output, expected, "quote of \(length ?? 0) bytes")

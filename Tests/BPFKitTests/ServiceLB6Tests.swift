@@ -52,7 +52,7 @@ final class ServiceLB6Tests: EndpointTestCase {
 
       let result = try ProgramTestRun.run(program: fixture.from, packet: input)
 
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       let out = ParsedFrame6(result.output)
       XCTAssertEqual(out.destination, backend, "\(l4)")
       XCTAssertEqual(out.destinationPort, backendPort)
@@ -88,13 +88,13 @@ final class ServiceLB6Tests: EndpointTestCase {
       (.udp, backendAddresses[2], 5353, 53),
     ] {
       XCTAssertEqual(
-        try ProgramTestRun.run(program: fixture.from, packet: request(l4).build()).verdict, .ok)
+        try ProgramTestRun.run(program: fixture.from, packet: request(l4).build()).verdict, .next)
       var answer = PacketBuilder6(l4, from: backend, backendPort, to: client, 40000, tcpFlags: 0x12)
       answer.payload = Array("an answer".utf8)
 
       let result = try ProgramTestRun.run(program: fixture.to, packet: answer.build())
 
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       let out = ParsedFrame6(result.output)
       XCTAssertEqual(out.source, vip, "\(l4)")
       XCTAssertEqual(out.sourcePort, servicePort)
@@ -109,7 +109,7 @@ final class ServiceLB6Tests: EndpointTestCase {
     // Something from a backend that is no service reply passes untouched.
     let unrelated = PacketBuilder6(.tcp, from: backendAddresses[1], 8080, to: client, 40999).build()
     let result = try ProgramTestRun.run(program: fixture.to, packet: unrelated)
-    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.verdict, .next)
     XCTAssertEqual(result.output, unrelated)
   }
 
@@ -127,23 +127,25 @@ final class ServiceLB6Tests: EndpointTestCase {
       return (entry?.flags ?? 0) & UInt16(JUNCTION_CT_F_CLOSING) != 0
     }
     XCTAssertEqual(
-      try ProgramTestRun.run(program: fixture.from, packet: request().build()).verdict, .ok)
+      try ProgramTestRun.run(program: fixture.from, packet: request().build()).verdict, .next)
     XCTAssertFalse(try closing(serviceKey))
     XCTAssertFalse(try closing(replyKey))
 
     var fin = request()
     fin.tcpFlags = 0x11  // FIN, ACK
-    XCTAssertEqual(try ProgramTestRun.run(program: fixture.from, packet: fin.build()).verdict, .ok)
+    XCTAssertEqual(
+      try ProgramTestRun.run(program: fixture.from, packet: fin.build()).verdict, .next)
     XCTAssertTrue(try closing(serviceKey), "the client's FIN")
     XCTAssertFalse(try closing(replyKey))
     let reset = PacketBuilder6(
       .tcp, from: backendAddresses[1], 8080, to: client, 40000, tcpFlags: 0x04)
-    XCTAssertEqual(try ProgramTestRun.run(program: fixture.to, packet: reset.build()).verdict, .ok)
+    XCTAssertEqual(
+      try ProgramTestRun.run(program: fixture.to, packet: reset.build()).verdict, .next)
     XCTAssertTrue(try closing(replyKey), "the backend's RST")
 
     // The client reuses its port: the SYN opens the service entry again.
     XCTAssertEqual(
-      try ProgramTestRun.run(program: fixture.from, packet: request().build()).verdict, .ok)
+      try ProgramTestRun.run(program: fixture.from, packet: request().build()).verdict, .next)
     XCTAssertFalse(try closing(serviceKey), "a SYN reopens")
   }
 
@@ -237,7 +239,7 @@ final class ServiceLB6Tests: EndpointTestCase {
 
       let result = try ProgramTestRun.run(program: fixture.from, packet: input)
 
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       let out = ParsedFrame6(result.output)
       XCTAssertEqual(out.l4Offset, 54 + 8 + 16)
       XCTAssertEqual(out.destination, backendAddresses[0])
@@ -278,7 +280,7 @@ final class ServiceLB6Tests: EndpointTestCase {
       XCTAssertTrue(ParsedFrame6(frame).l4ChecksumValid)
       for program in [fixture.from, fixture.to] {
         let result = try ProgramTestRun.run(program: program, packet: frame)
-        XCTAssertEqual(result.verdict, .ok, "ICMPv6 type \(frame[54])")
+        XCTAssertEqual(result.verdict, .next, "ICMPv6 type \(frame[54])")
         XCTAssertEqual(result.output, frame, "ICMPv6 type \(frame[54]) untouched")
       }
     }
@@ -335,7 +337,7 @@ final class ServiceLB6Tests: EndpointTestCase {
     // Four headers are walked: the same service packet is translated.
     long.extensions.removeLast()
     let four = try ProgramTestRun.run(program: fixture.from, packet: long.build())
-    XCTAssertEqual(four.verdict, .ok)
+    XCTAssertEqual(four.verdict, .next)
     XCTAssertEqual(ParsedFrame6(four.output).destination, backendAddresses[0])
     XCTAssertTrue(ParsedFrame6(four.output).l4ChecksumValid)
   }
@@ -348,7 +350,7 @@ final class ServiceLB6Tests: EndpointTestCase {
     later.extensions = [.init(type: 44, fragmentOffset: 3)]
     for frame in [first.build(), later.build()] {
       let result = try ProgramTestRun.run(program: fixture.from, packet: frame)
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       XCTAssertEqual(result.output, frame)
     }
   }
@@ -378,7 +380,7 @@ final class ServiceLB6Tests: EndpointTestCase {
     let mapped = PacketBuilder6(.tcp, from: client, 40000, to: ipv6("::ffff:10.96.0.10"), 80)
       .build()
     let result = try ProgramTestRun.run(program: fixture.from, packet: mapped)
-    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.verdict, .next)
     XCTAssertEqual(result.output, mapped)
     XCTAssertEqual(try fixture.conntrack6.keys(as: junction_ct6_key.self).count, 0)
 

@@ -141,7 +141,7 @@ final class ServiceLBTests: XCTestCase {
 
     let result = try runFrom(input)
 
-    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.verdict, .next)
     let out = ParsedFrame(result.output)
     XCTAssertEqual(out.destination, backendAddresses[1])
     XCTAssertEqual(out.destinationPort, 8080)
@@ -181,7 +181,7 @@ final class ServiceLBTests: XCTestCase {
     var expected = packet
     expected.destination = backendAddresses[2]
     expected.destinationPort = 5353
-    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.verdict, .next)
     XCTAssertEqual(result.output, expected.build())
     let out = ParsedFrame(result.output)
     XCTAssertTrue(out.ipChecksumValid)
@@ -229,21 +229,21 @@ final class ServiceLBTests: XCTestCase {
       XCTAssertNotNil(entry)
       return (entry?.flags ?? 0) & UInt16(JUNCTION_CT_F_CLOSING) != 0
     }
-    XCTAssertEqual(try runFrom(request().build()).verdict, .ok)
+    XCTAssertEqual(try runFrom(request().build()).verdict, .next)
     XCTAssertFalse(try closing(serviceKey))
     XCTAssertFalse(try closing(replyKey))
 
     var fin = request()
     fin.tcpFlags = 0x11  // FIN, ACK
-    XCTAssertEqual(try runFrom(fin.build()).verdict, .ok)
+    XCTAssertEqual(try runFrom(fin.build()).verdict, .next)
     XCTAssertTrue(try closing(serviceKey), "the client's FIN")
     XCTAssertFalse(try closing(replyKey))
     var reset = PacketBuilder(.tcp, from: backendAddresses[1], 8080, to: client, 40000)
     reset.tcpFlags = 0x04  // RST
-    XCTAssertEqual(try runTo(reset.build()).verdict, .ok)
+    XCTAssertEqual(try runTo(reset.build()).verdict, .next)
     XCTAssertTrue(try closing(replyKey), "the backend's RST")
 
-    XCTAssertEqual(try runFrom(request().build()).verdict, .ok)
+    XCTAssertEqual(try runFrom(request().build()).verdict, .next)
     XCTAssertFalse(try closing(serviceKey), "a SYN reopens")
   }
 
@@ -266,7 +266,7 @@ final class ServiceLBTests: XCTestCase {
       reply.payload = Array("pong".utf8)
       let result = try runTo(reply.build())
 
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       let out = ParsedFrame(result.output)
       XCTAssertEqual(out.source, vip, "\(l4)")
       XCTAssertEqual(out.sourcePort, 80)
@@ -300,7 +300,7 @@ final class ServiceLBTests: XCTestCase {
     for frame in [other.build(), otherPort.build(), otherProto.build(), arpFrame(), udpFrame()] {
       for program in [from!, to!] {
         let result = try ProgramTestRun.run(program: program, packet: frame)
-        XCTAssertEqual(result.verdict, .ok)
+        XCTAssertEqual(result.verdict, .next)
         XCTAssertEqual(result.output, frame)
       }
     }
@@ -345,7 +345,7 @@ final class ServiceLBTests: XCTestCase {
     var packet = request()
     packet.options = [0x94, 0x04, 0, 0]  // router alert: ihl = 6
     let result = try runFrom(packet.build())
-    XCTAssertEqual(result.verdict, .ok)
+    XCTAssertEqual(result.verdict, .next)
     let index = try XCTUnwrap(backendIndex(result.output))
     var expected = packet
     expected.destination = backendAddresses[index]
@@ -366,7 +366,7 @@ final class ServiceLBTests: XCTestCase {
     later.fragment = 0x0003  // offset 24 bytes, last
     for frame in [first.build(), later.build()] {
       let result = try runFrom(frame)
-      XCTAssertEqual(result.verdict, .ok)
+      XCTAssertEqual(result.verdict, .next)
       XCTAssertEqual(result.output, frame)
     }
     XCTAssertEqual(try datapath.conntrack.keys(as: junction_ct4_key.self).count, 0)

@@ -159,7 +159,7 @@ final class TrafficControlTests: XCTestCase {
     let map = try object!.map(named: JUNCTION_MAP_ENDPOINT_COUNTERS)
     let result = try ProgramTestRun.run(
       program: pinned(JUNCTION_PROG_FROM_ENDPOINT), packet: udpFrame(), ifindex: ifindex)
-    XCTAssertEqual(result.returnValue, 0)
+    XCTAssertEqual(result.returnValue, UInt32(bitPattern: -1), "TC_ACT_UNSPEC: passed on")
     let counters = try map.lookupSum(
       junction_endpoint_key(ifindex: UInt32(ifindex)), as: junction_endpoint_counters.self)
     XCTAssertEqual(counters?.from_packets, 1)
@@ -188,6 +188,90 @@ final class TrafficControlTests: XCTestCase {
       BPF_PROG_TYPE_SCHED_CLS, "other_tool", "GPL", &instructions, instructions.count, nil)
     XCTAssertGreaterThanOrEqual(fd, 0, "bpf_prog_load: \(-fd)")
     return try BPFProgram(owning: fd, describedAs: "other_tool")
+  }
+
+  /// Another tool's program that drops every packet (TC_ACT_SHOT), as a network policy
+  /// agent's does for a denied one.
+  private func foreignDropProgram() throws -> BPFProgram {
+    var instructions = [
+      bpf_insn(code: 0xb7, dst_reg: 0, src_reg: 0, off: 0, imm: 2),  // r0 = TC_ACT_SHOT
+      bpf_insn(code: 0x95, dst_reg: 0, src_reg: 0, off: 0, imm: 0),  // exit
+    ]
+    let fd = bpf_prog_load(
+      BPF_PROG_TYPE_SCHED_CLS, "policy_tool", "GPL", &instructions, instructions.count, nil)
+    XCTAssertGreaterThanOrEqual(fd, 0, "bpf_prog_load: \(-fd)")
+    return try BPFProgram(owning: fd, describedAs: "policy_tool")
+  }
+
+  /// Attaches `program` on the host end's ingress after Junction's: on tcx at the end of the
+  /// list, on clsact as a filter of another handle at priority 2. Returns what detaches it.
+  private func attachAfterJunction(_ program: BPFProgram, on hook: TrafficControl.Hook) throws
+    -> () -> Void
+  {
+    let ifindex = link!.hostIndex
+    switch hook {
+    case .tcx:
+      let attachType = TrafficControl.Direction.ingress.tcxAttachType
+      XCTAssertEqual(bpf_prog_attach_opts(program.fd, ifindex, attachType, nil), 0)
+      return {
+        withExtendedLifetime(program) { _ = bpf_prog_detach2(program.fd, ifindex, attachType) }
+      }
+    case .clsact:
+      var tcHook = bpf_tc_hook()
+      tcHook.sz = libbpfOptionsSize(\bpf_tc_hook.parent)
+      tcHook.ifindex = ifindex
+      tcHook.attach_point = BPF_TC_INGRESS
+      _ = bpf_tc_hook_create(&tcHook)
+      var options = bpf_tc_opts()
+      options.sz = libbpfOptionsSize(\bpf_tc_opts.priority)
+      options.handle = 7
+      options.priority = 2
+      options.prog_fd = program.fd
+      XCTAssertEqual(bpf_tc_attach(&tcHook, &options), 0)
+      return {
+        var detach = bpf_tc_opts()
+        detach.sz = libbpfOptionsSize(\bpf_tc_opts.priority)
+        detach.handle = 7
+        detach.priority = 2
+        _ = bpf_tc_detach(&tcHook, &detach)
+      }
+    }
+  }
+
+  /// Chained after another CNI, Junction's program is not the only one on a pod's host veth:
+  /// a network policy agent's (aws-network-policy-agent on EKS, Calico's eBPF programs)
+  /// can run on the same hook after it. For every packet Junction passes, its program must
+  /// let the hook go on (TC_ACT_UNSPEC, tcx's TCX_NEXT): TC_ACT_OK would end the filter chain
+  /// (clsact) or skip every later program and all clsact filters (tcx), and the policy
+  /// would never see the pod's packets. Witness: the other tool drops everything, so the
+  /// pod's echo replies (host end's ingress) must be lost while it is there.
+  func testAnotherToolsProgramAfterJunctionsStillSeesThePodsPackets() throws {
+    try requirePrerequisite(
+      Shell.run(["ping", "-V"]).status == 0, "ping is missing (apt-get install iputils-ping)")
+    let cases: [(junction: TrafficControl.Hook, other: TrafficControl.Hook)] =
+      TrafficControl.kernelHasTCX()
+      ? [(.clsact, .clsact), (.tcx, .tcx), (.tcx, .clsact)] : [(.clsact, .clsact)]
+    try requirePrerequisite(cases.count == 3, "this kernel has no tcx hook (Linux 6.6 or later)")
+    let ifindex = link!.hostIndex
+    let ping = ["ping", "-c", "2", "-i", "0.2", "-W", "1", link!.podAddress]
+    for (junctionHook, otherHook) in cases {
+      try TrafficControl.attach(
+        program: pinned(JUNCTION_PROG_FROM_ENDPOINT), ifindex: ifindex, direction: .ingress,
+        hook: junctionHook)
+      try TrafficControl.attach(
+        program: pinned(JUNCTION_PROG_TO_ENDPOINT), ifindex: ifindex, direction: .egress,
+        hook: junctionHook)
+      XCTAssertEqual(try Shell.run(ping).status, 0, "no traffic to begin with")
+      let detachOther = try attachAfterJunction(foreignDropProgram(), on: otherHook)
+      XCTAssertNotEqual(
+        try Shell.run(ping).status, 0,
+        "Junction on \(junctionHook) ended the hook: the other tool's program on \(otherHook) "
+          + "never saw the pod's packets")
+      detachOther()
+      XCTAssertEqual(try Shell.run(ping).status, 0, "after the other tool's program went")
+      try TrafficControl.detach(ifindex: ifindex, direction: .ingress)
+      try TrafficControl.detach(ifindex: ifindex, direction: .egress)
+    }
   }
 
   func testTCXPutsJunctionFirstAndReplacesItInPlace() throws {

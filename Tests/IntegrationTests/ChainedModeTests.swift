@@ -218,6 +218,47 @@ final class ChainedModeTests: XCTestCase {
     XCTAssertEqual(try node.hostLinks(), [])
   }
 
+  /// Chained after another CNI, a network policy agent's program can sit on the same veth
+  /// after Junction's. Junction passes every packet on to it (bpf/lib/verdict.h), service
+  /// packets translated: a policy refusing TCP to the backends' port (8080) on the client's
+  /// veth refuses the client's connections to the ClusterIP (port 80) too, and once it is
+  /// gone they go through again. (With TC_ACT_OK, Junction's verdict ended the hook and the
+  /// policy never saw a packet.)
+  func testAPolicyProgramAfterJunctionsSeesTheServiceTrafficTranslated() throws {
+    let node = try ptpNode(podSubnet: "10.240.45.0/24")
+    let backends = PodTraffic(node: node)
+    traffic.append(backends)
+    let client = try node.makePodNamespace()
+    let (_, clientVeth) = try addPod(node, client, hostInterfaceAt: 0, interfaceCount: 2)
+    let backend = try node.makePodNamespace()
+    let (address, _) = try addPod(node, backend, hostInterfaceAt: 0, interfaceCount: 2)
+    try backends.startBackend("r2d2", in: backend)
+    let clusterIP = "10.96.0.45"
+    let applied = try junctionctl(
+      node, ["apply", "-f", "-"],
+      stdin: ServiceManifest.clusterIP(name: "droids", clusterIP: clusterIP, backends: [address]))
+    XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr)
+    func answers() throws -> [String] {
+      try backends.connect(from: client, to: clusterIP, port: 80, count: 2)
+    }
+    XCTAssertEqual(try answers().map { $0.hasPrefix("r2d2") }, [true, true])
+
+    let policy = try PolicyProgram(refusingTCPPort: 8080, in: node.name, link: clientVeth)
+    defer { policy.remove() }
+    let attached = try filters(node, on: clientVeth)
+    XCTAssertTrue(attached.contains("from_endpoint"), attached)
+    XCTAssertTrue(attached.contains("refuse_port"), attached)
+    XCTAssertEqual(try answers(), ["timeout", "timeout"], "the policy did not see the packets")
+
+    policy.remove()
+    XCTAssertEqual(try answers().map { $0.hasPrefix("r2d2") }, [true, true])
+    for pod in [client, backend] {
+      let del = try node.driver("del", pod: pod)
+      XCTAssertEqual(del.status, 0, del.stdout + del.stderr)
+    }
+    XCTAssertEqual(try node.hostLinks(), [])
+  }
+
   // MARK: - The shipped examples
 
   /// cni-conf/'s bridge and ptp examples as shipped, but for what a user must set (the

@@ -105,7 +105,7 @@ struct PerPacketBenchmark {
       let result = try ProgramTestRun.run(program: program, packet: frame, repeat: count)
       let destination = Frames.destination(result.output)
       let backends = (0..<PerPacketBenchmark.backends).map { layout.backendAddress(service, $0) }
-      guard result.verdict == .ok, backends.contains(destination) else {
+      guard result.verdict == .next, backends.contains(destination) else {
         throw Options.Invalid(
           description: "service \(service) of \(services): verdict \(result.returnValue), "
             + "destination \(text(destination)), expected one of \(backends.map(text))")
@@ -123,7 +123,7 @@ struct PerPacketBenchmark {
         source: backend, destination: client.address, sourcePort: 8080,
         destinationPort: client.port, flags: Frames.ack)
       let result = try ProgramTestRun.run(program: replyProgram, packet: frame, repeat: count)
-      guard result.verdict == .ok, Frames.source(result.output) == layout.vipAddress(service)
+      guard result.verdict == .next, Frames.source(result.output) == layout.vipAddress(service)
       else {
         throw Options.Invalid(
           description: "reply of service \(service) of \(services): verdict "
