@@ -54,37 +54,31 @@ final class PolicyProgram {
   /// argv: the pin path, the port. Classic packet loads (LD_ABS) from the Ethernet frame:
   /// ethertype IPv4, protocol TCP, and the destination port of a 20-byte IPv4 header
   /// (a pod's packets carry no IP options). TC_ACT_SHOT for that port, else TC_ACT_UNSPEC.
-  private static let script = """
-    import ctypes, os, struct, sys
-    libc = ctypes.CDLL(None, use_errno=True)
-    def bpf(cmd, attr):
-        r = libc.syscall(321, cmd, attr, len(attr.raw))
-        if r < 0:
-            e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
-        return r
-    def insn(code, regs=0, off=0, imm=0):
-        return struct.pack("<BBhi", code, regs, off, imm)
-    port = int(sys.argv[2])
-    program = b"".join([
-        insn(0xbf, 0x16),              # r6 = r1 (LD_ABS reads the skb in r6)
-        insn(0x28, imm=12),            # r0 = ethertype
-        insn(0x55, off=6, imm=0x0800), # not IPv4: on
-        insn(0x30, imm=23),            # r0 = IPv4 protocol
-        insn(0x55, off=4, imm=6),      # not TCP: on
-        insn(0x28, imm=36),            # r0 = TCP destination port
-        insn(0x55, off=2, imm=port),   # another port: on
-        insn(0xb7, imm=2),             # TC_ACT_SHOT
-        insn(0x95),
-        insn(0xb7, imm=-1),            # TC_ACT_UNSPEC
-        insn(0x95),
-    ])
-    code = ctypes.create_string_buffer(program, len(program))
-    license = ctypes.create_string_buffer(b"GPL")
-    attr = ctypes.create_string_buffer(128)
-    struct.pack_into("<IIQQ", attr, 0, 3, len(program) // 8, ctypes.addressof(code), ctypes.addressof(license))
-    struct.pack_into("16s", attr, 48, b"refuse_port")
-    fd = bpf(5, attr)  # BPF_PROG_LOAD, BPF_PROG_TYPE_SCHED_CLS
-    path = ctypes.create_string_buffer(sys.argv[1].encode())
-    bpf(6, ctypes.create_string_buffer(struct.pack("<QI", ctypes.addressof(path), fd), 16))  # OBJ_PIN
-    """
+  private static let script =
+    TCXWitness.pythonPrelude + """
+      def insn(code, regs=0, off=0, imm=0):
+          return struct.pack("<BBhi", code, regs, off, imm)
+      port = int(sys.argv[2])
+      program = b"".join([
+          insn(0xbf, 0x16),              # r6 = r1 (LD_ABS reads the skb in r6)
+          insn(0x28, imm=12),            # r0 = ethertype
+          insn(0x55, off=6, imm=0x0800), # not IPv4: on
+          insn(0x30, imm=23),            # r0 = IPv4 protocol
+          insn(0x55, off=4, imm=6),      # not TCP: on
+          insn(0x28, imm=36),            # r0 = TCP destination port
+          insn(0x55, off=2, imm=port),   # another port: on
+          insn(0xb7, imm=2),             # TC_ACT_SHOT
+          insn(0x95),
+          insn(0xb7, imm=-1),            # TC_ACT_UNSPEC
+          insn(0x95),
+      ])
+      code = ctypes.create_string_buffer(program, len(program))
+      license = ctypes.create_string_buffer(b"GPL")
+      attr = ctypes.create_string_buffer(128)
+      struct.pack_into("<IIQQ", attr, 0, 3, len(program) // 8, ctypes.addressof(code), ctypes.addressof(license))
+      struct.pack_into("16s", attr, 48, b"refuse_port")
+      fd = bpf(5, attr)  # BPF_PROG_LOAD, BPF_PROG_TYPE_SCHED_CLS
+      path = ctypes.create_string_buffer(sys.argv[1].encode())
+      bpf(6, ctypes.create_string_buffer(struct.pack("<QI", ctypes.addressof(path), fd), 16))  # OBJ_PIN
+      """
 }
