@@ -33,8 +33,9 @@ affinity whose backend is P0, so the datapath holds conntrack and affinity entri
 
 Leaks counted (distinct items, kept across cycles): host veths `jnc*` (P0's aside), the pod's
 `eth0` left after DEL, host-local allocation files, agent endpoints (API and state files),
-deletion-queue records, tc filters and clsact qdiscs on other links than P0's (or not exactly
-Junction's two filters there), conntrack and affinity entries of pods no longer there (any
+deletion-queue records, tc filters, tcx programs and clsact qdiscs on other links than P0's
+(or not exactly Junction's two programs there, on the agent's `--tc-hook`; with tcx, no qdisc
+anywhere), conntrack and affinity entries of pods no longer there (any
 pod address but P0's), counter-map keys of unregistered endpoints, pins beyond the agent's own, and agent
 processes beyond ours, and lost deletions (a DEL that succeeded while the agent stopped or
 died, and left the endpoint stored without a queue record; checked before the restart,
@@ -226,6 +227,7 @@ class Soak:
         self.random = random.Random(args.seed)
         self.pid = os.getpid()
         self.node = f"jsk{self.pid % 100000}n"
+        self.tc_hook = "clsact"  # the agent's, from GET /v1/config once it runs
         self.bridge = f"jsk{self.pid % 100000}b"
         self.chained = args.mode == "chained"
         self.directory = Path(tempfile.mkdtemp(prefix=f"junction-soak-{self.pid}-"))
@@ -389,6 +391,9 @@ class Soak:
             if self.agent.poll() is not None:
                 raise RuntimeError(f"the agent exited with {self.agent.returncode} at start")
             if api(self.socket, "GET", "/v1/healthz", timeout=1)[0] == 200:
+                status, body = api(self.socket, "GET", "/v1/config", timeout=5)
+                if status == 200:
+                    self.tc_hook = json.loads(body).get("tcHook") or "clsact"
                 return
             time.sleep(0.02)
         raise RuntimeError("the agent did not answer within 20 s")
@@ -670,6 +675,26 @@ class Soak:
                 names.append(parts[1].strip().split("@")[0])
         return [name for name in names if name != "lo"]
 
+    def programs(self, links):
+        """{link: ["ingress:NAME", "tcx-egress:NAME", ...]}: the tc filters on both clsact hooks
+        (tc(8)) and the programs on both tcx hooks (tcxprog.py: Debian 12's tc cannot list
+        tcx) of each link in the node."""
+        found = {link: [] for link in links}
+        for link in links:
+            for hook in ("ingress", "egress"):
+                shown = run(["ip", "netns", "exec", self.node, "tc", "filter", "show", "dev", link,
+                             hook]).stdout.decode()
+                found[link] += [f"{hook}:{line.split(' name ', 1)[1].split()[0]}"
+                                for line in shown.splitlines() if " name " in line]
+        listed = run(["ip", "netns", "exec", self.node, "python3", str(REPO / "bench/tcxprog.py"),
+                      "names"] + links)
+        if listed.returncode != 0:
+            raise RuntimeError(f"tcxprog.py names: {listed.stderr.decode().strip()}")
+        for line in listed.stdout.decode().splitlines():
+            link, program = line.split(" ", 1)
+            found[link].append(program)
+        return found
+
     def check(self, final=False):
         """Counts what leaked. Links, allocations, filters, pins and processes count at once;
         what the agent removes when it applies a queued deletion (endpoints, state files,
@@ -681,21 +706,17 @@ class Soak:
         for link in links:
             if link not in (self.p0_host, self.bridge):
                 self.leaks["host-veths"].add(link)
+        attached = self.programs(links + ["lo"])
         for link in links + ["lo"]:
             qdiscs = run(["ip", "netns", "exec", self.node, "tc", "qdisc", "show", "dev",
                           link]).stdout.decode()
-            if "clsact" in qdiscs and link != self.p0_host:
+            if "clsact" in qdiscs and (link != self.p0_host or self.tc_hook == "tcx"):
                 self.leaks["tc-qdiscs"].add(link)
-            filters = []
-            for hook in ("ingress", "egress"):
-                shown = run(["ip", "netns", "exec", self.node, "tc", "filter", "show", "dev", link,
-                             hook]).stdout.decode()
-                filters += [f"{hook}:{line.split(' name ', 1)[1].split()[0]}"
-                            for line in shown.splitlines() if " name " in line]
-            expected = ["egress:to_endpoint", "ingress:from_endpoint"] \
+            prefix = "tcx-" if self.tc_hook == "tcx" else ""
+            expected = [f"{prefix}egress:to_endpoint", f"{prefix}ingress:from_endpoint"] \
                 if link == self.p0_host else []
-            if sorted(filters) != expected:
-                self.leaks["tc-filters"].add(f"{link}: {filters}")
+            if sorted(attached[link]) != expected:
+                self.leaks["tc-filters"].add(f"{link}: {attached[link]}")
         held = sorted(name for name in os.listdir(self.ipam / NETWORK)
                       if not name.startswith("last_reserved_ip") and name != "lock") \
             if (self.ipam / NETWORK).exists() else []
@@ -817,9 +838,8 @@ class Soak:
         if status != 200 or [e["id"] for e in json.loads(body)] != [self.p0_id]:
             self.gc_failures.append(f"after GC: {status} {body[:300]}")
         if host in self.node_links():
-            filters = run(["ip", "netns", "exec", self.node, "tc", "filter", "show", "dev", host,
-                           "ingress"]).stdout.decode()
-            if not self.chained or "from_endpoint" in filters:
+            programs = self.programs([host])[host]
+            if not self.chained or any(p.endswith("ingress:from_endpoint") for p in programs):
                 self.gc_failures.append(f"after GC the orphan's {host} is still attached")
         self.gc_orphans += 1
         self.delete(orphan)

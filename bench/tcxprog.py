@@ -1,7 +1,10 @@
 """The programs on interfaces' tcx hooks (Linux 6.6+), through the bpf(2) syscall, for
-veth-prog-cost.sh (Debian 12's tc(8) and no bpftool here can show or change tcx):
+veth-prog-cost.sh and soak.py (Debian 12's tc(8) and no bpftool here can show or change tcx):
 
     python3 bench/tcxprog.py ids IFNAME...           ids of every program on their tcx hooks
+    python3 bench/tcxprog.py names IFNAME...         "IFNAME tcx-ingress:NAME" (or tcx-egress)
+                                                     for each, in the order they run; nothing
+                                                     on a kernel without tcx
     python3 bench/tcxprog.py replace-empty IFNAME... every program there replaced by one that
                                                      only returns TC_ACT_OK (loaded here)
     python3 bench/tcxprog.py clear IFNAME...         every program there detached
@@ -19,7 +22,7 @@ import sys
 from bpfsyscall import bpf, bpf_call
 
 BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_DETACH = 5, 8, 9
-BPF_PROG_GET_FD_BY_ID, BPF_PROG_QUERY = 13, 16
+BPF_PROG_GET_FD_BY_ID, BPF_OBJ_GET_INFO_BY_FD, BPF_PROG_QUERY = 13, 15, 16
 BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47
 BPF_PROG_TYPE_SCHED_CLS = 3
 
@@ -28,6 +31,30 @@ def attached(index, attach_type):
     ids = (ctypes.c_uint32 * 64)()
     _, reply = bpf_call(BPF_PROG_QUERY, struct.pack("<IIIIQI", index, attach_type, 0, 0, ctypes.addressof(ids), 64))
     return list(ids[: struct.unpack_from("<I", reply.raw, 24)[0]])
+
+
+def program_name(prog_id):
+    fd = bpf(BPF_PROG_GET_FD_BY_ID, struct.pack("<I", prog_id))
+    try:
+        info = ctypes.create_string_buffer(256)
+        bpf(BPF_OBJ_GET_INFO_BY_FD, struct.pack("<IIQ", fd, 256, ctypes.addressof(info)))
+        return info.raw[64:80].split(b"\0")[0].decode()  # bpf_prog_info.name
+    finally:
+        os.close(fd)
+
+
+def names(interfaces):
+    for name in interfaces:
+        index = socket.if_nametoindex(name)
+        for hook, attach_type in (("ingress", BPF_TCX_INGRESS), ("egress", BPF_TCX_EGRESS)):
+            try:
+                ids = attached(index, attach_type)
+            except OSError as error:
+                if error.errno == 22:  # EINVAL: a kernel without tcx has nothing there
+                    return
+                raise
+            for prog_id in ids:
+                print(f"{name} tcx-{hook}:{program_name(prog_id)}")
 
 
 def empty_program():
@@ -40,9 +67,12 @@ def empty_program():
 
 
 def main():
-    command, names = sys.argv[1], sys.argv[2:]
+    command, interfaces = sys.argv[1], sys.argv[2:]
+    if command == "names":
+        names(interfaces)
+        return
     empty = empty_program() if command == "replace-empty" else None
-    for name in names:
+    for name in interfaces:
         index = socket.if_nametoindex(name)
         for attach_type in (BPF_TCX_INGRESS, BPF_TCX_EGRESS):
             for prog_id in attached(index, attach_type):
