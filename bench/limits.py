@@ -504,9 +504,8 @@ class Limits(soak.Soak):
         second = self.new_pod()
         during = self.driver("add", second)
         health_status, health = soak.api(self.socket, "GET", "/v1/healthz")
-        filters = soak.run(["ip", "netns", "exec", self.node, "tc", "filter", "show", "dev",
-                            first_host, "ingress"]).stdout.decode()
-        kept_datapath = "from_endpoint" in filters
+        kept_datapath = any(program.endswith("ingress:from_endpoint") for program in
+                            soak.attached_programs(self.node, [first_host])[first_host])
         second_del = self.driver("del", second)
         # The recovery path: the mount back, the agent restarted.
         soak.must(["mount", "-t", "bpf", "bpf", str(self.bpffs)])

@@ -137,11 +137,13 @@ first_answer() {
   return 1
 }
 
-# tc filters on eth0 (both directions) of node $2 (default node1) in lab $1: Junction's
-# device programs.
+# tc filters and tcx programs on eth0 (both directions) of node $2 (default node1) in lab $1:
+# Junction's device programs (on tcx with the agents' default hook on 6.6+ kernels, which
+# Debian 12's tc cannot list: bench/tcxprog.py reads them).
 device_filters() {
   local ns="$1-${2:-node1}"
-  { tc -n "$ns" filter show dev eth0 ingress; tc -n "$ns" filter show dev eth0 egress; } 2>/dev/null |
+  { tc -n "$ns" filter show dev eth0 ingress; tc -n "$ns" filter show dev eth0 egress
+    ip netns exec "$ns" python3 "$repo/bench/tcxprog.py" ids eth0; } 2>/dev/null |
     grep -c . || true
 }
 
@@ -155,6 +157,7 @@ detach_device_programs() {
     for direction in ingress egress; do
       tc -n "$1-$node" filter del dev eth0 "$direction" 2>/dev/null || true
     done
+    ip netns exec "$1-$node" python3 "$repo/bench/tcxprog.py" clear eth0
     (($(device_filters "$1" "$node") == 0)) ||
       { echo "northsouth: lab $1: programs left on $node's eth0 after tc filter del" >&2; exit 1; }
   done

@@ -176,9 +176,12 @@ def links(ns):
 
 
 def filters(ns):
-    """{link: [(hook, program name, id, tag)]} of every tc filter in namespace `ns`."""
+    """{link: [(hook, program name, id, tag)]} of every tc filter (hook "ingress", "egress")
+    and tcx program (hook "tcx-ingress", "tcx-egress", through tcxprog.py: Debian 12's tc
+    cannot list tcx) in namespace `ns`: the agent's default hook, auto, is tcx on 6.6+."""
     found = {}
-    for link in links(ns):
+    names = links(ns)
+    for link in names:
         for hook in ("ingress", "egress"):
             shown = run(["tc", "-n", ns, "filter", "show", "dev", link, hook], check=False).stdout
             for line in shown.splitlines():
@@ -186,6 +189,11 @@ def filters(ns):
                 if match:
                     found.setdefault(link, []).append(
                         (hook, match.group(2), match.group(1), match.group(3)))
+    listed = run(["ip", "netns", "exec", ns, "python3", str(REPO / "bench" / "tcxprog.py"), "list"]
+                 + names).stdout
+    for line in listed.splitlines():
+        link, hook, name, prog_id, tag = line.split()
+        found.setdefault(link, []).append((hook, name, prog_id, tag))
     return found
 
 

@@ -221,6 +221,27 @@ endpoints:
   conditions: {{ready: true}}
 """
 
+def attached_programs(node, links):
+    """{link: ["ingress:NAME", "tcx-egress:NAME", ...]}: the tc filters on both clsact hooks
+    (tc(8)) and the programs on both tcx hooks (tcxprog.py: Debian 12's tc cannot list tcx)
+    of each link in namespace `node`."""
+    found = {link: [] for link in links}
+    for link in links:
+        for hook in ("ingress", "egress"):
+            shown = run(["ip", "netns", "exec", node, "tc", "filter", "show", "dev", link,
+                         hook]).stdout.decode()
+            found[link] += [f"{hook}:{line.split(' name ', 1)[1].split()[0]}"
+                            for line in shown.splitlines() if " name " in line]
+    listed = run(["ip", "netns", "exec", node, "python3", str(REPO / "bench/tcxprog.py"),
+                  "names"] + links)
+    if listed.returncode != 0:
+        raise RuntimeError(f"tcxprog.py names: {listed.stderr.decode().strip()}")
+    for line in listed.stdout.decode().splitlines():
+        link, program = line.split(" ", 1)
+        found[link].append(program)
+    return found
+
+
 class Soak:
     def __init__(self, args):
         self.args = args
@@ -676,24 +697,7 @@ class Soak:
         return [name for name in names if name != "lo"]
 
     def programs(self, links):
-        """{link: ["ingress:NAME", "tcx-egress:NAME", ...]}: the tc filters on both clsact hooks
-        (tc(8)) and the programs on both tcx hooks (tcxprog.py: Debian 12's tc cannot list
-        tcx) of each link in the node."""
-        found = {link: [] for link in links}
-        for link in links:
-            for hook in ("ingress", "egress"):
-                shown = run(["ip", "netns", "exec", self.node, "tc", "filter", "show", "dev", link,
-                             hook]).stdout.decode()
-                found[link] += [f"{hook}:{line.split(' name ', 1)[1].split()[0]}"
-                                for line in shown.splitlines() if " name " in line]
-        listed = run(["ip", "netns", "exec", self.node, "python3", str(REPO / "bench/tcxprog.py"),
-                      "names"] + links)
-        if listed.returncode != 0:
-            raise RuntimeError(f"tcxprog.py names: {listed.stderr.decode().strip()}")
-        for line in listed.stdout.decode().splitlines():
-            link, program = line.split(" ", 1)
-            found[link].append(program)
-        return found
+        return attached_programs(self.node, links)
 
     def check(self, final=False):
         """Counts what leaked. Links, allocations, filters, pins and processes count at once;

@@ -1,10 +1,11 @@
 """The programs on interfaces' tcx hooks (Linux 6.6+), through the bpf(2) syscall, for
-veth-prog-cost.sh and soak.py (Debian 12's tc(8) and no bpftool here can show or change tcx):
+veth-prog-cost.sh, soak.py, limits.py and restarts.py (Debian 12's tc(8) and no bpftool here can show or change tcx):
 
     python3 bench/tcxprog.py ids IFNAME...           ids of every program on their tcx hooks
     python3 bench/tcxprog.py names IFNAME...         "IFNAME tcx-ingress:NAME" (or tcx-egress)
                                                      for each, in the order they run; nothing
                                                      on a kernel without tcx
+    python3 bench/tcxprog.py list IFNAME...          "IFNAME tcx-ingress NAME ID TAG" each
     python3 bench/tcxprog.py replace-empty IFNAME... every program there replaced by one that
                                                      only returns TC_ACT_OK (loaded here)
     python3 bench/tcxprog.py clear IFNAME...         every program there detached
@@ -33,17 +34,20 @@ def attached(index, attach_type):
     return list(ids[: struct.unpack_from("<I", reply.raw, 24)[0]])
 
 
-def program_name(prog_id):
+def name_and_tag(prog_id):
+    """(bpf_prog_info.name, .tag in hex) of a program."""
     fd = bpf(BPF_PROG_GET_FD_BY_ID, struct.pack("<I", prog_id))
     try:
         info = ctypes.create_string_buffer(256)
         bpf(BPF_OBJ_GET_INFO_BY_FD, struct.pack("<IIQ", fd, 256, ctypes.addressof(info)))
-        return info.raw[64:80].split(b"\0")[0].decode()  # bpf_prog_info.name
+        return info.raw[64:80].split(b"\0")[0].decode(), info.raw[8:16].hex()
     finally:
         os.close(fd)
 
 
-def names(interfaces):
+def programs(interfaces):
+    """(interface, "tcx-ingress" or "tcx-egress", name, id, tag) of every program on the
+    interfaces' tcx hooks, in the order they run; none on a kernel without tcx."""
     for name in interfaces:
         index = socket.if_nametoindex(name)
         for hook, attach_type in (("ingress", BPF_TCX_INGRESS), ("egress", BPF_TCX_EGRESS)):
@@ -54,7 +58,8 @@ def names(interfaces):
                     return
                 raise
             for prog_id in ids:
-                print(f"{name} tcx-{hook}:{program_name(prog_id)}")
+                prog_name, tag = name_and_tag(prog_id)
+                yield name, f"tcx-{hook}", prog_name, prog_id, tag
 
 
 def empty_program():
@@ -68,8 +73,10 @@ def empty_program():
 
 def main():
     command, interfaces = sys.argv[1], sys.argv[2:]
-    if command == "names":
-        names(interfaces)
+    if command in ("names", "list"):
+        for interface, hook, name, prog_id, tag in programs(interfaces):
+            print(f"{interface} {hook}:{name}" if command == "names"
+                  else f"{interface} {hook} {name} {prog_id} {tag}")
         return
     empty = empty_program() if command == "replace-empty" else None
     for name in interfaces:

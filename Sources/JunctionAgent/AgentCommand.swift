@@ -127,7 +127,7 @@ struct AgentCommand: AsyncParsableCommand {
         + "a cls_bpf filter, any kernel), tcx (the kernel's tcx hook, 6.6 or later: no qdisc "
         + "or classifier layer, about 1.3 us less per pod connection) or auto (tcx where the "
         + "kernel has it). A start with another hook moves Junction's programs "
-        + "(default: clsact).", valueName: "hook"))
+        + "(default: auto).", valueName: "hook"))
   var tcHook: String?
 
   @Option(

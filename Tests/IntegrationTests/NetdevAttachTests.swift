@@ -18,23 +18,37 @@ final class NetdevAttachTests: DeviceNodeTestCase {
     return try makeNode(prefix: "nd", device: device, peer: "jndev1", address: "192.168.78.2")
   }
 
-  /// The BPF filters on `direction` of the device: (program name, program id) each.
+  /// The BPF programs on `direction` of the device, tc filters then tcx programs: (program
+  /// name, program id) each.
   private func filters(_ node: String, _ direction: String) throws -> [(String, String)] {
     let shown = try Shell.must([
       "ip", "netns", "exec", node, "tc", "filter", "show", "dev", device, direction,
     ])
-    return shown.split(separator: "\n").compactMap { line in
+    let clsact = shown.split(separator: "\n").compactMap { line -> (String, String)? in
       let words = line.split(separator: " ").map(String.init)
       guard let nameAt = words.firstIndex(of: "name"), let idAt = words.firstIndex(of: "id"),
         nameAt + 1 < words.count, idAt + 1 < words.count
       else { return nil }
       return (words[nameAt + 1], words[idAt + 1])
     }
+    let tcx = try TCXWitness.programsWithIDs(in: node, link: device)
+    return clsact + (direction == "ingress" ? tcx.ingress : tcx.egress).map { ($0.name, $0.id) }
   }
 
   func testTheDeviceGetsBothProgramsAndARestartReplacesThemInPlace() throws {
+    try theDeviceGetsBothProgramsAndARestartReplacesThemInPlace(hook: "clsact")
+  }
+
+  /// On a kernel without tcx (before 6.6) the agent refuses `--tc-hook tcx` and this fails,
+  /// as TCXHookTests does.
+  func testTheSameOnTheTCXHook() throws {
+    try theDeviceGetsBothProgramsAndARestartReplacesThemInPlace(hook: "tcx")
+  }
+
+  private func theDeviceGetsBothProgramsAndARestartReplacesThemInPlace(hook: String) throws {
     let node = try makeNode()
-    let agent = try TestAgent(namespace: node, arguments: ["--devices", device])
+    let agent = try TestAgent(
+      namespace: node, arguments: ["--devices", device, "--tc-hook", hook])
     self.agent = agent
 
     let ingress = try filters(node, "ingress")

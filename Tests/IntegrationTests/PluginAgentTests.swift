@@ -35,17 +35,11 @@ final class PluginAgentTests: XCTestCase {
     return counters.compactMapValues { ($0 as? NSNumber)?.uint64Value }
   }
 
-  /// tc filters Junction attached to a host interface, by direction.
+  /// The programs on a host interface's tc hooks (clsact filters and tcx), by direction.
   private func filters(_ node: TestNode, _ hostInterface: String) throws -> (
     ingress: String, egress: String
   ) {
-    let ingress = try node.exec(
-      in: node.name, ["tc", "filter", "show", "dev", hostInterface, "ingress"]
-    ).stdout
-    let egress = try node.exec(
-      in: node.name, ["tc", "filter", "show", "dev", hostInterface, "egress"]
-    ).stdout
-    return (ingress, egress)
+    try HookPrograms.listing(in: node.name, link: hostInterface)
   }
 
   func testAddAttachesBothProgramsAndRegistersThePodWithItsKubernetesIdentity() throws {
@@ -151,10 +145,8 @@ final class PluginAgentTests: XCTestCase {
     let hostName = try XCTUnwrap(
       (result.json?["interfaces"] as? [[String: Any]])?.first?["name"] as? String)
     XCTAssertEqual(agent.stop(), 0)
-    // Someone flushed the veth's filters while the agent was down.
-    try Shell.must([
-      "ip", "netns", "exec", node.name, "tc", "qdisc", "del", "dev", hostName, "clsact",
-    ])
+    // Someone flushed the veth's programs while the agent was down.
+    try HookPrograms.flush(in: node.name, link: hostName)
     XCTAssertFalse(try filters(node, hostName).ingress.contains("from_endpoint"))
 
     try agent.start()
@@ -229,9 +221,12 @@ final class PluginAgentTests: XCTestCase {
     XCTAssertEqual(endpoints.count, 20)
     XCTAssertTrue(
       endpoints.allSatisfy { $0["datapathAttached"] as? Bool == true }, "not all attached")
-    let clsacts = try node.exec(in: node.name, ["tc", "qdisc", "show"]).stdout
-      .split(separator: "\n").filter { $0.contains("clsact") }
-    XCTAssertEqual(clsacts.count, 20, "one clsact per pod veth expected")
+    // Both programs on every pod veth, on the agent's hook (auto: tcx on 6.6+, else clsact).
+    let running = try node.hostLinks().filter { link in
+      let listing = try filters(node, link)
+      return listing.ingress.contains("from_endpoint") && listing.egress.contains("to_endpoint")
+    }
+    XCTAssertEqual(running.count, 20, "both programs on each pod veth expected")
 
     DispatchQueue.concurrentPerform(iterations: pods.count) { index in
       XCTAssertEqual((try? node.driver("del", pod: pods[index]))?.status, 0)
@@ -252,9 +247,7 @@ final class PluginAgentTests: XCTestCase {
       (result.json?["interfaces"] as? [[String: Any]])?.first?["name"] as? String)
     XCTAssertEqual(try node.driver("check", pod: pod).status, 0)
 
-    try Shell.must([
-      "ip", "netns", "exec", node.name, "tc", "filter", "del", "dev", hostName, "ingress",
-    ])
+    try HookPrograms.remove(in: node.name, link: hostName, direction: "ingress")
     let detached = try node.driver("check", pod: pod)
     XCTAssertEqual(detached.errorCode, 105, detached.stdout)
     XCTAssertTrue(

@@ -6,12 +6,15 @@ import XCTest
 /// This one refuses IPv4 TCP to one destination port, as read from the packet it sees (so a
 /// service connection's packets are refused when translated to that port). Loaded through
 /// bpf(2) by a short Python script (eleven instructions, no BPFKit), pinned in a scratch
-/// bpffs and attached by tc(8) on clsact at priority 2, behind Junction's priority 1.
+/// bpffs and attached by tc(8) on clsact at priority 2: behind Junction's priority 1, or,
+/// with Junction on tcx, after every tcx program (a clsact qdisc made for it when the link
+/// has none, and removed with it).
 final class PolicyProgram {
   private let netns: String
   private let link: String
   private let bpffs: String
   private var attached = false
+  private var madeQdisc = false
 
   init(refusingTCPPort port: Int, in netns: String, link: String) throws {
     self.netns = netns
@@ -21,6 +24,8 @@ final class PolicyProgram {
     do {
       try Shell.must(["mount", "-t", "bpf", "bpf", bpffs])
       let pin = bpffs + "/refuse_port"
+      madeQdisc =
+        try Shell.run(["tc", "-n", netns, "qdisc", "add", "dev", link, "clsact"]).status == 0
       let loaded = try Shell.run(["python3", "-c", Self.script, pin, "\(port)"])
       XCTAssertEqual(loaded.status, 0, "loading the policy program: \(loaded.stderr)")
       try Shell.must([
@@ -42,6 +47,10 @@ final class PolicyProgram {
         "bpf",
       ])
       attached = false
+    }
+    if madeQdisc {
+      _ = try? Shell.run(["tc", "-n", netns, "qdisc", "del", "dev", link, "clsact"])
+      madeQdisc = false
     }
     if FileManager.default.fileExists(atPath: bpffs) {
       _ = try? Shell.run(["umount", bpffs])

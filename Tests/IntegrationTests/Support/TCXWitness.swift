@@ -10,14 +10,40 @@ enum TCXWitness {
   )
     throws -> (ingress: [String], egress: [String])
   {
+    let both = try programsWithIDs(in: netns, link: link, file: file, line: line)
+    return (both.ingress.map(\.name), both.egress.map(\.name))
+  }
+
+  /// The same with each program's id.
+  static func programsWithIDs(
+    in netns: String, link: String, file: StaticString = #filePath, line: UInt = #line
+  )
+    throws -> (ingress: [(name: String, id: String)], egress: [(name: String, id: String)])
+  {
     let result = try Shell.run(["ip", "netns", "exec", netns, "python3", "-c", script, link])
     XCTAssertEqual(
       result.status, 0, "tcx query of \(link): \(result.stderr)", file: file, line: line)
     let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-    func names(_ index: Int) -> [String] {
-      index < lines.count ? lines[index].split(separator: " ").map(String.init) : []
+    func programs(_ index: Int) -> [(name: String, id: String)] {
+      guard index < lines.count else { return [] }
+      return lines[index].split(separator: " ").map { token in
+        let parts = token.split(separator: "@", maxSplits: 1).map(String.init)
+        return (parts[0], parts.count > 1 ? parts[1] : "")
+      }
     }
-    return (names(0), names(1))
+    return (programs(0), programs(1))
+  }
+
+  /// Takes every program off the tcx hooks of `directions` ("ingress", "egress") of `link`:
+  /// what another tool (or a person) doing so behind Junction's back does.
+  static func detachAll(
+    in netns: String, link: String, directions: [String] = ["ingress", "egress"],
+    file: StaticString = #filePath, line: UInt = #line
+  ) throws {
+    let result = try Shell.run(
+      ["ip", "netns", "exec", netns, "python3", "-c", script, link] + directions)
+    XCTAssertEqual(
+      result.status, 0, "tcx detach on \(link): \(result.stderr)", file: file, line: line)
   }
 
   /// What the test scripts on bpf(2) start with: imports and `bpf(cmd, attr)`, which raises
@@ -36,7 +62,8 @@ enum TCXWitness {
   private static let script =
     pythonPrelude + """
       index = socket.if_nametoindex(sys.argv[1])
-      for attach_type in (46, 47):  # BPF_TCX_INGRESS, BPF_TCX_EGRESS
+      detach = sys.argv[2:]  # the directions to empty ("ingress", "egress"); none: list
+      for direction, attach_type in (("ingress", 46), ("egress", 47)):  # BPF_TCX_*
           ids = (ctypes.c_uint32 * 64)()
           attr = ctypes.create_string_buffer(struct.pack("<IIIIQI", index, attach_type, 0, 0, ctypes.addressof(ids), 64), 64)
           try:
@@ -49,11 +76,13 @@ enum TCXWitness {
           names = []
           for i in range(count):
               fd = bpf(13, ctypes.create_string_buffer(struct.pack("<I", ids[i]), 16))  # BY_ID
+              if direction in detach:  # BPF_PROG_DETACH
+                  bpf(9, ctypes.create_string_buffer(struct.pack("<IIII", index, fd, attach_type, 0), 16))
               info = ctypes.create_string_buffer(256)
               attr = ctypes.create_string_buffer(struct.pack("<IIQ", fd, 256, ctypes.addressof(info)), 16)
               bpf(15, attr)  # BPF_OBJ_GET_INFO_BY_FD
               os.close(fd)
-              names.append(info.raw[64:80].split(b"\\0")[0].decode())
+              names.append(info.raw[64:80].split(b"\\0")[0].decode() + "@" + str(ids[i]))
           print(" ".join(names))
       """
 }
