@@ -35,7 +35,7 @@ cni_node_options() {
   command_line="$(printf '%q ' bash "$0" "$@")"
   command_line="${command_line% }"
   local variable
-  for variable in CNI_LATENCY_IP_FAMILY JUNCTION_BPF_OBJECTS JUNCTION_AGENT_BIN JUNCTION_BIN; do
+  for variable in CNI_LATENCY_IP_FAMILY JUNCTION_TC_HOOK JUNCTION_BPF_OBJECTS JUNCTION_AGENT_BIN JUNCTION_BIN; do
     if [[ -n "${!variable:-}" ]]; then
       command_line="$variable=$(printf '%q' "${!variable}") $command_line"
     fi
@@ -197,9 +197,10 @@ cni_node_start() {
   mkdir -p "$tmp/bpf" "$tmp/run" "$tmp/state"
   mount -t bpf bpf "$tmp/bpf"
   bpf_mounted=true
+  # JUNCTION_TC_HOOK: the agent's --tc-hook (its default, auto, when unset).
   ip netns exec "$node" "$agent_bin" --node-name "$agent_name" --socket "$agent_socket" \
     --state-dir "$tmp/state" --bpf-fs "$tmp/bpf" --bpf-objects "$bpf_objects" \
-    >"$tmp/agent.log" 2>&1 &
+    ${JUNCTION_TC_HOOK:+--tc-hook "$JUNCTION_TC_HOOK"} >"$tmp/agent.log" 2>&1 &
   agent_pid=$!
   if ! agent_health="$(python3 "$bench/timer.py" agent-wait --socket "$agent_socket" --pid "$agent_pid" --timeout 30)"; then
     echo "$cni_name: junction-agent did not come up; its log:" >&2
