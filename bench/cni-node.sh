@@ -197,7 +197,7 @@ cni_node_start() {
   mkdir -p "$tmp/bpf" "$tmp/run" "$tmp/state"
   mount -t bpf bpf "$tmp/bpf"
   bpf_mounted=true
-  # JUNCTION_TC_HOOK: the agent's --tc-hook (its default, auto, when unset).
+  # JUNCTION_TC_HOOK: the agent's --tc-hook (its default, clsact, when unset).
   ip netns exec "$node" "$agent_bin" --node-name "$agent_name" --socket "$agent_socket" \
     --state-dir "$tmp/state" --bpf-fs "$tmp/bpf" --bpf-objects "$bpf_objects" \
     ${JUNCTION_TC_HOOK:+--tc-hook "$JUNCTION_TC_HOOK"} >"$tmp/agent.log" 2>&1 &

@@ -138,7 +138,7 @@ first_answer() {
 }
 
 # tc filters and tcx programs on eth0 (both directions) of node $2 (default node1) in lab $1:
-# Junction's device programs (on tcx with the agents' default hook on 6.6+ kernels, which
+# Junction's device programs (on tcx with --tc-hook tcx or auto on 6.6+ kernels, which
 # Debian 12's tc cannot list: bench/tcxprog.py reads them).
 device_filters() {
   local ns="$1-${2:-node1}"

@@ -178,7 +178,7 @@ def links(ns):
 def filters(ns):
     """{link: [(hook, program name, id, tag)]} of every tc filter (hook "ingress", "egress")
     and tcx program (hook "tcx-ingress", "tcx-egress", through tcxprog.py: Debian 12's tc
-    cannot list tcx) in namespace `ns`: the agent's default hook, auto, is tcx on 6.6+."""
+    cannot list tcx) in namespace `ns`, whichever `--tc-hook` the agents run."""
     found = {}
     names = links(ns)
     for link in names:

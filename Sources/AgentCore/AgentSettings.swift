@@ -220,7 +220,7 @@ public struct AgentSettings: Equatable, Sendable {
   public var proxyRedirects: [ProxyRedirectFlag] = []
   public var proxyRedirectProblem: String?
   /// `--tc-hook`: where the endpoint and north-south programs attach (TCHookChoice).
-  public var tcHook: TCHookChoice = .auto
+  public var tcHook: TCHookChoice = .clsact
   public var tcHookProblem: String?
 
   public static let defaultSocket = "/run/junction/junction.sock"
@@ -494,10 +494,12 @@ public struct FlowSettings: Equatable, Sendable {
 }
 
 /// `--tc-hook`: the kernel hook Junction's tc programs attach to on pods' veths and on
-/// `--devices`. `clsact` is a clsact qdisc with a cls_bpf filter, on every kernel; `tcx` is
-/// the kernel's tcx hook (6.6 and later), which skips the qdisc and classifier layers (about
-/// 1.3 µs less per pod connection, bench/veth-prog-cost.sh); `auto` (the default, as Cilium's
-/// on such kernels) takes tcx where the kernel has it. The agent resolves it at start and tells the CNI plugin
+/// `--devices`. `clsact` (the default) is a clsact qdisc with a cls_bpf filter, on every
+/// kernel; `tcx` is the kernel's tcx hook (6.6 and later), which skips the qdisc and
+/// classifier layers (about 1.3 µs less per pod connection, bench/veth-prog-cost.sh) but
+/// whose every attach and detach waits for an RCU grace period in the kernel (8-16 ms here:
+/// about 30 ms more per CNI ADD and DEL, bench/results/cni-latency.md); `auto` takes tcx
+/// where the kernel has it. The agent resolves it at start and tells the CNI plugin
 /// (GET /v1/config, `tcHook`); re-attaching moves Junction's programs from the other hook.
 public enum TCHookChoice: String, Sendable, CaseIterable {
   case auto

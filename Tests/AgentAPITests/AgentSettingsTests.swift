@@ -36,8 +36,7 @@ final class AgentSettingsTests: XCTestCase {
         flags: AgentConfigFile(tcHook: flag), file: AgentConfigFile(tcHook: file),
         environment: [:], hostname: "n1")
     }
-    XCTAssertEqual(resolve(flag: nil, file: nil).tcHook, .auto)
-    XCTAssertEqual(resolve(flag: nil, file: "clsact").tcHook, .clsact)
+    XCTAssertEqual(resolve(flag: nil, file: nil).tcHook, .clsact)
     XCTAssertEqual(resolve(flag: nil, file: "auto").tcHook, .auto)
     XCTAssertEqual(resolve(flag: "tcx", file: "clsact").tcHook, .tcx)
     XCTAssertNil(resolve(flag: "tcx", file: nil).problem)

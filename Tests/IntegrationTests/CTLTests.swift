@@ -1,4 +1,3 @@
-import BPFKit
 import Foundation
 import XCTest
 
@@ -30,9 +29,7 @@ final class CTLTests: XCTestCase {
     XCTAssertEqual(block["Endpoints"], "0", status.stdout)
     XCTAssertEqual(block["Status"], "ok", status.stdout)
     XCTAssertEqual(block["Datapath loaded"], "yes", status.stdout)
-    // The default, auto: tcx where the kernel has it.
-    XCTAssertEqual(
-      block["TC hook"], TrafficControl.kernelHasTCX() ? "tcx" : "clsact", status.stdout)
+    XCTAssertEqual(block["TC hook"], "clsact", status.stdout)
     XCTAssertNotNil(block["Version"], status.stdout)
     XCTAssertEqual(block["api"], "ok", "components are listed: \(status.stdout)")
 

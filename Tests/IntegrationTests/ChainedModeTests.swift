@@ -197,8 +197,7 @@ final class ChainedModeTests: XCTestCase {
 
   // MARK: - ptp
 
-  /// On the clsact hook, named (the default, auto, takes tcx on kernels that have it, as
-  /// the bridge test above does here).
+  /// On the clsact hook, named (the default), as the tcx test below names tcx.
   func testChainedAfterPtpPodsReachAClusterIP() throws {
     let node = try ptpNode(podSubnet: "10.240.21.0/24", agentArguments: ["--tc-hook", "clsact"])
     // ptp reports [host veth, eth0].

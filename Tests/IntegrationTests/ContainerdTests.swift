@@ -85,7 +85,7 @@ final class ContainerdTests: XCTestCase {
   }
 
   /// Host interfaces in the node namespace running Junction's endpoint programs, on either
-  /// hook (the agent's default, auto, takes tcx where the kernel has it).
+  /// hook (the agent's --tc-hook).
   private func interfacesRunningJunction() throws -> [String] {
     try node.hostLinks().filter { link in
       let listing = try HookPrograms.listing(in: node.name, link: link)

@@ -221,7 +221,7 @@ final class PluginAgentTests: XCTestCase {
     XCTAssertEqual(endpoints.count, 20)
     XCTAssertTrue(
       endpoints.allSatisfy { $0["datapathAttached"] as? Bool == true }, "not all attached")
-    // Both programs on every pod veth, on the agent's hook (auto: tcx on 6.6+, else clsact).
+    // Both programs on every pod veth, on the agent's hook (clsact or tcx).
     let running = try node.hostLinks().filter { link in
       let listing = try filters(node, link)
       return listing.ingress.contains("from_endpoint") && listing.egress.contains("to_endpoint")

@@ -1,10 +1,9 @@
 import Foundation
 import XCTest
 
-/// The programs on a link's tc hooks whichever hook the agent uses (`--tc-hook`, `auto` by
-/// default: tcx on this machine's kernel, clsact before 6.6): tc(8)'s filters and the tcx
-/// programs (TCXWitness, since Debian 12's tc cannot show tcx), and taking them off behind
-/// Junction's back, as a person or another tool would.
+/// The programs on a link's tc hooks whichever hook the agent uses (`--tc-hook`): tc(8)'s
+/// filters and the tcx programs (TCXWitness, since Debian 12's tc cannot show tcx), and
+/// taking them off behind Junction's back, as a person or another tool would.
 enum HookPrograms {
   /// (ingress, egress): tc(8)'s filter listing of each direction, then a line
   /// "tcx: NAME NAME" when programs are on that direction's tcx hook.
