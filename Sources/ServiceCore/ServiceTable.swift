@@ -42,10 +42,16 @@ public struct ServiceTable: Sendable {
   private var contributions: [NamespacedName: PlanSummary] = [:]
   /// The Services claiming each frontend, sorted: the first holds it.
   private var claimants: [FrontendKey: [NamespacedName]] = [:]
-  /// How many frontends reference each backend: its entry (and id) lives while this is > 0.
-  /// Int32: at most two references from each of ≤ 65,535 frontends, and 4 bytes less per
-  /// bucket than Int in a dictionary of every backend (1 MiB at 100,000 backends).
+  /// How many frontends reference each backend, for the backends referenced more than once;
+  /// a backend's entry (and id) lives while it has users (`users(of:)`). A backend with an id
+  /// and no count here has exactly one: most backends (a ClusterIP Service's pods) then take
+  /// no slot in a dictionary of every backend (5 MiB at 100,000: 262,144 buckets of a 16-byte
+  /// key and a count). Int32: at most two references from each of ≤ 65,535 frontends.
   private var backendUsers: [BackendKey: Int32] = [:]
+  /// False while every count is kept here, ones too: when the backend id table was handed in
+  /// with keys that nothing in this table is known to use yet (a stored table, before
+  /// `init(resources:ids:)` has released the unused ones).
+  private var singleUsersImplied: Bool
   /// Local Redirect Policies: see ServiceTable+LocalRedirect.swift.
   var redirects = RedirectIndex()
   /// Services whose TCP frontends go to the node's L7 proxy (`ProxyRedirectIndex`): an
@@ -58,6 +64,7 @@ public struct ServiceTable: Sendable {
   ) {
     self.ids = ids
     self.northSouth = northSouth
+    singleUsersImplied = ids.backends.table.ids.isEmpty
     topology = NodeTopology(nodeName: nodeName)
   }
 
@@ -73,9 +80,13 @@ public struct ServiceTable: Sendable {
       ResourceEdit.upsert(resources.objects[$0]!, document: resources.documents[$0])
     }
     // Conflicts already stored are reported (`conflicts`), not refused.
+    singleUsersImplied = false
     commit(try! prepare(edits, proxyRedirects: proxyRedirects, refusingNewConflicts: false))
     self.ids.services.table.retain(only: Set(frontends.keys))
     self.ids.backends.table.retain(only: Set(backendUsers.keys))
+    // Now every backend with an id is in use: the ones used once need no count.
+    backendUsers = backendUsers.filter { $0.value > 1 }
+    singleUsersImplied = true
   }
 
   /// The whole desired state, frontends sorted by key.
@@ -263,12 +274,12 @@ public struct ServiceTable: Sendable {
     var users: [BackendKey: Int32] = [:]
     for key in keys {
       for backend in frontends[key]?.allBackends ?? [] {
-        users[backend.key, default: backendUsers[backend.key] ?? 0] -= 1
+        users[backend.key, default: self.users(of: backend.key)] -= 1
       }
       for backend in claims[key].map({ $0.claim.backends + ($0.claim.redirect?.origin ?? []) })
         ?? []
       {
-        users[backend.key, default: backendUsers[backend.key] ?? 0] += 1
+        users[backend.key, default: self.users(of: backend.key)] += 1
       }
     }
     for (backend, count) in users where count == 0 {
@@ -320,7 +331,7 @@ public struct ServiceTable: Sendable {
     var created: [(id: UInt32, key: BackendKey)] = []
     var deleted: [(id: UInt32, key: BackendKey)] = []
     for (backend, count) in users {
-      let before = backendUsers[backend] ?? 0
+      let before = self.users(of: backend)
       if before == 0, count > 0,
         let id = update.backendIDs.assigned[backend]
           ?? ids.backends.table.lookup(backend)
@@ -353,12 +364,22 @@ public struct ServiceTable: Sendable {
     }
     for (key, names) in update.claimants { claimants[key] = names.isEmpty ? nil : names }
     for (key, frontend) in update.frontends { frontends[key] = frontend }
-    for (backend, count) in update.backendUsers { backendUsers[backend] = count > 0 ? count : nil }
+    // A count this low is not stored (see `backendUsers`).
+    let implied: Int32 = singleUsersImplied ? 1 : 0
+    for (backend, count) in update.backendUsers {
+      backendUsers[backend] = count > implied ? count : nil
+    }
     ids.services.table.apply(update.serviceIDs)
     ids.backends.table.apply(update.backendIDs)
     topology.zone = update.zone
     redirects.commit(update.redirects)
     if let index = update.proxyRedirects { proxyRedirects = index }
+  }
+
+  /// How many frontends reference `backend` (see `backendUsers`).
+  private func users(of backend: BackendKey) -> Int32 {
+    if let count = backendUsers[backend] { return count }
+    return singleUsersImplied && ids.backends.table.lookup(backend) != nil ? 1 : 0
   }
 
   /// One Service's contribution from its object and `slices` as `object` gives them; nil when

@@ -179,6 +179,14 @@ final class ServiceTableTests: XCTestCase {
       }
       model.apply(update.diff)
       table.commit(update)
+      // Now and then the agent's restart: the table rebuilt from what it stores (its
+      // resources and id tables) must be the same table, and go on from there.
+      if step % 37 == 36 {
+        let restored = ServiceTable(resources: table.resources, ids: table.ids, nodeName: "node1")
+        XCTAssertEqual(restored.frontends, table.frontends, "seed \(initialSeed), step \(step)")
+        XCTAssertEqual(restored.ids, table.ids, "seed \(initialSeed), step \(step)")
+        table = restored
+      }
 
       let message = "seed \(initialSeed), step \(step)"
       var scratch = LoadBalancerIDs()
@@ -225,6 +233,46 @@ final class ServiceTableTests: XCTestCase {
     XCTAssertEqual(update.diff.addedFrontends, [])
     XCTAssertEqual(update.diff.removedFrontends, [])
     XCTAssertEqual(update.diff.createdBackends.map(\.key.description), ["10.0.2.1:8080/TCP"])
+  }
+
+  /// A restart with a stored id table naming a backend nothing uses any more (its Service
+  /// went while the agent was down): the stale id is released, and a backend used once
+  /// after the restart goes when its Service does.
+  func testARestoredTableReleasesStaleBackendsAndCountsTheRest() throws {
+    var table = ServiceTable()
+    let both =
+      service("a", ip: "10.96.0.9", ports: [80]) + "\n---\n"
+      + slice("a1", owner: "a", ports: [80], endpoints: [("10.0.0.1", 0)]) + "\n---\n"
+      + service("b", ip: "10.96.0.8", ports: [80]) + "\n---\n"
+      + slice("b1", owner: "b", ports: [80], endpoints: [("10.0.0.2", 0)])
+    table.commit(try ApplyPlan(.apply, yaml: both).update(for: table))
+    XCTAssertEqual(table.ids.backends.table.ids.count, 2)
+    let onlyA = ApplyPlan(
+      .apply,
+      yaml: service("a", ip: "10.96.0.9", ports: [80]) + "\n---\n"
+        + slice("a1", owner: "a", ports: [80], endpoints: [("10.0.0.1", 0)]))
+    var restored = ServiceTable(resources: ResourceSet(onlyA.resources), ids: table.ids)
+    let kept = BackendKey(address: IPAddress("10.0.0.1")!, port: 8080, proto: .tcp)
+    XCTAssertEqual(Array(restored.ids.backends.table.ids.keys), [kept])
+    XCTAssertEqual(restored.ids.backends.table.lookup(kept), table.ids.backends.table.lookup(kept))
+    // A second Service on the same backend, then both go, one at a time.
+    let c =
+      service("c", ip: "10.96.0.7", ports: [80]) + "\n---\n"
+      + slice("c1", owner: "c", ports: [80], endpoints: [("10.0.0.1", 0)])
+    restored.commit(try ApplyPlan(.apply, yaml: c).update(for: restored))
+    let deleteA = try ApplyPlan(.delete, yaml: service("a", ip: "10.96.0.9", ports: [80]))
+      .update(for: restored)
+    XCTAssertFalse(
+      deleteA.diff.steps.contains { if case .deleteBackend = $0 { true } else { false } },
+      "the backend still has a user")
+    restored.commit(deleteA)
+    let deleteC = try ApplyPlan(.delete, yaml: service("c", ip: "10.96.0.7", ports: [80]))
+      .update(for: restored)
+    XCTAssertTrue(
+      deleteC.diff.steps.contains { if case .deleteBackend(_, kept) = $0 { true } else { false } },
+      "the backend's last user went")
+    restored.commit(deleteC)
+    XCTAssertEqual(restored.ids.backends.table.ids, [:])
   }
 
   func testTheNextClaimantTakesOverAFrontendWithItsID() throws {
