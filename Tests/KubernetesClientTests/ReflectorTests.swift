@@ -112,6 +112,20 @@ final class ReflectorTests: XCTestCase {
   /// A delete hands on the identity the object came with, whether it is the usual one (kept
   /// as two strings) or not (kept whole): other kind or apiVersion, a namespace of "", a
   /// number where a string belongs, no uid.
+  func testACompactUIDGivesBackTheSameText() {
+    for _ in 0..<200 {
+      let text = UUID().uuidString.lowercased()
+      XCTAssertEqual(CompactUID(text)?.text, text)
+    }
+    for text in [
+      "", "u", "0B6F2D84-5D1E-4A5C-9F0E-6A1E2C3D4E5F", "0b6f2d84-5d1e-4a5c-9f0e-6a1e2c3d4e5",
+      "0b6f2d84-5d1e-4a5c-9f0e-6a1e2c3d4e5f0", "0b6f2d8405d1e-4a5c-9f0e-6a1e2c3d4e5f",
+      "0b6f2d84-5d1e-4a5c-9f0e-6a1e2c3d4e5g", "{b6f2d84-5d1e-4a5c-9f0e-6a1e2c3d4e5f",
+    ] {
+      XCTAssertNil(CompactUID(text), text)
+    }
+  }
+
   func testADeleteHandsOnTheIdentityAsItCame() throws {
     let resource = APIResource.followed(nodeName: "n", serviceProxyName: nil)[0]
     func identity(_ object: JSONValue) -> JSONValue {
@@ -136,6 +150,37 @@ final class ReflectorTests: XCTestCase {
       ["kind": "Other", "metadata": ["name": "kind", "namespace": "x", "resourceVersion": "4"]],
       ["apiVersion": "v2", "metadata": ["name": "version", "namespace": "x"]],
       ["metadata": ["name": "empty-namespace", "namespace": "", "uid": "u"]],
+      // Not quite the form the compact identity keeps: handed on as they came.
+      [
+        "metadata": [
+          "name": "upper", "namespace": "x", "uid": "0B6F2D84-5D1E-4A5C-9F0E-6A1E2C3D4E5F",
+        ]
+      ],
+      [
+        "metadata": [
+          "name": "long", "namespace": "x", "uid": "0b6f2d84-5d1e-4a5c-9f0e-6a1e2c3d4e5f0",
+        ]
+      ],
+      [
+        "metadata": [
+          "name": "short", "namespace": "x", "uid": "0b6f2d84-5d1e-4a5c-9f0e-6a1e2c3d4e5",
+        ]
+      ],
+      [
+        "metadata": [
+          "name": "hyphen", "namespace": "x", "uid": "0b6f2d845-d1e-4a5c-9f0e-6a1e2c3d4e5f",
+        ]
+      ],
+      [
+        "metadata": [
+          "name": "zeros", "namespace": "x", "uid": "00000000-0000-0000-0000-000000000000",
+        ]
+      ],
+      [
+        "metadata": [
+          "name": "ones", "namespace": "x", "uid": "ffffffff-ffff-ffff-ffff-ffffffffffff",
+        ]
+      ],
       ["metadata": ["name": "number", "namespace": "x", "resourceVersion": 7]],
     ]
     var store = InformerStore(resource: resource)
