@@ -6,9 +6,20 @@
 extension ServiceStatus {
   /// The JSON array of `statuses`, followed by "\n" as the API's bodies are.
   public static func jsonArray(_ statuses: [ServiceStatus]) -> [UInt8] {
+    jsonArray(
+      statuses, frontends: statuses.count,
+      backends: statuses.reduce(0) { $0 + $1.backends.count })
+  }
+
+  /// The same from statuses made one at a time (a lazy map), for a caller that knows how many
+  /// `frontends` and `backends` they hold: the agent's listing never has all 10,000 statuses
+  /// and their 100,000 backend strings alive at once, only the body they are written into.
+  public static func jsonArray(
+    _ statuses: some Sequence<ServiceStatus>, frontends: Int, backends: Int
+  ) -> [UInt8] {
     var w = SortedKeyJSONWriter()
     // ≈ 100 bytes per backend and 250 per frontend: one allocation for most listings.
-    w.out.reserveCapacity(statuses.reduce(2) { $0 + 250 + 100 * $1.backends.count })
+    w.out.reserveCapacity(2 + 250 * frontends + 100 * backends)
     w.openArray()
     for status in statuses {
       w.element()

@@ -96,7 +96,7 @@ struct APIResponder: HTTPResponder {
       // listing's buffers handed back to the system afterwards: at 10,000 Services the
       // body alone is ≈ 10 MB.
       defer { FreedMemory.release() }
-      return jsonBytes(.ok, ServiceStatus.jsonArray(await services.list()))
+      return jsonBytes(.ok, await services.listJSON())
     case .listRedirectPolicies:
       return try json(.ok, await services.redirectPolicies())
     case .loadBalancerMaps:

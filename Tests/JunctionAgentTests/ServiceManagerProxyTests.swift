@@ -43,6 +43,33 @@ final class ServiceManagerProxyTests: XCTestCase {
     return result
   }
 
+  /// GET /v1/services's body, made one status at a time, is the listing JSONEncoder gives.
+  func testTheStreamedListingIsTheEncodedOne() async throws {
+    let directory = try temporaryDirectory()
+    let manager = try ServiceManager(
+      stateDirectory: directory, nodeName: "node1", proxyRedirects: [],
+      datapath: UnloadedDatapath(bpfFS: directory), logger: Logger(label: "test"))
+    let slice = """
+      apiVersion: discovery.k8s.io/v1
+      kind: EndpointSlice
+      metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
+      addressType: IPv4
+      ports: [{port: 8080}]
+      endpoints:
+      - {addresses: [10.0.0.1], conditions: {ready: true}}
+      - {addresses: [10.0.0.2], conditions: {ready: false, serving: true, terminating: true}}
+      """
+    _ = try await manager.change(yaml: yaml + "\n---\n" + slice, delete: false)
+    let statuses = await manager.list()
+    XCTAssertEqual(statuses.map(\.backends.count).sorted(), [0, 2])
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    let encoded = try encoder.encode(statuses) + Data("\n".utf8)
+    let streamed = await manager.listJSON()
+    XCTAssertEqual(
+      String(decoding: streamed, as: UTF8.self), String(decoding: encoded, as: UTF8.self))
+  }
+
   func testTheProxyManagersSetReplacesItsOwnAndKeepsTheStaticOnes() async throws {
     let directory = try temporaryDirectory()
     let routing = Mutex<[Bool]>([])
