@@ -19,9 +19,11 @@ agent_bin=${JUNCTION_AGENT_BIN:-$repo/.build/release/junction-agent}
 D=$(mktemp -d /tmp/junction-k8s-sync.XXXX)
 NS=jk8ssync$$
 API="" AGENT=""
+# Every step goes on whatever the one before returned (set -e must not cut the clean-up
+# short: `wait` returns the killed process's status).
 cleanup() {
-  [[ -n "$AGENT" ]] && kill "$AGENT" 2>/dev/null && wait "$AGENT" 2>/dev/null
-  [[ -n "$API" ]] && kill -9 "$API" 2>/dev/null
+  if [[ -n "$AGENT" ]]; then kill "$AGENT" 2>/dev/null; wait "$AGENT" 2>/dev/null || true; fi
+  if [[ -n "$API" ]]; then kill -9 "$API" 2>/dev/null; wait "$API" 2>/dev/null || true; fi
   umount "$D/bpf" 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
   rm -rf "$D"
@@ -75,6 +77,11 @@ cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/
 frontends=$(curl -s --unix-socket "$D/agent.sock" http://agent/v1/services | jq length)
 printf 'initial sync: %d Services x %d endpoints synced and programmed in %.2f s (%d frontends), agent CPU %s s, RSS %d MiB, peak RSS %d MiB\n' \
   "$N" "$E" "$(echo "$end - $start" | bc)" "$frontends" "$cpu" $((rss / 1024)) $((hwm / 1024))
+# Steady: 5 s after the sync (and after the listing above), as the issue's goal reads it.
+sleep 5
+steady=$(awk '/VmRSS/{print $2}' "/proc/$AGENT/status")
+hwm=$(awk '/VmHWM/{print $2}' "/proc/$AGENT/status")
+printf 'steady: RSS %d MiB 5 s after the sync, peak RSS %d MiB so far\n' $((steady / 1024)) $((hwm / 1024))
 if [[ "$SECONDS_" == 0 ]]; then exit 0; fi
 ip netns exec "$NS" python3 "$repo/bench/k8s_sync.py" churn "$D" "$N" "$E" "$RATE" "$SECONDS_"
 sleep 1
