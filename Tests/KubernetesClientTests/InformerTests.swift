@@ -18,6 +18,8 @@ final class ScriptedTransport: APITransport {
   }
   let script: Mutex<[Answer]>
   let requests = Mutex<[String]>([])
+  /// Each LIST's `limit`.
+  let limits = Mutex<[Int]>([])
 
   init(_ answers: [Answer]) { script = Mutex(answers) }
 
@@ -29,6 +31,7 @@ final class ScriptedTransport: APITransport {
   func list(_ resource: APIResource, limit: Int, continueToken: String?, resourceVersion: String?)
     async throws(APIError) -> ListPage
   {
+    limits.withLock { $0.append(limit) }
     switch next("list rv=\(resourceVersion ?? "-") continue=\(continueToken ?? "-")") {
     case .page(let page): return page
     case .failure(let error): throw error
@@ -121,6 +124,32 @@ final class InformerTests: XCTestCase {
     XCTAssertEqual(status.objects, 2)
     XCTAssertEqual(status.relists, 1)
     XCTAssertNil(status.lastError)
+  }
+
+  /// A page is handed on `batchSize` objects at a time, the list ending with its last batch.
+  func testAPageIsHandedOnInBatches() async throws {
+    let transport = ScriptedTransport([
+      .page(
+        ListPage(
+          items: (1...5).map { service("s\($0)", "\($0)") }, resourceVersion: "10",
+          continueToken: nil))
+    ])
+    let deliveries = Mutex<[InformerDelivery]>([])
+    let informer = Informer(
+      resource: services, transport: transport, logger: Logger(label: "test"), batchSize: 2,
+      watchTimeout: { 300 }, deliver: { delivery in deliveries.withLock { $0.append(delivery) } })
+    let task = Task { await informer.run(backoff: Backoff(initial: 0.001, cap: 0.01)) }
+    for _ in 0..<200 where !informer.status.synced {
+      try await Task.sleep(for: .milliseconds(10))
+    }
+    task.cancel()
+    await task.value
+    let seen = deliveries.withLock { $0 }
+    XCTAssertEqual(seen.map(\.isListPart), [true, true, false])
+    XCTAssertEqual(seen.map(\.isList), [false, false, true])
+    XCTAssertEqual(
+      seen.map { $0.changes.map(\.key.name) }, [["s1", "s2"], ["s3", "s4"], ["s5"]])
+    XCTAssertEqual(transport.limits.withLock { $0 }, [500], "a page's limit is not the batch")
   }
 
   /// A list that fails after its first page was handed on leaves the cache as it was: the
