@@ -32,8 +32,11 @@ public struct StableIDTable<Key: StableIDKey>: Codable, Equatable, Sendable {
   /// The next id to try.
   public private(set) var cursor: UInt32
   public let maxID: UInt32
-  /// Derived from `ids`, kept so allocation is O(1) on average; not encoded.
-  fileprivate var inUse: Set<UInt32>
+  /// The ids in use (derived from `ids`, not encoded), kept so allocation is O(1) on average
+  /// once the cursor has wrapped. Until then every id in use is below `cursor`, so the
+  /// cursor's id is free without asking, and the set is not kept (nil): the backend table
+  /// (32-bit ids) never wraps in practice, and its set was 1 MiB at 100,000 backends.
+  fileprivate var inUse: Set<UInt32>?
 
   private enum CodingKeys: String, CodingKey { case ids, cursor, maxID }
 
@@ -42,7 +45,7 @@ public struct StableIDTable<Key: StableIDKey>: Codable, Equatable, Sendable {
     ids = [:]
     cursor = 1
     self.maxID = maxID
-    inUse = []
+    inUse = nil
   }
 
   public init(from decoder: any Decoder) throws {
@@ -50,13 +53,15 @@ public struct StableIDTable<Key: StableIDKey>: Codable, Equatable, Sendable {
     ids = try Self.keyed(container.decode([String: UInt32].self, forKey: .ids))
     cursor = try container.decode(UInt32.self, forKey: .cursor)
     maxID = try container.decode(UInt32.self, forKey: .maxID)
-    inUse = Set(ids.values)
-    guard inUse.count == ids.count, inUse.allSatisfy({ (1...maxID).contains($0) }),
+    let used = Set(ids.values)
+    guard used.count == ids.count, used.allSatisfy({ (1...maxID).contains($0) }),
       (1...maxID).contains(cursor)
     else {
       throw DecodingError.dataCorrupted(
         .init(codingPath: [], debugDescription: "id table has duplicate or out-of-range ids"))
     }
+    let cursor = cursor
+    inUse = used.allSatisfy { $0 < cursor } ? nil : used
   }
 
   public func encode(to encoder: any Encoder) throws {
@@ -93,20 +98,46 @@ public struct StableIDTable<Key: StableIDKey>: Codable, Equatable, Sendable {
   /// The key's id, allocating one if it has none; nil when every id is taken.
   public mutating func id(for key: Key) -> UInt32? {
     if let existing = ids[key] { return existing }
-    guard UInt64(inUse.count) < UInt64(maxID) else { return nil }
+    guard UInt64(ids.count) < UInt64(maxID) else { return nil }
+    var snapshot: Set<UInt32>?
+    let previous = cursor
     var candidate = cursor
-    while inUse.contains(candidate) { candidate = candidate == maxID ? 1 : candidate + 1 }
+    while isTaken(candidate, snapshot: &snapshot) {
+      candidate = candidate == maxID ? 1 : candidate + 1
+    }
     ids[key] = candidate
-    inUse.insert(candidate)
+    inUse?.insert(candidate)
     cursor = candidate == maxID ? 1 : candidate + 1
+    keepInUse(ifWrappedFrom: previous, assigned: CollectionOfOne(candidate))
     return candidate
+  }
+
+  /// Whether `id` is in use. Without the set, an id at or past the cursor is free, and one
+  /// below it is looked up in `snapshot`, made from `ids` the first time it is needed.
+  fileprivate func isTaken(_ id: UInt32, snapshot: inout Set<UInt32>?) -> Bool {
+    if let inUse { return inUse.contains(id) }
+    if id >= cursor { return false }
+    if snapshot == nil { snapshot = Set(ids.values) }
+    return snapshot!.contains(id)
+  }
+
+  /// Starts keeping the set when ids in use may now be at or past the cursor: it moved back
+  /// from `previous` (it wrapped), or one of the ids just `assigned` is not below it.
+  fileprivate mutating func keepInUse(
+    ifWrappedFrom previous: UInt32, assigned: some Sequence<UInt32>
+  ) {
+    guard inUse == nil else { return }
+    let cursor = cursor
+    if cursor < previous || assigned.contains(where: { $0 >= cursor }) {
+      inUse = Set(ids.values)
+    }
   }
 
   /// Releases the ids of keys not in `keys` (their frontends or backends are gone).
   public mutating func retain(only keys: Set<Key>) {
     for (key, id) in ids where !keys.contains(key) {
       ids[key] = nil
-      inUse.remove(id)
+      inUse?.remove(id)
     }
   }
 }
@@ -121,6 +152,8 @@ public struct StableIDDraft<Key: StableIDKey>: Equatable, Sendable {
   public fileprivate(set) var cursor: UInt32
   /// The values of `assigned`, for O(1) "is this id free".
   fileprivate var assignedIDs: Set<UInt32> = []
+  /// The table's ids in use, made if the draft's cursor wraps while the table keeps no set.
+  fileprivate var tableInUse: Set<UInt32>?
 
   init(cursor: UInt32) { self.cursor = cursor }
 
@@ -143,9 +176,11 @@ extension StableIDTable {
   public func id(for key: Key, in draft: inout StableIDDraft<Key>) -> UInt32? {
     if let existing = draft.released.removeValue(forKey: key) { return existing }
     if let existing = ids[key] ?? draft.assigned[key] { return existing }
-    guard UInt64(inUse.count + draft.assigned.count) < UInt64(maxID) else { return nil }
+    guard UInt64(ids.count + draft.assigned.count) < UInt64(maxID) else { return nil }
     var candidate = draft.cursor
-    while inUse.contains(candidate) || draft.assignedIDs.contains(candidate) {
+    while isTaken(candidate, snapshot: &draft.tableInUse)
+      || draft.assignedIDs.contains(candidate)
+    {
       candidate = candidate == maxID ? 1 : candidate + 1
     }
     draft.assigned[key] = candidate
@@ -165,16 +200,18 @@ extension StableIDTable {
   public mutating func apply(_ draft: StableIDDraft<Key>) {
     // Grown once to its final size, not by doubling with the old table alive at each step.
     ids.reserveCapacity(ids.count + draft.assigned.count)
-    inUse.reserveCapacity(inUse.count + draft.assigned.count)
+    inUse?.reserveCapacity(ids.count + draft.assigned.count)
     for (key, id) in draft.released {
       ids[key] = nil
-      inUse.remove(id)
+      inUse?.remove(id)
     }
     for (key, id) in draft.assigned {
       ids[key] = id
-      inUse.insert(id)
+      inUse?.insert(id)
     }
+    let previous = cursor
     cursor = draft.cursor
+    keepInUse(ifWrappedFrom: previous, assigned: draft.assigned.values)
   }
 }
 
