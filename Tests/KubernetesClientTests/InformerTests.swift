@@ -126,6 +126,24 @@ final class InformerTests: XCTestCase {
     XCTAssertNil(status.lastError)
   }
 
+  /// Runs an informer over `transport` until it has synced (or 2 s), and what it handed on.
+  private func deliveriesUntilSynced(_ transport: ScriptedTransport, pageSize: Int, batchSize: Int)
+    async throws -> (Informer, [InformerDelivery])
+  {
+    let deliveries = Mutex<[InformerDelivery]>([])
+    let informer = Informer(
+      resource: services, transport: transport, logger: Logger(label: "test"),
+      pageSize: pageSize, batchSize: batchSize, watchTimeout: { 300 },
+      deliver: { delivery in deliveries.withLock { $0.append(delivery) } })
+    let task = Task { await informer.run(backoff: Backoff(initial: 0.001, cap: 0.01)) }
+    for _ in 0..<200 where !informer.status.synced {
+      try await Task.sleep(for: .milliseconds(10))
+    }
+    task.cancel()
+    await task.value
+    return (informer, deliveries.withLock { $0 })
+  }
+
   /// A page is handed on `batchSize` objects at a time, the list ending with its last batch.
   func testAPageIsHandedOnInBatches() async throws {
     let transport = ScriptedTransport([
@@ -134,17 +152,7 @@ final class InformerTests: XCTestCase {
           items: (1...5).map { service("s\($0)", "\($0)") }, resourceVersion: "10",
           continueToken: nil))
     ])
-    let deliveries = Mutex<[InformerDelivery]>([])
-    let informer = Informer(
-      resource: services, transport: transport, logger: Logger(label: "test"), batchSize: 2,
-      watchTimeout: { 300 }, deliver: { delivery in deliveries.withLock { $0.append(delivery) } })
-    let task = Task { await informer.run(backoff: Backoff(initial: 0.001, cap: 0.01)) }
-    for _ in 0..<200 where !informer.status.synced {
-      try await Task.sleep(for: .milliseconds(10))
-    }
-    task.cancel()
-    await task.value
-    let seen = deliveries.withLock { $0 }
+    let (_, seen) = try await deliveriesUntilSynced(transport, pageSize: 500, batchSize: 2)
     XCTAssertEqual(seen.map(\.isListPart), [true, true, false])
     XCTAssertEqual(seen.map(\.isList), [false, false, true])
     XCTAssertEqual(
@@ -161,17 +169,7 @@ final class InformerTests: XCTestCase {
       .page(ListPage(items: [service("a", "1")], resourceVersion: "12", continueToken: "p2")),
       .page(ListPage(items: [service("b", "2")], resourceVersion: "12", continueToken: nil)),
     ])
-    let deliveries = Mutex<[InformerDelivery]>([])
-    let informer = Informer(
-      resource: services, transport: transport, logger: Logger(label: "test"), pageSize: 1,
-      watchTimeout: { 300 }, deliver: { delivery in deliveries.withLock { $0.append(delivery) } })
-    let task = Task { await informer.run(backoff: Backoff(initial: 0.001, cap: 0.01)) }
-    for _ in 0..<200 where !informer.status.synced {
-      try await Task.sleep(for: .milliseconds(10))
-    }
-    task.cancel()
-    await task.value
-    let seen = deliveries.withLock { $0 }
+    let (informer, seen) = try await deliveriesUntilSynced(transport, pageSize: 1, batchSize: 100)
     XCTAssertEqual(seen.map(\.isListPart), [true, true, false])
     XCTAssertEqual(seen.map(\.isList), [false, false, true])
     XCTAssertEqual(seen.map { $0.changes.map(\.key.name) }, [["a"], ["a"], ["b"]])

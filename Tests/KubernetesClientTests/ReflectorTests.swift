@@ -139,7 +139,7 @@ final class ReflectorTests: XCTestCase {
         "metadata": .object(metadata),
       ]
     }
-    let objects: [JSONValue] = [
+    let fixed: [JSONValue] = [
       [
         "metadata": [
           "name": "usual", "namespace": "default", "uid": "0b6f2d84-5d1e-4a5c-9f0e-6a1e2c3d4e5f",
@@ -150,39 +150,23 @@ final class ReflectorTests: XCTestCase {
       ["kind": "Other", "metadata": ["name": "kind", "namespace": "x", "resourceVersion": "4"]],
       ["apiVersion": "v2", "metadata": ["name": "version", "namespace": "x"]],
       ["metadata": ["name": "empty-namespace", "namespace": "", "uid": "u"]],
-      // Not quite the form the compact identity keeps: handed on as they came.
-      [
-        "metadata": [
-          "name": "upper", "namespace": "x", "uid": "0B6F2D84-5D1E-4A5C-9F0E-6A1E2C3D4E5F",
-        ]
-      ],
-      [
-        "metadata": [
-          "name": "long", "namespace": "x", "uid": "0b6f2d84-5d1e-4a5c-9f0e-6a1e2c3d4e5f0",
-        ]
-      ],
-      [
-        "metadata": [
-          "name": "short", "namespace": "x", "uid": "0b6f2d84-5d1e-4a5c-9f0e-6a1e2c3d4e5",
-        ]
-      ],
-      [
-        "metadata": [
-          "name": "hyphen", "namespace": "x", "uid": "0b6f2d845-d1e-4a5c-9f0e-6a1e2c3d4e5f",
-        ]
-      ],
-      [
-        "metadata": [
-          "name": "zeros", "namespace": "x", "uid": "00000000-0000-0000-0000-000000000000",
-        ]
-      ],
-      [
-        "metadata": [
-          "name": "ones", "namespace": "x", "uid": "ffffffff-ffff-ffff-ffff-ffffffffffff",
-        ]
-      ],
       ["metadata": ["name": "number", "namespace": "x", "resourceVersion": 7]],
     ]
+    // Uids near the form the compact identity keeps (a lowercase UUID), and at its edges:
+    // each handed on as it came.
+    let uids = [
+      "upper": "0B6F2D84-5D1E-4A5C-9F0E-6A1E2C3D4E5F",
+      "long": "0b6f2d84-5d1e-4a5c-9f0e-6a1e2c3d4e5f0",
+      "short": "0b6f2d84-5d1e-4a5c-9f0e-6a1e2c3d4e5",
+      "hyphen": "0b6f2d845-d1e-4a5c-9f0e-6a1e2c3d4e5f",
+      "zeros": "00000000-0000-0000-0000-000000000000",
+      "ones": "ffffffff-ffff-ffff-ffff-ffffffffffff",
+    ]
+    let objects =
+      fixed
+      + uids.sorted { $0.key < $1.key }.map { name, uid -> JSONValue in
+        ["metadata": ["name": .string(name), "namespace": "x", "uid": .string(uid)]]
+      }
     var store = InformerStore(resource: resource)
     XCTAssertEqual(store.replace(with: objects).changes.count, objects.count)
     for object in objects {

@@ -115,17 +115,9 @@ final class ServiceTableTests: XCTestCase {
   }
 
   func testRandomChangesMatchTheWholeSetPlannerAndTheirDiffs() throws {
-    var random = SystemRandomNumberGenerator()
-    var seed = UInt64.random(in: 0...UInt64.max, using: &random)
-    let initialSeed = seed
-    func next(_ bound: Int) -> Int {
-      // SplitMix64, seeded: a failure prints the seed so it can be replayed.
-      seed &+= 0x9E37_79B9_7F4A_7C15
-      var z = seed
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return Int((z ^ (z >> 31)) % UInt64(bound))
-    }
+    var random = SeededRandom()
+    let initialSeed = random.seed
+    func next(_ bound: Int) -> Int { random.next(bound) }
     let names = (0..<6).map { "s\($0)" }
     let ips = (1...4).map { "10.96.0.\($0)" }
     var table = ServiceTable(nodeName: "node1")

@@ -60,16 +60,9 @@ final class StableIDTableTests: XCTestCase {
   }
 
   func testTheTableHandsOutWhatTheModelDoesAcrossWrapsSavesAndDrafts() throws {
-    var generator = SystemRandomNumberGenerator()
-    let seed = UInt64.random(in: 0...UInt64.max, using: &generator)
-    var state = seed
-    func next(_ bound: Int) -> Int {
-      state &+= 0x9E37_79B9_7F4A_7C15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return Int((z ^ (z >> 31)) % UInt64(bound))
-    }
+    var random = SeededRandom()
+    let seed = random.seed
+    func next(_ bound: Int) -> Int { random.next(bound) }
     let keys = (0..<9).map { "k\($0)" }
     var wraps = 0
     for run in 0..<40 {
