@@ -259,15 +259,17 @@ actor ServiceManager {
   /// each flow name refresh (GET /v1/flows, and once a second per follower) ≈ 300 ms and
   /// 27 MiB of peak (bench/results/agent-memory.md).
   func list(backends: Bool = true) -> [ServiceStatus] {
-    table.frontends.values.sorted { $0.id < $1.id }.map { Self.status($0, backends: backends) }
+    frontendsByID.map { Self.status($0, backends: backends) }
   }
+
+  private var frontendsByID: [ServiceFrontend] { table.frontends.values.sorted { $0.id < $1.id } }
 
   /// GET /v1/services's body: `list()` as JSON, each status made as it is written. Made all at
   /// once, the 10,000 statuses' 100,000 backend strings were small blocks spread through the
-  /// heap, and what the listing left behind stayed resident: the agent's RSS 4–12 MiB higher
+  /// heap, and what the listing left behind stayed resident: the agent's RSS 1–12 MiB higher
   /// after one listing (bench/results/agent-memory.md).
   func listJSON() -> [UInt8] {
-    let frontends = table.frontends.values.sorted { $0.id < $1.id }
+    let frontends = frontendsByID
     return ServiceStatus.jsonArray(
       frontends.lazy.map { Self.status($0, backends: true) }, frontends: frontends.count,
       backends: frontends.reduce(0) { $0 + $1.backends.count })

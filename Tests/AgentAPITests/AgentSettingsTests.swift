@@ -37,6 +37,8 @@ final class AgentSettingsTests: XCTestCase {
         environment: [:], hostname: "n1")
     }
     XCTAssertEqual(resolve(flag: nil, file: nil).tcHook, .clsact)
+    XCTAssertEqual(resolve(flag: nil, file: "clsact").tcHook, .clsact)
+    XCTAssertEqual(resolve(flag: nil, file: "tcx").tcHook, .tcx, "the file overrides the default")
     XCTAssertEqual(resolve(flag: nil, file: "auto").tcHook, .auto)
     XCTAssertEqual(resolve(flag: "tcx", file: "clsact").tcHook, .tcx)
     XCTAssertNil(resolve(flag: "tcx", file: nil).problem)
